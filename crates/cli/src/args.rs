@@ -1,0 +1,191 @@
+//! The command line: every command, flag and default.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A render farm: a server that queues jobs, workers that run them, and this command to
+/// start them and submit work.
+#[derive(Debug, Parser)]
+#[command(name = "buildcat", version = buildcat_proto::SOFTWARE_VERSION, propagate_version = true)]
+pub struct Cli {
+    /// Verbose logs (same as RUST_LOG=debug).
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: queues jobs and hands them to workers.
+    Server(ServerArgs),
+    /// Run one worker, serving QUEUEs in the order given, rooted at the current directory.
+    Worker(WorkerArgs),
+    /// Run N workers in one process.
+    Workers(WorkersArgs),
+    /// Run a whole single-host farm: a server and local workers rooted here.
+    Farm(FarmArgs),
+    /// Submit a worker-info job, wait for it and print what the worker reports.
+    WorkerInfo(WorkerInfoArgs),
+    /// Show the farm at a glance: queues with job counts, and workers.
+    Info(InfoArgs),
+    /// Print the version.
+    Version,
+}
+
+impl Command {
+    /// Long-running commands log at info by default.
+    pub fn is_service(&self) -> bool {
+        matches!(
+            self,
+            Command::Server(_) | Command::Worker(_) | Command::Workers(_) | Command::Farm(_)
+        )
+    }
+}
+
+/// Where the server is.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// The server's host name or address.
+    #[arg(long, env = "BUILDCAT_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// The server's port.
+    #[arg(long, env = "BUILDCAT_PORT", default_value_t = buildcat_proto::DEFAULT_PORT)]
+    pub port: u16,
+    /// The largest message accepted, in bytes.
+    #[arg(long, default_value_t = buildcat_proto::DEFAULT_MAX_FRAME, hide = true)]
+    pub max_frame: usize,
+}
+
+impl Connection {
+    /// `host:port`, with brackets around an IPv6 address.
+    pub fn addr(&self) -> String {
+        join_host_port(&self.host, self.port)
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// `buildcat server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The address to listen on; 0.0.0.0 (or ::) accepts every host.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// The port to listen on.
+    #[arg(long, env = "BUILDCAT_PORT", default_value_t = buildcat_proto::DEFAULT_PORT)]
+    pub port: u16,
+    /// The SQLite file that keeps the jobs.
+    #[arg(long, default_value = "buildcat.db")]
+    pub storage: PathBuf,
+    #[command(flatten)]
+    pub tuning: ServerTuning,
+}
+
+/// Server settings shared by `server` and `farm`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerTuning {
+    /// How long finished jobs keep their results, in hours.
+    #[arg(long, default_value_t = 24.0)]
+    pub retention_hours: f64,
+    /// How often workers heartbeat, in seconds; three missed heartbeats lose a worker.
+    #[arg(long, default_value_t = 5.0)]
+    pub heartbeat: f64,
+    /// The largest message accepted, in bytes.
+    #[arg(long, default_value_t = buildcat_proto::DEFAULT_MAX_FRAME)]
+    pub max_frame: usize,
+    /// Connections beyond this many are refused.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_connections: usize,
+    /// Do not wait for the disk on commit (UNSAFE: a power loss can lose acknowledged
+    /// jobs; for measuring what durability costs).
+    #[arg(long, hide = true)]
+    pub unsafe_no_sync: bool,
+}
+
+/// `buildcat worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The shared storage root; job paths are relative to it [default: current directory].
+    #[arg(long, env = "BUILDCAT_ROOT")]
+    pub root: Option<PathBuf>,
+    /// Exit after this many jobs.
+    #[arg(long)]
+    pub max_jobs: Option<u64>,
+    /// The worker's name on the farm [default: HOST.PID].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Queues to serve, highest priority first.
+    #[arg(default_value = "default")]
+    pub queues: Vec<String>,
+}
+
+/// `buildcat workers`.
+#[derive(Debug, Args)]
+pub struct WorkersArgs {
+    /// How many workers to run.
+    #[arg(short = 'n', long)]
+    pub count: usize,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+/// `buildcat farm`.
+#[derive(Debug, Args)]
+pub struct FarmArgs {
+    /// How many local workers [default: one per core].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// The SQLite file that keeps the jobs.
+    #[arg(long, default_value = "buildcat.db")]
+    pub storage: PathBuf,
+    /// The port to listen on (loopback only).
+    #[arg(long, env = "BUILDCAT_PORT", default_value_t = buildcat_proto::DEFAULT_PORT)]
+    pub port: u16,
+    /// Queues the local workers serve, highest priority first.
+    #[arg(default_value = "default")]
+    pub queues: Vec<String>,
+    #[command(flatten)]
+    pub tuning: ServerTuning,
+}
+
+/// `buildcat worker-info`.
+#[derive(Debug, Args)]
+pub struct WorkerInfoArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The queue to submit to.
+    #[arg(long, default_value = "default")]
+    pub queue: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Give up waiting after this many seconds (the job stays queued).
+    #[arg(long)]
+    pub timeout: Option<f64>,
+}
+
+/// `buildcat info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh every this many seconds until Ctrl-C.
+    #[arg(long)]
+    pub interval: Option<f64>,
+}

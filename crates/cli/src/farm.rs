@@ -1,0 +1,163 @@
+//! The long-running commands: `server`, `worker`, `workers` and `farm`.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use buildcat_queue::ServerConfig;
+use buildcat_worker::Worker;
+use tokio::net::TcpListener;
+
+use crate::args::{FarmArgs, ServerArgs, ServerTuning, WorkerArgs, join_host_port};
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn server_config(storage: &Path, tuning: &ServerTuning) -> anyhow::Result<ServerConfig> {
+    if !(tuning.heartbeat > 0.0 && tuning.heartbeat.is_finite()) {
+        bail!("--heartbeat must be a positive number of seconds");
+    }
+    if !(tuning.retention_hours >= 0.0 && tuning.retention_hours.is_finite()) {
+        bail!("--retention-hours must be zero or more");
+    }
+    let mut config = ServerConfig::new(storage);
+    config.sync = !tuning.unsafe_no_sync;
+    config.max_frame = tuning.max_frame;
+    config.max_connections = tuning.max_connections;
+    config.core.heartbeat = Duration::from_secs_f64(tuning.heartbeat);
+    config.core.retention = Duration::from_secs_f64(tuning.retention_hours * 3600.0);
+    Ok(config)
+}
+
+async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
+    let addr = join_host_port(host, port);
+    TcpListener::bind(&addr).await.with_context(|| {
+        format!("could not listen on {addr} (is another server using the port? try --port)")
+    })
+}
+
+/// `buildcat server`.
+pub async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let config = server_config(&args.storage, &args.tuning)?;
+    let listener = bind(&args.bind, args.port).await?;
+    let loopback = args
+        .bind
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(args.bind == "localhost");
+    if !loopback {
+        tracing::warn!(
+            bind = %args.bind,
+            "listening beyond this host without TLS: anyone who can reach this port can run jobs on your workers"
+        );
+    }
+    buildcat_queue::run(listener, config, shutdown_signal())
+        .await
+        .with_context(|| format!("server with storage {}", args.storage.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build_worker(args: &WorkerArgs, addr: String, count: usize) -> anyhow::Result<Worker> {
+    if count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let root = match &args.root {
+        Some(root) => root.clone(),
+        None => std::env::current_dir().context("could not read the current directory")?,
+    };
+    let mut builder = Worker::builder()
+        .server(addr)
+        .queues(args.queues.iter().cloned())
+        .root(root)
+        .concurrency(count)
+        .max_jobs(args.max_jobs)
+        .max_frame(args.connection.max_frame);
+    if let Some(name) = &args.name {
+        builder = builder.name(name.clone());
+    }
+    Ok(builder.build()?)
+}
+
+/// `buildcat worker` (count 1) and `buildcat workers -n N`.
+pub async fn worker(args: WorkerArgs, count: usize) -> anyhow::Result<ExitCode> {
+    let worker = build_worker(&args, args.connection.addr(), count)?;
+    worker.run(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `buildcat farm`: a server and local workers in one process.
+pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
+    let count = match args.workers {
+        Some(count) => count,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let config = server_config(&args.storage, &args.tuning)?;
+    let listener = bind("127.0.0.1", args.port).await?;
+    let addr = listener
+        .local_addr()
+        .context("could not read the listening address")?;
+    let worker_args = WorkerArgs {
+        connection: crate::args::Connection {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            max_frame: args.tuning.max_frame,
+        },
+        root: None,
+        max_jobs: None,
+        name: None,
+        queues: args.queues.clone(),
+    };
+    let worker = build_worker(&worker_args, addr.to_string(), count)?;
+    let root = std::env::current_dir().context("could not read the current directory")?;
+    eprintln!(
+        "buildcat farm: server on {addr} (storage {}), {count} worker(s) rooted at {}, serving {}; Ctrl-C stops it",
+        args.storage.display(),
+        root.display(),
+        args.queues.join(", ")
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server_stop = {
+        let mut stop = stop_rx.clone();
+        async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        }
+    };
+    let worker_stop = {
+        let mut stop = stop_rx;
+        async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        }
+    };
+    let server = tokio::spawn(buildcat_queue::run(listener, config, server_stop));
+    let workers = tokio::spawn(worker.run(worker_stop));
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let worker_result = workers.await.context("worker task")?;
+    let server_result = server.await.context("server task")?;
+    worker_result?;
+    server_result.with_context(|| format!("server with storage {}", args.storage.display()))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,72 @@
+//! `buildcat`: the command-line program of the buildcat render farm.
+//!
+//! This binary only parses arguments, calls the libraries and prints; the farm itself lives
+//! in `buildcat-queue` (server), `buildcat-worker` and `buildcat-client`.
+
+mod args;
+mod farm;
+mod output;
+mod submit;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.debug, cli.command.is_service());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Server(args) => farm::server(args).await,
+        Command::Worker(args) => farm::worker(args, 1).await,
+        Command::Workers(args) => {
+            let count = args.count;
+            farm::worker(args.worker, count).await
+        }
+        Command::Farm(args) => farm::farm(args).await,
+        Command::WorkerInfo(args) => submit::worker_info(args).await,
+        Command::Info(args) => output::info(args).await,
+        Command::Version => {
+            println!("buildcat {}", buildcat_proto::SOFTWARE_VERSION);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Logs go to stderr. Services log at `info`, one-shot commands only warnings, `--debug`
+/// shows everything; `RUST_LOG` overrides all of it.
+fn init_logging(debug: bool, service: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (debug, service) {
+        (true, _) => "debug",
+        (false, true) => "info",
+        (false, false) => "warn",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(debug)
+        .init();
+}

@@ -1,0 +1,70 @@
+//! Commands that submit jobs and wait for them.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use buildcat_client::{Client, ClientOptions};
+use buildcat_proto::WorkerInfo;
+
+use crate::args::{Connection, WorkerInfoArgs};
+use crate::output::print_tree;
+
+/// Connects to the server named on the command line.
+pub async fn connect(connection: &Connection) -> anyhow::Result<Client> {
+    let options = ClientOptions {
+        max_frame: connection.max_frame,
+        ..ClientOptions::default()
+    };
+    Ok(Client::connect_with(&connection.addr(), options).await?)
+}
+
+/// How long to wait before telling the user that nothing has picked the job up yet.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+/// `buildcat worker-info`.
+pub async fn worker_info(args: WorkerInfoArgs) -> anyhow::Result<ExitCode> {
+    let client = connect(&args.connection).await?;
+    let handle = client.submit(&args.queue, &WorkerInfo).await?;
+    let id = handle.id();
+    let wait = handle.wait();
+    tokio::pin!(wait);
+    let limit = args.timeout.map(Duration::from_secs_f64);
+    let report = tokio::select! {
+        report = &mut wait => report?,
+        () = sleep_or_forever(limit) => {
+            anyhow::bail!(
+                "job {id} did not finish within {}s; it stays in queue `{}` (is a worker running and serving that queue?)",
+                limit.map_or(0.0, |l| l.as_secs_f64()),
+                args.queue
+            );
+        }
+        () = tokio::time::sleep(PATIENCE) => {
+            eprintln!("waiting for job {id} in queue `{}` (is a worker running and serving it?)", args.queue);
+            tokio::select! {
+                report = &mut wait => report?,
+                () = sleep_or_forever(limit.map(|l| l.saturating_sub(PATIENCE))) => {
+                    anyhow::bail!(
+                        "job {id} did not finish within {}s; it stays in queue `{}` (is a worker running and serving that queue?)",
+                        limit.map_or(0.0, |l| l.as_secs_f64()),
+                        args.queue
+                    );
+                }
+            }
+        }
+    };
+    let value = serde_json::to_value(&report).context("could not format the worker info")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print_tree(&value, 0);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sleep_or_forever(limit: Option<Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
+        None => std::future::pending().await,
+    }
+}

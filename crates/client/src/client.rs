@@ -1,0 +1,260 @@
+//! [`Client`]: typed requests over one shared connection.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use buildcat_proto::{
+    DEFAULT_MAX_FRAME, FarmInfo, JobId, JobOptions, JobStatus, NewJob, Reply, Request, Task, codec,
+};
+
+use crate::connect::{self, DEFAULT_TIMEOUT};
+use crate::connection::Connection;
+use crate::error::ClientError;
+use crate::handle::JobHandle;
+
+/// How a [`Client`] connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// How long resolving the address and opening the TCP connection may take.
+    pub connect_timeout: Duration,
+    /// How long the server may take to answer the hello once connected.
+    pub handshake_timeout: Duration,
+    /// The largest frame the client accepts from the server, and sends (the server's own
+    /// limit, from its welcome, applies to sending when it is smaller).
+    pub max_frame: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: DEFAULT_TIMEOUT,
+            handshake_timeout: DEFAULT_TIMEOUT,
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+/// A connection to a buildcat server.
+///
+/// Cheap to clone: clones share one connection, on which any number of requests may be in
+/// flight at once (replies are matched to requests by id, in whatever order they come).
+/// The connection closes when the last clone, and the last [`JobHandle`] made from it, is
+/// dropped.
+///
+/// If the connection is lost, every request waiting and every later one fails with
+/// [`ClientError::ConnectionLost`]; connect again to carry on.
+#[derive(Clone)]
+pub struct Client {
+    /// The connection every clone shares.
+    connection: Arc<Connection>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("addr", &self.addr())
+            .field("server_version", &self.server_version())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Connects to the server at `addr` (`host:port`, e.g. `127.0.0.1:2228`, `[::1]:2228`
+    /// or `render-server:2228`) with the default options.
+    pub async fn connect(addr: &str) -> Result<Client, ClientError> {
+        Client::connect_with(addr, ClientOptions::default()).await
+    }
+
+    /// Connects to the server at `addr` with the given timeouts and frame limit.
+    ///
+    /// Every address the host name resolves to is tried in turn.
+    pub async fn connect_with(addr: &str, options: ClientOptions) -> Result<Client, ClientError> {
+        let (framed, welcome) = connect::open(addr, &options).await?;
+        let connection = Connection::start(addr, framed, &welcome, options.max_frame);
+        Ok(Client {
+            connection: Arc::new(connection),
+        })
+    }
+
+    /// The server's address as given to [`Client::connect`].
+    pub fn addr(&self) -> &str {
+        self.connection.addr()
+    }
+
+    /// The server's software version, as it said in its welcome.
+    pub fn server_version(&self) -> &str {
+        self.connection.server_version()
+    }
+
+    /// Submits one task to `queue` with the task's default options.
+    pub async fn submit<T: Task>(
+        &self,
+        queue: &str,
+        task: &T,
+    ) -> Result<JobHandle<T>, ClientError> {
+        self.submit_with(queue, task, task.default_options()).await
+    }
+
+    /// Submits one task to `queue` with the given options.
+    ///
+    /// Returns once the server has stored the job.
+    pub async fn submit_with<T: Task>(
+        &self,
+        queue: &str,
+        task: &T,
+        options: JobOptions,
+    ) -> Result<JobHandle<T>, ClientError> {
+        let job = new_job(queue, task, options)?;
+        let ids = self.submit_jobs(vec![job]).await?;
+        match ids.as_slice() {
+            [id] => Ok(self.handle(*id)),
+            _ => Err(wrong_id_count(1, ids.len())),
+        }
+    }
+
+    /// Submits many tasks to `queue` in one request, each with its default options.
+    ///
+    /// The handles come in the order of `tasks`. An empty batch sends nothing.
+    pub async fn submit_batch<T: Task>(
+        &self,
+        queue: &str,
+        tasks: impl IntoIterator<Item = T>,
+    ) -> Result<Vec<JobHandle<T>>, ClientError> {
+        let jobs = tasks
+            .into_iter()
+            .map(|task| new_job(queue, &task, task.default_options()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids = self.submit_jobs(jobs).await?;
+        Ok(ids.into_iter().map(|id| self.handle(id)).collect())
+    }
+
+    /// Submits jobs as they are, in one request; returns their ids in the same order.
+    ///
+    /// Returns once the server has stored every job. An empty list sends nothing.
+    pub async fn submit_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, ClientError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        for job in &jobs {
+            check_job(job)?;
+        }
+        let count = jobs.len();
+        match self.request(Request::Submit(jobs)).await? {
+            Reply::Submitted(ids) if ids.len() == count => Ok(ids),
+            Reply::Submitted(ids) => Err(wrong_id_count(count, ids.len())),
+            other => Err(unexpected("Submit", &other)),
+        }
+    }
+
+    /// A handle on a job submitted earlier (by this program or another), to wait for its
+    /// typed output.
+    ///
+    /// The job's kind is checked against `T` when its output is read.
+    pub fn handle<T: Task>(&self, id: JobId) -> JobHandle<T> {
+        JobHandle {
+            id,
+            client: self.clone(),
+            task: PhantomData,
+        }
+    }
+
+    /// Waits until the job has ended, however it ended, and returns its final record.
+    ///
+    /// The server tells the client when the job ends; nothing polls, so waiting for hours
+    /// costs nothing.
+    pub async fn wait_job(&self, id: JobId) -> Result<JobStatus, ClientError> {
+        match self.request(Request::Wait(id)).await? {
+            Reply::Ended(status) => check_status(id, status),
+            other => Err(unexpected("Wait", &other)),
+        }
+    }
+
+    /// What the server knows of a job now.
+    pub async fn job(&self, id: JobId) -> Result<JobStatus, ClientError> {
+        match self.request(Request::Job(id)).await? {
+            Reply::Job(status) => check_status(id, status),
+            other => Err(unexpected("Job", &other)),
+        }
+    }
+
+    /// The farm at a glance: queues with their counts, and workers.
+    pub async fn info(&self) -> Result<FarmInfo, ClientError> {
+        match self.request(Request::Info).await? {
+            Reply::Info(info) => Ok(info),
+            other => Err(unexpected("Info", &other)),
+        }
+    }
+
+    /// Sends any request and waits for its reply.
+    ///
+    /// The typed methods are built on this. A request the server cannot serve gives
+    /// [`ClientError::RequestRefused`]. Dropping the future stops waiting; the server may
+    /// still act on the request.
+    pub async fn request(&self, request: Request) -> Result<Reply, ClientError> {
+        self.connection.request(request).await
+    }
+}
+
+/// A task as a job for `queue`.
+fn new_job<T: Task>(queue: &str, task: &T, options: JobOptions) -> Result<NewJob, ClientError> {
+    let args = codec::encode_value(task).map_err(ClientError::Encode)?;
+    Ok(NewJob {
+        queue: queue.to_owned(),
+        kind: T::KIND.to_owned(),
+        args,
+        options,
+    })
+}
+
+/// Refuses, before anything is sent, a job the server would refuse.
+fn check_job(job: &NewJob) -> Result<(), ClientError> {
+    if job.queue.trim().is_empty() {
+        return Err(ClientError::Invalid(
+            "the queue name is empty; every job goes into a named queue, such as `default`"
+                .to_owned(),
+        ));
+    }
+    if job.kind.trim().is_empty() {
+        return Err(ClientError::Invalid(format!(
+            "a job for queue `{}` has an empty kind",
+            job.queue
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that a record is about the job asked for.
+fn check_status(id: JobId, status: JobStatus) -> Result<JobStatus, ClientError> {
+    if status.id == id {
+        Ok(status)
+    } else {
+        Err(ClientError::Protocol(format!(
+            "asked about job {id}, it answered with the record of job {}",
+            status.id
+        )))
+    }
+}
+
+/// The server returned a number of ids other than the number of jobs submitted.
+fn wrong_id_count(submitted: usize, returned: usize) -> ClientError {
+    ClientError::Protocol(format!(
+        "{submitted} jobs were submitted but it returned {returned} ids"
+    ))
+}
+
+/// A reply that does not answer the request it came for.
+fn unexpected(request: &str, reply: &Reply) -> ClientError {
+    let name = match reply {
+        Reply::Submitted(_) => "Submitted",
+        Reply::Ended(_) => "Ended",
+        Reply::Job(_) => "Job",
+        Reply::Info(_) => "Info",
+        Reply::Registered { .. } => "Registered",
+        Reply::Ack => "Ack",
+    };
+    ClientError::Protocol(format!(
+        "it answered a `{request}` request with a `{name}` reply"
+    ))
+}

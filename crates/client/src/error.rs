@@ -1,0 +1,213 @@
+//! Everything that can go wrong between a program and the buildcat server.
+//!
+//! Each message is one lowercase line that names the address or job involved, so a program
+//! can print it as is or chain it under its own context. A variant that wraps another error
+//! puts that error's words in its own message and keeps the value in a field for code that
+//! wants to inspect it, rather than also returning it from `source()`: a chain printer would
+//! otherwise say the same thing twice.
+
+use std::io;
+use std::time::Duration;
+
+use buildcat_proto::{CodecError, Failure, HandshakeError, JobId, RequestError};
+
+/// Why a connection, a request or a job did not give the answer asked for.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The address is not of the form `host:port`.
+    #[error(
+        "`{addr}` is not a server address: expected host:port, such as 127.0.0.1:2228 or \
+         render-server:2228"
+    )]
+    InvalidAddress {
+        /// The address given.
+        addr: String,
+    },
+    /// The host name of the address could not be resolved.
+    #[error("could not resolve the buildcat server address {addr}: {}", describe_io(.error))]
+    Resolve {
+        /// The address given.
+        addr: String,
+        /// What the resolver said.
+        error: io::Error,
+    },
+    /// No address of the server accepted a TCP connection.
+    #[error(
+        "could not connect to the buildcat server at {addr}: {} (is `buildcat server` running?)",
+        describe_io(.error)
+    )]
+    Connect {
+        /// The address given.
+        addr: String,
+        /// Why the last address tried refused (e.g. `ConnectionRefused`).
+        error: io::Error,
+    },
+    /// Resolving and connecting took longer than the connect timeout.
+    #[error(
+        "timed out after {after:?} connecting to the buildcat server at {addr} (is the address \
+         right and the port open?)"
+    )]
+    ConnectTimeout {
+        /// The address given.
+        addr: String,
+        /// The connect timeout that ran out.
+        after: Duration,
+    },
+    /// The server answered the hello with a refusal.
+    #[error("the buildcat server at {addr} refused the connection: {error}")]
+    HandshakeRefused {
+        /// The address given.
+        addr: String,
+        /// Why the server refused, e.g. a protocol version mismatch naming both versions.
+        error: HandshakeError,
+    },
+    /// The server accepted the TCP connection but did not answer the hello in time.
+    #[error(
+        "the server at {addr} did not answer the buildcat handshake within {after:?} (is it a \
+         buildcat server?)"
+    )]
+    HandshakeTimeout {
+        /// The address given.
+        addr: String,
+        /// The handshake timeout that ran out.
+        after: Duration,
+    },
+    /// The server answered the hello with something that is not a buildcat reply.
+    #[error("the server at {addr} does not speak the buildcat protocol: {reason}")]
+    NotBuildcat {
+        /// The address given.
+        addr: String,
+        /// What was wrong with its answer.
+        reason: String,
+    },
+    /// The connection ended; every request in flight and every later one fails with this.
+    #[error("the connection to the buildcat server at {addr} was lost: {reason}")]
+    ConnectionLost {
+        /// The address given.
+        addr: String,
+        /// How it ended: the server closed it, said why it closed it, or the bytes went wrong.
+        reason: String,
+    },
+    /// The server could not serve the request; the connection stays open.
+    #[error("the server refused the request: {0}")]
+    RequestRefused(RequestError),
+    /// The request was refused before it was sent, e.g. a job with an empty queue name.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The server answered with a reply that does not fit the request.
+    #[error("the server broke the protocol: {0}")]
+    Protocol(String),
+    /// The job ended in failure after its last attempt.
+    #[error("job {id} failed: {}", describe_failure(.failure.as_ref()))]
+    JobFailed {
+        /// The job.
+        id: JobId,
+        /// Why, as the server recorded it (exit code and output tail included).
+        failure: Option<Failure>,
+    },
+    /// The job was canceled before it finished.
+    #[error("job {id} was canceled")]
+    JobCanceled {
+        /// The job.
+        id: JobId,
+    },
+    /// A request could not be encoded, e.g. a batch over the server's frame limit.
+    #[error("could not encode the request: {0}")]
+    Encode(CodecError),
+    /// A finished job's result is not a value of its task's output type.
+    #[error("could not decode the result of job {id} (kind {kind}): {error}")]
+    Decode {
+        /// The job.
+        id: JobId,
+        /// The job's kind, which names the output type expected.
+        kind: String,
+        /// What the decoder said.
+        error: CodecError,
+    },
+}
+
+/// An I/O error in the words of a one-line message: `connection refused`, not
+/// `Connection refused (os error 111)`.
+pub(crate) fn describe_io(error: &io::Error) -> String {
+    use io::ErrorKind;
+
+    let kind = error.kind();
+    let has_plain_words = matches!(
+        kind,
+        ErrorKind::ConnectionRefused
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::NotConnected
+            | ErrorKind::AddrInUse
+            | ErrorKind::AddrNotAvailable
+            | ErrorKind::BrokenPipe
+            | ErrorKind::TimedOut
+            | ErrorKind::UnexpectedEof
+            | ErrorKind::PermissionDenied
+            | ErrorKind::HostUnreachable
+            | ErrorKind::NetworkUnreachable
+            | ErrorKind::NetworkDown
+    );
+    // An OS error of a well-known kind reads the same on every platform by its kind's name;
+    // anything else (a resolver message, a custom error) keeps its own words.
+    if has_plain_words && error.get_ref().is_none() {
+        return kind.to_string();
+    }
+    let text = error.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => &text[..at],
+        _ => text.as_str(),
+    };
+    lowercase_first(text)
+}
+
+/// `Name or service not known` as `name or service not known`.
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// A failure's reason and exit code, or a note that none was recorded.
+fn describe_failure(failure: Option<&Failure>) -> String {
+    match failure {
+        Some(failure) => failure.to_string(),
+        None => "the server recorded no reason".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_errors_read_as_their_kind() {
+        let refused = io::Error::from_raw_os_error(111);
+        if refused.kind() == io::ErrorKind::ConnectionRefused {
+            assert_eq!(describe_io(&refused), "connection refused");
+        }
+        let simple = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(describe_io(&simple), "connection reset");
+    }
+
+    #[test]
+    fn other_errors_keep_their_words_in_lowercase() {
+        let resolver = io::Error::other("Name or service not known");
+        assert_eq!(describe_io(&resolver), "name or service not known");
+        let custom = io::Error::new(io::ErrorKind::ConnectionRefused, "Refused by policy");
+        assert_eq!(describe_io(&custom), "refused by policy");
+    }
+
+    #[test]
+    fn a_failure_without_reason_says_so() {
+        let id = JobId(uuid::Uuid::nil());
+        let error = ClientError::JobFailed { id, failure: None };
+        assert_eq!(
+            error.to_string(),
+            format!("job {id} failed: the server recorded no reason")
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! The embeddable async client of a buildcat render farm: submit jobs, wait for their
+//! results and look at the farm from any tokio program.
+//!
+//! ```no_run
+//! use buildcat_client::{Client, ClientError, WorkerInfo};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), ClientError> {
+//!     let client = Client::connect("127.0.0.1:2228").await?;
+//!     let job = client.submit("default", &WorkerInfo).await?;
+//!     let report = job.wait().await?;
+//!     println!("job {} ran on {}", job.id(), report.worker.name);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! A tour of the modules:
+//! - [`client`](Client) holds [`Client`] and [`ClientOptions`]: connecting, then typed
+//!   requests (`submit`, `wait_job`, `job`, `info`) over one connection shared by every
+//!   clone.
+//! - [`JobHandle`] ties a submitted job to its task type, so `wait` returns the task's
+//!   output.
+//! - `connect` opens a connection: resolves the address, connects over TCP, exchanges
+//!   hellos.
+//! - `connection` carries many requests at once over the welcomed socket: a writer task
+//!   that batches frames, a reader task that matches replies to requests by id.
+//! - [`ClientError`] says what went wrong, on one line that names the server or the job.
+//!
+//! The wire encoding lives in [`buildcat_proto`] (re-exported as [`proto`]); this crate
+//! never sees bytes, only typed frames.
+#![deny(missing_docs)]
+
+mod client;
+mod connect;
+mod connection;
+mod error;
+mod handle;
+
+pub use buildcat_proto as proto;
+pub use buildcat_proto::{
+    DEFAULT_PORT, Failure, FarmInfo, JobId, JobOptions, JobState, JobStatus, NewJob, Reply,
+    Request, RequestError, Task, WorkerInfo, WorkerInfoReport,
+};
+pub use client::{Client, ClientOptions};
+pub use error::ClientError;
+pub use handle::JobHandle;

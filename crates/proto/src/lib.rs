@@ -1,0 +1,47 @@
+//! The buildcat wire protocol: message types, the frame codec, the handshake and the task
+//! definitions that submitters and workers share.
+//!
+//! A tour of the modules:
+//! - [`codec`] is the only place that knows the byte encoding (bincode 2, behind a 4-byte
+//!   big-endian length prefix). Everything else deals in typed values.
+//! - [`handshake`] is the first exchange on every connection: [`Hello`] and [`HelloReply`].
+//! - [`message`] holds the frames that follow: requests with ids, replies that echo them and
+//!   pushes from the server (job assignments for workers).
+//! - [`job`] holds what a job is: its id, options, states and the record the server keeps.
+//! - [`task`] ties a job kind to typed arguments and output ([`Task`]) and defines the
+//!   built-in [`WorkerInfo`] task.
+//!
+//! ```
+//! use buildcat_proto::{codec, Task, WorkerInfo};
+//!
+//! // A submitter encodes typed arguments; the worker decodes them into the same type.
+//! let args = codec::encode_value(&WorkerInfo).unwrap();
+//! let _back: WorkerInfo = codec::decode_value(&args).unwrap();
+//! assert_eq!(WorkerInfo::KIND, "buildcat.worker.info");
+//! ```
+#![deny(missing_docs)]
+
+pub mod codec;
+pub mod handshake;
+pub mod job;
+pub mod message;
+pub mod task;
+
+pub use codec::{CodecError, DEFAULT_MAX_FRAME, FrameCodec};
+pub use handshake::{HandshakeError, Hello, HelloReply, MAGIC, PROTOCOL_VERSION, Role, Welcome};
+pub use job::{
+    Attempt, AttemptOutcome, Failure, JobId, JobOptions, JobState, JobStatus, NewJob, Timestamp,
+};
+pub use message::{
+    Assignment, ClientFrame, Completion, FarmInfo, Outcome, QueueSummary, Reply, Request,
+    RequestError, RequestId, ServerFrame, WorkerActivity, WorkerRegistration, WorkerSummary,
+};
+pub use task::{OsInfo, RuntimeInfo, Task, WorkerDetails, WorkerInfo, WorkerInfoReport};
+
+/// The default TCP port of a buildcat server.
+///
+/// The original used Redis's 6379; the rewrite has its own so both can run side by side.
+pub const DEFAULT_PORT: u16 = 2228;
+
+/// The version of this software, sent in the handshake and reported by `buildcat version`.
+pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,263 @@
+//! The frames exchanged after the handshake.
+//!
+//! A peer sends [`ClientFrame`]s, each a [`Request`] with an id of the peer's choosing. The
+//! server sends [`ServerFrame`]s: a reply that echoes the id of the request it answers, or
+//! a push the peer did not ask for (a job for a worker). Replies may come in any order, so
+//! one connection carries many requests in flight.
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::{Failure, JobId, JobState, JobStatus, NewJob, Timestamp};
+
+/// Chosen by the peer; echoed by the server's reply.
+pub type RequestId = u64;
+
+/// A request from a client or a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientFrame {
+    /// Echoed in the reply.
+    pub id: RequestId,
+    /// What is asked.
+    pub request: Request,
+}
+
+/// What a peer may ask of the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Queue jobs. Answered with [`Reply::Submitted`] once they are durable.
+    Submit(Vec<NewJob>),
+    /// Answered with [`Reply::Ended`] when the job has ended (at once if it already has).
+    Wait(JobId),
+    /// Answered with [`Reply::Job`]: what the server knows of the job now.
+    Job(JobId),
+    /// Answered with [`Reply::Info`]: queues and workers.
+    Info,
+    /// A worker introduces itself; answered with [`Reply::Registered`]. Workers only.
+    Register(WorkerRegistration),
+    /// A worker is alive. Answered with [`Reply::Ack`]. Workers only.
+    Heartbeat,
+    /// A worker reports how a job ended. Answered with [`Reply::Ack`] once durable.
+    Complete(Completion),
+}
+
+/// How a worker introduces itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRegistration {
+    /// A name unique on the farm, e.g. `render01.12345.1`.
+    pub name: String,
+    /// The host it runs on.
+    pub host: String,
+    /// Its root directory (absolute, as that host sees it).
+    pub root: String,
+    /// The queues it serves, highest priority first.
+    pub queues: Vec<String>,
+    /// The job kinds it can run.
+    pub kinds: Vec<String>,
+    /// The worker's process id.
+    pub pid: u32,
+    /// Its software version.
+    pub version: String,
+    /// Jobs it is still running from before a reconnect: (job, attempt).
+    pub running: Vec<(JobId, u32)>,
+}
+
+/// A worker's report of how an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    /// The job.
+    pub job: JobId,
+    /// The attempt number from the [`Assignment`]; a report for an older attempt is refused.
+    pub attempt: u32,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// What a handler produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The encoded output.
+    Finished(Vec<u8>),
+    /// Why it failed.
+    Failed(Failure),
+}
+
+/// A frame from the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerFrame {
+    /// The answer to the request with this id.
+    Reply {
+        /// The request's id.
+        id: RequestId,
+        /// The answer, or why the request could not be served.
+        reply: Result<Reply, RequestError>,
+    },
+    /// A job for a worker to run.
+    Assign(Assignment),
+    /// The server is closing this connection, and why.
+    Closing(String),
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// The ids of the submitted jobs, in submission order.
+    Submitted(Vec<JobId>),
+    /// The job has ended; this is its final record.
+    Ended(JobStatus),
+    /// The job's record now.
+    Job(JobStatus),
+    /// Queues and workers.
+    Info(FarmInfo),
+    /// The worker is registered under this name.
+    Registered {
+        /// The name the server knows the worker by.
+        name: String,
+        /// How often the server expects a heartbeat, in milliseconds.
+        heartbeat_ms: u64,
+    },
+    /// Done.
+    Ack,
+}
+
+/// Why a request could not be served. The connection stays open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// No job with this id (it may have been pruned after its retention period).
+    #[error("no job with id {0} (it may have been pruned after its retention period)")]
+    UnknownJob(JobId),
+    /// The request is only for workers, or only for clients.
+    #[error("`{request}` is not allowed on a {role} connection")]
+    WrongRole {
+        /// The request's name.
+        request: String,
+        /// The role of the connection.
+        role: String,
+    },
+    /// The request is malformed, e.g. an empty queue name.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The server could not store the change; nothing was acknowledged.
+    #[error("the server could not store the change: {0}")]
+    Storage(String),
+    /// The server is shutting down and takes no new work.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// A worker reported on an attempt that is no longer current.
+    #[error("job {job} attempt {attempt} is no longer current; its result was not recorded")]
+    StaleAttempt {
+        /// The job.
+        job: JobId,
+        /// The attempt reported.
+        attempt: u32,
+    },
+}
+
+/// A job handed to a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The job.
+    pub job: JobId,
+    /// Which attempt this is (1 for the first); echo it in the [`Completion`].
+    pub attempt: u32,
+    /// The queue it came from.
+    pub queue: String,
+    /// Its kind, which picks the handler.
+    pub kind: String,
+    /// The encoded task arguments.
+    pub args: Vec<u8>,
+    /// How long it may run, in milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+/// The farm at a glance.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FarmInfo {
+    /// Every queue that has ever held a job still on record, by name.
+    pub queues: Vec<QueueSummary>,
+    /// Every connected worker, by name.
+    pub workers: Vec<WorkerSummary>,
+}
+
+/// Job counts of one queue.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct QueueSummary {
+    /// The queue's name.
+    pub name: String,
+    /// Jobs waiting for a worker.
+    pub queued: u64,
+    /// Jobs running.
+    pub started: u64,
+    /// Jobs finished and still kept.
+    pub finished: u64,
+    /// Jobs failed and still kept.
+    pub failed: u64,
+    /// Jobs canceled and still kept.
+    pub canceled: u64,
+    /// Jobs waiting for their dependencies.
+    pub deferred: u64,
+}
+
+impl QueueSummary {
+    /// The count for one state.
+    pub fn count(&self, state: JobState) -> u64 {
+        match state {
+            JobState::Queued => self.queued,
+            JobState::Started => self.started,
+            JobState::Finished => self.finished,
+            JobState::Failed => self.failed,
+            JobState::Canceled => self.canceled,
+            JobState::Deferred => self.deferred,
+        }
+    }
+
+    /// The count for one state, to change it.
+    pub fn count_mut(&mut self, state: JobState) -> &mut u64 {
+        match state {
+            JobState::Queued => &mut self.queued,
+            JobState::Started => &mut self.started,
+            JobState::Finished => &mut self.finished,
+            JobState::Failed => &mut self.failed,
+            JobState::Canceled => &mut self.canceled,
+            JobState::Deferred => &mut self.deferred,
+        }
+    }
+}
+
+/// One connected worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerSummary {
+    /// Its name.
+    pub name: String,
+    /// Its host.
+    pub host: String,
+    /// Its root directory.
+    pub root: String,
+    /// The queues it serves, highest priority first.
+    pub queues: Vec<String>,
+    /// Idle or busy.
+    pub activity: WorkerActivity,
+    /// The job it runs, if any.
+    pub job: Option<JobId>,
+    /// When it connected.
+    pub connected_at: Timestamp,
+}
+
+/// What a worker is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerActivity {
+    /// Waiting for a job.
+    Idle,
+    /// Running a job.
+    Busy,
+}
+
+impl WorkerActivity {
+    /// `idle` or `busy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerActivity::Idle => "idle",
+            WorkerActivity::Busy => "busy",
+        }
+    }
+}

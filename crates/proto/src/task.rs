@@ -1,0 +1,97 @@
+//! Tasks: a job kind tied to typed arguments and a typed output.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::job::JobOptions;
+
+/// A kind of job, with the type of its arguments (`Self`) and of its output.
+///
+/// Submitters send a `Task` value; the worker that has a handler for [`Task::KIND`] decodes
+/// the same type, runs it and returns an [`Task::Output`], which the submitter gets back
+/// typed.
+///
+/// ```
+/// use buildcat_proto::Task;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Thumbnail { image: String, size: u32 }
+///
+/// impl Task for Thumbnail {
+///     const KIND: &'static str = "studio.thumbnail";
+///     type Output = String;
+/// }
+/// ```
+pub trait Task: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The job kind, e.g. `buildcat.worker.info`. Namespaced by convention.
+    const KIND: &'static str;
+    /// What a worker returns.
+    type Output: Serialize + DeserializeOwned + Send + Sync + 'static;
+
+    /// The options a job of this kind gets unless the submitter sets others.
+    fn default_options(&self) -> JobOptions {
+        JobOptions::default()
+    }
+}
+
+/// The built-in task that reports on the worker that runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WorkerInfo;
+
+impl Task for WorkerInfo {
+    const KIND: &'static str = "buildcat.worker.info";
+    type Output = WorkerInfoReport;
+}
+
+/// What [`WorkerInfo`] returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerInfoReport {
+    /// The operating system.
+    pub os: OsInfo,
+    /// The runtime the worker was built with.
+    pub rust: RuntimeInfo,
+    /// The worker process.
+    pub worker: WorkerDetails,
+}
+
+/// The operating system of a worker, as `uname` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsInfo {
+    /// The host name.
+    pub host: String,
+    /// The machine type, e.g. `x86_64`.
+    pub machine: String,
+    /// The processor type (often the same as `machine`).
+    pub processor: String,
+    /// The kernel release.
+    pub release: String,
+    /// The system name, e.g. `Linux`.
+    pub system: String,
+    /// The kernel version string.
+    pub version: String,
+}
+
+/// The Rust toolchain and target a worker was built with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    /// The `rustc` version.
+    pub version: String,
+    /// The target triple.
+    pub target: String,
+}
+
+/// The worker process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerDetails {
+    /// Its process id.
+    pub pid: u32,
+    /// Its root directory, absolute.
+    pub root: String,
+    /// The user it runs as.
+    pub user: String,
+    /// The buildcat version.
+    pub version: String,
+    /// The worker's name on the farm.
+    pub name: String,
+}

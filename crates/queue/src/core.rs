@@ -1,0 +1,1045 @@
+//! The farm's state machine: queues, jobs, workers and who runs what.
+//!
+//! [`Core::handle`] takes one [`Input`] at a time with the current time and returns the
+//! [`Effect`]s the shell must carry out: frames to send, changes to store, connections to
+//! close. It does no I/O and reads no clock, so every rule here is tested without sockets.
+//!
+//! Durability: a submission becomes visible (queued, dispatchable, acknowledged) only after
+//! the store has committed it; the core parks it under a [`Token`] until
+//! [`Input::Persisted`] comes back. Completions are applied at once and acknowledged to the
+//! worker, and announced to waiting clients, once committed.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use buildcat_proto::{
+    Assignment, Attempt, AttemptOutcome, Completion, Failure, FarmInfo, JobId, JobOptions,
+    JobState, JobStatus, NewJob, Outcome, QueueSummary, Reply, Request, RequestError, RequestId,
+    Role, ServerFrame, Timestamp, WorkerActivity, WorkerRegistration, WorkerSummary,
+};
+
+use crate::store::{StoreOp, StoredJob};
+
+/// Identifies one connection for the life of the server.
+pub type ConnId = u64;
+
+/// Identifies a batch of store operations whose commit the core waits for.
+pub type Token = u64;
+
+/// How many times a job may lose its worker (crash, network loss) before it fails with
+/// "worker lost". Separate from `max_attempts`, which counts failures the job itself reports,
+/// so a render is not failed because a machine rebooted, yet a job that kills every worker it
+/// lands on does not loop forever.
+pub const MAX_WORKER_LOSSES: u32 = 3;
+
+/// Settings of the state machine.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// How often workers must heartbeat.
+    pub heartbeat: Duration,
+    /// Heartbeats a worker may miss before it is considered lost.
+    pub missed_heartbeats: u32,
+    /// How long finished jobs are kept.
+    pub retention: Duration,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            heartbeat: Duration::from_secs(5),
+            missed_heartbeats: 3,
+            retention: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+/// Something that happened, for the core to act on.
+#[derive(Debug)]
+pub enum Input {
+    /// A peer completed the handshake.
+    Connected {
+        /// Its connection.
+        conn: ConnId,
+        /// Client or worker.
+        role: Role,
+    },
+    /// A peer sent a request.
+    Request {
+        /// Its connection.
+        conn: ConnId,
+        /// The request id to echo.
+        id: RequestId,
+        /// What it asks.
+        request: Request,
+    },
+    /// A connection ended.
+    Disconnected {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// The store finished committing the batches with these tokens.
+    Persisted {
+        /// Which batches.
+        tokens: Vec<Token>,
+        /// Why the commit failed, if it did.
+        error: Option<String>,
+    },
+    /// Time passed: check heartbeats and prune old jobs.
+    Tick,
+}
+
+/// Something the shell must do.
+#[derive(Debug, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "effects live for one loop iteration and are moved once; boxing every frame costs more"
+)]
+pub enum Effect {
+    /// Send a frame to a connection.
+    Send(ConnId, ServerFrame),
+    /// Write changes durably, in order; report `token` back in [`Input::Persisted`].
+    Persist {
+        /// The changes.
+        ops: Vec<StoreOp>,
+        /// Reported back once committed, when the core waits for it.
+        token: Option<Token>,
+    },
+    /// Send [`ServerFrame::Closing`] with this reason and close the connection. The core has
+    /// already forgotten the connection.
+    Close(ConnId, String),
+}
+
+/// A job as the core holds it. Queue and kind names are shared between jobs.
+#[derive(Debug, Clone)]
+struct Job {
+    /// The job's id.
+    id: JobId,
+    /// Its queue.
+    queue: Arc<str>,
+    /// Its kind.
+    kind: Arc<str>,
+    /// Its encoded arguments.
+    args: Arc<[u8]>,
+    /// As submitted.
+    options: JobOptions,
+    /// Where it is.
+    state: JobState,
+    /// When it was submitted.
+    created_at: Timestamp,
+    /// When it ended.
+    ended_at: Option<Timestamp>,
+    /// Every attempt so far.
+    attempts: Vec<Attempt>,
+    /// The output, once finished.
+    result: Option<Vec<u8>>,
+    /// Why it failed or was canceled.
+    failure: Option<Failure>,
+}
+
+impl Job {
+    fn status(&self) -> JobStatus {
+        JobStatus {
+            id: self.id,
+            queue: self.queue.to_string(),
+            kind: self.kind.to_string(),
+            state: self.state,
+            options: self.options.clone(),
+            created_at: self.created_at,
+            ended_at: self.ended_at,
+            attempts: self.attempts.clone(),
+            result: self.result.clone(),
+            failure: self.failure.clone(),
+        }
+    }
+
+    fn stored(&self) -> StoredJob {
+        StoredJob {
+            status: self.status(),
+            args: self.args.to_vec(),
+        }
+    }
+
+    fn current_attempt(&self) -> u32 {
+        self.attempts.last().map_or(0, |attempt| attempt.number)
+    }
+
+    fn worker_losses(&self) -> u32 {
+        let lost = self
+            .attempts
+            .iter()
+            .filter(|attempt| attempt.outcome == Some(AttemptOutcome::WorkerLost))
+            .count();
+        u32::try_from(lost).unwrap_or(u32::MAX)
+    }
+
+    fn failed_attempts(&self) -> u32 {
+        let failed = self
+            .attempts
+            .iter()
+            .filter(|attempt| matches!(attempt.outcome, Some(AttemptOutcome::Failed(_))))
+            .count();
+        u32::try_from(failed).unwrap_or(u32::MAX)
+    }
+}
+
+/// The order jobs leave a queue: higher priority first, then older first.
+type QueueKey = (Reverse<i32>, JobId);
+
+/// One named queue.
+#[derive(Debug, Default)]
+struct Queue {
+    /// Jobs waiting for a worker, in dispatch order.
+    pending: BTreeSet<QueueKey>,
+    /// Counts by state, for `info`.
+    summary: QueueSummary,
+}
+
+/// A registered worker.
+#[derive(Debug)]
+struct Worker {
+    /// As the worker introduced itself.
+    registration: WorkerRegistration,
+    /// The job it runs, with the attempt number.
+    current: Option<(JobId, u32)>,
+    /// When it last sent anything.
+    last_seen: Timestamp,
+    /// When it registered.
+    connected_at: Timestamp,
+    /// Its place in the idle order while idle.
+    idle_since: Option<u64>,
+    /// Kinds it can run, for quick lookups.
+    kinds: HashSet<String>,
+}
+
+/// A connection the core knows.
+#[derive(Debug)]
+struct Connection {
+    /// Client or worker.
+    role: Role,
+}
+
+/// What the core waits on a commit for.
+#[derive(Debug)]
+enum Pending {
+    /// Jobs to make visible and acknowledge.
+    Submit {
+        /// Who submitted.
+        conn: ConnId,
+        /// Their request.
+        id: RequestId,
+        /// The jobs, not yet visible.
+        jobs: Vec<Job>,
+    },
+    /// A completion to acknowledge, and a job end to announce.
+    Complete {
+        /// The worker.
+        conn: ConnId,
+        /// Its request.
+        id: RequestId,
+        /// The job, if it ended for good.
+        ended: Option<JobId>,
+    },
+}
+
+/// The farm's state.
+#[derive(Debug)]
+pub struct Core {
+    /// Settings.
+    config: CoreConfig,
+    /// Every job on record.
+    jobs: HashMap<JobId, Job>,
+    /// Every queue that has held a job, by name.
+    queues: BTreeMap<Arc<str>, Queue>,
+    /// Interned kind names.
+    kinds: HashSet<Arc<str>>,
+    /// Connected peers.
+    connections: HashMap<ConnId, Connection>,
+    /// Registered workers, by connection.
+    workers: HashMap<ConnId, Worker>,
+    /// Idle workers, longest idle first.
+    idle: BTreeMap<u64, ConnId>,
+    /// Next idle-order number.
+    idle_counter: u64,
+    /// Clients waiting for a job to end.
+    waiters: HashMap<JobId, Vec<(ConnId, RequestId)>>,
+    /// Deferred jobs waiting on each job.
+    dependents: HashMap<JobId, Vec<JobId>>,
+    /// Commits the core waits for.
+    pending: HashMap<Token, Pending>,
+    /// Next token.
+    next_token: Token,
+    /// Makes job ids strictly increasing.
+    id_context: uuid::ContextV7,
+    /// Effects gathered while handling one input.
+    effects: Vec<Effect>,
+    /// Store operations gathered while handling one input (sent as one Persist).
+    ops: Vec<StoreOp>,
+}
+
+impl Core {
+    /// A core holding `jobs` loaded from storage. Jobs that were started when the server
+    /// stopped go back to their queue; the returned ops record that.
+    pub fn new(config: CoreConfig, stored: Vec<StoredJob>, now: Timestamp) -> (Core, Vec<StoreOp>) {
+        let mut core = Core {
+            config,
+            jobs: HashMap::with_capacity(stored.len()),
+            queues: BTreeMap::new(),
+            kinds: HashSet::new(),
+            connections: HashMap::new(),
+            workers: HashMap::new(),
+            idle: BTreeMap::new(),
+            idle_counter: 0,
+            waiters: HashMap::new(),
+            dependents: HashMap::new(),
+            pending: HashMap::new(),
+            next_token: 0,
+            id_context: uuid::ContextV7::new(),
+            effects: Vec::new(),
+            ops: Vec::new(),
+        };
+        for StoredJob { status, args } in stored {
+            let job = Job {
+                id: status.id,
+                queue: core.intern_queue(&status.queue),
+                kind: core.intern_kind(&status.kind),
+                args: args.into(),
+                options: status.options,
+                state: status.state,
+                created_at: status.created_at,
+                ended_at: status.ended_at,
+                attempts: status.attempts,
+                result: status.result,
+                failure: status.failure,
+            };
+            core.insert_loaded(job, now);
+        }
+        let ops = std::mem::take(&mut core.ops);
+        (core, ops)
+    }
+
+    fn insert_loaded(&mut self, mut job: Job, now: Timestamp) {
+        if job.state == JobState::Started {
+            // The server stopped while this ran; its worker has lost it.
+            if let Some(attempt) = job.attempts.last_mut() {
+                attempt.ended_at = Some(now);
+                attempt.outcome = Some(AttemptOutcome::WorkerLost);
+            }
+            job.state = JobState::Queued;
+            self.ops.push(StoreOp::Update(job.status()));
+        }
+        let id = job.id;
+        let state = job.state;
+        let queue = self.queue_mut(&job.queue);
+        *queue.summary.count_mut(state) += 1;
+        if state == JobState::Queued {
+            queue.pending.insert((Reverse(job.options.priority), id));
+        }
+        if state == JobState::Deferred {
+            for dependency in &job.options.after {
+                self.dependents.entry(*dependency).or_default().push(id);
+            }
+        }
+        self.jobs.insert(id, job);
+    }
+
+    /// How many jobs the core holds.
+    pub fn job_count(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Handles one input and returns what the shell must do.
+    pub fn handle(&mut self, now: Timestamp, input: Input) -> Vec<Effect> {
+        match input {
+            Input::Connected { conn, role } => {
+                self.connections.insert(conn, Connection { role });
+            }
+            Input::Request { conn, id, request } => self.request(now, conn, id, request),
+            Input::Disconnected { conn } => self.forget_connection(now, conn),
+            Input::Persisted { tokens, error } => {
+                for token in tokens {
+                    self.persisted(now, token, error.as_deref());
+                }
+            }
+            Input::Tick => self.tick(now),
+        }
+        self.flush_ops(None);
+        std::mem::take(&mut self.effects)
+    }
+
+    fn flush_ops(&mut self, token: Option<Token>) {
+        if !self.ops.is_empty() || token.is_some() {
+            let ops = std::mem::take(&mut self.ops);
+            self.effects.push(Effect::Persist { ops, token });
+        }
+    }
+
+    fn reply(&mut self, conn: ConnId, id: RequestId, reply: Result<Reply, RequestError>) {
+        self.effects
+            .push(Effect::Send(conn, ServerFrame::Reply { id, reply }));
+    }
+
+    fn request(&mut self, now: Timestamp, conn: ConnId, id: RequestId, request: Request) {
+        let Some(role) = self.connections.get(&conn).map(|c| c.role) else {
+            return;
+        };
+        if let Some(worker) = self.workers.get_mut(&conn) {
+            worker.last_seen = now;
+        }
+        let worker_only = matches!(
+            request,
+            Request::Register(_) | Request::Heartbeat | Request::Complete(_)
+        );
+        if worker_only && role != Role::Worker {
+            let name = match &request {
+                Request::Register(_) => "register",
+                Request::Heartbeat => "heartbeat",
+                _ => "complete",
+            };
+            let error = RequestError::WrongRole {
+                request: name.to_owned(),
+                role: "client".to_owned(),
+            };
+            self.reply(conn, id, Err(error));
+            return;
+        }
+        match request {
+            Request::Submit(jobs) => self.submit(now, conn, id, jobs),
+            Request::Wait(job) => match self.jobs.get(&job) {
+                None => self.reply(conn, id, Err(RequestError::UnknownJob(job))),
+                Some(found) if found.state.is_terminal() => {
+                    let status = found.status();
+                    self.reply(conn, id, Ok(Reply::Ended(status)));
+                }
+                Some(_) => self.waiters.entry(job).or_default().push((conn, id)),
+            },
+            Request::Job(job) => {
+                let reply = match self.jobs.get(&job) {
+                    Some(found) => Ok(Reply::Job(found.status())),
+                    None => Err(RequestError::UnknownJob(job)),
+                };
+                self.reply(conn, id, reply);
+            }
+            Request::Info => {
+                let info = self.info();
+                self.reply(conn, id, Ok(Reply::Info(info)));
+            }
+            Request::Register(registration) => self.register(now, conn, id, registration),
+            Request::Heartbeat => self.reply(conn, id, Ok(Reply::Ack)),
+            Request::Complete(completion) => self.complete(now, conn, id, completion),
+        }
+    }
+
+    fn submit(&mut self, now: Timestamp, conn: ConnId, id: RequestId, new_jobs: Vec<NewJob>) {
+        if let Err(message) = self.validate(&new_jobs) {
+            self.reply(conn, id, Err(RequestError::Invalid(message)));
+            return;
+        }
+        let mut jobs = Vec::with_capacity(new_jobs.len());
+        for new in new_jobs {
+            let mut options = new.options;
+            options.max_attempts = options.max_attempts.max(1);
+            let job = Job {
+                id: JobId::new(now, &self.id_context),
+                queue: self.intern_queue(&new.queue),
+                kind: self.intern_kind(&new.kind),
+                args: new.args.into(),
+                options,
+                state: JobState::Queued,
+                created_at: now,
+                ended_at: None,
+                attempts: Vec::new(),
+                result: None,
+                failure: None,
+            };
+            self.ops.push(StoreOp::Insert(job.stored()));
+            jobs.push(job);
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        self.pending
+            .insert(token, Pending::Submit { conn, id, jobs });
+        self.flush_ops(Some(token));
+    }
+
+    fn validate(&self, jobs: &[NewJob]) -> Result<(), String> {
+        for job in jobs {
+            if job.queue.trim().is_empty() {
+                return Err("queue name is empty".to_owned());
+            }
+            if job.kind.trim().is_empty() {
+                return Err("job kind is empty".to_owned());
+            }
+            for dependency in &job.options.after {
+                if !self.jobs.contains_key(dependency) {
+                    return Err(format!(
+                        "job depends on {dependency}, which the server does not know"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn persisted(&mut self, now: Timestamp, token: Token, error: Option<&str>) {
+        let Some(pending) = self.pending.remove(&token) else {
+            return;
+        };
+        match pending {
+            Pending::Submit { conn, id, jobs } => {
+                if let Some(error) = error {
+                    self.reply(conn, id, Err(RequestError::Storage(error.to_owned())));
+                    return;
+                }
+                let ids = jobs.iter().map(|job| job.id).collect();
+                self.reply(conn, id, Ok(Reply::Submitted(ids)));
+                for job in jobs {
+                    self.admit(now, job);
+                }
+            }
+            Pending::Complete { conn, id, ended } => {
+                let reply = match error {
+                    None => Ok(Reply::Ack),
+                    Some(error) => Err(RequestError::Storage(error.to_owned())),
+                };
+                if self.connections.contains_key(&conn) {
+                    self.reply(conn, id, reply);
+                }
+                if let Some(job) = ended {
+                    self.announce_end(job);
+                }
+            }
+        }
+    }
+
+    /// Makes a committed job visible: deferred, failed for a failed dependency, or queued.
+    fn admit(&mut self, now: Timestamp, mut job: Job) {
+        let mut waiting_on = Vec::new();
+        let mut broken = None;
+        for dependency in &job.options.after {
+            match self.jobs.get(dependency).map(|d| d.state) {
+                Some(JobState::Finished) | None => {}
+                Some(state @ (JobState::Failed | JobState::Canceled)) => {
+                    broken = Some(format!("dependency {dependency} {state}"));
+                }
+                Some(_) => waiting_on.push(*dependency),
+            }
+        }
+        let id = job.id;
+        if let Some(reason) = broken {
+            job.state = JobState::Failed;
+            job.ended_at = Some(now);
+            job.failure = Some(Failure::new(reason));
+            self.ops.push(StoreOp::Update(job.status()));
+        } else if !waiting_on.is_empty() {
+            job.state = JobState::Deferred;
+            self.ops.push(StoreOp::Update(job.status()));
+            for dependency in waiting_on {
+                self.dependents.entry(dependency).or_default().push(id);
+            }
+        }
+        let state = job.state;
+        let queue = job.queue.clone();
+        *self.queue_mut(&queue).summary.count_mut(state) += 1;
+        self.jobs.insert(id, job);
+        if state == JobState::Queued {
+            self.enqueue(now, id);
+        }
+    }
+
+    /// Puts a queued job in its queue and hands it to an idle worker if one can take it.
+    fn enqueue(&mut self, now: Timestamp, id: JobId) {
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        let key = (Reverse(job.options.priority), id);
+        let queue_name = job.queue.clone();
+        let kind = job.kind.clone();
+        self.queue_mut(&queue_name).pending.insert(key);
+        // An idle worker has nothing to do in any of its queues, so the first idle worker
+        // that serves this queue and can run this kind is the right one: the longest idle.
+        let chosen = self.idle.values().copied().find(|conn| {
+            self.workers.get(conn).is_some_and(|worker| {
+                worker.kinds.contains(&*kind)
+                    && worker
+                        .registration
+                        .queues
+                        .iter()
+                        .any(|q| **q == *queue_name)
+            })
+        });
+        if let Some(conn) = chosen {
+            self.assign(now, conn, id);
+        }
+    }
+
+    fn queue_mut(&mut self, name: &Arc<str>) -> &mut Queue {
+        self.queues.entry(name.clone()).or_insert_with(|| Queue {
+            pending: BTreeSet::new(),
+            summary: QueueSummary {
+                name: name.to_string(),
+                ..QueueSummary::default()
+            },
+        })
+    }
+
+    fn intern_queue(&mut self, name: &str) -> Arc<str> {
+        match self.queues.get_key_value(name) {
+            Some((key, _)) => key.clone(),
+            None => {
+                let key: Arc<str> = Arc::from(name);
+                self.queue_mut(&key);
+                key
+            }
+        }
+    }
+
+    fn intern_kind(&mut self, kind: &str) -> Arc<str> {
+        if let Some(existing) = self.kinds.get(kind) {
+            return existing.clone();
+        }
+        let kind: Arc<str> = Arc::from(kind);
+        self.kinds.insert(kind.clone());
+        kind
+    }
+
+    fn set_state(&mut self, id: JobId, state: JobState) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut job.state, state);
+        let queue = job.queue.clone();
+        let summary = &mut self.queue_mut(&queue).summary;
+        *summary.count_mut(old) = summary.count(old).saturating_sub(1);
+        *summary.count_mut(state) += 1;
+    }
+
+    /// Gives a queued job to an idle worker.
+    fn assign(&mut self, now: Timestamp, conn: ConnId, id: JobId) {
+        let Some(worker) = self.workers.get_mut(&conn) else {
+            return;
+        };
+        if let Some(since) = worker.idle_since.take() {
+            self.idle.remove(&since);
+        }
+        let worker_name = worker.registration.name.clone();
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let number = job.current_attempt() + 1;
+        job.attempts.push(Attempt {
+            number,
+            worker: worker_name,
+            started_at: now,
+            ended_at: None,
+            outcome: None,
+        });
+        let assignment = Assignment {
+            job: id,
+            attempt: number,
+            queue: job.queue.to_string(),
+            kind: job.kind.to_string(),
+            args: job.args.to_vec(),
+            timeout_ms: job.options.timeout_ms,
+        };
+        let key = (Reverse(job.options.priority), id);
+        let queue = job.queue.clone();
+        self.queue_mut(&queue).pending.remove(&key);
+        self.set_state(id, JobState::Started);
+        if let Some(worker) = self.workers.get_mut(&conn) {
+            worker.current = Some((id, number));
+        }
+        if let Some(job) = self.jobs.get(&id) {
+            self.ops.push(StoreOp::Update(job.status()));
+        }
+        self.effects
+            .push(Effect::Send(conn, ServerFrame::Assign(assignment)));
+    }
+
+    /// The worker has no job: give it the best one it can run, or mark it idle.
+    fn worker_ready(&mut self, now: Timestamp, conn: ConnId) {
+        let Some(worker) = self.workers.get(&conn) else {
+            return;
+        };
+        if worker.current.is_some() {
+            return;
+        }
+        let mut found = None;
+        for queue_name in &worker.registration.queues {
+            let Some(queue) = self.queues.get(queue_name.as_str()) else {
+                continue;
+            };
+            found = queue.pending.iter().find_map(|(_, id)| {
+                let job = self.jobs.get(id)?;
+                worker.kinds.contains(&*job.kind).then_some(*id)
+            });
+            if found.is_some() {
+                break;
+            }
+        }
+        match found {
+            Some(id) => self.assign(now, conn, id),
+            None => {
+                let order = self.idle_counter;
+                self.idle_counter += 1;
+                self.idle.insert(order, conn);
+                if let Some(worker) = self.workers.get_mut(&conn) {
+                    worker.idle_since = Some(order);
+                }
+            }
+        }
+    }
+
+    fn register(
+        &mut self,
+        now: Timestamp,
+        conn: ConnId,
+        id: RequestId,
+        registration: WorkerRegistration,
+    ) {
+        if self.workers.contains_key(&conn) {
+            let error = RequestError::Invalid("this connection is already registered".into());
+            self.reply(conn, id, Err(error));
+            return;
+        }
+        if registration.queues.is_empty() || registration.queues.iter().any(|q| q.is_empty()) {
+            let error =
+                RequestError::Invalid("a worker must serve at least one named queue".into());
+            self.reply(conn, id, Err(error));
+            return;
+        }
+        let kinds = registration.kinds.iter().cloned().collect();
+        let mut current = None;
+        for &(job_id, attempt) in &registration.running {
+            if current.is_none() && self.reclaim(now, &registration.name, job_id, attempt) {
+                current = Some((job_id, attempt));
+            }
+        }
+        let name = registration.name.clone();
+        self.workers.insert(
+            conn,
+            Worker {
+                registration,
+                current,
+                last_seen: now,
+                connected_at: now,
+                idle_since: None,
+                kinds,
+            },
+        );
+        let heartbeat_ms = u64::try_from(self.config.heartbeat.as_millis()).unwrap_or(u64::MAX);
+        self.reply(conn, id, Ok(Reply::Registered { name, heartbeat_ms }));
+        self.worker_ready(now, conn);
+    }
+
+    /// A reconnecting worker still runs `job`: give it back if that attempt is still current.
+    fn reclaim(&mut self, now: Timestamp, worker: &str, id: JobId, attempt: u32) -> bool {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return false;
+        };
+        if job.current_attempt() != attempt {
+            return false;
+        }
+        let Some(last) = job.attempts.last_mut() else {
+            return false;
+        };
+        match job.state {
+            JobState::Queued if last.outcome == Some(AttemptOutcome::WorkerLost) => {
+                last.ended_at = None;
+                last.outcome = None;
+                last.worker = worker.to_owned();
+                let key = (Reverse(job.options.priority), id);
+                let queue = job.queue.clone();
+                self.queue_mut(&queue).pending.remove(&key);
+                self.set_state(id, JobState::Started);
+                if let Some(job) = self.jobs.get(&id) {
+                    self.ops.push(StoreOp::Update(job.status()));
+                }
+                let _ = now;
+                true
+            }
+            JobState::Started => {
+                // The old connection's loss has not been noticed yet; take the job over.
+                let holder = self
+                    .workers
+                    .iter()
+                    .find(|(_, w)| w.current == Some((id, attempt)))
+                    .map(|(conn, _)| *conn);
+                if let Some(old) = holder {
+                    if let Some(w) = self.workers.get_mut(&old) {
+                        w.current = None;
+                    }
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn complete(&mut self, now: Timestamp, conn: ConnId, id: RequestId, completion: Completion) {
+        let Completion {
+            job: job_id,
+            attempt,
+            outcome,
+        } = completion;
+        if let Some(worker) = self.workers.get_mut(&conn) {
+            if worker.current == Some((job_id, attempt)) {
+                worker.current = None;
+            }
+        }
+        let current = self.jobs.get(&job_id).is_some_and(|job| {
+            job.current_attempt() == attempt
+                && (job.state == JobState::Started
+                    || (job.state == JobState::Queued
+                        && job.attempts.last().and_then(|a| a.outcome.as_ref())
+                            == Some(&AttemptOutcome::WorkerLost)))
+        });
+        if !current {
+            tracing::warn!(job = %job_id, attempt, "refused a result for an attempt that is not current");
+            self.reply(
+                conn,
+                id,
+                Err(RequestError::StaleAttempt {
+                    job: job_id,
+                    attempt,
+                }),
+            );
+            self.worker_ready(now, conn);
+            return;
+        }
+        if let Some(job) = self.jobs.get(&job_id)
+            && job.state == JobState::Queued
+        {
+            let key = (Reverse(job.options.priority), job_id);
+            let queue = job.queue.clone();
+            self.queue_mut(&queue).pending.remove(&key);
+        }
+        let ended = self.end_attempt(now, job_id, outcome);
+        let token = self.next_token;
+        self.next_token += 1;
+        self.pending.insert(
+            token,
+            Pending::Complete {
+                conn,
+                id,
+                ended: ended.then_some(job_id),
+            },
+        );
+        self.flush_ops(Some(token));
+        self.worker_ready(now, conn);
+    }
+
+    /// Records how the current attempt ended; returns whether the job ended for good.
+    fn end_attempt(&mut self, now: Timestamp, id: JobId, outcome: Outcome) -> bool {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return false;
+        };
+        let (attempt_outcome, result, failure) = match outcome {
+            Outcome::Finished(result) => (AttemptOutcome::Finished, Some(result), None),
+            Outcome::Failed(failure) => {
+                (AttemptOutcome::Failed(failure.clone()), None, Some(failure))
+            }
+        };
+        if let Some(last) = job.attempts.last_mut() {
+            last.ended_at = Some(now);
+            last.outcome = Some(attempt_outcome);
+        }
+        let state = match (&result, &failure) {
+            (Some(_), _) => JobState::Finished,
+            _ if job.failed_attempts() < job.options.max_attempts => JobState::Queued,
+            _ => JobState::Failed,
+        };
+        if state.is_terminal() {
+            job.ended_at = Some(now);
+            job.result = result;
+            job.failure = failure;
+        }
+        self.set_state(id, state);
+        if let Some(job) = self.jobs.get(&id) {
+            self.ops.push(StoreOp::Update(job.status()));
+        }
+        if state == JobState::Queued {
+            self.enqueue(now, id);
+            return false;
+        }
+        self.release_dependents(now, id);
+        true
+    }
+
+    /// Tells every client waiting on `id` that it ended.
+    fn announce_end(&mut self, id: JobId) {
+        let Some(waiters) = self.waiters.remove(&id) else {
+            return;
+        };
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        let status = job.status();
+        for (conn, request) in waiters {
+            self.reply(conn, request, Ok(Reply::Ended(status.clone())));
+        }
+    }
+
+    /// A job ended: wake or fail the jobs that were waiting on it.
+    fn release_dependents(&mut self, now: Timestamp, id: JobId) {
+        let Some(dependents) = self.dependents.remove(&id) else {
+            return;
+        };
+        let Some(state) = self.jobs.get(&id).map(|job| job.state) else {
+            return;
+        };
+        for dependent in dependents {
+            let Some(job) = self.jobs.get(&dependent) else {
+                continue;
+            };
+            if job.state != JobState::Deferred {
+                continue;
+            }
+            if state == JobState::Finished {
+                let ready = job.options.after.iter().all(|dep| {
+                    self.jobs
+                        .get(dep)
+                        .is_none_or(|d| d.state == JobState::Finished)
+                });
+                if ready {
+                    self.set_state(dependent, JobState::Queued);
+                    if let Some(job) = self.jobs.get(&dependent) {
+                        self.ops.push(StoreOp::Update(job.status()));
+                    }
+                    self.enqueue(now, dependent);
+                }
+            } else {
+                let reason = format!("dependency {id} {state}");
+                if let Some(job) = self.jobs.get_mut(&dependent) {
+                    job.ended_at = Some(now);
+                    job.failure = Some(Failure::new(reason));
+                }
+                self.set_state(dependent, JobState::Failed);
+                if let Some(job) = self.jobs.get(&dependent) {
+                    self.ops.push(StoreOp::Update(job.status()));
+                }
+                self.announce_end(dependent);
+                self.release_dependents(now, dependent);
+            }
+        }
+    }
+
+    fn forget_connection(&mut self, now: Timestamp, conn: ConnId) {
+        self.connections.remove(&conn);
+        for waiters in self.waiters.values_mut() {
+            waiters.retain(|(waiter, _)| *waiter != conn);
+        }
+        self.waiters.retain(|_, waiters| !waiters.is_empty());
+        let Some(worker) = self.workers.remove(&conn) else {
+            return;
+        };
+        if let Some(since) = worker.idle_since {
+            self.idle.remove(&since);
+        }
+        let Some((id, attempt)) = worker.current else {
+            return;
+        };
+        tracing::warn!(worker = %worker.registration.name, job = %id, attempt, "worker lost while running a job");
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if job.state != JobState::Started || job.current_attempt() != attempt {
+            return;
+        }
+        if let Some(last) = job.attempts.last_mut() {
+            last.ended_at = Some(now);
+            last.outcome = Some(AttemptOutcome::WorkerLost);
+        }
+        if job.worker_losses() < MAX_WORKER_LOSSES {
+            self.set_state(id, JobState::Queued);
+            if let Some(job) = self.jobs.get(&id) {
+                self.ops.push(StoreOp::Update(job.status()));
+            }
+            self.enqueue(now, id);
+        } else {
+            let reason = format!(
+                "worker lost: {MAX_WORKER_LOSSES} workers were lost while running this job, the \
+                 last was {}",
+                worker.registration.name
+            );
+            job.ended_at = Some(now);
+            job.failure = Some(Failure::new(reason));
+            self.set_state(id, JobState::Failed);
+            if let Some(job) = self.jobs.get(&id) {
+                self.ops.push(StoreOp::Update(job.status()));
+            }
+            self.announce_end(id);
+            self.release_dependents(now, id);
+        }
+    }
+
+    fn tick(&mut self, now: Timestamp) {
+        let silence = self.config.heartbeat * self.config.missed_heartbeats;
+        let silent: Vec<ConnId> = self
+            .workers
+            .iter()
+            .filter(|(_, worker)| now.since(worker.last_seen) > silence)
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in silent {
+            let reason = format!(
+                "no heartbeat for {}s; the worker is considered lost",
+                silence.as_secs()
+            );
+            self.forget_connection(now, conn);
+            self.effects.push(Effect::Close(conn, reason));
+        }
+        let retention = self.config.retention;
+        let expired: Vec<JobId> = self
+            .jobs
+            .values()
+            .filter(|job| {
+                job.state == JobState::Finished
+                    && job
+                        .ended_at
+                        .is_some_and(|ended| now.since(ended) > retention)
+            })
+            .map(|job| job.id)
+            .collect();
+        for id in expired {
+            if let Some(job) = self.jobs.remove(&id) {
+                let summary = &mut self.queue_mut(&job.queue).summary;
+                summary.finished = summary.finished.saturating_sub(1);
+                self.ops.push(StoreOp::Delete(id));
+            }
+        }
+    }
+
+    /// The farm at a glance.
+    pub fn info(&self) -> FarmInfo {
+        let queues = self
+            .queues
+            .values()
+            .filter(|queue| JobState::ALL.iter().any(|s| queue.summary.count(*s) > 0))
+            .map(|queue| queue.summary.clone())
+            .collect();
+        let mut workers: Vec<WorkerSummary> = self
+            .workers
+            .values()
+            .map(|worker| WorkerSummary {
+                name: worker.registration.name.clone(),
+                host: worker.registration.host.clone(),
+                root: worker.registration.root.clone(),
+                queues: worker.registration.queues.clone(),
+                activity: if worker.current.is_some() {
+                    WorkerActivity::Busy
+                } else {
+                    WorkerActivity::Idle
+                },
+                job: worker.current.map(|(id, _)| id),
+                connected_at: worker.connected_at,
+            })
+            .collect();
+        workers.sort_by(|a, b| a.name.cmp(&b.name));
+        FarmInfo { queues, workers }
+    }
+}
+
+#[cfg(test)]
+mod tests;

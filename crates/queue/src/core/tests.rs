@@ -1,0 +1,614 @@
+//! The state machine's rules, checked without sockets, clocks or disks.
+
+use std::time::Duration;
+
+use buildcat_proto::{
+    AttemptOutcome, Completion, Failure, JobId, JobOptions, JobState, NewJob, Outcome, Reply,
+    Request, RequestError, Role, ServerFrame, Timestamp, WorkerActivity, WorkerRegistration,
+};
+
+use super::{ConnId, Core, CoreConfig, Effect, Input, MAX_WORKER_LOSSES};
+use crate::store::{StoreOp, StoredJob};
+
+const CLIENT: ConnId = 1;
+
+/// A core with a clock that tests move by hand; commits succeed at once unless told not to.
+struct Farm {
+    core: Core,
+    now: Timestamp,
+    next_request: u64,
+    /// Every store op the core asked for, in order.
+    stored: Vec<StoreOp>,
+}
+
+impl Farm {
+    fn new() -> Farm {
+        Farm::with(CoreConfig::default(), Vec::new())
+    }
+
+    fn with(config: CoreConfig, jobs: Vec<StoredJob>) -> Farm {
+        let now = Timestamp(1_700_000_000_000);
+        let (core, stored) = Core::new(config, jobs, now);
+        let mut farm = Farm {
+            core,
+            now,
+            next_request: 100,
+            stored,
+        };
+        farm.handle(Input::Connected {
+            conn: CLIENT,
+            role: Role::Client,
+        });
+        farm
+    }
+
+    /// Handles an input and completes every commit it asks for; returns every frame sent.
+    fn handle(&mut self, input: Input) -> Vec<(ConnId, ServerFrame)> {
+        self.handle_with(input, None)
+    }
+
+    fn handle_with(
+        &mut self,
+        input: Input,
+        commit_error: Option<&str>,
+    ) -> Vec<(ConnId, ServerFrame)> {
+        let mut frames = Vec::new();
+        let mut inputs = vec![input];
+        while let Some(input) = inputs.pop() {
+            for effect in self.core.handle(self.now, input) {
+                match effect {
+                    Effect::Send(conn, frame) => frames.push((conn, frame)),
+                    Effect::Close(conn, reason) => {
+                        frames.push((conn, ServerFrame::Closing(reason)))
+                    }
+                    Effect::Persist { ops, token } => {
+                        self.stored.extend(ops);
+                        if let Some(token) = token {
+                            inputs.push(Input::Persisted {
+                                tokens: vec![token],
+                                error: commit_error.map(str::to_owned),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        frames
+    }
+
+    fn request(&mut self, conn: ConnId, request: Request) -> Vec<(ConnId, ServerFrame)> {
+        self.next_request += 1;
+        let id = self.next_request;
+        self.handle(Input::Request { conn, id, request })
+    }
+
+    fn submit(&mut self, jobs: Vec<NewJob>) -> (Vec<JobId>, Vec<(ConnId, ServerFrame)>) {
+        let frames = self.request(CLIENT, Request::Submit(jobs));
+        let ids = frames
+            .iter()
+            .find_map(|(conn, frame)| match frame {
+                ServerFrame::Reply {
+                    reply: Ok(Reply::Submitted(ids)),
+                    ..
+                } if *conn == CLIENT => Some(ids.clone()),
+                _ => None,
+            })
+            .expect("submission acknowledged");
+        (ids, frames)
+    }
+
+    fn submit_one(&mut self, queue: &str, kind: &str) -> (JobId, Vec<(ConnId, ServerFrame)>) {
+        let (ids, frames) = self.submit(vec![job(queue, kind, JobOptions::default())]);
+        (ids[0], frames)
+    }
+
+    fn worker(&mut self, conn: ConnId, name: &str, queues: &[&str]) -> Vec<(ConnId, ServerFrame)> {
+        self.worker_with(conn, name, queues, &["buildcat.worker.info"], Vec::new())
+    }
+
+    fn worker_with(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        queues: &[&str],
+        kinds: &[&str],
+        running: Vec<(JobId, u32)>,
+    ) -> Vec<(ConnId, ServerFrame)> {
+        self.handle(Input::Connected {
+            conn,
+            role: Role::Worker,
+        });
+        let registration = WorkerRegistration {
+            name: name.to_owned(),
+            host: "render01".to_owned(),
+            root: "/mnt/farm".to_owned(),
+            queues: queues.iter().map(|q| (*q).to_owned()).collect(),
+            kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
+            pid: 42,
+            version: "test".to_owned(),
+            running,
+        };
+        self.request(conn, Request::Register(registration))
+    }
+
+    fn complete(
+        &mut self,
+        conn: ConnId,
+        job: JobId,
+        attempt: u32,
+        outcome: Outcome,
+    ) -> Vec<(ConnId, ServerFrame)> {
+        self.request(
+            conn,
+            Request::Complete(Completion {
+                job,
+                attempt,
+                outcome,
+            }),
+        )
+    }
+
+    fn state(&self, id: JobId) -> JobState {
+        self.core.jobs[&id].state
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now = self.now.plus(by);
+    }
+}
+
+fn job(queue: &str, kind: &str, options: JobOptions) -> NewJob {
+    NewJob {
+        queue: queue.to_owned(),
+        kind: kind.to_owned(),
+        args: vec![1, 2, 3],
+        options,
+    }
+}
+
+/// The (worker, job, attempt) of every assignment among `frames`.
+fn assignments(frames: &[(ConnId, ServerFrame)]) -> Vec<(ConnId, JobId, u32)> {
+    frames
+        .iter()
+        .filter_map(|(conn, frame)| match frame {
+            ServerFrame::Assign(a) => Some((*conn, a.job, a.attempt)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn replies(frames: &[(ConnId, ServerFrame)], to: ConnId) -> Vec<Result<Reply, RequestError>> {
+    frames
+        .iter()
+        .filter_map(|(conn, frame)| match frame {
+            ServerFrame::Reply { reply, .. } if *conn == to => Some(reply.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+const INFO: &str = "buildcat.worker.info";
+
+#[test]
+fn submission_is_acknowledged_only_after_commit() {
+    let mut farm = Farm::new();
+    let effects = farm.core.handle(
+        farm.now,
+        Input::Request {
+            conn: CLIENT,
+            id: 7,
+            request: Request::Submit(vec![job("default", INFO, JobOptions::default())]),
+        },
+    );
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Send(..))),
+        "nothing is acknowledged before the commit: {effects:?}"
+    );
+    let [
+        Effect::Persist {
+            ops,
+            token: Some(token),
+        },
+    ] = effects.as_slice()
+    else {
+        panic!("expected one persist with a token: {effects:?}");
+    };
+    assert!(matches!(ops.as_slice(), [StoreOp::Insert(_)]));
+    assert_eq!(
+        farm.core.info().queues.len(),
+        0,
+        "not visible before commit"
+    );
+    let effects = farm.core.handle(
+        farm.now,
+        Input::Persisted {
+            tokens: vec![*token],
+            error: None,
+        },
+    );
+    assert!(matches!(
+        effects.as_slice(),
+        [Effect::Send(CLIENT, ServerFrame::Reply { id: 7, reply: Ok(Reply::Submitted(ids)) })] if ids.len() == 1
+    ));
+    assert_eq!(farm.core.info().queues[0].queued, 1);
+}
+
+#[test]
+fn a_failed_commit_acknowledges_nothing_and_queues_nothing() {
+    let mut farm = Farm::new();
+    let frames = farm.handle_with(
+        Input::Request {
+            conn: CLIENT,
+            id: 1,
+            request: Request::Submit(vec![job("default", INFO, JobOptions::default())]),
+        },
+        Some("the disk is full"),
+    );
+    assert_eq!(
+        replies(&frames, CLIENT),
+        vec![Err(RequestError::Storage("the disk is full".into()))]
+    );
+    assert_eq!(farm.core.job_count(), 0);
+}
+
+#[test]
+fn invalid_submissions_are_refused_with_the_reason() {
+    let mut farm = Farm::new();
+    let cases = [
+        (job("", INFO, JobOptions::default()), "queue name is empty"),
+        (
+            job("default", " ", JobOptions::default()),
+            "job kind is empty",
+        ),
+    ];
+    for (bad, reason) in cases {
+        let frames = farm.request(CLIENT, Request::Submit(vec![bad]));
+        assert_eq!(
+            replies(&frames, CLIENT),
+            vec![Err(RequestError::Invalid(reason.into()))]
+        );
+    }
+}
+
+#[test]
+fn idle_worker_gets_a_new_job_at_once() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let (id, frames) = farm.submit_one("default", INFO);
+    assert_eq!(assignments(&frames), vec![(10, id, 1)]);
+    assert_eq!(farm.state(id), JobState::Started);
+}
+
+#[test]
+fn queued_job_goes_to_a_worker_when_it_registers() {
+    let mut farm = Farm::new();
+    let (id, _) = farm.submit_one("default", INFO);
+    assert_eq!(farm.state(id), JobState::Queued);
+    let frames = farm.worker(10, "w1", &["default"]);
+    assert_eq!(assignments(&frames), vec![(10, id, 1)]);
+}
+
+#[test]
+fn jobs_leave_a_queue_by_priority_then_age() {
+    let mut farm = Farm::new();
+    let low = |p| JobOptions {
+        priority: p,
+        ..JobOptions::default()
+    };
+    let (ids, _) = farm.submit(vec![
+        job("default", INFO, low(0)),
+        job("default", INFO, low(5)),
+        job("default", INFO, low(0)),
+        job("default", INFO, low(5)),
+    ]);
+    let mut order = Vec::new();
+    let mut frames = farm.worker(10, "w1", &["default"]);
+    for _ in 0..4 {
+        let (_, id, attempt) = assignments(&frames)[0];
+        order.push(id);
+        frames = farm.complete(10, id, attempt, Outcome::Finished(vec![]));
+    }
+    assert_eq!(order, vec![ids[1], ids[3], ids[0], ids[2]]);
+}
+
+#[test]
+fn a_worker_serves_its_queues_in_the_order_it_names_them() {
+    let mut farm = Farm::new();
+    let (low, _) = farm.submit_one("low", INFO);
+    let (high, _) = farm.submit_one("high", INFO);
+    let frames = farm.worker(10, "w1", &["high", "low"]);
+    assert_eq!(assignments(&frames), vec![(10, high, 1)]);
+    let frames = farm.complete(10, high, 1, Outcome::Finished(vec![]));
+    assert_eq!(assignments(&frames), vec![(10, low, 1)]);
+}
+
+#[test]
+fn the_worker_idle_longest_gets_the_next_job() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    farm.worker(11, "w2", &["default"]);
+    let (first, frames) = farm.submit_one("default", INFO);
+    assert_eq!(assignments(&frames), vec![(10, first, 1)]);
+    farm.complete(10, first, 1, Outcome::Finished(vec![]));
+    // w1 is idle again, but w2 has waited longer.
+    let (second, frames) = farm.submit_one("default", INFO);
+    assert_eq!(assignments(&frames), vec![(11, second, 1)]);
+    let (third, frames) = farm.submit_one("default", INFO);
+    assert_eq!(assignments(&frames), vec![(10, third, 1)]);
+}
+
+#[test]
+fn a_job_only_goes_to_a_worker_that_can_run_its_kind() {
+    let mut farm = Farm::new();
+    farm.worker_with(10, "plain", &["default"], &[INFO], Vec::new());
+    let (render, frames) = farm.submit_one("default", "buildcat.blender.render");
+    assert!(assignments(&frames).is_empty());
+    let frames = farm.worker_with(
+        11,
+        "blender",
+        &["default"],
+        &["buildcat.blender.render"],
+        Vec::new(),
+    );
+    assert_eq!(assignments(&frames), vec![(11, render, 1)]);
+    // The plain worker still gets what it can run, past the job it cannot.
+    let (info_job, frames) = farm.submit_one("default", INFO);
+    assert_eq!(assignments(&frames), vec![(10, info_job, 1)]);
+}
+
+#[test]
+fn waiting_clients_hear_the_end_once_it_is_committed() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let (id, _) = farm.submit_one("default", INFO);
+    let frames = farm.request(CLIENT, Request::Wait(id));
+    assert!(
+        replies(&frames, CLIENT).is_empty(),
+        "no answer while running"
+    );
+    let frames = farm.complete(10, id, 1, Outcome::Finished(vec![9]));
+    assert_eq!(replies(&frames, 10), vec![Ok(Reply::Ack)]);
+    let ended = replies(&frames, CLIENT);
+    let [Ok(Reply::Ended(status))] = ended.as_slice() else {
+        panic!("expected the end: {frames:?}");
+    };
+    assert_eq!(status.state, JobState::Finished);
+    assert_eq!(status.result, Some(vec![9]));
+    assert_eq!(status.worker(), Some("w1"));
+    // Waiting on an ended job answers at once.
+    let frames = farm.request(CLIENT, Request::Wait(id));
+    assert!(matches!(
+        replies(&frames, CLIENT).as_slice(),
+        [Ok(Reply::Ended(_))]
+    ));
+}
+
+#[test]
+fn a_lost_worker_hands_its_job_back_to_the_queue() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let (id, _) = farm.submit_one("default", INFO);
+    farm.handle(Input::Disconnected { conn: 10 });
+    assert_eq!(farm.state(id), JobState::Queued);
+    let attempt = &farm.core.jobs[&id].attempts[0];
+    assert_eq!(attempt.outcome, Some(AttemptOutcome::WorkerLost));
+    let frames = farm.worker(11, "w2", &["default"]);
+    assert_eq!(assignments(&frames), vec![(11, id, 2)]);
+}
+
+#[test]
+fn a_job_that_loses_every_worker_fails_with_worker_lost() {
+    let mut farm = Farm::new();
+    let (id, _) = farm.submit_one("default", INFO);
+    let frames = farm.request(CLIENT, Request::Wait(id));
+    assert!(frames.is_empty());
+    let mut last = Vec::new();
+    for n in 0..MAX_WORKER_LOSSES {
+        let conn = 10 + ConnId::from(n);
+        farm.worker(conn, &format!("w{n}"), &["default"]);
+        last = farm.handle(Input::Disconnected { conn });
+    }
+    assert_eq!(farm.state(id), JobState::Failed);
+    let failure = farm.core.jobs[&id].failure.clone().expect("a reason");
+    assert!(failure.reason.starts_with("worker lost"), "{failure:?}");
+    assert!(
+        matches!(replies(&last, CLIENT).as_slice(), [Ok(Reply::Ended(s))] if s.state == JobState::Failed)
+    );
+}
+
+#[test]
+fn a_result_for_an_old_attempt_is_refused() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let (id, _) = farm.submit_one("default", INFO);
+    farm.handle(Input::Disconnected { conn: 10 });
+    farm.worker(11, "w2", &["default"]);
+    farm.worker(12, "late", &["default"]);
+    let frames = farm.complete(12, id, 1, Outcome::Finished(vec![]));
+    assert_eq!(
+        replies(&frames, 12),
+        vec![Err(RequestError::StaleAttempt {
+            job: id,
+            attempt: 1
+        })]
+    );
+    assert_eq!(farm.state(id), JobState::Started);
+    let frames = farm.complete(11, id, 2, Outcome::Finished(vec![]));
+    assert_eq!(replies(&frames, 11), vec![Ok(Reply::Ack)]);
+    assert_eq!(farm.state(id), JobState::Finished);
+}
+
+#[test]
+fn a_reconnecting_worker_reclaims_its_running_job() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let (id, _) = farm.submit_one("default", INFO);
+    farm.handle(Input::Disconnected { conn: 10 });
+    assert_eq!(farm.state(id), JobState::Queued);
+    let frames = farm.worker_with(20, "w1", &["default"], &[INFO], vec![(id, 1)]);
+    assert!(
+        assignments(&frames).is_empty(),
+        "it is busy with its own job"
+    );
+    assert_eq!(farm.state(id), JobState::Started);
+    let frames = farm.complete(20, id, 1, Outcome::Finished(vec![1]));
+    assert_eq!(replies(&frames, 20), vec![Ok(Reply::Ack)]);
+    assert_eq!(farm.state(id), JobState::Finished);
+}
+
+#[test]
+fn failed_attempts_are_retried_until_attempts_run_out() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let options = JobOptions {
+        max_attempts: 2,
+        ..JobOptions::default()
+    };
+    let (ids, _) = farm.submit(vec![job("default", INFO, options)]);
+    let id = ids[0];
+    let failure = Failure::new("hython exited with code 3");
+    let frames = farm.complete(10, id, 1, Outcome::Failed(failure.clone()));
+    assert_eq!(assignments(&frames), vec![(10, id, 2)]);
+    farm.complete(10, id, 2, Outcome::Failed(failure.clone()));
+    assert_eq!(farm.state(id), JobState::Failed);
+    let job = &farm.core.jobs[&id];
+    assert_eq!(job.failure, Some(failure));
+    assert_eq!(job.attempts.len(), 2);
+}
+
+#[test]
+fn worker_requests_are_refused_on_client_connections() {
+    let mut farm = Farm::new();
+    let frames = farm.request(CLIENT, Request::Heartbeat);
+    assert!(matches!(
+        replies(&frames, CLIENT).as_slice(),
+        [Err(RequestError::WrongRole { .. })]
+    ));
+}
+
+#[test]
+fn unknown_jobs_are_named_in_the_error() {
+    let mut farm = Farm::new();
+    let id: JobId = "0190f0c0-0000-7000-8000-000000000000".parse().unwrap();
+    for request in [Request::Job(id), Request::Wait(id)] {
+        let frames = farm.request(CLIENT, request);
+        assert_eq!(
+            replies(&frames, CLIENT),
+            vec![Err(RequestError::UnknownJob(id))]
+        );
+    }
+}
+
+#[test]
+fn dependents_wait_for_their_dependencies() {
+    let mut farm = Farm::new();
+    let (first, _) = farm.submit_one("default", INFO);
+    let after = |ids: Vec<JobId>| JobOptions {
+        after: ids,
+        ..JobOptions::default()
+    };
+    let (ids, _) = farm.submit(vec![job("default", INFO, after(vec![first]))]);
+    let second = ids[0];
+    assert_eq!(farm.state(second), JobState::Deferred);
+    let frames = farm.worker(10, "w1", &["default"]);
+    assert_eq!(assignments(&frames), vec![(10, first, 1)]);
+    let frames = farm.complete(10, first, 1, Outcome::Finished(vec![]));
+    assert_eq!(assignments(&frames), vec![(10, second, 1)]);
+
+    // A failed dependency fails the dependent with a reason instead of leaving it deferred.
+    let (third, _) = farm.submit_one("other", INFO);
+    let (ids, _) = farm.submit(vec![job("default", INFO, after(vec![third]))]);
+    farm.worker(11, "w2", &["other"]);
+    farm.complete(11, third, 1, Outcome::Failed(Failure::new("boom")));
+    assert_eq!(farm.state(ids[0]), JobState::Failed);
+    let reason = &farm.core.jobs[&ids[0]].failure.as_ref().unwrap().reason;
+    assert_eq!(reason, &format!("dependency {third} failed"));
+}
+
+#[test]
+fn silent_workers_are_dropped_and_their_jobs_requeued() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let (id, _) = farm.submit_one("default", INFO);
+    farm.advance(Duration::from_secs(14));
+    assert!(
+        farm.handle(Input::Tick).is_empty(),
+        "within three heartbeats"
+    );
+    farm.advance(Duration::from_secs(2));
+    let frames = farm.handle(Input::Tick);
+    assert!(
+        matches!(frames.as_slice(), [(10, ServerFrame::Closing(reason))] if reason.contains("no heartbeat"))
+    );
+    assert_eq!(farm.state(id), JobState::Queued);
+    assert!(farm.core.info().workers.is_empty());
+}
+
+#[test]
+fn heartbeats_keep_a_worker() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    for _ in 0..10 {
+        farm.advance(Duration::from_secs(5));
+        farm.request(10, Request::Heartbeat);
+        assert!(farm.handle(Input::Tick).is_empty());
+    }
+    assert_eq!(farm.core.info().workers.len(), 1);
+}
+
+#[test]
+fn finished_jobs_are_pruned_after_retention_and_failed_ones_kept() {
+    let config = CoreConfig {
+        retention: Duration::from_secs(60),
+        ..CoreConfig::default()
+    };
+    let mut farm = Farm::with(config, Vec::new());
+    farm.worker(10, "w1", &["default"]);
+    let (done, _) = farm.submit_one("default", INFO);
+    farm.complete(10, done, 1, Outcome::Finished(vec![]));
+    let (failed, _) = farm.submit_one("default", INFO);
+    farm.complete(10, failed, 1, Outcome::Failed(Failure::new("no")));
+    farm.advance(Duration::from_secs(61));
+    farm.request(10, Request::Heartbeat);
+    farm.handle(Input::Tick);
+    assert!(!farm.core.jobs.contains_key(&done));
+    assert!(farm.core.jobs.contains_key(&failed));
+    assert!(farm.stored.contains(&StoreOp::Delete(done)));
+    let queue = &farm.core.info().queues[0];
+    assert_eq!((queue.finished, queue.failed), (0, 1));
+}
+
+#[test]
+fn started_jobs_go_back_to_their_queue_at_start() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let (running, _) = farm.submit_one("default", INFO);
+    let (queued, _) = farm.submit_one("default", INFO);
+    let stored: Vec<StoredJob> = [running, queued]
+        .iter()
+        .map(|id| farm.core.jobs[id].stored())
+        .collect();
+    let restarted = Farm::with(CoreConfig::default(), stored);
+    assert_eq!(restarted.state(running), JobState::Queued);
+    assert_eq!(restarted.state(queued), JobState::Queued);
+    assert!(matches!(restarted.stored.as_slice(), [StoreOp::Update(s)] if s.id == running));
+    let info = restarted.core.info();
+    assert_eq!(info.queues[0].queued, 2);
+    assert_eq!(info.queues[0].started, 0);
+}
+
+#[test]
+fn info_shows_queues_and_what_each_worker_does() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    farm.worker(11, "w2", &["other"]);
+    let (id, _) = farm.submit_one("default", INFO);
+    farm.submit_one("default", INFO);
+    let info = farm.core.info();
+    assert_eq!(info.queues.len(), 1);
+    assert_eq!((info.queues[0].queued, info.queues[0].started), (1, 1));
+    assert_eq!(info.workers[0].name, "w1");
+    assert_eq!(info.workers[0].activity, WorkerActivity::Busy);
+    assert_eq!(info.workers[0].job, Some(id));
+    assert_eq!(info.workers[1].activity, WorkerActivity::Idle);
+}

@@ -1,0 +1,223 @@
+//! Reaching the server: TCP connect, the hello exchange and the registration.
+//!
+//! Everything here ends in either a registered connection or a [`LinkError`] saying why
+//! not; the worker loop decides whether to retry.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use buildcat_proto::{
+    ClientFrame, CodecError, FrameCodec, HandshakeError, Hello, HelloReply, PROTOCOL_VERSION,
+    Reply, Request, RequestError, RequestId, Role, SOFTWARE_VERSION, ServerFrame,
+    WorkerRegistration,
+};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpStream, lookup_host};
+use tokio::time::timeout;
+use tokio_util::codec::Framed;
+use tracing::debug;
+
+/// How long a TCP connect may take before the next address (or attempt) is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the server may take to answer the hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the server may take to answer the registration.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection past the handshake, speaking requests and server frames.
+pub(crate) type ServerLink = Framed<TcpStream, FrameCodec<ServerFrame, ClientFrame>>;
+
+/// Why a connection could not be made or was lost.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LinkError {
+    /// The address did not resolve.
+    #[error("cannot resolve the address: {0}")]
+    Resolve(io::Error),
+    /// The address resolved to nothing.
+    #[error("the address resolves to no socket address")]
+    NoAddress,
+    /// No resolved address accepted a connection.
+    #[error("cannot connect to {address}: {error}")]
+    Connect {
+        /// The socket address tried last.
+        address: SocketAddr,
+        /// Why it failed.
+        error: io::Error,
+    },
+    /// The server did not answer in time.
+    #[error("no answer to the {stage} within {limit:?}")]
+    Timeout {
+        /// What was being waited for.
+        stage: &'static str,
+        /// How long it waited.
+        limit: Duration,
+    },
+    /// Reading or writing frames failed.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The server closed the connection.
+    #[error("the server closed the connection")]
+    Closed,
+    /// The server said it is closing the connection.
+    #[error("the server is closing the connection: {0}")]
+    Closing(String),
+    /// The server refused the hello.
+    #[error("the server refused the connection: {0}")]
+    Refused(HandshakeError),
+    /// The server refused the registration.
+    #[error("the server refused the registration: {0}")]
+    RegistrationRefused(RequestError),
+    /// The server could not store a result; it is sent again on a new connection.
+    #[error("the server could not take the result of job {job}: {error}")]
+    ResultRefused {
+        /// The job whose result was refused.
+        job: buildcat_proto::JobId,
+        /// The server's reason.
+        error: RequestError,
+    },
+    /// The server sent something the protocol does not allow here.
+    #[error("unexpected frame from the server: {0}")]
+    Unexpected(String),
+    /// Nothing arrived from the server for too long.
+    #[error("heard nothing from the server for {0:?}")]
+    Silent(Duration),
+}
+
+impl LinkError {
+    /// The handshake error if retrying cannot help (the two sides speak different protocols).
+    pub(crate) fn fatal(&self) -> Option<&HandshakeError> {
+        match self {
+            LinkError::Refused(
+                error @ (HandshakeError::ProtocolMismatch { .. } | HandshakeError::BadMagic),
+            ) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// What the server said when it registered the worker.
+#[derive(Debug)]
+pub(crate) struct Registered {
+    /// The name the server knows the worker by.
+    pub(crate) name: String,
+    /// How often to send a heartbeat.
+    pub(crate) heartbeat: Duration,
+}
+
+/// Connects to `server`, exchanges hellos and registers; ready for the worker loop.
+pub(crate) async fn open(
+    server: &str,
+    max_frame: usize,
+    request_id: RequestId,
+    registration: WorkerRegistration,
+) -> Result<(ServerLink, Registered), LinkError> {
+    let stream = connect(server).await?;
+    let mut link = handshake(stream, max_frame).await?;
+    let registered = register(&mut link, request_id, registration).await?;
+    Ok((link, registered))
+}
+
+/// Opens a TCP connection to the first address of `server` that answers.
+async fn connect(server: &str) -> Result<TcpStream, LinkError> {
+    let addresses = lookup_host(server).await.map_err(LinkError::Resolve)?;
+    let mut last_error = LinkError::NoAddress;
+    for address in addresses {
+        match timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => {
+                // Frames are small and each is flushed whole; do not hold them back.
+                if let Err(error) = stream.set_nodelay(true) {
+                    debug!(%address, %error, "cannot disable nagle's algorithm");
+                }
+                debug!(%address, "connected");
+                return Ok(stream);
+            }
+            Ok(Err(error)) => last_error = LinkError::Connect { address, error },
+            Err(_) => {
+                last_error = LinkError::Connect {
+                    address,
+                    error: io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no answer within {CONNECT_TIMEOUT:?}"),
+                    ),
+                }
+            }
+        }
+    }
+    Err(last_error)
+}
+
+/// Sends the hello and checks the answer; on welcome, switches to the frames that follow.
+async fn handshake(stream: TcpStream, max_frame: usize) -> Result<ServerLink, LinkError> {
+    let mut framed = Framed::new(stream, FrameCodec::<HelloReply, Hello>::new(max_frame));
+    framed.send(Hello::new(Role::Worker)).await?;
+    let reply = timeout(HELLO_TIMEOUT, framed.next())
+        .await
+        .map_err(|_| LinkError::Timeout {
+            stage: "hello",
+            limit: HELLO_TIMEOUT,
+        })?
+        .ok_or(LinkError::Closed)??;
+    match reply {
+        HelloReply::Welcome(welcome) if welcome.protocol == PROTOCOL_VERSION => {
+            debug!(server_version = %welcome.software, "welcomed");
+            Ok(framed.map_codec(FrameCodec::retype))
+        }
+        HelloReply::Welcome(welcome) => Err(LinkError::Refused(HandshakeError::ProtocolMismatch {
+            server: welcome.protocol,
+            server_software: welcome.software,
+            peer: PROTOCOL_VERSION,
+            peer_software: SOFTWARE_VERSION.to_owned(),
+        })),
+        HelloReply::Refused(error) => Err(LinkError::Refused(error)),
+    }
+}
+
+/// Sends the registration and waits for the server to accept it.
+async fn register(
+    link: &mut ServerLink,
+    id: RequestId,
+    registration: WorkerRegistration,
+) -> Result<Registered, LinkError> {
+    let request = Request::Register(registration);
+    link.send(ClientFrame { id, request }).await?;
+    let frame = timeout(REGISTER_TIMEOUT, link.next())
+        .await
+        .map_err(|_| LinkError::Timeout {
+            stage: "registration",
+            limit: REGISTER_TIMEOUT,
+        })?
+        .ok_or(LinkError::Closed)??;
+    match frame {
+        ServerFrame::Reply {
+            id: answered,
+            reply,
+        } if answered == id => match reply {
+            Ok(Reply::Registered { name, heartbeat_ms }) => Ok(Registered {
+                name,
+                // A zero period would make the heartbeat timer spin (and tokio refuses it).
+                heartbeat: Duration::from_millis(heartbeat_ms.max(1)),
+            }),
+            Ok(_) => Err(LinkError::Unexpected(
+                "a reply other than `Registered` to the registration".to_owned(),
+            )),
+            Err(error) => Err(LinkError::RegistrationRefused(error)),
+        },
+        ServerFrame::Closing(reason) => Err(LinkError::Closing(reason)),
+        other => Err(LinkError::Unexpected(format!(
+            "{} before the registration was answered",
+            describe(&other)
+        ))),
+    }
+}
+
+/// A short description of a frame for error messages (never its payload).
+pub(crate) fn describe(frame: &ServerFrame) -> String {
+    match frame {
+        ServerFrame::Reply { id, .. } => format!("a reply to request {id}"),
+        ServerFrame::Assign(assignment) => format!("an assignment of job {}", assignment.job),
+        ServerFrame::Closing(reason) => format!("a closing notice ({reason})"),
+    }
+}

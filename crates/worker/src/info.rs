@@ -1,0 +1,176 @@
+//! The built-in worker-info job: what a worker runs on, what it was built with, and who it
+//! is.
+//!
+//! The operating-system facts come from `uname` on Unix (the one place this crate calls
+//! into libc) and from the standard library's constants elsewhere.
+
+use std::env;
+use std::path::Path;
+
+use buildcat_proto::{
+    Failure, OsInfo, RuntimeInfo, SOFTWARE_VERSION, WorkerDetails, WorkerInfo, WorkerInfoReport,
+};
+
+use crate::context::JobContext;
+
+/// The handler of the built-in [`WorkerInfo`] task.
+pub(crate) async fn handle(
+    _task: WorkerInfo,
+    context: JobContext,
+) -> Result<WorkerInfoReport, Failure> {
+    report(&context.root, &context.worker)
+}
+
+/// Reports on this process, running as worker `name` from `root`.
+pub fn report(root: &Path, name: &str) -> Result<WorkerInfoReport, Failure> {
+    let facts = system::facts().map_err(|error| {
+        Failure::new(format!(
+            "cannot read the operating system's details: {error}"
+        ))
+    })?;
+    Ok(WorkerInfoReport {
+        os: facts.os,
+        rust: runtime_info(),
+        worker: WorkerDetails {
+            pid: std::process::id(),
+            root: root.to_string_lossy().into_owned(),
+            user: user_name().unwrap_or(facts.user_id),
+            version: SOFTWARE_VERSION.to_owned(),
+            name: name.to_owned(),
+        },
+    })
+}
+
+/// The toolchain and target this crate was built with (recorded by `build.rs`).
+pub fn runtime_info() -> RuntimeInfo {
+    RuntimeInfo {
+        version: env!("BUILDCAT_RUSTC_VERSION").to_owned(),
+        target: env!("BUILDCAT_TARGET").to_owned(),
+    }
+}
+
+/// This machine's host name, as the farm shows it.
+pub fn host_name() -> String {
+    hostname::get()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+/// The login name from the environment, if set.
+fn user_name() -> Option<String> {
+    ["USER", "LOGNAME", "USERNAME"]
+        .into_iter()
+        .filter_map(env::var_os)
+        .map(|name| name.to_string_lossy().into_owned())
+        .find(|name| !name.is_empty())
+}
+
+/// What the operating system says about itself and this process.
+struct SystemFacts {
+    /// The `uname` fields.
+    os: OsInfo,
+    /// The user id as text, for when the environment names no user.
+    user_id: String,
+}
+
+#[cfg(unix)]
+mod system {
+    use std::ffi::c_char;
+    use std::io;
+    use std::mem::MaybeUninit;
+
+    use buildcat_proto::OsInfo;
+
+    use super::{SystemFacts, host_name};
+
+    /// Reads `uname` and the user id.
+    pub(super) fn facts() -> io::Result<SystemFacts> {
+        let mut buffer = MaybeUninit::<libc::utsname>::uninit();
+        // SAFETY: `uname` is given a pointer to writable memory the size of a `utsname`; it
+        // fills the whole struct and returns 0 on success, and only then is the buffer
+        // treated as initialised. `getuid` has no preconditions and cannot fail.
+        let (uname, uid) = unsafe {
+            let uname = if libc::uname(buffer.as_mut_ptr()) == 0 {
+                Some(buffer.assume_init())
+            } else {
+                None
+            };
+            (uname, libc::getuid())
+        };
+        let uname = uname.ok_or_else(io::Error::last_os_error)?;
+        let machine = text(&uname.machine);
+        Ok(SystemFacts {
+            os: OsInfo {
+                host: host_name(),
+                processor: machine.clone(),
+                machine,
+                release: text(&uname.release),
+                system: text(&uname.sysname),
+                version: text(&uname.version),
+            },
+            user_id: uid.to_string(),
+        })
+    }
+
+    /// A NUL-terminated `uname` field as text (the whole field if it has no NUL).
+    fn text(field: &[c_char]) -> String {
+        // `c_char` is `i8` or `u8` depending on the platform; either way it is one byte.
+        let bytes: Vec<u8> = field
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| u8::from_ne_bytes(c.to_ne_bytes()))
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+#[cfg(not(unix))]
+mod system {
+    use std::env::consts;
+    use std::io;
+
+    use buildcat_proto::OsInfo;
+
+    use super::{SystemFacts, host_name};
+
+    /// What the standard library knows of the system; it has no `uname` here.
+    pub(super) fn facts() -> io::Result<SystemFacts> {
+        Ok(SystemFacts {
+            os: OsInfo {
+                host: host_name(),
+                machine: consts::ARCH.to_owned(),
+                processor: consts::ARCH.to_owned(),
+                release: "unknown".to_owned(),
+                system: consts::OS.to_owned(),
+                version: "unknown".to_owned(),
+            },
+            user_id: "unknown".to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_describes_this_process() {
+        let root = env::temp_dir();
+        let report = report(&root, "tester").unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!(report.worker.pid, std::process::id());
+        assert_eq!(report.worker.name, "tester");
+        assert_eq!(report.worker.version, SOFTWARE_VERSION);
+        assert_eq!(report.worker.root, root.to_string_lossy());
+        assert!(!report.worker.user.is_empty());
+        assert!(!report.os.system.is_empty());
+        assert!(!report.os.machine.is_empty());
+        assert!(
+            report.rust.version.starts_with("rustc "),
+            "{}",
+            report.rust.version
+        );
+        assert!(!report.rust.target.is_empty());
+        #[cfg(target_os = "linux")]
+        assert_eq!(report.os.system, "Linux");
+    }
+}

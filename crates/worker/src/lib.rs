@@ -1,0 +1,77 @@
+//! The buildcat worker: connects to a server, takes jobs from the queues it serves and runs
+//! them with the handlers it has, one job at a time per connection.
+//!
+//! Embedding a worker in another program takes a [`Task`] type, an async handler and a
+//! shutdown signal:
+//!
+//! ```no_run
+//! use buildcat_worker::{Failure, JobContext, Task, Worker};
+//! use serde::{Deserialize, Serialize};
+//!
+//! /// Make a thumbnail of an image under the farm's root.
+//! #[derive(Serialize, Deserialize)]
+//! struct Thumbnail {
+//!     image: String,
+//!     size: u32,
+//! }
+//!
+//! impl Task for Thumbnail {
+//!     const KIND: &'static str = "studio.thumbnail";
+//!     type Output = String;
+//! }
+//!
+//! async fn thumbnail(task: Thumbnail, context: JobContext) -> Result<String, Failure> {
+//!     // Paths in arguments are relative to the root, which differs from host to host.
+//!     let image = context.root.join(&task.image);
+//!     if !image.exists() {
+//!         return Err(Failure::new(format!("{} does not exist", image.display())));
+//!     }
+//!     Ok(format!("{}.thumb-{}.png", task.image, task.size))
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let worker = Worker::builder()
+//!         .server("render-server:2228")
+//!         .queues(["urgent", "default"])
+//!         .root("/mnt/farm")
+//!         .handler(thumbnail)
+//!         .build()?;
+//!     let shutdown = async {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!     };
+//!     let stats = worker.run(shutdown).await?;
+//!     println!("ran {} jobs", stats.jobs_completed);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! A tour of the modules:
+//! - `worker` holds [`Worker`] and its [`WorkerBuilder`]: settings, and [`Worker::run`],
+//!   which runs one loop per connection and waits for the job limit or shutdown.
+//! - `worker_loop` is one loop: register, take assignments, run one job at a time,
+//!   heartbeat, report results; on a lost connection, reconnect with backoff while the job
+//!   keeps running, and report it on the new connection.
+//! - `connection` reaches the server: TCP, the hello, the registration.
+//! - `job` runs one handler in a task of its own, with its timeout.
+//! - `control` is what the loops of one worker share: the job limit and the stop signal.
+//! - [`registry`] maps job kinds to handlers; [`JobContext`] is what a handler is told.
+//! - [`info`] is the built-in [`WorkerInfo`](buildcat_proto::WorkerInfo) job.
+#![deny(missing_docs)]
+
+mod backoff;
+mod connection;
+mod context;
+mod control;
+mod error;
+pub mod info;
+mod job;
+pub mod registry;
+mod worker;
+mod worker_loop;
+
+pub use buildcat_proto::{Failure, Task};
+pub use context::JobContext;
+pub use error::WorkerError;
+pub use registry::{Handler, HandlerFuture, Registry};
+pub use worker::{RunStats, Worker, WorkerBuilder};

@@ -1,0 +1,346 @@
+//! The public face of the crate: [`WorkerBuilder`] collects the settings, [`Worker::run`]
+//! runs the loops until the job limit or shutdown.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use buildcat_proto::{DEFAULT_MAX_FRAME, DEFAULT_PORT, Failure, Task};
+use tokio::task::JoinSet;
+use tracing::{Instrument, info, info_span};
+
+use crate::context::JobContext;
+use crate::control::Control;
+use crate::error::WorkerError;
+use crate::info::host_name;
+use crate::registry::Registry;
+use crate::worker_loop::{LoopConfig, run_loop};
+
+/// The smallest frame limit accepted: registrations and results must fit.
+const MIN_MAX_FRAME: usize = 4096;
+
+/// A configured worker, ready to [`run`](Worker::run).
+#[derive(Debug)]
+pub struct Worker {
+    /// One configuration per loop (per connection).
+    loops: Vec<LoopConfig>,
+    /// The server's address, `host:port`.
+    server: String,
+    /// The root directory, absolute and canonical.
+    root: PathBuf,
+    /// How many jobs to run in all before stopping, if limited.
+    max_jobs: Option<u64>,
+}
+
+/// What a worker did before [`Worker::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct RunStats {
+    /// Jobs whose results the server acknowledged (or refused for good), across all loops.
+    pub jobs_completed: u64,
+}
+
+impl Worker {
+    /// Starts configuring a worker.
+    pub fn builder() -> WorkerBuilder {
+        WorkerBuilder::new()
+    }
+
+    /// The names the loops register under, one per loop.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.loops.iter().map(|config| config.name.as_str())
+    }
+
+    /// The server's address, `host:port`.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The root directory, absolute and canonical.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Runs every loop until the job limit is reached or `shutdown` resolves.
+    ///
+    /// On shutdown (or once `max_jobs` jobs are under way) a loop that is idle stops at
+    /// once; a loop that is running a job finishes it, reports it, then stops. A loop that
+    /// cannot reach the server keeps retrying with backoff, including to report a finished
+    /// job; dropping the returned future stops everything at once and aborts running jobs.
+    ///
+    /// Returns an error only when the server refuses the worker for good (a protocol
+    /// version mismatch) or a loop fails unexpectedly.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<RunStats, WorkerError> {
+        let control = Arc::new(Control::new(self.max_jobs));
+        let mut loops = JoinSet::new();
+        let mut names = HashMap::new();
+        for config in self.loops {
+            let name = config.name.clone();
+            let span = info_span!("worker", name = %name);
+            let task = loops.spawn(run_loop(config, Arc::clone(&control)).instrument(span));
+            names.insert(task.id(), name);
+        }
+
+        tokio::pin!(shutdown);
+        let mut shutdown_seen = false;
+        let mut result = Ok(());
+        loop {
+            let joined = tokio::select! {
+                () = &mut shutdown, if !shutdown_seen => {
+                    shutdown_seen = true;
+                    info!("shutting down: idle loops stop now, running jobs are finished and reported first");
+                    control.stop().cancel();
+                    continue;
+                }
+                joined = loops.join_next_with_id() => joined,
+            };
+            let Some(joined) = joined else { break };
+            let error = match joined {
+                Ok((_, Ok(()))) => continue,
+                Ok((_, Err(error))) => error,
+                Err(join_error) => WorkerError::LoopFailed {
+                    name: names
+                        .get(&join_error.id())
+                        .cloned()
+                        .unwrap_or_else(|| "(unknown)".to_owned()),
+                    reason: join_error.to_string(),
+                },
+            };
+            // One loop failing stops the others the gentle way: running jobs still finish.
+            control.stop().cancel();
+            if result.is_ok() {
+                result = Err(error);
+            }
+        }
+        result.map(|()| RunStats {
+            jobs_completed: control.completed(),
+        })
+    }
+}
+
+/// Settings for a [`Worker`]; made by [`Worker::builder`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct WorkerBuilder {
+    /// The server's address.
+    server: String,
+    /// The queues served, highest priority first; empty means `default`.
+    queues: Vec<String>,
+    /// The root directory; the current directory if unset.
+    root: Option<PathBuf>,
+    /// The worker's name; `{hostname}.{pid}` if unset.
+    name: Option<String>,
+    /// How many loops (connections, concurrent jobs) to run.
+    concurrency: usize,
+    /// How many jobs to run in all before stopping, if limited.
+    max_jobs: Option<u64>,
+    /// The largest frame sent or accepted.
+    max_frame: usize,
+    /// The handlers.
+    registry: Registry,
+}
+
+impl fmt::Debug for WorkerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerBuilder")
+            .field("server", &self.server)
+            .field("queues", &self.queues)
+            .field("root", &self.root)
+            .field("name", &self.name)
+            .field("concurrency", &self.concurrency)
+            .field("max_jobs", &self.max_jobs)
+            .field("max_frame", &self.max_frame)
+            .field("registry", &self.registry)
+            .finish()
+    }
+}
+
+impl Default for WorkerBuilder {
+    fn default() -> Self {
+        WorkerBuilder::new()
+    }
+}
+
+impl WorkerBuilder {
+    /// The defaults: server `127.0.0.1:2228`, queue `default`, the current directory as
+    /// root, one loop, no job limit, the built-in handlers.
+    pub fn new() -> Self {
+        WorkerBuilder {
+            server: format!("127.0.0.1:{DEFAULT_PORT}"),
+            queues: Vec::new(),
+            root: None,
+            name: None,
+            concurrency: 1,
+            max_jobs: None,
+            max_frame: DEFAULT_MAX_FRAME,
+            registry: Registry::new(),
+        }
+    }
+
+    /// The server to connect to, `host:port` (a bare host gets the default port, 2228).
+    pub fn server(mut self, address: impl Into<String>) -> Self {
+        self.server = address.into();
+        self
+    }
+
+    /// Adds a queue to serve, after those already added (earlier queues come first).
+    pub fn queue(mut self, name: impl Into<String>) -> Self {
+        self.queues.push(name.into());
+        self
+    }
+
+    /// Adds queues to serve, highest priority first, after those already added.
+    pub fn queues<I>(mut self, names: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.queues.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// The root directory (BUILDCAT_ROOT) that job paths are relative to. It must exist;
+    /// [`build`](WorkerBuilder::build) makes it absolute and canonical.
+    pub fn root(mut self, path: impl Into<PathBuf>) -> Self {
+        self.root = Some(path.into());
+        self
+    }
+
+    /// The name the worker registers under (default `{hostname}.{pid}`). With more than one
+    /// loop, loop `i` is named `{name}.{i}`, counting from 1.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// How many independent loops to run, each with its own connection and one job at a
+    /// time (default 1).
+    pub fn concurrency(mut self, loops: usize) -> Self {
+        self.concurrency = loops;
+        self
+    }
+
+    /// Stop after this many jobs in total across all loops (`None`: no limit).
+    pub fn max_jobs(mut self, limit: Option<u64>) -> Self {
+        self.max_jobs = limit;
+        self
+    }
+
+    /// The largest frame sent or accepted, in bytes (default 16 MiB).
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Runs `handler` for jobs of kind `T::KIND`, replacing any handler that kind had.
+    ///
+    /// The handler gets the job's arguments decoded as `T`; its output is encoded and sent
+    /// back to whoever waits for the job.
+    pub fn handler<T, F, Fut>(mut self, handler: F) -> Self
+    where
+        T: Task,
+        F: Fn(T, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T::Output, Failure>> + Send + 'static,
+    {
+        self.registry.insert(handler);
+        self
+    }
+
+    /// Checks the settings and makes the worker.
+    pub fn build(self) -> Result<Worker, WorkerError> {
+        let root = canonical_root(self.root)?;
+        let server = match self.server.trim() {
+            "" => return Err(config("the server address is empty")),
+            address if address.contains(':') => address.to_owned(),
+            host => format!("{host}:{DEFAULT_PORT}"),
+        };
+
+        let mut queues = self.queues;
+        if queues.is_empty() {
+            queues.push("default".to_owned());
+        }
+        if queues.iter().any(|queue| queue.trim().is_empty()) {
+            return Err(config("a queue name is empty"));
+        }
+        for (index, queue) in queues.iter().enumerate() {
+            if queues[..index].contains(queue) {
+                return Err(config(&format!("queue `{queue}` is named twice")));
+            }
+        }
+
+        if self.concurrency == 0 {
+            return Err(config("the concurrency must be at least 1"));
+        }
+        if !(MIN_MAX_FRAME..=u32::MAX as usize).contains(&self.max_frame) {
+            return Err(config(&format!(
+                "the frame limit of {} bytes is outside {MIN_MAX_FRAME}..={} bytes",
+                self.max_frame,
+                u32::MAX
+            )));
+        }
+
+        let host = host_name();
+        let name = match self.name {
+            Some(name) if name.trim().is_empty() => {
+                return Err(config("the worker name is empty"));
+            }
+            Some(name) => name,
+            None => format!("{host}.{}", std::process::id()),
+        };
+        let names: Vec<String> = if self.concurrency == 1 {
+            vec![name]
+        } else {
+            (1..=self.concurrency)
+                .map(|index| format!("{name}.{index}"))
+                .collect()
+        };
+
+        let registry = Arc::new(self.registry);
+        let loops = names
+            .into_iter()
+            .map(|name| LoopConfig {
+                name,
+                server: server.clone(),
+                host: host.clone(),
+                queues: queues.clone(),
+                root: root.clone(),
+                max_frame: self.max_frame,
+                registry: Arc::clone(&registry),
+            })
+            .collect();
+        Ok(Worker {
+            loops,
+            server,
+            root,
+            max_jobs: self.max_jobs,
+        })
+    }
+}
+
+/// A configuration error.
+fn config(message: &str) -> WorkerError {
+    WorkerError::Config(message.to_owned())
+}
+
+/// The root made absolute and canonical; it must be an existing directory.
+fn canonical_root(root: Option<PathBuf>) -> Result<PathBuf, WorkerError> {
+    let given = match root {
+        Some(path) => path,
+        None => std::env::current_dir().map_err(|error| WorkerError::Root {
+            path: PathBuf::from("."),
+            error,
+        })?,
+    };
+    let canonical = std::fs::canonicalize(&given).map_err(|error| WorkerError::Root {
+        path: given.clone(),
+        error,
+    })?;
+    if !canonical.is_dir() {
+        return Err(WorkerError::RootNotDirectory { path: canonical });
+    }
+    Ok(canonical)
+}

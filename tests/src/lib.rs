@@ -1,0 +1,1 @@
+//! Integration tests of buildcat live in `tests/`; this library is empty.
