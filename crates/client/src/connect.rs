@@ -19,6 +19,9 @@ use tracing::debug;
 use crate::ClientOptions;
 use crate::error::{ClientError, describe_io};
 
+/// The default connect and handshake timeout.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A socket that has not been welcomed yet, framed for the hello.
 pub(crate) type HelloFramed = Framed<TcpStream, FrameCodec<HelloReply, Hello>>;
 
@@ -148,6 +151,3 @@ fn lost_in_handshake(addr: &str, error: &io::Error) -> ClientError {
         reason: format!("{} during the handshake", describe_io(error)),
     }
 }
-
-/// The default connect and handshake timeout.
-pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -89,12 +89,9 @@ impl Connection {
         // Bytes the server sent after its welcome may already sit in the read buffer; a
         // `Framed` rebuilt from parts decodes them before reading more (a `FramedRead`
         // given the buffer afterwards would not look at it until new bytes arrived).
-        let mut naive = tokio_util::codec::FramedRead::new(
-            read_half,
-            parts.codec.retype::<ServerFrame, ClientFrame>(),
-        );
-        *naive.read_buffer_mut() = parts.read_buf;
-        let frames_in = naive;
+        let mut read_parts = FramedParts::new::<ClientFrame>(read_half, parts.codec.retype());
+        read_parts.read_buf = parts.read_buf;
+        let frames_in: Framed<OwnedReadHalf, Codec> = Framed::from_parts(read_parts);
 
         // Write no frame larger than the server accepts: an oversized request then fails
         // alone with a clear error instead of getting the connection closed.
@@ -258,10 +255,7 @@ impl Shared {
 }
 
 /// The reader task: hands each reply to its caller until the connection ends.
-async fn read_replies(
-    mut frames: tokio_util::codec::FramedRead<OwnedReadHalf, Codec>,
-    shared: Arc<Shared>,
-) {
+async fn read_replies(mut frames: Framed<OwnedReadHalf, Codec>, shared: Arc<Shared>) {
     loop {
         let frame = tokio::select! {
             () = shared.stop.cancelled() => return,

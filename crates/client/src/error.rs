@@ -202,6 +202,19 @@ mod tests {
     }
 
     #[test]
+    fn a_connect_timeout_names_the_time_and_a_hint() {
+        let error = ClientError::ConnectTimeout {
+            addr: "render-server:2228".to_owned(),
+            after: Duration::from_secs(5),
+        };
+        assert_eq!(
+            error.to_string(),
+            "timed out after 5s connecting to the buildcat server at render-server:2228 (is the \
+             address right and the port open?)"
+        );
+    }
+
+    #[test]
     fn a_failure_without_reason_says_so() {
         let id = JobId(uuid::Uuid::nil());
         let error = ClientError::JobFailed { id, failure: None };

@@ -15,16 +15,16 @@
 //! ```
 //!
 //! A tour of the modules:
-//! - [`client`](Client) holds [`Client`] and [`ClientOptions`]: connecting, then typed
-//!   requests (`submit`, `wait_job`, `job`, `info`) over one connection shared by every
-//!   clone.
-//! - [`JobHandle`] ties a submitted job to its task type, so `wait` returns the task's
-//!   output.
-//! - `connect` opens a connection: resolves the address, connects over TCP, exchanges
-//!   hellos.
-//! - `connection` carries many requests at once over the welcomed socket: a writer task
-//!   that batches frames, a reader task that matches replies to requests by id.
-//! - [`ClientError`] says what went wrong, on one line that names the server or the job.
+//! - `client`: [`Client`] and [`ClientOptions`]. Connecting, then typed requests
+//!   (`submit`, `wait_job`, `job`, `info`) over one connection that every clone shares.
+//! - `handle`: [`JobHandle`] ties a submitted job to its task type, so `wait` returns the
+//!   task's output.
+//! - `connect`: opening a connection. Resolves the address, connects over TCP and
+//!   exchanges hellos, each step bounded by its timeout.
+//! - `connection`: many requests at once over the welcomed socket. A writer task batches
+//!   frames; a reader task matches replies to requests by id.
+//! - `error`: [`ClientError`] says what went wrong in one line that names the server or
+//!   the job.
 //!
 //! The wire encoding lives in [`buildcat_proto`] (re-exported as [`proto`]); this crate
 //! never sees bytes, only typed frames.

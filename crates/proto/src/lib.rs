@@ -8,6 +8,7 @@
 //! - [`message`] holds the frames that follow: requests with ids, replies that echo them and
 //!   pushes from the server (job assignments for workers).
 //! - [`job`] holds what a job is: its id, options, states and the record the server keeps.
+//! - [`paths`] checks that paths in jobs are relative to the farm root.
 //! - [`task`] ties a job kind to typed arguments and output ([`Task`]) and defines the
 //!   built-in [`WorkerInfo`] task.
 //!
@@ -25,6 +26,7 @@ pub mod codec;
 pub mod handshake;
 pub mod job;
 pub mod message;
+pub mod paths;
 pub mod task;
 
 pub use codec::{CodecError, DEFAULT_MAX_FRAME, FrameCodec};

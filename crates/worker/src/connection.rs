@@ -8,15 +8,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use buildcat_proto::{
-    ClientFrame, CodecError, FrameCodec, HandshakeError, Hello, HelloReply, PROTOCOL_VERSION,
-    Reply, Request, RequestError, RequestId, Role, SOFTWARE_VERSION, ServerFrame,
+    ClientFrame, CodecError, FrameCodec, HandshakeError, Hello, HelloReply, JobId,
+    PROTOCOL_VERSION, Reply, Request, RequestError, RequestId, Role, SOFTWARE_VERSION, ServerFrame,
     WorkerRegistration,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpStream, lookup_host};
 use tokio::time::timeout;
 use tokio_util::codec::Framed;
-use tracing::debug;
+use tracing::{debug, info};
 
 /// How long a TCP connect may take before the next address (or attempt) is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,7 +74,7 @@ pub(crate) enum LinkError {
     #[error("the server could not take the result of job {job}: {error}")]
     ResultRefused {
         /// The job whose result was refused.
-        job: buildcat_proto::JobId,
+        job: JobId,
         /// The server's reason.
         error: RequestError,
     },
@@ -131,7 +131,7 @@ async fn connect(server: &str) -> Result<TcpStream, LinkError> {
                 if let Err(error) = stream.set_nodelay(true) {
                     debug!(%address, %error, "cannot disable nagle's algorithm");
                 }
-                debug!(%address, "connected");
+                info!(server = %address, "connected");
                 return Ok(stream);
             }
             Ok(Err(error)) => last_error = LinkError::Connect { address, error },

@@ -13,7 +13,8 @@ use tracing::{Instrument, Span, error, info, warn};
 use crate::context::JobContext;
 use crate::registry::Registry;
 
-/// A job this loop is running. Dropping it aborts the job's task.
+/// A job this loop is running. Dropping it aborts the job's task (and drops the handler's
+/// future, with whatever it owns).
 #[derive(Debug)]
 pub(crate) struct RunningJob {
     /// The job.
@@ -82,8 +83,8 @@ impl RunningJob {
 
 impl Drop for RunningJob {
     fn drop(&mut self) {
-        // Only reached with the job still running when the whole worker is being torn down
-        // (its `run` future dropped); the job must not outlive it.
+        // Reached with the job still running only when it is abandoned or the whole worker
+        // is torn down (its `run` future dropped); either way the job must not go on.
         self.task.abort();
     }
 }

@@ -93,7 +93,10 @@ impl Worker {
             let joined = tokio::select! {
                 () = &mut shutdown, if !shutdown_seen => {
                     shutdown_seen = true;
-                    info!("shutting down: idle loops stop now, running jobs are finished and reported first");
+                    info!(
+                        "shutting down: idle loops stop now, running jobs are finished and \
+                         reported first"
+                    );
                     control.stop().cancel();
                     continue;
                 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buildcat_proto::{
-    ClientFrame, Completion, JobId, Outcome, Reply, Request, RequestError, RequestId,
+    ClientFrame, CodecError, Completion, JobId, Outcome, Reply, Request, RequestError, RequestId,
     SOFTWARE_VERSION, ServerFrame, WorkerRegistration,
 };
 use futures_util::{SinkExt, StreamExt};
@@ -75,12 +75,13 @@ impl LoopState {
         self.next_id
     }
 
-    /// The jobs the server should keep leased to this loop: the running one and those
+    /// The jobs the server should keep leased to this loop: the running one first (the
+    /// server treats the first it can reclaim as the job this loop is busy with), then those
     /// whose results it has not acknowledged.
     fn held_jobs(&self) -> Vec<(JobId, u32)> {
         let running = self.job.iter().map(|job| (job.job, job.attempt));
         let reported = self.unacked.iter().map(|done| (done.job, done.attempt));
-        reported.chain(running).collect()
+        running.chain(reported).collect()
     }
 
     /// Forgets a result the server has settled.
@@ -101,7 +102,7 @@ enum SessionEnd {
 /// Something that happened while connected.
 enum Event {
     /// A frame, an error, or the end of the connection.
-    Frame(Option<Result<ServerFrame, buildcat_proto::CodecError>>),
+    Frame(Option<Result<ServerFrame, CodecError>>),
     /// The running job ended.
     JobEnded(Completion),
     /// Time for a heartbeat.
@@ -125,7 +126,12 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
         let attempt = tokio::select! {
             // An idle loop stops at once, even in the middle of connecting.
             () = control.stop().cancelled(), if state.is_idle() => return Ok(()),
-            attempt = connection::open(&config.server, config.max_frame, request_id, registration) => attempt,
+            attempt = connection::open(
+                &config.server,
+                config.max_frame,
+                request_id,
+                registration,
+            ) => attempt,
         };
         let (error, lost) = match attempt {
             Ok((link, registered)) => {
@@ -144,7 +150,11 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
             }
             Err(error) => {
                 if let Some(reason) = error.fatal() {
-                    error!(server = %config.server, error = %reason, "the buildcat server refused this worker");
+                    error!(
+                        server = %config.server,
+                        error = %reason,
+                        "the buildcat server refused this worker"
+                    );
                     return Err(WorkerError::Refused {
                         server: config.server.clone(),
                         reason: reason.clone(),
@@ -154,10 +164,21 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
             }
         };
         let delay = backoff.next_delay();
+        let server = &config.server;
         if lost {
-            warn!(server = %config.server, error = %error, retry_in = ?delay, "lost the connection to the buildcat server");
+            warn!(
+                server = %server,
+                error = %error,
+                retry_in = ?delay,
+                "lost the connection to the buildcat server"
+            );
         } else {
-            warn!(server = %config.server, error = %error, retry_in = ?delay, "cannot reach the buildcat server");
+            warn!(
+                server = %server,
+                error = %error,
+                retry_in = ?delay,
+                "cannot reach the buildcat server"
+            );
         }
         tokio::select! {
             () = control.stop().cancelled(), if state.is_idle() => return Ok(()),
@@ -287,14 +308,23 @@ fn handle_frame(
                     )));
                 }
                 Err(RequestError::StaleAttempt { .. }) => {
-                    warn!(job = %job, attempt, "the server no longer expects this result; dropping it");
+                    warn!(
+                        job = %job,
+                        attempt,
+                        "the server no longer expects this result; dropping it"
+                    );
                 }
                 // Not stored, but may be later: keep it and send it again on a new connection.
                 Err(error @ (RequestError::Storage(_) | RequestError::ShuttingDown)) => {
                     return Err(LinkError::ResultRefused { job, error });
                 }
                 Err(error) => {
-                    error!(job = %job, attempt, error = %error, "the server refused this result; dropping it");
+                    error!(
+                        job = %job,
+                        attempt,
+                        error = %error,
+                        "the server refused this result; dropping it"
+                    );
                 }
             }
             state.settle(job, attempt);
@@ -302,11 +332,17 @@ fn handle_frame(
             Ok(())
         }
         ServerFrame::Assign(assignment) => {
-            if let Some(running) = &state.job {
-                return Err(LinkError::Unexpected(format!(
-                    "an assignment of job {} while job {} is running",
-                    assignment.job, running.job
-                )));
+            // The server assigns only to a loop it counts as idle, so it no longer counts the
+            // running job as this loop's (e.g. it was handed to another worker while this one
+            // was away) and would refuse its result. Stop spending the machine on it.
+            if let Some(abandoned) = state.job.take() {
+                warn!(
+                    job = %abandoned.job,
+                    attempt = abandoned.attempt,
+                    next_job = %assignment.job,
+                    "the server no longer counts the running job as this worker's; abandoning it"
+                );
+                drop(abandoned);
             }
             if control.stopping() || !control.reserve() {
                 // The job goes back to the server's queue when this loop disconnects, which

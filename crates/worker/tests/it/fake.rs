@@ -1,0 +1,330 @@
+//! A scripted fake server and helpers to run a worker against it.
+
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use buildcat_proto::{
+    Assignment, ClientFrame, Completion, DEFAULT_MAX_FRAME, FrameCodec, Hello, HelloReply, JobId,
+    PROTOCOL_VERSION, Reply, Request, RequestError, RequestId, SOFTWARE_VERSION, ServerFrame, Task,
+    Welcome, WorkerRegistration, codec,
+};
+use buildcat_worker::{RunStats, Worker, WorkerBuilder, WorkerError};
+use futures_util::{SinkExt, StreamExt};
+use tempfile::TempDir;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::codec::Framed;
+
+/// How long any single expected event may take before the test fails. Generous: events
+/// normally arrive in milliseconds, but CI machines stall.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+/// A heartbeat period long enough that heartbeats do not show up in tests about other things.
+pub const QUIET_HEARTBEAT_MS: u64 = 60_000;
+
+/// Awaits `future`, failing the test if it takes longer than [`PATIENCE`].
+pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(PATIENCE, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out after {PATIENCE:?} waiting for {what}"),
+    }
+}
+
+/// A fresh job id (a valid UUID v7 shape, unique within the test run).
+pub fn job_id() -> JobId {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("00000000-0000-7000-8000-{n:012x}")
+        .parse()
+        .unwrap_or_else(|e| panic!("bad job id: {e}"))
+}
+
+/// An assignment of `task` as the first attempt of a new job in queue `default`.
+pub fn assignment<T: Task>(task: &T) -> Assignment {
+    Assignment {
+        job: job_id(),
+        attempt: 1,
+        queue: "default".to_owned(),
+        kind: T::KIND.to_owned(),
+        args: codec::encode_value(task).unwrap_or_else(|e| panic!("cannot encode args: {e}")),
+        timeout_ms: None,
+    }
+}
+
+/// The handshake-stage connection, seen from the server.
+pub type HelloLink = Framed<TcpStream, FrameCodec<Hello, HelloReply>>;
+
+/// A registered connection, seen from the server.
+pub type Link = Framed<TcpStream, FrameCodec<ClientFrame, ServerFrame>>;
+
+/// A listening fake server.
+pub struct FakeServer {
+    /// Where workers connect.
+    listener: TcpListener,
+}
+
+impl FakeServer {
+    /// A fake server on a free loopback port.
+    pub async fn bind() -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("cannot bind: {e}"));
+        FakeServer { listener }
+    }
+
+    /// A fake server on an existing listener.
+    pub fn on(listener: TcpListener) -> FakeServer {
+        FakeServer { listener }
+    }
+
+    /// The address to give the worker.
+    pub fn address(&self) -> String {
+        let address = self
+            .listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("no local address: {e}"));
+        address.to_string()
+    }
+
+    /// Accepts a connection and reads its hello, without answering.
+    pub async fn accept_hello(&self) -> (Hello, HelloLink) {
+        let (stream, _) = within("a worker to connect", self.listener.accept())
+            .await
+            .unwrap_or_else(|e| panic!("accept failed: {e}"));
+        let mut link = Framed::new(stream, FrameCodec::new(DEFAULT_MAX_FRAME));
+        let hello = within("the hello", link.next())
+            .await
+            .unwrap_or_else(|| panic!("closed before the hello"))
+            .unwrap_or_else(|e| panic!("bad hello: {e}"));
+        (hello, link)
+    }
+
+    /// Accepts a connection, welcomes it and answers its registration with `heartbeat_ms`.
+    pub async fn accept(&self, heartbeat_ms: u64) -> FakeConnection {
+        let (hello, mut link) = self.accept_hello().await;
+        assert_eq!(hello, Hello::new(buildcat_proto::Role::Worker));
+        link.send(HelloReply::Welcome(Welcome {
+            protocol: PROTOCOL_VERSION,
+            software: SOFTWARE_VERSION.to_owned(),
+            max_frame: u32::try_from(DEFAULT_MAX_FRAME).unwrap_or(u32::MAX),
+        }))
+        .await
+        .unwrap_or_else(|e| panic!("cannot welcome: {e}"));
+        let mut link: Link = link.map_codec(FrameCodec::retype);
+        let frame = within("the registration", link.next())
+            .await
+            .unwrap_or_else(|| panic!("closed before registering"))
+            .unwrap_or_else(|e| panic!("bad registration frame: {e}"));
+        let Request::Register(registration) = frame.request else {
+            panic!("expected a registration, got {:?}", frame.request);
+        };
+        let reply = Ok(Reply::Registered {
+            name: registration.name.clone(),
+            heartbeat_ms,
+        });
+        let mut connection = FakeConnection { link, registration };
+        connection.reply(frame.id, reply).await;
+        connection
+    }
+}
+
+/// One registered worker connection, seen from the server.
+pub struct FakeConnection {
+    /// The framed connection.
+    link: Link,
+    /// What the worker registered with.
+    pub registration: WorkerRegistration,
+}
+
+impl FakeConnection {
+    /// The next frame from the worker, or `None` once it disconnects.
+    pub async fn next_frame(&mut self) -> Option<ClientFrame> {
+        match within("a frame from the worker", self.link.next()).await {
+            Some(Ok(frame)) => Some(frame),
+            None => None,
+            Some(Err(buildcat_proto::CodecError::Io(e)))
+                if e.kind() == io::ErrorKind::ConnectionReset =>
+            {
+                None
+            }
+            Some(Err(e)) => panic!("bad frame from the worker: {e}"),
+        }
+    }
+
+    /// The next request other than a heartbeat; heartbeats on the way are acknowledged.
+    pub async fn next_request(&mut self) -> (RequestId, Request) {
+        loop {
+            let Some(frame) = self.next_frame().await else {
+                panic!("the worker disconnected while a request was expected");
+            };
+            match frame.request {
+                Request::Heartbeat => self.ack(frame.id).await,
+                request => return (frame.id, request),
+            }
+        }
+    }
+
+    /// The next job result the worker reports.
+    pub async fn expect_completion(&mut self) -> (RequestId, Completion) {
+        match self.next_request().await {
+            (id, Request::Complete(completion)) => (id, completion),
+            (_, other) => panic!("expected a completion, got {other:?}"),
+        }
+    }
+
+    /// Waits for the worker to close the connection, acknowledging heartbeats meanwhile and
+    /// failing on any other request.
+    pub async fn expect_closed(&mut self) {
+        while let Some(frame) = self.next_frame().await {
+            match frame.request {
+                Request::Heartbeat => self.ack(frame.id).await,
+                other => panic!("expected the worker to disconnect, got {other:?}"),
+            }
+        }
+    }
+
+    /// Pushes a job to the worker.
+    pub async fn assign(&mut self, assignment: Assignment) {
+        self.send(ServerFrame::Assign(assignment)).await;
+    }
+
+    /// Answers request `id` with `Ack`.
+    pub async fn ack(&mut self, id: RequestId) {
+        self.reply(id, Ok(Reply::Ack)).await;
+    }
+
+    /// Answers request `id`.
+    pub async fn reply(&mut self, id: RequestId, reply: Result<Reply, RequestError>) {
+        self.send(ServerFrame::Reply { id, reply }).await;
+    }
+
+    /// Sends any frame.
+    pub async fn send(&mut self, frame: ServerFrame) {
+        self.link
+            .send(frame)
+            .await
+            .unwrap_or_else(|e| panic!("cannot send to the worker: {e}"));
+    }
+
+    /// Acknowledges heartbeats until `count` have arrived, failing on any other request.
+    pub async fn expect_heartbeats(&mut self, count: usize) {
+        for _ in 0..count {
+            match self.next_frame().await {
+                Some(ClientFrame {
+                    id,
+                    request: Request::Heartbeat,
+                }) => self.ack(id).await,
+                other => panic!("expected a heartbeat, got {other:?}"),
+            }
+        }
+    }
+}
+
+/// The decoded output of a finished completion; fails the test on a failure.
+pub fn output<T: Task>(completion: &Completion) -> T::Output {
+    match &completion.outcome {
+        buildcat_proto::Outcome::Finished(bytes) => codec::decode_value(bytes)
+            .unwrap_or_else(|e| panic!("undecodable output of {}: {e}", T::KIND)),
+        buildcat_proto::Outcome::Failed(failure) => panic!("job failed: {failure:?}"),
+    }
+}
+
+/// The reason of a failed completion; fails the test if it finished.
+pub fn failure_reason(completion: &Completion) -> String {
+    match &completion.outcome {
+        buildcat_proto::Outcome::Failed(failure) => failure.reason.clone(),
+        buildcat_proto::Outcome::Finished(_) => panic!("expected the job to fail"),
+    }
+}
+
+/// A temporary root directory for a worker.
+pub fn temp_root() -> TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"))
+}
+
+/// A builder aimed at `server` with `root`, named `test-worker`.
+pub fn builder(server: &FakeServer, root: &TempDir) -> WorkerBuilder {
+    Worker::builder()
+        .server(server.address())
+        .root(root.path())
+        .name("test-worker")
+}
+
+/// A worker running in its own task, with a handle to shut it down.
+pub struct RunningWorker {
+    /// The task running [`Worker::run`].
+    task: JoinHandle<Result<RunStats, WorkerError>>,
+    /// Resolves the worker's shutdown future when sent to (or dropped).
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+/// Builds `builder` and runs the worker in a task.
+pub fn start(builder: WorkerBuilder) -> RunningWorker {
+    let worker = builder
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build the worker: {e}"));
+    let (shutdown, signal) = oneshot::channel::<()>();
+    let task = tokio::spawn(worker.run(async move {
+        let _ = signal.await;
+    }));
+    RunningWorker {
+        task,
+        shutdown: Some(shutdown),
+    }
+}
+
+impl RunningWorker {
+    /// Resolves the worker's shutdown future.
+    pub fn shut_down(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
+    /// Waits for `run` to return.
+    pub async fn finished(&mut self) -> Result<RunStats, WorkerError> {
+        within("the worker to return", &mut self.task)
+            .await
+            .unwrap_or_else(|e| panic!("the worker task failed: {e}"))
+    }
+
+    /// Shuts the worker down and waits for it to return successfully.
+    pub async fn stop(mut self) -> RunStats {
+        self.shut_down();
+        self.finished()
+            .await
+            .unwrap_or_else(|e| panic!("the worker failed: {e}"))
+    }
+}
+
+impl Drop for RunningWorker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Collects log lines written by the worker, so a test can wait for one.
+#[derive(Clone)]
+pub struct LogLines(pub mpsc::UnboundedSender<String>);
+
+impl io::Write for LogLines {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let _ = self.0.send(String::from_utf8_lossy(bytes).into_owned());
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogLines {
+    type Writer = LogLines;
+
+    fn make_writer(&'a self) -> LogLines {
+        self.clone()
+    }
+}

@@ -1,0 +1,14 @@
+//! Integration tests of the worker loop against a scripted fake server on loopback.
+//!
+//! The fake server (`fake`) speaks the real protocol through `buildcat-proto`'s codec, so
+//! these tests pin what the worker sends and how it reacts, frame by frame. Nothing here
+//! sleeps to wait: every wait is for a frame or an event, bounded by a generous timeout.
+
+mod builder;
+mod fake;
+mod heartbeat;
+mod jobs;
+mod lifecycle;
+mod reconnect;
+mod registration;
+mod tasks;
