@@ -32,6 +32,20 @@ pub enum Command {
     WorkerInfo(WorkerInfoArgs),
     /// Show the farm at a glance: queues with job counts, and workers.
     Info(InfoArgs),
+    /// Run a program on a worker, in its root, without a shell.
+    Run(RunArgs),
+    /// Print a job's output.
+    Logs(LogsArgs),
+    /// Show a job: state, attempts, worker, times, reason, result.
+    Status(StatusArgs),
+    /// List jobs, newest first.
+    Jobs(JobsArgs),
+    /// Cancel jobs: queued ones are removed, running ones are killed.
+    Cancel(CancelArgs),
+    /// Put failed or canceled jobs back in their queue.
+    Requeue(RequeueArgs),
+    /// Watch a queue drain: its length, drain rate and when it will be empty.
+    Eta(EtaArgs),
     /// Print the version.
     Version,
 }
@@ -107,6 +121,10 @@ pub struct ServerTuning {
     /// Connections beyond this many are refused.
     #[arg(long, default_value_t = 20_000)]
     pub max_connections: usize,
+    /// How long a worker whose connection dropped has to come back and keep its job, in
+    /// seconds.
+    #[arg(long, default_value_t = 15.0)]
+    pub reconnect_grace: f64,
     /// Do not wait for the disk on commit (UNSAFE: a power loss can lose acknowledged
     /// jobs; for measuring what durability costs).
     #[arg(long, hide = true)]
@@ -188,4 +206,133 @@ pub struct InfoArgs {
     /// Refresh every this many seconds until Ctrl-C.
     #[arg(long)]
     pub interval: Option<f64>,
+}
+
+/// Options shared by commands that submit jobs.
+#[derive(Debug, Args)]
+pub struct SubmitOptions {
+    /// The queue to submit to.
+    #[arg(long, default_value = "default")]
+    pub queue: String,
+    /// Kill an attempt after this many seconds.
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// How many times the job may be tried in all.
+    #[arg(long, default_value_t = 1)]
+    pub attempts: u32,
+    /// Higher runs first within the queue.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i32,
+    /// Start only after this job has finished (repeatable).
+    #[arg(long = "after", value_name = "JOB")]
+    pub after: Vec<String>,
+    /// Follow the job to its end; exit non-zero if it fails.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `buildcat run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(flatten)]
+    pub submit: SubmitOptions,
+    /// The program and its arguments (after `--`).
+    #[arg(required = true, last = true, value_name = "PROGRAM")]
+    pub command: Vec<String>,
+}
+
+/// `buildcat logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The job.
+    pub job: String,
+    /// Keep printing new output until the job ends.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+/// `buildcat status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The job.
+    pub job: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `buildcat jobs`.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Only this queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Only this state (queued, started, finished, failed, canceled, deferred).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// At most this many (up to 1000).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `buildcat cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The jobs.
+    #[arg(required = true)]
+    pub jobs: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `buildcat requeue`.
+#[derive(Debug, Args)]
+pub struct RequeueArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The jobs.
+    #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+    pub jobs: Vec<String>,
+    /// Every failed job (in `--queue` if given).
+    #[arg(long)]
+    pub failed: bool,
+    /// With `--failed`: only this queue.
+    #[arg(long, requires = "failed")]
+    pub queue: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `buildcat eta`.
+#[derive(Debug, Args)]
+pub struct EtaArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The queue to watch.
+    #[arg(long, default_value = "default")]
+    pub queue: String,
+    /// Seconds between samples.
+    #[arg(long, default_value_t = 5.0)]
+    pub interval: f64,
+    /// Samples in the moving average of the drain rate.
+    #[arg(long, default_value_t = 60)]
+    pub count: usize,
 }

@@ -48,6 +48,10 @@ fn server_config(storage: &Path, tuning: &ServerTuning) -> anyhow::Result<Server
     config.max_connections = tuning.max_connections;
     config.core.heartbeat = Duration::from_secs_f64(tuning.heartbeat);
     config.core.retention = Duration::from_secs_f64(tuning.retention_hours * 3600.0);
+    if !(tuning.reconnect_grace >= 0.0 && tuning.reconnect_grace.is_finite()) {
+        bail!("--reconnect-grace must be zero or more seconds");
+    }
+    config.core.reconnect_grace = Duration::from_secs_f64(tuning.reconnect_grace);
     Ok(config)
 }
 

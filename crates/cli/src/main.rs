@@ -5,6 +5,8 @@
 
 mod args;
 mod farm;
+mod jobs;
+mod time;
 mod output;
 mod submit;
 
@@ -47,6 +49,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Farm(args) => farm::farm(args).await,
         Command::WorkerInfo(args) => submit::worker_info(args).await,
         Command::Info(args) => output::info(args).await,
+        Command::Run(args) => jobs::run(args).await,
+        Command::Logs(args) => jobs::logs(args).await,
+        Command::Status(args) => jobs::status(args).await,
+        Command::Jobs(args) => jobs::list(args).await,
+        Command::Cancel(args) => jobs::cancel(args).await,
+        Command::Requeue(args) => jobs::requeue(args).await,
+        Command::Eta(args) => jobs::eta(args).await,
         Command::Version => {
             println!("buildcat {}", buildcat_proto::SOFTWARE_VERSION);
             Ok(ExitCode::SUCCESS)

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buildcat_proto::{
-    DEFAULT_MAX_FRAME, FarmInfo, JobId, JobOptions, JobStatus, NewJob, Reply, Request, Task, codec,
+    DEFAULT_MAX_FRAME, FarmInfo, JobChange, JobEvent, JobId, JobOptions, JobQuery, JobStatus,
+    NewJob, Reply, Request, RequeueTarget, Task, codec,
 };
+
+use tokio::sync::mpsc;
 
 use crate::connect::{self, DEFAULT_TIMEOUT};
 use crate::connection::Connection;
@@ -187,6 +190,70 @@ impl Client {
         }
     }
 
+    /// Cancels jobs: queued ones are removed, running ones are killed by their worker.
+    pub async fn cancel(&self, jobs: Vec<JobId>) -> Result<Vec<JobChange>, ClientError> {
+        match self.request(Request::Cancel(jobs)).await? {
+            Reply::Changes(changes) => Ok(changes),
+            other => Err(unexpected("Cancel", &other)),
+        }
+    }
+
+    /// Puts failed or canceled jobs back in their queue.
+    pub async fn requeue(&self, target: RequeueTarget) -> Result<Vec<JobChange>, ClientError> {
+        match self.request(Request::Requeue(target)).await? {
+            Reply::Changes(changes) => Ok(changes),
+            other => Err(unexpected("Requeue", &other)),
+        }
+    }
+
+    /// Lists jobs, newest first.
+    pub async fn jobs(&self, query: JobQuery) -> Result<Vec<JobStatus>, ClientError> {
+        match self.request(Request::Jobs(query)).await? {
+            Reply::Jobs(jobs) => Ok(jobs),
+            other => Err(unexpected("Jobs", &other)),
+        }
+    }
+
+    /// A job's output so far: the lines kept, and how many older ones were dropped.
+    pub async fn logs(&self, job: JobId) -> Result<(Vec<String>, u64), ClientError> {
+        let request = Request::Logs { job, follow: false };
+        match self.request(request).await? {
+            Reply::Log { lines, dropped } => Ok((lines, dropped)),
+            other => Err(unexpected("Logs", &other)),
+        }
+    }
+
+    /// Streams a job's output: what it printed so far, then new lines as they come, as
+    /// [`JobEvent::Log`] events on `events`; returns when the job has ended.
+    pub async fn follow_logs(
+        &self,
+        job: JobId,
+        events: mpsc::UnboundedSender<JobEvent>,
+    ) -> Result<(), ClientError> {
+        let request = Request::Logs { job, follow: true };
+        match self.connection.request_with_events(request, events).await? {
+            Reply::Log { .. } => Ok(()),
+            other => Err(unexpected("Logs", &other)),
+        }
+    }
+
+    /// Follows jobs: their progress and ends arrive on `events` as [`JobEvent::Progress`]
+    /// and [`JobEvent::Ended`]; returns once every one has ended.
+    pub async fn watch(
+        &self,
+        jobs: Vec<JobId>,
+        events: mpsc::UnboundedSender<JobEvent>,
+    ) -> Result<(), ClientError> {
+        match self
+            .connection
+            .request_with_events(Request::Watch(jobs), events)
+            .await?
+        {
+            Reply::Ack => Ok(()),
+            other => Err(unexpected("Watch", &other)),
+        }
+    }
+
     /// Sends any request and waits for its reply.
     ///
     /// The typed methods are built on this. A request the server cannot serve gives
@@ -253,6 +320,9 @@ fn unexpected(request: &str, reply: &Reply) -> ClientError {
         Reply::Info(_) => "Info",
         Reply::Registered { .. } => "Registered",
         Reply::Ack => "Ack",
+        Reply::Changes(_) => "Changes",
+        Reply::Jobs(_) => "Jobs",
+        Reply::Log { .. } => "Log",
     };
     ClientError::Protocol(format!(
         "it answered a `{request}` request with a `{name}` reply"

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use buildcat_proto::{
-    ClientFrame, CodecError, FrameCodec, Reply, Request, RequestId, ServerFrame, Welcome,
+    ClientFrame, CodecError, FrameCodec, JobEvent, Reply, Request, RequestId, ServerFrame, Welcome,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -65,6 +65,8 @@ struct Shared {
     pending: Mutex<Pending>,
     /// Cancelled when the connection ends or the last handle is dropped.
     stop: CancellationToken,
+    /// Where events for streaming requests (`Logs { follow }`, `Watch`) go, by request id.
+    events: Mutex<HashMap<RequestId, mpsc::UnboundedSender<JobEvent>>>,
 }
 
 /// The pending requests of a connection that is open, or why it is not.
@@ -108,6 +110,7 @@ impl Connection {
             addr: addr.to_owned(),
             pending: Mutex::new(Pending::Open(HashMap::new())),
             stop: CancellationToken::new(),
+            events: Mutex::new(HashMap::new()),
         });
         let (outgoing, queued) = mpsc::channel(OUTGOING_CAPACITY);
         tokio::spawn(read_replies(frames_in, Arc::clone(&shared)));
@@ -135,7 +138,28 @@ impl Connection {
     /// Cancel-safe: dropping the future forgets the request, and a reply that comes later
     /// is dropped.
     pub(crate) async fn request(&self, request: Request) -> Result<Reply, ClientError> {
+        self.request_inner(request, None).await
+    }
+
+    /// Sends a streaming request: events the server pushes for it go to `events` until the
+    /// reply comes.
+    pub(crate) async fn request_with_events(
+        &self,
+        request: Request,
+        events: mpsc::UnboundedSender<JobEvent>,
+    ) -> Result<Reply, ClientError> {
+        self.request_inner(request, Some(events)).await
+    }
+
+    async fn request_inner(
+        &self,
+        request: Request,
+        events: Option<mpsc::UnboundedSender<JobEvent>>,
+    ) -> Result<Reply, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Some(events) = events {
+            self.shared.events_lock().insert(id, events);
+        }
         let (reply_to, reply) = oneshot::channel();
         self.shared.register(id, reply_to)?;
         let _forget_on_drop = PendingGuard {
@@ -176,10 +200,23 @@ impl Drop for PendingGuard<'_> {
         if let Pending::Open(waiting) = &mut *self.shared.lock() {
             waiting.remove(&self.id);
         }
+        self.shared.events_lock().remove(&self.id);
     }
 }
 
 impl Shared {
+    /// The event routes; no code holding them can panic, so a poisoned lock is still sound.
+    fn events_lock(&self) -> MutexGuard<'_, HashMap<RequestId, mpsc::UnboundedSender<JobEvent>>> {
+        self.events.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands an event to the caller of the streaming request `id`.
+    fn event(&self, id: RequestId, event: JobEvent) {
+        if let Some(events) = self.events_lock().get(&id) {
+            let _ = events.send(event);
+        }
+    }
+
     /// The pending map; no code holding it can panic, so a poisoned lock is still sound.
     fn lock(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
@@ -268,6 +305,10 @@ async fn read_replies(mut frames: Framed<OwnedReadHalf, Codec>, shared: Arc<Shar
             Some(Ok(ServerFrame::Closing(reason))) => {
                 shared.close(format!("the server closed it: {reason}"));
                 return;
+            }
+            Some(Ok(ServerFrame::Event { id, event })) => shared.event(id, event),
+            Some(Ok(ServerFrame::Cancel { job, .. })) => {
+                warn!(server = %shared.addr, job = %job, "ignoring a cancel sent to a client connection");
             }
             Some(Ok(ServerFrame::Assign(assignment))) => {
                 warn!(

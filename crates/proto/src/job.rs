@@ -272,6 +272,19 @@ pub struct JobStatus {
     pub result: Option<Vec<u8>>,
     /// Why it failed or was canceled, once it has.
     pub failure: Option<Failure>,
+    /// How far the current attempt is, when the job reports progress (not stored).
+    pub progress: Option<JobProgress>,
+}
+
+/// How far a job is: frames done out of frames in the job, and the files written.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct JobProgress {
+    /// Units (frames) done.
+    pub done: u32,
+    /// Units (frames) in the job.
+    pub total: u32,
+    /// Files written so far, relative to the root where possible.
+    pub outputs: Vec<String>,
 }
 
 impl JobStatus {

@@ -32,13 +32,18 @@ pub mod task;
 pub use codec::{CodecError, DEFAULT_MAX_FRAME, FrameCodec};
 pub use handshake::{HandshakeError, Hello, HelloReply, MAGIC, PROTOCOL_VERSION, Role, Welcome};
 pub use job::{
-    Attempt, AttemptOutcome, Failure, JobId, JobOptions, JobState, JobStatus, NewJob, Timestamp,
+    Attempt, AttemptOutcome, Failure, JobId, JobOptions, JobProgress, JobState, JobStatus, NewJob,
+    Timestamp,
 };
 pub use message::{
-    Assignment, ClientFrame, Completion, FarmInfo, Outcome, QueueSummary, Reply, Request,
-    RequestError, RequestId, ServerFrame, WorkerActivity, WorkerRegistration, WorkerSummary,
+    Assignment, ClientFrame, Completion, FarmInfo, JobChange, JobEvent, JobQuery, Outcome,
+    QueueSummary, Reply, Request, RequestError, RequestId, RequeueTarget, ServerFrame,
+    WorkerActivity, WorkerRegistration, WorkerSummary,
 };
-pub use task::{OsInfo, RuntimeInfo, Task, WorkerDetails, WorkerInfo, WorkerInfoReport};
+pub use task::{
+    CommandResult, OsInfo, RunCommand, RuntimeInfo, Task, WorkerDetails, WorkerInfo,
+    WorkerInfoReport,
+};
 
 /// The default TCP port of a buildcat server.
 ///

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::{Failure, JobId, JobState, JobStatus, NewJob, Timestamp};
+use crate::job::{Failure, JobId, JobProgress, JobState, JobStatus, NewJob, Timestamp};
 
 /// Chosen by the peer; echoed by the server's reply.
 pub type RequestId = u64;
@@ -38,6 +38,95 @@ pub enum Request {
     Heartbeat,
     /// A worker reports how a job ended. Answered with [`Reply::Ack`] once durable.
     Complete(Completion),
+    /// A worker sends output lines of a running job. Answered with [`Reply::Ack`].
+    Log {
+        /// The job.
+        job: JobId,
+        /// The attempt that printed them.
+        attempt: u32,
+        /// The lines, without line endings.
+        lines: Vec<String>,
+    },
+    /// A worker reports how far a running job is. Answered with [`Reply::Ack`].
+    Progress {
+        /// The job.
+        job: JobId,
+        /// The attempt.
+        attempt: u32,
+        /// Frames done, frames in all, outputs written.
+        progress: JobProgress,
+    },
+    /// Cancel jobs: queued ones are removed, running ones killed by their worker. Answered
+    /// with [`Reply::Changes`].
+    Cancel(Vec<JobId>),
+    /// Put failed or canceled jobs back in their queue. Answered with [`Reply::Changes`].
+    Requeue(RequeueTarget),
+    /// List jobs, newest first. Answered with [`Reply::Jobs`].
+    Jobs(JobQuery),
+    /// A job's output so far; with `follow`, [`JobEvent::Log`] events follow as lines
+    /// arrive and the reply comes when the job ends. Answered with [`Reply::Log`].
+    Logs {
+        /// The job.
+        job: JobId,
+        /// Keep streaming until the job ends.
+        follow: bool,
+    },
+    /// Follow jobs: [`JobEvent::Progress`] and [`JobEvent::Ended`] events arrive as they
+    /// happen; the reply ([`Reply::Ack`]) comes once every one has ended.
+    Watch(Vec<JobId>),
+}
+
+/// Which jobs to requeue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequeueTarget {
+    /// These jobs.
+    Jobs(Vec<JobId>),
+    /// Every failed job, in one queue or in all.
+    Failed {
+        /// Only this queue.
+        queue: Option<String>,
+    },
+}
+
+/// Which jobs to list.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct JobQuery {
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this state.
+    pub state: Option<JobState>,
+    /// At most this many (the server caps it at 1,000).
+    pub limit: u32,
+}
+
+/// What a request did to one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobChange {
+    /// The job.
+    pub job: JobId,
+    /// Its new state, or why nothing was done.
+    pub result: Result<JobState, RequestError>,
+}
+
+/// Something that happened to a followed job, pushed with the id of the request that asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobEvent {
+    /// New output lines.
+    Log {
+        /// The job.
+        job: JobId,
+        /// The lines.
+        lines: Vec<String>,
+    },
+    /// The job's progress changed.
+    Progress {
+        /// The job.
+        job: JobId,
+        /// Where it is now.
+        progress: JobProgress,
+    },
+    /// The job ended; this is its final record.
+    Ended(JobStatus),
 }
 
 /// How a worker introduces itself.
@@ -79,6 +168,8 @@ pub enum Outcome {
     Finished(Vec<u8>),
     /// Why it failed.
     Failed(Failure),
+    /// The worker stopped it after a [`ServerFrame::Cancel`].
+    Canceled,
 }
 
 /// A frame from the server.
@@ -95,6 +186,22 @@ pub enum ServerFrame {
     Assign(Assignment),
     /// The server is closing this connection, and why.
     Closing(String),
+    /// Stop running this job (it was canceled or timed out); the worker kills it.
+    Cancel {
+        /// The job.
+        job: JobId,
+        /// The attempt to stop.
+        attempt: u32,
+        /// Why, for the worker's log.
+        reason: String,
+    },
+    /// An event for a `Logs { follow }` or `Watch` request.
+    Event {
+        /// The request being answered.
+        id: RequestId,
+        /// What happened.
+        event: JobEvent,
+    },
 }
 
 /// A successful answer.
@@ -117,6 +224,17 @@ pub enum Reply {
     },
     /// Done.
     Ack,
+    /// What a cancel or requeue did, one entry per job.
+    Changes(Vec<JobChange>),
+    /// Jobs, newest first (results left out).
+    Jobs(Vec<JobStatus>),
+    /// A job's output.
+    Log {
+        /// The lines kept (the oldest are dropped past the server's limit).
+        lines: Vec<String>,
+        /// How many older lines were dropped.
+        dropped: u64,
+    },
 }
 
 /// Why a request could not be served. The connection stays open.
@@ -150,6 +268,24 @@ pub enum RequestError {
         job: JobId,
         /// The attempt reported.
         attempt: u32,
+    },
+    /// The job is not in a state the request applies to.
+    #[error("job {job} is {state}; {what}")]
+    WrongState {
+        /// The job.
+        job: JobId,
+        /// Its state.
+        state: JobState,
+        /// What could not be done.
+        what: String,
+    },
+    /// Too many requests are in flight on this connection.
+    #[error(
+        "too many requests in flight on one connection (limit {limit}); wait for replies before sending more"
+    )]
+    TooManyInFlight {
+        /// The limit.
+        limit: u32,
     },
 }
 

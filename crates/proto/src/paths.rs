@@ -82,7 +82,12 @@ mod tests {
 
     #[test]
     fn relative_paths_inside_the_root_pass() {
-        for path in ["scene.blend", "shots/010/scene.hip", "./a/../b.ifd", "a/b/../../c"] {
+        for path in [
+            "scene.blend",
+            "shots/010/scene.hip",
+            "./a/../b.ifd",
+            "a/b/../../c",
+        ] {
             check(path, Ok(()));
         }
     }
@@ -108,7 +113,10 @@ mod tests {
             resolve(root, "shots/../scene.blend").unwrap(),
             Path::new("/mnt/farm/scene.blend")
         );
-        assert_eq!(resolve(root, "a\\b.ifd").unwrap(), Path::new("/mnt/farm/a/b.ifd"));
+        assert_eq!(
+            resolve(root, "a\\b.ifd").unwrap(),
+            Path::new("/mnt/farm/a/b.ifd")
+        );
         assert!(resolve(root, "/etc/passwd").is_err());
     }
 }

@@ -95,3 +95,28 @@ pub struct WorkerDetails {
     /// The worker's name on the farm.
     pub name: String,
 }
+
+/// Runs a program on a worker, without a shell, in the worker's root
+/// (`buildcat run -- PROGRAM ARGS...`).
+///
+/// A bare program name is looked up on the worker's PATH; a name with a `/` is relative to
+/// the root (or absolute). The job id is in `BUILDCAT_JOB_ID`, the root in `BUILDCAT_ROOT`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCommand {
+    /// The program.
+    pub program: String,
+    /// Its arguments, passed as they are.
+    pub args: Vec<String>,
+}
+
+impl Task for RunCommand {
+    const KIND: &'static str = "buildcat.command.run";
+    type Output = CommandResult;
+}
+
+/// How a [`RunCommand`] job's program ended (a non-zero exit fails the job instead).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResult {
+    /// The exit code: 0.
+    pub exit_code: i32,
+}

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buildcat_proto::{
-    Assignment, Attempt, AttemptOutcome, Completion, Failure, FarmInfo, JobId, JobOptions,
-    JobState, JobStatus, NewJob, Outcome, QueueSummary, Reply, Request, RequestError, RequestId,
-    Role, ServerFrame, Timestamp, WorkerActivity, WorkerRegistration, WorkerSummary,
+    Assignment, Attempt, AttemptOutcome, Completion, FarmInfo, Failure, JobEvent, JobId,
+    JobOptions, JobProgress, JobState, JobStatus, NewJob, Outcome, QueueSummary, Reply, Request,
+    RequestError, RequestId, Role, ServerFrame, Timestamp, WorkerActivity, WorkerRegistration,
+    WorkerSummary,
 };
 
 use crate::store::{StoreOp, StoredJob};
@@ -43,6 +44,18 @@ pub struct CoreConfig {
     pub missed_heartbeats: u32,
     /// How long finished jobs are kept.
     pub retention: Duration,
+    /// How long a worker whose connection dropped has to reconnect and reclaim its jobs.
+    pub reconnect_grace: Duration,
+    /// The wait before the first retry of a failed attempt; it doubles with each retry.
+    pub retry_backoff: Duration,
+    /// The longest wait between retries.
+    pub max_retry_backoff: Duration,
+    /// How long after a job's timeout the server stops waiting for its worker to report it.
+    pub timeout_backstop: Duration,
+    /// Output lines kept per job; older lines are dropped first.
+    pub max_log_lines: usize,
+    /// Requests one connection may have unanswered at once.
+    pub max_in_flight: u32,
 }
 
 impl Default for CoreConfig {
@@ -51,6 +64,12 @@ impl Default for CoreConfig {
             heartbeat: Duration::from_secs(5),
             missed_heartbeats: 3,
             retention: Duration::from_secs(24 * 60 * 60),
+            reconnect_grace: Duration::from_secs(15),
+            retry_backoff: Duration::from_secs(2),
+            max_retry_backoff: Duration::from_secs(300),
+            timeout_backstop: Duration::from_secs(30),
+            max_log_lines: 10_000,
+            max_in_flight: 100_000,
         }
     }
 }
@@ -136,6 +155,22 @@ struct Job {
     result: Option<Vec<u8>>,
     /// Why it failed or was canceled.
     failure: Option<Failure>,
+    /// How far the current attempt is (kept in memory only).
+    progress: Option<JobProgress>,
+    /// The output of the job's attempts (kept in memory only).
+    log: Option<Box<JobLog>>,
+    /// When a failed attempt's retry may start; the job is not in its queue's pending set
+    /// until then.
+    retry_at: Option<Timestamp>,
+}
+
+/// A job's output, bounded.
+#[derive(Debug, Clone, Default)]
+struct JobLog {
+    /// The newest lines.
+    lines: std::collections::VecDeque<String>,
+    /// Older lines dropped to stay within the bound.
+    dropped: u64,
 }
 
 impl Job {
@@ -151,6 +186,7 @@ impl Job {
             attempts: self.attempts.clone(),
             result: self.result.clone(),
             failure: self.failure.clone(),
+            progress: self.progress.clone(),
         }
     }
 
@@ -172,6 +208,10 @@ impl Job {
             .filter(|attempt| attempt.outcome == Some(AttemptOutcome::WorkerLost))
             .count();
         u32::try_from(lost).unwrap_or(u32::MAX)
+    }
+
+    fn queue_key(&self) -> QueueKey {
+        (Reverse(self.options.priority), self.id)
     }
 
     fn failed_attempts(&self) -> u32 {
@@ -218,6 +258,8 @@ struct Worker {
 struct Connection {
     /// Client or worker.
     role: Role,
+    /// Requests not yet answered.
+    in_flight: u32,
 }
 
 /// What the core waits on a commit for.
@@ -272,6 +314,17 @@ pub struct Core {
     next_token: Token,
     /// Makes job ids strictly increasing.
     id_context: uuid::ContextV7,
+    /// Failed jobs waiting for their retry, by when it is due.
+    delayed: BTreeSet<(Timestamp, JobId)>,
+    /// Running jobs whose worker's connection dropped: the worker's name, the attempt and
+    /// when the grace period ends.
+    orphans: HashMap<JobId, (String, u32, Timestamp)>,
+    /// Clients following a job's output.
+    log_followers: HashMap<JobId, Vec<(ConnId, RequestId)>>,
+    /// Clients watching a job's progress and end.
+    watchers: HashMap<JobId, Vec<(ConnId, RequestId)>>,
+    /// How many jobs each watch request still waits for.
+    watches: HashMap<(ConnId, RequestId), usize>,
     /// Effects gathered while handling one input.
     effects: Vec<Effect>,
     /// Store operations gathered while handling one input (sent as one Persist).
@@ -296,6 +349,11 @@ impl Core {
             pending: HashMap::new(),
             next_token: 0,
             id_context: uuid::ContextV7::new(),
+            delayed: BTreeSet::new(),
+            orphans: HashMap::new(),
+            log_followers: HashMap::new(),
+            watchers: HashMap::new(),
+            watches: HashMap::new(),
             effects: Vec::new(),
             ops: Vec::new(),
         };
@@ -312,6 +370,9 @@ impl Core {
                 attempts: status.attempts,
                 result: status.result,
                 failure: status.failure,
+                progress: None,
+                log: None,
+                retry_at: None,
             };
             core.insert_loaded(job, now);
         }
@@ -353,10 +414,10 @@ impl Core {
     pub fn handle(&mut self, now: Timestamp, input: Input) -> Vec<Effect> {
         match input {
             Input::Connected { conn, role } => {
-                self.connections.insert(conn, Connection { role });
+                self.connections.insert(conn, Connection { role, in_flight: 0 });
             }
             Input::Request { conn, id, request } => self.request(now, conn, id, request),
-            Input::Disconnected { conn } => self.forget_connection(now, conn),
+            Input::Disconnected { conn } => self.forget_connection(now, conn, true),
             Input::Persisted { tokens, error } => {
                 for token in tokens {
                     self.persisted(now, token, error.as_deref());
@@ -376,25 +437,45 @@ impl Core {
     }
 
     fn reply(&mut self, conn: ConnId, id: RequestId, reply: Result<Reply, RequestError>) {
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.in_flight = connection.in_flight.saturating_sub(1);
+        }
         self.effects
             .push(Effect::Send(conn, ServerFrame::Reply { id, reply }));
     }
 
     fn request(&mut self, now: Timestamp, conn: ConnId, id: RequestId, request: Request) {
-        let Some(role) = self.connections.get(&conn).map(|c| c.role) else {
+        let limit = self.config.max_in_flight;
+        let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
+        let role = connection.role;
+        if connection.in_flight >= limit {
+            let refusal = ServerFrame::Reply {
+                id,
+                reply: Err(RequestError::TooManyInFlight { limit }),
+            };
+            self.effects.push(Effect::Send(conn, refusal));
+            return;
+        }
+        connection.in_flight += 1;
         if let Some(worker) = self.workers.get_mut(&conn) {
             worker.last_seen = now;
         }
         let worker_only = matches!(
             request,
-            Request::Register(_) | Request::Heartbeat | Request::Complete(_)
+            Request::Register(_)
+                | Request::Heartbeat
+                | Request::Complete(_)
+                | Request::Log { .. }
+                | Request::Progress { .. }
         );
         if worker_only && role != Role::Worker {
             let name = match &request {
                 Request::Register(_) => "register",
                 Request::Heartbeat => "heartbeat",
+                Request::Log { .. } => "log",
+                Request::Progress { .. } => "progress",
                 _ => "complete",
             };
             let error = RequestError::WrongRole {
@@ -428,6 +509,36 @@ impl Core {
             Request::Register(registration) => self.register(now, conn, id, registration),
             Request::Heartbeat => self.reply(conn, id, Ok(Reply::Ack)),
             Request::Complete(completion) => self.complete(now, conn, id, completion),
+            Request::Log {
+                job,
+                attempt,
+                lines,
+            } => {
+                self.append_log(job, attempt, lines);
+                self.reply(conn, id, Ok(Reply::Ack));
+            }
+            Request::Progress {
+                job,
+                attempt,
+                progress,
+            } => {
+                self.record_progress(job, attempt, progress);
+                self.reply(conn, id, Ok(Reply::Ack));
+            }
+            Request::Cancel(jobs) => {
+                let changes = jobs.into_iter().map(|job| self.cancel(now, job)).collect();
+                self.reply(conn, id, Ok(Reply::Changes(changes)));
+            }
+            Request::Requeue(target) => {
+                let changes = self.requeue(now, target);
+                self.reply(conn, id, Ok(Reply::Changes(changes)));
+            }
+            Request::Jobs(query) => {
+                let jobs = self.list(&query);
+                self.reply(conn, id, Ok(Reply::Jobs(jobs)));
+            }
+            Request::Logs { job, follow } => self.logs(conn, id, job, follow),
+            Request::Watch(jobs) => self.watch(conn, id, jobs),
         }
     }
 
@@ -452,6 +563,9 @@ impl Core {
                 attempts: Vec::new(),
                 result: None,
                 failure: None,
+                progress: None,
+                log: None,
+                retry_at: None,
             };
             self.ops.push(StoreOp::Insert(job.stored()));
             jobs.push(job);
@@ -553,7 +667,7 @@ impl Core {
         let Some(job) = self.jobs.get(&id) else {
             return;
         };
-        let key = (Reverse(job.options.priority), id);
+        let key = job.queue_key();
         let queue_name = job.queue.clone();
         let kind = job.kind.clone();
         self.queue_mut(&queue_name).pending.insert(key);
@@ -712,7 +826,7 @@ impl Core {
         let kinds = registration.kinds.iter().cloned().collect();
         let mut current = None;
         for &(job_id, attempt) in &registration.running {
-            if current.is_none() && self.reclaim(now, &registration.name, job_id, attempt) {
+            if current.is_none() && self.reclaim(&registration.name, job_id, attempt) {
                 current = Some((job_id, attempt));
             }
         }
@@ -734,7 +848,7 @@ impl Core {
     }
 
     /// A reconnecting worker still runs `job`: give it back if that attempt is still current.
-    fn reclaim(&mut self, now: Timestamp, worker: &str, id: JobId, attempt: u32) -> bool {
+    fn reclaim(&mut self, worker: &str, id: JobId, attempt: u32) -> bool {
         let Some(job) = self.jobs.get_mut(&id) else {
             return false;
         };
@@ -749,18 +863,20 @@ impl Core {
                 last.ended_at = None;
                 last.outcome = None;
                 last.worker = worker.to_owned();
-                let key = (Reverse(job.options.priority), id);
+                let key = job.queue_key();
                 let queue = job.queue.clone();
                 self.queue_mut(&queue).pending.remove(&key);
                 self.set_state(id, JobState::Started);
                 if let Some(job) = self.jobs.get(&id) {
                     self.ops.push(StoreOp::Update(job.status()));
                 }
-                let _ = now;
                 true
             }
             JobState::Started => {
-                // The old connection's loss has not been noticed yet; take the job over.
+                // Back within the grace period, or the old connection's loss has not been
+                // noticed yet: the job stays with this worker.
+                self.orphans.remove(&id);
+                last.worker = worker.to_owned();
                 let holder = self
                     .workers
                     .iter()
@@ -840,16 +956,24 @@ impl Core {
             Outcome::Failed(failure) => {
                 (AttemptOutcome::Failed(failure.clone()), None, Some(failure))
             }
+            Outcome::Canceled => (
+                AttemptOutcome::Canceled,
+                None,
+                Some(Failure::new("canceled")),
+            ),
         };
+        let canceled = attempt_outcome == AttemptOutcome::Canceled;
         if let Some(last) = job.attempts.last_mut() {
             last.ended_at = Some(now);
             last.outcome = Some(attempt_outcome);
         }
         let state = match (&result, &failure) {
             (Some(_), _) => JobState::Finished,
+            _ if canceled => JobState::Canceled,
             _ if job.failed_attempts() < job.options.max_attempts => JobState::Queued,
             _ => JobState::Failed,
         };
+        job.progress = None;
         if state.is_terminal() {
             job.ended_at = Some(now);
             job.result = result;
@@ -860,24 +984,54 @@ impl Core {
             self.ops.push(StoreOp::Update(job.status()));
         }
         if state == JobState::Queued {
-            self.enqueue(now, id);
+            self.schedule_retry(now, id);
             return false;
         }
         self.release_dependents(now, id);
         true
     }
 
-    /// Tells every client waiting on `id` that it ended.
-    fn announce_end(&mut self, id: JobId) {
-        let Some(waiters) = self.waiters.remove(&id) else {
+    /// A failed attempt will be retried: after a backoff that doubles with each failure.
+    fn schedule_retry(&mut self, now: Timestamp, id: JobId) {
+        let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
+        let failures = job.failed_attempts().max(1);
+        let factor = 1u32.checked_shl(failures - 1).unwrap_or(u32::MAX);
+        let wait = self
+            .config
+            .retry_backoff
+            .saturating_mul(factor)
+            .min(self.config.max_retry_backoff);
+        if wait.is_zero() {
+            self.enqueue(now, id);
+            return;
+        }
+        let due = now.plus(wait);
+        job.retry_at = Some(due);
+        self.delayed.insert((due, id));
+    }
+
+    /// Tells every client waiting on `id` that it ended.
+    fn announce_end(&mut self, id: JobId) {
         let Some(job) = self.jobs.get(&id) else {
             return;
         };
         let status = job.status();
-        for (conn, request) in waiters {
+        let dropped = job.log.as_ref().map_or(0, |log| log.dropped);
+        for (conn, request) in self.waiters.remove(&id).unwrap_or_default() {
             self.reply(conn, request, Ok(Reply::Ended(status.clone())));
+        }
+        for (conn, request) in self.log_followers.remove(&id).unwrap_or_default() {
+            let reply = Reply::Log {
+                lines: Vec::new(),
+                dropped,
+            };
+            self.reply(conn, request, Ok(reply));
+        }
+        for (conn, request) in self.watchers.remove(&id).unwrap_or_default() {
+            self.event(conn, request, JobEvent::Ended(status.clone()));
+            self.watch_done(conn, request);
         }
     }
 
@@ -925,12 +1079,24 @@ impl Core {
         }
     }
 
-    fn forget_connection(&mut self, now: Timestamp, conn: ConnId) {
+    /// A connection ended. A worker's running job waits `reconnect_grace` for the worker
+    /// to come back (`grace`), or is taken from it at once (a silent worker).
+    fn forget_connection(&mut self, now: Timestamp, conn: ConnId, grace: bool) {
         self.connections.remove(&conn);
-        for waiters in self.waiters.values_mut() {
-            waiters.retain(|(waiter, _)| *waiter != conn);
+        for subscribers in [
+            &mut self.waiters,
+            &mut self.log_followers,
+            &mut self.watchers,
+        ] {
+            if subscribers.is_empty() {
+                continue;
+            }
+            for list in subscribers.values_mut() {
+                list.retain(|(subscriber, _)| *subscriber != conn);
+            }
+            subscribers.retain(|_, list| !list.is_empty());
         }
-        self.waiters.retain(|_, waiters| !waiters.is_empty());
+        self.watches.retain(|(watcher, _), _| *watcher != conn);
         let Some(worker) = self.workers.remove(&conn) else {
             return;
         };
@@ -940,7 +1106,20 @@ impl Core {
         let Some((id, attempt)) = worker.current else {
             return;
         };
-        tracing::warn!(worker = %worker.registration.name, job = %id, attempt, "worker lost while running a job");
+        let name = worker.registration.name;
+        if grace && !self.config.reconnect_grace.is_zero() {
+            tracing::info!(worker = %name, job = %id, attempt, "worker disconnected while running a job; waiting for it to reconnect");
+            let deadline = now.plus(self.config.reconnect_grace);
+            self.orphans.insert(id, (name, attempt, deadline));
+            return;
+        }
+        self.worker_lost(now, id, attempt, &name);
+    }
+
+    /// The worker running `id` is gone for good: requeue the job, or fail it after too many
+    /// losses.
+    fn worker_lost(&mut self, now: Timestamp, id: JobId, attempt: u32, worker: &str) {
+        tracing::warn!(worker = %worker, job = %id, attempt, "worker lost while running a job");
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
@@ -960,8 +1139,7 @@ impl Core {
         } else {
             let reason = format!(
                 "worker lost: {MAX_WORKER_LOSSES} workers were lost while running this job, the \
-                 last was {}",
-                worker.registration.name
+                 last was {worker}"
             );
             job.ended_at = Some(now);
             job.failure = Some(Failure::new(reason));
@@ -987,9 +1165,33 @@ impl Core {
                 "no heartbeat for {}s; the worker is considered lost",
                 silence.as_secs()
             );
-            self.forget_connection(now, conn);
+            self.forget_connection(now, conn, false);
             self.effects.push(Effect::Close(conn, reason));
         }
+        let expired_orphans: Vec<(JobId, u32, String)> = self
+            .orphans
+            .iter()
+            .filter(|(_, (_, _, deadline))| *deadline <= now)
+            .map(|(id, (worker, attempt, _))| (*id, *attempt, worker.clone()))
+            .collect();
+        for (id, attempt, worker) in expired_orphans {
+            self.orphans.remove(&id);
+            self.worker_lost(now, id, attempt, &worker);
+        }
+        while let Some(&(due, id)) = self.delayed.first() {
+            if due > now {
+                break;
+            }
+            self.delayed.pop_first();
+            if let Some(job) = self.jobs.get_mut(&id)
+                && job.state == JobState::Queued
+                && job.retry_at == Some(due)
+            {
+                job.retry_at = None;
+                self.enqueue(now, id);
+            }
+        }
+        self.enforce_timeouts(now);
         let retention = self.config.retention;
         let expired: Vec<JobId> = self
             .jobs
@@ -1041,5 +1243,7 @@ impl Core {
     }
 }
 
+mod follow;
+mod manage;
 #[cfg(test)]
 mod tests;

@@ -155,6 +155,14 @@ impl Farm {
     fn advance(&mut self, by: Duration) {
         self.now = self.now.plus(by);
     }
+
+    /// The worker's connection drops and it does not come back within the grace period.
+    fn lose(&mut self, conn: ConnId) -> Vec<(ConnId, ServerFrame)> {
+        let mut frames = self.handle(Input::Disconnected { conn });
+        self.advance(CoreConfig::default().reconnect_grace + Duration::from_secs(1));
+        frames.extend(self.handle(Input::Tick));
+        frames
+    }
 }
 
 fn job(queue: &str, kind: &str, options: JobOptions) -> NewJob {
@@ -388,7 +396,7 @@ fn a_lost_worker_hands_its_job_back_to_the_queue() {
     let mut farm = Farm::new();
     farm.worker(10, "w1", &["default"]);
     let (id, _) = farm.submit_one("default", INFO);
-    farm.handle(Input::Disconnected { conn: 10 });
+    farm.lose(10);
     assert_eq!(farm.state(id), JobState::Queued);
     let attempt = &farm.core.jobs[&id].attempts[0];
     assert_eq!(attempt.outcome, Some(AttemptOutcome::WorkerLost));
@@ -406,7 +414,7 @@ fn a_job_that_loses_every_worker_fails_with_worker_lost() {
     for n in 0..MAX_WORKER_LOSSES {
         let conn = 10 + ConnId::from(n);
         farm.worker(conn, &format!("w{n}"), &["default"]);
-        last = farm.handle(Input::Disconnected { conn });
+        last = farm.lose(conn);
     }
     assert_eq!(farm.state(id), JobState::Failed);
     let failure = farm.core.jobs[&id].failure.clone().expect("a reason");
@@ -421,7 +429,7 @@ fn a_result_for_an_old_attempt_is_refused() {
     let mut farm = Farm::new();
     farm.worker(10, "w1", &["default"]);
     let (id, _) = farm.submit_one("default", INFO);
-    farm.handle(Input::Disconnected { conn: 10 });
+    farm.lose(10);
     farm.worker(11, "w2", &["default"]);
     farm.worker(12, "late", &["default"]);
     let frames = farm.complete(12, id, 1, Outcome::Finished(vec![]));
@@ -443,7 +451,7 @@ fn a_reconnecting_worker_reclaims_its_running_job() {
     let mut farm = Farm::new();
     farm.worker(10, "w1", &["default"]);
     let (id, _) = farm.submit_one("default", INFO);
-    farm.handle(Input::Disconnected { conn: 10 });
+    farm.lose(10);
     assert_eq!(farm.state(id), JobState::Queued);
     let frames = farm.worker_with(20, "w1", &["default"], &[INFO], vec![(id, 1)]);
     assert!(
@@ -468,6 +476,10 @@ fn failed_attempts_are_retried_until_attempts_run_out() {
     let id = ids[0];
     let failure = Failure::new("hython exited with code 3");
     let frames = farm.complete(10, id, 1, Outcome::Failed(failure.clone()));
+    assert!(assignments(&frames).is_empty(), "the retry waits for its backoff");
+    assert_eq!(farm.state(id), JobState::Queued);
+    farm.advance(CoreConfig::default().retry_backoff);
+    let frames = farm.handle(Input::Tick);
     assert_eq!(assignments(&frames), vec![(10, id, 2)]);
     farm.complete(10, id, 2, Outcome::Failed(failure.clone()));
     assert_eq!(farm.state(id), JobState::Failed);
@@ -611,4 +623,285 @@ fn info_shows_queues_and_what_each_worker_does() {
     assert_eq!(info.workers[0].activity, WorkerActivity::Busy);
     assert_eq!(info.workers[0].job, Some(id));
     assert_eq!(info.workers[1].activity, WorkerActivity::Idle);
+}
+
+#[test]
+fn a_worker_back_within_the_grace_period_keeps_its_job() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    farm.worker(11, "w2", &["default"]);
+    let (id, _) = farm.submit_one("default", INFO);
+    farm.handle(Input::Disconnected { conn: 10 });
+    assert_eq!(farm.state(id), JobState::Started, "not taken away during the grace period");
+    farm.advance(Duration::from_secs(5));
+    assert!(assignments(&farm.handle(Input::Tick)).is_empty(), "w2 does not get it");
+    let frames = farm.worker_with(20, "w1", &["default"], &[INFO], vec![(id, 1)]);
+    assert!(assignments(&frames).is_empty());
+    farm.advance(Duration::from_secs(60));
+    farm.request(20, Request::Heartbeat);
+    farm.request(11, Request::Heartbeat);
+    assert!(farm.handle(Input::Tick).is_empty(), "the grace period no longer applies");
+    assert_eq!(farm.state(id), JobState::Started);
+    let frames = farm.complete(20, id, 1, Outcome::Finished(vec![]));
+    assert_eq!(replies(&frames, 20), vec![Ok(Reply::Ack)]);
+    assert_eq!(farm.core.jobs[&id].attempts.len(), 1, "run once");
+}
+
+#[test]
+fn retries_back_off_exponentially() {
+    let config = CoreConfig {
+        retry_backoff: Duration::from_secs(10),
+        max_retry_backoff: Duration::from_secs(15),
+        ..CoreConfig::default()
+    };
+    let mut farm = Farm::with(config, Vec::new());
+    farm.worker(10, "w1", &["default"]);
+    let options = JobOptions {
+        max_attempts: 3,
+        ..JobOptions::default()
+    };
+    let (ids, _) = farm.submit(vec![job("default", INFO, options)]);
+    let id = ids[0];
+    farm.complete(10, id, 1, Outcome::Failed(Failure::new("first")));
+    farm.advance(Duration::from_secs(9));
+    assert!(assignments(&farm.handle(Input::Tick)).is_empty());
+    farm.advance(Duration::from_secs(1));
+    assert_eq!(assignments(&farm.handle(Input::Tick)), vec![(10, id, 2)]);
+    farm.complete(10, id, 2, Outcome::Failed(Failure::new("second")));
+    // 20 s doubled, capped at 15 s.
+    farm.advance(Duration::from_secs(14));
+    assert!(assignments(&farm.handle(Input::Tick)).is_empty());
+    farm.advance(Duration::from_secs(1));
+    assert_eq!(assignments(&farm.handle(Input::Tick)), vec![(10, id, 3)]);
+    let outcomes: Vec<_> = farm.core.jobs[&id]
+        .attempts
+        .iter()
+        .map(|a| a.outcome.clone())
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            Some(AttemptOutcome::Failed(Failure::new("first"))),
+            Some(AttemptOutcome::Failed(Failure::new("second"))),
+            None
+        ],
+        "each attempt's reason is kept"
+    );
+}
+
+#[test]
+fn canceling_a_queued_job_removes_it_and_its_waiters_hear() {
+    let mut farm = Farm::new();
+    let (id, _) = farm.submit_one("default", INFO);
+    farm.request(CLIENT, Request::Wait(id));
+    let frames = farm.request(CLIENT, Request::Cancel(vec![id]));
+    let replies = replies(&frames, CLIENT);
+    assert!(matches!(&replies[0], Ok(Reply::Ended(s)) if s.state == JobState::Canceled));
+    assert!(matches!(&replies[1], Ok(Reply::Changes(c)) if c[0].result == Ok(JobState::Canceled)));
+    let frames = farm.worker(10, "w1", &["default"]);
+    assert!(assignments(&frames).is_empty(), "a canceled job is never run");
+}
+
+#[test]
+fn canceling_a_running_job_tells_its_worker_and_refuses_its_late_result() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let (id, _) = farm.submit_one("default", INFO);
+    let frames = farm.request(CLIENT, Request::Cancel(vec![id]));
+    assert!(frames.iter().any(|(conn, frame)| *conn == 10
+        && matches!(frame, ServerFrame::Cancel { job, attempt: 1, .. } if *job == id)));
+    assert_eq!(farm.state(id), JobState::Canceled);
+    let frames = farm.complete(10, id, 1, Outcome::Canceled);
+    assert!(matches!(replies(&frames, 10).as_slice(), [Err(RequestError::StaleAttempt { .. })]));
+    let (next, frames) = farm.submit_one("default", INFO);
+    assert_eq!(assignments(&frames), vec![(10, next, 1)], "the worker is free again");
+    // Canceling an ended job says why nothing happened.
+    let frames = farm.request(CLIENT, Request::Cancel(vec![id]));
+    assert!(matches!(
+        replies(&frames, CLIENT).as_slice(),
+        [Ok(Reply::Changes(c))] if matches!(c[0].result, Err(RequestError::WrongState { state: JobState::Canceled, .. }))
+    ));
+}
+
+#[test]
+fn requeue_gives_failed_jobs_another_attempt() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let (id, _) = farm.submit_one("default", INFO);
+    farm.complete(10, id, 1, Outcome::Failed(Failure::new("no licence")));
+    assert_eq!(farm.state(id), JobState::Failed);
+    let frames = farm.request(
+        CLIENT,
+        Request::Requeue(buildcat_proto::RequeueTarget::Failed { queue: None }),
+    );
+    assert_eq!(assignments(&frames), vec![(10, id, 2)]);
+    assert!(farm.stored.iter().any(|op| matches!(op, StoreOp::Update(s) if s.id == id && s.options.max_attempts == 2)));
+    farm.complete(10, id, 2, Outcome::Finished(vec![]));
+    assert_eq!(farm.state(id), JobState::Finished);
+    let frames = farm.request(
+        CLIENT,
+        Request::Requeue(buildcat_proto::RequeueTarget::Jobs(vec![id])),
+    );
+    assert!(matches!(
+        replies(&frames, CLIENT).as_slice(),
+        [Ok(Reply::Changes(c))] if matches!(c[0].result, Err(RequestError::WrongState { .. }))
+    ));
+}
+
+#[test]
+fn jobs_are_listed_newest_first_with_filters() {
+    let mut farm = Farm::new();
+    let (ids, _) = farm.submit(vec![
+        job("a", INFO, JobOptions::default()),
+        job("b", INFO, JobOptions::default()),
+        job("a", INFO, JobOptions::default()),
+    ]);
+    let list = |farm: &mut Farm, query: buildcat_proto::JobQuery| {
+        let frames = farm.request(CLIENT, Request::Jobs(query));
+        match replies(&frames, CLIENT).pop() {
+            Some(Ok(Reply::Jobs(jobs))) => jobs.into_iter().map(|j| j.id).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let all = buildcat_proto::JobQuery {
+        limit: 50,
+        ..Default::default()
+    };
+    assert_eq!(list(&mut farm, all.clone()), vec![ids[2], ids[1], ids[0]]);
+    let in_a = buildcat_proto::JobQuery {
+        queue: Some("a".into()),
+        ..all.clone()
+    };
+    assert_eq!(list(&mut farm, in_a), vec![ids[2], ids[0]]);
+    let two = buildcat_proto::JobQuery { limit: 2, ..all.clone() };
+    assert_eq!(list(&mut farm, two), vec![ids[2], ids[1]]);
+    let failed = buildcat_proto::JobQuery {
+        state: Some(JobState::Failed),
+        ..all
+    };
+    assert!(list(&mut farm, failed).is_empty());
+}
+
+#[test]
+fn logs_are_kept_bounded_and_streamed_to_followers() {
+    let config = CoreConfig {
+        max_log_lines: 3,
+        ..CoreConfig::default()
+    };
+    let mut farm = Farm::with(config, Vec::new());
+    farm.worker(10, "w1", &["default"]);
+    let (id, _) = farm.submit_one("default", INFO);
+    let log = |lines: &[&str]| Request::Log {
+        job: id,
+        attempt: 1,
+        lines: lines.iter().map(|l| (*l).to_owned()).collect(),
+    };
+    farm.request(10, log(&["one", "two"]));
+    farm.next_request += 1;
+    let follow = farm.next_request;
+    let frames = farm.handle(Input::Request {
+        conn: CLIENT,
+        id: follow,
+        request: Request::Logs { job: id, follow: true },
+    });
+    assert!(matches!(
+        frames.as_slice(),
+        [(CLIENT, ServerFrame::Event { id: f, event: buildcat_proto::JobEvent::Log { lines, .. } })]
+            if *f == follow && lines == &["one", "two"]
+    ));
+    let frames = farm.request(10, log(&["three", "four"]));
+    assert!(frames.iter().any(|(conn, frame)| *conn == CLIENT
+        && matches!(frame, ServerFrame::Event { event: buildcat_proto::JobEvent::Log { lines, .. }, .. } if lines == &["three", "four"])));
+    let frames = farm.request(CLIENT, Request::Logs { job: id, follow: false });
+    assert_eq!(
+        replies(&frames, CLIENT),
+        vec![Ok(Reply::Log {
+            lines: vec!["two".into(), "three".into(), "four".into()],
+            dropped: 1
+        })]
+    );
+    // The follower's answer comes when the job ends.
+    let frames = farm.complete(10, id, 1, Outcome::Finished(vec![]));
+    assert!(frames.iter().any(|(conn, frame)| *conn == CLIENT
+        && matches!(frame, ServerFrame::Reply { id: f, reply: Ok(Reply::Log { .. }) } if *f == follow)));
+    // Lines from an attempt that is not current are ignored.
+    farm.request(10, log(&["late"]));
+    let frames = farm.request(CLIENT, Request::Logs { job: id, follow: false });
+    assert!(matches!(replies(&frames, CLIENT).as_slice(), [Ok(Reply::Log { lines, .. })] if lines.len() == 3));
+}
+
+#[test]
+fn watchers_get_progress_and_the_end_of_every_job() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let (ids, _) = farm.submit(vec![
+        job("default", INFO, JobOptions::default()),
+        job("default", INFO, JobOptions::default()),
+    ]);
+    let frames = farm.request(CLIENT, Request::Watch(ids.clone()));
+    assert!(replies(&frames, CLIENT).is_empty());
+    let progress = buildcat_proto::JobProgress {
+        done: 1,
+        total: 3,
+        outputs: vec!["out/0001.png".into()],
+    };
+    let frames = farm.request(
+        10,
+        Request::Progress {
+            job: ids[0],
+            attempt: 1,
+            progress: progress.clone(),
+        },
+    );
+    assert!(frames.iter().any(|(conn, frame)| *conn == CLIENT
+        && matches!(frame, ServerFrame::Event { event: buildcat_proto::JobEvent::Progress { progress: p, .. }, .. } if *p == progress)));
+    assert_eq!(farm.core.jobs[&ids[0]].status().progress, Some(progress));
+    let frames = farm.complete(10, ids[0], 1, Outcome::Finished(vec![]));
+    assert!(replies(&frames, CLIENT).is_empty(), "one job still runs");
+    let frames = farm.complete(10, ids[1], 1, Outcome::Finished(vec![]));
+    assert_eq!(replies(&frames, CLIENT), vec![Ok(Reply::Ack)]);
+    let ended = frames
+        .iter()
+        .filter(|(_, frame)| matches!(frame, ServerFrame::Event { event: buildcat_proto::JobEvent::Ended(_), .. }))
+        .count();
+    assert_eq!(ended, 1);
+}
+
+#[test]
+fn the_server_fails_a_job_whose_worker_misses_its_timeout() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let options = JobOptions {
+        timeout_ms: Some(60_000),
+        ..JobOptions::default()
+    };
+    let (ids, _) = farm.submit(vec![job("default", INFO, options)]);
+    let id = ids[0];
+    farm.advance(Duration::from_secs(60) + CoreConfig::default().timeout_backstop);
+    farm.request(10, Request::Heartbeat);
+    assert!(farm.handle(Input::Tick).is_empty(), "not before the backstop has passed");
+    farm.advance(Duration::from_secs(1));
+    farm.request(10, Request::Heartbeat);
+    let frames = farm.handle(Input::Tick);
+    assert!(frames.iter().any(|(conn, frame)| *conn == 10 && matches!(frame, ServerFrame::Cancel { .. })));
+    assert_eq!(farm.state(id), JobState::Failed);
+    let reason = &farm.core.jobs[&id].failure.as_ref().unwrap().reason;
+    assert!(reason.starts_with("timed out after 60s"), "{reason}");
+}
+
+#[test]
+fn requests_in_flight_per_connection_are_capped() {
+    let config = CoreConfig {
+        max_in_flight: 2,
+        ..CoreConfig::default()
+    };
+    let mut farm = Farm::with(config, Vec::new());
+    let (a, _) = farm.submit_one("default", INFO);
+    farm.request(CLIENT, Request::Wait(a));
+    farm.request(CLIENT, Request::Wait(a));
+    let frames = farm.request(CLIENT, Request::Wait(a));
+    assert_eq!(
+        replies(&frames, CLIENT),
+        vec![Err(RequestError::TooManyInFlight { limit: 2 })]
+    );
 }

@@ -25,8 +25,9 @@ pub struct StoredJob {
 pub enum StoreOp {
     /// A new job.
     Insert(StoredJob),
-    /// A job's mutable parts changed: state, ended_at, attempts, result and failure.
-    /// Queue, kind, options, created_at and args never change after insert.
+    /// A job's mutable parts changed: state, ended_at, attempts, result, failure and
+    /// max_attempts (raised by a requeue). Queue, kind, the other options, created_at and
+    /// args never change after insert.
     Update(JobStatus),
     /// A job is removed (pruned after its retention period, or cleared).
     Delete(JobId),

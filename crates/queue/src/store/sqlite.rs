@@ -88,7 +88,7 @@ const INSERT_JOB: &str = "INSERT INTO jobs (id, queue, kind, args, timeout_ms, m
 
 /// Updates a job's mutable columns.
 const UPDATE_JOB: &str = "UPDATE jobs SET state = ?2, ended_at = ?3, attempts = ?4, \
-    result = ?5, failure = ?6 WHERE id = ?1";
+    result = ?5, failure = ?6, max_attempts = ?7 WHERE id = ?1";
 
 /// Deletes a job.
 const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = ?1";
@@ -597,6 +597,7 @@ fn update(
             attempts.as_ref(),
             status.result.as_deref(),
             failure,
+            status.options.max_attempts,
         ])
         .map_err(|e| write_error(&format!("could not update job {id}"), &e))?;
     if changed == 0 {
@@ -708,6 +709,7 @@ fn decode_row(id: JobId, row: &Row<'_>) -> Result<StoredJob, String> {
             attempts,
             result,
             failure,
+            progress: None,
         },
         args,
     })
@@ -741,6 +743,7 @@ mod tests {
                 attempts: Vec::new(),
                 result: None,
                 failure: None,
+                progress: None,
             },
             args: vec![1, 2, 3],
         }
@@ -792,6 +795,7 @@ mod tests {
                 ],
                 result: Some(vec![9, 8, 7, 0, 255]),
                 failure: Some(failure),
+                progress: None,
             },
             args: vec![0xde, 0xad, 0xbe, 0xef],
         }

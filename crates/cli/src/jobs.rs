@@ -1,0 +1,520 @@
+//! Commands about jobs: `run`, `logs`, `status`, `jobs`, `cancel`, `requeue`, `eta`.
+
+use std::collections::VecDeque;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use buildcat_client::Client;
+use buildcat_proto::{
+    AttemptOutcome, CommandResult, JobChange, JobEvent, JobId, JobOptions, JobQuery, JobState,
+    JobStatus, RequeueTarget, RunCommand, Task, Timestamp, WorkerInfo, codec,
+};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::args::{
+    CancelArgs, EtaArgs, JobsArgs, LogsArgs, RequeueArgs, RunArgs, StatusArgs, SubmitOptions,
+};
+use crate::submit::connect;
+use crate::time::{human, rfc3339};
+
+/// Parses a job id from the command line.
+pub fn parse_job(text: &str) -> anyhow::Result<JobId> {
+    text.trim().parse().map_err(|_| {
+        anyhow::anyhow!("`{text}` is not a job id (ids look like 0190f0c0-5d1e-7a3b-9c4d-2e5f6a7b8c9d)")
+    })
+}
+
+/// Job options from the command line.
+pub fn job_options(submit: &SubmitOptions) -> anyhow::Result<JobOptions> {
+    let timeout_ms = match submit.timeout {
+        None => None,
+        Some(seconds) if seconds > 0.0 && seconds.is_finite() => {
+            Some((seconds * 1000.0).round() as u64)
+        }
+        Some(_) => bail!("--timeout must be a positive number of seconds"),
+    };
+    if submit.attempts == 0 {
+        bail!("--attempts must be at least 1");
+    }
+    let after = submit
+        .after
+        .iter()
+        .map(|id| parse_job(id))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(JobOptions {
+        timeout_ms,
+        max_attempts: submit.attempts,
+        priority: submit.priority,
+        after,
+    })
+}
+
+/// Prints the ids of submitted jobs, one per line or as `{"jobs": [...]}`.
+pub fn print_submitted(ids: &[JobId], as_json: bool) {
+    if as_json {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        println!("{}", json!({ "jobs": ids }));
+    } else {
+        for id in ids {
+            println!("{id}");
+        }
+    }
+}
+
+/// `buildcat run -- PROGRAM ARGS...`.
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let options = job_options(&args.submit)?;
+    let mut command = args.command.into_iter();
+    let Some(program) = command.next() else {
+        bail!("give the program to run after `--`, e.g. `buildcat run -- echo hello`");
+    };
+    let task = RunCommand {
+        program,
+        args: command.collect(),
+    };
+    let client = connect(&args.connection).await?;
+    let handle = client.submit_with(&args.submit.queue, &task, options).await?;
+    let id = handle.id();
+    print_submitted(&[id], args.submit.json);
+    if !args.submit.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Follow the output while it runs, then report the end.
+    let (events, mut received) = mpsc::unbounded_channel();
+    let follow = client.follow_logs(id, events);
+    tokio::pin!(follow);
+    loop {
+        tokio::select! {
+            event = received.recv() => {
+                if let Some(JobEvent::Log { lines, .. }) = event {
+                    let mut err = std::io::stderr().lock();
+                    for line in lines {
+                        let _ = writeln!(err, "{line}");
+                    }
+                }
+            }
+            result = &mut follow => {
+                result?;
+                break;
+            }
+        }
+    }
+    while let Ok(JobEvent::Log { lines, .. }) = received.try_recv() {
+        for line in lines {
+            eprintln!("{line}");
+        }
+    }
+    let status = client.job(id).await?;
+    report_end(&status)
+}
+
+/// Prints how a job ended and picks the exit code.
+pub fn report_end(status: &JobStatus) -> anyhow::Result<ExitCode> {
+    match status.state {
+        JobState::Finished => Ok(ExitCode::SUCCESS),
+        JobState::Canceled => bail!("job {} was canceled", status.id),
+        _ => {
+            let reason = status
+                .failure
+                .as_ref()
+                .map_or_else(|| "no reason recorded".to_owned(), ToString::to_string);
+            bail!("job {} {}: {reason}", status.id, status.state)
+        }
+    }
+}
+
+/// `buildcat logs JOB [--follow]`.
+pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
+    let id = parse_job(&args.job)?;
+    let client = connect(&args.connection).await?;
+    if !args.follow {
+        let (lines, dropped) = client.logs(id).await?;
+        let mut out = std::io::stdout().lock();
+        if dropped > 0 {
+            eprintln!("({dropped} older lines were dropped)");
+        }
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (events, mut received) = mpsc::unbounded_channel();
+    let follow = client.follow_logs(id, events);
+    tokio::pin!(follow);
+    let print = |event: JobEvent| -> std::io::Result<()> {
+        if let JobEvent::Log { lines, .. } = event {
+            let mut out = std::io::stdout().lock();
+            for line in lines {
+                writeln!(out, "{line}")?;
+            }
+            out.flush()?;
+        }
+        Ok(())
+    };
+    loop {
+        tokio::select! {
+            event = received.recv() => match event {
+                Some(event) => print(event)?,
+                None => break,
+            },
+            result = &mut follow => {
+                result?;
+                break;
+            }
+        }
+    }
+    while let Ok(event) = received.try_recv() {
+        print(event)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A job's result as JSON, decoded where the kind is known.
+fn result_json(status: &JobStatus) -> Value {
+    let Some(bytes) = &status.result else {
+        return Value::Null;
+    };
+    let decoded = match status.kind.as_str() {
+        WorkerInfo::KIND => codec::decode_value::<<WorkerInfo as Task>::Output>(bytes)
+            .ok()
+            .and_then(|v| serde_json::to_value(v).ok()),
+        RunCommand::KIND => codec::decode_value::<CommandResult>(bytes)
+            .ok()
+            .and_then(|v| serde_json::to_value(v).ok()),
+        _ => None,
+    };
+    decoded.unwrap_or_else(|| json!({ "bytes": bytes.len() }))
+}
+
+fn outcome_json(outcome: Option<&AttemptOutcome>) -> (Value, Value) {
+    match outcome {
+        None => (json!("running"), Value::Null),
+        Some(AttemptOutcome::Finished) => (json!("finished"), Value::Null),
+        Some(AttemptOutcome::Failed(failure)) => (json!("failed"), json!(failure.to_string())),
+        Some(AttemptOutcome::WorkerLost) => (json!("worker lost"), Value::Null),
+        Some(AttemptOutcome::Canceled) => (json!("canceled"), Value::Null),
+    }
+}
+
+/// A job as JSON.
+pub fn status_json(status: &JobStatus) -> Value {
+    let attempts: Vec<Value> = status
+        .attempts
+        .iter()
+        .map(|attempt| {
+            let (outcome, reason) = outcome_json(attempt.outcome.as_ref());
+            json!({
+                "number": attempt.number,
+                "worker": attempt.worker,
+                "started_at": rfc3339(attempt.started_at),
+                "ended_at": attempt.ended_at.map(rfc3339),
+                "outcome": outcome,
+                "reason": reason,
+            })
+        })
+        .collect();
+    json!({
+        "id": status.id.to_string(),
+        "queue": status.queue,
+        "kind": status.kind,
+        "state": status.state.as_str(),
+        "created_at": rfc3339(status.created_at),
+        "started_at": status.started_at().map(rfc3339),
+        "ended_at": status.ended_at.map(rfc3339),
+        "worker": status.worker(),
+        "max_attempts": status.options.max_attempts,
+        "priority": status.options.priority,
+        "timeout": status.options.timeout_ms.map(|ms| ms as f64 / 1000.0),
+        "after": status.options.after.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "attempts": attempts,
+        "reason": status.failure.as_ref().map(|f| f.reason.clone()),
+        "exit_code": status.failure.as_ref().and_then(|f| f.exit_code),
+        "output_tail": status.failure.as_ref().map(|f| f.output_tail.clone()),
+        "progress": status.progress.as_ref().map(|p| json!({
+            "done": p.done,
+            "total": p.total,
+            "outputs": p.outputs,
+        })),
+        "result": result_json(status),
+    })
+}
+
+/// `buildcat status JOB`.
+pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let id = parse_job(&args.job)?;
+    let client = connect(&args.connection).await?;
+    let status = client.job(id).await?;
+    let value = status_json(&status);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("job {}", status.id);
+    println!("  queue: {}  kind: {}", status.queue, status.kind);
+    println!("  state: {}", status.state);
+    println!("  submitted: {}", rfc3339(status.created_at));
+    if let Some(ended) = status.ended_at {
+        println!(
+            "  ended: {} (after {})",
+            rfc3339(ended),
+            human(ended.since(status.created_at))
+        );
+    }
+    if let Some(progress) = &status.progress {
+        println!("  progress: {}/{}", progress.done, progress.total);
+        for output in &progress.outputs {
+            println!("    wrote {output}");
+        }
+    }
+    println!(
+        "  attempts: {} of at most {}",
+        status.attempts.len(),
+        status.options.max_attempts
+    );
+    for attempt in &status.attempts {
+        let (outcome, reason) = outcome_json(attempt.outcome.as_ref());
+        let outcome = outcome.as_str().unwrap_or("").to_owned();
+        let took = attempt
+            .ended_at
+            .map(|end| format!(" in {}", human(end.since(attempt.started_at))))
+            .unwrap_or_default();
+        println!(
+            "    #{} on {}: {outcome}{took}{}",
+            attempt.number,
+            attempt.worker,
+            reason
+                .as_str()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(failure) = &status.failure {
+        println!("  reason: {failure}");
+        if !failure.output_tail.is_empty() {
+            println!("  last output:");
+            for line in &failure.output_tail {
+                println!("    {line}");
+            }
+        }
+    }
+    let result = result_json(&status);
+    if !result.is_null() {
+        println!("  result: {result}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `buildcat jobs`.
+pub async fn list(args: JobsArgs) -> anyhow::Result<ExitCode> {
+    let state = args
+        .state
+        .as_deref()
+        .map(str::parse::<JobState>)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let client = connect(&args.connection).await?;
+    let query = JobQuery {
+        queue: args.queue,
+        state,
+        limit: args.limit,
+    };
+    let jobs = client.jobs(query).await?;
+    if args.json {
+        let jobs: Vec<Value> = jobs.iter().map(status_json).collect();
+        println!("{}", serde_json::to_string_pretty(&json!({ "jobs": jobs }))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if jobs.is_empty() {
+        println!("(no jobs)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<36}  {:<9}  {:<12}  {:<24}  {:<8}  {:<24}  worker",
+        "id", "state", "queue", "kind", "attempts", "submitted"
+    );
+    for job in &jobs {
+        println!(
+            "{:<36}  {:<9}  {:<12}  {:<24}  {:<8}  {:<24}  {}",
+            job.id.to_string(),
+            job.state.as_str(),
+            job.queue,
+            job.kind,
+            job.attempts.len(),
+            rfc3339(job.created_at),
+            job.worker().unwrap_or("-")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_changes(changes: &[JobChange], verb: &str, none: &str, as_json: bool) -> ExitCode {
+    let failed = changes.iter().any(|change| change.result.is_err());
+    if as_json {
+        let entries: Vec<Value> = changes
+            .iter()
+            .map(|change| match &change.result {
+                Ok(state) => json!({ "job": change.job.to_string(), "state": state.as_str() }),
+                Err(e) => json!({ "job": change.job.to_string(), "error": e.to_string() }),
+            })
+            .collect();
+        println!("{}", json!({ "jobs": entries }));
+    } else {
+        for change in changes {
+            match &change.result {
+                Ok(_) => println!("{verb} {}", change.job),
+                Err(e) => eprintln!("error: {e}"),
+            }
+        }
+        if changes.is_empty() {
+            println!("{none}");
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `buildcat cancel JOB...`.
+pub async fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
+    let ids = args
+        .jobs
+        .iter()
+        .map(|id| parse_job(id))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let client = connect(&args.connection).await?;
+    let changes = client.cancel(ids).await?;
+    Ok(print_changes(&changes, "canceled", "no jobs to cancel", args.json))
+}
+
+/// `buildcat requeue JOB... | --failed [--queue Q]`.
+pub async fn requeue(args: RequeueArgs) -> anyhow::Result<ExitCode> {
+    let target = if args.failed {
+        RequeueTarget::Failed { queue: args.queue }
+    } else {
+        RequeueTarget::Jobs(
+            args.jobs
+                .iter()
+                .map(|id| parse_job(id))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        )
+    };
+    let client = connect(&args.connection).await?;
+    let changes = client.requeue(target).await?;
+    Ok(print_changes(&changes, "requeued", "no failed jobs to requeue", args.json))
+}
+
+/// One reading of a queue's length.
+struct Sample {
+    /// When it was read.
+    at: Instant,
+    /// Jobs waiting or running.
+    length: u64,
+}
+
+/// The drain rate in jobs per second over the samples kept, if it can be told.
+fn drain_rate(samples: &VecDeque<Sample>) -> Option<f64> {
+    let (first, last) = (samples.front()?, samples.back()?);
+    let elapsed = last.at.duration_since(first.at).as_secs_f64();
+    if elapsed <= 0.0 {
+        return None;
+    }
+    Some((first.length as f64 - last.length as f64) / elapsed)
+}
+
+fn eta_line(queue: &str, length: u64, rate: Option<f64>) -> String {
+    match rate {
+        _ if length == 0 => format!("{queue}: empty"),
+        None => format!("{queue}: {length} jobs, measuring the drain rate..."),
+        Some(rate) if rate <= 0.0 => {
+            format!("{queue}: {length} jobs, not draining ({rate:.2} jobs/s)")
+        }
+        Some(rate) => {
+            let eta = Duration::from_secs_f64(length as f64 / rate);
+            let at = Timestamp::now().plus(eta);
+            format!(
+                "{queue}: {length} jobs, draining {rate:.2} jobs/s, empty in {} (at {})",
+                human(eta),
+                &rfc3339(at)[11..19]
+            )
+        }
+    }
+}
+
+/// `buildcat eta`: samples the queue every interval until Ctrl-C.
+pub async fn eta(args: EtaArgs) -> anyhow::Result<ExitCode> {
+    if !(args.interval > 0.0 && args.interval.is_finite()) {
+        bail!("--interval must be a positive number of seconds");
+    }
+    if args.count < 2 {
+        bail!("--count must be at least 2 (the rate needs two samples)");
+    }
+    let client: Client = connect(&args.connection).await?;
+    let interval = Duration::from_secs_f64(args.interval);
+    let terminal = std::io::stdout().is_terminal();
+    let mut samples: VecDeque<Sample> = VecDeque::with_capacity(args.count);
+    loop {
+        let info = client.info().await.context("could not read the queue")?;
+        let length = info
+            .queues
+            .iter()
+            .find(|queue| queue.name == args.queue)
+            .map_or(0, |queue| queue.queued + queue.started + queue.deferred);
+        if samples.len() == args.count {
+            samples.pop_front();
+        }
+        samples.push_back(Sample {
+            at: Instant::now(),
+            length,
+        });
+        let line = eta_line(&args.queue, length, drain_rate(&samples));
+        let mut out = std::io::stdout().lock();
+        if terminal {
+            write!(out, "\r\x1b[2K{line}")?;
+        } else {
+            writeln!(out, "{line}")?;
+        }
+        out.flush()?;
+        drop(out);
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = crate::farm::shutdown_signal() => {
+                if terminal {
+                    println!();
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drain_rate_is_the_slope_over_the_window() {
+        let start = Instant::now();
+        let samples: VecDeque<Sample> = [(0, 100), (10, 80), (20, 60)]
+            .into_iter()
+            .map(|(secs, length)| Sample {
+                at: start + Duration::from_secs(secs),
+                length,
+            })
+            .collect();
+        assert_eq!(drain_rate(&samples), Some(2.0));
+        let line = eta_line("default", 60, Some(2.0));
+        assert!(line.starts_with("default: 60 jobs, draining 2.00 jobs/s, empty in 30.0s"), "{line}");
+        assert_eq!(eta_line("default", 0, None), "default: empty");
+    }
+
+    #[test]
+    fn bad_job_ids_say_what_an_id_looks_like() {
+        let error = parse_job("42").unwrap_err().to_string();
+        assert!(error.contains("`42` is not a job id"), "{error}");
+    }
+}

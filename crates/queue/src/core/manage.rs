@@ -1,0 +1,204 @@
+//! What people do to jobs: cancel, requeue, list; and the server's own timeout backstop.
+
+use buildcat_proto::{
+    AttemptOutcome, Failure, JobChange, JobId, JobQuery, JobState, JobStatus, RequestError,
+    RequeueTarget, ServerFrame, Timestamp,
+};
+
+use super::{Core, Effect};
+use crate::store::StoreOp;
+
+/// The most jobs one listing returns.
+const MAX_LISTING: usize = 1_000;
+
+impl Core {
+    /// Cancels one job: a waiting job is removed from its queue, a running one is stopped by
+    /// its worker. Either way it is canceled at once.
+    pub(super) fn cancel(&mut self, now: Timestamp, id: JobId) -> JobChange {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return JobChange {
+                job: id,
+                result: Err(RequestError::UnknownJob(id)),
+            };
+        };
+        let state = job.state;
+        if state.is_terminal() {
+            return JobChange {
+                job: id,
+                result: Err(RequestError::WrongState {
+                    job: id,
+                    state,
+                    what: "there is nothing to cancel".to_owned(),
+                }),
+            };
+        }
+        let key = job.queue_key();
+        let queue = job.queue.clone();
+        if let Some(due) = job.retry_at.take() {
+            self.delayed.remove(&(due, id));
+        }
+        job.ended_at = Some(now);
+        job.failure = Some(Failure::new("canceled"));
+        job.progress = None;
+        if state == JobState::Started {
+            let attempt = job.current_attempt();
+            if let Some(last) = job.attempts.last_mut() {
+                last.ended_at = Some(now);
+                last.outcome = Some(AttemptOutcome::Canceled);
+            }
+            self.orphans.remove(&id);
+            let holder = self
+                .workers
+                .iter()
+                .find(|(_, worker)| worker.current == Some((id, attempt)))
+                .map(|(conn, _)| *conn);
+            if let Some(conn) = holder {
+                let stop = ServerFrame::Cancel {
+                    job: id,
+                    attempt,
+                    reason: "canceled".to_owned(),
+                };
+                self.effects.push(Effect::Send(conn, stop));
+            }
+        }
+        self.queue_mut(&queue).pending.remove(&key);
+        self.set_state(id, JobState::Canceled);
+        self.record(id);
+        self.announce_end(id);
+        self.release_dependents(now, id);
+        JobChange {
+            job: id,
+            result: Ok(JobState::Canceled),
+        }
+    }
+
+    /// Puts failed or canceled jobs back in their queue, each with one more attempt.
+    pub(super) fn requeue(&mut self, now: Timestamp, target: RequeueTarget) -> Vec<JobChange> {
+        let ids: Vec<JobId> = match target {
+            RequeueTarget::Jobs(ids) => ids,
+            RequeueTarget::Failed { queue } => {
+                let mut ids: Vec<JobId> = self
+                    .jobs
+                    .values()
+                    .filter(|job| job.state == JobState::Failed)
+                    .filter(|job| queue.as_deref().is_none_or(|q| *job.queue == *q))
+                    .map(|job| job.id)
+                    .collect();
+                ids.sort_unstable();
+                ids
+            }
+        };
+        ids.into_iter()
+            .map(|id| JobChange {
+                job: id,
+                result: self.requeue_one(now, id),
+            })
+            .collect()
+    }
+
+    fn requeue_one(&mut self, now: Timestamp, id: JobId) -> Result<JobState, RequestError> {
+        let job = self.jobs.get_mut(&id).ok_or(RequestError::UnknownJob(id))?;
+        if !matches!(job.state, JobState::Failed | JobState::Canceled) {
+            return Err(RequestError::WrongState {
+                job: id,
+                state: job.state,
+                what: "only failed or canceled jobs can be requeued".to_owned(),
+            });
+        }
+        // One more attempt than it has failed so far.
+        job.options.max_attempts = job.failed_attempts() + 1;
+        job.ended_at = None;
+        job.failure = None;
+        job.result = None;
+        self.set_state(id, JobState::Queued);
+        self.record(id);
+        self.enqueue(now, id);
+        Ok(JobState::Queued)
+    }
+
+    /// Jobs matching `query`, newest first, without their results.
+    pub(super) fn list(&self, query: &JobQuery) -> Vec<JobStatus> {
+        let limit = usize::try_from(query.limit)
+            .unwrap_or(MAX_LISTING)
+            .clamp(1, MAX_LISTING);
+        // Keep the `limit` newest matches without sorting every job.
+        let mut newest: std::collections::BinaryHeap<std::cmp::Reverse<JobId>> =
+            std::collections::BinaryHeap::with_capacity(limit + 1);
+        for job in self.jobs.values() {
+            if query.state.is_some_and(|state| state != job.state)
+                || query.queue.as_deref().is_some_and(|queue| queue != &*job.queue)
+            {
+                continue;
+            }
+            newest.push(std::cmp::Reverse(job.id));
+            if newest.len() > limit {
+                newest.pop();
+            }
+        }
+        let mut ids: Vec<JobId> = newest.into_iter().map(|std::cmp::Reverse(id)| id).collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.iter()
+            .filter_map(|id| self.jobs.get(id))
+            .map(|job| JobStatus {
+                result: None,
+                ..job.status()
+            })
+            .collect()
+    }
+
+    /// Fails attempts whose worker did not stop them at their timeout, and tells the worker
+    /// to stop.
+    pub(super) fn enforce_timeouts(&mut self, now: Timestamp) {
+        let backstop = self.config.timeout_backstop;
+        let overdue: Vec<(JobId, u32, u64)> = self
+            .workers
+            .values()
+            .filter_map(|worker| worker.current)
+            .chain(self.orphans.iter().map(|(id, (_, attempt, _))| (*id, *attempt)))
+            .filter_map(|(id, attempt)| {
+                let job = self.jobs.get(&id)?;
+                let timeout = job.options.timeout_ms?;
+                let started = job.attempts.last()?.started_at;
+                let deadline = started.plus(std::time::Duration::from_millis(timeout));
+                (job.state == JobState::Started && now > deadline.plus(backstop))
+                    .then_some((id, attempt, timeout))
+            })
+            .collect();
+        for (id, attempt, timeout) in overdue {
+            let seconds = timeout / 1000;
+            tracing::warn!(job = %id, attempt, "job ran past its timeout and its worker did not stop it");
+            let holder = self
+                .workers
+                .iter()
+                .find(|(_, worker)| worker.current == Some((id, attempt)))
+                .map(|(conn, _)| *conn);
+            if let Some(conn) = holder {
+                let stop = ServerFrame::Cancel {
+                    job: id,
+                    attempt,
+                    reason: format!("timed out after {seconds}s"),
+                };
+                self.effects.push(Effect::Send(conn, stop));
+                if let Some(worker) = self.workers.get_mut(&conn) {
+                    worker.current = None;
+                }
+                self.worker_ready(now, conn);
+            }
+            self.orphans.remove(&id);
+            let failure = Failure::new(format!(
+                "timed out after {seconds}s and the worker did not report it within {}s more",
+                backstop.as_secs()
+            ));
+            if self.end_attempt(now, id, buildcat_proto::Outcome::Failed(failure)) {
+                self.announce_end(id);
+            }
+        }
+    }
+
+    /// Queues the job's current record for storage.
+    pub(super) fn record(&mut self, id: JobId) {
+        if let Some(job) = self.jobs.get(&id) {
+            self.ops.push(StoreOp::Update(job.status()));
+        }
+    }
+}
