@@ -12,7 +12,8 @@ use buildcat_worker::{JobContext, Worker};
 
 async fn checksum(task: Checksum, context: JobContext) -> Result<ChecksumReport, Failure> {
     // Paths in jobs are relative to the farm root; refuse anything else.
-    let file = paths::resolve(&context.root, &task.path).map_err(|e| Failure::new(e.to_string()))?;
+    let file =
+        paths::resolve(&context.root, &task.path).map_err(|e| Failure::new(e.to_string()))?;
     let bytes = tokio::fs::read(&file)
         .await
         .map_err(|e| Failure::new(format!("could not read {}: {e}", file.display())))?;

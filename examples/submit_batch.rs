@@ -24,7 +24,9 @@ async fn main() -> ExitCode {
         _ => server_address(None),
     };
     if args.is_empty() {
-        eprintln!("usage: submit_batch [--server HOST:PORT] FILE... (paths relative to the farm root)");
+        eprintln!(
+            "usage: submit_batch [--server HOST:PORT] FILE... (paths relative to the farm root)"
+        );
         return ExitCode::FAILURE;
     }
     // Refuse bad paths before anything is submitted.

@@ -44,7 +44,7 @@ pub fn server_address(argument: Option<&str>) -> String {
         return address.to_owned();
     }
     let host = std::env::var("BUILDCAT_HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
-    let port = std::env::var("BUILDCAT_PORT")
-        .unwrap_or_else(|_| buildcat_proto::DEFAULT_PORT.to_string());
+    let port =
+        std::env::var("BUILDCAT_PORT").unwrap_or_else(|_| buildcat_proto::DEFAULT_PORT.to_string());
     format!("{host}:{port}")
 }

@@ -46,6 +46,24 @@ pub enum Command {
     Requeue(RequeueArgs),
     /// Watch a queue drain: its length, drain rate and when it will be empty.
     Eta(EtaArgs),
+    /// Worker info plus Houdini's version (runs `hython` on a worker).
+    HoudiniInfo(WorkerInfoArgs),
+    /// Render frames of a .hip file through a ROP with `hython`, as one job.
+    HoudiniRenderHip(HoudiniHipArgs),
+    /// Render .ifd files with `mantra -f FILE`, one job per file.
+    HoudiniRenderIfd(HoudiniIfdArgs),
+    /// Worker info plus Modo's version (runs `modo_cl` on a worker).
+    ModoInfo(WorkerInfoArgs),
+    /// Render frames start..stop (half-open) by step of a .lxo scene, one job per frame.
+    ModoRender(ModoRenderArgs),
+    /// Worker info plus Redshift's version (runs `redshiftCmdLine --version` on a worker).
+    RedshiftInfo(WorkerInfoArgs),
+    /// Render a .rs archive with `redshiftCmdLine`, on the worker's GPUs.
+    RedshiftRender(RedshiftRenderArgs),
+    /// Worker info plus Blender's version (runs `blender --version` on a worker).
+    BlenderInfo(WorkerInfoArgs),
+    /// Render frames of a .blend file with Blender, one job per chunk of frames.
+    BlenderRender(BlenderRenderArgs),
     /// Print the version.
     Version,
 }
@@ -145,9 +163,34 @@ pub struct WorkerArgs {
     /// The worker's name on the farm [default: HOST.PID].
     #[arg(long)]
     pub name: Option<String>,
+    #[command(flatten)]
+    pub tools: ToolArgs,
     /// Queues to serve, highest priority first.
     #[arg(default_value = "default")]
     pub queues: Vec<String>,
+}
+
+/// Where a worker finds its DCC tools.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ToolArgs {
+    /// A GPU index Redshift renders on (repeatable; `-gpu I` for each).
+    #[arg(long = "redshift-gpu", value_name = "I")]
+    pub redshift_gpus: Vec<u32>,
+    /// The Blender executable [default: `blender` on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub blender: Option<PathBuf>,
+    /// The hython executable [default: `hython` on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub hython: Option<PathBuf>,
+    /// The mantra executable [default: `mantra` on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub mantra: Option<PathBuf>,
+    /// The modo_cl executable [default: `modo_cl` on PATH].
+    #[arg(long = "modo", value_name = "PATH")]
+    pub modo_cl: Option<PathBuf>,
+    /// The redshiftCmdLine executable [default: `redshiftCmdLine` on PATH].
+    #[arg(long = "redshift", value_name = "PATH")]
+    pub redshift: Option<PathBuf>,
 }
 
 /// `buildcat workers`.
@@ -175,6 +218,8 @@ pub struct FarmArgs {
     /// Queues the local workers serve, highest priority first.
     #[arg(default_value = "default")]
     pub queues: Vec<String>,
+    #[command(flatten)]
+    pub tools: ToolArgs,
     #[command(flatten)]
     pub tuning: ServerTuning,
 }
@@ -226,7 +271,7 @@ pub struct SubmitOptions {
     /// Start only after this job has finished (repeatable).
     #[arg(long = "after", value_name = "JOB")]
     pub after: Vec<String>,
-    /// Follow the job to its end; exit non-zero if it fails.
+    /// Follow the jobs to their end; exit non-zero if any fails.
     #[arg(long)]
     pub wait: bool,
     /// Print JSON.
@@ -335,4 +380,131 @@ pub struct EtaArgs {
     /// Samples in the moving average of the drain rate.
     #[arg(long, default_value_t = 60)]
     pub count: usize,
+}
+
+/// Options of the render commands (the original's defaults: timeout 900 s).
+#[derive(Debug, Args)]
+pub struct RenderOptions {
+    /// The queue to submit to.
+    #[arg(long, default_value = "default")]
+    pub queue: String,
+    /// Kill an attempt after this many seconds.
+    #[arg(long, default_value_t = 900.0)]
+    pub timeout: f64,
+    /// How many times each job may be tried in all.
+    #[arg(long, default_value_t = 1)]
+    pub attempts: u32,
+    /// Higher runs first within the queue.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i32,
+    /// Start only after this job has finished (repeatable).
+    #[arg(long = "after", value_name = "JOB")]
+    pub after: Vec<String>,
+    /// Follow the jobs to their end with a progress bar; exit non-zero if any fails.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RenderOptions {
+    /// As the generic submit options.
+    pub fn submit(&self) -> SubmitOptions {
+        SubmitOptions {
+            queue: self.queue.clone(),
+            timeout: Some(self.timeout),
+            attempts: self.attempts,
+            priority: self.priority,
+            after: self.after.clone(),
+            wait: self.wait,
+            json: self.json,
+        }
+    }
+}
+
+/// `buildcat houdini-render-hip`.
+#[derive(Debug, Args)]
+pub struct HoudiniHipArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(flatten)]
+    pub render: RenderOptions,
+    /// The .hip file, relative to the farm root.
+    pub hip: String,
+    /// Frames to render, e.g. `1,7,9,10-25,75-100:2`.
+    #[arg(long, default_value = "1")]
+    pub frames: String,
+    /// The ROP to render.
+    #[arg(long, default_value = "/out/mantra_ipr")]
+    pub rop: String,
+}
+
+/// `buildcat houdini-render-ifd`.
+#[derive(Debug, Args)]
+pub struct HoudiniIfdArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(flatten)]
+    pub render: RenderOptions,
+    /// The .ifd files, relative to the farm root.
+    #[arg(required = true)]
+    pub ifds: Vec<String>,
+}
+
+/// `buildcat modo-render`.
+#[derive(Debug, Args)]
+pub struct ModoRenderArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(flatten)]
+    pub render: RenderOptions,
+    /// The .lxo scene, relative to the farm root.
+    pub lxo: String,
+    /// The first frame.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub start: i64,
+    /// One past the last frame.
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    pub stop: i64,
+    /// The distance between frames.
+    #[arg(long, default_value_t = 1)]
+    pub step: i64,
+}
+
+/// `buildcat redshift-render`.
+#[derive(Debug, Args)]
+pub struct RedshiftRenderArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(flatten)]
+    pub render: RenderOptions,
+    /// The .rs archive, relative to the farm root.
+    pub rs: String,
+}
+
+/// `buildcat blender-render`.
+#[derive(Debug, Args)]
+pub struct BlenderRenderArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(flatten)]
+    pub render: RenderOptions,
+    /// The .blend file, relative to the farm root.
+    pub blend: String,
+    /// Frames to render, e.g. `1-250` or `1,7,10-25:5`.
+    #[arg(long, default_value = "1")]
+    pub frames: String,
+    /// Frames per job.
+    #[arg(long, default_value_t = 1)]
+    pub chunk: usize,
+    /// Output pattern, relative to the root, e.g. `renders/shot_####` (Blender's `-o`).
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Image format, e.g. PNG, OPEN_EXR (Blender's `-F`).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Render engine, e.g. CYCLES, BLENDER_EEVEE, BLENDER_WORKBENCH (Blender's `-E`).
+    #[arg(long)]
+    pub engine: Option<String>,
 }

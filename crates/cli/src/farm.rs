@@ -132,6 +132,7 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
         root: None,
         max_jobs: None,
         name: None,
+        tools: args.tools.clone(),
         queues: args.queues.clone(),
     };
     let worker = build_worker(&worker_args, addr.to_string(), count)?;

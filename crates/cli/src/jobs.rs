@@ -23,7 +23,9 @@ use crate::time::{human, rfc3339};
 /// Parses a job id from the command line.
 pub fn parse_job(text: &str) -> anyhow::Result<JobId> {
     text.trim().parse().map_err(|_| {
-        anyhow::anyhow!("`{text}` is not a job id (ids look like 0190f0c0-5d1e-7a3b-9c4d-2e5f6a7b8c9d)")
+        anyhow::anyhow!(
+            "`{text}` is not a job id (ids look like 0190f0c0-5d1e-7a3b-9c4d-2e5f6a7b8c9d)"
+        )
     })
 }
 
@@ -76,7 +78,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         args: command.collect(),
     };
     let client = connect(&args.connection).await?;
-    let handle = client.submit_with(&args.submit.queue, &task, options).await?;
+    let handle = client
+        .submit_with(&args.submit.queue, &task, options)
+        .await?;
     let id = handle.id();
     print_submitted(&[id], args.submit.json);
     if !args.submit.wait {
@@ -324,7 +328,10 @@ pub async fn list(args: JobsArgs) -> anyhow::Result<ExitCode> {
     let jobs = client.jobs(query).await?;
     if args.json {
         let jobs: Vec<Value> = jobs.iter().map(status_json).collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "jobs": jobs }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "jobs": jobs }))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if jobs.is_empty() {
@@ -388,7 +395,12 @@ pub async fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let client = connect(&args.connection).await?;
     let changes = client.cancel(ids).await?;
-    Ok(print_changes(&changes, "canceled", "no jobs to cancel", args.json))
+    Ok(print_changes(
+        &changes,
+        "canceled",
+        "no jobs to cancel",
+        args.json,
+    ))
 }
 
 /// `buildcat requeue JOB... | --failed [--queue Q]`.
@@ -405,7 +417,12 @@ pub async fn requeue(args: RequeueArgs) -> anyhow::Result<ExitCode> {
     };
     let client = connect(&args.connection).await?;
     let changes = client.requeue(target).await?;
-    Ok(print_changes(&changes, "requeued", "no failed jobs to requeue", args.json))
+    Ok(print_changes(
+        &changes,
+        "requeued",
+        "no failed jobs to requeue",
+        args.json,
+    ))
 }
 
 /// One reading of a queue's length.
@@ -508,7 +525,10 @@ mod tests {
             .collect();
         assert_eq!(drain_rate(&samples), Some(2.0));
         let line = eta_line("default", 60, Some(2.0));
-        assert!(line.starts_with("default: 60 jobs, draining 2.00 jobs/s, empty in 30.0s"), "{line}");
+        assert!(
+            line.starts_with("default: 60 jobs, draining 2.00 jobs/s, empty in 30.0s"),
+            "{line}"
+        );
         assert_eq!(eta_line("default", 0, None), "default: empty");
     }
 

@@ -6,12 +6,14 @@
 mod args;
 mod farm;
 mod jobs;
-mod time;
 mod output;
+mod render;
 mod submit;
+mod time;
 
 use std::process::ExitCode;
 
+use buildcat_proto::dcc;
 use clap::Parser;
 
 use crate::args::{Cli, Command};
@@ -56,6 +58,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Cancel(args) => jobs::cancel(args).await,
         Command::Requeue(args) => jobs::requeue(args).await,
         Command::Eta(args) => jobs::eta(args).await,
+        Command::HoudiniInfo(args) => {
+            submit::info_task(args, dcc::HoudiniInfo, Some("houdini")).await
+        }
+        Command::ModoInfo(args) => submit::info_task(args, dcc::ModoInfo, Some("modo")).await,
+        Command::RedshiftInfo(args) => {
+            submit::info_task(args, dcc::RedshiftInfo, Some("redshift")).await
+        }
+        Command::BlenderInfo(args) => {
+            submit::info_task(args, dcc::BlenderInfo, Some("blender")).await
+        }
+        Command::HoudiniRenderHip(args) => render::houdini_hip(args).await,
+        Command::HoudiniRenderIfd(args) => render::houdini_ifd(args).await,
+        Command::ModoRender(args) => render::modo(args).await,
+        Command::RedshiftRender(args) => render::redshift(args).await,
+        Command::BlenderRender(args) => render::blender(args).await,
         Command::Version => {
             println!("buildcat {}", buildcat_proto::SOFTWARE_VERSION);
             Ok(ExitCode::SUCCESS)

@@ -65,7 +65,19 @@ pub fn info_json(info: &FarmInfo) -> Value {
             })
         })
         .collect();
-    json!({ "queues": queues, "workers": workers })
+    let unserved: Vec<Value> = info
+        .unserved
+        .iter()
+        .map(|u| {
+            json!({
+                "queue": u.queue,
+                "kind": u.kind,
+                "jobs": u.jobs,
+                "tool": buildcat_proto::dcc::tool_for_kind(&u.kind),
+            })
+        })
+        .collect();
+    json!({ "queues": queues, "workers": workers, "unserved": unserved })
 }
 
 /// `info` as a table.
@@ -92,6 +104,16 @@ pub fn info_text(info: &FarmInfo) -> String {
             out.push_str(&format!("  {:>9}", queue.count(state)));
         }
         out.push('\n');
+    }
+    for waiting in &info.unserved {
+        let why = match buildcat_proto::dcc::tool_for_kind(&waiting.kind) {
+            Some(tool) => format!("no worker with {tool} serves it"),
+            None => "no connected worker serving it can run that kind".to_owned(),
+        };
+        out.push_str(&format!(
+            "waiting: {} {} job(s) in `{}`: {why}\n",
+            waiting.jobs, waiting.kind, waiting.queue
+        ));
     }
     out.push('\n');
     let count = info.workers.len();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use buildcat_client::{Client, ClientOptions};
-use buildcat_proto::WorkerInfo;
+use buildcat_proto::{Task, WorkerInfo};
 
 use crate::args::{Connection, WorkerInfoArgs};
 use crate::output::print_tree;
@@ -24,8 +24,18 @@ const PATIENCE: Duration = Duration::from_secs(5);
 
 /// `buildcat worker-info`.
 pub async fn worker_info(args: WorkerInfoArgs) -> anyhow::Result<ExitCode> {
+    info_task(args, WorkerInfo, None).await
+}
+
+/// Submits an info task, waits and prints the report; a `tool` section is printed under
+/// the tool's name (`houdini: {executable, version}`), as the original did.
+pub async fn info_task<T: Task>(
+    args: WorkerInfoArgs,
+    task: T,
+    tool: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let client = connect(&args.connection).await?;
-    let handle = client.submit(&args.queue, &WorkerInfo).await?;
+    let handle = client.submit(&args.queue, &task).await?;
     let id = handle.id();
     let wait = handle.wait();
     tokio::pin!(wait);
@@ -53,7 +63,12 @@ pub async fn worker_info(args: WorkerInfoArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let value = serde_json::to_value(&report).context("could not format the worker info")?;
+    let mut value = serde_json::to_value(&report).context("could not format the worker info")?;
+    if let (Some(tool), Some(map)) = (tool, value.as_object_mut())
+        && let Some(section) = map.remove("tool")
+    {
+        map.insert(tool.to_owned(), section);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {

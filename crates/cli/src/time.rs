@@ -52,8 +52,14 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(rfc3339(Timestamp(0)), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(Timestamp(951_782_400_000)), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339(Timestamp(1_795_876_684_123)), "2026-11-28T14:38:04.123Z");
+        assert_eq!(
+            rfc3339(Timestamp(951_782_400_000)),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            rfc3339(Timestamp(1_795_876_684_123)),
+            "2026-11-28T14:38:04.123Z"
+        );
     }
 
     #[test]

@@ -23,6 +23,12 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// The largest frame size that may be configured: 1 GiB.
 pub const MAX_FRAME_LIMIT: usize = 1 << 30;
 
+/// How many times its own size a decoded message may claim to allocate.
+const ALLOCATION_FACTOR: usize = 32;
+
+/// The smallest decode limit, so small messages are never refused for their lists.
+const MIN_DECODE_LIMIT: usize = 64 * 1024;
+
 /// Bytes of the length prefix.
 const PREFIX_LEN: usize = 4;
 
@@ -75,23 +81,33 @@ pub fn encode_value<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 
 /// Decodes a value that must fill `bytes` exactly.
 ///
-/// A length claimed inside the bytes is checked against a limit of at most 16 times
-/// `bytes.len()` (and at least 4 KiB) before anything is allocated for it; serde's own
+/// What the bytes may claim to allocate is checked against a limit of 32 to 128 times
+/// `bytes.len()` (at least 64 KiB) before anything is allocated for it; serde's own
 /// pre-allocation for sequences is capped separately at about 1 MiB.
 pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    // bincode's limit is a const generic; pick the smallest step of a ladder that holds
-    // `bytes`, so the bound follows the input rather than a fixed worst case.
+    // bincode's limit counts what decoding may allocate, not bytes read: a list claims
+    // `len * size_of::<T>()` up front (24 bytes per `String` however short), so a valid
+    // frame of many short lines needs a limit well above its own size. The limit is a const
+    // generic, so pick the smallest step of a ladder (powers of four) at or above
+    // `ALLOCATION_FACTOR` times the input: the bound follows the input, and a small frame
+    // can never claim a large allocation.
+    let wanted = bytes
+        .len()
+        .saturating_mul(ALLOCATION_FACTOR)
+        .max(MIN_DECODE_LIMIT);
     macro_rules! bounded {
         ($($shift:literal)*) => {
             $(
-                if bytes.len() <= 1usize << $shift {
+                if wanted <= 1usize << $shift {
                     let limited = config().with_limit::<{ 1usize << $shift }>();
                     return finish(bincode::serde::decode_from_slice(bytes, limited), bytes.len());
                 }
             )*
         };
     }
-    bounded!(12 16 20 24 28 30);
+    bounded!(16 18 20 22 24 26 28 30);
+    #[cfg(target_pointer_width = "64")]
+    bounded!(32 34 36);
     Err(CodecError::FrameTooLarge {
         len: bytes.len(),
         max: MAX_FRAME_LIMIT,

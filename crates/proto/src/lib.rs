@@ -8,6 +8,8 @@
 //! - [`message`] holds the frames that follow: requests with ids, replies that echo them and
 //!   pushes from the server (job assignments for workers).
 //! - [`job`] holds what a job is: its id, options, states and the record the server keeps.
+//! - [`frames`] parses frame specs (`1,7,10-25,75-100:2`); [`dcc`] defines the render
+//!   tasks (Houdini, Modo, Redshift, Blender).
 //! - [`paths`] checks that paths in jobs are relative to the farm root.
 //! - [`task`] ties a job kind to typed arguments and output ([`Task`]) and defines the
 //!   built-in [`WorkerInfo`] task.
@@ -23,6 +25,8 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+pub mod dcc;
+pub mod frames;
 pub mod handshake;
 pub mod job;
 pub mod message;
@@ -37,7 +41,7 @@ pub use job::{
 };
 pub use message::{
     Assignment, ClientFrame, Completion, FarmInfo, JobChange, JobEvent, JobQuery, Outcome,
-    QueueSummary, Reply, Request, RequestError, RequestId, RequeueTarget, ServerFrame,
+    QueueSummary, Reply, Request, RequestError, RequestId, RequeueTarget, ServerFrame, Unserved,
     WorkerActivity, WorkerRegistration, WorkerSummary,
 };
 pub use task::{

@@ -110,6 +110,10 @@ pub struct JobChange {
 
 /// Something that happened to a followed job, pushed with the id of the request that asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "events are built once and moved straight into a frame; boxing buys nothing"
+)]
 pub enum JobEvent {
     /// New output lines.
     Log {
@@ -313,6 +317,20 @@ pub struct FarmInfo {
     pub queues: Vec<QueueSummary>,
     /// Every connected worker, by name.
     pub workers: Vec<WorkerSummary>,
+    /// Queued jobs that no connected worker can run, by queue and kind.
+    pub unserved: Vec<Unserved>,
+}
+
+/// Queued jobs of one kind in one queue that no connected worker serving that queue can
+/// run (no worker has the tool, or none serves the queue).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unserved {
+    /// The queue.
+    pub queue: String,
+    /// The job kind.
+    pub kind: String,
+    /// How many such jobs wait.
+    pub jobs: u64,
 }
 
 /// Job counts of one queue.

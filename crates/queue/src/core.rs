@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buildcat_proto::{
-    Assignment, Attempt, AttemptOutcome, Completion, FarmInfo, Failure, JobEvent, JobId,
+    Assignment, Attempt, AttemptOutcome, Completion, Failure, FarmInfo, JobEvent, JobId,
     JobOptions, JobProgress, JobState, JobStatus, NewJob, Outcome, QueueSummary, Reply, Request,
-    RequestError, RequestId, Role, ServerFrame, Timestamp, WorkerActivity, WorkerRegistration,
-    WorkerSummary,
+    RequestError, RequestId, Role, ServerFrame, Timestamp, Unserved, WorkerActivity,
+    WorkerRegistration, WorkerSummary,
 };
 
 use crate::store::{StoreOp, StoredJob};
@@ -232,8 +232,31 @@ type QueueKey = (Reverse<i32>, JobId);
 struct Queue {
     /// Jobs waiting for a worker, in dispatch order.
     pending: BTreeSet<QueueKey>,
+    /// How many of the pending jobs are of each kind, to tell which no worker can run.
+    pending_kinds: HashMap<Arc<str>, u64>,
     /// Counts by state, for `info`.
     summary: QueueSummary,
+}
+
+impl Queue {
+    /// Adds a job to the dispatch order.
+    fn push(&mut self, key: QueueKey, kind: &Arc<str>) {
+        if self.pending.insert(key) {
+            *self.pending_kinds.entry(kind.clone()).or_default() += 1;
+        }
+    }
+
+    /// Takes a job out of the dispatch order, if it is in it.
+    fn take(&mut self, key: &QueueKey, kind: &Arc<str>) {
+        if self.pending.remove(key)
+            && let Some(count) = self.pending_kinds.get_mut(kind)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.pending_kinds.remove(kind);
+            }
+        }
+    }
 }
 
 /// A registered worker.
@@ -392,10 +415,11 @@ impl Core {
         }
         let id = job.id;
         let state = job.state;
+        let key = job.queue_key();
         let queue = self.queue_mut(&job.queue);
         *queue.summary.count_mut(state) += 1;
         if state == JobState::Queued {
-            queue.pending.insert((Reverse(job.options.priority), id));
+            queue.push(key, &job.kind);
         }
         if state == JobState::Deferred {
             for dependency in &job.options.after {
@@ -414,7 +438,8 @@ impl Core {
     pub fn handle(&mut self, now: Timestamp, input: Input) -> Vec<Effect> {
         match input {
             Input::Connected { conn, role } => {
-                self.connections.insert(conn, Connection { role, in_flight: 0 });
+                self.connections
+                    .insert(conn, Connection { role, in_flight: 0 });
             }
             Input::Request { conn, id, request } => self.request(now, conn, id, request),
             Input::Disconnected { conn } => self.forget_connection(now, conn, true),
@@ -670,7 +695,7 @@ impl Core {
         let key = job.queue_key();
         let queue_name = job.queue.clone();
         let kind = job.kind.clone();
-        self.queue_mut(&queue_name).pending.insert(key);
+        self.queue_mut(&queue_name).push(key, &kind);
         // An idle worker has nothing to do in any of its queues, so the first idle worker
         // that serves this queue and can run this kind is the right one: the longest idle.
         let chosen = self.idle.values().copied().find(|conn| {
@@ -688,9 +713,21 @@ impl Core {
         }
     }
 
+    /// Takes a job out of its queue's dispatch order, if it is in it.
+    fn unqueue(&mut self, id: JobId) {
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        let key = job.queue_key();
+        let kind = job.kind.clone();
+        let queue = job.queue.clone();
+        self.queue_mut(&queue).take(&key, &kind);
+    }
+
     fn queue_mut(&mut self, name: &Arc<str>) -> &mut Queue {
         self.queues.entry(name.clone()).or_insert_with(|| Queue {
             pending: BTreeSet::new(),
+            pending_kinds: HashMap::new(),
             summary: QueueSummary {
                 name: name.to_string(),
                 ..QueueSummary::default()
@@ -757,9 +794,7 @@ impl Core {
             args: job.args.to_vec(),
             timeout_ms: job.options.timeout_ms,
         };
-        let key = (Reverse(job.options.priority), id);
-        let queue = job.queue.clone();
-        self.queue_mut(&queue).pending.remove(&key);
+        self.unqueue(id);
         self.set_state(id, JobState::Started);
         if let Some(worker) = self.workers.get_mut(&conn) {
             worker.current = Some((id, number));
@@ -863,9 +898,7 @@ impl Core {
                 last.ended_at = None;
                 last.outcome = None;
                 last.worker = worker.to_owned();
-                let key = job.queue_key();
-                let queue = job.queue.clone();
-                self.queue_mut(&queue).pending.remove(&key);
+                self.unqueue(id);
                 self.set_state(id, JobState::Started);
                 if let Some(job) = self.jobs.get(&id) {
                     self.ops.push(StoreOp::Update(job.status()));
@@ -924,13 +957,7 @@ impl Core {
             self.worker_ready(now, conn);
             return;
         }
-        if let Some(job) = self.jobs.get(&job_id)
-            && job.state == JobState::Queued
-        {
-            let key = (Reverse(job.options.priority), job_id);
-            let queue = job.queue.clone();
-            self.queue_mut(&queue).pending.remove(&key);
-        }
+        self.unqueue(job_id);
         let ended = self.end_attempt(now, job_id, outcome);
         let token = self.next_token;
         self.next_token += 1;
@@ -1239,7 +1266,28 @@ impl Core {
             })
             .collect();
         workers.sort_by(|a, b| a.name.cmp(&b.name));
-        FarmInfo { queues, workers }
+        let mut unserved = Vec::new();
+        for (name, queue) in &self.queues {
+            for (kind, jobs) in &queue.pending_kinds {
+                let served = self.workers.values().any(|worker| {
+                    worker.kinds.contains(&**kind)
+                        && worker.registration.queues.iter().any(|q| **q == **name)
+                });
+                if !served {
+                    unserved.push(Unserved {
+                        queue: name.to_string(),
+                        kind: kind.to_string(),
+                        jobs: *jobs,
+                    });
+                }
+            }
+        }
+        unserved.sort_by(|a, b| (&a.queue, &a.kind).cmp(&(&b.queue, &b.kind)));
+        FarmInfo {
+            queues,
+            workers,
+            unserved,
+        }
     }
 }
 

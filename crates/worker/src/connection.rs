@@ -219,5 +219,9 @@ pub(crate) fn describe(frame: &ServerFrame) -> String {
         ServerFrame::Reply { id, .. } => format!("a reply to request {id}"),
         ServerFrame::Assign(assignment) => format!("an assignment of job {}", assignment.job),
         ServerFrame::Closing(reason) => format!("a closing notice ({reason})"),
+        ServerFrame::Cancel { job, attempt, .. } => {
+            format!("a cancel of job {job} attempt {attempt}")
+        }
+        ServerFrame::Event { id, .. } => format!("an event for request {id}"),
     }
 }

@@ -1,4 +1,10 @@
 //! One job running in its own task, so that the loop keeps heartbeating meanwhile.
+//!
+//! The task enforces two backstops for handlers that do not stop when asked: past the
+//! job's deadline, and after a cancel, it waits the kill grace period and [`BACKSTOP_SLACK`]
+//! more, then drops the handler's future (which kills any process group the process runner
+//! started). Handlers that honour [`JobContext::deadline`] and [`JobContext::cancelled`],
+//! as the process runner does, end well before.
 
 use std::any::Any;
 use std::path::PathBuf;
@@ -7,11 +13,17 @@ use std::time::Duration;
 
 use buildcat_proto::{Assignment, Completion, Failure, JobId, Outcome};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use tokio::time::{Instant, sleep, sleep_until};
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span, error, info, warn};
 
 use crate::context::JobContext;
+use crate::output::JobOutput;
 use crate::registry::Registry;
+
+/// How much longer than the deadline plus the kill grace a handler may run before it is
+/// abandoned: time for the process runner to reap what it killed and return.
+pub(crate) const BACKSTOP_SLACK: Duration = Duration::from_secs(3);
 
 /// A job this loop is running. Dropping it aborts the job's task (and drops the handler's
 /// future, with whatever it owns).
@@ -23,8 +35,23 @@ pub(crate) struct RunningJob {
     pub(crate) attempt: u32,
     /// The job's kind, for logs.
     kind: String,
+    /// What the handler logs and reports, on its way to the server.
+    pub(crate) output: Arc<JobOutput>,
+    /// Cancelled to ask the handler to stop.
+    cancel: CancellationToken,
     /// The task running the handler; it yields the outcome.
     task: JoinHandle<Outcome>,
+}
+
+/// How a job runs, besides its assignment.
+#[derive(Debug, Clone)]
+pub(crate) struct JobSettings {
+    /// The worker's root.
+    pub(crate) root: PathBuf,
+    /// The worker loop's name.
+    pub(crate) worker: String,
+    /// The time processes get between SIGTERM and SIGKILL.
+    pub(crate) kill_grace: Duration,
 }
 
 impl RunningJob {
@@ -32,8 +59,7 @@ impl RunningJob {
     pub(crate) fn start(
         assignment: Assignment,
         registry: Arc<Registry>,
-        root: PathBuf,
-        worker: String,
+        settings: JobSettings,
     ) -> Self {
         let Assignment {
             job,
@@ -44,16 +70,30 @@ impl RunningJob {
             timeout_ms,
         } = assignment;
         info!(job = %job, attempt, kind = %kind, queue = %queue, "job started");
-        let context = JobContext::new(job, attempt, queue, root, worker);
-        let limit = timeout_ms.map(Duration::from_millis);
-        let running = run(registry, kind.clone(), args, context, limit);
+        let output = Arc::new(JobOutput::default());
+        let cancel = CancellationToken::new();
+        let context = JobContext::new(job, attempt, queue, settings.root, settings.worker)
+            .for_loop(
+                Arc::clone(&output),
+                cancel.clone(),
+                timeout_ms.map(Duration::from_millis),
+                settings.kill_grace,
+            );
+        let running = run(registry, kind.clone(), args, context);
         let task = tokio::spawn(running.instrument(Span::current()));
         RunningJob {
             job,
             attempt,
             kind,
+            output,
+            cancel,
             task,
         }
+    }
+
+    /// Asks the handler to stop; the job is then reported as canceled.
+    pub(crate) fn cancel(&self) {
+        self.cancel.cancel();
     }
 
     /// Waits for the job to end; cancel-safe, so it can sit in a `select!`.
@@ -89,33 +129,79 @@ impl Drop for RunningJob {
     }
 }
 
-/// Runs the handler, enforcing the job's timeout, and logs how it ended.
-async fn run(
-    registry: Arc<Registry>,
-    kind: String,
-    args: Vec<u8>,
-    context: JobContext,
-    limit: Option<Duration>,
-) -> Outcome {
+/// How the handler's run ended.
+enum Ended {
+    /// It returned.
+    Returned(Result<Vec<u8>, Failure>),
+    /// It ran past its deadline and the backstop.
+    PastDeadline(Duration),
+    /// It ran on after a cancel, past the backstop.
+    IgnoredCancel,
+}
+
+/// Runs the handler, with the backstops for its deadline and cancel, and logs how it ended.
+async fn run(registry: Arc<Registry>, kind: String, args: Vec<u8>, context: JobContext) -> Outcome {
     let job = context.job;
+    let cancel = context.cancel_token().clone();
+    let backstop_after = context.kill_grace() + BACKSTOP_SLACK;
+    let deadline = context.deadline().zip(context.timeout());
     let started = Instant::now();
     let handler = registry.run(&kind, &args, context);
     drop(args);
-    let result = match limit {
-        // Dropping the handler's future on timeout drops whatever it owns, e.g. a child
-        // process spawned with `kill_on_drop`.
-        Some(limit) => tokio::time::timeout(limit, handler)
-            .await
-            .unwrap_or_else(|_| Err(Failure::new(format!("the job timed out after {limit:?}")))),
-        None => handler.await,
+    let past_deadline = async {
+        match deadline {
+            Some((at, limit)) => {
+                sleep_until(at + backstop_after).await;
+                limit
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let ignored_cancel = async {
+        cancel.cancelled().await;
+        sleep(backstop_after).await;
+    };
+    // Dropping the handler's future (the backstops) drops whatever it owns, e.g. a process
+    // group the process runner kills when dropped.
+    let ended = tokio::select! {
+        biased;
+        result = handler => Ended::Returned(result),
+        limit = past_deadline => Ended::PastDeadline(limit),
+        () = ignored_cancel => Ended::IgnoredCancel,
     };
     let duration = started.elapsed();
-    match result {
-        Ok(output) => {
+    match ended {
+        Ended::IgnoredCancel => {
+            warn!(
+                job = %job,
+                kind = %kind,
+                waited = ?backstop_after,
+                "the handler did not stop after the cancel; abandoned it"
+            );
+            Outcome::Canceled
+        }
+        // A job canceled while it ran is canceled, whatever its handler made of it.
+        _ if cancel.is_cancelled() => {
+            info!(job = %job, kind = %kind, duration = ?duration, "job canceled");
+            Outcome::Canceled
+        }
+        Ended::PastDeadline(limit) => {
+            warn!(
+                job = %job,
+                kind = %kind,
+                limit = ?limit,
+                "the handler did not stop at the job's deadline; abandoned it"
+            );
+            Outcome::Failed(Failure::new(format!(
+                "the job timed out after {limit:?} (its handler did not stop at the deadline \
+                 and was abandoned)"
+            )))
+        }
+        Ended::Returned(Ok(output)) => {
             info!(job = %job, kind = %kind, duration = ?duration, "job finished");
             Outcome::Finished(output)
         }
-        Err(failure) => {
+        Ended::Returned(Err(failure)) => {
             warn!(job = %job, kind = %kind, duration = ?duration, reason = %failure, "job failed");
             Outcome::Failed(failure)
         }

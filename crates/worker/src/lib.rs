@@ -51,27 +51,37 @@
 //!   which runs one loop per connection and waits for the job limit or shutdown.
 //! - `worker_loop` is one loop: register, take assignments, run one job at a time,
 //!   heartbeat, report results; on a lost connection, reconnect with backoff while the job
-//!   keeps running, and report it on the new connection.
+//!   keeps running, and report it on the new connection. The running job's log lines and
+//!   progress are sent from there too, and a cancel from the server reaches the job there.
 //! - `connection` reaches the server: TCP, the hello, the registration.
-//! - `job` runs one handler in a task of its own, with its timeout.
+//! - `job` runs one handler in a task of its own, with the backstops for handlers that do
+//!   not stop at their deadline or when canceled.
 //! - `control` is what the loops of one worker share: the job limit and the stop signal.
-//! - [`registry`] maps job kinds to handlers; [`JobContext`] is what a handler is told.
-//! - [`info`] is the built-in [`WorkerInfo`](buildcat_proto::WorkerInfo) job.
+//! - [`registry`] maps job kinds to handlers; [`JobContext`] is what a handler is told and
+//!   how it logs, reports progress and learns that it must stop; `output` is the bounded
+//!   buffer between a handler's log and the loop.
+//! - [`process`] runs a tool for a job: its own process group, output streamed to the job's
+//!   log, the whole tree killed on timeout or cancel. Every integration runs tools with it.
+//! - [`info`] is the built-in [`WorkerInfo`](buildcat_proto::WorkerInfo) job, and `command`
+//!   the built-in [`RunCommand`](buildcat_proto::RunCommand) job (`buildcat run`).
 #![deny(missing_docs)]
 
 mod backoff;
+mod command;
 mod connection;
 mod context;
 mod control;
 mod error;
 pub mod info;
 mod job;
+mod output;
+pub mod process;
 pub mod registry;
 mod worker;
 mod worker_loop;
 
 pub use buildcat_proto::{Failure, Task};
-pub use context::JobContext;
+pub use context::{DEFAULT_KILL_GRACE, JobContext, JobMonitor};
 pub use error::WorkerError;
 pub use registry::{Handler, HandlerFuture, Registry};
 pub use worker::{RunStats, Worker, WorkerBuilder};

@@ -10,10 +10,10 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-use buildcat_proto::{Failure, Task, WorkerInfo, codec};
+use buildcat_proto::{Failure, RunCommand, Task, WorkerInfo, codec};
 
 use crate::context::JobContext;
-use crate::info;
+use crate::{command, info};
 
 /// The future a type-erased handler returns: the encoded output, or why the job failed.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, Failure>> + Send + 'static>>;
@@ -42,10 +42,11 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// A registry holding the built-in handlers ([`WorkerInfo`]).
+    /// A registry holding the built-in handlers: [`WorkerInfo`] and [`RunCommand`].
     pub fn new() -> Self {
         let mut registry = Registry::empty();
         registry.insert::<WorkerInfo, _, _>(info::handle);
+        registry.insert::<RunCommand, _, _>(command::handle);
         registry
     }
 
@@ -174,7 +175,10 @@ mod tests {
     #[test]
     fn kinds_include_the_built_in_worker_info() {
         let kinds = registry().kinds().map(str::to_owned).collect::<Vec<_>>();
-        assert_eq!(kinds, ["buildcat.worker.info", "test.add"]);
+        assert_eq!(
+            kinds,
+            ["buildcat.command.run", "buildcat.worker.info", "test.add"]
+        );
         assert_eq!(Registry::empty().kinds().count(), 0);
     }
 
@@ -199,7 +203,8 @@ mod tests {
         let reason = failure.map(|f| f.reason).unwrap_or_default();
         assert_eq!(
             reason,
-            "this worker has no handler for job kind `x` (it handles: buildcat.worker.info, test.add)"
+            "this worker has no handler for job kind `x` (it handles: buildcat.command.run, \
+             buildcat.worker.info, test.add)"
         );
     }
 }

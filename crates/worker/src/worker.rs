@@ -6,12 +6,13 @@ use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use buildcat_proto::{DEFAULT_MAX_FRAME, DEFAULT_PORT, Failure, Task};
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span};
 
-use crate::context::JobContext;
+use crate::context::{DEFAULT_KILL_GRACE, JobContext};
 use crate::control::Control;
 use crate::error::WorkerError;
 use crate::info::host_name;
@@ -143,6 +144,8 @@ pub struct WorkerBuilder {
     max_jobs: Option<u64>,
     /// The largest frame sent or accepted.
     max_frame: usize,
+    /// How long processes get between SIGTERM and SIGKILL when a job is stopped.
+    kill_grace: Duration,
     /// The handlers.
     registry: Registry,
 }
@@ -157,6 +160,7 @@ impl fmt::Debug for WorkerBuilder {
             .field("concurrency", &self.concurrency)
             .field("max_jobs", &self.max_jobs)
             .field("max_frame", &self.max_frame)
+            .field("kill_grace", &self.kill_grace)
             .field("registry", &self.registry)
             .finish()
     }
@@ -170,7 +174,7 @@ impl Default for WorkerBuilder {
 
 impl WorkerBuilder {
     /// The defaults: server `127.0.0.1:2228`, queue `default`, the current directory as
-    /// root, one loop, no job limit, the built-in handlers.
+    /// root, one loop, no job limit, a kill grace period of 10 s, the built-in handlers.
     pub fn new() -> Self {
         WorkerBuilder {
             server: format!("127.0.0.1:{DEFAULT_PORT}"),
@@ -180,6 +184,7 @@ impl WorkerBuilder {
             concurrency: 1,
             max_jobs: None,
             max_frame: DEFAULT_MAX_FRAME,
+            kill_grace: DEFAULT_KILL_GRACE,
             registry: Registry::new(),
         }
     }
@@ -236,6 +241,14 @@ impl WorkerBuilder {
     /// The largest frame sent or accepted, in bytes (default 16 MiB).
     pub fn max_frame(mut self, bytes: usize) -> Self {
         self.max_frame = bytes;
+        self
+    }
+
+    /// How long a job's processes get to exit after SIGTERM, on timeout or cancel, before
+    /// they are killed with SIGKILL (default 10 s). A handler that ignores its deadline or a
+    /// cancel is abandoned this long plus a few seconds after it.
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.kill_grace = grace;
         self
     }
 
@@ -313,6 +326,7 @@ impl WorkerBuilder {
                 root: root.clone(),
                 max_frame: self.max_frame,
                 registry: Arc::clone(&registry),
+                kill_grace: self.kill_grace,
             })
             .collect();
         Ok(Worker {

@@ -6,6 +6,13 @@
 //! acknowledged live in [`LoopState`], outside any one connection: a job keeps running while
 //! the loop reconnects, the registration names it in `running`, and its result is sent (or
 //! sent again) on whichever connection is up when it is ready.
+//!
+//! What the running job logs and reports waits in its [`JobOutput`] (bounded, oldest lines
+//! dropped first) and is sent as `Log` and `Progress` requests: at most every
+//! [`OUTPUT_INTERVAL`] unless a full frame is waiting, and always before the job's result.
+//! While the loop is disconnected nothing drains it, so it keeps the latest lines for the
+//! next connection. A `Cancel` from the server for the running attempt cancels the job's
+//! token; the job is then reported as canceled.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,7 +21,7 @@ use std::time::Duration;
 
 use buildcat_proto::{
     ClientFrame, CodecError, Completion, JobId, Outcome, Reply, Request, RequestError, RequestId,
-    SOFTWARE_VERSION, ServerFrame, WorkerRegistration,
+    SOFTWARE_VERSION, ServerFrame, WorkerRegistration, codec,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep, sleep_until};
@@ -24,7 +31,8 @@ use crate::backoff::Backoff;
 use crate::connection::{self, LinkError, Registered, ServerLink};
 use crate::control::Control;
 use crate::error::WorkerError;
-use crate::job::RunningJob;
+use crate::job::{JobSettings, RunningJob};
+use crate::output::{Batch, JobOutput, Pending};
 use crate::registry::Registry;
 
 /// The shortest silence from the server taken as a dead connection.
@@ -32,6 +40,16 @@ const MIN_SILENCE: Duration = Duration::from_secs(10);
 
 /// How many heartbeat periods of silence mean the connection is dead.
 const SILENT_PERIODS: u32 = 4;
+
+/// The shortest time between two sends of the running job's output, unless a full frame is
+/// waiting: lines are batched, and progress coalesced to the latest.
+const OUTPUT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The most lines in one `Log` request.
+const MAX_LOG_FRAME_LINES: usize = 500;
+
+/// The most bytes of lines in one `Log` request (and at most half the frame limit).
+const MAX_LOG_FRAME_BYTES: usize = 256 << 10;
 
 /// What one loop needs to know; fixed when the worker is built.
 #[derive(Debug)]
@@ -50,6 +68,27 @@ pub(crate) struct LoopConfig {
     pub(crate) max_frame: usize,
     /// The handlers, shared by every loop of the worker.
     pub(crate) registry: Arc<Registry>,
+    /// How long processes get between SIGTERM and SIGKILL when a job is stopped.
+    pub(crate) kill_grace: Duration,
+}
+
+impl LoopConfig {
+    /// How much of the job's output goes in one `Log` request.
+    fn log_frame(&self) -> LogFrame {
+        LogFrame {
+            lines: MAX_LOG_FRAME_LINES,
+            bytes: MAX_LOG_FRAME_BYTES.min(self.max_frame / 2),
+        }
+    }
+}
+
+/// The size of one `Log` request.
+#[derive(Debug, Clone, Copy)]
+struct LogFrame {
+    /// The most lines.
+    lines: usize,
+    /// The most bytes of lines.
+    bytes: usize,
 }
 
 /// What a loop carries from one connection to the next.
@@ -58,7 +97,7 @@ struct LoopState {
     /// The job running now, if any.
     job: Option<RunningJob>,
     /// Results sent (or to be sent) that the server has not acknowledged, oldest first.
-    unacked: Vec<Completion>,
+    unacked: Vec<Report>,
     /// The id of the next request; never reused, even across connections.
     next_id: RequestId,
 }
@@ -80,15 +119,40 @@ impl LoopState {
     /// whose results it has not acknowledged.
     fn held_jobs(&self) -> Vec<(JobId, u32)> {
         let running = self.job.iter().map(|job| (job.job, job.attempt));
-        let reported = self.unacked.iter().map(|done| (done.job, done.attempt));
+        let reported = self
+            .unacked
+            .iter()
+            .map(|report| (report.completion.job, report.completion.attempt));
         running.chain(reported).collect()
     }
 
     /// Forgets a result the server has settled.
     fn settle(&mut self, job: JobId, attempt: u32) {
         self.unacked
-            .retain(|done| (done.job, done.attempt) != (job, attempt));
+            .retain(|report| (report.completion.job, report.completion.attempt) != (job, attempt));
     }
+}
+
+/// A job's result, with what is left of its output (sent before it).
+#[derive(Debug)]
+struct Report {
+    /// The result.
+    completion: Completion,
+    /// The job's output; closed, so it only drains.
+    output: Arc<JobOutput>,
+}
+
+/// What a request in flight on this connection was, for its reply.
+#[derive(Debug, Clone, Copy)]
+enum Sent {
+    /// A job's result.
+    Completion(JobId, u32),
+    /// A heartbeat.
+    Heartbeat,
+    /// Output lines of a job.
+    Log(JobId),
+    /// Progress of a job.
+    Progress(JobId),
 }
 
 /// How a session on one connection ended.
@@ -100,11 +164,18 @@ enum SessionEnd {
 }
 
 /// Something that happened while connected.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one event exists at a time, briefly, on the stack; boxing frames would allocate \
+              for each"
+)]
 enum Event {
     /// A frame, an error, or the end of the connection.
     Frame(Option<Result<ServerFrame, CodecError>>),
     /// The running job ended.
     JobEnded(Completion),
+    /// The running job's output is due to be sent.
+    Output,
     /// Time for a heartbeat.
     Heartbeat,
     /// The worker was asked to stop.
@@ -209,14 +280,27 @@ async fn session(
     control: &Control,
     state: &mut LoopState,
 ) -> SessionEnd {
-    // Completion requests in flight on this connection, by request id.
-    let mut in_flight: HashMap<RequestId, (JobId, u32)> = HashMap::new();
+    // Requests in flight on this connection, by request id.
+    let mut in_flight: HashMap<RequestId, Sent> = HashMap::new();
+    let log_frame = config.log_frame();
 
-    // Results the previous connection did not get acknowledged go first.
-    for completion in state.unacked.clone() {
-        let id = state.request_id();
-        in_flight.insert(id, (completion.job, completion.attempt));
-        if let Err(error) = send_completion(&mut link, id, completion).await {
+    // Results the previous connection did not get acknowledged go first, each after what
+    // was left of its output.
+    let reports: Vec<(Completion, Arc<JobOutput>)> = state
+        .unacked
+        .iter()
+        .map(|report| (report.completion.clone(), Arc::clone(&report.output)))
+        .collect();
+    for (completion, output) in reports {
+        let sent = send_report(
+            &mut link,
+            state,
+            &mut in_flight,
+            completion,
+            &output,
+            log_frame,
+        );
+        if let Err(error) = sent.await {
             return SessionEnd::Lost(error);
         }
     }
@@ -226,15 +310,26 @@ async fn session(
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let silence_limit = (period * SILENT_PERIODS).max(MIN_SILENCE);
     let mut last_heard = Instant::now();
+    // What the running job wrote while disconnected goes out at once.
+    let mut next_output = Instant::now();
 
     loop {
         if control.stopping() && state.is_idle() {
             debug!("stopping: nothing running and nothing to report");
             return SessionEnd::Stopped;
         }
+        let running_output = state
+            .job
+            .as_ref()
+            .map(|job| (job.job, job.attempt, Arc::clone(&job.output)));
         let event = tokio::select! {
             frame = link.next() => Event::Frame(frame),
             completion = job_end(&mut state.job) => Event::JobEnded(completion),
+            () = output_due(
+                running_output.as_ref().map(|(_, _, output)| &**output),
+                next_output,
+                log_frame,
+            ) => Event::Output,
             _ = heartbeat.tick() => Event::Heartbeat,
             () = control.stop().cancelled(), if !control.stopping() => Event::Stop,
             () = sleep_until(last_heard + silence_limit) => Event::Silent(silence_limit),
@@ -251,13 +346,43 @@ async fn session(
                 }
             }
             Event::JobEnded(completion) => {
-                state.job = None;
-                let id = state.request_id();
-                in_flight.insert(id, (completion.job, completion.attempt));
-                state.unacked.push(completion.clone());
-                if let Err(error) = send_completion(&mut link, id, completion).await {
+                let output = match state.job.take() {
+                    Some(ended) => Arc::clone(&ended.output),
+                    None => Arc::default(),
+                };
+                // Whatever the handler's leftovers write from now on goes nowhere.
+                output.close();
+                state.unacked.push(Report {
+                    completion: completion.clone(),
+                    output: Arc::clone(&output),
+                });
+                let sent = send_report(
+                    &mut link,
+                    state,
+                    &mut in_flight,
+                    completion,
+                    &output,
+                    log_frame,
+                );
+                if let Err(error) = sent.await {
                     return SessionEnd::Lost(error);
                 }
+            }
+            Event::Output => {
+                if let Some((job, attempt, output)) = running_output {
+                    let sent = send_output(
+                        &mut link,
+                        state,
+                        &mut in_flight,
+                        (job, attempt),
+                        &output,
+                        log_frame,
+                    );
+                    if let Err(error) = sent.await {
+                        return SessionEnd::Lost(error);
+                    }
+                }
+                next_output = Instant::now() + OUTPUT_INTERVAL;
             }
             Event::Heartbeat => {
                 let id = state.request_id();
@@ -268,6 +393,7 @@ async fn session(
                 if let Err(error) = link.send(frame).await {
                     return SessionEnd::Lost(error.into());
                 }
+                in_flight.insert(id, Sent::Heartbeat);
             }
             Event::Stop => {
                 if !state.is_idle() {
@@ -286,17 +412,50 @@ fn handle_frame(
     config: &LoopConfig,
     control: &Control,
     state: &mut LoopState,
-    in_flight: &mut HashMap<RequestId, (JobId, u32)>,
+    in_flight: &mut HashMap<RequestId, Sent>,
 ) -> Result<(), LinkError> {
     match frame {
         ServerFrame::Closing(reason) => Err(LinkError::Closing(reason)),
-        ServerFrame::Reply { id, reply } => {
-            let Some((job, attempt)) = in_flight.remove(&id) else {
-                // Heartbeats are the only other requests; their answers need no action.
-                if let Err(error) = reply {
-                    warn!(request = id, error = %error, "the server refused a heartbeat");
+        ServerFrame::Cancel {
+            job,
+            attempt,
+            reason,
+        } => {
+            match &state.job {
+                Some(running) if (running.job, running.attempt) == (job, attempt) => {
+                    info!(job = %job, attempt, reason = %reason, "canceling the running job");
+                    running.cancel();
                 }
-                return Ok(());
+                _ => debug!(
+                    job = %job,
+                    attempt,
+                    reason = %reason,
+                    "ignoring a cancel for a job attempt this loop is not running"
+                ),
+            }
+            Ok(())
+        }
+        ServerFrame::Event { id, .. } => {
+            debug!(
+                request = id,
+                "ignoring an event for a request workers do not make"
+            );
+            Ok(())
+        }
+        ServerFrame::Reply { id, reply } => {
+            let (job, attempt) = match in_flight.remove(&id) {
+                Some(Sent::Completion(job, attempt)) => (job, attempt),
+                // Answers to anything else need no action.
+                Some(sent) => {
+                    if let Err(error) = reply {
+                        refused(sent, &error);
+                    }
+                    return Ok(());
+                }
+                None => {
+                    debug!(request = id, "ignoring a reply to no request in flight");
+                    return Ok(());
+                }
             };
             match reply {
                 Ok(Reply::Ack) => {
@@ -350,15 +509,172 @@ fn handle_frame(
                 info!(job = %assignment.job, "declining a job: this worker is stopping");
                 return Ok(());
             }
+            let settings = JobSettings {
+                root: config.root.clone(),
+                worker: registered.name.clone(),
+                kill_grace: config.kill_grace,
+            };
             state.job = Some(RunningJob::start(
                 assignment,
                 Arc::clone(&config.registry),
-                config.root.clone(),
-                registered.name.clone(),
+                settings,
             ));
             Ok(())
         }
     }
+}
+
+/// Logs the server's refusal of a request that needs no answer.
+fn refused(sent: Sent, error: &RequestError) {
+    match sent {
+        Sent::Heartbeat => warn!(error = %error, "the server refused a heartbeat"),
+        // The job may have ended on the server's side (canceled, timed out) a moment ago.
+        Sent::Log(job) | Sent::Progress(job)
+            if matches!(
+                error,
+                RequestError::StaleAttempt { .. } | RequestError::UnknownJob(_)
+            ) =>
+        {
+            debug!(job = %job, error = %error, "the server no longer takes this job's output");
+        }
+        Sent::Log(job) => warn!(job = %job, error = %error, "the server refused output lines"),
+        Sent::Progress(job) => warn!(job = %job, error = %error, "the server refused progress"),
+        Sent::Completion(job, attempt) => {
+            warn!(job = %job, attempt, error = %error, "the server refused a result");
+        }
+    }
+}
+
+/// Sends what is left of a job's output, then its result.
+async fn send_report(
+    link: &mut ServerLink,
+    state: &mut LoopState,
+    in_flight: &mut HashMap<RequestId, Sent>,
+    completion: Completion,
+    output: &JobOutput,
+    log_frame: LogFrame,
+) -> Result<(), LinkError> {
+    let (job, attempt) = (completion.job, completion.attempt);
+    send_output(link, state, in_flight, (job, attempt), output, log_frame).await?;
+    let id = state.request_id();
+    send_completion(link, id, completion).await?;
+    in_flight.insert(id, Sent::Completion(job, attempt));
+    Ok(())
+}
+
+/// Sends everything `output` holds: its lines in frames of at most `log_frame`, then its
+/// latest progress. What could not be sent is put back for the next connection.
+async fn send_output(
+    link: &mut ServerLink,
+    state: &mut LoopState,
+    in_flight: &mut HashMap<RequestId, Sent>,
+    (job, attempt): (JobId, u32),
+    output: &JobOutput,
+    log_frame: LogFrame,
+) -> Result<(), LinkError> {
+    loop {
+        let mut batch = output.take_batch(log_frame.lines, log_frame.bytes);
+        if batch.lines.is_empty() {
+            break;
+        }
+        if batch.dropped > 0 {
+            warn!(
+                job = %job,
+                dropped = batch.dropped,
+                "dropped the oldest output lines of the job: more were waiting to be sent than \
+                 the worker holds"
+            );
+        }
+        let id = state.request_id();
+        let frame = loop {
+            let frame = ClientFrame {
+                id,
+                request: Request::Log {
+                    job,
+                    attempt,
+                    lines: batch.lines.clone(),
+                },
+            };
+            if decodes(&frame) {
+                break frame;
+            }
+            if batch.lines.len() > 1 {
+                // The rest goes in the next frame.
+                let rest = batch.lines.split_off(batch.lines.len() / 2);
+                output.put_back(Batch {
+                    lines: rest,
+                    dropped: 0,
+                });
+            } else if let Some(line) = batch.lines.first_mut()
+                && !line.is_empty()
+            {
+                shorten(line, 128);
+            } else {
+                break frame;
+            }
+        };
+        if let Err(error) = link.send(frame).await {
+            output.put_back(batch);
+            return Err(error.into());
+        }
+        in_flight.insert(id, Sent::Log(job));
+    }
+    if let Some(progress) = output.take_progress() {
+        let id = state.request_id();
+        let request = Request::Progress {
+            job,
+            attempt,
+            progress: progress.clone(),
+        };
+        if let Err(error) = link.send(ClientFrame { id, request }).await {
+            output.put_back_progress(progress);
+            return Err(error.into());
+        }
+        in_flight.insert(id, Sent::Progress(job));
+    }
+    Ok(())
+}
+
+/// Whether the server's decoder takes `frame`.
+///
+/// A frame it refuses ends the connection. The codec's decode limit follows the frame's
+/// length in steps of 16x, and bincode counts each length prefix as 8 bytes however short its
+/// encoding, so a frame of many short strings just under a step is refused (reported to
+/// `buildcat-proto`; once its limit allows for that, this always holds). Output batches are
+/// split, and results' output tails trimmed, until it holds.
+fn decodes(frame: &ClientFrame) -> bool {
+    codec::encode_value(frame)
+        .and_then(|bytes| codec::decode_value::<ClientFrame>(&bytes))
+        .is_ok()
+}
+
+/// Resolves when the running job's output is due to be sent: a full frame at once,
+/// anything else at `not_before`. Never resolves when no job runs.
+async fn output_due(output: Option<&JobOutput>, not_before: Instant, log_frame: LogFrame) {
+    let Some(output) = output else {
+        return std::future::pending().await;
+    };
+    loop {
+        match output.pending(log_frame.lines, log_frame.bytes) {
+            Pending::Full => return,
+            Pending::Some => {
+                tokio::select! {
+                    () = sleep_until(not_before) => return,
+                    () = output.changed() => {}
+                }
+            }
+            Pending::Nothing => output.changed().await,
+        }
+    }
+}
+
+/// Cuts up to `bytes` bytes off the end of `line`, at a character boundary.
+fn shorten(line: &mut String, bytes: usize) {
+    let mut end = line.len().saturating_sub(bytes);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line.truncate(end);
 }
 
 /// Sends a job's result.
@@ -370,11 +686,45 @@ async fn send_completion(
     let outcome = match &completion.outcome {
         Outcome::Finished(_) => "finished",
         Outcome::Failed(_) => "failed",
+        Outcome::Canceled => "canceled",
     };
     debug!(job = %completion.job, attempt = completion.attempt, outcome, "sending the result");
-    let request = Request::Complete(completion);
-    link.send(ClientFrame { id, request }).await?;
+    let mut frame = ClientFrame {
+        id,
+        request: Request::Complete(completion),
+    };
+    fit_for_the_codec(&mut frame);
+    link.send(frame).await?;
     Ok(())
+}
+
+/// Makes a result the server could not decode fit, by giving up the oldest lines of a
+/// failure's output tail: one it refuses would be refused on every connection, forever (see
+/// [`decodes`]). Only failures are checked: their tails can be trimmed, and other results
+/// are small or cannot be changed.
+fn fit_for_the_codec(frame: &mut ClientFrame) {
+    if failure_tail(&mut frame.request).is_none() {
+        return;
+    }
+    while !decodes(frame) {
+        match failure_tail(&mut frame.request) {
+            Some(tail) if !tail.is_empty() => {
+                tail.remove(0);
+            }
+            _ => return,
+        }
+    }
+}
+
+/// The output tail of the failure `request` reports, if it reports one.
+fn failure_tail(request: &mut Request) -> Option<&mut Vec<String>> {
+    match request {
+        Request::Complete(Completion {
+            outcome: Outcome::Failed(failure),
+            ..
+        }) => Some(&mut failure.output_tail),
+        _ => None,
+    }
 }
 
 /// Waits for the running job to end; never resolves when there is none.
@@ -382,5 +732,52 @@ async fn job_end(job: &mut Option<RunningJob>) -> Completion {
     match job {
         Some(job) => job.finished().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use buildcat_proto::Failure;
+
+    use super::*;
+
+    fn failure_frame(tail: Vec<String>) -> ClientFrame {
+        let job = "00000000-0000-7000-8000-000000000001"
+            .parse()
+            .unwrap_or_else(|e| panic!("bad test id: {e}"));
+        ClientFrame {
+            id: 7,
+            request: Request::Complete(Completion {
+                job,
+                attempt: 1,
+                outcome: Outcome::Failed(Failure {
+                    reason: "`render` failed".to_owned(),
+                    exit_code: Some(1),
+                    output_tail: tail,
+                }),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_result_the_codec_would_refuse_keeps_the_newest_lines_that_fit() {
+        // Many short strings just under a step of the codec's decode limit.
+        let tail: Vec<String> = (0..400).map(|index| format!("line {index:03}")).collect();
+        let mut frame = failure_frame(tail.clone());
+        fit_for_the_codec(&mut frame);
+        assert!(decodes(&frame));
+        let kept = failure_tail(&mut frame.request)
+            .cloned()
+            .unwrap_or_default();
+        assert!(!kept.is_empty());
+        assert_eq!(kept[..], tail[tail.len() - kept.len()..]);
+    }
+
+    #[test]
+    fn a_result_that_fits_is_left_alone() {
+        let tail = vec!["error: no license".to_owned()];
+        let mut frame = failure_frame(tail.clone());
+        fit_for_the_codec(&mut frame);
+        assert_eq!(failure_tail(&mut frame.request).cloned(), Some(tail));
     }
 }

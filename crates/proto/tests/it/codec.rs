@@ -4,14 +4,18 @@
 use buildcat_proto::codec::{encode_frame, encode_value};
 use buildcat_proto::{
     Assignment, ClientFrame, CodecError, Completion, DEFAULT_MAX_FRAME, FarmInfo, FrameCodec,
-    HandshakeError, Hello, HelloReply, JobOptions, NewJob, Outcome, PROTOCOL_VERSION, Reply,
-    Request, RequestError, Role, ServerFrame, Welcome, WorkerRegistration,
+    HandshakeError, Hello, HelloReply, JobChange, JobEvent, JobOptions, JobQuery, JobState, NewJob,
+    Outcome, PROTOCOL_VERSION, Reply, Request, RequestError, RequeueTarget, Role, ServerFrame,
+    Welcome, WorkerRegistration,
 };
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use tokio_util::codec::{Decoder, Encoder, FramedRead};
 
-use crate::golden::{failed_status, failure, finished_status, hello_from, options};
+use crate::golden::{
+    failed_status, failure, finished_status, hello_from, options, progress, render_lines,
+    running_status, wrong_state,
+};
 use crate::{JOB_A, JOB_B, frame};
 
 /// What the server reads: client frames in, server frames out.
@@ -62,6 +66,28 @@ fn client_frames() -> Vec<ClientFrame> {
             attempt: 2,
             outcome: Outcome::Failed(failure()),
         }),
+        Request::Log {
+            job: JOB_A,
+            attempt: 2,
+            lines: render_lines(),
+        },
+        Request::Progress {
+            job: JOB_A,
+            attempt: 2,
+            progress: progress(),
+        },
+        Request::Cancel(vec![JOB_A, JOB_B]),
+        Request::Requeue(RequeueTarget::Jobs(vec![JOB_A, JOB_B])),
+        Request::Jobs(JobQuery {
+            queue: Some("render".to_owned()),
+            state: Some(JobState::Failed),
+            limit: 50,
+        }),
+        Request::Logs {
+            job: JOB_A,
+            follow: true,
+        },
+        Request::Watch(vec![JOB_A, JOB_B]),
     ];
     requests
         .into_iter()
@@ -94,6 +120,23 @@ fn server_frames() -> Vec<ServerFrame> {
             job: JOB_A,
             attempt: 1,
         }),
+        Ok(Reply::Changes(vec![
+            JobChange {
+                job: JOB_A,
+                result: Ok(JobState::Canceled),
+            },
+            JobChange {
+                job: JOB_B,
+                result: Err(wrong_state()),
+            },
+        ])),
+        Ok(Reply::Jobs(vec![running_status(), failed_status()])),
+        Ok(Reply::Log {
+            lines: render_lines(),
+            dropped: 1_200,
+        }),
+        Err(wrong_state()),
+        Err(RequestError::TooManyInFlight { limit: 256 }),
     ];
     let mut frames: Vec<ServerFrame> = replies
         .into_iter()
@@ -111,6 +154,26 @@ fn server_frames() -> Vec<ServerFrame> {
     frames.push(ServerFrame::Closing(
         "the server is shutting down".to_owned(),
     ));
+    frames.push(ServerFrame::Cancel {
+        job: JOB_A,
+        attempt: 2,
+        reason: "timed out after 1h".to_owned(),
+    });
+    frames.extend(
+        [
+            JobEvent::Log {
+                job: JOB_A,
+                lines: render_lines(),
+            },
+            JobEvent::Progress {
+                job: JOB_A,
+                progress: progress(),
+            },
+            JobEvent::Ended(finished_status()),
+        ]
+        .into_iter()
+        .map(|event| ServerFrame::Event { id: 12, event }),
+    );
     frames
 }
 
@@ -496,7 +559,7 @@ where
 #[test]
 fn every_client_frame_round_trips() {
     let frames = client_frames();
-    assert_eq!(frames.len(), 7, "one frame per Request variant");
+    assert_eq!(frames.len(), 14, "one frame per Request variant");
     round_trip(frames, peer_side(), server_side());
 }
 
@@ -591,4 +654,25 @@ fn encoding_exactly_the_max_is_accepted() {
         other => panic!("a 65-byte body over a 64-byte limit gave {other:?}"),
     }
     assert!(buf.is_empty());
+}
+
+/// Regression: a failure carrying hundreds of short output lines was refused, because
+/// bincode counts 24 bytes of allocation per `String` against the decode limit.
+#[test]
+fn many_short_strings_decode() {
+    let lines: Vec<String> = (0..2000).map(|i| format!("{i}")).collect();
+    let failure = buildcat_proto::Failure {
+        reason: "`hython` failed".to_owned(),
+        exit_code: Some(3),
+        output_tail: lines.clone(),
+    };
+    let bytes = buildcat_proto::codec::encode_value(&failure).unwrap();
+    let back: buildcat_proto::Failure = buildcat_proto::codec::decode_value(&bytes).unwrap();
+    assert_eq!(back.output_tail, lines);
+    let empty: Vec<String> = vec![String::new(); 5000];
+    let bytes = buildcat_proto::codec::encode_value(&empty).unwrap();
+    assert_eq!(
+        buildcat_proto::codec::decode_value::<Vec<String>>(&bytes).unwrap(),
+        empty
+    );
 }

@@ -19,19 +19,20 @@
 //! ```text
 //! 00 00 00 10                  length prefix: 16 body bytes follow (big-endian u32)
 //! 42 55 49 4c 44 43 41 54      magic "BUILDCAT": a [u8; 8] array, so no length prefix
-//! 01                           protocol version 1 (varint)
+//! 02                           protocol version 2 (varint)
 //! 00                           role: variant 0 = Client (1 = Worker)
 //! 05 30 2e 36 2e 30            software: length 5, then "0.6.0"
 //! ```
 
 use std::fmt::Debug;
 
-use buildcat_proto::codec::encode_frame;
+use buildcat_proto::codec::{decode_value, encode_frame, encode_value};
 use buildcat_proto::{
-    Assignment, Attempt, AttemptOutcome, ClientFrame, Completion, DEFAULT_MAX_FRAME, DEFAULT_PORT,
-    Failure, FarmInfo, FrameCodec, HandshakeError, Hello, HelloReply, JobOptions, JobState,
-    JobStatus, MAGIC, NewJob, Outcome, PROTOCOL_VERSION, QueueSummary, Reply, Request,
-    RequestError, Role, ServerFrame, Welcome, WorkerActivity, WorkerRegistration, WorkerSummary,
+    Assignment, Attempt, AttemptOutcome, ClientFrame, CommandResult, Completion, DEFAULT_MAX_FRAME,
+    DEFAULT_PORT, Failure, FarmInfo, FrameCodec, HandshakeError, Hello, HelloReply, JobChange,
+    JobEvent, JobOptions, JobProgress, JobQuery, JobState, JobStatus, MAGIC, NewJob, Outcome,
+    PROTOCOL_VERSION, QueueSummary, Reply, Request, RequestError, RequeueTarget, Role, RunCommand,
+    ServerFrame, Task, Welcome, WorkerActivity, WorkerRegistration, WorkerSummary,
 };
 use bytes::BytesMut;
 use serde::Serialize;
@@ -61,6 +62,24 @@ where
         .expect("golden bytes are a whole frame");
     assert_eq!(&decoded, value, "golden bytes decode to another value");
     assert!(buf.is_empty(), "decoding left {} bytes", buf.len());
+}
+
+/// Like [`check`] for a bare value with no frame around it, as task arguments and outputs
+/// travel inside `NewJob::args`, `Assignment::args` and `Outcome::Finished`.
+#[track_caller]
+fn check_value<T>(value: &T, expected_hex: &str)
+where
+    T: Serialize + DeserializeOwned + PartialEq + Debug,
+{
+    let expected = unhex(expected_hex);
+    let actual = encode_value(value).expect("golden values encode");
+    assert_eq!(
+        hex(&actual),
+        hex(&expected),
+        "the encoding of {value:?} changed; see the module doc before updating it"
+    );
+    let decoded: T = decode_value(&expected).expect("golden bytes decode");
+    assert_eq!(&decoded, value, "golden bytes decode to another value");
 }
 
 pub(crate) fn hello_from(role: Role) -> Hello {
@@ -110,6 +129,7 @@ pub(crate) fn finished_status() -> JobStatus {
         }],
         result: Some(vec![0x02, b'o', b'k']),
         failure: None,
+        progress: None,
     }
 }
 
@@ -140,13 +160,63 @@ pub(crate) fn failed_status() -> JobStatus {
         ],
         result: None,
         failure: Some(failure()),
+        progress: None,
+    }
+}
+
+pub(crate) fn progress() -> JobProgress {
+    JobProgress {
+        done: 12,
+        total: 240,
+        outputs: vec![
+            "shots/010/render/0011.exr".to_owned(),
+            "shots/010/render/0012.exr".to_owned(),
+        ],
+    }
+}
+
+/// A job on its second attempt that reports progress.
+pub(crate) fn running_status() -> JobStatus {
+    JobStatus {
+        id: JOB_A,
+        queue: "render".to_owned(),
+        kind: "studio.blender.frame".to_owned(),
+        state: JobState::Started,
+        options: JobOptions::default(),
+        created_at: T0,
+        ended_at: None,
+        attempts: vec![Attempt {
+            number: 1,
+            worker: "render02.777.1".to_owned(),
+            started_at: T1,
+            ended_at: None,
+            outcome: None,
+        }],
+        result: None,
+        failure: None,
+        progress: Some(progress()),
+    }
+}
+
+pub(crate) fn render_lines() -> Vec<String> {
+    vec![
+        "Fra:12 Mem:1.2G | Rendering 3 / 64 samples".to_owned(),
+        "Fra:12 Mem:1.2G | Rendering 4 / 64 samples".to_owned(),
+    ]
+}
+
+pub(crate) fn wrong_state() -> RequestError {
+    RequestError::WrongState {
+        job: JOB_B,
+        state: JobState::Finished,
+        what: "only queued, deferred or started jobs can be canceled".to_owned(),
     }
 }
 
 #[test]
 fn constants() {
     assert_eq!(MAGIC, *b"BUILDCAT");
-    assert_eq!(PROTOCOL_VERSION, 1);
+    assert_eq!(PROTOCOL_VERSION, 2);
     assert_eq!(DEFAULT_MAX_FRAME, 16 * 1024 * 1024);
     assert_eq!(DEFAULT_PORT, 2228);
 }
@@ -156,11 +226,11 @@ fn hello() {
     // Laid out field by field; see the module doc.
     check(
         &hello_from(Role::Client),
-        "00000010 4255494c44434154 01 00 05 302e362e30",
+        "00000010 4255494c44434154 02 00 05 302e362e30",
     );
     check(
         &hello_from(Role::Worker),
-        "00000010 4255494c44434154 01 01 05 302e362e30",
+        "00000010 4255494c44434154 02 01 05 302e362e30",
     );
 }
 
@@ -169,7 +239,7 @@ fn hello() {
 fn hello_layout_from_parts() {
     let mut body = Vec::new();
     body.extend_from_slice(b"BUILDCAT");
-    body.push(1); // protocol version, a varint below 251: one byte
+    body.push(2); // protocol version, a varint below 251: one byte
     body.push(0); // Role::Client
     body.push(5); // software: length, then the bytes
     body.extend_from_slice(b"0.6.0");
@@ -179,7 +249,7 @@ fn hello_layout_from_parts() {
         frame(&body)
     );
     assert_eq!(
-        unhex("00000010 4255494c44434154 01 00 05 302e362e30"),
+        unhex("00000010 4255494c44434154 02 00 05 302e362e30"),
         frame(&body)
     );
 }
@@ -192,7 +262,7 @@ fn hello_reply() {
             software: "0.6.0".to_owned(),
             max_frame: 16 * 1024 * 1024,
         }),
-        "0000000d 000105302e362e30fc00000001",
+        "0000000d 000205302e362e30fc00000001",
     );
     check(
         &HelloReply::Refused(HandshakeError::BadMagic),
@@ -290,6 +360,77 @@ fn request() {
          fdffffffffffffffff0610019000c79c007c4e8f00123456789abc020003026f \
          6b",
     );
+    check(
+        &request(
+            7,
+            Request::Log {
+                job: JOB_A,
+                attempt: 2,
+                lines: render_lines(),
+            },
+        ),
+        "0000006b \
+         070710019000c79c007c4e8f00123456789abc02022a4672613a3132204d656d \
+         3a312e3247207c2052656e646572696e672033202f2036342073616d706c6573 \
+         2a4672613a3132204d656d3a312e3247207c2052656e646572696e672034202f \
+         2036342073616d706c6573",
+    );
+    check(
+        &request(
+            8,
+            Request::Progress {
+                job: JOB_A,
+                attempt: 2,
+                progress: progress(),
+            },
+        ),
+        "0000004b \
+         080810019000c79c007c4e8f00123456789abc020cf0021973686f74732f3031 \
+         302f72656e6465722f303031312e6578721973686f74732f3031302f72656e64 \
+         65722f303031322e657872",
+    );
+    check(
+        &request(9, Request::Cancel(vec![JOB_A, JOB_B])),
+        "00000025 \
+         09090210019000c79c007c4e8f00123456789abc10019000c7cc3970009a1122 \
+         3344556677",
+    );
+    check(
+        &request(
+            10,
+            Request::Requeue(RequeueTarget::Failed {
+                queue: Some("render".to_owned()),
+            }),
+        ),
+        "0000000b 0a0a01010672656e646572",
+    );
+    check(
+        &request(
+            11,
+            Request::Jobs(JobQuery {
+                queue: Some("render".to_owned()),
+                state: Some(JobState::Failed),
+                limit: 50,
+            }),
+        ),
+        "0000000d 0b0b010672656e646572010332",
+    );
+    check(
+        &request(
+            12,
+            Request::Logs {
+                job: JOB_A,
+                follow: true,
+            },
+        ),
+        "00000014 0c0c10019000c79c007c4e8f00123456789abc01",
+    );
+    check(
+        &request(13, Request::Watch(vec![JOB_A, JOB_B])),
+        "00000025 \
+         0d0d0210019000c79c007c4e8f00123456789abc10019000c7cc3970009a1122 \
+         3344556677",
+    );
 }
 
 #[test]
@@ -326,6 +467,30 @@ fn server_frame() {
         "0000001d \
          021b74686520736572766572206973207368757474696e6720646f776e",
     );
+    check(
+        &ServerFrame::Cancel {
+            job: JOB_A,
+            attempt: 2,
+            reason: "canceled by a user".to_owned(),
+        },
+        "00000026 \
+         0310019000c79c007c4e8f00123456789abc021263616e63656c656420627920 \
+         612075736572",
+    );
+    check(
+        &ServerFrame::Event {
+            id: 12,
+            event: JobEvent::Log {
+                job: JOB_A,
+                lines: render_lines(),
+            },
+        },
+        "0000006b \
+         040c0010019000c79c007c4e8f00123456789abc022a4672613a3132204d656d \
+         3a312e3247207c2052656e646572696e672033202f2036342073616d706c6573 \
+         2a4672613a3132204d656d3a312e3247207c2052656e646572696e672034202f \
+         2036342073616d706c6573",
+    );
 }
 
 #[test]
@@ -338,15 +503,15 @@ fn reply() {
     );
     check(
         &Reply::Ended(finished_status()),
-        "00000073 \
+        "00000074 \
          0110019000c7cc3970009a112233445566770672656e646572146275696c6463 \
          61742e776f726b65722e696e666f0200010000fd009cc7009001000001fd39cc \
          c7009001000001010f72656e64657230312e343234322e31fd009cc700900100 \
-         0001fd39ccc7009001000001000103026f6b00",
+         0001fd39ccc7009001000001000103026f6b0000",
     );
     check(
         &Reply::Job(failed_status()),
-        "00000184 \
+        "00000185 \
          0210019000c79c007c4e8f00123456789abc0672656e6465721473747564696f \
          2e626c656e6465722e6672616d650301fc80ee360003090110019000c79c007c \
          4e8f00123456789abcfd009cc7009001000001fd39ccc7009001000002010f72 \
@@ -359,7 +524,7 @@ fn reply() {
          657869746564207769746820616e206572726f720102022a4672613a3132204d \
          656d3a312e3247207c2052656e646572696e672033202f2036342073616d706c \
          6573214572726f723a204e6f74206672656564206d656d6f727920626c6f636b \
-         733a2032",
+         733a203200",
     );
     check(
         &Reply::Info(FarmInfo {
@@ -381,11 +546,12 @@ fn reply() {
                 job: Some(JOB_A),
                 connected_at: T0,
             }],
+            unserved: Vec::new(),
         }),
-        "0000005f \
+        "00000060 \
          03010672656e6465720301fa020001010f72656e64657230312e343234322e31 \
          0872656e6465723031112f7661722f6c69622f6275696c64636174010672656e \
-         646572010110019000c79c007c4e8f00123456789abcfd009cc70090010000",
+         646572010110019000c79c007c4e8f00123456789abcfd009cc7009001000000",
     );
     check(
         &Reply::Registered {
@@ -395,6 +561,43 @@ fn reply() {
         "00000014 040f72656e64657230312e343234322e31fb8813",
     );
     check(&Reply::Ack, "00000001 05");
+    check(
+        &Reply::Changes(vec![
+            JobChange {
+                job: JOB_A,
+                result: Ok(JobState::Canceled),
+            },
+            JobChange {
+                job: JOB_B,
+                result: Err(wrong_state()),
+            },
+        ]),
+        "00000070 \
+         060210019000c79c007c4e8f00123456789abc000410019000c7cc3970009a11 \
+         223344556677010610019000c7cc3970009a1122334455667702356f6e6c7920 \
+         7175657565642c206465666572726564206f722073746172746564206a6f6273 \
+         2063616e2062652063616e63656c6564",
+    );
+    // A job that reports progress: `progress` is `01`, then done, total and the outputs.
+    check(
+        &Reply::Jobs(vec![running_status()]),
+        "00000094 \
+         070110019000c79c007c4e8f00123456789abc0672656e646572147374756469 \
+         6f2e626c656e6465722e6672616d650100010000fd009cc70090010000000101 \
+         0e72656e64657230322e3737372e31fd39ccc7009001000000000000010cf002 \
+         1973686f74732f3031302f72656e6465722f303031312e6578721973686f7473 \
+         2f3031302f72656e6465722f303031322e657872",
+    );
+    check(
+        &Reply::Log {
+            lines: render_lines(),
+            dropped: 1_200,
+        },
+        "0000005b \
+         08022a4672613a3132204d656d3a312e3247207c2052656e646572696e672033 \
+         202f2036342073616d706c65732a4672613a3132204d656d3a312e3247207c20 \
+         52656e646572696e672034202f2036342073616d706c6573fbb004",
+    );
 }
 
 #[test]
@@ -426,6 +629,17 @@ fn request_error() {
         },
         "00000013 0510019000c79c007c4e8f00123456789abc01",
     );
+    check(
+        &wrong_state(),
+        "00000049 \
+         0610019000c7cc3970009a1122334455667702356f6e6c79207175657565642c \
+         206465666572726564206f722073746172746564206a6f62732063616e206265 \
+         2063616e63656c6564",
+    );
+    check(
+        &RequestError::TooManyInFlight { limit: 256 },
+        "00000004 07fb0001",
+    );
 }
 
 #[test]
@@ -442,6 +656,7 @@ fn outcome() {
          2f2036342073616d706c6573214572726f723a204e6f74206672656564206d65 \
          6d6f727920626c6f636b733a2032",
     );
+    check(&Outcome::Canceled, "00000001 02");
 }
 
 #[test]
@@ -469,4 +684,137 @@ fn attempt_outcome() {
 fn worker_activity() {
     check(&WorkerActivity::Idle, "00000001 00");
     check(&WorkerActivity::Busy, "00000001 01");
+}
+
+#[test]
+fn requeue_target() {
+    check(
+        &RequeueTarget::Jobs(vec![JOB_A]),
+        "00000013 000110019000c79c007c4e8f00123456789abc",
+    );
+    check(&RequeueTarget::Failed { queue: None }, "00000002 0100");
+    check(
+        &RequeueTarget::Failed {
+            queue: Some("render".to_owned()),
+        },
+        "00000009 01010672656e646572",
+    );
+}
+
+#[test]
+fn job_query() {
+    check(&JobQuery::default(), "00000003 000000");
+    check(
+        &JobQuery {
+            queue: Some("render".to_owned()),
+            state: Some(JobState::Queued),
+            limit: 1_000,
+        },
+        "0000000d 010672656e6465720100fbe803",
+    );
+}
+
+#[test]
+fn job_change() {
+    check(
+        &JobChange {
+            job: JOB_A,
+            result: Ok(JobState::Queued),
+        },
+        "00000013 10019000c79c007c4e8f00123456789abc0000",
+    );
+    check(
+        &JobChange {
+            job: JOB_B,
+            result: Err(wrong_state()),
+        },
+        "0000005b \
+         10019000c7cc3970009a11223344556677010610019000c7cc3970009a112233 \
+         4455667702356f6e6c79207175657565642c206465666572726564206f722073 \
+         746172746564206a6f62732063616e2062652063616e63656c6564",
+    );
+}
+
+#[test]
+fn job_event() {
+    check(
+        &JobEvent::Log {
+            job: JOB_A,
+            lines: render_lines(),
+        },
+        "00000069 \
+         0010019000c79c007c4e8f00123456789abc022a4672613a3132204d656d3a31 \
+         2e3247207c2052656e646572696e672033202f2036342073616d706c65732a46 \
+         72613a3132204d656d3a312e3247207c2052656e646572696e672034202f2036 \
+         342073616d706c6573",
+    );
+    check(
+        &JobEvent::Progress {
+            job: JOB_A,
+            progress: progress(),
+        },
+        "00000049 \
+         0110019000c79c007c4e8f00123456789abc0cf0021973686f74732f3031302f \
+         72656e6465722f303031312e6578721973686f74732f3031302f72656e646572 \
+         2f303031322e657872",
+    );
+    check(
+        &JobEvent::Ended(finished_status()),
+        "00000074 \
+         0210019000c7cc3970009a112233445566770672656e646572146275696c6463 \
+         61742e776f726b65722e696e666f0200010000fd009cc7009001000001fd39cc \
+         c7009001000001010f72656e64657230312e343234322e31fd009cc700900100 \
+         0001fd39ccc7009001000001000103026f6b0000",
+    );
+}
+
+#[test]
+fn job_progress() {
+    check(
+        &progress(),
+        "00000037 \
+         0cf0021973686f74732f3031302f72656e6465722f303031312e657872197368 \
+         6f74732f3031302f72656e6465722f303031322e657872",
+    );
+    check(&JobProgress::default(), "00000003 000000");
+}
+
+#[test]
+fn job_status() {
+    // The record alone: `progress` is the last field.
+    check(
+        &running_status(),
+        "00000092 \
+         10019000c79c007c4e8f00123456789abc0672656e6465721473747564696f2e \
+         626c656e6465722e6672616d650100010000fd009cc700900100000001010e72 \
+         656e64657230322e3737372e31fd39ccc7009001000000000000010cf0021973 \
+         686f74732f3031302f72656e6465722f303031312e6578721973686f74732f30 \
+         31302f72656e6465722f303031322e657872",
+    );
+}
+
+/// Task arguments and outputs are bare values (no frame) inside job messages.
+#[test]
+fn tasks() {
+    assert_eq!(RunCommand::KIND, "buildcat.command.run");
+    check_value(
+        &RunCommand {
+            program: "blender".to_owned(),
+            args: vec![
+                "-b".to_owned(),
+                "shots/010/scene.blend".to_owned(),
+                "-f".to_owned(),
+                "12".to_owned(),
+            ],
+        },
+        "07626c656e64657204022d621573686f74732f3031302f7363656e652e626c656e64022d66023132",
+    );
+    check_value(
+        &RunCommand {
+            program: "./tools/bake.sh".to_owned(),
+            args: Vec::new(),
+        },
+        "0f2e2f746f6f6c732f62616b652e736800",
+    );
+    check_value(&CommandResult { exit_code: 0 }, "00");
 }

@@ -87,6 +87,35 @@ fn another_protocol_version_is_a_mismatch() {
 }
 
 #[test]
+fn a_peer_of_the_previous_version_is_told_both_versions() {
+    // The usual case after an upgrade: a host still runs the build before the last bump.
+    let previous = PROTOCOL_VERSION - 1;
+    let hello = Hello {
+        protocol: previous,
+        software: "0.6.0".to_owned(),
+        ..Hello::new(Role::Worker)
+    };
+    let error = hello.check().unwrap_err();
+    assert_eq!(
+        error,
+        HandshakeError::ProtocolMismatch {
+            server: PROTOCOL_VERSION,
+            server_software: SOFTWARE_VERSION.to_owned(),
+            peer: previous,
+            peer_software: "0.6.0".to_owned(),
+        }
+    );
+    // Each version is named on its own side, not swapped.
+    let text = error.to_string();
+    for part in [
+        format!("the server speaks version {PROTOCOL_VERSION} (buildcat {SOFTWARE_VERSION})"),
+        format!("this program speaks version {previous} (buildcat 0.6.0)"),
+    ] {
+        assert!(text.contains(&part), "{text:?} does not name {part:?}");
+    }
+}
+
+#[test]
 fn an_older_protocol_version_is_a_mismatch_too() {
     let hello = Hello {
         protocol: 0,

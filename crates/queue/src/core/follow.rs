@@ -8,8 +8,10 @@ use super::{ConnId, Core, Effect, JobLog};
 impl Core {
     /// Sends an event for a streaming request.
     pub(super) fn event(&mut self, conn: ConnId, request: RequestId, event: JobEvent) {
-        self.effects
-            .push(Effect::Send(conn, ServerFrame::Event { id: request, event }));
+        self.effects.push(Effect::Send(
+            conn,
+            ServerFrame::Event { id: request, event },
+        ));
     }
 
     /// Output lines from the worker running `id`.

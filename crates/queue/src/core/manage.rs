@@ -32,8 +32,6 @@ impl Core {
                 }),
             };
         }
-        let key = job.queue_key();
-        let queue = job.queue.clone();
         if let Some(due) = job.retry_at.take() {
             self.delayed.remove(&(due, id));
         }
@@ -61,7 +59,7 @@ impl Core {
                 self.effects.push(Effect::Send(conn, stop));
             }
         }
-        self.queue_mut(&queue).pending.remove(&key);
+        self.unqueue(id);
         self.set_state(id, JobState::Canceled);
         self.record(id);
         self.announce_end(id);
@@ -126,7 +124,10 @@ impl Core {
             std::collections::BinaryHeap::with_capacity(limit + 1);
         for job in self.jobs.values() {
             if query.state.is_some_and(|state| state != job.state)
-                || query.queue.as_deref().is_some_and(|queue| queue != &*job.queue)
+                || query
+                    .queue
+                    .as_deref()
+                    .is_some_and(|queue| queue != &*job.queue)
             {
                 continue;
             }
@@ -154,7 +155,11 @@ impl Core {
             .workers
             .values()
             .filter_map(|worker| worker.current)
-            .chain(self.orphans.iter().map(|(id, (_, attempt, _))| (*id, *attempt)))
+            .chain(
+                self.orphans
+                    .iter()
+                    .map(|(id, (_, attempt, _))| (*id, *attempt)),
+            )
             .filter_map(|(id, attempt)| {
                 let job = self.jobs.get(&id)?;
                 let timeout = job.options.timeout_ms?;

@@ -476,7 +476,10 @@ fn failed_attempts_are_retried_until_attempts_run_out() {
     let id = ids[0];
     let failure = Failure::new("hython exited with code 3");
     let frames = farm.complete(10, id, 1, Outcome::Failed(failure.clone()));
-    assert!(assignments(&frames).is_empty(), "the retry waits for its backoff");
+    assert!(
+        assignments(&frames).is_empty(),
+        "the retry waits for its backoff"
+    );
     assert_eq!(farm.state(id), JobState::Queued);
     farm.advance(CoreConfig::default().retry_backoff);
     let frames = farm.handle(Input::Tick);
@@ -632,15 +635,25 @@ fn a_worker_back_within_the_grace_period_keeps_its_job() {
     farm.worker(11, "w2", &["default"]);
     let (id, _) = farm.submit_one("default", INFO);
     farm.handle(Input::Disconnected { conn: 10 });
-    assert_eq!(farm.state(id), JobState::Started, "not taken away during the grace period");
+    assert_eq!(
+        farm.state(id),
+        JobState::Started,
+        "not taken away during the grace period"
+    );
     farm.advance(Duration::from_secs(5));
-    assert!(assignments(&farm.handle(Input::Tick)).is_empty(), "w2 does not get it");
+    assert!(
+        assignments(&farm.handle(Input::Tick)).is_empty(),
+        "w2 does not get it"
+    );
     let frames = farm.worker_with(20, "w1", &["default"], &[INFO], vec![(id, 1)]);
     assert!(assignments(&frames).is_empty());
     farm.advance(Duration::from_secs(60));
     farm.request(20, Request::Heartbeat);
     farm.request(11, Request::Heartbeat);
-    assert!(farm.handle(Input::Tick).is_empty(), "the grace period no longer applies");
+    assert!(
+        farm.handle(Input::Tick).is_empty(),
+        "the grace period no longer applies"
+    );
     assert_eq!(farm.state(id), JobState::Started);
     let frames = farm.complete(20, id, 1, Outcome::Finished(vec![]));
     assert_eq!(replies(&frames, 20), vec![Ok(Reply::Ack)]);
@@ -699,7 +712,10 @@ fn canceling_a_queued_job_removes_it_and_its_waiters_hear() {
     assert!(matches!(&replies[0], Ok(Reply::Ended(s)) if s.state == JobState::Canceled));
     assert!(matches!(&replies[1], Ok(Reply::Changes(c)) if c[0].result == Ok(JobState::Canceled)));
     let frames = farm.worker(10, "w1", &["default"]);
-    assert!(assignments(&frames).is_empty(), "a canceled job is never run");
+    assert!(
+        assignments(&frames).is_empty(),
+        "a canceled job is never run"
+    );
 }
 
 #[test]
@@ -712,9 +728,16 @@ fn canceling_a_running_job_tells_its_worker_and_refuses_its_late_result() {
         && matches!(frame, ServerFrame::Cancel { job, attempt: 1, .. } if *job == id)));
     assert_eq!(farm.state(id), JobState::Canceled);
     let frames = farm.complete(10, id, 1, Outcome::Canceled);
-    assert!(matches!(replies(&frames, 10).as_slice(), [Err(RequestError::StaleAttempt { .. })]));
+    assert!(matches!(
+        replies(&frames, 10).as_slice(),
+        [Err(RequestError::StaleAttempt { .. })]
+    ));
     let (next, frames) = farm.submit_one("default", INFO);
-    assert_eq!(assignments(&frames), vec![(10, next, 1)], "the worker is free again");
+    assert_eq!(
+        assignments(&frames),
+        vec![(10, next, 1)],
+        "the worker is free again"
+    );
     // Canceling an ended job says why nothing happened.
     let frames = farm.request(CLIENT, Request::Cancel(vec![id]));
     assert!(matches!(
@@ -735,7 +758,11 @@ fn requeue_gives_failed_jobs_another_attempt() {
         Request::Requeue(buildcat_proto::RequeueTarget::Failed { queue: None }),
     );
     assert_eq!(assignments(&frames), vec![(10, id, 2)]);
-    assert!(farm.stored.iter().any(|op| matches!(op, StoreOp::Update(s) if s.id == id && s.options.max_attempts == 2)));
+    assert!(
+        farm.stored.iter().any(
+            |op| matches!(op, StoreOp::Update(s) if s.id == id && s.options.max_attempts == 2)
+        )
+    );
     farm.complete(10, id, 2, Outcome::Finished(vec![]));
     assert_eq!(farm.state(id), JobState::Finished);
     let frames = farm.request(
@@ -773,7 +800,10 @@ fn jobs_are_listed_newest_first_with_filters() {
         ..all.clone()
     };
     assert_eq!(list(&mut farm, in_a), vec![ids[2], ids[0]]);
-    let two = buildcat_proto::JobQuery { limit: 2, ..all.clone() };
+    let two = buildcat_proto::JobQuery {
+        limit: 2,
+        ..all.clone()
+    };
     assert_eq!(list(&mut farm, two), vec![ids[2], ids[1]]);
     let failed = buildcat_proto::JobQuery {
         state: Some(JobState::Failed),
@@ -802,7 +832,10 @@ fn logs_are_kept_bounded_and_streamed_to_followers() {
     let frames = farm.handle(Input::Request {
         conn: CLIENT,
         id: follow,
-        request: Request::Logs { job: id, follow: true },
+        request: Request::Logs {
+            job: id,
+            follow: true,
+        },
     });
     assert!(matches!(
         frames.as_slice(),
@@ -812,7 +845,13 @@ fn logs_are_kept_bounded_and_streamed_to_followers() {
     let frames = farm.request(10, log(&["three", "four"]));
     assert!(frames.iter().any(|(conn, frame)| *conn == CLIENT
         && matches!(frame, ServerFrame::Event { event: buildcat_proto::JobEvent::Log { lines, .. }, .. } if lines == &["three", "four"])));
-    let frames = farm.request(CLIENT, Request::Logs { job: id, follow: false });
+    let frames = farm.request(
+        CLIENT,
+        Request::Logs {
+            job: id,
+            follow: false,
+        },
+    );
     assert_eq!(
         replies(&frames, CLIENT),
         vec![Ok(Reply::Log {
@@ -826,8 +865,16 @@ fn logs_are_kept_bounded_and_streamed_to_followers() {
         && matches!(frame, ServerFrame::Reply { id: f, reply: Ok(Reply::Log { .. }) } if *f == follow)));
     // Lines from an attempt that is not current are ignored.
     farm.request(10, log(&["late"]));
-    let frames = farm.request(CLIENT, Request::Logs { job: id, follow: false });
-    assert!(matches!(replies(&frames, CLIENT).as_slice(), [Ok(Reply::Log { lines, .. })] if lines.len() == 3));
+    let frames = farm.request(
+        CLIENT,
+        Request::Logs {
+            job: id,
+            follow: false,
+        },
+    );
+    assert!(
+        matches!(replies(&frames, CLIENT).as_slice(), [Ok(Reply::Log { lines, .. })] if lines.len() == 3)
+    );
 }
 
 #[test]
@@ -862,7 +909,15 @@ fn watchers_get_progress_and_the_end_of_every_job() {
     assert_eq!(replies(&frames, CLIENT), vec![Ok(Reply::Ack)]);
     let ended = frames
         .iter()
-        .filter(|(_, frame)| matches!(frame, ServerFrame::Event { event: buildcat_proto::JobEvent::Ended(_), .. }))
+        .filter(|(_, frame)| {
+            matches!(
+                frame,
+                ServerFrame::Event {
+                    event: buildcat_proto::JobEvent::Ended(_),
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(ended, 1);
 }
@@ -879,11 +934,18 @@ fn the_server_fails_a_job_whose_worker_misses_its_timeout() {
     let id = ids[0];
     farm.advance(Duration::from_secs(60) + CoreConfig::default().timeout_backstop);
     farm.request(10, Request::Heartbeat);
-    assert!(farm.handle(Input::Tick).is_empty(), "not before the backstop has passed");
+    assert!(
+        farm.handle(Input::Tick).is_empty(),
+        "not before the backstop has passed"
+    );
     farm.advance(Duration::from_secs(1));
     farm.request(10, Request::Heartbeat);
     let frames = farm.handle(Input::Tick);
-    assert!(frames.iter().any(|(conn, frame)| *conn == 10 && matches!(frame, ServerFrame::Cancel { .. })));
+    assert!(
+        frames
+            .iter()
+            .any(|(conn, frame)| *conn == 10 && matches!(frame, ServerFrame::Cancel { .. }))
+    );
     assert_eq!(farm.state(id), JobState::Failed);
     let reason = &farm.core.jobs[&id].failure.as_ref().unwrap().reason;
     assert!(reason.starts_with("timed out after 60s"), "{reason}");
@@ -904,4 +966,52 @@ fn requests_in_flight_per_connection_are_capped() {
         replies(&frames, CLIENT),
         vec![Err(RequestError::TooManyInFlight { limit: 2 })]
     );
+}
+
+#[test]
+fn info_names_queued_kinds_no_worker_can_run() {
+    let mut farm = Farm::new();
+    farm.worker_with(10, "plain", &["default"], &[INFO], Vec::new());
+    farm.submit_one("default", "buildcat.blender.render");
+    farm.submit_one("default", "buildcat.blender.render");
+    farm.submit_one("other", INFO);
+    let unserved = farm.core.info().unserved;
+    let rows: Vec<(String, String, u64)> = unserved
+        .into_iter()
+        .map(|u| (u.queue, u.kind, u.jobs))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("default".into(), "buildcat.blender.render".into(), 2),
+            ("other".into(), INFO.into(), 1),
+        ]
+    );
+    farm.worker_with(
+        11,
+        "blender",
+        &["default"],
+        &["buildcat.blender.render"],
+        Vec::new(),
+    );
+    farm.complete(
+        11,
+        farm.core.workers[&11].current.unwrap().0,
+        1,
+        Outcome::Finished(vec![]),
+    );
+    farm.complete(
+        11,
+        farm.core.workers[&11].current.unwrap().0,
+        1,
+        Outcome::Finished(vec![]),
+    );
+    let rows: Vec<String> = farm
+        .core
+        .info()
+        .unserved
+        .into_iter()
+        .map(|u| u.queue)
+        .collect();
+    assert_eq!(rows, vec!["other".to_owned()]);
 }

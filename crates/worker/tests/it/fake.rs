@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use buildcat_proto::{
-    Assignment, ClientFrame, Completion, DEFAULT_MAX_FRAME, FrameCodec, Hello, HelloReply, JobId,
-    PROTOCOL_VERSION, Reply, Request, RequestError, RequestId, SOFTWARE_VERSION, ServerFrame, Task,
-    Welcome, WorkerRegistration, codec,
+    Assignment, ClientFrame, Completion, DEFAULT_MAX_FRAME, Failure, FrameCodec, Hello, HelloReply,
+    JobId, JobProgress, Outcome, PROTOCOL_VERSION, Reply, Request, RequestError, RequestId,
+    SOFTWARE_VERSION, ServerFrame, Task, Welcome, WorkerRegistration, codec,
 };
 use buildcat_worker::{RunStats, Worker, WorkerBuilder, WorkerError};
 use futures_util::{SinkExt, StreamExt};
@@ -104,8 +104,14 @@ impl FakeServer {
 
     /// Accepts a connection, welcomes it and answers its registration with `heartbeat_ms`.
     pub async fn accept(&self, heartbeat_ms: u64) -> FakeConnection {
-        let (hello, mut link) = self.accept_hello().await;
+        let (hello, link) = self.accept_hello().await;
         assert_eq!(hello, Hello::new(buildcat_proto::Role::Worker));
+        FakeServer::welcome(link, heartbeat_ms).await
+    }
+
+    /// Welcomes a connection whose hello was read and answers its registration with
+    /// `heartbeat_ms`.
+    pub async fn welcome(mut link: HelloLink, heartbeat_ms: u64) -> FakeConnection {
         link.send(HelloReply::Welcome(Welcome {
             protocol: PROTOCOL_VERSION,
             software: SOFTWARE_VERSION.to_owned(),
@@ -175,6 +181,49 @@ impl FakeConnection {
         }
     }
 
+    /// Everything the worker sends about its running job until its result: output lines,
+    /// progress and the completion, each acknowledged as it comes.
+    pub async fn expect_report(&mut self) -> JobReport {
+        let mut report = JobReport::default();
+        loop {
+            match self.next_request().await {
+                (id, Request::Log { job, lines, .. }) => {
+                    report.jobs.push(job);
+                    report.log_frames.push(lines);
+                    self.ack(id).await;
+                }
+                (id, Request::Progress { job, progress, .. }) => {
+                    report.jobs.push(job);
+                    report.progress.push(progress);
+                    self.ack(id).await;
+                }
+                (id, Request::Complete(completion)) => {
+                    report.completion = Some((id, completion));
+                    self.ack(id).await;
+                    return report;
+                }
+                (_, other) => panic!("expected output or a completion, got {other:?}"),
+            }
+        }
+    }
+
+    /// Acknowledges output frames until one holds a line for which `wanted` is true, and
+    /// returns that line; fails on anything else but heartbeats.
+    pub async fn expect_line(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        loop {
+            match self.next_request().await {
+                (id, Request::Log { lines, .. }) => {
+                    self.ack(id).await;
+                    if let Some(line) = lines.into_iter().find(|line| wanted(line)) {
+                        return line;
+                    }
+                }
+                (id, Request::Progress { .. }) => self.ack(id).await,
+                (_, other) => panic!("expected output lines, got {other:?}"),
+            }
+        }
+    }
+
     /// Waits for the worker to close the connection, acknowledging heartbeats meanwhile and
     /// failing on any other request.
     pub async fn expect_closed(&mut self) {
@@ -223,21 +272,55 @@ impl FakeConnection {
     }
 }
 
-/// The decoded output of a finished completion; fails the test on a failure.
-pub fn output<T: Task>(completion: &Completion) -> T::Output {
-    match &completion.outcome {
-        buildcat_proto::Outcome::Finished(bytes) => codec::decode_value(bytes)
-            .unwrap_or_else(|e| panic!("undecodable output of {}: {e}", T::KIND)),
-        buildcat_proto::Outcome::Failed(failure) => panic!("job failed: {failure:?}"),
+/// What the worker sent about one job, up to its result.
+#[derive(Debug, Default)]
+pub struct JobReport {
+    /// The job each output frame named, in order.
+    pub jobs: Vec<JobId>,
+    /// The lines of each `Log` frame, in order.
+    pub log_frames: Vec<Vec<String>>,
+    /// Each `Progress` frame, in order.
+    pub progress: Vec<JobProgress>,
+    /// The result and its request id.
+    pub completion: Option<(RequestId, Completion)>,
+}
+
+impl JobReport {
+    /// Every line logged, in order.
+    pub fn lines(&self) -> Vec<String> {
+        self.log_frames.concat()
+    }
+
+    /// The result; fails the test if there was none.
+    pub fn completion(&self) -> &Completion {
+        match &self.completion {
+            Some((_, completion)) => completion,
+            None => panic!("no completion in {self:?}"),
+        }
     }
 }
 
-/// The reason of a failed completion; fails the test if it finished.
-pub fn failure_reason(completion: &Completion) -> String {
+/// The decoded output of a finished completion; fails the test on a failure.
+pub fn output<T: Task>(completion: &Completion) -> T::Output {
     match &completion.outcome {
-        buildcat_proto::Outcome::Failed(failure) => failure.reason.clone(),
-        buildcat_proto::Outcome::Finished(_) => panic!("expected the job to fail"),
+        Outcome::Finished(bytes) => codec::decode_value(bytes)
+            .unwrap_or_else(|e| panic!("undecodable output of {}: {e}", T::KIND)),
+        Outcome::Failed(failure) => panic!("job failed: {failure:?}"),
+        Outcome::Canceled => panic!("job canceled"),
     }
+}
+
+/// The failure of a failed completion; fails the test if it did not fail.
+pub fn failure(completion: &Completion) -> Failure {
+    match &completion.outcome {
+        Outcome::Failed(failure) => failure.clone(),
+        other => panic!("expected the job to fail, got {other:?}"),
+    }
+}
+
+/// The reason of a failed completion; fails the test if it did not fail.
+pub fn failure_reason(completion: &Completion) -> String {
+    failure(completion).reason
 }
 
 /// A temporary root directory for a worker.

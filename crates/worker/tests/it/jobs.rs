@@ -1,5 +1,7 @@
 //! Running assigned jobs and reporting how they ended.
 
+use std::time::Duration;
+
 use buildcat_proto::{RequestError, SOFTWARE_VERSION, Task, WorkerInfo};
 
 use crate::fake::{
@@ -53,7 +55,7 @@ async fn unknown_kind_fails_naming_the_kind() {
     assert_eq!(
         failure_reason(&completion),
         "this worker has no handler for job kind `studio.mystery` \
-         (it handles: buildcat.worker.info, test.greet)"
+         (it handles: buildcat.command.run, buildcat.worker.info, test.greet)"
     );
     worker.stop().await;
 }
@@ -107,11 +109,15 @@ async fn undecodable_args_fail_saying_so() {
 }
 
 #[tokio::test]
-async fn a_job_over_its_timeout_fails() {
+async fn a_handler_that_ignores_its_deadline_is_abandoned_after_the_backstop() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (_gate, handler) = gated();
-    let worker = start(builder(&server, &root).handler(handler));
+    let worker = start(
+        builder(&server, &root)
+            .kill_grace(Duration::from_millis(100))
+            .handler(handler),
+    );
     let mut connection = server.accept(QUIET_HEARTBEAT_MS).await;
 
     let mut job = assignment(&Gated {
@@ -124,6 +130,7 @@ async fn a_job_over_its_timeout_fails() {
 
     let reason = failure_reason(&completion);
     assert!(reason.contains("timed out after 50ms"), "{reason}");
+    assert!(reason.contains("did not stop at the deadline"), "{reason}");
     worker.stop().await;
 }
 

@@ -5,10 +5,18 @@
 //! sleeps to wait: every wait is for a frame or an event, bounded by a generous timeout.
 
 mod builder;
+// Real processes (`sh`, `sleep`), and pidfds to see them gone.
+#[cfg(target_os = "linux")]
+mod command;
 mod fake;
 mod heartbeat;
 mod jobs;
 mod lifecycle;
+mod output;
+#[cfg(target_os = "linux")]
+mod process;
 mod reconnect;
 mod registration;
 mod tasks;
+#[cfg(target_os = "linux")]
+mod tree;

@@ -1,6 +1,6 @@
 //! What a worker says when it registers.
 
-use buildcat_proto::{PROTOCOL_VERSION, Role, SOFTWARE_VERSION, Task, WorkerInfo};
+use buildcat_proto::{PROTOCOL_VERSION, Role, RunCommand, SOFTWARE_VERSION, Task, WorkerInfo};
 
 use crate::fake::{FakeServer, QUIET_HEARTBEAT_MS, builder, start, temp_root};
 use crate::tasks::{Greet, greet};
@@ -27,7 +27,10 @@ async fn registers_with_its_name_queues_kinds_and_root() {
     let registration = &connection.registration;
     assert_eq!(registration.name, "test-worker");
     assert_eq!(registration.queues, ["high", "normal", "low"]);
-    assert_eq!(registration.kinds, [WorkerInfo::KIND, Greet::KIND]);
+    assert_eq!(
+        registration.kinds,
+        [RunCommand::KIND, WorkerInfo::KIND, Greet::KIND]
+    );
     let canonical = std::fs::canonicalize(root.path()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(registration.root, canonical.to_string_lossy());
     assert_eq!(registration.pid, std::process::id());
@@ -45,7 +48,10 @@ async fn default_queue_is_default() {
     let worker = start(builder(&server, &root));
     let connection = server.accept(QUIET_HEARTBEAT_MS).await;
     assert_eq!(connection.registration.queues, ["default"]);
-    assert_eq!(connection.registration.kinds, [WorkerInfo::KIND]);
+    assert_eq!(
+        connection.registration.kinds,
+        [RunCommand::KIND, WorkerInfo::KIND]
+    );
     worker.stop().await;
 }
 

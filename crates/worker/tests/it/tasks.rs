@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use buildcat_proto::{Failure, JobId, Task};
+use buildcat_proto::{Failure, JobId, JobProgress, Task};
 use buildcat_worker::JobContext;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc};
@@ -109,4 +109,109 @@ impl Gate {
     pub fn open(&self) {
         self.release.notify_one();
     }
+}
+
+/// A task that runs until the test lets it end, or until it is canceled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stoppable {
+    /// Echoed in the output.
+    pub label: String,
+}
+
+impl Task for Stoppable {
+    const KIND: &'static str = "test.stoppable";
+    type Output = String;
+}
+
+/// A handler for [`Stoppable`] jobs and the gate that controls it. Canceled, it fails
+/// (the worker reports it as canceled all the same).
+pub fn stoppable() -> (
+    Gate,
+    impl Fn(Stoppable, JobContext) -> GatedFuture + Send + Sync + 'static,
+) {
+    let (started_tx, started) = mpsc::unbounded_channel();
+    let release = Arc::new(Notify::new());
+    let released = Arc::clone(&release);
+    let handler = move |task: Stoppable, context: JobContext| {
+        let started = started_tx.clone();
+        let release = Arc::clone(&released);
+        Box::pin(async move {
+            let _ = started.send(context.job);
+            tokio::select! {
+                () = release.notified() => Ok(format!("{} done", task.label)),
+                () = context.cancelled() => Err(Failure::new("stopped early")),
+            }
+        }) as GatedFuture
+    };
+    (Gate { started, release }, handler)
+}
+
+/// A task that logs `before` lines, waits for the test, then logs `after` lines and ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chatty {
+    /// Lines `before N` logged first.
+    pub before: u32,
+    /// Lines `after N` logged once the gate opens.
+    pub after: u32,
+}
+
+impl Task for Chatty {
+    const KIND: &'static str = "test.chatty";
+    type Output = ();
+}
+
+/// What the [`Chatty`] handler returns.
+pub type ChattyFuture = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
+
+/// A handler for [`Chatty`] jobs and its gate: the job's id arrives on `started` once it
+/// has logged its `before` lines, and again once it has logged its `after` lines.
+pub fn chatty() -> (
+    Gate,
+    impl Fn(Chatty, JobContext) -> ChattyFuture + Send + Sync + 'static,
+) {
+    let (started_tx, started) = mpsc::unbounded_channel();
+    let release = Arc::new(Notify::new());
+    let released = Arc::clone(&release);
+    let handler = move |task: Chatty, context: JobContext| {
+        let started = started_tx.clone();
+        let release = Arc::clone(&released);
+        Box::pin(async move {
+            for index in 0..task.before {
+                context.log(format!("before {index}"));
+            }
+            let _ = started.send(context.job);
+            release.notified().await;
+            for index in 0..task.after {
+                context.log(format!("after {index}"));
+            }
+            let _ = started.send(context.job);
+            Ok(())
+        }) as ChattyFuture
+    };
+    (Gate { started, release }, handler)
+}
+
+/// A task that reports progress `1..=steps` out of `steps`, as fast as it can.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counting {
+    /// How many steps.
+    pub steps: u32,
+}
+
+impl Task for Counting {
+    const KIND: &'static str = "test.counting";
+    type Output = u32;
+}
+
+/// The handler of [`Counting`].
+pub async fn counting(task: Counting, context: JobContext) -> Result<u32, Failure> {
+    for done in 1..=task.steps {
+        context.progress(JobProgress {
+            done,
+            total: task.steps,
+            outputs: vec![format!("frame.{done:04}.exr")],
+        });
+    }
+    context.log("counted");
+    Ok(task.steps)
 }
