@@ -44,5 +44,6 @@ pub fn status(id: JobId, state: JobState) -> JobStatus {
         attempts: Vec::new(),
         result: None,
         failure: None,
+        progress: None,
     }
 }
