@@ -64,6 +64,18 @@ pub enum Command {
     BlenderInfo(WorkerInfoArgs),
     /// Render frames of a .blend file with Blender, one job per chunk of frames.
     BlenderRender(BlenderRenderArgs),
+    /// Make the server's private key and self-signed certificate (server.key, server.cert,
+    /// server.pem).
+    ServerKeygen(KeygenArgs),
+    /// Make a client's (or worker's) private key and self-signed certificate (client.key,
+    /// client.cert, client.pem).
+    ClientKeygen(KeygenArgs),
+    /// Print a certificate's subject, issuer, validity, names and fingerprint.
+    CertificateInfo(CertificateInfoArgs),
+    /// Replaced by built-in TLS (see `--tls-*`); prints how to get the same.
+    ServerTunnel(TunnelArgs),
+    /// Replaced by built-in TLS (see `--tls-*`); prints how to get the same.
+    ClientTunnel(TunnelArgs),
     /// Print the version.
     Version,
 }
@@ -90,9 +102,39 @@ pub struct Connection {
     /// The largest message accepted, in bytes.
     #[arg(long, default_value_t = buildcat_proto::DEFAULT_MAX_FRAME, hide = true)]
     pub max_frame: usize,
+    /// Use TLS, with the files under ~/.buildcat/ unless the flags below name others.
+    #[arg(long)]
+    pub tls: bool,
+    /// The server's certificate to trust (turns TLS on) [default: ~/.buildcat/server.cert].
+    #[arg(long, value_name = "PATH")]
+    pub tls_ca: Option<PathBuf>,
+    /// This host's certificate (turns TLS on) [default: ~/.buildcat/client.cert].
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// This host's private key (turns TLS on) [default: ~/.buildcat/client.key].
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Connection {
+    /// The TLS files, when TLS is asked for.
+    pub fn tls(&self) -> anyhow::Result<Option<buildcat_client::TlsOptions>> {
+        if !self.tls && self.tls_ca.is_none() && self.tls_cert.is_none() && self.tls_key.is_none() {
+            return Ok(None);
+        }
+        let home = buildcat_client::TlsOptions::in_home();
+        let pick = |given: &Option<PathBuf>, default: Option<PathBuf>, flag: &str| {
+            given.clone().or(default).ok_or_else(|| {
+                anyhow::anyhow!("{flag} is needed (HOME is not set, so ~/.buildcat cannot be used)")
+            })
+        };
+        Ok(Some(buildcat_client::TlsOptions {
+            ca: pick(&self.tls_ca, home.as_ref().map(|h| h.ca.clone()), "--tls-ca")?,
+            cert: pick(&self.tls_cert, home.as_ref().map(|h| h.cert.clone()), "--tls-cert")?,
+            key: pick(&self.tls_key, home.as_ref().map(|h| h.key.clone()), "--tls-key")?,
+        }))
+    }
+
     /// `host:port`, with brackets around an IPv6 address.
     pub fn addr(&self) -> String {
         join_host_port(&self.host, self.port)
@@ -122,6 +164,41 @@ pub struct ServerArgs {
     pub storage: PathBuf,
     #[command(flatten)]
     pub tuning: ServerTuning,
+    /// Require TLS with client certificates, with the files under ~/.buildcat/ unless the
+    /// flags below name others.
+    #[arg(long)]
+    pub tls: bool,
+    /// The server's certificate (turns TLS on) [default: ~/.buildcat/server.cert].
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// The server's private key (turns TLS on) [default: ~/.buildcat/server.key].
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+    /// The certificates of the clients and workers it accepts, concatenated (turns TLS on)
+    /// [default: ~/.buildcat/clients.pem].
+    #[arg(long, value_name = "PATH")]
+    pub client_ca: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    /// The TLS files, when TLS is asked for.
+    pub fn tls(&self) -> anyhow::Result<Option<buildcat_queue::ServerTls>> {
+        if !self.tls && self.tls_cert.is_none() && self.tls_key.is_none() && self.client_ca.is_none()
+        {
+            return Ok(None);
+        }
+        let home = buildcat_queue::ServerTls::in_home();
+        let pick = |given: &Option<PathBuf>, default: Option<PathBuf>, flag: &str| {
+            given.clone().or(default).ok_or_else(|| {
+                anyhow::anyhow!("{flag} is needed (HOME is not set, so ~/.buildcat cannot be used)")
+            })
+        };
+        Ok(Some(buildcat_queue::ServerTls {
+            cert: pick(&self.tls_cert, home.as_ref().map(|h| h.cert.clone()), "--tls-cert")?,
+            key: pick(&self.tls_key, home.as_ref().map(|h| h.key.clone()), "--tls-key")?,
+            client_ca: pick(&self.client_ca, home.as_ref().map(|h| h.client_ca.clone()), "--client-ca")?,
+        }))
+    }
 }
 
 /// Server settings shared by `server` and `farm`.
@@ -507,4 +584,55 @@ pub struct BlenderRenderArgs {
     /// Render engine, e.g. CYCLES, BLENDER_EEVEE, BLENDER_WORKBENCH (Blender's `-E`).
     #[arg(long)]
     pub engine: Option<String>,
+}
+
+/// `server-keygen` and `client-keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// The name in the certificate: for a server, the host name or IP address clients use
+    /// to reach it [default: localhost for a server, this host's name for a client].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How many days the certificate is valid.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Country (C).
+    #[arg(long)]
+    pub country: Option<String>,
+    /// State or province (ST).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Locality (L).
+    #[arg(long)]
+    pub locality: Option<String>,
+    /// Organization (O).
+    #[arg(long)]
+    pub organization: Option<String>,
+    /// Organizational unit (OU).
+    #[arg(long)]
+    pub unit: Option<String>,
+    /// Email address.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
+    /// Where to write the files [default: the current directory].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `certificate-info`.
+#[derive(Debug, Args)]
+pub struct CertificateInfoArgs {
+    /// A PEM file holding one or more certificates.
+    pub path: PathBuf,
+}
+
+/// `server-tunnel` and `client-tunnel` (kept so old scripts get an explanation).
+#[derive(Debug, Args)]
+pub struct TunnelArgs {
+    /// Whatever the old command took; ignored.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub rest: Vec<String>,
 }

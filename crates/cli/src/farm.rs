@@ -64,7 +64,8 @@ async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
 
 /// `buildcat server`.
 pub async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let config = server_config(&args.storage, &args.tuning)?;
+    let mut config = server_config(&args.storage, &args.tuning)?;
+    config.tls = args.tls()?;
     let listener = bind(&args.bind, args.port).await?;
     let loopback = args
         .bind
@@ -72,7 +73,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .parse::<IpAddr>()
         .map(|ip| ip.is_loopback())
         .unwrap_or(args.bind == "localhost");
-    if !loopback {
+    if !loopback && config.tls.is_none() {
         tracing::warn!(
             bind = %args.bind,
             "listening beyond this host without TLS: anyone who can reach this port can run jobs on your workers"
@@ -128,6 +129,10 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
             host: addr.ip().to_string(),
             port: addr.port(),
             max_frame: args.tuning.max_frame,
+            tls: false,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
         },
         root: None,
         max_jobs: None,

@@ -58,10 +58,10 @@ pub fn job_options(submit: &SubmitOptions) -> anyhow::Result<JobOptions> {
 pub fn print_submitted(ids: &[JobId], as_json: bool) {
     if as_json {
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        println!("{}", json!({ "jobs": ids }));
+        outln!("{}", json!({ "jobs": ids }));
     } else {
         for id in ids {
-            println!("{id}");
+            outln!("{id}");
         }
     }
 }
@@ -253,27 +253,27 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let status = client.job(id).await?;
     let value = status_json(&status);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("job {}", status.id);
-    println!("  queue: {}  kind: {}", status.queue, status.kind);
-    println!("  state: {}", status.state);
-    println!("  submitted: {}", rfc3339(status.created_at));
+    outln!("job {}", status.id);
+    outln!("  queue: {}  kind: {}", status.queue, status.kind);
+    outln!("  state: {}", status.state);
+    outln!("  submitted: {}", rfc3339(status.created_at));
     if let Some(ended) = status.ended_at {
-        println!(
+        outln!(
             "  ended: {} (after {})",
             rfc3339(ended),
             human(ended.since(status.created_at))
         );
     }
     if let Some(progress) = &status.progress {
-        println!("  progress: {}/{}", progress.done, progress.total);
+        outln!("  progress: {}/{}", progress.done, progress.total);
         for output in &progress.outputs {
-            println!("    wrote {output}");
+            outln!("    wrote {output}");
         }
     }
-    println!(
+    outln!(
         "  attempts: {} of at most {}",
         status.attempts.len(),
         status.options.max_attempts
@@ -285,7 +285,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             .ended_at
             .map(|end| format!(" in {}", human(end.since(attempt.started_at))))
             .unwrap_or_default();
-        println!(
+        outln!(
             "    #{} on {}: {outcome}{took}{}",
             attempt.number,
             attempt.worker,
@@ -296,17 +296,17 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(failure) = &status.failure {
-        println!("  reason: {failure}");
+        outln!("  reason: {failure}");
         if !failure.output_tail.is_empty() {
-            println!("  last output:");
+            outln!("  last output:");
             for line in &failure.output_tail {
-                println!("    {line}");
+                outln!("    {line}");
             }
         }
     }
     let result = result_json(&status);
     if !result.is_null() {
-        println!("  result: {result}");
+        outln!("  result: {result}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -328,22 +328,22 @@ pub async fn list(args: JobsArgs) -> anyhow::Result<ExitCode> {
     let jobs = client.jobs(query).await?;
     if args.json {
         let jobs: Vec<Value> = jobs.iter().map(status_json).collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "jobs": jobs }))?
         );
         return Ok(ExitCode::SUCCESS);
     }
     if jobs.is_empty() {
-        println!("(no jobs)");
+        outln!("(no jobs)");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<36}  {:<9}  {:<12}  {:<24}  {:<8}  {:<24}  worker",
         "id", "state", "queue", "kind", "attempts", "submitted"
     );
     for job in &jobs {
-        println!(
+        outln!(
             "{:<36}  {:<9}  {:<12}  {:<24}  {:<8}  {:<24}  {}",
             job.id.to_string(),
             job.state.as_str(),
@@ -367,16 +367,16 @@ fn print_changes(changes: &[JobChange], verb: &str, none: &str, as_json: bool) -
                 Err(e) => json!({ "job": change.job.to_string(), "error": e.to_string() }),
             })
             .collect();
-        println!("{}", json!({ "jobs": entries }));
+        outln!("{}", json!({ "jobs": entries }));
     } else {
         for change in changes {
             match &change.result {
-                Ok(_) => println!("{verb} {}", change.job),
+                Ok(_) => outln!("{verb} {}", change.job),
                 Err(e) => eprintln!("error: {e}"),
             }
         }
         if changes.is_empty() {
-            println!("{none}");
+            outln!("{none}");
         }
     }
     if failed {
@@ -501,7 +501,7 @@ pub async fn eta(args: EtaArgs) -> anyhow::Result<ExitCode> {
             () = tokio::time::sleep(interval) => {}
             () = crate::farm::shutdown_signal() => {
                 if terminal {
-                    println!();
+                    outln!();
                 }
                 return Ok(ExitCode::SUCCESS);
             }

@@ -3,7 +3,10 @@
 //! This binary only parses arguments, calls the libraries and prints; the farm itself lives
 //! in `buildcat-queue` (server), `buildcat-worker` and `buildcat-client`.
 
+#[macro_use]
+mod macros;
 mod args;
+mod certs;
 mod farm;
 mod jobs;
 mod output;
@@ -73,12 +76,28 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::ModoRender(args) => render::modo(args).await,
         Command::RedshiftRender(args) => render::redshift(args).await,
         Command::BlenderRender(args) => render::blender(args).await,
+        Command::ServerKeygen(args) => certs::keygen(certs::Side::Server, args),
+        Command::ClientKeygen(args) => certs::keygen(certs::Side::Client, args),
+        Command::CertificateInfo(args) => certs::certificate_info(args),
+        Command::ServerTunnel(_) | Command::ClientTunnel(_) => {
+            eprintln!("{TUNNEL_REPLACED}");
+            Ok(ExitCode::FAILURE)
+        }
         Command::Version => {
-            println!("buildcat {}", buildcat_proto::SOFTWARE_VERSION);
+            outln!("buildcat {}", buildcat_proto::SOFTWARE_VERSION);
             Ok(ExitCode::SUCCESS)
         }
     }
 }
+
+/// What `server-tunnel` and `client-tunnel` print now that TLS is built in.
+const TUNNEL_REPLACED: &str = "buildcat no longer needs socat tunnels: TLS with mutual \
+certificates is built in. Make keys with `buildcat server-keygen --name HOST` (on the server) and \
+`buildcat client-keygen` (once per client or worker host); start the server with \
+`buildcat server --bind ADDR --tls-cert server.cert --tls-key server.key --client-ca clients.pem` \
+(clients.pem: the client certificates it accepts, concatenated), and give every client and \
+worker `--tls-ca server.cert --tls-cert client.cert --tls-key client.key`. See README.md, \
+\"A secure farm\".";
 
 /// Logs go to stderr. Services log at `info`, one-shot commands only warnings, `--debug`
 /// shows everything; `RUST_LOG` overrides all of it.

@@ -18,14 +18,14 @@ pub fn print_tree(value: &Value, depth: usize) {
             for (key, value) in map {
                 match value {
                     Value::Object(_) => {
-                        println!("{indent}{key}:");
+                        outln!("{indent}{key}:");
                         print_tree(value, depth + 1);
                     }
-                    other => println!("{indent}{key}: {}", scalar(other)),
+                    other => outln!("{indent}{key}: {}", scalar(other)),
                 }
             }
         }
-        other => println!("{indent}{}", scalar(other)),
+        other => outln!("{indent}{}", scalar(other)),
     }
 }
 

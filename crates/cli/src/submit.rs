@@ -14,6 +14,7 @@ use crate::output::print_tree;
 pub async fn connect(connection: &Connection) -> anyhow::Result<Client> {
     let options = ClientOptions {
         max_frame: connection.max_frame,
+        tls: connection.tls()?,
         ..ClientOptions::default()
     };
     Ok(Client::connect_with(&connection.addr(), options).await?)
@@ -70,7 +71,7 @@ pub async fn info_task<T: Task>(
         map.insert(tool.to_owned(), section);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print_tree(&value, 0);
     }

@@ -27,6 +27,8 @@ pub struct ClientOptions {
     /// The largest frame the client accepts from the server, and sends (the server's own
     /// limit, from its welcome, applies to sending when it is smaller).
     pub max_frame: usize,
+    /// TLS with mutual certificates; `None` for plain TCP.
+    pub tls: Option<crate::tls::TlsOptions>,
 }
 
 impl Default for ClientOptions {
@@ -35,6 +37,7 @@ impl Default for ClientOptions {
             connect_timeout: DEFAULT_TIMEOUT,
             handshake_timeout: DEFAULT_TIMEOUT,
             max_frame: DEFAULT_MAX_FRAME,
+            tls: None,
         }
     }
 }

@@ -17,19 +17,22 @@ use tokio_util::codec::Framed;
 use tracing::debug;
 
 use crate::ClientOptions;
+use crate::tls::{self, Stream};
 use crate::error::{ClientError, describe_io};
 
 /// The default connect and handshake timeout.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A socket that has not been welcomed yet, framed for the hello.
-pub(crate) type HelloFramed = Framed<TcpStream, FrameCodec<HelloReply, Hello>>;
+pub(crate) type HelloFramed = Framed<Stream, FrameCodec<HelloReply, Hello>>;
 
 /// Connects to `addr` and exchanges hellos, each step bounded by its timeout.
 pub(crate) async fn open(
     addr: &str,
     options: &ClientOptions,
 ) -> Result<(HelloFramed, Welcome), ClientError> {
+    // Read the TLS files before dialing, so a missing file is reported as such.
+    let connector = options.tls.as_ref().map(tls::TlsOptions::connector).transpose()?;
     let stream = tokio::time::timeout(options.connect_timeout, connect_tcp(addr))
         .await
         .map_err(|_| ClientError::ConnectTimeout {
@@ -41,6 +44,17 @@ pub(crate) async fn open(
     if let Err(error) = stream.set_nodelay(true) {
         debug!(server = addr, error = %error, "could not disable nagle's algorithm");
     }
+    let stream = match &connector {
+        None => Stream::Plain(stream),
+        Some(connector) => {
+            tokio::time::timeout(options.handshake_timeout, tls::handshake(connector, addr, stream))
+                .await
+                .map_err(|_| ClientError::HandshakeTimeout {
+                    addr: addr.to_owned(),
+                    after: options.handshake_timeout,
+                })??
+        }
+    };
     let mut framed = Framed::new(stream, FrameCodec::new(options.max_frame));
     let welcome = tokio::time::timeout(options.handshake_timeout, handshake(addr, &mut framed))
         .await
@@ -146,6 +160,15 @@ async fn handshake(addr: &str, framed: &mut HelloFramed) -> Result<Welcome, Clie
 
 /// The connection broke before the handshake finished.
 fn lost_in_handshake(addr: &str, error: &io::Error) -> ClientError {
+    if error
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+    {
+        return ClientError::Tls {
+            addr: addr.to_owned(),
+            reason: tls::explain(error),
+        };
+    }
     ClientError::ConnectionLost {
         addr: addr.to_owned(),
         reason: format!("{} during the handshake", describe_io(error)),

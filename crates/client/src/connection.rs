@@ -21,13 +21,14 @@ use buildcat_proto::{
     ClientFrame, CodecError, FrameCodec, JobEvent, Reply, Request, RequestId, ServerFrame, Welcome,
 };
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{Framed, FramedParts, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::connect::HelloFramed;
+use crate::tls::Stream;
 use crate::error::{ClientError, describe_io};
 
 /// The codec after the handshake, as a client sees it.
@@ -86,14 +87,14 @@ impl Connection {
         max_frame: usize,
     ) -> Connection {
         let parts = framed.into_parts();
-        let (read_half, write_half) = parts.io.into_split();
+        let (read_half, write_half) = tokio::io::split(parts.io);
 
         // Bytes the server sent after its welcome may already sit in the read buffer; a
         // `Framed` rebuilt from parts decodes them before reading more (a `FramedRead`
         // given the buffer afterwards would not look at it until new bytes arrived).
         let mut read_parts = FramedParts::new::<ClientFrame>(read_half, parts.codec.retype());
         read_parts.read_buf = parts.read_buf;
-        let frames_in: Framed<OwnedReadHalf, Codec> = Framed::from_parts(read_parts);
+        let frames_in: Framed<ReadHalf<Stream>, Codec> = Framed::from_parts(read_parts);
 
         // Write no frame larger than the server accepts: an oversized request then fails
         // alone with a clear error instead of getting the connection closed.
@@ -292,7 +293,7 @@ impl Shared {
 }
 
 /// The reader task: hands each reply to its caller until the connection ends.
-async fn read_replies(mut frames: Framed<OwnedReadHalf, Codec>, shared: Arc<Shared>) {
+async fn read_replies(mut frames: Framed<ReadHalf<Stream>, Codec>, shared: Arc<Shared>) {
     loop {
         let frame = tokio::select! {
             () = shared.stop.cancelled() => return,
@@ -331,7 +332,7 @@ async fn read_replies(mut frames: Framed<OwnedReadHalf, Codec>, shared: Arc<Shar
 
 /// The writer task: feeds queued frames, one flush per batch, until the connection ends.
 async fn write_requests(
-    mut frames: FramedWrite<OwnedWriteHalf, Codec>,
+    mut frames: FramedWrite<WriteHalf<Stream>, Codec>,
     mut queued: mpsc::Receiver<ClientFrame>,
     shared: Arc<Shared>,
 ) {
@@ -364,7 +365,7 @@ async fn write_requests(
 /// A frame that cannot be encoded (over the size limit) fails its own request only; an
 /// I/O error is returned, since the connection is then gone.
 async fn write_batch(
-    frames: &mut FramedWrite<OwnedWriteHalf, Codec>,
+    frames: &mut FramedWrite<WriteHalf<Stream>, Codec>,
     batch: &mut Vec<ClientFrame>,
     shared: &Shared,
 ) -> Result<(), CodecError> {

@@ -15,6 +15,17 @@ use buildcat_proto::{CodecError, Failure, HandshakeError, JobId, RequestError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
+    /// The TLS files could not be used.
+    #[error("tls: {0}")]
+    TlsSetup(String),
+    /// The TLS session with the server failed.
+    #[error("tls with the buildcat server at {addr} failed: {reason}")]
+    Tls {
+        /// The server's address.
+        addr: String,
+        /// What went wrong and what to do.
+        reason: String,
+    },
     /// The address is not of the form `host:port`.
     #[error(
         "`{addr}` is not a server address: expected host:port, such as 127.0.0.1:2228 or \

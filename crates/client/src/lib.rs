@@ -35,6 +35,7 @@ mod connect;
 mod connection;
 mod error;
 mod handle;
+pub mod tls;
 
 pub use buildcat_proto as proto;
 pub use buildcat_proto::{
@@ -44,3 +45,4 @@ pub use buildcat_proto::{
 pub use client::{Client, ClientOptions};
 pub use error::ClientError;
 pub use handle::JobHandle;
+pub use tls::TlsOptions;

@@ -116,4 +116,10 @@ pub enum HandshakeError {
     /// The server is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The server takes only TLS connections and this one is plain TCP.
+    #[error(
+        "the server requires TLS: pass --tls-ca (the server's certificate), --tls-cert and \
+         --tls-key (this host's certificate and key, made with `buildcat client-keygen`)"
+    )]
+    TlsRequired,
 }

@@ -3,6 +3,8 @@
 
 pub mod core;
 pub mod server;
+pub mod tls;
 pub mod store;
 
 pub use server::{ServerConfig, ServerError, run};
+pub use tls::ServerTls;

@@ -22,13 +22,16 @@ use buildcat_proto::{
     PROTOCOL_VERSION, SOFTWARE_VERSION, ServerFrame, Timestamp, Welcome,
 };
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::codec::Framed;
 use tracing::{debug, error, info, warn};
 
 use crate::core::{ConnId, Core, CoreConfig, Effect, Input, Token};
 use crate::store::sqlite::SqliteOptions;
+use crate::tls::{ServerTls, TlsSetupError};
 use crate::store::{SqliteStore, Store, StoreError, StoreOp};
 
 /// How a server runs.
@@ -48,6 +51,8 @@ pub struct ServerConfig {
     pub core: CoreConfig,
     /// How many store operations one commit takes at most.
     pub max_batch: usize,
+    /// TLS with mutual certificates; `None` for plain TCP.
+    pub tls: Option<ServerTls>,
 }
 
 impl ServerConfig {
@@ -61,6 +66,7 @@ impl ServerConfig {
             max_connections: 20_000,
             core: CoreConfig::default(),
             max_batch: 10_000,
+            tls: None,
         }
     }
 }
@@ -72,6 +78,9 @@ pub enum ServerError {
     /// The storage could not be opened, read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The TLS files could not be used.
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
     /// The listener failed.
     #[error("the listener failed: {0}")]
     Listen(#[source] std::io::Error),
@@ -94,6 +103,8 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    // Read the TLS files first: a missing key is reported before anything else happens.
+    let acceptor = config.tls.as_ref().map(ServerTls::acceptor).transpose()?;
     let storage = config.storage.clone();
     let sync = config.sync;
     let core_config = config.core.clone();
@@ -128,7 +139,7 @@ pub async fn run(
         .map_err(|e| ServerError::Internal(format!("could not start the store writer: {e}")))?;
 
     let core_task = tokio::spawn(core_task(core, config.core.heartbeat, input_rx, write_tx));
-    let accept = accept_loop(listener, Arc::new(config), input_tx, stop_rx);
+    let accept = accept_loop(listener, Arc::new(config), acceptor, input_tx, stop_rx);
     tokio::select! {
         result = accept => result?,
         () = shutdown => info!("shutting down"),
@@ -263,6 +274,7 @@ fn writer_thread(
 async fn accept_loop(
     listener: TcpListener,
     config: Arc<ServerConfig>,
+    acceptor: Option<TlsAcceptor>,
     inputs: mpsc::Sender<Message>,
     stop: watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
@@ -288,9 +300,18 @@ async fn accept_loop(
             inputs: inputs.clone(),
             stop: stop.clone(),
         };
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _permit = permit.as_ref();
-            session.run(socket, permit.is_some()).await;
+            let _ = socket.set_nodelay(true);
+            match acceptor {
+                None => session.run(socket, permit.is_some()).await,
+                Some(acceptor) => {
+                    if let Some(stream) = session.tls_handshake(acceptor, socket).await {
+                        session.run(stream, permit.is_some()).await;
+                    }
+                }
+            }
         });
     }
 }
@@ -310,8 +331,49 @@ struct Session {
 }
 
 impl Session {
-    async fn run(mut self, socket: TcpStream, admitted: bool) {
-        let _ = socket.set_nodelay(true);
+    /// The TLS handshake, bounded by the handshake timeout. A peer that speaks plain TCP
+    /// is answered in plain TCP that TLS is required.
+    async fn tls_handshake(
+        &self,
+        acceptor: TlsAcceptor,
+        socket: TcpStream,
+    ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+        let limit = self.config.handshake_timeout;
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(limit, socket.peek(&mut first)).await {
+            Ok(Ok(1)) => {}
+            Ok(_) => return None,
+            Err(_) => {
+                info!(peer = %self.peer, "closing connection: nothing received within {limit:?}");
+                return None;
+            }
+        }
+        // 0x16 opens a TLS handshake record; anything else is a plain peer.
+        if first[0] != 0x16 {
+            warn!(peer = %self.peer, "refused a plain-TCP connection: this server requires TLS");
+            let codec = FrameCodec::<Hello, HelloReply>::new(self.config.max_frame);
+            let mut framed = Framed::new(socket, codec);
+            let _ = tokio::time::timeout(limit, framed.send(HelloReply::Refused(HandshakeError::TlsRequired)))
+                .await;
+            return None;
+        }
+        match tokio::time::timeout(limit, acceptor.accept(socket)).await {
+            Ok(Ok(stream)) => Some(stream),
+            Ok(Err(e)) => {
+                warn!(peer = %self.peer, error = %e, "refused a connection: tls handshake failed");
+                None
+            }
+            Err(_) => {
+                info!(peer = %self.peer, "closing connection: tls handshake not done within {limit:?}");
+                None
+            }
+        }
+    }
+
+    async fn run<S>(mut self, socket: S, admitted: bool)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let codec = FrameCodec::<Hello, HelloReply>::new(self.config.max_frame);
         let mut framed = Framed::new(socket, codec);
         let hello = tokio::time::timeout(self.config.handshake_timeout, framed.next()).await;
@@ -322,6 +384,10 @@ impl Session {
             }
             Ok(None) => {
                 debug!(peer = %self.peer, "connection closed before hello");
+                return;
+            }
+            Ok(Some(Err(CodecError::FrameTooLarge { len, .. }))) if len >> 16 == 0x1603 => {
+                warn!(peer = %self.peer, "closing connection: a TLS client connected, but this server runs without TLS (start it with --tls-cert, --tls-key and --client-ca)");
                 return;
             }
             Ok(Some(Err(e))) => {
@@ -413,6 +479,8 @@ impl Session {
                             break Some("server is shutting down".to_owned());
                         }
                     }
+                    // A TLS peer that hangs up without close_notify has only closed.
+                    Some(Err(CodecError::Io(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => break None,
                     Some(Err(e)) => {
                         warn!(%peer, conn = self.conn, error = %e, "closing connection: bad frame");
                         break Some(describe(&e));
