@@ -285,6 +285,22 @@ fn hello_reply() {
         &HelloReply::Refused(HandshakeError::ShuttingDown),
         "00000002 0103",
     );
+    check(
+        &HelloReply::Refused(HandshakeError::TlsRequired),
+        "00000002 0104",
+    );
+}
+
+#[test]
+fn unserved() {
+    check_value(
+        &buildcat_proto::Unserved {
+            queue: "render".to_owned(),
+            kind: "buildcat.blender.render".to_owned(),
+            jobs: 3,
+        },
+        "0672656e646572 17 6275696c646361742e626c656e6465722e72656e646572 03",
+    );
 }
 
 #[test]
