@@ -57,8 +57,14 @@ fn server_config(storage: &Path, tuning: &ServerTuning) -> anyhow::Result<Server
 
 async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
     let addr = join_host_port(host, port);
-    TcpListener::bind(&addr).await.with_context(|| {
-        format!("could not listen on {addr} (is another server using the port? try --port)")
+    TcpListener::bind(&addr).await.map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AddrInUse => "the port is in use (is another server running? try --port)".to_owned(),
+            std::io::ErrorKind::AddrNotAvailable => "no interface of this host has that address (check --bind)".to_owned(),
+            std::io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need privileges)".to_owned(),
+            _ => e.to_string().to_lowercase(),
+        };
+        anyhow::anyhow!("could not listen on {addr}: {why}")
     })
 }
 
@@ -66,6 +72,11 @@ async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
 pub async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let mut config = server_config(&args.storage, &args.tuning)?;
     config.tls = args.tls()?;
+    let tls = config.tls.is_some();
+    // Storage first: a second server on the same file fails before it accepts anyone.
+    let opened = buildcat_queue::Server::open(config)
+        .await
+        .with_context(|| format!("server with storage {}", args.storage.display()))?;
     let listener = bind(&args.bind, args.port).await?;
     let loopback = args
         .bind
@@ -73,13 +84,14 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .parse::<IpAddr>()
         .map(|ip| ip.is_loopback())
         .unwrap_or(args.bind == "localhost");
-    if !loopback && config.tls.is_none() {
+    if !loopback && !tls {
         tracing::warn!(
             bind = %args.bind,
             "listening beyond this host without TLS: anyone who can reach this port can run jobs on your workers"
         );
     }
-    buildcat_queue::run(listener, config, shutdown_signal())
+    opened
+        .serve(listener, shutdown_signal())
         .await
         .with_context(|| format!("server with storage {}", args.storage.display()))?;
     Ok(ExitCode::SUCCESS)

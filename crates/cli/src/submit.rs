@@ -35,12 +35,18 @@ pub async fn info_task<T: Task>(
     task: T,
     tool: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
+    let limit = match args.timeout {
+        None => None,
+        Some(seconds) if seconds >= 0.0 && seconds.is_finite() && seconds < 1e9 => {
+            Some(Duration::from_secs_f64(seconds))
+        }
+        Some(_) => anyhow::bail!("--timeout must be a number of seconds, zero or more"),
+    };
     let client = connect(&args.connection).await?;
     let handle = client.submit(&args.queue, &task).await?;
     let id = handle.id();
     let wait = handle.wait();
     tokio::pin!(wait);
-    let limit = args.timeout.map(Duration::from_secs_f64);
     let report = tokio::select! {
         report = &mut wait => report?,
         () = sleep_or_forever(limit) => {

@@ -6,5 +6,5 @@ pub mod server;
 pub mod tls;
 pub mod store;
 
-pub use server::{ServerConfig, ServerError, run};
+pub use server::{Server, ServerConfig, ServerError, run};
 pub use tls::ServerTls;

@@ -103,26 +103,89 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    // Read the TLS files first: a missing key is reported before anything else happens.
-    let acceptor = config.tls.as_ref().map(ServerTls::acceptor).transpose()?;
-    let storage = config.storage.clone();
-    let sync = config.sync;
-    let core_config = config.core.clone();
-    let (store, core, startup_ops) = tokio::task::spawn_blocking(move || {
-        let mut store = SqliteStore::open(&storage, SqliteOptions { sync })?;
-        let jobs = store.load()?;
-        let (core, ops) = Core::new(core_config, jobs, Timestamp::now());
-        store.commit(&ops)?;
-        Ok::<_, StoreError>((store, core, ops.len()))
-    })
-    .await
-    .map_err(|e| ServerError::Internal(e.to_string()))??;
-    info!(
-        jobs = core.job_count(),
-        requeued = startup_ops,
-        storage = %config.storage.display(),
-        "loaded storage"
-    );
+    Server::open(config).await?.serve(listener, shutdown).await
+}
+
+/// A server whose storage is open and loaded, ready to serve a listener.
+///
+/// Opening before binding means a second server on the same storage fails before it
+/// accepts anyone.
+pub struct Server {
+    /// Settings.
+    config: ServerConfig,
+    /// The TLS acceptor, when TLS is on.
+    acceptor: Option<TlsAcceptor>,
+    /// The open store.
+    store: SqliteStore,
+    /// The state rebuilt from it.
+    core: Core,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .field("tls", &self.acceptor.is_some())
+            .field("jobs", &self.core.job_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Reads the TLS files, opens the store and rebuilds the state from it.
+    pub async fn open(config: ServerConfig) -> Result<Server, ServerError> {
+        // Read the TLS files first: a missing key is reported before anything else happens.
+        let acceptor = config.tls.as_ref().map(ServerTls::acceptor).transpose()?;
+        let storage = config.storage.clone();
+        let sync = config.sync;
+        let core_config = config.core.clone();
+        let (store, core, startup_ops) = tokio::task::spawn_blocking(move || {
+            let mut store = SqliteStore::open(&storage, SqliteOptions { sync })?;
+            let jobs = store.load()?;
+            let (core, ops) = Core::new(core_config, jobs, Timestamp::now());
+            store.commit(&ops)?;
+            Ok::<_, StoreError>((store, core, ops.len()))
+        })
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))??;
+        info!(
+            jobs = core.job_count(),
+            requeued = startup_ops,
+            storage = %config.storage.display(),
+            "loaded storage"
+        );
+        Ok(Server {
+            config,
+            acceptor,
+            store,
+            core,
+        })
+    }
+
+    /// Serves `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServerError> {
+        let Server {
+            config,
+            acceptor,
+            store,
+            core,
+        } = self;
+        serve(listener, config, acceptor, store, core, shutdown).await
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    config: ServerConfig,
+    acceptor: Option<TlsAcceptor>,
+    store: SqliteStore,
+    core: Core,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
     let addr = listener.local_addr().map_err(ServerError::Listen)?;
     info!(%addr, version = SOFTWARE_VERSION, "buildcat server listening");
 

@@ -1,0 +1,20 @@
+//! End-to-end tests of buildcat: each runs the real `buildcat` binary (servers, workers and
+//! client commands as separate processes) on its own loopback ports and temporary storage.
+//!
+//! `harness` has the helpers, `tidy` checks the workspace's source, and each other module
+//! covers one behaviour users rely on. The binary is taken from `BUILDCAT_BIN`, or built
+//! once per run with this test binary's profile.
+
+#![cfg(unix)]
+
+mod environment;
+mod errors;
+mod garbage;
+mod harness;
+#[cfg(target_os = "linux")]
+mod multihost;
+mod original;
+mod restart;
+mod several_workers;
+mod tidy;
+mod tutorial;
