@@ -129,9 +129,21 @@ impl Connection {
             })
         };
         Ok(Some(buildcat_client::TlsOptions {
-            ca: pick(&self.tls_ca, home.as_ref().map(|h| h.ca.clone()), "--tls-ca")?,
-            cert: pick(&self.tls_cert, home.as_ref().map(|h| h.cert.clone()), "--tls-cert")?,
-            key: pick(&self.tls_key, home.as_ref().map(|h| h.key.clone()), "--tls-key")?,
+            ca: pick(
+                &self.tls_ca,
+                home.as_ref().map(|h| h.ca.clone()),
+                "--tls-ca",
+            )?,
+            cert: pick(
+                &self.tls_cert,
+                home.as_ref().map(|h| h.cert.clone()),
+                "--tls-cert",
+            )?,
+            key: pick(
+                &self.tls_key,
+                home.as_ref().map(|h| h.key.clone()),
+                "--tls-key",
+            )?,
         }))
     }
 
@@ -183,7 +195,10 @@ pub struct ServerArgs {
 impl ServerArgs {
     /// The TLS files, when TLS is asked for.
     pub fn tls(&self) -> anyhow::Result<Option<buildcat_queue::ServerTls>> {
-        if !self.tls && self.tls_cert.is_none() && self.tls_key.is_none() && self.client_ca.is_none()
+        if !self.tls
+            && self.tls_cert.is_none()
+            && self.tls_key.is_none()
+            && self.client_ca.is_none()
         {
             return Ok(None);
         }
@@ -194,9 +209,21 @@ impl ServerArgs {
             })
         };
         Ok(Some(buildcat_queue::ServerTls {
-            cert: pick(&self.tls_cert, home.as_ref().map(|h| h.cert.clone()), "--tls-cert")?,
-            key: pick(&self.tls_key, home.as_ref().map(|h| h.key.clone()), "--tls-key")?,
-            client_ca: pick(&self.client_ca, home.as_ref().map(|h| h.client_ca.clone()), "--client-ca")?,
+            cert: pick(
+                &self.tls_cert,
+                home.as_ref().map(|h| h.cert.clone()),
+                "--tls-cert",
+            )?,
+            key: pick(
+                &self.tls_key,
+                home.as_ref().map(|h| h.key.clone()),
+                "--tls-key",
+            )?,
+            client_ca: pick(
+                &self.client_ca,
+                home.as_ref().map(|h| h.client_ca.clone()),
+                "--client-ca",
+            )?,
         }))
     }
 }

@@ -84,7 +84,10 @@ pub fn keygen(side: Side, args: KeygenArgs) -> anyhow::Result<ExitCode> {
     if !args.force
         && let Some(existing) = paths.iter().find(|path| path.exists())
     {
-        bail!("{} already exists; pass --force to replace it", existing.display());
+        bail!(
+            "{} already exists; pass --force to replace it",
+            existing.display()
+        );
     }
 
     let mut params = CertificateParams::default();
@@ -111,7 +114,10 @@ pub fn keygen(side: Side, args: KeygenArgs) -> anyhow::Result<ExitCode> {
     }
     params.distinguished_name = subject;
     // The name as a subject alternative name, so clients can verify the server by it.
-    let san = match name.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+    let san = match name
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+    {
         Ok(ip) => SanType::IpAddress(ip),
         Err(_) => SanType::DnsName(
             name.clone()
@@ -134,7 +140,12 @@ pub fn keygen(side: Side, args: KeygenArgs) -> anyhow::Result<ExitCode> {
     create(key_path, args.force, true)?.write_all(key_pem.as_bytes())?;
     create(cert_path, args.force, false)?.write_all(cert_pem.as_bytes())?;
     create(pem_path, args.force, true)?.write_all(format!("{key_pem}{cert_pem}").as_bytes())?;
-    outln!("wrote {}, {} and {}", key_path.display(), cert_path.display(), pem_path.display());
+    outln!(
+        "wrote {}, {} and {}",
+        key_path.display(),
+        cert_path.display(),
+        pem_path.display()
+    );
     match side {
         Side::Server => outln!(
             "give {} to every client and worker (--tls-ca); keep {} on the server",
@@ -160,8 +171,9 @@ pub fn certificate_info(args: CertificateInfoArgs) -> anyhow::Result<ExitCode> {
         if pem.label != "CERTIFICATE" {
             continue;
         }
-        let (_, cert) = X509Certificate::from_der(&pem.contents)
-            .map_err(|e| anyhow::anyhow!("{}: not a valid certificate: {e}", args.path.display()))?;
+        let (_, cert) = X509Certificate::from_der(&pem.contents).map_err(|e| {
+            anyhow::anyhow!("{}: not a valid certificate: {e}", args.path.display())
+        })?;
         if shown > 0 {
             outln!();
         }
@@ -203,7 +215,11 @@ fn describe(cert: &X509Certificate<'_>, der: &[u8]) {
     }
     outln!(
         "subject alternative names: {}",
-        if names.is_empty() { "(none)".to_owned() } else { names.join(", ") }
+        if names.is_empty() {
+            "(none)".to_owned()
+        } else {
+            names.join(", ")
+        }
     );
     outln!("sha256 fingerprint: {}", fingerprint(der));
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use buildcat_queue::ServerConfig;
-use buildcat_worker::Worker;
+use buildcat_worker::{Tool, Worker};
 use tokio::net::TcpListener;
 
 use crate::args::{FarmArgs, ServerArgs, ServerTuning, WorkerArgs, join_host_port};
@@ -59,9 +59,15 @@ async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
     let addr = join_host_port(host, port);
     TcpListener::bind(&addr).await.map_err(|e| {
         let why = match e.kind() {
-            std::io::ErrorKind::AddrInUse => "the port is in use (is another server running? try --port)".to_owned(),
-            std::io::ErrorKind::AddrNotAvailable => "no interface of this host has that address (check --bind)".to_owned(),
-            std::io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need privileges)".to_owned(),
+            std::io::ErrorKind::AddrInUse => {
+                "the port is in use (is another server running? try --port)".to_owned()
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                "no interface of this host has that address (check --bind)".to_owned()
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied (ports below 1024 need privileges)".to_owned()
+            }
             _ => e.to_string().to_lowercase(),
         };
         anyhow::anyhow!("could not listen on {addr}: {why}")
@@ -114,6 +120,23 @@ fn build_worker(args: &WorkerArgs, addr: String, count: usize) -> anyhow::Result
         .max_frame(args.connection.max_frame);
     if let Some(name) = &args.name {
         builder = builder.name(name.clone());
+    }
+    let tools = &args.tools;
+    builder = builder.redshift_gpus(tools.redshift_gpus.iter().copied());
+    let given = [
+        (Tool::Blender, &tools.blender),
+        (Tool::Hython, &tools.hython),
+        (Tool::Mantra, &tools.mantra),
+        (Tool::ModoCl, &tools.modo_cl),
+        (Tool::RedshiftCmdLine, &tools.redshift),
+    ];
+    for (tool, path) in given {
+        if let Some(path) = path {
+            builder = builder.tool_path(tool, path.clone());
+        }
+    }
+    if let Some(tls) = args.connection.tls()? {
+        builder = builder.tls(tls);
     }
     Ok(builder.build()?)
 }

@@ -340,7 +340,12 @@ pub async fn list(args: JobsArgs) -> anyhow::Result<ExitCode> {
     }
     outln!(
         "{:<36}  {:<9}  {:<12}  {:<24}  {:<8}  {:<24}  worker",
-        "id", "state", "queue", "kind", "attempts", "submitted"
+        "id",
+        "state",
+        "queue",
+        "kind",
+        "attempts",
+        "submitted"
     );
     for job in &jobs {
         outln!(

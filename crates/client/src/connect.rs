@@ -17,8 +17,8 @@ use tokio_util::codec::Framed;
 use tracing::debug;
 
 use crate::ClientOptions;
-use crate::tls::{self, Stream};
 use crate::error::{ClientError, describe_io};
+use crate::tls::{self, Stream};
 
 /// The default connect and handshake timeout.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,7 +32,11 @@ pub(crate) async fn open(
     options: &ClientOptions,
 ) -> Result<(HelloFramed, Welcome), ClientError> {
     // Read the TLS files before dialing, so a missing file is reported as such.
-    let connector = options.tls.as_ref().map(tls::TlsOptions::connector).transpose()?;
+    let connector = options
+        .tls
+        .as_ref()
+        .map(tls::TlsOptions::connector)
+        .transpose()?;
     let stream = tokio::time::timeout(options.connect_timeout, connect_tcp(addr))
         .await
         .map_err(|_| ClientError::ConnectTimeout {
@@ -46,14 +50,15 @@ pub(crate) async fn open(
     }
     let stream = match &connector {
         None => Stream::Plain(stream),
-        Some(connector) => {
-            tokio::time::timeout(options.handshake_timeout, tls::handshake(connector, addr, stream))
-                .await
-                .map_err(|_| ClientError::HandshakeTimeout {
-                    addr: addr.to_owned(),
-                    after: options.handshake_timeout,
-                })??
-        }
+        Some(connector) => tokio::time::timeout(
+            options.handshake_timeout,
+            tls::handshake(connector, addr, stream),
+        )
+        .await
+        .map_err(|_| ClientError::HandshakeTimeout {
+            addr: addr.to_owned(),
+            after: options.handshake_timeout,
+        })??,
     };
     let mut framed = Framed::new(stream, FrameCodec::new(options.max_frame));
     let welcome = tokio::time::timeout(options.handshake_timeout, handshake(addr, &mut framed))

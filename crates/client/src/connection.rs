@@ -28,8 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::connect::HelloFramed;
-use crate::tls::Stream;
 use crate::error::{ClientError, describe_io};
+use crate::tls::Stream;
 
 /// The codec after the handshake, as a client sees it.
 type Codec = FrameCodec<ServerFrame, ClientFrame>;

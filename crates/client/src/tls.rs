@@ -48,7 +48,11 @@ impl TlsOptions {
         let mut roots = rustls::RootCertStore::empty();
         for cert in read_certs(&self.ca, "--tls-ca")? {
             roots.add(cert).map_err(|e| {
-                tls_file(&self.ca, "--tls-ca", &format!("not a usable CA certificate: {e}"))
+                tls_file(
+                    &self.ca,
+                    "--tls-ca",
+                    &format!("not a usable CA certificate: {e}"),
+                )
             })?;
         }
         let chain = read_certs(&self.cert, "--tls-cert")?;
@@ -62,7 +66,10 @@ impl TlsOptions {
                 tls_file(
                     &self.key,
                     "--tls-key",
-                    &format!("does not match the certificate {}: {e}", self.cert.display()),
+                    &format!(
+                        "does not match the certificate {}: {e}",
+                        self.cert.display()
+                    ),
                 )
             })?;
         Ok(TlsConnector::from(Arc::new(config)))
@@ -80,7 +87,11 @@ pub fn read_certs(path: &Path, flag: &str) -> Result<Vec<CertificateDer<'static>
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| tls_file(path, flag, &describe_pem(&e)))?;
     if certs.is_empty() {
-        return Err(tls_file(path, flag, "holds no certificate (no BEGIN CERTIFICATE block)"));
+        return Err(tls_file(
+            path,
+            flag,
+            "holds no certificate (no BEGIN CERTIFICATE block)",
+        ));
     }
     Ok(certs)
 }
@@ -95,7 +106,9 @@ fn describe_pem(error: &rustls::pki_types::pem::Error) -> String {
         rustls::pki_types::pem::Error::Io(e) if e.kind() == io::ErrorKind::NotFound => {
             "does not exist (make it with `buildcat server-keygen` or `client-keygen`)".to_owned()
         }
-        rustls::pki_types::pem::Error::NoItemsFound => "holds no PEM item of the right kind".to_owned(),
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            "holds no PEM item of the right kind".to_owned()
+        }
         other => format!("cannot be read: {other}"),
     }
 }
@@ -160,7 +173,9 @@ pub fn explain(error: &io::Error) -> String {
              server.cert)"
                 .to_owned()
         }
-        Error::InvalidCertificate(other) => format!("the server's certificate is refused: {other:?}"),
+        Error::InvalidCertificate(other) => {
+            format!("the server's certificate is refused: {other:?}")
+        }
         Error::InvalidMessage(_) | Error::InappropriateMessage { .. } => {
             "the server does not speak TLS; is it running without --tls-cert? Then leave out \
              the --tls flags"

@@ -3,8 +3,8 @@
 
 pub mod core;
 pub mod server;
-pub mod tls;
 pub mod store;
+pub mod tls;
 
 pub use server::{Server, ServerConfig, ServerError, run};
 pub use tls::ServerTls;

@@ -24,15 +24,15 @@ use buildcat_proto::{
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
 use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 use tracing::{debug, error, info, warn};
 
 use crate::core::{ConnId, Core, CoreConfig, Effect, Input, Token};
 use crate::store::sqlite::SqliteOptions;
-use crate::tls::{ServerTls, TlsSetupError};
 use crate::store::{SqliteStore, Store, StoreError, StoreOp};
+use crate::tls::{ServerTls, TlsSetupError};
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -416,8 +416,11 @@ impl Session {
             warn!(peer = %self.peer, "refused a plain-TCP connection: this server requires TLS");
             let codec = FrameCodec::<Hello, HelloReply>::new(self.config.max_frame);
             let mut framed = Framed::new(socket, codec);
-            let _ = tokio::time::timeout(limit, framed.send(HelloReply::Refused(HandshakeError::TlsRequired)))
-                .await;
+            let _ = tokio::time::timeout(
+                limit,
+                framed.send(HelloReply::Refused(HandshakeError::TlsRequired)),
+            )
+            .await;
             return None;
         }
         match tokio::time::timeout(limit, acceptor.accept(socket)).await {

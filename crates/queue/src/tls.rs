@@ -48,7 +48,9 @@ fn describe_pem(error: &rustls::pki_types::pem::Error) -> String {
         rustls::pki_types::pem::Error::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
             "does not exist (make it with `buildcat server-keygen` or `client-keygen`)".to_owned()
         }
-        rustls::pki_types::pem::Error::NoItemsFound => "holds no PEM item of the right kind".to_owned(),
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            "holds no PEM item of the right kind".to_owned()
+        }
         other => format!("cannot be read: {other}"),
     }
 }
@@ -82,13 +84,19 @@ impl ServerTls {
         let mut roots = rustls::RootCertStore::empty();
         for cert in certs(&self.client_ca, "--client-ca")? {
             roots.add(cert).map_err(|e| {
-                problem("--client-ca", &self.client_ca, format!("not a usable certificate: {e}"))
+                problem(
+                    "--client-ca",
+                    &self.client_ca,
+                    format!("not a usable certificate: {e}"),
+                )
             })?;
         }
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| problem("--client-ca", &self.client_ca, e.to_string()))?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| problem("--client-ca", &self.client_ca, e.to_string()))?;
         let chain = certs(&self.cert, "--tls-cert")?;
         let key = PrivateKeyDer::from_pem_file(&self.key)
             .map_err(|e| problem("--tls-key", &self.key, describe_pem(&e)))?;

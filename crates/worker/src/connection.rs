@@ -7,6 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use buildcat_client::tls::{self, Stream};
 use buildcat_proto::{
     ClientFrame, CodecError, FrameCodec, HandshakeError, Hello, HelloReply, JobId,
     PROTOCOL_VERSION, Reply, Request, RequestError, RequestId, Role, SOFTWARE_VERSION, ServerFrame,
@@ -15,6 +16,7 @@ use buildcat_proto::{
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpStream, lookup_host};
 use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
 use tokio_util::codec::Framed;
 use tracing::{debug, info};
 
@@ -28,7 +30,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection past the handshake, speaking requests and server frames.
-pub(crate) type ServerLink = Framed<TcpStream, FrameCodec<ServerFrame, ClientFrame>>;
+pub(crate) type ServerLink = Framed<Stream, FrameCodec<ServerFrame, ClientFrame>>;
 
 /// Why a connection could not be made or was lost.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +86,9 @@ pub(crate) enum LinkError {
     /// Nothing arrived from the server for too long.
     #[error("heard nothing from the server for {0:?}")]
     Silent(Duration),
+    /// The TLS session could not be set up.
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl LinkError {
@@ -91,7 +96,9 @@ impl LinkError {
     pub(crate) fn fatal(&self) -> Option<&HandshakeError> {
         match self {
             LinkError::Refused(
-                error @ (HandshakeError::ProtocolMismatch { .. } | HandshakeError::BadMagic),
+                error @ (HandshakeError::ProtocolMismatch { .. }
+                | HandshakeError::BadMagic
+                | HandshakeError::TlsRequired),
             ) => Some(error),
             _ => None,
         }
@@ -111,10 +118,21 @@ pub(crate) struct Registered {
 pub(crate) async fn open(
     server: &str,
     max_frame: usize,
+    tls_connector: Option<&TlsConnector>,
     request_id: RequestId,
     registration: WorkerRegistration,
 ) -> Result<(ServerLink, Registered), LinkError> {
-    let stream = connect(server).await?;
+    let tcp = connect(server).await?;
+    let stream = match tls_connector {
+        None => Stream::Plain(tcp),
+        Some(connector) => timeout(HELLO_TIMEOUT, tls::handshake(connector, server, tcp))
+            .await
+            .map_err(|_| LinkError::Timeout {
+                stage: "tls handshake",
+                limit: HELLO_TIMEOUT,
+            })?
+            .map_err(|error| LinkError::Tls(error.to_string()))?,
+    };
     let mut link = handshake(stream, max_frame).await?;
     let registered = register(&mut link, request_id, registration).await?;
     Ok((link, registered))
@@ -150,7 +168,7 @@ async fn connect(server: &str) -> Result<TcpStream, LinkError> {
 }
 
 /// Sends the hello and checks the answer; on welcome, switches to the frames that follow.
-async fn handshake(stream: TcpStream, max_frame: usize) -> Result<ServerLink, LinkError> {
+async fn handshake(stream: Stream, max_frame: usize) -> Result<ServerLink, LinkError> {
     let mut framed = Framed::new(stream, FrameCodec::<HelloReply, Hello>::new(max_frame));
     framed.send(Hello::new(Role::Worker)).await?;
     let reply = timeout(HELLO_TIMEOUT, framed.next())

@@ -26,6 +26,19 @@ pub enum WorkerError {
         /// The root, made absolute.
         path: PathBuf,
     },
+    /// A tool's executable given to the builder (the CLI's `--blender PATH` and such)
+    /// cannot be used.
+    #[error("cannot use {} as {tool} (given with {flag}): {problem}", path.display())]
+    ToolPath {
+        /// The tool's name, e.g. `blender`.
+        tool: &'static str,
+        /// The CLI flag that gives it, e.g. `--blender`.
+        flag: &'static str,
+        /// The path as it was given.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A builder setting cannot work (no queues, zero loops, ...).
     #[error("invalid worker configuration: {0}")]
     Config(String),

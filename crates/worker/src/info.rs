@@ -69,7 +69,8 @@ fn user_name() -> Option<String> {
 struct SystemFacts {
     /// The `uname` fields.
     os: OsInfo,
-    /// The user id as text, for when the environment names no user.
+    /// The login name from the user database (or the user id as text), for when the
+    /// environment names no user.
     user_id: String,
 }
 
@@ -99,6 +100,7 @@ mod system {
         };
         let uname = uname.ok_or_else(io::Error::last_os_error)?;
         let machine = text(&uname.machine);
+        let user_id = login_of(uid).unwrap_or_else(|| uid.to_string());
         Ok(SystemFacts {
             os: OsInfo {
                 host: host_name(),
@@ -108,8 +110,32 @@ mod system {
                 system: text(&uname.sysname),
                 version: text(&uname.version),
             },
-            user_id: uid.to_string(),
+            user_id,
         })
+    }
+
+    /// The login name of `uid` from the user database, as `getpass.getuser` falls back to.
+    fn login_of(uid: libc::uid_t) -> Option<String> {
+        let mut record = MaybeUninit::<libc::passwd>::uninit();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let mut buffer = vec![0 as c_char; 16 * 1024];
+        // SAFETY: `getpwuid_r` writes the record into `record` and its strings into `buffer`
+        // (whose true length is passed), and sets `found` to `record` only on success; the
+        // name is read only then, while `buffer` is alive, and copied out at once.
+        unsafe {
+            let status = libc::getpwuid_r(
+                uid,
+                record.as_mut_ptr(),
+                buffer.as_mut_ptr(),
+                buffer.len(),
+                &mut found,
+            );
+            if status != 0 || found.is_null() {
+                return None;
+            }
+            let name = std::ffi::CStr::from_ptr((*found).pw_name);
+            Some(name.to_string_lossy().into_owned())
+        }
     }
 
     /// A NUL-terminated `uname` field as text (the whole field if it has no NUL).

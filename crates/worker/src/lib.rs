@@ -64,6 +64,8 @@
 //!   log, the whole tree killed on timeout or cancel. Every integration runs tools with it.
 //! - [`info`] is the built-in [`WorkerInfo`](buildcat_proto::WorkerInfo) job, and `command`
 //!   the built-in [`RunCommand`](buildcat_proto::RunCommand) job (`buildcat run`).
+//! - [`integrations`] runs the DCC tools (Houdini, Modo, Redshift, Blender): it finds them
+//!   when the worker is built ([`Toolbox`]) and registers the job kinds of those found.
 #![deny(missing_docs)]
 
 mod backoff;
@@ -73,6 +75,7 @@ mod context;
 mod control;
 mod error;
 pub mod info;
+pub mod integrations;
 mod job;
 mod output;
 pub mod process;
@@ -83,5 +86,6 @@ mod worker_loop;
 pub use buildcat_proto::{Failure, Task};
 pub use context::{DEFAULT_KILL_GRACE, JobContext, JobMonitor};
 pub use error::WorkerError;
+pub use integrations::tools::{Executable, Tool, Toolbox};
 pub use registry::{Handler, HandlerFuture, Registry};
 pub use worker::{RunStats, Worker, WorkerBuilder};

@@ -13,6 +13,7 @@ use std::pin::Pin;
 use buildcat_proto::{Failure, RunCommand, Task, WorkerInfo, codec};
 
 use crate::context::JobContext;
+use crate::integrations::tools::Tool;
 use crate::{command, info};
 
 /// The future a type-erased handler returns: the encoded output, or why the job failed.
@@ -91,9 +92,19 @@ impl Registry {
             Some(handler) => handler(args, context),
             None => {
                 let known = self.kinds().collect::<Vec<_>>().join(", ");
-                let failure = Failure::new(format!(
-                    "this worker has no handler for job kind `{kind}` (it handles: {known})"
-                ));
+                let tool = Tool::ALL.iter().find(|tool| tool.kinds().contains(&kind));
+                let failure = Failure::new(match tool {
+                    // A DCC kind: the tool was not found when the worker started.
+                    Some(tool) => format!(
+                        "this worker cannot run `{kind}`: {tool} is not installed on it (it \
+                         was neither found on PATH nor given with {} when the worker started; \
+                         it handles: {known})",
+                        tool.flag()
+                    ),
+                    None => format!(
+                        "this worker has no handler for job kind `{kind}` (it handles: {known})"
+                    ),
+                });
                 Box::pin(std::future::ready(Err(failure)))
             }
         }
@@ -195,6 +206,19 @@ mod tests {
         let reason = failure.map(|f| f.reason).unwrap_or_default();
         assert!(reason.contains("`test.add`"), "{reason}");
         assert!(reason.contains("do not decode"), "{reason}");
+    }
+
+    #[test]
+    fn a_dcc_kind_without_its_tool_says_the_tool_is_missing() {
+        let failure = run(&Registry::empty(), "buildcat.blender.render", &[]).err();
+        let reason = failure.map(|f| f.reason).unwrap_or_default();
+        assert!(
+            reason.starts_with(
+                "this worker cannot run `buildcat.blender.render`: blender is not installed"
+            ),
+            "{reason}"
+        );
+        assert!(reason.contains("--blender"), "{reason}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The public face of the crate: [`WorkerBuilder`] collects the settings, [`Worker::run`]
 //! runs the loops until the job limit or shutdown.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use buildcat_proto::{DEFAULT_MAX_FRAME, DEFAULT_PORT, Failure, Task};
 use tokio::task::JoinSet;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::context::{DEFAULT_KILL_GRACE, JobContext};
 use crate::control::Control;
 use crate::error::WorkerError;
 use crate::info::host_name;
+use crate::integrations::{self, tools::Tool, tools::Toolbox};
 use crate::registry::Registry;
-use crate::worker_loop::{LoopConfig, run_loop};
+use crate::worker_loop::{LoopConfig, TlsSetup, run_loop};
 
 /// The smallest frame limit accepted: registrations and results must fit.
 const MIN_MAX_FRAME: usize = 4096;
@@ -33,6 +34,8 @@ pub struct Worker {
     root: PathBuf,
     /// How many jobs to run in all before stopping, if limited.
     max_jobs: Option<u64>,
+    /// The DCC tools found when the worker was built.
+    tools: Toolbox,
 }
 
 /// What a worker did before [`Worker::run`] returned.
@@ -62,6 +65,20 @@ impl Worker {
     /// The root directory, absolute and canonical.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The job kinds this worker runs, in sorted order: what it registers with, and so
+    /// what the server routes to it.
+    pub fn kinds(&self) -> impl Iterator<Item = &str> {
+        self.loops
+            .first()
+            .into_iter()
+            .flat_map(|config| config.registry.kinds())
+    }
+
+    /// The DCC tools found when the worker was built.
+    pub fn tools(&self) -> &Toolbox {
+        &self.tools
     }
 
     /// Runs every loop until the job limit is reached or `shutdown` resolves.
@@ -148,6 +165,14 @@ pub struct WorkerBuilder {
     kill_grace: Duration,
     /// The handlers.
     registry: Registry,
+    /// Tool executables given explicitly; they must exist.
+    tool_paths: BTreeMap<Tool, PathBuf>,
+    /// The GPUs Redshift renders on (`-gpu I` each).
+    redshift_gpus: Vec<u32>,
+    /// Whether to search PATH for the tools not given.
+    detect_tools: bool,
+    /// TLS with mutual certificates, when the server requires it.
+    tls: Option<buildcat_client::TlsOptions>,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -162,6 +187,9 @@ impl fmt::Debug for WorkerBuilder {
             .field("max_frame", &self.max_frame)
             .field("kill_grace", &self.kill_grace)
             .field("registry", &self.registry)
+            .field("tool_paths", &self.tool_paths)
+            .field("redshift_gpus", &self.redshift_gpus)
+            .field("detect_tools", &self.detect_tools)
             .finish()
     }
 }
@@ -174,7 +202,8 @@ impl Default for WorkerBuilder {
 
 impl WorkerBuilder {
     /// The defaults: server `127.0.0.1:2228`, queue `default`, the current directory as
-    /// root, one loop, no job limit, a kill grace period of 10 s, the built-in handlers.
+    /// root, one loop, no job limit, a kill grace period of 10 s, the built-in handlers, and
+    /// the DCC tools found on PATH.
     pub fn new() -> Self {
         WorkerBuilder {
             server: format!("127.0.0.1:{DEFAULT_PORT}"),
@@ -186,6 +215,10 @@ impl WorkerBuilder {
             max_frame: DEFAULT_MAX_FRAME,
             kill_grace: DEFAULT_KILL_GRACE,
             registry: Registry::new(),
+            tool_paths: BTreeMap::new(),
+            redshift_gpus: Vec::new(),
+            detect_tools: true,
+            tls: None,
         }
     }
 
@@ -244,6 +277,13 @@ impl WorkerBuilder {
         self
     }
 
+    /// Connects with TLS, presenting this certificate and trusting the server's (see
+    /// `buildcat server-keygen`/`client-keygen`).
+    pub fn tls(mut self, tls: buildcat_client::TlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// How long a job's processes get to exit after SIGTERM, on timeout or cancel, before
     /// they are killed with SIGKILL (default 10 s). A handler that ignores its deadline or a
     /// cancel is abandoned this long plus a few seconds after it.
@@ -266,7 +306,38 @@ impl WorkerBuilder {
         self
     }
 
-    /// Checks the settings and makes the worker.
+    /// Runs `tool` from `path` rather than whatever PATH has (the CLI's `--blender PATH`,
+    /// `--hython`, `--mantra`, `--modo`, `--redshift`). The path must be an executable file
+    /// (a bare name is looked up on PATH), or [`build`](WorkerBuilder::build) fails naming
+    /// it. A tool given here is used even when [`detect_tools`](WorkerBuilder::detect_tools)
+    /// is off.
+    pub fn tool_path(mut self, tool: Tool, path: impl Into<PathBuf>) -> Self {
+        self.tool_paths.insert(tool, path.into());
+        self
+    }
+
+    /// The GPUs Redshift renders on, each passed as `-gpu I` (the CLI's `--redshift-gpu`);
+    /// none leaves the choice to Redshift. Replaces any given before.
+    pub fn redshift_gpus(mut self, gpus: impl IntoIterator<Item = u32>) -> Self {
+        self.redshift_gpus = gpus.into_iter().collect();
+        self
+    }
+
+    /// Whether [`build`](WorkerBuilder::build) searches PATH for the DCC tools (`blender`,
+    /// `hython`, `mantra`, `modo_cl`, `redshiftCmdLine`; `NAME.exe` first on WSL) not given
+    /// with [`tool_path`](WorkerBuilder::tool_path). On by default; off, the worker runs
+    /// only the tools given, so tests and embedding programs register no DCC kinds by
+    /// accident.
+    pub fn detect_tools(mut self, detect: bool) -> Self {
+        self.detect_tools = detect;
+        self
+    }
+
+    /// Checks the settings, finds the DCC tools and makes the worker.
+    ///
+    /// The worker runs the job kinds of the tools it finds (see
+    /// [`Tool::kinds`]) and registers with exactly those, besides the built-in kinds and
+    /// the handlers given; a handler given for a tool's kind is kept.
     pub fn build(self) -> Result<Worker, WorkerError> {
         let root = canonical_root(self.root)?;
         let server = match self.server.trim() {
@@ -315,7 +386,28 @@ impl WorkerBuilder {
                 .collect()
         };
 
-        let registry = Arc::new(self.registry);
+        let tools = Toolbox::discover(&self.tool_paths, self.detect_tools)?;
+        let found: Vec<String> = tools
+            .iter()
+            .map(|(tool, executable)| format!("{tool}={}", executable.path().display()))
+            .collect();
+        info!(tools = ?found, "tools found");
+        if !self.redshift_gpus.is_empty() && tools.get(Tool::RedshiftCmdLine).is_none() {
+            warn!(
+                gpus = ?self.redshift_gpus,
+                "gpus for redshift were given but redshiftCmdLine was not found"
+            );
+        }
+        // Read the TLS files now, so a missing file stops the worker with a clear error.
+        let tls = self
+            .tls
+            .as_ref()
+            .map(|options| options.connector().map(TlsSetup))
+            .transpose()
+            .map_err(|error| WorkerError::Config(error.to_string()))?;
+        let mut registry = self.registry;
+        integrations::register(&mut registry, &tools, &self.redshift_gpus);
+        let registry = Arc::new(registry);
         let loops = names
             .into_iter()
             .map(|name| LoopConfig {
@@ -327,6 +419,7 @@ impl WorkerBuilder {
                 max_frame: self.max_frame,
                 registry: Arc::clone(&registry),
                 kill_grace: self.kill_grace,
+                tls: tls.clone(),
             })
             .collect();
         Ok(Worker {
@@ -334,6 +427,7 @@ impl WorkerBuilder {
             server,
             root,
             max_jobs: self.max_jobs,
+            tools,
         })
     }
 }

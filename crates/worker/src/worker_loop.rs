@@ -70,6 +70,18 @@ pub(crate) struct LoopConfig {
     pub(crate) registry: Arc<Registry>,
     /// How long processes get between SIGTERM and SIGKILL when a job is stopped.
     pub(crate) kill_grace: Duration,
+    /// TLS with mutual certificates, when the server requires it.
+    pub(crate) tls: Option<TlsSetup>,
+}
+
+/// A TLS connector (which has no `Debug` of its own).
+#[derive(Clone)]
+pub(crate) struct TlsSetup(pub(crate) tokio_rustls::TlsConnector);
+
+impl std::fmt::Debug for TlsSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsSetup")
+    }
 }
 
 impl LoopConfig {
@@ -200,6 +212,7 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
             attempt = connection::open(
                 &config.server,
                 config.max_frame,
+                config.tls.as_ref().map(|tls| &tls.0),
                 request_id,
                 registration,
             ) => attempt,

@@ -328,12 +328,14 @@ pub fn temp_root() -> TempDir {
     tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"))
 }
 
-/// A builder aimed at `server` with `root`, named `test-worker`.
+/// A builder aimed at `server` with `root`, named `test-worker`, that does not look for
+/// DCC tools (so what it registers does not depend on what this machine has installed).
 pub fn builder(server: &FakeServer, root: &TempDir) -> WorkerBuilder {
     Worker::builder()
         .server(server.address())
         .root(root.path())
         .name("test-worker")
+        .detect_tools(false)
 }
 
 /// A worker running in its own task, with a handle to shut it down.

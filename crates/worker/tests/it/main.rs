@@ -4,12 +4,18 @@
 //! these tests pin what the worker sends and how it reacts, frame by frame. Nothing here
 //! sleeps to wait: every wait is for a frame or an event, bounded by a generous timeout.
 
+// The real Blender, where installed.
+#[cfg(target_os = "linux")]
+mod blender;
 mod builder;
 // Real processes (`sh`, `sleep`), and pidfds to see them gone.
 #[cfg(target_os = "linux")]
 mod command;
 mod fake;
 mod heartbeat;
+// Fake DCC tools (`sh` scripts, `python3`).
+#[cfg(target_os = "linux")]
+mod integrations;
 mod jobs;
 mod lifecycle;
 mod output;

@@ -1,0 +1,249 @@
+//! The built-in DCC integrations: the job kinds that run Houdini, Modo, Redshift and
+//! Blender, and the discovery of those tools.
+//!
+//! How the parts meet: when a worker is built, [`tools`] finds the executables
+//! ([`Toolbox`]) and `register` adds the handlers of the kinds whose tool was found, so
+//! the registration the server routes on names exactly the kinds this worker can run. Each
+//! tool's file turns a task into a [`ProcessSpec`] (pure functions, tested on their own),
+//! runs it with [`run_process`] (timeout, cancel, logs and process-tree kill come from
+//! there), reads progress from its output lines, and turns the end of the run into a
+//! result or a [`Failure`].
+//!
+//! Every path in a task is relative to the worker's root and goes through
+//! [`paths::resolve`] here, even though the submitting client checks it too: a client of
+//! one's own may not. Values that end up inside code a tool runs (hython's Python, Modo's
+//! command script) are written as quoted literals by `quote`.
+
+mod blender;
+mod houdini;
+mod modo;
+mod quote;
+mod redshift;
+pub mod tools;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use buildcat_proto::dcc::{
+    BlenderInfo, BlenderRender, HoudiniInfo, HoudiniRenderHip, HoudiniRenderIfd, ModoInfo,
+    ModoRender, RedshiftInfo, RedshiftRender, ToolInfo, ToolInfoReport,
+};
+use buildcat_proto::frames::FrameRange;
+use buildcat_proto::{Failure, Task, paths};
+
+use crate::context::JobContext;
+use crate::info;
+use crate::process::{ProcessSpec, run_process};
+use crate::registry::Registry;
+use tools::{Executable, Tool, Toolbox};
+
+/// The most output lines kept to read a tool's version from.
+const VERSION_LINES: usize = 200;
+
+/// Registers the handlers of every kind whose tool is in `toolbox`; a kind that already
+/// has a handler (one the embedding program gave) keeps it.
+pub(crate) fn register(registry: &mut Registry, toolbox: &Toolbox, redshift_gpus: &[u32]) {
+    for (tool, executable) in toolbox.iter() {
+        let executable = Arc::new(executable.clone());
+        match tool {
+            Tool::Blender => {
+                add::<BlenderInfo, _, _>(registry, &executable, blender::info);
+                add::<BlenderRender, _, _>(registry, &executable, blender::render);
+            }
+            Tool::Hython => {
+                add::<HoudiniInfo, _, _>(registry, &executable, houdini::info);
+                add::<HoudiniRenderHip, _, _>(registry, &executable, houdini::render_hip);
+            }
+            Tool::Mantra => {
+                add::<HoudiniRenderIfd, _, _>(registry, &executable, houdini::render_ifd);
+            }
+            Tool::ModoCl => {
+                add::<ModoInfo, _, _>(registry, &executable, modo::info);
+                add::<ModoRender, _, _>(registry, &executable, modo::render);
+            }
+            Tool::RedshiftCmdLine => {
+                let gpus: Arc<[u32]> = redshift_gpus.into();
+                add::<RedshiftInfo, _, _>(registry, &executable, redshift::info);
+                if registry.get(RedshiftRender::KIND).is_none() {
+                    let executable = Arc::clone(&executable);
+                    registry.insert(move |task: RedshiftRender, context| {
+                        redshift::render(task, context, Arc::clone(&executable), Arc::clone(&gpus))
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Registers `handler` for `T`, with the tool's executable, unless `T` has a handler.
+fn add<T, F, Fut>(registry: &mut Registry, executable: &Arc<Executable>, handler: F)
+where
+    T: Task,
+    F: Fn(T, JobContext, Arc<Executable>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T::Output, Failure>> + Send + 'static,
+{
+    if registry.get(T::KIND).is_some() {
+        return;
+    }
+    let executable = Arc::clone(executable);
+    registry.insert(move |task: T, context| handler(task, context, Arc::clone(&executable)));
+}
+
+/// A scene file a job names, resolved under the root; it must be there, so that a typo
+/// fails before the tool starts (and says where the worker looked).
+fn scene_file(context: &JobContext, path: &str) -> Result<PathBuf, Failure> {
+    let resolved = paths::resolve(&context.root, path).map_err(|e| Failure::new(e.to_string()))?;
+    match std::fs::metadata(&resolved) {
+        Ok(metadata) if metadata.is_dir() => Err(Failure::new(format!(
+            "scene file `{path}` is a directory under the worker's root {}",
+            context.root.display()
+        ))),
+        Ok(_) => Ok(resolved),
+        Err(_) => Err(Failure::new(format!(
+            "scene file `{path}` not found under the worker's root {}",
+            context.root.display()
+        ))),
+    }
+}
+
+/// An output path a job names, resolved under the root (it need not exist yet).
+fn output_path(context: &JobContext, path: &str) -> Result<PathBuf, Failure> {
+    paths::resolve(&context.root, path).map_err(|e| Failure::new(e.to_string()))
+}
+
+/// `path` as text for code the tool runs (Python, a Modo script), in the form the tool
+/// understands (see [`Executable::path_arg`]).
+fn path_text(executable: &Executable, path: &Path) -> Result<String, Failure> {
+    executable.path_arg(path)?.into_string().map_err(|path| {
+        Failure::new(format!(
+            "the path {} is not valid UTF-8, so it cannot be written into a script",
+            Path::new(&path).display()
+        ))
+    })
+}
+
+/// What a `*-info` job returns: the worker's info plus the tool's executable and version.
+fn tool_report(
+    context: &JobContext,
+    executable: &Executable,
+    version: String,
+) -> Result<ToolInfoReport, Failure> {
+    let worker = info::report(&context.root, &context.worker)?;
+    Ok(ToolInfoReport {
+        os: worker.os,
+        rust: worker.rust,
+        worker: worker.worker,
+        tool: ToolInfo {
+            executable: executable.path().to_string_lossy().into_owned(),
+            version,
+        },
+    })
+}
+
+/// Runs `spec` (a tool asked for its version) and reads the version from its output with
+/// `parse`; fails if the tool fails or says nothing `parse` understands.
+async fn tool_version(
+    context: &JobContext,
+    executable: &Executable,
+    spec: ProcessSpec,
+    parse: fn(&[String]) -> Option<String>,
+) -> Result<String, Failure> {
+    let mut lines = Vec::new();
+    let report = run_process(spec, context, |line| {
+        if lines.len() < VERSION_LINES {
+            lines.push(line.to_owned());
+        }
+    })
+    .await?;
+    let tail = report.tail.clone();
+    if let Some(failure) = report.into_failure(&executable.file_name()) {
+        return Err(failure);
+    }
+    parse(&lines).ok_or_else(|| Failure {
+        reason: format!(
+            "cannot read the version of {} from its output",
+            executable.path().display()
+        ),
+        exit_code: None,
+        output_tail: tail,
+    })
+}
+
+/// How many frames `ranges` hold; fails on a range with no frames or a step below 1, and
+/// on no ranges at all.
+fn count_frames(ranges: &[FrameRange]) -> Result<u32, Failure> {
+    if ranges.is_empty() {
+        return Err(Failure::new("the job names no frames to render"));
+    }
+    let mut total: u64 = 0;
+    for range in ranges {
+        if range.step < 1 || range.stop <= range.start {
+            return Err(Failure::new(format!(
+                "the frame range start {} stop {} step {} holds no frames (stop is one past \
+                 the last frame; the step must be 1 or more)",
+                range.start, range.stop, range.step
+            )));
+        }
+        let span = range.stop.abs_diff(range.start);
+        total = total.saturating_add(span.div_ceil(range.step.unsigned_abs()));
+    }
+    u32::try_from(total)
+        .map_err(|_| Failure::new(format!("the job names {total} frames; too many")))
+}
+
+/// A file a tool says it wrote, relative to the root when it is under it (as outputs are
+/// reported), as printed otherwise.
+fn root_relative(root: &Path, printed: &str) -> String {
+    match Path::new(printed).strip_prefix(root) {
+        Ok(relative) if !relative.as_os_str().is_empty() => relative.to_string_lossy().into_owned(),
+        _ => printed.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_counted_over_half_open_ranges() {
+        let range = |start, stop, step| FrameRange { start, stop, step };
+        assert_eq!(count_frames(&[range(1, 2, 1)]).ok(), Some(1));
+        assert_eq!(
+            count_frames(&[range(1, 11, 3), range(-5, 0, 1)]).ok(),
+            Some(4 + 5)
+        );
+        assert_eq!(count_frames(&[range(75, 101, 2)]).ok(), Some(13));
+        for bad in [
+            range(1, 1, 1),
+            range(5, 1, 1),
+            range(1, 5, 0),
+            range(1, 5, -1),
+        ] {
+            let reason = count_frames(&[bad]).err().map(|f| f.reason);
+            assert!(
+                reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("holds no frames")),
+                "{bad:?}: {reason:?}"
+            );
+        }
+        assert!(count_frames(&[]).is_err());
+    }
+
+    #[test]
+    fn outputs_under_the_root_are_made_relative() {
+        let root = Path::new("/mnt/farm");
+        assert_eq!(
+            root_relative(root, "/mnt/farm/out/a_0001.png"),
+            "out/a_0001.png"
+        );
+        assert_eq!(root_relative(root, "/tmp/0001.png"), "/tmp/0001.png");
+        assert_eq!(
+            root_relative(root, "/mnt/farmhouse/x.png"),
+            "/mnt/farmhouse/x.png"
+        );
+        assert_eq!(root_relative(root, "/mnt/farm"), "/mnt/farm");
+        assert_eq!(root_relative(root, "C:\\farm\\x.png"), "C:\\farm\\x.png");
+    }
+}

@@ -1,0 +1,781 @@
+//! The DCC integrations through a worker loop, with fake tools: small `sh` scripts named
+//! like the real executables that record how they were run and print what the real ones
+//! print. The fake `hython` runs the generated code with the real `python3` against a stub
+//! `hou` module that records each call, so the code itself is tested, not only its text.
+//!
+//! Each script records into `record-NAME/` beside itself (not a directory named by an
+//! environment variable: tests run in parallel in one process): `argv` (NUL-separated),
+//! `cwd`, `stdin`, `env` (the variables a render's private folders set) and, for hython,
+//! `calls` (one JSON array per `hou` call).
+
+use std::path::{Path, PathBuf};
+
+use buildcat_proto::dcc::{
+    BlenderInfo, BlenderRender, HoudiniInfo, HoudiniRenderHip, HoudiniRenderIfd, ModoInfo,
+    ModoRender, RedshiftInfo, RedshiftRender, RenderReport, ToolInfo,
+};
+use buildcat_proto::frames::FrameRange;
+use buildcat_proto::{JobProgress, RunCommand, Task, WorkerInfo};
+use buildcat_worker::{Tool, Worker, WorkerError};
+use tempfile::TempDir;
+
+use crate::fake::{
+    FakeConnection, FakeServer, JobReport, QUIET_HEARTBEAT_MS, RunningWorker, assignment, builder,
+    failure, output, start, temp_root,
+};
+
+/// What every fake tool does first: record how it was run.
+const PRELUDE: &str = r#"#!/bin/sh
+here=$(cd "$(dirname "$0")" && pwd)
+record="$here/record-$(basename "$0")"
+mkdir -p "$record"
+: > "$record/argv"
+[ $# -eq 0 ] || printf '%s\0' "$@" > "$record/argv"
+pwd > "$record/cwd"
+cat > "$record/stdin"
+printf '%s\n' "HOME=$HOME" "XDG_CACHE_HOME=$XDG_CACHE_HOME" \
+    "XDG_CONFIG_HOME=$XDG_CONFIG_HOME" "TMPDIR=$TMPDIR" > "$record/env"
+"#;
+
+/// The fake hython: runs `-c CODE` with python3 and the stub `hou`.
+const HYTHON: &str = r#"
+[ "$1" = "-c" ] || { echo "usage: hython -c CODE" >&2; exit 64; }
+PYTHONPATH="$here/stub" exec python3 -c "$2"
+"#;
+
+/// The stub `hou` module: records calls; renders print mantra's progress per frame.
+const HOU: &str = r#"
+import json, os, sys
+
+_calls = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      'record-hython', 'calls')
+
+def _record(*call):
+    with open(_calls, 'a') as f:
+        f.write(json.dumps(call) + '\n')
+
+class RopNode(object):
+    def __init__(self, path):
+        self.path = path
+
+    def render(self, frame_range=(), verbose=False, output_progress=False):
+        _record('render', self.path, list(frame_range), verbose, output_progress)
+        start, end, step = frame_range
+        for frame in range(start, end + 1, step):
+            print('Rendering frame %d' % frame)
+            print('ALF_PROGRESS 50%')
+            print('ALF_PROGRESS 100%')
+        sys.stdout.flush()
+
+class hipFile(object):
+    @staticmethod
+    def load(path, suppress_save_prompt=False, ignore_load_warnings=False):
+        _record('load', path, suppress_save_prompt, ignore_load_warnings)
+
+def node(path):
+    _record('node', path)
+    return None if path.startswith('/missing') else RopNode(path)
+
+def applicationVersionString():
+    return '20.5.332'
+"#;
+
+/// The fake mantra.
+const MANTRA: &str = "echo 'ALF_PROGRESS 50%'\necho 'ALF_PROGRESS 100%'\n";
+
+/// The fake modo_cl: answers the version query as modo_cl does.
+const MODO_CL: &str = r#"
+if grep -q 'appversion' "$record/stdin"; then
+    echo ': query platformservice appversion ?'
+    echo '> : 1520'
+fi
+"#;
+
+/// The fake redshiftCmdLine.
+const REDSHIFT: &str = r#"
+if [ "$1" = "--version" ]; then
+    echo 'Redshift Command-Line Renderer (version 3.5.16 - API: 3.5.16)'
+    exit 0
+fi
+echo "Rendering $1"
+"#;
+
+/// The fake blender: prints `blender-says` (written by the test) and exits with the code
+/// in `blender-exit`, if any; its private folders must exist while it runs.
+const BLENDER: &str = r#"
+if [ "$1" = "--version" ]; then
+    echo 'Blender 3.4.1'
+    exit 0
+fi
+[ -d "$HOME" ] && [ -d "$XDG_CACHE_HOME" ] && [ -d "$XDG_CONFIG_HOME" ] && [ -d "$TMPDIR" ] \
+    || { echo 'Error: private folders missing'; exit 70; }
+cat "$here/blender-says"
+[ -f "$here/blender-exit" ] && exit "$(cat "$here/blender-exit")"
+exit 0
+"#;
+
+/// A worker with fake tools, connected to a fake server.
+struct Rig {
+    /// The worker's root.
+    root: TempDir,
+    /// The fake tools and their records.
+    tools: TempDir,
+    /// The worker, running.
+    worker: RunningWorker,
+    /// The server's end of the worker's connection.
+    connection: FakeConnection,
+    /// Keeps the listener open.
+    _server: FakeServer,
+}
+
+/// The script of each fake tool.
+fn script(tool: Tool) -> &'static str {
+    match tool {
+        Tool::Blender => BLENDER,
+        Tool::Hython => HYTHON,
+        Tool::Mantra => MANTRA,
+        Tool::ModoCl => MODO_CL,
+        Tool::RedshiftCmdLine => REDSHIFT,
+        _ => panic!("no fake for {tool}"),
+    }
+}
+
+/// Writes an executable script.
+fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Writes the fake `tools` into a new folder.
+fn fake_tools(tools: &[Tool]) -> TempDir {
+    let folder = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for &tool in tools {
+        write_script(
+            &folder.path().join(tool.name()),
+            &format!("{PRELUDE}{}", script(tool)),
+        );
+    }
+    let stub = folder.path().join("stub");
+    std::fs::create_dir(&stub).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(stub.join("hou.py"), HOU).unwrap_or_else(|e| panic!("{e}"));
+    folder
+}
+
+impl Rig {
+    /// A worker given the fake `tools` (and no others), registered with a fake server.
+    async fn start(tools: &[Tool]) -> Rig {
+        Rig::start_with(tools, &[]).await
+    }
+
+    /// [`Rig::start`] with Redshift GPUs.
+    async fn start_with(tools: &[Tool], gpus: &[u32]) -> Rig {
+        let server = FakeServer::bind().await;
+        let root = temp_root();
+        let folder = fake_tools(tools);
+        let mut worker = builder(&server, &root).redshift_gpus(gpus.iter().copied());
+        for &tool in tools {
+            worker = worker.tool_path(tool, folder.path().join(tool.name()));
+        }
+        let worker = start(worker);
+        let connection = server.accept(QUIET_HEARTBEAT_MS).await;
+        Rig {
+            root,
+            tools: folder,
+            worker,
+            connection,
+            _server: server,
+        }
+    }
+
+    /// Runs `task` on the worker; everything it sent about it.
+    async fn run<T: Task>(&mut self, task: &T) -> JobReport {
+        self.connection.assign(assignment(task)).await;
+        self.connection.expect_report().await
+    }
+
+    /// The root, canonical (as the worker sees it).
+    fn root(&self) -> PathBuf {
+        std::fs::canonicalize(self.root.path()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Creates a file under the root.
+    fn file(&self, path: &str) -> PathBuf {
+        let path = self.root().join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(&path, "scene").unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+
+    /// A record of `tool`'s last run, if it ran.
+    fn record(&self, tool: Tool, what: &str) -> Option<String> {
+        let path = self
+            .tools
+            .path()
+            .join(format!("record-{}", tool.name()))
+            .join(what);
+        std::fs::read(path)
+            .ok()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// The arguments of `tool`'s last run.
+    fn argv(&self, tool: Tool) -> Vec<String> {
+        let argv = self
+            .record(tool, "argv")
+            .unwrap_or_else(|| panic!("{tool} did not run"));
+        argv.split_terminator('\0').map(str::to_owned).collect()
+    }
+
+    /// The path of a fake tool.
+    fn tool(&self, tool: Tool) -> String {
+        self.tools
+            .path()
+            .join(tool.name())
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Stops the worker.
+    async fn stop(self) {
+        self.worker.stop().await;
+    }
+}
+
+/// The last progress reported.
+fn last_progress(report: &JobReport) -> JobProgress {
+    report
+        .progress
+        .last()
+        .cloned()
+        .unwrap_or_else(|| panic!("no progress in {report:?}"))
+}
+
+fn range(start: i64, stop: i64, step: i64) -> FrameRange {
+    FrameRange { start, stop, step }
+}
+
+#[tokio::test]
+async fn a_worker_registers_the_kinds_of_the_tools_it_was_given() {
+    let rig = Rig::start(&[Tool::Hython, Tool::RedshiftCmdLine]).await;
+    assert_eq!(
+        rig.connection.registration.kinds,
+        [
+            RunCommand::KIND,
+            HoudiniInfo::KIND,
+            HoudiniRenderHip::KIND,
+            RedshiftInfo::KIND,
+            RedshiftRender::KIND,
+            WorkerInfo::KIND,
+        ]
+    );
+    rig.stop().await;
+}
+
+#[test]
+fn a_given_tool_path_that_does_not_exist_fails_the_build_naming_flag_and_path() {
+    let root = temp_root();
+    let missing = root.path().join("opt/blender/blender");
+    let error = Worker::builder()
+        .root(root.path())
+        .detect_tools(false)
+        .tool_path(Tool::Blender, &missing)
+        .build()
+        .err();
+    match error {
+        Some(error @ WorkerError::ToolPath { .. }) => {
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "cannot use {} as blender (given with --blender): no such file",
+                    missing.display()
+                )
+            );
+        }
+        other => panic!("expected a tool path error, got {other:?}"),
+    }
+}
+
+#[test]
+fn without_detection_a_worker_has_only_the_built_in_kinds_and_the_tools_given() {
+    let root = temp_root();
+    let worker = Worker::builder()
+        .root(root.path())
+        .detect_tools(false)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        worker.kinds().collect::<Vec<_>>(),
+        [RunCommand::KIND, WorkerInfo::KIND]
+    );
+    assert!(worker.tools().is_empty());
+
+    let tools = fake_tools(&[Tool::Mantra]);
+    let mantra = tools.path().join("mantra");
+    let worker = Worker::builder()
+        .root(root.path())
+        .detect_tools(false)
+        .tool_path(Tool::Mantra, &mantra)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        worker.kinds().collect::<Vec<_>>(),
+        [RunCommand::KIND, HoudiniRenderIfd::KIND, WorkerInfo::KIND]
+    );
+    let found: Vec<(Tool, &Path)> = worker
+        .tools()
+        .iter()
+        .map(|(tool, executable)| (tool, executable.path()))
+        .collect();
+    assert_eq!(found, [(Tool::Mantra, mantra.as_path())]);
+}
+
+#[tokio::test]
+async fn houdini_info_reports_worker_info_and_the_version() {
+    let mut rig = Rig::start(&[Tool::Hython]).await;
+    let report = rig.run(&HoudiniInfo).await;
+    let info = output::<HoudiniInfo>(report.completion());
+    assert_eq!(
+        info.tool,
+        ToolInfo {
+            executable: rig.tool(Tool::Hython),
+            version: "20.5.332".to_owned(),
+        }
+    );
+    assert_eq!(info.worker.root, rig.root().to_string_lossy());
+    assert_eq!(info.worker.name, "test-worker");
+    assert!(!info.os.system.is_empty());
+    assert_eq!(rig.argv(Tool::Hython)[0], "-c");
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_hip_renders_each_range_through_its_rop() {
+    let mut rig = Rig::start(&[Tool::Hython]).await;
+    let hip = rig.file("shots/010/scene.hip");
+    let task = HoudiniRenderHip {
+        hip: "shots/010/scene.hip".to_owned(),
+        frames: vec![range(1, 4, 1), range(10, 20, 5)],
+        rop: "/out/custom_rop".to_owned(),
+    };
+    let report = rig.run(&task).await;
+    assert_eq!(
+        output::<HoudiniRenderHip>(report.completion()),
+        RenderReport {
+            frames: 5,
+            outputs: Vec::new()
+        }
+    );
+    let hip = hip.to_string_lossy();
+    let calls = rig.record(Tool::Hython, "calls").unwrap_or_default();
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        [
+            format!("[\"load\", \"{hip}\", true, true]"),
+            "[\"node\", \"/out/custom_rop\"]".to_owned(),
+            "[\"render\", \"/out/custom_rop\", [1, 3, 1], true, true]".to_owned(),
+            "[\"render\", \"/out/custom_rop\", [10, 19, 5], true, true]".to_owned(),
+        ]
+    );
+    assert_eq!(
+        last_progress(&report),
+        JobProgress {
+            done: 5,
+            total: 5,
+            outputs: Vec::new()
+        }
+    );
+    assert!(report.lines().contains(&"Rendering frame 15".to_owned()));
+    assert_eq!(
+        rig.record(Tool::Hython, "cwd")
+            .as_deref()
+            .map(str::trim_end),
+        Some(rig.root().to_string_lossy().as_ref())
+    );
+    rig.stop().await;
+}
+
+/// Guards the issue's "a file name with quotes or newlines must not break or inject code".
+#[tokio::test]
+async fn a_hip_name_with_quotes_newlines_and_shell_syntax_reaches_houdini_intact() {
+    let mut rig = Rig::start(&[Tool::Hython]).await;
+    // No backslash: job paths take it as a separator, as Windows submitters write them.
+    let name =
+        "it's \"q\" '''\n$(touch pwned) `touch pwned`'); import os; os.system('touch pwned') #.hip";
+    let hip = rig.file(name);
+    let rop = "/out/r\\'); import os; os.system('touch pwned') #\n";
+    let task = HoudiniRenderHip {
+        hip: name.to_owned(),
+        frames: vec![range(1, 2, 1)],
+        rop: rop.to_owned(),
+    };
+    let report = rig.run(&task).await;
+    output::<HoudiniRenderHip>(report.completion());
+    let calls = rig.record(Tool::Hython, "calls").unwrap_or_default();
+    let calls: Vec<&str> = calls.lines().collect();
+    let quoted = |text: &str| {
+        text.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    assert_eq!(
+        calls[0],
+        format!(
+            "[\"load\", \"{}\", true, true]",
+            quoted(&hip.to_string_lossy())
+        )
+    );
+    assert_eq!(calls[1], format!("[\"node\", \"{}\"]", quoted(rop)));
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    for folder in [rig.root(), rig.tools.path().to_path_buf()] {
+        assert!(!folder.join("pwned").exists(), "code was injected");
+    }
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_rop_fails_naming_it() {
+    let mut rig = Rig::start(&[Tool::Hython]).await;
+    rig.file("scene.hip");
+    let task = HoudiniRenderHip {
+        hip: "scene.hip".to_owned(),
+        frames: vec![range(1, 2, 1)],
+        rop: "/missing/rop".to_owned(),
+    };
+    let failure = failure(rig.run(&task).await.completion());
+    assert_eq!(
+        failure.reason,
+        "there is no ROP node `/missing/rop` in `scene.hip`"
+    );
+    assert_eq!(failure.exit_code, Some(2));
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn an_ifd_is_rendered_by_mantra_with_its_progress() {
+    let mut rig = Rig::start(&[Tool::Mantra]).await;
+    let ifd = rig.file("ifd/shot.0001.ifd");
+    let report = rig
+        .run(&HoudiniRenderIfd {
+            ifd: "ifd/./shot.0001.ifd".to_owned(),
+        })
+        .await;
+    assert_eq!(output::<HoudiniRenderIfd>(report.completion()).frames, 1);
+    assert_eq!(
+        rig.argv(Tool::Mantra),
+        ["-f", ifd.to_string_lossy().as_ref()]
+    );
+    assert_eq!(
+        last_progress(&report),
+        JobProgress {
+            done: 1,
+            total: 1,
+            outputs: Vec::new()
+        }
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn modo_info_reads_the_version_from_the_query() {
+    let mut rig = Rig::start(&[Tool::ModoCl]).await;
+    let info = output::<ModoInfo>(rig.run(&ModoInfo).await.completion());
+    assert_eq!(
+        info.tool,
+        ToolInfo {
+            executable: rig.tool(Tool::ModoCl),
+            version: "1520".to_owned(),
+        }
+    );
+    assert_eq!(
+        rig.record(Tool::ModoCl, "stdin").as_deref(),
+        Some("query platformservice appversion ?\napp.quit\n")
+    );
+    assert_eq!(rig.argv(Tool::ModoCl), Vec::<String>::new());
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn modo_renders_start_to_stop_by_step_from_a_script_on_stdin() {
+    let mut rig = Rig::start(&[Tool::ModoCl]).await;
+    let lxo = rig.file("shots/a \"b\".lxo");
+    let task = ModoRender {
+        lxo: "shots/a \"b\".lxo".to_owned(),
+        start: 10,
+        stop: 21,
+        step: 5,
+    };
+    let result = output::<ModoRender>(rig.run(&task).await.completion());
+    assert_eq!(result.frames, 3);
+    let lxo = lxo.to_string_lossy().replace('"', "\\\"");
+    assert_eq!(
+        rig.record(Tool::ModoCl, "stdin"),
+        Some(format!(
+            "log.toConsole true\n\
+             log.toConsoleRolling true\n\
+             scene.open \"{lxo}\"\n\
+             pref.value render.threads auto\n\
+             select.itemType polyRender\n\
+             item.channel first 10\n\
+             item.channel last 20\n\
+             item.channel step 5\n\
+             render.animation {{*}}\n\
+             app.quit\n"
+        ))
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn modo_refuses_a_scene_name_with_a_line_break() {
+    let mut rig = Rig::start(&[Tool::ModoCl]).await;
+    rig.file("a\napp.quit\n.lxo");
+    let task = ModoRender {
+        lxo: "a\napp.quit\n.lxo".to_owned(),
+        start: 1,
+        stop: 2,
+        step: 1,
+    };
+    let reason = failure(rig.run(&task).await.completion()).reason;
+    assert!(reason.contains("line break"), "{reason}");
+    assert_eq!(rig.record(Tool::ModoCl, "argv"), None, "modo_cl ran");
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn redshift_renders_on_the_workers_gpus() {
+    let mut rig = Rig::start_with(&[Tool::RedshiftCmdLine], &[0, 2]).await;
+    let archive = rig.file("rs/shot.0001.rs");
+    let report = rig
+        .run(&RedshiftRender {
+            rs: "rs/shot.0001.rs".to_owned(),
+        })
+        .await;
+    assert_eq!(output::<RedshiftRender>(report.completion()).frames, 1);
+    assert_eq!(
+        rig.argv(Tool::RedshiftCmdLine),
+        [archive.to_string_lossy().as_ref(), "-gpu", "0", "-gpu", "2"]
+    );
+
+    let info = output::<RedshiftInfo>(rig.run(&RedshiftInfo).await.completion());
+    assert_eq!(info.tool.version, "3.5.16");
+    assert_eq!(rig.argv(Tool::RedshiftCmdLine), ["--version"]);
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn scene_paths_outside_the_root_or_missing_fail_before_the_tool_runs() {
+    let mut rig = Rig::start(&[Tool::Hython, Tool::Mantra, Tool::RedshiftCmdLine]).await;
+    let hip = |path: &str| HoudiniRenderHip {
+        hip: path.to_owned(),
+        frames: vec![range(1, 2, 1)],
+        rop: "/out/mantra_ipr".to_owned(),
+    };
+    let reason = failure(rig.run(&hip("/etc/scene.hip")).await.completion()).reason;
+    assert!(
+        reason.starts_with("`/etc/scene.hip` is an absolute path"),
+        "{reason}"
+    );
+    let reason = failure(rig.run(&hip("shots/../../x.hip")).await.completion()).reason;
+    assert!(
+        reason.starts_with("`shots/../../x.hip` climbs out"),
+        "{reason}"
+    );
+    let reason = failure(
+        rig.run(&HoudiniRenderIfd {
+            ifd: "nope.ifd".to_owned(),
+        })
+        .await
+        .completion(),
+    )
+    .reason;
+    assert_eq!(
+        reason,
+        format!(
+            "scene file `nope.ifd` not found under the worker's root {}",
+            rig.root().display()
+        )
+    );
+    let reason = failure(
+        rig.run(&RedshiftRender {
+            rs: "..\\x.rs".to_owned(),
+        })
+        .await
+        .completion(),
+    )
+    .reason;
+    assert!(reason.contains("climbs out"), "{reason}");
+    for tool in [Tool::Hython, Tool::Mantra, Tool::RedshiftCmdLine] {
+        assert_eq!(rig.record(tool, "argv"), None, "{tool} ran");
+    }
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn blender_info_reads_the_first_line() {
+    let mut rig = Rig::start(&[Tool::Blender]).await;
+    let info = output::<BlenderInfo>(rig.run(&BlenderInfo).await.completion());
+    assert_eq!(info.tool.version, "3.4.1");
+    assert_eq!(info.tool.executable, rig.tool(Tool::Blender));
+    rig.stop().await;
+}
+
+/// A Blender render of `frames` of `scene.blend` into `out/f_####` as PNG.
+fn blender_task(frames: &[i64]) -> BlenderRender {
+    BlenderRender {
+        blend: "scene.blend".to_owned(),
+        frames: frames.to_vec(),
+        output: Some("out/f_####".to_owned()),
+        format: Some("PNG".to_owned()),
+        engine: None,
+    }
+}
+
+/// Makes the fake blender print `text` and exit with `code`.
+fn blender_says(rig: &Rig, text: &str, code: i32) {
+    let folder = rig.tools.path();
+    std::fs::write(folder.join("blender-says"), text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(folder.join("blender-exit"), code.to_string()).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test]
+async fn blender_runs_with_its_options_in_order_and_private_folders() {
+    let mut rig = Rig::start(&[Tool::Blender]).await;
+    let scene = rig.file("scene.blend");
+    let root = rig.root();
+    let root_text = root.to_string_lossy();
+    blender_says(
+        &rig,
+        &format!(
+            "Blender 3.4.1\nFra:2 Mem:9M\nSaved: '{root_text}/out/f_0002.png'\n\
+             Fra:1 Mem:9M\nSaved: '{root_text}/out/f_0001.png'\n"
+        ),
+        0,
+    );
+    let report = rig.run(&blender_task(&[1, 2])).await;
+    assert_eq!(
+        output::<BlenderRender>(report.completion()),
+        RenderReport {
+            frames: 2,
+            outputs: vec!["out/f_0002.png".to_owned(), "out/f_0001.png".to_owned()],
+        }
+    );
+    assert_eq!(
+        rig.argv(Tool::Blender),
+        [
+            "-b",
+            scene.to_string_lossy().as_ref(),
+            "-noaudio",
+            "-o",
+            &format!("{root_text}/out/f_####"),
+            "-F",
+            "PNG",
+            "-f",
+            "1,2",
+        ]
+    );
+    assert_eq!(
+        last_progress(&report),
+        JobProgress {
+            done: 2,
+            total: 2,
+            outputs: vec!["out/f_0002.png".to_owned(), "out/f_0001.png".to_owned()],
+        }
+    );
+
+    // Each variable names its own folder in a per-job folder, gone after the job.
+    let env = rig.record(Tool::Blender, "env").unwrap_or_default();
+    let folders: Vec<(&str, &str)> = env.lines().filter_map(|l| l.split_once('=')).collect();
+    let names: Vec<&str> = folders.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        names,
+        ["HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "TMPDIR"]
+    );
+    let job_folder = Path::new(folders[0].1)
+        .parent()
+        .unwrap_or_else(|| panic!("{env}"));
+    let job_folder_name = job_folder
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    assert!(job_folder_name.starts_with("buildcat-job-"), "{env}");
+    for (_, folder) in &folders {
+        assert_eq!(Path::new(folder).parent(), Some(job_folder), "{env}");
+    }
+    assert!(
+        !job_folder.exists(),
+        "{} was left behind",
+        job_folder.display()
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn blender_exiting_0_after_an_error_line_fails_with_that_line() {
+    let mut rig = Rig::start(&[Tool::Blender]).await;
+    rig.file("scene.blend");
+    blender_says(
+        &rig,
+        "Error: Format from '-F / --render-format' not known or not compiled in this release.\n\
+         Saved: '/tmp/0001.png'\n",
+        0,
+    );
+    let failure = failure(rig.run(&blender_task(&[1])).await.completion());
+    assert_eq!(
+        failure.reason,
+        "Error: Format from '-F / --render-format' not known or not compiled in this release."
+    );
+    assert_eq!(failure.exit_code, Some(0));
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn blender_exiting_0_without_saving_every_frame_fails_naming_the_missing_ones() {
+    let mut rig = Rig::start(&[Tool::Blender]).await;
+    rig.file("scene.blend");
+    let root = rig.root();
+    blender_says(
+        &rig,
+        &format!("Fra:1 Mem:9M\nSaved: '{}/out/f_0001.png'\n", root.display()),
+        0,
+    );
+    let failure = failure(rig.run(&blender_task(&[1, 2, 3])).await.completion());
+    assert_eq!(
+        failure.reason,
+        "blender exited with 0 but did not write frames 2, 3 (1 of 3 written)"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn blender_paths_and_frames_are_checked_before_it_runs() {
+    let mut rig = Rig::start(&[Tool::Blender]).await;
+    rig.file("scene.blend");
+    let mut escaping = blender_task(&[1]);
+    escaping.output = Some("../elsewhere/f_####".to_owned());
+    let reason = failure(rig.run(&escaping).await.completion()).reason;
+    assert!(
+        reason.starts_with("`../elsewhere/f_####` climbs out"),
+        "{reason}"
+    );
+    let reason = failure(rig.run(&blender_task(&[-1])).await.completion()).reason;
+    assert!(
+        reason.starts_with("frame -1 cannot be rendered"),
+        "{reason}"
+    );
+    let mut missing = blender_task(&[1]);
+    missing.blend = "missing.blend".to_owned();
+    let reason = failure(rig.run(&missing).await.completion()).reason;
+    assert_eq!(
+        reason,
+        format!(
+            "scene file `missing.blend` not found under the worker's root {}",
+            rig.root().display()
+        )
+    );
+    assert_eq!(rig.record(Tool::Blender, "argv"), None, "blender ran");
+    rig.stop().await;
+}
