@@ -76,6 +76,13 @@ pub fn keygen(side: Side, args: KeygenArgs) -> anyhow::Result<ExitCode> {
     });
     let stem = side.stem();
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        anyhow::anyhow!(
+            "could not create the directory {}: {}",
+            dir.display(),
+            e.to_string().to_lowercase()
+        )
+    })?;
     let paths = [
         dir.join(format!("{stem}.key")),
         dir.join(format!("{stem}.cert")),

@@ -11,6 +11,7 @@ use buildcat_proto::{
     AttemptOutcome, CommandResult, JobChange, JobEvent, JobId, JobOptions, JobQuery, JobState,
     JobStatus, RequeueTarget, RunCommand, Task, Timestamp, WorkerInfo, codec,
 };
+use buildcat_proto::dcc::{RenderReport, ToolInfoReport};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -188,6 +189,16 @@ fn result_json(status: &JobStatus) -> Value {
         RunCommand::KIND => codec::decode_value::<CommandResult>(bytes)
             .ok()
             .and_then(|v| serde_json::to_value(v).ok()),
+        kind if kind.starts_with("buildcat.") && kind.ends_with(".info") => {
+            codec::decode_value::<ToolInfoReport>(bytes)
+                .ok()
+                .and_then(|v| serde_json::to_value(v).ok())
+        }
+        kind if buildcat_proto::dcc::tool_for_kind(kind).is_some() => {
+            codec::decode_value::<RenderReport>(bytes)
+                .ok()
+                .and_then(|v| serde_json::to_value(v).ok())
+        }
         _ => None,
     };
     decoded.unwrap_or_else(|| json!({ "bytes": bytes.len() }))

@@ -1,10 +1,12 @@
-//! Helpers that run the real `buildcat` binary: finding (or building) it, free loopback
-//! ports, guards that kill servers and workers on drop and keep their logs, client commands
-//! with a deadline, and polling `buildcat info --json` until the farm looks as expected.
+//! Helpers that run the real `buildcat` binary: finding (or building) it and the examples,
+//! free loopback ports, guards that kill servers and workers on drop and keep their logs,
+//! client commands with a deadline, commands whose output is read as it comes, polling
+//! `buildcat info --json` or `buildcat status --json` until the farm or a job looks as
+//! expected, and finding a job's processes by a marker in their command line.
 //!
 //! Nothing here sleeps to let something happen: a wait either polls an observable condition
-//! (a port that accepts, a line in a log, the output of `info`) under [`PATIENCE`], or waits
-//! for a process to exit.
+//! (a port that accepts, a line in a log, the output of `info` or `status`, the process
+//! table) under [`PATIENCE`], or waits for a process to exit.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -56,6 +58,44 @@ pub fn buildcat() -> &'static Path {
 /// Runs `cargo build -p buildcat-cli --bin buildcat` into this test binary's target
 /// directory and returns the binary's path, or why there is none.
 fn build_buildcat() -> Result<PathBuf, String> {
+    let profile_dir = cargo_build(&["-p", "buildcat-cli", "--bin", "buildcat"])?;
+    let binary = profile_dir.join(format!("buildcat{}", std::env::consts::EXE_SUFFIX));
+    if !binary.is_file() {
+        return Err(format!(
+            "building buildcat succeeded but {} does not exist",
+            binary.display()
+        ));
+    }
+    Ok(binary)
+}
+
+/// An example program of the `buildcat-examples` package (`submit_batch`, `custom_worker`):
+/// from `BUILDCAT_EXAMPLES_DIR` if set, otherwise built once per test process (`cargo build
+/// -p buildcat-examples --examples`) with the profile of this test binary.
+pub fn example(name: &str) -> PathBuf {
+    static EXAMPLES: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = EXAMPLES.get_or_init(|| match std::env::var_os("BUILDCAT_EXAMPLES_DIR") {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => cargo_build(&["-p", "buildcat-examples", "--examples"])
+            .map(|profile_dir| profile_dir.join("examples")),
+    });
+    let dir = match dir {
+        Ok(dir) => dir,
+        Err(reason) => panic!("{reason}"),
+    };
+    let program = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        program.is_file(),
+        "the example {name} was built but {} does not exist",
+        program.display()
+    );
+    program
+}
+
+/// Runs `cargo build --quiet ARGS` in the workspace, into this test binary's target
+/// directory and with its profile; returns the profile directory (`target/debug`), or why
+/// the build failed.
+fn cargo_build(args: &[&str]) -> Result<PathBuf, String> {
     let profile_dir = profile_dir();
     let target_dir = profile_dir
         .parent()
@@ -67,14 +107,8 @@ fn build_buildcat() -> Result<PathBuf, String> {
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "buildcat-cli",
-            "--bin",
-            "buildcat",
-        ])
+        .args(["build", "--quiet"])
+        .args(args)
         .arg("--target-dir")
         .arg(target_dir);
     match profile_dir.file_name().and_then(|name| name.to_str()) {
@@ -90,19 +124,9 @@ fn build_buildcat() -> Result<PathBuf, String> {
         .output()
         .map_err(|error| format!("could not run {command:?}: {error}"))?;
     if !output.status.success() {
-        return Err(format!(
-            "building the buildcat binary failed:\n{}",
-            describe(&output)
-        ));
+        return Err(format!("{command:?} failed:\n{}", describe(&output)));
     }
-    let binary = profile_dir.join(format!("buildcat{}", std::env::consts::EXE_SUFFIX));
-    if !binary.is_file() {
-        return Err(format!(
-            "{command:?} succeeded but {} does not exist",
-            binary.display()
-        ));
-    }
-    Ok(binary)
+    Ok(profile_dir)
 }
 
 /// `target/<profile>`: two levels up from this test binary (`target/debug/deps/it-xxxx`),
@@ -126,6 +150,19 @@ where
     S: AsRef<std::ffi::OsStr>,
 {
     let mut command = Command::new(buildcat());
+    command.args(args);
+    hygiene(&mut command);
+    command
+}
+
+/// `program ARGS` (another program than `buildcat`, e.g. an example) with the same hygiene as
+/// [`buildcat_command`].
+pub fn program_command<I, S>(program: &Path, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut command = Command::new(program);
     command.args(args);
     hygiene(&mut command);
     command
@@ -523,6 +560,8 @@ pub struct Farm {
     pub port: u16,
     /// The canonical path of `dir`.
     path: PathBuf,
+    /// Extra arguments of every `buildcat server` this farm starts.
+    server_args: Vec<String>,
     /// Storage, roots and logs; removed on drop.
     _dir: TempDir,
 }
@@ -530,7 +569,14 @@ pub struct Farm {
 impl Farm {
     /// A farm with its server started and accepting connections.
     pub fn start() -> Farm {
+        Farm::start_with(&[])
+    }
+
+    /// A farm whose server is started with `server_args` added (e.g. `--reconnect-grace
+    /// 1`), accepting connections.
+    pub fn start_with(server_args: &[&str]) -> Farm {
         let mut farm = Farm::without_server();
+        farm.server_args = server_args.iter().map(|&arg| arg.to_owned()).collect();
         // The port was free when picked, but another process may take it before the server
         // binds it; only then is a new port worth a try.
         for _ in 0..3 {
@@ -559,6 +605,7 @@ impl Farm {
             client: Client::local(port),
             port,
             path,
+            server_args: Vec::new(),
             _dir: dir,
         }
     }
@@ -595,13 +642,14 @@ impl Farm {
         assert!(self.server.is_none(), "the server is already running");
         let port = self.port.to_string();
         let storage = self.storage();
-        let command = buildcat_command([
+        let mut command = buildcat_command([
             "server".as_ref(),
             "--port".as_ref(),
             port.as_ref(),
             "--storage".as_ref(),
             storage.as_os_str(),
         ]);
+        command.args(&self.server_args);
         let mut server = Proc::spawn("server", command, &self.path);
         let addr = ("127.0.0.1", self.port);
         server.wait_until("accepting connections", || TcpStream::connect(addr).is_ok())?;
@@ -665,6 +713,73 @@ impl Farm {
         let server = self.server.as_ref().expect("the server is not started");
         self.client.wait_for_info(server, what, condition)
     }
+
+    /// `buildcat run ARGS` (options, `--`, the program and its arguments) without
+    /// `--wait`: returns the id it printed; fails the test if it fails.
+    #[track_caller]
+    pub fn submit(&self, args: &[&str]) -> String {
+        let mut full = vec!["run"];
+        full.extend_from_slice(args);
+        let output = self.run(&full);
+        assert!(
+            output.status.success(),
+            "`buildcat {}` failed\n{}\n{}",
+            full.join(" "),
+            describe(&output),
+            self.server_logs()
+        );
+        job_id(&output)
+    }
+
+    /// `buildcat status JOB --json`, parsed; fails the test if it fails.
+    #[track_caller]
+    pub fn status(&self, job: &str) -> Value {
+        let output = self.run(&["status", job, "--json"]);
+        assert!(
+            output.status.success(),
+            "`buildcat status {job} --json` failed\n{}\n{}",
+            describe(&output),
+            self.server_logs()
+        );
+        json(&output)
+    }
+
+    /// Polls `buildcat status JOB --json` until `condition` holds and returns that record;
+    /// fails the test with the last record and the server's logs after [`PATIENCE`].
+    pub fn wait_for_status(
+        &self,
+        job: &str,
+        what: &str,
+        condition: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let status = self.status(job);
+            if condition(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {job} did not reach `{what}` within {PATIENCE:?}\nlast status: {status:#}\n{}",
+                self.server_logs()
+            );
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+}
+
+/// The job id a `buildcat run` (without `--json`) printed: its first line of stdout.
+#[track_caller]
+pub fn job_id(output: &Output) -> String {
+    let printed = stdout(output);
+    let id = printed.lines().next().unwrap_or_default().trim().to_owned();
+    assert_eq!(
+        id.len(),
+        36,
+        "no job id on the first line of stdout\n{}",
+        describe(output)
+    );
+    id
 }
 
 /// Queue `name` in an `info --json` view, if it has any jobs.
@@ -704,4 +819,260 @@ pub fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
         .pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("no string at {pointer} in {value:#}"))
+}
+
+/// A command whose stdout is read line by line while it runs (`logs --follow`, `eta`);
+/// killed on drop.
+#[derive(Debug)]
+pub struct Streaming {
+    /// What it is, for messages.
+    what: String,
+    /// The process.
+    child: Child,
+    /// Its stdout, a line at a time; closed at end of file.
+    lines: mpsc::Receiver<String>,
+    /// The lines handed out so far, for messages.
+    seen: Vec<String>,
+    /// Its stderr, as it comes.
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Streaming {
+    /// Starts `command` with its stdout and stderr piped.
+    pub fn spawn(what: &str, mut command: Command) -> Streaming {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("could not start {what} ({command:?}): {error}"));
+        let (sender, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut pipe = child.stderr.take().expect("stderr is piped");
+        let sink = std::sync::Arc::clone(&stderr);
+        thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(count @ 1..) = pipe.read(&mut buffer) {
+                sink.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend_from_slice(&buffer[..count]);
+            }
+        });
+        Streaming {
+            what: what.to_owned(),
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr,
+        }
+    }
+
+    /// What it printed so far, for failure messages.
+    pub fn describe(&self) -> String {
+        let stderr = self
+            .stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        format!(
+            "{}: lines so far: {:?}\n--- stderr ---\n{}",
+            self.what,
+            self.seen,
+            String::from_utf8_lossy(&stderr)
+        )
+    }
+
+    /// The next line of stdout; fails the test if none comes within `limit` or stdout ends.
+    #[track_caller]
+    pub fn next_line(&mut self, limit: Duration) -> String {
+        match self.lines.recv_timeout(limit) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                line
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("no line within {limit:?}\n{}", self.describe())
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = self.child.try_wait().ok().flatten();
+                panic!(
+                    "stdout ended (status {status:?}) before the next line\n{}",
+                    self.describe()
+                )
+            }
+        }
+    }
+
+    /// Waits for the process to exit by itself and for its stdout to end; returns its status
+    /// and the lines it printed that were not handed out yet. Fails the test after `limit`.
+    #[track_caller]
+    pub fn wait_exit(&mut self, limit: Duration) -> (ExitStatus, Vec<String>) {
+        let deadline = Instant::now() + limit;
+        let mut rest = Vec::new();
+        loop {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => rest.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "{} did not end within {limit:?}; extra lines {rest:?}\n{}",
+                        self.what,
+                        self.describe()
+                    )
+                }
+            }
+        }
+        loop {
+            let status = self
+                .child
+                .try_wait()
+                .unwrap_or_else(|error| panic!("could not check on {}: {error}", self.what));
+            if let Some(status) = status {
+                return (status, rest);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} closed its stdout but did not exit within {limit:?}\n{}",
+                self.what,
+                self.describe()
+            );
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Kills it (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Numbers [`Sleeper`] markers within this test process.
+static NEXT_SLEEPER: AtomicUsize = AtomicUsize::new(1);
+
+/// A `sleep` argument no other process uses (`1000.PIDNNNN`: a long sleep, with digits that
+/// are this test's alone), to find the processes a job started by their command line and to
+/// tell whether they are gone. Whatever is left of them is killed on drop.
+#[derive(Debug)]
+pub struct Sleeper {
+    /// The argument.
+    arg: String,
+}
+
+impl Sleeper {
+    /// A new marker.
+    pub fn new() -> Sleeper {
+        let number = NEXT_SLEEPER.fetch_add(1, Ordering::Relaxed);
+        Sleeper {
+            arg: format!("1000.{}{number:04}", std::process::id()),
+        }
+    }
+
+    /// The argument to give `sleep`.
+    pub fn arg(&self) -> &str {
+        &self.arg
+    }
+
+    /// The processes running `sleep ARG` now.
+    pub fn pids(&self) -> Vec<u32> {
+        processes_running(&["sleep", &self.arg])
+    }
+
+    /// Waits until exactly `count` processes run `sleep ARG`; fails the test after
+    /// [`PATIENCE`].
+    #[track_caller]
+    pub fn wait_for(&self, count: usize, what: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let pids = self.pids();
+            if pids.len() == count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: expected {count} processes running `sleep {}` within {PATIENCE:?}, \
+                 found {pids:?}",
+                self.arg
+            );
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+}
+
+impl Default for Sleeper {
+    fn default() -> Self {
+        Sleeper::new()
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        for pid in self.pids() {
+            let Ok(pid) = libc::pid_t::try_from(pid) else {
+                continue;
+            };
+            // SAFETY: `kill` has no memory-safety preconditions; `pid` is a single process
+            // (positive) found running this test's own marker.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// The ids of the processes whose whole command line is `argv`.
+#[cfg(target_os = "linux")]
+pub fn processes_running(argv: &[&str]) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let wanted: Vec<&[u8]> = argv.iter().map(|arg| arg.as_bytes()).collect();
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // A process that exited meanwhile, or a zombie (empty command line), does not
+            // match.
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                let args: Vec<&[u8]> = cmdline
+                    .strip_suffix(b"\0")
+                    .unwrap_or(&cmdline)
+                    .split(|&byte| byte == 0)
+                    .collect();
+                args == wanted
+            })
+        })
+        .collect()
+}
+
+/// The ids of the processes whose whole command line is `argv` (from `ps`).
+#[cfg(not(target_os = "linux"))]
+pub fn processes_running(argv: &[&str]) -> Vec<u32> {
+    let wanted = argv.join(" ");
+    let Ok(output) = Command::new("ps").args(["-A", "-o", "pid=,args="]).output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (pid, args) = line.trim().split_once(' ')?;
+            (args.trim() == wanted).then(|| pid.parse().ok())?
+        })
+        .collect()
 }

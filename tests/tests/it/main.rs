@@ -9,12 +9,20 @@
 
 mod environment;
 mod errors;
+mod examples;
+mod fake_dcc;
 mod garbage;
 mod harness;
+mod hostile;
+mod lifecycle;
 #[cfg(target_os = "linux")]
 mod multihost;
+#[cfg(target_os = "linux")]
+mod netns;
 mod original;
+mod render;
 mod restart;
 mod several_workers;
 mod tidy;
+mod tls;
 mod tutorial;
