@@ -258,6 +258,10 @@ async fn core_task(
             Message::Input(input) => pending_inputs.push(input),
         }
         while let Some(input) = pending_inputs.pop() {
+            if let Input::Disconnected { conn } = &input {
+                // Dropping the outbox ends the session's writer, which closes the socket.
+                outboxes.remove(conn);
+            }
             let effects = core.handle(Timestamp::now(), input);
             for effect in effects {
                 match effect {

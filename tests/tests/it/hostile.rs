@@ -373,14 +373,13 @@ fn open_files(pid: u32) -> usize {
         .unwrap_or_else(|error| panic!("could not list the open files of {pid}: {error}"))
 }
 
+/// Regression: the core task kept a session's outbox after the peer hung up, so every closed
+/// connection leaked a socket in CLOSE_WAIT.
 /// Guards the server's sockets (ARCHITECTURE.md: connection handling stays bounded): once
 /// the clients of 40 `info` commands have hung up, the server holds no more open files
 /// than before them.
 #[cfg(target_os = "linux")]
 #[test]
-#[ignore = "server bug: the core task keeps a session's outbox after the peer hangs up, so \
-            the session's writer task never ends and every closed connection leaks a socket \
-            in CLOSE_WAIT (crates/queue/src/server.rs, core_task)"]
 fn closed_connections_release_their_sockets() {
     let mut farm = Farm::start();
     let pid = farm.server().id();
