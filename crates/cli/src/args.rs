@@ -123,11 +123,6 @@ impl Connection {
             return Ok(None);
         }
         let home = buildcat_client::TlsOptions::in_home();
-        let pick = |given: &Option<PathBuf>, default: Option<PathBuf>, flag: &str| {
-            given.clone().or(default).ok_or_else(|| {
-                anyhow::anyhow!("{flag} is needed (HOME is not set, so ~/.buildcat cannot be used)")
-            })
-        };
         Ok(Some(buildcat_client::TlsOptions {
             ca: pick(
                 &self.tls_ca,
@@ -151,6 +146,13 @@ impl Connection {
     pub fn addr(&self) -> String {
         join_host_port(&self.host, self.port)
     }
+}
+
+/// A TLS file: the one given with its flag, else the default under ~/.buildcat/.
+fn pick(given: &Option<PathBuf>, default: Option<PathBuf>, flag: &str) -> anyhow::Result<PathBuf> {
+    given.clone().or(default).ok_or_else(|| {
+        anyhow::anyhow!("{flag} is needed (HOME is not set, so ~/.buildcat cannot be used)")
+    })
 }
 
 /// `host:port`, with brackets around an IPv6 address.
@@ -203,11 +205,6 @@ impl ServerArgs {
             return Ok(None);
         }
         let home = buildcat_queue::ServerTls::in_home();
-        let pick = |given: &Option<PathBuf>, default: Option<PathBuf>, flag: &str| {
-            given.clone().or(default).ok_or_else(|| {
-                anyhow::anyhow!("{flag} is needed (HOME is not set, so ~/.buildcat cannot be used)")
-            })
-        };
         Ok(Some(buildcat_queue::ServerTls {
             cert: pick(
                 &self.tls_cert,

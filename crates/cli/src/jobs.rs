@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use buildcat_client::Client;
+use buildcat_proto::dcc::{RenderReport, ToolInfoReport};
 use buildcat_proto::{
     AttemptOutcome, CommandResult, JobChange, JobEvent, JobId, JobOptions, JobQuery, JobState,
     JobStatus, RequeueTarget, RunCommand, Task, Timestamp, WorkerInfo, codec,
 };
-use buildcat_proto::dcc::{RenderReport, ToolInfoReport};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
