@@ -56,6 +56,10 @@ pub struct CoreConfig {
     pub max_log_lines: usize,
     /// Requests one connection may have unanswered at once.
     pub max_in_flight: u32,
+    /// How long a worker connection may stay unregistered after its hello.
+    pub register_timeout: Duration,
+    /// How long a client connection with nothing in flight may stay silent.
+    pub client_idle_timeout: Duration,
 }
 
 impl Default for CoreConfig {
@@ -70,6 +74,8 @@ impl Default for CoreConfig {
             timeout_backstop: Duration::from_secs(30),
             max_log_lines: 10_000,
             max_in_flight: 100_000,
+            register_timeout: Duration::from_secs(10),
+            client_idle_timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -283,6 +289,8 @@ struct Connection {
     role: Role,
     /// Requests not yet answered.
     in_flight: u32,
+    /// When it last sent a request (or connected).
+    last_request: Timestamp,
 }
 
 /// What the core waits on a commit for.
@@ -438,8 +446,12 @@ impl Core {
     pub fn handle(&mut self, now: Timestamp, input: Input) -> Vec<Effect> {
         match input {
             Input::Connected { conn, role } => {
-                self.connections
-                    .insert(conn, Connection { role, in_flight: 0 });
+                let connection = Connection {
+                    role,
+                    in_flight: 0,
+                    last_request: now,
+                };
+                self.connections.insert(conn, connection);
             }
             Input::Request { conn, id, request } => self.request(now, conn, id, request),
             Input::Disconnected { conn } => self.forget_connection(now, conn, true),
@@ -475,6 +487,7 @@ impl Core {
             return;
         };
         let role = connection.role;
+        connection.last_request = now;
         if connection.in_flight >= limit {
             let refusal = ServerFrame::Reply {
                 id,
@@ -937,6 +950,15 @@ impl Core {
                 worker.current = None;
             }
         }
+        // The job was canceled while it ran: the worker's report of that attempt is expected
+        // and needs no warning; whatever it carries is not recorded.
+        if self.jobs.get(&job_id).is_some_and(|job| {
+            job.state == JobState::Canceled && job.current_attempt() == attempt
+        }) {
+            self.reply(conn, id, Ok(Reply::Ack));
+            self.worker_ready(now, conn);
+            return;
+        }
         let current = self.jobs.get(&job_id).is_some_and(|job| {
             job.current_attempt() == attempt
                 && (job.state == JobState::Started
@@ -1180,6 +1202,33 @@ impl Core {
     }
 
     fn tick(&mut self, now: Timestamp) {
+        // Idle timeouts: a worker that never registers, a client silent with nothing asked.
+        let idle: Vec<(ConnId, String)> = self
+            .connections
+            .iter()
+            .filter_map(|(conn, connection)| {
+                let quiet = now.since(connection.last_request);
+                match connection.role {
+                    Role::Worker
+                        if !self.workers.contains_key(conn)
+                            && quiet > self.config.register_timeout =>
+                    {
+                        Some((*conn, "the worker did not register in time".to_owned()))
+                    }
+                    Role::Client
+                        if connection.in_flight == 0
+                            && quiet > self.config.client_idle_timeout =>
+                    {
+                        Some((*conn, "idle for too long".to_owned()))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        for (conn, reason) in idle {
+            self.forget_connection(now, conn, false);
+            self.effects.push(Effect::Close(conn, reason));
+        }
         let silence = self.config.heartbeat * self.config.missed_heartbeats;
         let silent: Vec<ConnId> = self
             .workers

@@ -719,7 +719,7 @@ fn canceling_a_queued_job_removes_it_and_its_waiters_hear() {
 }
 
 #[test]
-fn canceling_a_running_job_tells_its_worker_and_refuses_its_late_result() {
+fn canceling_a_running_job_tells_its_worker_and_its_report_changes_nothing() {
     let mut farm = Farm::new();
     farm.worker(10, "w1", &["default"]);
     let (id, _) = farm.submit_one("default", INFO);
@@ -728,10 +728,8 @@ fn canceling_a_running_job_tells_its_worker_and_refuses_its_late_result() {
         && matches!(frame, ServerFrame::Cancel { job, attempt: 1, .. } if *job == id)));
     assert_eq!(farm.state(id), JobState::Canceled);
     let frames = farm.complete(10, id, 1, Outcome::Canceled);
-    assert!(matches!(
-        replies(&frames, 10).as_slice(),
-        [Err(RequestError::StaleAttempt { .. })]
-    ));
+    assert_eq!(replies(&frames, 10), vec![Ok(Reply::Ack)], "expected, so acknowledged");
+    assert_eq!(farm.state(id), JobState::Canceled, "and not recorded");
     let (next, frames) = farm.submit_one("default", INFO);
     assert_eq!(
         assignments(&frames),
@@ -1014,4 +1012,34 @@ fn info_names_queued_kinds_no_worker_can_run() {
         .map(|u| u.queue)
         .collect();
     assert_eq!(rows, vec!["other".to_owned()]);
+}
+
+#[test]
+fn silent_connections_are_closed() {
+    let mut farm = Farm::new();
+    farm.handle(Input::Connected {
+        conn: 50,
+        role: Role::Worker,
+    });
+    farm.advance(Duration::from_secs(11));
+    let frames = farm.handle(Input::Tick);
+    assert!(
+        matches!(frames.as_slice(), [(50, ServerFrame::Closing(r))] if r.contains("did not register")),
+        "{frames:?}"
+    );
+    // A client waiting on a job is never idle; one with nothing asked is closed eventually.
+    let (id, _) = farm.submit_one("default", INFO);
+    farm.request(CLIENT, Request::Wait(id));
+    farm.handle(Input::Connected {
+        conn: 51,
+        role: Role::Client,
+    });
+    farm.advance(Duration::from_secs(3601));
+    let frames = farm.handle(Input::Tick);
+    let closed: Vec<ConnId> = frames
+        .iter()
+        .filter(|(_, frame)| matches!(frame, ServerFrame::Closing(_)))
+        .map(|(conn, _)| *conn)
+        .collect();
+    assert_eq!(closed, vec![51]);
 }
