@@ -928,10 +928,10 @@ impl Core {
                     .iter()
                     .find(|(_, w)| w.current == Some((id, attempt)))
                     .map(|(conn, _)| *conn);
-                if let Some(old) = holder {
-                    if let Some(w) = self.workers.get_mut(&old) {
-                        w.current = None;
-                    }
+                if let Some(old) = holder
+                    && let Some(w) = self.workers.get_mut(&old)
+                {
+                    w.current = None;
                 }
                 true
             }
@@ -945,16 +945,18 @@ impl Core {
             attempt,
             outcome,
         } = completion;
-        if let Some(worker) = self.workers.get_mut(&conn) {
-            if worker.current == Some((job_id, attempt)) {
-                worker.current = None;
-            }
+        if let Some(worker) = self.workers.get_mut(&conn)
+            && worker.current == Some((job_id, attempt))
+        {
+            worker.current = None;
         }
         // The job was canceled while it ran: the worker's report of that attempt is expected
         // and needs no warning; whatever it carries is not recorded.
-        if self.jobs.get(&job_id).is_some_and(|job| {
-            job.state == JobState::Canceled && job.current_attempt() == attempt
-        }) {
+        if self
+            .jobs
+            .get(&job_id)
+            .is_some_and(|job| job.state == JobState::Canceled && job.current_attempt() == attempt)
+        {
             self.reply(conn, id, Ok(Reply::Ack));
             self.worker_ready(now, conn);
             return;
@@ -1216,8 +1218,7 @@ impl Core {
                         Some((*conn, "the worker did not register in time".to_owned()))
                     }
                     Role::Client
-                        if connection.in_flight == 0
-                            && quiet > self.config.client_idle_timeout =>
+                        if connection.in_flight == 0 && quiet > self.config.client_idle_timeout =>
                     {
                         Some((*conn, "idle for too long".to_owned()))
                     }

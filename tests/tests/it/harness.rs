@@ -528,7 +528,6 @@ impl Client {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let output = self.run(&["info", "--json"]);
-            // No let chains: the workspace promises Rust 1.85.
             let info = output
                 .status
                 .success()

@@ -728,7 +728,11 @@ fn canceling_a_running_job_tells_its_worker_and_its_report_changes_nothing() {
         && matches!(frame, ServerFrame::Cancel { job, attempt: 1, .. } if *job == id)));
     assert_eq!(farm.state(id), JobState::Canceled);
     let frames = farm.complete(10, id, 1, Outcome::Canceled);
-    assert_eq!(replies(&frames, 10), vec![Ok(Reply::Ack)], "expected, so acknowledged");
+    assert_eq!(
+        replies(&frames, 10),
+        vec![Ok(Reply::Ack)],
+        "expected, so acknowledged"
+    );
     assert_eq!(farm.state(id), JobState::Canceled, "and not recorded");
     let (next, frames) = farm.submit_one("default", INFO);
     assert_eq!(
