@@ -876,6 +876,16 @@ impl Core {
         for &(job_id, attempt) in &registration.running {
             if current.is_none() && self.reclaim(&registration.name, job_id, attempt) {
                 current = Some((job_id, attempt));
+            } else if self.jobs.get(&job_id).is_some_and(|job| {
+                job.state == JobState::Canceled && job.current_attempt() == attempt
+            }) {
+                // Canceled while the worker was away: it still runs it, so tell it again.
+                let stop = ServerFrame::Cancel {
+                    job: job_id,
+                    attempt,
+                    reason: "canceled".to_owned(),
+                };
+                self.effects.push(Effect::Send(conn, stop));
             }
         }
         let name = registration.name.clone();

@@ -1047,3 +1047,19 @@ fn silent_connections_are_closed() {
         .collect();
     assert_eq!(closed, vec![51]);
 }
+
+#[test]
+fn a_job_canceled_while_its_worker_was_away_is_canceled_again_when_it_returns() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let (id, _) = farm.submit_one("default", INFO);
+    farm.handle(Input::Disconnected { conn: 10 });
+    farm.request(CLIENT, Request::Cancel(vec![id]));
+    let frames = farm.worker_with(20, "w1", &["default"], &[INFO], vec![(id, 1)]);
+    assert!(
+        frames.iter().any(|(conn, frame)| *conn == 20
+            && matches!(frame, ServerFrame::Cancel { job, attempt: 1, .. } if *job == id)),
+        "{frames:?}"
+    );
+    assert_eq!(farm.state(id), JobState::Canceled);
+}
