@@ -160,9 +160,9 @@ struct Job {
     /// The output, once finished.
     result: Option<Vec<u8>>,
     /// Why it failed or was canceled.
-    failure: Option<Failure>,
+    failure: Option<Box<Failure>>,
     /// How far the current attempt is (kept in memory only).
-    progress: Option<JobProgress>,
+    progress: Option<Box<JobProgress>>,
     /// The output of the job's attempts (kept in memory only).
     log: Option<Box<JobLog>>,
     /// When a failed attempt's retry may start; the job is not in its queue's pending set
@@ -191,8 +191,8 @@ impl Job {
             ended_at: self.ended_at,
             attempts: self.attempts.clone(),
             result: self.result.clone(),
-            failure: self.failure.clone(),
-            progress: self.progress.clone(),
+            failure: self.failure.as_deref().cloned(),
+            progress: self.progress.as_deref().cloned(),
         }
     }
 
@@ -321,8 +321,9 @@ enum Pending {
 pub struct Core {
     /// Settings.
     config: CoreConfig,
-    /// Every job on record.
-    jobs: HashMap<JobId, Job>,
+    /// Every job on record. Boxed: the table's buckets stay small (a power of two of them,
+    /// mostly empty, would otherwise each be the size of a whole job).
+    jobs: HashMap<JobId, Box<Job>>,
     /// Every queue that has held a job, by name.
     queues: BTreeMap<Arc<str>, Queue>,
     /// Interned kind names.
@@ -400,7 +401,7 @@ impl Core {
                 ended_at: status.ended_at,
                 attempts: status.attempts,
                 result: status.result,
-                failure: status.failure,
+                failure: status.failure.map(Box::new),
                 progress: None,
                 log: None,
                 retry_at: None,
@@ -434,7 +435,7 @@ impl Core {
                 self.dependents.entry(*dependency).or_default().push(id);
             }
         }
-        self.jobs.insert(id, job);
+        self.jobs.insert(id, Box::new(job));
     }
 
     /// How many jobs the core holds.
@@ -682,7 +683,7 @@ impl Core {
         if let Some(reason) = broken {
             job.state = JobState::Failed;
             job.ended_at = Some(now);
-            job.failure = Some(Failure::new(reason));
+            job.failure = Some(Box::new(Failure::new(reason)));
             self.ops.push(StoreOp::Update(job.status()));
         } else if !waiting_on.is_empty() {
             job.state = JobState::Deferred;
@@ -694,7 +695,7 @@ impl Core {
         let state = job.state;
         let queue = job.queue.clone();
         *self.queue_mut(&queue).summary.count_mut(state) += 1;
-        self.jobs.insert(id, job);
+        self.jobs.insert(id, Box::new(job));
         if state == JobState::Queued {
             self.enqueue(now, id);
         }
@@ -1038,7 +1039,7 @@ impl Core {
         if state.is_terminal() {
             job.ended_at = Some(now);
             job.result = result;
-            job.failure = failure;
+            job.failure = failure.map(Box::new);
         }
         self.set_state(id, state);
         if let Some(job) = self.jobs.get(&id) {
@@ -1128,7 +1129,7 @@ impl Core {
                 let reason = format!("dependency {id} {state}");
                 if let Some(job) = self.jobs.get_mut(&dependent) {
                     job.ended_at = Some(now);
-                    job.failure = Some(Failure::new(reason));
+                    job.failure = Some(Box::new(Failure::new(reason)));
                 }
                 self.set_state(dependent, JobState::Failed);
                 if let Some(job) = self.jobs.get(&dependent) {
@@ -1203,7 +1204,7 @@ impl Core {
                  last was {worker}"
             );
             job.ended_at = Some(now);
-            job.failure = Some(Failure::new(reason));
+            job.failure = Some(Box::new(Failure::new(reason)));
             self.set_state(id, JobState::Failed);
             if let Some(job) = self.jobs.get(&id) {
                 self.ops.push(StoreOp::Update(job.status()));

@@ -49,7 +49,7 @@ impl Core {
         if job.current_attempt() != attempt || job.state.is_terminal() {
             return;
         }
-        job.progress = Some(progress.clone());
+        job.progress = Some(Box::new(progress.clone()));
         let watchers = self.watchers.get(&id).cloned().unwrap_or_default();
         for (conn, request) in watchers {
             let event = JobEvent::Progress {
@@ -101,7 +101,7 @@ impl Core {
                 self.event(conn, request, JobEvent::Ended(status));
                 continue;
             }
-            if let Some(progress) = job.progress.clone() {
+            if let Some(progress) = job.progress.as_deref().cloned() {
                 self.event(conn, request, JobEvent::Progress { job: id, progress });
             }
             self.watchers.entry(id).or_default().push((conn, request));

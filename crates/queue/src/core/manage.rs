@@ -36,7 +36,7 @@ impl Core {
             self.delayed.remove(&(due, id));
         }
         job.ended_at = Some(now);
-        job.failure = Some(Failure::new("canceled"));
+        job.failure = Some(Box::new(Failure::new("canceled")));
         job.progress = None;
         if state == JobState::Started {
             let attempt = job.current_attempt();

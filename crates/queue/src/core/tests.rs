@@ -487,7 +487,7 @@ fn failed_attempts_are_retried_until_attempts_run_out() {
     farm.complete(10, id, 2, Outcome::Failed(failure.clone()));
     assert_eq!(farm.state(id), JobState::Failed);
     let job = &farm.core.jobs[&id];
-    assert_eq!(job.failure, Some(failure));
+    assert_eq!(job.failure.as_deref(), Some(&failure));
     assert_eq!(job.attempts.len(), 2);
 }
 
