@@ -32,6 +32,10 @@ impl Task for Noop {
     type Output = ();
 }
 
+/// Worker threads of an in-process server's runtime; 0 runs it on a current-thread
+/// runtime (`--server-threads`, for trying how the server behaves on one thread).
+pub static SERVER_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(2);
+
 /// A server running in this process on a loopback port, with its storage in a temp dir.
 ///
 /// It runs on a runtime of its own (two threads named `bench-server`, like the two worker
@@ -60,14 +64,21 @@ impl InProcessServer {
         let mut config = ServerConfig::new(dir.path().join("bench.db"));
         config.sync = sync;
         let (stop, stopped) = oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        let threads = SERVER_THREADS.load(std::sync::atomic::Ordering::Relaxed);
+        let mut builder = if threads == 0 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(threads);
+            builder
+        };
+        let runtime = builder
             .thread_name("bench-server")
             .enable_all()
             .build()
             .context("starting the server's runtime")?;
         let thread = std::thread::Builder::new()
-            .name("bench-server-main".into())
+            .name("bench-server".into())
             .spawn(move || {
                 runtime.block_on(async move {
                     let listener = TcpListener::from_std(listener)

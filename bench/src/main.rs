@@ -28,7 +28,10 @@ const USAGE: &str = "usage: buildcat-bench [--quick] [--buildcat PATH] [--out DI
   --buildcat PATH the `buildcat` binary [default: next to this program]
   --out DIR       where results.json and the charts go [default: target/bench]
   --only GROUPS   comma-separated subset of: stages, cli, latency, throughput, submit,
-                  durability, memory, workers";
+                  durability, memory, workers
+  --server-threads N
+                  worker threads of the in-process server's runtime [default: 2, like
+                  `buildcat server` on this machine]; 0 for a current-thread runtime";
 
 /// Every group of figures, in the order they run.
 const GROUPS: [&str; 8] = [
@@ -71,6 +74,14 @@ fn parse_options() -> anyhow::Result<Option<Options>> {
                 if let Some(unknown) = only.iter().find(|g| !GROUPS.contains(&g.as_str())) {
                     bail!("unknown group `{unknown}`\n\n{USAGE}");
                 }
+            }
+            "--server-threads" => {
+                let threads: usize = args
+                    .next()
+                    .context("--server-threads needs a number")?
+                    .parse()
+                    .context("--server-threads needs a number")?;
+                farm::SERVER_THREADS.store(threads, std::sync::atomic::Ordering::Relaxed);
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -125,16 +136,22 @@ fn run(options: Options) -> anyhow::Result<bool> {
     let nofile = sys::raise_nofile_limit()?;
     let machine = sys::Machine::detect();
     let mode = if options.quick { "quick" } else { "full" };
-    let command = format!(
-        "cargo xtask bench{}",
-        if options.quick { " --quick" } else { "" }
-    );
-    let sizes = if options.quick {
+    let mut command = "cargo xtask bench".to_owned();
+    if options.quick {
+        command.push_str(" --quick");
+    }
+    if options.only.len() < GROUPS.len() {
+        command.push_str(&format!(" --only {}", options.only.join(",")));
+    }
+    let server_threads = farm::SERVER_THREADS.load(std::sync::atomic::Ordering::Relaxed);
+    if server_threads != 2 {
+        command.push_str(&format!(" --server-threads {server_threads}"));
+    }
+    let mut sizes = if options.quick {
         Sizes::quick()
     } else {
         Sizes::full()
     };
-    let mut sizes = sizes;
     if sizes.many_workers as u64 + 256 > nofile {
         eprintln!(
             "buildcat-bench: the open-file limit is {nofile}; measuring {} workers instead of {}",
@@ -267,10 +284,13 @@ fn run(options: Options) -> anyhow::Result<bool> {
     }
     drop(runtime);
 
+    let revision = source_revision();
     let results = Results {
         command,
+        revision,
         mode: mode.to_owned(),
         machine,
+        server_threads: farm::SERVER_THREADS.load(std::sync::atomic::Ordering::Relaxed),
         duration_s: started.elapsed().as_secs_f64(),
         figures,
         throughput_by_loops,
@@ -286,6 +306,22 @@ fn run(options: Options) -> anyhow::Result<bool> {
         options.out.join("results.json").display()
     );
     Ok(!failed)
+}
+
+/// The commit measured, and whether tracked files differ from it. Read-only git plumbing
+/// (no index refresh), so a file only touched may count as changed.
+fn source_revision() -> String {
+    let git = |args: &[&str]| std::process::Command::new("git").args(args).output().ok();
+    let Some(head) = git(&["rev-parse", "--short", "HEAD"]).filter(|out| out.status.success())
+    else {
+        return "unknown (not a git checkout)".to_owned();
+    };
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    match git(&["diff-index", "--quiet", "HEAD", "--"]).map(|out| out.status.code()) {
+        Some(Some(0)) => head,
+        Some(Some(1)) => format!("{head} with uncommitted changes"),
+        _ => format!("{head} (changes unknown)"),
+    }
 }
 
 /// Writes the two charts, when their data was measured.

@@ -169,10 +169,14 @@ pub fn micros(d: Duration) -> f64 {
 pub struct Results {
     /// The command line that produced it.
     pub command: String,
+    /// The source measured: the commit, and whether tracked files differ from it.
+    pub revision: String,
     /// `quick` or `full`.
     pub mode: String,
     /// The machine.
     pub machine: Machine,
+    /// Worker threads of the in-process servers' runtime (0: current-thread).
+    pub server_threads: usize,
     /// How long the whole run took, in seconds.
     pub duration_s: f64,
     /// Every figure, in the order measured.
@@ -202,6 +206,17 @@ impl Results {
             m.date, m.load_1min
         );
         let _ = writeln!(out, "command: {}", self.command);
+        let _ = writeln!(out, "source:  {}", self.revision);
+        let _ = writeln!(
+            out,
+            "in-process servers run on a runtime of {} worker thread(s){}",
+            self.server_threads,
+            if self.server_threads == 0 {
+                " (current-thread)"
+            } else {
+                ""
+            }
+        );
         let _ = writeln!(out);
         let rows: Vec<[String; 4]> = self
             .figures

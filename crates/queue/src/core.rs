@@ -348,6 +348,8 @@ pub struct Core {
     id_context: uuid::ContextV7,
     /// Failed jobs waiting for their retry, by when it is due.
     delayed: BTreeSet<(Timestamp, JobId)>,
+    /// Finished jobs by when they ended, so pruning looks only at the expired ones.
+    finished: BTreeSet<(Timestamp, JobId)>,
     /// Running jobs whose worker's connection dropped: the worker's name, the attempt and
     /// when the grace period ends.
     orphans: HashMap<JobId, (String, u32, Timestamp)>,
@@ -382,6 +384,7 @@ impl Core {
             next_token: 0,
             id_context: uuid::ContextV7::new(),
             delayed: BTreeSet::new(),
+            finished: BTreeSet::new(),
             orphans: HashMap::new(),
             log_followers: HashMap::new(),
             watchers: HashMap::new(),
@@ -424,6 +427,10 @@ impl Core {
         }
         let id = job.id;
         let state = job.state;
+        if state == JobState::Finished {
+            self.finished
+                .insert((job.ended_at.unwrap_or(job.created_at), id));
+        }
         let key = job.queue_key();
         let queue = self.queue_mut(&job.queue);
         *queue.summary.count_mut(state) += 1;
@@ -774,6 +781,10 @@ impl Core {
             return;
         };
         let old = std::mem::replace(&mut job.state, state);
+        if state == JobState::Finished {
+            self.finished
+                .insert((job.ended_at.unwrap_or(job.created_at), id));
+        }
         let queue = job.queue.clone();
         let summary = &mut self.queue_mut(&queue).summary;
         *summary.count_mut(old) = summary.count(old).saturating_sub(1);
@@ -1281,18 +1292,11 @@ impl Core {
         }
         self.enforce_timeouts(now);
         let retention = self.config.retention;
-        let expired: Vec<JobId> = self
-            .jobs
-            .values()
-            .filter(|job| {
-                job.state == JobState::Finished
-                    && job
-                        .ended_at
-                        .is_some_and(|ended| now.since(ended) > retention)
-            })
-            .map(|job| job.id)
-            .collect();
-        for id in expired {
+        while let Some(&(ended, id)) = self.finished.first() {
+            if now.since(ended) <= retention {
+                break;
+            }
+            self.finished.pop_first();
             if let Some(job) = self.jobs.remove(&id) {
                 let summary = &mut self.queue_mut(&job.queue).summary;
                 summary.finished = summary.finished.saturating_sub(1);

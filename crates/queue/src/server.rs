@@ -567,7 +567,14 @@ impl Session {
             .inputs
             .send(Message::Input(Input::Disconnected { conn: self.conn }))
             .await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        // Let the writer flush a last frame; a peer that reads nothing gets 5 s, then the
+        // writer (and with it the socket) is dropped.
+        if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
         debug!(%peer, conn = self.conn, "disconnected");
     }
 }
