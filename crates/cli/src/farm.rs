@@ -183,24 +183,20 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
         root.display(),
         args.queues.join(", ")
     );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server_stop = {
-        let mut stop = stop_rx.clone();
-        async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        }
-    };
-    let worker_stop = {
-        let mut stop = stop_rx;
-        async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        }
-    };
-    let server = tokio::spawn(buildcat_queue::run(listener, config, server_stop));
-    let workers = tokio::spawn(worker.run(worker_stop));
+    // Workers stop first (finishing and reporting running jobs), then the server, so no
+    // worker sees its server go away.
+    let (stop_workers, workers_stop) = tokio::sync::oneshot::channel::<()>();
+    let (stop_server, server_stop) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(buildcat_queue::run(listener, config, async {
+        let _ = server_stop.await;
+    }));
+    let workers = tokio::spawn(worker.run(async {
+        let _ = workers_stop.await;
+    }));
     shutdown_signal().await;
-    let _ = stop_tx.send(true);
+    let _ = stop_workers.send(());
     let worker_result = workers.await.context("worker task")?;
+    let _ = stop_server.send(());
     let server_result = server.await.context("server task")?;
     worker_result?;
     server_result.with_context(|| format!("server with storage {}", args.storage.display()))?;
