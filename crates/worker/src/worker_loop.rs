@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use buildcat_proto::{
     ClientFrame, CodecError, Completion, JobId, Outcome, Reply, Request, RequestError, RequestId,
-    SOFTWARE_VERSION, ServerFrame, WorkerRegistration, codec,
+    SOFTWARE_VERSION, ServerFrame, WorkerRegistration,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep, sleep_until};
@@ -32,7 +32,7 @@ use crate::connection::{self, LinkError, Registered, ServerLink};
 use crate::control::Control;
 use crate::error::WorkerError;
 use crate::job::{JobSettings, RunningJob};
-use crate::output::{Batch, JobOutput, Pending};
+use crate::output::{JobOutput, Pending};
 use crate::registry::Registry;
 
 /// The shortest silence from the server taken as a dead connection.
@@ -586,7 +586,7 @@ async fn send_output(
     log_frame: LogFrame,
 ) -> Result<(), LinkError> {
     loop {
-        let mut batch = output.take_batch(log_frame.lines, log_frame.bytes);
+        let batch = output.take_batch(log_frame.lines, log_frame.bytes);
         if batch.lines.is_empty() {
             break;
         }
@@ -599,32 +599,13 @@ async fn send_output(
             );
         }
         let id = state.request_id();
-        let frame = loop {
-            let frame = ClientFrame {
-                id,
-                request: Request::Log {
-                    job,
-                    attempt,
-                    lines: batch.lines.clone(),
-                },
-            };
-            if decodes(&frame) {
-                break frame;
-            }
-            if batch.lines.len() > 1 {
-                // The rest goes in the next frame.
-                let rest = batch.lines.split_off(batch.lines.len() / 2);
-                output.put_back(Batch {
-                    lines: rest,
-                    dropped: 0,
-                });
-            } else if let Some(line) = batch.lines.first_mut()
-                && !line.is_empty()
-            {
-                shorten(line, 128);
-            } else {
-                break frame;
-            }
+        let frame = ClientFrame {
+            id,
+            request: Request::Log {
+                job,
+                attempt,
+                lines: batch.lines.clone(),
+            },
         };
         if let Err(error) = link.send(frame).await {
             output.put_back(batch);
@@ -648,19 +629,6 @@ async fn send_output(
     Ok(())
 }
 
-/// Whether the server's decoder takes `frame`.
-///
-/// A frame it refuses ends the connection. The codec's decode limit follows the frame's
-/// length in steps of 16x, and bincode counts each length prefix as 8 bytes however short its
-/// encoding, so a frame of many short strings just under a step is refused (reported to
-/// `buildcat-proto`; once its limit allows for that, this always holds). Output batches are
-/// split, and results' output tails trimmed, until it holds.
-fn decodes(frame: &ClientFrame) -> bool {
-    codec::encode_value(frame)
-        .and_then(|bytes| codec::decode_value::<ClientFrame>(&bytes))
-        .is_ok()
-}
-
 /// Resolves when the running job's output is due to be sent: a full frame at once,
 /// anything else at `not_before`. Never resolves when no job runs.
 async fn output_due(output: Option<&JobOutput>, not_before: Instant, log_frame: LogFrame) {
@@ -681,15 +649,6 @@ async fn output_due(output: Option<&JobOutput>, not_before: Instant, log_frame: 
     }
 }
 
-/// Cuts up to `bytes` bytes off the end of `line`, at a character boundary.
-fn shorten(line: &mut String, bytes: usize) {
-    let mut end = line.len().saturating_sub(bytes);
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    line.truncate(end);
-}
-
 /// Sends a job's result.
 async fn send_completion(
     link: &mut ServerLink,
@@ -702,42 +661,12 @@ async fn send_completion(
         Outcome::Canceled => "canceled",
     };
     debug!(job = %completion.job, attempt = completion.attempt, outcome, "sending the result");
-    let mut frame = ClientFrame {
+    let frame = ClientFrame {
         id,
         request: Request::Complete(completion),
     };
-    fit_for_the_codec(&mut frame);
     link.send(frame).await?;
     Ok(())
-}
-
-/// Makes a result the server could not decode fit, by giving up the oldest lines of a
-/// failure's output tail: one it refuses would be refused on every connection, forever (see
-/// [`decodes`]). Only failures are checked: their tails can be trimmed, and other results
-/// are small or cannot be changed.
-fn fit_for_the_codec(frame: &mut ClientFrame) {
-    if failure_tail(&mut frame.request).is_none() {
-        return;
-    }
-    while !decodes(frame) {
-        match failure_tail(&mut frame.request) {
-            Some(tail) if !tail.is_empty() => {
-                tail.remove(0);
-            }
-            _ => return,
-        }
-    }
-}
-
-/// The output tail of the failure `request` reports, if it reports one.
-fn failure_tail(request: &mut Request) -> Option<&mut Vec<String>> {
-    match request {
-        Request::Complete(Completion {
-            outcome: Outcome::Failed(failure),
-            ..
-        }) => Some(&mut failure.output_tail),
-        _ => None,
-    }
 }
 
 /// Waits for the running job to end; never resolves when there is none.
@@ -751,6 +680,8 @@ async fn job_end(job: &mut Option<RunningJob>) -> Completion {
 #[cfg(test)]
 mod tests {
     use buildcat_proto::Failure;
+
+    use buildcat_proto::codec;
 
     use super::*;
 
@@ -772,25 +703,34 @@ mod tests {
         }
     }
 
+    /// Regression: a failure with hundreds of short output lines was refused by the codec's
+    /// decode limit, so the worker trimmed tails before sending; the codec now takes it whole.
     #[test]
-    fn a_result_the_codec_would_refuse_keeps_the_newest_lines_that_fit() {
-        // Many short strings just under a step of the codec's decode limit.
+    fn a_result_with_many_short_lines_decodes_whole() {
         let tail: Vec<String> = (0..400).map(|index| format!("line {index:03}")).collect();
-        let mut frame = failure_frame(tail.clone());
-        fit_for_the_codec(&mut frame);
-        assert!(decodes(&frame));
-        let kept = failure_tail(&mut frame.request)
-            .cloned()
-            .unwrap_or_default();
-        assert!(!kept.is_empty());
-        assert_eq!(kept[..], tail[tail.len() - kept.len()..]);
+        let frame = failure_frame(tail.clone());
+        let bytes = codec::encode_value(&frame).unwrap_or_else(|e| panic!("encode: {e}"));
+        let back: ClientFrame =
+            codec::decode_value(&bytes).unwrap_or_else(|e| panic!("decode: {e}"));
+        assert_eq!(back, frame);
     }
 
     #[test]
-    fn a_result_that_fits_is_left_alone() {
-        let tail = vec!["error: no license".to_owned()];
-        let mut frame = failure_frame(tail.clone());
-        fit_for_the_codec(&mut frame);
-        assert_eq!(failure_tail(&mut frame.request).cloned(), Some(tail));
+    fn a_log_frame_of_many_short_lines_decodes_whole() {
+        let job = "00000000-0000-7000-8000-000000000001"
+            .parse()
+            .unwrap_or_else(|e| panic!("bad test id: {e}"));
+        let frame = ClientFrame {
+            id: 8,
+            request: Request::Log {
+                job,
+                attempt: 1,
+                lines: vec![String::new(); MAX_LOG_FRAME_LINES],
+            },
+        };
+        let bytes = codec::encode_value(&frame).unwrap_or_else(|e| panic!("encode: {e}"));
+        let back: ClientFrame =
+            codec::decode_value(&bytes).unwrap_or_else(|e| panic!("decode: {e}"));
+        assert_eq!(back, frame);
     }
 }
