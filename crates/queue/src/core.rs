@@ -291,6 +291,9 @@ struct Connection {
     in_flight: u32,
     /// When it last sent a request (or connected).
     last_request: Timestamp,
+    /// Jobs it waits on, follows or watches (may repeat, may have ended), so that its
+    /// subscriptions are dropped without scanning everyone's.
+    subscribed: Vec<JobId>,
 }
 
 /// What the core waits on a commit for.
@@ -458,6 +461,7 @@ impl Core {
                     role,
                     in_flight: 0,
                     last_request: now,
+                    subscribed: Vec::new(),
                 };
                 self.connections.insert(conn, connection);
             }
@@ -539,7 +543,10 @@ impl Core {
                     let status = found.status();
                     self.reply(conn, id, Ok(Reply::Ended(status)));
                 }
-                Some(_) => self.waiters.entry(job).or_default().push((conn, id)),
+                Some(_) => {
+                    self.waiters.entry(job).or_default().push((conn, id));
+                    self.subscribe(conn, job);
+                }
             },
             Request::Job(job) => {
                 let reply = match self.jobs.get(&job) {
@@ -1152,22 +1159,51 @@ impl Core {
         }
     }
 
+    /// Remembers that `conn` waits on, follows or watches `job`.
+    fn subscribe(&mut self, conn: ConnId, job: JobId) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        connection.subscribed.push(job);
+        let len = connection.subscribed.len();
+        // A long-lived client subscribes to job after job; forget the ended ones now and then
+        // (at doubling sizes, so the cost stays constant per subscription).
+        if len >= 64 && len.is_power_of_two() {
+            let mut subscribed = std::mem::take(&mut connection.subscribed);
+            subscribed.sort_unstable();
+            subscribed.dedup();
+            subscribed.retain(|job| {
+                [&self.waiters, &self.log_followers, &self.watchers]
+                    .iter()
+                    .any(|subscribers| subscribers.contains_key(job))
+            });
+            if let Some(connection) = self.connections.get_mut(&conn) {
+                connection.subscribed = subscribed;
+            }
+        }
+    }
+
     /// A connection ended. A worker's running job waits `reconnect_grace` for the worker
     /// to come back (`grace`), or is taken from it at once (a silent worker).
     fn forget_connection(&mut self, now: Timestamp, conn: ConnId, grace: bool) {
-        self.connections.remove(&conn);
-        for subscribers in [
-            &mut self.waiters,
-            &mut self.log_followers,
-            &mut self.watchers,
-        ] {
-            if subscribers.is_empty() {
-                continue;
+        let subscribed = self
+            .connections
+            .remove(&conn)
+            .map(|connection| connection.subscribed)
+            .unwrap_or_default();
+        for job in subscribed {
+            for subscribers in [
+                &mut self.waiters,
+                &mut self.log_followers,
+                &mut self.watchers,
+            ] {
+                if let Some(list) = subscribers.get_mut(&job) {
+                    list.retain(|(subscriber, _)| *subscriber != conn);
+                    if list.is_empty() {
+                        subscribers.remove(&job);
+                    }
+                }
             }
-            for list in subscribers.values_mut() {
-                list.retain(|(subscriber, _)| *subscriber != conn);
-            }
-            subscribers.retain(|_, list| !list.is_empty());
         }
         self.watches.retain(|(watcher, _), _| *watcher != conn);
         let Some(worker) = self.workers.remove(&conn) else {

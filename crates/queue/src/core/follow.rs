@@ -83,6 +83,7 @@ impl Core {
             .entry(id)
             .or_default()
             .push((conn, request));
+        self.subscribe(conn, id);
     }
 
     /// `Watch`: progress and end events for each job; the reply once all have ended.
@@ -105,6 +106,7 @@ impl Core {
                 self.event(conn, request, JobEvent::Progress { job: id, progress });
             }
             self.watchers.entry(id).or_default().push((conn, request));
+            self.subscribe(conn, id);
             remaining += 1;
         }
         if remaining == 0 {

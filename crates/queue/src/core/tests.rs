@@ -1063,3 +1063,29 @@ fn a_job_canceled_while_its_worker_was_away_is_canceled_again_when_it_returns() 
     );
     assert_eq!(farm.state(id), JobState::Canceled);
 }
+
+#[test]
+fn a_client_that_hangs_up_is_forgotten_by_every_job_it_waited_on() {
+    let mut farm = Farm::new();
+    let (ids, _) = farm.submit(
+        (0..100)
+            .map(|_| job("default", INFO, JobOptions::default()))
+            .collect(),
+    );
+    for id in &ids {
+        farm.request(CLIENT, Request::Wait(*id));
+    }
+    farm.request(CLIENT, Request::Watch(ids.clone()));
+    farm.request(
+        CLIENT,
+        Request::Logs {
+            job: ids[0],
+            follow: true,
+        },
+    );
+    farm.handle(Input::Disconnected { conn: CLIENT });
+    assert!(farm.core.waiters.is_empty());
+    assert!(farm.core.watchers.is_empty());
+    assert!(farm.core.log_followers.is_empty());
+    assert!(farm.core.watches.is_empty());
+}
