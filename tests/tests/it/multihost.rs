@@ -2,9 +2,9 @@
 //! a bridge stand in for a server host, two worker hosts and a client host.
 //!
 //! ```text
-//!   bc-PID-srv: br0 10.250.0.1 ─┬─ veth ── bc-PID-w1:  eth0 10.250.0.11 (hostname worker-1)
-//!                               ├─ veth ── bc-PID-w2:  eth0 10.250.0.12 (hostname worker-2)
-//!                               └─ veth ── bc-PID-cli: eth0 10.250.0.20
+//!   bc-PID-guide-srv: br0 10.250.0.1 ─┬─ veth ── bc-PID-guide-w1:  eth0 10.250.0.11 (worker-1)
+//!                                     ├─ veth ── bc-PID-guide-w2:  eth0 10.250.0.12 (worker-2)
+//!                                     └─ veth ── bc-PID-guide-cli: eth0 10.250.0.13
 //! ```
 //! Each worker also gets its own hostname (a UTS namespace) and its own path to the one
 //! shared directory (a bind mount in a private mount namespace), so that, as on real hosts,
@@ -12,18 +12,13 @@
 //! except under CI (`BUILDCAT_CI`), where a skip would hide a regression.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::TcpStream;
-use std::os::fd::AsRawFd;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{
-    Client, Farm, PATIENCE, Proc, buildcat, buildcat_command, describe, json, run_command, stderr,
-    text, worker,
-};
+use crate::harness::{Client, Farm, Proc, buildcat, describe, json, stderr, text, worker};
+use crate::netns::{self, Network, in_namespace};
 
 /// The server's address on the bridge (a private range that exists only inside the
 /// namespaces).
@@ -50,12 +45,12 @@ fn the_multi_host_guide_works_across_network_namespaces() {
     }
     let farm = Farm::without_server();
     // Declared before the processes, so it is dropped after them: namespaces go last.
-    let net = Network::new();
+    let net = Network::new("guide", "10.250.0", &["w1", "w2", "cli"]);
     let shared = farm.make_dir("shared");
     std::fs::write(shared.join("scene.hip"), b"shared storage").expect("could not write");
 
     let storage = farm.path().join("multihost.db");
-    let mut server_command = net.exec(&net.server);
+    let mut server_command = net.exec(net.server());
     server_command
         .arg(buildcat())
         .args(["server", "--bind", SERVER_ADDR, "--storage"])
@@ -63,15 +58,15 @@ fn the_multi_host_guide_works_across_network_namespaces() {
     let mut server = Proc::spawn("server on the bridge", server_command, farm.path());
     let on_bridge = format!("{SERVER_ADDR}:{}", buildcat_proto::DEFAULT_PORT);
     let reached = server.wait_until("accepting connections on the bridge", || {
-        in_namespace(&net.client, || TcpStream::connect(&on_bridge).is_ok())
+        in_namespace(net.host("cli"), || TcpStream::connect(&on_bridge).is_ok())
     });
     if let Err(logs) = reached {
         panic!("the server exited during startup\n{logs}");
     }
 
     let hosts = [
-        ("w1", "worker-1", &net.worker1),
-        ("w2", "worker-2", &net.worker2),
+        ("w1", "worker-1", net.host("w1")),
+        ("w2", "worker-2", net.host("w2")),
     ];
     let mut workers = Vec::new();
     let mut roots = BTreeMap::new();
@@ -95,7 +90,7 @@ fn the_multi_host_guide_works_across_network_namespaces() {
     }
 
     let client = Client::wrapped(
-        &["ip", "netns", "exec", &net.client],
+        &["ip", "netns", "exec", net.host("cli")],
         SERVER_ADDR,
         buildcat_proto::DEFAULT_PORT,
     );
@@ -142,14 +137,14 @@ fn the_multi_host_guide_works_across_network_namespaces() {
     // refused from another.
     let loopback_storage = farm.path().join("loopback.db");
     let port = LOOPBACK_ONLY_PORT.to_string();
-    let mut loopback_command = net.exec(&net.server);
+    let mut loopback_command = net.exec(net.server());
     loopback_command
         .arg(buildcat())
         .args(["server", "--port", &port, "--storage"])
         .arg(&loopback_storage);
     let mut loopback = Proc::spawn("server on loopback", loopback_command, farm.path());
     let reached = loopback.wait_until("accepting connections on loopback", || {
-        in_namespace(&net.server, || {
+        in_namespace(net.server(), || {
             TcpStream::connect(("127.0.0.1", LOOPBACK_ONLY_PORT)).is_ok()
         })
     });
@@ -157,14 +152,14 @@ fn the_multi_host_guide_works_across_network_namespaces() {
         panic!("the loopback server exited during startup\n{logs}");
     }
     let on_its_host = Client::wrapped(
-        &["ip", "netns", "exec", &net.server],
+        &["ip", "netns", "exec", net.server()],
         "127.0.0.1",
         LOOPBACK_ONLY_PORT,
     );
     let output = on_its_host.run(&["info", "--json"]);
     assert!(output.status.success(), "{}", describe(&output));
     let from_elsewhere = Client::wrapped(
-        &["ip", "netns", "exec", &net.client],
+        &["ip", "netns", "exec", net.host("cli")],
         SERVER_ADDR,
         LOOPBACK_ONLY_PORT,
     );
@@ -181,13 +176,13 @@ fn the_multi_host_guide_works_across_network_namespaces() {
     server.assert_running();
 }
 
-/// Why this test cannot run here, if it cannot.
+/// Why this test cannot run here, if it cannot: the namespaces' own needs, plus the tools
+/// that give each worker host its own name and mount.
 fn missing_prerequisite() -> Option<String> {
-    // SAFETY: `geteuid` has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root for network namespaces".to_owned());
+    if let Some(reason) = netns::missing_prerequisite() {
+        return Some(reason);
     }
-    for tool in ["ip", "unshare", "mount", "hostname", "sh"] {
+    for tool in ["unshare", "mount", "hostname"] {
         let found = Command::new("sh")
             .args(["-c", "command -v \"$1\"", "sh", tool])
             .output()
@@ -197,147 +192,4 @@ fn missing_prerequisite() -> Option<String> {
         }
     }
     None
-}
-
-/// The namespaces and links of one run; deleted on drop, panic or not.
-#[derive(Debug)]
-struct Network {
-    /// The server host, which also holds the bridge.
-    server: String,
-    /// The first worker host.
-    worker1: String,
-    /// The second worker host.
-    worker2: String,
-    /// The client host.
-    client: String,
-    /// The namespaces made so far, to delete on drop.
-    made: Vec<String>,
-}
-
-impl Network {
-    /// Makes the namespaces, the bridge and the links, each named after this process so
-    /// that concurrent runs do not collide.
-    fn new() -> Network {
-        let prefix = format!("bc-{}", std::process::id());
-        let mut net = Network {
-            server: format!("{prefix}-srv"),
-            worker1: format!("{prefix}-w1"),
-            worker2: format!("{prefix}-w2"),
-            client: format!("{prefix}-cli"),
-            made: Vec::new(),
-        };
-        for namespace in [&net.server, &net.worker1, &net.worker2, &net.client] {
-            ip(&["netns", "add", namespace]);
-            net.made.push(namespace.clone());
-            ip(&["-n", namespace, "link", "set", "lo", "up"]);
-        }
-        let server = net.server.as_str();
-        ip(&["-n", server, "link", "add", "br0", "type", "bridge"]);
-        ip(&[
-            "-n",
-            server,
-            "addr",
-            "add",
-            &format!("{SERVER_ADDR}/24"),
-            "dev",
-            "br0",
-        ]);
-        ip(&["-n", server, "link", "set", "br0", "up"]);
-        let peers = [
-            (&net.worker1, "10.250.0.11"),
-            (&net.worker2, "10.250.0.12"),
-            (&net.client, "10.250.0.20"),
-        ];
-        for (index, (namespace, address)) in peers.into_iter().enumerate() {
-            // The veth is made inside the server namespace with its peer moved straight into
-            // the other one, so nothing appears in the namespace the tests run in.
-            let port = format!("port{index}");
-            ip(&[
-                "-n", server, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-                "netns", namespace,
-            ]);
-            ip(&["-n", server, "link", "set", &port, "master", "br0"]);
-            ip(&["-n", server, "link", "set", &port, "up"]);
-            ip(&[
-                "-n",
-                namespace,
-                "addr",
-                "add",
-                &format!("{address}/24"),
-                "dev",
-                "eth0",
-            ]);
-            ip(&["-n", namespace, "link", "set", "eth0", "up"]);
-        }
-        net
-    }
-
-    /// `ip netns exec NAMESPACE`, ready for the program and its arguments.
-    fn exec(&self, namespace: &str) -> Command {
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", namespace])
-            .stdin(Stdio::null());
-        // The same hygiene as every other buildcat command.
-        let template = buildcat_command(std::iter::empty::<&str>());
-        for (name, value) in template.get_envs() {
-            match value {
-                Some(value) => command.env(name, value),
-                None => command.env_remove(name),
-            };
-        }
-        command
-    }
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        for namespace in self.made.drain(..).rev() {
-            let status = Command::new("ip")
-                .args(["netns", "delete", &namespace])
-                .status();
-            if !status.is_ok_and(|status| status.success()) {
-                eprintln!("could not delete network namespace {namespace}");
-            }
-        }
-    }
-}
-
-/// Runs `ip ARGS`; fails the test with its output if it fails.
-fn ip(args: &[&str]) {
-    let mut command = Command::new("ip");
-    command.args(args);
-    let output = run_command(command, PATIENCE);
-    assert!(
-        output.status.success(),
-        "ip {}\n{}",
-        args.join(" "),
-        describe(&output)
-    );
-}
-
-/// Runs `f` on a thread that has joined network namespace `namespace`, so a probe can
-/// connect from there without starting a process.
-fn in_namespace<T: Send>(namespace: &str, f: impl FnOnce() -> T + Send) -> T {
-    // Where `ip netns add` keeps its namespaces.
-    let path = Path::new("/var/run/netns").join(namespace);
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let file = File::open(&path)
-                    .unwrap_or_else(|error| panic!("could not open {}: {error}", path.display()));
-                // SAFETY: `file` is an open network-namespace file that outlives the call;
-                // `setns` moves only this (short-lived) thread into the namespace.
-                let result = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(
-                    result,
-                    0,
-                    "could not join {namespace}: {}",
-                    std::io::Error::last_os_error()
-                );
-                f()
-            })
-            .join()
-            .expect("the namespace thread panicked")
-    })
 }
