@@ -831,9 +831,7 @@ impl Core {
         if let Some(worker) = self.workers.get_mut(&conn) {
             worker.current = Some((id, number));
         }
-        if let Some(job) = self.jobs.get(&id) {
-            self.ops.push(StoreOp::Update(job.status()));
-        }
+        self.record(id);
         self.effects
             .push(Effect::Send(conn, ServerFrame::Assign(assignment)));
     }
@@ -942,9 +940,7 @@ impl Core {
                 last.worker = worker.to_owned();
                 self.unqueue(id);
                 self.set_state(id, JobState::Started);
-                if let Some(job) = self.jobs.get(&id) {
-                    self.ops.push(StoreOp::Update(job.status()));
-                }
+                self.record(id);
                 true
             }
             JobState::Started => {
@@ -1060,9 +1056,7 @@ impl Core {
             job.failure = failure.map(Box::new);
         }
         self.set_state(id, state);
-        if let Some(job) = self.jobs.get(&id) {
-            self.ops.push(StoreOp::Update(job.status()));
-        }
+        self.record(id);
         if state == JobState::Queued {
             self.schedule_retry(now, id);
             return false;
@@ -1138,9 +1132,7 @@ impl Core {
                 });
                 if ready {
                     self.set_state(dependent, JobState::Queued);
-                    if let Some(job) = self.jobs.get(&dependent) {
-                        self.ops.push(StoreOp::Update(job.status()));
-                    }
+                    self.record(dependent);
                     self.enqueue(now, dependent);
                 }
             } else {
@@ -1150,9 +1142,7 @@ impl Core {
                     job.failure = Some(Box::new(Failure::new(reason)));
                 }
                 self.set_state(dependent, JobState::Failed);
-                if let Some(job) = self.jobs.get(&dependent) {
-                    self.ops.push(StoreOp::Update(job.status()));
-                }
+                self.record(dependent);
                 self.announce_end(dependent);
                 self.release_dependents(now, dependent);
             }
@@ -1241,9 +1231,7 @@ impl Core {
         }
         if job.worker_losses() < MAX_WORKER_LOSSES {
             self.set_state(id, JobState::Queued);
-            if let Some(job) = self.jobs.get(&id) {
-                self.ops.push(StoreOp::Update(job.status()));
-            }
+            self.record(id);
             self.enqueue(now, id);
         } else {
             let reason = format!(
@@ -1253,9 +1241,7 @@ impl Core {
             job.ended_at = Some(now);
             job.failure = Some(Box::new(Failure::new(reason)));
             self.set_state(id, JobState::Failed);
-            if let Some(job) = self.jobs.get(&id) {
-                self.ops.push(StoreOp::Update(job.status()));
-            }
+            self.record(id);
             self.announce_end(id);
             self.release_dependents(now, id);
         }
