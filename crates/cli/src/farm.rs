@@ -155,6 +155,10 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let config = server_config(&args.storage, &args.tuning)?;
+    // Storage first, as for `server`: a farm on a file another server holds fails at once.
+    let opened = buildcat_queue::Server::open(config)
+        .await
+        .with_context(|| format!("server with storage {}", args.storage.display()))?;
     let listener = bind("127.0.0.1", args.port).await?;
     let addr = listener
         .local_addr()
@@ -187,7 +191,7 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
     // worker sees its server go away.
     let (stop_workers, workers_stop) = tokio::sync::oneshot::channel::<()>();
     let (stop_server, server_stop) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(buildcat_queue::run(listener, config, async {
+    let server = tokio::spawn(opened.serve(listener, async {
         let _ = server_stop.await;
     }));
     let workers = tokio::spawn(worker.run(async {
