@@ -94,7 +94,7 @@ pub fn measure(sizes: &StageSizes) -> anyhow::Result<Vec<Figure>> {
             Timestamp::now(),
             Input::Persisted {
                 tokens,
-                error: None,
+                result: Ok(()),
             },
         );
         core_samples.push(micros(start.elapsed()) / 1000.0);

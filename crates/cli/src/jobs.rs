@@ -211,6 +211,7 @@ fn outcome_json(outcome: Option<&AttemptOutcome>) -> (Value, Value) {
         Some(AttemptOutcome::Failed(failure)) => (json!("failed"), json!(failure.to_string())),
         Some(AttemptOutcome::WorkerLost) => (json!("worker lost"), Value::Null),
         Some(AttemptOutcome::Canceled) => (json!("canceled"), Value::Null),
+        Some(AttemptOutcome::Interrupted) => (json!("interrupted"), Value::Null),
     }
 }
 

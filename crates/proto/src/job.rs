@@ -232,6 +232,8 @@ pub enum AttemptOutcome {
     WorkerLost,
     /// Canceled while running.
     Canceled,
+    /// Stopped by its worker, which was shutting down; the job went back to its queue.
+    Interrupted,
 }
 
 /// One start of a job on a worker.

@@ -174,6 +174,9 @@ pub enum Outcome {
     Failed(Failure),
     /// The worker stopped it after a [`ServerFrame::Cancel`].
     Canceled,
+    /// The worker stopped it because the worker itself is stopping now (a second Ctrl-C):
+    /// the job goes back to its queue at once, without using up an attempt.
+    Interrupted,
 }
 
 /// A frame from the server.

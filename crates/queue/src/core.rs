@@ -21,7 +21,7 @@ use buildcat_proto::{
     WorkerRegistration, WorkerSummary,
 };
 
-use crate::store::{StoreOp, StoredJob};
+use crate::store::{StoreError, StoreOp, StoredJob};
 
 /// Identifies one connection for the life of the server.
 pub type ConnId = u64;
@@ -34,6 +34,11 @@ pub type Token = u64;
 /// so a render is not failed because a machine rebooted, yet a job that kills every worker it
 /// lands on does not loop forever.
 pub const MAX_WORKER_LOSSES: u32 = 3;
+
+/// How often the core looks over every connection and worker for silence and overdue
+/// jobs. Those checks scan, so they run on this coarse period rather than at each peer's
+/// exact deadline; a second is far finer than any of the timeouts involved.
+pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Settings of the state machine.
 #[derive(Debug, Clone)]
@@ -108,8 +113,8 @@ pub enum Input {
     Persisted {
         /// Which batches.
         tokens: Vec<Token>,
-        /// Why the commit failed, if it did.
-        error: Option<String>,
+        /// Whether the commit took effect; on `Err` none of the batches did.
+        result: Result<(), StoreError>,
     },
     /// Time passed: check heartbeats and prune old jobs.
     Tick,
@@ -366,6 +371,8 @@ pub struct Core {
     effects: Vec<Effect>,
     /// Store operations gathered while handling one input (sent as one Persist).
     ops: Vec<StoreOp>,
+    /// When the periodic scans (idle connections, silent workers, overdue jobs) next run.
+    next_scan: Timestamp,
 }
 
 impl Core {
@@ -394,6 +401,7 @@ impl Core {
             watches: HashMap::new(),
             effects: Vec::new(),
             ops: Vec::new(),
+            next_scan: now,
         };
         for StoredJob { status, args } in stored {
             let job = Job {
@@ -448,6 +456,25 @@ impl Core {
         self.jobs.insert(id, Box::new(job));
     }
 
+    /// When the core next needs an [`Input::Tick`]: the earliest retry due, orphan grace
+    /// end, retention expiry or periodic scan. `None` when nothing is waiting on time.
+    ///
+    /// The shell sleeps until then (or until an input arrives); tests jump the clock there.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let retry = self.delayed.first().map(|(due, _)| *due);
+        let orphan = self
+            .orphans
+            .values()
+            .map(|(_, _, deadline)| *deadline)
+            .min();
+        let prune = self
+            .finished
+            .first()
+            .map(|(ended, _)| ended.plus(self.config.retention + Duration::from_millis(1)));
+        let scan = (!self.connections.is_empty()).then_some(self.next_scan);
+        [retry, orphan, prune, scan].into_iter().flatten().min()
+    }
+
     /// How many jobs the core holds.
     pub fn job_count(&self) -> usize {
         self.jobs.len()
@@ -467,7 +494,8 @@ impl Core {
             }
             Input::Request { conn, id, request } => self.request(now, conn, id, request),
             Input::Disconnected { conn } => self.forget_connection(now, conn, true),
-            Input::Persisted { tokens, error } => {
+            Input::Persisted { tokens, result } => {
+                let error = result.err().map(|e| e.to_string());
                 for token in tokens {
                     self.persisted(now, token, error.as_deref());
                 }
@@ -1006,6 +1034,8 @@ impl Core {
             self.worker_ready(now, conn);
             return;
         }
+        // A worker that interrupts its job is on its way out: it gets no more work.
+        let leaving = outcome == Outcome::Interrupted;
         self.unqueue(job_id);
         let ended = self.end_attempt(now, job_id, outcome);
         let token = self.next_token;
@@ -1019,7 +1049,9 @@ impl Core {
             },
         );
         self.flush_ops(Some(token));
-        self.worker_ready(now, conn);
+        if !leaving {
+            self.worker_ready(now, conn);
+        }
     }
 
     /// Records how the current attempt ended; returns whether the job ended for good.
@@ -1037,7 +1069,9 @@ impl Core {
                 None,
                 Some(Failure::new("canceled")),
             ),
+            Outcome::Interrupted => (AttemptOutcome::Interrupted, None, None),
         };
+        let interrupted = attempt_outcome == AttemptOutcome::Interrupted;
         let canceled = attempt_outcome == AttemptOutcome::Canceled;
         if let Some(last) = job.attempts.last_mut() {
             last.ended_at = Some(now);
@@ -1045,6 +1079,7 @@ impl Core {
         }
         let state = match (&result, &failure) {
             (Some(_), _) => JobState::Finished,
+            _ if interrupted => JobState::Queued,
             _ if canceled => JobState::Canceled,
             _ if job.failed_attempts() < job.options.max_attempts => JobState::Queued,
             _ => JobState::Failed,
@@ -1057,6 +1092,11 @@ impl Core {
         }
         self.set_state(id, state);
         self.record(id);
+        if interrupted {
+            // Not the job's fault: back in line at once, no attempt used up.
+            self.enqueue(now, id);
+            return false;
+        }
         if state == JobState::Queued {
             self.schedule_retry(now, id);
             return false;
@@ -1248,6 +1288,18 @@ impl Core {
     }
 
     fn tick(&mut self, now: Timestamp) {
+        if now >= self.next_scan {
+            self.next_scan = now.plus(SCAN_INTERVAL);
+            self.scan(now);
+        }
+        self.expire_orphans(now);
+        self.release_due_retries(now);
+        self.prune_finished(now);
+    }
+
+    /// The checks that look at every connection: idle and unregistered peers, silent
+    /// workers, jobs past their timeout.
+    fn scan(&mut self, now: Timestamp) {
         // Idle timeouts: a worker that never registers, a client silent with nothing asked.
         let idle: Vec<(ConnId, String)> = self
             .connections
@@ -1289,6 +1341,11 @@ impl Core {
             self.forget_connection(now, conn, false);
             self.effects.push(Effect::Close(conn, reason));
         }
+        self.enforce_timeouts(now);
+    }
+
+    /// Orphans whose grace ended: their workers did not come back.
+    fn expire_orphans(&mut self, now: Timestamp) {
         let expired_orphans: Vec<(JobId, u32, String)> = self
             .orphans
             .iter()
@@ -1299,6 +1356,10 @@ impl Core {
             self.orphans.remove(&id);
             self.worker_lost(now, id, attempt, &worker);
         }
+    }
+
+    /// Failed jobs whose backoff is over go back to their queue.
+    fn release_due_retries(&mut self, now: Timestamp) {
         while let Some(&(due, id)) = self.delayed.first() {
             if due > now {
                 break;
@@ -1312,7 +1373,10 @@ impl Core {
                 self.enqueue(now, id);
             }
         }
-        self.enforce_timeouts(now);
+    }
+
+    /// Ended jobs past their retention are forgotten and deleted from storage.
+    fn prune_finished(&mut self, now: Timestamp) {
         let retention = self.config.retention;
         while let Some(&(ended, id)) = self.finished.first() {
             if now.since(ended) <= retention {

@@ -317,18 +317,15 @@ fn writer_thread(
                 Err(_) => break,
             }
         }
-        let error = match store.commit(&ops) {
-            Ok(()) => None,
-            Err(e) => {
-                error!(error = %e, ops = ops.len(), "could not commit to storage");
-                Some(e.to_string())
-            }
-        };
+        let result = store.commit(&ops);
+        if let Err(e) = &result {
+            error!(error = %e, ops = ops.len(), "could not commit to storage");
+        }
         ops.clear();
         if !tokens.is_empty() {
             let input = Input::Persisted {
                 tokens: std::mem::take(&mut tokens),
-                error,
+                result,
             };
             // The core may be gone at shutdown; the data is committed either way.
             if let Some(core) = persisted.upgrade() {

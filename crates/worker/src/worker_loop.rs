@@ -659,6 +659,7 @@ async fn send_completion(
         Outcome::Finished(_) => "finished",
         Outcome::Failed(_) => "failed",
         Outcome::Canceled => "canceled",
+        Outcome::Interrupted => "interrupted",
     };
     debug!(job = %completion.job, attempt = completion.attempt, outcome, "sending the result");
     let frame = ClientFrame {

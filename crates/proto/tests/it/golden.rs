@@ -19,7 +19,7 @@
 //! ```text
 //! 00 00 00 10                  length prefix: 16 body bytes follow (big-endian u32)
 //! 42 55 49 4c 44 43 41 54      magic "BUILDCAT": a [u8; 8] array, so no length prefix
-//! 02                           protocol version 2 (varint)
+//! 03                           protocol version 3 (varint)
 //! 00                           role: variant 0 = Client (1 = Worker)
 //! 05 30 2e 36 2e 30            software: length 5, then "0.6.0"
 //! ```
@@ -216,7 +216,7 @@ pub(crate) fn wrong_state() -> RequestError {
 #[test]
 fn constants() {
     assert_eq!(MAGIC, *b"BUILDCAT");
-    assert_eq!(PROTOCOL_VERSION, 2);
+    assert_eq!(PROTOCOL_VERSION, 3);
     assert_eq!(DEFAULT_MAX_FRAME, 16 * 1024 * 1024);
     assert_eq!(DEFAULT_PORT, 2228);
 }
@@ -226,11 +226,11 @@ fn hello() {
     // Laid out field by field; see the module doc.
     check(
         &hello_from(Role::Client),
-        "00000010 4255494c44434154 02 00 05 302e362e30",
+        "00000010 4255494c44434154 03 00 05 302e362e30",
     );
     check(
         &hello_from(Role::Worker),
-        "00000010 4255494c44434154 02 01 05 302e362e30",
+        "00000010 4255494c44434154 03 01 05 302e362e30",
     );
 }
 
@@ -239,7 +239,7 @@ fn hello() {
 fn hello_layout_from_parts() {
     let mut body = Vec::new();
     body.extend_from_slice(b"BUILDCAT");
-    body.push(2); // protocol version, a varint below 251: one byte
+    body.push(3); // protocol version, a varint below 251: one byte
     body.push(0); // Role::Client
     body.push(5); // software: length, then the bytes
     body.extend_from_slice(b"0.6.0");
@@ -249,7 +249,7 @@ fn hello_layout_from_parts() {
         frame(&body)
     );
     assert_eq!(
-        unhex("00000010 4255494c44434154 02 00 05 302e362e30"),
+        unhex("00000010 4255494c44434154 03 00 05 302e362e30"),
         frame(&body)
     );
 }
@@ -262,7 +262,7 @@ fn hello_reply() {
             software: "0.6.0".to_owned(),
             max_frame: 16 * 1024 * 1024,
         }),
-        "0000000d 000205302e362e30fc00000001",
+        "0000000d 000305302e362e30fc00000001",
     );
     check(
         &HelloReply::Refused(HandshakeError::BadMagic),
@@ -673,6 +673,7 @@ fn outcome() {
          6d6f727920626c6f636b733a2032",
     );
     check(&Outcome::Canceled, "00000001 02");
+    check(&Outcome::Interrupted, "00000001 03");
 }
 
 #[test]

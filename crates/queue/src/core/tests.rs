@@ -8,7 +8,7 @@ use buildcat_proto::{
 };
 
 use super::{ConnId, Core, CoreConfig, Effect, Input, MAX_WORKER_LOSSES};
-use crate::store::{StoreOp, StoredJob};
+use crate::store::{StoreError, StoreOp, StoredJob};
 
 const CLIENT: ConnId = 1;
 
@@ -66,7 +66,10 @@ impl Farm {
                         if let Some(token) = token {
                             inputs.push(Input::Persisted {
                                 tokens: vec![token],
-                                error: commit_error.map(str::to_owned),
+                                result: match commit_error {
+                                    None => Ok(()),
+                                    Some(e) => Err(StoreError::Database(e.to_owned())),
+                                },
                             });
                         }
                     }
@@ -231,7 +234,7 @@ fn submission_is_acknowledged_only_after_commit() {
         farm.now,
         Input::Persisted {
             tokens: vec![*token],
-            error: None,
+            result: Ok(()),
         },
     );
     assert!(matches!(
@@ -254,7 +257,9 @@ fn a_failed_commit_acknowledges_nothing_and_queues_nothing() {
     );
     assert_eq!(
         replies(&frames, CLIENT),
-        vec![Err(RequestError::Storage("the disk is full".into()))]
+        vec![Err(RequestError::Storage(
+            "storage error: the disk is full".into()
+        ))]
     );
     assert_eq!(farm.core.job_count(), 0);
 }

@@ -34,7 +34,9 @@ pub enum StoreOp {
 }
 
 /// Why storage failed.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone`, because one failed commit is reported to every request that waited on it.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The database could not be opened.

@@ -307,6 +307,7 @@ pub fn output<T: Task>(completion: &Completion) -> T::Output {
             .unwrap_or_else(|e| panic!("undecodable output of {}: {e}", T::KIND)),
         Outcome::Failed(failure) => panic!("job failed: {failure:?}"),
         Outcome::Canceled => panic!("job canceled"),
+        Outcome::Interrupted => panic!("job interrupted"),
     }
 }
 
