@@ -3,7 +3,8 @@
 
 use buildcat_proto::{JobEvent, JobId, JobProgress, Reply, RequestError, RequestId, ServerFrame};
 
-use super::{ConnId, Core, Effect, JobLog};
+use super::job::JobLog;
+use super::{ConnId, Core, Effect};
 
 impl Core {
     /// Sends an event for a streaming request.

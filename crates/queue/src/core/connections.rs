@@ -1,0 +1,183 @@
+//! Connections: who is connected, what each follows, and what happens when one goes quiet
+//! or away.
+
+use buildcat_proto::{JobId, JobState, Role, Timestamp};
+
+use super::{ConnId, Core, Effect};
+use crate::store::StoreOp;
+
+/// A connection the core knows.
+#[derive(Debug)]
+pub(super) struct Connection {
+    /// Client or worker.
+    pub(super) role: Role,
+    /// Requests not yet answered.
+    pub(super) in_flight: u32,
+    /// When it last sent a request (or connected).
+    pub(super) last_request: Timestamp,
+    /// Jobs it waits on, follows or watches (may repeat, may have ended), so that its
+    /// subscriptions are dropped without scanning everyone's.
+    pub(super) subscribed: Vec<JobId>,
+}
+
+impl Core {
+    /// Remembers that `conn` waits on, follows or watches `job`.
+    pub(super) fn subscribe(&mut self, conn: ConnId, job: JobId) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        connection.subscribed.push(job);
+        let len = connection.subscribed.len();
+        // A long-lived client subscribes to job after job; forget the ended ones now and then
+        // (at doubling sizes, so the cost stays constant per subscription).
+        if len >= 64 && len.is_power_of_two() {
+            let mut subscribed = std::mem::take(&mut connection.subscribed);
+            subscribed.sort_unstable();
+            subscribed.dedup();
+            subscribed.retain(|job| {
+                [&self.waiters, &self.log_followers, &self.watchers]
+                    .iter()
+                    .any(|subscribers| subscribers.contains_key(job))
+            });
+            if let Some(connection) = self.connections.get_mut(&conn) {
+                connection.subscribed = subscribed;
+            }
+        }
+    }
+
+    /// A connection ended. A worker's running job waits `reconnect_grace` for the worker
+    /// to come back (`grace`), or is taken from it at once (a silent worker).
+    pub(super) fn forget_connection(&mut self, now: Timestamp, conn: ConnId, grace: bool) {
+        let subscribed = self
+            .connections
+            .remove(&conn)
+            .map(|connection| connection.subscribed)
+            .unwrap_or_default();
+        for job in subscribed {
+            for subscribers in [
+                &mut self.waiters,
+                &mut self.log_followers,
+                &mut self.watchers,
+            ] {
+                if let Some(list) = subscribers.get_mut(&job) {
+                    list.retain(|(subscriber, _)| *subscriber != conn);
+                    if list.is_empty() {
+                        subscribers.remove(&job);
+                    }
+                }
+            }
+        }
+        self.watches.retain(|(watcher, _), _| *watcher != conn);
+        let Some(worker) = self.workers.remove(&conn) else {
+            return;
+        };
+        if let Some(since) = worker.idle_since {
+            self.idle.remove(&since);
+        }
+        let Some((id, attempt)) = worker.current else {
+            return;
+        };
+        let name = worker.registration.name;
+        if grace && !self.config.reconnect_grace.is_zero() {
+            tracing::info!(worker = %name, job = %id, attempt, "worker disconnected while running a job; waiting for it to reconnect");
+            let deadline = now.plus(self.config.reconnect_grace);
+            self.orphans.insert(id, (name, attempt, deadline));
+            return;
+        }
+        self.worker_lost(now, id, attempt, &name);
+    }
+
+    /// The checks that look at every connection: idle and unregistered peers, silent
+    /// workers, jobs past their timeout.
+    pub(super) fn scan(&mut self, now: Timestamp) {
+        // Idle timeouts: a worker that never registers, a client silent with nothing asked.
+        let idle: Vec<(ConnId, String)> = self
+            .connections
+            .iter()
+            .filter_map(|(conn, connection)| {
+                let quiet = now.since(connection.last_request);
+                match connection.role {
+                    Role::Worker
+                        if !self.workers.contains_key(conn)
+                            && quiet > self.config.register_timeout =>
+                    {
+                        Some((*conn, "the worker did not register in time".to_owned()))
+                    }
+                    Role::Client
+                        if connection.in_flight == 0 && quiet > self.config.client_idle_timeout =>
+                    {
+                        Some((*conn, "idle for too long".to_owned()))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        for (conn, reason) in idle {
+            self.forget_connection(now, conn, false);
+            self.effects.push(Effect::Close(conn, reason));
+        }
+        let silence = self.config.heartbeat * self.config.missed_heartbeats;
+        let silent: Vec<ConnId> = self
+            .workers
+            .iter()
+            .filter(|(_, worker)| now.since(worker.last_seen) > silence)
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in silent {
+            let reason = format!(
+                "no heartbeat for {}s; the worker is considered lost",
+                silence.as_secs()
+            );
+            self.forget_connection(now, conn, false);
+            self.effects.push(Effect::Close(conn, reason));
+        }
+        self.enforce_timeouts(now);
+    }
+
+    /// Orphans whose grace ended: their workers did not come back.
+    pub(super) fn expire_orphans(&mut self, now: Timestamp) {
+        let expired_orphans: Vec<(JobId, u32, String)> = self
+            .orphans
+            .iter()
+            .filter(|(_, (_, _, deadline))| *deadline <= now)
+            .map(|(id, (worker, attempt, _))| (*id, *attempt, worker.clone()))
+            .collect();
+        for (id, attempt, worker) in expired_orphans {
+            self.orphans.remove(&id);
+            self.worker_lost(now, id, attempt, &worker);
+        }
+    }
+
+    /// Failed jobs whose backoff is over go back to their queue.
+    pub(super) fn release_due_retries(&mut self, now: Timestamp) {
+        while let Some(&(due, id)) = self.delayed.first() {
+            if due > now {
+                break;
+            }
+            self.delayed.pop_first();
+            if let Some(job) = self.jobs.get_mut(&id)
+                && job.state == JobState::Queued
+                && job.retry_at == Some(due)
+            {
+                job.retry_at = None;
+                self.enqueue(now, id);
+            }
+        }
+    }
+
+    /// Ended jobs past their retention are forgotten and deleted from storage.
+    pub(super) fn prune_finished(&mut self, now: Timestamp) {
+        let retention = self.config.retention;
+        while let Some(&(ended, id)) = self.finished.first() {
+            if now.since(ended) <= retention {
+                break;
+            }
+            self.finished.pop_first();
+            if let Some(job) = self.jobs.remove(&id) {
+                let summary = &mut self.queue_mut(&job.queue).summary;
+                summary.finished = summary.finished.saturating_sub(1);
+                self.ops.push(StoreOp::Delete(id));
+            }
+        }
+    }
+}
