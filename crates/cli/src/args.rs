@@ -241,9 +241,16 @@ pub struct ServerTuning {
     #[arg(long, default_value_t = 20_000)]
     pub max_connections: usize,
     /// How long a worker whose connection dropped has to come back and keep its job, in
-    /// seconds.
-    #[arg(long, default_value_t = 15.0)]
+    /// seconds (workers stop a job themselves before this, so it never runs twice).
+    #[arg(long, default_value_t = 60.0)]
     pub reconnect_grace: f64,
+    /// Different jobs a worker may fail in a row before it is quarantined (gets no work);
+    /// 0 turns quarantine off.
+    #[arg(long, default_value_t = 5)]
+    pub quarantine_after: u32,
+    /// How long a quarantine lasts, in seconds; 0: until `buildcat worker-enable NAME`.
+    #[arg(long, default_value_t = 900.0)]
+    pub quarantine_cooldown: f64,
     /// Do not wait for the disk on commit (UNSAFE: a power loss can lose acknowledged
     /// jobs; for measuring what durability costs).
     #[arg(long, hide = true)]

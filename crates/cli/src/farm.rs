@@ -52,6 +52,11 @@ fn server_config(storage: &Path, tuning: &ServerTuning) -> anyhow::Result<Server
         bail!("--reconnect-grace must be zero or more seconds");
     }
     config.core.reconnect_grace = Duration::from_secs_f64(tuning.reconnect_grace);
+    if !(tuning.quarantine_cooldown >= 0.0 && tuning.quarantine_cooldown.is_finite()) {
+        bail!("--quarantine-cooldown must be zero or more seconds");
+    }
+    config.core.quarantine_after = tuning.quarantine_after;
+    config.core.quarantine_cooldown = Duration::from_secs_f64(tuning.quarantine_cooldown);
     Ok(config)
 }
 

@@ -74,6 +74,32 @@ pub enum Request {
     /// Follow jobs: [`JobEvent::Progress`] and [`JobEvent::Ended`] events arrive as they
     /// happen; the reply ([`Reply::Ack`]) comes once every one has ended.
     Watch(Vec<JobId>),
+    /// Let a quarantined worker (every connection of that name) take work again. Answered
+    /// with [`Reply::Ack`], or [`RequestError::UnknownWorker`].
+    EnableWorker(String),
+}
+
+impl Request {
+    /// The request's name as the command line and the logs say it (`submit`, `cancel`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Submit(_) => "submit",
+            Request::Wait(_) => "wait",
+            Request::Job(_) => "job",
+            Request::Info => "info",
+            Request::Register(_) => "register",
+            Request::Heartbeat => "heartbeat",
+            Request::Complete(_) => "complete",
+            Request::Log { .. } => "log",
+            Request::Progress { .. } => "progress",
+            Request::Cancel(_) => "cancel",
+            Request::Requeue(_) => "requeue",
+            Request::Jobs(_) => "jobs",
+            Request::Logs { .. } => "logs",
+            Request::Watch(_) => "watch",
+            Request::EnableWorker(_) => "worker-enable",
+        }
+    }
 }
 
 /// Which jobs to requeue.
@@ -294,6 +320,9 @@ pub enum RequestError {
         /// The limit.
         limit: u32,
     },
+    /// No worker of that name is connected or known.
+    #[error("no worker named {0} is known to the server; `buildcat info` lists the workers")]
+    UnknownWorker(String),
 }
 
 /// A job handed to a worker.
@@ -398,6 +427,8 @@ pub struct WorkerSummary {
     pub job: Option<JobId>,
     /// When it connected.
     pub connected_at: Timestamp,
+    /// Why it gets no work, while quarantined (see [`WorkerActivity::Quarantined`]).
+    pub quarantine: Option<String>,
 }
 
 /// What a worker is doing.
@@ -407,14 +438,18 @@ pub enum WorkerActivity {
     Idle,
     /// Running a job.
     Busy,
+    /// Failed job after job, so the server gives it no work until it is enabled again
+    /// (`buildcat worker-enable NAME`) or its cool-down ends.
+    Quarantined,
 }
 
 impl WorkerActivity {
-    /// `idle` or `busy`.
+    /// `idle`, `busy` or `quarantined`.
     pub fn as_str(self) -> &'static str {
         match self {
             WorkerActivity::Idle => "idle",
             WorkerActivity::Busy => "busy",
+            WorkerActivity::Quarantined => "quarantined",
         }
     }
 }

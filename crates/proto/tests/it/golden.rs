@@ -447,6 +447,10 @@ fn request() {
          0d0d0210019000c79c007c4e8f00123456789abc10019000c7cc3970009a1122 \
          3344556677",
     );
+    check(
+        &request(14, Request::EnableWorker("render01.4242.1".to_owned())),
+        "00000012 0e0e0f72656e64657230312e343234322e31",
+    );
 }
 
 #[test]
@@ -561,13 +565,14 @@ fn reply() {
                 activity: WorkerActivity::Busy,
                 job: Some(JOB_A),
                 connected_at: T0,
+                quarantine: None,
             }],
             unserved: Vec::new(),
         }),
-        "00000060 \
+        "00000061 \
          03010672656e6465720301fa020001010f72656e64657230312e343234322e31 \
          0872656e6465723031112f7661722f6c69622f6275696c64636174010672656e \
-         646572010110019000c79c007c4e8f00123456789abcfd009cc7009001000000",
+         646572010110019000c79c007c4e8f00123456789abcfd009cc700900100000000",
     );
     check(
         &Reply::Registered {
@@ -656,6 +661,10 @@ fn request_error() {
         &RequestError::TooManyInFlight { limit: 256 },
         "00000004 07fb0001",
     );
+    check(
+        &RequestError::UnknownWorker("render01".to_owned()),
+        "0000000a 080872656e6465723031",
+    );
 }
 
 #[test]
@@ -689,6 +698,8 @@ fn job_state() {
 #[test]
 fn attempt_outcome() {
     check(&AttemptOutcome::Finished, "00000001 00");
+    check(&AttemptOutcome::Interrupted, "00000001 04");
+    check(&WorkerActivity::Quarantined, "00000001 02");
     check(
         &AttemptOutcome::Failed(Failure::new("timed out after 1h")),
         "00000016 011274696d6564206f75742061667465722031680000",

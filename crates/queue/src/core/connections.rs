@@ -3,7 +3,7 @@
 
 use buildcat_proto::{JobId, JobState, Role, Timestamp};
 
-use super::{ConnId, Core, Effect};
+use super::{ConnId, Core, Effect, SUBSCRIPTION_COMPACT_AT};
 use crate::store::StoreOp;
 
 /// A connection the core knows.
@@ -20,6 +20,17 @@ pub(super) struct Connection {
     pub(super) subscribed: Vec<JobId>,
 }
 
+/// A started job that no connected worker holds, waiting for its worker to come back.
+#[derive(Debug)]
+pub(super) struct Orphan {
+    /// The worker that ran it, which may reclaim it.
+    pub(super) worker: String,
+    /// The attempt it ran.
+    pub(super) attempt: u32,
+    /// When the wait ends and the job is handed on.
+    pub(super) deadline: Timestamp,
+}
+
 impl Core {
     /// Remembers that `conn` waits on, follows or watches `job`.
     pub(super) fn subscribe(&mut self, conn: ConnId, job: JobId) {
@@ -30,7 +41,7 @@ impl Core {
         let len = connection.subscribed.len();
         // A long-lived client subscribes to job after job; forget the ended ones now and then
         // (at doubling sizes, so the cost stays constant per subscription).
-        if len >= 64 && len.is_power_of_two() {
+        if len >= SUBSCRIPTION_COMPACT_AT && len.is_power_of_two() {
             let mut subscribed = std::mem::take(&mut connection.subscribed);
             subscribed.sort_unstable();
             subscribed.dedup();
@@ -77,11 +88,11 @@ impl Core {
         let Some((id, attempt)) = worker.current else {
             return;
         };
+        self.running.remove(&id);
         let name = worker.registration.name;
-        if grace && !self.config.reconnect_grace.is_zero() {
+        if grace {
             tracing::info!(worker = %name, job = %id, attempt, "worker disconnected while running a job; waiting for it to reconnect");
-            let deadline = now.plus(self.config.reconnect_grace);
-            self.orphans.insert(id, (name, attempt, deadline));
+            self.orphan(now, id, attempt, name);
             return;
         }
         self.worker_lost(now, id, attempt, &name);
@@ -136,15 +147,16 @@ impl Core {
 
     /// Orphans whose grace ended: their workers did not come back.
     pub(super) fn expire_orphans(&mut self, now: Timestamp) {
-        let expired_orphans: Vec<(JobId, u32, String)> = self
+        let expired: Vec<JobId> = self
             .orphans
             .iter()
-            .filter(|(_, (_, _, deadline))| *deadline <= now)
-            .map(|(id, (worker, attempt, _))| (*id, *attempt, worker.clone()))
+            .filter(|(_, orphan)| orphan.deadline <= now)
+            .map(|(id, _)| *id)
             .collect();
-        for (id, attempt, worker) in expired_orphans {
-            self.orphans.remove(&id);
-            self.worker_lost(now, id, attempt, &worker);
+        for id in expired {
+            if let Some(orphan) = self.orphans.remove(&id) {
+                self.worker_lost(now, id, orphan.attempt, &orphan.worker);
+            }
         }
     }
 

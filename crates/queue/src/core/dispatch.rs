@@ -43,25 +43,55 @@ impl Queue {
     }
 }
 
-/// A registered worker.
+/// A registered worker: one slot, which runs at most one job at a time.
 #[derive(Debug)]
 pub(super) struct Worker {
     /// As the worker introduced itself.
     pub(super) registration: WorkerRegistration,
-    /// The job it runs, with the attempt number.
+    /// The job it runs, with the attempt number. At most one: a slot is one job.
     pub(super) current: Option<(JobId, u32)>,
-    /// When it last sent anything.
+    /// Attempts it still runs that are no longer its own (handed on while it was away, or
+    /// canceled): it was told to stop them and gets no work until it reports each.
+    pub(super) stopping: Vec<(JobId, u32)>,
+    /// When it last sent anything, for the heartbeat check.
     pub(super) last_seen: Timestamp,
-    /// When it registered.
+    /// When it registered, for `info`.
     pub(super) connected_at: Timestamp,
-    /// Its place in the idle order while idle.
+    /// It interrupted its job because it is stopping (`Outcome::Interrupted`): no more work.
+    pub(super) leaving: bool,
+    /// Its place in the idle order while idle; `Some` exactly when it is in `Core::idle`.
     pub(super) idle_since: Option<u64>,
     /// Kinds it can run, for quick lookups.
     pub(super) kinds: HashSet<String>,
 }
 
+impl Worker {
+    /// Whether it can run `job` at all: it serves the job's queue and has its kind.
+    fn can_run(&self, queue: &str, kind: &str) -> bool {
+        self.kinds.contains(kind) && self.registration.queues.iter().any(|q| q == queue)
+    }
+}
+
+/// What the server remembers of a worker by name, across its reconnects.
+#[derive(Debug, Default)]
+pub(super) struct WorkerRecord {
+    /// The different jobs it failed since it last finished one, oldest first.
+    pub(super) failed_in_a_row: Vec<JobId>,
+    /// Set while it is quarantined.
+    pub(super) quarantine: Option<Quarantine>,
+}
+
+/// Why, and until when, a worker gets no work.
+#[derive(Debug)]
+pub(super) struct Quarantine {
+    /// What `info` shows.
+    pub(super) reason: String,
+    /// When it ends by itself; `None`: only `worker-enable` ends it.
+    pub(super) until: Option<Timestamp>,
+}
+
 impl Core {
-    /// Puts a queued job in its queue and hands it to an idle worker if one can take it.
+    /// Puts a queued job in its queue and hands it to an idle worker if one should take it.
     pub(super) fn enqueue(&mut self, now: Timestamp, id: JobId) {
         let Some(job) = self.jobs.get(&id) else {
             return;
@@ -71,20 +101,42 @@ impl Core {
         let kind = job.kind.clone();
         self.queue_mut(&queue_name).push(key, &kind);
         // An idle worker has nothing to do in any of its queues, so the first idle worker
-        // that serves this queue and can run this kind is the right one: the longest idle.
-        let chosen = self.idle.values().copied().find(|conn| {
-            self.workers.get(conn).is_some_and(|worker| {
-                worker.kinds.contains(&*kind)
-                    && worker
-                        .registration
-                        .queues
-                        .iter()
-                        .any(|q| **q == *queue_name)
-            })
-        });
+        // that may take this job is the right one: the longest idle.
+        let chosen = self
+            .idle
+            .values()
+            .copied()
+            .find(|conn| self.may_take(*conn, id));
         if let Some(conn) = chosen {
             self.assign(now, conn, id);
         }
+    }
+
+    /// Whether the worker on `conn` should be given `id`: it can run it, and it has not
+    /// already failed it, unless every worker that can run it has (then a retry anywhere
+    /// beats no retry).
+    fn may_take(&self, conn: ConnId, id: JobId) -> bool {
+        let (Some(worker), Some(job)) = (self.workers.get(&conn), self.jobs.get(&id)) else {
+            return false;
+        };
+        if !worker.can_run(&job.queue, &job.kind) || self.quarantined(&worker.registration.name) {
+            return false;
+        }
+        if !job.failed_on(&worker.registration.name) {
+            return true;
+        }
+        !self.workers.values().any(|other| {
+            other.can_run(&job.queue, &job.kind)
+                && !self.quarantined(&other.registration.name)
+                && !job.failed_on(&other.registration.name)
+        })
+    }
+
+    /// Whether the worker named `name` is quarantined.
+    pub(super) fn quarantined(&self, name: &str) -> bool {
+        self.records
+            .get(name)
+            .is_some_and(|record| record.quarantine.is_some())
     }
 
     /// Takes a job out of its queue's dispatch order, if it is in it.
@@ -129,15 +181,27 @@ impl Core {
         kind
     }
 
-    /// Gives a queued job to an idle worker.
-    pub(super) fn assign(&mut self, now: Timestamp, conn: ConnId, id: JobId) {
-        let Some(worker) = self.workers.get_mut(&conn) else {
-            return;
-        };
-        if let Some(since) = worker.idle_since.take() {
+    /// Takes `conn` out of the idle order, if it is in it.
+    fn leave_idle(&mut self, conn: ConnId) {
+        if let Some(worker) = self.workers.get_mut(&conn)
+            && let Some(since) = worker.idle_since.take()
+        {
             self.idle.remove(&since);
         }
+    }
+
+    /// Gives a queued job to a worker whose slot is free.
+    pub(super) fn assign(&mut self, now: Timestamp, conn: ConnId, id: JobId) {
+        let Some(worker) = self.workers.get(&conn) else {
+            return;
+        };
+        if worker.current.is_some() || !worker.stopping.is_empty() {
+            // A slot holds one job; callers only pick free slots, so this is a bug.
+            tracing::error!(conn, job = %id, "refused to give a second job to a busy worker");
+            return;
+        }
         let worker_name = worker.registration.name.clone();
+        self.leave_idle(conn);
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
@@ -159,20 +223,42 @@ impl Core {
         };
         self.unqueue(id);
         self.set_state(id, JobState::Started);
-        if let Some(worker) = self.workers.get_mut(&conn) {
-            worker.current = Some((id, number));
-        }
+        self.hold(conn, id, number);
         self.record(id);
         self.effects
             .push(Effect::Send(conn, ServerFrame::Assign(assignment)));
     }
 
-    /// The worker has no job: give it the best one it can run, or mark it idle.
+    /// Makes the worker on `conn` the holder of `id`'s attempt `attempt`.
+    fn hold(&mut self, conn: ConnId, id: JobId, attempt: u32) {
+        if let Some(worker) = self.workers.get_mut(&conn) {
+            worker.current = Some((id, attempt));
+            self.running.insert(id, conn);
+        }
+    }
+
+    /// Frees the slot holding `id`, if one does; returns that worker's connection.
+    pub(super) fn release(&mut self, id: JobId) -> Option<ConnId> {
+        let conn = self.running.remove(&id)?;
+        if let Some(worker) = self.workers.get_mut(&conn) {
+            worker.current = None;
+        }
+        Some(conn)
+    }
+
+    /// The worker's slot may be free: give it the best job it should run, or mark it idle.
+    /// Does nothing for a worker that is busy, stopping, leaving, quarantined or already idle, so
+    /// calling it twice never lists a worker twice.
     pub(super) fn worker_ready(&mut self, now: Timestamp, conn: ConnId) {
         let Some(worker) = self.workers.get(&conn) else {
             return;
         };
-        if worker.current.is_some() {
+        if worker.current.is_some()
+            || !worker.stopping.is_empty()
+            || worker.leaving
+            || worker.idle_since.is_some()
+            || self.quarantined(&worker.registration.name)
+        {
             return;
         }
         let mut found = None;
@@ -180,10 +266,11 @@ impl Core {
             let Some(queue) = self.queues.get(queue_name.as_str()) else {
                 continue;
             };
-            found = queue.pending.iter().find_map(|(_, id)| {
-                let job = self.jobs.get(id)?;
-                worker.kinds.contains(&*job.kind).then_some(*id)
-            });
+            found = queue
+                .pending
+                .iter()
+                .map(|(_, id)| *id)
+                .find(|id| self.may_take(conn, *id));
             if found.is_some() {
                 break;
             }
@@ -220,45 +307,82 @@ impl Core {
             return;
         }
         let kinds = registration.kinds.iter().cloned().collect();
-        let mut current = None;
-        for &(job_id, attempt) in &registration.running {
-            if current.is_none() && self.reclaim(&registration.name, job_id, attempt) {
-                current = Some((job_id, attempt));
-            } else if self.jobs.get(&job_id).is_some_and(|job| {
-                job.state == JobState::Canceled && job.current_attempt() == attempt
-            }) {
-                // Canceled while the worker was away: it still runs it, so tell it again.
-                let stop = ServerFrame::Cancel {
-                    job: job_id,
-                    attempt,
-                    reason: "canceled".to_owned(),
-                };
-                self.effects.push(Effect::Send(conn, stop));
-            }
-        }
         let name = registration.name.clone();
+        let running = registration.running.clone();
         self.workers.insert(
             conn,
             Worker {
                 registration,
-                current,
+                current: None,
+                stopping: Vec::new(),
+                leaving: false,
                 last_seen: now,
                 connected_at: now,
                 idle_since: None,
                 kinds,
             },
         );
+        for &(job_id, attempt) in &running {
+            let free = self
+                .workers
+                .get(&conn)
+                .is_some_and(|worker| worker.current.is_none());
+            if free && self.reclaim(now, conn, job_id, attempt) {
+                continue;
+            }
+            // It runs an attempt that is not (or no longer) its own: the job was canceled,
+            // ended, or handed to another worker while this one was away. Tell it to stop,
+            // and give it nothing else until it says it has.
+            let reason = match self.jobs.get(&job_id) {
+                Some(job) if job.state == JobState::Canceled => "canceled".to_owned(),
+                _ => "this attempt is no longer current: the job was handed on while the \
+                      worker was away"
+                    .to_owned(),
+            };
+            tracing::info!(worker = %name, job = %job_id, attempt, "a returning worker runs an attempt that is not its own; telling it to stop");
+            let stop = ServerFrame::Cancel {
+                job: job_id,
+                attempt,
+                reason,
+            };
+            self.effects.push(Effect::Send(conn, stop));
+            if let Some(worker) = self.workers.get_mut(&conn) {
+                worker.stopping.push((job_id, attempt));
+            }
+        }
+        // Orphans of this worker that it no longer runs (it stopped them while cut off, or
+        // restarted): no use waiting for it; hand them on now.
+        let given_up: Vec<(JobId, u32)> = self
+            .orphans
+            .iter()
+            .filter(|(job, orphan)| {
+                orphan.worker == name && !running.contains(&(**job, orphan.attempt))
+            })
+            .map(|(job, orphan)| (*job, orphan.attempt))
+            .collect();
+        for (job, attempt) in given_up {
+            self.orphans.remove(&job);
+            self.worker_lost(now, job, attempt, &name);
+        }
         let heartbeat_ms = u64::try_from(self.config.heartbeat.as_millis()).unwrap_or(u64::MAX);
         self.reply(conn, id, Ok(Reply::Registered { name, heartbeat_ms }));
         self.worker_ready(now, conn);
     }
 
-    /// A reconnecting worker still runs `job`: give it back if that attempt is still current.
-    pub(super) fn reclaim(&mut self, worker: &str, id: JobId, attempt: u32) -> bool {
+    /// A returning worker still runs `id`'s attempt `attempt`: give it back to `conn` if that
+    /// attempt is still current.
+    fn reclaim(&mut self, now: Timestamp, conn: ConnId, id: JobId, attempt: u32) -> bool {
+        let Some(worker_name) = self
+            .workers
+            .get(&conn)
+            .map(|worker| worker.registration.name.clone())
+        else {
+            return false;
+        };
         let Some(job) = self.jobs.get_mut(&id) else {
             return false;
         };
-        if job.current_attempt() != attempt {
+        if job.current_attempt() != attempt || job.completing > 0 {
             return false;
         }
         let Some(last) = job.attempts.last_mut() else {
@@ -268,30 +392,125 @@ impl Core {
             JobState::Queued if last.outcome == Some(AttemptOutcome::WorkerLost) => {
                 last.ended_at = None;
                 last.outcome = None;
-                last.worker = worker.to_owned();
+                last.worker = worker_name;
                 self.unqueue(id);
                 self.set_state(id, JobState::Started);
                 self.record(id);
-                true
             }
             JobState::Started => {
                 // Back within the grace period, or the old connection's loss has not been
                 // noticed yet: the job stays with this worker.
                 self.orphans.remove(&id);
-                last.worker = worker.to_owned();
-                let holder = self
-                    .workers
-                    .iter()
-                    .find(|(_, w)| w.current == Some((id, attempt)))
-                    .map(|(conn, _)| *conn);
-                if let Some(old) = holder
-                    && let Some(w) = self.workers.get_mut(&old)
-                {
-                    w.current = None;
+                last.worker = worker_name;
+                if let Some(old) = self.release(id) {
+                    // The same slot on a new connection: the old one is dead or dying.
+                    self.forget_connection(now, old, false);
+                    self.effects.push(Effect::Close(
+                        old,
+                        "the worker reconnected on another connection".to_owned(),
+                    ));
                 }
-                true
             }
-            _ => false,
+            _ => return false,
+        }
+        self.hold(conn, id, attempt);
+        true
+    }
+
+    /// `EnableWorker`: ends the quarantine of the worker named `name`.
+    pub(super) fn enable_worker(&mut self, now: Timestamp, name: &str) -> Result<(), RequestError> {
+        let connected: Vec<ConnId> = self
+            .workers
+            .iter()
+            .filter(|(_, worker)| worker.registration.name == name)
+            .map(|(conn, _)| *conn)
+            .collect();
+        let Some(record) = self.records.get_mut(name) else {
+            if connected.is_empty() {
+                return Err(RequestError::UnknownWorker(name.to_owned()));
+            }
+            return Ok(());
+        };
+        if record.quarantine.take().is_some() {
+            tracing::info!(worker = %name, "quarantine lifted");
+        }
+        record.failed_in_a_row.clear();
+        for conn in connected {
+            self.worker_ready(now, conn);
+        }
+        Ok(())
+    }
+
+    /// Counts a failure of `job` on the worker named `name`; quarantines the worker once it
+    /// has failed `quarantine_after` different jobs in a row.
+    pub(super) fn count_failure(&mut self, now: Timestamp, name: &str, job: JobId, reason: &str) {
+        let limit = self.config.quarantine_after;
+        if limit == 0 {
+            return;
+        }
+        let cooldown = self.config.quarantine_cooldown;
+        let record = self.records.entry(name.to_owned()).or_default();
+        if !record.failed_in_a_row.contains(&job) {
+            record.failed_in_a_row.push(job);
+        }
+        let count = u32::try_from(record.failed_in_a_row.len()).unwrap_or(u32::MAX);
+        if count < limit || record.quarantine.is_some() {
+            return;
+        }
+        let until = (!cooldown.is_zero()).then(|| now.plus(cooldown));
+        let how_long = if cooldown.is_zero() {
+            "until `buildcat worker-enable` lets it back".to_owned()
+        } else {
+            format!(
+                "for {}s, or until `buildcat worker-enable` lets it back",
+                cooldown.as_secs()
+            )
+        };
+        tracing::warn!(worker = %name, failed = count, last = %reason, "worker quarantined: it failed job after job");
+        record.quarantine = Some(Quarantine {
+            reason: format!(
+                "failed {count} different jobs in a row (last: {reason}); no work {how_long}"
+            ),
+            until,
+        });
+        // An idle slot of this worker leaves the idle order.
+        let idle: Vec<ConnId> = self
+            .workers
+            .iter()
+            .filter(|(_, worker)| worker.registration.name == name)
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in idle {
+            self.leave_idle(conn);
+        }
+    }
+
+    /// A job finished on the worker named `name`: its failures are no longer in a row.
+    pub(super) fn count_success(&mut self, name: &str) {
+        if let Some(record) = self.records.get_mut(name) {
+            record.failed_in_a_row.clear();
+            if record.quarantine.is_none() {
+                self.records.remove(name);
+            }
+        }
+    }
+
+    /// Quarantines whose cool-down is over end; their workers get work again.
+    pub(super) fn end_quarantines(&mut self, now: Timestamp) {
+        let over: Vec<String> = self
+            .records
+            .iter()
+            .filter(|(_, record)| {
+                record
+                    .quarantine
+                    .as_ref()
+                    .and_then(|q| q.until)
+                    .is_some_and(|until| until <= now)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in over {
+            let _ = self.enable_worker(now, &name);
         }
     }
 }

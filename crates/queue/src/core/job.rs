@@ -4,7 +4,7 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 
 use buildcat_proto::{
-    Attempt, AttemptOutcome, Failure, JobId, JobOptions, JobProgress, JobState, JobStatus,
+    Attempt, AttemptOutcome, Failure, JobId, JobOptions, JobProgress, JobState, JobStatus, NewJob,
     Timestamp,
 };
 
@@ -42,6 +42,10 @@ pub(super) struct Job {
     /// When a failed attempt's retry may start; the job is not in its queue's pending set
     /// until then.
     pub(super) retry_at: Option<Timestamp>,
+    /// Completions of the current attempt whose commit the core awaits. While non-zero the
+    /// job is started with no worker slot holding it: its end takes effect on commit. Zero
+    /// whenever the job is not started.
+    pub(super) completing: u16,
 }
 
 /// A job's output, bounded.
@@ -54,6 +58,72 @@ pub(super) struct JobLog {
 }
 
 impl Job {
+    /// A job as loaded from storage.
+    pub(super) fn from_stored(
+        status: JobStatus,
+        args: Vec<u8>,
+        queue: Arc<str>,
+        kind: Arc<str>,
+    ) -> Job {
+        Job {
+            id: status.id,
+            queue,
+            kind,
+            args: args.into(),
+            options: status.options,
+            state: status.state,
+            created_at: status.created_at,
+            ended_at: status.ended_at,
+            attempts: status.attempts,
+            result: status.result,
+            failure: status.failure.map(Box::new),
+            progress: None,
+            log: None,
+            retry_at: None,
+            completing: 0,
+        }
+    }
+
+    /// A job just submitted, not yet committed.
+    pub(super) fn submitted(
+        id: JobId,
+        now: Timestamp,
+        new: NewJob,
+        queue: Arc<str>,
+        kind: Arc<str>,
+    ) -> Job {
+        let mut options = new.options;
+        options.max_attempts = options.max_attempts.max(1);
+        Job {
+            id,
+            queue,
+            kind,
+            args: new.args.into(),
+            options,
+            state: JobState::Queued,
+            created_at: now,
+            ended_at: None,
+            attempts: Vec::new(),
+            result: None,
+            failure: None,
+            progress: None,
+            log: None,
+            retry_at: None,
+            completing: 0,
+        }
+    }
+
+    /// Whether `worker` ran an attempt of this job that failed.
+    pub(super) fn failed_on(&self, worker: &str) -> bool {
+        self.attempts.iter().any(|attempt| {
+            attempt.worker == worker && matches!(attempt.outcome, Some(AttemptOutcome::Failed(_)))
+        })
+    }
+
+    /// Whether it is started and `attempt` is its current attempt.
+    pub(super) fn runs(&self, attempt: u32) -> bool {
+        self.state == JobState::Started && self.current_attempt() == attempt
+    }
     pub(super) fn status(&self) -> JobStatus {
         JobStatus {
             id: self.id,

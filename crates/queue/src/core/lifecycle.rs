@@ -1,13 +1,14 @@
 //! A job's life: submitted, committed, admitted, completed, retried, lost, ended.
 
 use buildcat_proto::{
-    AttemptOutcome, Completion, Failure, JobEvent, JobId, JobState, NewJob, Outcome, Reply,
-    RequestError, RequestId, Timestamp,
+    AttemptOutcome, Completion, Failure, JobEvent, JobId, JobState, JobStatus, NewJob, Outcome,
+    Reply, RequestError, RequestId, Timestamp,
 };
 
+use super::connections::Orphan;
 use super::job::Job;
 use super::{ConnId, Core, MAX_WORKER_LOSSES, Token};
-use crate::store::StoreOp;
+use crate::store::{StoreError, StoreOp};
 
 /// What the core waits on a commit for.
 #[derive(Debug)]
@@ -21,29 +22,102 @@ pub(super) enum AwaitingCommit {
         /// The jobs, not yet visible.
         jobs: Vec<Job>,
     },
-    /// A completion to acknowledge, and a job end to announce.
+    /// A completion to apply, acknowledge and announce once its record is stored.
     Complete {
-        /// The worker.
+        /// The worker's connection.
         conn: ConnId,
         /// Its request.
         id: RequestId,
-        /// The job, if it ended for good.
-        ended: Option<JobId>,
+        /// The job.
+        job: JobId,
+        /// The attempt reported.
+        attempt: u32,
+        /// How it ended.
+        outcome: Outcome,
+        /// When it was reported: the time the job's record says it ended.
+        at: Timestamp,
+        /// The worker's name, for its failure count.
+        worker: String,
     },
 }
 
-impl Core {
-    pub(super) fn insert_loaded(&mut self, mut job: Job, now: Timestamp) {
-        if job.state == JobState::Started {
-            // The server stopped while this ran; its worker has lost it.
-            if let Some(attempt) = job.attempts.last_mut() {
-                attempt.ended_at = Some(now);
-                attempt.outcome = Some(AttemptOutcome::WorkerLost);
+/// How an attempt's end changes its job: computed once, written to the stored record at
+/// report time and to the job in memory at commit, so the two cannot differ.
+struct Conclusion {
+    /// What the attempt's record says.
+    attempt: AttemptOutcome,
+    /// The job's state after it.
+    state: JobState,
+    /// The job's result, when it finished.
+    result: Option<Vec<u8>>,
+    /// Why it failed or was canceled, when it ended so.
+    failure: Option<Failure>,
+}
+
+impl Conclusion {
+    /// What `outcome` does to `job` (whose attempt it reports).
+    fn of(job: &Job, outcome: Outcome) -> Conclusion {
+        let (attempt, result, failure) = match outcome {
+            Outcome::Finished(result) => (AttemptOutcome::Finished, Some(result), None),
+            Outcome::Failed(failure) => {
+                (AttemptOutcome::Failed(failure.clone()), None, Some(failure))
             }
-            job.state = JobState::Queued;
-            self.ops.push(StoreOp::Update(job.status()));
+            Outcome::Canceled => (
+                AttemptOutcome::Canceled,
+                None,
+                Some(Failure::new("canceled")),
+            ),
+            Outcome::Interrupted => (AttemptOutcome::Interrupted, None, None),
+        };
+        // Counting this attempt's failure, if it is one.
+        let failed =
+            job.failed_attempts() + u32::from(matches!(attempt, AttemptOutcome::Failed(_)));
+        let state = match attempt {
+            AttemptOutcome::Finished => JobState::Finished,
+            AttemptOutcome::Canceled => JobState::Canceled,
+            AttemptOutcome::Failed(_) if failed >= job.options.max_attempts => JobState::Failed,
+            // A retry, or back in line at once after an interruption or a loss.
+            _ => JobState::Queued,
+        };
+        Conclusion {
+            attempt,
+            state,
+            result,
+            failure,
         }
+    }
+
+    /// The job's stored record as it will be.
+    fn status(&self, job: &Job, at: Timestamp) -> JobStatus {
+        let mut status = job.status();
+        if let Some(last) = status.attempts.last_mut() {
+            last.ended_at = Some(at);
+            last.outcome = Some(self.attempt.clone());
+        }
+        status.state = self.state;
+        status.progress = None;
+        if self.state.is_terminal() {
+            status.ended_at = Some(at);
+            status.result = self.result.clone();
+            status.failure = self.failure.clone();
+        }
+        status
+    }
+}
+
+impl Core {
+    /// Adds a job read from storage. A job found started ran when the server stopped: its
+    /// worker may still run it and come back, so it waits `reconnect_grace` as an orphan.
+    pub(super) fn insert_loaded(&mut self, job: Job, now: Timestamp) {
         let id = job.id;
+        let started = (job.state == JobState::Started).then(|| {
+            let worker = job
+                .attempts
+                .last()
+                .map(|attempt| attempt.worker.clone())
+                .unwrap_or_default();
+            (worker, job.current_attempt())
+        });
         let state = job.state;
         if state == JobState::Finished {
             self.finished
@@ -61,6 +135,27 @@ impl Core {
             }
         }
         self.jobs.insert(id, Box::new(job));
+        if let Some((worker, attempt)) = started {
+            self.orphan(now, id, attempt, worker);
+        }
+    }
+
+    /// `id`'s attempt `attempt` has no worker holding it: wait `reconnect_grace` for
+    /// `worker` to come back for it, or count the worker lost at once without a grace.
+    pub(super) fn orphan(&mut self, now: Timestamp, id: JobId, attempt: u32, worker: String) {
+        if self.config.reconnect_grace.is_zero() {
+            self.worker_lost(now, id, attempt, &worker);
+            return;
+        }
+        let deadline = now.plus(self.config.reconnect_grace);
+        self.orphans.insert(
+            id,
+            Orphan {
+                worker,
+                attempt,
+                deadline,
+            },
+        );
     }
 
     pub(super) fn submit(
@@ -76,29 +171,13 @@ impl Core {
         }
         let mut jobs = Vec::with_capacity(new_jobs.len());
         for new in new_jobs {
-            let mut options = new.options;
-            options.max_attempts = options.max_attempts.max(1);
-            let job = Job {
-                id: JobId::new(now, &self.id_context),
-                queue: self.intern_queue(&new.queue),
-                kind: self.intern_kind(&new.kind),
-                args: new.args.into(),
-                options,
-                state: JobState::Queued,
-                created_at: now,
-                ended_at: None,
-                attempts: Vec::new(),
-                result: None,
-                failure: None,
-                progress: None,
-                log: None,
-                retry_at: None,
-            };
+            let queue = self.intern_queue(&new.queue);
+            let kind = self.intern_kind(&new.kind);
+            let job = Job::submitted(self.ids.next(now), now, new, queue, kind);
             self.ops.push(StoreOp::Insert(job.stored()));
             jobs.push(job);
         }
-        let token = self.next_token;
-        self.next_token += 1;
+        let token = self.next_token();
         self.pending
             .insert(token, AwaitingCommit::Submit { conn, id, jobs });
         self.flush_ops(Some(token));
@@ -123,14 +202,15 @@ impl Core {
         Ok(())
     }
 
-    pub(super) fn persisted(&mut self, now: Timestamp, token: Token, error: Option<&str>) {
+    /// A commit the core waited on is done (`error`: it failed, and none of it is stored).
+    pub(super) fn persisted(&mut self, now: Timestamp, token: Token, error: Option<&StoreError>) {
         let Some(pending) = self.pending.remove(&token) else {
             return;
         };
         match pending {
             AwaitingCommit::Submit { conn, id, jobs } => {
                 if let Some(error) = error {
-                    self.reply(conn, id, Err(RequestError::Storage(error.to_owned())));
+                    self.reply(conn, id, Err(RequestError::Storage(error.to_string())));
                     return;
                 }
                 let ids = jobs.iter().map(|job| job.id).collect();
@@ -139,18 +219,15 @@ impl Core {
                     self.admit(now, job);
                 }
             }
-            AwaitingCommit::Complete { conn, id, ended } => {
-                let reply = match error {
-                    None => Ok(Reply::Ack),
-                    Some(error) => Err(RequestError::Storage(error.to_owned())),
-                };
-                if self.connections.contains_key(&conn) {
-                    self.reply(conn, id, reply);
-                }
-                if let Some(job) = ended {
-                    self.announce_end(job);
-                }
-            }
+            AwaitingCommit::Complete {
+                conn,
+                id,
+                job,
+                attempt,
+                outcome,
+                at,
+                worker,
+            } => self.completion_stored(now, error, (conn, id), job, attempt, outcome, at, worker),
         }
     }
 
@@ -194,6 +271,10 @@ impl Core {
             return;
         };
         let old = std::mem::replace(&mut job.state, state);
+        if state != JobState::Started {
+            // Completions in flight were of an attempt that is over now.
+            job.completing = 0;
+        }
         if state == JobState::Finished {
             self.finished
                 .insert((job.ended_at.unwrap_or(job.created_at), id));
@@ -204,6 +285,9 @@ impl Core {
         *summary.count_mut(state) += 1;
     }
 
+    /// `Complete`: a worker reports how an attempt ended. A report of the current attempt is
+    /// stored first and takes effect when committed; a report of an attempt that is not
+    /// current is refused and changes nothing else.
     pub(super) fn complete(
         &mut self,
         now: Timestamp,
@@ -216,31 +300,47 @@ impl Core {
             attempt,
             outcome,
         } = completion;
-        if let Some(worker) = self.workers.get_mut(&conn)
-            && worker.current == Some((job_id, attempt))
-        {
-            worker.current = None;
-        }
-        // The job was canceled while it ran: the worker's report of that attempt is expected
-        // and needs no warning; whatever it carries is not recorded.
+        let Some(worker) = self.workers.get_mut(&conn) else {
+            return;
+        };
+        let name = worker.registration.name.clone();
+        // The report of an attempt it was told to stop: expected; its slot may be free now.
+        let len = worker.stopping.len();
+        worker.stopping.retain(|held| *held != (job_id, attempt));
+        let was_stopping = worker.stopping.len() < len;
         if self
             .jobs
             .get(&job_id)
             .is_some_and(|job| job.state == JobState::Canceled && job.current_attempt() == attempt)
         {
+            // Canceled while it ran: expected, and nothing it carries is recorded.
             self.reply(conn, id, Ok(Reply::Ack));
             self.worker_ready(now, conn);
             return;
         }
-        let current = self.jobs.get(&job_id).is_some_and(|job| {
-            job.current_attempt() == attempt
-                && (job.state == JobState::Started
-                    || (job.state == JobState::Queued
-                        && job.attempts.last().and_then(|a| a.outcome.as_ref())
-                            == Some(&AttemptOutcome::WorkerLost)))
+        let lost_but_back = self.jobs.get(&job_id).is_some_and(|job| {
+            job.state == JobState::Queued
+                && job.current_attempt() == attempt
+                && job.attempts.last().and_then(|a| a.outcome.as_ref())
+                    == Some(&AttemptOutcome::WorkerLost)
         });
+        let current = !was_stopping
+            && (lost_but_back || self.jobs.get(&job_id).is_some_and(|job| job.runs(attempt)));
+        if current && lost_but_back {
+            // Counted lost a moment ago, but here is its result: take it back from the queue.
+            if let Some(job) = self.jobs.get_mut(&job_id)
+                && let Some(last) = job.attempts.last_mut()
+            {
+                last.ended_at = None;
+                last.outcome = None;
+            }
+            self.unqueue(job_id);
+            self.set_state(job_id, JobState::Started);
+        }
         if !current {
-            tracing::warn!(job = %job_id, attempt, "refused a result for an attempt that is not current");
+            if !was_stopping {
+                tracing::warn!(job = %job_id, attempt, "refused a result for an attempt that is not current");
+            }
             self.reply(
                 conn,
                 id,
@@ -249,59 +349,123 @@ impl Core {
                     attempt,
                 }),
             );
-            self.worker_ready(now, conn);
+            if was_stopping {
+                self.worker_ready(now, conn);
+            }
             return;
         }
+        // The slot is free now; the job's end waits for its record to be stored.
+        self.release(job_id);
+        self.orphans.remove(&job_id);
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        job.completing += 1;
+        let conclusion = Conclusion::of(job, outcome.clone());
+        self.ops.push(StoreOp::Update(conclusion.status(job, now)));
+        let token = self.next_token();
         // A worker that interrupts its job is on its way out: it gets no more work.
         let leaving = outcome == Outcome::Interrupted;
-        self.unqueue(job_id);
-        let ended = self.end_attempt(now, job_id, outcome);
-        let token = self.next_token;
-        self.next_token += 1;
         self.pending.insert(
             token,
             AwaitingCommit::Complete {
                 conn,
                 id,
-                ended: ended.then_some(job_id),
+                job: job_id,
+                attempt,
+                outcome,
+                at: now,
+                worker: name,
             },
         );
         self.flush_ops(Some(token));
-        if !leaving {
+        if leaving {
+            if let Some(worker) = self.workers.get_mut(&conn) {
+                worker.leaving = true;
+            }
+        } else {
             self.worker_ready(now, conn);
         }
     }
 
-    /// Records how the current attempt ended; returns whether the job ended for good.
+    /// A completion's record was committed (or not): apply it, or put the job back as it
+    /// was, an orphan waiting for its worker to send the result again.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the fields of one AwaitingCommit::Complete, destructured by the one caller"
+    )]
+    fn completion_stored(
+        &mut self,
+        now: Timestamp,
+        error: Option<&StoreError>,
+        (conn, id): (ConnId, RequestId),
+        job_id: JobId,
+        attempt: u32,
+        outcome: Outcome,
+        at: Timestamp,
+        worker: String,
+    ) {
+        let reply = match error {
+            None => Ok(Reply::Ack),
+            Some(error) => Err(RequestError::Storage(error.to_string())),
+        };
+        if self.connections.contains_key(&conn) {
+            self.reply(conn, id, reply);
+        }
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        // Canceled meanwhile, or already applied from a duplicate report: nothing to do.
+        if !job.runs(attempt) {
+            return;
+        }
+        job.completing = job.completing.saturating_sub(1);
+        if error.is_some() {
+            if job.completing == 0 && !self.running.contains_key(&job_id) {
+                self.orphan(now, job_id, attempt, worker);
+            }
+            return;
+        }
+        match &outcome {
+            Outcome::Failed(failure) => {
+                let reason = failure.reason.clone();
+                self.count_failure(now, &worker, job_id, &reason);
+            }
+            Outcome::Finished(_) => self.count_success(&worker),
+            Outcome::Canceled | Outcome::Interrupted => {}
+        }
+        // The record stored is what applying gives: nothing changes a completing job's
+        // record meanwhile (it is not held, so no loss, timeout or reclaim touches it).
+        if self.conclude(at, job_id, outcome) {
+            self.announce_end(job_id);
+        }
+    }
+
+    /// Records how the current attempt ended, by the server's own decision (the timeout
+    /// backstop); returns whether the job ended for good.
     pub(super) fn end_attempt(&mut self, now: Timestamp, id: JobId, outcome: Outcome) -> bool {
+        let ended = self.conclude(now, id, outcome);
+        self.record(id);
+        ended
+    }
+
+    /// Applies an attempt's end to the job in memory (not to storage); returns whether the
+    /// job ended for good.
+    fn conclude(&mut self, now: Timestamp, id: JobId, outcome: Outcome) -> bool {
         let Some(job) = self.jobs.get_mut(&id) else {
             return false;
         };
-        let (attempt_outcome, result, failure) = match outcome {
-            Outcome::Finished(result) => (AttemptOutcome::Finished, Some(result), None),
-            Outcome::Failed(failure) => {
-                (AttemptOutcome::Failed(failure.clone()), None, Some(failure))
-            }
-            Outcome::Canceled => (
-                AttemptOutcome::Canceled,
-                None,
-                Some(Failure::new("canceled")),
-            ),
-            Outcome::Interrupted => (AttemptOutcome::Interrupted, None, None),
-        };
-        let interrupted = attempt_outcome == AttemptOutcome::Interrupted;
-        let canceled = attempt_outcome == AttemptOutcome::Canceled;
+        let Conclusion {
+            attempt,
+            state,
+            result,
+            failure,
+        } = Conclusion::of(job, outcome);
+        let retry = matches!(attempt, AttemptOutcome::Failed(_));
         if let Some(last) = job.attempts.last_mut() {
             last.ended_at = Some(now);
-            last.outcome = Some(attempt_outcome);
+            last.outcome = Some(attempt);
         }
-        let state = match (&result, &failure) {
-            (Some(_), _) => JobState::Finished,
-            _ if interrupted => JobState::Queued,
-            _ if canceled => JobState::Canceled,
-            _ if job.failed_attempts() < job.options.max_attempts => JobState::Queued,
-            _ => JobState::Failed,
-        };
         job.progress = None;
         if state.is_terminal() {
             job.ended_at = Some(now);
@@ -309,18 +473,35 @@ impl Core {
             job.failure = failure.map(Box::new);
         }
         self.set_state(id, state);
-        self.record(id);
-        if interrupted {
+        match state {
+            JobState::Queued if retry => self.schedule_retry(now, id),
             // Not the job's fault: back in line at once, no attempt used up.
-            self.enqueue(now, id);
-            return false;
+            JobState::Queued => self.enqueue(now, id),
+            _ => {
+                self.release_dependents(now, id);
+                return true;
+            }
         }
-        if state == JobState::Queued {
-            self.schedule_retry(now, id);
-            return false;
+        false
+    }
+
+    /// Ends a job that did not run to its end: `Failed` or `Canceled` with `failure`,
+    /// recorded, announced, and its dependents failed in turn.
+    pub(super) fn end_job(&mut self, now: Timestamp, id: JobId, state: JobState, failure: Failure) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if let Some(due) = job.retry_at.take() {
+            self.delayed.remove(&(due, id));
         }
+        job.ended_at = Some(now);
+        job.failure = Some(Box::new(failure));
+        job.progress = None;
+        self.unqueue(id);
+        self.set_state(id, state);
+        self.record(id);
+        self.announce_end(id);
         self.release_dependents(now, id);
-        true
     }
 
     /// A failed attempt will be retried: after a backoff that doubles with each failure.
@@ -394,15 +575,8 @@ impl Core {
                     self.enqueue(now, dependent);
                 }
             } else {
-                let reason = format!("dependency {id} {state}");
-                if let Some(job) = self.jobs.get_mut(&dependent) {
-                    job.ended_at = Some(now);
-                    job.failure = Some(Box::new(Failure::new(reason)));
-                }
-                self.set_state(dependent, JobState::Failed);
-                self.record(dependent);
-                self.announce_end(dependent);
-                self.release_dependents(now, dependent);
+                let reason = Failure::new(format!("dependency {id} {state}"));
+                self.end_job(now, dependent, JobState::Failed, reason);
             }
         }
     }
@@ -421,7 +595,10 @@ impl Core {
             last.ended_at = Some(now);
             last.outcome = Some(AttemptOutcome::WorkerLost);
         }
-        if job.worker_losses() < MAX_WORKER_LOSSES {
+        let losses = job.worker_losses();
+        self.release(id);
+        self.orphans.remove(&id);
+        if losses < MAX_WORKER_LOSSES {
             self.set_state(id, JobState::Queued);
             self.record(id);
             self.enqueue(now, id);
@@ -430,12 +607,7 @@ impl Core {
                 "worker lost: {MAX_WORKER_LOSSES} workers were lost while running this job, the \
                  last was {worker}"
             );
-            job.ended_at = Some(now);
-            job.failure = Some(Box::new(Failure::new(reason)));
-            self.set_state(id, JobState::Failed);
-            self.record(id);
-            self.announce_end(id);
-            self.release_dependents(now, id);
+            self.end_job(now, id, JobState::Failed, Failure::new(reason));
         }
     }
 }

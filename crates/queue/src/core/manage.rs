@@ -32,12 +32,6 @@ impl Core {
                 }),
             };
         }
-        if let Some(due) = job.retry_at.take() {
-            self.delayed.remove(&(due, id));
-        }
-        job.ended_at = Some(now);
-        job.failure = Some(Box::new(Failure::new("canceled")));
-        job.progress = None;
         if state == JobState::Started {
             let attempt = job.current_attempt();
             if let Some(last) = job.attempts.last_mut() {
@@ -45,25 +39,9 @@ impl Core {
                 last.outcome = Some(AttemptOutcome::Canceled);
             }
             self.orphans.remove(&id);
-            let holder = self
-                .workers
-                .iter()
-                .find(|(_, worker)| worker.current == Some((id, attempt)))
-                .map(|(conn, _)| *conn);
-            if let Some(conn) = holder {
-                let stop = ServerFrame::Cancel {
-                    job: id,
-                    attempt,
-                    reason: "canceled".to_owned(),
-                };
-                self.effects.push(Effect::Send(conn, stop));
-            }
+            self.stop_attempt(id, attempt, "canceled".to_owned());
         }
-        self.unqueue(id);
-        self.set_state(id, JobState::Canceled);
-        self.record(id);
-        self.announce_end(id);
-        self.release_dependents(now, id);
+        self.end_job(now, id, JobState::Canceled, Failure::new("canceled"));
         JobChange {
             job: id,
             result: Ok(JobState::Canceled),
@@ -158,7 +136,7 @@ impl Core {
             .chain(
                 self.orphans
                     .iter()
-                    .map(|(id, (_, attempt, _))| (*id, *attempt)),
+                    .map(|(id, orphan)| (*id, orphan.attempt)),
             )
             .filter_map(|(id, attempt)| {
                 let job = self.jobs.get(&id)?;
@@ -172,23 +150,7 @@ impl Core {
         for (id, attempt, timeout) in overdue {
             let seconds = timeout / 1000;
             tracing::warn!(job = %id, attempt, "job ran past its timeout and its worker did not stop it");
-            let holder = self
-                .workers
-                .iter()
-                .find(|(_, worker)| worker.current == Some((id, attempt)))
-                .map(|(conn, _)| *conn);
-            if let Some(conn) = holder {
-                let stop = ServerFrame::Cancel {
-                    job: id,
-                    attempt,
-                    reason: format!("timed out after {seconds}s"),
-                };
-                self.effects.push(Effect::Send(conn, stop));
-                if let Some(worker) = self.workers.get_mut(&conn) {
-                    worker.current = None;
-                }
-                self.worker_ready(now, conn);
-            }
+            self.stop_attempt(id, attempt, format!("timed out after {seconds}s"));
             self.orphans.remove(&id);
             let failure = Failure::new(format!(
                 "timed out after {seconds}s and the worker did not report it within {}s more",
@@ -198,6 +160,23 @@ impl Core {
                 self.announce_end(id);
             }
         }
+    }
+
+    /// Tells the worker holding `id`'s attempt `attempt`, if one does, to stop it. Its slot
+    /// stays taken until it reports the attempt, so it never runs two jobs at once.
+    fn stop_attempt(&mut self, id: JobId, attempt: u32, reason: String) {
+        let Some(conn) = self.release(id) else {
+            return;
+        };
+        if let Some(worker) = self.workers.get_mut(&conn) {
+            worker.stopping.push((id, attempt));
+        }
+        let stop = ServerFrame::Cancel {
+            job: id,
+            attempt,
+            reason,
+        };
+        self.effects.push(Effect::Send(conn, stop));
     }
 
     /// Queues the job's current record for storage.

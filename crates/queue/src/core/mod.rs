@@ -6,8 +6,21 @@
 //!
 //! Durability: a submission becomes visible (queued, dispatchable, acknowledged) only after
 //! the store has committed it; the core parks it under a [`Token`] until
-//! [`Input::Persisted`] comes back. Completions are applied at once and acknowledged to the
-//! worker, and announced to waiting clients, once committed.
+//! [`Input::Persisted`] comes back. A completion likewise takes effect (the job ends or
+//! is retried, waiting clients hear of it, the worker is acknowledged) only once its record
+//! is committed; a failed commit leaves the job as it was, for the worker to send again.
+//!
+//! The parts, each owning its share of the state:
+//! - `job`: the job record and what is derived from it;
+//! - `dispatch`: queues, workers, who runs what (and quarantine);
+//! - `lifecycle`: submit, commit, complete, retry, loss, end;
+//! - `connections`: peers, their subscriptions, silence, and the timed steps of a tick;
+//! - `follow` (output and progress pushed to clients) and `manage` (cancel, requeue, list).
+//!
+//! The core is deterministic: it iterates ordered maps wherever order decides an outcome,
+//! makes job ids from a seedable `IdSource`, and says when it next needs
+//! the time to move ([`Core::next_deadline`]). `check_invariants` (tests) states what
+//! must hold after every input; `tests/randomized.rs` checks it over random sequences.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -20,8 +33,9 @@ use buildcat_proto::{
 
 use crate::store::{StoreError, StoreOp, StoredJob};
 
-use connections::Connection;
-use dispatch::{Queue, Worker};
+use connections::{Connection, Orphan};
+use dispatch::{Queue, Worker, WorkerRecord};
+use ids::IdSource;
 use job::Job;
 use lifecycle::AwaitingCommit;
 
@@ -41,6 +55,17 @@ pub const MAX_WORKER_LOSSES: u32 = 3;
 /// jobs. Those checks scan, so they run on this coarse period rather than at each peer's
 /// exact deadline; a second is far finer than any of the timeouts involved.
 pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a worker whose connection dropped has to come back and reclaim its job, by
+/// default. Render farms wait about a minute before handing work on (Flamenco and OpenCue
+/// wait a minute or more): a network blip of seconds must not cost an hour-long render, and
+/// a dead machine must not hold a frame for long. Workers stop a job themselves once they
+/// have been cut off for most of this, so the two copies never overlap.
+pub const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(60);
+
+/// Subscriptions a connection may collect before its list is compacted (then at each
+/// doubling, so the cost per subscription stays constant).
+pub(crate) const SUBSCRIPTION_COMPACT_AT: usize = 64;
 
 /// Settings of the state machine.
 #[derive(Debug, Clone)]
@@ -67,6 +92,15 @@ pub struct CoreConfig {
     pub register_timeout: Duration,
     /// How long a client connection with nothing in flight may stay silent.
     pub client_idle_timeout: Duration,
+    /// Different jobs a worker may fail in a row before it is quarantined (no more work
+    /// until enabled again); 0 turns quarantine off.
+    pub quarantine_after: u32,
+    /// How long a quarantine lasts before the worker gets work again; zero: until a person
+    /// runs `buildcat worker-enable`.
+    pub quarantine_cooldown: Duration,
+    /// Seeds the job id generator; `None` seeds it from the operating system. Tests set it
+    /// so that a run replays exactly.
+    pub id_seed: Option<u64>,
 }
 
 impl Default for CoreConfig {
@@ -75,7 +109,7 @@ impl Default for CoreConfig {
             heartbeat: Duration::from_secs(5),
             missed_heartbeats: 3,
             retention: Duration::from_secs(24 * 60 * 60),
-            reconnect_grace: Duration::from_secs(15),
+            reconnect_grace: DEFAULT_RECONNECT_GRACE,
             retry_backoff: Duration::from_secs(2),
             max_retry_backoff: Duration::from_secs(300),
             timeout_backstop: Duration::from_secs(30),
@@ -83,6 +117,9 @@ impl Default for CoreConfig {
             max_in_flight: 100_000,
             register_timeout: Duration::from_secs(10),
             client_idle_timeout: Duration::from_secs(3600),
+            quarantine_after: 5,
+            quarantine_cooldown: Duration::from_secs(15 * 60),
+            id_seed: None,
         }
     }
 }
@@ -155,10 +192,16 @@ pub struct Core {
     queues: BTreeMap<Arc<str>, Queue>,
     /// Interned kind names.
     kinds: HashSet<Arc<str>>,
-    /// Connected peers.
-    connections: HashMap<ConnId, Connection>,
-    /// Registered workers, by connection.
-    workers: HashMap<ConnId, Worker>,
+    /// Connected peers. Ordered, so the scans act on them in the same order every run.
+    connections: BTreeMap<ConnId, Connection>,
+    /// Registered workers, by connection. Ordered for the same reason.
+    workers: BTreeMap<ConnId, Worker>,
+    /// Which worker connection runs each started job's current attempt: the reverse of
+    /// `Worker::current`, so finding a job's worker is a lookup, not a scan.
+    running: HashMap<JobId, ConnId>,
+    /// What the server remembers of each worker by name, across its reconnects: failures in
+    /// a row and quarantine.
+    records: BTreeMap<String, WorkerRecord>,
     /// Idle workers, longest idle first.
     idle: BTreeMap<u64, ConnId>,
     /// Next idle-order number.
@@ -171,15 +214,15 @@ pub struct Core {
     pending: HashMap<Token, AwaitingCommit>,
     /// Next token.
     next_token: Token,
-    /// Makes job ids strictly increasing.
-    id_context: uuid::ContextV7,
+    /// Makes job ids: strictly increasing, reproducible from a seed.
+    ids: IdSource,
     /// Failed jobs waiting for their retry, by when it is due.
     delayed: BTreeSet<(Timestamp, JobId)>,
     /// Finished jobs by when they ended, so pruning looks only at the expired ones.
     finished: BTreeSet<(Timestamp, JobId)>,
-    /// Running jobs whose worker's connection dropped: the worker's name, the attempt and
-    /// when the grace period ends.
-    orphans: HashMap<JobId, (String, u32, Timestamp)>,
+    /// Started jobs with no connected worker, waiting for theirs to come back: the worker's
+    /// connection dropped, the server restarted, or a completion's commit failed.
+    orphans: BTreeMap<JobId, Orphan>,
     /// Clients following a job's output.
     log_followers: HashMap<JobId, Vec<(ConnId, RequestId)>>,
     /// Clients watching a job's progress and end.
@@ -196,25 +239,33 @@ pub struct Core {
 
 impl Core {
     /// A core holding `jobs` loaded from storage. Jobs that were started when the server
-    /// stopped go back to their queue; the returned ops record that.
+    /// stopped wait `reconnect_grace` for their workers to come back and reclaim them; only
+    /// unclaimed ones go back to their queue. The returned ops are changes made while
+    /// loading, to store before serving.
     pub fn new(config: CoreConfig, stored: Vec<StoredJob>, now: Timestamp) -> (Core, Vec<StoreOp>) {
+        let ids = match config.id_seed {
+            Some(seed) => IdSource::seeded(seed),
+            None => IdSource::from_entropy(),
+        };
         let mut core = Core {
             config,
             jobs: HashMap::with_capacity(stored.len()),
             queues: BTreeMap::new(),
             kinds: HashSet::new(),
-            connections: HashMap::new(),
-            workers: HashMap::new(),
+            connections: BTreeMap::new(),
+            workers: BTreeMap::new(),
+            running: HashMap::new(),
+            records: BTreeMap::new(),
             idle: BTreeMap::new(),
             idle_counter: 0,
             waiters: HashMap::new(),
             dependents: HashMap::new(),
             pending: HashMap::new(),
             next_token: 0,
-            id_context: uuid::ContextV7::new(),
+            ids,
             delayed: BTreeSet::new(),
             finished: BTreeSet::new(),
-            orphans: HashMap::new(),
+            orphans: BTreeMap::new(),
             log_followers: HashMap::new(),
             watchers: HashMap::new(),
             watches: HashMap::new(),
@@ -223,22 +274,9 @@ impl Core {
             next_scan: now,
         };
         for StoredJob { status, args } in stored {
-            let job = Job {
-                id: status.id,
-                queue: core.intern_queue(&status.queue),
-                kind: core.intern_kind(&status.kind),
-                args: args.into(),
-                options: status.options,
-                state: status.state,
-                created_at: status.created_at,
-                ended_at: status.ended_at,
-                attempts: status.attempts,
-                result: status.result,
-                failure: status.failure.map(Box::new),
-                progress: None,
-                log: None,
-                retry_at: None,
-            };
+            let queue = core.intern_queue(&status.queue);
+            let kind = core.intern_kind(&status.kind);
+            let job = Job::from_stored(status, args, queue, kind);
             core.insert_loaded(job, now);
         }
         let ops = std::mem::take(&mut core.ops);
@@ -251,17 +289,21 @@ impl Core {
     /// The shell sleeps until then (or until an input arrives); tests jump the clock there.
     pub fn next_deadline(&self) -> Option<Timestamp> {
         let retry = self.delayed.first().map(|(due, _)| *due);
-        let orphan = self
-            .orphans
+        let orphan = self.orphans.values().map(|orphan| orphan.deadline).min();
+        let quarantine = self
+            .records
             .values()
-            .map(|(_, _, deadline)| *deadline)
+            .filter_map(|record| record.quarantine.as_ref()?.until)
             .min();
         let prune = self
             .finished
             .first()
             .map(|(ended, _)| ended.plus(self.config.retention + Duration::from_millis(1)));
         let scan = (!self.connections.is_empty()).then_some(self.next_scan);
-        [retry, orphan, prune, scan].into_iter().flatten().min()
+        [retry, orphan, quarantine, prune, scan]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// How many jobs the core holds.
@@ -284,9 +326,9 @@ impl Core {
             Input::Request { conn, id, request } => self.request(now, conn, id, request),
             Input::Disconnected { conn } => self.forget_connection(now, conn, true),
             Input::Persisted { tokens, result } => {
-                let error = result.err().map(|e| e.to_string());
+                let error = result.err();
                 for token in tokens {
-                    self.persisted(now, token, error.as_deref());
+                    self.persisted(now, token, error.as_ref());
                 }
             }
             Input::Tick => self.tick(now),
@@ -349,15 +391,8 @@ impl Core {
                 | Request::Progress { .. }
         );
         if worker_only && role != Role::Worker {
-            let name = match &request {
-                Request::Register(_) => "register",
-                Request::Heartbeat => "heartbeat",
-                Request::Log { .. } => "log",
-                Request::Progress { .. } => "progress",
-                _ => "complete",
-            };
             let error = RequestError::WrongRole {
-                request: name.to_owned(),
+                request: request.name().to_owned(),
                 role: "client".to_owned(),
             };
             self.reply(conn, id, Err(error));
@@ -420,6 +455,10 @@ impl Core {
             }
             Request::Logs { job, follow } => self.logs(conn, id, job, follow),
             Request::Watch(jobs) => self.watch(conn, id, jobs),
+            Request::EnableWorker(name) => {
+                let reply = self.enable_worker(now, &name).map(|()| Reply::Ack);
+                self.reply(conn, id, reply);
+            }
         }
     }
 
@@ -429,8 +468,16 @@ impl Core {
             self.scan(now);
         }
         self.expire_orphans(now);
+        self.end_quarantines(now);
         self.release_due_retries(now);
         self.prune_finished(now);
+    }
+
+    /// A new commit token.
+    pub(super) fn next_token(&mut self) -> Token {
+        let token = self.next_token;
+        self.next_token += 1;
+        token
     }
 
     /// The farm at a glance.
@@ -441,6 +488,10 @@ impl Core {
             .filter(|queue| JobState::ALL.iter().any(|s| queue.summary.count(*s) > 0))
             .map(|queue| queue.summary.clone())
             .collect();
+        let quarantine = |worker: &Worker| {
+            let record = self.records.get(&worker.registration.name)?;
+            Some(record.quarantine.as_ref()?.reason.clone())
+        };
         let mut workers: Vec<WorkerSummary> = self
             .workers
             .values()
@@ -451,11 +502,14 @@ impl Core {
                 queues: worker.registration.queues.clone(),
                 activity: if worker.current.is_some() {
                     WorkerActivity::Busy
+                } else if quarantine(worker).is_some() {
+                    WorkerActivity::Quarantined
                 } else {
                     WorkerActivity::Idle
                 },
                 job: worker.current.map(|(id, _)| id),
                 connected_at: worker.connected_at,
+                quarantine: quarantine(worker),
             })
             .collect();
         workers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -487,6 +541,9 @@ impl Core {
 mod connections;
 mod dispatch;
 mod follow;
+mod ids;
+#[cfg(test)]
+mod invariants;
 mod job;
 mod lifecycle;
 mod manage;

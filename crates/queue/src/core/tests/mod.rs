@@ -7,13 +7,16 @@ use buildcat_proto::{
     Request, RequestError, Role, ServerFrame, Timestamp, WorkerActivity, WorkerRegistration,
 };
 
+mod faults;
+mod randomized;
+
 use super::{ConnId, Core, CoreConfig, Effect, Input, MAX_WORKER_LOSSES};
 use crate::store::{StoreError, StoreOp, StoredJob};
 
 const CLIENT: ConnId = 1;
 
 /// A core with a clock that tests move by hand; commits succeed at once unless told not to.
-struct Farm {
+pub(super) struct Farm {
     core: Core,
     now: Timestamp,
     next_request: u64,
@@ -55,7 +58,11 @@ impl Farm {
         let mut frames = Vec::new();
         let mut inputs = vec![input];
         while let Some(input) = inputs.pop() {
-            for effect in self.core.handle(self.now, input) {
+            let effects = self.core.handle(self.now, input);
+            if let Err(broken) = self.core.check_invariants() {
+                panic!("invariant broken: {broken}");
+            }
+            for effect in effects {
                 match effect {
                     Effect::Send(conn, frame) => frames.push((conn, frame)),
                     Effect::Close(conn, reason) => {
@@ -598,23 +605,60 @@ fn finished_jobs_are_pruned_after_retention_and_failed_ones_kept() {
     assert_eq!((queue.finished, queue.failed), (0, 1));
 }
 
+/// Issue 9, item 4: after `kill -9` of the server, jobs found started were requeued at once
+/// and ran a second time while their first workers still ran them.
 #[test]
-fn started_jobs_go_back_to_their_queue_at_start() {
+fn after_a_restart_started_jobs_wait_the_grace_for_their_workers() {
     let mut farm = Farm::new();
     farm.worker(10, "w1", &["default"]);
-    let (running, _) = farm.submit_one("default", INFO);
+    farm.worker(11, "w2", &["default"]);
+    let (kept, _) = farm.submit_one("default", INFO);
+    let (unclaimed, _) = farm.submit_one("default", INFO);
     let (queued, _) = farm.submit_one("default", INFO);
-    let stored: Vec<StoredJob> = [running, queued]
+    let stored: Vec<StoredJob> = [kept, unclaimed, queued]
         .iter()
         .map(|id| farm.core.jobs[id].stored())
         .collect();
-    let restarted = Farm::with(CoreConfig::default(), stored);
-    assert_eq!(restarted.state(running), JobState::Queued);
-    assert_eq!(restarted.state(queued), JobState::Queued);
-    assert!(matches!(restarted.stored.as_slice(), [StoreOp::Update(s)] if s.id == running));
-    let info = restarted.core.info();
-    assert_eq!(info.queues[0].queued, 2);
-    assert_eq!(info.queues[0].started, 0);
+    // Heartbeats far apart, so that only the grace decides here.
+    let config = CoreConfig {
+        heartbeat: Duration::from_secs(600),
+        ..CoreConfig::default()
+    };
+    let mut restarted = Farm::with(config, stored);
+    assert!(restarted.stored.is_empty(), "nothing changes at load");
+    assert_eq!(restarted.state(kept), JobState::Started);
+    assert_eq!(restarted.state(unclaimed), JobState::Started);
+    // w1 comes back still running its job: it keeps it, and gets nothing else meanwhile.
+    let frames = restarted.worker_with(20, "w1", &["default"], &[INFO], vec![(kept, 1)]);
+    assert!(assignments(&frames).is_empty());
+    let frames = restarted.complete(20, kept, 1, Outcome::Finished(vec![]));
+    assert_eq!(restarted.state(kept), JobState::Finished);
+    assert_eq!(assignments(&frames), vec![(20, queued, 1)]);
+    assert_eq!(restarted.core.jobs[&kept].attempts.len(), 1, "ran once");
+    // w2 never comes back: its job is handed on after the grace, as a worker loss.
+    restarted.advance(CoreConfig::default().reconnect_grace - Duration::from_secs(1));
+    restarted.handle(Input::Tick);
+    assert_eq!(restarted.state(unclaimed), JobState::Started);
+    restarted.advance(Duration::from_secs(2));
+    restarted.handle(Input::Tick);
+    let attempts = &restarted.core.jobs[&unclaimed].attempts;
+    assert_eq!(attempts[0].outcome, Some(AttemptOutcome::WorkerLost));
+    assert_eq!(restarted.state(unclaimed), JobState::Queued);
+}
+
+/// A worker that comes back without the job it ran (it stopped it while cut off, or was
+/// restarted) hands it on at once rather than after the grace.
+#[test]
+fn a_worker_back_without_its_job_hands_it_on_at_once() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let (id, _) = farm.submit_one("default", INFO);
+    farm.handle(Input::Disconnected { conn: 10 });
+    assert_eq!(farm.state(id), JobState::Started);
+    let frames = farm.worker_with(11, "w1", &["default"], &[INFO], Vec::new());
+    assert_eq!(assignments(&frames), vec![(11, id, 2)]);
+    let attempts = &farm.core.jobs[&id].attempts;
+    assert_eq!(attempts[0].outcome, Some(AttemptOutcome::WorkerLost));
 }
 
 #[test]
