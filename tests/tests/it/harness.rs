@@ -561,6 +561,9 @@ pub struct Farm {
     path: PathBuf,
     /// Extra arguments of every `buildcat server` this farm starts.
     server_args: Vec<String>,
+    /// The server's storage: `buildcat.db` in `dir` unless a test puts it elsewhere (on a
+    /// small or read-only file system).
+    storage: PathBuf,
     /// Storage, roots and logs; removed on drop.
     _dir: TempDir,
 }
@@ -603,6 +606,7 @@ impl Farm {
             server: None,
             client: Client::local(port),
             port,
+            storage: path.join("buildcat.db"),
             path,
             server_args: Vec::new(),
             _dir: dir,
@@ -616,7 +620,12 @@ impl Farm {
 
     /// The server's SQLite file.
     pub fn storage(&self) -> PathBuf {
-        self.path.join("buildcat.db")
+        self.storage.clone()
+    }
+
+    /// Puts the storage of servers started from now on at `path`.
+    pub fn set_storage(&mut self, path: &Path) {
+        self.storage = path.to_owned();
     }
 
     /// A new directory under the farm's, canonical.

@@ -66,14 +66,24 @@ pub(super) fn cannot_open_hint(path: &Path, error: &rusqlite::Error) -> String {
         return "it is a directory; give the path of a file inside it".to_owned();
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.exists() {
-            return format!(
-                "directory {} does not exist; create it first",
-                parent.display()
-            );
-        }
-        if !parent.is_dir() {
-            return format!("{} is not a directory", parent.display());
+        match std::fs::metadata(parent) {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return format!(
+                    "directory {} does not exist; create it first",
+                    parent.display()
+                );
+            }
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                return format!(
+                    "permission denied: the user running buildcat cannot reach directory {}; \
+                     fix the permissions of it and the directories above it",
+                    parent.display()
+                );
+            }
+            Ok(metadata) if !metadata.is_dir() => {
+                return format!("{} is not a directory", parent.display());
+            }
+            _ => {}
         }
     }
     if let Some(refusal) = filesystem_refusal(path) {

@@ -186,14 +186,17 @@ impl SqliteStore {
                 // mount gone) cannot be vouched for either.
                 Err(_) => "can no longer be looked at",
             };
+            let name = watched.path.file_name().map_or_else(
+                || watched.path.display().to_string(),
+                |name| name.to_string_lossy().into_owned(),
+            );
             return Err(StoreError::Lost {
                 path: self.path.clone(),
                 message: format!(
-                    "{} {what} while the server was running, so nothing more can be stored \
-                     there; restart the server, which opens whatever file is at {} then \
-                     (jobs stored before are only in the removed file)",
-                    watched.path.display(),
-                    self.path
+                    "{name} {what} while the server was running, so nothing more can be \
+                     stored; restart the server (it starts from the file at that path then, \
+                     a fresh one if there is none: jobs stored before were only in the \
+                     removed file)"
                 ),
             });
         }
