@@ -7,6 +7,8 @@
 
 use buildcat_proto::{JobId, JobStatus};
 
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod sqlite;
 
 pub use sqlite::SqliteStore;
@@ -36,13 +38,14 @@ pub enum StoreOp {
 /// Why storage failed.
 ///
 /// `Clone`, because one failed commit is reported to every request that waited on it.
+/// [`StoreError::is_retryable`] says whether the same change may succeed if tried again.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The database could not be opened.
     #[error("could not open storage {path}: {message}")]
     Open {
-        /// The file.
+        /// The file, so that the message names what to fix.
         path: String,
         /// What went wrong, with a hint.
         message: String,
@@ -50,17 +53,50 @@ pub enum StoreError {
     /// The stored data is from a newer buildcat or is damaged.
     #[error("storage {path} is not readable by this buildcat: {message}")]
     Incompatible {
-        /// The file.
+        /// The file, so that the message names what to fix.
         path: String,
         /// What is wrong.
         message: String,
     },
-    /// A read or write failed (disk full, I/O error, locked database).
+    /// A read or write failed for a reason that trying the same change again cannot fix:
+    /// the store refused the change itself (a job id stored twice, a value out of range)
+    /// or the stored data is damaged.
     #[error("storage error: {0}")]
     Database(String),
+    /// Storage cannot take changes for now, for a reason outside the change that may pass:
+    /// a full disk, a lock held by another program, a read-only or failing disk, a lost
+    /// connection to a database server. The same change may succeed once that is fixed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The storage the server opened is no longer where it was (its file was removed or
+    /// replaced): nothing written now would be found by a restart, so every change is
+    /// refused until the server is restarted.
+    #[error("storage {path} is lost: {message}")]
+    Lost {
+        /// The storage as the server was told it, so that the message names what to fix.
+        path: String,
+        /// What happened to it and what to do.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// Whether trying the same change again later may succeed without restarting the
+    /// server (true only for [`StoreError::Unavailable`]).
+    ///
+    /// A caller may retry a retryable failure after a pause; any other failure repeats
+    /// until a person changes something (the file, the data, the server).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 /// Where jobs are kept durably.
+///
+/// A store is held exclusively by one server while it is open: opening storage that another
+/// server holds fails with [`StoreError::Open`] (SQLite: the file's exclusive lock; a
+/// PostgreSQL store: an advisory lock). The conformance suite in `store/conformance.rs`
+/// states what every store must do.
 pub trait Store: Send + 'static {
     /// Every job on record, in id order (which is submission order).
     fn load(&mut self) -> Result<Vec<StoredJob>, StoreError>;
