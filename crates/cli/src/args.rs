@@ -349,7 +349,8 @@ pub struct InfoArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-    /// Refresh every this many seconds until Ctrl-C.
+    /// Refresh every this many seconds until Ctrl-C, through server restarts (reconnecting
+    /// for up to 10 minutes).
     #[arg(long)]
     pub interval: Option<f64>,
 }
@@ -372,7 +373,8 @@ pub struct SubmitOptions {
     /// Start only after this job has finished (repeatable).
     #[arg(long = "after", value_name = "JOB")]
     pub after: Vec<String>,
-    /// Follow the jobs to their end; exit non-zero if any fails.
+    /// Follow the jobs to their end; exit non-zero if any fails. Carries on through server
+    /// restarts (reconnecting for up to 10 minutes).
     #[arg(long)]
     pub wait: bool,
     /// Print JSON.
@@ -399,7 +401,8 @@ pub struct LogsArgs {
     pub connection: Connection,
     /// The job.
     pub job: String,
-    /// Keep printing new output until the job ends.
+    /// Keep printing new output until the job ends, through server restarts (reconnecting
+    /// for up to 10 minutes).
     #[arg(long, short = 'f')]
     pub follow: bool,
 }
@@ -502,6 +505,7 @@ pub struct RenderOptions {
     #[arg(long = "after", value_name = "JOB")]
     pub after: Vec<String>,
     /// Follow the jobs to their end with a progress bar; exit non-zero if any fails.
+    /// Carries on through server restarts (reconnecting for up to 10 minutes).
     #[arg(long)]
     pub wait: bool,
     /// Print JSON.

@@ -9,11 +9,10 @@ use anyhow::{Context, bail};
 use buildcat_client::Client;
 use buildcat_proto::dcc::{RenderReport, ToolInfoReport};
 use buildcat_proto::{
-    AttemptOutcome, CommandResult, JobChange, JobEvent, JobId, JobOptions, JobQuery, JobState,
-    JobStatus, RequeueTarget, RunCommand, Task, Timestamp, WorkerInfo, codec,
+    AttemptOutcome, CommandResult, JobChange, JobId, JobOptions, JobQuery, JobState, JobStatus,
+    RequeueTarget, RunCommand, Task, Timestamp, WorkerInfo, codec,
 };
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use crate::args::{
     CancelArgs, EtaArgs, JobsArgs, LogsArgs, RequeueArgs, RunArgs, StatusArgs, SubmitOptions,
@@ -88,31 +87,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Follow the output while it runs, then report the end.
-    let (events, mut received) = mpsc::unbounded_channel();
-    let follow = client.follow_logs(id, events);
-    tokio::pin!(follow);
-    loop {
-        tokio::select! {
-            event = received.recv() => {
-                if let Some(JobEvent::Log { lines, .. }) = event {
-                    let mut err = std::io::stderr().lock();
-                    for line in lines {
-                        let _ = writeln!(err, "{line}");
-                    }
-                }
-            }
-            result = &mut follow => {
-                result?;
-                break;
-            }
-        }
-    }
-    while let Ok(JobEvent::Log { lines, .. }) = received.try_recv() {
+    crate::watch::follow_output(&client, id, &mut |lines| {
+        let mut err = std::io::stderr().lock();
         for line in lines {
-            eprintln!("{line}");
+            // Output is shown as a courtesy; a closed stderr must not stop the wait.
+            let _ = writeln!(err, "{line}");
         }
-    }
-    let status = client.job(id).await?;
+        Ok(())
+    })
+    .await?;
+    let status = crate::watch::wait_job(&client, id).await?;
     report_end(&status)
 }
 
@@ -146,34 +130,14 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let (events, mut received) = mpsc::unbounded_channel();
-    let follow = client.follow_logs(id, events);
-    tokio::pin!(follow);
-    let print = |event: JobEvent| -> std::io::Result<()> {
-        if let JobEvent::Log { lines, .. } = event {
-            let mut out = std::io::stdout().lock();
-            for line in lines {
-                writeln!(out, "{line}")?;
-            }
-            out.flush()?;
+    crate::watch::follow_output(&client, id, &mut |lines| {
+        let mut out = std::io::stdout().lock();
+        for line in lines {
+            writeln!(out, "{line}")?;
         }
-        Ok(())
-    };
-    loop {
-        tokio::select! {
-            event = received.recv() => match event {
-                Some(event) => print(event)?,
-                None => break,
-            },
-            result = &mut follow => {
-                result?;
-                break;
-            }
-        }
-    }
-    while let Ok(event) = received.try_recv() {
-        print(event)?;
-    }
+        out.flush()
+    })
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -492,7 +456,21 @@ pub async fn eta(args: EtaArgs) -> anyhow::Result<ExitCode> {
     let terminal = std::io::stdout().is_terminal();
     let mut samples: VecDeque<Sample> = VecDeque::with_capacity(args.count);
     loop {
-        let info = client.info().await.context("could not read the queue")?;
+        let info = match client.info().await {
+            Ok(info) => info,
+            Err(error) => {
+                let say = |text: &str| {
+                    if terminal {
+                        eprintln!();
+                    }
+                    eprintln!("{text}");
+                };
+                crate::watch::recover(&client, error, &say)
+                    .await
+                    .context("could not read the queue")?;
+                continue;
+            }
+        };
         let length = info
             .queues
             .iter()

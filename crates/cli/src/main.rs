@@ -13,6 +13,7 @@ mod output;
 mod render;
 mod submit;
 mod time;
+mod watch;
 
 use std::process::ExitCode;
 

@@ -167,7 +167,15 @@ pub async fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     };
     let terminal = std::io::stdout().is_terminal();
     loop {
-        let info = client.info().await?;
+        let info = match client.info().await {
+            Ok(info) => info,
+            // Refreshing: carry on through a server restart.
+            Err(error) if interval.is_some() => {
+                crate::watch::recover(&client, error, &crate::watch::to_stderr).await?;
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
         let text = if args.json {
             format!("{}\n", serde_json::to_string_pretty(&info_json(&info))?)
         } else {

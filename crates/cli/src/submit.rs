@@ -45,7 +45,10 @@ pub async fn info_task<T: Task>(
     let client = connect(&args.connection).await?;
     let handle = client.submit(&args.queue, &task).await?;
     let id = handle.id();
-    let wait = handle.wait();
+    let wait = async {
+        let status = crate::watch::wait_job(&client, id).await?;
+        anyhow::Ok(handle.output(status)?)
+    };
     tokio::pin!(wait);
     let report = tokio::select! {
         report = &mut wait => report?,

@@ -124,9 +124,9 @@ impl Connection {
         }
     }
 
-    /// The address as the caller gave it.
-    pub(crate) fn addr(&self) -> &str {
-        &self.shared.addr
+    /// Whether the connection has ended (the server closed it, or it broke).
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(*self.shared.lock(), Pending::Closed(_))
     }
 
     /// The server's software version, from its welcome.

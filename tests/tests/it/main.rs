@@ -26,3 +26,4 @@ mod several_workers;
 mod tidy;
 mod tls;
 mod tutorial;
+mod watching;
