@@ -11,6 +11,7 @@ mod farm;
 mod jobs;
 mod output;
 mod render;
+mod stop;
 mod submit;
 mod time;
 mod watch;

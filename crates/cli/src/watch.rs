@@ -23,8 +23,9 @@ pub async fn recover(
     if !error.is_transient() {
         return Err(error.into());
     }
+    tracing::debug!(server = %client.addr(), error = %error, "connection lost");
     say(&format!(
-        "lost the server at {} ({error}); reconnecting",
+        "lost the server at {}; reconnecting",
         client.addr()
     ));
     client.reconnect().await?;

@@ -23,6 +23,7 @@ mod original;
 mod render;
 mod restart;
 mod several_workers;
+mod stopping;
 mod tidy;
 mod tls;
 mod tutorial;
