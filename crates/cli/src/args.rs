@@ -146,6 +146,16 @@ impl Connection {
     pub fn addr(&self) -> String {
         join_host_port(&self.host, self.port)
     }
+
+    /// Connects to the server named on the command line.
+    pub async fn connect(&self) -> anyhow::Result<buildcat_client::Client> {
+        let options = buildcat_client::ClientOptions {
+            max_frame: self.max_frame,
+            tls: self.tls()?,
+            ..buildcat_client::ClientOptions::default()
+        };
+        Ok(buildcat_client::Client::connect_with(&self.addr(), options).await?)
+    }
 }
 
 /// A TLS file: the one given with its flag, else the default under ~/.buildcat/.

@@ -12,30 +12,7 @@ use buildcat_worker::{Tool, Worker};
 use tokio::net::TcpListener;
 
 use crate::args::{Connection, FarmArgs, ServerArgs, ServerTuning, WorkerArgs, join_host_port};
-use crate::stop::{CountRunning, STOPPED_NOW, Stop};
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
+use crate::stop::{CountRunning, STOPPED_NOW, Stop, shutdown_signal};
 
 fn server_config(storage: &Path, tuning: &ServerTuning) -> anyhow::Result<ServerConfig> {
     if !(tuning.heartbeat > 0.0 && tuning.heartbeat.is_finite()) {
@@ -176,7 +153,7 @@ fn count_through_server(connection: &Connection, worker: &Worker) -> CountRunnin
         let connection = connection.clone();
         let names = names.clone();
         Box::pin(async move {
-            let client = crate::submit::connect(&connection).await.ok()?;
+            let client = connection.connect().await.ok()?;
             let info = client.info().await.ok()?;
             let running = info
                 .workers

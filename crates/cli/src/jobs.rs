@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 use crate::args::{
     CancelArgs, EtaArgs, JobsArgs, LogsArgs, RequeueArgs, RunArgs, StatusArgs, SubmitOptions,
 };
-use crate::submit::connect;
 use crate::time::{human, rfc3339};
 
 /// Parses a job id from the command line.
@@ -77,7 +76,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         program,
         args: command.collect(),
     };
-    let client = connect(&args.connection).await?;
+    let client = args.connection.connect().await?;
     let handle = client
         .submit_with(&args.submit.queue, &task, options)
         .await?;
@@ -118,7 +117,7 @@ pub fn report_end(status: &JobStatus) -> anyhow::Result<ExitCode> {
 /// `buildcat logs JOB [--follow]`.
 pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let id = parse_job(&args.job)?;
-    let client = connect(&args.connection).await?;
+    let client = args.connection.connect().await?;
     if !args.follow {
         let (lines, dropped) = client.logs(id).await?;
         let mut out = std::io::stdout().lock();
@@ -225,7 +224,7 @@ pub fn status_json(status: &JobStatus) -> Value {
 /// `buildcat status JOB`.
 pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let id = parse_job(&args.job)?;
-    let client = connect(&args.connection).await?;
+    let client = args.connection.connect().await?;
     let status = client.job(id).await?;
     let value = status_json(&status);
     if args.json {
@@ -295,7 +294,7 @@ pub async fn list(args: JobsArgs) -> anyhow::Result<ExitCode> {
         .map(str::parse::<JobState>)
         .transpose()
         .map_err(|e| anyhow::anyhow!(e))?;
-    let client = connect(&args.connection).await?;
+    let client = args.connection.connect().await?;
     let query = JobQuery {
         queue: args.queue,
         state,
@@ -374,7 +373,7 @@ pub async fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|id| parse_job(id))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let client = connect(&args.connection).await?;
+    let client = args.connection.connect().await?;
     let changes = client.cancel(ids).await?;
     Ok(print_changes(
         &changes,
@@ -396,7 +395,7 @@ pub async fn requeue(args: RequeueArgs) -> anyhow::Result<ExitCode> {
                 .collect::<anyhow::Result<Vec<_>>>()?,
         )
     };
-    let client = connect(&args.connection).await?;
+    let client = args.connection.connect().await?;
     let changes = client.requeue(target).await?;
     Ok(print_changes(
         &changes,
@@ -451,7 +450,7 @@ pub async fn eta(args: EtaArgs) -> anyhow::Result<ExitCode> {
     if args.count < 2 {
         bail!("--count must be at least 2 (the rate needs two samples)");
     }
-    let client: Client = connect(&args.connection).await?;
+    let client: Client = args.connection.connect().await?;
     let interval = Duration::from_secs_f64(args.interval);
     let terminal = std::io::stdout().is_terminal();
     let mut samples: VecDeque<Sample> = VecDeque::with_capacity(args.count);
@@ -494,7 +493,7 @@ pub async fn eta(args: EtaArgs) -> anyhow::Result<ExitCode> {
         drop(out);
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
-            () = crate::farm::shutdown_signal() => {
+            () = crate::stop::shutdown_signal() => {
                 if terminal {
                     outln!();
                 }

@@ -8,6 +8,7 @@ mod macros;
 mod args;
 mod certs;
 mod farm;
+mod info;
 mod jobs;
 mod output;
 mod render;
@@ -55,7 +56,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Farm(args) => farm::farm(args).await,
         Command::WorkerInfo(args) => submit::worker_info(args).await,
-        Command::Info(args) => output::info(args).await,
+        Command::Info(args) => info::info(args).await,
         Command::Run(args) => jobs::run(args).await,
         Command::Logs(args) => jobs::logs(args).await,
         Command::Status(args) => jobs::status(args).await,

@@ -19,7 +19,6 @@ use crate::args::{
     RedshiftRenderArgs, RenderOptions,
 };
 use crate::jobs::{job_options, print_submitted};
-use crate::submit::connect;
 
 /// Jobs per submit request when submitting many.
 const BATCH: usize = 500;
@@ -74,7 +73,7 @@ async fn submit_all(
     if render.queue.trim().is_empty() {
         bail!("--queue is empty; name a queue such as `default`");
     }
-    let client = connect(connection).await?;
+    let client = connection.connect().await?;
     let total = planned.len();
     let submitting = if total > BATCH {
         bar(total as u64, "submitting")

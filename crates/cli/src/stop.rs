@@ -1,4 +1,5 @@
-//! Stopping `worker`, `workers` and `farm` in two steps.
+//! Signals: stopping `worker`, `workers` and `farm` in two steps, and
+//! [`shutdown_signal`] for the commands that stop at the first.
 //!
 //! The first Ctrl-C (or SIGTERM) lets running jobs finish and be reported, and says how
 //! many there are and that a second Ctrl-C stops them now; idle workers stop at once. The
@@ -92,6 +93,29 @@ impl Stop {
                 std::future::pending::<()>().await;
             }
         }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
