@@ -4,6 +4,8 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use buildcat_proto::view::FarmView;
+
 use crate::args::InfoArgs;
 
 /// `buildcat info`.
@@ -30,7 +32,7 @@ pub async fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
         let text = if args.json {
             format!(
                 "{}\n",
-                serde_json::to_string_pretty(&crate::output::info_json(&info))?
+                serde_json::to_string_pretty(&FarmView::from(&info))?
             )
         } else {
             crate::output::info_text(&info)

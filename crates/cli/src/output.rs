@@ -2,7 +2,7 @@
 //! commands that fetch what is printed live in their own modules.
 
 use buildcat_proto::{FarmInfo, JobState};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Prints a JSON object as an indented `key: value` tree.
 pub fn print_tree(value: &Value, depth: usize) {
@@ -29,49 +29,6 @@ fn scalar(value: &Value) -> String {
         Value::Null => "-".to_owned(),
         other => other.to_string(),
     }
-}
-
-/// `info --json`'s shape.
-pub fn info_json(info: &FarmInfo) -> Value {
-    let queues: Vec<Value> = info
-        .queues
-        .iter()
-        .map(|queue| {
-            let mut entry = serde_json::Map::new();
-            entry.insert("name".into(), json!(queue.name));
-            for state in JobState::ALL {
-                entry.insert(state.as_str().into(), json!(queue.count(state)));
-            }
-            Value::Object(entry)
-        })
-        .collect();
-    let workers: Vec<Value> = info
-        .workers
-        .iter()
-        .map(|worker| {
-            json!({
-                "name": worker.name,
-                "host": worker.host,
-                "root": worker.root,
-                "queues": worker.queues,
-                "state": worker.activity.as_str(),
-                "job": worker.job.map(|id| id.to_string()),
-            })
-        })
-        .collect();
-    let unserved: Vec<Value> = info
-        .unserved
-        .iter()
-        .map(|u| {
-            json!({
-                "queue": u.queue,
-                "kind": u.kind,
-                "jobs": u.jobs,
-                "tool": buildcat_proto::dcc::tool_for_kind(&u.kind),
-            })
-        })
-        .collect();
-    json!({ "queues": queues, "workers": workers, "unserved": unserved })
 }
 
 /// `info` as a table.
@@ -147,4 +104,82 @@ pub fn info_text(info: &FarmInfo) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use buildcat_proto::view::FarmView;
+    use buildcat_proto::{
+        FarmInfo, JobId, QueueSummary, Timestamp, Unserved, WorkerActivity, WorkerSummary,
+    };
+
+    /// `info --json` keeps the shape scripts read (and end-to-end tests pin): keys in
+    /// alphabetical order, job ids as strings, `null` for what is absent.
+    #[test]
+    fn info_json_keeps_its_shape() {
+        let info = FarmInfo {
+            queues: vec![QueueSummary {
+                name: "default".to_owned(),
+                queued: 1,
+                started: 2,
+                finished: 3,
+                failed: 4,
+                canceled: 5,
+                deferred: 6,
+            }],
+            workers: vec![WorkerSummary {
+                name: "w1".to_owned(),
+                host: "render01".to_owned(),
+                root: "/farm".to_owned(),
+                queues: vec!["default".to_owned()],
+                activity: WorkerActivity::Busy,
+                job: Some(
+                    "0190f0c0-5d1e-7a3b-9c4d-2e5f6a7b8c9d"
+                        .parse::<JobId>()
+                        .unwrap(),
+                ),
+                connected_at: Timestamp::now(),
+            }],
+            unserved: vec![Unserved {
+                queue: "default".to_owned(),
+                kind: "buildcat.blender.render".to_owned(),
+                jobs: 7,
+            }],
+        };
+        let text = serde_json::to_string_pretty(&FarmView::from(&info)).unwrap();
+        let expected = r#"{
+  "queues": [
+    {
+      "canceled": 5,
+      "deferred": 6,
+      "failed": 4,
+      "finished": 3,
+      "name": "default",
+      "queued": 1,
+      "started": 2
+    }
+  ],
+  "unserved": [
+    {
+      "jobs": 7,
+      "kind": "buildcat.blender.render",
+      "queue": "default",
+      "tool": "blender"
+    }
+  ],
+  "workers": [
+    {
+      "host": "render01",
+      "job": "0190f0c0-5d1e-7a3b-9c4d-2e5f6a7b8c9d",
+      "name": "w1",
+      "queues": [
+        "default"
+      ],
+      "root": "/farm",
+      "state": "busy"
+    }
+  ]
+}"#;
+        assert_eq!(text, expected);
+    }
 }
