@@ -151,7 +151,7 @@ async fn follow(
         if remaining.is_empty() {
             break;
         }
-        let (events, mut received) = mpsc::unbounded_channel();
+        let (events, mut received) = mpsc::channel(crate::watch::EVENT_CAPACITY);
         let watch = client.watch(remaining, events);
         tokio::pin!(watch);
         let result = loop {

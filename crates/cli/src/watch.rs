@@ -8,18 +8,30 @@
 
 use std::io;
 
-use buildcat_client::{Client, ClientError};
+use buildcat_client::{Client, ClientError, ErrorKind};
 use buildcat_proto::{JobEvent, JobId, JobStatus};
 use tokio::sync::mpsc;
 
+/// Events a follow or watch may have waiting to be read before its stream is ended as
+/// lagged (and asked for again): a few seconds of a chatty job's output batches, while
+/// holding at most a few megabytes.
+pub const EVENT_CAPACITY: usize = 1024;
+
 /// After a request failed with `error`: when a new connection may help, says so through
-/// `say`, reconnects (with backoff, up to the client's limit) and says so again; otherwise
-/// returns the error.
+/// `say`, reconnects (with backoff, up to the client's limit) and says so again; when the
+/// stream only lagged, returns at once so it is asked for again; otherwise returns the
+/// error.
 pub async fn recover(
     client: &Client,
     error: ClientError,
     say: &dyn Fn(&str),
 ) -> anyhow::Result<()> {
+    if error.kind() == ErrorKind::Lagged {
+        // Events came faster than this program read them (a slow terminal): the stream
+        // ended, the connection did not; asking again carries on.
+        tracing::debug!(server = %client.addr(), "event stream lagged; asking again");
+        return Ok(());
+    }
     if !error.is_transient() {
         return Err(error.into());
     }
@@ -65,7 +77,7 @@ pub async fn follow_output(
     let mut printed: u64 = 0;
     let mut skip: u64 = 0;
     loop {
-        let (events, mut received) = mpsc::unbounded_channel();
+        let (events, mut received) = mpsc::channel(EVENT_CAPACITY);
         let follow = client.follow_logs(id, events);
         tokio::pin!(follow);
         let mut show = |event: JobEvent| -> io::Result<()> {

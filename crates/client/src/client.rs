@@ -319,10 +319,13 @@ impl Client {
     /// Streams a job's output: what it printed so far, then new lines as they come, as
     /// [`JobEvent::Log`] events on `events`; returns when the job has ended (at once, after
     /// one event with all of its output, for a job that had ended already).
+    ///
+    /// Read `events` while this runs: if the channel fills, the stream ends with
+    /// [`ClientError::Lagged`] (follow again to carry on).
     pub async fn follow_logs(
         &self,
         job: JobId,
-        events: mpsc::UnboundedSender<JobEvent>,
+        events: mpsc::Sender<JobEvent>,
     ) -> Result<(), ClientError> {
         let request = Request::Logs { job, follow: true };
         let reply = self
@@ -332,10 +335,15 @@ impl Client {
         match reply {
             // A job that had ended already is answered with its whole output at once.
             Reply::Log { lines, .. } => {
-                if !lines.is_empty() {
-                    let _ = events.send(JobEvent::Log { job, lines });
+                if lines.is_empty() {
+                    return Ok(());
                 }
-                Ok(())
+                match events.try_send(JobEvent::Log { job, lines }) {
+                    Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+                    Err(mpsc::error::TrySendError::Full(_)) => Err(ClientError::Lagged {
+                        capacity: events.max_capacity(),
+                    }),
+                }
             }
             other => Err(unexpected("Logs", &other)),
         }
@@ -343,10 +351,13 @@ impl Client {
 
     /// Follows jobs: their progress and ends arrive on `events` as [`JobEvent::Progress`]
     /// and [`JobEvent::Ended`]; returns once every one has ended.
+    ///
+    /// Read `events` while this runs: if the channel fills, the watch ends with
+    /// [`ClientError::Lagged`] (watch the jobs not ended yet again to carry on).
     pub async fn watch(
         &self,
         jobs: Vec<JobId>,
-        events: mpsc::UnboundedSender<JobEvent>,
+        events: mpsc::Sender<JobEvent>,
     ) -> Result<(), ClientError> {
         match self
             .connection()

@@ -140,6 +140,17 @@ pub enum ClientError {
         /// Why the last try failed.
         last: Box<ClientError>,
     },
+    /// The events of a streaming request (`follow_logs`, `watch`) came faster than they
+    /// were read and filled the caller's channel, so the stream was ended.
+    #[error(
+        "events came faster than they were read: the channel of {capacity} events filled and \
+         the stream was ended (read events while waiting, or give a larger channel, then ask \
+         again)"
+    )]
+    Lagged {
+        /// The capacity of the channel that filled.
+        capacity: usize,
+    },
     /// A finished job's result is not a value of its task's output type.
     #[error("could not decode the result of job {id} (kind {kind}): {error}")]
     Decode {
@@ -180,6 +191,8 @@ pub enum ErrorKind {
     JobFailed,
     /// The job was canceled (`JobCanceled`).
     JobCanceled,
+    /// A stream of events was read too slowly and ended (`Lagged`).
+    Lagged,
 }
 
 impl ClientError {
@@ -202,6 +215,7 @@ impl ClientError {
             ClientError::Encode(_) | ClientError::Decode { .. } => ErrorKind::Codec,
             ClientError::JobFailed { .. } => ErrorKind::JobFailed,
             ClientError::JobCanceled { .. } => ErrorKind::JobCanceled,
+            ClientError::Lagged { .. } => ErrorKind::Lagged,
         }
     }
 
