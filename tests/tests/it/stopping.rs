@@ -2,9 +2,10 @@
 //! and says how many there are and that a second Ctrl-C stops them now; the second kills
 //! them, and the server puts them back in their queue.
 
+use std::net::TcpStream;
 use std::path::Path;
 
-use crate::harness::{Farm, PATIENCE, Proc, Sleeper};
+use crate::harness::{Farm, PATIENCE, Proc, Sleeper, buildcat_command};
 
 /// What the first Ctrl-C says with one job running.
 const FINISHING_ONE: &str =
@@ -81,4 +82,33 @@ fn a_second_ctrl_c_stops_running_jobs_now_and_they_go_back_to_their_queue() {
         outcome == "worker lost" || outcome == "interrupted",
         "{status:#}"
     );
+}
+
+/// Guards stopping `farm`: the first Ctrl-C says it is finishing the running job (counted
+/// by the farm's own server), the second stops it now: its process is killed and the farm
+/// exits with status 130.
+#[test]
+fn farm_stops_its_workers_then_its_server() {
+    let farm = Farm::without_server();
+    let root = farm.make_dir("farm-root");
+    let port = farm.port.to_string();
+    let mut command = buildcat_command(["farm", "--workers", "1", "--port", &port, "--storage"]);
+    command.arg(farm.storage()).current_dir(&root);
+    let mut process = Proc::spawn("farm", command, farm.path());
+    let addr = ("127.0.0.1", farm.port);
+    if let Err(logs) =
+        process.wait_until("accepting connections", || TcpStream::connect(addr).is_ok())
+    {
+        panic!("`buildcat farm` exited during startup\n{logs}");
+    }
+    let sleeper = Sleeper::new();
+    farm.submit(&["--", "sleep", sleeper.arg()]);
+    sleeper.wait_for(1, "the job's process runs");
+
+    interrupt(&process);
+    process.wait_for_log(FINISHING_ONE);
+    interrupt(&process);
+    let exit = process.wait_exit(PATIENCE);
+    assert_eq!(exit.code(), Some(STOPPED_NOW), "{exit}\n{}", process.logs());
+    sleeper.wait_for(0, "the job's process is killed with the farm's stop");
 }

@@ -90,6 +90,62 @@ fn run_wait_carries_on_after_the_server_restarts() {
     assert_eq!(status["state"], "finished", "{status:#}");
 }
 
+/// A stand-in for Blender: answers `--version`, and renders frame 1 by waiting for a file
+/// named `go` in its working directory (the worker's root), then writing the frame and
+/// saying so as Blender does.
+const FAKE_BLENDER: &str = r#"#!/bin/sh
+PATH=/usr/bin:/bin
+if [ "$1" = "--version" ]; then
+    echo "Blender 4.0.0"
+    exit 0
+fi
+while [ ! -e go ]; do sleep 0.05; done
+echo "Fra:1 Mem:1M"
+: > frame_0001.png
+echo "Saved: '$PWD/frame_0001.png'"
+"#;
+
+/// Guards a render command's `--wait` through a server restart: it re-watches the job on
+/// a new connection, says once that it lost the server and once that it reconnected, and
+/// exits 0 when the render finishes.
+#[test]
+fn render_wait_carries_on_after_the_server_restarts() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let mut farm = Farm::start();
+    let root = farm.make_dir("root");
+    std::fs::write(root.join("scene.blend"), b"").expect("could not write the scene");
+    let blender = farm.path().join("blender");
+    std::fs::write(&blender, FAKE_BLENDER).expect("could not write the fake blender");
+    std::fs::set_permissions(&blender, std::fs::Permissions::from_mode(0o755))
+        .expect("could not make the fake blender executable");
+    let _worker = farm.worker(&["--root", arg(&root), "--blender", arg(&blender)]);
+    let mut waiting = Streaming::spawn(
+        "`buildcat blender-render --wait`",
+        farm.client
+            .command(&["blender-render", "scene.blend", "--frames", "1", "--wait"]),
+    );
+    let id = waiting.next_line(PATIENCE);
+    farm.wait_for_status(&id, "started", |status| status["state"] == "started");
+
+    restart(&mut farm);
+    wait_for_stderr(&waiting, BACK);
+    touch(&root.join("go"));
+    let (exit, _) = waiting.wait_exit(PATIENCE);
+    assert!(
+        exit.success(),
+        "{exit}\n{}\n{}",
+        waiting.describe(),
+        farm.server_logs()
+    );
+    assert_eq!(occurrences(&waiting, LOST), 1, "{}", waiting.describe());
+    assert!(
+        waiting.describe().contains("1 of 1 job(s) finished"),
+        "{}",
+        waiting.describe()
+    );
+}
+
 /// Guards `logs --follow` through a server restart: after the restart it goes on with the
 /// job's new output (the line printed once the test lets the job go on) and exits 0 when
 /// the job ends.
