@@ -31,8 +31,8 @@ pub struct Reconnect {
     /// The longest wait between two tries, so a server that comes back is found soon.
     pub max_delay: Duration,
     /// How long to keep trying in all before returning
-    /// [`ClientError::GaveUp`](crate::ClientError::GaveUp); documented defaults are in the
-    /// crate's README and `buildcat --help`.
+    /// [`ClientError::GaveUp`](crate::ClientError::GaveUp): 10 minutes by default, long
+    /// enough for a server host to reboot.
     pub give_up_after: Duration,
 }
 
