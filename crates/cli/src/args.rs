@@ -44,6 +44,8 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Put failed or canceled jobs back in their queue.
     Requeue(RequeueArgs),
+    /// Let a quarantined worker take work again (`info` shows which are, and why).
+    WorkerEnable(WorkerEnableArgs),
     /// Watch a queue drain: its length, drain rate and when it will be empty.
     Eta(EtaArgs),
     /// Worker info plus Houdini's version (runs `hython` on a worker).
@@ -145,6 +147,16 @@ impl Connection {
     /// `host:port`, with brackets around an IPv6 address.
     pub fn addr(&self) -> String {
         join_host_port(&self.host, self.port)
+    }
+
+    /// Connects to the server named on the command line.
+    pub async fn connect(&self) -> anyhow::Result<buildcat_client::Client> {
+        let options = buildcat_client::ClientOptions {
+            max_frame: self.max_frame,
+            tls: self.tls()?,
+            ..buildcat_client::ClientOptions::default()
+        };
+        Ok(buildcat_client::Client::connect_with(&self.addr(), options).await?)
     }
 }
 
@@ -356,7 +368,8 @@ pub struct InfoArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-    /// Refresh every this many seconds until Ctrl-C.
+    /// Refresh every this many seconds until Ctrl-C, through server restarts (reconnecting
+    /// for up to 10 minutes).
     #[arg(long)]
     pub interval: Option<f64>,
 }
@@ -379,7 +392,8 @@ pub struct SubmitOptions {
     /// Start only after this job has finished (repeatable).
     #[arg(long = "after", value_name = "JOB")]
     pub after: Vec<String>,
-    /// Follow the jobs to their end; exit non-zero if any fails.
+    /// Follow the jobs to their end; exit non-zero if any fails. Carries on through server
+    /// restarts (reconnecting for up to 10 minutes).
     #[arg(long)]
     pub wait: bool,
     /// Print JSON.
@@ -406,7 +420,8 @@ pub struct LogsArgs {
     pub connection: Connection,
     /// The job.
     pub job: String,
-    /// Keep printing new output until the job ends.
+    /// Keep printing new output until the job ends, through server restarts (reconnecting
+    /// for up to 10 minutes).
     #[arg(long, short = 'f')]
     pub follow: bool,
 }
@@ -453,6 +468,15 @@ pub struct CancelArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `buildcat worker-enable`.
+#[derive(Debug, Args)]
+pub struct WorkerEnableArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The worker's name, as `buildcat info` shows it.
+    pub name: String,
 }
 
 /// `buildcat requeue`.
@@ -509,6 +533,7 @@ pub struct RenderOptions {
     #[arg(long = "after", value_name = "JOB")]
     pub after: Vec<String>,
     /// Follow the jobs to their end with a progress bar; exit non-zero if any fails.
+    /// Carries on through server restarts (reconnecting for up to 10 minutes).
     #[arg(long)]
     pub wait: bool,
     /// Print JSON.

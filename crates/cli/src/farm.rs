@@ -1,5 +1,6 @@
 //! The long-running commands: `server`, `worker`, `workers` and `farm`.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,30 +11,8 @@ use buildcat_queue::ServerConfig;
 use buildcat_worker::{Tool, Worker};
 use tokio::net::TcpListener;
 
-use crate::args::{FarmArgs, ServerArgs, ServerTuning, WorkerArgs, join_host_port};
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
+use crate::args::{Connection, FarmArgs, ServerArgs, ServerTuning, WorkerArgs, join_host_port};
+use crate::stop::{CountRunning, STOPPED_NOW, Stop, shutdown_signal};
 
 fn server_config(storage: &Path, tuning: &ServerTuning) -> anyhow::Result<ServerConfig> {
     if !(tuning.heartbeat > 0.0 && tuning.heartbeat.is_finite()) {
@@ -149,8 +128,46 @@ fn build_worker(args: &WorkerArgs, addr: String, count: usize) -> anyhow::Result
 /// `buildcat worker` (count 1) and `buildcat workers -n N`.
 pub async fn worker(args: WorkerArgs, count: usize) -> anyhow::Result<ExitCode> {
     let worker = build_worker(&args, args.connection.addr(), count)?;
-    worker.run(shutdown_signal()).await?;
-    Ok(ExitCode::SUCCESS)
+    let stop = Stop::listen(count_through_server(&args.connection, &worker));
+    run_workers(worker, &stop).await
+}
+
+/// Runs the workers until they stop by themselves or are stopped: the first signal lets
+/// running jobs finish and be reported, the second stops them now.
+async fn run_workers(worker: Worker, stop: &Stop) -> anyhow::Result<ExitCode> {
+    let run = worker.run(stop.finishing());
+    tokio::select! {
+        result = run => {
+            result?;
+            Ok(ExitCode::SUCCESS)
+        }
+        // Dropping the run kills each running job's process group and closes the
+        // connections; the server puts the jobs back in their queue after its reconnect
+        // grace. (An immediate stop in the worker library, reporting them as interrupted
+        // at once, replaces this drop when it lands.)
+        () = stop.now() => Ok(ExitCode::from(STOPPED_NOW)),
+    }
+}
+
+/// Counts the running jobs of `worker`'s loops by asking the server, which lists what
+/// each worker connection runs.
+fn count_through_server(connection: &Connection, worker: &Worker) -> CountRunning {
+    let connection = connection.clone();
+    let names: HashSet<String> = worker.names().map(str::to_owned).collect();
+    Box::new(move || {
+        let connection = connection.clone();
+        let names = names.clone();
+        Box::pin(async move {
+            let client = connection.connect().await.ok()?;
+            let info = client.info().await.ok()?;
+            let running = info
+                .workers
+                .iter()
+                .filter(|summary| names.contains(&summary.name) && summary.job.is_some())
+                .count();
+            Some(running)
+        })
+    })
 }
 
 /// `buildcat farm`: a server and local workers in one process.
@@ -169,7 +186,7 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
         .local_addr()
         .context("could not read the listening address")?;
     let worker_args = WorkerArgs {
-        connection: crate::args::Connection {
+        connection: Connection {
             host: addr.ip().to_string(),
             port: addr.port(),
             max_frame: args.tuning.max_frame,
@@ -187,27 +204,22 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
     let worker = build_worker(&worker_args, addr.to_string(), count)?;
     let root = std::env::current_dir().context("could not read the current directory")?;
     eprintln!(
-        "buildcat farm: server on {addr} (storage {}), {count} worker(s) rooted at {}, serving {}; Ctrl-C stops it",
+        "buildcat farm: server on {addr} (storage {}), {count} worker(s) rooted at {}, serving {}; Ctrl-C stops it (running jobs finish first)",
         args.storage.display(),
         root.display(),
         args.queues.join(", ")
     );
-    // Workers stop first (finishing and reporting running jobs), then the server, so no
-    // worker sees its server go away.
-    let (stop_workers, workers_stop) = tokio::sync::oneshot::channel::<()>();
+    let stop = Stop::listen(count_through_server(&worker_args.connection, &worker));
+    // Workers stop first (finishing and reporting running jobs unless told to stop them
+    // now), then the server, so no worker sees its server go away.
     let (stop_server, server_stop) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(opened.serve(listener, async {
         let _ = server_stop.await;
     }));
-    let workers = tokio::spawn(worker.run(async {
-        let _ = workers_stop.await;
-    }));
-    shutdown_signal().await;
-    let _ = stop_workers.send(());
-    let worker_result = workers.await.context("worker task")?;
+    let worker_result = run_workers(worker, &stop).await;
     let _ = stop_server.send(());
     let server_result = server.await.context("server task")?;
-    worker_result?;
+    let code = worker_result?;
     server_result.with_context(|| format!("server with storage {}", args.storage.display()))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }

@@ -9,16 +9,15 @@ use anyhow::{Context, bail};
 use buildcat_client::Client;
 use buildcat_proto::dcc::{RenderReport, ToolInfoReport};
 use buildcat_proto::{
-    AttemptOutcome, CommandResult, JobChange, JobEvent, JobId, JobOptions, JobQuery, JobState,
-    JobStatus, RequeueTarget, RunCommand, Task, Timestamp, WorkerInfo, codec,
+    AttemptOutcome, CommandResult, JobChange, JobId, JobOptions, JobQuery, JobState, JobStatus,
+    RequeueTarget, RunCommand, Task, Timestamp, WorkerInfo, codec,
 };
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use crate::args::{
     CancelArgs, EtaArgs, JobsArgs, LogsArgs, RequeueArgs, RunArgs, StatusArgs, SubmitOptions,
+    WorkerEnableArgs,
 };
-use crate::submit::connect;
 use crate::time::{human, rfc3339};
 
 /// Parses a job id from the command line.
@@ -78,7 +77,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         program,
         args: command.collect(),
     };
-    let client = connect(&args.connection).await?;
+    let client = args.connection.connect().await?;
     let handle = client
         .submit_with(&args.submit.queue, &task, options)
         .await?;
@@ -88,31 +87,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Follow the output while it runs, then report the end.
-    let (events, mut received) = mpsc::unbounded_channel();
-    let follow = client.follow_logs(id, events);
-    tokio::pin!(follow);
-    loop {
-        tokio::select! {
-            event = received.recv() => {
-                if let Some(JobEvent::Log { lines, .. }) = event {
-                    let mut err = std::io::stderr().lock();
-                    for line in lines {
-                        let _ = writeln!(err, "{line}");
-                    }
-                }
-            }
-            result = &mut follow => {
-                result?;
-                break;
-            }
-        }
-    }
-    while let Ok(JobEvent::Log { lines, .. }) = received.try_recv() {
+    crate::watch::follow_output(&client, id, &mut |lines| {
+        let mut err = std::io::stderr().lock();
         for line in lines {
-            eprintln!("{line}");
+            // Output is shown as a courtesy; a closed stderr must not stop the wait.
+            let _ = writeln!(err, "{line}");
         }
-    }
-    let status = client.job(id).await?;
+        Ok(())
+    })
+    .await?;
+    let status = crate::watch::wait_job(&client, id).await?;
     report_end(&status)
 }
 
@@ -134,7 +118,7 @@ pub fn report_end(status: &JobStatus) -> anyhow::Result<ExitCode> {
 /// `buildcat logs JOB [--follow]`.
 pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let id = parse_job(&args.job)?;
-    let client = connect(&args.connection).await?;
+    let client = args.connection.connect().await?;
     if !args.follow {
         let (lines, dropped) = client.logs(id).await?;
         let mut out = std::io::stdout().lock();
@@ -146,34 +130,14 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let (events, mut received) = mpsc::unbounded_channel();
-    let follow = client.follow_logs(id, events);
-    tokio::pin!(follow);
-    let print = |event: JobEvent| -> std::io::Result<()> {
-        if let JobEvent::Log { lines, .. } = event {
-            let mut out = std::io::stdout().lock();
-            for line in lines {
-                writeln!(out, "{line}")?;
-            }
-            out.flush()?;
+    crate::watch::follow_output(&client, id, &mut |lines| {
+        let mut out = std::io::stdout().lock();
+        for line in lines {
+            writeln!(out, "{line}")?;
         }
-        Ok(())
-    };
-    loop {
-        tokio::select! {
-            event = received.recv() => match event {
-                Some(event) => print(event)?,
-                None => break,
-            },
-            result = &mut follow => {
-                result?;
-                break;
-            }
-        }
-    }
-    while let Ok(event) = received.try_recv() {
-        print(event)?;
-    }
+        out.flush()
+    })
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -261,7 +225,7 @@ pub fn status_json(status: &JobStatus) -> Value {
 /// `buildcat status JOB`.
 pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let id = parse_job(&args.job)?;
-    let client = connect(&args.connection).await?;
+    let client = args.connection.connect().await?;
     let status = client.job(id).await?;
     let value = status_json(&status);
     if args.json {
@@ -331,7 +295,7 @@ pub async fn list(args: JobsArgs) -> anyhow::Result<ExitCode> {
         .map(str::parse::<JobState>)
         .transpose()
         .map_err(|e| anyhow::anyhow!(e))?;
-    let client = connect(&args.connection).await?;
+    let client = args.connection.connect().await?;
     let query = JobQuery {
         queue: args.queue,
         state,
@@ -410,7 +374,7 @@ pub async fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|id| parse_job(id))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let client = connect(&args.connection).await?;
+    let client = args.connection.connect().await?;
     let changes = client.cancel(ids).await?;
     Ok(print_changes(
         &changes,
@@ -418,6 +382,17 @@ pub async fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
         "no jobs to cancel",
         args.json,
     ))
+}
+
+/// `buildcat worker-enable NAME`.
+pub async fn worker_enable(args: WorkerEnableArgs) -> anyhow::Result<ExitCode> {
+    let client = args.connection.connect().await?;
+    client
+        .enable_worker(&args.name)
+        .await
+        .with_context(|| format!("could not enable worker {}", args.name))?;
+    outln!("{} takes work again", args.name);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `buildcat requeue JOB... | --failed [--queue Q]`.
@@ -432,7 +407,7 @@ pub async fn requeue(args: RequeueArgs) -> anyhow::Result<ExitCode> {
                 .collect::<anyhow::Result<Vec<_>>>()?,
         )
     };
-    let client = connect(&args.connection).await?;
+    let client = args.connection.connect().await?;
     let changes = client.requeue(target).await?;
     Ok(print_changes(
         &changes,
@@ -487,12 +462,26 @@ pub async fn eta(args: EtaArgs) -> anyhow::Result<ExitCode> {
     if args.count < 2 {
         bail!("--count must be at least 2 (the rate needs two samples)");
     }
-    let client: Client = connect(&args.connection).await?;
+    let client: Client = args.connection.connect().await?;
     let interval = Duration::from_secs_f64(args.interval);
     let terminal = std::io::stdout().is_terminal();
     let mut samples: VecDeque<Sample> = VecDeque::with_capacity(args.count);
     loop {
-        let info = client.info().await.context("could not read the queue")?;
+        let info = match client.info().await {
+            Ok(info) => info,
+            Err(error) => {
+                let say = |text: &str| {
+                    if terminal {
+                        eprintln!();
+                    }
+                    eprintln!("{text}");
+                };
+                crate::watch::recover(&client, error, &say)
+                    .await
+                    .context("could not read the queue")?;
+                continue;
+            }
+        };
         let length = info
             .queues
             .iter()
@@ -516,7 +505,7 @@ pub async fn eta(args: EtaArgs) -> anyhow::Result<ExitCode> {
         drop(out);
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
-            () = crate::farm::shutdown_signal() => {
+            () = crate::stop::shutdown_signal() => {
                 if terminal {
                     outln!();
                 }

@@ -8,11 +8,14 @@ mod macros;
 mod args;
 mod certs;
 mod farm;
+mod info;
 mod jobs;
 mod output;
 mod render;
+mod stop;
 mod submit;
 mod time;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -53,12 +56,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Farm(args) => farm::farm(args).await,
         Command::WorkerInfo(args) => submit::worker_info(args).await,
-        Command::Info(args) => output::info(args).await,
+        Command::Info(args) => info::info(args).await,
         Command::Run(args) => jobs::run(args).await,
         Command::Logs(args) => jobs::logs(args).await,
         Command::Status(args) => jobs::status(args).await,
         Command::Jobs(args) => jobs::list(args).await,
         Command::Cancel(args) => jobs::cancel(args).await,
+        Command::WorkerEnable(args) => jobs::worker_enable(args).await,
         Command::Requeue(args) => jobs::requeue(args).await,
         Command::Eta(args) => jobs::eta(args).await,
         Command::HoudiniInfo(args) => {

@@ -1,14 +1,8 @@
-//! Read commands and how things are printed.
-
-use std::io::{IsTerminal, Write};
-use std::process::ExitCode;
-use std::time::Duration;
+//! How things are printed: trees, the farm as a table and as JSON. Formatting only; the
+//! commands that fetch what is printed live in their own modules.
 
 use buildcat_proto::{FarmInfo, JobState};
-use serde_json::{Value, json};
-
-use crate::args::InfoArgs;
-use crate::submit::connect;
+use serde_json::Value;
 
 /// Prints a JSON object as an indented `key: value` tree.
 pub fn print_tree(value: &Value, depth: usize) {
@@ -35,49 +29,6 @@ fn scalar(value: &Value) -> String {
         Value::Null => "-".to_owned(),
         other => other.to_string(),
     }
-}
-
-/// `info --json`'s shape.
-pub fn info_json(info: &FarmInfo) -> Value {
-    let queues: Vec<Value> = info
-        .queues
-        .iter()
-        .map(|queue| {
-            let mut entry = serde_json::Map::new();
-            entry.insert("name".into(), json!(queue.name));
-            for state in JobState::ALL {
-                entry.insert(state.as_str().into(), json!(queue.count(state)));
-            }
-            Value::Object(entry)
-        })
-        .collect();
-    let workers: Vec<Value> = info
-        .workers
-        .iter()
-        .map(|worker| {
-            json!({
-                "name": worker.name,
-                "host": worker.host,
-                "root": worker.root,
-                "queues": worker.queues,
-                "state": worker.activity.as_str(),
-                "job": worker.job.map(|id| id.to_string()),
-            })
-        })
-        .collect();
-    let unserved: Vec<Value> = info
-        .unserved
-        .iter()
-        .map(|u| {
-            json!({
-                "queue": u.queue,
-                "kind": u.kind,
-                "jobs": u.jobs,
-                "tool": buildcat_proto::dcc::tool_for_kind(&u.kind),
-            })
-        })
-        .collect();
-    json!({ "queues": queues, "workers": workers, "unserved": unserved })
 }
 
 /// `info` as a table.
@@ -151,42 +102,93 @@ pub fn info_text(info: &FarmInfo) -> String {
                 worker.root
             ));
         }
+        for worker in &info.workers {
+            if let Some(reason) = &worker.quarantine {
+                out.push_str(&format!(
+                    "{} is quarantined: {reason}\n  let it back: buildcat worker-enable {}\n",
+                    worker.name, worker.name
+                ));
+            }
+        }
     }
     out
 }
 
-/// `buildcat info`.
-pub async fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
-    let client = connect(&args.connection).await?;
-    let interval = match args.interval {
-        Some(seconds) if seconds > 0.0 && seconds.is_finite() => {
-            Some(Duration::from_secs_f64(seconds))
-        }
-        Some(_) => anyhow::bail!("--interval must be a positive number of seconds"),
-        None => None,
+#[cfg(test)]
+mod tests {
+    use buildcat_proto::view::FarmView;
+    use buildcat_proto::{
+        FarmInfo, JobId, QueueSummary, Timestamp, Unserved, WorkerActivity, WorkerSummary,
     };
-    let terminal = std::io::stdout().is_terminal();
-    loop {
-        let info = client.info().await?;
-        let text = if args.json {
-            format!("{}\n", serde_json::to_string_pretty(&info_json(&info))?)
-        } else {
-            info_text(&info)
+
+    /// `info --json` keeps the shape scripts read (and end-to-end tests pin): keys in
+    /// alphabetical order, job ids as strings, `null` for what is absent.
+    #[test]
+    fn info_json_keeps_its_shape() {
+        let info = FarmInfo {
+            queues: vec![QueueSummary {
+                name: "default".to_owned(),
+                queued: 1,
+                started: 2,
+                finished: 3,
+                failed: 4,
+                canceled: 5,
+                deferred: 6,
+            }],
+            workers: vec![WorkerSummary {
+                name: "w1".to_owned(),
+                host: "render01".to_owned(),
+                root: "/farm".to_owned(),
+                queues: vec!["default".to_owned()],
+                activity: WorkerActivity::Busy,
+                job: Some(
+                    "0190f0c0-5d1e-7a3b-9c4d-2e5f6a7b8c9d"
+                        .parse::<JobId>()
+                        .unwrap(),
+                ),
+                connected_at: Timestamp::now(),
+                quarantine: None,
+            }],
+            unserved: vec![Unserved {
+                queue: "default".to_owned(),
+                kind: "buildcat.blender.render".to_owned(),
+                jobs: 7,
+            }],
         };
-        let mut stdout = std::io::stdout().lock();
-        if interval.is_some() && terminal && !args.json {
-            // Clear the screen and redraw in place.
-            write!(stdout, "\x1b[2J\x1b[H")?;
-        }
-        stdout.write_all(text.as_bytes())?;
-        stdout.flush()?;
-        drop(stdout);
-        let Some(interval) = interval else {
-            return Ok(ExitCode::SUCCESS);
-        };
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = crate::farm::shutdown_signal() => return Ok(ExitCode::SUCCESS),
-        }
+        let text = serde_json::to_string_pretty(&FarmView::from(&info)).unwrap();
+        let expected = r#"{
+  "queues": [
+    {
+      "canceled": 5,
+      "deferred": 6,
+      "failed": 4,
+      "finished": 3,
+      "name": "default",
+      "queued": 1,
+      "started": 2
+    }
+  ],
+  "unserved": [
+    {
+      "jobs": 7,
+      "kind": "buildcat.blender.render",
+      "queue": "default",
+      "tool": "blender"
+    }
+  ],
+  "workers": [
+    {
+      "host": "render01",
+      "job": "0190f0c0-5d1e-7a3b-9c4d-2e5f6a7b8c9d",
+      "name": "w1",
+      "queues": [
+        "default"
+      ],
+      "root": "/farm",
+      "state": "busy"
+    }
+  ]
+}"#;
+        assert_eq!(text, expected);
     }
 }

@@ -1,6 +1,6 @@
 //! The render commands: submit many jobs with a progress bar, and follow them to the end.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -19,7 +19,6 @@ use crate::args::{
     RedshiftRenderArgs, RenderOptions,
 };
 use crate::jobs::{job_options, print_submitted};
-use crate::submit::connect;
 
 /// Jobs per submit request when submitting many.
 const BATCH: usize = 500;
@@ -74,7 +73,7 @@ async fn submit_all(
     if render.queue.trim().is_empty() {
         bail!("--queue is empty; name a queue such as `default`");
     }
-    let client = connect(connection).await?;
+    let client = connection.connect().await?;
     let total = planned.len();
     let submitting = if total > BATCH {
         bar(total as u64, "submitting")
@@ -116,20 +115,16 @@ async fn follow(
     let progress = bar(total_frames, "rendering");
     let mut done_per_job: HashMap<JobId, u64> = HashMap::new();
     let mut failed: Vec<String> = Vec::new();
-    let mut ended = 0usize;
-    let (events, mut received) = mpsc::unbounded_channel();
-    let watch = client.watch(ids.clone(), events);
-    tokio::pin!(watch);
-    let handle = |event: JobEvent,
-                  done_per_job: &mut HashMap<JobId, u64>,
-                  failed: &mut Vec<String>,
-                  ended: &mut usize| {
+    let mut ended: HashSet<JobId> = HashSet::new();
+    let mut handle = |event: JobEvent, ended: &mut HashSet<JobId>| {
         match event {
             JobEvent::Progress { job, progress: p } => {
                 done_per_job.insert(job, u64::from(p.done));
             }
             JobEvent::Ended(status) => {
-                *ended += 1;
+                if !ended.insert(status.id) {
+                    return;
+                }
                 let all = frames.get(&status.id).copied().unwrap_or(0);
                 if status.state == JobState::Finished {
                     done_per_job.insert(status.id, all);
@@ -145,20 +140,39 @@ async fn follow(
         }
         progress.set_position(done_per_job.values().sum());
     };
+    // Watch the jobs that have not ended; after a lost connection, watch those again on a
+    // new one (the server sends the end of any that ended meanwhile).
     loop {
-        tokio::select! {
-            event = received.recv() => match event {
-                Some(event) => handle(event, &mut done_per_job, &mut failed, &mut ended),
-                None => break,
-            },
-            result = &mut watch => {
-                result?;
-                break;
+        let remaining: Vec<JobId> = ids
+            .iter()
+            .filter(|id| !ended.contains(id))
+            .copied()
+            .collect();
+        if remaining.is_empty() {
+            break;
+        }
+        let (events, mut received) = mpsc::channel(crate::watch::EVENT_CAPACITY);
+        let watch = client.watch(remaining, events);
+        tokio::pin!(watch);
+        let result = loop {
+            tokio::select! {
+                event = received.recv() => match event {
+                    Some(event) => handle(event, &mut ended),
+                    None => break watch.await,
+                },
+                result = &mut watch => break result,
+            }
+        };
+        while let Ok(event) = received.try_recv() {
+            handle(event, &mut ended);
+        }
+        match result {
+            Ok(()) => break,
+            Err(error) => {
+                let say = |text: &str| progress.suspend(|| eprintln!("{text}"));
+                crate::watch::recover(client, error, &say).await?;
             }
         }
-    }
-    while let Ok(event) = received.try_recv() {
-        handle(event, &mut done_per_job, &mut failed, &mut ended);
     }
     progress.finish_and_clear();
     let done: u64 = done_per_job.values().sum();

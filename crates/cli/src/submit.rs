@@ -4,21 +4,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use buildcat_client::{Client, ClientOptions};
 use buildcat_proto::{Task, WorkerInfo};
 
-use crate::args::{Connection, WorkerInfoArgs};
+use crate::args::WorkerInfoArgs;
 use crate::output::print_tree;
-
-/// Connects to the server named on the command line.
-pub async fn connect(connection: &Connection) -> anyhow::Result<Client> {
-    let options = ClientOptions {
-        max_frame: connection.max_frame,
-        tls: connection.tls()?,
-        ..ClientOptions::default()
-    };
-    Ok(Client::connect_with(&connection.addr(), options).await?)
-}
 
 /// How long to wait before telling the user that nothing has picked the job up yet.
 const PATIENCE: Duration = Duration::from_secs(5);
@@ -42,10 +31,13 @@ pub async fn info_task<T: Task>(
         }
         Some(_) => anyhow::bail!("--timeout must be a number of seconds, zero or more"),
     };
-    let client = connect(&args.connection).await?;
+    let client = args.connection.connect().await?;
     let handle = client.submit(&args.queue, &task).await?;
     let id = handle.id();
-    let wait = handle.wait();
+    let wait = async {
+        let status = crate::watch::wait_job(&client, id).await?;
+        anyhow::Ok(handle.output(status)?)
+    };
     tokio::pin!(wait);
     let report = tokio::select! {
         report = &mut wait => report?,

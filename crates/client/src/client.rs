@@ -1,9 +1,8 @@
 //! [`Client`]: typed requests over one shared connection.
 
 use std::fmt;
-use std::marker::PhantomData;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use buildcat_proto::{
     DEFAULT_MAX_FRAME, FarmInfo, JobChange, JobEvent, JobId, JobOptions, JobQuery, JobStatus,
@@ -16,6 +15,7 @@ use crate::connect::{self, DEFAULT_TIMEOUT};
 use crate::connection::Connection;
 use crate::error::ClientError;
 use crate::handle::JobHandle;
+use crate::reconnect::Reconnect;
 
 /// How a [`Client`] connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,8 @@ pub struct ClientOptions {
     pub max_frame: usize,
     /// TLS with mutual certificates; `None` for plain TCP.
     pub tls: Option<crate::tls::TlsOptions>,
+    /// How [`Client::reconnect`] retries after the connection is lost.
+    pub reconnect: Reconnect,
 }
 
 impl Default for ClientOptions {
@@ -38,6 +40,7 @@ impl Default for ClientOptions {
             handshake_timeout: DEFAULT_TIMEOUT,
             max_frame: DEFAULT_MAX_FRAME,
             tls: None,
+            reconnect: Reconnect::default(),
         }
     }
 }
@@ -50,11 +53,26 @@ impl Default for ClientOptions {
 /// dropped.
 ///
 /// If the connection is lost, every request waiting and every later one fails with
-/// [`ClientError::ConnectionLost`]; connect again to carry on.
+/// [`ClientError::ConnectionLost`]. [`Client::reconnect`] then opens a new connection to
+/// the same server for every clone; requests made after it use the new one.
 #[derive(Clone)]
 pub struct Client {
-    /// The connection every clone shares.
-    connection: Arc<Connection>,
+    /// What every clone shares, so that a reconnect by one serves them all.
+    shared: Arc<Shared>,
+}
+
+/// What the clones of a [`Client`] share.
+struct Shared {
+    /// The address as the caller gave it, dialed again on a reconnect.
+    addr: String,
+    /// The options it connected with, used again on a reconnect.
+    options: ClientOptions,
+    /// The current connection. A std lock, held only to clone or swap the `Arc`, never
+    /// across an await; a request keeps the connection it started on to its end.
+    connection: RwLock<Arc<Connection>>,
+    /// Held while reconnecting, so clones that lose the connection together open one new
+    /// connection, not one each.
+    reconnecting: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Client {
@@ -77,21 +95,97 @@ impl Client {
     ///
     /// Every address the host name resolves to is tried in turn.
     pub async fn connect_with(addr: &str, options: ClientOptions) -> Result<Client, ClientError> {
-        let (framed, welcome) = connect::open(addr, &options).await?;
-        let connection = Connection::start(addr, framed, &welcome, options.max_frame);
+        let connection = open_connection(addr, &options).await?;
         Ok(Client {
-            connection: Arc::new(connection),
+            shared: Arc::new(Shared {
+                addr: addr.to_owned(),
+                options,
+                connection: RwLock::new(Arc::new(connection)),
+                reconnecting: tokio::sync::Mutex::new(()),
+            }),
         })
     }
 
     /// The server's address as given to [`Client::connect`].
     pub fn addr(&self) -> &str {
-        self.connection.addr()
+        &self.shared.addr
     }
 
-    /// The server's software version, as it said in its welcome.
-    pub fn server_version(&self) -> &str {
-        self.connection.server_version()
+    /// The server's software version, as it said in its welcome (on the latest
+    /// connection: a server may have been upgraded while the client reconnected).
+    pub fn server_version(&self) -> String {
+        self.connection().server_version().to_owned()
+    }
+
+    /// Whether the current connection has ended; requests fail until
+    /// [`Client::reconnect`] opens a new one.
+    pub fn is_closed(&self) -> bool {
+        self.connection().is_closed()
+    }
+
+    /// Opens a new connection to the same server, with the same options, for this client
+    /// and every clone, unless the current connection is still open.
+    ///
+    /// Retries with a doubling delay (see [`Reconnect`], from
+    /// [`ClientOptions::reconnect`]) while the server is out of reach, and gives up with
+    /// [`ClientError::GaveUp`] after [`Reconnect::give_up_after`]. A failure that retrying
+    /// cannot fix (another protocol version, an unusable TLS file) is returned at once.
+    ///
+    /// Requests that were in flight on the lost connection have failed with
+    /// [`ClientError::ConnectionLost`]; whether the server acted on them is unknown, so
+    /// make them again only where doing so twice is harmless (asking, waiting, following).
+    pub async fn reconnect(&self) -> Result<(), ClientError> {
+        let _only_one = self.shared.reconnecting.lock().await;
+        if !self.is_closed() {
+            // Another clone reconnected while this one waited for the lock.
+            return Ok(());
+        }
+        let policy = &self.shared.options.reconnect;
+        let started = Instant::now();
+        let mut delay = None;
+        loop {
+            match open_connection(&self.shared.addr, &self.shared.options).await {
+                Ok(connection) => {
+                    *self
+                        .shared
+                        .connection
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner) = Arc::new(connection);
+                    return Ok(());
+                }
+                Err(error) if !error.is_transient() => return Err(error),
+                Err(error) => {
+                    let wait = policy.next_delay(delay);
+                    let elapsed = started.elapsed();
+                    if elapsed + wait > policy.give_up_after {
+                        return Err(ClientError::GaveUp {
+                            addr: self.shared.addr.clone(),
+                            after: elapsed,
+                            last: Box::new(error),
+                        });
+                    }
+                    tracing::debug!(
+                        server = %self.shared.addr,
+                        error = %error,
+                        retry_in = ?wait,
+                        "could not reconnect yet"
+                    );
+                    tokio::time::sleep(wait).await;
+                    delay = Some(wait);
+                }
+            }
+        }
+    }
+
+    /// The current connection; a request holds it to its end even if a reconnect swaps it.
+    fn connection(&self) -> Arc<Connection> {
+        Arc::clone(
+            &self
+                .shared
+                .connection
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// Submits one task to `queue` with the task's default options.
@@ -159,11 +253,7 @@ impl Client {
     ///
     /// The job's kind is checked against `T` when its output is read.
     pub fn handle<T: Task>(&self, id: JobId) -> JobHandle<T> {
-        JobHandle {
-            id,
-            client: self.clone(),
-            task: PhantomData,
-        }
+        JobHandle::new(self.clone(), id)
     }
 
     /// Waits until the job has ended, however it ended, and returns its final record.
@@ -201,6 +291,18 @@ impl Client {
         }
     }
 
+    /// Lets a quarantined worker (every slot registered under `name`) take work again.
+    ///
+    /// # Errors
+    /// [`ClientError::Request`] with `RequestError::UnknownWorker` when the server knows no
+    /// worker of that name.
+    pub async fn enable_worker(&self, name: &str) -> Result<(), ClientError> {
+        match self.request(Request::EnableWorker(name.to_owned())).await? {
+            Reply::Ack => Ok(()),
+            other => Err(unexpected("EnableWorker", &other)),
+        }
+    }
+
     /// Puts failed or canceled jobs back in their queue.
     pub async fn requeue(&self, target: RequeueTarget) -> Result<Vec<JobChange>, ClientError> {
         match self.request(Request::Requeue(target)).await? {
@@ -227,28 +329,50 @@ impl Client {
     }
 
     /// Streams a job's output: what it printed so far, then new lines as they come, as
-    /// [`JobEvent::Log`] events on `events`; returns when the job has ended.
+    /// [`JobEvent::Log`] events on `events`; returns when the job has ended (at once, after
+    /// one event with all of its output, for a job that had ended already).
+    ///
+    /// Read `events` while this runs: if the channel fills, the stream ends with
+    /// [`ClientError::Lagged`] (follow again to carry on).
     pub async fn follow_logs(
         &self,
         job: JobId,
-        events: mpsc::UnboundedSender<JobEvent>,
+        events: mpsc::Sender<JobEvent>,
     ) -> Result<(), ClientError> {
         let request = Request::Logs { job, follow: true };
-        match self.connection.request_with_events(request, events).await? {
-            Reply::Log { .. } => Ok(()),
+        let reply = self
+            .connection()
+            .request_with_events(request, events.clone())
+            .await?;
+        match reply {
+            // A job that had ended already is answered with its whole output at once.
+            Reply::Log { lines, .. } => {
+                if lines.is_empty() {
+                    return Ok(());
+                }
+                match events.try_send(JobEvent::Log { job, lines }) {
+                    Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+                    Err(mpsc::error::TrySendError::Full(_)) => Err(ClientError::Lagged {
+                        capacity: events.max_capacity(),
+                    }),
+                }
+            }
             other => Err(unexpected("Logs", &other)),
         }
     }
 
     /// Follows jobs: their progress and ends arrive on `events` as [`JobEvent::Progress`]
     /// and [`JobEvent::Ended`]; returns once every one has ended.
+    ///
+    /// Read `events` while this runs: if the channel fills, the watch ends with
+    /// [`ClientError::Lagged`] (watch the jobs not ended yet again to carry on).
     pub async fn watch(
         &self,
         jobs: Vec<JobId>,
-        events: mpsc::UnboundedSender<JobEvent>,
+        events: mpsc::Sender<JobEvent>,
     ) -> Result<(), ClientError> {
         match self
-            .connection
+            .connection()
             .request_with_events(Request::Watch(jobs), events)
             .await?
         {
@@ -263,8 +387,14 @@ impl Client {
     /// [`ClientError::RequestRefused`]. Dropping the future stops waiting; the server may
     /// still act on the request.
     pub async fn request(&self, request: Request) -> Result<Reply, ClientError> {
-        self.connection.request(request).await
+        self.connection().request(request).await
     }
+}
+
+/// Connects, says hello and starts the connection's tasks.
+async fn open_connection(addr: &str, options: &ClientOptions) -> Result<Connection, ClientError> {
+    let (framed, welcome) = connect::open(addr, options).await?;
+    Ok(Connection::start(addr, framed, &welcome, options.max_frame))
 }
 
 /// A task as a job for `queue`.

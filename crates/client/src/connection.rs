@@ -67,7 +67,7 @@ struct Shared {
     /// Cancelled when the connection ends or the last handle is dropped.
     stop: CancellationToken,
     /// Where events for streaming requests (`Logs { follow }`, `Watch`) go, by request id.
-    events: Mutex<HashMap<RequestId, mpsc::UnboundedSender<JobEvent>>>,
+    events: Mutex<HashMap<RequestId, mpsc::Sender<JobEvent>>>,
 }
 
 /// The pending requests of a connection that is open, or why it is not.
@@ -124,9 +124,9 @@ impl Connection {
         }
     }
 
-    /// The address as the caller gave it.
-    pub(crate) fn addr(&self) -> &str {
-        &self.shared.addr
+    /// Whether the connection has ended (the server closed it, or it broke).
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(*self.shared.lock(), Pending::Closed(_))
     }
 
     /// The server's software version, from its welcome.
@@ -147,7 +147,7 @@ impl Connection {
     pub(crate) async fn request_with_events(
         &self,
         request: Request,
-        events: mpsc::UnboundedSender<JobEvent>,
+        events: mpsc::Sender<JobEvent>,
     ) -> Result<Reply, ClientError> {
         self.request_inner(request, Some(events)).await
     }
@@ -155,7 +155,7 @@ impl Connection {
     async fn request_inner(
         &self,
         request: Request,
-        events: Option<mpsc::UnboundedSender<JobEvent>>,
+        events: Option<mpsc::Sender<JobEvent>>,
     ) -> Result<Reply, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if let Some(events) = events {
@@ -207,15 +207,35 @@ impl Drop for PendingGuard<'_> {
 
 impl Shared {
     /// The event routes; no code holding them can panic, so a poisoned lock is still sound.
-    fn events_lock(&self) -> MutexGuard<'_, HashMap<RequestId, mpsc::UnboundedSender<JobEvent>>> {
+    fn events_lock(&self) -> MutexGuard<'_, HashMap<RequestId, mpsc::Sender<JobEvent>>> {
         self.events.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Hands an event to the caller of the streaming request `id`.
+    ///
+    /// Never waits: the reader serves every request of the connection. When the caller's
+    /// channel is full, its stream ends with [`ClientError::Lagged`] (later events for it
+    /// are dropped) rather than holding up everyone else or buffering without limit.
     fn event(&self, id: RequestId, event: JobEvent) {
-        if let Some(events) = self.events_lock().get(&id) {
-            let _ = events.send(event);
-        }
+        let full = {
+            let mut routes = self.events_lock();
+            let Some(events) = routes.get(&id) else {
+                return;
+            };
+            match events.try_send(event) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    let capacity = events.max_capacity();
+                    routes.remove(&id);
+                    capacity
+                }
+                // The caller stopped reading on purpose; its request ends when it stops
+                // waiting for the reply.
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        };
+        debug!(server = %self.addr, request = id, capacity = full, "event stream lagged");
+        self.complete(id, Err(ClientError::Lagged { capacity: full }));
     }
 
     /// The pending map; no code holding it can panic, so a poisoned lock is still sound.

@@ -126,6 +126,31 @@ pub enum ClientError {
     /// A request could not be encoded, e.g. a batch over the server's frame limit.
     #[error("could not encode the request: {0}")]
     Encode(CodecError),
+    /// The server stayed out of reach for the whole of the reconnect policy's limit
+    /// ([`Reconnect::give_up_after`](crate::Reconnect::give_up_after)).
+    #[error(
+        "gave up reconnecting to the buildcat server at {addr} after {after:?}: {last} (start \
+         the server again, then run the command again)"
+    )]
+    GaveUp {
+        /// The address given.
+        addr: String,
+        /// How long it kept trying.
+        after: Duration,
+        /// Why the last try failed.
+        last: Box<ClientError>,
+    },
+    /// The events of a streaming request (`follow_logs`, `watch`) came faster than they
+    /// were read and filled the caller's channel, so the stream was ended.
+    #[error(
+        "events came faster than they were read: the channel of {capacity} events filled and \
+         the stream was ended (read events while waiting, or give a larger channel, then ask \
+         again)"
+    )]
+    Lagged {
+        /// The capacity of the channel that filled.
+        capacity: usize,
+    },
     /// A finished job's result is not a value of its task's output type.
     #[error("could not decode the result of job {id} (kind {kind}): {error}")]
     Decode {
@@ -136,6 +161,82 @@ pub enum ClientError {
         /// What the decoder said.
         error: CodecError,
     },
+}
+
+/// What kind of error a [`ClientError`] is, for code that maps errors onto its own classes
+/// (a language binding's exceptions, an HTTP status) in one `match` that does not change
+/// when [`ClientError`] grows a variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The server could not be reached, or the connection to it was lost
+    /// (`Resolve`, `Connect`, `ConnectTimeout`, `HandshakeTimeout`, `ConnectionLost`,
+    /// `GaveUp`).
+    Connection,
+    /// TLS could not be set up or the TLS session failed (`TlsSetup`, `Tls`).
+    Tls,
+    /// The server refused the connection or is not a buildcat server (`HandshakeRefused`,
+    /// `NotBuildcat`).
+    Handshake,
+    /// The server refused one request; the connection stays open (`RequestRefused`).
+    Refused,
+    /// The request or address was refused before anything was sent (`Invalid`,
+    /// `InvalidAddress`).
+    Invalid,
+    /// The server broke the protocol (`Protocol`).
+    Protocol,
+    /// A value could not be encoded or a result decoded (`Encode`, `Decode`).
+    Codec,
+    /// The job failed after its last attempt (`JobFailed`).
+    JobFailed,
+    /// The job was canceled (`JobCanceled`).
+    JobCanceled,
+    /// A stream of events was read too slowly and ended (`Lagged`).
+    Lagged,
+}
+
+impl ClientError {
+    /// What kind of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ClientError::Resolve { .. }
+            | ClientError::Connect { .. }
+            | ClientError::ConnectTimeout { .. }
+            | ClientError::HandshakeTimeout { .. }
+            | ClientError::ConnectionLost { .. }
+            | ClientError::GaveUp { .. } => ErrorKind::Connection,
+            ClientError::TlsSetup(_) | ClientError::Tls { .. } => ErrorKind::Tls,
+            ClientError::HandshakeRefused { .. } | ClientError::NotBuildcat { .. } => {
+                ErrorKind::Handshake
+            }
+            ClientError::RequestRefused(_) => ErrorKind::Refused,
+            ClientError::Invalid(_) | ClientError::InvalidAddress { .. } => ErrorKind::Invalid,
+            ClientError::Protocol(_) => ErrorKind::Protocol,
+            ClientError::Encode(_) | ClientError::Decode { .. } => ErrorKind::Codec,
+            ClientError::JobFailed { .. } => ErrorKind::JobFailed,
+            ClientError::JobCanceled { .. } => ErrorKind::JobCanceled,
+            ClientError::Lagged { .. } => ErrorKind::Lagged,
+        }
+    }
+
+    /// Whether a new connection may succeed where this one failed: the server was out of
+    /// reach, the connection dropped, or the server was busy or stopping. A program watching
+    /// jobs reconnects on these ([`Client::reconnect`](crate::Client::reconnect)) and gives
+    /// up on anything else.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Resolve { .. }
+            | ClientError::Connect { .. }
+            | ClientError::ConnectTimeout { .. }
+            | ClientError::HandshakeTimeout { .. }
+            | ClientError::ConnectionLost { .. } => true,
+            ClientError::HandshakeRefused { error, .. } => matches!(
+                error,
+                HandshakeError::TooManyConnections { .. } | HandshakeError::ShuttingDown
+            ),
+            _ => false,
+        }
+    }
 }
 
 /// An I/O error in the words of a one-line message: `connection refused`, not

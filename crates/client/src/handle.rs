@@ -16,12 +16,23 @@ use crate::error::ClientError;
 /// lives.
 pub struct JobHandle<T> {
     /// The job.
-    pub(crate) id: JobId,
+    id: JobId,
     /// The connection to ask about it on.
-    pub(crate) client: Client,
+    client: Client,
     /// The task type, for the output's type; `fn() -> T` keeps the handle `Send`, `Sync`
     /// and `Clone` whatever `T` is.
-    pub(crate) task: PhantomData<fn() -> T>,
+    task: PhantomData<fn() -> T>,
+}
+
+impl<T> JobHandle<T> {
+    /// A handle on job `id`, asked about through `client`.
+    pub(crate) fn new(client: Client, id: JobId) -> JobHandle<T> {
+        JobHandle {
+            id,
+            client,
+            task: PhantomData,
+        }
+    }
 }
 
 impl<T> Clone for JobHandle<T> {
@@ -67,6 +78,19 @@ impl<T: Task> JobHandle<T> {
     /// nothing polls.
     pub async fn wait(&self) -> Result<T::Output, ClientError> {
         let status = self.client.wait_job(self.id).await?;
+        output_of::<T>(status)
+    }
+
+    /// The output of the job from its final record (as [`Client::wait_job`] returns it),
+    /// or why there is none: for callers that wait their own way, e.g. reconnecting
+    /// when the server restarts.
+    pub fn output(&self, status: JobStatus) -> Result<T::Output, ClientError> {
+        if status.id != self.id {
+            return Err(ClientError::Invalid(format!(
+                "the record of job {} is not that of job {}",
+                status.id, self.id
+            )));
+        }
         output_of::<T>(status)
     }
 }

@@ -23,8 +23,10 @@
 //!   exchanges hellos, each step bounded by its timeout.
 //! - `connection`: many requests at once over the welcomed socket. A writer task batches
 //!   frames; a reader task matches replies to requests by id.
+//! - `reconnect`: [`Reconnect`], how long and how often [`Client::reconnect`] tries to
+//!   reach a server it lost (one that restarted keeps every job, so watchers carry on).
 //! - `error`: [`ClientError`] says what went wrong in one line that names the server or
-//!   the job.
+//!   the job; [`ErrorKind`] sorts errors into a few classes for bindings.
 //!
 //! The wire encoding lives in [`buildcat_proto`] (re-exported as [`proto`]); this crate
 //! never sees bytes, only typed frames.
@@ -35,6 +37,7 @@ mod connect;
 mod connection;
 mod error;
 mod handle;
+mod reconnect;
 pub mod tls;
 
 pub use buildcat_proto as proto;
@@ -43,6 +46,7 @@ pub use buildcat_proto::{
     Request, RequestError, Task, WorkerInfo, WorkerInfoReport,
 };
 pub use client::{Client, ClientOptions};
-pub use error::ClientError;
+pub use error::{ClientError, ErrorKind};
 pub use handle::JobHandle;
+pub use reconnect::Reconnect;
 pub use tls::TlsOptions;

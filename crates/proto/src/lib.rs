@@ -32,6 +32,7 @@ pub mod job;
 pub mod message;
 pub mod paths;
 pub mod task;
+pub mod view;
 
 pub use codec::{CodecError, DEFAULT_MAX_FRAME, FrameCodec};
 pub use handshake::{HandshakeError, Hello, HelloReply, MAGIC, PROTOCOL_VERSION, Role, Welcome};

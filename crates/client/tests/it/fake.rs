@@ -37,6 +37,13 @@ impl FakeServer {
         FakeServer { addr, listener }
     }
 
+    /// A fake server on a listener already bound (e.g. again on the port of one that went
+    /// away).
+    pub fn from_listener(listener: TcpListener) -> FakeServer {
+        let addr = listener.local_addr().unwrap().to_string();
+        FakeServer { addr, listener }
+    }
+
     /// Accepts the next connection.
     pub async fn accept(&self) -> Peer {
         let (stream, _) = self.listener.accept().await.unwrap();

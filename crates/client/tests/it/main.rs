@@ -8,6 +8,7 @@
 mod connect;
 mod fake;
 mod jobs;
+mod reconnect;
 mod requests;
 
 use std::future::IntoFuture;

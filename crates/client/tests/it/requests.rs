@@ -1,9 +1,10 @@
 //! Requests on one connection: matching replies to callers, refusals, and a connection
 //! that ends while requests wait.
 
-use buildcat_client::{Client, ClientError, JobState, NewJob, RequestError};
-use buildcat_proto::{Assignment, FarmInfo, JobOptions, Reply, Request, ServerFrame};
+use buildcat_client::{Client, ClientError, ErrorKind, JobState, NewJob, RequestError};
+use buildcat_proto::{Assignment, FarmInfo, JobEvent, JobOptions, Reply, Request, ServerFrame};
 use futures_util::future::join_all;
+use tokio::sync::mpsc;
 
 use crate::fake::FakeServer;
 use crate::{job_id, status, within};
@@ -281,6 +282,56 @@ async fn a_job_assignment_sent_to_a_client_is_ignored() {
             .await;
     });
     let client = within(Client::connect(&addr)).await.unwrap();
+    assert_eq!(within(client.info()).await.unwrap(), FarmInfo::default());
+    within(script).await.unwrap();
+}
+
+/// Guards the bound on a streaming request's events (structure review R9): a consumer that
+/// does not keep up gets the events that fit and then a `Lagged` end, instead of the
+/// client buffering without limit; the connection stays usable.
+#[tokio::test]
+async fn a_follower_that_does_not_keep_up_is_ended_as_lagged() {
+    const CAPACITY: usize = 2;
+    let server = FakeServer::bind().await;
+    let addr = server.addr.clone();
+    let job = job_id(1);
+    let script = tokio::spawn(async move {
+        let mut session = server.session().await;
+        let frame = session.request().await;
+        assert_eq!(frame.request, Request::Logs { job, follow: true });
+        for number in 0..=CAPACITY {
+            let event = JobEvent::Log {
+                job,
+                lines: vec![format!("line {number}")],
+            };
+            session
+                .send(ServerFrame::Event {
+                    id: frame.id,
+                    event,
+                })
+                .await;
+        }
+        let asked = session.request().await;
+        assert_eq!(asked.request, Request::Info);
+        session
+            .reply(asked.id, Ok(Reply::Info(FarmInfo::default())))
+            .await;
+    });
+    let client = within(Client::connect(&addr)).await.unwrap();
+    let (events, mut received) = mpsc::channel(CAPACITY);
+    // Nothing reads `received` while following.
+    let error = within(client.follow_logs(job, events)).await.unwrap_err();
+    assert!(
+        matches!(error, ClientError::Lagged { capacity: CAPACITY }),
+        "{error:?}"
+    );
+    assert_eq!(error.kind(), ErrorKind::Lagged);
+    for number in 0..CAPACITY {
+        let Some(JobEvent::Log { lines, .. }) = received.recv().await else {
+            panic!("expected the log event that fit");
+        };
+        assert_eq!(lines, [format!("line {number}")]);
+    }
     assert_eq!(within(client.info()).await.unwrap(), FarmInfo::default());
     within(script).await.unwrap();
 }

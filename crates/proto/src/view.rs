@@ -1,0 +1,128 @@
+//! Serializable views: the JSON shapes front ends show people and scripts.
+//!
+//! The wire types ([`message`](crate::message)) are for the protocol and may change with
+//! it; a view is what `buildcat info --json` prints (and the HTTP API will serve), so a
+//! script reading it keeps working when the protocol changes. Each view is built from its
+//! wire type with `From`, in one place, instead of by hand in every front end.
+//!
+//! Fields are declared in alphabetical order: the JSON shape was first written through a
+//! sorted map, and end-to-end tests pin its bytes.
+
+use serde::Serialize;
+
+use crate::dcc::tool_for_kind;
+use crate::message::{FarmInfo, QueueSummary, Unserved, WorkerSummary};
+
+/// The farm at a glance: `buildcat info --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FarmView {
+    /// Job counts by state for every queue on record, so a script can see what waits.
+    pub queues: Vec<QueueView>,
+    /// Queued jobs no connected worker can run, so a script can tell a stuck queue from a
+    /// slow one.
+    pub unserved: Vec<UnservedView>,
+    /// Every connected worker and what it runs.
+    pub workers: Vec<WorkerView>,
+}
+
+/// One queue's job counts, one field per state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueView {
+    /// Canceled jobs still kept (until retention removes them).
+    pub canceled: u64,
+    /// Jobs waiting for the jobs they run after.
+    pub deferred: u64,
+    /// Failed jobs still kept, which `requeue --failed` would put back.
+    pub failed: u64,
+    /// Finished jobs still kept.
+    pub finished: u64,
+    /// The queue, as jobs and workers name it.
+    pub name: String,
+    /// Jobs waiting for a worker: the backlog.
+    pub queued: u64,
+    /// Jobs running now.
+    pub started: u64,
+}
+
+/// A connected worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerView {
+    /// The host it runs on, to find the machine.
+    pub host: String,
+    /// The id of the job it runs, `null` when idle.
+    pub job: Option<String>,
+    /// Its name, unique on the farm, as jobs' attempts record it.
+    pub name: String,
+    /// Why it gets no work, while quarantined; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<String>,
+    /// The queues it serves, highest priority first.
+    pub queues: Vec<String>,
+    /// Its root as that host sees it, where job paths resolve.
+    pub root: String,
+    /// `idle`, `busy` or `quarantined`.
+    pub state: String,
+}
+
+/// Queued jobs of one kind in one queue that no connected worker can run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnservedView {
+    /// How many such jobs wait.
+    pub jobs: u64,
+    /// Their kind, which names the task.
+    pub kind: String,
+    /// Their queue.
+    pub queue: String,
+    /// The tool a worker needs for the kind (`blender`, `houdini`, ...), `null` when the
+    /// kind needs none: the fix to suggest.
+    pub tool: Option<String>,
+}
+
+impl From<&FarmInfo> for FarmView {
+    fn from(info: &FarmInfo) -> Self {
+        FarmView {
+            queues: info.queues.iter().map(QueueView::from).collect(),
+            unserved: info.unserved.iter().map(UnservedView::from).collect(),
+            workers: info.workers.iter().map(WorkerView::from).collect(),
+        }
+    }
+}
+
+impl From<&QueueSummary> for QueueView {
+    fn from(queue: &QueueSummary) -> Self {
+        QueueView {
+            canceled: queue.canceled,
+            deferred: queue.deferred,
+            failed: queue.failed,
+            finished: queue.finished,
+            name: queue.name.clone(),
+            queued: queue.queued,
+            started: queue.started,
+        }
+    }
+}
+
+impl From<&WorkerSummary> for WorkerView {
+    fn from(worker: &WorkerSummary) -> Self {
+        WorkerView {
+            host: worker.host.clone(),
+            job: worker.job.map(|id| id.to_string()),
+            name: worker.name.clone(),
+            quarantine: worker.quarantine.clone(),
+            queues: worker.queues.clone(),
+            root: worker.root.clone(),
+            state: worker.activity.as_str().to_owned(),
+        }
+    }
+}
+
+impl From<&Unserved> for UnservedView {
+    fn from(unserved: &Unserved) -> Self {
+        UnservedView {
+            jobs: unserved.jobs,
+            kind: unserved.kind.clone(),
+            queue: unserved.queue.clone(),
+            tool: tool_for_kind(&unserved.kind).map(str::to_owned),
+        }
+    }
+}
