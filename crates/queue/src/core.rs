@@ -946,7 +946,20 @@ impl Core {
             },
         );
         let heartbeat_ms = u64::try_from(self.config.heartbeat.as_millis()).unwrap_or(u64::MAX);
-        self.reply(conn, id, Ok(Reply::Registered { name, heartbeat_ms }));
+        // How long a job waits for a worker the server no longer hears from: the grace
+        // after a dropped connection, or less where a silent one is dropped without it.
+        let silence = self.config.heartbeat * self.config.missed_heartbeats;
+        let hold = self.config.reconnect_grace.min(silence);
+        let reconnect_grace_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
+        self.reply(
+            conn,
+            id,
+            Ok(Reply::Registered {
+                name,
+                heartbeat_ms,
+                reconnect_grace_ms,
+            }),
+        );
         self.worker_ready(now, conn);
     }
 

@@ -5,10 +5,14 @@
 //! more, then drops the handler's future (which kills any process group the process runner
 //! started). Handlers that honour [`JobContext::deadline`] and [`JobContext::cancelled`],
 //! as the process runner does, end well before.
+//!
+//! The loop may also halt a job itself ([`Halt`]): the task is aborted, which drops the
+//! handler's future and with it kills the process group at once (SIGKILL).
 
 use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use buildcat_proto::{Assignment, Completion, Failure, JobId, Outcome};
@@ -41,6 +45,42 @@ pub(crate) struct RunningJob {
     cancel: CancellationToken,
     /// The task running the handler; it yields the outcome.
     task: JoinHandle<Outcome>,
+    /// Why the loop halted the job, once it has: its task is then aborted, and the outcome
+    /// is [`Outcome::Interrupted`] unless the handler had already ended by itself.
+    halted: Option<Halt>,
+    /// Keeps this job counted among the worker's running jobs until it is dropped.
+    _counted: Counted,
+}
+
+/// Why a loop stops a job itself, before its handler ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Halt {
+    /// The worker is stopping now ([`ShutdownHandle::stop_now`](crate::ShutdownHandle)).
+    Interrupted,
+    /// The loop has been cut off from the server for longer than its lease: the server is
+    /// about to hand the job to another worker, so this copy must not run on.
+    LeaseExpired,
+    /// The server gave this loop another job, so it no longer counts this one as this
+    /// loop's (it was handed on while the loop was away); its result would be refused.
+    Abandoned,
+}
+
+/// One running job in the worker's count of them, for as long as this lives.
+#[derive(Debug)]
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    /// Counts one more running job in `running`.
+    fn new(running: &Arc<AtomicUsize>) -> Self {
+        running.fetch_add(1, Ordering::SeqCst);
+        Counted(Arc::clone(running))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// How a job runs, besides its assignment.
@@ -60,6 +100,7 @@ impl RunningJob {
         assignment: Assignment,
         registry: Arc<Registry>,
         settings: JobSettings,
+        running_jobs: &Arc<AtomicUsize>,
     ) -> Self {
         let Assignment {
             job,
@@ -88,6 +129,8 @@ impl RunningJob {
             output,
             cancel,
             task,
+            halted: None,
+            _counted: Counted::new(running_jobs),
         }
     }
 
@@ -96,10 +139,31 @@ impl RunningJob {
         self.cancel.cancel();
     }
 
+    /// Stops the job at once: aborts its task, which drops the handler's future and kills
+    /// its process group (SIGKILL). [`finished`](RunningJob::finished) then resolves as soon
+    /// as the future is dropped. The first reason given is kept.
+    pub(crate) fn halt(&mut self, why: Halt) {
+        if self.halted.is_none() {
+            warn!(job = %self.job, attempt = self.attempt, reason = ?why, "stopping the job now");
+            self.halted = Some(why);
+        }
+        self.task.abort();
+    }
+
+    /// Why the loop halted the job, if it did.
+    pub(crate) fn halted(&self) -> Option<Halt> {
+        self.halted
+    }
+
     /// Waits for the job to end; cancel-safe, so it can sit in a `select!`.
     pub(crate) async fn finished(&mut self) -> Completion {
         let outcome = match (&mut self.task).await {
+            // A handler that ended before the halt took effect reports how it ended.
             Ok(outcome) => outcome,
+            Err(join_error) if join_error.is_cancelled() && self.halted.is_some() => {
+                info!(job = %self.job, kind = %self.kind, reason = ?self.halted, "job stopped");
+                Outcome::Interrupted
+            }
             Err(join_error) => {
                 let reason = if join_error.is_panic() {
                     format!(

@@ -56,7 +56,9 @@
 //! - `connection` reaches the server: TCP, the hello, the registration.
 //! - `job` runs one handler in a task of its own, with the backstops for handlers that do
 //!   not stop at their deadline or when canceled.
-//! - `control` is what the loops of one worker share: the job limit and the stop signal.
+//! - `control` is what the loops of one worker share: the job limit, the stop signals and
+//!   the running count; its [`ShutdownHandle`] stops a worker gracefully
+//!   ([`finish`](ShutdownHandle::finish)) or at once ([`stop_now`](ShutdownHandle::stop_now)).
 //! - [`registry`] maps job kinds to handlers; [`JobContext`] is what a handler is told and
 //!   how it logs, reports progress and learns that it must stop; `output` is the bounded
 //!   buffer between a handler's log and the loop.
@@ -77,6 +79,7 @@ mod error;
 pub mod info;
 pub mod integrations;
 mod job;
+mod lease;
 mod output;
 pub mod process;
 pub mod registry;
@@ -85,6 +88,7 @@ mod worker_loop;
 
 pub use buildcat_proto::{Failure, Task};
 pub use context::{DEFAULT_KILL_GRACE, JobContext, JobMonitor};
+pub use control::ShutdownHandle;
 pub use error::WorkerError;
 pub use integrations::tools::{Executable, Tool, Toolbox};
 pub use registry::{Handler, HandlerFuture, Registry};

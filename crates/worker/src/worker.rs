@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::context::{DEFAULT_KILL_GRACE, JobContext};
-use crate::control::Control;
+use crate::control::{Control, ShutdownHandle};
 use crate::error::WorkerError;
 use crate::info::host_name;
 use crate::integrations::{self, tools::Tool, tools::Toolbox};
@@ -32,8 +32,9 @@ pub struct Worker {
     server: String,
     /// The root directory, absolute and canonical.
     root: PathBuf,
-    /// How many jobs to run in all before stopping, if limited.
-    max_jobs: Option<u64>,
+    /// The job limit, the stop signals and the running count every loop shares; made with
+    /// the worker so that a [`ShutdownHandle`] exists before `run` is called.
+    control: Arc<Control>,
     /// The DCC tools found when the worker was built.
     tools: Toolbox,
 }
@@ -81,12 +82,21 @@ impl Worker {
         &self.tools
     }
 
-    /// Runs every loop until the job limit is reached or `shutdown` resolves.
+    /// A handle that stops this worker's [`run`](Worker::run) gracefully or at once, and
+    /// counts its running jobs; take it before calling `run`.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle::new(Arc::clone(&self.control))
+    }
+
+    /// Runs every loop until the job limit is reached, `shutdown` resolves, or a
+    /// [`ShutdownHandle`] stops it.
     ///
-    /// On shutdown (or once `max_jobs` jobs are under way) a loop that is idle stops at
-    /// once; a loop that is running a job finishes it, reports it, then stops. A loop that
-    /// cannot reach the server keeps retrying with backoff, including to report a finished
-    /// job; dropping the returned future stops everything at once and aborts running jobs.
+    /// On shutdown (or [`ShutdownHandle::finish`], or once `max_jobs` jobs are under way) a
+    /// loop that is idle stops at once; a loop that is running a job finishes it, reports it,
+    /// then stops. A loop that cannot reach the server keeps retrying with backoff, including
+    /// to report a finished job. [`ShutdownHandle::stop_now`] kills the running jobs and
+    /// reports them as interrupted instead. Dropping the returned future stops everything at
+    /// once and kills running jobs' processes.
     ///
     /// Returns an error only when the server refuses the worker for good (a protocol
     /// version mismatch) or a loop fails unexpectedly.
@@ -94,7 +104,7 @@ impl Worker {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<RunStats, WorkerError> {
-        let control = Arc::new(Control::new(self.max_jobs));
+        let control = self.control;
         let mut loops = JoinSet::new();
         let mut names = HashMap::new();
         for config in self.loops {
@@ -111,11 +121,7 @@ impl Worker {
             let joined = tokio::select! {
                 () = &mut shutdown, if !shutdown_seen => {
                     shutdown_seen = true;
-                    info!(
-                        "shutting down: idle loops stop now, running jobs are finished and \
-                         reported first"
-                    );
-                    control.stop().cancel();
+                    ShutdownHandle::new(Arc::clone(&control)).finish();
                     continue;
                 }
                 joined = loops.join_next_with_id() => joined,
@@ -426,7 +432,7 @@ impl WorkerBuilder {
             loops,
             server,
             root,
-            max_jobs: self.max_jobs,
+            control: Arc::new(Control::new(self.max_jobs)),
             tools,
         })
     }
