@@ -83,6 +83,8 @@ mod lease;
 mod output;
 pub mod process;
 pub mod registry;
+#[cfg(target_os = "linux")]
+mod supervisor;
 mod worker;
 mod worker_loop;
 
