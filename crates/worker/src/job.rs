@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span, error, info, warn};
 
 use crate::context::JobContext;
+use crate::leftovers::GroupRecord;
 use crate::output::JobOutput;
 use crate::registry::Registry;
 
@@ -92,6 +93,8 @@ pub(crate) struct JobSettings {
     pub(crate) worker: String,
     /// The time processes get between SIGTERM and SIGKILL.
     pub(crate) kill_grace: Duration,
+    /// The loop's record of its jobs' process groups.
+    pub(crate) groups: Arc<GroupRecord>,
 }
 
 impl RunningJob {
@@ -119,6 +122,7 @@ impl RunningJob {
                 cancel.clone(),
                 timeout_ms.map(Duration::from_millis),
                 settings.kill_grace,
+                settings.groups,
             );
         let running = run(registry, kind.clone(), args, context);
         let task = tokio::spawn(running.instrument(Span::current()));

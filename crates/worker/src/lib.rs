@@ -80,6 +80,7 @@ pub mod info;
 pub mod integrations;
 mod job;
 mod lease;
+mod leftovers;
 mod output;
 pub mod process;
 pub mod registry;

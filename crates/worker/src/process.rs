@@ -265,6 +265,8 @@ pub async fn run_process(
     // Declared after `child`, so dropped before it: the group is killed before the child
     // is (which `kill_on_drop` does) and reaped.
     let mut group = ProcessGroup::new(child.id());
+    // Recorded under the worker's state directory while it runs (see `leftovers`).
+    let _recorded = context.record_group(child.id());
     // Dropped last: with the run over, the supervisor kills whatever is left of the group.
     let _tether = tether;
     debug!(program = %spec.program.display(), pid = ?child.id(), "process started");

@@ -17,6 +17,7 @@ use crate::control::{Control, ShutdownHandle};
 use crate::error::WorkerError;
 use crate::info::host_name;
 use crate::integrations::{self, tools::Tool, tools::Toolbox};
+use crate::leftovers::{GroupRecord, default_state_dir};
 use crate::registry::Registry;
 use crate::worker_loop::{LoopConfig, TlsSetup, run_loop};
 
@@ -105,6 +106,20 @@ impl Worker {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<RunStats, WorkerError> {
         let control = self.control;
+        // Before any job starts: what an earlier worker of these names left running goes.
+        let records: Vec<Arc<GroupRecord>> = self
+            .loops
+            .iter()
+            .map(|config| Arc::clone(&config.groups))
+            .collect();
+        let reaped = tokio::task::spawn_blocking(move || {
+            records.iter().for_each(|record| {
+                record.reap_and_claim();
+            });
+        });
+        if let Err(error) = reaped.await {
+            warn!(%error, "cannot look for what an earlier worker left running");
+        }
         let mut loops = JoinSet::new();
         let mut names = HashMap::new();
         for config in self.loops {
@@ -179,6 +194,9 @@ pub struct WorkerBuilder {
     detect_tools: bool,
     /// TLS with mutual certificates, when the server requires it.
     tls: Option<buildcat_client::TlsOptions>,
+    /// Where the worker records its jobs' process groups; a per-user runtime or temporary
+    /// directory if unset.
+    state_dir: Option<PathBuf>,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -196,6 +214,7 @@ impl fmt::Debug for WorkerBuilder {
             .field("tool_paths", &self.tool_paths)
             .field("redshift_gpus", &self.redshift_gpus)
             .field("detect_tools", &self.detect_tools)
+            .field("state_dir", &self.state_dir)
             .finish()
     }
 }
@@ -225,6 +244,7 @@ impl WorkerBuilder {
             redshift_gpus: Vec::new(),
             detect_tools: true,
             tls: None,
+            state_dir: None,
         }
     }
 
@@ -295,6 +315,16 @@ impl WorkerBuilder {
     /// cancel is abandoned this long plus a few seconds after it.
     pub fn kill_grace(mut self, grace: Duration) -> Self {
         self.kill_grace = grace;
+        self
+    }
+
+    /// The directory where the worker records the process groups of its running jobs, one
+    /// file per worker name, so that a worker starting later under the same name on this
+    /// host kills what this one left running if it died with jobs running (default:
+    /// `$XDG_RUNTIME_DIR/buildcat`, else `buildcat-UID` in the temporary directory). Use a
+    /// local directory private to the worker's user.
+    pub fn state_dir(mut self, path: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(path.into());
         self
     }
 
@@ -414,9 +444,11 @@ impl WorkerBuilder {
         let mut registry = self.registry;
         integrations::register(&mut registry, &tools, &self.redshift_gpus);
         let registry = Arc::new(registry);
+        let state_dir = self.state_dir.unwrap_or_else(default_state_dir);
         let loops = names
             .into_iter()
             .map(|name| LoopConfig {
+                groups: Arc::new(GroupRecord::new(&state_dir, &name)),
                 name,
                 server: server.clone(),
                 host: host.clone(),

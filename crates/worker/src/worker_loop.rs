@@ -43,6 +43,7 @@ use crate::control::Control;
 use crate::error::WorkerError;
 use crate::job::{Halt, JobSettings, RunningJob};
 use crate::lease::lease;
+use crate::leftovers::GroupRecord;
 use crate::output::{JobOutput, Pending};
 use crate::registry::Registry;
 
@@ -83,6 +84,8 @@ pub(crate) struct LoopConfig {
     pub(crate) kill_grace: Duration,
     /// TLS with mutual certificates, when the server requires it.
     pub(crate) tls: Option<TlsSetup>,
+    /// The record of this loop's running job groups under the worker's state directory.
+    pub(crate) groups: Arc<GroupRecord>,
 }
 
 /// A TLS connector (which has no `Debug` of its own).
@@ -700,6 +703,7 @@ fn start_job(
         root: config.root.clone(),
         worker: registered.name.clone(),
         kill_grace: config.kill_grace,
+        groups: Arc::clone(&config.groups),
     };
     state.job = Some(RunningJob::start(
         assignment,

@@ -359,6 +359,8 @@ pub fn builder(server: &FakeServer, root: &TempDir) -> WorkerBuilder {
         .root(root.path())
         .name("test-worker")
         .detect_tools(false)
+        // Each test's own, so tests running at once never see each other's job groups.
+        .state_dir(root.path().join(".buildcat-state"))
 }
 
 /// A worker running in its own task, with a handle to shut it down.
