@@ -49,8 +49,6 @@ pub(crate) struct RunningJob {
     /// Why the loop halted the job, once it has: its task is then aborted, and the outcome
     /// is [`Outcome::Interrupted`] unless the handler had already ended by itself.
     halted: Option<Halt>,
-    /// Keeps this job counted among the worker's running jobs until it is dropped.
-    _counted: Counted,
 }
 
 /// Why a loop stops a job itself, before its handler ends.
@@ -66,7 +64,8 @@ pub(crate) enum Halt {
     Abandoned,
 }
 
-/// One running job in the worker's count of them, for as long as this lives.
+/// One running job in the worker's count of them, for as long as this lives: it is held by
+/// the job's task, so the count drops the moment the handler ends or is dropped.
 #[derive(Debug)]
 struct Counted(Arc<AtomicUsize>);
 
@@ -124,8 +123,15 @@ impl RunningJob {
                 settings.kill_grace,
                 settings.groups,
             );
+        let counted = Counted::new(running_jobs);
         let running = run(registry, kind.clone(), args, context);
-        let task = tokio::spawn(running.instrument(Span::current()));
+        let task = tokio::spawn(
+            async move {
+                let _counted = counted;
+                running.await
+            }
+            .instrument(Span::current()),
+        );
         RunningJob {
             job,
             attempt,
@@ -134,7 +140,6 @@ impl RunningJob {
             cancel,
             task,
             halted: None,
-            _counted: Counted::new(running_jobs),
         }
     }
 

@@ -221,3 +221,24 @@ async fn a_cancel_after_reregistering_stops_the_job_before_the_next_starts() {
         .await
         .unwrap_or_else(|e| panic!("the worker failed: {e}"));
 }
+
+#[tokio::test]
+async fn a_job_is_stopped_when_the_server_stays_unreachable_past_the_lease() {
+    let server = FakeServer::bind().await;
+    let root = temp_root();
+    let (mut worker, handle) = start_with_handle(builder(&server, &root));
+    // A 1 s grace and 200 ms heartbeats: a lease of half a second.
+    let mut connection = server.accept_with_grace(200, 1_000).await;
+    connection.assign(assignment(&sh(ENDLESS))).await;
+    let sleeper = pid(&connection.expect_line(|_| true).await);
+    // The server is gone: every reconnect is refused.
+    drop(connection);
+    drop(server);
+    gone(sleeper).await;
+    assert_eq!(handle.running_jobs(), 0);
+    handle.stop_now();
+    worker
+        .finished()
+        .await
+        .unwrap_or_else(|e| panic!("the worker failed: {e}"));
+}
