@@ -129,6 +129,9 @@ unsafe fn run_supervisor(read_fd: RawFd, program: libc::pid_t) -> ! {
         for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
             libc::signal(signal, libc::SIG_IGN);
         }
+        // The worker's own handler (tokio's child reaper) must not run here, where the
+        // descriptors it writes to are closed or reused.
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
         close_all_but(read_fd);
         let pidfd = libc::syscall(libc::SYS_pidfd_open, program, 0) as libc::c_int;
         let mut fds = [
@@ -159,6 +162,8 @@ unsafe fn run_supervisor(read_fd: RawFd, program: libc::pid_t) -> ! {
                 // No such child: nothing left to mirror.
                 libc::_exit(127);
             }
+            fds[0].revents = 0;
+            fds[1].revents = 0;
             libc::poll(fds.as_mut_ptr(), count, wait_ms);
             if fds[0].revents != 0 {
                 let read = libc::read(read_fd, (&raw mut byte).cast(), 1);
