@@ -135,6 +135,9 @@ struct LoopState {
     /// When the last request the server answered was sent: the server heard from this loop
     /// no earlier, so the lease counts from here.
     confirmed: Option<Instant>,
+    /// Assignments declined (reported as interrupted without running) whose reports are not
+    /// acknowledged yet; they do not count as jobs done.
+    declined: Vec<(JobId, u32)>,
 }
 
 impl LoopState {
@@ -196,6 +199,32 @@ impl LoopState {
             .iter()
             .map(|report| (report.completion.job, report.completion.attempt));
         waiting.chain(running).chain(reported).collect()
+    }
+
+    /// Declines `assignment` without running it: its report, `Interrupted`, puts the job
+    /// back in its queue at once (rather than after the server's grace) and tells the server
+    /// to give this worker no more. Returns the report to send.
+    fn decline(&mut self, assignment: &Assignment) -> (Completion, Arc<JobOutput>) {
+        let completion = Completion {
+            job: assignment.job,
+            attempt: assignment.attempt,
+            outcome: Outcome::Interrupted,
+        };
+        let output = Arc::new(JobOutput::default());
+        output.close();
+        self.declined.push((assignment.job, assignment.attempt));
+        self.unacked.push(Report {
+            completion: completion.clone(),
+            output: Arc::clone(&output),
+        });
+        (completion, output)
+    }
+
+    /// Forgets a declined assignment the server has settled; whether it was one.
+    fn settle_declined(&mut self, job: JobId, attempt: u32) -> bool {
+        let before = self.declined.len();
+        self.declined.retain(|&declined| declined != (job, attempt));
+        self.declined.len() != before
     }
 
     /// Forgets a result the server has settled.
@@ -394,6 +423,7 @@ async fn stop_disconnected(state: &mut LoopState) {
         );
         state.unacked.clear();
     }
+    state.declined.clear();
 }
 
 /// The registration this loop sends on a new connection.
@@ -483,10 +513,23 @@ async fn session(
             Event::Frame(Some(Err(error))) => return SessionEnd::Lost(error.into()),
             Event::Frame(Some(Ok(frame))) => {
                 last_heard = Instant::now();
-                if let Err(error) =
-                    handle_frame(frame, &registered, config, control, state, &mut in_flight)
-                {
-                    return SessionEnd::Lost(error);
+                match handle_frame(frame, &registered, config, control, state, &mut in_flight) {
+                    Err(error) => return SessionEnd::Lost(error),
+                    Ok(None) => {}
+                    Ok(Some(declined)) => {
+                        let (completion, output) = state.decline(&declined);
+                        let sent = send_report(
+                            &mut link,
+                            state,
+                            &mut in_flight,
+                            completion,
+                            &output,
+                            log_frame,
+                        );
+                        if let Err(error) = sent.await {
+                            return SessionEnd::Lost(error);
+                        }
+                    }
                 }
             }
             Event::JobEnded(completion) => {
@@ -501,11 +544,26 @@ async fn session(
                 // Whatever the handler's leftovers write from now on goes nowhere.
                 output.close();
                 // The slot is free only now: start what the server assigned meanwhile.
+                let mut declined = None;
                 if let Some(next) = state.next.take() {
                     if control.interrupting() {
                         info!(job = %next.job, "declining a job: this worker is stopping now");
+                        declined = Some(state.decline(&next));
                     } else {
                         start_job(next, &registered, config, control, state);
+                    }
+                }
+                if let Some((completion, output)) = declined {
+                    let sent = send_report(
+                        &mut link,
+                        state,
+                        &mut in_flight,
+                        completion,
+                        &output,
+                        log_frame,
+                    );
+                    if let Err(error) = sent.await {
+                        return SessionEnd::Lost(error);
                     }
                 }
                 if abandoned {
@@ -564,7 +622,7 @@ async fn session(
             Event::LeaseExpired => state.expire_lease(),
             Event::Interrupt => {
                 interrupt_seen = true;
-                state.next = None;
+                // A job waiting for the slot is declined when the running one has stopped.
                 if let Some(job) = &mut state.job {
                     job.halt(Halt::Interrupted);
                 }
@@ -573,7 +631,8 @@ async fn session(
     }
 }
 
-/// Acts on one frame from the server; an error means the connection must be dropped.
+/// Acts on one frame from the server; an error means the connection must be dropped, and
+/// an assignment returned is declined (to be reported as interrupted).
 fn handle_frame(
     frame: ServerFrame,
     registered: &Registered,
@@ -581,7 +640,7 @@ fn handle_frame(
     control: &Control,
     state: &mut LoopState,
     in_flight: &mut InFlight,
-) -> Result<(), LinkError> {
+) -> Result<Option<Assignment>, LinkError> {
     match frame {
         ServerFrame::Closing(reason) => Err(LinkError::Closing(reason)),
         ServerFrame::Cancel {
@@ -601,14 +660,14 @@ fn handle_frame(
                     "ignoring a cancel for a job attempt this loop is not running"
                 ),
             }
-            Ok(())
+            Ok(None)
         }
         ServerFrame::Event { id, .. } => {
             debug!(
                 request = id,
                 "ignoring an event for a request workers do not make"
             );
-            Ok(())
+            Ok(None)
         }
         ServerFrame::Reply { id, reply } => {
             let sent = in_flight.remove(&id).map(|(sent, at)| {
@@ -622,11 +681,11 @@ fn handle_frame(
                     if let Err(error) = reply {
                         refused(sent, &error);
                     }
-                    return Ok(());
+                    return Ok(None);
                 }
                 None => {
                     debug!(request = id, "ignoring a reply to no request in flight");
-                    return Ok(());
+                    return Ok(None);
                 }
             };
             match reply {
@@ -659,15 +718,15 @@ fn handle_frame(
                 }
             }
             state.settle(job, attempt);
-            control.complete();
-            Ok(())
+            if !state.settle_declined(job, attempt) {
+                control.complete();
+            }
+            Ok(None)
         }
         ServerFrame::Assign(assignment) => {
             if control.stopping() || !control.reserve() {
-                // The job goes back to the server's queue when this loop disconnects, which
-                // it does as soon as nothing is left to report.
                 info!(job = %assignment.job, "declining a job: this worker is stopping");
-                return Ok(());
+                return Ok(Some(assignment));
             }
             // The server assigns only to a loop it counts as idle, so it no longer counts the
             // running job as this loop's (e.g. it was handed to another worker while this one
@@ -683,10 +742,10 @@ fn handle_frame(
                 );
                 running.halt(Halt::Abandoned);
                 state.next = Some(assignment);
-                return Ok(());
+                return Ok(None);
             }
             start_job(assignment, registered, config, control, state);
-            Ok(())
+            Ok(None)
         }
     }
 }
