@@ -283,6 +283,11 @@ pub struct WorkerArgs {
     /// The worker's name on the farm [default: HOST.PID].
     #[arg(long)]
     pub name: Option<String>,
+    /// Where the worker records its jobs' processes, so the next worker of the same name
+    /// kills what it left running [default: $XDG_RUNTIME_DIR/buildcat, else
+    /// $TMPDIR/buildcat-UID].
+    #[arg(long, value_name = "DIR", env = "BUILDCAT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     #[command(flatten)]
     pub tools: ToolArgs,
     /// Queues to serve, highest priority first.

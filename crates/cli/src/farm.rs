@@ -105,6 +105,9 @@ fn build_worker(args: &WorkerArgs, addr: String, count: usize) -> anyhow::Result
     if let Some(name) = &args.name {
         builder = builder.name(name.clone());
     }
+    if let Some(state_dir) = &args.state_dir {
+        builder = builder.state_dir(state_dir.clone());
+    }
     let tools = &args.tools;
     builder = builder.redshift_gpus(tools.redshift_gpus.iter().copied());
     let given = [
@@ -198,6 +201,7 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
         root: None,
         max_jobs: None,
         name: None,
+        state_dir: None,
         tools: args.tools.clone(),
         queues: args.queues.clone(),
     };

@@ -254,6 +254,11 @@ pub enum Reply {
         name: String,
         /// How often the server expects a heartbeat, in milliseconds.
         heartbeat_ms: u64,
+        /// How long the server keeps a job for this worker once it stops hearing from it
+        /// (connection dropped, or silent), in milliseconds, counted from the last request
+        /// it received; after that it hands the job to another worker. The worker stops its
+        /// job itself before then (its lease), so that two copies never run.
+        reconnect_grace_ms: u64,
     },
     /// Done.
     Ack,

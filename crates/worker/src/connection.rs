@@ -112,6 +112,9 @@ pub(crate) struct Registered {
     pub(crate) name: String,
     /// How often to send a heartbeat.
     pub(crate) heartbeat: Duration,
+    /// How long the server keeps this worker's job once it stops hearing from it; the
+    /// worker's lease on a running job is derived from it.
+    pub(crate) reconnect_grace: Duration,
 }
 
 /// Connects to `server`, exchanges hellos and registers; ready for the worker loop.
@@ -213,10 +216,15 @@ async fn register(
             id: answered,
             reply,
         } if answered == id => match reply {
-            Ok(Reply::Registered { name, heartbeat_ms }) => Ok(Registered {
+            Ok(Reply::Registered {
+                name,
+                heartbeat_ms,
+                reconnect_grace_ms,
+            }) => Ok(Registered {
                 name,
                 // A zero period would make the heartbeat timer spin (and tokio refuses it).
                 heartbeat: Duration::from_millis(heartbeat_ms.max(1)),
+                reconnect_grace: Duration::from_millis(reconnect_grace_ms),
             }),
             Ok(_) => Err(LinkError::Unexpected(
                 "a reply other than `Registered` to the registration".to_owned(),

@@ -14,6 +14,7 @@ use buildcat_proto::{JobId, JobProgress};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::leftovers::{GroupRecord, Recorded};
 use crate::output::{Batch, JobOutput};
 
 /// How long a process gets between SIGTERM and SIGKILL unless the worker is set otherwise.
@@ -48,6 +49,9 @@ pub struct JobContext {
     deadline: Option<(Instant, Duration)>,
     /// How long processes get between SIGTERM and SIGKILL when they are stopped.
     kill_grace: Duration,
+    /// Where the process runner records the job's process groups, so that the next worker
+    /// of this name can kill them if this one dies with them running; none outside a loop.
+    groups: Option<Arc<GroupRecord>>,
 }
 
 impl JobContext {
@@ -71,6 +75,7 @@ impl JobContext {
             cancel: CancellationToken::new(),
             deadline: None,
             kill_grace: DEFAULT_KILL_GRACE,
+            groups: None,
         }
     }
 
@@ -105,7 +110,9 @@ impl JobContext {
         cancel: CancellationToken,
         timeout: Option<Duration>,
         kill_grace: Duration,
+        groups: Arc<GroupRecord>,
     ) -> Self {
+        self.groups = Some(groups);
         self.output = Some(output);
         self.cancel = cancel;
         self.deadline = timeout.map(|limit| (Instant::now() + limit, limit));
@@ -158,6 +165,12 @@ impl JobContext {
     /// worker is built with another [`kill_grace`](crate::WorkerBuilder::kill_grace)).
     pub fn kill_grace(&self) -> Duration {
         self.kill_grace
+    }
+
+    /// Records the process group led by `leader` as this job's until the returned guard is
+    /// dropped.
+    pub(crate) fn record_group(&self, leader: Option<u32>) -> Option<Recorded> {
+        self.groups.as_ref()?.remember(leader?)
     }
 
     /// The token cancelled when the job is to stop.

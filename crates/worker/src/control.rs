@@ -1,10 +1,13 @@
-//! What every loop of one worker shares: the job limit (`max_jobs`) and the stop signal.
+//! What every loop of one worker shares: the job limit (`max_jobs`), the two stop signals
+//! (finish, and stop now) and the count of running jobs; and [`ShutdownHandle`], the
+//! public side of the stop signals.
 //!
 //! A loop reserves a place when an assignment arrives, before it starts the job, so that
 //! however many loops run, no job past the limit is started. A loop that cannot reserve one
 //! leaves the job to the server by disconnecting.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -21,6 +24,12 @@ pub(crate) struct Control {
     /// Cancelled when the worker should stop taking jobs: on shutdown, on a fatal error in
     /// any loop, or once the limit is fully reserved.
     stop: CancellationToken,
+    /// Cancelled when the running jobs are to be killed and reported as interrupted, rather
+    /// than finished (the second Ctrl-C); always cancelled together with `stop`.
+    interrupt: CancellationToken,
+    /// Jobs whose handlers are running now, across all loops; shared with each running job,
+    /// which counts itself out when it is dropped, so the count cannot drift.
+    running: Arc<AtomicUsize>,
 }
 
 impl Control {
@@ -31,6 +40,8 @@ impl Control {
             reserved: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             stop: CancellationToken::new(),
+            interrupt: CancellationToken::new(),
+            running: Arc::new(AtomicUsize::new(0)),
         };
         if limit == Some(0) {
             control.stop.cancel();
@@ -82,6 +93,95 @@ impl Control {
     /// Whether loops should stop taking jobs.
     pub(crate) fn stopping(&self) -> bool {
         self.stop.is_cancelled()
+    }
+
+    /// Stops taking jobs and kills the running ones.
+    pub(crate) fn stop_now(&self) {
+        self.stop.cancel();
+        self.interrupt.cancel();
+    }
+
+    /// The signal to kill the running jobs and report them as interrupted.
+    pub(crate) fn interrupt(&self) -> &CancellationToken {
+        &self.interrupt
+    }
+
+    /// Whether running jobs are to be killed now.
+    pub(crate) fn interrupting(&self) -> bool {
+        self.interrupt.is_cancelled()
+    }
+
+    /// The counter of running jobs, for each job to count itself in and out.
+    pub(crate) fn running_counter(&self) -> &Arc<AtomicUsize> {
+        &self.running
+    }
+
+    /// How many jobs are running now.
+    pub(crate) fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+}
+
+/// Stops a [`Worker`](crate::Worker) from outside its [`run`](crate::Worker::run), in one of
+/// two ways, and says how many jobs it is running. Cheap to clone; made by
+/// [`Worker::shutdown_handle`](crate::Worker::shutdown_handle) before `run` is called.
+///
+/// A program that stops its worker on Ctrl-C calls [`finish`](ShutdownHandle::finish) on
+/// the first one (telling the user how many [`running_jobs`](ShutdownHandle::running_jobs)
+/// it waits for) and [`stop_now`](ShutdownHandle::stop_now) on the second.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    /// The worker's shared state, whose stop signals this handle raises.
+    control: Arc<Control>,
+}
+
+impl ShutdownHandle {
+    /// The handle of the worker whose loops share `control`.
+    pub(crate) fn new(control: Arc<Control>) -> Self {
+        ShutdownHandle { control }
+    }
+
+    /// Graceful stop: take no more jobs, let the running ones run to their end and report
+    /// them, then [`run`](crate::Worker::run) returns. Loops with nothing to do stop at once.
+    /// What the `shutdown` future given to `run` does when it resolves.
+    pub fn finish(&self) {
+        if !self.control.stopping() {
+            tracing::info!(
+                running = self.control.running(),
+                "finishing: no more jobs are taken; running jobs are finished and reported first"
+            );
+        }
+        self.control.stop().cancel();
+    }
+
+    /// Immediate stop: take no more jobs, kill each running job's whole process tree at once
+    /// (SIGKILL; handlers that are not processes are dropped), report each as
+    /// [`Outcome::Interrupted`](buildcat_proto::Outcome::Interrupted) so that the server
+    /// puts it back in its queue at once without using up an attempt, then
+    /// [`run`](crate::Worker::run) returns. A loop that is not connected when this is called
+    /// does not wait for the server: the server hands its job on after its reconnect grace.
+    /// Works after [`finish`](ShutdownHandle::finish) too (the second Ctrl-C).
+    pub fn stop_now(&self) {
+        if !self.control.interrupting() {
+            tracing::info!(
+                running = self.control.running(),
+                "stopping now: running jobs are killed and reported as interrupted"
+            );
+        }
+        self.control.stop_now();
+    }
+
+    /// How many jobs the worker is running now, across all its loops (a job counts until its
+    /// handler has ended, killed or not).
+    pub fn running_jobs(&self) -> usize {
+        self.control.running()
+    }
+
+    /// Whether [`finish`](ShutdownHandle::finish) or
+    /// [`stop_now`](ShutdownHandle::stop_now) was called, or the worker stopped taking jobs
+    /// by itself (job limit reached, a loop failed).
+    pub fn is_stopping(&self) -> bool {
+        self.control.stopping()
     }
 }
 

@@ -5,10 +5,14 @@
 //! more, then drops the handler's future (which kills any process group the process runner
 //! started). Handlers that honour [`JobContext::deadline`] and [`JobContext::cancelled`],
 //! as the process runner does, end well before.
+//!
+//! The loop may also halt a job itself ([`Halt`]): the task is aborted, which drops the
+//! handler's future and with it kills the process group at once (SIGKILL).
 
 use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use buildcat_proto::{Assignment, Completion, Failure, JobId, Outcome};
@@ -18,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span, error, info, warn};
 
 use crate::context::JobContext;
+use crate::leftovers::GroupRecord;
 use crate::output::JobOutput;
 use crate::registry::Registry;
 
@@ -41,6 +46,41 @@ pub(crate) struct RunningJob {
     cancel: CancellationToken,
     /// The task running the handler; it yields the outcome.
     task: JoinHandle<Outcome>,
+    /// Why the loop halted the job, once it has: its task is then aborted, and the outcome
+    /// is [`Outcome::Interrupted`] unless the handler had already ended by itself.
+    halted: Option<Halt>,
+}
+
+/// Why a loop stops a job itself, before its handler ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Halt {
+    /// The worker is stopping now ([`ShutdownHandle::stop_now`](crate::ShutdownHandle)).
+    Interrupted,
+    /// The loop has been cut off from the server for longer than its lease: the server is
+    /// about to hand the job to another worker, so this copy must not run on.
+    LeaseExpired,
+    /// The server gave this loop another job, so it no longer counts this one as this
+    /// loop's (it was handed on while the loop was away); its result would be refused.
+    Abandoned,
+}
+
+/// One running job in the worker's count of them, for as long as this lives: it is held by
+/// the job's task, so the count drops the moment the handler ends or is dropped.
+#[derive(Debug)]
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    /// Counts one more running job in `running`.
+    fn new(running: &Arc<AtomicUsize>) -> Self {
+        running.fetch_add(1, Ordering::SeqCst);
+        Counted(Arc::clone(running))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// How a job runs, besides its assignment.
@@ -52,6 +92,8 @@ pub(crate) struct JobSettings {
     pub(crate) worker: String,
     /// The time processes get between SIGTERM and SIGKILL.
     pub(crate) kill_grace: Duration,
+    /// The loop's record of its jobs' process groups.
+    pub(crate) groups: Arc<GroupRecord>,
 }
 
 impl RunningJob {
@@ -60,6 +102,7 @@ impl RunningJob {
         assignment: Assignment,
         registry: Arc<Registry>,
         settings: JobSettings,
+        running_jobs: &Arc<AtomicUsize>,
     ) -> Self {
         let Assignment {
             job,
@@ -78,9 +121,17 @@ impl RunningJob {
                 cancel.clone(),
                 timeout_ms.map(Duration::from_millis),
                 settings.kill_grace,
+                settings.groups,
             );
+        let counted = Counted::new(running_jobs);
         let running = run(registry, kind.clone(), args, context);
-        let task = tokio::spawn(running.instrument(Span::current()));
+        let task = tokio::spawn(
+            async move {
+                let _counted = counted;
+                running.await
+            }
+            .instrument(Span::current()),
+        );
         RunningJob {
             job,
             attempt,
@@ -88,6 +139,7 @@ impl RunningJob {
             output,
             cancel,
             task,
+            halted: None,
         }
     }
 
@@ -96,10 +148,31 @@ impl RunningJob {
         self.cancel.cancel();
     }
 
+    /// Stops the job at once: aborts its task, which drops the handler's future and kills
+    /// its process group (SIGKILL). [`finished`](RunningJob::finished) then resolves as soon
+    /// as the future is dropped. The first reason given is kept.
+    pub(crate) fn halt(&mut self, why: Halt) {
+        if self.halted.is_none() {
+            warn!(job = %self.job, attempt = self.attempt, reason = ?why, "stopping the job now");
+            self.halted = Some(why);
+        }
+        self.task.abort();
+    }
+
+    /// Why the loop halted the job, if it did.
+    pub(crate) fn halted(&self) -> Option<Halt> {
+        self.halted
+    }
+
     /// Waits for the job to end; cancel-safe, so it can sit in a `select!`.
     pub(crate) async fn finished(&mut self) -> Completion {
         let outcome = match (&mut self.task).await {
+            // A handler that ended before the halt took effect reports how it ended.
             Ok(outcome) => outcome,
+            Err(join_error) if join_error.is_cancelled() && self.halted.is_some() => {
+                info!(job = %self.job, kind = %self.kind, reason = ?self.halted, "job stopped");
+                Outcome::Interrupted
+            }
             Err(join_error) => {
                 let reason = if join_error.is_panic() {
                     format!(

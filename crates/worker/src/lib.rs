@@ -56,12 +56,21 @@
 //! - `connection` reaches the server: TCP, the hello, the registration.
 //! - `job` runs one handler in a task of its own, with the backstops for handlers that do
 //!   not stop at their deadline or when canceled.
-//! - `control` is what the loops of one worker share: the job limit and the stop signal.
+//! - `control` is what the loops of one worker share: the job limit, the stop signals and
+//!   the running count; its [`ShutdownHandle`] stops a worker gracefully
+//!   ([`finish`](ShutdownHandle::finish)) or at once ([`stop_now`](ShutdownHandle::stop_now)).
 //! - [`registry`] maps job kinds to handlers; [`JobContext`] is what a handler is told and
 //!   how it logs, reports progress and learns that it must stop; `output` is the bounded
 //!   buffer between a handler's log and the loop.
+//! - `lease` is how long a loop lets its job run without hearing from the server: a margin
+//!   short of the server's reconnect grace, so the server never hands on a job whose first
+//!   copy still runs.
 //! - [`process`] runs a tool for a job: its own process group, output streamed to the job's
 //!   log, the whole tree killed on timeout or cancel. Every integration runs tools with it.
+//!   On Linux each program starts through a tiny `supervisor` that kills the job's process
+//!   group when the worker dies, however it dies; `leftovers` records the groups under the
+//!   worker's state directory, so a worker started later under the same name kills what a
+//!   dead one left.
 //! - [`info`] is the built-in [`WorkerInfo`](buildcat_proto::WorkerInfo) job, and `command`
 //!   the built-in [`RunCommand`](buildcat_proto::RunCommand) job (`buildcat run`).
 //! - [`integrations`] runs the DCC tools (Houdini, Modo, Redshift, Blender): it finds them
@@ -77,14 +86,19 @@ mod error;
 pub mod info;
 pub mod integrations;
 mod job;
+mod lease;
+mod leftovers;
 mod output;
 pub mod process;
 pub mod registry;
+#[cfg(target_os = "linux")]
+mod supervisor;
 mod worker;
 mod worker_loop;
 
 pub use buildcat_proto::{Failure, Task};
 pub use context::{DEFAULT_KILL_GRACE, JobContext, JobMonitor};
+pub use control::ShutdownHandle;
 pub use error::WorkerError;
 pub use integrations::tools::{Executable, Tool, Toolbox};
 pub use registry::{Handler, HandlerFuture, Registry};

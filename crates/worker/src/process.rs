@@ -261,10 +261,14 @@ pub async fn run_process(
 ) -> Result<ProcessReport, Failure> {
     let grace = spec.kill_grace.unwrap_or_else(|| context.kill_grace());
     let started = Instant::now();
-    let mut child = spawn(&spec)?;
+    let (mut child, tether) = spawn(&spec)?;
     // Declared after `child`, so dropped before it: the group is killed before the child
     // is (which `kill_on_drop` does) and reaped.
     let mut group = ProcessGroup::new(child.id());
+    // Recorded under the worker's state directory while it runs (see `leftovers`).
+    let _recorded = context.record_group(child.id());
+    // Dropped last: with the run over, the supervisor kills whatever is left of the group.
+    let _tether = tether;
     debug!(program = %spec.program.display(), pid = ?child.id(), "process started");
 
     let feeder = match (child.stdin.take(), spec.stdin) {
@@ -388,8 +392,17 @@ pub async fn run_process(
     })
 }
 
-/// Starts the program, or says why it cannot be started.
-fn spawn(spec: &ProcessSpec) -> Result<Child, Failure> {
+/// What keeps a job's processes tied to the worker's life (see `supervisor`).
+#[cfg(target_os = "linux")]
+type Tether = crate::supervisor::Tether;
+
+/// Nothing ties a job's processes to the worker here: they die with it only when it exits
+/// cleanly.
+#[cfg(not(target_os = "linux"))]
+type Tether = ();
+
+/// Starts the program (through its supervisor, on Linux), or says why it cannot be started.
+fn spawn(spec: &ProcessSpec) -> Result<(Child, Tether), Failure> {
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
@@ -405,9 +418,20 @@ fn spawn(spec: &ProcessSpec) -> Result<Child, Failure> {
         .kill_on_drop(true);
     #[cfg(unix)]
     command.process_group(0);
-    command
-        .spawn()
-        .map_err(|error| Failure::new(spawn_error(spec, &error)))
+    #[cfg(target_os = "linux")]
+    let pending = crate::supervisor::supervise(&mut command).map_err(|error| {
+        Failure::new(format!(
+            "could not start `{}`: cannot make the pipe that ties it to this worker: {error}",
+            spec.program.display()
+        ))
+    })?;
+    let spawned = command.spawn();
+    #[cfg(target_os = "linux")]
+    let tether = pending.spawned();
+    #[cfg(not(target_os = "linux"))]
+    let tether = ();
+    let child = spawned.map_err(|error| Failure::new(spawn_error(spec, &error)))?;
+    Ok((child, tether))
 }
 
 /// Why `spec` could not be started, in words that say what to fix.

@@ -13,10 +13,11 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::context::{DEFAULT_KILL_GRACE, JobContext};
-use crate::control::Control;
+use crate::control::{Control, ShutdownHandle};
 use crate::error::WorkerError;
 use crate::info::host_name;
 use crate::integrations::{self, tools::Tool, tools::Toolbox};
+use crate::leftovers::{GroupRecord, default_state_dir};
 use crate::registry::Registry;
 use crate::worker_loop::{LoopConfig, TlsSetup, run_loop};
 
@@ -32,8 +33,9 @@ pub struct Worker {
     server: String,
     /// The root directory, absolute and canonical.
     root: PathBuf,
-    /// How many jobs to run in all before stopping, if limited.
-    max_jobs: Option<u64>,
+    /// The job limit, the stop signals and the running count every loop shares; made with
+    /// the worker so that a [`ShutdownHandle`] exists before `run` is called.
+    control: Arc<Control>,
     /// The DCC tools found when the worker was built.
     tools: Toolbox,
 }
@@ -81,12 +83,21 @@ impl Worker {
         &self.tools
     }
 
-    /// Runs every loop until the job limit is reached or `shutdown` resolves.
+    /// A handle that stops this worker's [`run`](Worker::run) gracefully or at once, and
+    /// counts its running jobs; take it before calling `run`.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle::new(Arc::clone(&self.control))
+    }
+
+    /// Runs every loop until the job limit is reached, `shutdown` resolves, or a
+    /// [`ShutdownHandle`] stops it.
     ///
-    /// On shutdown (or once `max_jobs` jobs are under way) a loop that is idle stops at
-    /// once; a loop that is running a job finishes it, reports it, then stops. A loop that
-    /// cannot reach the server keeps retrying with backoff, including to report a finished
-    /// job; dropping the returned future stops everything at once and aborts running jobs.
+    /// On shutdown (or [`ShutdownHandle::finish`], or once `max_jobs` jobs are under way) a
+    /// loop that is idle stops at once; a loop that is running a job finishes it, reports it,
+    /// then stops. A loop that cannot reach the server keeps retrying with backoff, including
+    /// to report a finished job. [`ShutdownHandle::stop_now`] kills the running jobs and
+    /// reports them as interrupted instead. Dropping the returned future stops everything at
+    /// once and kills running jobs' processes.
     ///
     /// Returns an error only when the server refuses the worker for good (a protocol
     /// version mismatch) or a loop fails unexpectedly.
@@ -94,7 +105,21 @@ impl Worker {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<RunStats, WorkerError> {
-        let control = Arc::new(Control::new(self.max_jobs));
+        let control = self.control;
+        // Before any job starts: what an earlier worker of these names left running goes.
+        let records: Vec<Arc<GroupRecord>> = self
+            .loops
+            .iter()
+            .map(|config| Arc::clone(&config.groups))
+            .collect();
+        let reaped = tokio::task::spawn_blocking(move || {
+            records.iter().for_each(|record| {
+                record.reap_and_claim();
+            });
+        });
+        if let Err(error) = reaped.await {
+            warn!(%error, "cannot look for what an earlier worker left running");
+        }
         let mut loops = JoinSet::new();
         let mut names = HashMap::new();
         for config in self.loops {
@@ -111,11 +136,7 @@ impl Worker {
             let joined = tokio::select! {
                 () = &mut shutdown, if !shutdown_seen => {
                     shutdown_seen = true;
-                    info!(
-                        "shutting down: idle loops stop now, running jobs are finished and \
-                         reported first"
-                    );
-                    control.stop().cancel();
+                    ShutdownHandle::new(Arc::clone(&control)).finish();
                     continue;
                 }
                 joined = loops.join_next_with_id() => joined,
@@ -173,6 +194,9 @@ pub struct WorkerBuilder {
     detect_tools: bool,
     /// TLS with mutual certificates, when the server requires it.
     tls: Option<buildcat_client::TlsOptions>,
+    /// Where the worker records its jobs' process groups; a per-user runtime or temporary
+    /// directory if unset.
+    state_dir: Option<PathBuf>,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -190,6 +214,7 @@ impl fmt::Debug for WorkerBuilder {
             .field("tool_paths", &self.tool_paths)
             .field("redshift_gpus", &self.redshift_gpus)
             .field("detect_tools", &self.detect_tools)
+            .field("state_dir", &self.state_dir)
             .finish()
     }
 }
@@ -219,6 +244,7 @@ impl WorkerBuilder {
             redshift_gpus: Vec::new(),
             detect_tools: true,
             tls: None,
+            state_dir: None,
         }
     }
 
@@ -289,6 +315,16 @@ impl WorkerBuilder {
     /// cancel is abandoned this long plus a few seconds after it.
     pub fn kill_grace(mut self, grace: Duration) -> Self {
         self.kill_grace = grace;
+        self
+    }
+
+    /// The directory where the worker records the process groups of its running jobs, one
+    /// file per worker name, so that a worker starting later under the same name on this
+    /// host kills what this one left running if it died with jobs running (default:
+    /// `$XDG_RUNTIME_DIR/buildcat`, else `buildcat-UID` in the temporary directory). Use a
+    /// local directory private to the worker's user.
+    pub fn state_dir(mut self, path: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(path.into());
         self
     }
 
@@ -408,9 +444,11 @@ impl WorkerBuilder {
         let mut registry = self.registry;
         integrations::register(&mut registry, &tools, &self.redshift_gpus);
         let registry = Arc::new(registry);
+        let state_dir = self.state_dir.unwrap_or_else(default_state_dir);
         let loops = names
             .into_iter()
             .map(|name| LoopConfig {
+                groups: Arc::new(GroupRecord::new(&state_dir, &name)),
                 name,
                 server: server.clone(),
                 host: host.clone(),
@@ -426,7 +464,7 @@ impl WorkerBuilder {
             loops,
             server,
             root,
-            max_jobs: self.max_jobs,
+            control: Arc::new(Control::new(self.max_jobs)),
             tools,
         })
     }

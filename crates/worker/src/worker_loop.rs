@@ -13,6 +13,16 @@
 //! While the loop is disconnected nothing drains it, so it keeps the latest lines for the
 //! next connection. A `Cancel` from the server for the running attempt cancels the job's
 //! token; the job is then reported as canceled.
+//!
+//! The loop holds a lease on its running job (see `lease`): each answered request renews it,
+//! from the moment the request was sent. Cut off from the server past its lease, on this
+//! connection or between connections, the loop kills the job's process tree itself, because
+//! the server is about to hand the job on; it reports the attempt as interrupted when it
+//! reconnects (the server drops that report if the job has moved on). An assignment while a
+//! job still runs means the server no longer counts that job as this loop's: the loop kills
+//! it and starts the new job only once the old one has stopped, so a slot never runs two.
+//! [`ShutdownHandle::stop_now`](crate::ShutdownHandle::stop_now) kills the running job and
+//! reports it as interrupted; a loop that is not connected then stops without reporting.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,18 +30,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buildcat_proto::{
-    ClientFrame, CodecError, Completion, JobId, Outcome, Reply, Request, RequestError, RequestId,
-    SOFTWARE_VERSION, ServerFrame, WorkerRegistration,
+    Assignment, ClientFrame, CodecError, Completion, JobId, Outcome, Reply, Request, RequestError,
+    RequestId, SOFTWARE_VERSION, ServerFrame, WorkerRegistration,
 };
 use futures_util::{SinkExt, StreamExt};
-use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep, sleep_until};
+use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
 use crate::connection::{self, LinkError, Registered, ServerLink};
 use crate::control::Control;
 use crate::error::WorkerError;
-use crate::job::{JobSettings, RunningJob};
+use crate::job::{Halt, JobSettings, RunningJob};
+use crate::lease::lease;
+use crate::leftovers::GroupRecord;
 use crate::output::{JobOutput, Pending};
 use crate::registry::Registry;
 
@@ -72,6 +84,8 @@ pub(crate) struct LoopConfig {
     pub(crate) kill_grace: Duration,
     /// TLS with mutual certificates, when the server requires it.
     pub(crate) tls: Option<TlsSetup>,
+    /// The record of this loop's running job groups under the worker's state directory.
+    pub(crate) groups: Arc<GroupRecord>,
 }
 
 /// A TLS connector (which has no `Debug` of its own).
@@ -106,18 +120,60 @@ struct LogFrame {
 /// What a loop carries from one connection to the next.
 #[derive(Debug, Default)]
 struct LoopState {
-    /// The job running now, if any.
+    /// The job running now, if any (possibly halted and on its way out).
     job: Option<RunningJob>,
+    /// A job the server assigned while `job` still ran; it starts once `job` has stopped,
+    /// so that one slot never runs two jobs at once.
+    next: Option<Assignment>,
     /// Results sent (or to be sent) that the server has not acknowledged, oldest first.
     unacked: Vec<Report>,
     /// The id of the next request; never reused, even across connections.
     next_id: RequestId,
+    /// How long the running job may go on without an answer from the server; from the last
+    /// registration (none before the first).
+    lease: Option<Duration>,
+    /// When the last request the server answered was sent: the server heard from this loop
+    /// no earlier, so the lease counts from here.
+    confirmed: Option<Instant>,
+    /// Assignments declined (reported as interrupted without running) whose reports are not
+    /// acknowledged yet; they do not count as jobs done.
+    declined: Vec<(JobId, u32)>,
 }
 
 impl LoopState {
     /// Nothing running and nothing to report: the loop may stop.
     fn is_idle(&self) -> bool {
-        self.job.is_none() && self.unacked.is_empty()
+        self.job.is_none() && self.next.is_none() && self.unacked.is_empty()
+    }
+
+    /// The server has answered a request sent at `sent`: the lease is renewed from then.
+    fn confirm(&mut self, sent: Instant) {
+        if self.confirmed.is_none_or(|confirmed| confirmed < sent) {
+            self.confirmed = Some(sent);
+        }
+    }
+
+    /// When the running job's lease runs out, if a job runs that has not been halted.
+    fn lease_end(&self) -> Option<Instant> {
+        let job = self.job.as_ref()?;
+        if job.halted().is_some() {
+            return None;
+        }
+        Some(self.confirmed? + self.lease?)
+    }
+
+    /// The lease ran out: the server is about to hand the running job on, so stop it now.
+    fn expire_lease(&mut self) {
+        if let Some(job) = &mut self.job {
+            warn!(
+                job = %job.job,
+                attempt = job.attempt,
+                lease = ?self.lease,
+                "no answer from the buildcat server within the lease; stopping the job before \
+                 the server hands it to another worker"
+            );
+            job.halt(Halt::LeaseExpired);
+        }
     }
 
     /// A fresh request id.
@@ -130,12 +186,45 @@ impl LoopState {
     /// server treats the first it can reclaim as the job this loop is busy with), then those
     /// whose results it has not acknowledged.
     fn held_jobs(&self) -> Vec<(JobId, u32)> {
-        let running = self.job.iter().map(|job| (job.job, job.attempt));
+        // A job waiting to start is the one the server counts as this loop's; one abandoned
+        // for it is no longer.
+        let waiting = self.next.iter().map(|next| (next.job, next.attempt));
+        let running = self
+            .job
+            .iter()
+            .filter(|job| job.halted() != Some(Halt::Abandoned))
+            .map(|job| (job.job, job.attempt));
         let reported = self
             .unacked
             .iter()
             .map(|report| (report.completion.job, report.completion.attempt));
-        running.chain(reported).collect()
+        waiting.chain(running).chain(reported).collect()
+    }
+
+    /// Declines `assignment` without running it: its report, `Interrupted`, puts the job
+    /// back in its queue at once (rather than after the server's grace) and tells the server
+    /// to give this worker no more. Returns the report to send.
+    fn decline(&mut self, assignment: &Assignment) -> (Completion, Arc<JobOutput>) {
+        let completion = Completion {
+            job: assignment.job,
+            attempt: assignment.attempt,
+            outcome: Outcome::Interrupted,
+        };
+        let output = Arc::new(JobOutput::default());
+        output.close();
+        self.declined.push((assignment.job, assignment.attempt));
+        self.unacked.push(Report {
+            completion: completion.clone(),
+            output: Arc::clone(&output),
+        });
+        (completion, output)
+    }
+
+    /// Forgets a declined assignment the server has settled; whether it was one.
+    fn settle_declined(&mut self, job: JobId, attempt: u32) -> bool {
+        let before = self.declined.len();
+        self.declined.retain(|&declined| declined != (job, attempt));
+        self.declined.len() != before
     }
 
     /// Forgets a result the server has settled.
@@ -153,6 +242,10 @@ struct Report {
     /// The job's output; closed, so it only drains.
     output: Arc<JobOutput>,
 }
+
+/// A request in flight on this connection: what it was, for its reply, and when it was
+/// sent, for the lease.
+type InFlight = HashMap<RequestId, (Sent, Instant)>;
 
 /// What a request in flight on this connection was, for its reply.
 #[derive(Debug, Clone, Copy)]
@@ -194,6 +287,10 @@ enum Event {
     Stop,
     /// The server has been silent for too long.
     Silent(Duration),
+    /// The running job's lease ran out.
+    LeaseExpired,
+    /// The worker is to stop now, killing its running job.
+    Interrupt,
 }
 
 /// Runs one loop until it is asked to stop and has nothing left, or a fatal error.
@@ -204,26 +301,56 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
         if control.stopping() && state.is_idle() {
             return Ok(());
         }
+        if control.interrupting() {
+            stop_disconnected(&mut state).await;
+            return Ok(());
+        }
         let registration = registration(&config, &state);
         let request_id = state.request_id();
-        let attempt = tokio::select! {
-            // An idle loop stops at once, even in the middle of connecting.
-            () = control.stop().cancelled(), if state.is_idle() => return Ok(()),
-            attempt = connection::open(
-                &config.server,
-                config.max_frame,
-                config.tls.as_ref().map(|tls| &tls.0),
-                request_id,
-                registration,
-            ) => attempt,
+        // The registration is sent after this; the lease may count from here.
+        let sent = Instant::now();
+        let open = connection::open(
+            &config.server,
+            config.max_frame,
+            config.tls.as_ref().map(|tls| &tls.0),
+            request_id,
+            registration,
+        );
+        tokio::pin!(open);
+        let attempt = loop {
+            tokio::select! {
+                // An idle loop stops at once, even in the middle of connecting.
+                () = control.stop().cancelled(), if state.is_idle() => return Ok(()),
+                () = control.interrupt().cancelled() => {
+                    stop_disconnected(&mut state).await;
+                    return Ok(());
+                }
+                () = sleep_until_some(state.lease_end()) => state.expire_lease(),
+                attempt = &mut open => break attempt,
+            }
         };
         let (error, lost) = match attempt {
             Ok((link, registered)) => {
                 backoff.reset();
+                let lease = lease(registered.reconnect_grace, registered.heartbeat);
+                if !lease.ends_first {
+                    warn!(
+                        server = %config.server,
+                        grace = ?registered.reconnect_grace,
+                        heartbeat = ?registered.heartbeat,
+                        lease = ?lease.length,
+                        "the server's reconnect grace is shorter than two heartbeats: cut off \
+                         from it, this worker may stop its job only after the server hands \
+                         the job on"
+                    );
+                }
+                state.lease = Some(lease.length);
+                state.confirm(sent);
                 info!(
                     server = %config.server,
                     worker = %registered.name,
                     heartbeat = ?registered.heartbeat,
+                    lease = ?lease.length,
                     resumed = state.held_jobs().len(),
                     "registered"
                 );
@@ -239,6 +366,7 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
                         error = %reason,
                         "the buildcat server refused this worker"
                     );
+                    stop_disconnected(&mut state).await;
                     return Err(WorkerError::Refused {
                         server: config.server.clone(),
                         reason: reason.clone(),
@@ -264,11 +392,38 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
                 "cannot reach the buildcat server"
             );
         }
-        tokio::select! {
-            () = control.stop().cancelled(), if state.is_idle() => return Ok(()),
-            () = sleep(delay) => {}
+        let retry_at = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                () = control.stop().cancelled(), if state.is_idle() => return Ok(()),
+                () = control.interrupt().cancelled() => {
+                    stop_disconnected(&mut state).await;
+                    return Ok(());
+                }
+                () = sleep_until_some(state.lease_end()) => state.expire_lease(),
+                () = sleep_until(retry_at) => break,
+            }
         }
     }
+}
+
+/// Stops the running job at once, without a server to report it to, and waits until it
+/// has stopped (its process group killed); what was not reported is dropped, and the server
+/// hands those jobs on after its grace.
+async fn stop_disconnected(state: &mut LoopState) {
+    state.next = None;
+    if let Some(mut job) = state.job.take() {
+        job.halt(Halt::Interrupted);
+        let _ = job.finished().await;
+    }
+    if !state.unacked.is_empty() {
+        warn!(
+            results = state.unacked.len(),
+            "stopping without reporting results the server has not acknowledged"
+        );
+        state.unacked.clear();
+    }
+    state.declined.clear();
 }
 
 /// The registration this loop sends on a new connection.
@@ -294,7 +449,7 @@ async fn session(
     state: &mut LoopState,
 ) -> SessionEnd {
     // Requests in flight on this connection, by request id.
-    let mut in_flight: HashMap<RequestId, Sent> = HashMap::new();
+    let mut in_flight = InFlight::new();
     let log_frame = config.log_frame();
 
     // Results the previous connection did not get acknowledged go first, each after what
@@ -325,6 +480,8 @@ async fn session(
     let mut last_heard = Instant::now();
     // What the running job wrote while disconnected goes out at once.
     let mut next_output = Instant::now();
+    // Whether this session has acted on a stop-now (it resolves at once if raised before).
+    let mut interrupt_seen = false;
 
     loop {
         if control.stopping() && state.is_idle() {
@@ -334,7 +491,9 @@ async fn session(
         let running_output = state
             .job
             .as_ref()
+            .filter(|job| job.halted() != Some(Halt::Abandoned))
             .map(|job| (job.job, job.attempt, Arc::clone(&job.output)));
+        let lease_end = state.lease_end();
         let event = tokio::select! {
             frame = link.next() => Event::Frame(frame),
             completion = job_end(&mut state.job) => Event::JobEnded(completion),
@@ -346,25 +505,71 @@ async fn session(
             _ = heartbeat.tick() => Event::Heartbeat,
             () = control.stop().cancelled(), if !control.stopping() => Event::Stop,
             () = sleep_until(last_heard + silence_limit) => Event::Silent(silence_limit),
+            () = sleep_until_some(lease_end) => Event::LeaseExpired,
+            () = control.interrupt().cancelled(), if !interrupt_seen => Event::Interrupt,
         };
         match event {
             Event::Frame(None) => return SessionEnd::Lost(LinkError::Closed),
             Event::Frame(Some(Err(error))) => return SessionEnd::Lost(error.into()),
             Event::Frame(Some(Ok(frame))) => {
                 last_heard = Instant::now();
-                if let Err(error) =
-                    handle_frame(frame, &registered, config, control, state, &mut in_flight)
-                {
-                    return SessionEnd::Lost(error);
+                match handle_frame(frame, &registered, config, control, state, &mut in_flight) {
+                    Err(error) => return SessionEnd::Lost(error),
+                    Ok(None) => {}
+                    Ok(Some(declined)) => {
+                        let (completion, output) = state.decline(&declined);
+                        let sent = send_report(
+                            &mut link,
+                            state,
+                            &mut in_flight,
+                            completion,
+                            &output,
+                            log_frame,
+                        );
+                        if let Err(error) = sent.await {
+                            return SessionEnd::Lost(error);
+                        }
+                    }
                 }
             }
             Event::JobEnded(completion) => {
-                let output = match state.job.take() {
+                let ended = state.job.take();
+                let abandoned = ended
+                    .as_ref()
+                    .is_some_and(|job| job.halted() == Some(Halt::Abandoned));
+                let output = match ended {
                     Some(ended) => Arc::clone(&ended.output),
                     None => Arc::default(),
                 };
                 // Whatever the handler's leftovers write from now on goes nowhere.
                 output.close();
+                // The slot is free only now: start what the server assigned meanwhile.
+                let mut declined = None;
+                if let Some(next) = state.next.take() {
+                    if control.interrupting() {
+                        info!(job = %next.job, "declining a job: this worker is stopping now");
+                        declined = Some(state.decline(&next));
+                    } else {
+                        start_job(next, &registered, config, control, state);
+                    }
+                }
+                if let Some((completion, output)) = declined {
+                    let sent = send_report(
+                        &mut link,
+                        state,
+                        &mut in_flight,
+                        completion,
+                        &output,
+                        log_frame,
+                    );
+                    if let Err(error) = sent.await {
+                        return SessionEnd::Lost(error);
+                    }
+                }
+                if abandoned {
+                    debug!(job = %completion.job, "the abandoned job has stopped");
+                    continue;
+                }
                 state.unacked.push(Report {
                     completion: completion.clone(),
                     output: Arc::clone(&output),
@@ -406,7 +611,7 @@ async fn session(
                 if let Err(error) = link.send(frame).await {
                     return SessionEnd::Lost(error.into());
                 }
-                in_flight.insert(id, Sent::Heartbeat);
+                in_flight.insert(id, (Sent::Heartbeat, Instant::now()));
             }
             Event::Stop => {
                 if !state.is_idle() {
@@ -414,19 +619,28 @@ async fn session(
                 }
             }
             Event::Silent(limit) => return SessionEnd::Lost(LinkError::Silent(limit)),
+            Event::LeaseExpired => state.expire_lease(),
+            Event::Interrupt => {
+                interrupt_seen = true;
+                // A job waiting for the slot is declined when the running one has stopped.
+                if let Some(job) = &mut state.job {
+                    job.halt(Halt::Interrupted);
+                }
+            }
         }
     }
 }
 
-/// Acts on one frame from the server; an error means the connection must be dropped.
+/// Acts on one frame from the server; an error means the connection must be dropped, and
+/// an assignment returned is declined (to be reported as interrupted).
 fn handle_frame(
     frame: ServerFrame,
     registered: &Registered,
     config: &LoopConfig,
     control: &Control,
     state: &mut LoopState,
-    in_flight: &mut HashMap<RequestId, Sent>,
-) -> Result<(), LinkError> {
+    in_flight: &mut InFlight,
+) -> Result<Option<Assignment>, LinkError> {
     match frame {
         ServerFrame::Closing(reason) => Err(LinkError::Closing(reason)),
         ServerFrame::Cancel {
@@ -446,28 +660,32 @@ fn handle_frame(
                     "ignoring a cancel for a job attempt this loop is not running"
                 ),
             }
-            Ok(())
+            Ok(None)
         }
         ServerFrame::Event { id, .. } => {
             debug!(
                 request = id,
                 "ignoring an event for a request workers do not make"
             );
-            Ok(())
+            Ok(None)
         }
         ServerFrame::Reply { id, reply } => {
-            let (job, attempt) = match in_flight.remove(&id) {
+            let sent = in_flight.remove(&id).map(|(sent, at)| {
+                state.confirm(at);
+                sent
+            });
+            let (job, attempt) = match sent {
                 Some(Sent::Completion(job, attempt)) => (job, attempt),
                 // Answers to anything else need no action.
                 Some(sent) => {
                     if let Err(error) = reply {
                         refused(sent, &error);
                     }
-                    return Ok(());
+                    return Ok(None);
                 }
                 None => {
                     debug!(request = id, "ignoring a reply to no request in flight");
-                    return Ok(());
+                    return Ok(None);
                 }
             };
             match reply {
@@ -500,41 +718,58 @@ fn handle_frame(
                 }
             }
             state.settle(job, attempt);
-            control.complete();
-            Ok(())
+            if !state.settle_declined(job, attempt) {
+                control.complete();
+            }
+            Ok(None)
         }
         ServerFrame::Assign(assignment) => {
+            if control.stopping() || !control.reserve() {
+                info!(job = %assignment.job, "declining a job: this worker is stopping");
+                return Ok(Some(assignment));
+            }
             // The server assigns only to a loop it counts as idle, so it no longer counts the
             // running job as this loop's (e.g. it was handed to another worker while this one
-            // was away) and would refuse its result. Stop spending the machine on it.
-            if let Some(abandoned) = state.job.take() {
+            // was away) and would refuse its result. Stop it, and start the new job once it
+            // has stopped.
+            if let Some(running) = &mut state.job {
                 warn!(
-                    job = %abandoned.job,
-                    attempt = abandoned.attempt,
+                    job = %running.job,
+                    attempt = running.attempt,
                     next_job = %assignment.job,
-                    "the server no longer counts the running job as this worker's; abandoning it"
+                    "the server no longer counts the running job as this worker's; stopping it \
+                     before starting the next"
                 );
-                drop(abandoned);
+                running.halt(Halt::Abandoned);
+                state.next = Some(assignment);
+                return Ok(None);
             }
-            if control.stopping() || !control.reserve() {
-                // The job goes back to the server's queue when this loop disconnects, which
-                // it does as soon as nothing is left to report.
-                info!(job = %assignment.job, "declining a job: this worker is stopping");
-                return Ok(());
-            }
-            let settings = JobSettings {
-                root: config.root.clone(),
-                worker: registered.name.clone(),
-                kill_grace: config.kill_grace,
-            };
-            state.job = Some(RunningJob::start(
-                assignment,
-                Arc::clone(&config.registry),
-                settings,
-            ));
-            Ok(())
+            start_job(assignment, registered, config, control, state);
+            Ok(None)
         }
     }
+}
+
+/// Starts the handler of `assignment` on this loop's free slot.
+fn start_job(
+    assignment: Assignment,
+    registered: &Registered,
+    config: &LoopConfig,
+    control: &Control,
+    state: &mut LoopState,
+) {
+    let settings = JobSettings {
+        root: config.root.clone(),
+        worker: registered.name.clone(),
+        kill_grace: config.kill_grace,
+        groups: Arc::clone(&config.groups),
+    };
+    state.job = Some(RunningJob::start(
+        assignment,
+        Arc::clone(&config.registry),
+        settings,
+        control.running_counter(),
+    ));
 }
 
 /// Logs the server's refusal of a request that needs no answer.
@@ -562,7 +797,7 @@ fn refused(sent: Sent, error: &RequestError) {
 async fn send_report(
     link: &mut ServerLink,
     state: &mut LoopState,
-    in_flight: &mut HashMap<RequestId, Sent>,
+    in_flight: &mut InFlight,
     completion: Completion,
     output: &JobOutput,
     log_frame: LogFrame,
@@ -571,7 +806,7 @@ async fn send_report(
     send_output(link, state, in_flight, (job, attempt), output, log_frame).await?;
     let id = state.request_id();
     send_completion(link, id, completion).await?;
-    in_flight.insert(id, Sent::Completion(job, attempt));
+    in_flight.insert(id, (Sent::Completion(job, attempt), Instant::now()));
     Ok(())
 }
 
@@ -580,7 +815,7 @@ async fn send_report(
 async fn send_output(
     link: &mut ServerLink,
     state: &mut LoopState,
-    in_flight: &mut HashMap<RequestId, Sent>,
+    in_flight: &mut InFlight,
     (job, attempt): (JobId, u32),
     output: &JobOutput,
     log_frame: LogFrame,
@@ -611,7 +846,7 @@ async fn send_output(
             output.put_back(batch);
             return Err(error.into());
         }
-        in_flight.insert(id, Sent::Log(job));
+        in_flight.insert(id, (Sent::Log(job), Instant::now()));
     }
     if let Some(progress) = output.take_progress() {
         let id = state.request_id();
@@ -624,7 +859,7 @@ async fn send_output(
             output.put_back_progress(progress);
             return Err(error.into());
         }
-        in_flight.insert(id, Sent::Progress(job));
+        in_flight.insert(id, (Sent::Progress(job), Instant::now()));
     }
     Ok(())
 }
@@ -668,6 +903,14 @@ async fn send_completion(
     };
     link.send(frame).await?;
     Ok(())
+}
+
+/// Sleeps until `at`; never resolves for `None`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Waits for the running job to end; never resolves when there is none.

@@ -11,6 +11,9 @@ mod environment;
 mod errors;
 mod examples;
 mod fake_dcc;
+// Real processes and /proc: a killed worker, a worker cut off past its lease.
+#[cfg(target_os = "linux")]
+mod faults;
 mod garbage;
 mod harness;
 mod hostile;

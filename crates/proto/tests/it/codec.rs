@@ -106,6 +106,7 @@ fn server_frames() -> Vec<ServerFrame> {
         Ok(Reply::Registered {
             name: "render01.4242.1".to_owned(),
             heartbeat_ms: 5_000,
+            reconnect_grace_ms: 60_000,
         }),
         Ok(Reply::Ack),
         Err(RequestError::UnknownJob(JOB_A)),

@@ -578,8 +578,9 @@ fn reply() {
         &Reply::Registered {
             name: "render01.4242.1".to_owned(),
             heartbeat_ms: 5_000,
+            reconnect_grace_ms: 60_000,
         },
-        "00000014 040f72656e64657230312e343234322e31fb8813",
+        "00000017 040f72656e64657230312e343234322e31fb8813fb60ea",
     );
     check(&Reply::Ack, "00000001 05");
     check(

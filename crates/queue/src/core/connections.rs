@@ -91,8 +91,9 @@ impl Core {
         self.running.remove(&id);
         let name = worker.registration.name;
         if grace {
-            tracing::info!(worker = %name, job = %id, attempt, "worker disconnected while running a job; waiting for it to reconnect");
-            self.orphan(now, id, attempt, name);
+            tracing::info!(worker = %name, job = %id, attempt, "lost touch with a worker running a job; waiting for it to come back");
+            // Counted from the last request received, as the worker counts its lease.
+            self.orphan(now, worker.last_seen, id, attempt, name);
             return;
         }
         self.worker_lost(now, id, attempt, &name);
@@ -136,10 +137,11 @@ impl Core {
             .collect();
         for conn in silent {
             let reason = format!(
-                "no heartbeat for {}s; the worker is considered lost",
+                "no heartbeat for {}s; closing the connection (a job it runs waits for it until \
+                 the reconnect grace ends)",
                 silence.as_secs()
             );
-            self.forget_connection(now, conn, false);
+            self.forget_connection(now, conn, true);
             self.effects.push(Effect::Close(conn, reason));
         }
         self.enforce_timeouts(now);

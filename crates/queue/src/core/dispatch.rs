@@ -365,7 +365,19 @@ impl Core {
             self.worker_lost(now, job, attempt, &name);
         }
         let heartbeat_ms = u64::try_from(self.config.heartbeat.as_millis()).unwrap_or(u64::MAX);
-        self.reply(conn, id, Ok(Reply::Registered { name, heartbeat_ms }));
+        // How long the server keeps a job for a worker it no longer hears from, counted from
+        // the last request it received: the worker stops its job before then.
+        let reconnect_grace_ms =
+            u64::try_from(self.config.reconnect_grace.as_millis()).unwrap_or(u64::MAX);
+        self.reply(
+            conn,
+            id,
+            Ok(Reply::Registered {
+                name,
+                heartbeat_ms,
+                reconnect_grace_ms,
+            }),
+        );
         self.worker_ready(now, conn);
     }
 

@@ -136,18 +136,26 @@ impl Core {
         }
         self.jobs.insert(id, Box::new(job));
         if let Some((worker, attempt)) = started {
-            self.orphan(now, id, attempt, worker);
+            self.orphan(now, now, id, attempt, worker);
         }
     }
 
-    /// `id`'s attempt `attempt` has no worker holding it: wait `reconnect_grace` for
-    /// `worker` to come back for it, or count the worker lost at once without a grace.
-    pub(super) fn orphan(&mut self, now: Timestamp, id: JobId, attempt: u32, worker: String) {
-        if self.config.reconnect_grace.is_zero() {
+    /// `id`'s attempt `attempt` has no worker holding it: wait for `worker` to come back for
+    /// it until `reconnect_grace` after `since` (when the server last heard from it), or
+    /// count the worker lost now if that is already past.
+    pub(super) fn orphan(
+        &mut self,
+        now: Timestamp,
+        since: Timestamp,
+        id: JobId,
+        attempt: u32,
+        worker: String,
+    ) {
+        let deadline = since.plus(self.config.reconnect_grace);
+        if deadline <= now {
             self.worker_lost(now, id, attempt, &worker);
             return;
         }
-        let deadline = now.plus(self.config.reconnect_grace);
         self.orphans.insert(
             id,
             Orphan {
@@ -422,7 +430,7 @@ impl Core {
         job.completing = job.completing.saturating_sub(1);
         if error.is_some() {
             if job.completing == 0 && !self.running.contains_key(&job_id) {
-                self.orphan(now, job_id, attempt, worker);
+                self.orphan(now, now, job_id, attempt, worker);
             }
             return;
         }

@@ -10,7 +10,7 @@ use buildcat_proto::{
     JobId, JobProgress, Outcome, PROTOCOL_VERSION, Reply, Request, RequestError, RequestId,
     SOFTWARE_VERSION, ServerFrame, Task, Welcome, WorkerRegistration, codec,
 };
-use buildcat_worker::{RunStats, Worker, WorkerBuilder, WorkerError};
+use buildcat_worker::{RunStats, ShutdownHandle, Worker, WorkerBuilder, WorkerError};
 use futures_util::{SinkExt, StreamExt};
 use tempfile::TempDir;
 use tokio::net::{TcpListener, TcpStream};
@@ -24,6 +24,10 @@ pub const PATIENCE: Duration = Duration::from_secs(15);
 
 /// A heartbeat period long enough that heartbeats do not show up in tests about other things.
 pub const QUIET_HEARTBEAT_MS: u64 = 60_000;
+
+/// The reconnect grace the fake server announces: long enough that no worker's lease runs
+/// out in tests about other things.
+pub const FAKE_RECONNECT_GRACE_MS: u64 = 600_000;
 
 /// Awaits `future`, failing the test if it takes longer than [`PATIENCE`].
 pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
@@ -104,14 +108,31 @@ impl FakeServer {
 
     /// Accepts a connection, welcomes it and answers its registration with `heartbeat_ms`.
     pub async fn accept(&self, heartbeat_ms: u64) -> FakeConnection {
+        self.accept_with_grace(heartbeat_ms, FAKE_RECONNECT_GRACE_MS)
+            .await
+    }
+
+    /// Accepts a connection, welcomes it and answers its registration with `heartbeat_ms`
+    /// and a reconnect grace of `grace_ms`.
+    pub async fn accept_with_grace(&self, heartbeat_ms: u64, grace_ms: u64) -> FakeConnection {
         let (hello, link) = self.accept_hello().await;
         assert_eq!(hello, Hello::new(buildcat_proto::Role::Worker));
-        FakeServer::welcome(link, heartbeat_ms).await
+        FakeServer::welcome_with_grace(link, heartbeat_ms, grace_ms).await
     }
 
     /// Welcomes a connection whose hello was read and answers its registration with
     /// `heartbeat_ms`.
-    pub async fn welcome(mut link: HelloLink, heartbeat_ms: u64) -> FakeConnection {
+    pub async fn welcome(link: HelloLink, heartbeat_ms: u64) -> FakeConnection {
+        FakeServer::welcome_with_grace(link, heartbeat_ms, FAKE_RECONNECT_GRACE_MS).await
+    }
+
+    /// Welcomes a connection whose hello was read and answers its registration with
+    /// `heartbeat_ms` and a reconnect grace of `grace_ms`.
+    pub async fn welcome_with_grace(
+        mut link: HelloLink,
+        heartbeat_ms: u64,
+        grace_ms: u64,
+    ) -> FakeConnection {
         link.send(HelloReply::Welcome(Welcome {
             protocol: PROTOCOL_VERSION,
             software: SOFTWARE_VERSION.to_owned(),
@@ -130,6 +151,7 @@ impl FakeServer {
         let reply = Ok(Reply::Registered {
             name: registration.name.clone(),
             heartbeat_ms,
+            reconnect_grace_ms: grace_ms,
         });
         let mut connection = FakeConnection { link, registration };
         connection.reply(frame.id, reply).await;
@@ -337,6 +359,8 @@ pub fn builder(server: &FakeServer, root: &TempDir) -> WorkerBuilder {
         .root(root.path())
         .name("test-worker")
         .detect_tools(false)
+        // Each test's own, so tests running at once never see each other's job groups.
+        .state_dir(root.path().join(".buildcat-state"))
 }
 
 /// A worker running in its own task, with a handle to shut it down.
@@ -349,17 +373,24 @@ pub struct RunningWorker {
 
 /// Builds `builder` and runs the worker in a task.
 pub fn start(builder: WorkerBuilder) -> RunningWorker {
+    start_with_handle(builder).0
+}
+
+/// Builds `builder` and runs the worker in a task; also returns its shutdown handle.
+pub fn start_with_handle(builder: WorkerBuilder) -> (RunningWorker, ShutdownHandle) {
     let worker = builder
         .build()
         .unwrap_or_else(|e| panic!("cannot build the worker: {e}"));
+    let handle = worker.shutdown_handle();
     let (shutdown, signal) = oneshot::channel::<()>();
     let task = tokio::spawn(worker.run(async move {
         let _ = signal.await;
     }));
-    RunningWorker {
+    let running = RunningWorker {
         task,
         shutdown: Some(shutdown),
-    }
+    };
+    (running, handle)
 }
 
 impl RunningWorker {

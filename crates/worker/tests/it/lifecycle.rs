@@ -1,7 +1,7 @@
 //! How `run` ends: the job limit, shutdown, and refusals that retrying cannot fix.
 
 use buildcat_proto::{
-    HandshakeError, HelloReply, PROTOCOL_VERSION, SOFTWARE_VERSION, Welcome, WorkerInfo,
+    HandshakeError, HelloReply, Outcome, PROTOCOL_VERSION, SOFTWARE_VERSION, Welcome, WorkerInfo,
 };
 use buildcat_worker::WorkerError;
 use futures_util::SinkExt;
@@ -32,7 +32,7 @@ async fn max_jobs_returns_after_that_many_completions() {
 }
 
 #[tokio::test]
-async fn a_job_past_the_limit_is_left_to_the_server_by_disconnecting() {
+async fn a_job_past_the_limit_is_handed_back_as_interrupted() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let mut worker = start(builder(&server, &root).max_jobs(Some(1)));
@@ -41,9 +41,18 @@ async fn a_job_past_the_limit_is_left_to_the_server_by_disconnecting() {
     connection.assign(assignment(&WorkerInfo)).await;
     let (id, _) = connection.expect_completion().await;
     // The next job arrives before the first result is acknowledged: the worker must not run
-    // it, and must still wait for the acknowledgement before leaving.
-    connection.assign(assignment(&WorkerInfo)).await;
+    // it; it hands it back at once (interrupted: back to its queue without using an attempt,
+    // rather than after the server's reconnect grace), and waits for both acknowledgements
+    // before leaving.
+    let declined = assignment(&WorkerInfo);
+    connection.assign(declined.clone()).await;
+    let (declined_id, completion) = connection.expect_completion().await;
+    assert_eq!(
+        (completion.job, completion.attempt, completion.outcome),
+        (declined.job, declined.attempt, Outcome::Interrupted)
+    );
     connection.ack(id).await;
+    connection.ack(declined_id).await;
     connection.expect_closed().await;
 
     let stats = worker

@@ -23,6 +23,9 @@ mod output;
 mod process;
 mod reconnect;
 mod registration;
+// Real processes, killed when the worker stops at once or loses its lease.
+#[cfg(target_os = "linux")]
+mod stopping;
 mod tasks;
 #[cfg(target_os = "linux")]
 mod tree;

@@ -223,6 +223,24 @@ async fn a_program_killed_by_a_signal_says_which() {
     assert_eq!(failure.to_string(), "`sh` was killed by signal 9 (SIGKILL)");
 }
 
+/// The supervisor between the worker and the program (Linux) ignores SIGTERM itself, and
+/// must still report the program's own death by it, and its exit codes, unchanged.
+#[tokio::test]
+async fn exit_codes_and_signals_come_through_unchanged() {
+    let root = temp_root();
+    let (context, _monitor) = context(root.path());
+    for (script, code, signal) in [
+        ("kill -TERM $$", None, Some(15)),
+        ("kill -INT $$", None, Some(2)),
+        ("kill -SEGV $$", None, Some(11)),
+        ("exit 0", Some(0), None),
+        ("exit 255", Some(255), None),
+    ] {
+        let (report, _) = run(sh(root.path(), script), &context).await;
+        assert_eq!(report.end, ProcessEnd::Exited { code, signal }, "{script}");
+    }
+}
+
 #[tokio::test]
 async fn the_deadline_kills_the_whole_tree() {
     let root = temp_root();

@@ -552,8 +552,11 @@ fn dependents_wait_for_their_dependencies() {
     assert_eq!(reason, &format!("dependency {third} failed"));
 }
 
+/// A silent worker (frozen, or cut off without the connection closing) is dropped after
+/// three missed heartbeats; its job waits the reconnect grace counted from the last time the
+/// server heard from it, as the worker counts its lease, then goes back to its queue.
 #[test]
-fn silent_workers_are_dropped_and_their_jobs_requeued() {
+fn silent_workers_are_dropped_and_their_jobs_requeued_after_the_grace() {
     let mut farm = Farm::new();
     farm.worker(10, "w1", &["default"]);
     let (id, _) = farm.submit_one("default", INFO);
@@ -567,8 +570,16 @@ fn silent_workers_are_dropped_and_their_jobs_requeued() {
     assert!(
         matches!(frames.as_slice(), [(10, ServerFrame::Closing(reason))] if reason.contains("no heartbeat"))
     );
-    assert_eq!(farm.state(id), JobState::Queued);
     assert!(farm.core.info().workers.is_empty());
+    assert_eq!(farm.state(id), JobState::Started, "in its grace");
+    let grace = CoreConfig::default().reconnect_grace;
+    farm.advance(grace - Duration::from_secs(16));
+    farm.handle(Input::Tick);
+    assert_eq!(
+        farm.state(id),
+        JobState::Queued,
+        "grace from the last heartbeat"
+    );
 }
 
 #[test]
