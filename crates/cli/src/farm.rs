@@ -1,6 +1,5 @@
 //! The long-running commands: `server`, `worker`, `workers` and `farm`.
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -131,45 +130,36 @@ fn build_worker(args: &WorkerArgs, addr: String, count: usize) -> anyhow::Result
 /// `buildcat worker` (count 1) and `buildcat workers -n N`.
 pub async fn worker(args: WorkerArgs, count: usize) -> anyhow::Result<ExitCode> {
     let worker = build_worker(&args, args.connection.addr(), count)?;
-    let stop = Stop::listen(count_through_server(&args.connection, &worker));
+    let stop = Stop::listen(count_running(&worker));
     run_workers(worker, &stop).await
 }
 
 /// Runs the workers until they stop by themselves or are stopped: the first signal lets
-/// running jobs finish and be reported, the second stops them now.
+/// running jobs finish and be reported, the second kills them and reports them as
+/// interrupted, so the server puts them back in their queue at once.
 async fn run_workers(worker: Worker, stop: &Stop) -> anyhow::Result<ExitCode> {
+    let handle = worker.shutdown_handle();
     let run = worker.run(stop.finishing());
+    tokio::pin!(run);
     tokio::select! {
-        result = run => {
+        result = &mut run => {
             result?;
             Ok(ExitCode::SUCCESS)
         }
-        // Dropping the run kills each running job's process group and closes the
-        // connections; the server puts the jobs back in their queue after its reconnect
-        // grace. (An immediate stop in the worker library, reporting them as interrupted
-        // at once, replaces this drop when it lands.)
-        () = stop.now() => Ok(ExitCode::from(STOPPED_NOW)),
+        () = stop.now() => {
+            handle.stop_now();
+            run.await?;
+            Ok(ExitCode::from(STOPPED_NOW))
+        }
     }
 }
 
-/// Counts the running jobs of `worker`'s loops by asking the server, which lists what
-/// each worker connection runs.
-fn count_through_server(connection: &Connection, worker: &Worker) -> CountRunning {
-    let connection = connection.clone();
-    let names: HashSet<String> = worker.names().map(str::to_owned).collect();
+/// Counts the jobs `worker` runs now, for the first signal's message.
+fn count_running(worker: &Worker) -> CountRunning {
+    let handle = worker.shutdown_handle();
     Box::new(move || {
-        let connection = connection.clone();
-        let names = names.clone();
-        Box::pin(async move {
-            let client = connection.connect().await.ok()?;
-            let info = client.info().await.ok()?;
-            let running = info
-                .workers
-                .iter()
-                .filter(|summary| names.contains(&summary.name) && summary.job.is_some())
-                .count();
-            Some(running)
-        })
+        let running = handle.running_jobs();
+        Box::pin(async move { Some(running) })
     })
 }
 
@@ -213,7 +203,7 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
         root.display(),
         args.queues.join(", ")
     );
-    let stop = Stop::listen(count_through_server(&worker_args.connection, &worker));
+    let stop = Stop::listen(count_running(&worker));
     // Workers stop first (finishing and reporting running jobs unless told to stop them
     // now), then the server, so no worker sees its server go away.
     let (stop_server, server_stop) = tokio::sync::oneshot::channel::<()>();
