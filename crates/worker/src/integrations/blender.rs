@@ -79,10 +79,10 @@ impl JobFolders {
         }
     }
 
-    /// Makes the folders.
-    fn create(&self) -> std::io::Result<()> {
+    /// Makes the folders (off the runtime's threads: they may be on a network mount).
+    async fn create(&self) -> std::io::Result<()> {
         for folder in [&self.home, &self.cache, &self.config, &self.tmp] {
-            std::fs::create_dir(folder)?;
+            tokio::fs::create_dir(folder).await?;
         }
         Ok(())
     }
@@ -263,7 +263,7 @@ pub(super) async fn render(
     executable: Arc<Executable>,
 ) -> Result<RenderReport, Failure> {
     check_frames(&task.frames)?;
-    let scene = scene_file(&context, &task.blend)?;
+    let scene = scene_file(&context, &task.blend).await?;
     let output = match &task.output {
         Some(pattern) => Some(output_arg(&context, &executable, pattern)?),
         None => None,
@@ -290,7 +290,7 @@ pub(super) async fn render(
             ))
         })?;
     let folders = JobFolders::under(folder.path());
-    folders.create().map_err(|e| {
+    folders.create().await.map_err(|e| {
         Failure::new(format!(
             "cannot make the job's private folders in {}: {e}",
             folder.path().display()

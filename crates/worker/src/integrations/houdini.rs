@@ -137,7 +137,7 @@ pub(super) async fn render_hip(
     if task.rop.trim().is_empty() {
         return Err(Failure::new("the ROP path is empty"));
     }
-    let hip = scene_file(&context, &task.hip)?;
+    let hip = scene_file(&context, &task.hip).await?;
     let spec = hip_spec(
         &executable,
         &context.root,
@@ -170,7 +170,7 @@ pub(super) async fn render_ifd(
     context: JobContext,
     executable: Arc<Executable>,
 ) -> Result<RenderReport, Failure> {
-    let ifd = scene_file(&context, &task.ifd)?;
+    let ifd = scene_file(&context, &task.ifd).await?;
     let spec = ifd_spec(&executable, &context.root, &ifd)?;
     let mut frames = FrameCounter::new(1, &context);
     let report = run_process(spec, &context, |line| frames.line(line)).await?;

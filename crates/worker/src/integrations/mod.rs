@@ -91,10 +91,12 @@ where
 }
 
 /// A scene file a job names, resolved under the root; it must be there, so that a typo
-/// fails before the tool starts (and says where the worker looked).
-fn scene_file(context: &JobContext, path: &str) -> Result<PathBuf, Failure> {
+/// fails before the tool starts (and says where the worker looked). Asked through tokio's
+/// blocking pool: the root is usually a network mount, and a hung `stat` must not hold a
+/// runtime thread.
+async fn scene_file(context: &JobContext, path: &str) -> Result<PathBuf, Failure> {
     let resolved = paths::resolve(&context.root, path).map_err(|e| Failure::new(e.to_string()))?;
-    match std::fs::metadata(&resolved) {
+    match tokio::fs::metadata(&resolved).await {
         Ok(metadata) if metadata.is_dir() => Err(Failure::new(format!(
             "scene file `{path}` is a directory under the worker's root {}",
             context.root.display()

@@ -110,7 +110,7 @@ pub(super) async fn render(
         step: task.step,
     };
     let total = count_frames(&[range])?;
-    let scene = scene_file(&context, &task.lxo)?;
+    let scene = scene_file(&context, &task.lxo).await?;
     let spec = render_spec(
         &executable,
         &context.root,

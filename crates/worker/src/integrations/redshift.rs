@@ -66,7 +66,7 @@ pub(super) async fn render(
     executable: Arc<Executable>,
     gpus: Arc<[u32]>,
 ) -> Result<RenderReport, Failure> {
-    let archive = scene_file(&context, &task.rs)?;
+    let archive = scene_file(&context, &task.rs).await?;
     let spec = render_spec(&executable, &context.root, &archive, &gpus)?;
     context.progress(JobProgress {
         done: 0,
