@@ -249,8 +249,15 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             outln!("    wrote {output}");
         }
     }
+    // Only failures the job reports use up attempts; a lost worker or an interruption
+    // does not, so count those apart rather than print "2 of at most 1".
+    let failed = status
+        .attempts
+        .iter()
+        .filter(|attempt| matches!(attempt.outcome, Some(AttemptOutcome::Failed(_))))
+        .count();
     outln!(
-        "  attempts: {} of at most {}",
+        "  attempts: {} ({failed} failed, at most {} may fail)",
         status.attempts.len(),
         status.options.max_attempts
     );

@@ -84,8 +84,9 @@ pub fn info_text(info: &FarmInfo) -> String {
         let name_w = width(&|w| w.name.len(), "name");
         let host_w = width(&|w| w.host.len(), "host");
         let queues_w = width(&|w| w.queues.join(",").len(), "queues");
+        let state_w = width(&|w| w.activity.as_str().len(), "state");
         out.push_str(&format!(
-            "{:<name_w$}  {:<host_w$}  {:<5}  {:<queues_w$}  {:<36}  root\n",
+            "{:<name_w$}  {:<host_w$}  {:<state_w$}  {:<queues_w$}  {:<36}  root\n",
             "name", "host", "state", "queues", "job"
         ));
         for worker in &info.workers {
@@ -93,7 +94,7 @@ pub fn info_text(info: &FarmInfo) -> String {
                 .job
                 .map_or_else(|| "-".to_owned(), |id| id.to_string());
             out.push_str(&format!(
-                "{:<name_w$}  {:<host_w$}  {:<5}  {:<queues_w$}  {:<36}  {}\n",
+                "{:<name_w$}  {:<host_w$}  {:<state_w$}  {:<queues_w$}  {:<36}  {}\n",
                 worker.name,
                 worker.host,
                 worker.activity.as_str(),
