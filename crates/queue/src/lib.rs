@@ -6,5 +6,5 @@ pub mod server;
 pub mod store;
 pub mod tls;
 
-pub use server::{Server, ServerConfig, ServerError, run};
+pub use server::{Capacities, CoreHandle, Server, ServerConfig, ServerError, run};
 pub use tls::ServerTls;

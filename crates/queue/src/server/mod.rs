@@ -1,38 +1,60 @@
-//! The tokio shell around the [`Core`]: the accept loop, one session per connection, the
-//! core task, the store writer and the timers.
+//! The tokio shell around the [`Core`]: the server's setup and shutdown, the hub that owns the
+//! core task, the store writer, and the TCP front end.
 //!
 //! ```text
-//!  sessions ──Input──► core task ──Persist──► writer thread (SQLite, group commit)
-//!     ▲                 │   ▲                      │
-//!     └──ServerFrame────┘   └──────Persisted───────┘
+//!  tcp sessions ─┐                   ┌──WriteBatch──► store writer thread (group commit)
+//!  (later: http) ─┼─CoreHandle─► hub ─┤                      │
+//!                 │   (Message)  core ◄──────Committed───────┘ (own channel, drained first)
+//!                 ◄─────────────ServerFrame (per-connection outbox)
 //! ```
-//! Sessions decode frames and forward requests; the core task owns the [`Core`] and is the
-//! only place state changes; the writer commits batches on its own thread, since SQLite
-//! blocks.
+//! - [`hub`]: the one task that owns the [`Core`]; shells reach it through a cloneable
+//!   [`CoreHandle`]. It awaits in one place only, its `select!`, so no channel cycle can
+//!   stop it: commit results have their own unbounded channel (at most one message per
+//!   commit), store batches wait in a local backlog, and new inputs are read only while
+//!   that backlog is short.
+//! - [`store_writer`]: commits everything queued since its last commit in one transaction,
+//!   on its own thread since stores block; generic over [`Store`].
+//! - [`tcp`]: the accept loop and one session per connection (TLS sniffing, hello, a reader
+//!   that bounds unfinished frames, a writer that bounds bytes queued).
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use buildcat_proto::{
-    ClientFrame, CodecError, DEFAULT_MAX_FRAME, FrameCodec, HandshakeError, Hello, HelloReply,
-    PROTOCOL_VERSION, SOFTWARE_VERSION, ServerFrame, Timestamp, Welcome,
-};
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use buildcat_proto::{DEFAULT_MAX_FRAME, SOFTWARE_VERSION, Timestamp};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
-use tokio_util::codec::Framed;
-use tracing::{debug, error, info, warn};
+use tracing::info;
 
-use crate::core::{ConnId, Core, CoreConfig, Effect, Input, Token};
+use crate::core::{Core, CoreConfig};
 use crate::store::sqlite::SqliteOptions;
-use crate::store::{SqliteStore, Store, StoreError, StoreOp};
+use crate::store::{SqliteStore, Store, StoreError};
 use crate::tls::{ServerTls, TlsSetupError};
+
+pub mod hub;
+mod store_writer;
+mod tcp;
+
+pub use hub::{CoreHandle, HubClosed, Link};
+
+/// How long a new connection has to say hello: long enough for a loaded machine or a TLS
+/// handshake over a slow link, short enough that silent sockets do not pile up.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections beyond this many are refused with a reason; well above a large farm's workers
+/// plus its clients, well below the open-file limits servers are given.
+const MAX_CONNECTIONS: usize = 20_000;
+
+/// How many store operations one commit takes at most: large enough that a burst of
+/// submissions costs few syncs, small enough that one transaction stays quick.
+const MAX_BATCH: usize = 10_000;
+
+/// How long a peer has to send the rest of a frame once its length prefix arrived: a 16 MiB
+/// frame needs about two minutes at 1 Mbit/s; a peer slower than that holds memory for
+/// nothing.
+const FRAME_BODY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -45,12 +67,16 @@ pub struct ServerConfig {
     pub max_frame: usize,
     /// How long a new connection has to say hello.
     pub handshake_timeout: Duration,
+    /// How long a peer has to finish a frame once its length prefix arrived.
+    pub frame_body_timeout: Duration,
     /// Connections beyond this many are refused.
     pub max_connections: usize,
     /// Heartbeats, worker loss and retention.
     pub core: CoreConfig,
     /// How many store operations one commit takes at most.
     pub max_batch: usize,
+    /// Queue lengths and memory bounds of the shell; tests shrink them.
+    pub capacities: Capacities,
     /// TLS with mutual certificates; `None` for plain TCP.
     pub tls: Option<ServerTls>,
 }
@@ -62,11 +88,67 @@ impl ServerConfig {
             storage: storage.into(),
             sync: true,
             max_frame: DEFAULT_MAX_FRAME,
-            handshake_timeout: Duration::from_secs(5),
-            max_connections: 20_000,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            frame_body_timeout: FRAME_BODY_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
             core: CoreConfig::default(),
-            max_batch: 10_000,
+            max_batch: MAX_BATCH,
+            capacities: Capacities::default(),
             tls: None,
+        }
+    }
+}
+
+/// Queue lengths and memory bounds of the shell. Every queue between tasks is bounded; these
+/// say by how much.
+#[derive(Debug, Clone)]
+pub struct Capacities {
+    /// Messages from the shells to the core task; a full queue makes sessions wait, which
+    /// stops them reading their sockets (backpressure onto the peers).
+    pub inputs: usize,
+    /// Batches handed to the store writer and not yet taken; more wait in the core task's
+    /// backlog.
+    pub store_batches: usize,
+    /// Store operations the core task may hold back while the writer is busy before it stops
+    /// reading new inputs; bounds the memory of a slow disk.
+    pub backlog_ops: usize,
+    /// Frames queued to one connection and not yet encoded; a connection whose queue is full
+    /// is closed.
+    pub outbox_frames: usize,
+    /// Requests one connection may have queued to the core task and not yet handled, so one
+    /// busy peer cannot fill the core's queue ahead of everyone else.
+    pub queued_requests: usize,
+    /// Encoded bytes queued to one connection and not yet written to its socket; a peer that
+    /// lets more pile up is closed as too slow.
+    pub queued_bytes: usize,
+    /// Bytes held in unfinished large frames across all connections; a peer whose frame does
+    /// not fit is closed with a reason.
+    pub unfinished_frame_bytes: usize,
+}
+
+impl Default for Capacities {
+    fn default() -> Self {
+        Capacities {
+            // A few thousand: enough that sessions rarely wait, small next to the core's
+            // speed (a full queue drains in milliseconds).
+            inputs: 8192,
+            // The writer gathers everything queued into one commit, so a short queue loses
+            // nothing; the backlog takes the rest.
+            store_batches: 1024,
+            // A few commits' worth: the disk is the bottleneck then, and more only costs
+            // memory.
+            backlog_ops: 4 * MAX_BATCH,
+            // Replies to one group commit (hundreds per client) fit with room to spare; the
+            // session writer empties it as fast as it encodes.
+            outbox_frames: 4096,
+            // Enough to keep a pipelining client's requests flowing while the core takes
+            // turns between connections.
+            queued_requests: 32,
+            // Half a default frame: a peer that reads nothing costs at most this plus one
+            // frame; one that reads keeps it near empty.
+            queued_bytes: DEFAULT_MAX_FRAME / 2,
+            // Two maximal frames at once; a farm's frames are far smaller.
+            unfinished_frame_bytes: 2 * DEFAULT_MAX_FRAME,
         }
     }
 }
@@ -89,12 +171,6 @@ pub enum ServerError {
     Internal(String),
 }
 
-/// What the writer thread is given.
-enum WriteItem {
-    /// Operations to commit, and the token to report.
-    Ops(Vec<StoreOp>, Option<Token>),
-}
-
 /// Opens the store, loads the jobs and serves `listener` until `shutdown` resolves.
 ///
 /// On shutdown: stop accepting, close connections, commit what is in flight, return.
@@ -110,18 +186,18 @@ pub async fn run(
 ///
 /// Opening before binding means a second server on the same storage fails before it
 /// accepts anyone.
-pub struct Server {
-    /// Settings.
+pub struct Server<S = SqliteStore> {
+    /// Settings, kept for the shells.
     config: ServerConfig,
-    /// The TLS acceptor, when TLS is on.
+    /// The TLS acceptor, built before the store is opened so a bad key is reported first.
     acceptor: Option<TlsAcceptor>,
-    /// The open store.
-    store: SqliteStore,
-    /// The state rebuilt from it.
+    /// The open store, handed to the writer thread when serving starts.
+    store: S,
+    /// The state rebuilt from the store; owned by the hub once serving starts.
     core: Core,
 }
 
-impl std::fmt::Debug for Server {
+impl<S> std::fmt::Debug for Server<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("config", &self.config)
@@ -131,16 +207,39 @@ impl std::fmt::Debug for Server {
     }
 }
 
-impl Server {
-    /// Reads the TLS files, opens the store and rebuilds the state from it.
-    pub async fn open(config: ServerConfig) -> Result<Server, ServerError> {
+impl Server<SqliteStore> {
+    /// Reads the TLS files, opens the SQLite store named in `config` and rebuilds the state
+    /// from it.
+    pub async fn open(config: ServerConfig) -> Result<Server<SqliteStore>, ServerError> {
         // Read the TLS files first: a missing key is reported before anything else happens.
         let acceptor = config.tls.as_ref().map(ServerTls::acceptor).transpose()?;
         let storage = config.storage.clone();
         let sync = config.sync;
+        let store = tokio::task::spawn_blocking(move || {
+            SqliteStore::open(&storage, SqliteOptions { sync })
+        })
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))??;
+        Self::load(config, acceptor, store).await
+    }
+}
+
+impl<S: Store> Server<S> {
+    /// Rebuilds the state from `store`, an already open store of any kind (`config.storage`
+    /// and `config.sync` are not used).
+    pub async fn with_store(config: ServerConfig, store: S) -> Result<Server<S>, ServerError> {
+        let acceptor = config.tls.as_ref().map(ServerTls::acceptor).transpose()?;
+        Self::load(config, acceptor, store).await
+    }
+
+    /// Loads the jobs and commits what rebuilding the core changed (jobs found started).
+    async fn load(
+        config: ServerConfig,
+        acceptor: Option<TlsAcceptor>,
+        mut store: S,
+    ) -> Result<Server<S>, ServerError> {
         let core_config = config.core.clone();
         let (store, core, startup_ops) = tokio::task::spawn_blocking(move || {
-            let mut store = SqliteStore::open(&storage, SqliteOptions { sync })?;
             let jobs = store.load()?;
             let (core, ops) = Core::new(core_config, jobs, Timestamp::now());
             store.commit(&ops)?;
@@ -174,408 +273,34 @@ impl Server {
             store,
             core,
         } = self;
-        serve(listener, config, acceptor, store, core, shutdown).await
-    }
-}
+        let addr = listener.local_addr().map_err(ServerError::Listen)?;
+        info!(%addr, version = SOFTWARE_VERSION, "buildcat server listening");
 
-async fn serve(
-    listener: TcpListener,
-    config: ServerConfig,
-    acceptor: Option<TlsAcceptor>,
-    store: SqliteStore,
-    core: Core,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServerError> {
-    let addr = listener.local_addr().map_err(ServerError::Listen)?;
-    info!(%addr, version = SOFTWARE_VERSION, "buildcat server listening");
+        let capacities = &config.capacities;
+        let (batches_tx, batches_rx) = mpsc::channel(capacities.store_batches.max(1));
+        let (committed_tx, committed_rx) = mpsc::unbounded_channel();
+        let writer = store_writer::spawn(store, batches_rx, committed_tx, config.max_batch)
+            .map_err(|e| ServerError::Internal(format!("could not start the store writer: {e}")))?;
+        let (handle, hub) = hub::start(core, capacities, batches_tx, committed_rx);
+        let hub_task = tokio::spawn(hub);
 
-    let (input_tx, input_rx) = mpsc::channel::<Message>(8192);
-    let (write_tx, write_rx) = mpsc::channel::<WriteItem>(1024);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    // Weak: the writer must not keep the core task alive at shutdown (the core task ends
-    // when every session is gone, and then the writer ends when the core drops its sender).
-    let persisted_tx = input_tx.downgrade();
-    let max_batch = config.max_batch;
-    let writer = std::thread::Builder::new()
-        .name("buildcat-store".into())
-        .spawn(move || writer_thread(store, write_rx, persisted_tx, max_batch))
-        .map_err(|e| ServerError::Internal(format!("could not start the store writer: {e}")))?;
-
-    let core_task = tokio::spawn(core_task(core, config.core.heartbeat, input_rx, write_tx));
-    let accept = accept_loop(listener, Arc::new(config), acceptor, input_tx, stop_rx);
-    tokio::select! {
-        result = accept => result?,
-        () = shutdown => info!("shutting down"),
-    }
-    // Sessions see the stop and end; when the last one drops its sender the core task ends,
-    // which drops the writer's sender, and the writer commits what is left and ends.
-    let _ = stop_tx.send(true);
-    core_task
-        .await
-        .map_err(|e| ServerError::Internal(e.to_string()))?;
-    tokio::task::spawn_blocking(move || writer.join())
-        .await
-        .map_err(|e| ServerError::Internal(e.to_string()))?
-        .map_err(|_| ServerError::Internal("the store writer panicked".into()))?;
-    info!("server stopped");
-    Ok(())
-}
-
-/// What the core task receives.
-enum Message {
-    /// A new connection's outbox.
-    Open(ConnId, mpsc::Sender<ServerFrame>),
-    /// An input for the core.
-    Input(Input),
-}
-
-async fn core_task(
-    mut core: Core,
-    heartbeat: Duration,
-    mut inputs: mpsc::Receiver<Message>,
-    write_tx: mpsc::Sender<WriteItem>,
-) {
-    let mut outboxes: HashMap<ConnId, mpsc::Sender<ServerFrame>> = HashMap::new();
-    let mut ticker = tokio::time::interval(
-        heartbeat
-            .min(Duration::from_secs(1))
-            .max(Duration::from_millis(10)),
-    );
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pending_inputs: Vec<Input> = Vec::new();
-    loop {
-        let message = tokio::select! {
-            message = inputs.recv() => match message {
-                Some(message) => message,
-                None => break,
-            },
-            _ = ticker.tick() => Message::Input(Input::Tick),
-        };
-        match message {
-            Message::Open(conn, outbox) => {
-                outboxes.insert(conn, outbox);
-            }
-            Message::Input(input) => pending_inputs.push(input),
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let accept = tcp::accept_loop(listener, Arc::new(config), acceptor, handle, stop_rx);
+        tokio::select! {
+            () = accept => {}
+            () = shutdown => info!("shutting down"),
         }
-        while let Some(input) = pending_inputs.pop() {
-            if let Input::Disconnected { conn } = &input {
-                // Dropping the outbox ends the session's writer, which closes the socket.
-                outboxes.remove(conn);
-            }
-            let effects = core.handle(Timestamp::now(), input);
-            for effect in effects {
-                match effect {
-                    Effect::Send(conn, frame) => {
-                        let Some(outbox) = outboxes.get(&conn) else {
-                            continue;
-                        };
-                        if outbox.try_send(frame).is_err() {
-                            warn!(
-                                conn,
-                                "peer reads too slowly or is gone; closing its connection"
-                            );
-                            outboxes.remove(&conn);
-                            pending_inputs.push(Input::Disconnected { conn });
-                        }
-                    }
-                    Effect::Close(conn, reason) => {
-                        if let Some(outbox) = outboxes.remove(&conn) {
-                            let _ = outbox.try_send(ServerFrame::Closing(reason));
-                        }
-                    }
-                    Effect::Persist { ops, token } => {
-                        if write_tx.send(WriteItem::Ops(ops, token)).await.is_err() {
-                            error!("the store writer is gone; stopping");
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    debug!("core task stopped");
-}
-
-fn writer_thread(
-    mut store: SqliteStore,
-    mut items: mpsc::Receiver<WriteItem>,
-    persisted: mpsc::WeakSender<Message>,
-    max_batch: usize,
-) {
-    let mut ops: Vec<StoreOp> = Vec::new();
-    let mut tokens: Vec<Token> = Vec::new();
-    while let Some(first) = items.blocking_recv() {
-        let WriteItem::Ops(first_ops, token) = first;
-        ops.extend(first_ops);
-        tokens.extend(token);
-        while ops.len() < max_batch {
-            match items.try_recv() {
-                Ok(WriteItem::Ops(more, token)) => {
-                    ops.extend(more);
-                    tokens.extend(token);
-                }
-                Err(_) => break,
-            }
-        }
-        let result = store.commit(&ops);
-        if let Err(e) = &result {
-            error!(error = %e, ops = ops.len(), "could not commit to storage");
-        }
-        ops.clear();
-        if !tokens.is_empty() {
-            let input = Input::Persisted {
-                tokens: std::mem::take(&mut tokens),
-                result,
-            };
-            // The core may be gone at shutdown; the data is committed either way.
-            if let Some(core) = persisted.upgrade() {
-                let _ = core.blocking_send(Message::Input(input));
-            }
-        }
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    config: Arc<ServerConfig>,
-    acceptor: Option<TlsAcceptor>,
-    inputs: mpsc::Sender<Message>,
-    stop: watch::Receiver<bool>,
-) -> Result<(), ServerError> {
-    let limit = Arc::new(Semaphore::new(config.max_connections));
-    let mut next_conn: ConnId = 0;
-    loop {
-        let (socket, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors and the like: log, wait a little, go on.
-                warn!(error = %e, "could not accept a connection");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        next_conn += 1;
-        let conn = next_conn;
-        let permit = limit.clone().try_acquire_owned().ok();
-        let session = Session {
-            conn,
-            peer,
-            config: config.clone(),
-            inputs: inputs.clone(),
-            stop: stop.clone(),
-        };
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let _permit = permit.as_ref();
-            let _ = socket.set_nodelay(true);
-            match acceptor {
-                None => session.run(socket, permit.is_some()).await,
-                Some(acceptor) => {
-                    if let Some(stream) = session.tls_handshake(acceptor, socket).await {
-                        session.run(stream, permit.is_some()).await;
-                    }
-                }
-            }
-        });
-    }
-}
-
-/// One connection.
-struct Session {
-    /// Its id in the core.
-    conn: ConnId,
-    /// Who is on the other end, for logs.
-    peer: SocketAddr,
-    /// Server settings.
-    config: Arc<ServerConfig>,
-    /// Where requests go.
-    inputs: mpsc::Sender<Message>,
-    /// Becomes true at shutdown.
-    stop: watch::Receiver<bool>,
-}
-
-impl Session {
-    /// The TLS handshake, bounded by the handshake timeout. A peer that speaks plain TCP
-    /// is answered in plain TCP that TLS is required.
-    async fn tls_handshake(
-        &self,
-        acceptor: TlsAcceptor,
-        socket: TcpStream,
-    ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
-        let limit = self.config.handshake_timeout;
-        let mut first = [0u8; 1];
-        match tokio::time::timeout(limit, socket.peek(&mut first)).await {
-            Ok(Ok(1)) => {}
-            Ok(_) => return None,
-            Err(_) => {
-                info!(peer = %self.peer, "closing connection: nothing received within {limit:?}");
-                return None;
-            }
-        }
-        // 0x16 opens a TLS handshake record; anything else is a plain peer.
-        if first[0] != 0x16 {
-            warn!(peer = %self.peer, "refused a plain-TCP connection: this server requires TLS");
-            let codec = FrameCodec::<Hello, HelloReply>::new(self.config.max_frame);
-            let mut framed = Framed::new(socket, codec);
-            let _ = tokio::time::timeout(
-                limit,
-                framed.send(HelloReply::Refused(HandshakeError::TlsRequired)),
-            )
-            .await;
-            return None;
-        }
-        match tokio::time::timeout(limit, acceptor.accept(socket)).await {
-            Ok(Ok(stream)) => Some(stream),
-            Ok(Err(e)) => {
-                warn!(peer = %self.peer, error = %e, "refused a connection: tls handshake failed");
-                None
-            }
-            Err(_) => {
-                info!(peer = %self.peer, "closing connection: tls handshake not done within {limit:?}");
-                None
-            }
-        }
-    }
-
-    async fn run<S>(mut self, socket: S, admitted: bool)
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let codec = FrameCodec::<Hello, HelloReply>::new(self.config.max_frame);
-        let mut framed = Framed::new(socket, codec);
-        let hello = tokio::time::timeout(self.config.handshake_timeout, framed.next()).await;
-        let hello = match hello {
-            Err(_) => {
-                info!(peer = %self.peer, "closing connection: no hello within {:?}", self.config.handshake_timeout);
-                return;
-            }
-            Ok(None) => {
-                debug!(peer = %self.peer, "connection closed before hello");
-                return;
-            }
-            Ok(Some(Err(CodecError::FrameTooLarge { len, .. }))) if len >> 16 == 0x1603 => {
-                warn!(peer = %self.peer, "closing connection: a TLS client connected, but this server runs without TLS (start it with --tls-cert, --tls-key and --client-ca)");
-                return;
-            }
-            Ok(Some(Err(e))) => {
-                warn!(peer = %self.peer, error = %e, "closing connection: not a buildcat hello");
-                let _ = framed
-                    .send(HelloReply::Refused(HandshakeError::BadMagic))
-                    .await;
-                return;
-            }
-            Ok(Some(Ok(hello))) => hello,
-        };
-        if let Err(refusal) = hello.check() {
-            warn!(peer = %self.peer, error = %refusal, "refused connection");
-            let _ = framed.send(HelloReply::Refused(refusal)).await;
-            return;
-        }
-        if !admitted {
-            let limit = u32::try_from(self.config.max_connections).unwrap_or(u32::MAX);
-            warn!(peer = %self.peer, limit, "refused connection: too many connections");
-            let _ = framed
-                .send(HelloReply::Refused(HandshakeError::TooManyConnections {
-                    limit,
-                }))
-                .await;
-            return;
-        }
-        if *self.stop.borrow() {
-            let _ = framed
-                .send(HelloReply::Refused(HandshakeError::ShuttingDown))
-                .await;
-            return;
-        }
-        let welcome = Welcome {
-            protocol: PROTOCOL_VERSION,
-            software: SOFTWARE_VERSION.to_owned(),
-            max_frame: u32::try_from(self.config.max_frame).unwrap_or(u32::MAX),
-        };
-        if framed.send(HelloReply::Welcome(welcome)).await.is_err() {
-            return;
-        }
-        debug!(peer = %self.peer, conn = self.conn, role = ?hello.role, software = %hello.software, "connected");
-        let framed = framed.map_codec(|codec| codec.retype::<ClientFrame, ServerFrame>());
-        let (mut sink, mut stream) = framed.split();
-        let (outbox, mut outgoing) = mpsc::channel::<ServerFrame>(4096);
-        // Weak, so that the core dropping its sender still ends the writer.
-        let last_words = outbox.downgrade();
-        if self
-            .inputs
-            .send(Message::Open(self.conn, outbox))
+        // Sessions see the stop and end; when the last handle is dropped the hub ends, which
+        // drops the writer's sender, and the writer commits what is left and ends.
+        let _ = stop_tx.send(true);
+        hub_task
             .await
-            .is_err()
-            || self
-                .inputs
-                .send(Message::Input(Input::Connected {
-                    conn: self.conn,
-                    role: hello.role,
-                }))
-                .await
-                .is_err()
-        {
-            return;
-        }
-        let peer = self.peer;
-        let mut writer = tokio::spawn(async move {
-            while let Some(frame) = outgoing.recv().await {
-                let closing = matches!(frame, ServerFrame::Closing(_));
-                if sink.feed(frame).await.is_err() {
-                    return;
-                }
-                while let Ok(frame) = outgoing.try_recv() {
-                    if sink.feed(frame).await.is_err() {
-                        return;
-                    }
-                }
-                if sink.flush().await.is_err() || closing {
-                    let _ = sink.close().await;
-                    return;
-                }
-            }
-            let _ = sink.close().await;
-        });
-        let reason = loop {
-            tokio::select! {
-                frame = stream.next() => match frame {
-                    None => break None,
-                    Some(Ok(ClientFrame { id, request })) => {
-                        let input = Input::Request { conn: self.conn, id, request };
-                        if self.inputs.send(Message::Input(input)).await.is_err() {
-                            break Some("server is shutting down".to_owned());
-                        }
-                    }
-                    // A TLS peer that hangs up without close_notify has only closed.
-                    Some(Err(CodecError::Io(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => break None,
-                    Some(Err(e)) => {
-                        warn!(%peer, conn = self.conn, error = %e, "closing connection: bad frame");
-                        break Some(describe(&e));
-                    }
-                },
-                _ = &mut writer => break None,
-                _ = self.stop.changed() => break Some("server is shutting down".to_owned()),
-            }
-        };
-        if let (Some(reason), Some(outbox)) = (reason, last_words.upgrade()) {
-            let _ = outbox.try_send(ServerFrame::Closing(reason));
-        }
-        let _ = self
-            .inputs
-            .send(Message::Input(Input::Disconnected { conn: self.conn }))
-            .await;
-        // Let the writer flush a last frame; a peer that reads nothing gets 5 s, then the
-        // writer (and with it the socket) is dropped.
-        if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+            .map_err(|e| ServerError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || writer.join())
             .await
-            .is_err()
-        {
-            writer.abort();
-        }
-        debug!(%peer, conn = self.conn, "disconnected");
+            .map_err(|e| ServerError::Internal(e.to_string()))?
+            .map_err(|_| ServerError::Internal("the store writer panicked".into()))?;
+        info!("server stopped");
+        Ok(())
     }
-}
-
-fn describe(error: &CodecError) -> String {
-    format!("protocol error: {error}")
 }
