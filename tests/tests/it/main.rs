@@ -15,6 +15,7 @@ mod garbage;
 mod harness;
 mod hostile;
 mod lifecycle;
+mod memory;
 #[cfg(target_os = "linux")]
 mod multihost;
 #[cfg(target_os = "linux")]
