@@ -12,9 +12,9 @@
 //!   stop it: commit results have their own unbounded channel (at most one message per
 //!   commit), store batches wait in a local backlog, and new inputs are read only while
 //!   that backlog is short.
-//! - [`store_writer`]: commits everything queued since its last commit in one transaction,
+//! - `store_writer`: commits everything queued since its last commit in one transaction,
 //!   on its own thread since stores block; generic over [`Store`].
-//! - [`tcp`]: the accept loop and one session per connection (TLS sniffing, hello, a reader
+//! - `tcp`: the accept loop and one session per connection (TLS sniffing, hello, a reader
 //!   that bounds unfinished frames, a writer that bounds bytes queued).
 
 use std::future::Future;
