@@ -301,7 +301,11 @@ fn run(options: Options) -> anyhow::Result<bool> {
                 runs: 3,
             }
         };
-        record("stall", runtime.block_on(stall::probe(&sizes)), &mut figures);
+        record(
+            "stall",
+            runtime.block_on(stall::probe(&sizes)),
+            &mut figures,
+        );
     }
     drop(runtime);
 

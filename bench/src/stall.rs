@@ -46,18 +46,14 @@ pub async fn probe(sizes: &StallSizes) -> anyhow::Result<Vec<Figure>> {
             sizes.clients, sizes.in_flight, sizes.run, STALL_AFTER
         );
         let figure = match one_run(sizes).await? {
-            Ok(acknowledged) => Figure::new(
-                &key,
-                &name,
-                acknowledged as f64,
-                "acks",
-                Goal::None,
-                0.0,
-            )
-            .detail(format!(
-                "{} acks/s, no stall",
-                human(acknowledged as f64 / sizes.run.as_secs_f64())
-            )),
+            Ok(acknowledged) => {
+                Figure::new(&key, &name, acknowledged as f64, "acks", Goal::None, 0.0).detail(
+                    format!(
+                        "{} acks/s, no stall",
+                        human(acknowledged as f64 / sizes.run.as_secs_f64())
+                    ),
+                )
+            }
             Err(stall) => Figure::failed(&key, &name, "acks", &anyhow!(stall)),
         }
         .how(how);
