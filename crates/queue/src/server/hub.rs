@@ -391,3 +391,74 @@ impl Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use buildcat_proto::{JobOptions, NewJob};
+
+    use super::*;
+    use crate::core::CoreConfig;
+    use crate::server::store_writer;
+    use crate::store::{Store, StoreError, StoreOp, StoredJob};
+
+    /// Keeps what it is given in memory.
+    struct MemoryStore(Vec<StoreOp>);
+
+    impl Store for MemoryStore {
+        fn load(&mut self) -> Result<Vec<StoredJob>, StoreError> {
+            Ok(Vec::new())
+        }
+
+        fn commit(&mut self, ops: &[StoreOp]) -> Result<(), StoreError> {
+            self.0.extend_from_slice(ops);
+            Ok(())
+        }
+    }
+
+    /// A hub over an empty core and a memory store, its task spawned.
+    fn hub() -> (CoreHandle, tokio::task::JoinHandle<()>) {
+        let capacities = Capacities::default();
+        let (core, _) = Core::new(CoreConfig::default(), Vec::new(), Timestamp::now());
+        let (batches_tx, batches_rx) = mpsc::channel(capacities.store_batches);
+        let (committed_tx, committed_rx) = mpsc::unbounded_channel();
+        store_writer::spawn(MemoryStore(Vec::new()), batches_rx, committed_tx, 100)
+            .expect("a writer thread");
+        let (handle, task) = start(core, &capacities, batches_tx, committed_rx);
+        (handle, tokio::spawn(task))
+    }
+
+    #[tokio::test]
+    async fn a_call_is_answered_after_its_commit_and_connection_ids_are_unique() {
+        let (handle, task) = hub();
+        let job = NewJob {
+            queue: "q".to_owned(),
+            kind: "k".to_owned(),
+            args: Vec::new(),
+            options: JobOptions::default(),
+        };
+        let reply = handle
+            .call(Request::Submit(vec![job]))
+            .await
+            .expect("the hub answers");
+        let Ok(Reply::Submitted(ids)) = reply else {
+            panic!("expected the submission acknowledged, got {reply:?}");
+        };
+        assert_eq!(ids.len(), 1);
+        let reply = handle.call(Request::Info).await.expect("the hub answers");
+        let Ok(Reply::Info(info)) = reply else {
+            panic!("expected info, got {reply:?}");
+        };
+        assert_eq!(info.queues.iter().map(|q| q.queued).sum::<u64>(), 1);
+
+        let (first, _first_frames) = handle.open(Role::Client).await.expect("open");
+        let (second, _second_frames) = handle.clone().open(Role::Worker).await.expect("open");
+        assert_ne!(first.conn(), second.conn());
+        first.close().await;
+        drop(second);
+        drop(handle);
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("the hub ends once every handle and link is gone")
+            .expect("the hub task");
+    }
+}
