@@ -554,3 +554,157 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         let _ = self.io.shutdown().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use buildcat_proto::codec::encode_frame;
+    use buildcat_proto::{JobOptions, NewJob, Request};
+    use tokio::io::{AsyncWriteExt, DuplexStream};
+
+    use super::*;
+
+    /// A deadline for the body that a test can wait out quickly.
+    const SHORT: Duration = Duration::from_millis(200);
+
+    /// The largest frame the test readers accept.
+    const MAX: usize = 1 << 20;
+
+    /// A reader over one end of an in-memory pipe with `budget` bytes for large frames.
+    fn reader(budget: usize) -> (FrameReader<DuplexStream>, DuplexStream, Arc<Semaphore>) {
+        let (ours, theirs) = tokio::io::duplex(4 * MAX);
+        let budget = Arc::new(Semaphore::new(budget));
+        let reader = FrameReader {
+            io: ours,
+            buffer: BytesMut::new(),
+            codec: FrameCodec::new(MAX),
+            max_frame: MAX,
+            budget: Arc::clone(&budget),
+            body_timeout: SHORT,
+        };
+        (reader, theirs, budget)
+    }
+
+    /// A submission whose frame is about `args` bytes long.
+    fn submission(id: u64, args: usize) -> ClientFrame {
+        let job = NewJob {
+            queue: "q".to_owned(),
+            kind: "k".to_owned(),
+            args: vec![7; args],
+            options: JobOptions::default(),
+        };
+        ClientFrame {
+            id,
+            request: Request::Submit(vec![job]),
+        }
+    }
+
+    #[tokio::test]
+    async fn small_and_large_frames_arrive_whole_and_the_budget_comes_back() {
+        let (mut reader, mut peer, budget) = reader(MAX);
+        let mut bytes = Vec::new();
+        for (id, size) in [(1, 10), (2, 100_000), (3, 20), (4, 3 * READ_BUFFER)] {
+            bytes.extend(encode_frame(&submission(id, size)).expect("encodes"));
+        }
+        peer.write_all(&bytes).await.expect("write");
+        for id in 1..=4 {
+            let frame = reader.next().await.expect("a frame").expect("not closed");
+            assert_eq!(frame.id, id);
+        }
+        assert_eq!(
+            budget.available_permits(),
+            MAX,
+            "every large frame paid back"
+        );
+        assert!(
+            reader.buffer.capacity() <= 2 * READ_BUFFER,
+            "the read buffer stays small: {}",
+            reader.buffer.capacity()
+        );
+        drop(peer);
+        assert!(reader.next().await.expect("a clean close").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_frame_over_the_shared_budget_is_refused() {
+        let (mut reader, mut peer, budget) = reader(MAX);
+        let _others = Arc::clone(&budget)
+            .try_acquire_many_owned(u32::try_from(MAX - 1000).expect("fits"))
+            .expect("the other connections' frames");
+        let frame = encode_frame(&submission(1, 50_000)).expect("encodes");
+        peer.write_all(&frame).await.expect("write");
+        let error = reader.next().await.expect_err("over budget");
+        assert!(matches!(error, ReadError::OverBudget { .. }), "{error:?}");
+        assert!(error.to_string().contains("send it again later"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_frame_whose_body_stops_coming_is_refused_at_its_deadline() {
+        for size in [100, 50_000] {
+            let (mut reader, mut peer, budget) = reader(MAX);
+            let frame = encode_frame(&submission(1, size)).expect("encodes");
+            peer.write_all(&frame[..frame.len() / 2])
+                .await
+                .expect("write");
+            let error = tokio::time::timeout(Duration::from_secs(60), reader.next())
+                .await
+                .expect("the deadline ends the read")
+                .expect_err("a stalled body");
+            assert!(
+                matches!(error, ReadError::BodyTimeout { .. }),
+                "{size}: {error:?}"
+            );
+            assert_eq!(budget.available_permits(), MAX, "{size}: budget paid back");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_over_the_limit_is_refused_from_its_prefix() {
+        let (mut reader, mut peer, _budget) = reader(MAX);
+        let prefix = u32::try_from(MAX + 1).expect("fits").to_be_bytes();
+        peer.write_all(&prefix).await.expect("write");
+        let error = reader.next().await.expect_err("too large");
+        assert!(
+            matches!(error, ReadError::Codec(CodecError::FrameTooLarge { .. })),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_reads_nothing_is_dropped_once_its_bytes_pile_up() {
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let writer = FrameWriter {
+            io: ours,
+            codec: FrameCodec::new(MAX),
+            max_queued: 64 * 1024,
+            conn: 1,
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+        };
+        let (outbox, frames) = mpsc::channel(16);
+        let writing = tokio::spawn(writer.run(frames));
+        // Any frame but `Closing`, which ends the writer by itself.
+        let reply = ServerFrame::Cancel {
+            job: buildcat_proto::JobId(uuid::Uuid::nil()),
+            attempt: 1,
+            reason: "x".repeat(1000),
+        };
+        let mut sent = 0;
+        // The writer takes frames while it is within its limit, then ends.
+        while outbox.send(reply.clone()).await.is_ok() {
+            sent += 1;
+            assert!(sent < 10_000, "the writer kept taking frames");
+        }
+        tokio::time::timeout(Duration::from_secs(60), writing)
+            .await
+            .expect("the writer ends")
+            .expect("the writer task");
+        // What the peer can still read is what fit before the limit.
+        let mut received = Vec::new();
+        let _ = theirs.read_to_end(&mut received).await;
+        assert!(
+            (1024..64 * 1024 + 2048).contains(&received.len()),
+            "{} bytes",
+            received.len()
+        );
+        assert!(sent > 64, "the writer took only {sent} frames");
+    }
+}
