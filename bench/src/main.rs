@@ -9,6 +9,7 @@ mod farm;
 mod figures;
 mod report;
 mod stages;
+mod stall;
 mod svg;
 mod sys;
 
@@ -28,13 +29,13 @@ const USAGE: &str = "usage: buildcat-bench [--quick] [--buildcat PATH] [--out DI
   --buildcat PATH the `buildcat` binary [default: next to this program]
   --out DIR       where results.json and the charts go [default: target/bench]
   --only GROUPS   comma-separated subset of: stages, cli, latency, throughput, submit,
-                  durability, memory, workers
+                  durability, memory, workers, stall
   --server-threads N
                   worker threads of the in-process server's runtime [default: 2, like
                   `buildcat server` on this machine]; 0 for a current-thread runtime";
 
 /// Every group of figures, in the order they run.
-const GROUPS: [&str; 8] = [
+const GROUPS: [&str; 9] = [
     "stages",
     "cli",
     "latency",
@@ -43,6 +44,7 @@ const GROUPS: [&str; 8] = [
     "durability",
     "memory",
     "workers",
+    "stall",
 ];
 
 /// The command line.
@@ -279,6 +281,29 @@ fn run(options: Options) -> anyhow::Result<bool> {
         record(
             "workers",
             runtime.block_on(figures::many_workers(&ctx)),
+            &mut figures,
+        );
+    }
+    if wants("stall") {
+        announce("stall probe");
+        let sizes = if options.quick {
+            stall::StallSizes {
+                clients: 10,
+                in_flight: 100,
+                run: std::time::Duration::from_secs(5),
+                runs: 1,
+            }
+        } else {
+            stall::StallSizes {
+                clients: 50,
+                in_flight: 400,
+                run: std::time::Duration::from_secs(30),
+                runs: 3,
+            }
+        };
+        record(
+            "stall",
+            runtime.block_on(stall::probe(&sizes)),
             &mut figures,
         );
     }

@@ -402,3 +402,96 @@ fn closed_connections_release_their_sockets() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Regression (issue 9, item 9): whenever the server closed a connection itself, the
+/// session polled its writer's task handle again after it had completed, which panics
+/// ("JoinHandle polled after completion") in the server's log. The simplest trigger: a peer
+/// that says hello as a worker and never registers, closed at the register timeout (10 s).
+/// The peer gets a welcome and a `Closing` frame that says why, and the server's log has no
+/// panic.
+#[test]
+fn a_connection_the_server_closes_itself_leaves_no_panic() {
+    let mut farm = Farm::start();
+    let unregistered = Hostile::open(
+        farm.port,
+        "a worker that never registers",
+        &encode_frame(&Hello::new(Role::Worker)).expect("a hello encodes"),
+        false,
+    );
+    let what = unregistered.what;
+    let frames = unregistered.frames_until_closed(PATIENCE);
+    assert_welcomed_then_closed(what, &frames, "regist");
+    // The server logs the close after sending it; a panic would follow at once.
+    let output = farm.run(&["info", "--json"]);
+    assert_success(&output, "`buildcat info --json` after the closed worker");
+    farm.server().assert_running();
+    let logs = farm.server_logs();
+    assert!(!logs.contains("panicked"), "the server panicked:\n{logs}");
+}
+
+/// Listings the flooding client pipelines in the fairness test.
+const FLOOD_LISTINGS: u64 = 200;
+
+/// Guards fairness between connections (issue 9, item 11: 200 pipelined `jobs --limit
+/// 1000` from one client delayed another client's `info` to 5 s): while one client
+/// pipelines 200 listings of 1,000 jobs, another client's `Info` is answered before the
+/// flood's last listing, because each connection may have only a few requests waiting for
+/// the core.
+#[test]
+fn one_clients_listings_do_not_hold_up_another_clients_info() {
+    let mut farm = Farm::start();
+    let port = farm.port;
+    crate::memory::store_jobs(port);
+    let mut asker = crate::memory::connect(port);
+    let mut flood = crate::memory::connect(port);
+    let mut listings = Vec::new();
+    for id in 1..=FLOOD_LISTINGS {
+        let request = ClientFrame {
+            id,
+            request: Request::Jobs(buildcat_proto::JobQuery {
+                queue: None,
+                state: None,
+                limit: 1_000,
+            }),
+        };
+        listings.extend(encode_frame(&request).expect("a listing encodes"));
+    }
+    flood.write_all(&listings).expect("send the listings");
+    // The flood is being answered once its first reply is here.
+    let first = crate::memory::read_frame(&mut flood).expect("a first listing");
+    assert!(
+        matches!(decode_value(&first), Ok(ServerFrame::Reply { .. })),
+        "expected a listing"
+    );
+    let reading = std::thread::spawn(move || {
+        for _ in 1..FLOOD_LISTINGS {
+            crate::memory::read_frame(&mut flood).expect("a listing");
+        }
+        Instant::now()
+    });
+    let asked = Instant::now();
+    let info = ClientFrame {
+        id: 1,
+        request: Request::Info,
+    };
+    asker
+        .write_all(&encode_frame(&info).expect("info encodes"))
+        .expect("send info");
+    let reply = crate::memory::read_frame(&mut asker).expect("an answer to info");
+    let answered = Instant::now();
+    assert!(
+        matches!(decode_value(&reply), Ok(ServerFrame::Reply { .. })),
+        "expected the info reply"
+    );
+    let last_listing = reading.join().expect("the flood's reader panicked");
+    eprintln!(
+        "info answered in {:?} during the flood; the flood's last listing came {:?} after info was asked",
+        answered - asked,
+        last_listing.saturating_duration_since(asked)
+    );
+    assert!(
+        answered < last_listing,
+        "info was answered only after the flood's last listing"
+    );
+    farm.server().assert_running();
+}

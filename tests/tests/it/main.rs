@@ -18,6 +18,7 @@ mod garbage;
 mod harness;
 mod hostile;
 mod lifecycle;
+mod memory;
 #[cfg(target_os = "linux")]
 mod multihost;
 #[cfg(target_os = "linux")]

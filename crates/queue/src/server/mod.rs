@@ -1,0 +1,306 @@
+//! The tokio shell around the [`Core`]: the server's setup and shutdown, the hub that owns the
+//! core task, the store writer, and the TCP front end.
+//!
+//! ```text
+//!  tcp sessions ─┐                   ┌──WriteBatch──► store writer thread (group commit)
+//!  (later: http) ─┼─CoreHandle─► hub ─┤                      │
+//!                 │   (Message)  core ◄──────Committed───────┘ (own channel, drained first)
+//!                 ◄─────────────ServerFrame (per-connection outbox)
+//! ```
+//! - [`hub`]: the one task that owns the [`Core`]; shells reach it through a cloneable
+//!   [`CoreHandle`]. It awaits in one place only, its `select!`, so no channel cycle can
+//!   stop it: commit results have their own unbounded channel (at most one message per
+//!   commit), store batches wait in a local backlog, and new inputs are read only while
+//!   that backlog is short.
+//! - `store_writer`: commits everything queued since its last commit in one transaction,
+//!   on its own thread since stores block; generic over [`Store`].
+//! - `tcp`: the accept loop and one session per connection (TLS sniffing, hello, a reader
+//!   that bounds unfinished frames, a writer that bounds bytes queued).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use buildcat_proto::{DEFAULT_MAX_FRAME, SOFTWARE_VERSION, Timestamp};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use tracing::info;
+
+use crate::core::{Core, CoreConfig};
+use crate::store::sqlite::SqliteOptions;
+use crate::store::{SqliteStore, Store, StoreError};
+use crate::tls::{ServerTls, TlsSetupError};
+
+pub mod hub;
+mod store_writer;
+mod tcp;
+
+pub use hub::{CoreHandle, HubClosed, Link};
+
+/// How long a new connection has to say hello: long enough for a loaded machine or a TLS
+/// handshake over a slow link, short enough that silent sockets do not pile up.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections beyond this many are refused with a reason; well above a large farm's workers
+/// plus its clients, well below the open-file limits servers are given.
+const MAX_CONNECTIONS: usize = 20_000;
+
+/// How many store operations one commit takes at most: large enough that a burst of
+/// submissions costs few syncs, small enough that one transaction stays quick.
+const MAX_BATCH: usize = 10_000;
+
+/// How long a peer has to send the rest of a frame once its length prefix arrived: a 16 MiB
+/// frame needs about two minutes at 1 Mbit/s; a peer slower than that holds memory for
+/// nothing.
+const FRAME_BODY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How a server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The SQLite file holding the jobs.
+    pub storage: PathBuf,
+    /// Whether commits wait for the disk (turn off only to measure what durability costs).
+    pub sync: bool,
+    /// The largest frame accepted, in bytes.
+    pub max_frame: usize,
+    /// How long a new connection has to say hello.
+    pub handshake_timeout: Duration,
+    /// How long a peer has to finish a frame once its length prefix arrived.
+    pub frame_body_timeout: Duration,
+    /// Connections beyond this many are refused.
+    pub max_connections: usize,
+    /// Heartbeats, worker loss and retention.
+    pub core: CoreConfig,
+    /// How many store operations one commit takes at most.
+    pub max_batch: usize,
+    /// Queue lengths and memory bounds of the shell; tests shrink them.
+    pub capacities: Capacities,
+    /// TLS with mutual certificates; `None` for plain TCP.
+    pub tls: Option<ServerTls>,
+}
+
+impl ServerConfig {
+    /// Defaults, with jobs stored in `storage`.
+    pub fn new(storage: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            storage: storage.into(),
+            sync: true,
+            max_frame: DEFAULT_MAX_FRAME,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            frame_body_timeout: FRAME_BODY_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            core: CoreConfig::default(),
+            max_batch: MAX_BATCH,
+            capacities: Capacities::default(),
+            tls: None,
+        }
+    }
+}
+
+/// Queue lengths and memory bounds of the shell. Every queue between tasks is bounded; these
+/// say by how much.
+#[derive(Debug, Clone)]
+pub struct Capacities {
+    /// Messages from the shells to the core task; a full queue makes sessions wait, which
+    /// stops them reading their sockets (backpressure onto the peers).
+    pub inputs: usize,
+    /// Batches handed to the store writer and not yet taken; more wait in the core task's
+    /// backlog.
+    pub store_batches: usize,
+    /// Store operations the core task may hold back while the writer is busy before it stops
+    /// reading new inputs; bounds the memory of a slow disk.
+    pub backlog_ops: usize,
+    /// Frames queued to one connection and not yet encoded; a connection whose queue is full
+    /// is closed.
+    pub outbox_frames: usize,
+    /// Requests one connection may have queued to the core task and not yet handled, so one
+    /// busy peer cannot fill the core's queue ahead of everyone else.
+    pub queued_requests: usize,
+    /// Encoded bytes queued to one connection and not yet written to its socket; a peer that
+    /// lets more pile up is closed as too slow.
+    pub queued_bytes: usize,
+    /// Bytes held in unfinished large frames across all connections; a peer whose frame does
+    /// not fit is closed with a reason.
+    pub unfinished_frame_bytes: usize,
+}
+
+impl Default for Capacities {
+    fn default() -> Self {
+        Capacities {
+            // A few thousand: enough that sessions rarely wait, small next to the core's
+            // speed (a full queue drains in milliseconds).
+            inputs: 8192,
+            // The writer gathers everything queued into one commit, so a short queue loses
+            // nothing; the backlog takes the rest.
+            store_batches: 1024,
+            // A few commits' worth: the disk is the bottleneck then, and more only costs
+            // memory.
+            backlog_ops: 4 * MAX_BATCH,
+            // Replies to one group commit (hundreds per client) fit with room to spare; the
+            // session writer empties it as fast as it encodes.
+            outbox_frames: 4096,
+            // Enough to keep a pipelining client's requests flowing while the core takes
+            // turns between connections.
+            queued_requests: 32,
+            // Half a default frame: a peer that reads nothing costs at most this plus one
+            // frame; one that reads keeps it near empty.
+            queued_bytes: DEFAULT_MAX_FRAME / 2,
+            // Two maximal frames at once; a farm's frames are far smaller.
+            unfinished_frame_bytes: 2 * DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The storage could not be opened, read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The TLS files could not be used.
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    /// The listener failed.
+    #[error("the listener failed: {0}")]
+    Listen(#[source] std::io::Error),
+    /// An internal task ended unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Opens the store, loads the jobs and serves `listener` until `shutdown` resolves.
+///
+/// On shutdown: stop accepting, close connections, commit what is in flight, return.
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    Server::open(config).await?.serve(listener, shutdown).await
+}
+
+/// A server whose storage is open and loaded, ready to serve a listener.
+///
+/// Opening before binding means a second server on the same storage fails before it
+/// accepts anyone.
+pub struct Server<S = SqliteStore> {
+    /// Settings, kept for the shells.
+    config: ServerConfig,
+    /// The TLS acceptor, built before the store is opened so a bad key is reported first.
+    acceptor: Option<TlsAcceptor>,
+    /// The open store, handed to the writer thread when serving starts.
+    store: S,
+    /// The state rebuilt from the store; owned by the hub once serving starts.
+    core: Core,
+}
+
+impl<S> std::fmt::Debug for Server<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .field("tls", &self.acceptor.is_some())
+            .field("jobs", &self.core.job_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server<SqliteStore> {
+    /// Reads the TLS files, opens the SQLite store named in `config` and rebuilds the state
+    /// from it.
+    pub async fn open(config: ServerConfig) -> Result<Server<SqliteStore>, ServerError> {
+        // Read the TLS files first: a missing key is reported before anything else happens.
+        let acceptor = config.tls.as_ref().map(ServerTls::acceptor).transpose()?;
+        let storage = config.storage.clone();
+        let sync = config.sync;
+        let store = tokio::task::spawn_blocking(move || {
+            SqliteStore::open(&storage, SqliteOptions { sync })
+        })
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))??;
+        Self::load(config, acceptor, store).await
+    }
+}
+
+impl<S: Store> Server<S> {
+    /// Rebuilds the state from `store`, an already open store of any kind (`config.storage`
+    /// and `config.sync` are not used).
+    pub async fn with_store(config: ServerConfig, store: S) -> Result<Server<S>, ServerError> {
+        let acceptor = config.tls.as_ref().map(ServerTls::acceptor).transpose()?;
+        Self::load(config, acceptor, store).await
+    }
+
+    /// Loads the jobs and commits what rebuilding the core changed (jobs found started).
+    async fn load(
+        config: ServerConfig,
+        acceptor: Option<TlsAcceptor>,
+        mut store: S,
+    ) -> Result<Server<S>, ServerError> {
+        let core_config = config.core.clone();
+        let (store, core, startup_ops) = tokio::task::spawn_blocking(move || {
+            let jobs = store.load()?;
+            let (core, ops) = Core::new(core_config, jobs, Timestamp::now());
+            store.commit(&ops)?;
+            Ok::<_, StoreError>((store, core, ops.len()))
+        })
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))??;
+        info!(
+            jobs = core.job_count(),
+            requeued = startup_ops,
+            storage = %config.storage.display(),
+            "loaded storage"
+        );
+        Ok(Server {
+            config,
+            acceptor,
+            store,
+            core,
+        })
+    }
+
+    /// Serves `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServerError> {
+        let Server {
+            config,
+            acceptor,
+            store,
+            core,
+        } = self;
+        let addr = listener.local_addr().map_err(ServerError::Listen)?;
+        info!(%addr, version = SOFTWARE_VERSION, "buildcat server listening");
+
+        let capacities = &config.capacities;
+        let (batches_tx, batches_rx) = mpsc::channel(capacities.store_batches.max(1));
+        let (committed_tx, committed_rx) = mpsc::unbounded_channel();
+        let writer = store_writer::spawn(store, batches_rx, committed_tx, config.max_batch)
+            .map_err(|e| ServerError::Internal(format!("could not start the store writer: {e}")))?;
+        let (handle, hub) = hub::start(core, capacities, batches_tx, committed_rx);
+        let hub_task = tokio::spawn(hub);
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let accept = tcp::accept_loop(listener, Arc::new(config), acceptor, handle, stop_rx);
+        tokio::select! {
+            () = accept => {}
+            () = shutdown => info!("shutting down"),
+        }
+        // Sessions see the stop and end; when the last handle is dropped the hub ends, which
+        // drops the writer's sender, and the writer commits what is left and ends.
+        let _ = stop_tx.send(true);
+        hub_task
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || writer.join())
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))?
+            .map_err(|_| ServerError::Internal("the store writer panicked".into()))?;
+        info!("server stopped");
+        Ok(())
+    }
+}
