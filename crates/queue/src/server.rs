@@ -29,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 use tracing::{debug, error, info, warn};
 
-use crate::core::{ConnId, Core, CoreConfig, Effect, Input, Token};
+use crate::core::{ConnId, Core, CoreConfig, Effect, Input, OutputRead, Token};
 use crate::store::sqlite::SqliteOptions;
 use crate::store::{SqliteStore, Store, StoreError, StoreOp};
 use crate::tls::{ServerTls, TlsSetupError};
@@ -93,6 +93,9 @@ pub enum ServerError {
 enum WriteItem {
     /// Operations to commit, and the token to report.
     Ops(Vec<StoreOp>, Option<Token>),
+    /// A page of job output to read once everything before it is committed; the page goes
+    /// back to the core as [`Input::OutputRead`].
+    Read(OutputRead),
 }
 
 /// Opens the store, loads the jobs and serves `listener` until `shutdown` resolves.
@@ -138,7 +141,9 @@ impl Server {
         let acceptor = config.tls.as_ref().map(ServerTls::acceptor).transpose()?;
         let storage = config.storage.clone();
         let sync = config.sync;
-        let core_config = config.core.clone();
+        let mut core_config = config.core.clone();
+        // Replies stay well within a frame, whatever the frame limit.
+        core_config.max_reply_bytes = core_config.max_reply_bytes.min(config.max_frame / 2);
         let (store, core, startup_ops) = tokio::task::spawn_blocking(move || {
             let mut store = SqliteStore::open(&storage, SqliteOptions { sync })?;
             let jobs = store.load()?;
@@ -289,6 +294,12 @@ async fn core_task(
                             return;
                         }
                     }
+                    Effect::ReadOutput(read) => {
+                        if write_tx.send(WriteItem::Read(read)).await.is_err() {
+                            error!("the store writer is gone; stopping");
+                            return;
+                        }
+                    }
                 }
             }
         }
@@ -305,31 +316,50 @@ fn writer_thread(
     let mut ops: Vec<StoreOp> = Vec::new();
     let mut tokens: Vec<Token> = Vec::new();
     while let Some(first) = items.blocking_recv() {
-        let WriteItem::Ops(first_ops, token) = first;
-        ops.extend(first_ops);
-        tokens.extend(token);
-        while ops.len() < max_batch {
-            match items.try_recv() {
-                Ok(WriteItem::Ops(more, token)) => {
+        let mut item = Some(first);
+        let mut read = None;
+        while let Some(next) = item.take() {
+            match next {
+                WriteItem::Ops(more, token) => {
                     ops.extend(more);
                     tokens.extend(token);
                 }
-                Err(_) => break,
+                // Served after the batch before it commits, so it sees every change sent
+                // before it.
+                WriteItem::Read(query) => {
+                    read = Some(query);
+                    break;
+                }
+            }
+            if ops.len() >= max_batch {
+                break;
+            }
+            item = items.try_recv().ok();
+        }
+        if !ops.is_empty() || !tokens.is_empty() {
+            let result = store.commit(&ops);
+            if let Err(e) = &result {
+                error!(error = %e, ops = ops.len(), "could not commit to storage");
+            }
+            ops.clear();
+            if !tokens.is_empty() {
+                let input = Input::Persisted {
+                    tokens: std::mem::take(&mut tokens),
+                    result,
+                };
+                // The core may be gone at shutdown; the data is committed either way.
+                if let Some(core) = persisted.upgrade() {
+                    let _ = core.blocking_send(Message::Input(input));
+                }
             }
         }
-        let result = store.commit(&ops);
-        if let Err(e) = &result {
-            error!(error = %e, ops = ops.len(), "could not commit to storage");
-        }
-        ops.clear();
-        if !tokens.is_empty() {
-            let input = Input::Persisted {
-                tokens: std::mem::take(&mut tokens),
-                result,
-            };
-            // The core may be gone at shutdown; the data is committed either way.
+        if let Some(read) = read {
+            let result = store.read_output(read.job, read.from, read.max_bytes);
+            if let Err(e) = &result {
+                warn!(error = %e, job = %read.job, "could not read job output");
+            }
             if let Some(core) = persisted.upgrade() {
-                let _ = core.blocking_send(Message::Input(input));
+                let _ = core.blocking_send(Message::Input(Input::OutputRead { read, result }));
             }
         }
     }

@@ -8,7 +8,7 @@ use buildcat_proto::{
     Timestamp,
 };
 
-use crate::store::StoredJob;
+use crate::store::{OutputExtent, StoredJob};
 
 /// A job as the core holds it. Queue and kind names are shared between jobs.
 #[derive(Debug, Clone)]
@@ -37,8 +37,10 @@ pub(super) struct Job {
     pub(super) failure: Option<Box<Failure>>,
     /// How far the current attempt is (kept in memory only).
     pub(super) progress: Option<Box<JobProgress>>,
-    /// The output of the job's attempts (kept in memory only).
-    pub(super) log: Option<Box<JobLog>>,
+    /// How much the job's attempts have printed (the output itself is in the store); boxed
+    /// and absent until the first line, since most jobs in a large queue have printed
+    /// nothing yet.
+    pub(super) output: Option<Box<OutputState>>,
     /// When a failed attempt's retry may start; the job is not in its queue's pending set
     /// until then.
     pub(super) retry_at: Option<Timestamp>,
@@ -48,13 +50,40 @@ pub(super) struct Job {
     pub(super) completing: u16,
 }
 
-/// A job's output, bounded.
+/// Where a job's stored output ends and how far its middle has been dropped.
 #[derive(Debug, Clone, Default)]
-pub(super) struct JobLog {
-    /// The newest lines.
-    pub(super) lines: std::collections::VecDeque<String>,
-    /// Older lines dropped to stay within the bound.
-    pub(super) dropped: u64,
+pub(super) struct OutputState {
+    /// Bytes and lines printed so far: where the next chunk goes.
+    pub(super) extent: OutputExtent,
+    /// The end of the last range dropped from the middle, so that a drop is asked of the
+    /// store once per [`DROP_STEPS`]th of the bound rather than for every chunk. Zero after
+    /// a restart: the first drop then covers whatever the last server left.
+    pub(super) dropped_to: u64,
+}
+
+/// The share of a job's output bound kept from its start (one part in this many); the rest
+/// keeps the newest output. A render's first lines say what it is (versions, scene,
+/// settings) and its last ones how it ended, and the end matters more.
+pub(super) const HEAD_SHARE: u64 = 4;
+
+/// The middle of a long output is dropped in steps of this many parts of the bound, so the
+/// store deletes chunks in batches; the output stored may exceed the bound by one step (and
+/// one chunk).
+pub(super) const DROP_STEPS: u64 = 16;
+
+impl OutputState {
+    /// After appending: the range to drop to keep within `max_bytes`, when a step is due.
+    pub(super) fn due_drop(&mut self, max_bytes: u64) -> Option<(u64, u64)> {
+        let head = max_bytes / HEAD_SHARE;
+        let tail = max_bytes - head;
+        let to = self.extent.bytes.saturating_sub(tail);
+        let step = (max_bytes / DROP_STEPS).max(1);
+        if to < self.dropped_to.max(head).saturating_add(step) {
+            return None;
+        }
+        self.dropped_to = to;
+        Some((head, to))
+    }
 }
 
 impl Job {
@@ -62,6 +91,7 @@ impl Job {
     pub(super) fn from_stored(
         status: JobStatus,
         args: Vec<u8>,
+        output: OutputExtent,
         queue: Arc<str>,
         kind: Arc<str>,
     ) -> Job {
@@ -78,7 +108,12 @@ impl Job {
             result: status.result,
             failure: status.failure.map(Box::new),
             progress: None,
-            log: None,
+            output: (output != OutputExtent::default()).then(|| {
+                Box::new(OutputState {
+                    extent: output,
+                    dropped_to: 0,
+                })
+            }),
             retry_at: None,
             completing: 0,
         }
@@ -107,7 +142,7 @@ impl Job {
             result: None,
             failure: None,
             progress: None,
-            log: None,
+            output: None,
             retry_at: None,
             completing: 0,
         }
@@ -144,7 +179,15 @@ impl Job {
         StoredJob {
             status: self.status(),
             args: self.args.to_vec(),
+            output: self.output_extent(),
         }
+    }
+
+    /// How much the job has printed.
+    pub(super) fn output_extent(&self) -> OutputExtent {
+        self.output
+            .as_deref()
+            .map_or_else(OutputExtent::default, |output| output.extent)
     }
 
     pub(super) fn current_attempt(&self) -> u32 {

@@ -539,17 +539,10 @@ impl Core {
             return;
         };
         let status = job.status();
-        let dropped = job.log.as_ref().map_or(0, |log| log.dropped);
         for (conn, request) in self.waiters.remove(&id).unwrap_or_default() {
             self.reply(conn, request, Ok(Reply::Ended(status.clone())));
         }
-        for (conn, request) in self.log_followers.remove(&id).unwrap_or_default() {
-            let reply = Reply::Log {
-                lines: Vec::new(),
-                dropped,
-            };
-            self.reply(conn, request, Ok(reply));
-        }
+        self.end_log_followers(id);
         for (conn, request) in self.watchers.remove(&id).unwrap_or_default() {
             self.event(conn, request, JobEvent::Ended(status.clone()));
             self.watch_done(conn, request);

@@ -5,11 +5,17 @@ use buildcat_proto::{
     RequeueTarget, ServerFrame, Timestamp,
 };
 
+use buildcat_proto::encoded_len;
+
 use super::{Core, Effect};
 use crate::store::StoreOp;
 
 /// The most jobs one listing returns.
 const MAX_LISTING: usize = 1_000;
+
+/// Bytes of a listing reply besides its jobs: the frame's enum tags, request id, list
+/// length and `more` flag, rounded up generously.
+const LISTING_OVERHEAD: usize = 64;
 
 impl Core {
     /// Cancels one job: a waiting job is removed from its queue, a running one is stopped by
@@ -92,14 +98,17 @@ impl Core {
         Ok(JobState::Queued)
     }
 
-    /// Jobs matching `query`, newest first, without their results.
-    pub(super) fn list(&self, query: &JobQuery) -> Vec<JobStatus> {
+    /// Jobs matching `query`, newest first, without their results, and whether more
+    /// matched: the list stops at the limit asked for and before the reply would pass the
+    /// reply budget.
+    pub(super) fn list(&self, query: &JobQuery) -> (Vec<JobStatus>, bool) {
         let limit = usize::try_from(query.limit)
             .unwrap_or(MAX_LISTING)
             .clamp(1, MAX_LISTING);
         // Keep the `limit` newest matches without sorting every job.
         let mut newest: std::collections::BinaryHeap<std::cmp::Reverse<JobId>> =
             std::collections::BinaryHeap::with_capacity(limit + 1);
+        let mut matched = 0usize;
         for job in self.jobs.values() {
             if query.state.is_some_and(|state| state != job.state)
                 || query
@@ -109,6 +118,7 @@ impl Core {
             {
                 continue;
             }
+            matched += 1;
             newest.push(std::cmp::Reverse(job.id));
             if newest.len() > limit {
                 newest.pop();
@@ -116,13 +126,23 @@ impl Core {
         }
         let mut ids: Vec<JobId> = newest.into_iter().map(|std::cmp::Reverse(id)| id).collect();
         ids.sort_unstable_by(|a, b| b.cmp(a));
-        ids.iter()
-            .filter_map(|id| self.jobs.get(id))
-            .map(|job| JobStatus {
+        let mut used = LISTING_OVERHEAD;
+        let mut listed = Vec::with_capacity(ids.len());
+        for job in ids.iter().filter_map(|id| self.jobs.get(id)) {
+            let status = JobStatus {
                 result: None,
                 ..job.status()
-            })
-            .collect()
+            };
+            // A status that cannot even be measured would not encode either: leave it out.
+            let size = encoded_len(&status).unwrap_or(usize::MAX);
+            used = used.saturating_add(size);
+            if used > self.config.max_reply_bytes {
+                break;
+            }
+            listed.push(status);
+        }
+        let more = listed.len() < matched;
+        (listed, more)
     }
 
     /// Fails attempts whose worker did not stop them at their timeout, and tells the worker
