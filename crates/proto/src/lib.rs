@@ -42,8 +42,8 @@ pub use job::{
 };
 pub use message::{
     Assignment, ClientFrame, Completion, DroppedOutput, FarmInfo, JobChange, JobEvent, JobQuery,
-    LogPage, Outcome, QueueSummary, Reply, Request, RequestError, RequestId, RequeueTarget, ServerFrame, Unserved,
-    WorkerActivity, WorkerRegistration, WorkerSummary,
+    LogPage, Outcome, QueueSummary, Reply, Request, RequestError, RequestId, RequeueTarget,
+    ServerFrame, Unserved, WorkerActivity, WorkerRegistration, WorkerSummary,
 };
 pub use task::{
     CommandResult, OsInfo, RunCommand, RuntimeInfo, Task, WorkerDetails, WorkerInfo,

@@ -213,8 +213,7 @@ impl Core {
             follow,
             ..
         } = read;
-        if self.reading.remove(&(conn, request)).is_none()
-            || !self.connections.contains_key(&conn)
+        if self.reading.remove(&(conn, request)).is_none() || !self.connections.contains_key(&conn)
         {
             return;
         }

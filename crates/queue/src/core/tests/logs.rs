@@ -172,7 +172,9 @@ fn pages_stay_within_the_reply_budget_and_together_hold_everything() {
     };
     let mut stored = Stored::new(config);
     let (id, _) = stored.farm.submit_one("default", INFO);
-    let printed: Vec<String> = (0..20).flat_map(|batch| numbered(batch * 50, 50, 9)).collect();
+    let printed: Vec<String> = (0..20)
+        .flat_map(|batch| numbered(batch * 50, 50, 9))
+        .collect();
     for batch in printed.chunks(50) {
         stored.print(id, batch.to_vec());
     }
@@ -220,7 +222,11 @@ fn a_long_output_keeps_its_head_and_tail_and_says_what_was_dropped() {
     assert_eq!(head, printed[..head.len()]);
     assert_eq!(tail, printed[printed.len() - tail.len()..]);
     assert!((40..=60).contains(&head.len()), "{} head lines", head.len());
-    assert!((120..=160).contains(&tail.len()), "{} tail lines", tail.len());
+    assert!(
+        (120..=160).contains(&tail.len()),
+        "{} tail lines",
+        tail.len()
+    );
     assert_eq!(dropped.lines as usize, printed.len() - kept.len());
     assert_eq!(dropped.bytes, dropped.lines * 100);
     assert_eq!(pages[at].offset, head.len() as u64 * 100 + dropped.bytes);
@@ -293,7 +299,11 @@ fn following_an_ended_job_reads_its_stored_output_and_ends() {
     assert_eq!(lines_of(&events(&frames, follow)), ["done"]);
     assert!(matches!(
         replies(&frames, CLIENT).as_slice(),
-        [Ok(Reply::Log(LogPage { next: 5, more: false, .. }))]
+        [Ok(Reply::Log(LogPage {
+            next: 5,
+            more: false,
+            ..
+        }))]
     ));
 }
 

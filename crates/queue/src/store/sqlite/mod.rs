@@ -42,8 +42,8 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use buildcat_proto::{Attempt, JobId, LogPage};
 use buildcat_proto::codec::encode_value;
+use buildcat_proto::{Attempt, JobId, LogPage};
 use rusqlite::{CachedStatement, Connection, OpenFlags, TransactionBehavior};
 
 use self::errors::{lowercase_first, open_error, write_error};
@@ -412,12 +412,8 @@ impl Store for SqliteStore {
                         output::append(stmt, *job, (*offset, *line, *lines, text), file)?;
                     }
                     StoreOp::DropOutput { job, from, to } => {
-                        let stmt = statement(
-                            &mut statements.drop_output,
-                            &tx,
-                            output::DROP_OUTPUT,
-                            file,
-                        )?;
+                        let stmt =
+                            statement(&mut statements.drop_output, &tx, output::DROP_OUTPUT, file)?;
                         output::drop_range(stmt, *job, *from, *to, file)?;
                     }
                 }
