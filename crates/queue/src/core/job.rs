@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use buildcat_proto::{
     Attempt, AttemptOutcome, Failure, JobId, JobOptions, JobProgress, JobState, JobStatus, NewJob,
-    Timestamp,
+    Outcome, Timestamp,
 };
 
 use crate::store::{OutputExtent, StoredJob};
@@ -215,6 +215,101 @@ impl Job {
             .count();
         u32::try_from(failed).unwrap_or(u32::MAX)
     }
+}
+
+/// The most attempts a job may be submitted with. Each attempt's record (with its failure)
+/// is part of every status reply, which must fit in a frame; a render that fails a hundred
+/// times needs a person, not a hundred-and-first try.
+pub(super) const MAX_ATTEMPTS: u32 = 100;
+
+/// The most attempt records a job may collect before a requeue is refused: with
+/// [`MAX_ATTEMPTS`], this leaves room for worker losses and interruptions, while the
+/// job's status stays within a reply.
+pub(super) const MAX_ATTEMPT_RECORDS: usize = 2 * MAX_ATTEMPTS as usize;
+
+/// The most jobs one job may depend on: each is 17 bytes of every status reply.
+pub(super) const MAX_DEPENDENCIES: usize = 10_000;
+
+/// The largest result the server keeps for a job, in bytes: the result goes into every
+/// status reply beside the attempts, within one frame. Larger outputs belong in files in
+/// the farm's root, with their paths as the result.
+pub(super) const MAX_RESULT_BYTES: usize = 4 << 20;
+
+/// The longest failure reason kept, in bytes.
+const MAX_REASON_BYTES: usize = 2 << 10;
+
+/// The bytes of a failure's output tail kept (its newest lines), and of any one line.
+const MAX_TAIL_BYTES: usize = 16 << 10;
+
+/// The longest line of a failure's output tail kept, in bytes.
+const MAX_TAIL_LINE_BYTES: usize = 2 << 10;
+
+/// What a worker reported, bounded so that the job's record (every attempt's failure and
+/// the result) always fits in a status reply: long reasons and tail lines are cut, the
+/// tail keeps its newest lines, and a result over [`MAX_RESULT_BYTES`] fails the attempt
+/// with a reason that says so.
+pub(super) fn bounded_outcome(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Finished(result) if result.len() > MAX_RESULT_BYTES => {
+            Outcome::Failed(Failure::new(format!(
+                "the job's result of {} bytes is over the server's limit of {MAX_RESULT_BYTES} \
+                 bytes; write large outputs to files in the farm's root and return their paths",
+                result.len()
+            )))
+        }
+        Outcome::Failed(failure) => Outcome::Failed(bounded_failure(failure)),
+        other => other,
+    }
+}
+
+/// `failure` with its reason and output tail cut to their bounds.
+fn bounded_failure(mut failure: Failure) -> Failure {
+    cut(&mut failure.reason, MAX_REASON_BYTES);
+    let mut kept = 0;
+    let mut start = failure.output_tail.len();
+    for line in failure.output_tail.iter_mut().rev() {
+        cut(line, MAX_TAIL_LINE_BYTES);
+        if kept + line.len() > MAX_TAIL_BYTES {
+            break;
+        }
+        kept += line.len();
+        start -= 1;
+    }
+    failure.output_tail.drain(..start);
+    failure
+}
+
+/// Cuts `text` to at most `max` bytes, at a character boundary, marking the cut.
+fn cut(text: &mut String, max: usize) {
+    const MARK: &str = "…";
+    if text.len() <= max {
+        return;
+    }
+    let mut end = max.saturating_sub(MARK.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(MARK);
+}
+
+/// Why `new` cannot be taken as submitted, if it cannot: limits that keep its record
+/// within a status reply.
+pub(super) fn check_bounds(new: &NewJob) -> Result<(), String> {
+    if new.options.max_attempts > MAX_ATTEMPTS {
+        return Err(format!(
+            "a job may have at most {MAX_ATTEMPTS} attempts, not {}",
+            new.options.max_attempts
+        ));
+    }
+    if new.options.after.len() > MAX_DEPENDENCIES {
+        return Err(format!(
+            "a job may depend on at most {MAX_DEPENDENCIES} jobs, not {}; make it depend on \
+             fewer jobs that depend on the rest",
+            new.options.after.len()
+        ));
+    }
+    Ok(())
 }
 
 /// The order jobs leave a queue: higher priority first, then older first.

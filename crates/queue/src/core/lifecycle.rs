@@ -199,6 +199,7 @@ impl Core {
             if job.kind.trim().is_empty() {
                 return Err("job kind is empty".to_owned());
             }
+            super::job::check_bounds(job)?;
             for dependency in &job.options.after {
                 if !self.jobs.contains_key(dependency) {
                     return Err(format!(
@@ -308,6 +309,7 @@ impl Core {
             attempt,
             outcome,
         } = completion;
+        let outcome = super::job::bounded_outcome(outcome);
         let Some(worker) = self.workers.get_mut(&conn) else {
             return;
         };

@@ -7,6 +7,7 @@ use buildcat_proto::{
 
 use buildcat_proto::encoded_len;
 
+use super::job::MAX_ATTEMPT_RECORDS;
 use super::{Core, Effect};
 use crate::store::StoreOp;
 
@@ -85,6 +86,16 @@ impl Core {
                 job: id,
                 state: job.state,
                 what: "only failed or canceled jobs can be requeued".to_owned(),
+            });
+        }
+        if job.attempts.len() >= MAX_ATTEMPT_RECORDS {
+            return Err(RequestError::WrongState {
+                job: id,
+                state: job.state,
+                what: format!(
+                    "it has run {} attempts, the most one job keeps; submit it again as a new job",
+                    job.attempts.len()
+                ),
             });
         }
         // One more attempt than it has failed so far.

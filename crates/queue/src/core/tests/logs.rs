@@ -425,3 +425,71 @@ fn a_listing_stops_before_its_reply_would_pass_the_budget() {
         Some(Ok(Reply::Jobs { more: true, ref jobs })) if jobs.len() == 3
     ));
 }
+
+/// Regression (issue 9 item 8): a job's status grows with every attempt's failure; with
+/// worker-sized reasons and tails on every one of its attempts, and its result, it must
+/// still fit in one reply.
+#[test]
+fn a_status_with_every_attempt_failed_at_length_fits_in_a_reply() {
+    let config = CoreConfig {
+        retry_backoff: std::time::Duration::ZERO,
+        quarantine_after: 0,
+        ..CoreConfig::default()
+    };
+    let budget = config.max_reply_bytes;
+    let mut stored = Stored::new(config);
+    let options = buildcat_proto::JobOptions {
+        max_attempts: 101,
+        ..Default::default()
+    };
+    let (_, frames) = stored.request(
+        CLIENT,
+        Request::Submit(vec![super::job("default", INFO, options)]),
+    );
+    assert!(
+        matches!(
+            replies(&frames, CLIENT).as_slice(),
+            [Err(buildcat_proto::RequestError::Invalid(message))] if message.contains("at most 100 attempts")
+        ),
+        "{frames:?}"
+    );
+    let options = buildcat_proto::JobOptions {
+        max_attempts: 100,
+        ..Default::default()
+    };
+    let (ids, _) = stored
+        .farm
+        .submit(vec![super::job("default", INFO, options)]);
+    let id = ids[0];
+    let failure = buildcat_proto::Failure {
+        reason: "r".repeat(1 << 20),
+        exit_code: Some(1),
+        output_tail: vec!["t".repeat(16 << 10); 200],
+    };
+    for attempt in 1..=100 {
+        let outcome = Outcome::Failed(failure.clone());
+        stored.farm.complete(10, id, attempt, outcome);
+    }
+    assert_eq!(stored.farm.state(id), buildcat_proto::JobState::Failed);
+    assert_eq!(stored.farm.core.jobs[&id].attempts.len(), 100);
+    let (request, frames) = stored.request(CLIENT, Request::Job(id));
+    let reply = frames
+        .into_iter()
+        .find(|(_, frame)| matches!(frame, ServerFrame::Reply { id, .. } if *id == request))
+        .map(|(_, frame)| frame)
+        .expect("a reply");
+    let size = buildcat_proto::encoded_len(&reply).expect("encodes");
+    assert!(size <= budget, "a status reply of {size} bytes");
+    // A result too large to keep fails the attempt with a reason that says so.
+    let (other, _) = stored.farm.submit_one("default", INFO);
+    let huge = vec![0u8; (4 << 20) + 1];
+    stored.farm.complete(10, other, 1, Outcome::Finished(huge));
+    let job = &stored.farm.core.jobs[&other];
+    assert_eq!(job.state, buildcat_proto::JobState::Failed);
+    let reason = job
+        .failure
+        .as_ref()
+        .map(|f| f.reason.clone())
+        .unwrap_or_default();
+    assert!(reason.contains("over the server's limit"), "{reason}");
+}
