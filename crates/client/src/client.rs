@@ -304,7 +304,7 @@ impl Client {
     /// Lets a quarantined worker (every slot registered under `name`) take work again.
     ///
     /// # Errors
-    /// [`ClientError::Request`] with `RequestError::UnknownWorker` when the server knows no
+    /// [`ClientError::RequestRefused`] with `RequestError::UnknownWorker` when the server knows no
     /// worker of that name.
     pub async fn enable_worker(&self, name: &str) -> Result<(), ClientError> {
         match self.request(Request::EnableWorker(name.to_owned())).await? {

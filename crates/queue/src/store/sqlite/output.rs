@@ -245,3 +245,104 @@ pub(super) fn read(
     }
     Ok(filling.page)
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::super::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
+    use crate::store::conformance::{new_id, plain_job};
+    use crate::store::{Store, StoreOp};
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// Chunk `index` of ten lines of ten bytes: offsets 100 apart, lines 10 apart.
+    fn chunk(job: buildcat_proto::JobId, index: u64) -> StoreOp {
+        let text: String = (0..10)
+            .map(|line| format!("{:09}\n", index * 10 + line))
+            .collect();
+        StoreOp::AppendOutput {
+            job,
+            offset: index * 100,
+            line: index * 10,
+            lines: 10,
+            text,
+        }
+    }
+
+    #[test]
+    fn pages_stop_at_a_gap_and_the_next_says_what_was_dropped() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let mut store = SqliteStore::open(&dir.path().join("b.db"), SqliteOptions::default())?;
+        let job = new_id(&uuid::ContextV7::new(), 1);
+        let mut ops = vec![StoreOp::Insert(plain_job(job))];
+        ops.extend((0..10).map(|index| chunk(job, index)));
+        // Chunks 2 to 6 go; chunk 7 reaches past 750, so it stays.
+        ops.push(StoreOp::DropOutput {
+            job,
+            from: 200,
+            to: 750,
+        });
+        store.commit(&ops)?;
+        let head = store.read_output(job, 0, 10_000)?;
+        assert_eq!(head.lines.len(), 20);
+        assert_eq!((head.offset, head.next, head.dropped), (0, 200, None));
+        let tail = store.read_output(job, head.next, 10_000)?;
+        let dropped = tail.dropped.expect("the gap is reported");
+        assert_eq!((dropped.bytes, dropped.lines), (500, 50));
+        assert_eq!(tail.offset, 700);
+        assert_eq!(tail.lines.first().map(String::as_str), Some("000000070"));
+        assert_eq!((tail.lines.len(), tail.next), (30, 1_000));
+        // From inside a line: the page starts at the next whole line.
+        let inside = store.read_output(job, 105, 25)?;
+        assert_eq!(inside.offset, 110);
+        assert_eq!(inside.lines, ["000000011", "000000012"]);
+        assert_eq!(inside.next, 130);
+        // Past the end: nothing, and `next` stays.
+        let past = store.read_output(job, 1_000, 100)?;
+        assert!(past.lines.is_empty() && past.next == 1_000);
+        // The extent survives a reopen; deleting the job deletes its output.
+        drop(store);
+        let mut store = SqliteStore::open(&dir.path().join("b.db"), SqliteOptions::default())?;
+        let loaded = store.load()?;
+        assert_eq!(
+            (loaded[0].output.bytes, loaded[0].output.lines),
+            (1_000, 100)
+        );
+        store.commit(&[StoreOp::Delete(job)])?;
+        assert!(store.read_output(job, 0, 10_000)?.lines.is_empty());
+        Ok(())
+    }
+
+    /// A file written by a buildcat that kept output in memory (schema version 1) gets the
+    /// output table when opened, and keeps its jobs.
+    #[test]
+    fn a_version_1_file_is_migrated() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("old.db");
+        let job = new_id(&uuid::ContextV7::new(), 1);
+        {
+            let mut store = SqliteStore::open(&path, SqliteOptions::default())?;
+            store.commit(&[StoreOp::Insert(plain_job(job))])?;
+        }
+        {
+            let conn = Connection::open(&path)?;
+            conn.execute_batch(
+                "DROP TABLE output; UPDATE meta SET value = 1 WHERE key = 'schema_version';",
+            )?;
+        }
+        let mut store = SqliteStore::open(&path, SqliteOptions::default())?;
+        assert_eq!(store.load()?.len(), 1);
+        store.commit(&[chunk(job, 0)])?;
+        assert_eq!(store.read_output(job, 0, 10_000)?.lines.len(), 10);
+        drop(store);
+        let conn = Connection::open(&path)?;
+        let version: i64 = conn.query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |row| row.get(0),
+        )?;
+        assert_eq!(version, SCHEMA_VERSION);
+        Ok(())
+    }
+}
