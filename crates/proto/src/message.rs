@@ -394,6 +394,9 @@ pub struct FarmInfo {
     pub workers: Vec<WorkerSummary>,
     /// Queued jobs that no connected worker can run, by queue and kind.
     pub unserved: Vec<Unserved>,
+    /// Whether entries were left out (from the ends of the longest lists) because the
+    /// whole would not fit in one reply: a farm of very many queues or workers.
+    pub truncated: bool,
 }
 
 /// Queued jobs of one kind in one queue that no connected worker serving that queue can

@@ -227,6 +227,9 @@ pub(super) const MAX_ATTEMPTS: u32 = 100;
 /// job's status stays within a reply.
 pub(super) const MAX_ATTEMPT_RECORDS: usize = 2 * MAX_ATTEMPTS as usize;
 
+/// The longest queue or kind name, in bytes: names are in every status and listing entry.
+pub(super) const MAX_NAME_BYTES: usize = 1 << 10;
+
 /// The most jobs one job may depend on: each is 17 bytes of every status reply.
 pub(super) const MAX_DEPENDENCIES: usize = 10_000;
 
@@ -296,6 +299,14 @@ fn cut(text: &mut String, max: usize) {
 /// Why `new` cannot be taken as submitted, if it cannot: limits that keep its record
 /// within a status reply.
 pub(super) fn check_bounds(new: &NewJob) -> Result<(), String> {
+    for (what, name) in [("queue", &new.queue), ("kind", &new.kind)] {
+        if name.len() > MAX_NAME_BYTES {
+            return Err(format!(
+                "a job's {what} name may be at most {MAX_NAME_BYTES} bytes, not {}",
+                name.len()
+            ));
+        }
+    }
     if new.options.max_attempts > MAX_ATTEMPTS {
         return Err(format!(
             "a job may have at most {MAX_ATTEMPTS} attempts, not {}",

@@ -5,7 +5,7 @@ use buildcat_proto::{
     RequeueTarget, ServerFrame, Timestamp,
 };
 
-use buildcat_proto::encoded_len;
+use buildcat_proto::{FarmInfo, encoded_len};
 
 use super::job::MAX_ATTEMPT_RECORDS;
 use super::{Core, Effect};
@@ -154,6 +154,46 @@ impl Core {
         }
         let more = listed.len() < matched;
         (listed, more)
+    }
+
+    /// Cuts `info` to fit the reply budget, if it does not: entries go from the end of
+    /// whichever list weighs most until the rest fits, and `truncated` says so.
+    pub(super) fn fit_info(&self, info: &mut FarmInfo) {
+        let budget = self.config.max_reply_bytes;
+        if encoded_len(info).is_ok_and(|size| size.saturating_add(LISTING_OVERHEAD) <= budget) {
+            return;
+        }
+        let sizes = |sizes: Vec<Result<usize, _>>| -> Vec<usize> {
+            sizes
+                .into_iter()
+                .map(|size| size.unwrap_or(usize::MAX))
+                .collect()
+        };
+        let mut lists = [
+            sizes(info.queues.iter().map(encoded_len).collect()),
+            sizes(info.workers.iter().map(encoded_len).collect()),
+            sizes(info.unserved.iter().map(encoded_len).collect()),
+        ];
+        let mut totals = lists.each_ref().map(|list| {
+            list.iter()
+                .fold(0usize, |sum, size| sum.saturating_add(*size))
+        });
+        let total = |totals: &[usize; 3]| {
+            totals
+                .iter()
+                .fold(LISTING_OVERHEAD, |sum, size| sum.saturating_add(*size))
+        };
+        while total(&totals) > budget {
+            let heaviest = (0..3).max_by_key(|index| totals[*index]).unwrap_or(0);
+            let Some(size) = lists[heaviest].pop() else {
+                break;
+            };
+            totals[heaviest] = totals[heaviest].saturating_sub(size);
+        }
+        info.queues.truncate(lists[0].len());
+        info.workers.truncate(lists[1].len());
+        info.unserved.truncate(lists[2].len());
+        info.truncated = true;
     }
 
     /// Fails attempts whose worker did not stop them at their timeout, and tells the worker

@@ -467,7 +467,8 @@ impl Core {
                 self.reply(conn, id, reply);
             }
             Request::Info => {
-                let info = self.info();
+                let mut info = self.info();
+                self.fit_info(&mut info);
                 self.reply(conn, id, Ok(Reply::Info(info)));
             }
             Request::Register(registration) => self.register(now, conn, id, registration),
@@ -582,6 +583,7 @@ impl Core {
             queues,
             workers,
             unserved,
+            truncated: false,
         }
     }
 }

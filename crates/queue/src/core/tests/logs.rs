@@ -493,3 +493,53 @@ fn a_status_with_every_attempt_failed_at_length_fits_in_a_reply() {
         .unwrap_or_default();
     assert!(reason.contains("over the server's limit"), "{reason}");
 }
+
+/// No reply may pass the frame limit, `info` included: a farm of more queues than fit is
+/// shown cut, and says so.
+#[test]
+fn info_of_a_farm_too_large_for_one_reply_is_cut_and_says_so() {
+    let config = CoreConfig {
+        max_reply_bytes: 2_000,
+        ..CoreConfig::default()
+    };
+    let mut stored = Stored::new(config);
+    let jobs = (0..200)
+        .map(|index| {
+            super::job(
+                &format!("queue-{index:04}"),
+                INFO,
+                buildcat_proto::JobOptions::default(),
+            )
+        })
+        .collect();
+    stored.farm.submit(jobs);
+    let (request, frames) = stored.request(CLIENT, Request::Info);
+    let reply = frames
+        .into_iter()
+        .find(|(_, frame)| matches!(frame, ServerFrame::Reply { id, .. } if *id == request))
+        .map(|(_, frame)| frame)
+        .expect("a reply");
+    let size = buildcat_proto::encoded_len(&reply).expect("encodes");
+    assert!(size <= 2_000, "an info reply of {size} bytes");
+    let ServerFrame::Reply {
+        reply: Ok(Reply::Info(info)),
+        ..
+    } = reply
+    else {
+        panic!("expected info, got {reply:?}");
+    };
+    assert!(info.truncated);
+    assert!(!info.queues.is_empty() && info.queues.len() < 200);
+    assert_eq!(info.workers.len(), 1, "the short list is kept");
+    // A name longer than any reply should carry is refused at submit.
+    let long = super::job(
+        &"q".repeat(2_000),
+        INFO,
+        buildcat_proto::JobOptions::default(),
+    );
+    let (_, frames) = stored.request(CLIENT, Request::Submit(vec![long]));
+    assert!(matches!(
+        replies(&frames, CLIENT).as_slice(),
+        [Err(buildcat_proto::RequestError::Invalid(message))] if message.contains("at most 1024 bytes")
+    ));
+}
