@@ -10,7 +10,8 @@ use buildcat_client::Client;
 use buildcat_proto::dcc::{RenderReport, ToolInfoReport};
 use buildcat_proto::{
     AttemptOutcome, CommandResult, DroppedOutput, JobChange, JobId, JobOptions, JobQuery, JobState,
-    JobStatus, LogPage, RequeueTarget, RunCommand, Task, Timestamp, WorkerInfo, codec,
+    JobStatus, LogPage, MAX_CHANGES_PER_REQUEST, RequeueTarget, RunCommand, Task, Timestamp,
+    WorkerInfo, codec,
 };
 use serde_json::{Value, json};
 
@@ -436,7 +437,16 @@ pub async fn requeue(args: RequeueArgs) -> anyhow::Result<ExitCode> {
         )
     };
     let client = args.connection.connect().await?;
-    let changes = client.requeue(target).await?;
+    let again = matches!(target, RequeueTarget::Failed { .. });
+    let mut batch = client.requeue(target.clone()).await?;
+    let mut changes = Vec::new();
+    // The server requeues failed jobs in batches that fit one reply: a full batch means
+    // there may be more.
+    while again && batch.len() >= MAX_CHANGES_PER_REQUEST {
+        changes.append(&mut batch);
+        batch = client.requeue(target.clone()).await?;
+    }
+    changes.append(&mut batch);
     Ok(print_changes(
         &changes,
         "requeued",

@@ -42,8 +42,9 @@ pub use job::{
 };
 pub use message::{
     Assignment, ClientFrame, Completion, DroppedOutput, FarmInfo, JobChange, JobEvent, JobQuery,
-    LogPage, Outcome, QueueSummary, Reply, Request, RequestError, RequestId, RequeueTarget,
-    ServerFrame, Unserved, WorkerActivity, WorkerRegistration, WorkerSummary,
+    LogPage, MAX_CHANGES_PER_REQUEST, Outcome, QueueSummary, Reply, Request, RequestError,
+    RequestId, RequeueTarget, ServerFrame, Unserved, WorkerActivity, WorkerRegistration,
+    WorkerSummary,
 };
 pub use task::{
     CommandResult, OsInfo, RunCommand, RuntimeInfo, Task, WorkerDetails, WorkerInfo,

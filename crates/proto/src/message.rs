@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::{Failure, JobId, JobProgress, JobState, JobStatus, NewJob, Timestamp};
 
+/// The most jobs one [`Request::Cancel`] or [`Request::Requeue`] may name, and the most one
+/// `Requeue(Failed)` requeues (ask again for the next ones): every job gets an entry in the
+/// reply, which must fit in a frame.
+pub const MAX_CHANGES_PER_REQUEST: usize = 10_000;
+
 /// Chosen by the peer; echoed by the server's reply.
 pub type RequestId = u64;
 

@@ -14,6 +14,11 @@ use crate::store::StoreOp;
 /// The most jobs one listing returns.
 const MAX_LISTING: usize = 1_000;
 
+/// The most jobs one cancel or requeue may name, and the most one `requeue --failed`
+/// requeues: its reply has an entry per job (up to about 150 bytes with a refusal), so
+/// this many stay far within a frame.
+pub(super) const MAX_CHANGES: usize = buildcat_proto::MAX_CHANGES_PER_REQUEST;
+
 /// Bytes of a listing reply besides its jobs: the frame's enum tags, request id, list
 /// length and `more` flag, rounded up generously.
 const LISTING_OVERHEAD: usize = 64;
@@ -58,6 +63,7 @@ impl Core {
     /// Puts failed or canceled jobs back in their queue, each with one more attempt.
     pub(super) fn requeue(&mut self, now: Timestamp, target: RequeueTarget) -> Vec<JobChange> {
         let ids: Vec<JobId> = match target {
+            // More than `MAX_CHANGES` is refused before this (see `Core::request`).
             RequeueTarget::Jobs(ids) => ids,
             RequeueTarget::Failed { queue } => {
                 let mut ids: Vec<JobId> = self
@@ -68,6 +74,9 @@ impl Core {
                     .map(|job| job.id)
                     .collect();
                 ids.sort_unstable();
+                // The oldest first, as many as one reply carries; asking again requeues
+                // the next ones.
+                ids.truncate(MAX_CHANGES);
                 ids
             }
         };

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buildcat_proto::{
-    FarmInfo, JobId, JobState, LogPage, Reply, Request, RequestError, RequestId, Role, ServerFrame,
-    Timestamp, Unserved, WorkerActivity, WorkerSummary,
+    FarmInfo, JobId, JobState, LogPage, Reply, Request, RequestError, RequestId, RequeueTarget,
+    Role, ServerFrame, Timestamp, Unserved, WorkerActivity, WorkerSummary,
 };
 
 use crate::store::{StoreError, StoreOp, StoredJob};
@@ -489,6 +489,16 @@ impl Core {
             } => {
                 self.record_progress(job, attempt, progress);
                 self.reply(conn, id, Ok(Reply::Ack));
+            }
+            Request::Cancel(jobs) | Request::Requeue(RequeueTarget::Jobs(jobs))
+                if jobs.len() > manage::MAX_CHANGES =>
+            {
+                let error = RequestError::Invalid(format!(
+                    "{} jobs named in one request; name at most {} at a time",
+                    jobs.len(),
+                    manage::MAX_CHANGES
+                ));
+                self.reply(conn, id, Err(error));
             }
             Request::Cancel(jobs) => {
                 let changes = jobs.into_iter().map(|job| self.cancel(now, job)).collect();

@@ -543,3 +543,23 @@ fn info_of_a_farm_too_large_for_one_reply_is_cut_and_says_so() {
         [Err(buildcat_proto::RequestError::Invalid(message))] if message.contains("at most 1024 bytes")
     ));
 }
+
+/// A cancel or requeue has an entry per job in its reply: naming more jobs than one reply
+/// carries is refused, with the limit.
+#[test]
+fn a_cancel_of_more_jobs_than_one_reply_carries_is_refused() {
+    let mut stored = Stored::new(CoreConfig::default());
+    let (id, _) = stored.farm.submit_one("default", INFO);
+    let many = vec![id; buildcat_proto::MAX_CHANGES_PER_REQUEST + 1];
+    for request in [
+        Request::Cancel(many.clone()),
+        Request::Requeue(buildcat_proto::RequeueTarget::Jobs(many)),
+    ] {
+        let (_, frames) = stored.request(CLIENT, request);
+        assert!(matches!(
+            replies(&frames, CLIENT).as_slice(),
+            [Err(buildcat_proto::RequestError::Invalid(message))] if message.contains("at most 10000")
+        ));
+    }
+    assert_eq!(stored.farm.state(id), buildcat_proto::JobState::Started);
+}
