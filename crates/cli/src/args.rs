@@ -263,6 +263,11 @@ pub struct ServerTuning {
     /// How long a quarantine lasts, in seconds; 0: until `buildcat worker-enable NAME`.
     #[arg(long, default_value_t = 900.0)]
     pub quarantine_cooldown: f64,
+    /// Bytes of output the server keeps per job (on disk, beside the jobs); past it, the
+    /// first quarter and the newest three quarters are kept and `logs` says what was dropped
+    /// between them.
+    #[arg(long, value_name = "BYTES", default_value_t = buildcat_queue::core::DEFAULT_MAX_LOG_BYTES)]
+    pub max_log_bytes: u64,
     /// Do not wait for the disk on commit (UNSAFE: a power loss can lose acknowledged
     /// jobs; for measuring what durability costs).
     #[arg(long, hide = true)]
@@ -429,6 +434,10 @@ pub struct LogsArgs {
     /// for up to 10 minutes).
     #[arg(long, short = 'f')]
     pub follow: bool,
+    /// Start at this byte of the output (as printed, a newline after each line) instead
+    /// of its beginning.
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    pub from: u64,
 }
 
 /// `buildcat status`.

@@ -35,6 +35,7 @@ fn server_config(storage: &Path, tuning: &ServerTuning) -> anyhow::Result<Server
     }
     config.core.quarantine_after = tuning.quarantine_after;
     config.core.quarantine_cooldown = Duration::from_secs_f64(tuning.quarantine_cooldown);
+    config.core.max_log_bytes = tuning.max_log_bytes;
     Ok(config)
 }
 

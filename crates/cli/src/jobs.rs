@@ -9,8 +9,9 @@ use anyhow::{Context, bail};
 use buildcat_client::Client;
 use buildcat_proto::dcc::{RenderReport, ToolInfoReport};
 use buildcat_proto::{
-    AttemptOutcome, CommandResult, JobChange, JobId, JobOptions, JobQuery, JobState, JobStatus,
-    RequeueTarget, RunCommand, Task, Timestamp, WorkerInfo, codec,
+    AttemptOutcome, CommandResult, DroppedOutput, JobChange, JobId, JobOptions, JobQuery, JobState,
+    JobStatus, LogPage, MAX_CHANGES_PER_REQUEST, RequeueTarget, RunCommand, Task, Timestamp,
+    WorkerInfo, codec,
 };
 use serde_json::{Value, json};
 
@@ -87,10 +88,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Follow the output while it runs, then report the end.
-    crate::watch::follow_output(&client, id, &mut |lines| {
+    crate::watch::follow_output(&client, id, 0, &mut |page| {
         let mut err = std::io::stderr().lock();
-        for line in lines {
-            // Output is shown as a courtesy; a closed stderr must not stop the wait.
+        // Output is shown as a courtesy; a closed stderr must not stop the wait.
+        if let Some(dropped) = page.dropped {
+            let _ = writeln!(err, "{}", dropped_line(dropped));
+        }
+        for line in &page.lines {
             let _ = writeln!(err, "{line}");
         }
         Ok(())
@@ -115,30 +119,46 @@ pub fn report_end(status: &JobStatus) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `buildcat logs JOB [--follow]`.
+/// `buildcat logs JOB [--follow] [--from BYTES]`: the job's output a page at a time, with
+/// a line in place of any part the server dropped.
 pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let id = parse_job(&args.job)?;
     let client = args.connection.connect().await?;
-    if !args.follow {
-        let (lines, dropped) = client.logs(id).await?;
-        let mut out = std::io::stdout().lock();
-        if dropped > 0 {
-            eprintln!("({dropped} older lines were dropped)");
-        }
-        for line in lines {
-            writeln!(out, "{line}")?;
-        }
+    let print = &mut |page: &LogPage| print_page(page);
+    if args.follow {
+        crate::watch::follow_output(&client, id, args.from, print).await?;
         return Ok(ExitCode::SUCCESS);
     }
-    crate::watch::follow_output(&client, id, &mut |lines| {
-        let mut out = std::io::stdout().lock();
-        for line in lines {
-            writeln!(out, "{line}")?;
+    let mut from = args.from;
+    loop {
+        let page = client.log_page(id, from).await?;
+        print(&page)?;
+        if !page.more || page.next <= from {
+            return Ok(ExitCode::SUCCESS);
         }
-        out.flush()
-    })
-    .await?;
-    Ok(ExitCode::SUCCESS)
+        from = page.next;
+    }
+}
+
+/// Prints a page of output on stdout, after a line saying what was dropped before it.
+fn print_page(page: &LogPage) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if let Some(dropped) = page.dropped {
+        writeln!(out, "{}", dropped_line(dropped))?;
+    }
+    for line in &page.lines {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
+}
+
+/// The line printed where the server dropped part of a job's output.
+fn dropped_line(dropped: DroppedOutput) -> String {
+    format!(
+        "[buildcat: {} bytes ({} lines) of output dropped here; the server keeps the start and \
+         the end of each job's output, up to `server --max-log-bytes` in all]",
+        dropped.bytes, dropped.lines
+    )
 }
 
 /// A job's result as JSON, decoded where the kind is known.
@@ -308,14 +328,23 @@ pub async fn list(args: JobsArgs) -> anyhow::Result<ExitCode> {
         state,
         limit: args.limit,
     };
-    let jobs = client.jobs(query).await?;
+    let limit = query.limit;
+    let listing = client.jobs(query).await?;
+    let jobs = listing.jobs;
     if args.json {
         let jobs: Vec<Value> = jobs.iter().map(status_json).collect();
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "jobs": jobs }))?
-        );
+        let listed = json!({ "jobs": jobs, "more": listing.more });
+        outln!("{}", serde_json::to_string_pretty(&listed)?);
         return Ok(ExitCode::SUCCESS);
+    }
+    // Said on stderr, so the table stays a table; only when the server cut the list short
+    // of the limit asked for (reaching the limit itself is what was asked).
+    if listing.more && (jobs.len() as u64) < u64::from(limit) {
+        eprintln!(
+            "(the server listed {} jobs, as many as fit in one reply; narrow the list with \
+             --queue or --state to see others)",
+            jobs.len()
+        );
     }
     if jobs.is_empty() {
         outln!("(no jobs)");
@@ -415,7 +444,16 @@ pub async fn requeue(args: RequeueArgs) -> anyhow::Result<ExitCode> {
         )
     };
     let client = args.connection.connect().await?;
-    let changes = client.requeue(target).await?;
+    let again = matches!(target, RequeueTarget::Failed { .. });
+    let mut batch = client.requeue(target.clone()).await?;
+    let mut changes = Vec::new();
+    // The server requeues failed jobs in batches that fit one reply: a full batch means
+    // there may be more.
+    while again && batch.len() >= MAX_CHANGES_PER_REQUEST {
+        changes.append(&mut batch);
+        batch = client.requeue(target.clone()).await?;
+    }
+    changes.append(&mut batch);
     Ok(print_changes(
         &changes,
         "requeued",

@@ -155,6 +155,7 @@ mod tests {
                 kind: "buildcat.blender.render".to_owned(),
                 jobs: 7,
             }],
+            truncated: false,
         };
         let text = serde_json::to_string_pretty(&FarmView::from(&info)).unwrap();
         let expected = r#"{

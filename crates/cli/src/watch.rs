@@ -9,7 +9,7 @@
 use std::io;
 
 use buildcat_client::{Client, ClientError, ErrorKind};
-use buildcat_proto::{JobEvent, JobId, JobStatus};
+use buildcat_proto::{JobEvent, JobId, JobStatus, LogPage};
 use tokio::sync::mpsc;
 
 /// Events a follow or watch may have waiting to be read before its stream is ended as
@@ -60,38 +60,34 @@ pub async fn wait_job(client: &Client, id: JobId) -> anyhow::Result<JobStatus> {
     }
 }
 
-/// Passes job `id`'s output to `print`, a batch of lines at a time, until the job has ended,
-/// through server restarts.
+/// Passes job `id`'s output from byte offset `from` to `print`, a page at a time, until the
+/// job has ended, through server restarts.
 ///
-/// After a reconnect the server sends the output it still has again; the lines already
-/// printed are skipped, so a dropped connection does not print anything twice. A server
-/// that restarted has no output of the job from before (it keeps output in memory), so
-/// after a restart only new lines come.
+/// Every page says where it ends; after a lost connection (or a stream that lagged) the
+/// output is followed again from there, so nothing is printed twice or skipped. The server
+/// keeps output on disk, so this holds across its restarts too.
 pub async fn follow_output(
     client: &Client,
     id: JobId,
-    print: &mut dyn FnMut(Vec<String>) -> io::Result<()>,
+    from: u64,
+    print: &mut dyn FnMut(&LogPage) -> io::Result<()>,
 ) -> anyhow::Result<()> {
-    // Lines passed to `print` so far, and how many lines the next stream starts with that
-    // were printed already.
-    let mut printed: u64 = 0;
-    let mut skip: u64 = 0;
+    // Where the output not yet printed starts.
+    let mut next = from;
     loop {
         let (events, mut received) = mpsc::channel(EVENT_CAPACITY);
-        let follow = client.follow_logs(id, events);
+        let follow = client.follow_logs(id, next, events);
         tokio::pin!(follow);
         let mut show = |event: JobEvent| -> io::Result<()> {
-            let JobEvent::Log { lines, .. } = event else {
+            let JobEvent::Log { page, .. } = event else {
                 return Ok(());
             };
-            let count = lines.len() as u64;
-            let already = skip.min(count);
-            skip -= already;
-            if already < count {
-                printed += count - already;
-                print(lines.into_iter().skip(already as usize).collect())?;
+            // A page the server sent before the connection dropped may come again.
+            if page.next <= next {
+                return Ok(());
             }
-            Ok(())
+            next = page.next;
+            print(&page)
         };
         let result = loop {
             tokio::select! {
@@ -106,32 +102,7 @@ pub async fn follow_output(
             show(event)?;
         }
         match result {
-            Ok(()) => return Ok(()),
-            Err(error) => {
-                recover(client, error, &to_stderr).await?;
-                skip = still_kept(client, id, printed).await?;
-            }
-        }
-    }
-}
-
-/// How many of the `printed` lines of job `id` the server will send again when followed
-/// anew: all it still keeps of them if it kept its log, none if it restarted (and so
-/// holds fewer lines than were printed).
-///
-/// Exact while the job's log has dropped no lines; for a longer log, lines that arrive
-/// between this question and the new follow may shift it by as many lines.
-async fn still_kept(client: &Client, id: JobId, printed: u64) -> anyhow::Result<u64> {
-    loop {
-        match client.logs(id).await {
-            Ok((lines, dropped)) => {
-                let total = dropped + lines.len() as u64;
-                return Ok(if total >= printed {
-                    printed.saturating_sub(dropped)
-                } else {
-                    0
-                });
-            }
+            Ok(_) => return Ok(()),
             Err(error) => recover(client, error, &to_stderr).await?,
         }
     }

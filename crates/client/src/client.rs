@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use buildcat_proto::{
     DEFAULT_MAX_FRAME, FarmInfo, JobChange, JobEvent, JobId, JobOptions, JobQuery, JobStatus,
-    NewJob, Reply, Request, RequeueTarget, Task, codec,
+    LogPage, NewJob, Reply, Request, RequeueTarget, Task, codec,
 };
 
 use tokio::sync::mpsc;
@@ -43,6 +43,16 @@ impl Default for ClientOptions {
             reconnect: Reconnect::default(),
         }
     }
+}
+
+/// Jobs as [`Client::jobs`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobListing {
+    /// The jobs, newest first, without their results.
+    pub jobs: Vec<JobStatus>,
+    /// Whether more jobs matched than are listed (the limit, or what fits in one reply,
+    /// cut the list): a narrower query (queue, state) shows the others.
+    pub more: bool,
 }
 
 /// A connection to a buildcat server.
@@ -294,7 +304,7 @@ impl Client {
     /// Lets a quarantined worker (every slot registered under `name`) take work again.
     ///
     /// # Errors
-    /// [`ClientError::Request`] with `RequestError::UnknownWorker` when the server knows no
+    /// [`ClientError::RequestRefused`] with `RequestError::UnknownWorker` when the server knows no
     /// worker of that name.
     pub async fn enable_worker(&self, name: &str) -> Result<(), ClientError> {
         match self.request(Request::EnableWorker(name.to_owned())).await? {
@@ -311,52 +321,55 @@ impl Client {
         }
     }
 
-    /// Lists jobs, newest first.
-    pub async fn jobs(&self, query: JobQuery) -> Result<Vec<JobStatus>, ClientError> {
+    /// Lists jobs, newest first: at most `query.limit`, and fewer where more would not fit
+    /// in one reply; [`JobListing::more`] says whether more matched.
+    pub async fn jobs(&self, query: JobQuery) -> Result<JobListing, ClientError> {
         match self.request(Request::Jobs(query)).await? {
-            Reply::Jobs(jobs) => Ok(jobs),
+            Reply::Jobs { jobs, more } => Ok(JobListing { jobs, more }),
             other => Err(unexpected("Jobs", &other)),
         }
     }
 
-    /// A job's output so far: the lines kept, and how many older ones were dropped.
-    pub async fn logs(&self, job: JobId) -> Result<(Vec<String>, u64), ClientError> {
-        let request = Request::Logs { job, follow: false };
+    /// One page of a job's output from byte offset `from` (0 for the start): the lines
+    /// that fit in a page, where they start, where the next page starts, and whether the
+    /// server holds more. Ask again from [`LogPage::next`] while [`LogPage::more`] is true.
+    pub async fn log_page(&self, job: JobId, from: u64) -> Result<LogPage, ClientError> {
+        let request = Request::Logs {
+            job,
+            from,
+            follow: false,
+        };
         match self.request(request).await? {
-            Reply::Log { lines, dropped } => Ok((lines, dropped)),
+            Reply::Log(page) => Ok(page),
             other => Err(unexpected("Logs", &other)),
         }
     }
 
-    /// Streams a job's output: what it printed so far, then new lines as they come, as
-    /// [`JobEvent::Log`] events on `events`; returns when the job has ended (at once, after
-    /// one event with all of its output, for a job that had ended already).
+    /// Streams a job's output from byte offset `from`: what it printed from there (stored
+    /// pages), then new lines as they come, each as a [`JobEvent::Log`] event on `events`
+    /// that says where its lines are. Returns when the job has ended, with the offset where
+    /// its output ends.
     ///
-    /// Read `events` while this runs: if the channel fills, the stream ends with
-    /// [`ClientError::Lagged`] (follow again to carry on).
+    /// After a lost connection, follow again from the `next` of the last page received to
+    /// carry on exactly where it stopped. Read `events` while this runs: if the channel
+    /// fills, the stream ends with [`ClientError::Lagged`] (follow again to carry on).
     pub async fn follow_logs(
         &self,
         job: JobId,
+        from: u64,
         events: mpsc::Sender<JobEvent>,
-    ) -> Result<(), ClientError> {
-        let request = Request::Logs { job, follow: true };
-        let reply = self
+    ) -> Result<u64, ClientError> {
+        let request = Request::Logs {
+            job,
+            from,
+            follow: true,
+        };
+        match self
             .connection()
-            .request_with_events(request, events.clone())
-            .await?;
-        match reply {
-            // A job that had ended already is answered with its whole output at once.
-            Reply::Log { lines, .. } => {
-                if lines.is_empty() {
-                    return Ok(());
-                }
-                match events.try_send(JobEvent::Log { job, lines }) {
-                    Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
-                    Err(mpsc::error::TrySendError::Full(_)) => Err(ClientError::Lagged {
-                        capacity: events.max_capacity(),
-                    }),
-                }
-            }
+            .request_with_events(request, events)
+            .await?
+        {
+            Reply::Log(page) => Ok(page.next),
             other => Err(unexpected("Logs", &other)),
         }
     }
@@ -454,8 +467,8 @@ fn unexpected(request: &str, reply: &Reply) -> ClientError {
         Reply::Registered { .. } => "Registered",
         Reply::Ack => "Ack",
         Reply::Changes(_) => "Changes",
-        Reply::Jobs(_) => "Jobs",
-        Reply::Log { .. } => "Log",
+        Reply::Jobs { .. } => "Jobs",
+        Reply::Log(_) => "Log",
     };
     ClientError::Protocol(format!(
         "it answered a `{request}` request with a `{name}` reply"

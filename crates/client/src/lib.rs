@@ -42,10 +42,10 @@ pub mod tls;
 
 pub use buildcat_proto as proto;
 pub use buildcat_proto::{
-    DEFAULT_PORT, Failure, FarmInfo, JobId, JobOptions, JobState, JobStatus, NewJob, Reply,
-    Request, RequestError, Task, WorkerInfo, WorkerInfoReport,
+    DEFAULT_PORT, Failure, FarmInfo, JobId, JobOptions, JobState, JobStatus, LogPage, NewJob,
+    Reply, Request, RequestError, Task, WorkerInfo, WorkerInfoReport,
 };
-pub use client::{Client, ClientOptions};
+pub use client::{Client, ClientOptions, JobListing};
 pub use error::{ClientError, ErrorKind};
 pub use handle::JobHandle;
 pub use reconnect::Reconnect;

@@ -79,6 +79,16 @@ pub fn encode_value<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Encode(e.to_string()))
 }
 
+/// The number of bytes `value` takes encoded (a frame's body, without its length prefix),
+/// counted without building the bytes: for a server that must keep each reply within a
+/// frame.
+pub fn encoded_len<T: Serialize>(value: &T) -> Result<usize, CodecError> {
+    let mut counter = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut counter, config())
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
+    Ok(counter.bytes_written)
+}
+
 /// Decodes a value that must fill `bytes` exactly.
 ///
 /// What the bytes may claim to allocate is checked against a limit of 32 to 128 times

@@ -34,16 +34,17 @@ pub mod paths;
 pub mod task;
 pub mod view;
 
-pub use codec::{CodecError, DEFAULT_MAX_FRAME, FrameCodec};
+pub use codec::{CodecError, DEFAULT_MAX_FRAME, FrameCodec, encoded_len};
 pub use handshake::{HandshakeError, Hello, HelloReply, MAGIC, PROTOCOL_VERSION, Role, Welcome};
 pub use job::{
     Attempt, AttemptOutcome, Failure, JobId, JobOptions, JobProgress, JobState, JobStatus, NewJob,
     Timestamp,
 };
 pub use message::{
-    Assignment, ClientFrame, Completion, FarmInfo, JobChange, JobEvent, JobQuery, Outcome,
-    QueueSummary, Reply, Request, RequestError, RequestId, RequeueTarget, ServerFrame, Unserved,
-    WorkerActivity, WorkerRegistration, WorkerSummary,
+    Assignment, ClientFrame, Completion, DroppedOutput, FarmInfo, JobChange, JobEvent, JobQuery,
+    LogPage, MAX_CHANGES_PER_REQUEST, Outcome, QueueSummary, Reply, Request, RequestError,
+    RequestId, RequeueTarget, ServerFrame, Unserved, WorkerActivity, WorkerRegistration,
+    WorkerSummary,
 };
 pub use task::{
     CommandResult, OsInfo, RunCommand, RuntimeInfo, Task, WorkerDetails, WorkerInfo,

@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::{Failure, JobId, JobProgress, JobState, JobStatus, NewJob, Timestamp};
 
+/// The most jobs one [`Request::Cancel`] or [`Request::Requeue`] may name, and the most one
+/// `Requeue(Failed)` requeues (ask again for the next ones): every job gets an entry in the
+/// reply, which must fit in a frame.
+pub const MAX_CHANGES_PER_REQUEST: usize = 10_000;
+
 /// Chosen by the peer; echoed by the server's reply.
 pub type RequestId = u64;
 
@@ -61,13 +66,20 @@ pub enum Request {
     Cancel(Vec<JobId>),
     /// Put failed or canceled jobs back in their queue. Answered with [`Reply::Changes`].
     Requeue(RequeueTarget),
-    /// List jobs, newest first. Answered with [`Reply::Jobs`].
+    /// List jobs, newest first. Answered with [`Reply::Jobs`], which stops short of the
+    /// limit (and says so) where more would not fit in one frame.
     Jobs(JobQuery),
-    /// A job's output so far; with `follow`, [`JobEvent::Log`] events follow as lines
-    /// arrive and the reply comes when the job ends. Answered with [`Reply::Log`].
+    /// A job's output from byte offset `from`, one page at a time. Without `follow` the
+    /// answer is one [`Reply::Log`] page, which fits well within a frame; ask again from its
+    /// `next` while it says `more`. With `follow`, the output from `from` on arrives as
+    /// [`JobEvent::Log`] events, stored pages first and then new lines as they come, and the
+    /// reply (an empty page at the end of the output) comes when the job ends.
     Logs {
         /// The job.
         job: JobId,
+        /// Where to start, in bytes of the output as printed (each line ends in a newline):
+        /// 0 for the beginning, or a page's `next` to carry on exactly where it stopped.
+        from: u64,
         /// Keep streaming until the job ends.
         follow: bool,
     },
@@ -121,7 +133,7 @@ pub struct JobQuery {
     pub queue: Option<String>,
     /// Only this state.
     pub state: Option<JobState>,
-    /// At most this many (the server caps it at 1,000).
+    /// At most this many (the server caps it at 1,000, and at what fits in one reply).
     pub limit: u32,
 }
 
@@ -141,12 +153,12 @@ pub struct JobChange {
     reason = "events are built once and moved straight into a frame; boxing buys nothing"
 )]
 pub enum JobEvent {
-    /// New output lines.
+    /// Output of the job: a stored page or lines just printed.
     Log {
         /// The job.
         job: JobId,
-        /// The lines.
-        lines: Vec<String>,
+        /// The lines and where they are in the output.
+        page: LogPage,
     },
     /// The job's progress changed.
     Progress {
@@ -265,14 +277,45 @@ pub enum Reply {
     /// What a cancel or requeue did, one entry per job.
     Changes(Vec<JobChange>),
     /// Jobs, newest first (results left out).
-    Jobs(Vec<JobStatus>),
-    /// A job's output.
-    Log {
-        /// The lines kept (the oldest are dropped past the server's limit).
-        lines: Vec<String>,
-        /// How many older lines were dropped.
-        dropped: u64,
+    Jobs {
+        /// The jobs.
+        jobs: Vec<JobStatus>,
+        /// Whether more jobs matched than were sent: the list stopped at the limit asked
+        /// for or at what fits in one frame. Narrow the query (queue, state) to see others.
+        more: bool,
     },
+    /// A page of a job's output.
+    Log(LogPage),
+}
+
+/// A stretch of a job's output, as [`Reply::Log`] and [`JobEvent::Log`] carry it.
+///
+/// Offsets count bytes of the output as printed, with a newline after each line, so a page
+/// can be asked for again from any `next` and a follower that lost its connection carries
+/// on exactly where it stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LogPage {
+    /// Output the server dropped just before `lines` to keep the job within its bound (it
+    /// keeps the first and the newest part of a long output); `None` when nothing was.
+    pub dropped: Option<DroppedOutput>,
+    /// Where the first of `lines` starts.
+    pub offset: u64,
+    /// The lines, without line endings.
+    pub lines: Vec<String>,
+    /// Where the output after these lines starts: the `from` of the next page.
+    pub next: u64,
+    /// Whether the server holds output after `next` already (ask again from `next`); when
+    /// false, the page reached the end of what the job has printed so far.
+    pub more: bool,
+}
+
+/// Output the server did not keep, so that a job printing gigabytes cannot fill its disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DroppedOutput {
+    /// Bytes dropped (each line counted with its newline).
+    pub bytes: u64,
+    /// Lines dropped.
+    pub lines: u64,
 }
 
 /// Why a request could not be served. The connection stays open.
@@ -356,6 +399,9 @@ pub struct FarmInfo {
     pub workers: Vec<WorkerSummary>,
     /// Queued jobs that no connected worker can run, by queue and kind.
     pub unserved: Vec<Unserved>,
+    /// Whether entries were left out (from the ends of the longest lists) because the
+    /// whole would not fit in one reply: a farm of very many queues or workers.
+    pub truncated: bool,
 }
 
 /// Queued jobs of one kind in one queue that no connected worker serving that queue can

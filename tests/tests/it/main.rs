@@ -24,6 +24,7 @@ mod multihost;
 #[cfg(target_os = "linux")]
 mod netns;
 mod original;
+mod output;
 mod render;
 mod restart;
 mod several_workers;

@@ -2,7 +2,9 @@
 //! that ends while requests wait.
 
 use buildcat_client::{Client, ClientError, ErrorKind, JobState, NewJob, RequestError};
-use buildcat_proto::{Assignment, FarmInfo, JobEvent, JobOptions, Reply, Request, ServerFrame};
+use buildcat_proto::{
+    Assignment, FarmInfo, JobEvent, JobOptions, LogPage, Reply, Request, ServerFrame,
+};
 use futures_util::future::join_all;
 use tokio::sync::mpsc;
 
@@ -298,11 +300,19 @@ async fn a_follower_that_does_not_keep_up_is_ended_as_lagged() {
     let script = tokio::spawn(async move {
         let mut session = server.session().await;
         let frame = session.request().await;
-        assert_eq!(frame.request, Request::Logs { job, follow: true });
+        let asked = Request::Logs {
+            job,
+            from: 0,
+            follow: true,
+        };
+        assert_eq!(frame.request, asked);
         for number in 0..=CAPACITY {
             let event = JobEvent::Log {
                 job,
-                lines: vec![format!("line {number}")],
+                page: LogPage {
+                    lines: vec![format!("line {number}")],
+                    ..LogPage::default()
+                },
             };
             session
                 .send(ServerFrame::Event {
@@ -320,17 +330,19 @@ async fn a_follower_that_does_not_keep_up_is_ended_as_lagged() {
     let client = within(Client::connect(&addr)).await.unwrap();
     let (events, mut received) = mpsc::channel(CAPACITY);
     // Nothing reads `received` while following.
-    let error = within(client.follow_logs(job, events)).await.unwrap_err();
+    let error = within(client.follow_logs(job, 0, events))
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, ClientError::Lagged { capacity: CAPACITY }),
         "{error:?}"
     );
     assert_eq!(error.kind(), ErrorKind::Lagged);
     for number in 0..CAPACITY {
-        let Some(JobEvent::Log { lines, .. }) = received.recv().await else {
+        let Some(JobEvent::Log { page, .. }) = received.recv().await else {
             panic!("expected the log event that fit");
         };
-        assert_eq!(lines, [format!("line {number}")]);
+        assert_eq!(page.lines, [format!("line {number}")]);
     }
     assert_eq!(within(client.info()).await.unwrap(), FarmInfo::default());
     within(script).await.unwrap();

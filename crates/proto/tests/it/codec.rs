@@ -85,6 +85,7 @@ fn client_frames() -> Vec<ClientFrame> {
         }),
         Request::Logs {
             job: JOB_A,
+            from: 0,
             follow: true,
         },
         Request::Watch(vec![JOB_A, JOB_B]),
@@ -131,11 +132,20 @@ fn server_frames() -> Vec<ServerFrame> {
                 result: Err(wrong_state()),
             },
         ])),
-        Ok(Reply::Jobs(vec![running_status(), failed_status()])),
-        Ok(Reply::Log {
-            lines: render_lines(),
-            dropped: 1_200,
+        Ok(Reply::Jobs {
+            jobs: vec![running_status(), failed_status()],
+            more: false,
         }),
+        Ok(Reply::Log(buildcat_proto::LogPage {
+            dropped: Some(buildcat_proto::DroppedOutput {
+                bytes: 1_200,
+                lines: 10,
+            }),
+            offset: 1_200,
+            lines: render_lines(),
+            next: 1_286,
+            more: false,
+        })),
         Err(wrong_state()),
         Err(RequestError::TooManyInFlight { limit: 256 }),
     ];
@@ -164,7 +174,10 @@ fn server_frames() -> Vec<ServerFrame> {
         [
             JobEvent::Log {
                 job: JOB_A,
-                lines: render_lines(),
+                page: buildcat_proto::LogPage {
+                    lines: render_lines(),
+                    ..Default::default()
+                },
             },
             JobEvent::Progress {
                 job: JOB_A,

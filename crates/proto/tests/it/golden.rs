@@ -29,10 +29,11 @@ use std::fmt::Debug;
 use buildcat_proto::codec::{decode_value, encode_frame, encode_value};
 use buildcat_proto::{
     Assignment, Attempt, AttemptOutcome, ClientFrame, CommandResult, Completion, DEFAULT_MAX_FRAME,
-    DEFAULT_PORT, Failure, FarmInfo, FrameCodec, HandshakeError, Hello, HelloReply, JobChange,
-    JobEvent, JobOptions, JobProgress, JobQuery, JobState, JobStatus, MAGIC, NewJob, Outcome,
-    PROTOCOL_VERSION, QueueSummary, Reply, Request, RequestError, RequeueTarget, Role, RunCommand,
-    ServerFrame, Task, Welcome, WorkerActivity, WorkerRegistration, WorkerSummary,
+    DEFAULT_PORT, DroppedOutput, Failure, FarmInfo, FrameCodec, HandshakeError, Hello, HelloReply,
+    JobChange, JobEvent, JobOptions, JobProgress, JobQuery, JobState, JobStatus, LogPage, MAGIC,
+    NewJob, Outcome, PROTOCOL_VERSION, QueueSummary, Reply, Request, RequestError, RequeueTarget,
+    Role, RunCommand, ServerFrame, Task, Welcome, WorkerActivity, WorkerRegistration,
+    WorkerSummary,
 };
 use bytes::BytesMut;
 use serde::Serialize;
@@ -40,6 +41,21 @@ use serde::de::DeserializeOwned;
 use tokio_util::codec::Decoder;
 
 use crate::{JOB_A, JOB_B, T0, T1, frame, hex, unhex};
+
+/// A page of output after a gap: 4,800 bytes (40 lines) dropped, then two 42-byte lines
+/// from byte 6,000, more stored after them.
+fn log_page() -> LogPage {
+    LogPage {
+        dropped: Some(DroppedOutput {
+            bytes: 4_800,
+            lines: 40,
+        }),
+        offset: 6_000,
+        lines: render_lines(),
+        next: 6_086,
+        more: true,
+    }
+}
 
 /// Encodes `value` as a frame, compares it with `expected_hex` (whitespace ignored), then
 /// decodes the expected bytes back through [`FrameCodec`] and compares with `value`.
@@ -436,10 +452,11 @@ fn request() {
             12,
             Request::Logs {
                 job: JOB_A,
+                from: 1_200,
                 follow: true,
             },
         ),
-        "00000014 0c0c10019000c79c007c4e8f00123456789abc01",
+        "00000017 0c0c10019000c79c007c4e8f00123456789abcfbb00401",
     );
     check(
         &request(13, Request::Watch(vec![JOB_A, JOB_B])),
@@ -502,14 +519,14 @@ fn server_frame() {
             id: 12,
             event: JobEvent::Log {
                 job: JOB_A,
-                lines: render_lines(),
+                page: log_page(),
             },
         },
-        "0000006b \
-         040c0010019000c79c007c4e8f00123456789abc022a4672613a3132204d656d \
-         3a312e3247207c2052656e646572696e672033202f2036342073616d706c6573 \
-         2a4672613a3132204d656d3a312e3247207c2052656e646572696e672034202f \
-         2036342073616d706c6573",
+        "00000077 \
+         040c0010019000c79c007c4e8f00123456789abc01fbc01228fb7017022a4672 \
+         613a3132204d656d3a312e3247207c2052656e646572696e672033202f203634 \
+         2073616d706c65732a4672613a3132204d656d3a312e3247207c2052656e6465 \
+         72696e672034202f2036342073616d706c6573fbc61701",
     );
 }
 
@@ -568,11 +585,13 @@ fn reply() {
                 quarantine: None,
             }],
             unserved: Vec::new(),
+            truncated: false,
         }),
-        "00000061 \
+        "00000062 \
          03010672656e6465720301fa020001010f72656e64657230312e343234322e31 \
          0872656e6465723031112f7661722f6c69622f6275696c64636174010672656e \
-         646572010110019000c79c007c4e8f00123456789abcfd009cc700900100000000",
+         646572010110019000c79c007c4e8f00123456789abcfd009cc7009001000000 \
+         0000",
     );
     check(
         &Reply::Registered {
@@ -602,23 +621,24 @@ fn reply() {
     );
     // A job that reports progress: `progress` is `01`, then done, total and the outputs.
     check(
-        &Reply::Jobs(vec![running_status()]),
-        "00000094 \
+        &Reply::Jobs {
+            jobs: vec![running_status()],
+            more: true,
+        },
+        "00000095 \
          070110019000c79c007c4e8f00123456789abc0672656e646572147374756469 \
          6f2e626c656e6465722e6672616d650100010000fd009cc70090010000000101 \
          0e72656e64657230322e3737372e31fd39ccc7009001000000000000010cf002 \
          1973686f74732f3031302f72656e6465722f303031312e6578721973686f7473 \
-         2f3031302f72656e6465722f303031322e657872",
+         2f3031302f72656e6465722f303031322e65787201",
     );
     check(
-        &Reply::Log {
-            lines: render_lines(),
-            dropped: 1_200,
-        },
-        "0000005b \
-         08022a4672613a3132204d656d3a312e3247207c2052656e646572696e672033 \
-         202f2036342073616d706c65732a4672613a3132204d656d3a312e3247207c20 \
-         52656e646572696e672034202f2036342073616d706c6573fbb004",
+        &Reply::Log(log_page()),
+        "00000064 \
+         0801fbc01228fb7017022a4672613a3132204d656d3a312e3247207c2052656e \
+         646572696e672033202f2036342073616d706c65732a4672613a3132204d656d \
+         3a312e3247207c2052656e646572696e672034202f2036342073616d706c6573 \
+         fbc61701",
     );
 }
 
@@ -769,13 +789,13 @@ fn job_event() {
     check(
         &JobEvent::Log {
             job: JOB_A,
-            lines: render_lines(),
+            page: log_page(),
         },
-        "00000069 \
-         0010019000c79c007c4e8f00123456789abc022a4672613a3132204d656d3a31 \
-         2e3247207c2052656e646572696e672033202f2036342073616d706c65732a46 \
-         72613a3132204d656d3a312e3247207c2052656e646572696e672034202f2036 \
-         342073616d706c6573",
+        "00000075 \
+         0010019000c79c007c4e8f00123456789abc01fbc01228fb7017022a4672613a \
+         3132204d656d3a312e3247207c2052656e646572696e672033202f2036342073 \
+         616d706c65732a4672613a3132204d656d3a312e3247207c2052656e64657269 \
+         6e672034202f2036342073616d706c6573fbc61701",
     );
     check(
         &JobEvent::Progress {
@@ -846,4 +866,29 @@ fn tasks() {
         "0f2e2f746f6f6c732f62616b652e736800",
     );
     check_value(&CommandResult { exit_code: 0 }, "00");
+}
+
+/// `encoded_len`, which the server uses to keep replies within a frame, counts exactly the
+/// bytes of the encoding.
+#[test]
+fn encoded_len_counts_the_bytes_of_the_encoding() {
+    let reply = ServerFrame::Reply {
+        id: 7,
+        reply: Ok(Reply::Jobs {
+            jobs: vec![running_status()],
+            more: false,
+        }),
+    };
+    let event = ServerFrame::Event {
+        id: 12,
+        event: JobEvent::Log {
+            job: JOB_A,
+            page: log_page(),
+        },
+    };
+    for frame in [reply, event] {
+        let encoded = encode_value(&frame).expect("encodes");
+        let counted = buildcat_proto::encoded_len(&frame).expect("counts");
+        assert_eq!(counted, encoded.len(), "{frame:?}");
+    }
 }

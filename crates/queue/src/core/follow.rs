@@ -1,10 +1,53 @@
 //! Following jobs: their output, their progress and their end, pushed to the clients that
 //! asked.
 
-use buildcat_proto::{JobEvent, JobId, JobProgress, Reply, RequestError, RequestId, ServerFrame};
+use buildcat_proto::{
+    JobEvent, JobId, JobProgress, LogPage, Reply, RequestError, RequestId, ServerFrame,
+};
 
-use super::job::JobLog;
-use super::{ConnId, Core, Effect};
+use super::{ConnId, Core, Effect, OutputRead};
+use crate::store::{StoreError, StoreOp};
+
+/// Bytes of lines in one page of stored output, unless the reply budget is smaller: a
+/// frame's sixteenth, so a page never comes near the frame limit and a follower's backlog
+/// moves in steps the connection's outbox carries easily.
+pub(crate) const LOG_PAGE_BYTES: usize = 1 << 20;
+
+/// The longest line kept whole; a longer one (from a worker that does not cut its lines)
+/// is cut into lines of at most this many bytes, so that every page holds whole lines and
+/// stays within its size.
+pub(crate) const MAX_LINE_BYTES: usize = 64 << 10;
+
+/// `lines` as stored: one line per newline (a line holding newlines becomes several) and
+/// none longer than [`MAX_LINE_BYTES`], so offsets and line counts agree with the text.
+fn bounded_lines(lines: Vec<String>) -> Vec<String> {
+    let fits = |line: &String| line.len() <= MAX_LINE_BYTES && !line.contains('\n');
+    if lines.iter().all(fits) {
+        return lines;
+    }
+    let mut bounded = Vec::with_capacity(lines.len());
+    for line in lines {
+        if fits(&line) {
+            bounded.push(line);
+            continue;
+        }
+        for piece in line.split('\n') {
+            let mut rest = piece;
+            loop {
+                let mut cut = rest.len().min(MAX_LINE_BYTES);
+                while !rest.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                bounded.push(rest[..cut].to_owned());
+                rest = &rest[cut..];
+                if rest.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+    bounded
+}
 
 impl Core {
     /// Sends an event for a streaming request.
@@ -15,28 +58,56 @@ impl Core {
         ));
     }
 
-    /// Output lines from the worker running `id`.
+    /// Output lines from the worker running `id`: stored as one chunk after what the job
+    /// printed before, the middle dropped past the bound, and pushed to its followers.
     pub(super) fn append_log(&mut self, id: JobId, attempt: u32, lines: Vec<String>) {
-        let limit = self.config.max_log_lines.max(1);
+        let max_bytes = self.config.max_log_bytes;
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
-        if job.current_attempt() != attempt || job.state.is_terminal() || lines.is_empty() {
+        if job.current_attempt() != attempt || job.state.is_terminal() {
             return;
         }
-        let log = job.log.get_or_insert_with(Box::default);
+        let lines = bounded_lines(lines);
+        if lines.is_empty() {
+            return;
+        }
+        let mut text = String::with_capacity(lines.iter().map(|line| line.len() + 1).sum());
         for line in &lines {
-            if log.lines.len() >= limit {
-                log.lines.pop_front();
-                log.dropped += 1;
-            }
-            log.lines.push_back(line.clone());
+            text.push_str(line);
+            text.push('\n');
+        }
+        let output = job.output.get_or_insert_with(Box::default);
+        let start = output.extent;
+        output.extent.bytes += text.len() as u64;
+        output.extent.lines += lines.len() as u64;
+        let next = output.extent.bytes;
+        let dropped = output.due_drop(max_bytes);
+        self.ops.push(StoreOp::AppendOutput {
+            job: id,
+            offset: start.bytes,
+            line: start.lines,
+            lines: lines.len() as u64,
+            text,
+        });
+        if let Some((from, to)) = dropped {
+            self.ops.push(StoreOp::DropOutput { job: id, from, to });
         }
         let followers = self.log_followers.get(&id).cloned().unwrap_or_default();
+        if followers.is_empty() {
+            return;
+        }
+        let page = LogPage {
+            dropped: None,
+            offset: start.bytes,
+            lines,
+            next,
+            more: false,
+        };
         for (conn, request) in followers {
             let event = JobEvent::Log {
                 job: id,
-                lines: lines.clone(),
+                page: page.clone(),
             };
             self.event(conn, request, event);
         }
@@ -61,30 +132,139 @@ impl Core {
         }
     }
 
-    /// `Logs`: what the job printed; with `follow`, new lines until it ends.
-    pub(super) fn logs(&mut self, conn: ConnId, request: RequestId, id: JobId, follow: bool) {
+    /// `Logs`: a page of what the job printed from `from` on; with `follow`, every page from
+    /// there and then new lines until the job ends.
+    pub(super) fn logs(
+        &mut self,
+        conn: ConnId,
+        request: RequestId,
+        id: JobId,
+        from: u64,
+        follow: bool,
+    ) {
         let Some(job) = self.jobs.get(&id) else {
             self.reply(conn, request, Err(RequestError::UnknownJob(id)));
             return;
         };
-        let log = job.log.as_deref().cloned().unwrap_or_else(JobLog::default);
-        let lines: Vec<String> = log.lines.into_iter().collect();
-        if !follow || job.state.is_terminal() {
-            let reply = Reply::Log {
-                lines,
-                dropped: log.dropped,
-            };
-            self.reply(conn, request, Ok(reply));
+        let end = job.output_extent().bytes;
+        if from < end {
+            self.read_output(conn, request, id, from, follow);
+        } else {
+            self.caught_up(conn, request, id, follow);
+        }
+    }
+
+    /// Asks the store for the page of `id`'s output at `from`.
+    fn read_output(
+        &mut self,
+        conn: ConnId,
+        request: RequestId,
+        id: JobId,
+        from: u64,
+        follow: bool,
+    ) {
+        // Output appended before this read must reach the store first: the read is served
+        // after every change sent before it.
+        self.flush_ops(None);
+        let max_bytes = LOG_PAGE_BYTES.min(self.config.max_reply_bytes / 2).max(1);
+        self.reading.insert((conn, request), id);
+        self.effects.push(Effect::ReadOutput(OutputRead {
+            job: id,
+            from,
+            max_bytes,
+            conn,
+            request,
+            follow,
+        }));
+    }
+
+    /// A `Logs` request reached the end of the job's output: a plain one gets an empty
+    /// page; a follower waits for new lines, or gets the end if the job has ended.
+    fn caught_up(&mut self, conn: ConnId, request: RequestId, id: JobId, follow: bool) {
+        let Some(job) = self.jobs.get(&id) else {
+            self.reply(conn, request, Err(RequestError::UnknownJob(id)));
+            return;
+        };
+        if follow && !job.state.is_terminal() {
+            self.log_followers
+                .entry(id)
+                .or_default()
+                .push((conn, request));
+            self.subscribe(conn, id);
             return;
         }
-        if !lines.is_empty() {
-            self.event(conn, request, JobEvent::Log { job: id, lines });
+        let end = job.output_extent().bytes;
+        let page = LogPage {
+            offset: end,
+            next: end,
+            ..LogPage::default()
+        };
+        self.reply(conn, request, Ok(Reply::Log(page)));
+    }
+
+    /// A page read from the store: the answer to a plain `Logs`, or one event of a follow,
+    /// which then reads on until it has caught up.
+    pub(super) fn output_read(&mut self, read: OutputRead, result: Result<LogPage, StoreError>) {
+        let OutputRead {
+            job: id,
+            from,
+            conn,
+            request,
+            follow,
+            ..
+        } = read;
+        if self.reading.remove(&(conn, request)).is_none() || !self.connections.contains_key(&conn)
+        {
+            return;
         }
-        self.log_followers
-            .entry(id)
-            .or_default()
-            .push((conn, request));
-        self.subscribe(conn, id);
+        let mut page = match result {
+            Ok(page) => page,
+            Err(error) => {
+                let error = RequestError::Storage(format!(
+                    "could not read the output of job {id}: {error}"
+                ));
+                self.reply(conn, request, Err(error));
+                return;
+            }
+        };
+        let Some(job) = self.jobs.get(&id) else {
+            self.reply(conn, request, Err(RequestError::UnknownJob(id)));
+            return;
+        };
+        let end = job.output_extent().bytes;
+        page.more = page.next < end;
+        if !follow {
+            self.reply(conn, request, Ok(Reply::Log(page)));
+            return;
+        }
+        let next = page.next;
+        // Output counted but not found (a commit of it failed) cannot be read on: the
+        // follower carries on with what comes next.
+        let stuck = next <= from && page.lines.is_empty();
+        if !page.lines.is_empty() || page.dropped.is_some() {
+            self.event(conn, request, JobEvent::Log { job: id, page });
+        }
+        if next < end && !stuck {
+            self.read_output(conn, request, id, next, true);
+        } else {
+            self.caught_up(conn, request, id, true);
+        }
+    }
+
+    /// Answers the followers of `id`, which has ended, with the end of its output.
+    pub(super) fn end_log_followers(&mut self, id: JobId) {
+        let end = self
+            .jobs
+            .get(&id)
+            .map_or(0, |job| job.output_extent().bytes);
+        for (conn, request) in self.log_followers.remove(&id).unwrap_or_default() {
+            let page = LogPage {
+                offset: end,
+                next: end,
+                ..LogPage::default()
+            };
+            self.reply(conn, request, Ok(Reply::Log(page)));
+        }
     }
 
     /// `Watch`: progress and end events for each job; the reply once all have ended.

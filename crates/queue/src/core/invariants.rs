@@ -281,7 +281,7 @@ impl Core {
                 *open.entry(*conn).or_default() += 1;
             }
         }
-        for (conn, _) in self.watches.keys() {
+        for (conn, _) in self.watches.keys().chain(self.reading.keys()) {
             *open.entry(*conn).or_default() += 1;
         }
         for awaiting in self.pending.values() {

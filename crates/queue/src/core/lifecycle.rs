@@ -199,6 +199,7 @@ impl Core {
             if job.kind.trim().is_empty() {
                 return Err("job kind is empty".to_owned());
             }
+            super::job::check_bounds(job)?;
             for dependency in &job.options.after {
                 if !self.jobs.contains_key(dependency) {
                     return Err(format!(
@@ -308,6 +309,7 @@ impl Core {
             attempt,
             outcome,
         } = completion;
+        let outcome = super::job::bounded_outcome(outcome);
         let Some(worker) = self.workers.get_mut(&conn) else {
             return;
         };
@@ -539,17 +541,10 @@ impl Core {
             return;
         };
         let status = job.status();
-        let dropped = job.log.as_ref().map_or(0, |log| log.dropped);
         for (conn, request) in self.waiters.remove(&id).unwrap_or_default() {
             self.reply(conn, request, Ok(Reply::Ended(status.clone())));
         }
-        for (conn, request) in self.log_followers.remove(&id).unwrap_or_default() {
-            let reply = Reply::Log {
-                lines: Vec::new(),
-                dropped,
-            };
-            self.reply(conn, request, Ok(reply));
-        }
+        self.end_log_followers(id);
         for (conn, request) in self.watchers.remove(&id).unwrap_or_default() {
             self.event(conn, request, JobEvent::Ended(status.clone()));
             self.watch_done(conn, request);

@@ -5,11 +5,23 @@ use buildcat_proto::{
     RequeueTarget, ServerFrame, Timestamp,
 };
 
+use buildcat_proto::{FarmInfo, encoded_len};
+
+use super::job::MAX_ATTEMPT_RECORDS;
 use super::{Core, Effect};
 use crate::store::StoreOp;
 
 /// The most jobs one listing returns.
 const MAX_LISTING: usize = 1_000;
+
+/// The most jobs one cancel or requeue may name, and the most one `requeue --failed`
+/// requeues: its reply has an entry per job (up to about 150 bytes with a refusal), so
+/// this many stay far within a frame.
+pub(super) const MAX_CHANGES: usize = buildcat_proto::MAX_CHANGES_PER_REQUEST;
+
+/// Bytes of a listing reply besides its jobs: the frame's enum tags, request id, list
+/// length and `more` flag, rounded up generously.
+const LISTING_OVERHEAD: usize = 64;
 
 impl Core {
     /// Cancels one job: a waiting job is removed from its queue, a running one is stopped by
@@ -51,6 +63,7 @@ impl Core {
     /// Puts failed or canceled jobs back in their queue, each with one more attempt.
     pub(super) fn requeue(&mut self, now: Timestamp, target: RequeueTarget) -> Vec<JobChange> {
         let ids: Vec<JobId> = match target {
+            // More than `MAX_CHANGES` is refused before this (see `Core::request`).
             RequeueTarget::Jobs(ids) => ids,
             RequeueTarget::Failed { queue } => {
                 let mut ids: Vec<JobId> = self
@@ -61,6 +74,9 @@ impl Core {
                     .map(|job| job.id)
                     .collect();
                 ids.sort_unstable();
+                // The oldest first, as many as one reply carries; asking again requeues
+                // the next ones.
+                ids.truncate(MAX_CHANGES);
                 ids
             }
         };
@@ -81,6 +97,16 @@ impl Core {
                 what: "only failed or canceled jobs can be requeued".to_owned(),
             });
         }
+        if job.attempts.len() >= MAX_ATTEMPT_RECORDS {
+            return Err(RequestError::WrongState {
+                job: id,
+                state: job.state,
+                what: format!(
+                    "it has run {} attempts, the most one job keeps; submit it again as a new job",
+                    job.attempts.len()
+                ),
+            });
+        }
         // One more attempt than it has failed so far.
         job.options.max_attempts = job.failed_attempts() + 1;
         job.ended_at = None;
@@ -92,14 +118,17 @@ impl Core {
         Ok(JobState::Queued)
     }
 
-    /// Jobs matching `query`, newest first, without their results.
-    pub(super) fn list(&self, query: &JobQuery) -> Vec<JobStatus> {
+    /// Jobs matching `query`, newest first, without their results, and whether more
+    /// matched: the list stops at the limit asked for and before the reply would pass the
+    /// reply budget.
+    pub(super) fn list(&self, query: &JobQuery) -> (Vec<JobStatus>, bool) {
         let limit = usize::try_from(query.limit)
             .unwrap_or(MAX_LISTING)
             .clamp(1, MAX_LISTING);
         // Keep the `limit` newest matches without sorting every job.
         let mut newest: std::collections::BinaryHeap<std::cmp::Reverse<JobId>> =
             std::collections::BinaryHeap::with_capacity(limit + 1);
+        let mut matched = 0usize;
         for job in self.jobs.values() {
             if query.state.is_some_and(|state| state != job.state)
                 || query
@@ -109,6 +138,7 @@ impl Core {
             {
                 continue;
             }
+            matched += 1;
             newest.push(std::cmp::Reverse(job.id));
             if newest.len() > limit {
                 newest.pop();
@@ -116,13 +146,63 @@ impl Core {
         }
         let mut ids: Vec<JobId> = newest.into_iter().map(|std::cmp::Reverse(id)| id).collect();
         ids.sort_unstable_by(|a, b| b.cmp(a));
-        ids.iter()
-            .filter_map(|id| self.jobs.get(id))
-            .map(|job| JobStatus {
+        let mut used = LISTING_OVERHEAD;
+        let mut listed = Vec::with_capacity(ids.len());
+        for job in ids.iter().filter_map(|id| self.jobs.get(id)) {
+            let status = JobStatus {
                 result: None,
                 ..job.status()
-            })
-            .collect()
+            };
+            // A status that cannot even be measured would not encode either: leave it out.
+            let size = encoded_len(&status).unwrap_or(usize::MAX);
+            used = used.saturating_add(size);
+            if used > self.config.max_reply_bytes {
+                break;
+            }
+            listed.push(status);
+        }
+        let more = listed.len() < matched;
+        (listed, more)
+    }
+
+    /// Cuts `info` to fit the reply budget, if it does not: entries go from the end of
+    /// whichever list weighs most until the rest fits, and `truncated` says so.
+    pub(super) fn fit_info(&self, info: &mut FarmInfo) {
+        let budget = self.config.max_reply_bytes;
+        if encoded_len(info).is_ok_and(|size| size.saturating_add(LISTING_OVERHEAD) <= budget) {
+            return;
+        }
+        let sizes = |sizes: Vec<Result<usize, _>>| -> Vec<usize> {
+            sizes
+                .into_iter()
+                .map(|size| size.unwrap_or(usize::MAX))
+                .collect()
+        };
+        let mut lists = [
+            sizes(info.queues.iter().map(encoded_len).collect()),
+            sizes(info.workers.iter().map(encoded_len).collect()),
+            sizes(info.unserved.iter().map(encoded_len).collect()),
+        ];
+        let mut totals = lists.each_ref().map(|list| {
+            list.iter()
+                .fold(0usize, |sum, size| sum.saturating_add(*size))
+        });
+        let total = |totals: &[usize; 3]| {
+            totals
+                .iter()
+                .fold(LISTING_OVERHEAD, |sum, size| sum.saturating_add(*size))
+        };
+        while total(&totals) > budget {
+            let heaviest = (0..3).max_by_key(|index| totals[*index]).unwrap_or(0);
+            let Some(size) = lists[heaviest].pop() else {
+                break;
+            };
+            totals[heaviest] = totals[heaviest].saturating_sub(size);
+        }
+        info.queues.truncate(lists[0].len());
+        info.workers.truncate(lists[1].len());
+        info.unserved.truncate(lists[2].len());
+        info.truncated = true;
     }
 
     /// Fails attempts whose worker did not stop them at their timeout, and tells the worker

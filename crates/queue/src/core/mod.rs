@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buildcat_proto::{
-    FarmInfo, JobId, JobState, Reply, Request, RequestError, RequestId, Role, ServerFrame,
-    Timestamp, Unserved, WorkerActivity, WorkerSummary,
+    FarmInfo, JobId, JobState, LogPage, Reply, Request, RequestError, RequestId, RequeueTarget,
+    Role, ServerFrame, Timestamp, Unserved, WorkerActivity, WorkerSummary,
 };
 
 use crate::store::{StoreError, StoreOp, StoredJob};
@@ -63,6 +63,10 @@ pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
 /// have been cut off for most of this, so the two copies never overlap.
 pub const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(60);
 
+/// Bytes of output kept per job by default: a day of a chatty render's log, while a farm of
+/// thousands of jobs stays within a few gigabytes of disk at worst.
+pub const DEFAULT_MAX_LOG_BYTES: u64 = 64 << 20;
+
 /// Subscriptions a connection may collect before its list is compacted (then at each
 /// doubling, so the cost per subscription stays constant).
 pub(crate) const SUBSCRIPTION_COMPACT_AT: usize = 64;
@@ -84,8 +88,13 @@ pub struct CoreConfig {
     pub max_retry_backoff: Duration,
     /// How long after a job's timeout the server stops waiting for its worker to report it.
     pub timeout_backstop: Duration,
-    /// Output lines kept per job; older lines are dropped first.
-    pub max_log_lines: usize,
+    /// Bytes of output kept per job (in the store): past this, the first quarter and the
+    /// newest three quarters are kept and the middle is dropped, and readers are told
+    /// where and how much.
+    pub max_log_bytes: u64,
+    /// The most bytes one reply may take encoded: listings stop short of it, output is read
+    /// in pages well under it. The server sets it from its frame limit.
+    pub max_reply_bytes: usize,
     /// Requests one connection may have unanswered at once.
     pub max_in_flight: u32,
     /// How long a worker connection may stay unregistered after its hello.
@@ -113,7 +122,8 @@ impl Default for CoreConfig {
             retry_backoff: Duration::from_secs(2),
             max_retry_backoff: Duration::from_secs(300),
             timeout_backstop: Duration::from_secs(30),
-            max_log_lines: 10_000,
+            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            max_reply_bytes: buildcat_proto::DEFAULT_MAX_FRAME / 2,
             max_in_flight: 100_000,
             register_timeout: Duration::from_secs(10),
             client_idle_timeout: Duration::from_secs(3600),
@@ -157,6 +167,31 @@ pub enum Input {
     },
     /// Time passed: check heartbeats and prune old jobs.
     Tick,
+    /// The store read the output asked for by [`Effect::ReadOutput`].
+    OutputRead {
+        /// The read, as the effect gave it.
+        read: OutputRead,
+        /// The page, or why it could not be read.
+        result: Result<LogPage, StoreError>,
+    },
+}
+
+/// A page of a job's stored output the core needs: the shell reads it from the store, after
+/// every change sent before it, and hands it back unchanged in [`Input::OutputRead`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputRead {
+    /// The job.
+    pub job: JobId,
+    /// The first byte to read.
+    pub from: u64,
+    /// About how many bytes of lines to read at most.
+    pub max_bytes: usize,
+    /// The connection that asked, to answer it.
+    pub conn: ConnId,
+    /// The request that asked, to answer it.
+    pub request: RequestId,
+    /// Whether the request follows the output (then reading goes on until it catches up).
+    pub follow: bool,
 }
 
 /// Something the shell must do.
@@ -178,6 +213,9 @@ pub enum Effect {
     /// Send [`ServerFrame::Closing`] with this reason and close the connection. The core has
     /// already forgotten the connection.
     Close(ConnId, String),
+    /// Read a page of a job's output from the store, after every [`Effect::Persist`] before
+    /// it; report it in [`Input::OutputRead`].
+    ReadOutput(OutputRead),
 }
 
 /// The farm's state.
@@ -223,8 +261,11 @@ pub struct Core {
     /// Started jobs with no connected worker, waiting for theirs to come back: the worker's
     /// connection dropped, the server restarted, or a completion's commit failed.
     orphans: BTreeMap<JobId, Orphan>,
-    /// Clients following a job's output.
+    /// Clients following a job's output that have caught up with it: new lines go to them
+    /// as they come.
     log_followers: HashMap<JobId, Vec<(ConnId, RequestId)>>,
+    /// `Logs` requests waiting for a page from the store, and for which job.
+    reading: HashMap<(ConnId, RequestId), JobId>,
     /// Clients watching a job's progress and end.
     watchers: HashMap<JobId, Vec<(ConnId, RequestId)>>,
     /// How many jobs each watch request still waits for.
@@ -267,16 +308,22 @@ impl Core {
             finished: BTreeSet::new(),
             orphans: BTreeMap::new(),
             log_followers: HashMap::new(),
+            reading: HashMap::new(),
             watchers: HashMap::new(),
             watches: HashMap::new(),
             effects: Vec::new(),
             ops: Vec::new(),
             next_scan: now,
         };
-        for StoredJob { status, args } in stored {
+        for StoredJob {
+            status,
+            args,
+            output,
+        } in stored
+        {
             let queue = core.intern_queue(&status.queue);
             let kind = core.intern_kind(&status.kind);
-            let job = Job::from_stored(status, args, queue, kind);
+            let job = Job::from_stored(status, args, output, queue, kind);
             core.insert_loaded(job, now);
         }
         let ops = std::mem::take(&mut core.ops);
@@ -332,6 +379,7 @@ impl Core {
                 }
             }
             Input::Tick => self.tick(now),
+            Input::OutputRead { read, result } => self.output_read(read, result),
         }
         self.flush_ops(None);
         std::mem::take(&mut self.effects)
@@ -419,7 +467,8 @@ impl Core {
                 self.reply(conn, id, reply);
             }
             Request::Info => {
-                let info = self.info();
+                let mut info = self.info();
+                self.fit_info(&mut info);
                 self.reply(conn, id, Ok(Reply::Info(info)));
             }
             Request::Register(registration) => self.register(now, conn, id, registration),
@@ -441,6 +490,16 @@ impl Core {
                 self.record_progress(job, attempt, progress);
                 self.reply(conn, id, Ok(Reply::Ack));
             }
+            Request::Cancel(jobs) | Request::Requeue(RequeueTarget::Jobs(jobs))
+                if jobs.len() > manage::MAX_CHANGES =>
+            {
+                let error = RequestError::Invalid(format!(
+                    "{} jobs named in one request; name at most {} at a time",
+                    jobs.len(),
+                    manage::MAX_CHANGES
+                ));
+                self.reply(conn, id, Err(error));
+            }
             Request::Cancel(jobs) => {
                 let changes = jobs.into_iter().map(|job| self.cancel(now, job)).collect();
                 self.reply(conn, id, Ok(Reply::Changes(changes)));
@@ -450,10 +509,10 @@ impl Core {
                 self.reply(conn, id, Ok(Reply::Changes(changes)));
             }
             Request::Jobs(query) => {
-                let jobs = self.list(&query);
-                self.reply(conn, id, Ok(Reply::Jobs(jobs)));
+                let (jobs, more) = self.list(&query);
+                self.reply(conn, id, Ok(Reply::Jobs { jobs, more }));
             }
-            Request::Logs { job, follow } => self.logs(conn, id, job, follow),
+            Request::Logs { job, from, follow } => self.logs(conn, id, job, from, follow),
             Request::Watch(jobs) => self.watch(conn, id, jobs),
             Request::EnableWorker(name) => {
                 let reply = self.enable_worker(now, &name).map(|()| Reply::Ack);
@@ -534,6 +593,7 @@ impl Core {
             queues,
             workers,
             unserved,
+            truncated: false,
         }
     }
 }

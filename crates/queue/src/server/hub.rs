@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
 use super::Capacities;
-use super::store_writer::{Committed, WriteBatch};
+use super::store_writer::{Report, WriteBatch};
 use crate::core::{ConnId, Core, Effect, Input};
 
 /// The shortest gap between two ticks: the core's deadlines are in milliseconds and its
@@ -224,7 +224,7 @@ pub(crate) fn start(
     core: Core,
     capacities: &Capacities,
     batches: mpsc::Sender<WriteBatch>,
-    committed: mpsc::UnboundedReceiver<Committed>,
+    committed: mpsc::UnboundedReceiver<Report>,
 ) -> (CoreHandle, impl Future<Output = ()> + Send + use<>) {
     let (inputs_tx, inputs) = mpsc::channel(capacities.inputs.max(1));
     let handle = CoreHandle {
@@ -260,7 +260,7 @@ impl Hub {
     async fn run(
         mut self,
         mut inputs: mpsc::Receiver<Message>,
-        mut committed: mpsc::UnboundedReceiver<Committed>,
+        mut committed: mpsc::UnboundedReceiver<Report>,
         batches: mpsc::Sender<WriteBatch>,
         max_backlog_ops: usize,
     ) {
@@ -283,8 +283,11 @@ impl Hub {
             }
             tokio::select! {
                 biased;
-                Some(done) = committed.recv() => {
-                    let input = Input::Persisted { tokens: done.tokens, result: done.result };
+                Some(report) = committed.recv() => {
+                    let input = match report {
+                        Report::Committed { tokens, result } => Input::Persisted { tokens, result },
+                        Report::Read { read, result } => Input::OutputRead { read, result },
+                    };
                     self.handle(input);
                 }
                 permit = batches.reserve(), if !self.backlog.is_empty() => {
@@ -384,7 +387,19 @@ impl Hub {
                     }
                     Effect::Persist { ops, token } => {
                         self.backlog_ops += ops.len();
-                        self.backlog.push_back(WriteBatch { ops, token });
+                        self.backlog.push_back(WriteBatch {
+                            ops,
+                            token,
+                            read: None,
+                        });
+                    }
+                    Effect::ReadOutput(read) => {
+                        // In line with the batches, so the read sees every change before it.
+                        self.backlog.push_back(WriteBatch {
+                            ops: Vec::new(),
+                            token: None,
+                            read: Some(read),
+                        });
                     }
                 }
             }
@@ -412,6 +427,22 @@ mod tests {
         fn commit(&mut self, ops: &[StoreOp]) -> Result<(), StoreError> {
             self.0.extend_from_slice(ops);
             Ok(())
+        }
+
+        fn read_output(
+            &mut self,
+            _job: buildcat_proto::JobId,
+            from: u64,
+            _max_bytes: usize,
+        ) -> Result<buildcat_proto::LogPage, StoreError> {
+            // Keeps no output: every page is empty.
+            Ok(buildcat_proto::LogPage {
+                dropped: None,
+                offset: from,
+                lines: Vec::new(),
+                next: from,
+                more: false,
+            })
         }
     }
 

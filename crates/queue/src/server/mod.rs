@@ -238,7 +238,9 @@ impl<S: Store> Server<S> {
         acceptor: Option<TlsAcceptor>,
         mut store: S,
     ) -> Result<Server<S>, ServerError> {
-        let core_config = config.core.clone();
+        let mut core_config = config.core.clone();
+        // Replies stay well within a frame, whatever the frame limit.
+        core_config.max_reply_bytes = core_config.max_reply_bytes.min(config.max_frame / 2);
         let (store, core, startup_ops) = tokio::task::spawn_blocking(move || {
             let jobs = store.load()?;
             let (core, ops) = Core::new(core_config, jobs, Timestamp::now());

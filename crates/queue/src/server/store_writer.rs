@@ -2,34 +2,51 @@
 //! its last commit in one transaction (group commit), so durability costs one sync per batch
 //! rather than one per job.
 //!
-//! It reports each commit on a channel of its own that never blocks it (unbounded, but with
-//! at most one message per commit, and the hub drains it before anything else). A writer
-//! that could wait on the hub while the hub waits on it is the deadlock this shape rules out.
+//! It reports each commit, and each page of job output it was asked to read, on a channel of
+//! its own that never blocks it (unbounded, but with at most one message per commit or read,
+//! and the hub drains it before anything else). A writer that could wait on the hub while the
+//! hub waits on it is the deadlock this shape rules out.
 
 use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
-use tracing::error;
+use tracing::{error, warn};
 
-use crate::core::Token;
+use crate::core::{OutputRead, Token};
+use buildcat_proto::LogPage;
+
 use crate::store::{Store, StoreError, StoreOp};
 
-/// Store operations from one [`Effect::Persist`](crate::core::Effect::Persist).
+/// Store operations from one [`Effect::Persist`](crate::core::Effect::Persist), or a read
+/// from one [`Effect::ReadOutput`](crate::core::Effect::ReadOutput).
 #[derive(Debug)]
 pub(crate) struct WriteBatch {
     /// The changes, applied in order.
     pub(crate) ops: Vec<StoreOp>,
     /// Reported back once committed, when the core waits for this batch.
     pub(crate) token: Option<Token>,
+    /// A page of job output to read once everything before it is committed, so that it
+    /// sees every change sent before it.
+    pub(crate) read: Option<OutputRead>,
 }
 
-/// One commit's outcome, for the core.
+/// What the writer reports to the core.
 #[derive(Debug)]
-pub(crate) struct Committed {
-    /// The batches the commit carried that the core waits for.
-    pub(crate) tokens: Vec<Token>,
-    /// On `Err` none of those batches took effect.
-    pub(crate) result: Result<(), StoreError>,
+pub(crate) enum Report {
+    /// One commit's outcome.
+    Committed {
+        /// The batches the commit carried that the core waits for.
+        tokens: Vec<Token>,
+        /// On `Err` none of those batches took effect.
+        result: Result<(), StoreError>,
+    },
+    /// A page of job output read, for the request in `read`.
+    Read {
+        /// The read, handed back unchanged.
+        read: OutputRead,
+        /// The page.
+        result: Result<LogPage, StoreError>,
+    },
 }
 
 /// Starts the writer thread. It ends when every sender of `batches` is gone and what they
@@ -37,7 +54,7 @@ pub(crate) struct Committed {
 pub(crate) fn spawn<S: Store>(
     store: S,
     batches: mpsc::Receiver<WriteBatch>,
-    committed: mpsc::UnboundedSender<Committed>,
+    committed: mpsc::UnboundedSender<Report>,
     max_batch: usize,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -49,36 +66,48 @@ pub(crate) fn spawn<S: Store>(
 fn write<S: Store>(
     mut store: S,
     mut batches: mpsc::Receiver<WriteBatch>,
-    committed: mpsc::UnboundedSender<Committed>,
+    reports: mpsc::UnboundedSender<Report>,
     max_batch: usize,
 ) {
     let mut ops: Vec<StoreOp> = Vec::new();
     let mut tokens: Vec<Token> = Vec::new();
     while let Some(first) = batches.blocking_recv() {
-        ops.extend(first.ops);
-        tokens.extend(first.token);
-        while ops.len() < max_batch {
-            match batches.try_recv() {
-                Ok(more) => {
-                    ops.extend(more.ops);
-                    tokens.extend(more.token);
-                }
-                Err(_) => break,
+        let mut next = Some(first);
+        let mut read = None;
+        while let Some(batch) = next.take() {
+            ops.extend(batch.ops);
+            tokens.extend(batch.token);
+            if batch.read.is_some() {
+                read = batch.read;
+                break;
+            }
+            if ops.len() >= max_batch {
+                break;
+            }
+            next = batches.try_recv().ok();
+        }
+        if !ops.is_empty() || !tokens.is_empty() {
+            let result = store.commit(&ops);
+            if let Err(e) = &result {
+                error!(error = %e, ops = ops.len(), "could not commit to storage");
+            }
+            ops.clear();
+            if !tokens.is_empty() {
+                let report = Report::Committed {
+                    tokens: std::mem::take(&mut tokens),
+                    result,
+                };
+                // The hub is gone only at shutdown, when nobody waits for the answer; the
+                // data is committed either way.
+                let _ = reports.send(report);
             }
         }
-        let result = store.commit(&ops);
-        if let Err(e) = &result {
-            error!(error = %e, ops = ops.len(), "could not commit to storage");
-        }
-        ops.clear();
-        if !tokens.is_empty() {
-            let report = Committed {
-                tokens: std::mem::take(&mut tokens),
-                result,
-            };
-            // The hub is gone only at shutdown, when nobody waits for the answer; the data is
-            // committed either way.
-            let _ = committed.send(report);
+        if let Some(read) = read {
+            let result = store.read_output(read.job, read.from, read.max_bytes);
+            if let Err(e) = &result {
+                warn!(error = %e, job = %read.job, "could not read job output");
+            }
+            let _ = reports.send(Report::Read { read, result });
         }
     }
 }

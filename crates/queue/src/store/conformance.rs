@@ -12,7 +12,7 @@ use buildcat_proto::{
     Attempt, AttemptOutcome, Failure, JobId, JobOptions, JobState, JobStatus, Timestamp,
 };
 
-use super::{Store, StoreError, StoreOp, StoredJob};
+use super::{OutputExtent, Store, StoreError, StoreOp, StoredJob};
 
 /// What a case returns: an error fails it, as does a panic.
 pub(crate) type CaseResult = Result<(), Box<dyn std::error::Error>>;
@@ -99,6 +99,7 @@ pub(crate) fn plain_job(id: JobId) -> StoredJob {
             progress: None,
         },
         args: vec![1, 2, 3],
+        output: OutputExtent::default(),
     }
 }
 
@@ -151,6 +152,7 @@ pub(crate) fn full_job(id: JobId, deps: Vec<JobId>) -> StoredJob {
             progress: None,
         },
         args: vec![0xde, 0xad, 0xbe, 0xef],
+        output: OutputExtent::default(),
     }
 }
 

@@ -4,8 +4,13 @@
 //! start it rebuilds the state from [`Store::load`]. One writer task owns the store and
 //! calls [`Store::commit`] with every change gathered since the last commit (group commit),
 //! so durability costs one sync per batch rather than one per job.
+//!
+//! Job output is stored the same way, as chunks appended with their byte offset
+//! ([`StoreOp::AppendOutput`]) and dropped from the middle when a job prints more than its
+//! bound ([`StoreOp::DropOutput`]); it goes with its job when the job is deleted, and is
+//! read back a page at a time with [`Store::read_output`].
 
-use buildcat_proto::{JobId, JobStatus};
+use buildcat_proto::{JobId, JobStatus, LogPage};
 
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -20,6 +25,18 @@ pub struct StoredJob {
     pub status: JobStatus,
     /// The encoded task arguments.
     pub args: Vec<u8>,
+    /// How much output the job has printed, so that a restarted server appends after it
+    /// and knows where a follower is; ignored by [`StoreOp::Insert`] (a new job has none).
+    pub output: OutputExtent,
+}
+
+/// The size of a job's output: where the next chunk starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutputExtent {
+    /// Bytes printed, each line counted with its newline, dropped bytes included.
+    pub bytes: u64,
+    /// Lines printed, dropped lines included.
+    pub lines: u64,
 }
 
 /// One change to storage.
@@ -31,8 +48,31 @@ pub enum StoreOp {
     /// max_attempts (raised by a requeue). Queue, kind, the other options, created_at and
     /// args never change after insert.
     Update(JobStatus),
-    /// A job is removed (pruned after its retention period, or cleared).
+    /// A job is removed (pruned after its retention period, or cleared), with its output.
     Delete(JobId),
+    /// Output lines of a job, appended after what it printed before.
+    AppendOutput {
+        /// The job.
+        job: JobId,
+        /// Where the chunk starts: the job's output bytes before it.
+        offset: u64,
+        /// The number of the chunk's first line (0 for the job's first line).
+        line: u64,
+        /// How many lines `text` holds.
+        lines: u64,
+        /// The lines, each followed by a newline.
+        text: String,
+    },
+    /// Drops a job's output chunks that lie wholly within `from..to`: the middle of an
+    /// output longer than its bound. A chunk that reaches outside stays.
+    DropOutput {
+        /// The job.
+        job: JobId,
+        /// The first byte that may go (the end of the part kept from the start).
+        from: u64,
+        /// The first byte that must stay (the start of the newest part kept).
+        to: u64,
+    },
 }
 
 /// Why storage failed.
@@ -105,4 +145,18 @@ pub trait Store: Send + 'static {
     ///
     /// On error nothing of `ops` is applied.
     fn commit(&mut self, ops: &[StoreOp]) -> Result<(), StoreError>;
+
+    /// Up to about `max_bytes` of job `job`'s output from byte `from` on, in whole lines
+    /// (at least one, if there is any), as committed so far.
+    ///
+    /// Where output was dropped just after `from`, the page says so in `dropped` and starts
+    /// after the gap; a page never spans a gap, so the reader can mark it in place. `more`
+    /// is left false: the caller knows how much the job has printed. A job without output
+    /// (or unknown) gives an empty page whose `next` is `from`.
+    fn read_output(
+        &mut self,
+        job: JobId,
+        from: u64,
+        max_bytes: usize,
+    ) -> Result<LogPage, StoreError>;
 }

@@ -198,6 +198,15 @@ impl Sim {
                     self.commits.extend(token);
                 }
                 Effect::Send(conn, frame) => self.deliver(conn, frame)?,
+                // Output is not stored here: every read finds nothing more.
+                Effect::ReadOutput(read) => {
+                    let result = Ok(buildcat_proto::LogPage {
+                        offset: read.from,
+                        next: read.from,
+                        ..Default::default()
+                    });
+                    self.input(Input::OutputRead { read, result })?;
+                }
                 Effect::Close(conn, _) => {
                     self.connected.remove(&conn);
                     self.clients.retain(|c| *c != conn);
@@ -545,7 +554,11 @@ impl Sim {
         let request = match self.rng.below(4) {
             0 => Request::Wait(job),
             1 => Request::Watch(vec![job]),
-            2 => Request::Logs { job, follow: true },
+            2 => Request::Logs {
+                job,
+                from: 0,
+                follow: true,
+            },
             _ => Request::Job(job),
         };
         self.request(client, request)?;

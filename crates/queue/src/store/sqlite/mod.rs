@@ -1,7 +1,7 @@
 //! SQLite storage: one file, in WAL mode, held exclusively by one server.
 //!
 //! `schema.rs` holds the layout and its version, `rows.rs` the encoding of a job as a row,
-//! `errors.rs` SQLite's failures in words. This file opens the store and implements
+//! `output.rs` job output as chunks, `errors.rs` SQLite's failures in words. This file opens the store and implements
 //! [`Store`].
 //!
 //! # Locking
@@ -33,6 +33,7 @@
 //! recent commits. That mode exists for benchmarks only.
 
 mod errors;
+mod output;
 mod rows;
 mod schema;
 #[cfg(test)]
@@ -41,8 +42,8 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use buildcat_proto::Attempt;
 use buildcat_proto::codec::encode_value;
+use buildcat_proto::{Attempt, JobId, LogPage};
 use rusqlite::{CachedStatement, Connection, OpenFlags, TransactionBehavior};
 
 use self::errors::{lowercase_first, open_error, write_error};
@@ -273,6 +274,12 @@ struct Statements<'conn> {
     update: Option<CachedStatement<'conn>>,
     /// The delete statement, once a delete was seen.
     delete: Option<CachedStatement<'conn>>,
+    /// Deletes a deleted job's output, once a delete was seen.
+    delete_output: Option<CachedStatement<'conn>>,
+    /// Appends output, once an append was seen.
+    append_output: Option<CachedStatement<'conn>>,
+    /// Drops the middle of an output, once a drop was seen.
+    drop_output: Option<CachedStatement<'conn>>,
 }
 
 /// Fetches the statement in `slot`, preparing it from the cache on first use.
@@ -311,7 +318,27 @@ impl Store for SqliteStore {
                 .map_err(|message| self.incompatible(format!("job {id}: {message}")))?;
             jobs.push(job);
         }
+        drop(rows);
+        drop(stmt);
+        let mut extents = output::extents(&self.conn)?;
+        for job in &mut jobs {
+            if let Some(extent) = extents.remove(&job.status.id) {
+                job.output = extent;
+            }
+        }
         Ok(jobs)
+    }
+
+    fn read_output(
+        &mut self,
+        job: JobId,
+        from: u64,
+        max_bytes: usize,
+    ) -> Result<LogPage, StoreError> {
+        if let Some(lost) = &self.lost {
+            return Err(lost.clone());
+        }
+        output::read(&self.conn, job, from, max_bytes)
     }
 
     fn commit(&mut self, ops: &[StoreOp]) -> Result<(), StoreError> {
@@ -338,6 +365,9 @@ impl Store for SqliteStore {
                 insert: None,
                 update: None,
                 delete: None,
+                delete_output: None,
+                append_output: None,
+                drop_output: None,
             };
             for op in ops {
                 match op {
@@ -356,6 +386,35 @@ impl Store for SqliteStore {
                         stmt.execute([id.0.as_bytes()]).map_err(|e| {
                             write_error(file, &format!("could not delete job {id}"), &e)
                         })?;
+                        let stmt = statement(
+                            &mut statements.delete_output,
+                            &tx,
+                            output::DELETE_OUTPUT,
+                            file,
+                        )?;
+                        stmt.execute([id.0.as_bytes()]).map_err(|e| {
+                            write_error(file, &format!("could not delete output of job {id}"), &e)
+                        })?;
+                    }
+                    StoreOp::AppendOutput {
+                        job,
+                        offset,
+                        line,
+                        lines,
+                        text,
+                    } => {
+                        let stmt = statement(
+                            &mut statements.append_output,
+                            &tx,
+                            output::APPEND_OUTPUT,
+                            file,
+                        )?;
+                        output::append(stmt, *job, (*offset, *line, *lines, text), file)?;
+                    }
+                    StoreOp::DropOutput { job, from, to } => {
+                        let stmt =
+                            statement(&mut statements.drop_output, &tx, output::DROP_OUTPUT, file)?;
+                        output::drop_range(stmt, *job, *from, *to, file)?;
                     }
                 }
             }

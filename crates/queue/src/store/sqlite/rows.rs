@@ -264,6 +264,7 @@ pub(super) fn decode_row(id: JobId, row: &Row<'_>) -> Result<StoredJob, String> 
             progress: None,
         },
         args,
+        output: crate::store::OutputExtent::default(),
     })
 }
 

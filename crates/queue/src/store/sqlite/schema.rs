@@ -12,7 +12,9 @@ use crate::store::StoreError;
 use std::path::Path;
 
 /// The version of the layout this buildcat writes, and the newest it reads.
-pub const SCHEMA_VERSION: i64 = 1;
+///
+/// 1: jobs. 2: job output (the `output` table), which version 1 kept in memory only.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The statements that create a fresh file's schema.
 ///
@@ -40,6 +42,24 @@ const CREATE_SCHEMA: &str = "
         result BLOB,
         failure BLOB
     ) STRICT;
+";
+
+/// The job output table, added by version 2.
+///
+/// One row per chunk of output as the server received it (a worker's batch of lines), keyed
+/// by its job and byte offset, so a page is read by a range scan of the index and the middle
+/// of a long output is dropped by one. `text` is a blob holding the lines, each followed by
+/// a newline, so its length is the chunk's size in bytes. An ordinary rowid table: chunks
+/// of tens of kilobytes would weigh down a clustered index.
+const CREATE_OUTPUT: &str = "
+    CREATE TABLE output (
+        job BLOB NOT NULL,
+        offset INTEGER NOT NULL,
+        line INTEGER NOT NULL,
+        lines INTEGER NOT NULL,
+        text BLOB NOT NULL
+    ) STRICT;
+    CREATE UNIQUE INDEX output_by_job ON output (job, offset);
 ";
 
 /// Creates the schema of a fresh file, or checks the version of an existing one.
@@ -80,6 +100,15 @@ pub(super) fn init_schema(conn: &Connection, path: &Path, shown: &str) -> Result
             .map_err(open_err)?;
         match version {
             Some(StoredVersion::Int(SCHEMA_VERSION)) => {}
+            Some(StoredVersion::Int(1)) => {
+                // Version 1 kept output in memory: add its table.
+                tx.execute_batch(CREATE_OUTPUT).map_err(open_err)?;
+                tx.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                    [SCHEMA_VERSION],
+                )
+                .map_err(open_err)?;
+            }
             Some(StoredVersion::Int(v)) if v > SCHEMA_VERSION => {
                 return Err(incompatible(format!(
                     "it has schema version {v}, written by a newer buildcat; this buildcat \
@@ -116,6 +145,7 @@ pub(super) fn init_schema(conn: &Connection, path: &Path, shown: &str) -> Result
             ));
         }
         tx.execute_batch(CREATE_SCHEMA).map_err(open_err)?;
+        tx.execute_batch(CREATE_OUTPUT).map_err(open_err)?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
             [SCHEMA_VERSION],

@@ -66,13 +66,13 @@ fn newer_schema_is_refused() -> TestResult {
     drop(open(&path)?);
     {
         let conn = Connection::open(&path)?;
-        conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'", [])?;
+        conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'", [])?;
     }
     match open(&path) {
         Err(error @ StoreError::Incompatible { .. }) => {
             let message = error.to_string();
+            assert!(message.contains("version 3"), "{message}");
             assert!(message.contains("version 2"), "{message}");
-            assert!(message.contains("version 1"), "{message}");
             assert!(message.contains("newer buildcat"), "{message}");
             assert!(message.contains(&path.display().to_string()), "{message}");
         }
