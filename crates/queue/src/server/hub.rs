@@ -16,11 +16,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use buildcat_proto::{Reply, Request, RequestError, RequestId, Role, ServerFrame, Timestamp};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
@@ -50,6 +50,8 @@ pub(crate) enum Message {
         role: Role,
         /// Where its frames go; dropping it ends the connection's writer.
         outbox: mpsc::Sender<ServerFrame>,
+        /// Counts the frames in `outbox`.
+        unsent: Arc<Unsent>,
     },
     /// A peer's request.
     Request {
@@ -86,6 +88,52 @@ impl HubClosed {
     }
 }
 
+/// How many frames a connection has been sent that its writer has not taken yet.
+#[derive(Debug, Default)]
+pub(crate) struct Unsent {
+    /// Frames in the outbox.
+    count: AtomicUsize,
+    /// Set once the receiving side is gone: nothing will be taken any more.
+    closed: AtomicBool,
+    /// Wakes a shell waiting for the count to fall.
+    taken: Notify,
+}
+
+/// A connection's frames, as the shell that writes them out receives them.
+#[derive(Debug)]
+pub struct Frames {
+    /// The outbox's receiving end.
+    receiver: mpsc::Receiver<ServerFrame>,
+    /// Counted down as frames are taken.
+    unsent: Arc<Unsent>,
+}
+
+impl Frames {
+    /// The next frame; `None` once the core is done with the connection.
+    pub async fn recv(&mut self) -> Option<ServerFrame> {
+        let frame = self.receiver.recv().await?;
+        self.unsent.count.fetch_sub(1, Ordering::AcqRel);
+        self.unsent.taken.notify_waiters();
+        Some(frame)
+    }
+
+    /// Frames from a bare channel, counted by nobody (tests of the writers).
+    #[cfg(test)]
+    pub(crate) fn detached(receiver: mpsc::Receiver<ServerFrame>) -> Frames {
+        let unsent = Arc::new(Unsent::default());
+        // Nothing counts up, so count as if every frame were counted: never below zero.
+        unsent.count.store(usize::MAX / 2, Ordering::Relaxed);
+        Frames { receiver, unsent }
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        self.unsent.closed.store(true, Ordering::Release);
+        self.unsent.taken.notify_waiters();
+    }
+}
+
 /// A cloneable way into the core task, shared by every shell.
 ///
 /// Connection ids come from one counter here, so connections of different shells never
@@ -100,17 +148,25 @@ pub struct CoreHandle {
     outbox_frames: usize,
     /// Requests one connection may have waiting in the hub's queue.
     queued_requests: usize,
+    /// Frames one connection may have unsent before its requests wait.
+    unsent_frames: usize,
 }
 
 impl CoreHandle {
     /// Opens a connection for a peer that completed its handshake as `role`; its frames
     /// arrive on the receiver, which closes when the core is done with the connection.
-    pub async fn open(&self, role: Role) -> Result<(Link, mpsc::Receiver<ServerFrame>), HubClosed> {
+    pub async fn open(&self, role: Role) -> Result<(Link, Frames), HubClosed> {
         let conn = self.last_conn.fetch_add(1, Ordering::Relaxed) + 1;
-        let (outbox, frames) = mpsc::channel(self.outbox_frames.max(1));
+        let (outbox, receiver) = mpsc::channel(self.outbox_frames.max(1));
         let last_words = outbox.downgrade();
+        let unsent = Arc::new(Unsent::default());
         self.inputs
-            .send(Message::Open { conn, role, outbox })
+            .send(Message::Open {
+                conn,
+                role,
+                outbox,
+                unsent: Arc::clone(&unsent),
+            })
             .await
             .map_err(|_| HubClosed::stopped())?;
         let link = Link {
@@ -118,9 +174,11 @@ impl CoreHandle {
             inputs: self.inputs.clone(),
             slots: Arc::new(Semaphore::new(self.queued_requests.max(1))),
             last_words,
+            unsent: Arc::clone(&unsent),
+            unsent_limit: self.unsent_frames.max(1),
             closed: false,
         };
-        Ok((link, frames))
+        Ok((link, Frames { receiver, unsent }))
     }
 
     /// Asks one question on a connection of its own and returns the answer (for request and
@@ -156,6 +214,10 @@ pub struct Link {
     /// The connection's outbox, weak so that the hub dropping its sender still ends the
     /// writer; used to send a last `Closing` frame when the shell ends the connection.
     last_words: mpsc::WeakSender<ServerFrame>,
+    /// The connection's frames not yet taken by its writer.
+    unsent: Arc<Unsent>,
+    /// How many of those may wait before the shell stops reading requests.
+    unsent_limit: usize,
     /// Whether the core has been told the connection ended.
     closed: bool,
 }
@@ -164,6 +226,25 @@ impl Link {
     /// Its id in the core.
     pub fn conn(&self) -> ConnId {
         self.conn
+    }
+
+    /// Whether the peer has taken enough of what it was sent to have more requests served;
+    /// a shell reads the peer's next request only then.
+    pub fn has_room(&self) -> bool {
+        self.unsent.count.load(Ordering::Acquire) < self.unsent_limit
+            || self.unsent.closed.load(Ordering::Acquire)
+    }
+
+    /// Resolves once [`Link::has_room`] holds.
+    pub async fn room(&self) {
+        loop {
+            // Registered before the check, so a frame taken in between still wakes it.
+            let taken = self.unsent.taken.notified();
+            if self.has_room() {
+                return;
+            }
+            taken.await;
+        }
     }
 
     /// Hands a request to the core; waits while this connection already has its share of
@@ -232,6 +313,7 @@ pub(crate) fn start(
         last_conn: Arc::new(AtomicU64::new(0)),
         outbox_frames: capacities.outbox_frames,
         queued_requests: capacities.queued_requests,
+        unsent_frames: capacities.unsent_frames,
     };
     let hub = Hub {
         core,
@@ -248,7 +330,7 @@ struct Hub {
     /// The farm's state; changed only here.
     core: Core,
     /// Each open connection's outbox; the core's `Send` effects go here.
-    outboxes: HashMap<ConnId, mpsc::Sender<ServerFrame>>,
+    outboxes: HashMap<ConnId, (mpsc::Sender<ServerFrame>, Arc<Unsent>)>,
     /// Store batches the writer has no room for yet, in order.
     backlog: VecDeque<WriteBatch>,
     /// Store operations in `backlog`, compared with [`Capacities::backlog_ops`].
@@ -339,8 +421,13 @@ impl Hub {
     /// Turns a shell's message into core inputs.
     fn message(&mut self, message: Message) {
         match message {
-            Message::Open { conn, role, outbox } => {
-                self.outboxes.insert(conn, outbox);
+            Message::Open {
+                conn,
+                role,
+                outbox,
+                unsent,
+            } => {
+                self.outboxes.insert(conn, (outbox, unsent));
                 self.handle(Input::Connected { conn, role });
             }
             Message::Request {
@@ -369,10 +456,13 @@ impl Hub {
             for effect in self.core.handle(Timestamp::now(), input) {
                 match effect {
                     Effect::Send(conn, frame) => {
-                        let Some(outbox) = self.outboxes.get(&conn) else {
+                        let Some((outbox, unsent)) = self.outboxes.get(&conn) else {
                             continue;
                         };
+                        // Counted before it can be taken, so the count never goes below zero.
+                        unsent.count.fetch_add(1, Ordering::AcqRel);
                         if let Err(error) = outbox.try_send(frame) {
+                            unsent.count.fetch_sub(1, Ordering::AcqRel);
                             if matches!(error, mpsc::error::TrySendError::Full(_)) {
                                 warn!(conn, "closing connection: peer reads too slowly");
                             }
@@ -381,7 +471,7 @@ impl Hub {
                         }
                     }
                     Effect::Close(conn, reason) => {
-                        if let Some(outbox) = self.outboxes.remove(&conn) {
+                        if let Some((outbox, _)) = self.outboxes.remove(&conn) {
                             let _ = outbox.try_send(ServerFrame::Closing(reason));
                         }
                     }

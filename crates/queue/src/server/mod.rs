@@ -37,7 +37,7 @@ pub mod hub;
 mod store_writer;
 mod tcp;
 
-pub use hub::{CoreHandle, HubClosed, Link};
+pub use hub::{CoreHandle, Frames, HubClosed, Link};
 
 /// How long a new connection has to say hello: long enough for a loaded machine or a TLS
 /// handshake over a slow link, short enough that silent sockets do not pile up.
@@ -118,6 +118,10 @@ pub struct Capacities {
     /// Requests one connection may have queued to the core task and not yet handled, so one
     /// busy peer cannot fill the core's queue ahead of everyone else.
     pub queued_requests: usize,
+    /// Frames sent to one connection and not yet taken by its writer, past which the shell
+    /// stops handing the core that connection's requests until the writer catches up: a
+    /// peer that asks and does not read cannot make the core pile up replies for it.
+    pub unsent_frames: usize,
     /// Encoded bytes queued to one connection and not yet written to its socket; a peer that
     /// lets more pile up is closed as too slow.
     pub queued_bytes: usize,
@@ -144,6 +148,9 @@ impl Default for Capacities {
             // Enough to keep a pipelining client's requests flowing while the core takes
             // turns between connections.
             queued_requests: 32,
+            // A burst of replies to one group commit drains in microseconds; a peer that
+            // reads nothing holds at most this many replies before its requests wait.
+            unsent_frames: 64,
             // Half a default frame: a peer that reads nothing costs at most this plus one
             // frame; one that reads keeps it near empty.
             queued_bytes: DEFAULT_MAX_FRAME / 2,

@@ -25,14 +25,14 @@ use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::{Decoder, Encoder, Framed, FramedParts};
 use tracing::{debug, info, warn};
 
 use super::ServerConfig;
-use super::hub::CoreHandle;
+use super::hub::{CoreHandle, Frames};
 use crate::core::ConnId;
 
 /// How long the accept loop waits after a failed accept (out of file descriptors and the
@@ -219,7 +219,7 @@ impl Session {
         let mut writer_ended = false;
         let reason = loop {
             tokio::select! {
-                frame = reader.next() => match frame {
+                frame = reader.next(), if link.has_room() => match frame {
                     Ok(Some(ClientFrame { id, request })) => {
                         if link.request(id, request).await.is_err() {
                             break Some("server is shutting down".to_owned());
@@ -234,6 +234,8 @@ impl Session {
                         break Some(error.to_string());
                     }
                 },
+                // The peer has not taken what it was sent: serve it more only once it has.
+                () = link.room(), if !link.has_room() => {}
                 _ = &mut writer => {
                     writer_ended = true;
                     break None;
@@ -507,7 +509,7 @@ struct FrameWriter<W> {
 impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// Writes frames until the outbox closes (the core is done with the connection) or a
     /// `Closing` frame is sent, then shuts the connection down.
-    async fn run(mut self, mut frames: mpsc::Receiver<ServerFrame>) {
+    async fn run(mut self, mut frames: Frames) {
         let mut buffer = BytesMut::with_capacity(WRITE_BUFFER);
         let mut open = true;
         let mut unflushed = false;
@@ -679,8 +681,8 @@ mod tests {
             conn: 1,
             peer: SocketAddr::from(([127, 0, 0, 1], 1)),
         };
-        let (outbox, frames) = mpsc::channel(16);
-        let writing = tokio::spawn(writer.run(frames));
+        let (outbox, frames) = tokio::sync::mpsc::channel(16);
+        let writing = tokio::spawn(writer.run(Frames::detached(frames)));
         // Any frame but `Closing`, which ends the writer by itself.
         let reply = ServerFrame::Cancel {
             job: buildcat_proto::JobId(uuid::Uuid::nil()),
