@@ -44,8 +44,12 @@ use crate::error::WorkerError;
 use crate::job::{Halt, JobSettings, RunningJob};
 use crate::lease::lease;
 use crate::leftovers::GroupRecord;
-use crate::output::{JobOutput, Pending};
+use crate::output::JobOutput;
 use crate::registry::Registry;
+
+mod report;
+
+use report::{output_due, send_output, send_report};
 
 /// The shortest silence from the server taken as a dead connection.
 const MIN_SILENCE: Duration = Duration::from_secs(10);
@@ -793,118 +797,6 @@ fn refused(sent: Sent, error: &RequestError) {
     }
 }
 
-/// Sends what is left of a job's output, then its result.
-async fn send_report(
-    link: &mut ServerLink,
-    state: &mut LoopState,
-    in_flight: &mut InFlight,
-    completion: Completion,
-    output: &JobOutput,
-    log_frame: LogFrame,
-) -> Result<(), LinkError> {
-    let (job, attempt) = (completion.job, completion.attempt);
-    send_output(link, state, in_flight, (job, attempt), output, log_frame).await?;
-    let id = state.request_id();
-    send_completion(link, id, completion).await?;
-    in_flight.insert(id, (Sent::Completion(job, attempt), Instant::now()));
-    Ok(())
-}
-
-/// Sends everything `output` holds: its lines in frames of at most `log_frame`, then its
-/// latest progress. What could not be sent is put back for the next connection.
-async fn send_output(
-    link: &mut ServerLink,
-    state: &mut LoopState,
-    in_flight: &mut InFlight,
-    (job, attempt): (JobId, u32),
-    output: &JobOutput,
-    log_frame: LogFrame,
-) -> Result<(), LinkError> {
-    loop {
-        let batch = output.take_batch(log_frame.lines, log_frame.bytes);
-        if batch.lines.is_empty() {
-            break;
-        }
-        if batch.dropped > 0 {
-            warn!(
-                job = %job,
-                dropped = batch.dropped,
-                "dropped the oldest output lines of the job: more were waiting to be sent than \
-                 the worker holds"
-            );
-        }
-        let id = state.request_id();
-        let frame = ClientFrame {
-            id,
-            request: Request::Log {
-                job,
-                attempt,
-                lines: batch.lines.clone(),
-            },
-        };
-        if let Err(error) = link.send(frame).await {
-            output.put_back(batch);
-            return Err(error.into());
-        }
-        in_flight.insert(id, (Sent::Log(job), Instant::now()));
-    }
-    if let Some(progress) = output.take_progress() {
-        let id = state.request_id();
-        let request = Request::Progress {
-            job,
-            attempt,
-            progress: progress.clone(),
-        };
-        if let Err(error) = link.send(ClientFrame { id, request }).await {
-            output.put_back_progress(progress);
-            return Err(error.into());
-        }
-        in_flight.insert(id, (Sent::Progress(job), Instant::now()));
-    }
-    Ok(())
-}
-
-/// Resolves when the running job's output is due to be sent: a full frame at once,
-/// anything else at `not_before`. Never resolves when no job runs.
-async fn output_due(output: Option<&JobOutput>, not_before: Instant, log_frame: LogFrame) {
-    let Some(output) = output else {
-        return std::future::pending().await;
-    };
-    loop {
-        match output.pending(log_frame.lines, log_frame.bytes) {
-            Pending::Full => return,
-            Pending::Some => {
-                tokio::select! {
-                    () = sleep_until(not_before) => return,
-                    () = output.changed() => {}
-                }
-            }
-            Pending::Nothing => output.changed().await,
-        }
-    }
-}
-
-/// Sends a job's result.
-async fn send_completion(
-    link: &mut ServerLink,
-    id: RequestId,
-    completion: Completion,
-) -> Result<(), LinkError> {
-    let outcome = match &completion.outcome {
-        Outcome::Finished(_) => "finished",
-        Outcome::Failed(_) => "failed",
-        Outcome::Canceled => "canceled",
-        Outcome::Interrupted => "interrupted",
-    };
-    debug!(job = %completion.job, attempt = completion.attempt, outcome, "sending the result");
-    let frame = ClientFrame {
-        id,
-        request: Request::Complete(completion),
-    };
-    link.send(frame).await?;
-    Ok(())
-}
-
 /// Sleeps until `at`; never resolves for `None`.
 async fn sleep_until_some(at: Option<Instant>) {
     match at {
@@ -923,41 +815,9 @@ async fn job_end(job: &mut Option<RunningJob>) -> Completion {
 
 #[cfg(test)]
 mod tests {
-    use buildcat_proto::Failure;
-
     use buildcat_proto::codec;
 
     use super::*;
-
-    fn failure_frame(tail: Vec<String>) -> ClientFrame {
-        let job = "00000000-0000-7000-8000-000000000001"
-            .parse()
-            .unwrap_or_else(|e| panic!("bad test id: {e}"));
-        ClientFrame {
-            id: 7,
-            request: Request::Complete(Completion {
-                job,
-                attempt: 1,
-                outcome: Outcome::Failed(Failure {
-                    reason: "`render` failed".to_owned(),
-                    exit_code: Some(1),
-                    output_tail: tail,
-                }),
-            }),
-        }
-    }
-
-    /// Regression: a failure with hundreds of short output lines was refused by the codec's
-    /// decode limit, so the worker trimmed tails before sending; the codec now takes it whole.
-    #[test]
-    fn a_result_with_many_short_lines_decodes_whole() {
-        let tail: Vec<String> = (0..400).map(|index| format!("line {index:03}")).collect();
-        let frame = failure_frame(tail.clone());
-        let bytes = codec::encode_value(&frame).unwrap_or_else(|e| panic!("encode: {e}"));
-        let back: ClientFrame =
-            codec::decode_value(&bytes).unwrap_or_else(|e| panic!("decode: {e}"));
-        assert_eq!(back, frame);
-    }
 
     #[test]
     fn a_log_frame_of_many_short_lines_decodes_whole() {
