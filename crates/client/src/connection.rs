@@ -63,7 +63,7 @@ struct Shared {
     /// The address as the caller gave it, for messages.
     addr: String,
     /// Requests waiting for their reply, or why no reply will come.
-    pending: Mutex<Pending>,
+    pending: Mutex<Waiting>,
     /// Cancelled when the connection ends or the last handle is dropped.
     stop: CancellationToken,
     /// Where events for streaming requests (`Logs { follow }`, `Watch`) go, by request id.
@@ -71,7 +71,7 @@ struct Shared {
 }
 
 /// The pending requests of a connection that is open, or why it is not.
-enum Pending {
+enum Waiting {
     /// Each request's id and where its reply goes.
     Open(HashMap<RequestId, ReplySender>),
     /// The reason the connection ended, for every later request.
@@ -109,7 +109,7 @@ impl Connection {
 
         let shared = Arc::new(Shared {
             addr: addr.to_owned(),
-            pending: Mutex::new(Pending::Open(HashMap::new())),
+            pending: Mutex::new(Waiting::Open(HashMap::new())),
             stop: CancellationToken::new(),
             events: Mutex::new(HashMap::new()),
         });
@@ -126,7 +126,7 @@ impl Connection {
 
     /// Whether the connection has ended (the server closed it, or it broke).
     pub(crate) fn is_closed(&self) -> bool {
-        matches!(*self.shared.lock(), Pending::Closed(_))
+        matches!(*self.shared.lock(), Waiting::Closed(_))
     }
 
     /// The server's software version, from its welcome.
@@ -198,7 +198,7 @@ struct PendingGuard<'a> {
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        if let Pending::Open(waiting) = &mut *self.shared.lock() {
+        if let Waiting::Open(waiting) = &mut *self.shared.lock() {
             waiting.remove(&self.id);
         }
         self.shared.events_lock().remove(&self.id);
@@ -239,26 +239,26 @@ impl Shared {
     }
 
     /// The pending map; no code holding it can panic, so a poisoned lock is still sound.
-    fn lock(&self) -> MutexGuard<'_, Pending> {
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records where the reply to `id` goes, unless the connection has ended.
     fn register(&self, id: RequestId, reply_to: ReplySender) -> Result<(), ClientError> {
         match &mut *self.lock() {
-            Pending::Open(waiting) => {
+            Waiting::Open(waiting) => {
                 waiting.insert(id, reply_to);
                 Ok(())
             }
-            Pending::Closed(reason) => Err(self.lost_because(reason.clone())),
+            Waiting::Closed(reason) => Err(self.lost_because(reason.clone())),
         }
     }
 
     /// Hands a reply to the caller waiting for it.
     fn complete(&self, id: RequestId, result: Result<Reply, ClientError>) {
         let reply_to = match &mut *self.lock() {
-            Pending::Open(waiting) => waiting.remove(&id),
-            Pending::Closed(_) => None,
+            Waiting::Open(waiting) => waiting.remove(&id),
+            Waiting::Closed(_) => None,
         };
         match reply_to {
             // The caller may have stopped waiting since; nothing to do then.
@@ -274,12 +274,12 @@ impl Shared {
     fn close(&self, reason: String) {
         let waiting = {
             let mut pending = self.lock();
-            if matches!(*pending, Pending::Closed(_)) {
+            if matches!(*pending, Waiting::Closed(_)) {
                 return;
             }
-            match std::mem::replace(&mut *pending, Pending::Closed(reason.clone())) {
-                Pending::Open(waiting) => waiting,
-                Pending::Closed(_) => HashMap::new(),
+            match std::mem::replace(&mut *pending, Waiting::Closed(reason.clone())) {
+                Waiting::Open(waiting) => waiting,
+                Waiting::Closed(_) => HashMap::new(),
             }
         };
         self.stop.cancel();
@@ -297,8 +297,8 @@ impl Shared {
     /// The error for a request on a connection that has ended.
     fn lost(&self) -> ClientError {
         let reason = match &*self.lock() {
-            Pending::Closed(reason) => reason.clone(),
-            Pending::Open(_) => "the connection closed".to_owned(),
+            Waiting::Closed(reason) => reason.clone(),
+            Waiting::Open(_) => "the connection closed".to_owned(),
         };
         self.lost_because(reason)
     }

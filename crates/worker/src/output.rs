@@ -70,7 +70,7 @@ struct Buffered {
 
 /// What [`JobOutput::pending`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Pending {
+pub(crate) enum OutputReady {
     /// Nothing to send.
     Nothing,
     /// Something to send, less than a full frame.
@@ -134,14 +134,14 @@ impl JobOutput {
 
     /// Whether anything waits to be taken, and whether it fills a frame of `max_lines` lines
     /// or `max_bytes` bytes.
-    pub(crate) fn pending(&self, max_lines: usize, max_bytes: usize) -> Pending {
+    pub(crate) fn pending(&self, max_lines: usize, max_bytes: usize) -> OutputReady {
         let buffered = self.lock();
         if buffered.lines.len() >= max_lines || buffered.bytes >= max_bytes {
-            Pending::Full
+            OutputReady::Full
         } else if buffered.lines.is_empty() && buffered.progress.is_none() {
-            Pending::Nothing
+            OutputReady::Nothing
         } else {
-            Pending::Some
+            OutputReady::Some
         }
     }
 
@@ -291,7 +291,7 @@ mod tests {
         output.log("two\r\nthree\n".to_owned());
         let batch = output.take_batch(100, 1 << 20);
         assert_eq!(lines(&batch), ["one", "two", "three"]);
-        assert_eq!(output.pending(100, 1 << 20), Pending::Nothing);
+        assert_eq!(output.pending(100, 1 << 20), OutputReady::Nothing);
     }
 
     #[test]
@@ -300,8 +300,8 @@ mod tests {
         for index in 0..10 {
             output.log(format!("line {index}"));
         }
-        assert_eq!(output.pending(10, 1 << 20), Pending::Full);
-        assert_eq!(output.pending(11, 1 << 20), Pending::Some);
+        assert_eq!(output.pending(10, 1 << 20), OutputReady::Full);
+        assert_eq!(output.pending(11, 1 << 20), OutputReady::Some);
         assert_eq!(lines(&output.take_batch(4, 1 << 20)).len(), 4);
         // "line N" costs 6 + 8 bytes: two fit in 30.
         assert_eq!(lines(&output.take_batch(100, 30)), ["line 4", "line 5"]);
@@ -371,13 +371,13 @@ mod tests {
                 outputs: Vec::new(),
             });
         }
-        assert_eq!(output.pending(10, 100), Pending::Some);
+        assert_eq!(output.pending(10, 100), OutputReady::Some);
         assert_eq!(output.take_progress().map(|p| p.done), Some(3));
         assert_eq!(output.take_progress(), None);
         output.close();
         output.log("late".to_owned());
         output.progress(JobProgress::default());
-        assert_eq!(output.pending(10, 100), Pending::Nothing);
+        assert_eq!(output.pending(10, 100), OutputReady::Nothing);
     }
 
     #[test]

@@ -13,29 +13,32 @@ use crate::store::{OutputExtent, StoredJob};
 /// A job as the core holds it. Queue and kind names are shared between jobs.
 #[derive(Debug, Clone)]
 pub(super) struct Job {
-    /// The job's id.
+    /// UUID v7: ordering by id is ordering by submission, which dispatch relies on.
     pub(super) id: JobId,
-    /// Its queue.
+    /// Interned (one allocation per queue name, however many jobs).
     pub(super) queue: Arc<str>,
-    /// Its kind.
+    /// Interned like the queue; decides which workers can run it.
     pub(super) kind: Arc<str>,
-    /// Its encoded arguments.
+    /// The encoded task, opaque to the server; shared so an assignment copies no bytes
+    /// until it is encoded.
     pub(super) args: Arc<[u8]>,
-    /// As submitted.
+    /// As submitted, except `max_attempts`, which a requeue raises (and stores).
     pub(super) options: JobOptions,
-    /// Where it is.
+    /// Changed only through `set_state`, which keeps the queue counts and indexes true.
     pub(super) state: JobState,
-    /// When it was submitted.
+    /// The time of the commit's `now`: shown to people, and the fallback end for pruning.
     pub(super) created_at: Timestamp,
-    /// When it ended.
+    /// Set when it reached a terminal state; retention counts from here.
     pub(super) ended_at: Option<Timestamp>,
-    /// Every attempt so far.
+    /// Every attempt so far, the current one last: its number is what a worker's report
+    /// must name to be accepted.
     pub(super) attempts: Vec<Attempt>,
-    /// The output, once finished.
+    /// The handler's encoded output, once finished; bounded when it arrives.
     pub(super) result: Option<Vec<u8>>,
-    /// Why it failed or was canceled.
+    /// Why it failed or was canceled; boxed, since most jobs never fail.
     pub(super) failure: Option<Box<Failure>>,
-    /// How far the current attempt is (kept in memory only).
+    /// How far the current attempt is; kept in memory only (it is stale after a restart
+    /// anyway), boxed since most jobs are not running.
     pub(super) progress: Option<Box<JobProgress>>,
     /// How much the job's attempts have printed (the output itself is in the store); boxed
     /// and absent until the first line, since most jobs in a large queue have printed

@@ -8,7 +8,7 @@ use tracing::{debug, warn};
 
 use super::{InFlight, LogFrame, LoopState, Sent};
 use crate::connection::{LinkError, ServerLink};
-use crate::output::{JobOutput, Pending};
+use crate::output::{JobOutput, OutputReady};
 
 /// Sends what is left of a job's output, then its result.
 pub(super) async fn send_report(
@@ -93,14 +93,14 @@ pub(super) async fn output_due(
     };
     loop {
         match output.pending(log_frame.lines, log_frame.bytes) {
-            Pending::Full => return,
-            Pending::Some => {
+            OutputReady::Full => return,
+            OutputReady::Some => {
                 tokio::select! {
                     () = sleep_until(not_before) => return,
                     () = output.changed() => {}
                 }
             }
-            Pending::Nothing => output.changed().await,
+            OutputReady::Nothing => output.changed().await,
         }
     }
 }
