@@ -5,7 +5,7 @@
 //! ```text
 //!  tcp sessions ─┐                   ┌──WriteBatch──► store writer thread (group commit)
 //!  (later: http) ─┼─CoreHandle─► hub ─┤                      │
-//!                 │              core ◄──────Committed───────┘
+//!                 │              core ◄───Report (commits, reads)┘
 //!                 ◄─────────────ServerFrame (per-connection outbox)
 //! ```
 //!
@@ -17,7 +17,8 @@
 //!   before anything is bound; [`Server::serve`] runs the hub (the one task that owns the
 //!   core, reached through a cloneable [`CoreHandle`]), the store writer and the TCP front
 //!   end. [`run`] does both.
-//! - [`store`]: the [`store::Store`] trait (`load`, `commit`) and the SQLite store behind it.
+//! - [`store`]: the [`store::Store`] trait (`load`, `commit`, `read_output`) and the SQLite
+//!   store behind it: jobs and their output, in one file.
 //! - [`tls`]: the server's side of TLS with client certificates.
 //!
 //! # Example
