@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Farm, PATIENCE, Proc, Sleeper, buildcat_command, processes_running};
+use crate::harness::{Farm, PATIENCE, Proc, Sleeper, buildcat_command, processes_running, worker};
 
 /// How often the polls here look again.
 const POLL: Duration = Duration::from_millis(25);
@@ -277,5 +277,18 @@ fn a_worker_cut_off_past_its_lease_stops_its_job_and_the_job_runs_once() {
     fs::write(root.join("release"), "").expect("cannot create the release file");
     let status = farm.wait_for_status(&job, "finished", |status| status["state"] == "finished");
     assert_eq!(runs(&root), ["run", "run", "done"], "{status:#}");
+    // Back on the farm: registered, its stale report refused, and idle. (The server used to
+    // send the stop before the registration's reply, which the worker refuses, so it
+    // failed to register again and again.)
+    let info = farm.wait_for_info("the cut-off worker back and idle", |info| {
+        worker(info, "faults-cut-a").is_some_and(|w| w["state"] == "idle")
+    });
+    assert!(
+        !cut_off
+            .log()
+            .contains("before the registration was answered"),
+        "the cut-off worker's registration was refused\n{info:#}\n{}",
+        cut_off.logs()
+    );
     cut_off.assert_running();
 }

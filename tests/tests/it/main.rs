@@ -7,6 +7,9 @@
 
 #![cfg(unix)]
 
+// Real processes, `flock` and server kills: the farm under repeated faults.
+#[cfg(target_os = "linux")]
+mod chaos;
 mod environment;
 mod errors;
 mod examples;

@@ -244,7 +244,7 @@ fn start_server_expecting_failure(storage: &Path) -> Output {
 }
 
 /// Writes `path` until the file system refuses for want of space.
-fn fill(path: &Path) {
+pub(crate) fn fill(path: &Path) {
     let mut file = std::fs::File::create(path).expect("could not create the filler");
     let chunk = vec![0u8; 64 * 1024];
     loop {
@@ -291,14 +291,14 @@ fn set_mode(path: &Path, mode: u32) {
 /// A tmpfs of its own for a test's storage, unmounted on drop (also when the test fails).
 ///
 /// Declare it before the farm whose server uses it, so that the server is stopped first.
-struct Tmpfs {
+pub(crate) struct Tmpfs {
     /// The mount point, a temporary directory removed once unmounted.
     dir: TempDir,
 }
 
 impl Tmpfs {
     /// Mounts a tmpfs of `size` (e.g. `4m`), or says why it cannot and returns `None`.
-    fn mount_or_skip(size: &str) -> Option<Tmpfs> {
+    pub(crate) fn mount_or_skip(size: &str) -> Option<Tmpfs> {
         if !is_root() {
             skip("needs root to mount a tmpfs");
             return None;
@@ -327,7 +327,7 @@ impl Tmpfs {
     }
 
     /// The mount point.
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 

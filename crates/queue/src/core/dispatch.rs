@@ -322,12 +322,21 @@ impl Core {
                 kinds,
             },
         );
+        // Sent after the reply: the worker reads nothing else before its registration is
+        // answered.
+        let mut stops = Vec::new();
         for &(job_id, attempt) in &running {
             let free = self
                 .workers
                 .get(&conn)
                 .is_some_and(|worker| worker.current.is_none());
             if free && self.reclaim(now, conn, job_id, attempt) {
+                continue;
+            }
+            if self.awaits_resend(job_id, attempt, &name) {
+                // A result it kept when its commit failed (its slot went on to the next
+                // job meanwhile): the worker sends it again next. The job stays an orphan,
+                // within its grace, until then.
                 continue;
             }
             // It runs an attempt that is not (or no longer) its own: the job was canceled,
@@ -340,12 +349,11 @@ impl Core {
                     .to_owned(),
             };
             tracing::info!(worker = %name, job = %job_id, attempt, "a returning worker runs an attempt that is not its own; telling it to stop");
-            let stop = ServerFrame::Cancel {
+            stops.push(ServerFrame::Cancel {
                 job: job_id,
                 attempt,
                 reason,
-            };
-            self.effects.push(Effect::Send(conn, stop));
+            });
             if let Some(worker) = self.workers.get_mut(&conn) {
                 worker.stopping.push((job_id, attempt));
             }
@@ -378,7 +386,19 @@ impl Core {
                 reconnect_grace_ms,
             }),
         );
+        for stop in stops {
+            self.effects.push(Effect::Send(conn, stop));
+        }
         self.worker_ready(now, conn);
+    }
+
+    /// Whether `id`'s attempt `attempt` is an orphan of the worker named `name` still
+    /// current: a returning worker that lists it holds its result, whose commit failed.
+    fn awaits_resend(&self, id: JobId, attempt: u32, name: &str) -> bool {
+        self.orphans
+            .get(&id)
+            .is_some_and(|orphan| orphan.worker == name && orphan.attempt == attempt)
+            && self.jobs.get(&id).is_some_and(|job| job.runs(attempt))
     }
 
     /// A returning worker still runs `id`'s attempt `attempt`: give it back to `conn` if that

@@ -268,3 +268,84 @@ fn quarantine_counts_different_jobs_in_a_row_and_cools_down() {
         Some(AttemptOutcome::Failed(_))
     ));
 }
+
+/// Item 3, the order: a worker reads nothing before its registration is answered, so a
+/// stop sent first made every re-registration of a worker holding a handed-on attempt fail
+/// (`unexpected frame ... before the registration was answered`), over and over. The reply
+/// comes first, then the stop.
+#[test]
+fn a_returning_worker_is_registered_before_it_is_told_to_stop() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let (id, _) = farm.submit_one("default", INFO);
+    farm.lose(10);
+    farm.worker(11, "w2", &["default"]);
+    let frames = farm.worker_with(20, "w1", &["default"], &[INFO], vec![(id, 1)]);
+    let to_20: Vec<&ServerFrame> = frames
+        .iter()
+        .filter(|(conn, _)| *conn == 20)
+        .map(|(_, frame)| frame)
+        .collect();
+    assert!(
+        matches!(
+            to_20.as_slice(),
+            [
+                ServerFrame::Reply {
+                    reply: Ok(Reply::Registered { .. }),
+                    ..
+                },
+                ServerFrame::Cancel { job, attempt: 1, .. },
+            ] if *job == id
+        ),
+        "{to_20:?}"
+    );
+}
+
+/// Item 5 with more work queued, found end to end (`chaos::results_refused_on_a_full_disk_
+/// are_stored_once_space_returns`): the slot of a worker whose result is being committed
+/// takes the next job; when that commit fails the worker keeps the result and comes back
+/// listing both. It was told to stop the first (its slot was taken by the second), so its
+/// result was never stored. Now it keeps both: the result is stored when sent again.
+#[test]
+fn a_result_whose_commit_failed_is_taken_when_its_worker_returns_busy() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let (first, _) = farm.submit_one("default", INFO);
+    let (second, _) = farm.submit_one("default", INFO);
+    let frames = farm.handle_with(
+        Input::Request {
+            conn: 10,
+            id: 1,
+            request: Request::Complete(buildcat_proto::Completion {
+                job: first,
+                attempt: 1,
+                outcome: Outcome::Finished(vec![7]),
+            }),
+        },
+        Some("database or disk is full"),
+    );
+    assert_eq!(assignments(&frames), vec![(10, second, 1)]);
+    assert_eq!(farm.state(first), JobState::Started);
+    // The worker drops the connection on the storage error and comes back running the
+    // second job, still holding the first's result.
+    farm.handle(Input::Disconnected { conn: 10 });
+    let frames = farm.worker_with(
+        11,
+        "w1",
+        &["default"],
+        &[INFO],
+        vec![(second, 1), (first, 1)],
+    );
+    assert!(
+        !frames
+            .iter()
+            .any(|(_, frame)| matches!(frame, ServerFrame::Cancel { .. })),
+        "{frames:?}"
+    );
+    let frames = farm.complete(11, first, 1, Outcome::Finished(vec![7]));
+    assert_eq!(replies(&frames, 11), vec![Ok(Reply::Ack)]);
+    assert_eq!(farm.state(first), JobState::Finished);
+    let frames = farm.complete(11, second, 1, Outcome::Finished(vec![]));
+    assert_eq!(replies(&frames, 11), vec![Ok(Reply::Ack)]);
+    assert_eq!(farm.state(second), JobState::Finished);
+}
