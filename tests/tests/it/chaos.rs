@@ -242,13 +242,10 @@ const CRASH_JOB_SECONDS: &str = "0.2";
 /// twice at once, or run again because a restart handed it on before its worker was back.
 ///
 /// A kill between a worker finishing and its result being stored is covered: the worker
-/// keeps the result and reclaims the job with it, so the job still runs once. Not covered
-/// by the farm yet, and so a possible failure here: the server sends `Assign` before the
-/// job's `started` record is committed, so a kill in that moment (a few milliseconds per
-/// assignment; not seen in dozens of runs) leaves the job queued on disk while its worker
-/// runs it. After the restart it can be given to the other worker as the same attempt
-/// number, which the first worker, coming back, then reclaims (closing the other's
-/// connection): two copies run at once, and this test fails.
+/// keeps the result and reclaims the job with it, so the job still runs once. So is a kill
+/// between an assignment and its record: the server sends `Assign` only once the job's
+/// `started` record is committed (this test's review found it sent before; see
+/// `core/tests/faults.rs`, `a_job_is_sent_to_its_worker_only_once_its_attempt_is_stored`).
 #[test]
 fn repeated_server_kills_lose_nothing_and_run_every_job_once() {
     // A grace far longer than a restart, so that every worker is back within it.

@@ -9,7 +9,11 @@ use buildcat_proto::{
 };
 
 use super::job::QueueKey;
+use super::lifecycle::AwaitingCommit;
 use super::{ConnId, Core, Effect};
+
+/// The least wait before a job whose assignment could not be stored is dispatched again.
+const MIN_REDISPATCH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One named queue.
 #[derive(Debug, Default)]
@@ -221,12 +225,66 @@ impl Core {
             args: job.args.to_vec(),
             timeout_ms: job.options.timeout_ms,
         };
+        job.assigning = true;
         self.unqueue(id);
         self.set_state(id, JobState::Started);
         self.hold(conn, id, number);
+        // The worker hears of the attempt only once its record is stored, so that after a
+        // crash the attempt a worker runs is one the restarted server knows.
         self.record(id);
-        self.effects
-            .push(Effect::Send(conn, ServerFrame::Assign(assignment)));
+        let token = self.next_token();
+        self.pending.insert(
+            token,
+            AwaitingCommit::Assign {
+                conn,
+                attempt: number,
+                assignment,
+            },
+        );
+        self.flush_ops(Some(token));
+    }
+
+    /// An assignment's record was committed (or not): send the worker its job, or put the
+    /// job back in its queue as if it had not been assigned.
+    pub(super) fn assignment_stored(
+        &mut self,
+        now: Timestamp,
+        failed: bool,
+        conn: ConnId,
+        attempt: u32,
+        assignment: Assignment,
+    ) {
+        let id = assignment.job;
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        // Canceled, timed out or lost meanwhile: nothing to send.
+        if !job.assigning || !job.runs(attempt) {
+            return;
+        }
+        job.assigning = false;
+        if !failed {
+            if self.running.get(&id) == Some(&conn) {
+                self.effects
+                    .push(Effect::Send(conn, ServerFrame::Assign(assignment)));
+            }
+            // Otherwise its worker left meanwhile: the job is an orphan, and the worker,
+            // back without it, hands it on at once.
+            return;
+        }
+        // Not stored: the attempt never happened. Its job waits a backoff before it is
+        // dispatched again, so a full disk does not turn into a loop of failing commits.
+        tracing::warn!(job = %id, attempt, "could not store an assignment; the job goes back to its queue");
+        job.attempts.pop();
+        let due = now.plus(self.config.retry_backoff.max(MIN_REDISPATCH));
+        job.retry_at = Some(due);
+        self.orphans.remove(&id);
+        let holder = self.release(id);
+        self.set_state(id, JobState::Queued);
+        self.delayed.insert((due, id));
+        if let Some(conn) = holder {
+            self.worker_ready(now, conn);
+        }
     }
 
     /// Makes the worker on `conn` the holder of `id`'s attempt `attempt`.
@@ -420,11 +478,18 @@ impl Core {
         let Some(last) = job.attempts.last_mut() else {
             return false;
         };
+        // Only the worker the attempt was given to: attempt numbers are durable before a
+        // worker hears of them, so another name holding the same number is not this attempt.
+        if last.worker != worker_name {
+            return false;
+        }
         match job.state {
             JobState::Queued if last.outcome == Some(AttemptOutcome::WorkerLost) => {
                 last.ended_at = None;
                 last.outcome = None;
-                last.worker = worker_name;
+                if let Some(due) = job.retry_at.take() {
+                    self.delayed.remove(&(due, id));
+                }
                 self.unqueue(id);
                 self.set_state(id, JobState::Started);
                 self.record(id);
@@ -433,7 +498,6 @@ impl Core {
                 // Back within the grace period, or the old connection's loss has not been
                 // noticed yet: the job stays with this worker.
                 self.orphans.remove(&id);
-                last.worker = worker_name;
                 if let Some(old) = self.release(id) {
                     // The same slot on a new connection: the old one is dead or dying.
                     self.forget_connection(now, old, false);

@@ -228,6 +228,12 @@ impl Core {
                     job.current_attempt()
                 ));
             }
+            if job.assigning && (job.state != JobState::Started || job.completing > 0) {
+                return Err(format!(
+                    "{} job {id} awaits an assignment's commit",
+                    job.state
+                ));
+            }
             if job.state != JobState::Started {
                 if job.completing > 0 {
                     return Err(format!("{} job {id} has a completion in flight", job.state));
@@ -289,6 +295,8 @@ impl Core {
                 AwaitingCommit::Submit { conn, .. } | AwaitingCommit::Complete { conn, .. } => {
                     *conn
                 }
+                // Not a request: the core sends the job once stored.
+                AwaitingCommit::Assign { .. } => continue,
             };
             *open.entry(conn).or_default() += 1;
         }

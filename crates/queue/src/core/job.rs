@@ -51,6 +51,9 @@ pub(super) struct Job {
     /// job is started with no worker slot holding it: its end takes effect on commit. Zero
     /// whenever the job is not started.
     pub(super) completing: u16,
+    /// The current attempt's record awaits its commit before the worker is sent the job:
+    /// a worker never runs an attempt a restart would not find. Only while started.
+    pub(super) assigning: bool,
 }
 
 /// Where a job's stored output ends and how far its middle has been dropped.
@@ -119,6 +122,7 @@ impl Job {
             }),
             retry_at: None,
             completing: 0,
+            assigning: false,
         }
     }
 
@@ -148,6 +152,7 @@ impl Job {
             output: None,
             retry_at: None,
             completing: 0,
+            assigning: false,
         }
     }
 

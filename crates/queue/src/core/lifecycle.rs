@@ -1,8 +1,8 @@
 //! A job's life: submitted, committed, admitted, completed, retried, lost, ended.
 
 use buildcat_proto::{
-    AttemptOutcome, Completion, Failure, JobEvent, JobId, JobState, JobStatus, NewJob, Outcome,
-    Reply, RequestError, RequestId, Timestamp,
+    Assignment, AttemptOutcome, Completion, Failure, JobEvent, JobId, JobState, JobStatus, NewJob,
+    Outcome, Reply, RequestError, RequestId, Timestamp,
 };
 
 use super::connections::Orphan;
@@ -38,6 +38,15 @@ pub(super) enum AwaitingCommit {
         at: Timestamp,
         /// The worker's name, for its failure count.
         worker: String,
+    },
+    /// An attempt's record, before its worker is sent the job.
+    Assign {
+        /// The worker's connection.
+        conn: ConnId,
+        /// The attempt's number.
+        attempt: u32,
+        /// What to send once stored.
+        assignment: Assignment,
     },
 }
 
@@ -237,6 +246,11 @@ impl Core {
                 at,
                 worker,
             } => self.completion_stored(now, error, (conn, id), job, attempt, outcome, at, worker),
+            AwaitingCommit::Assign {
+                conn,
+                attempt,
+                assignment,
+            } => self.assignment_stored(now, error.is_some(), conn, attempt, assignment),
         }
     }
 
@@ -281,8 +295,9 @@ impl Core {
         };
         let old = std::mem::replace(&mut job.state, state);
         if state != JobState::Started {
-            // Completions in flight were of an attempt that is over now.
+            // Completions and assignments in flight were of an attempt that is over now.
             job.completing = 0;
+            job.assigning = false;
         }
         if state == JobState::Finished {
             self.finished
@@ -338,11 +353,14 @@ impl Core {
             && (lost_but_back || self.jobs.get(&job_id).is_some_and(|job| job.runs(attempt)));
         if current && lost_but_back {
             // Counted lost a moment ago, but here is its result: take it back from the queue.
-            if let Some(job) = self.jobs.get_mut(&job_id)
-                && let Some(last) = job.attempts.last_mut()
-            {
-                last.ended_at = None;
-                last.outcome = None;
+            if let Some(job) = self.jobs.get_mut(&job_id) {
+                if let Some(due) = job.retry_at.take() {
+                    self.delayed.remove(&(due, job_id));
+                }
+                if let Some(last) = job.attempts.last_mut() {
+                    last.ended_at = None;
+                    last.outcome = None;
+                }
             }
             self.unqueue(job_id);
             self.set_state(job_id, JobState::Started);

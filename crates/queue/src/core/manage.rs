@@ -51,7 +51,7 @@ impl Core {
                 last.outcome = Some(AttemptOutcome::Canceled);
             }
             self.orphans.remove(&id);
-            self.stop_attempt(id, attempt, "canceled".to_owned());
+            self.stop_attempt(now, id, attempt, "canceled".to_owned());
         }
         self.end_job(now, id, JobState::Canceled, Failure::new("canceled"));
         JobChange {
@@ -230,7 +230,7 @@ impl Core {
         for (id, attempt, timeout) in overdue {
             let seconds = timeout / 1000;
             tracing::warn!(job = %id, attempt, "job ran past its timeout and its worker did not stop it");
-            self.stop_attempt(id, attempt, format!("timed out after {seconds}s"));
+            self.stop_attempt(now, id, attempt, format!("timed out after {seconds}s"));
             self.orphans.remove(&id);
             let failure = Failure::new(format!(
                 "timed out after {seconds}s and the worker did not report it within {}s more",
@@ -244,10 +244,20 @@ impl Core {
 
     /// Tells the worker holding `id`'s attempt `attempt`, if one does, to stop it. Its slot
     /// stays taken until it reports the attempt, so it never runs two jobs at once.
-    fn stop_attempt(&mut self, id: JobId, attempt: u32, reason: String) {
+    fn stop_attempt(&mut self, now: Timestamp, id: JobId, attempt: u32, reason: String) {
+        let assigning = self.jobs.get_mut(&id).is_some_and(|job| {
+            let sent = !job.assigning;
+            job.assigning = false;
+            !sent
+        });
         let Some(conn) = self.release(id) else {
             return;
         };
+        if assigning {
+            // The worker was never sent it: its slot is simply free again.
+            self.worker_ready(now, conn);
+            return;
+        }
         if let Some(worker) = self.workers.get_mut(&conn) {
             worker.stopping.push((id, attempt));
         }

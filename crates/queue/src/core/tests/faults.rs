@@ -9,7 +9,8 @@ use buildcat_proto::{
 };
 
 use super::{Farm, INFO, assignments, job, replies};
-use crate::core::{CoreConfig, Input};
+use crate::core::{CoreConfig, Effect, Input};
+use crate::store::StoreError;
 
 /// Item 1: an idle worker that sends a result the server refuses as stale was listed idle
 /// twice, so the next two jobs both went to it and the first was stranded as started.
@@ -312,7 +313,10 @@ fn a_result_whose_commit_failed_is_taken_when_its_worker_returns_busy() {
     farm.worker(10, "w1", &["default"]);
     let (first, _) = farm.submit_one("default", INFO);
     let (second, _) = farm.submit_one("default", INFO);
-    let frames = farm.handle_with(
+    // The result's commit fails; the next job's assignment is stored in a later commit,
+    // once a little space came back (each commit reported on its own here).
+    let effects = farm.core.handle(
+        farm.now,
         Input::Request {
             conn: 10,
             id: 1,
@@ -322,8 +326,27 @@ fn a_result_whose_commit_failed_is_taken_when_its_worker_returns_busy() {
                 outcome: Outcome::Finished(vec![7]),
             }),
         },
-        Some("database or disk is full"),
     );
+    let tokens: Vec<_> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Persist { token, .. } => *token,
+            _ => None,
+        })
+        .collect();
+    let [result, assignment] = tokens[..] else {
+        panic!("a commit for the result, then one for the next assignment: {effects:?}");
+    };
+    farm.handle(Input::Persisted {
+        tokens: vec![result],
+        result: Err(StoreError::Unavailable(
+            "database or disk is full".to_owned(),
+        )),
+    });
+    let frames = farm.handle(Input::Persisted {
+        tokens: vec![assignment],
+        result: Ok(()),
+    });
     assert_eq!(assignments(&frames), vec![(10, second, 1)]);
     assert_eq!(farm.state(first), JobState::Started);
     // The worker drops the connection on the storage error and comes back running the
@@ -348,4 +371,101 @@ fn a_result_whose_commit_failed_is_taken_when_its_worker_returns_busy() {
     let frames = farm.complete(11, second, 1, Outcome::Finished(vec![]));
     assert_eq!(replies(&frames, 11), vec![Ok(Reply::Ack)]);
     assert_eq!(farm.state(second), JobState::Finished);
+}
+
+/// Found end to end (`chaos::repeated_server_kills_...`): a job was sent to its worker before
+/// the record of that attempt was stored, so a server killed in between restarted with the
+/// job queued while the worker ran it; another worker got the same attempt number, and the
+/// first, returning, took the job over: two copies at once. A worker now hears of an
+/// attempt only once it is stored; one that cannot be stored is not sent at all.
+#[test]
+fn a_job_is_sent_to_its_worker_only_once_its_attempt_is_stored() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let (first, _) = farm.submit_one("default", INFO);
+    farm.complete(10, first, 1, Outcome::Finished(vec![]));
+    // Submitted and committed; the assignment's commit fails.
+    let effects = farm.core.handle(
+        farm.now,
+        Input::Request {
+            conn: super::CLIENT,
+            id: 1,
+            request: Request::Submit(vec![job("default", INFO, JobOptions::default())]),
+        },
+    );
+    let Some(Effect::Persist {
+        token: Some(submitted),
+        ..
+    }) = effects.last()
+    else {
+        panic!("a commit for the submission: {effects:?}");
+    };
+    let effects = farm.core.handle(
+        farm.now,
+        Input::Persisted {
+            tokens: vec![*submitted],
+            result: Ok(()),
+        },
+    );
+    assert!(
+        !effects
+            .iter()
+            .any(|effect| matches!(effect, Effect::Send(_, ServerFrame::Assign(_)))),
+        "not sent before its attempt is stored: {effects:?}"
+    );
+    let Some(Effect::Persist {
+        token: Some(assigned),
+        ..
+    }) = effects.last()
+    else {
+        panic!("a commit for the assignment: {effects:?}");
+    };
+    let frames = farm.handle(Input::Persisted {
+        tokens: vec![*assigned],
+        result: Err(StoreError::Unavailable(
+            "database or disk is full".to_owned(),
+        )),
+    });
+    assert!(assignments(&frames).is_empty());
+    let id = *farm
+        .core
+        .jobs
+        .keys()
+        .find(|id| **id != first)
+        .expect("the second job");
+    assert_eq!(farm.state(id), JobState::Queued);
+    assert!(
+        farm.core.jobs[&id].attempts.is_empty(),
+        "the attempt never happened"
+    );
+    // Dispatched again after a pause, not in a loop against the full disk.
+    assert_eq!(farm.core.idle.len(), 1);
+    farm.advance(CoreConfig::default().retry_backoff);
+    farm.request(10, Request::Heartbeat);
+    let frames = farm.handle(Input::Tick);
+    assert_eq!(assignments(&frames), vec![(10, id, 1)]);
+}
+
+/// The other half of the same fault: a returning worker may reclaim only an attempt that was
+/// given to it, by name; a worker holding an attempt number recorded for another is told to
+/// stop it, and the other keeps its job.
+#[test]
+fn a_worker_cannot_reclaim_an_attempt_given_to_another() {
+    let mut farm = Farm::new();
+    farm.worker(10, "w2", &["default"]);
+    let (id, _) = farm.submit_one("default", INFO);
+    assert_eq!(farm.core.running.get(&id), Some(&10));
+    let frames = farm.worker_with(20, "w1", &["default"], &[INFO], vec![(id, 1)]);
+    assert!(
+        frames.iter().any(|(conn, frame)| *conn == 20
+            && matches!(frame, ServerFrame::Cancel { job, attempt: 1, .. } if *job == id)),
+        "{frames:?}"
+    );
+    assert!(
+        !frames
+            .iter()
+            .any(|(conn, frame)| *conn == 10 && matches!(frame, ServerFrame::Closing(_))),
+        "w2 keeps its connection and its job: {frames:?}"
+    );
+    assert_eq!(farm.core.running.get(&id), Some(&10));
 }
