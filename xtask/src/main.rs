@@ -1,5 +1,5 @@
 //! Project tasks: `cargo xtask ci` runs every check CI runs; `cargo xtask bench` measures
-//! the farm against its performance targets.
+//! the farm against its performance targets; `cargo xtask fuzz` fuzzes the protocol decoder.
 //!
 //! Kept to the standard library so it compiles in seconds.
 
@@ -15,7 +15,11 @@ tasks:
                    loopback: prints a table and writes target/bench/results.json with two SVG
                    charts (--quick: smaller sizes, under a minute; --only GROUPS: a subset,
                    see `target/release/buildcat-bench --help`). Missed targets are reported,
-                   never a failure";
+                   never a failure
+  fuzz [SECONDS]   fuzz the frame decoder with libFuzzer (cargo-fuzz, `cargo install
+                   cargo-fuzz`) for SECONDS (default 300): every byte string a peer can send,
+                   decoded as each side decodes it; a crash leaves its input in
+                   fuzz/artifacts/";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -24,6 +28,7 @@ fn main() -> ExitCode {
     let result = match task.as_deref() {
         Some("ci") => ci(),
         Some("bench") => bench(&rest),
+        Some("fuzz") => fuzz(&rest),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -82,6 +87,44 @@ fn ci() -> Result<(), String> {
 fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// How long `cargo xtask fuzz` runs by default, in seconds: about 5 M inputs on one core.
+const FUZZ_SECONDS: u64 = 300;
+
+/// `cargo xtask fuzz [SECONDS]`: libFuzzer on the frame decoder (`fuzz/`).
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let seconds = match args {
+        [] => FUZZ_SECONDS,
+        [seconds] => seconds
+            .parse()
+            .map_err(|_| format!("`{seconds}` is not a number of seconds\n\n{USAGE}"))?,
+        _ => return Err(format!("fuzz takes at most one argument\n\n{USAGE}")),
+    };
+    let installed = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !installed {
+        return Err("cargo-fuzz is not installed; run `cargo install cargo-fuzz`".to_owned());
+    }
+    let time = format!("-max_total_time={seconds}");
+    let fuzz_dir = workspace_root().join("fuzz");
+    let fuzz_dir = fuzz_dir.to_string_lossy();
+    // libFuzzer's instrumentation needs unstable rustc flags; RUSTC_BOOTSTRAP lets the one
+    // stable toolchain take them, for this build only (it stays outside the workspace).
+    cargo(
+        &[
+            "fuzz",
+            "run",
+            "--fuzz-dir",
+            &fuzz_dir,
+            "decode_frames",
+            "--",
+            &time,
+        ],
+        &[("RUSTC_BOOTSTRAP", "1")],
+    )
 }
 
 /// `cargo xtask bench [--quick] [--only GROUPS]`: release build, then the bench binary.
