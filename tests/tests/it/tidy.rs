@@ -10,7 +10,7 @@ fn every_rust_file_starts_with_a_module_doc_line() {
         .parent()
         .expect("the tests package lives in the workspace");
     let mut files = Vec::new();
-    for dir in ["crates", "examples", "tests", "xtask"] {
+    for dir in ["crates", "examples", "tests", "xtask", "bench", "fuzz"] {
         rust_files(&workspace.join(dir), &mut files);
     }
     assert!(
