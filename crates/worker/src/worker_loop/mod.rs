@@ -17,10 +17,11 @@
 //! The loop holds a lease on its running job (see `lease`): each answered request renews it,
 //! from the moment the request was sent. Cut off from the server past its lease, on this
 //! connection or between connections, the loop kills the job's process tree itself, because
-//! the server is about to hand the job on; it reports the attempt as interrupted when it
-//! reconnects (the server drops that report if the job has moved on). An assignment while a
-//! job still runs means the server no longer counts that job as this loop's: the loop kills
-//! it and starts the new job only once the old one has stopped, so a slot never runs two.
+//! the server is about to hand the job on; it neither names nor reports that attempt when it
+//! reconnects, and the server, seeing it back without the job, hands the job on at once. An
+//! assignment while a job still runs means the server no longer counts that job as this
+//! loop's: the loop kills it and starts the new job only once the old one has stopped, so a
+//! slot never runs two.
 //! [`ShutdownHandle::stop_now`](crate::ShutdownHandle::stop_now) kills the running job and
 //! reports it as interrupted; a loop that is not connected then stops without reporting.
 
@@ -196,7 +197,7 @@ impl LoopState {
         let running = self
             .job
             .iter()
-            .filter(|job| job.halted() != Some(Halt::Abandoned))
+            .filter(|job| still_ours(job))
             .map(|job| (job.job, job.attempt));
         let reported = self
             .unacked
@@ -495,7 +496,7 @@ async fn session(
         let running_output = state
             .job
             .as_ref()
-            .filter(|job| job.halted() != Some(Halt::Abandoned))
+            .filter(|job| still_ours(job))
             .map(|job| (job.job, job.attempt, Arc::clone(&job.output)));
         let lease_end = state.lease_end();
         let event = tokio::select! {
@@ -538,9 +539,7 @@ async fn session(
             }
             Event::JobEnded(completion) => {
                 let ended = state.job.take();
-                let abandoned = ended
-                    .as_ref()
-                    .is_some_and(|job| job.halted() == Some(Halt::Abandoned));
+                let abandoned = ended.as_ref().is_some_and(|job| !still_ours(job));
                 let output = match ended {
                     Some(ended) => Arc::clone(&ended.output),
                     None => Arc::default(),
@@ -803,6 +802,15 @@ async fn sleep_until_some(at: Option<Instant>) {
         Some(at) => sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// Whether the server still counts `job` as this loop's, so that it is named at
+/// registration and its end reported. Not once it was abandoned for another job, nor once
+/// its lease ran out: the server hands such a job on (at once, when this loop comes back
+/// without it), and a report of it would only be refused, or worse, taken as this worker
+/// stopping for good.
+fn still_ours(job: &RunningJob) -> bool {
+    !matches!(job.halted(), Some(Halt::Abandoned | Halt::LeaseExpired))
 }
 
 /// Waits for the running job to end; never resolves when there is none.
