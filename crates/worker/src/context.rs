@@ -129,6 +129,23 @@ impl JobContext {
         }
     }
 
+    /// Whether the job's unsent output is filling up: a writer that can wait for
+    /// [`JobContext::output_taken`] should, rather than have lines dropped.
+    pub(crate) fn output_filling(&self) -> bool {
+        self.output
+            .as_ref()
+            .is_some_and(|output| output.is_filling())
+    }
+
+    /// Waits until some of the job's output is taken to be sent; never resolves for a
+    /// context whose output goes nowhere.
+    pub(crate) async fn output_taken(&self) {
+        match &self.output {
+            Some(output) => output.taken().await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// Reports how far the job is. Never blocks; only the latest report is sent (reports
     /// are coalesced to a few per second).
     pub fn progress(&self, progress: JobProgress) {

@@ -2,10 +2,14 @@
 //! bounded buffer between the handler (which writes through its [`JobContext`]) and whoever
 //! sends them on (the worker loop, or a [`JobMonitor`] in a handler's tests).
 //!
-//! Writing never blocks and never fails, so a tool that prints faster than the server takes
-//! its output cannot stall: past [`MAX_BUFFERED_LINES`] lines (or [`MAX_BUFFERED_BYTES`]),
-//! the oldest lines are dropped, and the next batch taken starts with a line saying how many.
-//! Progress is not queued at all: only the latest report matters.
+//! Writing never blocks and never fails: past [`MAX_BUFFERED_LINES`] lines (or
+//! [`MAX_BUFFERED_BYTES`]), the oldest lines are dropped, and the next batch taken starts with
+//! a line saying how many. A writer that can wait (the process runner, reading a program's
+//! pipes) asks [`JobOutput::is_filling`] first and waits for [`JobOutput::taken`] while the
+//! buffer fills, so a program printing faster than the server takes its output is slowed by
+//! its pipe rather than losing lines; only when nothing is taken for a while (the worker is
+//! cut off) does it read on and the oldest lines go. Progress is not queued at all: only the
+//! latest report matters.
 //!
 //! [`JobContext`]: crate::JobContext
 //! [`JobMonitor`]: crate::JobMonitor
@@ -37,6 +41,8 @@ pub(crate) struct JobOutput {
     buffered: Mutex<Buffered>,
     /// Woken whenever something is written, for the single reader.
     changed: Notify,
+    /// Woken whenever lines are taken, for a writer waiting for room.
+    taken: Notify,
 }
 
 impl fmt::Debug for JobOutput {
@@ -150,6 +156,20 @@ impl JobOutput {
         self.changed.notified().await;
     }
 
+    /// Whether the buffer is past half its bound: a writer that can wait should, rather
+    /// than make it drop lines.
+    pub(crate) fn is_filling(&self) -> bool {
+        let buffered = self.lock();
+        !buffered.closed
+            && (buffered.lines.len() >= MAX_BUFFERED_LINES / 2
+                || buffered.bytes >= MAX_BUFFERED_BYTES / 2)
+    }
+
+    /// Waits until lines are taken after the last wait returned (or at once if they were).
+    pub(crate) async fn taken(&self) {
+        self.taken.notified().await;
+    }
+
     /// Takes up to `max_lines` lines, or fewer adding up to at most `max_bytes`; a first line
     /// longer than `max_bytes` is cut to fit. When lines were dropped, the batch starts with
     /// a line saying how many.
@@ -186,6 +206,11 @@ impl JobOutput {
             if let Some(line) = buffered.lines.pop_front() {
                 batch.lines.push(line);
             }
+        }
+        drop(buffered);
+        if !batch.lines.is_empty() {
+            // One stored wake-up: a writer that checks, then waits, never misses it.
+            self.taken.notify_one();
         }
         batch
     }

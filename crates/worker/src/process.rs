@@ -294,7 +294,19 @@ pub async fn run_process(
     let mut killed = false;
     let mut drain_until: Option<Instant> = None;
 
+    // While the job's unsent output fills up, the pipes are not read (the program waits on
+    // its full pipe) until the worker takes some, or for OUTPUT_PATIENCE; then, cut off
+    // from the server, reading goes on and the oldest lines are dropped.
+    let mut pace_until: Option<Instant> = None;
+
     loop {
+        let filling = context.output_filling();
+        if !filling {
+            pace_until = None;
+        } else if pace_until.is_none() {
+            pace_until = Some(Instant::now() + OUTPUT_PATIENCE);
+        }
+        let reading = !filling || pace_until.is_some_and(|until| Instant::now() >= until);
         let pipes_open = stdout.is_some() || stderr.is_some();
         if exit.is_some() {
             if !pipes_open {
@@ -311,16 +323,18 @@ pub async fn run_process(
             }
         }
         tokio::select! {
-            line = read_line(&mut stdout) => {
+            line = read_line(&mut stdout), if reading => {
                 if let Some(line) = line {
                     lines.line(line);
                 }
             }
-            line = read_line(&mut stderr) => {
+            line = read_line(&mut stderr), if reading => {
                 if let Some(line) = line {
                     lines.line(line);
                 }
             }
+            () = context.output_taken(), if !reading => {}
+            () = sleep_until_some(pace_until), if !reading => {}
             status = child.wait(), if exit.is_none() => {
                 exit = Some(match status {
                     Ok(status) => exit_parts(status),
@@ -477,6 +491,11 @@ fn exit_parts(status: ExitStatus) -> (Option<i32>, Option<i32>) {
     let signal = None;
     (status.code(), signal)
 }
+
+/// How long the process runner holds a program's output back while the job's unsent
+/// output fills and nothing is taken; past it the worker is taken to be cut off from the
+/// server, and reading goes on (dropping the oldest lines) so the program is not stalled.
+const OUTPUT_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Sleeps until `at`; never resolves for `None`.
 async fn sleep_until_some(at: Option<Instant>) {

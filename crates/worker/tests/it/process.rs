@@ -334,3 +334,40 @@ async fn a_context_without_a_monitor_discards_output() {
     assert_eq!(seen, ["quiet"]);
     assert_eq!(report.tail, ["quiet"]);
 }
+
+/// Found trying the farm: a job printing 20 MB in a second lost most of it at the worker,
+/// whose unsent output is bounded (the oldest lines dropped) though it was connected and
+/// sending. A program that prints faster than its output is taken now waits on its pipe;
+/// here the reader takes output only when the runner yields, so without pacing the runner
+/// would read everything first and drop all but the bound.
+#[tokio::test]
+async fn a_program_printing_faster_than_its_output_is_taken_loses_no_line() {
+    const LINES: usize = 20_000;
+    let root = temp_root();
+    let (context, monitor) = context(root.path());
+    let spec = sh(root.path(), &format!("seq 1 {LINES}"));
+    let reader = async {
+        let mut taken: Vec<String> = Vec::new();
+        while taken.len() < LINES {
+            taken.extend(monitor.take_lines());
+            if taken.len() < LINES {
+                monitor.changed().await;
+            }
+        }
+        taken
+    };
+    let (report, taken) = within("the output to be taken", async {
+        tokio::join!(run_process(spec, &context, |_| {}), reader)
+    })
+    .await;
+    let report = report.unwrap_or_else(|failure| panic!("could not start: {failure}"));
+    assert!(report.success(), "{report:?}");
+    let expected: Vec<String> = (1..=LINES).map(|n| n.to_string()).collect();
+    assert_eq!(
+        taken.len(),
+        LINES,
+        "first lines: {:?}",
+        &taken[..3.min(taken.len())]
+    );
+    assert!(taken == expected, "lines were lost or reordered");
+}
