@@ -52,6 +52,9 @@ pub struct JobContext {
     /// Where the process runner records the job's process groups, so that the next worker
     /// of this name can kill them if this one dies with them running; none outside a loop.
     groups: Option<Arc<GroupRecord>>,
+    /// How long the job's processes may run on while the worker is frozen: its lease (see
+    /// `supervisor`); none outside a loop.
+    lease: Option<Duration>,
 }
 
 impl JobContext {
@@ -76,6 +79,7 @@ impl JobContext {
             deadline: None,
             kill_grace: DEFAULT_KILL_GRACE,
             groups: None,
+            lease: None,
         }
     }
 
@@ -101,6 +105,18 @@ impl JobContext {
     pub fn with_kill_grace(mut self, grace: Duration) -> Self {
         self.kill_grace = grace;
         self
+    }
+
+    /// This context with the worker loop's lease, which bounds how long the job's processes
+    /// run on without the worker's beat.
+    pub(crate) fn with_lease(mut self, lease: Option<Duration>) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The worker loop's lease, if the job runs in one.
+    pub(crate) fn lease(&self) -> Option<Duration> {
+        self.lease
     }
 
     /// The context of a job started by a worker loop.

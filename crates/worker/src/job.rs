@@ -94,6 +94,8 @@ pub(crate) struct JobSettings {
     pub(crate) kill_grace: Duration,
     /// The loop's record of its jobs' process groups.
     pub(crate) groups: Arc<GroupRecord>,
+    /// The loop's lease: the job's processes die when the worker has been frozen this long.
+    pub(crate) lease: Option<Duration>,
 }
 
 impl RunningJob {
@@ -122,7 +124,8 @@ impl RunningJob {
                 timeout_ms.map(Duration::from_millis),
                 settings.kill_grace,
                 settings.groups,
-            );
+            )
+            .with_lease(settings.lease);
         let counted = Counted::new(running_jobs);
         let running = run(registry, kind.clone(), args, context);
         let task = tokio::spawn(

@@ -261,14 +261,18 @@ pub async fn run_process(
 ) -> Result<ProcessReport, Failure> {
     let grace = spec.kill_grace.unwrap_or_else(|| context.kill_grace());
     let started = Instant::now();
-    let (mut child, tether) = spawn(&spec)?;
+    let (mut child, tether) = spawn(&spec, context.lease())?;
     // Declared after `child`, so dropped before it: the group is killed before the child
     // is (which `kill_on_drop` does) and reaped.
     let mut group = ProcessGroup::new(child.id());
     // Recorded under the worker's state directory while it runs (see `leftovers`).
     let _recorded = context.record_group(child.id());
     // Dropped last: with the run over, the supervisor kills whatever is left of the group.
-    let _tether = tether;
+    let tether = tether;
+    // The beat that tells the supervisor the worker is not frozen (with a lease only).
+    let mut beats = tokio::time::interval(BEAT);
+    beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let beating = context.lease().is_some();
     debug!(program = %spec.program.display(), pid = ?child.id(), "process started");
 
     let feeder = match (child.stdin.take(), spec.stdin) {
@@ -333,6 +337,7 @@ pub async fn run_process(
                     lines.line(line);
                 }
             }
+            _ = beats.tick(), if beating => beat(&tether),
             () = context.output_taken(), if !reading => {}
             () = sleep_until_some(pace_until), if !reading => {}
             status = child.wait(), if exit.is_none() => {
@@ -415,8 +420,22 @@ type Tether = crate::supervisor::Tether;
 #[cfg(not(target_os = "linux"))]
 type Tether = ();
 
+/// How often the worker tells a job's supervisor it is alive: often enough that the
+/// supervisor's limit (a lease of seconds) is met long before it runs out.
+const BEAT: Duration = Duration::from_millis(250);
+
+/// Tells the job's supervisor the worker is alive.
+#[cfg(target_os = "linux")]
+fn beat(tether: &Tether) {
+    tether.beat();
+}
+
+/// Nothing to tell where there is no supervisor.
+#[cfg(not(target_os = "linux"))]
+fn beat(_tether: &Tether) {}
+
 /// Starts the program (through its supervisor, on Linux), or says why it cannot be started.
-fn spawn(spec: &ProcessSpec) -> Result<(Child, Tether), Failure> {
+fn spawn(spec: &ProcessSpec, silence: Option<Duration>) -> Result<(Child, Tether), Failure> {
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
@@ -433,7 +452,7 @@ fn spawn(spec: &ProcessSpec) -> Result<(Child, Tether), Failure> {
     #[cfg(unix)]
     command.process_group(0);
     #[cfg(target_os = "linux")]
-    let pending = crate::supervisor::supervise(&mut command).map_err(|error| {
+    let pending = crate::supervisor::supervise(&mut command, silence).map_err(|error| {
         Failure::new(format!(
             "could not start `{}`: cannot make the pipe that ties it to this worker: {error}",
             spec.program.display()
@@ -443,7 +462,9 @@ fn spawn(spec: &ProcessSpec) -> Result<(Child, Tether), Failure> {
     #[cfg(target_os = "linux")]
     let tether = pending.spawned();
     #[cfg(not(target_os = "linux"))]
-    let tether = ();
+    let tether = {
+        let _ = silence;
+    };
     let child = spawned.map_err(|error| Failure::new(spawn_error(spec, &error)))?;
     Ok((child, tether))
 }

@@ -17,6 +17,13 @@
 //! process group with SIGKILL, itself included. The worker also closes it on purpose when a
 //! run ends ([`Tether`] dropped), which has the same effect.
 //!
+//! A worker that is alive but frozen (stopped with SIGSTOP, a paused VM, swapped to a halt)
+//! keeps its end open, yet the server hands its job on once it stops hearing from it. So
+//! the pipe is also a dead man's switch: the worker writes a byte to it every quarter second
+//! while the job runs (the process runner's beat), and a supervisor given a `silence` limit (the
+//! worker's lease) kills the group when no byte came for that long: a frozen worker's job
+//! stops before the server can hand it on, and never runs beside its next copy.
+//!
 //! The supervisor is the worker's direct child, so the worker reaps it as before; it reaps
 //! the program and exits the way the program did (its exit code, or killed by its signal, with
 //! core dumps off so the supervisor's copy of the worker's memory is never dumped), so exit
@@ -46,13 +53,24 @@ const FALLBACK_POLL_MS: libc::c_int = 100;
 /// (before 5.9).
 const FALLBACK_MAX_FDS: RawFd = 1 << 16;
 
-/// The worker's end of the pipe a job's supervisor watches: while it is open, the job may
-/// run; once it is closed (dropped, or the worker gone), the supervisor kills the job's
-/// process group.
+/// The worker's end of the pipe a job's supervisor watches: while it is open (and beats
+/// come, when the supervisor was given a silence limit), the job may run; once it is closed
+/// (dropped, or the worker gone), or silent too long, the supervisor kills the job's process
+/// group.
 #[derive(Debug)]
 pub(crate) struct Tether {
-    /// The write end; nothing is ever written, only its closing matters.
-    _write: OwnedFd,
+    /// The write end: a byte is a beat; its closing ends the job.
+    write: OwnedFd,
+}
+
+impl Tether {
+    /// Tells the supervisor the worker is alive. A full pipe (a supervisor not reading) is
+    /// not worth waiting for: the beat is dropped.
+    pub(crate) fn beat(&self) {
+        let byte = 1u8;
+        // SAFETY: a one-byte write from a stack value to a descriptor this tether owns.
+        let _ = unsafe { libc::write(self.write.as_raw_fd(), (&raw const byte).cast(), 1) };
+    }
 }
 
 /// The read end, until the program is spawned; the worker must close its copy then.
@@ -68,13 +86,30 @@ impl PendingTether {
     /// The program was spawned (or failed to): keep only the worker's end.
     pub(crate) fn spawned(self) -> Tether {
         drop(self.read);
-        Tether { _write: self.write }
+        // A beat never waits: the supervisor reads them, and one lost is harmless.
+        // SAFETY: fcntl on a descriptor this tether owns.
+        unsafe {
+            let fd = self.write.as_raw_fd();
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+            }
+        }
+        Tether { write: self.write }
     }
 }
 
 /// Makes `command` start through a supervisor tied to the returned tether. The command must
-/// already be set to lead a new process group (`process_group(0)`).
-pub(crate) fn supervise(command: &mut Command) -> io::Result<PendingTether> {
+/// already be set to lead a new process group (`process_group(0)`). With `silence`, the
+/// supervisor also kills the group when the tether has not beaten for that long.
+pub(crate) fn supervise(
+    command: &mut Command,
+    silence: Option<std::time::Duration>,
+) -> io::Result<PendingTether> {
+    // Milliseconds, or -1 for no limit: an integer is all the forked child may use.
+    let silence_ms: i64 = silence.map_or(-1, |limit| {
+        i64::try_from(limit.as_millis()).unwrap_or(i64::MAX).max(1)
+    });
     let mut ends: [libc::c_int; 2] = [-1, -1];
     // SAFETY: `ends` is a valid array of two descriptors for `pipe2` to fill.
     if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -86,14 +121,14 @@ pub(crate) fn supervise(command: &mut Command) -> io::Result<PendingTether> {
     // SAFETY: the closure runs in the forked child before exec and makes only
     // async-signal-safe calls (see `start_supervised`); it captures one integer.
     unsafe {
-        command.pre_exec(move || start_supervised(read_fd));
+        command.pre_exec(move || start_supervised(read_fd, silence_ms));
     }
     Ok(PendingTether { read, write })
 }
 
 /// In the forked child: forks the program, which returns to exec it, while this process
 /// becomes its supervisor and never returns.
-fn start_supervised(read_fd: RawFd) -> io::Result<()> {
+fn start_supervised(read_fd: RawFd, silence_ms: i64) -> io::Result<()> {
     // SAFETY (whole function): plain system calls on integers and stack values; see above.
     unsafe {
         let supervisor = libc::getpid();
@@ -114,16 +149,31 @@ fn start_supervised(read_fd: RawFd) -> io::Result<()> {
             }
             return Ok(());
         }
-        run_supervisor(read_fd, program)
+        run_supervisor(read_fd, program, silence_ms)
     }
 }
 
+/// Milliseconds on the monotonic clock (async-signal-safe).
+///
+/// # Safety
+/// Plain system call on a stack value.
+unsafe fn monotonic_ms() -> i64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for the kernel to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec * 1000 + now.tv_nsec / 1_000_000
+}
+
 /// The supervisor's life: wait for the program to exit (then exit the same way) or for the
-/// worker's end of the pipe to close (then kill the whole group).
+/// worker's end of the pipe to close or, with a limit (`silence_ms` >= 0), to fall silent
+/// (then kill the whole group).
 ///
 /// # Safety
 /// Called only in the forked supervisor, with `read_fd` open and `program` its child.
-unsafe fn run_supervisor(read_fd: RawFd, program: libc::pid_t) -> ! {
+unsafe fn run_supervisor(read_fd: RawFd, program: libc::pid_t, silence_ms: i64) -> ! {
     // SAFETY (whole function): async-signal-safe system calls on integers and stack values.
     unsafe {
         for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
@@ -152,6 +202,7 @@ unsafe fn run_supervisor(read_fd: RawFd, program: libc::pid_t) -> ! {
             (1, FALLBACK_POLL_MS)
         };
         let mut byte = 0u8;
+        let mut last_beat = monotonic_ms();
         loop {
             let mut status: libc::c_int = 0;
             let reaped = libc::waitpid(program, &mut status, libc::WNOHANG);
@@ -164,13 +215,27 @@ unsafe fn run_supervisor(read_fd: RawFd, program: libc::pid_t) -> ! {
             }
             fds[0].revents = 0;
             fds[1].revents = 0;
-            libc::poll(fds.as_mut_ptr(), count, wait_ms);
+            let mut wait = wait_ms;
+            if silence_ms >= 0 {
+                let left = last_beat + silence_ms - monotonic_ms();
+                if left <= 0 {
+                    // The worker is frozen or wedged: the server is about to hand the job on.
+                    libc::kill(-libc::getpid(), libc::SIGKILL);
+                    libc::_exit(137);
+                }
+                let left = libc::c_int::try_from(left).unwrap_or(libc::c_int::MAX);
+                wait = if wait < 0 { left } else { wait.min(left) };
+            }
+            libc::poll(fds.as_mut_ptr(), count, wait);
             if fds[0].revents != 0 {
                 let read = libc::read(read_fd, (&raw mut byte).cast(), 1);
                 if read == 0 || (read < 0 && *libc::__errno_location() != libc::EINTR) {
                     // The worker is gone or done with the job: nothing of it may run on.
                     libc::kill(-libc::getpid(), libc::SIGKILL);
                     libc::_exit(137);
+                }
+                if read > 0 {
+                    last_beat = monotonic_ms();
                 }
             }
         }

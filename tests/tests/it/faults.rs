@@ -292,3 +292,59 @@ fn a_worker_cut_off_past_its_lease_stops_its_job_and_the_job_runs_once() {
     );
     cut_off.assert_running();
 }
+
+/// Sends `signal` to the process `process` runs.
+fn signal(process: &Proc, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(process.id()).expect("a pid fits pid_t");
+    // SAFETY: `kill` has no memory-safety preconditions; `pid` is a child this test started
+    // and has not reaped.
+    let result = unsafe { libc::kill(pid, signal) };
+    assert_eq!(result, 0, "could not send signal {signal} to {pid}");
+}
+
+/// Found trying the farm as a new user: a worker frozen with SIGSTOP (a paused VM, a
+/// machine swapped to a halt) for longer than the server's grace let its job's processes
+/// run on while the server handed the job on: two copies at once for seconds. The job's
+/// supervisor now kills the group once the worker has not beaten for its lease, before the
+/// server hands the job on; the thawed worker neither reports nor names the job, and takes
+/// work again.
+#[test]
+fn a_frozen_workers_job_stops_before_it_is_handed_on_and_runs_once() {
+    let farm = Farm::start_with(&["--reconnect-grace", "3", "--heartbeat", "0.5"]);
+    let root = farm.path().to_owned();
+    let state = farm.make_dir("state");
+    let state = state.to_str().expect("a UTF-8 path");
+    let sleeper = Sleeper::new();
+    let script = script(&sleeper);
+    let job = farm.submit(&["--", "sh", "-c", &script]);
+    let first = farm.worker(&["--name", "faults-frozen-a", "--state-dir", state]);
+    sleeper.wait_for(1, "the job running on the first worker");
+    let second = farm.worker(&["--name", "faults-frozen-b", "--state-dir", state]);
+
+    signal(&first, libc::SIGSTOP);
+    poll_until(
+        "the job started again on the second worker",
+        || runs(&root).len() == 2,
+        || {
+            format!(
+                "{:?}\n{}\n{}",
+                runs(&root),
+                second.logs(),
+                farm.server_logs()
+            )
+        },
+    );
+    // The second copy found no first one running: the script writes `overlap` otherwise.
+    assert_eq!(runs(&root), ["run", "run"]);
+    signal(&first, libc::SIGCONT);
+    fs::write(root.join("release"), "").expect("cannot create the release file");
+    let status = farm.wait_for_status(&job, "finished", |status| status["state"] == "finished");
+    assert_eq!(runs(&root), ["run", "run", "done"], "{status:#}");
+    assert_eq!(
+        status["attempts"][0]["outcome"], "worker lost",
+        "{status:#}"
+    );
+    // Thawed, the first worker registers again and takes work.
+    let next = farm.submit(&["--", "sh", "-c", "echo thawed"]);
+    farm.wait_for_status(&next, "finished", |status| status["state"] == "finished");
+}

@@ -167,6 +167,13 @@ impl LoopState {
         Some(self.confirmed? + self.lease?)
     }
 
+    /// Whether the lease has run out, halted job or not: the server no longer counts on
+    /// this loop for its job (a job that ended after this, e.g. killed by its supervisor
+    /// while the worker was frozen, is not this loop's to report).
+    fn lease_ran_out(&self) -> bool {
+        matches!((self.confirmed, self.lease), (Some(confirmed), Some(lease)) if Instant::now() >= confirmed + lease)
+    }
+
     /// The lease ran out: the server is about to hand the running job on, so stop it now.
     fn expire_lease(&mut self) {
         if let Some(job) = &mut self.job {
@@ -539,7 +546,10 @@ async fn session(
             }
             Event::JobEnded(completion) => {
                 let ended = state.job.take();
-                let abandoned = ended.as_ref().is_some_and(|job| !still_ours(job));
+                let lease_ran_out = state.lease_ran_out();
+                let abandoned = ended
+                    .as_ref()
+                    .is_some_and(|job| !still_ours(job) || lease_ran_out);
                 let output = match ended {
                     Some(ended) => Arc::clone(&ended.output),
                     None => Arc::default(),
@@ -766,6 +776,7 @@ fn start_job(
         worker: registered.name.clone(),
         kill_grace: config.kill_grace,
         groups: Arc::clone(&config.groups),
+        lease: state.lease,
     };
     state.job = Some(RunningJob::start(
         assignment,
