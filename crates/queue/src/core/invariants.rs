@@ -292,9 +292,9 @@ impl Core {
         }
         for awaiting in self.pending.values() {
             let conn = match awaiting {
-                AwaitingCommit::Submit { conn, .. } | AwaitingCommit::Complete { conn, .. } => {
-                    *conn
-                }
+                AwaitingCommit::Submit { conn, .. }
+                | AwaitingCommit::Complete { conn, .. }
+                | AwaitingCommit::Reply { conn, .. } => *conn,
                 // Not a request: the core sends the job once stored.
                 AwaitingCommit::Assign { .. } => continue,
             };

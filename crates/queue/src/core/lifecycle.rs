@@ -39,6 +39,15 @@ pub(super) enum AwaitingCommit {
         /// The worker's name, for its failure count.
         worker: String,
     },
+    /// A reply to a change people asked for (cancel, requeue), sent once it is stored.
+    Reply {
+        /// Who asked.
+        conn: ConnId,
+        /// Their request.
+        id: RequestId,
+        /// The answer, once stored.
+        reply: Reply,
+    },
     /// An attempt's record, before its worker is sent the job.
     Assign {
         /// The worker's connection.
@@ -251,6 +260,18 @@ impl Core {
                 attempt,
                 assignment,
             } => self.assignment_stored(now, error.is_some(), conn, attempt, assignment),
+            AwaitingCommit::Reply { conn, id, reply } => {
+                let reply = match error {
+                    None => Ok(reply),
+                    Some(error) => Err(RequestError::Storage(format!(
+                        "{error}; the change took effect but is not stored, so a server \
+                         restart would undo it"
+                    ))),
+                };
+                if self.connections.contains_key(&conn) {
+                    self.reply(conn, id, reply);
+                }
+            }
         }
     }
 

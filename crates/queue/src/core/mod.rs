@@ -502,11 +502,11 @@ impl Core {
             }
             Request::Cancel(jobs) => {
                 let changes = jobs.into_iter().map(|job| self.cancel(now, job)).collect();
-                self.reply(conn, id, Ok(Reply::Changes(changes)));
+                self.reply_once_stored(conn, id, Reply::Changes(changes));
             }
             Request::Requeue(target) => {
                 let changes = self.requeue(now, target);
-                self.reply(conn, id, Ok(Reply::Changes(changes)));
+                self.reply_once_stored(conn, id, Reply::Changes(changes));
             }
             Request::Jobs(query) => {
                 let (jobs, more) = self.list(&query);
@@ -530,6 +530,16 @@ impl Core {
         self.end_quarantines(now);
         self.release_due_retries(now);
         self.prune_finished(now);
+    }
+
+    /// Answers `reply` once the changes made for it are committed: a person told "canceled"
+    /// can count on it after a crash. A failed commit answers a storage error instead (the
+    /// change holds until the server restarts, which would undo it).
+    fn reply_once_stored(&mut self, conn: ConnId, id: RequestId, reply: Reply) {
+        let token = self.next_token();
+        self.pending
+            .insert(token, AwaitingCommit::Reply { conn, id, reply });
+        self.flush_ops(Some(token));
     }
 
     /// A new commit token.

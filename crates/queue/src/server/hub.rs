@@ -27,6 +27,7 @@ use tracing::{debug, error, warn};
 use super::Capacities;
 use super::store_writer::{Report, WriteBatch};
 use crate::core::{ConnId, Core, Effect, Input};
+use crate::store::StoreOp;
 
 /// The shortest gap between two ticks: the core's deadlines are in milliseconds and its
 /// periodic scan runs every second, so this only matters if a deadline stays in the past,
@@ -320,8 +321,17 @@ pub(crate) fn start(
         outboxes: HashMap::new(),
         backlog: VecDeque::new(),
         backlog_ops: 0,
+        backlog_bytes: 0,
     };
-    let task = hub.run(inputs, committed, batches, capacities.backlog_ops.max(1));
+    let task = hub.run(
+        inputs,
+        committed,
+        batches,
+        (
+            capacities.backlog_ops.max(1),
+            capacities.backlog_bytes.max(1),
+        ),
+    );
     (handle, task)
 }
 
@@ -335,6 +345,8 @@ struct Hub {
     backlog: VecDeque<WriteBatch>,
     /// Store operations in `backlog`, compared with [`Capacities::backlog_ops`].
     backlog_ops: usize,
+    /// Their [`StoreOp::size_hint`]s, compared with [`Capacities::backlog_bytes`].
+    backlog_bytes: usize,
 }
 
 impl Hub {
@@ -344,7 +356,7 @@ impl Hub {
         mut inputs: mpsc::Receiver<Message>,
         mut committed: mpsc::UnboundedReceiver<Report>,
         batches: mpsc::Sender<WriteBatch>,
-        max_backlog_ops: usize,
+        (max_backlog_ops, max_backlog_bytes): (usize, usize),
     ) {
         let mut reading = true;
         let mut last_tick: Option<Instant> = None;
@@ -379,7 +391,9 @@ impl Hub {
                     };
                     self.hand_over(permit, &batches);
                 }
-                message = inputs.recv(), if reading && self.backlog_ops < max_backlog_ops => {
+                message = inputs.recv(), if reading
+                    && self.backlog_ops < max_backlog_ops
+                    && self.backlog_bytes < max_backlog_bytes => {
                     match message {
                         Some(message) => self.message(message),
                         None => reading = false,
@@ -414,6 +428,7 @@ impl Hub {
                 },
             };
             self.backlog_ops -= batch.ops.len();
+            self.backlog_bytes -= batch.ops.iter().map(StoreOp::size_hint).sum::<usize>();
             next.send(batch);
         }
     }
@@ -477,6 +492,7 @@ impl Hub {
                     }
                     Effect::Persist { ops, token } => {
                         self.backlog_ops += ops.len();
+                        self.backlog_bytes += ops.iter().map(StoreOp::size_hint).sum::<usize>();
                         self.backlog.push_back(WriteBatch {
                             ops,
                             token,

@@ -112,6 +112,10 @@ pub struct Capacities {
     /// Store operations the core task may hold back while the writer is busy before it stops
     /// reading new inputs; bounds the memory of a slow disk.
     pub backlog_ops: usize,
+    /// Bytes those operations may hold (output chunks, results) before the core task stops
+    /// reading new inputs: a worker printing hundreds of MB faster than the disk takes them
+    /// waits rather than filling the server's memory.
+    pub backlog_bytes: usize,
     /// Frames queued to one connection and not yet encoded; a connection whose queue is full
     /// is closed.
     pub outbox_frames: usize,
@@ -137,11 +141,14 @@ impl Default for Capacities {
             // speed (a full queue drains in milliseconds).
             inputs: 8192,
             // The writer gathers everything queued into one commit, so a short queue loses
-            // nothing; the backlog takes the rest.
-            store_batches: 1024,
+            // nothing; the backlog takes the rest, bounded in bytes (a batch may hold a
+            // 256 KiB chunk of output, so this many is at most 16 MiB).
+            store_batches: 64,
             // A few commits' worth: the disk is the bottleneck then, and more only costs
             // memory.
             backlog_ops: 4 * MAX_BATCH,
+            // A few commits' worth of output chunks.
+            backlog_bytes: 16 << 20,
             // Replies to one group commit (hundreds per client) fit with room to spare; the
             // session writer empties it as fast as it encodes.
             outbox_frames: 4096,

@@ -75,6 +75,34 @@ pub enum StoreOp {
     },
 }
 
+/// What an op costs in memory beyond its large parts, for [`StoreOp::size_hint`]: the record's
+/// fixed fields and strings, roughly.
+const OP_OVERHEAD: usize = 256;
+
+impl StoreOp {
+    /// About how many bytes this op holds in memory: its large parts (output text, task
+    /// arguments, results, attempt records) plus a fixed overhead. For bounding what waits
+    /// to be stored in bytes rather than in ops, since one op may hold a 256 KiB chunk of
+    /// output and another a few dozen bytes.
+    pub fn size_hint(&self) -> usize {
+        let status = |status: &JobStatus| {
+            status.result.as_ref().map_or(0, Vec::len)
+                + status.attempts.len() * OP_OVERHEAD
+                + status.failure.as_ref().map_or(0, |failure| {
+                    failure.reason.len()
+                        + failure.output_tail.iter().map(String::len).sum::<usize>()
+                })
+        };
+        OP_OVERHEAD
+            + match self {
+                StoreOp::Insert(job) => job.args.len() + status(&job.status),
+                StoreOp::Update(job) => status(job),
+                StoreOp::AppendOutput { text, .. } => text.len(),
+                StoreOp::Delete(_) | StoreOp::DropOutput { .. } => 0,
+            }
+    }
+}
+
 /// Why storage failed.
 ///
 /// `Clone`, because one failed commit is reported to every request that waited on it.

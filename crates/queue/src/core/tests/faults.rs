@@ -469,3 +469,52 @@ fn a_worker_cannot_reclaim_an_attempt_given_to_another() {
     );
     assert_eq!(farm.core.running.get(&id), Some(&10));
 }
+
+/// Found trying the farm as a new user (item 6's kind): with the storage file deleted, a
+/// cancel was answered "canceled", and the job came back running after a restart. A cancel
+/// or requeue is now answered once its change is stored; a failed commit answers a storage
+/// error that says the change would not survive a restart.
+#[test]
+fn a_cancel_is_acknowledged_only_once_stored() {
+    let mut farm = Farm::new();
+    let (id, _) = farm.submit_one("default", INFO);
+    let effects = farm.core.handle(
+        farm.now,
+        Input::Request {
+            conn: super::CLIENT,
+            id: 1,
+            request: Request::Cancel(vec![id]),
+        },
+    );
+    assert!(
+        !effects
+            .iter()
+            .any(|effect| matches!(effect, Effect::Send(_, ServerFrame::Reply { id: 1, .. }))),
+        "answered before its commit: {effects:?}"
+    );
+    let Some(Effect::Persist {
+        token: Some(token), ..
+    }) = effects.last()
+    else {
+        panic!("a commit for the cancel: {effects:?}");
+    };
+    let frames = farm.handle(Input::Persisted {
+        tokens: vec![*token],
+        result: Err(StoreError::Lost {
+            path: "buildcat.db".to_owned(),
+            message: "it was removed".to_owned(),
+        }),
+    });
+    let answers = replies(&frames, super::CLIENT);
+    assert!(
+        matches!(answers.as_slice(), [Err(RequestError::Storage(message))] if message.contains("restart would undo it")),
+        "{answers:?}"
+    );
+    // With storage back, the answer lists the changes.
+    let (other, _) = farm.submit_one("default", INFO);
+    let frames = farm.request(super::CLIENT, Request::Cancel(vec![other]));
+    assert!(matches!(
+        replies(&frames, super::CLIENT).as_slice(),
+        [Ok(Reply::Changes(changes))] if changes.len() == 1
+    ));
+}
