@@ -89,7 +89,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
 
 fn build_worker(args: &WorkerArgs, addr: String, count: usize) -> anyhow::Result<Worker> {
     if count == 0 {
-        bail!("--count must be at least 1");
+        bail!("-n/--count must be at least 1");
     }
     let root = match &args.root {
         Some(root) => root.clone(),

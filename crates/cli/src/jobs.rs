@@ -140,16 +140,23 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Prints a page of output on stdout, after a line saying what was dropped before it.
+/// Prints a page of output on stdout, after a line saying what was dropped before it. A
+/// reader that stops reading (`logs JOB | head`) ends the command quietly, as `outln!` does.
 fn print_page(page: &LogPage) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    if let Some(dropped) = page.dropped {
-        writeln!(out, "{}", dropped_line(dropped))?;
+    let written = (|| {
+        let mut out = std::io::stdout().lock();
+        if let Some(dropped) = page.dropped {
+            writeln!(out, "{}", dropped_line(dropped))?;
+        }
+        for line in &page.lines {
+            writeln!(out, "{line}")?;
+        }
+        out.flush()
+    })();
+    match written {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other,
     }
-    for line in &page.lines {
-        writeln!(out, "{line}")?;
-    }
-    out.flush()
 }
 
 /// The line printed where the server dropped part of a job's output.
