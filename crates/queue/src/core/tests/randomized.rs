@@ -382,6 +382,31 @@ impl Sim {
             self.connected.remove(&conn);
             self.dead.push(conn);
         }
+        let queues = if self.rng.chance(70) {
+            vec!["default".to_owned(), "other".to_owned()]
+        } else {
+            vec!["default".to_owned()]
+        };
+        let conn = self.register(name, queues)?;
+        // Like the real worker: results not acknowledged go again on the new connection.
+        let unacked = self
+            .slots
+            .get(name)
+            .map(|s| s.unacked.clone())
+            .unwrap_or_default();
+        for completion in unacked {
+            let id = self.next_request;
+            if let Some(slot) = self.slots.get_mut(name) {
+                slot.sent.insert(id, completion.clone());
+            }
+            self.request(conn, Request::Complete(completion))?;
+        }
+        Ok(())
+    }
+
+    /// A worker process (re)connects as `name`, naming what it still runs or holds the
+    /// results of, as the real worker loop does; returns its new connection.
+    fn register(&mut self, name: &'static str, queues: Vec<String>) -> Result<ConnId, String> {
         let conn = self.next_conn;
         self.next_conn += 1;
         self.connected.insert(conn, name);
@@ -397,11 +422,6 @@ impl Sim {
             .map(|(job, attempt, _)| (*job, *attempt))
             .chain(slot.unacked.iter().map(|c| (c.job, c.attempt)))
             .collect();
-        let queues = if self.rng.chance(70) {
-            vec!["default".to_owned(), "other".to_owned()]
-        } else {
-            vec!["default".to_owned()]
-        };
         let registration = WorkerRegistration {
             name: name.to_owned(),
             host: "sim".to_owned(),
@@ -413,20 +433,7 @@ impl Sim {
             running,
         };
         self.request(conn, Request::Register(registration))?;
-        // Like the real worker: results not acknowledged go again on the new connection.
-        let unacked = self
-            .slots
-            .get(name)
-            .map(|s| s.unacked.clone())
-            .unwrap_or_default();
-        for completion in unacked {
-            let id = self.next_request;
-            if let Some(slot) = self.slots.get_mut(name) {
-                slot.sent.insert(id, completion.clone());
-            }
-            self.request(conn, Request::Complete(completion))?;
-        }
-        Ok(())
+        Ok(conn)
     }
 
     /// A connected worker ends its running job and reports it.
@@ -637,32 +644,7 @@ impl Sim {
         }
         for name in NAMES {
             if !self.connected.values().any(|n| *n == name) {
-                let conn = self.next_conn;
-                self.next_conn += 1;
-                self.connected.insert(conn, name);
-                self.input(Input::Connected {
-                    conn,
-                    role: Role::Worker,
-                })?;
-                let slot = self.slots.entry(name).or_default();
-                slot.sent.clear();
-                let running: Vec<(JobId, u32)> = slot
-                    .running
-                    .iter()
-                    .map(|(job, attempt, _)| (*job, *attempt))
-                    .chain(slot.unacked.iter().map(|c| (c.job, c.attempt)))
-                    .collect();
-                let registration = WorkerRegistration {
-                    name: name.to_owned(),
-                    host: "sim".to_owned(),
-                    root: "/farm".to_owned(),
-                    queues: vec!["default".to_owned(), "other".to_owned()],
-                    kinds: vec![KIND.to_owned()],
-                    pid: 1,
-                    version: "sim".to_owned(),
-                    running,
-                };
-                self.request(conn, Request::Register(registration))?;
+                self.register(name, vec!["default".to_owned(), "other".to_owned()])?;
             }
         }
         for _ in 0..2_000 {
