@@ -309,6 +309,17 @@ pub struct LogPage {
     pub more: bool,
 }
 
+impl LogPage {
+    /// A page with no lines at `offset`: nothing more after it yet.
+    pub fn empty_at(offset: u64) -> Self {
+        LogPage {
+            offset,
+            next: offset,
+            ..LogPage::default()
+        }
+    }
+}
+
 /// Output the server did not keep, so that a job printing gigabytes cannot fill its disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DroppedOutput {

@@ -194,11 +194,7 @@ impl Core {
             return;
         }
         let end = job.output_extent().bytes;
-        let page = LogPage {
-            offset: end,
-            next: end,
-            ..LogPage::default()
-        };
+        let page = LogPage::empty_at(end);
         self.reply(conn, request, Ok(Reply::Log(page)));
     }
 
@@ -258,11 +254,7 @@ impl Core {
             .get(&id)
             .map_or(0, |job| job.output_extent().bytes);
         for (conn, request) in self.log_followers.remove(&id).unwrap_or_default() {
-            let page = LogPage {
-                offset: end,
-                next: end,
-                ..LogPage::default()
-            };
+            let page = LogPage::empty_at(end);
             self.reply(conn, request, Ok(Reply::Log(page)));
         }
     }

@@ -542,13 +542,7 @@ mod tests {
             _max_bytes: usize,
         ) -> Result<buildcat_proto::LogPage, StoreError> {
             // Keeps no output: every page is empty.
-            Ok(buildcat_proto::LogPage {
-                dropped: None,
-                offset: from,
-                lines: Vec::new(),
-                next: from,
-                more: false,
-            })
+            Ok(buildcat_proto::LogPage::empty_at(from))
         }
     }
 

@@ -200,11 +200,7 @@ impl Sim {
                 Effect::Send(conn, frame) => self.deliver(conn, frame)?,
                 // Output is not stored here: every read finds nothing more.
                 Effect::ReadOutput(read) => {
-                    let result = Ok(buildcat_proto::LogPage {
-                        offset: read.from,
-                        next: read.from,
-                        ..Default::default()
-                    });
+                    let result = Ok(buildcat_proto::LogPage::empty_at(read.from));
                     self.input(Input::OutputRead { read, result })?;
                 }
                 Effect::Close(conn, _) => {

@@ -193,11 +193,7 @@ pub(super) fn read(
 ) -> Result<LogPage, StoreError> {
     let from_sql = i64::try_from(from).unwrap_or(i64::MAX);
     let mut filling = Filling {
-        page: LogPage {
-            offset: from,
-            next: from,
-            ..LogPage::default()
-        },
+        page: LogPage::empty_at(from),
         used: 0,
         max_bytes,
     };
