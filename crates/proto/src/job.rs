@@ -1,5 +1,5 @@
-//! What a job is: its id, the options a submitter sets, its states and the record the server
-//! keeps of it.
+//! What a job and its tasks are: ids and the handles people type, the options a submitter
+//! sets, states, and the records the server keeps.
 
 use std::fmt;
 use std::str::FromStr;
@@ -78,38 +78,219 @@ impl fmt::Debug for Timestamp {
     }
 }
 
-/// Where a job is in its life.
+/// A task: job `job`'s task number `index` (0 for the first).
 ///
-/// `Deferred` and `Queued` lead to `Started`; `Started` ends in `Finished`, `Failed` or
-/// `Canceled`, or goes back to `Queued` when its worker is lost and attempts remain.
+/// Shown as `JOB-UUID.INDEX`; people use the job's number instead (`42.3`, see [`TaskRef`]).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskId {
+    /// The job it belongs to.
+    pub job: JobId,
+    /// Its place in the job, from 0.
+    pub index: u32,
+}
+
+impl TaskId {
+    /// Task `index` of `job`.
+    pub fn new(job: JobId, index: u32) -> Self {
+        TaskId { job, index }
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.job, self.index)
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskId({self})")
+    }
+}
+
+/// A job as a person or a program names it: its farm-wide number (`42`) or its id.
+///
+/// Parsed from `42` or a full UUID; a UUID prefix is refused, since the leading characters
+/// of UUID v7 ids are a timestamp that every job of the last hours shares.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum JobRef {
+    /// By id.
+    Id(JobId),
+    /// By number.
+    Number(u64),
+}
+
+impl fmt::Display for JobRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobRef::Id(id) => id.fmt(f),
+            JobRef::Number(number) => number.fmt(f),
+        }
+    }
+}
+
+impl fmt::Debug for JobRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JobRef({self})")
+    }
+}
+
+impl From<JobId> for JobRef {
+    fn from(id: JobId) -> Self {
+        JobRef::Id(id)
+    }
+}
+
+impl FromStr for JobRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return s
+                .parse()
+                .map(JobRef::Number)
+                .map_err(|_| format!("job number `{s}` is too large"));
+        }
+        match Uuid::parse_str(s) {
+            Ok(id) => Ok(JobRef::Id(JobId(id))),
+            Err(_) => Err(format!(
+                "`{s}` names no job: give the job's number (`42`, as `buildcat jobs` lists it) \
+                 or its full id"
+            )),
+        }
+    }
+}
+
+/// A job, or one of its tasks, as a person or a program names it: `42`, `42.3`, `UUID`,
+/// `UUID.3`.
+///
+/// Without an index it names the whole job (cancel, requeue), or its only task where one
+/// task is meant (`logs 42` of a job of one task).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskRef {
+    /// The job.
+    pub job: JobRef,
+    /// The task's index in it, if one task is named.
+    pub index: Option<u32>,
+}
+
+impl TaskRef {
+    /// The whole job.
+    pub fn job(job: impl Into<JobRef>) -> Self {
+        TaskRef {
+            job: job.into(),
+            index: None,
+        }
+    }
+}
+
+impl From<TaskId> for TaskRef {
+    fn from(task: TaskId) -> Self {
+        TaskRef {
+            job: JobRef::Id(task.job),
+            index: Some(task.index),
+        }
+    }
+}
+
+impl From<JobRef> for TaskRef {
+    fn from(job: JobRef) -> Self {
+        TaskRef::job(job)
+    }
+}
+
+impl From<JobId> for TaskRef {
+    fn from(job: JobId) -> Self {
+        TaskRef::job(job)
+    }
+}
+
+impl fmt::Display for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.index {
+            Some(index) => write!(f, "{}.{index}", self.job),
+            None => self.job.fmt(f),
+        }
+    }
+}
+
+impl fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskRef({self})")
+    }
+}
+
+impl FromStr for TaskRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        match s.rsplit_once('.') {
+            Some((job, index)) => {
+                let index = index.parse().map_err(|_| {
+                    format!(
+                        "`{s}` names no task: a task is its job and its index, as in `42.3` \
+                         (`buildcat status 42` lists them)"
+                    )
+                })?;
+                Ok(TaskRef {
+                    job: job.parse()?,
+                    index: Some(index),
+                })
+            }
+            None => Ok(TaskRef::job(s.parse::<JobRef>()?)),
+        }
+    }
+}
+
+/// What a job waits for before its tasks may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Dependency {
+    /// Every task of this job has finished.
+    Job(JobId),
+    /// This task has finished.
+    Task(TaskId),
+}
+
+impl fmt::Display for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dependency::Job(job) => job.fmt(f),
+            Dependency::Task(task) => task.fmt(f),
+        }
+    }
+}
+
+/// Where a job is, derived from its tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum JobState {
-    /// Waiting for a worker.
+    /// No task runs yet; some wait for a worker or for dependencies.
     Queued,
-    /// Running on a worker.
-    Started,
-    /// Ended with a result.
+    /// Some task runs.
+    Running,
+    /// Held by a person (the job or its queue): no task runs, none will start until resumed.
+    Paused,
+    /// Every task finished.
     Finished,
-    /// Ended with a failure after its last attempt.
+    /// Every task has ended and some failed.
     Failed,
-    /// Canceled by a person.
+    /// Every task has ended, some were canceled and none failed.
     Canceled,
-    /// Waiting for the jobs it depends on.
-    Deferred,
 }
 
 impl JobState {
-    /// Every state, in the order `info` shows them.
+    /// Every state, in the order listings show them.
     pub const ALL: [JobState; 6] = [
         JobState::Queued,
-        JobState::Started,
+        JobState::Running,
+        JobState::Paused,
         JobState::Finished,
         JobState::Failed,
         JobState::Canceled,
-        JobState::Deferred,
     ];
 
-    /// Whether the job has ended for good.
+    /// Whether the job has ended: every task has ended (a requeue may start it again).
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -117,15 +298,35 @@ impl JobState {
         )
     }
 
-    /// The lowercase name used on the command line, in JSON and in storage.
+    /// The lowercase name used on the command line and in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Queued => "queued",
-            JobState::Started => "started",
+            JobState::Running => "running",
+            JobState::Paused => "paused",
             JobState::Finished => "finished",
             JobState::Failed => "failed",
             JobState::Canceled => "canceled",
-            JobState::Deferred => "deferred",
+        }
+    }
+
+    /// The job's state given its tasks' counts and whether it (or its queue) is paused.
+    pub fn derive(counts: &TaskCounts, paused: bool) -> JobState {
+        let ended = counts.finished + counts.failed + counts.canceled;
+        if ended == counts.total {
+            if counts.failed > 0 {
+                JobState::Failed
+            } else if counts.canceled > 0 {
+                JobState::Canceled
+            } else {
+                JobState::Finished
+            }
+        } else if counts.started > 0 {
+            JobState::Running
+        } else if paused || counts.paused > 0 {
+            JobState::Paused
+        } else {
+            JobState::Queued
         }
     }
 }
@@ -145,24 +346,160 @@ impl FromStr for JobState {
             .find(|state| state.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown job state `{s}`; expected one of queued, started, finished, failed, \
-                     canceled, deferred"
+                    "unknown job state `{s}`; expected one of queued, running, paused, \
+                     finished, failed, canceled"
                 )
             })
     }
 }
 
-/// What a submitter may set on a job.
+/// Where a task is in its life.
+///
+/// `Deferred` and `Queued` lead to `Started`; `Started` ends in `Finished`, `Failed` or
+/// `Canceled`, or goes back to `Queued` when its worker is lost and attempts remain.
+/// `Paused` is a queued task of a paused job or queue; it is shown, never stored (the
+/// task is stored as queued and the pause on its job or queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TaskState {
+    /// Waiting for a worker.
+    Queued,
+    /// Running on a worker.
+    Started,
+    /// Ended with a result.
+    Finished,
+    /// Ended with a failure after its last attempt.
+    Failed,
+    /// Canceled by a person.
+    Canceled,
+    /// Waiting for the jobs or tasks it depends on.
+    Deferred,
+    /// Queued, but held: its job or its queue is paused.
+    Paused,
+}
+
+impl TaskState {
+    /// Every state, in the order `info` shows them.
+    pub const ALL: [TaskState; 7] = [
+        TaskState::Queued,
+        TaskState::Started,
+        TaskState::Finished,
+        TaskState::Failed,
+        TaskState::Canceled,
+        TaskState::Deferred,
+        TaskState::Paused,
+    ];
+
+    /// Whether the task has ended for good (until a requeue).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskState::Finished | TaskState::Failed | TaskState::Canceled
+        )
+    }
+
+    /// The lowercase name used on the command line, in JSON and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Queued => "queued",
+            TaskState::Started => "started",
+            TaskState::Finished => "finished",
+            TaskState::Failed => "failed",
+            TaskState::Canceled => "canceled",
+            TaskState::Deferred => "deferred",
+            TaskState::Paused => "paused",
+        }
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TaskState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown task state `{s}`; expected one of queued, started, finished, \
+                     failed, canceled, deferred, paused"
+                )
+            })
+    }
+}
+
+/// How many of a job's (or a queue's) tasks are in each state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TaskCounts {
+    /// Tasks in all.
+    pub total: u64,
+    /// Waiting for a worker.
+    pub queued: u64,
+    /// Running.
+    pub started: u64,
+    /// Finished.
+    pub finished: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Canceled.
+    pub canceled: u64,
+    /// Waiting for dependencies.
+    pub deferred: u64,
+    /// Held by a pause of their job or queue.
+    pub paused: u64,
+}
+
+impl TaskCounts {
+    /// The count for one state.
+    pub fn count(&self, state: TaskState) -> u64 {
+        match state {
+            TaskState::Queued => self.queued,
+            TaskState::Started => self.started,
+            TaskState::Finished => self.finished,
+            TaskState::Failed => self.failed,
+            TaskState::Canceled => self.canceled,
+            TaskState::Deferred => self.deferred,
+            TaskState::Paused => self.paused,
+        }
+    }
+
+    /// The count for one state, to change it (`total` is not changed).
+    pub fn count_mut(&mut self, state: TaskState) -> &mut u64 {
+        match state {
+            TaskState::Queued => &mut self.queued,
+            TaskState::Started => &mut self.started,
+            TaskState::Finished => &mut self.finished,
+            TaskState::Failed => &mut self.failed,
+            TaskState::Canceled => &mut self.canceled,
+            TaskState::Deferred => &mut self.deferred,
+            TaskState::Paused => &mut self.paused,
+        }
+    }
+
+    /// Tasks that have ended (finished, failed or canceled).
+    pub fn ended(&self) -> u64 {
+        self.finished + self.failed + self.canceled
+    }
+}
+
+/// What a submitter may set on a job; it applies to each of its tasks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobOptions {
-    /// How long one attempt may run before it is killed, in milliseconds; `None` for no limit.
+    /// How long one attempt of a task may run before it is killed, in milliseconds; `None`
+    /// for no limit.
     pub timeout_ms: Option<u64>,
-    /// How many times the job may be started in all (at least 1).
+    /// How many times each task may be started in all (at least 1).
     pub max_attempts: u32,
-    /// Higher runs first within a queue.
+    /// Higher runs first within a queue; changed after submission with
+    /// [`Request::SetPriority`](crate::Request::SetPriority).
     pub priority: i32,
-    /// Jobs that must finish before this one may start.
-    pub after: Vec<JobId>,
+    /// Jobs and tasks that must finish before this job's tasks may start.
+    pub after: Vec<Dependency>,
 }
 
 impl Default for JobOptions {
@@ -176,17 +513,33 @@ impl Default for JobOptions {
     }
 }
 
+/// One task of a job as a submitter describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTask {
+    /// The frames it renders, as a frame spec (`1-3`, `1,5,9`), for renders; shown to people.
+    pub frames: Option<String>,
+    /// The encoded task arguments.
+    pub args: Vec<u8>,
+}
+
 /// A job as a submitter describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewJob {
     /// The queue it goes into (created on first use).
     pub queue: String,
-    /// What kind of work it is, e.g. `buildcat.worker.info`.
+    /// What kind of work its tasks are, e.g. `buildcat.worker.info`.
     pub kind: String,
-    /// The encoded task arguments.
-    pub args: Vec<u8>,
+    /// Its name for people (`shot.blend 1-240`); empty: the server names it after its kind.
+    pub name: String,
+    /// Who submitted it, `user@host`, set by the client.
+    pub submitter: String,
+    /// What it runs, in a form a person reads: the scene and frames, the ROP, the command
+    /// line.
+    pub runs: String,
     /// Timeout, attempts, priority and dependencies.
     pub options: JobOptions,
+    /// Its tasks, at least one, in order: task `i` gets index `i`.
+    pub tasks: Vec<NewTask>,
 }
 
 /// Why an attempt failed, in words a person can act on.
@@ -194,7 +547,7 @@ pub struct NewJob {
 pub struct Failure {
     /// One line saying what went wrong.
     pub reason: String,
-    /// The exit code of the tool the job ran, when it ran one.
+    /// The exit code of the tool the task ran, when it ran one.
     pub exit_code: Option<i32>,
     /// The last lines the tool printed, when it ran one.
     pub output_tail: Vec<String>,
@@ -232,18 +585,18 @@ pub enum AttemptOutcome {
     WorkerLost,
     /// Canceled while running.
     Canceled,
-    /// Stopped by its worker, which was shutting down; the job went back to its queue.
+    /// Stopped by its worker, which was shutting down; the task went back to its queue.
     Interrupted,
 }
 
-/// One start of a job on a worker.
+/// One start of a task on a worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     /// 1 for the first attempt.
     pub number: u32,
     /// The name of the worker that ran it.
     pub worker: String,
-    /// When the worker was given the job.
+    /// When the worker was given the task.
     pub started_at: Timestamp,
     /// When the attempt ended, if it has.
     pub ended_at: Option<Timestamp>,
@@ -251,21 +604,84 @@ pub struct Attempt {
     pub outcome: Option<AttemptOutcome>,
 }
 
-/// Everything the server knows about a job.
+/// A job as listings show it: what it is and how many of its tasks are where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobStatus {
-    /// The job's id.
+pub struct JobSummary {
+    /// Its id.
     pub id: JobId,
+    /// Its farm-wide number: 1 for the farm's first job, never reused.
+    pub number: u64,
+    /// Its name.
+    pub name: String,
     /// Its queue.
     pub queue: String,
-    /// Its kind.
+    /// Its tasks' kind.
     pub kind: String,
-    /// Its current state.
-    pub state: JobState,
-    /// The options it was submitted with.
+    /// Who submitted it, `user@host`.
+    pub submitter: String,
+    /// What it runs, in words.
+    pub runs: String,
+    /// The options it was submitted with; `priority` as it is now.
     pub options: JobOptions,
+    /// Derived from its tasks and whether it is paused.
+    pub state: JobState,
+    /// Whether a person paused it (its queue may be paused too: see `state`).
+    pub paused: bool,
     /// When it was submitted.
     pub created_at: Timestamp,
+    /// When its last task ended, once every one has.
+    pub ended_at: Option<Timestamp>,
+    /// Its tasks by state.
+    pub tasks: TaskCounts,
+}
+
+/// A task as its job's status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    /// Its index in the job.
+    pub index: u32,
+    /// The frames it renders, for renders.
+    pub frames: Option<String>,
+    /// Where it is.
+    pub state: TaskState,
+    /// The worker of its latest attempt.
+    pub worker: Option<String>,
+    /// How many attempts it has had.
+    pub attempts: u32,
+    /// When its latest attempt started.
+    pub started_at: Option<Timestamp>,
+    /// When it ended, if it has.
+    pub ended_at: Option<Timestamp>,
+    /// Why it failed or was canceled, once it has.
+    pub reason: Option<String>,
+    /// How far its running attempt is, when it reports progress.
+    pub progress: Option<TaskProgress>,
+}
+
+/// A job with its tasks, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// The job.
+    pub job: JobSummary,
+    /// Its tasks in index order.
+    pub tasks: Vec<TaskSummary>,
+}
+
+/// Everything the server knows about one task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    /// The task.
+    pub id: TaskId,
+    /// Its job's number, so that it can be shown as `42.3`.
+    pub number: u64,
+    /// Its job's kind.
+    pub kind: String,
+    /// The frames it renders, for renders.
+    pub frames: Option<String>,
+    /// Its current state.
+    pub state: TaskState,
+    /// How many times it may be started in all: the job's, raised by requeues.
+    pub max_attempts: u32,
     /// When it ended, if it has.
     pub ended_at: Option<Timestamp>,
     /// Every attempt so far, oldest first.
@@ -274,22 +690,22 @@ pub struct JobStatus {
     pub result: Option<Vec<u8>>,
     /// Why it failed or was canceled, once it has.
     pub failure: Option<Failure>,
-    /// How far the current attempt is, when the job reports progress (not stored).
-    pub progress: Option<JobProgress>,
+    /// How far the current attempt is, when the task reports progress (not stored).
+    pub progress: Option<TaskProgress>,
 }
 
-/// How far a job is: frames done out of frames in the job, and the files written.
+/// How far a task is: frames done out of frames in the task, and the files written.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct JobProgress {
+pub struct TaskProgress {
     /// Units (frames) done.
     pub done: u32,
-    /// Units (frames) in the job.
+    /// Units (frames) in the task.
     pub total: u32,
     /// Files written so far, relative to the root where possible.
     pub outputs: Vec<String>,
 }
 
-impl JobStatus {
+impl TaskStatus {
     /// The worker of the latest attempt.
     pub fn worker(&self) -> Option<&str> {
         self.attempts.last().map(|attempt| attempt.worker.as_str())
@@ -298,5 +714,10 @@ impl JobStatus {
     /// When the latest attempt started.
     pub fn started_at(&self) -> Option<Timestamp> {
         self.attempts.last().map(|attempt| attempt.started_at)
+    }
+
+    /// The task as `42.3`.
+    pub fn label(&self) -> String {
+        format!("{}.{}", self.number, self.id.index)
     }
 }

@@ -7,7 +7,8 @@
 //! - [`handshake`] is the first exchange on every connection: [`Hello`] and [`HelloReply`].
 //! - [`message`] holds the frames that follow: requests with ids, replies that echo them and
 //!   pushes from the server (job assignments for workers).
-//! - [`job`] holds what a job is: its id, options, states and the record the server keeps.
+//! - [`job`] holds what jobs and tasks are: ids, the handles people type (`42`, `42.3`),
+//!   options, states and the records the server keeps.
 //! - [`frames`] parses frame specs (`1,7,10-25,75-100:2`); [`dcc`] defines the render
 //!   tasks (Houdini, Modo, Redshift, Blender).
 //! - [`paths`] checks that paths in jobs are relative to the farm root.
@@ -37,14 +38,15 @@ pub mod view;
 pub use codec::{CodecError, DEFAULT_MAX_FRAME, FrameCodec, encoded_len};
 pub use handshake::{HandshakeError, Hello, HelloReply, MAGIC, PROTOCOL_VERSION, Role, Welcome};
 pub use job::{
-    Attempt, AttemptOutcome, Failure, JobId, JobOptions, JobProgress, JobState, JobStatus, NewJob,
-    Timestamp,
+    Attempt, AttemptOutcome, Dependency, Failure, JobId, JobOptions, JobRef, JobState, JobStatus,
+    JobSummary, NewJob, NewTask, TaskCounts, TaskId, TaskProgress, TaskRef, TaskState, TaskStatus,
+    TaskSummary, Timestamp,
 };
 pub use message::{
-    Assignment, ClientFrame, Completion, DroppedOutput, FarmInfo, JobChange, JobEvent, JobQuery,
-    LogPage, MAX_CHANGES_PER_REQUEST, Outcome, QueueSummary, Reply, Request, RequestError,
-    RequestId, RequeueTarget, ServerFrame, Unserved, WorkerActivity, WorkerRegistration,
-    WorkerSummary,
+    Assignment, Change, Changed, ClientFrame, Completion, DroppedOutput, FarmInfo, JobEvent,
+    JobQuery, LogPage, MAX_CHANGES_PER_REQUEST, Outcome, QueueSummary, Reply, Request,
+    RequestError, RequestId, Requeue, RunningTask, ServerFrame, Submitted, Unserved,
+    WorkerActivity, WorkerRegistration, WorkerSummary,
 };
 pub use task::{
     CommandResult, OsInfo, RunCommand, RuntimeInfo, Task, WorkerDetails, WorkerInfo,

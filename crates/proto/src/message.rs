@@ -2,15 +2,22 @@
 //!
 //! A peer sends [`ClientFrame`]s, each a [`Request`] with an id of the peer's choosing. The
 //! server sends [`ServerFrame`]s: a reply that echoes the id of the request it answers, or
-//! a push the peer did not ask for (a job for a worker). Replies may come in any order, so
+//! a push the peer did not ask for (a task for a worker). Replies may come in any order, so
 //! one connection carries many requests in flight.
+//!
+//! People and clients name jobs and tasks with [`JobRef`] and [`TaskRef`] (`42`, `42.3`, a
+//! UUID); workers, which are handed tasks, name them with their [`TaskId`].
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::{Failure, JobId, JobProgress, JobState, JobStatus, NewJob, Timestamp};
+use crate::job::{
+    Failure, JobId, JobRef, JobState, JobStatus, JobSummary, NewJob, TaskCounts, TaskId,
+    TaskProgress, TaskRef, TaskState, TaskStatus, TaskSummary, Timestamp,
+};
 
-/// The most jobs one [`Request::Cancel`] or [`Request::Requeue`] may name, and the most one
-/// `Requeue(Failed)` requeues (ask again for the next ones): every job gets an entry in the
+/// The most jobs or tasks one request that changes them ([`Request::Cancel`],
+/// [`Request::Requeue`], [`Request::Pause`], ...) may name, and the most jobs one
+/// [`Requeue::Failed`] requeues (ask again for the next ones): each gets an entry in the
 /// reply, which must fit in a frame.
 pub const MAX_CHANGES_PER_REQUEST: usize = 10_000;
 
@@ -29,63 +36,93 @@ pub struct ClientFrame {
 /// What a peer may ask of the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
-    /// Queue jobs. Answered with [`Reply::Submitted`] once they are durable.
+    /// Queue jobs, each with its tasks. Answered with [`Reply::Submitted`] once they are
+    /// durable.
     Submit(Vec<NewJob>),
-    /// Answered with [`Reply::Ended`] when the job has ended (at once if it already has).
-    Wait(JobId),
-    /// Answered with [`Reply::Job`]: what the server knows of the job now.
-    Job(JobId),
+    /// Answered with [`Reply::Ended`] when every task of the job has ended (at once if they
+    /// have).
+    Wait(JobRef),
+    /// Answered with [`Reply::Job`]: the job and its tasks now.
+    Job(JobRef),
+    /// Answered with [`Reply::Task`]: everything known of one task (attempts, result). A
+    /// [`TaskRef`] without an index names the only task of a job of one task.
+    Task(TaskRef),
     /// Answered with [`Reply::Info`]: queues and workers.
     Info,
     /// A worker introduces itself; answered with [`Reply::Registered`]. Workers only.
     Register(WorkerRegistration),
     /// A worker is alive. Answered with [`Reply::Ack`]. Workers only.
     Heartbeat,
-    /// A worker reports how a job ended. Answered with [`Reply::Ack`] once durable.
+    /// A worker reports how a task's attempt ended. Answered with [`Reply::Ack`] once
+    /// durable. Workers only.
     Complete(Completion),
-    /// A worker sends output lines of a running job. Answered with [`Reply::Ack`].
+    /// A worker sends output lines of a running task. Answered with [`Reply::Ack`].
     Log {
-        /// The job.
-        job: JobId,
+        /// The task.
+        task: TaskId,
         /// The attempt that printed them.
         attempt: u32,
         /// The lines, without line endings.
         lines: Vec<String>,
     },
-    /// A worker reports how far a running job is. Answered with [`Reply::Ack`].
+    /// A worker reports how far a running task is. Answered with [`Reply::Ack`].
     Progress {
-        /// The job.
-        job: JobId,
+        /// The task.
+        task: TaskId,
         /// The attempt.
         attempt: u32,
         /// Frames done, frames in all, outputs written.
-        progress: JobProgress,
+        progress: TaskProgress,
     },
-    /// Cancel jobs: queued ones are removed, running ones killed by their worker. Answered
-    /// with [`Reply::Changes`].
-    Cancel(Vec<JobId>),
-    /// Put failed or canceled jobs back in their queue. Answered with [`Reply::Changes`].
-    Requeue(RequeueTarget),
+    /// Cancel jobs (every task that has not ended) or single tasks: queued tasks end at
+    /// once, running ones are killed by their worker. Answered with [`Reply::Changes`].
+    Cancel(Vec<TaskRef>),
+    /// Put tasks back in their queue. Answered with [`Reply::Changes`].
+    Requeue(Requeue),
+    /// Hold jobs: their queued tasks do not start, running ones finish. Answered with
+    /// [`Reply::Changes`].
+    Pause(Vec<JobRef>),
+    /// Let paused jobs' tasks start again. Answered with [`Reply::Changes`].
+    Resume(Vec<JobRef>),
+    /// Hold (or let go) every job of a queue. Answered with [`Reply::Ack`]; a queue not on
+    /// record is held for the jobs that come to it.
+    PauseQueue {
+        /// The queue.
+        queue: String,
+        /// `true` to hold, `false` to let go.
+        paused: bool,
+    },
+    /// Change a job's priority. Answered with [`Reply::Changes`] (one entry).
+    SetPriority {
+        /// The job.
+        job: JobRef,
+        /// Its new priority: higher runs first within its queue.
+        priority: i32,
+    },
+    /// Remove ended jobs now, with their tasks' output and results. Answered with
+    /// [`Reply::Changes`]; a job that has not ended is refused ([`RequestError::WrongState`]).
+    Delete(Vec<JobRef>),
     /// List jobs, newest first. Answered with [`Reply::Jobs`], which stops short of the
     /// limit (and says so) where more would not fit in one frame.
     Jobs(JobQuery),
-    /// A job's output from byte offset `from`, one page at a time. Without `follow` the
+    /// A task's output from byte offset `from`, one page at a time. Without `follow` the
     /// answer is one [`Reply::Log`] page, which fits well within a frame; ask again from its
     /// `next` while it says `more`. With `follow`, the output from `from` on arrives as
     /// [`JobEvent::Log`] events, stored pages first and then new lines as they come, and the
-    /// reply (an empty page at the end of the output) comes when the job ends.
+    /// reply (an empty page at the end of the output) comes when the task ends.
     Logs {
-        /// The job.
-        job: JobId,
+        /// The task; without an index, the only task of a job of one task.
+        task: TaskRef,
         /// Where to start, in bytes of the output as printed (each line ends in a newline):
         /// 0 for the beginning, or a page's `next` to carry on exactly where it stopped.
         from: u64,
-        /// Keep streaming until the job ends.
+        /// Keep streaming until the task ends.
         follow: bool,
     },
-    /// Follow jobs: [`JobEvent::Progress`] and [`JobEvent::Ended`] events arrive as they
-    /// happen; the reply ([`Reply::Ack`]) comes once every one has ended.
-    Watch(Vec<JobId>),
+    /// Follow jobs: [`JobEvent::Task`], [`JobEvent::Progress`] and [`JobEvent::Ended`]
+    /// events arrive as they happen; the reply ([`Reply::Ack`]) comes once every job has
+    /// ended.
+    Watch(Vec<JobRef>),
     /// Let a quarantined worker (every connection of that name) take work again. Answered
     /// with [`Reply::Ack`], or [`RequestError::UnknownWorker`].
     EnableWorker(String),
@@ -98,6 +135,7 @@ impl Request {
             Request::Submit(_) => "submit",
             Request::Wait(_) => "wait",
             Request::Job(_) => "job",
+            Request::Task(_) => "task",
             Request::Info => "info",
             Request::Register(_) => "register",
             Request::Heartbeat => "heartbeat",
@@ -106,6 +144,12 @@ impl Request {
             Request::Progress { .. } => "progress",
             Request::Cancel(_) => "cancel",
             Request::Requeue(_) => "requeue",
+            Request::Pause(_) => "pause",
+            Request::Resume(_) => "resume",
+            Request::PauseQueue { paused: true, .. } => "pause --queue",
+            Request::PauseQueue { paused: false, .. } => "resume --queue",
+            Request::SetPriority { .. } => "priority",
+            Request::Delete(_) => "delete",
             Request::Jobs(_) => "jobs",
             Request::Logs { .. } => "logs",
             Request::Watch(_) => "watch",
@@ -114,15 +158,25 @@ impl Request {
     }
 }
 
-/// Which jobs to requeue.
+/// Which tasks to put back in their queue. Running tasks are never touched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RequeueTarget {
-    /// These jobs.
-    Jobs(Vec<JobId>),
-    /// Every failed job, in one queue or in all.
+pub enum Requeue {
+    /// These jobs' or tasks' failed and canceled tasks; with `all`, finished ones too (to
+    /// render again after a fix).
+    Tasks {
+        /// Jobs (their tasks) or single tasks.
+        targets: Vec<TaskRef>,
+        /// Finished tasks too.
+        all: bool,
+    },
+    /// The failed and canceled tasks of every failed job of one submitter, in one queue or
+    /// in all.
     Failed {
         /// Only this queue.
         queue: Option<String>,
+        /// Only jobs of this submitter: `user@host`, or `user` for that user on any host.
+        /// Clients send the caller's own unless told otherwise.
+        user: Option<String>,
     },
 }
 
@@ -131,19 +185,35 @@ pub enum RequeueTarget {
 pub struct JobQuery {
     /// Only this queue.
     pub queue: Option<String>,
-    /// Only this state.
+    /// Only jobs in this state.
     pub state: Option<JobState>,
+    /// Only jobs of this submitter: `user@host`, or `user` for that user on any host.
+    pub user: Option<String>,
     /// At most this many (the server caps it at 1,000, and at what fits in one reply).
     pub limit: u32,
 }
 
-/// What a request did to one job.
+/// What a request did to one job or task it named.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobChange {
-    /// The job.
+pub struct Change {
+    /// The job or task as the request named it.
+    pub target: TaskRef,
+    /// What was done, or why nothing was.
+    pub result: Result<Changed, RequestError>,
+}
+
+/// A change made to a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changed {
+    /// The job's id.
     pub job: JobId,
-    /// Its new state, or why nothing was done.
-    pub result: Result<JobState, RequestError>,
+    /// Its number.
+    pub number: u64,
+    /// How many of its tasks the request changed (0 where there was nothing to do, such
+    /// as a requeue of a job with no failed task).
+    pub tasks: u32,
+    /// The job's state after the change.
+    pub state: JobState,
 }
 
 /// Something that happened to a followed job, pushed with the id of the request that asked.
@@ -153,21 +223,28 @@ pub struct JobChange {
     reason = "events are built once and moved straight into a frame; boxing buys nothing"
 )]
 pub enum JobEvent {
-    /// Output of the job: a stored page or lines just printed.
+    /// Output of a task: a stored page or lines just printed.
     Log {
-        /// The job.
-        job: JobId,
+        /// The task.
+        task: TaskId,
         /// The lines and where they are in the output.
         page: LogPage,
     },
-    /// The job's progress changed.
+    /// A task's progress changed.
     Progress {
-        /// The job.
-        job: JobId,
+        /// The task.
+        task: TaskId,
         /// Where it is now.
-        progress: JobProgress,
+        progress: TaskProgress,
     },
-    /// The job ended; this is its final record.
+    /// A task changed state (started, ended, went back to its queue).
+    Task {
+        /// Its job.
+        job: JobId,
+        /// The task now.
+        task: TaskSummary,
+    },
+    /// The job ended: every task has; this is its final record.
     Ended(JobStatus),
 }
 
@@ -188,15 +265,15 @@ pub struct WorkerRegistration {
     pub pid: u32,
     /// Its software version.
     pub version: String,
-    /// Jobs it is still running from before a reconnect: (job, attempt).
-    pub running: Vec<(JobId, u32)>,
+    /// Tasks it is still running from before a reconnect: (task, attempt).
+    pub running: Vec<(TaskId, u32)>,
 }
 
 /// A worker's report of how an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Completion {
-    /// The job.
-    pub job: JobId,
+    /// The task.
+    pub task: TaskId,
     /// The attempt number from the [`Assignment`]; a report for an older attempt is refused.
     pub attempt: u32,
     /// What happened.
@@ -213,7 +290,7 @@ pub enum Outcome {
     /// The worker stopped it after a [`ServerFrame::Cancel`].
     Canceled,
     /// The worker stopped it because the worker itself is stopping now (a second Ctrl-C):
-    /// the job goes back to its queue at once, without using up an attempt.
+    /// the task goes back to its queue at once, without using up an attempt.
     Interrupted,
 }
 
@@ -227,14 +304,14 @@ pub enum ServerFrame {
         /// The answer, or why the request could not be served.
         reply: Result<Reply, RequestError>,
     },
-    /// A job for a worker to run.
+    /// A task for a worker to run.
     Assign(Assignment),
     /// The server is closing this connection, and why.
     Closing(String),
-    /// Stop running this job (it was canceled or timed out); the worker kills it.
+    /// Stop running this task (it was canceled or timed out); the worker kills it.
     Cancel {
-        /// The job.
-        job: JobId,
+        /// The task.
+        task: TaskId,
         /// The attempt to stop.
         attempt: u32,
         /// Why, for the worker's log.
@@ -252,12 +329,14 @@ pub enum ServerFrame {
 /// A successful answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
-    /// The ids of the submitted jobs, in submission order.
-    Submitted(Vec<JobId>),
-    /// The job has ended; this is its final record.
+    /// The submitted jobs, in submission order.
+    Submitted(Vec<Submitted>),
+    /// The job has ended (every task has); this is its final record.
     Ended(JobStatus),
-    /// The job's record now.
+    /// The job and its tasks now.
     Job(JobStatus),
+    /// One task's record now.
+    Task(TaskStatus),
     /// Queues and workers.
     Info(FarmInfo),
     /// The worker is registered under this name.
@@ -266,29 +345,41 @@ pub enum Reply {
         name: String,
         /// How often the server expects a heartbeat, in milliseconds.
         heartbeat_ms: u64,
-        /// How long the server keeps a job for this worker once it stops hearing from it
+        /// How long the server keeps a task for this worker once it stops hearing from it
         /// (connection dropped, or silent), in milliseconds, counted from the last request
-        /// it received; after that it hands the job to another worker. The worker stops its
-        /// job itself before then (its lease), so that two copies never run.
+        /// it received; after that it hands the task to another worker. The worker stops its
+        /// task itself before then (its lease), so that two copies never run.
         reconnect_grace_ms: u64,
     },
     /// Done.
     Ack,
-    /// What a cancel or requeue did, one entry per job.
-    Changes(Vec<JobChange>),
-    /// Jobs, newest first (results left out).
+    /// What a cancel, requeue, pause, resume, priority or delete did, one entry per job or
+    /// task named (for [`Requeue::Failed`], per job requeued).
+    Changes(Vec<Change>),
+    /// Jobs, newest first.
     Jobs {
         /// The jobs.
-        jobs: Vec<JobStatus>,
+        jobs: Vec<JobSummary>,
         /// Whether more jobs matched than were sent: the list stopped at the limit asked
         /// for or at what fits in one frame. Narrow the query (queue, state) to see others.
         more: bool,
     },
-    /// A page of a job's output.
+    /// A page of a task's output.
     Log(LogPage),
 }
 
-/// A stretch of a job's output, as [`Reply::Log`] and [`JobEvent::Log`] carry it.
+/// A job the server took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submitted {
+    /// Its id.
+    pub id: JobId,
+    /// Its farm-wide number, never reused.
+    pub number: u64,
+    /// How many tasks it has.
+    pub tasks: u32,
+}
+
+/// A stretch of a task's output, as [`Reply::Log`] and [`JobEvent::Log`] carry it.
 ///
 /// Offsets count bytes of the output as printed, with a newline after each line, so a page
 /// can be asked for again from any `next` and a follower that lost its connection carries
@@ -320,7 +411,7 @@ impl LogPage {
     }
 }
 
-/// Output the server did not keep, so that a job printing gigabytes cannot fill its disk.
+/// Output the server did not keep, so that a task printing gigabytes cannot fill its disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DroppedOutput {
     /// Bytes dropped (each line counted with its newline).
@@ -333,9 +424,30 @@ pub struct DroppedOutput {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
-    /// No job with this id (it may have been pruned after its retention period).
-    #[error("no job with id {0} (it may have been pruned after its retention period)")]
-    UnknownJob(JobId),
+    /// No such job (it may have been deleted, or removed after its retention period).
+    #[error(
+        "no job {0} (it may have been deleted, or removed after its retention period); \
+         `buildcat jobs` lists the jobs"
+    )]
+    UnknownJob(JobRef),
+    /// The job has no task of that index.
+    #[error("job {job} has no task {index}: its tasks are {job}.0 to {job}.{last}", last = tasks.saturating_sub(1))]
+    UnknownTask {
+        /// The job as named.
+        job: JobRef,
+        /// The index asked for.
+        index: u32,
+        /// How many tasks it has.
+        tasks: u32,
+    },
+    /// One task was meant, and the job has several: name one.
+    #[error("job {job} has {tasks} tasks; name one as {job}.INDEX (`buildcat status {job}` lists them)")]
+    WhichTask {
+        /// The job as named.
+        job: JobRef,
+        /// How many tasks it has.
+        tasks: u32,
+    },
     /// The request is only for workers, or only for clients.
     #[error("`{request}` is not allowed on a {role} connection")]
     WrongRole {
@@ -354,21 +466,21 @@ pub enum RequestError {
     #[error("the server is shutting down")]
     ShuttingDown,
     /// A worker reported on an attempt that is no longer current.
-    #[error("job {job} attempt {attempt} is no longer current; its result was not recorded")]
+    #[error("task {task} attempt {attempt} is no longer current; its result was not recorded")]
     StaleAttempt {
-        /// The job.
-        job: JobId,
+        /// The task.
+        task: TaskId,
         /// The attempt reported.
         attempt: u32,
     },
-    /// The job is not in a state the request applies to.
-    #[error("job {job} is {state}; {what}")]
+    /// The job or task is not in a state the request applies to.
+    #[error("{target} is {state}; {what}")]
     WrongState {
-        /// The job.
-        job: JobId,
-        /// Its state.
-        state: JobState,
-        /// What could not be done.
+        /// The job or task, as named (`job 42`, `task 42.3`).
+        target: String,
+        /// Its state (a job's or a task's).
+        state: String,
+        /// What could not be done, and what to do instead.
         what: String,
     },
     /// Too many requests are in flight on this connection.
@@ -384,11 +496,17 @@ pub enum RequestError {
     UnknownWorker(String),
 }
 
-/// A job handed to a worker.
+/// A task handed to a worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignment {
-    /// The job.
-    pub job: JobId,
+    /// The task.
+    pub task: TaskId,
+    /// Its job's number, so that logs can say `42.3`.
+    pub number: u64,
+    /// Its job's name, for the worker's log.
+    pub name: String,
+    /// The frames it renders, for renders.
+    pub frames: Option<String>,
     /// Which attempt this is (1 for the first); echo it in the [`Completion`].
     pub attempt: u32,
     /// The queue it came from.
@@ -401,6 +519,13 @@ pub struct Assignment {
     pub timeout_ms: Option<u64>,
 }
 
+impl Assignment {
+    /// The task as `42.3`.
+    pub fn label(&self) -> String {
+        format!("{}.{}", self.number, self.task.index)
+    }
+}
+
 /// The farm at a glance.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct FarmInfo {
@@ -408,67 +533,42 @@ pub struct FarmInfo {
     pub queues: Vec<QueueSummary>,
     /// Every connected worker, by name.
     pub workers: Vec<WorkerSummary>,
-    /// Queued jobs that no connected worker can run, by queue and kind.
+    /// Queued tasks that no connected worker can run, by queue and kind.
     pub unserved: Vec<Unserved>,
     /// Whether entries were left out (from the ends of the longest lists) because the
     /// whole would not fit in one reply: a farm of very many queues or workers.
     pub truncated: bool,
 }
 
-/// Queued jobs of one kind in one queue that no connected worker serving that queue can
+/// Queued tasks of one kind in one queue that no connected worker serving that queue can
 /// run (no worker has the tool, or none serves the queue).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unserved {
     /// The queue.
     pub queue: String,
-    /// The job kind.
+    /// The kind.
     pub kind: String,
-    /// How many such jobs wait.
-    pub jobs: u64,
+    /// How many such tasks wait.
+    pub tasks: u64,
 }
 
-/// Job counts of one queue.
+/// One queue: its jobs not ended, its tasks by state, and whether it is paused.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct QueueSummary {
     /// The queue's name.
     pub name: String,
-    /// Jobs waiting for a worker.
-    pub queued: u64,
-    /// Jobs running.
-    pub started: u64,
-    /// Jobs finished and still kept.
-    pub finished: u64,
-    /// Jobs failed and still kept.
-    pub failed: u64,
-    /// Jobs canceled and still kept.
-    pub canceled: u64,
-    /// Jobs waiting for their dependencies.
-    pub deferred: u64,
+    /// Jobs in it that have not ended.
+    pub jobs: u64,
+    /// Its tasks still kept, by state (paused: queued tasks held by a pause).
+    pub tasks: TaskCounts,
+    /// Whether a person paused the whole queue (`pause --queue`).
+    pub paused: bool,
 }
 
 impl QueueSummary {
-    /// The count for one state.
-    pub fn count(&self, state: JobState) -> u64 {
-        match state {
-            JobState::Queued => self.queued,
-            JobState::Started => self.started,
-            JobState::Finished => self.finished,
-            JobState::Failed => self.failed,
-            JobState::Canceled => self.canceled,
-            JobState::Deferred => self.deferred,
-        }
-    }
-
-    /// The count for one state, to change it.
-    pub fn count_mut(&mut self, state: JobState) -> &mut u64 {
-        match state {
-            JobState::Queued => &mut self.queued,
-            JobState::Started => &mut self.started,
-            JobState::Finished => &mut self.finished,
-            JobState::Failed => &mut self.failed,
-            JobState::Canceled => &mut self.canceled,
-            JobState::Deferred => &mut self.deferred,
-        }
+    /// The count of tasks in one state.
+    pub fn count(&self, state: TaskState) -> u64 {
+        self.tasks.count(state)
     }
 }
 
@@ -485,22 +585,37 @@ pub struct WorkerSummary {
     pub queues: Vec<String>,
     /// Idle or busy.
     pub activity: WorkerActivity,
-    /// The job it runs, if any.
-    pub job: Option<JobId>,
+    /// The task it runs, if any.
+    pub task: Option<RunningTask>,
     /// When it connected.
     pub connected_at: Timestamp,
     /// Why it gets no work, while quarantined (see [`WorkerActivity::Quarantined`]).
     pub quarantine: Option<String>,
 }
 
+/// The task a worker runs, as `info` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningTask {
+    /// The task.
+    pub id: TaskId,
+    /// Its job's number.
+    pub number: u64,
+}
+
+impl std::fmt::Display for RunningTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.number, self.id.index)
+    }
+}
+
 /// What a worker is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WorkerActivity {
-    /// Waiting for a job.
+    /// Waiting for a task.
     Idle,
-    /// Running a job.
+    /// Running a task.
     Busy,
-    /// Failed job after job, so the server gives it no work until it is enabled again
+    /// Failed task after task of different jobs, so the server gives it no work until it is enabled again
     /// (`buildcat worker-enable NAME`) or its cool-down ends.
     Quarantined,
 }

@@ -12,35 +12,43 @@ use serde::Serialize;
 
 use crate::dcc::tool_for_kind;
 use crate::message::{FarmInfo, QueueSummary, Unserved, WorkerSummary};
+use crate::job::TaskState;
 
 /// The farm at a glance: `buildcat info --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FarmView {
-    /// Job counts by state for every queue on record, so a script can see what waits.
+    /// Task counts by state and jobs not ended for every queue on record, so a script can
+    /// see what waits.
     pub queues: Vec<QueueView>,
-    /// Queued jobs no connected worker can run, so a script can tell a stuck queue from a
+    /// Queued tasks no connected worker can run, so a script can tell a stuck queue from a
     /// slow one.
     pub unserved: Vec<UnservedView>,
     /// Every connected worker and what it runs.
     pub workers: Vec<WorkerView>,
 }
 
-/// One queue's job counts, one field per state.
+/// One queue: its task counts, one field per task state, and its jobs not ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueueView {
-    /// Canceled jobs still kept (until retention removes them).
+    /// Canceled tasks still kept (until their job's retention ends).
     pub canceled: u64,
-    /// Jobs waiting for the jobs they run after.
+    /// Tasks waiting for the jobs or tasks they run after.
     pub deferred: u64,
-    /// Failed jobs still kept, which `requeue --failed` would put back.
+    /// Failed tasks still kept, which `requeue` would put back.
     pub failed: u64,
-    /// Finished jobs still kept.
+    /// Finished tasks still kept.
     pub finished: u64,
+    /// Whether the whole queue is paused (`buildcat pause --queue`).
+    pub held: bool,
+    /// Jobs in it that have not ended.
+    pub jobs: u64,
     /// The queue, as jobs and workers name it.
     pub name: String,
-    /// Jobs waiting for a worker: the backlog.
+    /// Queued tasks held by a pause of their job or of the queue.
+    pub paused: u64,
+    /// Tasks waiting for a worker: the backlog.
     pub queued: u64,
-    /// Jobs running now.
+    /// Tasks running now.
     pub started: u64,
 }
 
@@ -49,7 +57,7 @@ pub struct QueueView {
 pub struct WorkerView {
     /// The host it runs on, to find the machine.
     pub host: String,
-    /// The id of the job it runs, `null` when idle.
+    /// The id of the job whose task it runs, `null` when idle.
     pub job: Option<String>,
     /// Its name, unique on the farm, as jobs' attempts record it.
     pub name: String,
@@ -62,17 +70,19 @@ pub struct WorkerView {
     pub root: String,
     /// `idle`, `busy` or `quarantined`.
     pub state: String,
+    /// The task it runs as people name it (`42.3`), `null` when idle.
+    pub task: Option<String>,
 }
 
-/// Queued jobs of one kind in one queue that no connected worker can run.
+/// Queued tasks of one kind in one queue that no connected worker can run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnservedView {
-    /// How many such jobs wait.
-    pub jobs: u64,
     /// Their kind, which names the task.
     pub kind: String,
     /// Their queue.
     pub queue: String,
+    /// How many such tasks wait.
+    pub tasks: u64,
     /// The tool a worker needs for the kind (`blender`, `houdini`, ...), `null` when the
     /// kind needs none: the fix to suggest.
     pub tool: Option<String>,
@@ -91,13 +101,16 @@ impl From<&FarmInfo> for FarmView {
 impl From<&QueueSummary> for QueueView {
     fn from(queue: &QueueSummary) -> Self {
         QueueView {
-            canceled: queue.canceled,
-            deferred: queue.deferred,
-            failed: queue.failed,
-            finished: queue.finished,
+            canceled: queue.count(TaskState::Canceled),
+            deferred: queue.count(TaskState::Deferred),
+            failed: queue.count(TaskState::Failed),
+            finished: queue.count(TaskState::Finished),
+            held: queue.paused,
+            jobs: queue.jobs,
             name: queue.name.clone(),
-            queued: queue.queued,
-            started: queue.started,
+            paused: queue.count(TaskState::Paused),
+            queued: queue.count(TaskState::Queued),
+            started: queue.count(TaskState::Started),
         }
     }
 }
@@ -106,12 +119,13 @@ impl From<&WorkerSummary> for WorkerView {
     fn from(worker: &WorkerSummary) -> Self {
         WorkerView {
             host: worker.host.clone(),
-            job: worker.job.map(|id| id.to_string()),
+            job: worker.task.map(|task| task.id.job.to_string()),
             name: worker.name.clone(),
             quarantine: worker.quarantine.clone(),
             queues: worker.queues.clone(),
             root: worker.root.clone(),
             state: worker.activity.as_str().to_owned(),
+            task: worker.task.map(|task| task.to_string()),
         }
     }
 }
@@ -119,9 +133,9 @@ impl From<&WorkerSummary> for WorkerView {
 impl From<&Unserved> for UnservedView {
     fn from(unserved: &Unserved) -> Self {
         UnservedView {
-            jobs: unserved.jobs,
             kind: unserved.kind.clone(),
             queue: unserved.queue.clone(),
+            tasks: unserved.tasks,
             tool: tool_for_kind(&unserved.kind).map(str::to_owned),
         }
     }

@@ -1,16 +1,23 @@
-//! Durable storage of jobs, behind a trait so that the core does not know SQLite.
+//! Durable storage of jobs and their tasks, behind a trait so that the core does not know
+//! SQLite.
 //!
 //! The server holds its state in memory and writes every change through a [`Store`]. At
 //! start it rebuilds the state from [`Store::load`]. One writer task owns the store and
 //! calls [`Store::commit`] with every change gathered since the last commit (group commit),
 //! so durability costs one sync per batch rather than one per job.
 //!
-//! Job output is stored the same way, as chunks appended with their byte offset
-//! ([`StoreOp::AppendOutput`]) and dropped from the middle when a job prints more than its
+//! A job is stored with its tasks ([`StoreOp::Insert`]); later changes touch the job's own
+//! record ([`StoreOp::UpdateJob`]: priority, pause, end) or one task
+//! ([`StoreOp::UpdateTask`]). Job numbers are farm-wide and never reused: the store keeps
+//! the next one ([`Loaded::next_number`]), past every number it was given, deleted jobs'
+//! too. Paused queues are kept the same way ([`StoreOp::PauseQueue`]).
+//!
+//! Task output is stored as chunks appended with their byte offset
+//! ([`StoreOp::AppendOutput`]) and dropped from the middle when a task prints more than its
 //! bound ([`StoreOp::DropOutput`]); it goes with its job when the job is deleted, and is
 //! read back a page at a time with [`Store::read_output`].
 
-use buildcat_proto::{JobId, JobStatus, LogPage};
+use buildcat_proto::{JobId, JobOptions, LogPage, TaskId, TaskStatus, Timestamp};
 
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -18,19 +25,68 @@ pub mod sqlite;
 
 pub use sqlite::SqliteStore;
 
-/// A job as stored: its record and its arguments.
+/// A job as stored: its own record and its tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredJob {
-    /// Everything but the arguments.
-    pub status: JobStatus,
+    /// The job's own fields.
+    pub job: JobRecord,
+    /// Its tasks, in index order (task `i` at `i`).
+    pub tasks: Vec<StoredTask>,
+}
+
+/// A job's own fields, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    /// Its id.
+    pub id: JobId,
+    /// Its farm-wide number.
+    pub number: u64,
+    /// Its name.
+    pub name: String,
+    /// Its queue.
+    pub queue: String,
+    /// Its tasks' kind.
+    pub kind: String,
+    /// Who submitted it, `user@host`.
+    pub submitter: String,
+    /// What it runs, in words.
+    pub runs: String,
+    /// As submitted; `priority` changes ([`StoreOp::UpdateJob`]).
+    pub options: JobOptions,
+    /// Whether a person paused it.
+    pub paused: bool,
+    /// When it was submitted.
+    pub created_at: Timestamp,
+    /// When its last task ended, once every one has; retention counts from here.
+    pub ended_at: Option<Timestamp>,
+}
+
+/// A task as stored: its record, its arguments and how much it has printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTask {
+    /// Everything but the arguments (`progress` is not stored: it is `None` when loaded).
+    /// Its `state` is never `Paused` (a pause is its job's or its queue's).
+    pub status: TaskStatus,
     /// The encoded task arguments.
     pub args: Vec<u8>,
-    /// How much output the job has printed, so that a restarted server appends after it
-    /// and knows where a follower is; ignored by [`StoreOp::Insert`] (a new job has none).
+    /// How much output the task has printed, so that a restarted server appends after it
+    /// and knows where a follower is; ignored by [`StoreOp::Insert`] (a new task has none).
     pub output: OutputExtent,
 }
 
-/// The size of a job's output: where the next chunk starts.
+/// Everything a store holds, as [`Store::load`] gives it back.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Loaded {
+    /// Every job on record, in id order (which is submission order).
+    pub jobs: Vec<StoredJob>,
+    /// The number the next job gets: 1 for a new store, else past every number ever
+    /// inserted (deleted jobs' included).
+    pub next_number: u64,
+    /// Queues a person paused, by name.
+    pub paused_queues: Vec<String>,
+}
+
+/// The size of a task's output: where the next chunk starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OutputExtent {
     /// Bytes printed, each line counted with its newline, dropped bytes included.
@@ -42,32 +98,42 @@ pub struct OutputExtent {
 /// One change to storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreOp {
-    /// A new job.
+    /// A new job with its tasks. Its number moves the store's next number past it.
     Insert(StoredJob),
-    /// A job's mutable parts changed: state, ended_at, attempts, result, failure and
-    /// max_attempts (raised by a requeue). Queue, kind, the other options, created_at and
-    /// args never change after insert.
-    Update(JobStatus),
-    /// A job is removed (pruned after its retention period, or cleared), with its output.
+    /// A job's mutable fields changed: `options.priority`, `paused` and `ended_at`. The
+    /// others never change after insert.
+    UpdateJob(JobRecord),
+    /// A task's mutable parts changed: state, max_attempts (raised by a requeue), ended_at,
+    /// attempts, result and failure. Its frames, kind and args never change after insert.
+    UpdateTask(TaskStatus),
+    /// A job is removed (deleted, or pruned after its retention period), with its tasks
+    /// and their output. Its number is not given out again.
     Delete(JobId),
-    /// Output lines of a job, appended after what it printed before.
+    /// A queue was paused (`true`) or let go (`false`).
+    PauseQueue {
+        /// The queue.
+        queue: String,
+        /// Whether it is paused now.
+        paused: bool,
+    },
+    /// Output lines of a task, appended after what it printed before.
     AppendOutput {
-        /// The job.
-        job: JobId,
-        /// Where the chunk starts: the job's output bytes before it.
+        /// The task.
+        task: TaskId,
+        /// Where the chunk starts: the task's output bytes before it.
         offset: u64,
-        /// The number of the chunk's first line (0 for the job's first line).
+        /// The number of the chunk's first line (0 for the task's first line).
         line: u64,
         /// How many lines `text` holds.
         lines: u64,
         /// The lines, each followed by a newline.
         text: String,
     },
-    /// Drops a job's output chunks that lie wholly within `from..to`: the middle of an
+    /// Drops a task's output chunks that lie wholly within `from..to`: the middle of an
     /// output longer than its bound. A chunk that reaches outside stays.
     DropOutput {
-        /// The job.
-        job: JobId,
+        /// The task.
+        task: TaskId,
         /// The first byte that may go (the end of the part kept from the start).
         from: u64,
         /// The first byte that must stay (the start of the newest part kept).
@@ -85,7 +151,7 @@ impl StoreOp {
     /// to be stored in bytes rather than in ops, since one op may hold a 256 KiB chunk of
     /// output and another a few dozen bytes.
     pub fn size_hint(&self) -> usize {
-        let status = |status: &JobStatus| {
+        let status = |status: &TaskStatus| {
             status.result.as_ref().map_or(0, Vec::len)
                 + status.attempts.len() * OP_OVERHEAD
                 + status.failure.as_ref().map_or(0, |failure| {
@@ -93,12 +159,22 @@ impl StoreOp {
                         + failure.output_tail.iter().map(String::len).sum::<usize>()
                 })
         };
+        let record =
+            |job: &JobRecord| job.name.len() + job.runs.len() + job.options.after.len() * 24;
         OP_OVERHEAD
             + match self {
-                StoreOp::Insert(job) => job.args.len() + status(&job.status),
-                StoreOp::Update(job) => status(job),
+                StoreOp::Insert(job) => {
+                    record(&job.job)
+                        + job
+                            .tasks
+                            .iter()
+                            .map(|task| OP_OVERHEAD + task.args.len() + status(&task.status))
+                            .sum::<usize>()
+                }
+                StoreOp::UpdateJob(job) => record(job),
+                StoreOp::UpdateTask(task) => status(task),
                 StoreOp::AppendOutput { text, .. } => text.len(),
-                StoreOp::Delete(_) | StoreOp::DropOutput { .. } => 0,
+                StoreOp::Delete(_) | StoreOp::DropOutput { .. } | StoreOp::PauseQueue { .. } => 0,
             }
     }
 }
@@ -127,7 +203,8 @@ pub enum StoreError {
         message: String,
     },
     /// A read or write failed for a reason that trying the same change again cannot fix:
-    /// the store refused the change itself (a job id stored twice, a value out of range)
+    /// the store refused the change itself (a job id or number stored twice, a value out
+    /// of range)
     /// or the stored data is damaged.
     #[error("storage error: {0}")]
     Database(String),
@@ -166,24 +243,25 @@ impl StoreError {
 /// PostgreSQL store: an advisory lock). The conformance suite in `store/conformance.rs`
 /// states what every store must do.
 pub trait Store: Send + 'static {
-    /// Every job on record, in id order (which is submission order).
-    fn load(&mut self) -> Result<Vec<StoredJob>, StoreError>;
+    /// Every job on record with its tasks, in id order (which is submission order), the
+    /// next job number and the paused queues.
+    fn load(&mut self) -> Result<Loaded, StoreError>;
 
     /// Applies `ops` in order as one transaction, durable when this returns `Ok`.
     ///
     /// On error nothing of `ops` is applied.
     fn commit(&mut self, ops: &[StoreOp]) -> Result<(), StoreError>;
 
-    /// Up to about `max_bytes` of job `job`'s output from byte `from` on, in whole lines
+    /// Up to about `max_bytes` of task `task`'s output from byte `from` on, in whole lines
     /// (at least one, if there is any), as committed so far.
     ///
     /// Where output was dropped just after `from`, the page says so in `dropped` and starts
     /// after the gap; a page never spans a gap, so the reader can mark it in place. `more`
-    /// is left false: the caller knows how much the job has printed. A job without output
+    /// is left false: the caller knows how much the task has printed. A task without output
     /// (or unknown) gives an empty page whose `next` is `from`.
     fn read_output(
         &mut self,
-        job: JobId,
+        task: TaskId,
         from: u64,
         max_bytes: usize,
     ) -> Result<LogPage, StoreError>;
