@@ -302,7 +302,8 @@ enum Write {
 }
 
 impl Write {
-    /// How many there are: the size of [`Statements`].
+    /// How many there are: the size of [`Statements`] (a statement without a slot fails
+    /// its commit, and the conformance suite with it).
     const COUNT: usize = 12;
 
     /// Its SQL.
@@ -347,7 +348,13 @@ impl<'conn> Statements<'conn> {
 
     /// The statement of `which`, prepared from the cache on first use.
     fn get(&mut self, which: Write) -> Result<&mut CachedStatement<'conn>, StoreError> {
-        let slot = &mut self.slots[which as usize];
+        let Some(slot) = self.slots.get_mut(which as usize) else {
+            return Err(StoreError::Database(format!(
+                "statement {which:?} has no slot (Write::COUNT is {}); this is a bug in \
+                 buildcat, please report it",
+                Write::COUNT
+            )));
+        };
         match slot {
             Some(stmt) => Ok(stmt),
             None => {

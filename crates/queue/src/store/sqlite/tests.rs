@@ -59,6 +59,33 @@ fn full_disk_is_reported_plainly_and_rolls_back() -> TestResult {
     Ok(())
 }
 
+/// A job stored twice is named by what clashes: its id, or its number.
+#[test]
+fn a_clash_names_the_id_or_the_number() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut store = open(&db_path(&dir))?;
+    let context = uuid::ContextV7::new();
+    let first = plain_job(new_id(&context, 1), 7);
+    store.commit(&[StoreOp::Insert(first.clone())])?;
+    let mut same_id = first.clone();
+    same_id.job.number = 8;
+    let message = match store.commit(&[StoreOp::Insert(same_id)]) {
+        Err(error) => error.to_string(),
+        Ok(()) => panic!("a job stored twice was accepted"),
+    };
+    assert!(
+        message.contains("a job with this id is already stored"),
+        "{message}"
+    );
+    let same_number = plain_job(new_id(&context, 2), 7);
+    let message = match store.commit(&[StoreOp::Insert(same_number)]) {
+        Err(error) => error.to_string(),
+        Ok(()) => panic!("a number stored twice was accepted"),
+    };
+    assert!(message.contains("has its number 7"), "{message}");
+    Ok(())
+}
+
 #[test]
 fn newer_schema_is_refused() -> TestResult {
     let dir = tempfile::tempdir()?;
