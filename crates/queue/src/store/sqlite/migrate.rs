@@ -428,6 +428,12 @@ mod tests {
         ])?;
         drop(store);
         assert_eq!(version_of(&path)?, SCHEMA_VERSION);
+        let left: i64 = Connection::open(&path)?.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name IN ('old_jobs', 'old_output')",
+            [],
+            |row| row.get(0),
+        )?;
+        assert_eq!(left, 0, "the old tables are dropped");
         let mut store = SqliteStore::open(&path, SqliteOptions::default())?;
         let loaded = store.load()?;
         assert_eq!(loaded.next_number, 5);
