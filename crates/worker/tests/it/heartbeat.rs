@@ -35,7 +35,7 @@ async fn heartbeats_continue_while_a_job_runs() {
         label: "long render".to_owned(),
     });
     connection.assign(job.clone()).await;
-    assert_eq!(gate.started().await, job.job);
+    assert_eq!(gate.started().await, job.task);
     connection.expect_heartbeats(3).await;
 
     gate.open();
