@@ -370,3 +370,28 @@ fn failure_text() {
     };
     assert_eq!(failure.to_string(), "blender crashed (exit code 139)");
 }
+
+/// Wherever the protocol carries a task with its job's number, it shows it as people type
+/// it: `41.1`.
+#[test]
+fn tasks_with_their_job_number_show_as_number_dot_index() {
+    use crate::TASK_A;
+    use crate::golden::{assignment, task_status};
+    use buildcat_proto::RunningTask;
+
+    assert_eq!(assignment().label(), "41.1");
+    assert_eq!(task_status().label(), "41.1");
+    let running = RunningTask {
+        id: TASK_A,
+        number: 41,
+    };
+    assert_eq!(running.to_string(), "41.1");
+    // And each reads back as the same task of job 41.
+    assert_eq!(
+        "41.1".parse::<TaskRef>(),
+        Ok(TaskRef {
+            job: JobRef::Number(41),
+            index: Some(TASK_A.index),
+        })
+    );
+}
