@@ -1,4 +1,4 @@
-//! The built-in `buildcat.command.run` job through a worker loop: output streamed as `Log`
+//! The built-in `buildcat.command.run` task through a worker loop: output streamed as `Log`
 //! frames before the result, exit codes, timeouts and cancels.
 
 use std::time::Duration;

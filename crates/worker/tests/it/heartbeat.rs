@@ -24,7 +24,7 @@ async fn heartbeats_arrive_at_the_announced_interval() {
 }
 
 #[tokio::test]
-async fn heartbeats_continue_while_a_job_runs() {
+async fn heartbeats_continue_while_a_task_runs() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut gate, handler) = gated();

@@ -1,4 +1,4 @@
-//! Running assigned jobs and reporting how they ended.
+//! Running assigned tasks and reporting how they ended.
 
 use std::time::Duration;
 
@@ -142,7 +142,7 @@ async fn a_handler_that_ignores_its_deadline_is_abandoned_after_the_backstop() {
 }
 
 #[tokio::test]
-async fn the_next_job_may_arrive_before_the_ack_and_a_stale_result_is_dropped() {
+async fn the_next_task_may_arrive_before_the_ack_and_a_stale_result_is_dropped() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let worker = start(builder(&server, &root).handler(greet));

@@ -1,4 +1,4 @@
-//! How `run` ends: the job limit, shutdown, and refusals that retrying cannot fix.
+//! How `run` ends: the task limit, shutdown, and refusals that retrying cannot fix.
 
 use buildcat_proto::{
     HandshakeError, HelloReply, Outcome, PROTOCOL_VERSION, SOFTWARE_VERSION, Welcome, WorkerInfo,
@@ -12,7 +12,7 @@ use crate::fake::{
 use crate::tasks::{Gated, gated};
 
 #[tokio::test]
-async fn max_jobs_returns_after_that_many_completions() {
+async fn max_tasks_returns_after_that_many_completions() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let mut worker = start(builder(&server, &root).max_tasks(Some(2)));
@@ -32,7 +32,7 @@ async fn max_jobs_returns_after_that_many_completions() {
 }
 
 #[tokio::test]
-async fn a_job_past_the_limit_is_handed_back_as_interrupted() {
+async fn a_task_past_the_limit_is_handed_back_as_interrupted() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let mut worker = start(builder(&server, &root).max_tasks(Some(1)));
@@ -63,7 +63,7 @@ async fn a_job_past_the_limit_is_handed_back_as_interrupted() {
 }
 
 #[tokio::test]
-async fn max_jobs_across_loops_starts_no_job_past_the_limit() {
+async fn max_tasks_across_loops_starts_no_task_past_the_limit() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut gate, handler) = gated();
@@ -128,7 +128,7 @@ async fn shutdown_while_disconnected_and_idle_returns_promptly() {
 }
 
 #[tokio::test]
-async fn shutdown_while_running_finishes_and_reports_the_job_first() {
+async fn shutdown_while_running_finishes_and_reports_the_task_first() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut gate, handler) = gated();

@@ -1,4 +1,4 @@
-//! What a running job says on its way to the server: log lines in batches, progress
+//! What a running task says on its way to the server: log lines in batches, progress
 //! coalesced, lines kept while disconnected; and cancels from the server.
 
 use buildcat_proto::{Outcome, ServerFrame, TaskId};

@@ -1,4 +1,4 @@
-//! Losing the server: jobs keep running, results are reported on the next connection.
+//! Losing the server: tasks keep running, results are reported on the next connection.
 
 use buildcat_proto::{ServerFrame, WorkerInfo};
 use tokio::net::TcpListener;
@@ -10,7 +10,7 @@ use crate::fake::{
 use crate::tasks::{Gated, gated};
 
 #[tokio::test]
-async fn a_job_survives_a_dropped_connection_and_is_reported_after_reconnecting() {
+async fn a_task_survives_a_dropped_connection_and_is_reported_after_reconnecting() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut gate, handler) = gated();
@@ -124,7 +124,7 @@ async fn a_worker_started_before_the_server_connects_once_it_appears() {
 }
 
 #[tokio::test]
-async fn the_running_job_is_named_first_then_unacknowledged_results() {
+async fn the_running_task_is_named_first_then_unacknowledged_results() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut gate, handler) = gated();
@@ -168,7 +168,7 @@ async fn the_running_job_is_named_first_then_unacknowledged_results() {
 }
 
 #[tokio::test]
-async fn a_running_job_the_server_did_not_keep_is_abandoned_for_the_next() {
+async fn a_running_task_the_server_did_not_keep_is_abandoned_for_the_next() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut gate, handler) = gated();

@@ -1,6 +1,6 @@
-//! Stopping a worker two ways (finish the running jobs, or kill them and report them as
-//! interrupted), its lease on a job when the server stops answering, and a slot that never
-//! runs two jobs at once (issue 9, items 3 and 12).
+//! Stopping a worker two ways (finish the running tasks, or kill them and report them as
+//! interrupted), its lease on a task when the server stops answering, and a slot that never
+//! runs two tasks at once (issue 9, items 3 and 12).
 
 use buildcat_proto::{Outcome, Request, RunCommand, ServerFrame};
 
@@ -29,7 +29,7 @@ fn alive(pid: i32) -> bool {
 }
 
 #[tokio::test]
-async fn finish_lets_the_running_job_end_and_counts_it() {
+async fn finish_lets_the_running_task_end_and_counts_it() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut gate, handler) = gated();
@@ -58,7 +58,7 @@ async fn finish_lets_the_running_job_end_and_counts_it() {
 }
 
 #[tokio::test]
-async fn stop_now_kills_the_job_tree_and_reports_it_interrupted() {
+async fn stop_now_kills_the_task_tree_and_reports_it_interrupted() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut worker, handle) = start_with_handle(builder(&server, &root));
@@ -87,7 +87,7 @@ async fn stop_now_kills_the_job_tree_and_reports_it_interrupted() {
 }
 
 #[tokio::test]
-async fn stop_now_while_cut_off_kills_the_job_and_returns_without_the_server() {
+async fn stop_now_while_cut_off_kills_the_task_and_returns_without_the_server() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut worker, handle) = start_with_handle(builder(&server, &root));
@@ -108,7 +108,7 @@ async fn stop_now_while_cut_off_kills_the_job_and_returns_without_the_server() {
 }
 
 #[tokio::test]
-async fn a_job_is_stopped_when_the_server_stops_answering_past_the_lease() {
+async fn a_task_is_stopped_when_the_server_stops_answering_past_the_lease() {
     // A 1 s grace and 200 ms heartbeats: a lease of half a second.
     const HEARTBEAT_MS: u64 = 200;
     const GRACE_MS: u64 = 1_000;
@@ -153,7 +153,7 @@ async fn a_job_is_stopped_when_the_server_stops_answering_past_the_lease() {
 }
 
 #[tokio::test]
-async fn an_assignment_while_a_job_runs_starts_only_after_that_job_has_stopped() {
+async fn an_assignment_while_a_task_runs_starts_only_after_that_task_has_stopped() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (worker, handle) = start_with_handle(builder(&server, &root));
@@ -192,7 +192,7 @@ async fn an_assignment_while_a_job_runs_starts_only_after_that_job_has_stopped()
 }
 
 #[tokio::test]
-async fn a_cancel_after_reregistering_stops_the_job_before_the_next_starts() {
+async fn a_cancel_after_reregistering_stops_the_task_before_the_next_starts() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (worker, _handle) = start_with_handle(builder(&server, &root));
@@ -238,7 +238,7 @@ async fn a_cancel_after_reregistering_stops_the_job_before_the_next_starts() {
 }
 
 #[tokio::test]
-async fn a_job_is_stopped_when_the_server_stays_unreachable_past_the_lease() {
+async fn a_task_is_stopped_when_the_server_stays_unreachable_past_the_lease() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut worker, handle) = start_with_handle(builder(&server, &root));
