@@ -12,13 +12,13 @@ use buildcat_proto::{
 
 use tokio::sync::mpsc;
 
+use crate::builder::JobBuilder;
 use crate::connect::{self, DEFAULT_TIMEOUT};
 use crate::connection::Connection;
 use crate::error::ClientError;
-use crate::builder::JobBuilder;
 use crate::handle::JobHandle;
-use crate::submitter::submitter;
 use crate::reconnect::Reconnect;
+use crate::submitter::submitter;
 
 /// How a [`Client`] connects.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use buildcat_proto::{JobId, JobRef, JobStatus, Submitted, Task, TaskId, TaskState, TaskStatus, codec};
+use buildcat_proto::{
+    JobId, JobRef, JobStatus, Submitted, Task, TaskId, TaskState, TaskStatus, codec,
+};
 
 use crate::client::Client;
 use crate::error::ClientError;
