@@ -66,9 +66,9 @@ async fn a_refused_request_says_why_and_keeps_the_connection() {
         "{error:?}"
     );
     assert!(
-        error.to_string().starts_with(&format!(
-            "the server refused the request: no job 99 (it may have been deleted"
-        )),
+        error
+            .to_string()
+            .starts_with("the server refused the request: no job 99 (it may have been deleted"),
         "{error}"
     );
     within(client.info()).await.unwrap();
