@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::dcc::tool_for_kind;
 use crate::job::{JobStatus, JobSummary, TaskCounts, TaskState, TaskSummary, Timestamp};
-use crate::message::{FarmInfo, QueueSummary, Unserved, WorkerSummary};
+use crate::message::{Change, FarmInfo, QueueSummary, Unserved, WorkerSummary};
 
 /// The farm at a glance: `buildcat info --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -302,6 +302,54 @@ impl From<&TaskSummary> for TaskView {
             started: task.started_at.map(rfc3339),
             state: task.state.as_str().to_owned(),
             worker: task.worker.clone(),
+        }
+    }
+}
+
+/// What a cancel, requeue, pause, resume, priority or delete did to one job or task it
+/// named: `buildcat cancel --json` and its siblings print `{"jobs": [...]}` of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeView {
+    /// Why nothing was done (an unknown job, a job in the wrong state); absent when done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The job's id; absent when nothing was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The job's number; absent when nothing was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
+    /// The job's state after the change; absent when nothing was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The job or task as the command named it (`42`, `42.3`, an id).
+    pub target: String,
+    /// How many of its tasks changed (0: there was nothing to do); absent when nothing
+    /// was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u32>,
+}
+
+impl From<&Change> for ChangeView {
+    fn from(change: &Change) -> Self {
+        let target = change.target.to_string();
+        match &change.result {
+            Ok(changed) => ChangeView {
+                error: None,
+                job: Some(changed.job.to_string()),
+                number: Some(changed.number),
+                state: Some(changed.state.as_str().to_owned()),
+                target,
+                tasks: Some(changed.tasks),
+            },
+            Err(error) => ChangeView {
+                error: Some(error.to_string()),
+                job: None,
+                number: None,
+                state: None,
+                target,
+                tasks: None,
+            },
         }
     }
 }
