@@ -1,7 +1,7 @@
 //! Connections: who is connected, what each follows, and what happens when one goes quiet
 //! or away.
 
-use buildcat_proto::{JobId, JobState, Role, Timestamp};
+use buildcat_proto::{JobId, Role, TaskId, TaskState, Timestamp};
 
 use super::{ConnId, Core, Effect, SUBSCRIPTION_COMPACT_AT};
 use crate::store::StoreOp;
@@ -15,19 +15,19 @@ pub(super) struct Connection {
     pub(super) in_flight: u32,
     /// When it last sent a request (or connected).
     pub(super) last_request: Timestamp,
-    /// Jobs it waits on, follows or watches (may repeat, may have ended), so that its
-    /// subscriptions are dropped without scanning everyone's.
+    /// Jobs it waits on, watches or follows a task of (may repeat, may have ended), so that
+    /// its subscriptions are dropped without scanning everyone's.
     pub(super) subscribed: Vec<JobId>,
 }
 
-/// A started job that no connected worker holds, waiting for its worker to come back.
+/// A started task that no connected worker holds, waiting for its worker to come back.
 #[derive(Debug)]
 pub(super) struct Orphan {
     /// The worker that ran it, which may reclaim it.
     pub(super) worker: String,
     /// The attempt it ran.
     pub(super) attempt: u32,
-    /// When the wait ends and the job is handed on.
+    /// When the wait ends and the task is handed on.
     pub(super) deadline: Timestamp,
 }
 
@@ -46,9 +46,9 @@ impl Core {
             subscribed.sort_unstable();
             subscribed.dedup();
             subscribed.retain(|job| {
-                [&self.waiters, &self.log_followers, &self.watchers]
-                    .iter()
-                    .any(|subscribers| subscribers.contains_key(job))
+                self.waiters.contains_key(job)
+                    || self.watchers.contains_key(job)
+                    || self.log_followers.contains_key(job)
             });
             if let Some(connection) = self.connections.get_mut(&conn) {
                 connection.subscribed = subscribed;
@@ -56,7 +56,7 @@ impl Core {
         }
     }
 
-    /// A connection ended. A worker's running job waits `reconnect_grace` for the worker
+    /// A connection ended. A worker's running task waits `reconnect_grace` for the worker
     /// to come back (`grace`), or is taken from it at once (a silent worker).
     pub(super) fn forget_connection(&mut self, now: Timestamp, conn: ConnId, grace: bool) {
         let subscribed = self
@@ -65,16 +65,18 @@ impl Core {
             .map(|connection| connection.subscribed)
             .unwrap_or_default();
         for job in subscribed {
-            for subscribers in [
-                &mut self.waiters,
-                &mut self.log_followers,
-                &mut self.watchers,
-            ] {
+            for subscribers in [&mut self.waiters, &mut self.watchers] {
                 if let Some(list) = subscribers.get_mut(&job) {
                     list.retain(|(subscriber, _)| *subscriber != conn);
                     if list.is_empty() {
                         subscribers.remove(&job);
                     }
+                }
+            }
+            if let Some(list) = self.log_followers.get_mut(&job) {
+                list.retain(|(subscriber, _, _)| *subscriber != conn);
+                if list.is_empty() {
+                    self.log_followers.remove(&job);
                 }
             }
         }
@@ -91,7 +93,7 @@ impl Core {
         self.running.remove(&id);
         let name = worker.registration.name;
         if grace {
-            tracing::info!(worker = %name, job = %id, attempt, "lost touch with a worker running a job; waiting for it to come back");
+            tracing::info!(worker = %name, task = %id, attempt, "lost touch with a worker running a task; waiting for it to come back");
             // Counted from the last request received, as the worker counts its lease.
             self.orphan(now, worker.last_seen, id, attempt, name);
             return;
@@ -100,7 +102,7 @@ impl Core {
     }
 
     /// The checks that look at every connection: idle and unregistered peers, silent
-    /// workers, jobs past their timeout.
+    /// workers, tasks past their timeout.
     pub(super) fn scan(&mut self, now: Timestamp) {
         // Idle timeouts: a worker that never registers, a client silent with nothing asked.
         let idle: Vec<(ConnId, String)> = self
@@ -137,8 +139,8 @@ impl Core {
             .collect();
         for conn in silent {
             let reason = format!(
-                "no heartbeat for {}s; closing the connection (a job it runs waits for it until \
-                 the reconnect grace ends)",
+                "no heartbeat for {}s; closing the connection (a task it runs waits for it \
+                 until the reconnect grace ends)",
                 silence.as_secs()
             );
             self.forget_connection(now, conn, true);
@@ -149,7 +151,7 @@ impl Core {
 
     /// Orphans whose grace ended: their workers did not come back.
     pub(super) fn expire_orphans(&mut self, now: Timestamp) {
-        let expired: Vec<JobId> = self
+        let expired: Vec<TaskId> = self
             .orphans
             .iter()
             .filter(|(_, orphan)| orphan.deadline <= now)
@@ -162,36 +164,58 @@ impl Core {
         }
     }
 
-    /// Failed jobs whose backoff is over go back to their queue.
+    /// Failed tasks whose backoff is over go back to their queue.
     pub(super) fn release_due_retries(&mut self, now: Timestamp) {
         while let Some(&(due, id)) = self.delayed.first() {
             if due > now {
                 break;
             }
             self.delayed.pop_first();
-            if let Some(job) = self.jobs.get_mut(&id)
-                && job.state == JobState::Queued
-                && job.retry_at == Some(due)
+            if let Some(task) = self.task_mut(id)
+                && task.state == TaskState::Queued
+                && task.retry_at == Some(due)
             {
-                job.retry_at = None;
+                task.retry_at = None;
                 self.enqueue(now, id);
             }
         }
     }
 
-    /// Ended jobs past their retention are forgotten and deleted from storage.
-    pub(super) fn prune_finished(&mut self, now: Timestamp) {
+    /// Finished and canceled jobs past their retention are forgotten and deleted from
+    /// storage with their tasks and output.
+    pub(super) fn prune_expired(&mut self, now: Timestamp) {
         let retention = self.config.retention;
-        while let Some(&(ended, id)) = self.finished.first() {
+        while let Some(&(ended, id)) = self.expiring.first() {
             if now.since(ended) <= retention {
                 break;
             }
-            self.finished.pop_first();
-            if let Some(job) = self.jobs.remove(&id) {
-                let summary = &mut self.queue_mut(&job.queue).summary;
-                summary.finished = summary.finished.saturating_sub(1);
-                self.ops.push(StoreOp::Delete(id));
-            }
+            self.remove_job(id);
         }
+    }
+
+    /// Forgets an ended job and deletes it from storage, with its tasks and output. Its
+    /// number is not given out again.
+    pub(super) fn remove_job(&mut self, id: JobId) {
+        let Some(job) = self.jobs.remove(&id) else {
+            return;
+        };
+        if let Some(ended) = job.ended_at {
+            self.expiring.remove(&(ended, id));
+        }
+        self.numbers.remove(&job.number);
+        let queue = self.queue_mut(&job.queue);
+        queue.counts.total = queue.counts.total.saturating_sub(job.counts.total);
+        for state in TaskState::ALL {
+            let count = queue
+                .counts
+                .count(state)
+                .saturating_sub(job.counts.count(state));
+            *queue.counts.count_mut(state) = count;
+        }
+        if !job.ended() {
+            // Only ended jobs are removed; kept true all the same.
+            queue.jobs = queue.jobs.saturating_sub(1);
+        }
+        self.ops.push(StoreOp::Delete(id));
     }
 }

@@ -1,40 +1,49 @@
-//! Dispatch: queues, workers, and which worker runs which job.
+//! Dispatch: queues, workers, and which worker runs which task.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use buildcat_proto::{
-    Assignment, Attempt, AttemptOutcome, JobId, JobState, QueueSummary, Reply, RequestError,
-    RequestId, ServerFrame, Timestamp, WorkerRegistration,
+    Assignment, Attempt, AttemptOutcome, JobId, QueueSummary, Reply, RequestError, RequestId,
+    ServerFrame, TaskCounts, TaskId, TaskState, Timestamp, WorkerRegistration,
 };
 
 use super::job::QueueKey;
 use super::lifecycle::AwaitingCommit;
 use super::{ConnId, Core, Effect};
 
-/// The least wait before a job whose assignment could not be stored is dispatched again.
+/// The least wait before a task whose assignment could not be stored is dispatched again.
 const MIN_REDISPATCH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One named queue.
 #[derive(Debug, Default)]
 pub(super) struct Queue {
-    /// Jobs waiting for a worker, in dispatch order.
+    /// Its name, for `info`.
+    pub(super) name: String,
+    /// Tasks waiting for a worker, in dispatch order: queued, not waiting for a retry, of a
+    /// job that is not paused. (Those of a paused queue stay here; dispatch skips the queue.)
     pub(super) pending: BTreeSet<QueueKey>,
-    /// How many of the pending jobs are of each kind, to tell which no worker can run.
+    /// How many of the pending tasks are of each kind, to tell which no worker can run.
     pub(super) pending_kinds: HashMap<Arc<str>, u64>,
-    /// Counts by state, for `info`.
-    pub(super) summary: QueueSummary,
+    /// Its tasks by state as kept (never paused).
+    pub(super) counts: TaskCounts,
+    /// Queued tasks of paused jobs: shown as paused.
+    pub(super) held: u64,
+    /// Jobs in it that have not ended.
+    pub(super) jobs: u64,
+    /// A person paused the whole queue: none of its tasks start.
+    pub(super) paused: bool,
 }
 
 impl Queue {
-    /// Adds a job to the dispatch order.
+    /// Adds a task to the dispatch order.
     pub(super) fn push(&mut self, key: QueueKey, kind: &Arc<str>) {
         if self.pending.insert(key) {
             *self.pending_kinds.entry(kind.clone()).or_default() += 1;
         }
     }
 
-    /// Takes a job out of the dispatch order, if it is in it.
+    /// Takes a task out of the dispatch order, if it is in it.
     pub(super) fn take(&mut self, key: &QueueKey, kind: &Arc<str>) {
         if self.pending.remove(key)
             && let Some(count) = self.pending_kinds.get_mut(kind)
@@ -45,23 +54,41 @@ impl Queue {
             }
         }
     }
+
+    /// The queue as `info` shows it: held tasks counted as paused.
+    pub(super) fn summary(&self) -> QueueSummary {
+        let mut tasks = self.counts;
+        if self.paused {
+            tasks.paused = tasks.queued;
+            tasks.queued = 0;
+        } else {
+            tasks.paused = self.held.min(tasks.queued);
+            tasks.queued -= tasks.paused;
+        }
+        QueueSummary {
+            name: self.name.clone(),
+            jobs: self.jobs,
+            tasks,
+            paused: self.paused,
+        }
+    }
 }
 
-/// A registered worker: one slot, which runs at most one job at a time.
+/// A registered worker: one slot, which runs at most one task at a time.
 #[derive(Debug)]
 pub(super) struct Worker {
     /// As the worker introduced itself.
     pub(super) registration: WorkerRegistration,
-    /// The job it runs, with the attempt number. At most one: a slot is one job.
-    pub(super) current: Option<(JobId, u32)>,
+    /// The task it runs, with the attempt number. At most one: a slot is one task.
+    pub(super) current: Option<(TaskId, u32)>,
     /// Attempts it still runs that are no longer its own (handed on while it was away, or
     /// canceled): it was told to stop them and gets no work until it reports each.
-    pub(super) stopping: Vec<(JobId, u32)>,
+    pub(super) stopping: Vec<(TaskId, u32)>,
     /// When it last sent anything, for the heartbeat check.
     pub(super) last_seen: Timestamp,
     /// When it registered, for `info`.
     pub(super) connected_at: Timestamp,
-    /// It interrupted its job because it is stopping (`Outcome::Interrupted`): no more work.
+    /// It interrupted its task because it is stopping (`Outcome::Interrupted`): no more work.
     pub(super) leaving: bool,
     /// Its place in the idle order while idle; `Some` exactly when it is in `Core::idle`.
     pub(super) idle_since: Option<u64>,
@@ -70,7 +97,7 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    /// Whether it can run `job` at all: it serves the job's queue and has its kind.
+    /// Whether it can run a task at all: it serves the task's queue and has its kind.
     fn can_run(&self, queue: &str, kind: &str) -> bool {
         self.kinds.contains(kind) && self.registration.queues.iter().any(|q| q == queue)
     }
@@ -79,7 +106,8 @@ impl Worker {
 /// What the server remembers of a worker by name, across its reconnects.
 #[derive(Debug, Default)]
 pub(super) struct WorkerRecord {
-    /// The different jobs it failed since it last finished one, oldest first.
+    /// The different jobs it failed a task of since it last finished one, oldest first:
+    /// tasks of one job count once, since a broken render fails on every worker.
     pub(super) failed_in_a_row: Vec<JobId>,
     /// Set while it is quarantined.
     pub(super) quarantine: Option<Quarantine>,
@@ -95,17 +123,25 @@ pub(super) struct Quarantine {
 }
 
 impl Core {
-    /// Puts a queued job in its queue and hands it to an idle worker if one should take it.
-    pub(super) fn enqueue(&mut self, now: Timestamp, id: JobId) {
-        let Some(job) = self.jobs.get(&id) else {
+    /// Makes a queued task dispatchable (unless its job is paused) and hands it to an idle
+    /// worker if one should take it (unless its queue is paused).
+    pub(super) fn enqueue(&mut self, now: Timestamp, id: TaskId) {
+        let Some(job) = self.jobs.get(&id.job) else {
             return;
         };
-        let key = job.queue_key();
+        if job.paused {
+            return;
+        }
+        let key = job.queue_key(id.index);
         let queue_name = job.queue.clone();
         let kind = job.kind.clone();
-        self.queue_mut(&queue_name).push(key, &kind);
+        let queue = self.queue_mut(&queue_name);
+        queue.push(key, &kind);
+        if queue.paused {
+            return;
+        }
         // An idle worker has nothing to do in any of its queues, so the first idle worker
-        // that may take this job is the right one: the longest idle.
+        // that may take this task is the right one: the longest idle.
         let chosen = self
             .idle
             .values()
@@ -116,23 +152,51 @@ impl Core {
         }
     }
 
+    /// Hands the pending tasks of the queue named `name` to idle workers that should take
+    /// them, in dispatch order: after the queue is let go.
+    pub(super) fn dispatch_queue(&mut self, now: Timestamp, name: &str) {
+        let Some(queue) = self.queues.get(name) else {
+            return;
+        };
+        let pending: Vec<TaskId> = queue.pending.iter().map(|(_, id)| *id).collect();
+        for id in pending {
+            if self.idle.is_empty() {
+                break;
+            }
+            let chosen = self
+                .idle
+                .values()
+                .copied()
+                .find(|conn| self.may_take(*conn, id));
+            if let Some(conn) = chosen {
+                self.assign(now, conn, id);
+            }
+        }
+    }
+
     /// Whether the worker on `conn` should be given `id`: it can run it, and it has not
     /// already failed it, unless every worker that can run it has (then a retry anywhere
     /// beats no retry).
-    fn may_take(&self, conn: ConnId, id: JobId) -> bool {
-        let (Some(worker), Some(job)) = (self.workers.get(&conn), self.jobs.get(&id)) else {
+    fn may_take(&self, conn: ConnId, id: TaskId) -> bool {
+        let Some(worker) = self.workers.get(&conn) else {
+            return false;
+        };
+        let Some(job) = self.jobs.get(&id.job) else {
+            return false;
+        };
+        let Some(task) = job.task(id.index) else {
             return false;
         };
         if !worker.can_run(&job.queue, &job.kind) || self.quarantined(&worker.registration.name) {
             return false;
         }
-        if !job.failed_on(&worker.registration.name) {
+        if !task.failed_on(&worker.registration.name) {
             return true;
         }
         !self.workers.values().any(|other| {
             other.can_run(&job.queue, &job.kind)
                 && !self.quarantined(&other.registration.name)
-                && !job.failed_on(&other.registration.name)
+                && !task.failed_on(&other.registration.name)
         })
     }
 
@@ -143,12 +207,12 @@ impl Core {
             .is_some_and(|record| record.quarantine.is_some())
     }
 
-    /// Takes a job out of its queue's dispatch order, if it is in it.
-    pub(super) fn unqueue(&mut self, id: JobId) {
-        let Some(job) = self.jobs.get(&id) else {
+    /// Takes a task out of its queue's dispatch order, if it is in it.
+    pub(super) fn unqueue(&mut self, id: TaskId) {
+        let Some(job) = self.jobs.get(&id.job) else {
             return;
         };
-        let key = job.queue_key();
+        let key = job.queue_key(id.index);
         let kind = job.kind.clone();
         let queue = job.queue.clone();
         self.queue_mut(&queue).take(&key, &kind);
@@ -156,12 +220,8 @@ impl Core {
 
     pub(super) fn queue_mut(&mut self, name: &Arc<str>) -> &mut Queue {
         self.queues.entry(name.clone()).or_insert_with(|| Queue {
-            pending: BTreeSet::new(),
-            pending_kinds: HashMap::new(),
-            summary: QueueSummary {
-                name: name.to_string(),
-                ..QueueSummary::default()
-            },
+            name: name.to_string(),
+            ..Queue::default()
         })
     }
 
@@ -194,41 +254,54 @@ impl Core {
         }
     }
 
-    /// Gives a queued job to a worker whose slot is free.
-    pub(super) fn assign(&mut self, now: Timestamp, conn: ConnId, id: JobId) {
+    /// Gives a queued task to a worker whose slot is free.
+    pub(super) fn assign(&mut self, now: Timestamp, conn: ConnId, id: TaskId) {
         let Some(worker) = self.workers.get(&conn) else {
             return;
         };
         if worker.current.is_some() || !worker.stopping.is_empty() {
-            // A slot holds one job; callers only pick free slots, so this is a bug.
-            tracing::error!(conn, job = %id, "refused to give a second job to a busy worker");
+            // A slot holds one task; callers only pick free slots, so this is a bug.
+            tracing::error!(conn, task = %id, "refused to give a second task to a busy worker");
             return;
         }
         let worker_name = worker.registration.name.clone();
         self.leave_idle(conn);
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let Some(job) = self.jobs.get_mut(&id.job) else {
             return;
         };
-        let number = job.current_attempt() + 1;
-        job.attempts.push(Attempt {
-            number,
+        let (number, name, queue, kind, timeout_ms) = (
+            job.number,
+            job.name.clone(),
+            job.queue.to_string(),
+            job.kind.to_string(),
+            job.options.timeout_ms,
+        );
+        let Some(task) = job.task_mut(id.index) else {
+            return;
+        };
+        let attempt = task.current_attempt() + 1;
+        task.attempts.push(Attempt {
+            number: attempt,
             worker: worker_name,
             started_at: now,
             ended_at: None,
             outcome: None,
         });
         let assignment = Assignment {
-            job: id,
-            attempt: number,
-            queue: job.queue.to_string(),
-            kind: job.kind.to_string(),
-            args: job.args.to_vec(),
-            timeout_ms: job.options.timeout_ms,
+            task: id,
+            number,
+            name,
+            frames: task.frames.as_deref().map(str::to_owned),
+            attempt,
+            queue,
+            kind,
+            args: task.args.to_vec(),
+            timeout_ms,
         };
-        job.assigning = true;
+        task.assigning = true;
         self.unqueue(id);
-        self.set_state(id, JobState::Started);
-        self.hold(conn, id, number);
+        self.set_state(id, TaskState::Started);
+        self.hold(conn, id, attempt);
         // The worker hears of the attempt only once its record is stored, so that after a
         // crash the attempt a worker runs is one the restarted server knows.
         self.record(id);
@@ -237,15 +310,15 @@ impl Core {
             token,
             AwaitingCommit::Assign {
                 conn,
-                attempt: number,
+                attempt,
                 assignment,
             },
         );
         self.flush_ops(Some(token));
     }
 
-    /// An assignment's record was committed (or not): send the worker its job, or put the
-    /// job back in its queue as if it had not been assigned.
+    /// An assignment's record was committed (or not): send the worker its task, or put the
+    /// task back in its queue as if it had not been assigned.
     pub(super) fn assignment_stored(
         &mut self,
         now: Timestamp,
@@ -254,33 +327,34 @@ impl Core {
         attempt: u32,
         assignment: Assignment,
     ) {
-        let id = assignment.job;
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let id = assignment.task;
+        let redispatch = self.config.retry_backoff.max(MIN_REDISPATCH);
+        let Some(task) = self.task_mut(id) else {
             return;
         };
         // Canceled, timed out or lost meanwhile: nothing to send.
-        if !job.assigning || !job.runs(attempt) {
+        if !task.assigning || !task.runs(attempt) {
             return;
         }
-        job.assigning = false;
+        task.assigning = false;
         if !failed {
             if self.running.get(&id) == Some(&conn) {
                 self.effects
                     .push(Effect::Send(conn, ServerFrame::Assign(assignment)));
             }
-            // Otherwise its worker left meanwhile: the job is an orphan, and the worker,
+            // Otherwise its worker left meanwhile: the task is an orphan, and the worker,
             // back without it, hands it on at once.
             return;
         }
-        // Not stored: the attempt never happened. Its job waits a backoff before it is
+        // Not stored: the attempt never happened. Its task waits a backoff before it is
         // dispatched again, so a full disk does not turn into a loop of failing commits.
-        tracing::warn!(job = %id, attempt, "could not store an assignment; the job goes back to its queue");
-        job.attempts.pop();
-        let due = now.plus(self.config.retry_backoff.max(MIN_REDISPATCH));
-        job.retry_at = Some(due);
+        tracing::warn!(task = %id, attempt, "could not store an assignment; the task goes back to its queue");
+        task.attempts.pop();
+        let due = now.plus(redispatch);
+        task.retry_at = Some(due);
         self.orphans.remove(&id);
         let holder = self.release(id);
-        self.set_state(id, JobState::Queued);
+        self.set_state(id, TaskState::Queued);
         self.delayed.insert((due, id));
         if let Some(conn) = holder {
             self.worker_ready(now, conn);
@@ -288,7 +362,7 @@ impl Core {
     }
 
     /// Makes the worker on `conn` the holder of `id`'s attempt `attempt`.
-    fn hold(&mut self, conn: ConnId, id: JobId, attempt: u32) {
+    fn hold(&mut self, conn: ConnId, id: TaskId, attempt: u32) {
         if let Some(worker) = self.workers.get_mut(&conn) {
             worker.current = Some((id, attempt));
             self.running.insert(id, conn);
@@ -296,7 +370,7 @@ impl Core {
     }
 
     /// Frees the slot holding `id`, if one does; returns that worker's connection.
-    pub(super) fn release(&mut self, id: JobId) -> Option<ConnId> {
+    pub(super) fn release(&mut self, id: TaskId) -> Option<ConnId> {
         let conn = self.running.remove(&id)?;
         if let Some(worker) = self.workers.get_mut(&conn) {
             worker.current = None;
@@ -304,7 +378,7 @@ impl Core {
         Some(conn)
     }
 
-    /// The worker's slot may be free: give it the best job it should run, or mark it idle.
+    /// The worker's slot may be free: give it the best task it should run, or mark it idle.
     /// Does nothing for a worker that is busy, stopping, leaving, quarantined or already idle, so
     /// calling it twice never lists a worker twice.
     pub(super) fn worker_ready(&mut self, now: Timestamp, conn: ConnId) {
@@ -324,6 +398,9 @@ impl Core {
             let Some(queue) = self.queues.get(queue_name.as_str()) else {
                 continue;
             };
+            if queue.paused {
+                continue;
+            }
             found = queue
                 .pending
                 .iter()
@@ -383,56 +460,56 @@ impl Core {
         // Sent after the reply: the worker reads nothing else before its registration is
         // answered.
         let mut stops = Vec::new();
-        for &(job_id, attempt) in &running {
+        for &(task_id, attempt) in &running {
             let free = self
                 .workers
                 .get(&conn)
                 .is_some_and(|worker| worker.current.is_none());
-            if free && self.reclaim(now, conn, job_id, attempt) {
+            if free && self.reclaim(now, conn, task_id, attempt) {
                 continue;
             }
-            if self.awaits_resend(job_id, attempt, &name) {
+            if self.awaits_resend(task_id, attempt, &name) {
                 // A result it kept when its commit failed (its slot went on to the next
-                // job meanwhile): the worker sends it again next. The job stays an orphan,
+                // task meanwhile): the worker sends it again next. The task stays an orphan,
                 // within its grace, until then.
                 continue;
             }
-            // It runs an attempt that is not (or no longer) its own: the job was canceled,
+            // It runs an attempt that is not (or no longer) its own: the task was canceled,
             // ended, or handed to another worker while this one was away. Tell it to stop,
             // and give it nothing else until it says it has.
-            let reason = match self.jobs.get(&job_id) {
-                Some(job) if job.state == JobState::Canceled => "canceled".to_owned(),
-                _ => "this attempt is no longer current: the job was handed on while the \
+            let reason = match self.task_state(task_id) {
+                Some(TaskState::Canceled) => "canceled".to_owned(),
+                _ => "this attempt is no longer current: the task was handed on while the \
                       worker was away"
                     .to_owned(),
             };
-            tracing::info!(worker = %name, job = %job_id, attempt, "a returning worker runs an attempt that is not its own; telling it to stop");
+            tracing::info!(worker = %name, task = %task_id, attempt, "a returning worker runs an attempt that is not its own; telling it to stop");
             stops.push(ServerFrame::Cancel {
-                job: job_id,
+                task: task_id,
                 attempt,
                 reason,
             });
             if let Some(worker) = self.workers.get_mut(&conn) {
-                worker.stopping.push((job_id, attempt));
+                worker.stopping.push((task_id, attempt));
             }
         }
         // Orphans of this worker that it no longer runs (it stopped them while cut off, or
         // restarted): no use waiting for it; hand them on now.
-        let given_up: Vec<(JobId, u32)> = self
+        let given_up: Vec<(TaskId, u32)> = self
             .orphans
             .iter()
-            .filter(|(job, orphan)| {
-                orphan.worker == name && !running.contains(&(**job, orphan.attempt))
+            .filter(|(task, orphan)| {
+                orphan.worker == name && !running.contains(&(**task, orphan.attempt))
             })
-            .map(|(job, orphan)| (*job, orphan.attempt))
+            .map(|(task, orphan)| (*task, orphan.attempt))
             .collect();
-        for (job, attempt) in given_up {
-            self.orphans.remove(&job);
-            self.worker_lost(now, job, attempt, &name);
+        for (task, attempt) in given_up {
+            self.orphans.remove(&task);
+            self.worker_lost(now, task, attempt, &name);
         }
         let heartbeat_ms = u64::try_from(self.config.heartbeat.as_millis()).unwrap_or(u64::MAX);
-        // How long the server keeps a job for a worker it no longer hears from, counted from
-        // the last request it received: the worker stops its job before then.
+        // How long the server keeps a task for a worker it no longer hears from, counted from
+        // the last request it received: the worker stops its task before then.
         let reconnect_grace_ms =
             u64::try_from(self.config.reconnect_grace.as_millis()).unwrap_or(u64::MAX);
         self.reply(
@@ -452,16 +529,16 @@ impl Core {
 
     /// Whether `id`'s attempt `attempt` is an orphan of the worker named `name` still
     /// current: a returning worker that lists it holds its result, whose commit failed.
-    fn awaits_resend(&self, id: JobId, attempt: u32, name: &str) -> bool {
+    fn awaits_resend(&self, id: TaskId, attempt: u32, name: &str) -> bool {
         self.orphans
             .get(&id)
             .is_some_and(|orphan| orphan.worker == name && orphan.attempt == attempt)
-            && self.jobs.get(&id).is_some_and(|job| job.runs(attempt))
+            && self.task(id).is_some_and(|task| task.runs(attempt))
     }
 
     /// A returning worker still runs `id`'s attempt `attempt`: give it back to `conn` if that
     /// attempt is still current.
-    fn reclaim(&mut self, now: Timestamp, conn: ConnId, id: JobId, attempt: u32) -> bool {
+    fn reclaim(&mut self, now: Timestamp, conn: ConnId, id: TaskId, attempt: u32) -> bool {
         let Some(worker_name) = self
             .workers
             .get(&conn)
@@ -469,13 +546,15 @@ impl Core {
         else {
             return false;
         };
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let Some(task) = self.task_mut(id) else {
             return false;
         };
-        if job.current_attempt() != attempt || job.completing > 0 {
+        if task.current_attempt() != attempt || task.completing > 0 {
             return false;
         }
-        let Some(last) = job.attempts.last_mut() else {
+        let state = task.state;
+        let retry_at = task.retry_at;
+        let Some(last) = task.attempts.last_mut() else {
             return false;
         };
         // Only the worker the attempt was given to: attempt numbers are durable before a
@@ -483,20 +562,21 @@ impl Core {
         if last.worker != worker_name {
             return false;
         }
-        match job.state {
-            JobState::Queued if last.outcome == Some(AttemptOutcome::WorkerLost) => {
+        match state {
+            TaskState::Queued if last.outcome == Some(AttemptOutcome::WorkerLost) => {
                 last.ended_at = None;
                 last.outcome = None;
-                if let Some(due) = job.retry_at.take() {
+                task.retry_at = None;
+                if let Some(due) = retry_at {
                     self.delayed.remove(&(due, id));
                 }
                 self.unqueue(id);
-                self.set_state(id, JobState::Started);
+                self.set_state(id, TaskState::Started);
                 self.record(id);
             }
-            JobState::Started => {
+            TaskState::Started => {
                 // Back within the grace period, or the old connection's loss has not been
-                // noticed yet: the job stays with this worker.
+                // noticed yet: the task stays with this worker.
                 self.orphans.remove(&id);
                 if let Some(old) = self.release(id) {
                     // The same slot on a new connection: the old one is dead or dying.
@@ -537,8 +617,8 @@ impl Core {
         Ok(())
     }
 
-    /// Counts a failure of `job` on the worker named `name`; quarantines the worker once it
-    /// has failed `quarantine_after` different jobs in a row.
+    /// Counts a failure of a task of `job` on the worker named `name`; quarantines the
+    /// worker once it has failed tasks of `quarantine_after` different jobs in a row.
     pub(super) fn count_failure(&mut self, now: Timestamp, name: &str, job: JobId, reason: &str) {
         let limit = self.config.quarantine_after;
         if limit == 0 {
@@ -581,7 +661,7 @@ impl Core {
         }
     }
 
-    /// A job finished on the worker named `name`: its failures are no longer in a row.
+    /// A task finished on the worker named `name`: its failures are no longer in a row.
     pub(super) fn count_success(&mut self, name: &str) {
         if let Some(record) = self.records.get_mut(name) {
             record.failed_in_a_row.clear();

@@ -1,8 +1,9 @@
-//! Following jobs: their output, their progress and their end, pushed to the clients that
-//! asked.
+//! Following jobs and tasks: their output, their progress and their end, pushed to the
+//! clients that asked.
 
 use buildcat_proto::{
-    JobEvent, JobId, JobProgress, LogPage, Reply, RequestError, RequestId, ServerFrame,
+    JobEvent, JobRef, LogPage, Reply, RequestError, RequestId, ServerFrame, TaskId, TaskProgress,
+    TaskState,
 };
 
 use super::{ConnId, Core, Effect, OutputRead};
@@ -58,14 +59,14 @@ impl Core {
         ));
     }
 
-    /// Output lines from the worker running `id`: stored as one chunk after what the job
+    /// Output lines from the worker running `id`: stored as one chunk after what the task
     /// printed before, the middle dropped past the bound, and pushed to its followers.
-    pub(super) fn append_log(&mut self, id: JobId, attempt: u32, lines: Vec<String>) {
+    pub(super) fn append_log(&mut self, id: TaskId, attempt: u32, lines: Vec<String>) {
         let max_bytes = self.config.max_log_bytes;
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let Some(task) = self.task_mut(id) else {
             return;
         };
-        if job.current_attempt() != attempt || job.state.is_terminal() {
+        if task.current_attempt() != attempt || task.state.is_terminal() {
             return;
         }
         let lines = bounded_lines(lines);
@@ -77,23 +78,32 @@ impl Core {
             text.push_str(line);
             text.push('\n');
         }
-        let output = job.output.get_or_insert_with(Box::default);
+        let output = task.output.get_or_insert_with(Box::default);
         let start = output.extent;
         output.extent.bytes += text.len() as u64;
         output.extent.lines += lines.len() as u64;
         let next = output.extent.bytes;
         let dropped = output.due_drop(max_bytes);
         self.ops.push(StoreOp::AppendOutput {
-            job: id,
+            task: id,
             offset: start.bytes,
             line: start.lines,
             lines: lines.len() as u64,
             text,
         });
         if let Some((from, to)) = dropped {
-            self.ops.push(StoreOp::DropOutput { job: id, from, to });
+            self.ops.push(StoreOp::DropOutput { task: id, from, to });
         }
-        let followers = self.log_followers.get(&id).cloned().unwrap_or_default();
+        let followers: Vec<(ConnId, RequestId)> = self
+            .log_followers
+            .get(&id.job)
+            .map(|list| {
+                list.iter()
+                    .filter(|(_, _, index)| *index == id.index)
+                    .map(|(conn, request, _)| (*conn, *request))
+                    .collect()
+            })
+            .unwrap_or_default();
         if followers.is_empty() {
             return;
         }
@@ -106,7 +116,7 @@ impl Core {
         };
         for (conn, request) in followers {
             let event = JobEvent::Log {
-                job: id,
+                task: id,
                 page: page.clone(),
             };
             self.event(conn, request, event);
@@ -114,39 +124,43 @@ impl Core {
     }
 
     /// Progress from the worker running `id`.
-    pub(super) fn record_progress(&mut self, id: JobId, attempt: u32, progress: JobProgress) {
-        let Some(job) = self.jobs.get_mut(&id) else {
+    pub(super) fn record_progress(&mut self, id: TaskId, attempt: u32, progress: TaskProgress) {
+        let Some(task) = self.task_mut(id) else {
             return;
         };
-        if job.current_attempt() != attempt || job.state.is_terminal() {
+        if task.current_attempt() != attempt || task.state.is_terminal() {
             return;
         }
-        job.progress = Some(Box::new(progress.clone()));
-        let watchers = self.watchers.get(&id).cloned().unwrap_or_default();
+        task.progress = Some(Box::new(progress.clone()));
+        let watchers = self.watchers.get(&id.job).cloned().unwrap_or_default();
         for (conn, request) in watchers {
             let event = JobEvent::Progress {
-                job: id,
+                task: id,
                 progress: progress.clone(),
             };
             self.event(conn, request, event);
         }
     }
 
-    /// `Logs`: a page of what the job printed from `from` on; with `follow`, every page from
-    /// there and then new lines until the job ends.
+    /// `Logs`: a page of what the task printed from `from` on; with `follow`, every page
+    /// from there and then new lines until the task ends.
     pub(super) fn logs(
         &mut self,
         conn: ConnId,
         request: RequestId,
-        id: JobId,
+        id: TaskId,
         from: u64,
         follow: bool,
     ) {
-        let Some(job) = self.jobs.get(&id) else {
-            self.reply(conn, request, Err(RequestError::UnknownJob(id)));
+        let Some(task) = self.task(id) else {
+            self.reply(
+                conn,
+                request,
+                Err(RequestError::UnknownJob(JobRef::Id(id.job))),
+            );
             return;
         };
-        let end = job.output_extent().bytes;
+        let end = task.output_extent().bytes;
         if from < end {
             self.read_output(conn, request, id, from, follow);
         } else {
@@ -159,7 +173,7 @@ impl Core {
         &mut self,
         conn: ConnId,
         request: RequestId,
-        id: JobId,
+        id: TaskId,
         from: u64,
         follow: bool,
     ) {
@@ -169,7 +183,7 @@ impl Core {
         let max_bytes = LOG_PAGE_BYTES.min(self.config.max_reply_bytes / 2).max(1);
         self.reading.insert((conn, request), id);
         self.effects.push(Effect::ReadOutput(OutputRead {
-            job: id,
+            task: id,
             from,
             max_bytes,
             conn,
@@ -178,22 +192,26 @@ impl Core {
         }));
     }
 
-    /// A `Logs` request reached the end of the job's output: a plain one gets an empty
-    /// page; a follower waits for new lines, or gets the end if the job has ended.
-    fn caught_up(&mut self, conn: ConnId, request: RequestId, id: JobId, follow: bool) {
-        let Some(job) = self.jobs.get(&id) else {
-            self.reply(conn, request, Err(RequestError::UnknownJob(id)));
+    /// A `Logs` request reached the end of the task's output: a plain one gets an empty
+    /// page; a follower waits for new lines, or gets the end if the task has ended.
+    fn caught_up(&mut self, conn: ConnId, request: RequestId, id: TaskId, follow: bool) {
+        let Some(task) = self.task(id) else {
+            self.reply(
+                conn,
+                request,
+                Err(RequestError::UnknownJob(JobRef::Id(id.job))),
+            );
             return;
         };
-        if follow && !job.state.is_terminal() {
+        let end = task.output_extent().bytes;
+        if follow && !task.state.is_terminal() {
             self.log_followers
-                .entry(id)
+                .entry(id.job)
                 .or_default()
-                .push((conn, request));
-            self.subscribe(conn, id);
+                .push((conn, request, id.index));
+            self.subscribe(conn, id.job);
             return;
         }
-        let end = job.output_extent().bytes;
         let page = LogPage::empty_at(end);
         self.reply(conn, request, Ok(Reply::Log(page)));
     }
@@ -202,7 +220,7 @@ impl Core {
     /// which then reads on until it has caught up.
     pub(super) fn output_read(&mut self, read: OutputRead, result: Result<LogPage, StoreError>) {
         let OutputRead {
-            job: id,
+            task: id,
             from,
             conn,
             request,
@@ -217,17 +235,21 @@ impl Core {
             Ok(page) => page,
             Err(error) => {
                 let error = RequestError::Storage(format!(
-                    "could not read the output of job {id}: {error}"
+                    "could not read the output of task {id}: {error}"
                 ));
                 self.reply(conn, request, Err(error));
                 return;
             }
         };
-        let Some(job) = self.jobs.get(&id) else {
-            self.reply(conn, request, Err(RequestError::UnknownJob(id)));
+        let Some(task) = self.task(id) else {
+            self.reply(
+                conn,
+                request,
+                Err(RequestError::UnknownJob(JobRef::Id(id.job))),
+            );
             return;
         };
-        let end = job.output_extent().bytes;
+        let end = task.output_extent().bytes;
         page.more = page.next < end;
         if !follow {
             self.reply(conn, request, Ok(Reply::Log(page)));
@@ -238,7 +260,7 @@ impl Core {
         // follower carries on with what comes next.
         let stuck = next <= from && page.lines.is_empty();
         if !page.lines.is_empty() || page.dropped.is_some() {
-            self.event(conn, request, JobEvent::Log { job: id, page });
+            self.event(conn, request, JobEvent::Log { task: id, page });
         }
         if next < end && !stuck {
             self.read_output(conn, request, id, next, true);
@@ -247,36 +269,57 @@ impl Core {
         }
     }
 
-    /// Answers the followers of `id`, which has ended, with the end of its output.
-    pub(super) fn end_log_followers(&mut self, id: JobId) {
-        let end = self
-            .jobs
-            .get(&id)
-            .map_or(0, |job| job.output_extent().bytes);
-        for (conn, request) in self.log_followers.remove(&id).unwrap_or_default() {
+    /// Answers the followers of task `id`, which has ended, with the end of its output.
+    pub(super) fn end_log_followers(&mut self, id: TaskId) {
+        let Some(list) = self.log_followers.get_mut(&id.job) else {
+            return;
+        };
+        let mut ended = Vec::new();
+        list.retain(|(conn, request, index)| {
+            let this = *index == id.index;
+            if this {
+                ended.push((*conn, *request));
+            }
+            !this
+        });
+        if list.is_empty() {
+            self.log_followers.remove(&id.job);
+        }
+        let end = self.task(id).map_or(0, |task| task.output_extent().bytes);
+        for (conn, request) in ended {
             let page = LogPage::empty_at(end);
             self.reply(conn, request, Ok(Reply::Log(page)));
         }
     }
 
-    /// `Watch`: progress and end events for each job; the reply once all have ended.
-    pub(super) fn watch(&mut self, conn: ConnId, request: RequestId, ids: Vec<JobId>) {
-        if let Some(unknown) = ids.iter().find(|id| !self.jobs.contains_key(id)) {
-            self.reply(conn, request, Err(RequestError::UnknownJob(*unknown)));
-            return;
+    /// `Watch`: task, progress and end events for each job; the reply once all have ended.
+    pub(super) fn watch(&mut self, conn: ConnId, request: RequestId, jobs: Vec<JobRef>) {
+        let mut ids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match self.resolve(job) {
+                Ok(id) => ids.push(id),
+                Err(error) => {
+                    self.reply(conn, request, Err(error));
+                    return;
+                }
+            }
         }
         let mut remaining = 0;
         for id in ids {
-            let Some(job) = self.jobs.get(&id) else {
-                continue;
-            };
-            if job.state.is_terminal() {
-                let status = job.status();
+            if let Some(status) = self.ended_status(id) {
                 self.event(conn, request, JobEvent::Ended(status));
                 continue;
             }
-            if let Some(progress) = job.progress.as_deref().cloned() {
-                self.event(conn, request, JobEvent::Progress { job: id, progress });
+            let Some(job) = self.jobs.get(&id) else {
+                continue;
+            };
+            let progress: Vec<(TaskId, TaskProgress)> = job
+                .indexed()
+                .filter(|(_, task)| task.state == TaskState::Started)
+                .filter_map(|(task_id, task)| Some((task_id, task.progress.as_deref()?.clone())))
+                .collect();
+            for (task, progress) in progress {
+                self.event(conn, request, JobEvent::Progress { task, progress });
             }
             self.watchers.entry(id).or_default().push((conn, request));
             self.subscribe(conn, id);

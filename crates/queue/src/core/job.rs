@@ -1,57 +1,84 @@
-//! The job record the core keeps, and what it derives from it.
+//! The job and task records the core keeps, and what it derives from them.
 
 use std::cmp::Reverse;
 use std::sync::Arc;
 
 use buildcat_proto::{
-    Attempt, AttemptOutcome, Failure, JobId, JobOptions, JobProgress, JobState, JobStatus, NewJob,
-    Outcome, Timestamp,
+    Attempt, AttemptOutcome, Failure, JobId, JobOptions, JobState, JobStatus, JobSummary, NewJob,
+    Outcome, TaskCounts, TaskId, TaskProgress, TaskState, TaskStatus, TaskSummary, Timestamp,
 };
 
-use crate::store::{OutputExtent, StoredJob};
+use crate::store::{JobRecord, OutputExtent, StoredJob, StoredTask};
 
-/// A job as the core holds it. Queue and kind names are shared between jobs.
+/// A job as the core holds it: what a person submitted and steers, with its tasks.
 #[derive(Debug, Clone)]
 pub(super) struct Job {
     /// UUID v7: ordering by id is ordering by submission, which dispatch relies on.
     pub(super) id: JobId,
+    /// Farm-wide, never reused: what people type.
+    pub(super) number: u64,
+    /// For people; the kind when the submitter gave none.
+    pub(super) name: String,
+    /// `user@host`, for listings and `requeue --failed`'s default.
+    pub(super) submitter: String,
+    /// What it runs, in words, for `status`.
+    pub(super) runs: String,
     /// Interned (one allocation per queue name, however many jobs).
     pub(super) queue: Arc<str>,
-    /// Interned like the queue; decides which workers can run it.
+    /// Interned like the queue; decides which workers can run its tasks.
     pub(super) kind: Arc<str>,
+    /// As submitted, except `priority`, which a person may change (and which is stored).
+    pub(super) options: JobOptions,
+    /// A person paused it: its queued tasks are not dispatched.
+    pub(super) paused: bool,
+    /// The time of the commit's `now`: shown to people.
+    pub(super) created_at: Timestamp,
+    /// When its last task ended, while every task has; retention counts from here.
+    pub(super) ended_at: Option<Timestamp>,
+    /// Its tasks by their state as the core keeps it (`paused` always 0 here: a held task
+    /// is queued), kept by `Core::set_state`; `total` is `tasks.len()`.
+    pub(super) counts: TaskCounts,
+    /// Its tasks; task `i` at `i`.
+    pub(super) tasks: Vec<Task>,
+}
+
+/// A task as the core holds it: the piece of a job one worker slot runs.
+#[derive(Debug, Clone)]
+pub(super) struct Task {
+    /// The frames it renders, for people.
+    pub(super) frames: Option<Box<str>>,
     /// The encoded task, opaque to the server; shared so an assignment copies no bytes
     /// until it is encoded.
     pub(super) args: Arc<[u8]>,
-    /// As submitted, except `max_attempts`, which a requeue raises (and stores).
-    pub(super) options: JobOptions,
-    /// Changed only through `set_state`, which keeps the queue counts and indexes true.
-    pub(super) state: JobState,
-    /// The time of the commit's `now`: shown to people, and the fallback end for pruning.
-    pub(super) created_at: Timestamp,
-    /// Set when it reached a terminal state; retention counts from here.
+    /// The job's `max_attempts`, raised for this task by a requeue (and stored).
+    pub(super) max_attempts: u32,
+    /// Changed only through `Core::set_state`, which keeps the counts and indexes true.
+    /// Never `Paused` (that is a queued task of a paused job or queue, as shown).
+    pub(super) state: TaskState,
+    /// Set when it reached a terminal state.
     pub(super) ended_at: Option<Timestamp>,
     /// Every attempt so far, the current one last: its number is what a worker's report
     /// must name to be accepted.
     pub(super) attempts: Vec<Attempt>,
     /// The handler's encoded output, once finished; bounded when it arrives.
     pub(super) result: Option<Vec<u8>>,
-    /// Why it failed or was canceled; boxed, since most jobs never fail.
+    /// Why it failed or was canceled; boxed, since most tasks never fail.
     pub(super) failure: Option<Box<Failure>>,
     /// How far the current attempt is; kept in memory only (it is stale after a restart
-    /// anyway), boxed since most jobs are not running.
-    pub(super) progress: Option<Box<JobProgress>>,
-    /// How much the job's attempts have printed (the output itself is in the store); boxed
-    /// and absent until the first line, since most jobs in a large queue have printed
+    /// anyway), boxed since most tasks are not running.
+    pub(super) progress: Option<Box<TaskProgress>>,
+    /// How much the task's attempts have printed (the output itself is in the store); boxed
+    /// and absent until the first line, since most tasks in a large queue have printed
     /// nothing yet.
     pub(super) output: Option<Box<OutputState>>,
-    /// When a failed attempt's retry may start; the job is not in its queue's pending set
+    /// When a failed attempt's retry may start; the task is not in its queue's pending set
     /// until then.
     pub(super) retry_at: Option<Timestamp>,
     /// Completions of the current attempt whose commit the core awaits. While non-zero the
-    /// job is started with no worker slot holding it: its end takes effect on commit. Zero
-    /// whenever the job is not started.
+    /// task is started with no worker slot holding it: its end takes effect on commit. Zero
+    /// whenever the task is not started.
     pub(super) completing: u16,
-    /// The current attempt's record awaits its commit before the worker is sent the job:
+    /// The current attempt's record awaits its commit before the worker is sent the task:
     /// a worker never runs an attempt a restart would not find. Only while started.
     pub(super) assigning: bool,
 }
@@ -92,23 +119,23 @@ impl OutputState {
     }
 }
 
-impl Job {
-    /// A job as loaded from storage.
-    pub(super) fn from_stored(
-        status: JobStatus,
-        args: Vec<u8>,
-        output: OutputExtent,
-        queue: Arc<str>,
-        kind: Arc<str>,
-    ) -> Job {
-        Job {
-            id: status.id,
-            queue,
-            kind,
+impl Task {
+    /// A task as loaded from storage.
+    fn from_stored(stored: StoredTask) -> Task {
+        let StoredTask {
+            status,
+            args,
+            output,
+        } = stored;
+        Task {
+            frames: status.frames.map(String::into_boxed_str),
             args: args.into(),
-            options: status.options,
-            state: status.state,
-            created_at: status.created_at,
+            max_attempts: status.max_attempts.max(1),
+            // A paused state is never stored; read one as what it means.
+            state: match status.state {
+                TaskState::Paused => TaskState::Queued,
+                state => state,
+            },
             ended_at: status.ended_at,
             attempts: status.attempts,
             result: status.result,
@@ -126,37 +153,7 @@ impl Job {
         }
     }
 
-    /// A job just submitted, not yet committed.
-    pub(super) fn submitted(
-        id: JobId,
-        now: Timestamp,
-        new: NewJob,
-        queue: Arc<str>,
-        kind: Arc<str>,
-    ) -> Job {
-        let mut options = new.options;
-        options.max_attempts = options.max_attempts.max(1);
-        Job {
-            id,
-            queue,
-            kind,
-            args: new.args.into(),
-            options,
-            state: JobState::Queued,
-            created_at: now,
-            ended_at: None,
-            attempts: Vec::new(),
-            result: None,
-            failure: None,
-            progress: None,
-            output: None,
-            retry_at: None,
-            completing: 0,
-            assigning: false,
-        }
-    }
-
-    /// Whether `worker` ran an attempt of this job that failed.
+    /// Whether `worker` ran an attempt of this task that failed.
     pub(super) fn failed_on(&self, worker: &str) -> bool {
         self.attempts.iter().any(|attempt| {
             attempt.worker == worker && matches!(attempt.outcome, Some(AttemptOutcome::Failed(_)))
@@ -165,33 +162,10 @@ impl Job {
 
     /// Whether it is started and `attempt` is its current attempt.
     pub(super) fn runs(&self, attempt: u32) -> bool {
-        self.state == JobState::Started && self.current_attempt() == attempt
-    }
-    pub(super) fn status(&self) -> JobStatus {
-        JobStatus {
-            id: self.id,
-            queue: self.queue.to_string(),
-            kind: self.kind.to_string(),
-            state: self.state,
-            options: self.options.clone(),
-            created_at: self.created_at,
-            ended_at: self.ended_at,
-            attempts: self.attempts.clone(),
-            result: self.result.clone(),
-            failure: self.failure.as_deref().cloned(),
-            progress: self.progress.as_deref().cloned(),
-        }
+        self.state == TaskState::Started && self.current_attempt() == attempt
     }
 
-    pub(super) fn stored(&self) -> StoredJob {
-        StoredJob {
-            status: self.status(),
-            args: self.args.to_vec(),
-            output: self.output_extent(),
-        }
-    }
-
-    /// How much the job has printed.
+    /// How much the task has printed.
     pub(super) fn output_extent(&self) -> OutputExtent {
         self.output
             .as_deref()
@@ -211,10 +185,6 @@ impl Job {
         u32::try_from(lost).unwrap_or(u32::MAX)
     }
 
-    pub(super) fn queue_key(&self) -> QueueKey {
-        (Reverse(self.options.priority), self.id)
-    }
-
     pub(super) fn failed_attempts(&self) -> u32 {
         let failed = self
             .attempts
@@ -225,8 +195,285 @@ impl Job {
     }
 }
 
-/// The most attempts a job may be submitted with. Each attempt's record (with its failure)
-/// is part of every status reply, which must fit in a frame; a render that fails a hundred
+impl Job {
+    /// A job as loaded from storage, its counts taken from its tasks and its end derived
+    /// from them (the latest task's end, once every task has ended).
+    pub(super) fn from_stored(stored: StoredJob, queue: Arc<str>, kind: Arc<str>) -> Job {
+        let StoredJob { job, tasks } = stored;
+        let tasks: Vec<Task> = tasks.into_iter().map(Task::from_stored).collect();
+        let mut counts = TaskCounts {
+            total: tasks.len() as u64,
+            ..TaskCounts::default()
+        };
+        for task in &tasks {
+            *counts.count_mut(task.state) += 1;
+        }
+        let ended_at = (counts.ended() == counts.total).then(|| {
+            tasks
+                .iter()
+                .filter_map(|task| task.ended_at)
+                .max()
+                .unwrap_or(job.created_at)
+        });
+        Job {
+            id: job.id,
+            number: job.number,
+            name: job.name,
+            submitter: job.submitter,
+            runs: job.runs,
+            queue,
+            kind,
+            options: job.options,
+            paused: job.paused,
+            created_at: job.created_at,
+            ended_at,
+            counts,
+            tasks,
+        }
+    }
+
+    /// A job just submitted, not yet committed.
+    pub(super) fn submitted(
+        id: JobId,
+        number: u64,
+        now: Timestamp,
+        new: NewJob,
+        queue: Arc<str>,
+        kind: Arc<str>,
+    ) -> Job {
+        let mut options = new.options;
+        options.max_attempts = options.max_attempts.max(1);
+        let tasks: Vec<Task> = new
+            .tasks
+            .into_iter()
+            .map(|task| Task {
+                frames: task.frames.map(String::into_boxed_str),
+                args: task.args.into(),
+                max_attempts: options.max_attempts,
+                state: TaskState::Queued,
+                ended_at: None,
+                attempts: Vec::new(),
+                result: None,
+                failure: None,
+                progress: None,
+                output: None,
+                retry_at: None,
+                completing: 0,
+                assigning: false,
+            })
+            .collect();
+        let name = if new.name.trim().is_empty() {
+            kind.to_string()
+        } else {
+            new.name
+        };
+        Job {
+            id,
+            number,
+            name,
+            submitter: new.submitter,
+            runs: new.runs,
+            queue,
+            kind,
+            options,
+            paused: false,
+            created_at: now,
+            ended_at: None,
+            counts: TaskCounts {
+                total: tasks.len() as u64,
+                queued: tasks.len() as u64,
+                ..TaskCounts::default()
+            },
+            tasks,
+        }
+    }
+
+    /// Task `index`, if the job has it.
+    pub(super) fn task(&self, index: u32) -> Option<&Task> {
+        self.tasks.get(usize::try_from(index).ok()?)
+    }
+
+    /// Task `index`, to change it.
+    pub(super) fn task_mut(&mut self, index: u32) -> Option<&mut Task> {
+        self.tasks.get_mut(usize::try_from(index).ok()?)
+    }
+
+    /// Its tasks' ids with the tasks.
+    pub(super) fn indexed(&self) -> impl Iterator<Item = (TaskId, &Task)> {
+        let id = self.id;
+        (0u32..)
+            .zip(&self.tasks)
+            .map(move |(index, task)| (TaskId::new(id, index), task))
+    }
+
+    /// Whether every task has ended.
+    pub(super) fn ended(&self) -> bool {
+        self.counts.ended() == self.counts.total
+    }
+
+    /// Its state, derived from its tasks; `queue_paused` says whether its queue is.
+    pub(super) fn state(&self, queue_paused: bool) -> JobState {
+        JobState::derive(
+            &self.shown_counts(queue_paused),
+            self.paused || queue_paused,
+        )
+    }
+
+    /// Its counts as people see them: queued tasks held by a pause counted as paused.
+    pub(super) fn shown_counts(&self, queue_paused: bool) -> TaskCounts {
+        let mut counts = self.counts;
+        if self.paused || queue_paused {
+            counts.paused = counts.queued;
+            counts.queued = 0;
+        }
+        counts
+    }
+
+    /// A task's state as people see it: a queued task of a paused job or queue is paused.
+    pub(super) fn shown_state(&self, task: &Task, queue_paused: bool) -> TaskState {
+        if task.state == TaskState::Queued && (self.paused || queue_paused) {
+            TaskState::Paused
+        } else {
+            task.state
+        }
+    }
+
+    /// The job as listings show it.
+    pub(super) fn summary(&self, queue_paused: bool) -> JobSummary {
+        JobSummary {
+            id: self.id,
+            number: self.number,
+            name: self.name.clone(),
+            queue: self.queue.to_string(),
+            kind: self.kind.to_string(),
+            submitter: self.submitter.clone(),
+            runs: self.runs.clone(),
+            options: self.options.clone(),
+            state: self.state(queue_paused),
+            paused: self.paused,
+            created_at: self.created_at,
+            ended_at: self.ended_at,
+            tasks: self.shown_counts(queue_paused),
+        }
+    }
+
+    /// One task as its job's status shows it; reasons cut and output lists shortened to
+    /// the newest file, so that a job of many tasks fits in one reply.
+    pub(super) fn task_summary(&self, index: u32, task: &Task, queue_paused: bool) -> TaskSummary {
+        let reason = task.failure.as_deref().map(|failure| {
+            let mut reason = failure.reason.clone();
+            cut(&mut reason, MAX_SUMMARY_REASON_BYTES);
+            reason
+        });
+        let progress = task.progress.as_deref().map(|progress| TaskProgress {
+            done: progress.done,
+            total: progress.total,
+            outputs: progress.outputs.last().cloned().into_iter().collect(),
+        });
+        TaskSummary {
+            index,
+            frames: task.frames.as_deref().map(str::to_owned),
+            state: self.shown_state(task, queue_paused),
+            worker: task.attempts.last().map(|attempt| attempt.worker.clone()),
+            attempts: u32::try_from(task.attempts.len()).unwrap_or(u32::MAX),
+            started_at: task.attempts.last().map(|attempt| attempt.started_at),
+            ended_at: task.ended_at,
+            reason,
+            progress,
+        }
+    }
+
+    /// The job with every task.
+    pub(super) fn status(&self, queue_paused: bool) -> JobStatus {
+        JobStatus {
+            job: self.summary(queue_paused),
+            tasks: (0u32..)
+                .zip(&self.tasks)
+                .map(|(index, task)| self.task_summary(index, task, queue_paused))
+                .collect(),
+        }
+    }
+
+    /// Everything about task `index`.
+    pub(super) fn task_status(&self, index: u32, queue_paused: bool) -> Option<TaskStatus> {
+        let task = self.task(index)?;
+        Some(TaskStatus {
+            id: TaskId::new(self.id, index),
+            number: self.number,
+            kind: self.kind.to_string(),
+            frames: task.frames.as_deref().map(str::to_owned),
+            state: self.shown_state(task, queue_paused),
+            max_attempts: task.max_attempts,
+            ended_at: task.ended_at,
+            attempts: task.attempts.clone(),
+            result: task.result.clone(),
+            failure: task.failure.as_deref().cloned(),
+            progress: task.progress.as_deref().cloned(),
+        })
+    }
+
+    /// Task `index`'s record as stored (its state as kept, never paused).
+    pub(super) fn stored_status(&self, index: u32) -> Option<TaskStatus> {
+        let mut status = self.task_status(index, false)?;
+        status.progress = None;
+        Some(status)
+    }
+
+    /// The job's own fields as stored.
+    pub(super) fn record(&self) -> JobRecord {
+        JobRecord {
+            id: self.id,
+            number: self.number,
+            name: self.name.clone(),
+            queue: self.queue.to_string(),
+            kind: self.kind.to_string(),
+            submitter: self.submitter.clone(),
+            runs: self.runs.clone(),
+            options: self.options.clone(),
+            paused: self.paused,
+            created_at: self.created_at,
+            ended_at: self.ended_at,
+        }
+    }
+
+    /// The whole job as stored.
+    pub(super) fn stored(&self) -> StoredJob {
+        StoredJob {
+            job: self.record(),
+            tasks: (0u32..)
+                .zip(&self.tasks)
+                .filter_map(|(index, task)| {
+                    Some(StoredTask {
+                        status: self.stored_status(index)?,
+                        args: task.args.to_vec(),
+                        output: task.output_extent(),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// Where task `index` stands in its queue's dispatch order.
+    pub(super) fn queue_key(&self, index: u32) -> QueueKey {
+        (Reverse(self.options.priority), TaskId::new(self.id, index))
+    }
+}
+
+/// The longest failure reason a job's status shows per task, in bytes (`status 42.3` shows
+/// it whole): a job of many failed tasks must fit in one reply.
+const MAX_SUMMARY_REASON_BYTES: usize = 256;
+
+/// The most tasks one job may have: its status lists every task in one reply (a task's
+/// summary is bounded to well under a kilobyte), and a render of more frames than this is
+/// submitted in chunks of several frames per task.
+pub(super) const MAX_TASKS: usize = 10_000;
+
+/// The longest job name, `runs` text, submitter or task frame spec kept, in bytes: they
+/// are in every listing.
+const MAX_TEXT_BYTES: usize = 4 << 10;
+
+/// The most attempts a task may be given. Each attempt's record (with its failure)
+/// is part of every task status reply, which must fit in a frame; a render that fails a hundred
 /// times needs a person, not a hundred-and-first try.
 pub(super) const MAX_ATTEMPTS: u32 = 100;
 
@@ -238,7 +485,8 @@ pub(super) const MAX_ATTEMPT_RECORDS: usize = 2 * MAX_ATTEMPTS as usize;
 /// The longest queue or kind name, in bytes: names are in every status and listing entry.
 pub(super) const MAX_NAME_BYTES: usize = 1 << 10;
 
-/// The most jobs one job may depend on: each is 17 bytes of every status reply.
+/// The most jobs or tasks one job may depend on: each is about 20 bytes of every status
+/// reply.
 pub(super) const MAX_DEPENDENCIES: usize = 10_000;
 
 /// The largest result the server keeps for a job, in bytes: the result goes into every
@@ -315,21 +563,55 @@ pub(super) fn check_bounds(new: &NewJob) -> Result<(), String> {
             ));
         }
     }
+    for (what, text) in [
+        ("name", &new.name),
+        ("submitter", &new.submitter),
+        ("`runs` text", &new.runs),
+    ] {
+        if text.len() > MAX_TEXT_BYTES {
+            return Err(format!(
+                "a job's {what} may be at most {MAX_TEXT_BYTES} bytes, not {}",
+                text.len()
+            ));
+        }
+    }
+    if new.tasks.is_empty() {
+        return Err("a job needs at least one task".to_owned());
+    }
+    if new.tasks.len() > MAX_TASKS {
+        return Err(format!(
+            "a job may have at most {MAX_TASKS} tasks, not {}; give each task more frames \
+             (a larger chunk) or submit several jobs",
+            new.tasks.len()
+        ));
+    }
+    if let Some(frames) = new
+        .tasks
+        .iter()
+        .filter_map(|task| task.frames.as_ref())
+        .find(|frames| frames.len() > MAX_NAME_BYTES)
+    {
+        return Err(format!(
+            "a task's frames may be written in at most {MAX_NAME_BYTES} bytes, not {}",
+            frames.len()
+        ));
+    }
     if new.options.max_attempts > MAX_ATTEMPTS {
         return Err(format!(
-            "a job may have at most {MAX_ATTEMPTS} attempts, not {}",
+            "a job may have at most {MAX_ATTEMPTS} attempts per task, not {}",
             new.options.max_attempts
         ));
     }
     if new.options.after.len() > MAX_DEPENDENCIES {
         return Err(format!(
-            "a job may depend on at most {MAX_DEPENDENCIES} jobs, not {}; make it depend on \
-             fewer jobs that depend on the rest",
+            "a job may depend on at most {MAX_DEPENDENCIES} jobs or tasks, not {}; make it \
+             depend on fewer jobs that depend on the rest",
             new.options.after.len()
         ));
     }
     Ok(())
 }
 
-/// The order jobs leave a queue: higher priority first, then older first.
-pub(super) type QueueKey = (Reverse<i32>, JobId);
+/// The order tasks leave a queue: higher priority first, then older jobs first, then
+/// tasks in index order.
+pub(super) type QueueKey = (Reverse<i32>, TaskId);

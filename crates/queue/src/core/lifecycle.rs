@@ -1,12 +1,13 @@
-//! A job's life: submitted, committed, admitted, completed, retried, lost, ended.
+//! A task's life: submitted (with its job), committed, admitted, completed, retried, lost,
+//! ended; and a job's, settled from its tasks.
 
 use buildcat_proto::{
-    Assignment, AttemptOutcome, Completion, Failure, JobEvent, JobId, JobState, JobStatus, NewJob,
-    Outcome, Reply, RequestError, RequestId, Timestamp,
+    Assignment, AttemptOutcome, Completion, Dependency, Failure, JobEvent, JobId, JobState, NewJob,
+    Outcome, Reply, RequestError, RequestId, Submitted, TaskId, TaskState, TaskStatus, Timestamp,
 };
 
 use super::connections::Orphan;
-use super::job::Job;
+use super::job::{Job, Task};
 use super::{ConnId, Core, MAX_WORKER_LOSSES, Token};
 use crate::store::{StoreError, StoreOp};
 
@@ -28,18 +29,19 @@ pub(super) enum AwaitingCommit {
         conn: ConnId,
         /// Its request.
         id: RequestId,
-        /// The job.
-        job: JobId,
+        /// The task.
+        task: TaskId,
         /// The attempt reported.
         attempt: u32,
         /// How it ended.
         outcome: Outcome,
-        /// When it was reported: the time the job's record says it ended.
+        /// When it was reported: the time the task's record says it ended.
         at: Timestamp,
         /// The worker's name, for its failure count.
         worker: String,
     },
-    /// A reply to a change people asked for (cancel, requeue), sent once it is stored.
+    /// A reply to a change people asked for (cancel, requeue, pause, ...), sent once it is
+    /// stored.
     Reply {
         /// Who asked.
         conn: ConnId,
@@ -48,7 +50,7 @@ pub(super) enum AwaitingCommit {
         /// The answer, once stored.
         reply: Reply,
     },
-    /// An attempt's record, before its worker is sent the job.
+    /// An attempt's record, before its worker is sent the task.
     Assign {
         /// The worker's connection.
         conn: ConnId,
@@ -59,22 +61,22 @@ pub(super) enum AwaitingCommit {
     },
 }
 
-/// How an attempt's end changes its job: computed once, written to the stored record at
-/// report time and to the job in memory at commit, so the two cannot differ.
+/// How an attempt's end changes its task: computed once, written to the stored record at
+/// report time and to the task in memory at commit, so the two cannot differ.
 struct Conclusion {
     /// What the attempt's record says.
     attempt: AttemptOutcome,
-    /// The job's state after it.
-    state: JobState,
-    /// The job's result, when it finished.
+    /// The task's state after it.
+    state: TaskState,
+    /// The task's result, when it finished.
     result: Option<Vec<u8>>,
     /// Why it failed or was canceled, when it ended so.
     failure: Option<Failure>,
 }
 
 impl Conclusion {
-    /// What `outcome` does to `job` (whose attempt it reports).
-    fn of(job: &Job, outcome: Outcome) -> Conclusion {
+    /// What `outcome` does to `task` (whose attempt it reports).
+    fn of(task: &Task, outcome: Outcome) -> Conclusion {
         let (attempt, result, failure) = match outcome {
             Outcome::Finished(result) => (AttemptOutcome::Finished, Some(result), None),
             Outcome::Failed(failure) => {
@@ -89,13 +91,13 @@ impl Conclusion {
         };
         // Counting this attempt's failure, if it is one.
         let failed =
-            job.failed_attempts() + u32::from(matches!(attempt, AttemptOutcome::Failed(_)));
+            task.failed_attempts() + u32::from(matches!(attempt, AttemptOutcome::Failed(_)));
         let state = match attempt {
-            AttemptOutcome::Finished => JobState::Finished,
-            AttemptOutcome::Canceled => JobState::Canceled,
-            AttemptOutcome::Failed(_) if failed >= job.options.max_attempts => JobState::Failed,
+            AttemptOutcome::Finished => TaskState::Finished,
+            AttemptOutcome::Canceled => TaskState::Canceled,
+            AttemptOutcome::Failed(_) if failed >= task.max_attempts => TaskState::Failed,
             // A retry, or back in line at once after an interruption or a loss.
-            _ => JobState::Queued,
+            _ => TaskState::Queued,
         };
         Conclusion {
             attempt,
@@ -105,9 +107,8 @@ impl Conclusion {
         }
     }
 
-    /// The job's stored record as it will be.
-    fn status(&self, job: &Job, at: Timestamp) -> JobStatus {
-        let mut status = job.status();
+    /// The task's stored record as it will be.
+    fn status(&self, mut status: TaskStatus, at: Timestamp) -> TaskStatus {
         if let Some(last) = status.attempts.last_mut() {
             last.ended_at = Some(at);
             last.outcome = Some(self.attempt.clone());
@@ -123,38 +124,72 @@ impl Conclusion {
     }
 }
 
+/// Where a job's dependencies stand.
+enum Readiness {
+    /// Every one has finished (or is gone).
+    Ready,
+    /// Some have not ended yet.
+    Waiting,
+    /// One ended without finishing: the reason its tasks fail.
+    Broken(String),
+}
+
 impl Core {
-    /// Adds a job read from storage. A job found started ran when the server stopped: its
+    /// Adds a job read from storage. A task found started ran when the server stopped: its
     /// worker may still run it and come back, so it waits `reconnect_grace` as an orphan.
     pub(super) fn insert_loaded(&mut self, job: Job, now: Timestamp) {
         let id = job.id;
-        let started = (job.state == JobState::Started).then(|| {
-            let worker = job
-                .attempts
-                .last()
-                .map(|attempt| attempt.worker.clone())
-                .unwrap_or_default();
-            (worker, job.current_attempt())
-        });
-        let state = job.state;
-        if state == JobState::Finished {
-            self.finished
-                .insert((job.ended_at.unwrap_or(job.created_at), id));
+        let queue_name = job.queue.clone();
+        let paused = job.paused;
+        let ended = job.ended();
+        if let Some(ended_at) = job.ended_at
+            && matches!(job.state(false), JobState::Finished | JobState::Canceled)
+        {
+            self.expiring.insert((ended_at, id));
         }
-        let key = job.queue_key();
-        let queue = self.queue_mut(&job.queue);
-        *queue.summary.count_mut(state) += 1;
-        if state == JobState::Queued {
-            queue.push(key, &job.kind);
+        let mut started = Vec::new();
+        let mut deferred = false;
+        {
+            let queue = self.queue_mut(&queue_name);
+            queue.counts.total += job.counts.total;
+            for state in TaskState::ALL {
+                *queue.counts.count_mut(state) += job.counts.count(state);
+            }
+            if paused {
+                queue.held += job.counts.queued;
+            }
+            if !ended {
+                queue.jobs += 1;
+            }
         }
-        if state == JobState::Deferred {
+        for (task_id, task) in job.indexed() {
+            match task.state {
+                TaskState::Queued if !paused => {
+                    let key = job.queue_key(task_id.index);
+                    self.queue_mut(&queue_name).push(key, &job.kind);
+                }
+                TaskState::Started => {
+                    let worker = task
+                        .attempts
+                        .last()
+                        .map(|attempt| attempt.worker.clone())
+                        .unwrap_or_default();
+                    started.push((task_id, task.current_attempt(), worker));
+                }
+                TaskState::Deferred => deferred = true,
+                _ => {}
+            }
+        }
+        if deferred {
             for dependency in &job.options.after {
                 self.dependents.entry(*dependency).or_default().push(id);
             }
         }
+        self.numbers.insert(job.number, id);
+        self.next_number = self.next_number.max(job.number.saturating_add(1));
         self.jobs.insert(id, Box::new(job));
-        if let Some((worker, attempt)) = started {
-            self.orphan(now, now, id, attempt, worker);
+        for (task, attempt, worker) in started {
+            self.orphan(now, now, task, attempt, worker);
         }
     }
 
@@ -165,7 +200,7 @@ impl Core {
         &mut self,
         now: Timestamp,
         since: Timestamp,
-        id: JobId,
+        id: TaskId,
         attempt: u32,
         worker: String,
     ) {
@@ -199,7 +234,10 @@ impl Core {
         for new in new_jobs {
             let queue = self.intern_queue(&new.queue);
             let kind = self.intern_kind(&new.kind);
-            let job = Job::submitted(self.ids.next(now), now, new, queue, kind);
+            // Taken now, so a failed commit skips numbers rather than reusing them.
+            let number = self.next_number;
+            self.next_number += 1;
+            let job = Job::submitted(self.ids.next(now), number, now, new, queue, kind);
             self.ops.push(StoreOp::Insert(job.stored()));
             jobs.push(job);
         }
@@ -219,9 +257,13 @@ impl Core {
             }
             super::job::check_bounds(job)?;
             for dependency in &job.options.after {
-                if !self.jobs.contains_key(dependency) {
+                let known = match dependency {
+                    Dependency::Job(id) => self.jobs.contains_key(id),
+                    Dependency::Task(task) => self.task(*task).is_some(),
+                };
+                if !known {
                     return Err(format!(
-                        "job depends on {dependency}, which the server does not know"
+                        "the job depends on {dependency}, which the server does not know"
                     ));
                 }
             }
@@ -240,8 +282,15 @@ impl Core {
                     self.reply(conn, id, Err(RequestError::Storage(error.to_string())));
                     return;
                 }
-                let ids = jobs.iter().map(|job| job.id).collect();
-                self.reply(conn, id, Ok(Reply::Submitted(ids)));
+                let submitted = jobs
+                    .iter()
+                    .map(|job| Submitted {
+                        id: job.id,
+                        number: job.number,
+                        tasks: u32::try_from(job.tasks.len()).unwrap_or(u32::MAX),
+                    })
+                    .collect();
+                self.reply(conn, id, Ok(Reply::Submitted(submitted)));
                 for job in jobs {
                     self.admit(now, job);
                 }
@@ -249,12 +298,12 @@ impl Core {
             AwaitingCommit::Complete {
                 conn,
                 id,
-                job,
+                task,
                 attempt,
                 outcome,
                 at,
                 worker,
-            } => self.completion_stored(now, error, (conn, id), job, attempt, outcome, at, worker),
+            } => self.completion_stored(now, error, (conn, id), task, attempt, outcome, at, worker),
             AwaitingCommit::Assign {
                 conn,
                 attempt,
@@ -275,59 +324,156 @@ impl Core {
         }
     }
 
-    /// Makes a committed job visible: deferred, failed for a failed dependency, or queued.
-    pub(super) fn admit(&mut self, now: Timestamp, mut job: Job) {
-        let mut waiting_on = Vec::new();
-        let mut broken = None;
-        for dependency in &job.options.after {
-            match self.jobs.get(dependency).map(|d| d.state) {
-                Some(JobState::Finished) | None => {}
-                Some(state @ (JobState::Failed | JobState::Canceled)) => {
-                    broken = Some(format!("dependency {dependency} {state}"));
-                }
-                Some(_) => waiting_on.push(*dependency),
-            }
-        }
+    /// Makes a committed job visible: its tasks deferred, failed for a failed dependency,
+    /// or queued.
+    pub(super) fn admit(&mut self, now: Timestamp, job: Job) {
         let id = job.id;
-        if let Some(reason) = broken {
-            job.state = JobState::Failed;
-            job.ended_at = Some(now);
-            job.failure = Some(Box::new(Failure::new(reason)));
-            self.ops.push(StoreOp::Update(job.status()));
-        } else if !waiting_on.is_empty() {
-            job.state = JobState::Deferred;
-            self.ops.push(StoreOp::Update(job.status()));
-            for dependency in waiting_on {
-                self.dependents.entry(dependency).or_default().push(id);
-            }
+        let readiness = self.readiness(&job);
+        {
+            let queue = self.queue_mut(&job.queue);
+            queue.counts.total += job.counts.total;
+            queue.counts.queued += job.counts.queued;
+            queue.jobs += 1;
         }
-        let state = job.state;
-        let queue = job.queue.clone();
-        *self.queue_mut(&queue).summary.count_mut(state) += 1;
+        let tasks: Vec<TaskId> = job.indexed().map(|(task, _)| task).collect();
+        let after = job.options.after.clone();
+        self.numbers.insert(job.number, id);
         self.jobs.insert(id, Box::new(job));
-        if state == JobState::Queued {
-            self.enqueue(now, id);
+        match readiness {
+            Readiness::Ready => {
+                for task in tasks {
+                    self.enqueue(now, task);
+                }
+            }
+            Readiness::Broken(reason) => {
+                for task in tasks {
+                    self.end_task(now, task, TaskState::Failed, Failure::new(reason.clone()));
+                }
+            }
+            Readiness::Waiting => {
+                for task in tasks {
+                    self.set_state(task, TaskState::Deferred);
+                    self.record(task);
+                }
+                for dependency in after {
+                    if self.dependency_open(dependency) {
+                        self.dependents.entry(dependency).or_default().push(id);
+                    }
+                }
+            }
         }
     }
 
-    pub(super) fn set_state(&mut self, id: JobId, state: JobState) {
-        let Some(job) = self.jobs.get_mut(&id) else {
+    /// Whether `dependency` has yet to end.
+    pub(super) fn dependency_open(&self, dependency: Dependency) -> bool {
+        match dependency {
+            Dependency::Job(id) => self.jobs.get(&id).is_some_and(|job| !job.ended()),
+            Dependency::Task(id) => self.task(id).is_some_and(|task| !task.state.is_terminal()),
+        }
+    }
+
+    /// Where `job`'s dependencies stand. A dependency no longer on record finished long
+    /// ago (only ended jobs are removed, and failed ones are kept until deleted).
+    fn readiness(&self, job: &Job) -> Readiness {
+        let mut waiting = false;
+        for dependency in &job.options.after {
+            let (ended, state, name) = match *dependency {
+                Dependency::Job(id) => {
+                    let Some(dep) = self.jobs.get(&id) else {
+                        continue;
+                    };
+                    let state = dep.state(self.queue_paused(&dep.queue));
+                    let ok = state == JobState::Finished;
+                    (
+                        dep.ended(),
+                        (ok, state.as_str()),
+                        format!("job {}", dep.number),
+                    )
+                }
+                Dependency::Task(id) => {
+                    let Some(dep) = self.jobs.get(&id.job) else {
+                        continue;
+                    };
+                    let Some(task) = dep.task(id.index) else {
+                        continue;
+                    };
+                    let ok = task.state == TaskState::Finished;
+                    (
+                        task.state.is_terminal(),
+                        (ok, task.state.as_str()),
+                        format!("task {}.{}", dep.number, id.index),
+                    )
+                }
+            };
+            match (ended, state) {
+                (false, _) => waiting = true,
+                (true, (true, _)) => {}
+                (true, (false, state)) => {
+                    return Readiness::Broken(format!("dependency {name} {state}"));
+                }
+            }
+        }
+        if waiting {
+            Readiness::Waiting
+        } else {
+            Readiness::Ready
+        }
+    }
+
+    /// Moves task `id` to `state`, keeping its job's and queue's counts, and tells the job's
+    /// watchers. The one place a task's state changes.
+    pub(super) fn set_state(&mut self, id: TaskId, state: TaskState) {
+        let Some(job) = self.jobs.get_mut(&id.job) else {
             return;
         };
-        let old = std::mem::replace(&mut job.state, state);
-        if state != JobState::Started {
+        let paused = job.paused;
+        let Some(task) = job.task_mut(id.index) else {
+            return;
+        };
+        let old = std::mem::replace(&mut task.state, state);
+        if state != TaskState::Started {
             // Completions and assignments in flight were of an attempt that is over now.
-            job.completing = 0;
-            job.assigning = false;
+            task.completing = 0;
+            task.assigning = false;
         }
-        if state == JobState::Finished {
-            self.finished
-                .insert((job.ended_at.unwrap_or(job.created_at), id));
+        *job.counts.count_mut(old) = job.counts.count(old).saturating_sub(1);
+        *job.counts.count_mut(state) += 1;
+        let queue_name = job.queue.clone();
+        let queue = self.queue_mut(&queue_name);
+        *queue.counts.count_mut(old) = queue.counts.count(old).saturating_sub(1);
+        *queue.counts.count_mut(state) += 1;
+        if paused {
+            if old == TaskState::Queued {
+                queue.held = queue.held.saturating_sub(1);
+            }
+            if state == TaskState::Queued {
+                queue.held += 1;
+            }
         }
-        let queue = job.queue.clone();
-        let summary = &mut self.queue_mut(&queue).summary;
-        *summary.count_mut(old) = summary.count(old).saturating_sub(1);
-        *summary.count_mut(state) += 1;
+        self.touched.insert(id.job);
+        self.tell_watchers(id);
+    }
+
+    /// Sends the job's watchers task `id` as it is now.
+    pub(super) fn tell_watchers(&mut self, id: TaskId) {
+        let Some(watchers) = self.watchers.get(&id.job) else {
+            return;
+        };
+        let watchers = watchers.clone();
+        let Some(job) = self.jobs.get(&id.job) else {
+            return;
+        };
+        let Some(task) = job.task(id.index) else {
+            return;
+        };
+        let summary = job.task_summary(id.index, task, self.queue_paused(&job.queue));
+        for (conn, request) in watchers {
+            let event = JobEvent::Task {
+                job: id.job,
+                task: summary.clone(),
+            };
+            self.event(conn, request, event);
+        }
     }
 
     /// `Complete`: a worker reports how an attempt ended. A report of the current attempt is
@@ -341,7 +487,7 @@ impl Core {
         completion: Completion,
     ) {
         let Completion {
-            job: job_id,
+            task: task_id,
             attempt,
             outcome,
         } = completion;
@@ -352,49 +498,49 @@ impl Core {
         let name = worker.registration.name.clone();
         // The report of an attempt it was told to stop: expected; its slot may be free now.
         let len = worker.stopping.len();
-        worker.stopping.retain(|held| *held != (job_id, attempt));
+        worker.stopping.retain(|held| *held != (task_id, attempt));
         let was_stopping = worker.stopping.len() < len;
-        if self
-            .jobs
-            .get(&job_id)
-            .is_some_and(|job| job.state == JobState::Canceled && job.current_attempt() == attempt)
-        {
+        if self.task(task_id).is_some_and(|task| {
+            task.state == TaskState::Canceled && task.current_attempt() == attempt
+        }) {
             // Canceled while it ran: expected, and nothing it carries is recorded.
             self.reply(conn, id, Ok(Reply::Ack));
             self.worker_ready(now, conn);
             return;
         }
-        let lost_but_back = self.jobs.get(&job_id).is_some_and(|job| {
-            job.state == JobState::Queued
-                && job.current_attempt() == attempt
-                && job.attempts.last().and_then(|a| a.outcome.as_ref())
+        let lost_but_back = self.task(task_id).is_some_and(|task| {
+            task.state == TaskState::Queued
+                && task.current_attempt() == attempt
+                && task.attempts.last().and_then(|a| a.outcome.as_ref())
                     == Some(&AttemptOutcome::WorkerLost)
         });
         let current = !was_stopping
-            && (lost_but_back || self.jobs.get(&job_id).is_some_and(|job| job.runs(attempt)));
+            && (lost_but_back || self.task(task_id).is_some_and(|task| task.runs(attempt)));
         if current && lost_but_back {
             // Counted lost a moment ago, but here is its result: take it back from the queue.
-            if let Some(job) = self.jobs.get_mut(&job_id) {
-                if let Some(due) = job.retry_at.take() {
-                    self.delayed.remove(&(due, job_id));
-                }
-                if let Some(last) = job.attempts.last_mut() {
+            let mut delayed = None;
+            if let Some(task) = self.task_mut(task_id) {
+                delayed = task.retry_at.take();
+                if let Some(last) = task.attempts.last_mut() {
                     last.ended_at = None;
                     last.outcome = None;
                 }
             }
-            self.unqueue(job_id);
-            self.set_state(job_id, JobState::Started);
+            if let Some(due) = delayed {
+                self.delayed.remove(&(due, task_id));
+            }
+            self.unqueue(task_id);
+            self.set_state(task_id, TaskState::Started);
         }
         if !current {
             if !was_stopping {
-                tracing::warn!(job = %job_id, attempt, "refused a result for an attempt that is not current");
+                tracing::warn!(task = %task_id, attempt, "refused a result for an attempt that is not current");
             }
             self.reply(
                 conn,
                 id,
                 Err(RequestError::StaleAttempt {
-                    job: job_id,
+                    task: task_id,
                     attempt,
                 }),
             );
@@ -403,24 +549,31 @@ impl Core {
             }
             return;
         }
-        // The slot is free now; the job's end waits for its record to be stored.
-        self.release(job_id);
-        self.orphans.remove(&job_id);
-        let Some(job) = self.jobs.get_mut(&job_id) else {
+        // The slot is free now; the task's end waits for its record to be stored.
+        self.release(task_id);
+        self.orphans.remove(&task_id);
+        let Some(job) = self.jobs.get_mut(&task_id.job) else {
             return;
         };
-        job.completing += 1;
-        let conclusion = Conclusion::of(job, outcome.clone());
-        self.ops.push(StoreOp::Update(conclusion.status(job, now)));
+        let Some(record) = job.stored_status(task_id.index) else {
+            return;
+        };
+        let Some(task) = job.task_mut(task_id.index) else {
+            return;
+        };
+        task.completing += 1;
+        let conclusion = Conclusion::of(task, outcome.clone());
+        self.ops
+            .push(StoreOp::UpdateTask(conclusion.status(record, now)));
         let token = self.next_token();
-        // A worker that interrupts its job is on its way out: it gets no more work.
+        // A worker that interrupts its task is on its way out: it gets no more work.
         let leaving = outcome == Outcome::Interrupted;
         self.pending.insert(
             token,
             AwaitingCommit::Complete {
                 conn,
                 id,
-                job: job_id,
+                task: task_id,
                 attempt,
                 outcome,
                 at: now,
@@ -437,7 +590,7 @@ impl Core {
         }
     }
 
-    /// A completion's record was committed (or not): apply it, or put the job back as it
+    /// A completion's record was committed (or not): apply it, or put the task back as it
     /// was, an orphan waiting for its worker to send the result again.
     #[allow(
         clippy::too_many_arguments,
@@ -448,7 +601,7 @@ impl Core {
         now: Timestamp,
         error: Option<&StoreError>,
         (conn, id): (ConnId, RequestId),
-        job_id: JobId,
+        task_id: TaskId,
         attempt: u32,
         outcome: Outcome,
         at: Timestamp,
@@ -461,195 +614,229 @@ impl Core {
         if self.connections.contains_key(&conn) {
             self.reply(conn, id, reply);
         }
-        let Some(job) = self.jobs.get_mut(&job_id) else {
+        let Some(task) = self.task_mut(task_id) else {
             return;
         };
         // Canceled meanwhile, or already applied from a duplicate report: nothing to do.
-        if !job.runs(attempt) {
+        if !task.runs(attempt) {
             return;
         }
-        job.completing = job.completing.saturating_sub(1);
+        task.completing = task.completing.saturating_sub(1);
         if error.is_some() {
-            if job.completing == 0 && !self.running.contains_key(&job_id) {
-                self.orphan(now, now, job_id, attempt, worker);
+            if task.completing == 0 && !self.running.contains_key(&task_id) {
+                self.orphan(now, now, task_id, attempt, worker);
             }
             return;
         }
         match &outcome {
             Outcome::Failed(failure) => {
                 let reason = failure.reason.clone();
-                self.count_failure(now, &worker, job_id, &reason);
+                self.count_failure(now, &worker, task_id.job, &reason);
             }
             Outcome::Finished(_) => self.count_success(&worker),
             Outcome::Canceled | Outcome::Interrupted => {}
         }
-        // The record stored is what applying gives: nothing changes a completing job's
+        // The record stored is what applying gives: nothing changes a completing task's
         // record meanwhile (it is not held, so no loss, timeout or reclaim touches it).
-        if self.conclude(at, job_id, outcome) {
-            self.announce_end(job_id);
-        }
+        self.conclude(at, task_id, outcome);
     }
 
     /// Records how the current attempt ended, by the server's own decision (the timeout
-    /// backstop); returns whether the job ended for good.
-    pub(super) fn end_attempt(&mut self, now: Timestamp, id: JobId, outcome: Outcome) -> bool {
-        let ended = self.conclude(now, id, outcome);
+    /// backstop).
+    pub(super) fn end_attempt(&mut self, now: Timestamp, id: TaskId, outcome: Outcome) {
+        self.conclude(now, id, outcome);
         self.record(id);
-        ended
     }
 
-    /// Applies an attempt's end to the job in memory (not to storage); returns whether the
-    /// job ended for good.
-    fn conclude(&mut self, now: Timestamp, id: JobId, outcome: Outcome) -> bool {
-        let Some(job) = self.jobs.get_mut(&id) else {
-            return false;
+    /// Applies an attempt's end to the task in memory (not to storage).
+    fn conclude(&mut self, now: Timestamp, id: TaskId, outcome: Outcome) {
+        let Some(task) = self.task_mut(id) else {
+            return;
         };
         let Conclusion {
             attempt,
             state,
             result,
             failure,
-        } = Conclusion::of(job, outcome);
+        } = Conclusion::of(task, outcome);
         let retry = matches!(attempt, AttemptOutcome::Failed(_));
-        if let Some(last) = job.attempts.last_mut() {
+        if let Some(last) = task.attempts.last_mut() {
             last.ended_at = Some(now);
             last.outcome = Some(attempt);
         }
-        job.progress = None;
+        task.progress = None;
         if state.is_terminal() {
-            job.ended_at = Some(now);
-            job.result = result;
-            job.failure = failure.map(Box::new);
+            task.ended_at = Some(now);
+            task.result = result;
+            task.failure = failure.map(Box::new);
         }
         self.set_state(id, state);
         match state {
-            JobState::Queued if retry => self.schedule_retry(now, id),
-            // Not the job's fault: back in line at once, no attempt used up.
-            JobState::Queued => self.enqueue(now, id),
-            _ => {
-                self.release_dependents(now, id);
-                return true;
-            }
+            TaskState::Queued if retry => self.schedule_retry(now, id),
+            // Not the task's fault: back in line at once, no attempt used up.
+            TaskState::Queued => self.enqueue(now, id),
+            _ => self.task_ended(now, id),
         }
-        false
     }
 
-    /// Ends a job that did not run to its end: `Failed` or `Canceled` with `failure`,
+    /// Ends a task that did not run to its end: `Failed` or `Canceled` with `failure`,
     /// recorded, announced, and its dependents failed in turn.
-    pub(super) fn end_job(&mut self, now: Timestamp, id: JobId, state: JobState, failure: Failure) {
-        let Some(job) = self.jobs.get_mut(&id) else {
+    pub(super) fn end_task(
+        &mut self,
+        now: Timestamp,
+        id: TaskId,
+        state: TaskState,
+        failure: Failure,
+    ) {
+        let Some(task) = self.task_mut(id) else {
             return;
         };
-        if let Some(due) = job.retry_at.take() {
+        let due = task.retry_at.take();
+        task.ended_at = Some(now);
+        task.failure = Some(Box::new(failure));
+        task.progress = None;
+        if let Some(due) = due {
             self.delayed.remove(&(due, id));
         }
-        job.ended_at = Some(now);
-        job.failure = Some(Box::new(failure));
-        job.progress = None;
         self.unqueue(id);
         self.set_state(id, state);
         self.record(id);
-        self.announce_end(id);
-        self.release_dependents(now, id);
+        self.task_ended(now, id);
     }
 
     /// A failed attempt will be retried: after a backoff that doubles with each failure.
-    pub(super) fn schedule_retry(&mut self, now: Timestamp, id: JobId) {
-        let Some(job) = self.jobs.get_mut(&id) else {
+    pub(super) fn schedule_retry(&mut self, now: Timestamp, id: TaskId) {
+        let backoff = self.config.retry_backoff;
+        let max = self.config.max_retry_backoff;
+        let Some(task) = self.task_mut(id) else {
             return;
         };
-        let failures = job.failed_attempts().max(1);
+        let failures = task.failed_attempts().max(1);
         let factor = 1u32.checked_shl(failures - 1).unwrap_or(u32::MAX);
-        let wait = self
-            .config
-            .retry_backoff
-            .saturating_mul(factor)
-            .min(self.config.max_retry_backoff);
+        let wait = backoff.saturating_mul(factor).min(max);
         if wait.is_zero() {
             self.enqueue(now, id);
             return;
         }
         let due = now.plus(wait);
-        job.retry_at = Some(due);
+        task.retry_at = Some(due);
         self.delayed.insert((due, id));
     }
 
-    /// Tells every client waiting on `id` that it ended.
-    pub(super) fn announce_end(&mut self, id: JobId) {
-        let Some(job) = self.jobs.get(&id) else {
+    /// Task `id` ended: its output's followers get the end, tasks waiting on it go on.
+    fn task_ended(&mut self, now: Timestamp, id: TaskId) {
+        self.end_log_followers(id);
+        self.release_dependents(now, Dependency::Task(id));
+    }
+
+    /// Notes the end (or the new start, after a requeue) of every job whose tasks changed
+    /// while handling the current input: the retention clock, the queue's count of jobs not
+    /// ended, waiters and watchers, and jobs waiting on it.
+    pub(super) fn settle(&mut self, now: Timestamp) {
+        while let Some(id) = self.touched.pop_first() {
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            let ended = job.ended();
+            let queue_name = job.queue.clone();
+            match (ended, job.ended_at) {
+                (true, None) => {
+                    job.ended_at = Some(now);
+                    let state = job.state(false);
+                    self.queue_mut(&queue_name).jobs -= 1;
+                    if matches!(state, JobState::Finished | JobState::Canceled) {
+                        self.expiring.insert((now, id));
+                    }
+                    self.announce_end(id);
+                    self.release_dependents(now, Dependency::Job(id));
+                }
+                (false, Some(at)) => {
+                    job.ended_at = None;
+                    self.expiring.remove(&(at, id));
+                    self.queue_mut(&queue_name).jobs += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Tells every client waiting on job `id` that it ended.
+    fn announce_end(&mut self, id: JobId) {
+        let Some(status) = self.job_status(id) else {
             return;
         };
-        let status = job.status();
         for (conn, request) in self.waiters.remove(&id).unwrap_or_default() {
             self.reply(conn, request, Ok(Reply::Ended(status.clone())));
         }
-        self.end_log_followers(id);
         for (conn, request) in self.watchers.remove(&id).unwrap_or_default() {
             self.event(conn, request, JobEvent::Ended(status.clone()));
             self.watch_done(conn, request);
         }
     }
 
-    /// A job ended: wake or fail the jobs that were waiting on it.
-    pub(super) fn release_dependents(&mut self, now: Timestamp, id: JobId) {
-        let Some(dependents) = self.dependents.remove(&id) else {
-            return;
-        };
-        let Some(state) = self.jobs.get(&id).map(|job| job.state) else {
+    /// `dependency` ended: wake or fail the deferred tasks of the jobs waiting on it.
+    pub(super) fn release_dependents(&mut self, now: Timestamp, dependency: Dependency) {
+        let Some(dependents) = self.dependents.remove(&dependency) else {
             return;
         };
         for dependent in dependents {
             let Some(job) = self.jobs.get(&dependent) else {
                 continue;
             };
-            if job.state != JobState::Deferred {
+            if job.counts.deferred == 0 {
                 continue;
             }
-            if state == JobState::Finished {
-                let ready = job.options.after.iter().all(|dep| {
-                    self.jobs
-                        .get(dep)
-                        .is_none_or(|d| d.state == JobState::Finished)
-                });
-                if ready {
-                    self.set_state(dependent, JobState::Queued);
-                    self.record(dependent);
-                    self.enqueue(now, dependent);
+            let deferred: Vec<TaskId> = job
+                .indexed()
+                .filter(|(_, task)| task.state == TaskState::Deferred)
+                .map(|(id, _)| id)
+                .collect();
+            match self.readiness(job) {
+                Readiness::Waiting => {}
+                Readiness::Ready => {
+                    for task in deferred {
+                        self.set_state(task, TaskState::Queued);
+                        self.record(task);
+                        self.enqueue(now, task);
+                    }
                 }
-            } else {
-                let reason = Failure::new(format!("dependency {id} {state}"));
-                self.end_job(now, dependent, JobState::Failed, reason);
+                Readiness::Broken(reason) => {
+                    for task in deferred {
+                        let failure = Failure::new(reason.clone());
+                        self.end_task(now, task, TaskState::Failed, failure);
+                    }
+                }
             }
         }
     }
 
-    /// The worker running `id` is gone for good: requeue the job, or fail it after too many
-    /// losses.
-    pub(super) fn worker_lost(&mut self, now: Timestamp, id: JobId, attempt: u32, worker: &str) {
-        tracing::warn!(worker = %worker, job = %id, attempt, "worker lost while running a job");
-        let Some(job) = self.jobs.get_mut(&id) else {
+    /// The worker running `id` is gone for good: requeue the task, or fail it after too
+    /// many losses.
+    pub(super) fn worker_lost(&mut self, now: Timestamp, id: TaskId, attempt: u32, worker: &str) {
+        tracing::warn!(worker = %worker, task = %id, attempt, "worker lost while running a task");
+        let Some(task) = self.task_mut(id) else {
             return;
         };
-        if job.state != JobState::Started || job.current_attempt() != attempt {
+        if task.state != TaskState::Started || task.current_attempt() != attempt {
             return;
         }
-        if let Some(last) = job.attempts.last_mut() {
+        if let Some(last) = task.attempts.last_mut() {
             last.ended_at = Some(now);
             last.outcome = Some(AttemptOutcome::WorkerLost);
         }
-        let losses = job.worker_losses();
+        let losses = task.worker_losses();
         self.release(id);
         self.orphans.remove(&id);
         if losses < MAX_WORKER_LOSSES {
-            self.set_state(id, JobState::Queued);
+            self.set_state(id, TaskState::Queued);
             self.record(id);
             self.enqueue(now, id);
         } else {
             let reason = format!(
-                "worker lost: {MAX_WORKER_LOSSES} workers were lost while running this job, the \
-                 last was {worker}"
+                "worker lost: {MAX_WORKER_LOSSES} workers were lost while running this task, \
+                 the last was {worker}"
             );
-            self.end_job(now, id, JobState::Failed, Failure::new(reason));
+            self.end_task(now, id, TaskState::Failed, Failure::new(reason));
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The farm's state machine: queues, jobs, workers and who runs what.
+//! The farm's state machine: queues, jobs and their tasks, workers and who runs what.
 //!
 //! [`Core::handle`] takes one [`Input`] at a time with the current time and returns the
 //! [`Effect`]s the shell must carry out: frames to send, changes to store, connections to
@@ -6,16 +6,23 @@
 //!
 //! Durability: a submission becomes visible (queued, dispatchable, acknowledged) only after
 //! the store has committed it; the core parks it under a [`Token`] until
-//! [`Input::Persisted`] comes back. A completion likewise takes effect (the job ends or
+//! [`Input::Persisted`] comes back. A completion likewise takes effect (the task ends or
 //! is retried, waiting clients hear of it, the worker is acknowledged) only once its record
-//! is committed; a failed commit leaves the job as it was, for the worker to send again.
+//! is committed; a failed commit leaves the task as it was, for the worker to send again.
+//!
+//! Jobs and tasks: a job is what a person submits and steers (cancel, requeue, pause,
+//! priority, delete); a task is what one worker slot runs, and attempts, leases, results
+//! and output are per task. A job's state is derived from its tasks' counts; after every
+//! input the jobs whose tasks changed are *settled* (`settle`): their end is noted,
+//! announced to waiters and watchers, and jobs waiting on them are released.
 //!
 //! The parts, each owning its share of the state:
-//! - `job`: the job record and what is derived from it;
-//! - `dispatch`: queues, workers, who runs what (and quarantine);
-//! - `lifecycle`: submit, commit, complete, retry, loss, end;
+//! - `job`: the job and task records and what is derived from them;
+//! - `dispatch`: queues, workers, which worker runs which task (and quarantine);
+//! - `lifecycle`: submit, commit, complete, retry, loss, end, settle;
 //! - `connections`: peers, their subscriptions, silence, and the timed steps of a tick;
-//! - `follow` (output and progress pushed to clients) and `manage` (cancel, requeue, list).
+//! - `follow` (output and progress pushed to clients), `manage` (cancel, requeue, pause,
+//!   priority, delete, list) and `handles` (job numbers and `42.3` resolved).
 //!
 //! The core is deterministic: it iterates ordered maps wherever order decides an outcome,
 //! makes job ids from a seedable `IdSource`, and says when it next needs
@@ -27,11 +34,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buildcat_proto::{
-    FarmInfo, JobId, JobState, LogPage, Reply, Request, RequestError, RequestId, RequeueTarget,
-    Role, ServerFrame, Timestamp, Unserved, WorkerActivity, WorkerSummary,
+    Dependency, FarmInfo, JobId, LogPage, Reply, Request, RequestError, RequestId, Requeue, Role,
+    RunningTask, ServerFrame, TaskId, TaskState, Timestamp, Unserved, WorkerActivity,
+    WorkerSummary,
 };
 
-use crate::store::{StoreError, StoreOp, StoredJob};
+use crate::store::{Loaded, StoreError, StoreOp};
 
 use connections::{Connection, Orphan};
 use dispatch::{Queue, Worker, WorkerRecord};
@@ -45,9 +53,9 @@ pub type ConnId = u64;
 /// Identifies a batch of store operations whose commit the core waits for.
 pub type Token = u64;
 
-/// How many times a job may lose its worker (crash, network loss) before it fails with
-/// "worker lost". Separate from `max_attempts`, which counts failures the job itself reports,
-/// so a render is not failed because a machine rebooted, yet a job that kills every worker it
+/// How many times a task may lose its worker (crash, network loss) before it fails with
+/// "worker lost". Separate from `max_attempts`, which counts failures the task itself reports,
+/// so a render is not failed because a machine rebooted, yet a task that kills every worker it
 /// lands on does not loop forever.
 pub const MAX_WORKER_LOSSES: u32 = 3;
 
@@ -63,7 +71,11 @@ pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
 /// have been cut off for most of this, so the two copies never overlap.
 pub const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(60);
 
-/// Bytes of output kept per job by default: a day of a chatty render's log, while a farm of
+/// How long an ended job is kept by default: a week, so Monday's renders are still there
+/// on the next Monday's review, while a busy farm's store stays bounded.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// Bytes of output kept per task by default: a day of a chatty render's log, while a farm of
 /// thousands of jobs stays within a few gigabytes of disk at worst.
 pub const DEFAULT_MAX_LOG_BYTES: u64 = 64 << 20;
 
@@ -78,7 +90,8 @@ pub struct CoreConfig {
     pub heartbeat: Duration,
     /// Heartbeats a worker may miss before it is considered lost.
     pub missed_heartbeats: u32,
-    /// How long finished jobs are kept.
+    /// How long a finished or canceled job is kept after it ended (failed ones are kept
+    /// until deleted).
     pub retention: Duration,
     /// How long a worker whose connection dropped has to reconnect and reclaim its jobs.
     pub reconnect_grace: Duration,
@@ -117,7 +130,7 @@ impl Default for CoreConfig {
         CoreConfig {
             heartbeat: Duration::from_secs(5),
             missed_heartbeats: 3,
-            retention: Duration::from_secs(24 * 60 * 60),
+            retention: DEFAULT_RETENTION,
             reconnect_grace: DEFAULT_RECONNECT_GRACE,
             retry_backoff: Duration::from_secs(2),
             max_retry_backoff: Duration::from_secs(300),
@@ -176,12 +189,12 @@ pub enum Input {
     },
 }
 
-/// A page of a job's stored output the core needs: the shell reads it from the store, after
+/// A page of a task's stored output the core needs: the shell reads it from the store, after
 /// every change sent before it, and hands it back unchanged in [`Input::OutputRead`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputRead {
-    /// The job.
-    pub job: JobId,
+    /// The task.
+    pub task: TaskId,
     /// The first byte to read.
     pub from: u64,
     /// About how many bytes of lines to read at most.
@@ -213,7 +226,7 @@ pub enum Effect {
     /// Send [`ServerFrame::Closing`] with this reason and close the connection. The core has
     /// already forgotten the connection.
     Close(ConnId, String),
-    /// Read a page of a job's output from the store, after every [`Effect::Persist`] before
+    /// Read a page of a task's output from the store, after every [`Effect::Persist`] before
     /// it; report it in [`Input::OutputRead`].
     ReadOutput(OutputRead),
 }
@@ -223,10 +236,15 @@ pub enum Effect {
 pub struct Core {
     /// Settings.
     config: CoreConfig,
-    /// Every job on record. Boxed: the table's buckets stay small (a power of two of them,
-    /// mostly empty, would otherwise each be the size of a whole job).
+    /// Every job on record, with its tasks. Boxed: the table's buckets stay small (a power
+    /// of two of them, mostly empty, would otherwise each be the size of a whole job).
     jobs: HashMap<JobId, Box<Job>>,
-    /// Every queue that has held a job, by name.
+    /// Job ids by number: numbers are what people type, and listing newest first walks
+    /// this backwards.
+    numbers: BTreeMap<u64, JobId>,
+    /// The number the next job gets; never goes back, so numbers are never reused.
+    next_number: u64,
+    /// Every queue that has held a job or was paused, by name.
     queues: BTreeMap<Arc<str>, Queue>,
     /// Interned kind names.
     kinds: HashSet<Arc<str>>,
@@ -234,9 +252,9 @@ pub struct Core {
     connections: BTreeMap<ConnId, Connection>,
     /// Registered workers, by connection. Ordered for the same reason.
     workers: BTreeMap<ConnId, Worker>,
-    /// Which worker connection runs each started job's current attempt: the reverse of
-    /// `Worker::current`, so finding a job's worker is a lookup, not a scan.
-    running: HashMap<JobId, ConnId>,
+    /// Which worker connection runs each started task's current attempt: the reverse of
+    /// `Worker::current`, so finding a task's worker is a lookup, not a scan.
+    running: HashMap<TaskId, ConnId>,
     /// What the server remembers of each worker by name, across its reconnects: failures in
     /// a row and quarantine.
     records: BTreeMap<String, WorkerRecord>,
@@ -246,51 +264,62 @@ pub struct Core {
     idle_counter: u64,
     /// Clients waiting for a job to end.
     waiters: HashMap<JobId, Vec<(ConnId, RequestId)>>,
-    /// Deferred jobs waiting on each job.
-    dependents: HashMap<JobId, Vec<JobId>>,
+    /// Jobs with deferred tasks waiting on each job or task.
+    dependents: HashMap<Dependency, Vec<JobId>>,
     /// Commits the core waits for.
     pending: HashMap<Token, AwaitingCommit>,
     /// Next token.
     next_token: Token,
     /// Makes job ids: strictly increasing, reproducible from a seed.
     ids: IdSource,
-    /// Failed jobs waiting for their retry, by when it is due.
-    delayed: BTreeSet<(Timestamp, JobId)>,
-    /// Finished jobs by when they ended, so pruning looks only at the expired ones.
-    finished: BTreeSet<(Timestamp, JobId)>,
-    /// Started jobs with no connected worker, waiting for theirs to come back: the worker's
+    /// Failed tasks waiting for their retry, by when it is due.
+    delayed: BTreeSet<(Timestamp, TaskId)>,
+    /// Finished and canceled jobs by when they ended, so pruning looks only at the expired
+    /// ones (failed jobs are kept until deleted).
+    expiring: BTreeSet<(Timestamp, JobId)>,
+    /// Started tasks with no connected worker, waiting for theirs to come back: the worker's
     /// connection dropped, the server restarted, or a completion's commit failed.
-    orphans: BTreeMap<JobId, Orphan>,
-    /// Clients following a job's output that have caught up with it: new lines go to them
-    /// as they come.
-    log_followers: HashMap<JobId, Vec<(ConnId, RequestId)>>,
-    /// `Logs` requests waiting for a page from the store, and for which job.
-    reading: HashMap<(ConnId, RequestId), JobId>,
-    /// Clients watching a job's progress and end.
+    orphans: BTreeMap<TaskId, Orphan>,
+    /// Clients following a task's output that have caught up with it, by job: new lines go
+    /// to them as they come. Each entry names the task (its index) it follows.
+    log_followers: HashMap<JobId, Vec<(ConnId, RequestId, u32)>>,
+    /// `Logs` requests waiting for a page from the store, and for which task.
+    reading: HashMap<(ConnId, RequestId), TaskId>,
+    /// Clients watching a job's tasks and end.
     watchers: HashMap<JobId, Vec<(ConnId, RequestId)>>,
     /// How many jobs each watch request still waits for.
     watches: HashMap<(ConnId, RequestId), usize>,
+    /// Jobs whose tasks changed state while handling the current input, to settle (note
+    /// their end, announce it, release their dependents) before the input is done.
+    touched: BTreeSet<JobId>,
     /// Effects gathered while handling one input.
     effects: Vec<Effect>,
     /// Store operations gathered while handling one input (sent as one Persist).
     ops: Vec<StoreOp>,
-    /// When the periodic scans (idle connections, silent workers, overdue jobs) next run.
+    /// When the periodic scans (idle connections, silent workers, overdue tasks) next run.
     next_scan: Timestamp,
 }
 
 impl Core {
-    /// A core holding `jobs` loaded from storage. Jobs that were started when the server
+    /// A core holding what was loaded from storage. Tasks that were started when the server
     /// stopped wait `reconnect_grace` for their workers to come back and reclaim them; only
     /// unclaimed ones go back to their queue. The returned ops are changes made while
     /// loading, to store before serving.
-    pub fn new(config: CoreConfig, stored: Vec<StoredJob>, now: Timestamp) -> (Core, Vec<StoreOp>) {
+    pub fn new(config: CoreConfig, loaded: Loaded, now: Timestamp) -> (Core, Vec<StoreOp>) {
         let ids = match config.id_seed {
             Some(seed) => IdSource::seeded(seed),
             None => IdSource::from_entropy(),
         };
+        let Loaded {
+            jobs,
+            next_number,
+            paused_queues,
+        } = loaded;
         let mut core = Core {
             config,
-            jobs: HashMap::with_capacity(stored.len()),
+            jobs: HashMap::with_capacity(jobs.len()),
+            numbers: BTreeMap::new(),
+            next_number: next_number.max(1),
             queues: BTreeMap::new(),
             kinds: HashSet::new(),
             connections: BTreeMap::new(),
@@ -305,27 +334,28 @@ impl Core {
             next_token: 0,
             ids,
             delayed: BTreeSet::new(),
-            finished: BTreeSet::new(),
+            expiring: BTreeSet::new(),
             orphans: BTreeMap::new(),
             log_followers: HashMap::new(),
             reading: HashMap::new(),
             watchers: HashMap::new(),
             watches: HashMap::new(),
+            touched: BTreeSet::new(),
             effects: Vec::new(),
             ops: Vec::new(),
             next_scan: now,
         };
-        for StoredJob {
-            status,
-            args,
-            output,
-        } in stored
-        {
-            let queue = core.intern_queue(&status.queue);
-            let kind = core.intern_kind(&status.kind);
-            let job = Job::from_stored(status, args, output, queue, kind);
+        for queue in paused_queues {
+            let name = core.intern_queue(&queue);
+            core.queue_mut(&name).paused = true;
+        }
+        for stored in jobs {
+            let queue = core.intern_queue(&stored.job.queue);
+            let kind = core.intern_kind(&stored.job.kind);
+            let job = Job::from_stored(stored, queue, kind);
             core.insert_loaded(job, now);
         }
+        core.settle(now);
         let ops = std::mem::take(&mut core.ops);
         (core, ops)
     }
@@ -343,7 +373,7 @@ impl Core {
             .filter_map(|record| record.quarantine.as_ref()?.until)
             .min();
         let prune = self
-            .finished
+            .expiring
             .first()
             .map(|(ended, _)| ended.plus(self.config.retention + Duration::from_millis(1)));
         let scan = (!self.connections.is_empty()).then_some(self.next_scan);
@@ -356,6 +386,11 @@ impl Core {
     /// How many jobs the core holds.
     pub fn job_count(&self) -> usize {
         self.jobs.len()
+    }
+
+    /// How many tasks the core holds, in all its jobs.
+    pub fn task_count(&self) -> usize {
+        self.jobs.values().map(|job| job.tasks.len()).sum()
     }
 
     /// Handles one input and returns what the shell must do.
@@ -381,6 +416,7 @@ impl Core {
             Input::Tick => self.tick(now),
             Input::OutputRead { read, result } => self.output_read(read, result),
         }
+        self.settle(now);
         self.flush_ops(None);
         std::mem::take(&mut self.effects)
     }
@@ -448,22 +484,31 @@ impl Core {
         }
         match request {
             Request::Submit(jobs) => self.submit(now, conn, id, jobs),
-            Request::Wait(job) => match self.jobs.get(&job) {
-                None => self.reply(conn, id, Err(RequestError::UnknownJob(job))),
-                Some(found) if found.state.is_terminal() => {
-                    let status = found.status();
-                    self.reply(conn, id, Ok(Reply::Ended(status)));
-                }
-                Some(_) => {
-                    self.waiters.entry(job).or_default().push((conn, id));
-                    self.subscribe(conn, job);
+            Request::Wait(job) => match self.resolve(job) {
+                Err(error) => self.reply(conn, id, Err(error)),
+                Ok(job_id) => {
+                    if let Some(status) = self.ended_status(job_id) {
+                        self.reply(conn, id, Ok(Reply::Ended(status)));
+                    } else {
+                        self.waiters.entry(job_id).or_default().push((conn, id));
+                        self.subscribe(conn, job_id);
+                    }
                 }
             },
             Request::Job(job) => {
-                let reply = match self.jobs.get(&job) {
-                    Some(found) => Ok(Reply::Job(found.status())),
-                    None => Err(RequestError::UnknownJob(job)),
-                };
+                let reply = self.resolve(job).and_then(|job_id| {
+                    self.job_status(job_id)
+                        .map(Reply::Job)
+                        .ok_or(RequestError::UnknownJob(job))
+                });
+                self.reply(conn, id, reply);
+            }
+            Request::Task(task) => {
+                let reply = self.resolve_task(task).and_then(|task_id| {
+                    self.task_status(task_id)
+                        .map(Reply::Task)
+                        .ok_or(RequestError::UnknownJob(task.job))
+                });
                 self.reply(conn, id, reply);
             }
             Request::Info => {
@@ -475,44 +520,76 @@ impl Core {
             Request::Heartbeat => self.reply(conn, id, Ok(Reply::Ack)),
             Request::Complete(completion) => self.complete(now, conn, id, completion),
             Request::Log {
-                job,
+                task,
                 attempt,
                 lines,
             } => {
-                self.append_log(job, attempt, lines);
+                self.append_log(task, attempt, lines);
                 self.reply(conn, id, Ok(Reply::Ack));
             }
             Request::Progress {
-                job,
+                task,
                 attempt,
                 progress,
             } => {
-                self.record_progress(job, attempt, progress);
+                self.record_progress(task, attempt, progress);
                 self.reply(conn, id, Ok(Reply::Ack));
             }
-            Request::Cancel(jobs) | Request::Requeue(RequeueTarget::Jobs(jobs))
+            Request::Cancel(targets) | Request::Requeue(Requeue::Tasks { targets, .. })
+                if targets.len() > manage::MAX_CHANGES =>
+            {
+                self.reply(conn, id, Err(manage::too_many(targets.len())));
+            }
+            Request::Pause(jobs) | Request::Resume(jobs) | Request::Delete(jobs)
                 if jobs.len() > manage::MAX_CHANGES =>
             {
-                let error = RequestError::Invalid(format!(
-                    "{} jobs named in one request; name at most {} at a time",
-                    jobs.len(),
-                    manage::MAX_CHANGES
-                ));
-                self.reply(conn, id, Err(error));
+                self.reply(conn, id, Err(manage::too_many(jobs.len())));
             }
-            Request::Cancel(jobs) => {
-                let changes = jobs.into_iter().map(|job| self.cancel(now, job)).collect();
-                self.reply_once_stored(conn, id, Reply::Changes(changes));
+            Request::Cancel(targets) => {
+                let changes = targets
+                    .into_iter()
+                    .map(|target| self.cancel(now, target))
+                    .collect();
+                self.reply_once_stored(now, conn, id, Reply::Changes(changes));
             }
-            Request::Requeue(target) => {
-                let changes = self.requeue(now, target);
-                self.reply_once_stored(conn, id, Reply::Changes(changes));
+            Request::Requeue(requeue) => {
+                let changes = self.requeue(now, requeue);
+                self.reply_once_stored(now, conn, id, Reply::Changes(changes));
+            }
+            Request::Pause(jobs) => {
+                let changes = jobs
+                    .into_iter()
+                    .map(|job| self.pause(now, job, true))
+                    .collect();
+                self.reply_once_stored(now, conn, id, Reply::Changes(changes));
+            }
+            Request::Resume(jobs) => {
+                let changes = jobs
+                    .into_iter()
+                    .map(|job| self.pause(now, job, false))
+                    .collect();
+                self.reply_once_stored(now, conn, id, Reply::Changes(changes));
+            }
+            Request::PauseQueue { queue, paused } => match self.pause_queue(now, &queue, paused) {
+                Ok(()) => self.reply_once_stored(now, conn, id, Reply::Ack),
+                Err(error) => self.reply(conn, id, Err(error)),
+            },
+            Request::SetPriority { job, priority } => {
+                let change = self.set_priority(job, priority);
+                self.reply_once_stored(now, conn, id, Reply::Changes(vec![change]));
+            }
+            Request::Delete(jobs) => {
+                let changes = jobs.into_iter().map(|job| self.delete(job)).collect();
+                self.reply_once_stored(now, conn, id, Reply::Changes(changes));
             }
             Request::Jobs(query) => {
                 let (jobs, more) = self.list(&query);
                 self.reply(conn, id, Ok(Reply::Jobs { jobs, more }));
             }
-            Request::Logs { job, from, follow } => self.logs(conn, id, job, from, follow),
+            Request::Logs { task, from, follow } => match self.resolve_task(task) {
+                Ok(task) => self.logs(conn, id, task, from, follow),
+                Err(error) => self.reply(conn, id, Err(error)),
+            },
             Request::Watch(jobs) => self.watch(conn, id, jobs),
             Request::EnableWorker(name) => {
                 let reply = self.enable_worker(now, &name).map(|()| Reply::Ack);
@@ -529,13 +606,15 @@ impl Core {
         self.expire_orphans(now);
         self.end_quarantines(now);
         self.release_due_retries(now);
-        self.prune_finished(now);
+        self.prune_expired(now);
     }
 
     /// Answers `reply` once the changes made for it are committed: a person told "canceled"
     /// can count on it after a crash. A failed commit answers a storage error instead (the
     /// change holds until the server restarts, which would undo it).
-    fn reply_once_stored(&mut self, conn: ConnId, id: RequestId, reply: Reply) {
+    fn reply_once_stored(&mut self, now: Timestamp, conn: ConnId, id: RequestId, reply: Reply) {
+        // The jobs the change ended or started again are settled in the same commit.
+        self.settle(now);
         let token = self.next_token();
         self.pending
             .insert(token, AwaitingCommit::Reply { conn, id, reply });
@@ -554,8 +633,8 @@ impl Core {
         let queues = self
             .queues
             .values()
-            .filter(|queue| JobState::ALL.iter().any(|s| queue.summary.count(*s) > 0))
-            .map(|queue| queue.summary.clone())
+            .filter(|queue| queue.paused || queue.counts.total > 0)
+            .map(Queue::summary)
             .collect();
         let quarantine = |worker: &Worker| {
             let record = self.records.get(&worker.registration.name)?;
@@ -576,7 +655,10 @@ impl Core {
                 } else {
                     WorkerActivity::Idle
                 },
-                job: worker.current.map(|(id, _)| id),
+                task: worker.current.map(|(id, _)| RunningTask {
+                    id,
+                    number: self.jobs.get(&id.job).map_or(0, |job| job.number),
+                }),
                 connected_at: worker.connected_at,
                 quarantine: quarantine(worker),
             })
@@ -584,7 +666,7 @@ impl Core {
         workers.sort_by(|a, b| a.name.cmp(&b.name));
         let mut unserved = Vec::new();
         for (name, queue) in &self.queues {
-            for (kind, jobs) in &queue.pending_kinds {
+            for (kind, tasks) in &queue.pending_kinds {
                 let served = self.workers.values().any(|worker| {
                     worker.kinds.contains(&**kind)
                         && worker.registration.queues.iter().any(|q| **q == **name)
@@ -593,7 +675,7 @@ impl Core {
                     unserved.push(Unserved {
                         queue: name.to_string(),
                         kind: kind.to_string(),
-                        jobs: *jobs,
+                        tasks: *tasks,
                     });
                 }
             }
@@ -606,11 +688,44 @@ impl Core {
             truncated: false,
         }
     }
+
+    /// Whether the queue named `name` is paused.
+    pub(super) fn queue_paused(&self, name: &str) -> bool {
+        self.queues.get(name).is_some_and(|queue| queue.paused)
+    }
+
+    /// The job with its tasks, as `status` shows it.
+    pub(super) fn job_status(&self, id: JobId) -> Option<buildcat_proto::JobStatus> {
+        let job = self.jobs.get(&id)?;
+        Some(self.fit_status(job.status(self.queue_paused(&job.queue))))
+    }
+
+    /// The job's final status if it has ended.
+    pub(super) fn ended_status(&self, id: JobId) -> Option<buildcat_proto::JobStatus> {
+        let job = self.jobs.get(&id)?;
+        if job.ended() {
+            self.job_status(id)
+        } else {
+            None
+        }
+    }
+
+    /// Everything about one task.
+    pub(super) fn task_status(&self, id: TaskId) -> Option<buildcat_proto::TaskStatus> {
+        let job = self.jobs.get(&id.job)?;
+        job.task_status(id.index, self.queue_paused(&job.queue))
+    }
+
+    /// A task's state as kept (never paused).
+    pub(super) fn task_state(&self, id: TaskId) -> Option<TaskState> {
+        Some(self.jobs.get(&id.job)?.task(id.index)?.state)
+    }
 }
 
 mod connections;
 mod dispatch;
 mod follow;
+mod handles;
 mod ids;
 #[cfg(test)]
 mod invariants;

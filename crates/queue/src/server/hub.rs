@@ -515,19 +515,19 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
-    use buildcat_proto::{JobOptions, NewJob};
+    use buildcat_proto::{JobOptions, NewJob, NewTask};
 
     use super::*;
     use crate::core::CoreConfig;
     use crate::server::store_writer;
-    use crate::store::{Store, StoreError, StoreOp, StoredJob};
+    use crate::store::{Loaded, Store, StoreError, StoreOp};
 
     /// Keeps what it is given in memory.
     struct MemoryStore(Vec<StoreOp>);
 
     impl Store for MemoryStore {
-        fn load(&mut self) -> Result<Vec<StoredJob>, StoreError> {
-            Ok(Vec::new())
+        fn load(&mut self) -> Result<Loaded, StoreError> {
+            Ok(Loaded::default())
         }
 
         fn commit(&mut self, ops: &[StoreOp]) -> Result<(), StoreError> {
@@ -549,7 +549,7 @@ mod tests {
     /// A hub over an empty core and a memory store, its task spawned.
     fn hub() -> (CoreHandle, tokio::task::JoinHandle<()>) {
         let capacities = Capacities::default();
-        let (core, _) = Core::new(CoreConfig::default(), Vec::new(), Timestamp::now());
+        let (core, _) = Core::new(CoreConfig::default(), Loaded::default(), Timestamp::now());
         let (batches_tx, batches_rx) = mpsc::channel(capacities.store_batches);
         let (committed_tx, committed_rx) = mpsc::unbounded_channel();
         store_writer::spawn(MemoryStore(Vec::new()), batches_rx, committed_tx, 100)
@@ -564,8 +564,14 @@ mod tests {
         let job = NewJob {
             queue: "q".to_owned(),
             kind: "k".to_owned(),
-            args: Vec::new(),
+            name: String::new(),
+            submitter: "test@host".to_owned(),
+            runs: String::new(),
             options: JobOptions::default(),
+            tasks: vec![NewTask {
+                frames: None,
+                args: Vec::new(),
+            }],
         };
         let reply = handle
             .call(Request::Submit(vec![job]))
@@ -579,7 +585,7 @@ mod tests {
         let Ok(Reply::Info(info)) = reply else {
             panic!("expected info, got {reply:?}");
         };
-        assert_eq!(info.queues.iter().map(|q| q.queued).sum::<u64>(), 1);
+        assert_eq!(info.queues.iter().map(|q| q.tasks.queued).sum::<u64>(), 1);
 
         let (first, _first_frames) = handle.open(Role::Client).await.expect("open");
         let (second, _second_frames) = handle.clone().open(Role::Worker).await.expect("open");

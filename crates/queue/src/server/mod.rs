@@ -256,8 +256,8 @@ impl<S: Store> Server<S> {
         // Replies stay well within a frame, whatever the frame limit.
         core_config.max_reply_bytes = core_config.max_reply_bytes.min(config.max_frame / 2);
         let (store, core, startup_ops) = tokio::task::spawn_blocking(move || {
-            let jobs = store.load()?;
-            let (core, ops) = Core::new(core_config, jobs, Timestamp::now());
+            let loaded = store.load()?;
+            let (core, ops) = Core::new(core_config, loaded, Timestamp::now());
             store.commit(&ops)?;
             Ok::<_, StoreError>((store, core, ops.len()))
         })
@@ -265,7 +265,8 @@ impl<S: Store> Server<S> {
         .map_err(|e| ServerError::Internal(e.to_string()))??;
         info!(
             jobs = core.job_count(),
-            requeued = startup_ops,
+            tasks = core.task_count(),
+            changed = startup_ops,
             storage = %config.storage.display(),
             "loaded storage"
         );

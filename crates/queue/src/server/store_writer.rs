@@ -103,9 +103,9 @@ fn write<S: Store>(
             }
         }
         if let Some(read) = read {
-            let result = store.read_output(read.job, read.from, read.max_bytes);
+            let result = store.read_output(read.task, read.from, read.max_bytes);
             if let Err(e) = &result {
-                warn!(error = %e, job = %read.job, "could not read job output");
+                warn!(error = %e, task = %read.task, "could not read task output");
             }
             let _ = reports.send(Report::Read { read, result });
         }

@@ -685,7 +685,7 @@ mod tests {
         let writing = tokio::spawn(writer.run(Frames::detached(frames)));
         // Any frame but `Closing`, which ends the writer by itself.
         let reply = ServerFrame::Cancel {
-            job: buildcat_proto::JobId(uuid::Uuid::nil()),
+            task: buildcat_proto::TaskId::new(buildcat_proto::JobId(uuid::Uuid::nil()), 0),
             attempt: 1,
             reason: "x".repeat(1000),
         };

@@ -8,10 +8,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use buildcat_proto::{
-    ClientFrame, FrameCodec, Hello, HelloReply, JobOptions, NewJob, Reply, Request, Role,
+    ClientFrame, FrameCodec, Hello, HelloReply, JobOptions, NewJob, NewTask, Reply, Request, Role,
     ServerFrame,
 };
-use buildcat_queue::store::{Store, StoreError, StoreOp, StoredJob};
+use buildcat_queue::store::{Loaded, Store, StoreError, StoreOp};
 use buildcat_queue::{Capacities, Server, ServerConfig};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -66,8 +66,8 @@ struct GatedStore {
 }
 
 impl Store for GatedStore {
-    fn load(&mut self) -> Result<Vec<StoredJob>, StoreError> {
-        Ok(Vec::new())
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        Ok(Loaded::default())
     }
 
     fn commit(&mut self, ops: &[StoreOp]) -> Result<(), StoreError> {
@@ -89,7 +89,7 @@ impl Store for GatedStore {
 
     fn read_output(
         &mut self,
-        _job: buildcat_proto::JobId,
+        _task: buildcat_proto::TaskId,
         from: u64,
         _max_bytes: usize,
     ) -> Result<buildcat_proto::LogPage, StoreError> {
@@ -120,8 +120,14 @@ fn submission(n: u64) -> ClientFrame {
     let job = NewJob {
         queue: "q".to_owned(),
         kind: "k".to_owned(),
-        args: n.to_le_bytes().to_vec(),
+        name: String::new(),
+        submitter: "test@host".to_owned(),
+        runs: String::new(),
         options: JobOptions::default(),
+        tasks: vec![NewTask {
+            frames: None,
+            args: n.to_le_bytes().to_vec(),
+        }],
     };
     ClientFrame {
         id: n,
@@ -217,7 +223,7 @@ async fn a_store_that_falls_behind_never_stalls_the_server() {
             reply: Ok(Reply::Info(info)),
             ..
         })) => {
-            let queued: u64 = info.queues.iter().map(|q| q.queued).sum();
+            let queued: u64 = info.queues.iter().map(|q| q.tasks.queued).sum();
             assert_eq!(
                 queued,
                 CLIENTS as u64 * SUBMISSIONS,
