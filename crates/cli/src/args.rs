@@ -252,8 +252,14 @@ impl ServerArgs {
 /// Server settings shared by `server` and `farm`.
 #[derive(Debug, Clone, Args)]
 pub struct ServerTuning {
-    /// How long finished jobs keep their results, in hours.
-    #[arg(long, default_value_t = 24.0)]
+    /// How long a finished or canceled job (its tasks, output and results) is kept after it
+    /// ended, in hours (7 days by default); failed jobs are kept until `buildcat delete`.
+    #[arg(
+        long = "retention",
+        visible_alias = "retention-hours",
+        value_name = "HOURS",
+        default_value_t = 168.0
+    )]
     pub retention_hours: f64,
     /// How often workers heartbeat, in seconds; three missed heartbeats lose a worker.
     #[arg(long, default_value_t = 5.0)]
