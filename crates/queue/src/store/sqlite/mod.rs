@@ -1,8 +1,9 @@
 //! SQLite storage: one file, in WAL mode, held exclusively by one server.
 //!
-//! `schema.rs` holds the layout and its version, `rows.rs` the encoding of a job as a row,
-//! `output.rs` job output as chunks, `errors.rs` SQLite's failures in words. This file opens the store and implements
-//! [`Store`].
+//! `schema.rs` holds the layout and its version, `migrate.rs` the rewriting of files of past
+//! versions, `rows.rs` the encoding of a job and its tasks as rows, `output.rs` task output
+//! as chunks, `errors.rs` SQLite's failures in words. This file opens the store and
+//! implements [`Store`].
 //!
 //! # Locking
 //!
@@ -33,6 +34,7 @@
 //! recent commits. That mode exists for benchmarks only.
 
 mod errors;
+mod migrate;
 mod output;
 mod rows;
 mod schema;
@@ -42,14 +44,14 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use buildcat_proto::codec::encode_value;
-use buildcat_proto::{Attempt, JobId, LogPage};
-use rusqlite::{CachedStatement, Connection, OpenFlags, TransactionBehavior};
+use buildcat_proto::{LogPage, TaskId};
+use rusqlite::types::ValueRef;
+use rusqlite::{CachedStatement, Connection, OpenFlags, TransactionBehavior, params};
 
 use self::errors::{lowercase_first, open_error, write_error};
-use self::rows::{DELETE_JOB, INSERT_JOB, SELECT_JOBS, UPDATE_JOB, decode_id, decode_row};
+use self::rows::{Encodings, decode_id, decode_index, decode_job, decode_task};
 pub use self::schema::SCHEMA_VERSION;
-use super::{Store, StoreError, StoreOp, StoredJob};
+use super::{Loaded, Store, StoreError, StoreOp, StoredJob};
 
 /// How long a statement waits for a lock held by another connection before failing.
 ///
@@ -57,6 +59,11 @@ use super::{Store, StoreError, StoreOp, StoredJob};
 /// (for instance a server restarting while the previous one is still closing the file). A
 /// second server opening a file that is in use fails after waiting this long.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How many prepared statements the connection keeps: every statement the store runs
+/// (about twenty), so that none is prepared again after the first use. SQLite's default of
+/// 16 would evict some on every commit that touches them all.
+const STATEMENT_CACHE: usize = 32;
 
 /// How a [`SqliteStore`] is opened.
 #[derive(Debug, Clone)]
@@ -88,10 +95,9 @@ pub struct SqliteStore {
     /// Why the store can no longer commit, once it noticed its file removed or replaced:
     /// every later commit fails with it rather than writing into a file nobody reads.
     lost: Option<StoreError>,
-    /// The encoding of an empty attempts list, bound for new jobs without re-encoding it.
-    no_attempts: Vec<u8>,
-    /// A buffer reused to build the `after` column of inserted jobs.
-    after: Vec<u8>,
+    /// The encodings of empty lists, bound for new jobs and tasks without encoding them
+    /// again.
+    encodings: Encodings,
 }
 
 /// A file the store writes, and which file it was at open.
@@ -149,12 +155,13 @@ impl SqliteStore {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn =
             Connection::open_with_flags(&file, flags).map_err(|e| open_error(&file, &shown, &e))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         configure(&conn, &options, &file, &shown)?;
-        schema::init_schema(&conn, &file, &shown)?;
-        let no_attempts = encode_value(&Vec::<Attempt>::new()).map_err(|e| StoreError::Open {
+        let encodings = Encodings::new().map_err(|message| StoreError::Open {
             path: shown.clone(),
-            message: format!("could not encode an empty attempts list: {e}"),
+            message,
         })?;
+        schema::init_schema(&conn, &file, &shown, &encodings)?;
         let watched = watch(&file, &shown)?;
         Ok(SqliteStore {
             conn,
@@ -162,8 +169,7 @@ impl SqliteStore {
             file,
             watched,
             lost: None,
-            no_attempts,
-            after: Vec::new(),
+            encodings,
         })
     }
 
@@ -266,79 +272,352 @@ fn configure(
     Ok(())
 }
 
-/// Statements prepared at most once per commit, then reused for every op of the batch.
-struct Statements<'conn> {
-    /// The insert statement, once an insert was seen.
-    insert: Option<CachedStatement<'conn>>,
-    /// The update statement, once an update was seen.
-    update: Option<CachedStatement<'conn>>,
-    /// The delete statement, once a delete was seen.
-    delete: Option<CachedStatement<'conn>>,
-    /// Deletes a deleted job's output, once a delete was seen.
-    delete_output: Option<CachedStatement<'conn>>,
-    /// Appends output, once an append was seen.
-    append_output: Option<CachedStatement<'conn>>,
-    /// Drops the middle of an output, once a drop was seen.
-    drop_output: Option<CachedStatement<'conn>>,
+/// A statement of the commit path.
+#[derive(Debug, Clone, Copy)]
+enum Write {
+    /// [`rows::INSERT_JOB`].
+    InsertJob,
+    /// [`rows::INSERT_TASK`].
+    InsertTask,
+    /// [`rows::RAISE_NEXT_NUMBER`].
+    RaiseNextNumber,
+    /// [`rows::UPDATE_JOB`].
+    UpdateJob,
+    /// [`rows::UPDATE_TASK`].
+    UpdateTask,
+    /// [`rows::DELETE_JOB`].
+    DeleteJob,
+    /// [`rows::DELETE_TASKS`].
+    DeleteTasks,
+    /// [`output::DELETE_OUTPUT`].
+    DeleteOutput,
+    /// [`rows::PAUSE_QUEUE`].
+    PauseQueue,
+    /// [`rows::RESUME_QUEUE`].
+    ResumeQueue,
+    /// [`output::APPEND_OUTPUT`].
+    AppendOutput,
+    /// [`output::DROP_OUTPUT`].
+    DropOutput,
 }
 
-/// Fetches the statement in `slot`, preparing it from the cache on first use.
-fn statement<'s, 'conn>(
-    slot: &'s mut Option<CachedStatement<'conn>>,
-    conn: &'conn Connection,
-    sql: &str,
-    path: &Path,
-) -> Result<&'s mut CachedStatement<'conn>, StoreError> {
-    match slot {
-        Some(stmt) => Ok(stmt),
-        None => {
-            let stmt = conn
-                .prepare_cached(sql)
-                .map_err(|e| write_error(path, "could not prepare a statement", &e))?;
-            Ok(slot.insert(stmt))
+impl Write {
+    /// How many there are: the size of [`Statements`] (a statement without a slot fails
+    /// its commit, and the conformance suite with it).
+    const COUNT: usize = 12;
+
+    /// Its SQL.
+    fn sql(self) -> &'static str {
+        match self {
+            Write::InsertJob => rows::INSERT_JOB,
+            Write::InsertTask => rows::INSERT_TASK,
+            Write::RaiseNextNumber => rows::RAISE_NEXT_NUMBER,
+            Write::UpdateJob => rows::UPDATE_JOB,
+            Write::UpdateTask => rows::UPDATE_TASK,
+            Write::DeleteJob => rows::DELETE_JOB,
+            Write::DeleteTasks => rows::DELETE_TASKS,
+            Write::DeleteOutput => output::DELETE_OUTPUT,
+            Write::PauseQueue => rows::PAUSE_QUEUE,
+            Write::ResumeQueue => rows::RESUME_QUEUE,
+            Write::AppendOutput => output::APPEND_OUTPUT,
+            Write::DropOutput => output::DROP_OUTPUT,
         }
     }
 }
 
-impl Store for SqliteStore {
-    fn load(&mut self) -> Result<Vec<StoredJob>, StoreError> {
+/// Statements prepared at most once per commit (from the connection's cache), then reused
+/// for every op of the batch.
+struct Statements<'conn> {
+    /// The connection they are prepared on.
+    conn: &'conn Connection,
+    /// The file, for error messages.
+    path: &'conn Path,
+    /// Each [`Write`]'s statement, once it was used.
+    slots: [Option<CachedStatement<'conn>>; Write::COUNT],
+}
+
+impl<'conn> Statements<'conn> {
+    /// No statement prepared yet.
+    fn new(conn: &'conn Connection, path: &'conn Path) -> Self {
+        Statements {
+            conn,
+            path,
+            slots: std::array::from_fn(|_| None),
+        }
+    }
+
+    /// The statement of `which`, prepared from the cache on first use.
+    fn get(&mut self, which: Write) -> Result<&mut CachedStatement<'conn>, StoreError> {
+        let Some(slot) = self.slots.get_mut(which as usize) else {
+            return Err(StoreError::Database(format!(
+                "statement {which:?} has no slot (Write::COUNT is {}); this is a bug in \
+                 buildcat, please report it",
+                Write::COUNT
+            )));
+        };
+        match slot {
+            Some(stmt) => Ok(stmt),
+            None => {
+                let stmt = self
+                    .conn
+                    .prepare_cached(which.sql())
+                    .map_err(|e| write_error(self.path, "could not prepare a statement", &e))?;
+                Ok(slot.insert(stmt))
+            }
+        }
+    }
+
+    /// Runs a statement keyed by a job id alone.
+    fn execute_for_job(
+        &mut self,
+        which: Write,
+        id: buildcat_proto::JobId,
+        what: &str,
+    ) -> Result<usize, StoreError> {
+        let path = self.path;
+        self.get(which)?
+            .execute([id.0.as_bytes()])
+            .map_err(|e| write_error(path, &format!("could not {what} of job {id}"), &e))
+    }
+
+    /// Applies one op.
+    fn apply(
+        &mut self,
+        op: &StoreOp,
+        encodings: &Encodings,
+        next_number: &mut Option<i64>,
+    ) -> Result<(), StoreError> {
+        let path = self.path;
+        match op {
+            StoreOp::Insert(job) => {
+                rows::check_new_job(job)?;
+                let record = &job.job;
+                rows::insert_job(self.get(Write::InsertJob)?, record, encodings, path)?;
+                let stmt = self.get(Write::InsertTask)?;
+                for task in &job.tasks {
+                    rows::insert_task(stmt, task, encodings, path)?;
+                }
+                let past = record
+                    .number
+                    .checked_add(1)
+                    .and_then(|past| i64::try_from(past).ok())
+                    .ok_or_else(|| {
+                        StoreError::Database(format!(
+                            "could not insert job {}: its number {} is too large to store",
+                            record.id, record.number
+                        ))
+                    })?;
+                *next_number = Some(next_number.map_or(past, |next| next.max(past)));
+            }
+            StoreOp::UpdateJob(record) => {
+                rows::update_job(self.get(Write::UpdateJob)?, record, path)?;
+            }
+            StoreOp::UpdateTask(status) => {
+                rows::update_task(self.get(Write::UpdateTask)?, status, encodings, path)?;
+            }
+            StoreOp::Delete(id) => {
+                // Deleting a job that is not stored is not an error: pruning twice leaves
+                // the same state.
+                self.execute_for_job(Write::DeleteJob, *id, "delete the record")?;
+                self.execute_for_job(Write::DeleteTasks, *id, "delete the tasks")?;
+                self.execute_for_job(Write::DeleteOutput, *id, "delete the output")?;
+            }
+            StoreOp::PauseQueue { queue, paused } => {
+                let which = if *paused {
+                    Write::PauseQueue
+                } else {
+                    Write::ResumeQueue
+                };
+                self.get(which)?.execute([queue]).map_err(|e| {
+                    write_error(
+                        path,
+                        &format!("could not store the pause of queue {queue}"),
+                        &e,
+                    )
+                })?;
+            }
+            StoreOp::AppendOutput {
+                task,
+                offset,
+                line,
+                lines,
+                text,
+            } => {
+                let stmt = self.get(Write::AppendOutput)?;
+                output::append(stmt, *task, (*offset, *line, *lines, text), path)?;
+            }
+            StoreOp::DropOutput { task, from, to } => {
+                let stmt = self.get(Write::DropOutput)?;
+                output::drop_range(stmt, *task, *from, *to, path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the next job number past `past` (the number after the batch's highest).
+    fn raise_next_number(&mut self, past: i64) -> Result<(), StoreError> {
+        let path = self.path;
+        let changed = self
+            .get(Write::RaiseNextNumber)?
+            .execute(params![past])
+            .map_err(|e| write_error(path, "could not store the next job number", &e))?;
+        if changed == 0 {
+            return Err(StoreError::Database(
+                "could not store the next job number: the meta table has none; the file is \
+                 damaged, restore it from a backup"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// Every job with its tasks, in id order; each task's output extent is filled in by
+    /// the caller.
+    fn load_jobs(&self) -> Result<Vec<StoredJob>, StoreError> {
         let read_err = |e: rusqlite::Error| {
             StoreError::Database(format!(
                 "could not read jobs: {}",
                 lowercase_first(&e.to_string())
             ))
         };
-        let mut stmt = self.conn.prepare_cached(SELECT_JOBS).map_err(read_err)?;
-        let mut rows = stmt.query([]).map_err(read_err)?;
         let mut jobs = Vec::new();
-        while let Some(row) = rows.next().map_err(read_err)? {
-            let id = decode_id(row.get_ref(0).map_err(read_err)?)
-                .map_err(|message| self.incompatible(message))?;
-            let job = decode_row(id, row)
-                .map_err(|message| self.incompatible(format!("job {id}: {message}")))?;
-            jobs.push(job);
-        }
-        drop(rows);
-        drop(stmt);
-        let mut extents = output::extents(&self.conn)?;
-        for job in &mut jobs {
-            if let Some(extent) = extents.remove(&job.status.id) {
-                job.output = extent;
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached(rows::SELECT_JOBS)
+                .map_err(read_err)?;
+            let mut rows = stmt.query([]).map_err(read_err)?;
+            while let Some(row) = rows.next().map_err(read_err)? {
+                let id = decode_id(row.get_ref(0).map_err(read_err)?)
+                    .map_err(|message| self.incompatible(message))?;
+                let job = decode_job(id, row)
+                    .map_err(|message| self.incompatible(format!("job {id}: {message}")))?;
+                jobs.push(StoredJob {
+                    job,
+                    tasks: Vec::new(),
+                });
             }
+        }
+        // Tasks come in the jobs' order, so one pass over both pairs them.
+        let mut stmt = self
+            .conn
+            .prepare_cached(rows::SELECT_TASKS)
+            .map_err(read_err)?;
+        let mut rows = stmt.query([]).map_err(read_err)?;
+        let mut place = 0;
+        while let Some(row) = rows.next().map_err(read_err)? {
+            let job_id = decode_id(row.get_ref(0).map_err(read_err)?)
+                .map_err(|message| self.incompatible(format!("a task: {message}")))?;
+            let index = decode_index(job_id, row.get_ref(1).map_err(read_err)?)
+                .map_err(|message| self.incompatible(message))?;
+            let id = TaskId::new(job_id, index);
+            while jobs.get(place).is_some_and(|job| job.job.id < job_id) {
+                place += 1;
+            }
+            let Some(job) = jobs.get_mut(place).filter(|job| job.job.id == job_id) else {
+                return Err(self.incompatible(format!(
+                    "task {id} belongs to no stored job; the file is damaged"
+                )));
+            };
+            if usize::try_from(index).ok() != Some(job.tasks.len()) {
+                // Indexes are unique and come in order, so a wrong one means a gap.
+                return Err(self.incompatible(format!(
+                    "job {job_id}: its tasks are not numbered 0, 1, 2.. (task {} is missing); \
+                     the file is damaged",
+                    job.tasks.len()
+                )));
+            }
+            let task = decode_task(id, &job.job, row)
+                .map_err(|message| self.incompatible(format!("task {id}: {message}")))?;
+            job.tasks.push(task);
+        }
+        if let Some(job) = jobs.iter().find(|job| job.tasks.is_empty()) {
+            return Err(self.incompatible(format!(
+                "job {} has no tasks; the file is damaged",
+                job.job.id
+            )));
         }
         Ok(jobs)
     }
 
+    /// The next job number, as stored.
+    fn load_next_number(&self) -> Result<u64, StoreError> {
+        let value = self
+            .conn
+            .prepare_cached(rows::SELECT_NEXT_NUMBER)
+            .and_then(|mut stmt| {
+                stmt.query_row([], |row| {
+                    Ok(match row.get_ref(0)? {
+                        ValueRef::Integer(value) => u64::try_from(value).ok(),
+                        _ => None,
+                    })
+                })
+            })
+            .map_err(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => {
+                    self.incompatible("its meta table has no next_number".to_owned())
+                }
+                e => StoreError::Database(format!(
+                    "could not read the next job number: {}",
+                    lowercase_first(&e.to_string())
+                )),
+            })?;
+        value.ok_or_else(|| {
+            self.incompatible("its next_number is not a job number; the file is damaged".to_owned())
+        })
+    }
+
+    /// The paused queues, by name.
+    fn load_paused_queues(&self) -> Result<Vec<String>, StoreError> {
+        let read_err = |e: rusqlite::Error| {
+            StoreError::Database(format!(
+                "could not read the paused queues: {}",
+                lowercase_first(&e.to_string())
+            ))
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(rows::SELECT_PAUSED_QUEUES)
+            .map_err(read_err)?;
+        let queues = stmt
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(read_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(read_err)?;
+        Ok(queues)
+    }
+}
+
+impl Store for SqliteStore {
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        let mut jobs = self.load_jobs()?;
+        let mut extents = output::extents(&self.conn)?;
+        for job in &mut jobs {
+            for task in &mut job.tasks {
+                if let Some(extent) = extents.remove(&task.status.id) {
+                    task.output = extent;
+                }
+            }
+        }
+        Ok(Loaded {
+            jobs,
+            next_number: self.load_next_number()?,
+            paused_queues: self.load_paused_queues()?,
+        })
+    }
+
     fn read_output(
         &mut self,
-        job: JobId,
+        task: TaskId,
         from: u64,
         max_bytes: usize,
     ) -> Result<LogPage, StoreError> {
         if let Some(lost) = &self.lost {
             return Err(lost.clone());
         }
-        output::read(&self.conn, job, from, max_bytes)
+        output::read(&self.conn, task, from, max_bytes)
     }
 
     fn commit(&mut self, ops: &[StoreOp]) -> Result<(), StoreError> {
@@ -351,8 +630,7 @@ impl Store for SqliteStore {
         let SqliteStore {
             conn,
             file,
-            no_attempts,
-            after,
+            encodings,
             ..
         } = self;
         let file = file.as_path();
@@ -361,62 +639,14 @@ impl Store for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| write_error(file, "could not begin a transaction", &e))?;
         {
-            let mut statements = Statements {
-                insert: None,
-                update: None,
-                delete: None,
-                delete_output: None,
-                append_output: None,
-                drop_output: None,
-            };
+            let mut statements = Statements::new(&tx, file);
+            // The number after the batch's highest, written once for the whole batch.
+            let mut next_number = None;
             for op in ops {
-                match op {
-                    StoreOp::Insert(job) => {
-                        let stmt = statement(&mut statements.insert, &tx, INSERT_JOB, file)?;
-                        rows::insert(stmt, job, no_attempts, after, file)?;
-                    }
-                    StoreOp::Update(status) => {
-                        let stmt = statement(&mut statements.update, &tx, UPDATE_JOB, file)?;
-                        rows::update(stmt, status, no_attempts, file)?;
-                    }
-                    StoreOp::Delete(id) => {
-                        let stmt = statement(&mut statements.delete, &tx, DELETE_JOB, file)?;
-                        // Deleting a job that is not stored is not an error: pruning twice
-                        // leaves the same state.
-                        stmt.execute([id.0.as_bytes()]).map_err(|e| {
-                            write_error(file, &format!("could not delete job {id}"), &e)
-                        })?;
-                        let stmt = statement(
-                            &mut statements.delete_output,
-                            &tx,
-                            output::DELETE_OUTPUT,
-                            file,
-                        )?;
-                        stmt.execute([id.0.as_bytes()]).map_err(|e| {
-                            write_error(file, &format!("could not delete output of job {id}"), &e)
-                        })?;
-                    }
-                    StoreOp::AppendOutput {
-                        job,
-                        offset,
-                        line,
-                        lines,
-                        text,
-                    } => {
-                        let stmt = statement(
-                            &mut statements.append_output,
-                            &tx,
-                            output::APPEND_OUTPUT,
-                            file,
-                        )?;
-                        output::append(stmt, *job, (*offset, *line, *lines, text), file)?;
-                    }
-                    StoreOp::DropOutput { job, from, to } => {
-                        let stmt =
-                            statement(&mut statements.drop_output, &tx, output::DROP_OUTPUT, file)?;
-                        output::drop_range(stmt, *job, *from, *to, file)?;
-                    }
-                }
+                statements.apply(op, encodings, &mut next_number)?;
+            }
+            if let Some(past) = next_number {
+                statements.raise_next_number(past)?;
             }
         }
         tx.commit()

@@ -1,98 +1,101 @@
-//! Job output in the `output` table: chunks appended with their byte offset, the middle of a
-//! long output dropped, and pages read back.
+//! Task output in the `output` table: chunks appended with their byte offset, the middle of
+//! a long output dropped, and pages read back.
 //!
 //! A chunk's `text` holds its lines, each followed by a newline, so offsets count bytes of
-//! the output as printed. Chunks of one job follow each other without overlap; a gap between
-//! two is output dropped to keep the job within its bound.
+//! the output as printed. Chunks of one task follow each other without overlap; a gap
+//! between two is output dropped to keep the task within its bound. Rows are keyed by the
+//! task's job and index, so a job's output goes with it by one range of the index.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use buildcat_proto::{DroppedOutput, JobId, LogPage};
+use buildcat_proto::{DroppedOutput, LogPage, TaskId};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
 use super::errors::{lowercase_first, write_error};
-use super::rows::decode_id;
+use super::rows::{decode_id, decode_index};
 use crate::store::{OutputExtent, StoreError};
 
 /// Appends a chunk; the parameters are the columns in table order.
-pub(super) const APPEND_OUTPUT: &str =
-    "INSERT INTO output (job, offset, line, lines, text) VALUES (?1, ?2, ?3, ?4, ?5)";
+pub(super) const APPEND_OUTPUT: &str = "INSERT INTO output (job, task, offset, line, lines, \
+    text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
-/// Drops the chunks of job ?1 that lie wholly within bytes ?2..?3.
-pub(super) const DROP_OUTPUT: &str = "DELETE FROM output WHERE job = ?1 AND offset >= ?2 \
-    AND offset < ?3 AND offset + length(text) <= ?3";
+/// Drops the chunks of task ?1.?2 that lie wholly within bytes ?3..?4.
+pub(super) const DROP_OUTPUT: &str = "DELETE FROM output WHERE job = ?1 AND task = ?2 \
+    AND offset >= ?3 AND offset < ?4 AND offset + length(text) <= ?4";
 
-/// Deletes all of a job's output, with the job.
+/// Deletes all the output of a job's tasks, with the job.
 pub(super) const DELETE_OUTPUT: &str = "DELETE FROM output WHERE job = ?1";
 
-/// Where each job's output ends.
-const SELECT_EXTENTS: &str =
-    "SELECT job, max(offset + length(text)), max(line + lines) FROM output GROUP BY job";
+/// Where each task's output ends.
+const SELECT_EXTENTS: &str = "SELECT job, task, max(offset + length(text)), max(line + lines) \
+    FROM output GROUP BY job, task";
 
-/// The chunk of job ?1 that starts at or before byte ?2, the latest such.
+/// The chunk of task ?1.?2 that starts at or before byte ?3, the latest such.
 const SELECT_CHUNK_AT: &str = "SELECT offset, line, lines, text FROM output \
-    WHERE job = ?1 AND offset <= ?2 ORDER BY offset DESC LIMIT 1";
+    WHERE job = ?1 AND task = ?2 AND offset <= ?3 ORDER BY offset DESC LIMIT 1";
 
-/// The chunks of job ?1 that start after byte ?2, in order.
+/// The chunks of task ?1.?2 that start after byte ?3, in order.
 const SELECT_CHUNKS_AFTER: &str = "SELECT offset, line, lines, text FROM output \
-    WHERE job = ?1 AND offset > ?2 ORDER BY offset";
+    WHERE job = ?1 AND task = ?2 AND offset > ?3 ORDER BY offset";
 
 /// An integer column that must fit an `i64`, or the error that names it.
-fn to_sql(value: u64, what: &str, job: JobId) -> Result<i64, StoreError> {
+fn to_sql(value: u64, what: &str, task: TaskId) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| {
         StoreError::Database(format!(
-            "could not store output of job {job}: {what} {value} is too large to store"
+            "could not store output of task {task}: {what} {value} is too large to store"
         ))
     })
 }
 
-/// Appends one chunk of a job's output.
+/// Appends one chunk of a task's output.
 pub(super) fn append(
     stmt: &mut CachedStatement<'_>,
-    job: JobId,
+    task: TaskId,
     chunk: (u64, u64, u64, &str),
     path: &Path,
 ) -> Result<(), StoreError> {
     let (offset, line, lines, text) = chunk;
     stmt.execute(params![
-        job.0.as_bytes(),
-        to_sql(offset, "offset", job)?,
-        to_sql(line, "line", job)?,
-        to_sql(lines, "line count", job)?,
+        task.job.0.as_bytes(),
+        task.index,
+        to_sql(offset, "offset", task)?,
+        to_sql(line, "line", task)?,
+        to_sql(lines, "line count", task)?,
         text.as_bytes(),
     ])
-    .map_err(|e| write_error(path, &format!("could not store output of job {job}"), &e))?;
+    .map_err(|e| write_error(path, &format!("could not store output of task {task}"), &e))?;
     Ok(())
 }
 
-/// Drops the chunks of `job` wholly within `from..to`.
+/// Drops the chunks of `task` wholly within `from..to`.
 pub(super) fn drop_range(
     stmt: &mut CachedStatement<'_>,
-    job: JobId,
+    task: TaskId,
     from: u64,
     to: u64,
     path: &Path,
 ) -> Result<(), StoreError> {
     stmt.execute(params![
-        job.0.as_bytes(),
-        to_sql(from, "offset", job)?,
-        to_sql(to, "offset", job)?,
+        task.job.0.as_bytes(),
+        task.index,
+        to_sql(from, "offset", task)?,
+        to_sql(to, "offset", task)?,
     ])
-    .map_err(|e| write_error(path, &format!("could not drop output of job {job}"), &e))?;
+    .map_err(|e| write_error(path, &format!("could not drop output of task {task}"), &e))?;
     Ok(())
 }
 
 /// A read failure in words.
 fn read_error(e: &rusqlite::Error) -> StoreError {
     StoreError::Database(format!(
-        "could not read job output: {}",
+        "could not read task output: {}",
         lowercase_first(&e.to_string())
     ))
 }
 
-/// Where each job's output ends, for the jobs that have any.
-pub(super) fn extents(conn: &Connection) -> Result<HashMap<JobId, OutputExtent>, StoreError> {
+/// Where each task's output ends, for the tasks that have any.
+pub(super) fn extents(conn: &Connection) -> Result<HashMap<TaskId, OutputExtent>, StoreError> {
     let mut stmt = conn
         .prepare_cached(SELECT_EXTENTS)
         .map_err(|e| read_error(&e))?;
@@ -100,14 +103,16 @@ pub(super) fn extents(conn: &Connection) -> Result<HashMap<JobId, OutputExtent>,
     let mut extents = HashMap::new();
     while let Some(row) = rows.next().map_err(|e| read_error(&e))? {
         let job = decode_id(row.get_ref(0).map_err(|e| read_error(&e))?)
-            .map_err(|message| StoreError::Database(format!("job output: {message}")))?;
-        let bytes: i64 = row.get(1).map_err(|e| read_error(&e))?;
-        let lines: i64 = row.get(2).map_err(|e| read_error(&e))?;
+            .map_err(|message| StoreError::Database(format!("task output: {message}")))?;
+        let index = decode_index(job, row.get_ref(1).map_err(|e| read_error(&e))?)
+            .map_err(|message| StoreError::Database(format!("task output: {message}")))?;
+        let bytes: i64 = row.get(2).map_err(|e| read_error(&e))?;
+        let lines: i64 = row.get(3).map_err(|e| read_error(&e))?;
         let extent = OutputExtent {
             bytes: u64::try_from(bytes).unwrap_or(0),
             lines: u64::try_from(lines).unwrap_or(0),
         };
-        extents.insert(job, extent);
+        extents.insert(TaskId::new(job, index), extent);
     }
     Ok(extents)
 }
@@ -182,12 +187,12 @@ impl Filling {
     }
 }
 
-/// Up to about `max_bytes` of `job`'s output from byte `from`: see [`Store::read_output`].
+/// Up to about `max_bytes` of `task`'s output from byte `from`: see [`Store::read_output`].
 ///
 /// [`Store::read_output`]: crate::store::Store::read_output
 pub(super) fn read(
     conn: &Connection,
-    job: JobId,
+    task: TaskId,
     from: u64,
     max_bytes: usize,
 ) -> Result<LogPage, StoreError> {
@@ -203,7 +208,10 @@ pub(super) fn read(
     let before = conn
         .prepare_cached(SELECT_CHUNK_AT)
         .map_err(|e| read_error(&e))?
-        .query_row(params![job.0.as_bytes(), from_sql], Chunk::from_row)
+        .query_row(
+            params![task.job.0.as_bytes(), task.index, from_sql],
+            Chunk::from_row,
+        )
         .optional()
         .map_err(|e| read_error(&e))?;
     if let Some(chunk) = before {
@@ -219,7 +227,7 @@ pub(super) fn read(
         .prepare_cached(SELECT_CHUNKS_AFTER)
         .map_err(|e| read_error(&e))?;
     let mut rows = stmt
-        .query(params![job.0.as_bytes(), from_sql])
+        .query(params![task.job.0.as_bytes(), task.index, from_sql])
         .map_err(|e| read_error(&e))?;
     while let Some(row) = rows.next().map_err(|e| read_error(&e))? {
         let chunk = Chunk::from_row(row).map_err(|e| read_error(&e))?;
@@ -244,21 +252,21 @@ pub(super) fn read(
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::Connection;
+    use buildcat_proto::TaskId;
 
-    use super::super::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
+    use super::super::{SqliteOptions, SqliteStore};
     use crate::store::conformance::{new_id, plain_job};
     use crate::store::{Store, StoreOp};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     /// Chunk `index` of ten lines of ten bytes: offsets 100 apart, lines 10 apart.
-    fn chunk(job: buildcat_proto::JobId, index: u64) -> StoreOp {
+    fn chunk(task: TaskId, index: u64) -> StoreOp {
         let text: String = (0..10)
             .map(|line| format!("{:09}\n", index * 10 + line))
             .collect();
         StoreOp::AppendOutput {
-            job,
+            task,
             offset: index * 100,
             line: index * 10,
             lines: 10,
@@ -271,74 +279,41 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let mut store = SqliteStore::open(&dir.path().join("b.db"), SqliteOptions::default())?;
         let job = new_id(&uuid::ContextV7::new(), 1);
-        let mut ops = vec![StoreOp::Insert(plain_job(job))];
-        ops.extend((0..10).map(|index| chunk(job, index)));
+        let task = TaskId::new(job, 0);
+        let mut ops = vec![StoreOp::Insert(plain_job(job, 1))];
+        ops.extend((0..10).map(|index| chunk(task, index)));
         // Chunks 2 to 6 go; chunk 7 reaches past 750, so it stays.
         ops.push(StoreOp::DropOutput {
-            job,
+            task,
             from: 200,
             to: 750,
         });
         store.commit(&ops)?;
-        let head = store.read_output(job, 0, 10_000)?;
+        let head = store.read_output(task, 0, 10_000)?;
         assert_eq!(head.lines.len(), 20);
         assert_eq!((head.offset, head.next, head.dropped), (0, 200, None));
-        let tail = store.read_output(job, head.next, 10_000)?;
+        let tail = store.read_output(task, head.next, 10_000)?;
         let dropped = tail.dropped.expect("the gap is reported");
         assert_eq!((dropped.bytes, dropped.lines), (500, 50));
         assert_eq!(tail.offset, 700);
         assert_eq!(tail.lines.first().map(String::as_str), Some("000000070"));
         assert_eq!((tail.lines.len(), tail.next), (30, 1_000));
         // From inside a line: the page starts at the next whole line.
-        let inside = store.read_output(job, 105, 25)?;
+        let inside = store.read_output(task, 105, 25)?;
         assert_eq!(inside.offset, 110);
         assert_eq!(inside.lines, ["000000011", "000000012"]);
         assert_eq!(inside.next, 130);
         // Past the end: nothing, and `next` stays.
-        let past = store.read_output(job, 1_000, 100)?;
+        let past = store.read_output(task, 1_000, 100)?;
         assert!(past.lines.is_empty() && past.next == 1_000);
         // The extent survives a reopen; deleting the job deletes its output.
         drop(store);
         let mut store = SqliteStore::open(&dir.path().join("b.db"), SqliteOptions::default())?;
         let loaded = store.load()?;
-        assert_eq!(
-            (loaded[0].output.bytes, loaded[0].output.lines),
-            (1_000, 100)
-        );
+        let extent = loaded.jobs[0].tasks[0].output;
+        assert_eq!((extent.bytes, extent.lines), (1_000, 100));
         store.commit(&[StoreOp::Delete(job)])?;
-        assert!(store.read_output(job, 0, 10_000)?.lines.is_empty());
-        Ok(())
-    }
-
-    /// A file written by a buildcat that kept output in memory (schema version 1) gets the
-    /// output table when opened, and keeps its jobs.
-    #[test]
-    fn a_version_1_file_is_migrated() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("old.db");
-        let job = new_id(&uuid::ContextV7::new(), 1);
-        {
-            let mut store = SqliteStore::open(&path, SqliteOptions::default())?;
-            store.commit(&[StoreOp::Insert(plain_job(job))])?;
-        }
-        {
-            let conn = Connection::open(&path)?;
-            conn.execute_batch(
-                "DROP TABLE output; UPDATE meta SET value = 1 WHERE key = 'schema_version';",
-            )?;
-        }
-        let mut store = SqliteStore::open(&path, SqliteOptions::default())?;
-        assert_eq!(store.load()?.len(), 1);
-        store.commit(&[chunk(job, 0)])?;
-        assert_eq!(store.read_output(job, 0, 10_000)?.lines.len(), 10);
-        drop(store);
-        let conn = Connection::open(&path)?;
-        let version: i64 = conn.query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |row| row.get(0),
-        )?;
-        assert_eq!(version, SCHEMA_VERSION);
+        assert!(store.read_output(task, 0, 10_000)?.lines.is_empty());
         Ok(())
     }
 }

@@ -1,72 +1,106 @@
 //! The layout of the file: the schema a fresh file gets and the version check of an existing
 //! one.
 //!
-//! Later layouts go here as a ladder of migrations: read every past version, write the
-//! newest.
+//! Past layouts are read as a ladder of migrations (`migrate.rs`): a file of any past
+//! version is rewritten to the newest when it is opened, in the same transaction that
+//! checks its version, so a crash during the migration leaves the old file as it was.
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::errors::describe_open;
+use super::migrate;
+use super::rows::Encodings;
 use crate::store::StoreError;
 use std::path::Path;
 
 /// The version of the layout this buildcat writes, and the newest it reads.
 ///
 /// 1: jobs. 2: job output (the `output` table), which version 1 kept in memory only.
-pub const SCHEMA_VERSION: i64 = 2;
+/// 3: jobs made of tasks (the `tasks` table), job numbers, paused queues.
+pub const SCHEMA_VERSION: i64 = 3;
 
-/// The statements that create a fresh file's schema.
-///
-/// `jobs` is an ordinary rowid table with an index on `id`: measured against `WITHOUT
-/// ROWID`, it inserts and updates as fast for small arguments and much faster for
-/// arguments of a few kilobytes, which a clustered index would have to move around.
-const CREATE_SCHEMA: &str = "
+/// The `meta` table: the schema version and the next job number, as key and value.
+const CREATE_META: &str = "
     CREATE TABLE meta (
         key TEXT PRIMARY KEY NOT NULL,
         value ANY NOT NULL
     ) STRICT;
+";
+
+/// The tables of the current layout, which a fresh file gets and a migration writes.
+///
+/// `jobs` and `tasks` are ordinary rowid tables with a unique index on their key: measured
+/// against `WITHOUT ROWID`, an ordinary table inserts and updates as fast for small rows and
+/// much faster for task arguments of a few kilobytes, which a clustered index would have to
+/// move around. `jobs.after` holds the encoded `Vec<Dependency>`, and `tasks.attempts`,
+/// `tasks.failure` the encoded attempts and failure (see `rows.rs`).
+///
+/// `output` holds one row per chunk of a task's output as the server received it (a worker's
+/// batch of lines), keyed by its task and byte offset, so a page is read by a range scan of
+/// the index and the middle of a long output is dropped by one; `text` holds the lines,
+/// each followed by a newline, so its length is the chunk's size in bytes. A rowid table
+/// too: chunks of tens of kilobytes would weigh down a clustered index.
+///
+/// `paused_queues` is a handful of short names, looked up by name only: `WITHOUT ROWID`.
+pub(super) const CREATE_TABLES: &str = "
     CREATE TABLE jobs (
         id BLOB PRIMARY KEY NOT NULL,
+        number INTEGER NOT NULL UNIQUE,
+        name TEXT NOT NULL,
         queue TEXT NOT NULL,
         kind TEXT NOT NULL,
-        args BLOB NOT NULL,
+        submitter TEXT NOT NULL,
+        runs TEXT NOT NULL,
         timeout_ms INTEGER,
         max_attempts INTEGER NOT NULL,
         priority INTEGER NOT NULL,
         after BLOB NOT NULL,
-        state TEXT NOT NULL,
+        paused INTEGER NOT NULL,
         created_at INTEGER NOT NULL,
+        ended_at INTEGER
+    ) STRICT;
+    CREATE TABLE tasks (
+        job BLOB NOT NULL,
+        idx INTEGER NOT NULL,
+        frames TEXT,
+        args BLOB NOT NULL,
+        state TEXT NOT NULL,
+        max_attempts INTEGER NOT NULL,
         ended_at INTEGER,
         attempts BLOB NOT NULL,
         result BLOB,
         failure BLOB
     ) STRICT;
-";
-
-/// The job output table, added by version 2.
-///
-/// One row per chunk of output as the server received it (a worker's batch of lines), keyed
-/// by its job and byte offset, so a page is read by a range scan of the index and the middle
-/// of a long output is dropped by one. `text` is a blob holding the lines, each followed by
-/// a newline, so its length is the chunk's size in bytes. An ordinary rowid table: chunks
-/// of tens of kilobytes would weigh down a clustered index.
-const CREATE_OUTPUT: &str = "
+    CREATE UNIQUE INDEX tasks_by_job ON tasks (job, idx);
     CREATE TABLE output (
         job BLOB NOT NULL,
+        task INTEGER NOT NULL,
         offset INTEGER NOT NULL,
         line INTEGER NOT NULL,
         lines INTEGER NOT NULL,
         text BLOB NOT NULL
     ) STRICT;
-    CREATE UNIQUE INDEX output_by_job ON output (job, offset);
+    CREATE UNIQUE INDEX output_by_task ON output (job, task, offset);
+    CREATE TABLE paused_queues (
+        queue TEXT PRIMARY KEY NOT NULL
+    ) STRICT, WITHOUT ROWID;
 ";
 
-/// Creates the schema of a fresh file, or checks the version of an existing one.
+/// The number a fresh store gives its first job.
+pub(super) const FIRST_NUMBER: i64 = 1;
+
+/// Creates the schema of a fresh file, or checks the version of an existing one and
+/// migrates it from a past version.
 ///
 /// This runs in a write transaction, so by the time it returns the connection holds the
 /// file's exclusive lock for good.
-pub(super) fn init_schema(conn: &Connection, path: &Path, shown: &str) -> Result<(), StoreError> {
+pub(super) fn init_schema(
+    conn: &Connection,
+    path: &Path,
+    shown: &str,
+    encodings: &Encodings,
+) -> Result<(), StoreError> {
     let open_err = |e: rusqlite::Error| StoreError::Open {
         path: shown.to_owned(),
         message: describe_open(path, &e),
@@ -100,14 +134,8 @@ pub(super) fn init_schema(conn: &Connection, path: &Path, shown: &str) -> Result
             .map_err(open_err)?;
         match version {
             Some(StoredVersion::Int(SCHEMA_VERSION)) => {}
-            Some(StoredVersion::Int(1)) => {
-                // Version 1 kept output in memory: add its table.
-                tx.execute_batch(CREATE_OUTPUT).map_err(open_err)?;
-                tx.execute(
-                    "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
-                    [SCHEMA_VERSION],
-                )
-                .map_err(open_err)?;
+            Some(StoredVersion::Int(old @ (1 | 2))) => {
+                migrate::to_current(&tx, old, path, shown, encodings)?;
             }
             Some(StoredVersion::Int(v)) if v > SCHEMA_VERSION => {
                 return Err(incompatible(format!(
@@ -144,11 +172,11 @@ pub(super) fn init_schema(conn: &Connection, path: &Path, shown: &str) -> Result
                     .to_owned(),
             ));
         }
-        tx.execute_batch(CREATE_SCHEMA).map_err(open_err)?;
-        tx.execute_batch(CREATE_OUTPUT).map_err(open_err)?;
+        tx.execute_batch(CREATE_META).map_err(open_err)?;
+        tx.execute_batch(CREATE_TABLES).map_err(open_err)?;
         tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
-            [SCHEMA_VERSION],
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1), ('next_number', ?2)",
+            [SCHEMA_VERSION, FIRST_NUMBER],
         )
         .map_err(open_err)?;
     }

@@ -36,7 +36,7 @@ fn full_disk_is_reported_plainly_and_rolls_back() -> TestResult {
     let dir = tempfile::tempdir()?;
     let mut store = open(&db_path(&dir))?;
     let context = uuid::ContextV7::new();
-    let small = plain_job(new_id(&context, 1));
+    let small = plain_job(new_id(&context, 1), 1);
     store.commit(&[StoreOp::Insert(small.clone())])?;
     // Cap the file at its current size: the next page it needs is refused with
     // SQLITE_FULL, as on a full disk.
@@ -44,8 +44,8 @@ fn full_disk_is_reported_plainly_and_rolls_back() -> TestResult {
         .conn
         .query_row("PRAGMA page_count", [], |row| row.get(0))?;
     store.conn.pragma_update(None, "max_page_count", pages)?;
-    let mut big = plain_job(new_id(&context, 2));
-    big.args = vec![7; 1 << 20];
+    let mut big = plain_job(new_id(&context, 2), 2);
+    big.tasks[0].args = vec![7; 1 << 20];
     let result = store.commit(&[StoreOp::Insert(big)]);
     match result {
         Err(error @ StoreError::Unavailable(_)) => {
@@ -55,7 +55,34 @@ fn full_disk_is_reported_plainly_and_rolls_back() -> TestResult {
         }
         other => panic!("expected storage to be unavailable, got {other:?}"),
     }
-    assert_eq!(store.load()?, vec![small]);
+    assert_eq!(store.load()?.jobs, vec![small]);
+    Ok(())
+}
+
+/// A job stored twice is named by what clashes: its id, or its number.
+#[test]
+fn a_clash_names_the_id_or_the_number() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut store = open(&db_path(&dir))?;
+    let context = uuid::ContextV7::new();
+    let first = plain_job(new_id(&context, 1), 7);
+    store.commit(&[StoreOp::Insert(first.clone())])?;
+    let mut same_id = first.clone();
+    same_id.job.number = 8;
+    let message = match store.commit(&[StoreOp::Insert(same_id)]) {
+        Err(error) => error.to_string(),
+        Ok(()) => panic!("a job stored twice was accepted"),
+    };
+    assert!(
+        message.contains("a job with this id is already stored"),
+        "{message}"
+    );
+    let same_number = plain_job(new_id(&context, 2), 7);
+    let message = match store.commit(&[StoreOp::Insert(same_number)]) {
+        Err(error) => error.to_string(),
+        Ok(()) => panic!("a number stored twice was accepted"),
+    };
+    assert!(message.contains("has its number 7"), "{message}");
     Ok(())
 }
 
@@ -66,13 +93,13 @@ fn newer_schema_is_refused() -> TestResult {
     drop(open(&path)?);
     {
         let conn = Connection::open(&path)?;
-        conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'", [])?;
+        conn.execute("UPDATE meta SET value = 4 WHERE key = 'schema_version'", [])?;
     }
     match open(&path) {
         Err(error @ StoreError::Incompatible { .. }) => {
             let message = error.to_string();
+            assert!(message.contains("version 4"), "{message}");
             assert!(message.contains("version 3"), "{message}");
-            assert!(message.contains("version 2"), "{message}");
             assert!(message.contains("newer buildcat"), "{message}");
             assert!(message.contains(&path.display().to_string()), "{message}");
         }
@@ -133,7 +160,7 @@ fn second_open_fails_while_first_is_open() -> TestResult {
     let path = db_path(&dir);
     let context = uuid::ContextV7::new();
     let mut first = open(&path)?;
-    first.commit(&[StoreOp::Insert(plain_job(new_id(&context, 1)))])?;
+    first.commit(&[StoreOp::Insert(plain_job(new_id(&context, 1), 1))])?;
     match open(&path) {
         Err(error @ StoreError::Open { .. }) => {
             let message = error.to_string();
@@ -143,11 +170,11 @@ fn second_open_fails_while_first_is_open() -> TestResult {
         other => panic!("expected an open error, got {other:?}"),
     }
     // The first store is unaffected and keeps working.
-    first.commit(&[StoreOp::Insert(plain_job(new_id(&context, 2)))])?;
-    assert_eq!(first.load()?.len(), 2);
+    first.commit(&[StoreOp::Insert(plain_job(new_id(&context, 2), 2))])?;
+    assert_eq!(first.load()?.jobs.len(), 2);
     drop(first);
     let mut second = open(&path)?;
-    assert_eq!(second.load()?.len(), 2);
+    assert_eq!(second.load()?.jobs.len(), 2);
     Ok(())
 }
 
@@ -219,46 +246,102 @@ fn directory_path_is_refused() -> TestResult {
     Ok(())
 }
 
+/// Opens the store at `path` after running `damage` on the file, and checks that `load`
+/// refuses it as incompatible with a message holding every one of `expected`.
+fn assert_damaged(path: &Path, damage: &str, expected: &[&str]) -> TestResult {
+    {
+        let conn = Connection::open(path)?;
+        conn.execute_batch(damage)?;
+    }
+    let mut store = open(path)?;
+    match store.load() {
+        Err(error @ StoreError::Incompatible { .. }) => {
+            let message = error.to_string();
+            for part in expected {
+                assert!(message.contains(part), "{damage}: {message}");
+            }
+        }
+        other => panic!("{damage}: expected an incompatible error, got {other:?}"),
+    }
+    Ok(())
+}
+
 #[test]
-fn damaged_row_is_incompatible_and_names_the_job() -> TestResult {
+fn damaged_rows_are_incompatible_and_name_the_job() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = db_path(&dir);
     let context = uuid::ContextV7::new();
-    let job = plain_job(new_id(&context, 1));
+    let job = conformance::job_of(new_id(&context, 1), 1, 3);
+    let id = job.job.id.to_string();
     {
         let mut store = open(&path)?;
         store.commit(&[StoreOp::Insert(job.clone())])?;
     }
+    let task = format!("{id}.1");
+    assert_damaged(
+        &path,
+        "UPDATE tasks SET state = 'exploded' WHERE idx = 1",
+        &[&task, "exploded"],
+    )?;
+    // A pause is its job's or its queue's: a task stored as paused is damage.
+    assert_damaged(
+        &path,
+        "UPDATE tasks SET state = 'paused' WHERE idx = 1",
+        &[&task, "paused"],
+    )?;
+    assert_damaged(
+        &path,
+        "UPDATE tasks SET state = 'queued', attempts = x'ffffffff' WHERE idx = 1",
+        &[&task, "attempts"],
+    )?;
+    assert_damaged(
+        &path,
+        "UPDATE tasks SET attempts = (SELECT attempts FROM tasks WHERE idx = 0); \
+         CREATE TABLE saved AS SELECT after FROM jobs; UPDATE jobs SET after = x'ffffffff'",
+        &[&id, "dependencies"],
+    )?;
+    assert_damaged(
+        &path,
+        "UPDATE jobs SET after = (SELECT after FROM saved), paused = 2",
+        &[&id, "paused"],
+    )?;
+    Ok(())
+}
+
+#[test]
+fn tasks_that_do_not_fit_their_jobs_are_damage() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = db_path(&dir);
+    let context = uuid::ContextV7::new();
+    let a = conformance::job_of(new_id(&context, 1), 1, 3);
+    let b = conformance::job_of(new_id(&context, 2), 2, 1);
+    let a_id = a.job.id.to_string();
+    let b_id = b.job.id.to_string();
     {
-        let conn = Connection::open(&path)?;
-        conn.execute("UPDATE jobs SET state = 'exploded'", [])?;
+        let mut store = open(&path)?;
+        store.commit(&[StoreOp::Insert(a), StoreOp::Insert(b)])?;
     }
-    let mut store = open(&path)?;
-    match store.load() {
-        Err(error @ StoreError::Incompatible { .. }) => {
-            let message = error.to_string();
-            assert!(message.contains(&job.status.id.to_string()), "{message}");
-            assert!(message.contains("exploded"), "{message}");
-        }
-        other => panic!("expected an incompatible error, got {other:?}"),
-    }
-    drop(store);
-    {
-        let conn = Connection::open(&path)?;
-        conn.execute(
-            "UPDATE jobs SET state = 'queued', attempts = x'ffffffff'",
-            [],
-        )?;
-    }
-    let mut store = open(&path)?;
-    match store.load() {
-        Err(error @ StoreError::Incompatible { .. }) => {
-            let message = error.to_string();
-            assert!(message.contains(&job.status.id.to_string()), "{message}");
-            assert!(message.contains("attempts"), "{message}");
-        }
-        other => panic!("expected an incompatible error, got {other:?}"),
-    }
+    // A gap in a job's tasks.
+    assert_damaged(
+        &path,
+        "UPDATE tasks SET idx = 5 WHERE idx = 1",
+        &[&a_id, "task 1 is missing"],
+    )?;
+    // A job without tasks.
+    assert_damaged(
+        &path,
+        "UPDATE tasks SET idx = 1 WHERE idx = 5; \
+         CREATE TABLE saved AS SELECT * FROM tasks WHERE idx = 0 AND job = (SELECT max(job) FROM tasks); \
+         DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks WHERE job = (SELECT max(job) FROM tasks))",
+        &[&b_id, "no tasks"],
+    )?;
+    // Tasks of a job that is not stored.
+    assert_damaged(
+        &path,
+        "INSERT INTO tasks SELECT * FROM saved; DROP TABLE saved; \
+         DELETE FROM jobs WHERE number = 2",
+        &[&b_id, "belongs to no stored job"],
+    )?;
     Ok(())
 }
 
@@ -299,7 +382,7 @@ fn commit_jobs(
 ) -> Result<Vec<StoredJob>, StoreError> {
     let mut jobs = Vec::new();
     for millis in first..first + count {
-        let job = plain_job(new_id(context, millis));
+        let job = plain_job(new_id(context, millis), millis);
         store.commit(&[StoreOp::Insert(job.clone())])?;
         jobs.push(job);
     }
@@ -330,7 +413,7 @@ fn removed_database_fails_this_and_every_later_commit() -> TestResult {
     commit_jobs(&mut store, &context, 1, 3)?;
     std::fs::remove_file(&path)?;
     std::fs::remove_file(dir.path().join("buildcat.db-wal"))?;
-    let job = plain_job(new_id(&context, 10));
+    let job = plain_job(new_id(&context, 10), 10);
     assert_lost(store.commit(&[StoreOp::Insert(job.clone())]), "was removed");
     // Every later commit is refused too, even after a file appears at the path again.
     std::fs::write(&path, b"")?;
@@ -339,7 +422,7 @@ fn removed_database_fails_this_and_every_later_commit() -> TestResult {
     // A restart starts from what is at the path now: nothing was acknowledged into the
     // removed file after the removal.
     std::fs::remove_file(&path)?;
-    assert!(open(&path)?.load()?.is_empty());
+    assert!(open(&path)?.load()?.jobs.is_empty());
     Ok(())
 }
 
@@ -351,7 +434,7 @@ fn removed_wal_alone_is_noticed() -> TestResult {
     let mut store = open(&path)?;
     commit_jobs(&mut store, &context, 1, 2)?;
     std::fs::remove_file(dir.path().join("buildcat.db-wal"))?;
-    let job = plain_job(new_id(&context, 10));
+    let job = plain_job(new_id(&context, 10), 10);
     assert_lost(
         store.commit(&[StoreOp::Insert(job)]),
         "buildcat.db-wal was removed",
@@ -370,7 +453,7 @@ fn replaced_database_is_noticed() -> TestResult {
     let restored = dir.path().join("restored.db");
     std::fs::copy(&path, &restored)?;
     std::fs::rename(&restored, &path)?;
-    let job = plain_job(new_id(&context, 10));
+    let job = plain_job(new_id(&context, 10), 10);
     assert_lost(store.commit(&[StoreOp::Insert(job)]), "was replaced");
     Ok(())
 }
@@ -388,8 +471,8 @@ fn healthy_store_survives_many_commits_with_the_file_check() -> TestResult {
         for chunk in 0..40u64 {
             let batch: Vec<StoredJob> = (0..50)
                 .map(|i| {
-                    let mut job = plain_job(new_id(&context, chunk * 100 + i));
-                    job.args = vec![5; 4096];
+                    let mut job = plain_job(new_id(&context, chunk * 100 + i), chunk * 100 + i + 1);
+                    job.tasks[0].args = vec![5; 4096];
                     job
                 })
                 .collect();
@@ -399,7 +482,7 @@ fn healthy_store_survives_many_commits_with_the_file_check() -> TestResult {
         }
         jobs
     };
-    assert_eq!(open(&path)?.load()?, jobs);
+    assert_eq!(open(&path)?.load()?.jobs, jobs);
     Ok(())
 }
 
