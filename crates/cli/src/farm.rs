@@ -18,7 +18,7 @@ fn server_config(storage: &Path, tuning: &ServerTuning) -> anyhow::Result<Server
         bail!("--heartbeat must be a positive number of seconds");
     }
     if !(tuning.retention_hours >= 0.0 && tuning.retention_hours.is_finite()) {
-        bail!("--retention-hours must be zero or more");
+        bail!("--retention must be zero or more hours");
     }
     let mut config = ServerConfig::new(storage);
     config.sync = !tuning.unsafe_no_sync;

@@ -258,14 +258,17 @@ pub async fn follow_jobs(client: &Client, jobs: Vec<JobStatus>) -> anyhow::Resul
         let Some(status) = followed.ended.get(id) else {
             continue;
         };
-        if status.job.state != JobState::Finished {
-            let reasons = crate::jobs::ended_badly(status);
-            failed.push(format!(
-                "job {} {}: {}",
-                status.job.number,
-                status.job.state,
-                reasons.join("; ")
-            ));
+        match status.job.state {
+            JobState::Finished => {}
+            JobState::Canceled => failed.push(format!("job {} was canceled", status.job.number)),
+            state => {
+                let reasons = crate::jobs::ended_badly(status);
+                failed.push(format!(
+                    "job {} {state}: {}",
+                    status.job.number,
+                    reasons.join("; ")
+                ));
+            }
         }
     }
     eprintln!(
