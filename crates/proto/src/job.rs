@@ -147,18 +147,33 @@ impl FromStr for JobRef {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-            return s
-                .parse()
-                .map(JobRef::Number)
-                .map_err(|_| format!("job number `{s}` is too large"));
+            return s.parse().map(JobRef::Number).map_err(|_| {
+                format!(
+                    "job number `{s}` is too large; give the number `buildcat jobs` lists, or \
+                     the job's full id"
+                )
+            });
         }
-        match Uuid::parse_str(s) {
-            Ok(id) => Ok(JobRef::Id(JobId(id))),
-            Err(_) => Err(format!(
-                "`{s}` names no job: give the job's number (`42`, as `buildcat jobs` lists it) \
-                 or its full id"
-            )),
+        if let Ok(id) = Uuid::parse_str(s) {
+            return Ok(JobRef::Id(JobId(id)));
         }
+        /// The length of a hyphenated UUID: anything shorter that reads like its start is
+        /// taken for a prefix.
+        const ID_LEN: usize = 36;
+        let looks_like_a_prefix = s.len() < ID_LEN
+            && s.starts_with(|c: char| c.is_ascii_hexdigit())
+            && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        if looks_like_a_prefix {
+            return Err(format!(
+                "`{s}` is only part of a job id; give the job's number (`42`, as `buildcat \
+                 jobs` lists it) or its whole id (36 characters): ids made hours apart share \
+                 their first characters, so a prefix is not accepted"
+            ));
+        }
+        Err(format!(
+            "`{s}` names no job: give the job's number (`42`, as `buildcat jobs` lists it) \
+             or its full id"
+        ))
     }
 }
 
@@ -226,21 +241,23 @@ impl FromStr for TaskRef {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        match s.rsplit_once('.') {
-            Some((job, index)) => {
-                let index = index.parse().map_err(|_| {
-                    format!(
-                        "`{s}` names no task: a task is its job and its index, as in `42.3` \
-                         (`buildcat status 42` lists them)"
-                    )
-                })?;
-                Ok(TaskRef {
-                    job: job.parse()?,
-                    index: Some(index),
-                })
-            }
-            None => Ok(TaskRef::job(s.parse::<JobRef>()?)),
+        let Some((job, index)) = s.split_once('.') else {
+            return Ok(TaskRef::job(s.parse::<JobRef>()?));
+        };
+        let no_task = || {
+            format!(
+                "`{s}` names no task: a task is its job and its index, as in `42.3` \
+                 (`buildcat status 42` lists the tasks of job 42)"
+            )
+        };
+        if job.is_empty() || index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(no_task());
         }
+        let index = index.parse().map_err(|_| no_task())?;
+        Ok(TaskRef {
+            job: job.parse()?,
+            index: Some(index),
+        })
     }
 }
 

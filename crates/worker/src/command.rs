@@ -1,4 +1,4 @@
-//! The built-in [`RunCommand`] job (`buildcat run -- PROGRAM ARGS...`): a program run
+//! The built-in [`RunCommand`] task (`buildcat run -- PROGRAM ARGS...`): a program run
 //! without a shell, in the worker's root, through the process runner.
 
 use std::path::{Path, PathBuf};
@@ -10,9 +10,10 @@ use crate::process::{ProcessSpec, run_process};
 
 /// The handler of the built-in [`RunCommand`] task.
 ///
-/// The program runs in the root with `BUILDCAT_JOB_ID`, `BUILDCAT_ATTEMPT` and
-/// `BUILDCAT_ROOT` set. Exit code 0 finishes the job; anything else fails it with the exit
-/// code (or signal) and the last lines of output.
+/// The program runs in the root with `BUILDCAT_JOB_ID` (its job's id), `BUILDCAT_TASK`
+/// (the task as people name it, `42.3`), `BUILDCAT_TASK_INDEX` (its index in the job),
+/// `BUILDCAT_ATTEMPT` and `BUILDCAT_ROOT` set. Exit code 0 finishes the task; anything else
+/// fails it with the exit code (or signal) and the last lines of output.
 pub(crate) async fn handle(
     task: RunCommand,
     context: JobContext,
@@ -20,7 +21,9 @@ pub(crate) async fn handle(
     let program = resolve_program(&context.root, &task.program)?;
     let spec = ProcessSpec::new(program, &context.root)
         .args(task.args)
-        .env("BUILDCAT_JOB_ID", context.job.to_string())
+        .env("BUILDCAT_JOB_ID", context.task.job.to_string())
+        .env("BUILDCAT_TASK", &context.label)
+        .env("BUILDCAT_TASK_INDEX", context.task.index.to_string())
         .env("BUILDCAT_ATTEMPT", context.attempt.to_string())
         .env("BUILDCAT_ROOT", &context.root);
     let report = run_process(spec, &context, |_| {}).await?;

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use buildcat_client::tls::{self, Stream};
 use buildcat_proto::{
-    ClientFrame, CodecError, FrameCodec, HandshakeError, Hello, HelloReply, JobId,
-    PROTOCOL_VERSION, Reply, Request, RequestError, RequestId, Role, SOFTWARE_VERSION, ServerFrame,
+    ClientFrame, CodecError, FrameCodec, HandshakeError, Hello, HelloReply, PROTOCOL_VERSION,
+    Reply, Request, RequestError, RequestId, Role, SOFTWARE_VERSION, ServerFrame,
     WorkerRegistration,
 };
 use futures_util::{SinkExt, StreamExt};
@@ -73,10 +73,10 @@ pub(crate) enum LinkError {
     #[error("the server refused the registration: {0}")]
     RegistrationRefused(RequestError),
     /// The server could not store a result; it is sent again on a new connection.
-    #[error("the server could not take the result of job {job}: {error}")]
+    #[error("the server could not take the result of task {task}: {error}")]
     ResultRefused {
-        /// The job whose result was refused.
-        job: JobId,
+        /// The task whose result was refused, as people name it (`42.3`).
+        task: String,
         /// The server's reason.
         error: RequestError,
     },
@@ -112,8 +112,8 @@ pub(crate) struct Registered {
     pub(crate) name: String,
     /// How often to send a heartbeat.
     pub(crate) heartbeat: Duration,
-    /// How long the server keeps this worker's job once it stops hearing from it; the
-    /// worker's lease on a running job is derived from it.
+    /// How long the server keeps this worker's task once it stops hearing from it; the
+    /// worker's lease on a running task is derived from it.
     pub(crate) reconnect_grace: Duration,
 }
 
@@ -243,10 +243,10 @@ async fn register(
 pub(crate) fn describe(frame: &ServerFrame) -> String {
     match frame {
         ServerFrame::Reply { id, .. } => format!("a reply to request {id}"),
-        ServerFrame::Assign(assignment) => format!("an assignment of job {}", assignment.job),
+        ServerFrame::Assign(assignment) => format!("an assignment of task {}", assignment.label()),
         ServerFrame::Closing(reason) => format!("a closing notice ({reason})"),
-        ServerFrame::Cancel { job, attempt, .. } => {
-            format!("a cancel of job {job} attempt {attempt}")
+        ServerFrame::Cancel { task, attempt, .. } => {
+            format!("a cancel of task {task} attempt {attempt}")
         }
         ServerFrame::Event { id, .. } => format!("an event for request {id}"),
     }

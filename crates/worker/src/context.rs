@@ -1,5 +1,5 @@
-//! What a handler knows about the job it runs, and how it talks back while it runs: log
-//! lines, progress, and the signals to stop (the job's deadline, a cancel from the server).
+//! What a handler knows about the task it runs, and how it talks back while it runs: log
+//! lines, progress, and the signals to stop (the task's deadline, a cancel from the server).
 //!
 //! In a worker loop, what a handler logs or reports goes to the server (see `worker_loop`).
 //! Outside one, [`JobContext::new`] makes a context whose output goes nowhere, and
@@ -10,17 +10,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use buildcat_proto::{JobId, JobProgress};
+use buildcat_proto::{TaskId, TaskProgress};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::leftovers::{GroupRecord, Recorded};
-use crate::output::{Batch, JobOutput};
+use crate::output::{Batch, TaskOutput};
 
 /// How long a process gets between SIGTERM and SIGKILL unless the worker is set otherwise.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(10);
 
-/// The job a handler is running and the worker running it.
+/// The task a handler is running (one task of a job: a chunk of frames, one command) and the
+/// worker running it.
+/// (The name is older than tasks; it stays so that handlers need no change.)
 ///
 /// Paths in task arguments are relative to [`JobContext::root`]; resolve them there.
 ///
@@ -31,28 +33,34 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct JobContext {
-    /// The job's id, for logs and follow-up submissions.
-    pub job: JobId,
+    /// The task's id (its job's id and its index), for follow-up submissions that depend on
+    /// it and for files that must not clash between tasks.
+    pub task: TaskId,
+    /// The task as people name it, `42.3` (its job's number and its index), for log lines;
+    /// outside a worker loop, its id.
+    pub label: String,
+    /// Its job's name (`shot.blend 1-240`), for log lines; empty outside a worker loop.
+    pub job_name: String,
     /// Which attempt this is (1 for the first), so a handler can tell a retry.
     pub attempt: u32,
-    /// The queue the job came from.
+    /// The queue the task came from.
     pub queue: String,
     /// The worker's root directory, absolute and canonical.
     pub root: PathBuf,
     /// The name the server knows this worker loop by.
     pub worker: String,
     /// Where log lines and progress go; `None` discards them.
-    output: Option<Arc<JobOutput>>,
-    /// Cancelled when the job is to stop (the server sent a cancel for this attempt).
+    output: Option<Arc<TaskOutput>>,
+    /// Cancelled when the task is to stop (the server sent a cancel for this attempt).
     cancel: CancellationToken,
-    /// When the job's time is up, and the limit it came from.
+    /// When the task's time is up, and the limit it came from.
     deadline: Option<(Instant, Duration)>,
     /// How long processes get between SIGTERM and SIGKILL when they are stopped.
     kill_grace: Duration,
-    /// Where the process runner records the job's process groups, so that the next worker
+    /// Where the process runner records the task's process groups, so that the next worker
     /// of this name can kill them if this one dies with them running; none outside a loop.
     groups: Option<Arc<GroupRecord>>,
-    /// How long the job's processes may run on while the worker is frozen: its lease (see
+    /// How long the task's processes may run on while the worker is frozen: its lease (see
     /// `supervisor`); none outside a loop.
     lease: Option<Duration>,
 }
@@ -62,14 +70,16 @@ impl JobContext {
     /// what the handler logs or reports goes nowhere, it is never cancelled and has no
     /// deadline. See [`JobContext::monitored`] and [`JobContext::with_timeout`].
     pub fn new(
-        job: JobId,
+        task: TaskId,
         attempt: u32,
         queue: impl Into<String>,
         root: impl Into<PathBuf>,
         worker: impl Into<String>,
     ) -> Self {
         JobContext {
-            job,
+            task,
+            label: task.to_string(),
+            job_name: String::new(),
             attempt,
             queue: queue.into(),
             root: root.into(),
@@ -85,7 +95,7 @@ impl JobContext {
 
     /// This context with its output kept for the returned monitor, which can also cancel it.
     pub fn monitored(mut self) -> (JobContext, JobMonitor) {
-        let output = Arc::new(JobOutput::default());
+        let output = Arc::new(TaskOutput::default());
         self.output = Some(Arc::clone(&output));
         self.cancel = CancellationToken::new();
         let monitor = JobMonitor {
@@ -95,7 +105,8 @@ impl JobContext {
         (self, monitor)
     }
 
-    /// This context with a deadline `limit` from now, as a job with that timeout gets.
+    /// This context with a deadline `limit` from now, as a task of a job with that timeout
+    /// gets.
     pub fn with_timeout(mut self, limit: Duration) -> Self {
         self.deadline = Some((Instant::now() + limit, limit));
         self
@@ -107,22 +118,30 @@ impl JobContext {
         self
     }
 
-    /// This context with the worker loop's lease, which bounds how long the job's processes
+    /// This context with the task's label (`42.3`) and its job's name, as the server gave
+    /// them.
+    pub(crate) fn named(mut self, label: String, job_name: String) -> Self {
+        self.label = label;
+        self.job_name = job_name;
+        self
+    }
+
+    /// This context with the worker loop's lease, which bounds how long the task's processes
     /// run on without the worker's beat.
     pub(crate) fn with_lease(mut self, lease: Option<Duration>) -> Self {
         self.lease = lease;
         self
     }
 
-    /// The worker loop's lease, if the job runs in one.
+    /// The worker loop's lease, if the task runs in one.
     pub(crate) fn lease(&self) -> Option<Duration> {
         self.lease
     }
 
-    /// The context of a job started by a worker loop.
+    /// The context of a task started by a worker loop.
     pub(crate) fn for_loop(
         mut self,
-        output: Arc<JobOutput>,
+        output: Arc<TaskOutput>,
         cancel: CancellationToken,
         timeout: Option<Duration>,
         kill_grace: Duration,
@@ -136,7 +155,7 @@ impl JobContext {
         self
     }
 
-    /// Sends one line of output to the job's log (text holding line breaks is split into
+    /// Sends one line of output to the task's log (text holding line breaks is split into
     /// lines). Never blocks: past a bound, the oldest unsent lines are dropped and the log
     /// says how many.
     pub fn log(&self, line: impl Into<String>) {
@@ -145,7 +164,7 @@ impl JobContext {
         }
     }
 
-    /// Whether the job's unsent output is filling up: a writer that can wait for
+    /// Whether the task's unsent output is filling up: a writer that can wait for
     /// [`JobContext::output_taken`] should, rather than have lines dropped.
     pub(crate) fn output_filling(&self) -> bool {
         self.output
@@ -153,7 +172,7 @@ impl JobContext {
             .is_some_and(|output| output.is_filling())
     }
 
-    /// Waits until some of the job's output is taken to be sent; never resolves for a
+    /// Waits until some of the task's output is taken to be sent; never resolves for a
     /// context whose output goes nowhere.
     pub(crate) async fn output_taken(&self) {
         match &self.output {
@@ -162,34 +181,34 @@ impl JobContext {
         }
     }
 
-    /// Reports how far the job is. Never blocks; only the latest report is sent (reports
+    /// Reports how far the task is. Never blocks; only the latest report is sent (reports
     /// are coalesced to a few per second).
-    pub fn progress(&self, progress: JobProgress) {
+    pub fn progress(&self, progress: TaskProgress) {
         if let Some(output) = &self.output {
             output.progress(progress);
         }
     }
 
-    /// Resolves once the job is to stop because it was canceled (the server sent a cancel
-    /// for this attempt); never resolves otherwise. The worker reports the job as canceled
+    /// Resolves once the task is to stop because it was canceled (the server sent a cancel
+    /// for this attempt); never resolves otherwise. The worker reports the task as canceled
     /// whatever the handler returns after that.
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await;
     }
 
-    /// Whether the job was canceled.
+    /// Whether the task was canceled.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }
 
-    /// When the job's time is up (from its timeout), if it has one. A handler should stop
+    /// When the task's time is up (from its job's timeout), if it has one. A handler should stop
     /// its work at the deadline and fail; the worker abandons it a little later (after the
     /// [kill grace period](JobContext::kill_grace) and a few seconds) if it does not.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline.map(|(at, _)| at)
     }
 
-    /// The job's timeout, which [`JobContext::deadline`] counts from.
+    /// The task's timeout (its job's), which [`JobContext::deadline`] counts from.
     pub fn timeout(&self) -> Option<Duration> {
         self.deadline.map(|(_, limit)| limit)
     }
@@ -200,13 +219,13 @@ impl JobContext {
         self.kill_grace
     }
 
-    /// Records the process group led by `leader` as this job's until the returned guard is
+    /// Records the process group led by `leader` as this task's until the returned guard is
     /// dropped.
     pub(crate) fn record_group(&self, leader: Option<u32>) -> Option<Recorded> {
-        self.groups.as_ref()?.remember(leader?)
+        self.groups.as_ref()?.remember(leader?, &self.label)
     }
 
-    /// The token cancelled when the job is to stop.
+    /// The token cancelled when the task is to stop.
     pub(crate) fn cancel_token(&self) -> &CancellationToken {
         &self.cancel
     }
@@ -217,7 +236,7 @@ impl JobContext {
 #[derive(Debug, Clone)]
 pub struct JobMonitor {
     /// What the handler wrote.
-    output: Arc<JobOutput>,
+    output: Arc<TaskOutput>,
     /// The context's cancellation.
     cancel: CancellationToken,
 }
@@ -237,7 +256,7 @@ impl JobMonitor {
     }
 
     /// The latest progress reported since the last call, if any.
-    pub fn take_progress(&self) -> Option<JobProgress> {
+    pub fn take_progress(&self) -> Option<TaskProgress> {
         self.output.take_progress()
     }
 
@@ -247,7 +266,7 @@ impl JobMonitor {
         self.output.changed().await;
     }
 
-    /// Cancels the job, as a cancel from the server does.
+    /// Cancels the task, as a cancel from the server does.
     pub fn cancel(&self) {
         self.cancel.cancel();
     }

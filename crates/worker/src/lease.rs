@@ -1,18 +1,18 @@
-//! The worker's lease on its running job: how long the job may run on without the worker
+//! The worker's lease on its running task: how long the task may run on without the worker
 //! hearing from the server.
 //!
-//! The server keeps a job for a worker it no longer hears from for its reconnect grace
+//! The server keeps a task for a worker it no longer hears from for its reconnect grace
 //! (`Reply::Registered::reconnect_grace_ms`), counted from the last request it received, then
-//! hands the job to another worker. The worker counts its lease from the moment it *sent*
+//! hands the task to another worker. The worker counts its lease from the moment it *sent*
 //! the last request the server answered, which is never later than the server's own
-//! starting point, and stops the job itself (SIGKILL to its process tree) when the lease
+//! starting point, and stops the task itself (SIGKILL to its process tree) when the lease
 //! runs out: a margin before the server's grace ends, so the two copies never overlap.
 //!
 //! The margin is a fifth of the grace, kept between [`MIN_LEASE_MARGIN`] and
 //! [`MAX_LEASE_MARGIN`]: with the server's default of 60 s the lease is 50 s, so a network
-//! blip of seconds costs nothing, and a dead worker's job is handed on within a minute, as
+//! blip of seconds costs nothing, and a dead worker's task is handed on within a minute, as
 //! render farm managers do. A lease is never shorter than [`MIN_LEASE_HEARTBEATS`]
-//! heartbeat periods, or a healthy connection would lose its job between two heartbeats; a
+//! heartbeat periods, or a healthy connection would lose its task between two heartbeats; a
 //! server whose grace is that short is warned about, since the worker can then no longer
 //! promise to stop first.
 
@@ -22,7 +22,7 @@ use std::time::Duration;
 /// enough for the kill to land and the processes to be gone, and for timers to fire late.
 pub(crate) const MIN_LEASE_MARGIN: Duration = Duration::from_millis(500);
 
-/// The most time given up to the margin: past this, a longer grace buys the job more time.
+/// The most time given up to the margin: past this, a longer grace buys the task more time.
 pub(crate) const MAX_LEASE_MARGIN: Duration = Duration::from_secs(10);
 
 /// The margin is this fraction (one over it) of the grace, within the bounds above.
@@ -35,14 +35,14 @@ pub(crate) const MIN_LEASE_HEARTBEATS: u32 = 2;
 /// A lease computed from what the server announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Lease {
-    /// How long the running job may go on without an answer from the server.
+    /// How long the running task may go on without an answer from the server.
     pub(crate) length: Duration,
     /// Whether the lease ends before the server's grace (false: the grace is shorter than
     /// the shortest workable lease, and the two may overlap briefly).
     pub(crate) ends_first: bool,
 }
 
-/// The lease for a server that keeps a job `grace` after it last heard from the worker and
+/// The lease for a server that keeps a task `grace` after it last heard from the worker and
 /// expects a heartbeat every `heartbeat`.
 pub(crate) fn lease(grace: Duration, heartbeat: Duration) -> Lease {
     let margin = (grace / LEASE_MARGIN_DIVISOR).clamp(MIN_LEASE_MARGIN, MAX_LEASE_MARGIN);

@@ -1,18 +1,22 @@
-//! A record of the process groups a worker's jobs run in, kept under the worker's state
+//! A record of the process groups a worker's tasks run in, kept under the worker's state
 //! directory, so that a worker starting on a host kills what an earlier worker of the same
 //! name left running.
 //!
-//! The supervisor (see `supervisor`) already kills a job's group when its worker dies. This
+//! The supervisor (see `supervisor`) already kills a task's group when its worker dies. This
 //! is the second line: for a supervisor killed together with its worker (the OOM killer, a
 //! `kill -9` of every process of the user), and for platforms without a supervisor.
 //!
 //! One file per loop name, `worker-NAME.pids`, rewritten whole (write, then rename) whenever
-//! a job's group starts or ends:
+//! a task's group starts or ends:
 //!
 //! ```text
-//! worker 4242 81234567   # the worker's pid and start time (clock ticks since boot)
-//! group 5101 81239000    # each running job's process group and its leader's start time
+//! worker 4242 81234567        # the worker's pid and start time (clock ticks since boot)
+//! group 5101 81239000 42.3    # each running task's process group, its leader's start
+//!                             # time, and the task (`42.3`), for the log of whoever kills it
 //! ```
+//!
+//! A record written before groups named their task (three words to a `group` line) reads
+//! as well: the task is then unknown. Lines that do not parse are skipped.
 //!
 //! Pids get reused, so nothing is killed on the strength of a number alone. A recorded
 //! worker that is still the same process (same start time) is alive: its record is left
@@ -42,18 +46,19 @@ struct Stamp {
     started: u64,
 }
 
-/// The record of one loop's running job groups, on disk.
+/// The record of one loop's running task groups, on disk.
 #[derive(Debug)]
 pub(crate) struct GroupRecord {
     /// The file, `STATE_DIR/worker-NAME.pids`.
     path: PathBuf,
     /// This worker process, written first so a later worker can tell it is still alive.
     worker: Stamp,
-    /// The groups of the running jobs, by group id, with their leaders' start times.
-    groups: Mutex<BTreeMap<i32, u64>>,
+    /// The groups of the running tasks, by group id, with their leaders' start times and
+    /// their tasks' labels (`42.3`).
+    groups: Mutex<BTreeMap<i32, (u64, String)>>,
 }
 
-/// A job's group in a [`GroupRecord`]; removed from it when dropped.
+/// A task's group in a [`GroupRecord`]; removed from it when dropped.
 #[derive(Debug)]
 pub(crate) struct Recorded {
     /// The record to remove the group from.
@@ -116,7 +121,7 @@ impl GroupRecord {
 
     /// Kills what an earlier worker of this name left running, then claims the record for
     /// this worker. Returns how many groups were killed. Failures are logged, not fatal: a
-    /// worker that cannot keep its record still runs jobs (their supervisors still tie them
+    /// worker that cannot keep its record still runs tasks (their supervisors still tie them
     /// to it).
     pub(crate) fn reap_and_claim(&self) -> usize {
         if let Err(error) = prepare_dir(self.path.parent().unwrap_or(Path::new("."))) {
@@ -156,7 +161,8 @@ impl GroupRecord {
             let stamp = Stamp { pid, started };
             match kind {
                 "worker" => worker = Some(stamp),
-                "group" => groups.push(stamp),
+                // Older records have no task after the start time.
+                "group" => groups.push((stamp, words.next().unwrap_or("unknown").to_owned())),
                 _ => {}
             }
         }
@@ -168,33 +174,39 @@ impl GroupRecord {
             warn!(
                 path = %self.path.display(),
                 pid = earlier.pid,
-                "another worker of this name is running on this host; leaving its jobs alone"
+                "another worker of this name is running on this host; leaving its tasks alone"
             );
             return 0;
         }
         let mut killed = 0;
-        for group in groups {
-            if kill_leftover(group) {
+        for (group, task) in groups {
+            if kill_leftover(group, &task) {
                 killed += 1;
             }
         }
         if killed > 0 {
             info!(
                 groups = killed,
-                "killed the jobs an earlier worker of this name left running"
+                "killed the tasks an earlier worker of this name left running"
             );
         }
         killed
     }
 
-    /// Adds the group led by `leader` (a job's supervisor, or its program) to the record.
-    pub(crate) fn remember(self: &Arc<Self>, leader: u32) -> Option<Recorded> {
+    /// Adds the group led by `leader` (a task's supervisor, or its program) to the record.
+    /// `task` is the task as people name it (`42.3`); it must hold no whitespace.
+    pub(crate) fn remember(self: &Arc<Self>, leader: u32, task: &str) -> Option<Recorded> {
         let group = i32::try_from(leader).ok()?;
         let started = start_time(group).unwrap_or(0);
+        // One word on the line, whatever a label holds.
+        let task: String = task
+            .chars()
+            .map(|c| if c.is_whitespace() { '_' } else { c })
+            .collect();
         self.groups
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(group, started);
+            .insert(group, (started, task));
         self.write();
         Some(Recorded {
             record: Arc::clone(self),
@@ -202,7 +214,7 @@ impl GroupRecord {
         })
     }
 
-    /// Removes a group whose job has ended.
+    /// Removes a group whose task has ended.
     fn forget(&self, group: i32) {
         self.groups
             .lock()
@@ -217,8 +229,8 @@ impl GroupRecord {
         let mut text = format!("worker {} {}\n", self.worker.pid, self.worker.started);
         {
             let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
-            for (group, started) in groups.iter() {
-                text.push_str(&format!("group {group} {started}\n"));
+            for (group, (started, task)) in groups.iter() {
+                text.push_str(&format!("group {group} {started} {task}\n"));
             }
         }
         let temporary = self.path.with_extension("pids.new");
@@ -294,18 +306,18 @@ fn is_same_process(stamp: Stamp) -> bool {
     stamp.started != 0 && start_time(stamp.pid) == Some(stamp.started)
 }
 
-/// Kills the recorded group if it is still the job's; returns whether it killed anything.
+/// Kills the recorded group if it is still the task's; returns whether it killed anything.
 #[cfg(target_os = "linux")]
-fn kill_leftover(group: Stamp) -> bool {
+fn kill_leftover(group: Stamp, task: &str) -> bool {
     let members: Vec<i32> = match stat(group.pid) {
-        // The leader is alive: the group is the job's only if the leader is the one recorded.
+        // The leader is alive: the group is the task's only if the leader is the one recorded.
         Some((leader_group, started)) => {
             if started != group.started || leader_group != group.pid {
                 return false;
             }
             vec![group.pid]
         }
-        // The leader is gone: the members that started after it are what is left of the job.
+        // The leader is gone: the members that started after it are what is left of the task.
         None => match fs::read_dir("/proc") {
             Ok(entries) => entries
                 .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
@@ -322,9 +334,10 @@ fn kill_leftover(group: Stamp) -> bool {
         return false;
     }
     warn!(
+        task = %task,
         group = group.pid,
         processes = members.len(),
-        "killing a job's processes that an earlier worker of this name left running"
+        "killing a task's processes that an earlier worker of this name left running"
     );
     // SAFETY: `kill` has no memory-safety preconditions; a negative pid addresses the group.
     unsafe { libc::kill(-group.pid, libc::SIGKILL) };
@@ -333,7 +346,7 @@ fn kill_leftover(group: Stamp) -> bool {
 
 /// Elsewhere nothing is checked, so nothing is killed.
 #[cfg(not(target_os = "linux"))]
-fn kill_leftover(_group: Stamp) -> bool {
+fn kill_leftover(_group: Stamp, _task: &str) -> bool {
     false
 }
 
@@ -363,9 +376,14 @@ mod tests {
         let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(text.lines().count(), 1, "{text}");
         let own = std::process::id();
-        let held = record.remember(own);
+        let held = record.remember(own, "42.3");
         let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-        assert!(text.contains(&format!("group {own} ")), "{text}");
+        let started = start_time(i32::try_from(own).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|| panic!("no start time"));
+        assert!(
+            text.contains(&format!("group {own} {started} 42.3\n")),
+            "{text}"
+        );
         drop(held);
         let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(!text.contains("group"), "{text}");
@@ -395,11 +413,12 @@ mod tests {
             pid: own,
             started: started + 1,
         };
-        assert!(!kill_leftover(reused));
+        assert!(!kill_leftover(reused, "42.3"));
     }
 
-    #[test]
-    fn the_groups_of_a_dead_worker_are_killed() {
+    /// Kills a group that `record` (a format string with `{group}` and `{started}` for the
+    /// leftover's group) says a dead worker left, and checks it died.
+    fn check_leftover_killed(record: &str) {
         use std::os::unix::process::{CommandExt, ExitStatusExt};
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut leftover = std::process::Command::new("sh")
@@ -409,15 +428,26 @@ mod tests {
             .unwrap_or_else(|e| panic!("cannot start sh: {e}"));
         let group = i32::try_from(leftover.id()).unwrap_or_else(|e| panic!("{e}"));
         let started = start_time(group).unwrap_or_else(|| panic!("no start time"));
-        // The earlier worker: a pid with a start time no live process has.
-        fs::write(
-            dir.path().join("worker-w.pids"),
-            format!("worker {group} 1\ngroup {group} {started}\n"),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let text = record
+            .replace("{group}", &group.to_string())
+            .replace("{started}", &started.to_string());
+        fs::write(dir.path().join("worker-w.pids"), text).unwrap_or_else(|e| panic!("{e}"));
         let record = GroupRecord::new(dir.path(), "w");
         assert_eq!(record.reap_and_claim(), 1);
         let status = leftover.wait().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(status.signal(), Some(libc::SIGKILL));
+    }
+
+    #[test]
+    fn a_record_naming_tasks_is_reaped() {
+        // The earlier worker: a pid with a start time no live process has.
+        check_leftover_killed("worker {group} 1\ngroup {group} {started} 42.3\n");
+    }
+
+    /// A record written before groups named their task, with a line this version cannot
+    /// read, still reaps what it can.
+    #[test]
+    fn a_record_of_the_older_form_is_reaped() {
+        check_leftover_killed("worker {group} 1\ngroup {group} {started}\ngroup x\n");
     }
 }

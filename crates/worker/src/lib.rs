@@ -1,5 +1,6 @@
-//! The buildcat worker: connects to a server, takes jobs from the queues it serves and runs
-//! them with the handlers it has, one job at a time per connection.
+//! The buildcat worker: connects to a server, takes tasks (the pieces jobs are made of: a
+//! chunk of frames, one command) from the queues it serves and runs them with the handlers
+//! it has, one task at a time per connection.
 //!
 //! Embedding a worker in another program takes a [`Task`] type, an async handler and a
 //! shutdown signal:
@@ -41,38 +42,39 @@
 //!         let _ = tokio::signal::ctrl_c().await;
 //!     };
 //!     let stats = worker.run(shutdown).await?;
-//!     println!("ran {} jobs", stats.jobs_completed);
+//!     println!("ran {} tasks", stats.tasks_completed);
 //!     Ok(())
 //! }
 //! ```
 //!
 //! A tour of the modules:
 //! - `worker` holds [`Worker`] and its [`WorkerBuilder`]: settings, and [`Worker::run`],
-//!   which runs one loop per connection and waits for the job limit or shutdown.
-//! - `worker_loop` is one loop: register, take assignments, run one job at a time,
-//!   heartbeat, report results; on a lost connection, reconnect with backoff while the job
-//!   keeps running, and report it on the new connection. The running job's log lines and
-//!   progress are sent from there too, and a cancel from the server reaches the job there.
+//!   which runs one loop per connection and waits for the task limit or shutdown.
+//! - `worker_loop` is one loop: register, take assignments, run one task at a time,
+//!   heartbeat, report results; on a lost connection, reconnect with backoff while the task
+//!   keeps running, and report it on the new connection. The running task's log lines and
+//!   progress are sent from there too, and a cancel from the server reaches the task there.
+//!   Its logs name a task as people do, `42.3` (its job's number and its index).
 //! - `connection` reaches the server: TCP, the hello, the registration.
-//! - `job` runs one handler in a task of its own, with the backstops for handlers that do
-//!   not stop at their deadline or when canceled.
-//! - `control` is what the loops of one worker share: the job limit, the stop signals and
+//! - `running` runs one task's handler in a tokio task of its own, with the backstops for
+//!   handlers that do not stop at their deadline or when canceled.
+//! - `control` is what the loops of one worker share: the task limit, the stop signals and
 //!   the running count; its [`ShutdownHandle`] stops a worker gracefully
 //!   ([`finish`](ShutdownHandle::finish)) or at once ([`stop_now`](ShutdownHandle::stop_now)).
 //! - [`registry`] maps job kinds to handlers; [`JobContext`] is what a handler is told and
 //!   how it logs, reports progress and learns that it must stop; `output` is the bounded
 //!   buffer between a handler's log and the loop.
-//! - `lease` is how long a loop lets its job run without hearing from the server: a margin
-//!   short of the server's reconnect grace, so the server never hands on a job whose first
+//! - `lease` is how long a loop lets its task run without hearing from the server: a margin
+//!   short of the server's reconnect grace, so the server never hands on a task whose first
 //!   copy still runs.
-//! - [`process`] runs a tool for a job: its own process group, output streamed to the job's
-//!   log, the whole tree killed on timeout or cancel. Every integration runs tools with it.
-//!   On Linux each program starts through a tiny `supervisor` that kills the job's process
-//!   group when the worker dies, however it dies; `leftovers` records the groups under the
-//!   worker's state directory, so a worker started later under the same name kills what a
-//!   dead one left.
-//! - [`info`] is the built-in [`WorkerInfo`](buildcat_proto::WorkerInfo) job, and `command`
-//!   the built-in [`RunCommand`](buildcat_proto::RunCommand) job (`buildcat run`).
+//! - [`process`] runs a tool for a task: its own process group, output streamed to the
+//!   task's log, the whole tree killed on timeout or cancel. Every integration runs tools
+//!   with it. On Linux each program starts through a tiny `supervisor` that kills the task's
+//!   process group when the worker dies, however it dies; `leftovers` records the groups (and
+//!   their tasks) under the worker's state directory, so a worker started later under the
+//!   same name kills what a dead one left.
+//! - [`info`] is the built-in [`WorkerInfo`](buildcat_proto::WorkerInfo) task, and `command`
+//!   the built-in [`RunCommand`](buildcat_proto::RunCommand) task (`buildcat run`).
 //! - [`integrations`] runs the DCC tools (Houdini, Modo, Redshift, Blender): it finds them
 //!   when the worker is built ([`Toolbox`]) and registers the job kinds of those found.
 #![deny(missing_docs)]
@@ -85,12 +87,12 @@ mod control;
 mod error;
 pub mod info;
 pub mod integrations;
-mod job;
 mod lease;
 mod leftovers;
 mod output;
 pub mod process;
 pub mod registry;
+mod running;
 #[cfg(target_os = "linux")]
 mod supervisor;
 mod worker;

@@ -1,11 +1,11 @@
-//! What a running job says while it runs: its log lines and its latest progress, held in a
+//! What a running task says while it runs: its log lines and its latest progress, held in a
 //! bounded buffer between the handler (which writes through its [`JobContext`]) and whoever
 //! sends them on (the worker loop, or a [`JobMonitor`] in a handler's tests).
 //!
 //! Writing never blocks and never fails: past [`MAX_BUFFERED_LINES`] lines (or
 //! [`MAX_BUFFERED_BYTES`]), the oldest lines are dropped, and the next batch taken starts with
 //! a line saying how many. A writer that can wait (the process runner, reading a program's
-//! pipes) asks [`JobOutput::is_filling`] first and waits for [`JobOutput::taken`] while the
+//! pipes) asks [`TaskOutput::is_filling`] first and waits for [`TaskOutput::taken`] while the
 //! buffer fills, so a program printing faster than the server takes its output is slowed by
 //! its pipe rather than losing lines; only when nothing is taken for a while (the worker is
 //! cut off) does it read on and the oldest lines go. Progress is not queued at all: only the
@@ -18,14 +18,14 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use buildcat_proto::JobProgress;
+use buildcat_proto::TaskProgress;
 use tokio::sync::Notify;
 
-/// The most lines held for one job before the oldest are dropped (e.g. while the worker is
+/// The most lines held for one task before the oldest are dropped (e.g. while the worker is
 /// disconnected from the server).
 pub(crate) const MAX_BUFFERED_LINES: usize = 1_000;
 
-/// The most bytes of lines held for one job before the oldest are dropped.
+/// The most bytes of lines held for one task before the oldest are dropped.
 pub(crate) const MAX_BUFFERED_BYTES: usize = 4 << 20;
 
 /// The longest line kept whole; longer lines are cut (the process runner splits them).
@@ -34,9 +34,9 @@ pub(crate) const MAX_LINE_BYTES: usize = 16 << 10;
 /// The bytes a line is counted as beyond its text, for its length prefix in a frame.
 const LINE_OVERHEAD: usize = 8;
 
-/// A job's output on its way out.
+/// A task's output on its way out.
 #[derive(Default)]
-pub(crate) struct JobOutput {
+pub(crate) struct TaskOutput {
     /// The lines and progress not yet taken.
     buffered: Mutex<Buffered>,
     /// Woken whenever something is written, for the single reader.
@@ -45,11 +45,11 @@ pub(crate) struct JobOutput {
     taken: Notify,
 }
 
-impl fmt::Debug for JobOutput {
+impl fmt::Debug for TaskOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Counts only: the lines themselves could fill a log.
         let buffered = self.lock();
-        f.debug_struct("JobOutput")
+        f.debug_struct("TaskOutput")
             .field("lines", &buffered.lines.len())
             .field("bytes", &buffered.bytes)
             .field("dropped", &buffered.dropped)
@@ -59,7 +59,7 @@ impl fmt::Debug for JobOutput {
     }
 }
 
-/// The part of [`JobOutput`] behind its lock.
+/// The part of [`TaskOutput`] behind its lock.
 #[derive(Debug, Default)]
 struct Buffered {
     /// Lines not yet taken, oldest first.
@@ -69,12 +69,12 @@ struct Buffered {
     /// Lines dropped since the last batch was taken.
     dropped: u64,
     /// The latest progress not yet taken.
-    progress: Option<JobProgress>,
-    /// The job has been reported: later writes are discarded.
+    progress: Option<TaskProgress>,
+    /// The task has been reported: later writes are discarded.
     closed: bool,
 }
 
-/// What [`JobOutput::pending`] found.
+/// What [`TaskOutput::pending`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OutputReady {
     /// Nothing to send.
@@ -94,7 +94,7 @@ pub(crate) struct Batch {
     pub(crate) dropped: u64,
 }
 
-impl JobOutput {
+impl TaskOutput {
     /// Adds output lines. Text holding line breaks is split at them (one final line break
     /// ends the last line rather than starting an empty one); `\r` before a `\n` is removed;
     /// an over-long line is cut at [`MAX_LINE_BYTES`].
@@ -122,7 +122,7 @@ impl JobOutput {
     }
 
     /// Replaces the progress to send.
-    pub(crate) fn progress(&self, progress: JobProgress) {
+    pub(crate) fn progress(&self, progress: TaskProgress) {
         {
             let mut buffered = self.lock();
             if buffered.closed {
@@ -232,12 +232,12 @@ impl JobOutput {
     }
 
     /// Takes the progress to send, if it changed since the last take.
-    pub(crate) fn take_progress(&self) -> Option<JobProgress> {
+    pub(crate) fn take_progress(&self) -> Option<TaskProgress> {
         self.lock().progress.take()
     }
 
     /// Puts back progress that could not be sent, unless newer progress arrived meanwhile.
-    pub(crate) fn put_back_progress(&self, progress: JobProgress) {
+    pub(crate) fn put_back_progress(&self, progress: TaskProgress) {
         let mut buffered = self.lock();
         if buffered.progress.is_none() {
             buffered.progress = Some(progress);
@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn lines_come_out_in_order_and_text_is_split_at_line_breaks() {
-        let output = JobOutput::default();
+        let output = TaskOutput::default();
         output.log("one".to_owned());
         output.log("two\r\nthree\n".to_owned());
         let batch = output.take_batch(100, 1 << 20);
@@ -321,7 +321,7 @@ mod tests {
 
     #[test]
     fn batches_respect_line_and_byte_limits() {
-        let output = JobOutput::default();
+        let output = TaskOutput::default();
         for index in 0..10 {
             output.log(format!("line {index}"));
         }
@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn a_line_bigger_than_a_frame_is_cut_to_fit() {
-        let output = JobOutput::default();
+        let output = TaskOutput::default();
         output.log("é".repeat(100));
         let batch = output.take_batch(100, 50);
         let line = &batch.lines[0];
@@ -345,7 +345,7 @@ mod tests {
 
     #[test]
     fn the_oldest_lines_are_dropped_and_counted() {
-        let output = JobOutput::default();
+        let output = TaskOutput::default();
         for index in 0..MAX_BUFFERED_LINES + 5 {
             output.log(format!("{index}"));
         }
@@ -363,7 +363,7 @@ mod tests {
 
     #[test]
     fn a_batch_put_back_comes_out_first_with_its_notice() {
-        let output = JobOutput::default();
+        let output = TaskOutput::default();
         for index in 0..MAX_BUFFERED_LINES + 1 {
             output.log(format!("{index}"));
         }
@@ -378,7 +378,7 @@ mod tests {
         );
         assert_eq!(&again.lines[1..], ["1", "2"]);
 
-        let output = JobOutput::default();
+        let output = TaskOutput::default();
         output.log("old".to_owned());
         let batch = output.take_batch(10, 1 << 20);
         output.log("new".to_owned());
@@ -388,9 +388,9 @@ mod tests {
 
     #[test]
     fn only_the_latest_progress_is_kept_and_nothing_after_closing() {
-        let output = JobOutput::default();
+        let output = TaskOutput::default();
         for done in 1..=3 {
-            output.progress(JobProgress {
+            output.progress(TaskProgress {
                 done,
                 total: 3,
                 outputs: Vec::new(),
@@ -401,13 +401,13 @@ mod tests {
         assert_eq!(output.take_progress(), None);
         output.close();
         output.log("late".to_owned());
-        output.progress(JobProgress::default());
+        output.progress(TaskProgress::default());
         assert_eq!(output.pending(10, 100), OutputReady::Nothing);
     }
 
     #[test]
     fn long_lines_are_cut() {
-        let output = JobOutput::default();
+        let output = TaskOutput::default();
         output.log("x".repeat(MAX_LINE_BYTES * 2));
         let batch = output.take_batch(10, 1 << 20);
         assert!(batch.lines[0].len() <= MAX_LINE_BYTES);

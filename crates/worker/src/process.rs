@@ -3,14 +3,14 @@
 //! The program runs in its own process group, so that the tool and everything it starts can
 //! be stopped together. Its stdout and stderr are read line by line as they come (lossy
 //! UTF-8; `\r\n`, `\n` and a lone `\r`, as progress counters print, all end a line) and each
-//! line goes to the job's log and to the caller's `on_line`, which is where an integration
+//! line goes to the task's log and to the caller's `on_line`, which is where an integration
 //! parses progress.
 //!
-//! The run ends in one of three ways ([`ProcessEnd`]): the program exits, the job's deadline
-//! passes, or the job is canceled. In the last two the whole group gets SIGTERM (and
+//! The run ends in one of three ways ([`ProcessEnd`]): the program exits, the task's deadline
+//! passes, or the task is canceled. In the last two the whole group gets SIGTERM (and
 //! SIGCONT, so a stopped process can act on it), then SIGKILL once the grace period is over
 //! if anything of it is still there. When the program exits by itself, whatever it left
-//! running in its group is stopped the same way: nothing of a job outlives it. "Still
+//! running in its group is stopped the same way: nothing of a task outlives it. "Still
 //! there" is judged by the output pipes: they close once every process holding them is gone.
 //! A process that left the group and still holds them is waited for only briefly.
 
@@ -57,7 +57,7 @@ pub struct ProcessSpec {
     /// Bytes written to the program's stdin, which is then closed; without them stdin is
     /// `/dev/null`.
     pub stdin: Option<Vec<u8>>,
-    /// How long the process group gets between SIGTERM and SIGKILL; the job context's
+    /// How long the process group gets between SIGTERM and SIGKILL; the task context's
     /// [`kill_grace`](JobContext::kill_grace) if unset.
     pub kill_grace: Option<Duration>,
 }
@@ -120,12 +120,12 @@ pub enum ProcessEnd {
         /// The signal that ended it, if one did.
         signal: Option<i32>,
     },
-    /// The job's deadline passed; the process group was killed.
+    /// The task's deadline passed; the process group was killed.
     TimedOut {
-        /// The job's timeout.
+        /// The task's timeout.
         limit: Duration,
     },
-    /// The job was canceled; the process group was killed.
+    /// The task was canceled; the process group was killed.
     Canceled,
 }
 
@@ -151,7 +151,7 @@ impl ProcessReport {
             }
     }
 
-    /// `None` if the program exited with code 0; otherwise why the job fails, naming
+    /// `None` if the program exited with code 0; otherwise why the task fails, naming
     /// `program` and carrying the exit code and the output's tail:
     /// "`blender` failed (exit code 3)", "`blender` was killed by signal 9 (SIGKILL)",
     /// "`blender` timed out after 900s; its process tree was killed", "`blender` was
@@ -222,16 +222,16 @@ impl fmt::Display for SignalName {
 enum Stop {
     /// The deadline passed.
     TimedOut,
-    /// The job was canceled.
+    /// The task was canceled.
     Canceled,
 }
 
-/// Runs a program to its end, streaming its output to the job's log and to `on_line`, and
-/// stopping its whole process tree at the job's deadline or when the job is canceled.
+/// Runs a program to its end, streaming its output to the task's log and to `on_line`, and
+/// stopping its whole process tree at the task's deadline or when the task is canceled.
 ///
 /// Returns an error only when the program could not be started (not found, not executable,
 /// no such working directory); everything after that is in the [`ProcessReport`], whose
-/// [`into_failure`](ProcessReport::into_failure) says whether and why the job fails.
+/// [`into_failure`](ProcessReport::into_failure) says whether and why the task fails.
 ///
 /// Dropping the returned future kills the process group at once.
 ///
@@ -298,7 +298,7 @@ pub async fn run_process(
     let mut killed = false;
     let mut drain_until: Option<Instant> = None;
 
-    // While the job's unsent output fills up, the pipes are not read (the program waits on
+    // While the task's unsent output fills up, the pipes are not read (the program waits on
     // its full pipe) until the worker takes some, or for OUTPUT_PATIENCE; then, cut off
     // from the server, reading goes on and the oldest lines are dropped.
     let mut pace_until: Option<Instant> = None;
@@ -352,13 +352,13 @@ pub async fn run_process(
                 });
             }
             () = sleep_until_some(context.deadline()), if exit.is_none() && stop.is_none() => {
-                debug!(grace = ?grace, "the job's deadline passed; stopping the program");
+                debug!(grace = ?grace, "the task's deadline passed; stopping the program");
                 stop = Some(Stop::TimedOut);
                 group.terminate();
                 kill_at = Some(Instant::now() + grace);
             }
             () = context.cancelled(), if exit.is_none() && stop.is_none() => {
-                debug!(grace = ?grace, "the job was canceled; stopping the program");
+                debug!(grace = ?grace, "the task was canceled; stopping the program");
                 stop = Some(Stop::Canceled);
                 group.terminate();
                 kill_at = Some(Instant::now() + grace);
@@ -375,7 +375,7 @@ pub async fn run_process(
             () = sleep_until_some(drain_until) => {
                 warn!(
                     program = %spec.program.display(),
-                    "a process outside the job's process group holds its output open; \
+                    "a process outside the task's process group holds its output open; \
                      no longer reading it"
                 );
                 break;
@@ -411,20 +411,20 @@ pub async fn run_process(
     })
 }
 
-/// What keeps a job's processes tied to the worker's life (see `supervisor`).
+/// What keeps a task's processes tied to the worker's life (see `supervisor`).
 #[cfg(target_os = "linux")]
 type Tether = crate::supervisor::Tether;
 
-/// Nothing ties a job's processes to the worker here: they die with it only when it exits
+/// Nothing ties a task's processes to the worker here: they die with it only when it exits
 /// cleanly.
 #[cfg(not(target_os = "linux"))]
 type Tether = ();
 
-/// How often the worker tells a job's supervisor it is alive: often enough that the
+/// How often the worker tells a task's supervisor it is alive: often enough that the
 /// supervisor's limit (a lease of seconds) is met long before it runs out.
 const BEAT: Duration = Duration::from_millis(250);
 
-/// Tells the job's supervisor the worker is alive.
+/// Tells the task's supervisor the worker is alive.
 #[cfg(target_os = "linux")]
 fn beat(tether: &Tether) {
     tether.beat();
@@ -513,7 +513,7 @@ fn exit_parts(status: ExitStatus) -> (Option<i32>, Option<i32>) {
     (status.code(), signal)
 }
 
-/// How long the process runner holds a program's output back while the job's unsent
+/// How long the process runner holds a program's output back while the task's unsent
 /// output fills and nothing is taken; past it the worker is taken to be cut off from the
 /// server, and reading goes on (dropping the oldest lines) so the program is not stalled.
 const OUTPUT_PATIENCE: Duration = Duration::from_secs(2);
@@ -530,14 +530,14 @@ async fn sleep_until_some(at: Option<Instant>) {
 struct Lines<'a, F> {
     /// The last lines.
     tail: VecDeque<String>,
-    /// The job, whose log gets every line.
+    /// The task, whose log gets every line.
     context: &'a JobContext,
     /// The caller's callback.
     on_line: &'a mut F,
 }
 
 impl<F: FnMut(&str)> Lines<'_, F> {
-    /// Hands one line to the caller, the tail and the job's log.
+    /// Hands one line to the caller, the tail and the task's log.
     fn line(&mut self, line: String) {
         (self.on_line)(&line);
         if self.tail.len() == TAIL_LINES {

@@ -16,10 +16,10 @@ use crate::context::JobContext;
 use crate::integrations::tools::Tool;
 use crate::{command, info};
 
-/// The future a type-erased handler returns: the encoded output, or why the job failed.
+/// The future a type-erased handler returns: the encoded output, or why the task failed.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, Failure>> + Send + 'static>>;
 
-/// A type-erased handler: takes the encoded arguments and the job's context.
+/// A type-erased handler: takes the encoded arguments and the task's context.
 pub type Handler = Box<dyn Fn(&[u8], JobContext) -> HandlerFuture + Send + Sync + 'static>;
 
 /// Maps each job kind this worker runs to its handler.
@@ -58,9 +58,9 @@ impl Registry {
         }
     }
 
-    /// Registers `handler` for jobs of kind `T::KIND`, replacing any handler it had.
+    /// Registers `handler` for tasks of kind `T::KIND`, replacing any handler it had.
     ///
-    /// Arguments that do not decode as `T` fail the job without calling the handler.
+    /// Arguments that do not decode as `T` fail the task without calling the handler.
     pub fn insert<T, F, Fut>(&mut self, handler: F)
     where
         T: Task,
@@ -123,7 +123,7 @@ where
             Ok(task) => task,
             Err(error) => {
                 let failure = Failure::new(format!(
-                    "the arguments of this `{}` job do not decode as {}: {error}",
+                    "the arguments of this `{}` task do not decode as {}: {error}",
                     T::KIND,
                     type_name::<T>()
                 ));
@@ -135,7 +135,7 @@ where
             let output = running.await?;
             codec::encode_value(&output).map_err(|error| {
                 Failure::new(format!(
-                    "the output of this `{}` job could not be encoded: {error}",
+                    "the output of this `{}` task could not be encoded: {error}",
                     T::KIND
                 ))
             })
@@ -147,7 +147,7 @@ where
 mod tests {
     use std::path::PathBuf;
 
-    use buildcat_proto::JobId;
+    use buildcat_proto::{JobId, TaskId};
     use serde::{Deserialize, Serialize};
 
     use super::*;
@@ -167,7 +167,13 @@ mod tests {
         let job: JobId = "00000000-0000-7000-8000-000000000001"
             .parse()
             .unwrap_or_else(|e| panic!("bad test id: {e}"));
-        JobContext::new(job, 1, "default", PathBuf::from("/"), "test")
+        JobContext::new(
+            TaskId::new(job, 0),
+            1,
+            "default",
+            PathBuf::from("/"),
+            "test",
+        )
     }
 
     fn registry() -> Registry {

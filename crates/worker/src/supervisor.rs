@@ -1,12 +1,12 @@
-//! A tiny per-job supervisor that kills the job's process group when the worker dies, however
-//! it dies (SIGKILL included), so that no copy of a job runs on without its worker.
+//! A tiny per-task supervisor that kills the task's process group when the worker dies, however
+//! it dies (SIGKILL included), so that no copy of a task runs on without its worker.
 //!
 //! `PR_SET_PDEATHSIG` alone is not enough: it reaches only the direct child (not the `sleep`
 //! a shell started), and it fires when the *thread* that forked exits, which tokio's blocking
 //! threads do when idle. Instead the program is started through a supervisor:
 //!
 //! ```text
-//! worker ──(spawn)──► supervisor: leads the job's process group, pid = group id
+//! worker ──(spawn)──► supervisor: leads the task's process group, pid = group id
 //!    │ write end          │ read end           └─(fork)─► the program (exec), same group
 //!    └────── pipe ────────┘
 //! ```
@@ -18,10 +18,10 @@
 //! run ends ([`Tether`] dropped), which has the same effect.
 //!
 //! A worker that is alive but frozen (stopped with SIGSTOP, a paused VM, swapped to a halt)
-//! keeps its end open, yet the server hands its job on once it stops hearing from it. So
+//! keeps its end open, yet the server hands its task on once it stops hearing from it. So
 //! the pipe is also a dead man's switch: the worker writes a byte to it every quarter second
-//! while the job runs (the process runner's beat), and a supervisor given a `silence` limit (the
-//! worker's lease) kills the group when no byte came for that long: a frozen worker's job
+//! while the task runs (the process runner's beat), and a supervisor given a `silence` limit (the
+//! worker's lease) kills the group when no byte came for that long: a frozen worker's task
 //! stops before the server can hand it on, and never runs beside its next copy.
 //!
 //! The supervisor is the worker's direct child, so the worker reaps it as before; it reaps
@@ -53,13 +53,13 @@ const FALLBACK_POLL_MS: libc::c_int = 100;
 /// (before 5.9).
 const FALLBACK_MAX_FDS: RawFd = 1 << 16;
 
-/// The worker's end of the pipe a job's supervisor watches: while it is open (and beats
-/// come, when the supervisor was given a silence limit), the job may run; once it is closed
-/// (dropped, or the worker gone), or silent too long, the supervisor kills the job's process
+/// The worker's end of the pipe a task's supervisor watches: while it is open (and beats
+/// come, when the supervisor was given a silence limit), the task may run; once it is closed
+/// (dropped, or the worker gone), or silent too long, the supervisor kills the task's process
 /// group.
 #[derive(Debug)]
 pub(crate) struct Tether {
-    /// The write end: a byte is a beat; its closing ends the job.
+    /// The write end: a byte is a beat; its closing ends the task.
     write: OwnedFd,
 }
 
@@ -219,7 +219,7 @@ unsafe fn run_supervisor(read_fd: RawFd, program: libc::pid_t, silence_ms: i64) 
             if silence_ms >= 0 {
                 let left = last_beat + silence_ms - monotonic_ms();
                 if left <= 0 {
-                    // The worker is frozen or wedged: the server is about to hand the job on.
+                    // The worker is frozen or wedged: the server is about to hand the task on.
                     libc::kill(-libc::getpid(), libc::SIGKILL);
                     libc::_exit(137);
                 }
@@ -230,7 +230,7 @@ unsafe fn run_supervisor(read_fd: RawFd, program: libc::pid_t, silence_ms: i64) 
             if fds[0].revents != 0 {
                 let read = libc::read(read_fd, (&raw mut byte).cast(), 1);
                 if read == 0 || (read < 0 && *libc::__errno_location() != libc::EINTR) {
-                    // The worker is gone or done with the job: nothing of it may run on.
+                    // The worker is gone or done with the task: nothing of it may run on.
                     libc::kill(-libc::getpid(), libc::SIGKILL);
                     libc::_exit(137);
                 }
@@ -242,8 +242,8 @@ unsafe fn run_supervisor(read_fd: RawFd, program: libc::pid_t, silence_ms: i64) 
     }
 }
 
-/// Closes every descriptor but `keep`, so the supervisor holds none of the job's pipes (the
-/// worker judges the job's end by its output pipes closing) nor the worker's.
+/// Closes every descriptor but `keep`, so the supervisor holds none of the task's pipes (the
+/// worker judges the task's end by its output pipes closing) nor the worker's.
 ///
 /// # Safety
 /// Only in the forked supervisor, which uses no descriptor but `keep` afterwards.

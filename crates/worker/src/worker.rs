@@ -1,5 +1,5 @@
 //! The public face of the crate: [`WorkerBuilder`] collects the settings, [`Worker::run`]
-//! runs the loops until the job limit or shutdown.
+//! runs the loops until the task limit or shutdown.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -33,7 +33,7 @@ pub struct Worker {
     server: String,
     /// The root directory, absolute and canonical.
     root: PathBuf,
-    /// The job limit, the stop signals and the running count every loop shares; made with
+    /// The task limit, the stop signals and the running count every loop shares; made with
     /// the worker so that a [`ShutdownHandle`] exists before `run` is called.
     control: Arc<Control>,
     /// The DCC tools found when the worker was built.
@@ -44,8 +44,8 @@ pub struct Worker {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct RunStats {
-    /// Jobs whose results the server acknowledged (or refused for good), across all loops.
-    pub jobs_completed: u64,
+    /// Tasks whose results the server acknowledged (or refused for good), across all loops.
+    pub tasks_completed: u64,
 }
 
 impl Worker {
@@ -84,20 +84,20 @@ impl Worker {
     }
 
     /// A handle that stops this worker's [`run`](Worker::run) gracefully or at once, and
-    /// counts its running jobs; take it before calling `run`.
+    /// counts its running tasks; take it before calling `run`.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle::new(Arc::clone(&self.control))
     }
 
-    /// Runs every loop until the job limit is reached, `shutdown` resolves, or a
+    /// Runs every loop until the task limit is reached, `shutdown` resolves, or a
     /// [`ShutdownHandle`] stops it.
     ///
-    /// On shutdown (or [`ShutdownHandle::finish`], or once `max_jobs` jobs are under way) a
-    /// loop that is idle stops at once; a loop that is running a job finishes it, reports it,
+    /// On shutdown (or [`ShutdownHandle::finish`], or once `max_tasks` tasks are under way) a
+    /// loop that is idle stops at once; a loop that is running a task finishes it, reports it,
     /// then stops. A loop that cannot reach the server keeps retrying with backoff, including
-    /// to report a finished job. [`ShutdownHandle::stop_now`] kills the running jobs and
+    /// to report a finished task. [`ShutdownHandle::stop_now`] kills the running tasks and
     /// reports them as interrupted instead. Dropping the returned future stops everything at
-    /// once and kills running jobs' processes.
+    /// once and kills running tasks' processes.
     ///
     /// Returns an error only when the server refuses the worker for good (a protocol
     /// version mismatch) or a loop fails unexpectedly.
@@ -106,7 +106,7 @@ impl Worker {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<RunStats, WorkerError> {
         let control = self.control;
-        // Before any job starts: what an earlier worker of these names left running goes.
+        // Before any task starts: what an earlier worker of these names left running goes.
         let records: Vec<Arc<GroupRecord>> = self
             .loops
             .iter()
@@ -153,14 +153,14 @@ impl Worker {
                     reason: join_error.to_string(),
                 },
             };
-            // One loop failing stops the others the gentle way: running jobs still finish.
+            // One loop failing stops the others the gentle way: running tasks still finish.
             control.stop().cancel();
             if result.is_ok() {
                 result = Err(error);
             }
         }
         result.map(|()| RunStats {
-            jobs_completed: control.completed(),
+            tasks_completed: control.completed(),
         })
     }
 }
@@ -176,13 +176,13 @@ pub struct WorkerBuilder {
     root: Option<PathBuf>,
     /// The worker's name; `{hostname}.{pid}` if unset.
     name: Option<String>,
-    /// How many loops (connections, concurrent jobs) to run.
+    /// How many loops (connections, concurrent tasks) to run.
     concurrency: usize,
-    /// How many jobs to run in all before stopping, if limited.
-    max_jobs: Option<u64>,
+    /// How many tasks to run in all before stopping, if limited.
+    max_tasks: Option<u64>,
     /// The largest frame sent or accepted.
     max_frame: usize,
-    /// How long processes get between SIGTERM and SIGKILL when a job is stopped.
+    /// How long processes get between SIGTERM and SIGKILL when a task is stopped.
     kill_grace: Duration,
     /// The handlers.
     registry: Registry,
@@ -194,7 +194,7 @@ pub struct WorkerBuilder {
     detect_tools: bool,
     /// TLS with mutual certificates, when the server requires it.
     tls: Option<buildcat_client::TlsOptions>,
-    /// Where the worker records its jobs' process groups; a per-user runtime or temporary
+    /// Where the worker records its tasks' process groups; a per-user runtime or temporary
     /// directory if unset.
     state_dir: Option<PathBuf>,
 }
@@ -207,7 +207,7 @@ impl fmt::Debug for WorkerBuilder {
             .field("root", &self.root)
             .field("name", &self.name)
             .field("concurrency", &self.concurrency)
-            .field("max_jobs", &self.max_jobs)
+            .field("max_tasks", &self.max_tasks)
             .field("max_frame", &self.max_frame)
             .field("kill_grace", &self.kill_grace)
             .field("registry", &self.registry)
@@ -227,7 +227,7 @@ impl Default for WorkerBuilder {
 
 impl WorkerBuilder {
     /// The defaults: server `127.0.0.1:2228`, queue `default`, the current directory as
-    /// root, one loop, no job limit, a kill grace period of 10 s, the built-in handlers, and
+    /// root, one loop, no task limit, a kill grace period of 10 s, the built-in handlers, and
     /// the DCC tools found on PATH.
     pub fn new() -> Self {
         WorkerBuilder {
@@ -236,7 +236,7 @@ impl WorkerBuilder {
             root: None,
             name: None,
             concurrency: 1,
-            max_jobs: None,
+            max_tasks: None,
             max_frame: DEFAULT_MAX_FRAME,
             kill_grace: DEFAULT_KILL_GRACE,
             registry: Registry::new(),
@@ -284,16 +284,16 @@ impl WorkerBuilder {
         self
     }
 
-    /// How many independent loops to run, each with its own connection and one job at a
+    /// How many independent loops to run, each with its own connection and one task at a
     /// time (default 1).
     pub fn concurrency(mut self, loops: usize) -> Self {
         self.concurrency = loops;
         self
     }
 
-    /// Stop after this many jobs in total across all loops (`None`: no limit).
-    pub fn max_jobs(mut self, limit: Option<u64>) -> Self {
-        self.max_jobs = limit;
+    /// Stop after this many tasks in total across all loops (`None`: no limit).
+    pub fn max_tasks(mut self, limit: Option<u64>) -> Self {
+        self.max_tasks = limit;
         self
     }
 
@@ -310,7 +310,7 @@ impl WorkerBuilder {
         self
     }
 
-    /// How long a job's processes get to exit after SIGTERM, on timeout or cancel, before
+    /// How long a task's processes get to exit after SIGTERM, on timeout or cancel, before
     /// they are killed with SIGKILL (default 10 s). A handler that ignores its deadline or a
     /// cancel is abandoned this long plus a few seconds after it.
     pub fn kill_grace(mut self, grace: Duration) -> Self {
@@ -318,9 +318,9 @@ impl WorkerBuilder {
         self
     }
 
-    /// The directory where the worker records the process groups of its running jobs, one
+    /// The directory where the worker records the process groups of its running tasks, one
     /// file per worker name, so that a worker starting later under the same name on this
-    /// host kills what this one left running if it died with jobs running (default:
+    /// host kills what this one left running if it died with tasks running (default:
     /// `$XDG_RUNTIME_DIR/buildcat`, else `buildcat-UID` in the temporary directory). Use a
     /// local directory private to the worker's user.
     pub fn state_dir(mut self, path: impl Into<PathBuf>) -> Self {
@@ -328,9 +328,9 @@ impl WorkerBuilder {
         self
     }
 
-    /// Runs `handler` for jobs of kind `T::KIND`, replacing any handler that kind had.
+    /// Runs `handler` for tasks of kind `T::KIND`, replacing any handler that kind had.
     ///
-    /// The handler gets the job's arguments decoded as `T`; its output is encoded and sent
+    /// The handler gets the task's arguments decoded as `T`; its output is encoded and sent
     /// back to whoever waits for the job.
     pub fn handler<T, F, Fut>(mut self, handler: F) -> Self
     where
@@ -464,7 +464,7 @@ impl WorkerBuilder {
             loops,
             server,
             root,
-            control: Arc::new(Control::new(self.max_jobs)),
+            control: Arc::new(Control::new(self.max_tasks)),
             tools,
         })
     }

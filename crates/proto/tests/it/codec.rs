@@ -3,9 +3,9 @@
 
 use buildcat_proto::codec::{encode_frame, encode_value};
 use buildcat_proto::{
-    Assignment, ClientFrame, CodecError, Completion, DEFAULT_MAX_FRAME, FarmInfo, FrameCodec,
-    HandshakeError, Hello, HelloReply, JobChange, JobEvent, JobOptions, JobQuery, JobState, NewJob,
-    Outcome, PROTOCOL_VERSION, Reply, Request, RequestError, RequeueTarget, Role, ServerFrame,
+    ClientFrame, CodecError, Completion, DEFAULT_MAX_FRAME, FarmInfo, FrameCodec, HandshakeError,
+    Hello, HelloReply, JobEvent, JobOptions, JobQuery, JobRef, JobState, NewJob, NewTask, Outcome,
+    PROTOCOL_VERSION, Reply, Request, RequestError, Requeue, Role, ServerFrame, Submitted, TaskRef,
     Welcome, WorkerRegistration,
 };
 use bytes::BytesMut;
@@ -13,10 +13,11 @@ use futures_util::StreamExt;
 use tokio_util::codec::{Decoder, Encoder, FramedRead};
 
 use crate::golden::{
-    failed_status, failure, finished_status, hello_from, options, progress, render_lines,
-    running_status, wrong_state,
+    assignment, changes, failed_status, failure, finished_status, finished_task_status, hello_from,
+    info_job, progress, render_job, render_lines, running_status, task_refs, task_status,
+    wrong_state,
 };
-use crate::{JOB_A, JOB_B, frame};
+use crate::{JOB_A, JOB_B, TASK_A, frame};
 
 /// What the server reads: client frames in, server frames out.
 type ServerSide = FrameCodec<ClientFrame, ServerFrame>;
@@ -31,24 +32,13 @@ fn peer_side() -> PeerSide {
     FrameCodec::new(DEFAULT_MAX_FRAME)
 }
 
-fn new_job(args: Vec<u8>) -> NewJob {
-    NewJob {
-        queue: "render".to_owned(),
-        kind: "studio.blender.frame".to_owned(),
-        args,
-        options: options(),
-    }
-}
-
 /// One frame of every request, with ids as a peer would number them.
 fn client_frames() -> Vec<ClientFrame> {
     let requests = vec![
-        Request::Submit(vec![
-            new_job(b"\x0cshot.blend".to_vec()),
-            new_job(Vec::new()),
-        ]),
-        Request::Wait(JOB_A),
-        Request::Job(JOB_B),
+        Request::Submit(vec![render_job(b"\x0ashot.blend".to_vec()), info_job()]),
+        Request::Wait(JobRef::Number(41)),
+        Request::Job(JobRef::Id(JOB_B)),
+        Request::Task(TaskRef::from(TASK_A)),
         Request::Info,
         Request::Register(WorkerRegistration {
             name: "render01.4242.1".to_owned(),
@@ -58,37 +48,57 @@ fn client_frames() -> Vec<ClientFrame> {
             kinds: vec!["buildcat.worker.info".to_owned()],
             pid: 4242,
             version: "0.6.0".to_owned(),
-            running: vec![(JOB_A, 2)],
+            running: vec![(TASK_A, 2)],
         }),
         Request::Heartbeat,
         Request::Complete(Completion {
-            job: JOB_A,
+            task: TASK_A,
             attempt: 2,
             outcome: Outcome::Failed(failure()),
         }),
         Request::Log {
-            job: JOB_A,
+            task: TASK_A,
             attempt: 2,
             lines: render_lines(),
         },
         Request::Progress {
-            job: JOB_A,
+            task: TASK_A,
             attempt: 2,
             progress: progress(),
         },
-        Request::Cancel(vec![JOB_A, JOB_B]),
-        Request::Requeue(RequeueTarget::Jobs(vec![JOB_A, JOB_B])),
+        Request::Cancel(task_refs()),
+        Request::Requeue(Requeue::Tasks {
+            targets: task_refs(),
+            all: false,
+        }),
+        Request::Requeue(Requeue::Failed {
+            queue: None,
+            user: Some("ana".to_owned()),
+        }),
+        Request::Pause(vec![JobRef::Number(41), JobRef::Id(JOB_A)]),
+        Request::Resume(vec![JobRef::Number(41)]),
+        Request::PauseQueue {
+            queue: "render".to_owned(),
+            paused: true,
+        },
+        Request::SetPriority {
+            job: JobRef::Number(41),
+            priority: -20,
+        },
+        Request::Delete(vec![JobRef::Id(JOB_B)]),
         Request::Jobs(JobQuery {
             queue: Some("render".to_owned()),
             state: Some(JobState::Failed),
+            user: Some("ana@ws07".to_owned()),
             limit: 50,
         }),
         Request::Logs {
-            job: JOB_A,
+            task: TaskRef::job(JobRef::Number(42)),
             from: 0,
             follow: true,
         },
-        Request::Watch(vec![JOB_A, JOB_B]),
+        Request::Watch(vec![JobRef::Number(41), JobRef::Id(JOB_B)]),
+        Request::EnableWorker("render01.4242.1".to_owned()),
     ];
     requests
         .into_iter()
@@ -100,9 +110,15 @@ fn client_frames() -> Vec<ClientFrame> {
 /// One frame of every server frame, reply and request error.
 fn server_frames() -> Vec<ServerFrame> {
     let replies = vec![
-        Ok(Reply::Submitted(vec![JOB_A, JOB_B])),
+        Ok(Reply::Submitted(vec![Submitted {
+            id: JOB_A,
+            number: 41,
+            tasks: 2,
+        }])),
         Ok(Reply::Ended(finished_status())),
         Ok(Reply::Job(failed_status())),
+        Ok(Reply::Task(task_status())),
+        Ok(Reply::Task(finished_task_status())),
         Ok(Reply::Info(FarmInfo::default())),
         Ok(Reply::Registered {
             name: "render01.4242.1".to_owned(),
@@ -110,7 +126,16 @@ fn server_frames() -> Vec<ServerFrame> {
             reconnect_grace_ms: 60_000,
         }),
         Ok(Reply::Ack),
-        Err(RequestError::UnknownJob(JOB_A)),
+        Err(RequestError::UnknownJob(JobRef::Id(JOB_A))),
+        Err(RequestError::UnknownTask {
+            job: JobRef::Number(41),
+            index: 9,
+            tasks: 2,
+        }),
+        Err(RequestError::WhichTask {
+            job: JobRef::Number(41),
+            tasks: 2,
+        }),
         Err(RequestError::WrongRole {
             request: "submit".to_owned(),
             role: "worker".to_owned(),
@@ -119,21 +144,12 @@ fn server_frames() -> Vec<ServerFrame> {
         Err(RequestError::Storage("database is locked".to_owned())),
         Err(RequestError::ShuttingDown),
         Err(RequestError::StaleAttempt {
-            job: JOB_A,
+            task: TASK_A,
             attempt: 1,
         }),
-        Ok(Reply::Changes(vec![
-            JobChange {
-                job: JOB_A,
-                result: Ok(JobState::Canceled),
-            },
-            JobChange {
-                job: JOB_B,
-                result: Err(wrong_state()),
-            },
-        ])),
+        Ok(Reply::Changes(changes())),
         Ok(Reply::Jobs {
-            jobs: vec![running_status(), failed_status()],
+            jobs: vec![running_status().job, failed_status().job],
             more: false,
         }),
         Ok(Reply::Log(buildcat_proto::LogPage {
@@ -148,40 +164,38 @@ fn server_frames() -> Vec<ServerFrame> {
         })),
         Err(wrong_state()),
         Err(RequestError::TooManyInFlight { limit: 256 }),
+        Err(RequestError::UnknownWorker("render01".to_owned())),
     ];
     let mut frames: Vec<ServerFrame> = replies
         .into_iter()
         .zip(1..)
         .map(|(reply, id)| ServerFrame::Reply { id, reply })
         .collect();
-    frames.push(ServerFrame::Assign(Assignment {
-        job: JOB_A,
-        attempt: 1,
-        queue: "render".to_owned(),
-        kind: "buildcat.worker.info".to_owned(),
-        args: Vec::new(),
-        timeout_ms: Some(3_600_000),
-    }));
+    frames.push(ServerFrame::Assign(assignment()));
     frames.push(ServerFrame::Closing(
         "the server is shutting down".to_owned(),
     ));
     frames.push(ServerFrame::Cancel {
-        job: JOB_A,
+        task: TASK_A,
         attempt: 2,
         reason: "timed out after 1h".to_owned(),
     });
     frames.extend(
         [
             JobEvent::Log {
-                job: JOB_A,
+                task: TASK_A,
                 page: buildcat_proto::LogPage {
                     lines: render_lines(),
                     ..Default::default()
                 },
             },
             JobEvent::Progress {
-                job: JOB_A,
+                task: TASK_A,
                 progress: progress(),
+            },
+            JobEvent::Task {
+                job: JOB_A,
+                task: running_status().tasks[1].clone(),
             },
             JobEvent::Ended(finished_status()),
         ]
@@ -195,7 +209,7 @@ fn server_frames() -> Vec<ServerFrame> {
 fn submit() -> ClientFrame {
     ClientFrame {
         id: 7,
-        request: Request::Submit(vec![new_job(b"\x0cshot.blend".to_vec())]),
+        request: Request::Submit(vec![render_job(b"\x0ashot.blend".to_vec())]),
     }
 }
 
@@ -259,7 +273,7 @@ async fn frame_larger_than_one_read_decodes_through_framed_read() {
     // FramedRead reads into an 8 KiB buffer first, so a 100 KB submit arrives in pieces.
     let message = ClientFrame {
         id: 7,
-        request: Request::Submit(vec![new_job(vec![0xab; 100_000])]),
+        request: Request::Submit(vec![render_job(vec![0xab; 100_000])]),
     };
     let bytes = encode_frame(&message).unwrap();
     let mut frames = FramedRead::new(&bytes[..], server_side());
@@ -287,7 +301,7 @@ fn two_frames_in_one_buffer_decode_in_order() {
     let first = submit();
     let second = ClientFrame {
         id: 8,
-        request: Request::Wait(JOB_A),
+        request: Request::Wait(JobRef::Id(JOB_A)),
     };
     let mut buf = BytesMut::new();
     buf.extend_from_slice(&encode_frame(&first).unwrap());
@@ -463,13 +477,13 @@ fn huge_lengths_inside_a_small_frame_are_malformed() {
         // ClientFrame id 1, Register, name: a u64 length of 2^62, then three bytes.
         (
             "string",
-            [&[0x01, 0x04, 0xfd][..], &(1u64 << 62).to_le_bytes(), b"abc"].concat(),
+            [&[0x01, 0x05, 0xfd][..], &(1u64 << 62).to_le_bytes(), b"abc"].concat(),
         ),
         // A u32 length just under 4 GiB.
         (
             "string u32",
             [
-                &[0x01, 0x04, 0xfc][..],
+                &[0x01, 0x05, 0xfc][..],
                 &0xffff_fff0u32.to_le_bytes(),
                 b"abc",
             ]
@@ -485,11 +499,25 @@ fn huge_lengths_inside_a_small_frame_are_malformed() {
             ]
             .concat(),
         ),
-        // Submit one job: queue "q", kind "k", args of 2^62 bytes.
+        // Submit one job: queue "q", kind "k", no name, submitter or runs, default
+        // options (no timeout, one attempt, priority 0, no dependencies), then a vector of
+        // 2^62 tasks.
         (
-            "args",
+            "task vector",
             [
-                &[0x01, 0x00, 0x01, 0x01, b'q', 0x01, b'k', 0xfd][..],
+                &[0x01, 0x00, 0x01, 0x01, b'q', 0x01, b'k', 0x00, 0x00, 0x00][..],
+                &[0x00, 0x01, 0x00, 0x00, 0xfd],
+                &(1u64 << 62).to_le_bytes(),
+                &[0x00],
+            ]
+            .concat(),
+        ),
+        // The same job with one task (no frames) whose args are 2^62 bytes.
+        (
+            "task args",
+            [
+                &[0x01, 0x00, 0x01, 0x01, b'q', 0x01, b'k', 0x00, 0x00, 0x00][..],
+                &[0x00, 0x01, 0x00, 0x00, 0x01, 0x00, 0xfd],
                 &(1u64 << 62).to_le_bytes(),
                 &[0x00],
             ]
@@ -570,10 +598,48 @@ where
     assert_eq!(decoder.decode_eof(&mut buf).unwrap(), None);
 }
 
+/// A request's variant as its position in [`Request`]; the match is exhaustive, so a new
+/// variant does not compile until it is listed here (and given a frame in
+/// [`client_frames`]).
+fn variant(request: &Request) -> usize {
+    match request {
+        Request::Submit(_) => 0,
+        Request::Wait(_) => 1,
+        Request::Job(_) => 2,
+        Request::Task(_) => 3,
+        Request::Info => 4,
+        Request::Register(_) => 5,
+        Request::Heartbeat => 6,
+        Request::Complete(_) => 7,
+        Request::Log { .. } => 8,
+        Request::Progress { .. } => 9,
+        Request::Cancel(_) => 10,
+        Request::Requeue(_) => 11,
+        Request::Pause(_) => 12,
+        Request::Resume(_) => 13,
+        Request::PauseQueue { .. } => 14,
+        Request::SetPriority { .. } => 15,
+        Request::Delete(_) => 16,
+        Request::Jobs(_) => 17,
+        Request::Logs { .. } => 18,
+        Request::Watch(_) => 19,
+        Request::EnableWorker(_) => 20,
+    }
+}
+
 #[test]
 fn every_client_frame_round_trips() {
     let frames = client_frames();
-    assert_eq!(frames.len(), 14, "one frame per Request variant");
+    let covered: std::collections::BTreeSet<usize> =
+        frames.iter().map(|frame| variant(&frame.request)).collect();
+    let all: std::collections::BTreeSet<usize> = (0..=20).collect();
+    assert_eq!(covered, all, "one frame per Request variant at least");
+    for frame in &frames {
+        // Ids below 251 are one byte; the variant index follows.
+        assert!(frame.id < 251);
+        let body = encode_value(frame).unwrap();
+        assert_eq!(usize::from(body[1]), variant(&frame.request), "{frame:?}");
+    }
     round_trip(frames, peer_side(), server_side());
 }
 
@@ -631,8 +697,14 @@ fn encoding_over_the_max_is_refused_and_leaves_the_buffer_alone() {
         request: Request::Submit(vec![NewJob {
             queue: "render".to_owned(),
             kind: "studio.blender.frame".to_owned(),
-            args: vec![0x5a; 1000],
+            name: String::new(),
+            submitter: "ana@ws07".to_owned(),
+            runs: String::new(),
             options: JobOptions::default(),
+            tasks: vec![NewTask {
+                frames: None,
+                args: vec![0x5a; 1000],
+            }],
         }]),
     };
     let body_len = encode_value(&big).unwrap().len();

@@ -12,14 +12,15 @@
 //! 253 = `fd` + u64; signed integers zigzagged first), enum variants as their varint index,
 //! strings and byte vectors as varint length + bytes, `Option` as `00` or `01` + value,
 //! structs and tuples as their fields in order, fixed-size arrays as their elements with no
-//! length. A `JobId` is its UUID as a 16-byte vector: `10` then the bytes, big-endian.
+//! length. A `JobId` is its UUID as a 16-byte vector: `10` then the bytes, big-endian; a
+//! `TaskId` is its job's id then its index.
 //!
 //! The layout of one golden, `Hello` from a client of buildcat 0.6.0, read by hand:
 //!
 //! ```text
 //! 00 00 00 10                  length prefix: 16 body bytes follow (big-endian u32)
 //! 42 55 49 4c 44 43 41 54      magic "BUILDCAT": a [u8; 8] array, so no length prefix
-//! 03                           protocol version 3 (varint)
+//! 04                           protocol version 4 (varint)
 //! 00                           role: variant 0 = Client (1 = Worker)
 //! 05 30 2e 36 2e 30            software: length 5, then "0.6.0"
 //! ```
@@ -28,19 +29,20 @@ use std::fmt::Debug;
 
 use buildcat_proto::codec::{decode_value, encode_frame, encode_value};
 use buildcat_proto::{
-    Assignment, Attempt, AttemptOutcome, ClientFrame, CommandResult, Completion, DEFAULT_MAX_FRAME,
-    DEFAULT_PORT, DroppedOutput, Failure, FarmInfo, FrameCodec, HandshakeError, Hello, HelloReply,
-    JobChange, JobEvent, JobOptions, JobProgress, JobQuery, JobState, JobStatus, LogPage, MAGIC,
-    NewJob, Outcome, PROTOCOL_VERSION, QueueSummary, Reply, Request, RequestError, RequeueTarget,
-    Role, RunCommand, ServerFrame, Task, Welcome, WorkerActivity, WorkerRegistration,
-    WorkerSummary,
+    Assignment, Attempt, AttemptOutcome, Change, Changed, ClientFrame, CommandResult, Completion,
+    DEFAULT_MAX_FRAME, DEFAULT_PORT, Dependency, DroppedOutput, Failure, FarmInfo, FrameCodec,
+    HandshakeError, Hello, HelloReply, JobEvent, JobOptions, JobQuery, JobRef, JobState, JobStatus,
+    JobSummary, LogPage, MAGIC, NewJob, NewTask, Outcome, PROTOCOL_VERSION, QueueSummary, Reply,
+    Request, RequestError, Requeue, Role, RunCommand, RunningTask, ServerFrame, Submitted, Task,
+    TaskCounts, TaskProgress, TaskRef, TaskState, TaskStatus, TaskSummary, Unserved, Welcome,
+    WorkerActivity, WorkerRegistration, WorkerSummary,
 };
 use bytes::BytesMut;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::codec::Decoder;
 
-use crate::{JOB_A, JOB_B, T0, T1, frame, hex, unhex};
+use crate::{JOB_A, JOB_B, T0, T1, TASK_A, TASK_B, frame, hex, unhex};
 
 /// A page of output after a gap: 4,800 bytes (40 lines) dropped, then two 42-byte lines
 /// from byte 6,000, more stored after them.
@@ -81,7 +83,7 @@ where
 }
 
 /// Like [`check`] for a bare value with no frame around it, as task arguments and outputs
-/// travel inside `NewJob::args`, `Assignment::args` and `Outcome::Finished`.
+/// travel inside `NewTask::args`, `Assignment::args` and `Outcome::Finished`.
 #[track_caller]
 fn check_value<T>(value: &T, expected_hex: &str)
 where
@@ -118,45 +120,213 @@ pub(crate) fn failure() -> Failure {
     }
 }
 
+/// A render's options: it runs after job [`JOB_A`] and task [`TASK_B`].
 pub(crate) fn options() -> JobOptions {
     JobOptions {
         timeout_ms: Some(3_600_000),
         max_attempts: 3,
         priority: -5,
-        after: vec![JOB_A],
+        after: vec![Dependency::Job(JOB_A), Dependency::Task(TASK_B)],
     }
 }
 
-pub(crate) fn finished_status() -> JobStatus {
-    JobStatus {
-        id: JOB_B,
-        queue: "render".to_owned(),
-        kind: "buildcat.worker.info".to_owned(),
-        state: JobState::Finished,
-        options: JobOptions::default(),
-        created_at: T0,
-        ended_at: Some(T1),
-        attempts: vec![Attempt {
-            number: 1,
-            worker: "render01.4242.1".to_owned(),
-            started_at: T0,
-            ended_at: Some(T1),
-            outcome: Some(AttemptOutcome::Finished),
-        }],
-        result: Some(vec![0x02, b'o', b'k']),
-        failure: None,
-        progress: None,
-    }
-}
-
-pub(crate) fn failed_status() -> JobStatus {
-    JobStatus {
-        id: JOB_A,
+/// A render of frames 1-6 in two tasks of three frames.
+pub(crate) fn render_job(args: Vec<u8>) -> NewJob {
+    NewJob {
         queue: "render".to_owned(),
         kind: "studio.blender.frame".to_owned(),
-        state: JobState::Failed,
+        name: "shot.blend 1-6".to_owned(),
+        submitter: "ana@ws07".to_owned(),
+        runs: "shot.blend frames 1-6".to_owned(),
         options: options(),
+        tasks: vec![
+            NewTask {
+                frames: Some("1-3".to_owned()),
+                args: args.clone(),
+            },
+            NewTask {
+                frames: Some("4-6".to_owned()),
+                args,
+            },
+        ],
+    }
+}
+
+/// A job of one task, as `Client::submit` makes it: no name, nothing to say it runs.
+pub(crate) fn info_job() -> NewJob {
+    NewJob {
+        queue: "default".to_owned(),
+        kind: "buildcat.worker.info".to_owned(),
+        name: String::new(),
+        submitter: "ana@ws07".to_owned(),
+        runs: String::new(),
+        options: JobOptions::default(),
+        tasks: vec![NewTask {
+            frames: None,
+            args: Vec::new(),
+        }],
+    }
+}
+
+/// Job 42 ([`JOB_B`]): one `worker-info` task, finished.
+pub(crate) fn finished_status() -> JobStatus {
+    JobStatus {
+        job: JobSummary {
+            id: JOB_B,
+            number: 42,
+            name: "worker-info".to_owned(),
+            queue: "default".to_owned(),
+            kind: "buildcat.worker.info".to_owned(),
+            submitter: "ana@ws07".to_owned(),
+            runs: "worker-info".to_owned(),
+            options: JobOptions::default(),
+            state: JobState::Finished,
+            paused: false,
+            created_at: T0,
+            ended_at: Some(T1),
+            tasks: TaskCounts {
+                total: 1,
+                finished: 1,
+                ..TaskCounts::default()
+            },
+        },
+        tasks: vec![TaskSummary {
+            index: 0,
+            frames: None,
+            state: TaskState::Finished,
+            worker: Some("render01.4242.1".to_owned()),
+            attempts: 1,
+            started_at: Some(T0),
+            ended_at: Some(T1),
+            reason: None,
+            progress: None,
+        }],
+    }
+}
+
+/// Job 41 ([`JOB_A`]) as its listing shows it, in `state` with these task counts.
+fn render_summary(state: JobState, paused: bool, tasks: TaskCounts) -> JobSummary {
+    JobSummary {
+        id: JOB_A,
+        number: 41,
+        name: "shot.blend 1-6".to_owned(),
+        queue: "render".to_owned(),
+        kind: "studio.blender.frame".to_owned(),
+        submitter: "ana@ws07".to_owned(),
+        runs: "shot.blend frames 1-6".to_owned(),
+        options: JobOptions {
+            after: Vec::new(),
+            ..options()
+        },
+        state,
+        paused,
         created_at: T0,
+        ended_at: state.is_terminal().then_some(T1),
+        tasks,
+    }
+}
+
+/// Job 41: task 0 finished, task 1 ([`TASK_A`]) failed on its second attempt.
+pub(crate) fn failed_status() -> JobStatus {
+    JobStatus {
+        job: render_summary(
+            JobState::Failed,
+            false,
+            TaskCounts {
+                total: 2,
+                finished: 1,
+                failed: 1,
+                ..TaskCounts::default()
+            },
+        ),
+        tasks: vec![
+            TaskSummary {
+                index: 0,
+                frames: Some("1-3".to_owned()),
+                state: TaskState::Finished,
+                worker: Some("render01.4242.1".to_owned()),
+                attempts: 1,
+                started_at: Some(T0),
+                ended_at: Some(T1),
+                reason: None,
+                progress: None,
+            },
+            TaskSummary {
+                index: 1,
+                frames: Some("4-6".to_owned()),
+                state: TaskState::Failed,
+                worker: Some("render02.777.1".to_owned()),
+                attempts: 2,
+                started_at: Some(T0),
+                ended_at: Some(T1),
+                reason: Some(failure().reason),
+                progress: None,
+            },
+        ],
+    }
+}
+
+pub(crate) fn progress() -> TaskProgress {
+    TaskProgress {
+        done: 2,
+        total: 3,
+        outputs: vec![
+            "shots/010/render/0004.exr".to_owned(),
+            "shots/010/render/0005.exr".to_owned(),
+        ],
+    }
+}
+
+/// Job 41 paused while its task 1 runs: the running task reports progress and finishes,
+/// task 0 is held.
+pub(crate) fn running_status() -> JobStatus {
+    JobStatus {
+        job: render_summary(
+            JobState::Running,
+            true,
+            TaskCounts {
+                total: 2,
+                started: 1,
+                paused: 1,
+                ..TaskCounts::default()
+            },
+        ),
+        tasks: vec![
+            TaskSummary {
+                index: 0,
+                frames: Some("1-3".to_owned()),
+                state: TaskState::Paused,
+                worker: None,
+                attempts: 0,
+                started_at: None,
+                ended_at: None,
+                reason: None,
+                progress: None,
+            },
+            TaskSummary {
+                index: 1,
+                frames: Some("4-6".to_owned()),
+                state: TaskState::Started,
+                worker: Some("render02.777.1".to_owned()),
+                attempts: 1,
+                started_at: Some(T1),
+                ended_at: None,
+                reason: None,
+                progress: Some(progress()),
+            },
+        ],
+    }
+}
+
+/// [`TASK_A`] (41.1) after its worker was lost and its second attempt failed.
+pub(crate) fn task_status() -> TaskStatus {
+    TaskStatus {
+        id: TASK_A,
+        number: 41,
+        kind: "studio.blender.frame".to_owned(),
+        frames: Some("4-6".to_owned()),
+        state: TaskState::Failed,
+        max_attempts: 3,
         ended_at: Some(T1),
         attempts: vec![
             Attempt {
@@ -180,37 +350,26 @@ pub(crate) fn failed_status() -> JobStatus {
     }
 }
 
-pub(crate) fn progress() -> JobProgress {
-    JobProgress {
-        done: 12,
-        total: 240,
-        outputs: vec![
-            "shots/010/render/0011.exr".to_owned(),
-            "shots/010/render/0012.exr".to_owned(),
-        ],
-    }
-}
-
-/// A job on its second attempt that reports progress.
-pub(crate) fn running_status() -> JobStatus {
-    JobStatus {
-        id: JOB_A,
-        queue: "render".to_owned(),
-        kind: "studio.blender.frame".to_owned(),
-        state: JobState::Started,
-        options: JobOptions::default(),
-        created_at: T0,
-        ended_at: None,
+/// The only task of job 42, finished with a result.
+pub(crate) fn finished_task_status() -> TaskStatus {
+    TaskStatus {
+        id: TASK_B,
+        number: 42,
+        kind: "buildcat.worker.info".to_owned(),
+        frames: None,
+        state: TaskState::Finished,
+        max_attempts: 1,
+        ended_at: Some(T1),
         attempts: vec![Attempt {
             number: 1,
-            worker: "render02.777.1".to_owned(),
-            started_at: T1,
-            ended_at: None,
-            outcome: None,
+            worker: "render01.4242.1".to_owned(),
+            started_at: T0,
+            ended_at: Some(T1),
+            outcome: Some(AttemptOutcome::Finished),
         }],
-        result: None,
+        result: Some(vec![0x02, b'o', b'k']),
         failure: None,
-        progress: Some(progress()),
+        progress: None,
     }
 }
 
@@ -223,16 +382,64 @@ pub(crate) fn render_lines() -> Vec<String> {
 
 pub(crate) fn wrong_state() -> RequestError {
     RequestError::WrongState {
-        job: JOB_B,
-        state: JobState::Finished,
-        what: "only queued, deferred or started jobs can be canceled".to_owned(),
+        target: "job 41".to_owned(),
+        state: "running".to_owned(),
+        what: "only ended jobs can be deleted; cancel it first".to_owned(),
+    }
+}
+
+/// Job 41's tasks: the whole job by number, one task by number, one by id.
+pub(crate) fn task_refs() -> Vec<TaskRef> {
+    vec![
+        TaskRef::job(JobRef::Number(41)),
+        TaskRef {
+            job: JobRef::Number(41),
+            index: Some(1),
+        },
+        TaskRef::from(TASK_B),
+    ]
+}
+
+/// What a cancel of jobs 41 and 42 answers: 41's two tasks canceled, 42 refused.
+pub(crate) fn changes() -> Vec<Change> {
+    vec![
+        Change {
+            target: TaskRef::job(JobRef::Number(41)),
+            result: Ok(Changed {
+                job: JOB_A,
+                number: 41,
+                tasks: 2,
+                state: JobState::Canceled,
+            }),
+        },
+        Change {
+            target: TaskRef::job(JobRef::Id(JOB_B)),
+            result: Err(wrong_state()),
+        },
+    ]
+}
+
+/// Task 41.1 handed to a worker on its second attempt.
+pub(crate) fn assignment() -> Assignment {
+    Assignment {
+        task: TASK_A,
+        number: 41,
+        name: "shot.blend 1-6".to_owned(),
+        frames: Some("4-6".to_owned()),
+        attempt: 2,
+        queue: "render".to_owned(),
+        kind: "studio.blender.frame".to_owned(),
+        args: vec![
+            0x0a, b's', b'h', b'o', b't', b'.', b'b', b'l', b'e', b'n', b'd',
+        ],
+        timeout_ms: Some(3_600_000),
     }
 }
 
 #[test]
 fn constants() {
     assert_eq!(MAGIC, *b"BUILDCAT");
-    assert_eq!(PROTOCOL_VERSION, 3);
+    assert_eq!(PROTOCOL_VERSION, 4);
     assert_eq!(DEFAULT_MAX_FRAME, 16 * 1024 * 1024);
     assert_eq!(DEFAULT_PORT, 2228);
 }
@@ -242,11 +449,11 @@ fn hello() {
     // Laid out field by field; see the module doc.
     check(
         &hello_from(Role::Client),
-        "00000010 4255494c44434154 03 00 05 302e362e30",
+        "00000010 4255494c44434154 04 00 05 302e362e30",
     );
     check(
         &hello_from(Role::Worker),
-        "00000010 4255494c44434154 03 01 05 302e362e30",
+        "00000010 4255494c44434154 04 01 05 302e362e30",
     );
 }
 
@@ -255,7 +462,7 @@ fn hello() {
 fn hello_layout_from_parts() {
     let mut body = Vec::new();
     body.extend_from_slice(b"BUILDCAT");
-    body.push(3); // protocol version, a varint below 251: one byte
+    body.push(4); // protocol version, a varint below 251: one byte
     body.push(0); // Role::Client
     body.push(5); // software: length, then the bytes
     body.extend_from_slice(b"0.6.0");
@@ -265,7 +472,7 @@ fn hello_layout_from_parts() {
         frame(&body)
     );
     assert_eq!(
-        unhex("00000010 4255494c44434154 03 00 05 302e362e30"),
+        unhex("00000010 4255494c44434154 04 00 05 302e362e30"),
         frame(&body)
     );
 }
@@ -278,7 +485,7 @@ fn hello_reply() {
             software: "0.6.0".to_owned(),
             max_frame: 16 * 1024 * 1024,
         }),
-        "0000000d 000305302e362e30fc00000001",
+        "0000000d 000405302e362e30fc00000001",
     );
     check(
         &HelloReply::Refused(HandshakeError::BadMagic),
@@ -286,12 +493,12 @@ fn hello_reply() {
     );
     check(
         &HelloReply::Refused(HandshakeError::ProtocolMismatch {
-            server: 1,
+            server: 3,
             server_software: "0.6.0".to_owned(),
-            peer: 2,
+            peer: 4,
             peer_software: "0.7.0".to_owned(),
         }),
-        "00000010 01010105302e362e300205302e372e30",
+        "00000010 01010305302e362e300405302e372e30",
     );
     check(
         &HelloReply::Refused(HandshakeError::TooManyConnections { limit: 1024 }),
@@ -310,12 +517,76 @@ fn hello_reply() {
 #[test]
 fn unserved() {
     check_value(
-        &buildcat_proto::Unserved {
+        &Unserved {
             queue: "render".to_owned(),
             kind: "buildcat.blender.render".to_owned(),
-            jobs: 3,
+            tasks: 3,
         },
         "0672656e646572 17 6275696c646361742e626c656e6465722e72656e646572 03",
+    );
+}
+
+/// Task 41.1 as its bytes: the job's UUID (a 16-byte vector), then the index.
+#[test]
+fn task_id() {
+    check_value(&TASK_A, "10 019000c79c007c4e8f00123456789abc 01");
+}
+
+#[test]
+fn job_ref() {
+    check(
+        &JobRef::Id(JOB_A),
+        "00000012 0010019000c79c007c4e8f00123456789abc",
+    );
+    check(&JobRef::Number(41), "00000002 0129");
+    // A number of 300 takes three bytes: `fb` then 300 as a little-endian u16.
+    check(&JobRef::Number(300), "00000004 01fb2c01");
+}
+
+#[test]
+fn task_ref() {
+    check(&TaskRef::job(JobRef::Number(41)), "00000003 012900");
+    check(
+        &TaskRef {
+            job: JobRef::Number(41),
+            index: Some(1),
+        },
+        "00000004 01290101",
+    );
+    check(
+        &TaskRef::from(TASK_A),
+        "00000014 0010019000c79c007c4e8f00123456789abc0101",
+    );
+}
+
+#[test]
+fn dependency() {
+    check(
+        &Dependency::Job(JOB_A),
+        "00000012 0010019000c79c007c4e8f00123456789abc",
+    );
+    check(
+        &Dependency::Task(TASK_B),
+        "00000013 0110019000c7cc3970009a1122334455667700",
+    );
+}
+
+#[test]
+fn new_job() {
+    check(
+        &render_job(b"\x0ashot.blend".to_vec()),
+        "0000009b \
+         0672656e6465721473747564696f2e626c656e6465722e6672616d650e73686f \
+         742e626c656e6420312d3608616e6140777330371573686f742e626c656e6420 \
+         6672616d657320312d3601fc80ee36000309020010019000c79c007c4e8f0012 \
+         3456789abc0110019000c7cc3970009a1122334455667700020103312d330b0a \
+         73686f742e626c656e640103342d360b0a73686f742e626c656e64",
+    );
+    check(
+        &info_job(),
+        "0000002f \
+         0764656661756c74146275696c646361742e776f726b65722e696e666f000861 \
+         6e6140777330370000010000010000",
     );
 }
 
@@ -325,41 +596,44 @@ fn request() {
     check(
         &request(
             1,
-            Request::Submit(vec![
-                NewJob {
-                    queue: "render".to_owned(),
-                    kind: "studio.blender.frame".to_owned(),
-                    args: vec![
-                        0x0c, b's', b'h', b'o', b't', b'.', b'b', b'l', b'e', b'n', b'd', 0x18,
-                    ],
-                    options: options(),
-                },
-                NewJob {
-                    queue: "default".to_owned(),
-                    kind: "buildcat.worker.info".to_owned(),
-                    args: Vec::new(),
-                    options: JobOptions::default(),
-                },
-            ]),
+            Request::Submit(vec![render_job(b"\x0ashot.blend".to_vec()), info_job()]),
         ),
-        "00000068 \
-         0100020672656e6465721473747564696f2e626c656e6465722e6672616d650c \
-         0c73686f742e626c656e641801fc80ee360003090110019000c79c007c4e8f00 \
-         123456789abc0764656661756c74146275696c646361742e776f726b65722e69 \
-         6e666f0000010000",
+        "000000cd \
+         0100020672656e6465721473747564696f2e626c656e6465722e6672616d650e \
+         73686f742e626c656e6420312d3608616e6140777330371573686f742e626c65 \
+         6e64206672616d657320312d3601fc80ee36000309020010019000c79c007c4e \
+         8f00123456789abc0110019000c7cc3970009a1122334455667700020103312d \
+         330b0a73686f742e626c656e640103342d360b0a73686f742e626c656e640764 \
+         656661756c74146275696c646361742e776f726b65722e696e666f0008616e61 \
+         40777330370000010000010000",
     );
     check(
-        &request(2, Request::Wait(JOB_A)),
-        "00000013 020110019000c79c007c4e8f00123456789abc",
+        &request(2, Request::Wait(JobRef::Number(41))),
+        "00000004 02010129",
     );
     check(
-        &request(3, Request::Job(JOB_B)),
-        "00000013 030210019000c7cc3970009a11223344556677",
+        &request(3, Request::Job(JobRef::Id(JOB_B))),
+        "00000014 03020010019000c7cc3970009a11223344556677",
     );
-    check(&request(4, Request::Info), "00000002 0403");
     check(
         &request(
-            5,
+            4,
+            Request::Task(TaskRef {
+                job: JobRef::Number(41),
+                index: Some(1),
+            }),
+        ),
+        "00000006 040301290101",
+    );
+    // Without an index: the only task of job 42.
+    check(
+        &request(4, Request::Task(TaskRef::job(JOB_B))),
+        "00000015 04030010019000c7cc3970009a1122334455667700",
+    );
+    check(&request(5, Request::Info), "00000002 0504");
+    check(
+        &request(
+            6,
             Request::Register(WorkerRegistration {
                 name: "render01.4242.1".to_owned(),
                 host: "render01".to_owned(),
@@ -368,105 +642,170 @@ fn request() {
                 kinds: vec!["buildcat.worker.info".to_owned()],
                 pid: 4242,
                 version: "0.6.0".to_owned(),
-                running: vec![(JOB_A, 2)],
+                running: vec![(TASK_A, 2)],
             }),
         ),
-        "0000006f \
-         05040f72656e64657230312e343234322e310872656e6465723031112f766172 \
+        "00000070 \
+         06050f72656e64657230312e343234322e310872656e6465723031112f766172 \
          2f6c69622f6275696c64636174020672656e6465720764656661756c74011462 \
          75696c646361742e776f726b65722e696e666ffb921005302e362e3001100190 \
-         00c79c007c4e8f00123456789abc02",
+         00c79c007c4e8f00123456789abc0102",
     );
     // An id of 300 takes three bytes: `fb` then 300 as a little-endian u16.
-    check(&request(300, Request::Heartbeat), "00000004 fb2c0105");
+    check(&request(300, Request::Heartbeat), "00000004 fb2c0106");
     check(
         &request(
             u64::MAX,
             Request::Complete(Completion {
-                job: JOB_A,
+                task: TASK_A,
                 attempt: 2,
                 outcome: Outcome::Finished(vec![0x02, b'o', b'k']),
             }),
         ),
-        "00000021 \
-         fdffffffffffffffff0610019000c79c007c4e8f00123456789abc020003026f \
-         6b",
-    );
-    check(
-        &request(
-            7,
-            Request::Log {
-                job: JOB_A,
-                attempt: 2,
-                lines: render_lines(),
-            },
-        ),
-        "0000006b \
-         070710019000c79c007c4e8f00123456789abc02022a4672613a3132204d656d \
-         3a312e3247207c2052656e646572696e672033202f2036342073616d706c6573 \
-         2a4672613a3132204d656d3a312e3247207c2052656e646572696e672034202f \
-         2036342073616d706c6573",
+        "00000022 \
+         fdffffffffffffffff0710019000c79c007c4e8f00123456789abc0102000302 \
+         6f6b",
     );
     check(
         &request(
             8,
+            Request::Log {
+                task: TASK_A,
+                attempt: 2,
+                lines: render_lines(),
+            },
+        ),
+        "0000006c \
+         080810019000c79c007c4e8f00123456789abc0102022a4672613a3132204d65 \
+         6d3a312e3247207c2052656e646572696e672033202f2036342073616d706c65 \
+         732a4672613a3132204d656d3a312e3247207c2052656e646572696e67203420 \
+         2f2036342073616d706c6573",
+    );
+    check(
+        &request(
+            9,
             Request::Progress {
-                job: JOB_A,
+                task: TASK_A,
                 attempt: 2,
                 progress: progress(),
             },
         ),
-        "0000004b \
-         080810019000c79c007c4e8f00123456789abc020cf0021973686f74732f3031 \
-         302f72656e6465722f303031312e6578721973686f74732f3031302f72656e64 \
-         65722f303031322e657872",
+        "0000004c \
+         090910019000c79c007c4e8f00123456789abc01020203021973686f74732f30 \
+         31302f72656e6465722f303030342e6578721973686f74732f3031302f72656e \
+         6465722f303030352e657872",
     );
     check(
-        &request(9, Request::Cancel(vec![JOB_A, JOB_B])),
-        "00000025 \
-         09090210019000c79c007c4e8f00123456789abc10019000c7cc3970009a1122 \
-         3344556677",
-    );
-    check(
-        &request(
-            10,
-            Request::Requeue(RequeueTarget::Failed {
-                queue: Some("render".to_owned()),
-            }),
-        ),
-        "0000000b 0a0a01010672656e646572",
+        &request(10, Request::Cancel(task_refs())),
+        "0000001e \
+         0a0a03012900012901010010019000c7cc3970009a112233445566770100",
     );
     check(
         &request(
             11,
-            Request::Jobs(JobQuery {
-                queue: Some("render".to_owned()),
-                state: Some(JobState::Failed),
-                limit: 50,
+            Request::Requeue(Requeue::Tasks {
+                targets: task_refs(),
+                all: true,
             }),
         ),
-        "0000000d 0b0b010672656e646572010332",
+        "00000020 \
+         0b0b0003012900012901010010019000c7cc3970009a11223344556677010001",
+    );
+    check(
+        &request(
+            11,
+            Request::Requeue(Requeue::Failed {
+                queue: Some("render".to_owned()),
+                user: Some("ana".to_owned()),
+            }),
+        ),
+        "00000010 0b0b01010672656e6465720103616e61",
     );
     check(
         &request(
             12,
+            Request::Pause(vec![JobRef::Number(41), JobRef::Id(JOB_B)]),
+        ),
+        "00000017 0c0c0201290010019000c7cc3970009a11223344556677",
+    );
+    check(
+        &request(13, Request::Resume(vec![JobRef::Number(41)])),
+        "00000005 0d0d010129",
+    );
+    check(
+        &request(
+            14,
+            Request::PauseQueue {
+                queue: "render".to_owned(),
+                paused: true,
+            },
+        ),
+        "0000000a 0e0e0672656e64657201",
+    );
+    check(
+        &request(
+            14,
+            Request::PauseQueue {
+                queue: "render".to_owned(),
+                paused: false,
+            },
+        ),
+        "0000000a 0e0e0672656e64657200",
+    );
+    // Priorities are zigzagged: -5 is 9, 10 is 20.
+    check(
+        &request(
+            15,
+            Request::SetPriority {
+                job: JobRef::Number(41),
+                priority: 10,
+            },
+        ),
+        "00000005 0f0f012914",
+    );
+    check(
+        &request(
+            16,
+            Request::Delete(vec![JobRef::Number(41), JobRef::Id(JOB_B)]),
+        ),
+        "00000017 10100201290010019000c7cc3970009a11223344556677",
+    );
+    check(
+        &request(
+            17,
+            Request::Jobs(JobQuery {
+                queue: Some("render".to_owned()),
+                state: Some(JobState::Failed),
+                user: Some("ana@ws07".to_owned()),
+                limit: 50,
+            }),
+        ),
+        "00000017 1111010672656e64657201040108616e61407773303732",
+    );
+    check(
+        &request(
+            18,
             Request::Logs {
-                job: JOB_A,
+                task: TaskRef {
+                    job: JobRef::Number(41),
+                    index: Some(1),
+                },
                 from: 1_200,
                 follow: true,
             },
         ),
-        "00000017 0c0c10019000c79c007c4e8f00123456789abcfbb00401",
+        "0000000a 121201290101fbb00401",
     );
     check(
-        &request(13, Request::Watch(vec![JOB_A, JOB_B])),
-        "00000025 \
-         0d0d0210019000c79c007c4e8f00123456789abc10019000c7cc3970009a1122 \
-         3344556677",
+        &request(
+            19,
+            Request::Watch(vec![JobRef::Number(41), JobRef::Id(JOB_B)]),
+        ),
+        "00000017 13130201290010019000c7cc3970009a11223344556677",
     );
     check(
-        &request(14, Request::EnableWorker("render01.4242.1".to_owned())),
-        "00000012 0e0e0f72656e64657230312e343234322e31",
+        &request(20, Request::EnableWorker("render01.4242.1".to_owned())),
+        "00000012 14140f72656e64657230312e343234322e31",
     );
 }
 
@@ -477,27 +816,21 @@ fn server_frame() {
             id: 1,
             reply: Ok(Reply::Ack),
         },
-        "00000004 00010005",
+        "00000004 00010006",
     );
     check(
         &ServerFrame::Reply {
             id: 2,
-            reply: Err(RequestError::UnknownJob(JOB_A)),
+            reply: Err(RequestError::UnknownJob(JobRef::Number(41))),
         },
-        "00000015 0002010010019000c79c007c4e8f00123456789abc",
+        "00000006 000201000129",
     );
     check(
-        &ServerFrame::Assign(Assignment {
-            job: JOB_A,
-            attempt: 1,
-            queue: "render".to_owned(),
-            kind: "buildcat.worker.info".to_owned(),
-            args: Vec::new(),
-            timeout_ms: Some(3_600_000),
-        }),
-        "00000036 \
-         0110019000c79c007c4e8f00123456789abc010672656e646572146275696c64 \
-         6361742e776f726b65722e696e666f0001fc80ee3600",
+        &ServerFrame::Assign(assignment()),
+        "00000057 \
+         0110019000c79c007c4e8f00123456789abc01290e73686f742e626c656e6420 \
+         312d360103342d36020672656e6465721473747564696f2e626c656e6465722e \
+         6672616d650b0a73686f742e626c656e6401fc80ee3600",
     );
     check(
         &ServerFrame::Closing("the server is shutting down".to_owned()),
@@ -506,73 +839,124 @@ fn server_frame() {
     );
     check(
         &ServerFrame::Cancel {
-            job: JOB_A,
+            task: TASK_A,
             attempt: 2,
             reason: "canceled by a user".to_owned(),
         },
-        "00000026 \
-         0310019000c79c007c4e8f00123456789abc021263616e63656c656420627920 \
-         612075736572",
+        "00000027 \
+         0310019000c79c007c4e8f00123456789abc01021263616e63656c6564206279 \
+         20612075736572",
     );
     check(
         &ServerFrame::Event {
-            id: 12,
+            id: 18,
             event: JobEvent::Log {
-                job: JOB_A,
+                task: TASK_A,
                 page: log_page(),
             },
         },
-        "00000077 \
-         040c0010019000c79c007c4e8f00123456789abc01fbc01228fb7017022a4672 \
-         613a3132204d656d3a312e3247207c2052656e646572696e672033202f203634 \
-         2073616d706c65732a4672613a3132204d656d3a312e3247207c2052656e6465 \
-         72696e672034202f2036342073616d706c6573fbc61701",
+        "00000078 \
+         04120010019000c79c007c4e8f00123456789abc0101fbc01228fb7017022a46 \
+         72613a3132204d656d3a312e3247207c2052656e646572696e672033202f2036 \
+         342073616d706c65732a4672613a3132204d656d3a312e3247207c2052656e64 \
+         6572696e672034202f2036342073616d706c6573fbc61701",
+    );
+    check(
+        &ServerFrame::Event {
+            id: 19,
+            event: JobEvent::Task {
+                job: JOB_A,
+                task: running_status().tasks[1].clone(),
+            },
+        },
+        "00000070 \
+         04130210019000c79c007c4e8f00123456789abc010103342d3601010e72656e \
+         64657230322e3737372e310101fd39ccc700900100000000010203021973686f \
+         74732f3031302f72656e6465722f303030342e6578721973686f74732f303130 \
+         2f72656e6465722f303030352e657872",
     );
 }
 
 #[test]
 fn reply() {
     check(
-        &Reply::Submitted(vec![JOB_A, JOB_B]),
-        "00000024 \
-         000210019000c79c007c4e8f00123456789abc10019000c7cc3970009a112233 \
-         44556677",
+        &Reply::Submitted(vec![
+            Submitted {
+                id: JOB_A,
+                number: 41,
+                tasks: 2,
+            },
+            Submitted {
+                id: JOB_B,
+                number: 42,
+                tasks: 1,
+            },
+        ]),
+        "00000028 \
+         000210019000c79c007c4e8f00123456789abc290210019000c7cc3970009a11 \
+         2233445566772a01",
     );
     check(
         &Reply::Ended(finished_status()),
-        "00000074 \
-         0110019000c7cc3970009a112233445566770672656e646572146275696c6463 \
-         61742e776f726b65722e696e666f0200010000fd009cc7009001000001fd39cc \
-         c7009001000001010f72656e64657230312e343234322e31fd009cc700900100 \
-         0001fd39ccc7009001000001000103026f6b0000",
+        "0000009e \
+         0110019000c7cc3970009a112233445566772a0b776f726b65722d696e666f07 \
+         64656661756c74146275696c646361742e776f726b65722e696e666f08616e61 \
+         40777330370b776f726b65722d696e666f000100000300fd009cc70090010000 \
+         01fd39ccc70090010000010000010000000001000002010f72656e6465723031 \
+         2e343234322e310101fd009cc7009001000001fd39ccc700900100000000",
     );
     check(
         &Reply::Job(failed_status()),
-        "00000185 \
-         0210019000c79c007c4e8f00123456789abc0672656e6465721473747564696f \
-         2e626c656e6465722e6672616d650301fc80ee360003090110019000c79c007c \
-         4e8f00123456789abcfd009cc7009001000001fd39ccc7009001000002010f72 \
-         656e64657230312e343234322e31fd009cc7009001000001fd009cc700900100 \
-         000102020e72656e64657230322e3737372e31fd009cc7009001000001fd39cc \
-         c7009001000001011c626c656e64657220657869746564207769746820616e20 \
-         6572726f720102022a4672613a3132204d656d3a312e3247207c2052656e6465 \
-         72696e672033202f2036342073616d706c6573214572726f723a204e6f742066 \
-         72656564206d656d6f727920626c6f636b733a203200011c626c656e64657220 \
-         657869746564207769746820616e206572726f720102022a4672613a3132204d \
-         656d3a312e3247207c2052656e646572696e672033202f2036342073616d706c \
-         6573214572726f723a204e6f74206672656564206d656d6f727920626c6f636b \
-         733a203200",
+        "000000fe \
+         0210019000c79c007c4e8f00123456789abc290e73686f742e626c656e642031 \
+         2d360672656e6465721473747564696f2e626c656e6465722e6672616d650861 \
+         6e6140777330371573686f742e626c656e64206672616d657320312d3601fc80 \
+         ee36000309000400fd009cc7009001000001fd39ccc700900100000200000101 \
+         00000002000103312d3302010f72656e64657230312e343234322e310101fd00 \
+         9cc7009001000001fd39ccc700900100000000010103342d3603010e72656e64 \
+         657230322e3737372e310201fd009cc7009001000001fd39ccc7009001000001 \
+         1c626c656e64657220657869746564207769746820616e206572726f7200",
+    );
+    check(
+        &Reply::Task(task_status()),
+        "00000163 \
+         0310019000c79c007c4e8f00123456789abc01291473747564696f2e626c656e \
+         6465722e6672616d650103342d36030301fd39ccc7009001000002010f72656e \
+         64657230312e343234322e31fd009cc7009001000001fd009cc7009001000001 \
+         02020e72656e64657230322e3737372e31fd009cc7009001000001fd39ccc700 \
+         9001000001011c626c656e64657220657869746564207769746820616e206572 \
+         726f720102022a4672613a3132204d656d3a312e3247207c2052656e64657269 \
+         6e672033202f2036342073616d706c6573214572726f723a204e6f7420667265 \
+         6564206d656d6f727920626c6f636b733a203200011c626c656e646572206578 \
+         69746564207769746820616e206572726f720102022a4672613a3132204d656d \
+         3a312e3247207c2052656e646572696e672033202f2036342073616d706c6573 \
+         214572726f723a204e6f74206672656564206d656d6f727920626c6f636b733a \
+         203200",
+    );
+    check(
+        &Reply::Task(finished_task_status()),
+        "00000064 \
+         0310019000c7cc3970009a11223344556677002a146275696c646361742e776f \
+         726b65722e696e666f00020101fd39ccc7009001000001010f72656e64657230 \
+         312e343234322e31fd009cc7009001000001fd39ccc700900100000100010302 \
+         6f6b0000",
     );
     check(
         &Reply::Info(FarmInfo {
             queues: vec![QueueSummary {
                 name: "render".to_owned(),
-                queued: 3,
-                started: 1,
-                finished: 250,
-                failed: 2,
-                canceled: 0,
-                deferred: 1,
+                jobs: 2,
+                tasks: TaskCounts {
+                    total: 258,
+                    queued: 3,
+                    started: 1,
+                    finished: 250,
+                    failed: 2,
+                    canceled: 0,
+                    deferred: 1,
+                    paused: 1,
+                },
+                paused: true,
             }],
             workers: vec![WorkerSummary {
                 name: "render01.4242.1".to_owned(),
@@ -580,18 +964,26 @@ fn reply() {
                 root: "/var/lib/buildcat".to_owned(),
                 queues: vec!["render".to_owned()],
                 activity: WorkerActivity::Busy,
-                job: Some(JOB_A),
+                task: Some(RunningTask {
+                    id: TASK_A,
+                    number: 41,
+                }),
                 connected_at: T0,
                 quarantine: None,
             }],
-            unserved: Vec::new(),
+            unserved: vec![Unserved {
+                queue: "render".to_owned(),
+                kind: "buildcat.houdini.render".to_owned(),
+                tasks: 4,
+            }],
             truncated: false,
         }),
-        "00000062 \
-         03010672656e6465720301fa020001010f72656e64657230312e343234322e31 \
-         0872656e6465723031112f7661722f6c69622f6275696c64636174010672656e \
-         646572010110019000c79c007c4e8f00123456789abcfd009cc7009001000000 \
-         0000",
+        "0000008a \
+         04010672656e64657202fb02010301fa0200010101010f72656e64657230312e \
+         343234322e310872656e6465723031112f7661722f6c69622f6275696c646361 \
+         74010672656e646572010110019000c79c007c4e8f00123456789abc0129fd00 \
+         9cc7009001000000010672656e646572176275696c646361742e686f7564696e \
+         692e72656e6465720400",
     );
     check(
         &Reply::Registered {
@@ -599,43 +991,37 @@ fn reply() {
             heartbeat_ms: 5_000,
             reconnect_grace_ms: 60_000,
         },
-        "00000017 040f72656e64657230312e343234322e31fb8813fb60ea",
+        "00000017 050f72656e64657230312e343234322e31fb8813fb60ea",
     );
-    check(&Reply::Ack, "00000001 05");
+    check(&Reply::Ack, "00000001 06");
     check(
-        &Reply::Changes(vec![
-            JobChange {
-                job: JOB_A,
-                result: Ok(JobState::Canceled),
-            },
-            JobChange {
-                job: JOB_B,
-                result: Err(wrong_state()),
-            },
-        ]),
-        "00000070 \
-         060210019000c79c007c4e8f00123456789abc000410019000c7cc3970009a11 \
-         223344556677010610019000c7cc3970009a1122334455667702356f6e6c7920 \
-         7175657565642c206465666572726564206f722073746172746564206a6f6273 \
-         2063616e2062652063616e63656c6564",
+        &Reply::Changes(changes()),
+        "0000006e \
+         07020129000010019000c79c007c4e8f00123456789abc2902050010019000c7 \
+         cc3970009a11223344556677000108066a6f622034310772756e6e696e672f6f \
+         6e6c7920656e646564206a6f62732063616e2062652064656c657465643b2063 \
+         616e63656c206974206669727374",
     );
-    // A job that reports progress: `progress` is `01`, then done, total and the outputs.
+    // A paused job whose running task reports progress.
     check(
         &Reply::Jobs {
-            jobs: vec![running_status()],
+            jobs: vec![running_status().job, finished_status().job],
             more: true,
         },
-        "00000095 \
-         070110019000c79c007c4e8f00123456789abc0672656e646572147374756469 \
-         6f2e626c656e6465722e6672616d650100010000fd009cc70090010000000101 \
-         0e72656e64657230322e3737372e31fd39ccc7009001000000000000010cf002 \
-         1973686f74732f3031302f72656e6465722f303031312e6578721973686f7473 \
-         2f3031302f72656e6465722f303031322e65787201",
+        "000000ed \
+         080210019000c79c007c4e8f00123456789abc290e73686f742e626c656e6420 \
+         312d360672656e6465721473747564696f2e626c656e6465722e6672616d6508 \
+         616e6140777330371573686f742e626c656e64206672616d657320312d3601fc \
+         80ee36000309000101fd009cc7009001000000020001000000000110019000c7 \
+         cc3970009a112233445566772a0b776f726b65722d696e666f0764656661756c \
+         74146275696c646361742e776f726b65722e696e666f08616e6140777330370b \
+         776f726b65722d696e666f000100000300fd009cc7009001000001fd39ccc700 \
+         90010000010000010000000001",
     );
     check(
         &Reply::Log(log_page()),
         "00000064 \
-         0801fbc01228fb7017022a4672613a3132204d656d3a312e3247207c2052656e \
+         0901fbc01228fb7017022a4672613a3132204d656d3a312e3247207c2052656e \
          646572696e672033202f2036342073616d706c65732a4672613a3132204d656d \
          3a312e3247207c2052656e646572696e672034202f2036342073616d706c6573 \
          fbc61701",
@@ -645,46 +1031,104 @@ fn reply() {
 #[test]
 fn request_error() {
     check(
-        &RequestError::UnknownJob(JOB_A),
-        "00000012 0010019000c79c007c4e8f00123456789abc",
+        &RequestError::UnknownJob(JobRef::Id(JOB_A)),
+        "00000013 000010019000c79c007c4e8f00123456789abc",
+    );
+    check(
+        &RequestError::UnknownJob(JobRef::Number(41)),
+        "00000003 000129",
+    );
+    check(
+        &RequestError::UnknownTask {
+            job: JobRef::Number(41),
+            index: 7,
+            tasks: 2,
+        },
+        "00000005 0101290702",
+    );
+    check(
+        &RequestError::WhichTask {
+            job: JobRef::Number(41),
+            tasks: 2,
+        },
+        "00000004 02012902",
     );
     check(
         &RequestError::WrongRole {
             request: "submit".to_owned(),
             role: "worker".to_owned(),
         },
-        "0000000f 01067375626d697406776f726b6572",
+        "0000000f 03067375626d697406776f726b6572",
     );
     check(
         &RequestError::Invalid("empty queue name".to_owned()),
-        "00000012 0210656d707479207175657565206e616d65",
+        "00000012 0410656d707479207175657565206e616d65",
     );
     check(
         &RequestError::Storage("database is locked".to_owned()),
-        "00000014 03126461746162617365206973206c6f636b6564",
+        "00000014 05126461746162617365206973206c6f636b6564",
     );
-    check(&RequestError::ShuttingDown, "00000001 04");
+    check(&RequestError::ShuttingDown, "00000001 06");
     check(
         &RequestError::StaleAttempt {
-            job: JOB_A,
+            task: TASK_A,
             attempt: 1,
         },
-        "00000013 0510019000c79c007c4e8f00123456789abc01",
+        "00000014 0710019000c79c007c4e8f00123456789abc0101",
     );
     check(
         &wrong_state(),
-        "00000049 \
-         0610019000c7cc3970009a1122334455667702356f6e6c79207175657565642c \
-         206465666572726564206f722073746172746564206a6f62732063616e206265 \
-         2063616e63656c6564",
+        "00000040 \
+         08066a6f622034310772756e6e696e672f6f6e6c7920656e646564206a6f6273 \
+         2063616e2062652064656c657465643b2063616e63656c206974206669727374",
     );
     check(
         &RequestError::TooManyInFlight { limit: 256 },
-        "00000004 07fb0001",
+        "00000004 09fb0001",
     );
     check(
         &RequestError::UnknownWorker("render01".to_owned()),
-        "0000000a 080872656e6465723031",
+        "0000000a 0a0872656e6465723031",
+    );
+}
+
+/// The messages people read: each names the job or task as typed and says what to do.
+#[test]
+fn request_error_texts() {
+    assert_eq!(
+        RequestError::UnknownJob(JobRef::Number(41)).to_string(),
+        "no job 41 (it may have been deleted, or removed after its retention period); \
+         `buildcat jobs` lists the jobs"
+    );
+    assert_eq!(
+        RequestError::UnknownTask {
+            job: JobRef::Number(41),
+            index: 7,
+            tasks: 2,
+        }
+        .to_string(),
+        "job 41 has no task 7: its tasks are 41.0 to 41.1"
+    );
+    assert_eq!(
+        RequestError::WhichTask {
+            job: JobRef::Number(41),
+            tasks: 2,
+        }
+        .to_string(),
+        "job 41 has 2 tasks; name one as 41.INDEX (`buildcat status 41` lists them)"
+    );
+    assert_eq!(
+        wrong_state().to_string(),
+        "job 41 is running; only ended jobs can be deleted; cancel it first"
+    );
+    assert_eq!(
+        RequestError::StaleAttempt {
+            task: TASK_A,
+            attempt: 1,
+        }
+        .to_string(),
+        "task 019000c7-9c00-7c4e-8f00-123456789abc.1 attempt 1 is no longer current; its \
+         result was not recorded"
     );
 }
 
@@ -709,11 +1153,22 @@ fn outcome() {
 #[test]
 fn job_state() {
     check(&JobState::Queued, "00000001 00");
-    check(&JobState::Started, "00000001 01");
-    check(&JobState::Finished, "00000001 02");
-    check(&JobState::Failed, "00000001 03");
-    check(&JobState::Canceled, "00000001 04");
-    check(&JobState::Deferred, "00000001 05");
+    check(&JobState::Running, "00000001 01");
+    check(&JobState::Paused, "00000001 02");
+    check(&JobState::Finished, "00000001 03");
+    check(&JobState::Failed, "00000001 04");
+    check(&JobState::Canceled, "00000001 05");
+}
+
+#[test]
+fn task_state() {
+    check(&TaskState::Queued, "00000001 00");
+    check(&TaskState::Started, "00000001 01");
+    check(&TaskState::Finished, "00000001 02");
+    check(&TaskState::Failed, "00000001 03");
+    check(&TaskState::Canceled, "00000001 04");
+    check(&TaskState::Deferred, "00000001 05");
+    check(&TaskState::Paused, "00000001 06");
 }
 
 #[test]
@@ -736,51 +1191,57 @@ fn worker_activity() {
 }
 
 #[test]
-fn requeue_target() {
+fn requeue() {
     check(
-        &RequeueTarget::Jobs(vec![JOB_A]),
-        "00000013 000110019000c79c007c4e8f00123456789abc",
-    );
-    check(&RequeueTarget::Failed { queue: None }, "00000002 0100");
-    check(
-        &RequeueTarget::Failed {
-            queue: Some("render".to_owned()),
+        &Requeue::Tasks {
+            targets: vec![TaskRef::job(JobRef::Number(41))],
+            all: false,
         },
-        "00000009 01010672656e646572",
+        "00000006 000101290000",
+    );
+    check(
+        &Requeue::Failed {
+            queue: None,
+            user: None,
+        },
+        "00000003 010000",
+    );
+    check(
+        &Requeue::Failed {
+            queue: Some("render".to_owned()),
+            user: Some("ana@ws07".to_owned()),
+        },
+        "00000013 01010672656e6465720108616e614077733037",
     );
 }
 
 #[test]
 fn job_query() {
-    check(&JobQuery::default(), "00000003 000000");
+    check(&JobQuery::default(), "00000004 00000000");
     check(
         &JobQuery {
             queue: Some("render".to_owned()),
             state: Some(JobState::Queued),
+            user: Some("ana".to_owned()),
             limit: 1_000,
         },
-        "0000000d 010672656e6465720100fbe803",
+        "00000012 010672656e64657201000103616e61fbe803",
     );
 }
 
 #[test]
-fn job_change() {
+fn change() {
+    let [done, refused] = changes().try_into().expect("two changes");
     check(
-        &JobChange {
-            job: JOB_A,
-            result: Ok(JobState::Queued),
-        },
-        "00000013 10019000c79c007c4e8f00123456789abc0000",
+        &done,
+        "00000018 0129000010019000c79c007c4e8f00123456789abc290205",
     );
     check(
-        &JobChange {
-            job: JOB_B,
-            result: Err(wrong_state()),
-        },
-        "0000005b \
-         10019000c7cc3970009a11223344556677010610019000c7cc3970009a112233 \
-         4455667702356f6e6c79207175657565642c206465666572726564206f722073 \
-         746172746564206a6f62732063616e2062652063616e63656c6564",
+        &refused,
+        "00000054 \
+         0010019000c7cc3970009a11223344556677000108066a6f622034310772756e \
+         6e696e672f6f6e6c7920656e646564206a6f62732063616e2062652064656c65 \
+         7465643b2063616e63656c206974206669727374",
     );
 }
 
@@ -788,57 +1249,77 @@ fn job_change() {
 fn job_event() {
     check(
         &JobEvent::Log {
-            job: JOB_A,
+            task: TASK_A,
             page: log_page(),
         },
-        "00000075 \
-         0010019000c79c007c4e8f00123456789abc01fbc01228fb7017022a4672613a \
-         3132204d656d3a312e3247207c2052656e646572696e672033202f2036342073 \
-         616d706c65732a4672613a3132204d656d3a312e3247207c2052656e64657269 \
-         6e672034202f2036342073616d706c6573fbc61701",
+        "00000076 \
+         0010019000c79c007c4e8f00123456789abc0101fbc01228fb7017022a467261 \
+         3a3132204d656d3a312e3247207c2052656e646572696e672033202f20363420 \
+         73616d706c65732a4672613a3132204d656d3a312e3247207c2052656e646572 \
+         696e672034202f2036342073616d706c6573fbc61701",
     );
     check(
         &JobEvent::Progress {
-            job: JOB_A,
+            task: TASK_A,
             progress: progress(),
         },
-        "00000049 \
-         0110019000c79c007c4e8f00123456789abc0cf0021973686f74732f3031302f \
-         72656e6465722f303031312e6578721973686f74732f3031302f72656e646572 \
-         2f303031322e657872",
+        "0000004a \
+         0110019000c79c007c4e8f00123456789abc010203021973686f74732f303130 \
+         2f72656e6465722f303030342e6578721973686f74732f3031302f72656e6465 \
+         722f303030352e657872",
+    );
+    check(
+        &JobEvent::Task {
+            job: JOB_A,
+            task: failed_status().tasks[1].clone(),
+        },
+        "0000005d \
+         0210019000c79c007c4e8f00123456789abc010103342d3603010e72656e6465 \
+         7230322e3737372e310201fd009cc7009001000001fd39ccc70090010000011c \
+         626c656e64657220657869746564207769746820616e206572726f7200",
     );
     check(
         &JobEvent::Ended(finished_status()),
-        "00000074 \
-         0210019000c7cc3970009a112233445566770672656e646572146275696c6463 \
-         61742e776f726b65722e696e666f0200010000fd009cc7009001000001fd39cc \
-         c7009001000001010f72656e64657230312e343234322e31fd009cc700900100 \
-         0001fd39ccc7009001000001000103026f6b0000",
+        "0000009e \
+         0310019000c7cc3970009a112233445566772a0b776f726b65722d696e666f07 \
+         64656661756c74146275696c646361742e776f726b65722e696e666f08616e61 \
+         40777330370b776f726b65722d696e666f000100000300fd009cc70090010000 \
+         01fd39ccc70090010000010000010000000001000002010f72656e6465723031 \
+         2e343234322e310101fd009cc7009001000001fd39ccc700900100000000",
     );
 }
 
 #[test]
-fn job_progress() {
+fn task_progress() {
     check(
         &progress(),
         "00000037 \
-         0cf0021973686f74732f3031302f72656e6465722f303031312e657872197368 \
-         6f74732f3031302f72656e6465722f303031322e657872",
+         0203021973686f74732f3031302f72656e6465722f303030342e657872197368 \
+         6f74732f3031302f72656e6465722f303030352e657872",
     );
-    check(&JobProgress::default(), "00000003 000000");
+    check(&TaskProgress::default(), "00000003 000000");
+}
+
+#[test]
+fn task_counts() {
+    check(&TaskCounts::default(), "00000008 0000000000000000");
+    check(&running_status().job.tasks, "00000008 0200010000000001");
 }
 
 #[test]
 fn job_status() {
-    // The record alone: `progress` is the last field.
+    // The record alone: the summary, then the tasks; a task's `progress` is its last field.
     check(
         &running_status(),
-        "00000092 \
-         10019000c79c007c4e8f00123456789abc0672656e6465721473747564696f2e \
-         626c656e6465722e6672616d650100010000fd009cc700900100000001010e72 \
-         656e64657230322e3737372e31fd39ccc7009001000000000000010cf0021973 \
-         686f74732f3031302f72656e6465722f303031312e6578721973686f74732f30 \
-         31302f72656e6465722f303031322e657872",
+        "000000e3 \
+         10019000c79c007c4e8f00123456789abc290e73686f742e626c656e6420312d \
+         360672656e6465721473747564696f2e626c656e6465722e6672616d6508616e \
+         6140777330371573686f742e626c656e64206672616d657320312d3601fc80ee \
+         36000309000101fd009cc7009001000000020001000000000102000103312d33 \
+         06000000000000010103342d3601010e72656e64657230322e3737372e310101 \
+         fd39ccc700900100000000010203021973686f74732f3031302f72656e646572 \
+         2f303030342e6578721973686f74732f3031302f72656e6465722f303030352e \
+         657872",
     );
 }
 
@@ -875,14 +1356,14 @@ fn encoded_len_counts_the_bytes_of_the_encoding() {
     let reply = ServerFrame::Reply {
         id: 7,
         reply: Ok(Reply::Jobs {
-            jobs: vec![running_status()],
+            jobs: vec![running_status().job],
             more: false,
         }),
     };
     let event = ServerFrame::Event {
         id: 12,
         event: JobEvent::Log {
-            job: JOB_A,
+            task: TASK_A,
             page: log_page(),
         },
     };

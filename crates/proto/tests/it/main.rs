@@ -8,7 +8,7 @@ mod golden;
 mod handshake;
 mod job;
 
-use buildcat_proto::{JobId, Timestamp};
+use buildcat_proto::{JobId, TaskId, Timestamp};
 
 /// A fixed job id: a UUID v7 made at [`T0`].
 pub const JOB_A: JobId = JobId(uuid::Uuid::from_u128(
@@ -19,6 +19,18 @@ pub const JOB_A: JobId = JobId(uuid::Uuid::from_u128(
 pub const JOB_B: JobId = JobId(uuid::Uuid::from_u128(
     0x0190_00c7_cc39_7000_9a11_2233_4455_6677,
 ));
+
+/// Task 1 of [`JOB_A`], a render of two tasks (job 41 in the goldens).
+pub const TASK_A: TaskId = TaskId {
+    job: JOB_A,
+    index: 1,
+};
+
+/// The only task of [`JOB_B`] (job 42 in the goldens).
+pub const TASK_B: TaskId = TaskId {
+    job: JOB_B,
+    index: 0,
+};
 
 /// 2024-06-10T06:13:20Z, in milliseconds since the epoch.
 pub const T0: Timestamp = Timestamp(1_718_000_000_000);

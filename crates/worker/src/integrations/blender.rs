@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use buildcat_proto::dcc::{BlenderInfo, BlenderRender, RenderReport, ToolInfoReport};
-use buildcat_proto::{Failure, JobProgress};
+use buildcat_proto::{Failure, TaskProgress};
 
 use super::tools::Executable;
 use super::{output_path, root_relative, scene_file, tool_report, tool_version};
@@ -226,8 +226,8 @@ impl Tracker {
     }
 
     /// The progress to report.
-    pub(super) fn progress(&self) -> JobProgress {
-        JobProgress {
+    pub(super) fn progress(&self) -> TaskProgress {
+        TaskProgress {
             done: self.done(),
             total: u32::try_from(self.frames.len()).unwrap_or(u32::MAX),
             outputs: self.outputs.clone(),
@@ -276,23 +276,23 @@ pub(super) async fn render(
         frames: &task.frames,
     };
 
-    // Removed when dropped: at the end, on failure, and when the job is abandoned.
+    // Removed when dropped: at the end, on failure, and when the task is abandoned.
     let folder = tempfile::Builder::new()
         .prefix(&format!(
-            "buildcat-job-{}-{}-",
-            context.job, context.attempt
+            "buildcat-task-{}-{}-",
+            context.task, context.attempt
         ))
         .tempdir()
         .map_err(|e| {
             Failure::new(format!(
-                "cannot make the job's private folder in {}: {e}",
+                "cannot make the task's private folder in {}: {e}",
                 std::env::temp_dir().display()
             ))
         })?;
     let folders = JobFolders::under(folder.path());
     folders.create().await.map_err(|e| {
         Failure::new(format!(
-            "cannot make the job's private folders in {}: {e}",
+            "cannot make the task's private folders in {}: {e}",
             folder.path().display()
         ))
     })?;
@@ -503,7 +503,7 @@ mod tests {
         assert!(tracker.line(" Saved: \"/elsewhere/a_0001.png\" Time: 00:00.55"));
         assert_eq!(
             tracker.progress(),
-            JobProgress {
+            TaskProgress {
                 done: 2,
                 total: 3,
                 outputs: vec![

@@ -19,7 +19,7 @@ use buildcat_proto::dcc::{
     HoudiniInfo, HoudiniRenderHip, HoudiniRenderIfd, RenderReport, ToolInfoReport,
 };
 use buildcat_proto::frames::FrameRange;
-use buildcat_proto::{Failure, JobProgress};
+use buildcat_proto::{Failure, TaskProgress};
 
 use super::quote::python_literal;
 use super::tools::Executable;
@@ -196,7 +196,7 @@ struct FrameCounter<'a> {
 impl<'a> FrameCounter<'a> {
     /// A counter at 0 of `total`, reported as such.
     fn new(total: u32, context: &'a JobContext) -> Self {
-        context.progress(JobProgress {
+        context.progress(TaskProgress {
             done: 0,
             total,
             outputs: Vec::new(),
@@ -212,7 +212,7 @@ impl<'a> FrameCounter<'a> {
     fn line(&mut self, line: &str) {
         if alf_progress(line) == Some(100) && self.done < self.total {
             self.done += 1;
-            self.context.progress(JobProgress {
+            self.context.progress(TaskProgress {
                 done: self.done,
                 total: self.total,
                 outputs: Vec::new(),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use buildcat_proto::dcc::{ModoInfo, ModoRender, RenderReport, ToolInfoReport};
 use buildcat_proto::frames::FrameRange;
-use buildcat_proto::{Failure, JobProgress};
+use buildcat_proto::{Failure, TaskProgress};
 
 use super::quote::modo_string;
 use super::tools::Executable;
@@ -117,7 +117,7 @@ pub(super) async fn render(
         &path_text(&executable, &scene)?,
         range,
     )?;
-    context.progress(JobProgress {
+    context.progress(TaskProgress {
         done: 0,
         total,
         outputs: Vec::new(),

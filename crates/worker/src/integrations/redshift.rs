@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use buildcat_proto::dcc::{RedshiftInfo, RedshiftRender, RenderReport, ToolInfoReport};
-use buildcat_proto::{Failure, JobProgress};
+use buildcat_proto::{Failure, TaskProgress};
 
 use super::tools::Executable;
 use super::{scene_file, tool_report, tool_version};
@@ -68,7 +68,7 @@ pub(super) async fn render(
 ) -> Result<RenderReport, Failure> {
     let archive = scene_file(&context, &task.rs).await?;
     let spec = render_spec(&executable, &context.root, &archive, &gpus)?;
-    context.progress(JobProgress {
+    context.progress(TaskProgress {
         done: 0,
         total: 1,
         outputs: Vec::new(),

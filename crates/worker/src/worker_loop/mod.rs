@@ -1,28 +1,28 @@
-//! One worker loop: a connection to the server that runs one job at a time, and survives
+//! One worker loop: a connection to the server that runs one task at a time, and survives
 //! the server going away.
 //!
 //! The loop alternates between reaching the server ([`connection::open`], retried with
-//! backoff) and a session on the registered connection. The job and the results not yet
-//! acknowledged live in [`LoopState`], outside any one connection: a job keeps running while
+//! backoff) and a session on the registered connection. The task and the results not yet
+//! acknowledged live in [`LoopState`], outside any one connection: a task keeps running while
 //! the loop reconnects, the registration names it in `running`, and its result is sent (or
 //! sent again) on whichever connection is up when it is ready.
 //!
-//! What the running job logs and reports waits in its [`JobOutput`] (bounded, oldest lines
+//! What the running task logs and reports waits in its [`TaskOutput`] (bounded, oldest lines
 //! dropped first) and is sent as `Log` and `Progress` requests: at most every
-//! [`OUTPUT_INTERVAL`] unless a full frame is waiting, and always before the job's result.
+//! [`OUTPUT_INTERVAL`] unless a full frame is waiting, and always before the task's result.
 //! While the loop is disconnected nothing drains it, so it keeps the latest lines for the
-//! next connection. A `Cancel` from the server for the running attempt cancels the job's
-//! token; the job is then reported as canceled.
+//! next connection. A `Cancel` from the server for the running attempt cancels the task's
+//! token; the task is then reported as canceled.
 //!
-//! The loop holds a lease on its running job (see `lease`): each answered request renews it,
+//! The loop holds a lease on its running task (see `lease`): each answered request renews it,
 //! from the moment the request was sent. Cut off from the server past its lease, on this
-//! connection or between connections, the loop kills the job's process tree itself, because
-//! the server is about to hand the job on; it neither names nor reports that attempt when it
-//! reconnects, and the server, seeing it back without the job, hands the job on at once. An
-//! assignment while a job still runs means the server no longer counts that job as this
-//! loop's: the loop kills it and starts the new job only once the old one has stopped, so a
+//! connection or between connections, the loop kills the task's process tree itself, because
+//! the server is about to hand the task on; it neither names nor reports that attempt when it
+//! reconnects, and the server, seeing it back without the task, hands the task on at once. An
+//! assignment while a task still runs means the server no longer counts that task as this
+//! loop's: the loop kills it and starts the new task only once the old one has stopped, so a
 //! slot never runs two.
-//! [`ShutdownHandle::stop_now`](crate::ShutdownHandle::stop_now) kills the running job and
+//! [`ShutdownHandle::stop_now`](crate::ShutdownHandle::stop_now) kills the running task and
 //! reports it as interrupted; a loop that is not connected then stops without reporting.
 
 use std::collections::HashMap;
@@ -31,8 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buildcat_proto::{
-    Assignment, ClientFrame, CodecError, Completion, JobId, Outcome, Reply, Request, RequestError,
-    RequestId, SOFTWARE_VERSION, ServerFrame, WorkerRegistration,
+    Assignment, ClientFrame, CodecError, Completion, Outcome, Reply, Request, RequestError,
+    RequestId, SOFTWARE_VERSION, ServerFrame, TaskId, WorkerRegistration,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
@@ -42,11 +42,11 @@ use crate::backoff::Backoff;
 use crate::connection::{self, LinkError, Registered, ServerLink};
 use crate::control::Control;
 use crate::error::WorkerError;
-use crate::job::{Halt, JobSettings, RunningJob};
 use crate::lease::lease;
 use crate::leftovers::GroupRecord;
-use crate::output::JobOutput;
+use crate::output::TaskOutput;
 use crate::registry::Registry;
+use crate::running::{Halt, RunSettings, TaskRun};
 
 mod report;
 
@@ -58,7 +58,7 @@ const MIN_SILENCE: Duration = Duration::from_secs(10);
 /// How many heartbeat periods of silence mean the connection is dead.
 const SILENT_PERIODS: u32 = 4;
 
-/// The shortest time between two sends of the running job's output, unless a full frame is
+/// The shortest time between two sends of the running task's output, unless a full frame is
 /// waiting: lines are batched, and progress coalesced to the latest.
 const OUTPUT_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -85,11 +85,11 @@ pub(crate) struct LoopConfig {
     pub(crate) max_frame: usize,
     /// The handlers, shared by every loop of the worker.
     pub(crate) registry: Arc<Registry>,
-    /// How long processes get between SIGTERM and SIGKILL when a job is stopped.
+    /// How long processes get between SIGTERM and SIGKILL when a task is stopped.
     pub(crate) kill_grace: Duration,
     /// TLS with mutual certificates, when the server requires it.
     pub(crate) tls: Option<TlsSetup>,
-    /// The record of this loop's running job groups under the worker's state directory.
+    /// The record of this loop's running task groups under the worker's state directory.
     pub(crate) groups: Arc<GroupRecord>,
 }
 
@@ -104,7 +104,7 @@ impl std::fmt::Debug for TlsSetup {
 }
 
 impl LoopConfig {
-    /// How much of the job's output goes in one `Log` request.
+    /// How much of the task's output goes in one `Log` request.
     fn log_frame(&self) -> LogFrame {
         LogFrame {
             lines: MAX_LOG_FRAME_LINES,
@@ -125,30 +125,30 @@ struct LogFrame {
 /// What a loop carries from one connection to the next.
 #[derive(Debug, Default)]
 struct LoopState {
-    /// The job running now, if any (possibly halted and on its way out).
-    job: Option<RunningJob>,
-    /// A job the server assigned while `job` still ran; it starts once `job` has stopped,
-    /// so that one slot never runs two jobs at once.
+    /// The task running now, if any (possibly halted and on its way out).
+    task: Option<TaskRun>,
+    /// A task the server assigned while `task` still ran; it starts once `task` has stopped,
+    /// so that one slot never runs two tasks at once.
     next: Option<Assignment>,
     /// Results sent (or to be sent) that the server has not acknowledged, oldest first.
     unacked: Vec<Report>,
     /// The id of the next request; never reused, even across connections.
     next_id: RequestId,
-    /// How long the running job may go on without an answer from the server; from the last
+    /// How long the running task may go on without an answer from the server; from the last
     /// registration (none before the first).
     lease: Option<Duration>,
     /// When the last request the server answered was sent: the server heard from this loop
     /// no earlier, so the lease counts from here.
     confirmed: Option<Instant>,
     /// Assignments declined (reported as interrupted without running) whose reports are not
-    /// acknowledged yet; they do not count as jobs done.
-    declined: Vec<(JobId, u32)>,
+    /// acknowledged yet; they do not count as tasks done.
+    declined: Vec<(TaskId, u32)>,
 }
 
 impl LoopState {
     /// Nothing running and nothing to report: the loop may stop.
     fn is_idle(&self) -> bool {
-        self.job.is_none() && self.next.is_none() && self.unacked.is_empty()
+        self.task.is_none() && self.next.is_none() && self.unacked.is_empty()
     }
 
     /// The server has answered a request sent at `sent`: the lease is renewed from then.
@@ -158,33 +158,33 @@ impl LoopState {
         }
     }
 
-    /// When the running job's lease runs out, if a job runs that has not been halted.
+    /// When the running task's lease runs out, if a task runs that has not been halted.
     fn lease_end(&self) -> Option<Instant> {
-        let job = self.job.as_ref()?;
-        if job.halted().is_some() {
+        let task = self.task.as_ref()?;
+        if task.halted().is_some() {
             return None;
         }
         Some(self.confirmed? + self.lease?)
     }
 
-    /// Whether the lease has run out, halted job or not: the server no longer counts on
-    /// this loop for its job (a job that ended after this, e.g. killed by its supervisor
+    /// Whether the lease has run out, halted task or not: the server no longer counts on
+    /// this loop for its task (a task that ended after this, e.g. killed by its supervisor
     /// while the worker was frozen, is not this loop's to report).
     fn lease_ran_out(&self) -> bool {
         matches!((self.confirmed, self.lease), (Some(confirmed), Some(lease)) if Instant::now() >= confirmed + lease)
     }
 
-    /// The lease ran out: the server is about to hand the running job on, so stop it now.
+    /// The lease ran out: the server is about to hand the running task on, so stop it now.
     fn expire_lease(&mut self) {
-        if let Some(job) = &mut self.job {
+        if let Some(task) = &mut self.task {
             warn!(
-                job = %job.job,
-                attempt = job.attempt,
+                task = %task.label,
+                attempt = task.attempt,
                 lease = ?self.lease,
-                "no answer from the buildcat server within the lease; stopping the job before \
+                "no answer from the buildcat server within the lease; stopping the task before \
                  the server hands it to another worker"
             );
-            job.halt(Halt::LeaseExpired);
+            task.halt(Halt::LeaseExpired);
         }
     }
 
@@ -194,65 +194,96 @@ impl LoopState {
         self.next_id
     }
 
-    /// The jobs the server should keep leased to this loop: the running one first (the
-    /// server treats the first it can reclaim as the job this loop is busy with), then those
+    /// The tasks the server should keep leased to this loop: the running one first (the
+    /// server treats the first it can reclaim as the task this loop is busy with), then those
     /// whose results it has not acknowledged.
-    fn held_jobs(&self) -> Vec<(JobId, u32)> {
-        // A job waiting to start is the one the server counts as this loop's; one abandoned
+    fn held_tasks(&self) -> Vec<(TaskId, u32)> {
+        // A task waiting to start is the one the server counts as this loop's; one abandoned
         // for it is no longer.
-        let waiting = self.next.iter().map(|next| (next.job, next.attempt));
+        let waiting = self.next.iter().map(|next| (next.task, next.attempt));
         let running = self
-            .job
+            .task
             .iter()
-            .filter(|job| still_ours(job))
-            .map(|job| (job.job, job.attempt));
+            .filter(|task| still_ours(task))
+            .map(|task| (task.id, task.attempt));
         let reported = self
             .unacked
             .iter()
-            .map(|report| (report.completion.job, report.completion.attempt));
+            .map(|report| (report.completion.task, report.completion.attempt));
         waiting.chain(running).chain(reported).collect()
     }
 
-    /// Declines `assignment` without running it: its report, `Interrupted`, puts the job
+    /// Declines `assignment` without running it: its report, `Interrupted`, puts the task
     /// back in its queue at once (rather than after the server's grace) and tells the server
     /// to give this worker no more. Returns the report to send.
-    fn decline(&mut self, assignment: &Assignment) -> (Completion, Arc<JobOutput>) {
+    fn decline(&mut self, assignment: &Assignment) -> (Completion, Arc<TaskOutput>) {
         let completion = Completion {
-            job: assignment.job,
+            task: assignment.task,
             attempt: assignment.attempt,
             outcome: Outcome::Interrupted,
         };
-        let output = Arc::new(JobOutput::default());
+        let output = Arc::new(TaskOutput::default());
         output.close();
-        self.declined.push((assignment.job, assignment.attempt));
+        self.declined.push((assignment.task, assignment.attempt));
         self.unacked.push(Report {
             completion: completion.clone(),
+            label: assignment.label(),
             output: Arc::clone(&output),
         });
         (completion, output)
     }
 
     /// Forgets a declined assignment the server has settled; whether it was one.
-    fn settle_declined(&mut self, job: JobId, attempt: u32) -> bool {
+    fn settle_declined(&mut self, task: TaskId, attempt: u32) -> bool {
         let before = self.declined.len();
-        self.declined.retain(|&declined| declined != (job, attempt));
+        self.declined
+            .retain(|&declined| declined != (task, attempt));
         self.declined.len() != before
     }
 
     /// Forgets a result the server has settled.
-    fn settle(&mut self, job: JobId, attempt: u32) {
-        self.unacked
-            .retain(|report| (report.completion.job, report.completion.attempt) != (job, attempt));
+    fn settle(&mut self, task: TaskId, attempt: u32) {
+        self.unacked.retain(|report| {
+            (report.completion.task, report.completion.attempt) != (task, attempt)
+        });
+    }
+
+    /// The task as people name it (`42.3`), for logs: from the running, waiting or reported
+    /// task it is; its id if it is none of these any more.
+    fn label_of(&self, task: TaskId) -> String {
+        let running = self
+            .task
+            .iter()
+            .find(|run| run.id == task)
+            .map(|run| run.label.clone());
+        let waiting = || {
+            self.next
+                .iter()
+                .find(|next| next.task == task)
+                .map(Assignment::label)
+        };
+        let reported = || {
+            self.unacked
+                .iter()
+                .find(|report| report.completion.task == task)
+                .map(|report| report.label.clone())
+        };
+        running
+            .or_else(waiting)
+            .or_else(reported)
+            .unwrap_or_else(|| task.to_string())
     }
 }
 
-/// A job's result, with what is left of its output (sent before it).
+/// A task's result, with what is left of its output (sent before it).
 #[derive(Debug)]
 struct Report {
     /// The result.
     completion: Completion,
-    /// The job's output; closed, so it only drains.
-    output: Arc<JobOutput>,
+    /// The task as people name it (`42.3`), for logs.
+    label: String,
+    /// The task's output; closed, so it only drains.
+    output: Arc<TaskOutput>,
 }
 
 /// A request in flight on this connection: what it was, for its reply, and when it was
@@ -262,14 +293,14 @@ type InFlight = HashMap<RequestId, (Sent, Instant)>;
 /// What a request in flight on this connection was, for its reply.
 #[derive(Debug, Clone, Copy)]
 enum Sent {
-    /// A job's result.
-    Completion(JobId, u32),
+    /// A task's result.
+    Completion(TaskId, u32),
     /// A heartbeat.
     Heartbeat,
-    /// Output lines of a job.
-    Log(JobId),
-    /// Progress of a job.
-    Progress(JobId),
+    /// Output lines of a task.
+    Log(TaskId),
+    /// Progress of a task.
+    Progress(TaskId),
 }
 
 /// How a session on one connection ended.
@@ -289,9 +320,9 @@ enum SessionEnd {
 enum Event {
     /// A frame, an error, or the end of the connection.
     Frame(Option<Result<ServerFrame, CodecError>>),
-    /// The running job ended.
-    JobEnded(Completion),
-    /// The running job's output is due to be sent.
+    /// The running task ended.
+    TaskEnded(Completion),
+    /// The running task's output is due to be sent.
     Output,
     /// Time for a heartbeat.
     Heartbeat,
@@ -299,9 +330,9 @@ enum Event {
     Stop,
     /// The server has been silent for too long.
     Silent(Duration),
-    /// The running job's lease ran out.
+    /// The running task's lease ran out.
     LeaseExpired,
-    /// The worker is to stop now, killing its running job.
+    /// The worker is to stop now, killing its running task.
     Interrupt,
 }
 
@@ -352,8 +383,8 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
                         heartbeat = ?registered.heartbeat,
                         lease = ?lease.length,
                         "the server's reconnect grace is shorter than two heartbeats: cut off \
-                         from it, this worker may stop its job only after the server hands \
-                         the job on"
+                         from it, this worker may stop its task only after the server hands \
+                         the task on"
                     );
                 }
                 state.lease = Some(lease.length);
@@ -363,7 +394,7 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
                     worker = %registered.name,
                     heartbeat = ?registered.heartbeat,
                     lease = ?lease.length,
-                    resumed = state.held_jobs().len(),
+                    resumed = state.held_tasks().len(),
                     "registered"
                 );
                 match session(link, registered, &config, &control, &mut state).await {
@@ -419,14 +450,14 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
     }
 }
 
-/// Stops the running job at once, without a server to report it to, and waits until it
+/// Stops the running task at once, without a server to report it to, and waits until it
 /// has stopped (its process group killed); what was not reported is dropped, and the server
-/// hands those jobs on after its grace.
+/// hands those tasks on after its grace.
 async fn stop_disconnected(state: &mut LoopState) {
     state.next = None;
-    if let Some(mut job) = state.job.take() {
-        job.halt(Halt::Interrupted);
-        let _ = job.finished().await;
+    if let Some(mut task) = state.task.take() {
+        task.halt(Halt::Interrupted);
+        let _ = task.finished().await;
     }
     if !state.unacked.is_empty() {
         warn!(
@@ -448,7 +479,7 @@ fn registration(config: &LoopConfig, state: &LoopState) -> WorkerRegistration {
         kinds: config.registry.kinds().map(str::to_owned).collect(),
         pid: std::process::id(),
         version: SOFTWARE_VERSION.to_owned(),
-        running: state.held_jobs(),
+        running: state.held_tasks(),
     }
 }
 
@@ -466,17 +497,20 @@ async fn session(
 
     // Results the previous connection did not get acknowledged go first, each after what
     // was left of its output.
-    let reports: Vec<(Completion, Arc<JobOutput>)> = state
+    let reports: Vec<(Completion, String, Arc<TaskOutput>)> = state
         .unacked
         .iter()
-        .map(|report| (report.completion.clone(), Arc::clone(&report.output)))
+        .map(|report| {
+            let output = Arc::clone(&report.output);
+            (report.completion.clone(), report.label.clone(), output)
+        })
         .collect();
-    for (completion, output) in reports {
+    for (completion, label, output) in reports {
         let sent = send_report(
             &mut link,
             state,
             &mut in_flight,
-            completion,
+            (completion, &label),
             &output,
             log_frame,
         );
@@ -490,7 +524,7 @@ async fn session(
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let silence_limit = (period * SILENT_PERIODS).max(MIN_SILENCE);
     let mut last_heard = Instant::now();
-    // What the running job wrote while disconnected goes out at once.
+    // What the running task wrote while disconnected goes out at once.
     let mut next_output = Instant::now();
     // Whether this session has acted on a stop-now (it resolves at once if raised before).
     let mut interrupt_seen = false;
@@ -501,16 +535,23 @@ async fn session(
             return SessionEnd::Stopped;
         }
         let running_output = state
-            .job
+            .task
             .as_ref()
-            .filter(|job| still_ours(job))
-            .map(|job| (job.job, job.attempt, Arc::clone(&job.output)));
+            .filter(|task| still_ours(task))
+            .map(|task| {
+                (
+                    task.id,
+                    task.label.clone(),
+                    task.attempt,
+                    Arc::clone(&task.output),
+                )
+            });
         let lease_end = state.lease_end();
         let event = tokio::select! {
             frame = link.next() => Event::Frame(frame),
-            completion = job_end(&mut state.job) => Event::JobEnded(completion),
+            completion = task_end(&mut state.task) => Event::TaskEnded(completion),
             () = output_due(
-                running_output.as_ref().map(|(_, _, output)| &**output),
+                running_output.as_ref().map(|(_, _, _, output)| &**output),
                 next_output,
                 log_frame,
             ) => Event::Output,
@@ -530,11 +571,12 @@ async fn session(
                     Ok(None) => {}
                     Ok(Some(declined)) => {
                         let (completion, output) = state.decline(&declined);
+                        let label = declined.label();
                         let sent = send_report(
                             &mut link,
                             state,
                             &mut in_flight,
-                            completion,
+                            (completion, &label),
                             &output,
                             log_frame,
                         );
@@ -544,12 +586,15 @@ async fn session(
                     }
                 }
             }
-            Event::JobEnded(completion) => {
-                let ended = state.job.take();
+            Event::TaskEnded(completion) => {
+                let ended = state.task.take();
+                let label = ended
+                    .as_ref()
+                    .map_or_else(|| completion.task.to_string(), |run| run.label.clone());
                 let lease_ran_out = state.lease_ran_out();
                 let abandoned = ended
                     .as_ref()
-                    .is_some_and(|job| !still_ours(job) || lease_ran_out);
+                    .is_some_and(|task| !still_ours(task) || lease_ran_out);
                 let output = match ended {
                     Some(ended) => Arc::clone(&ended.output),
                     None => Arc::default(),
@@ -560,18 +605,19 @@ async fn session(
                 let mut declined = None;
                 if let Some(next) = state.next.take() {
                     if control.interrupting() {
-                        info!(job = %next.job, "declining a job: this worker is stopping now");
-                        declined = Some(state.decline(&next));
+                        info!(task = %next.label(), "declining a task: this worker is stopping now");
+                        let (completion, output) = state.decline(&next);
+                        declined = Some((completion, next.label(), output));
                     } else {
-                        start_job(next, &registered, config, control, state);
+                        start_task(next, &registered, config, control, state);
                     }
                 }
-                if let Some((completion, output)) = declined {
+                if let Some((completion, next_label, output)) = declined {
                     let sent = send_report(
                         &mut link,
                         state,
                         &mut in_flight,
-                        completion,
+                        (completion, &next_label),
                         &output,
                         log_frame,
                     );
@@ -580,18 +626,19 @@ async fn session(
                     }
                 }
                 if abandoned {
-                    debug!(job = %completion.job, "the abandoned job has stopped");
+                    debug!(task = %label, "the abandoned task has stopped");
                     continue;
                 }
                 state.unacked.push(Report {
                     completion: completion.clone(),
+                    label: label.clone(),
                     output: Arc::clone(&output),
                 });
                 let sent = send_report(
                     &mut link,
                     state,
                     &mut in_flight,
-                    completion,
+                    (completion, &label),
                     &output,
                     log_frame,
                 );
@@ -600,12 +647,12 @@ async fn session(
                 }
             }
             Event::Output => {
-                if let Some((job, attempt, output)) = running_output {
+                if let Some((task, label, attempt, output)) = running_output {
                     let sent = send_output(
                         &mut link,
                         state,
                         &mut in_flight,
-                        (job, attempt),
+                        (task, &label, attempt),
                         &output,
                         log_frame,
                     );
@@ -628,16 +675,16 @@ async fn session(
             }
             Event::Stop => {
                 if !state.is_idle() {
-                    info!("stopping once the running job is reported");
+                    info!("stopping once the running task is reported");
                 }
             }
             Event::Silent(limit) => return SessionEnd::Lost(LinkError::Silent(limit)),
             Event::LeaseExpired => state.expire_lease(),
             Event::Interrupt => {
                 interrupt_seen = true;
-                // A job waiting for the slot is declined when the running one has stopped.
-                if let Some(job) = &mut state.job {
-                    job.halt(Halt::Interrupted);
+                // A task waiting for the slot is declined when the running one has stopped.
+                if let Some(task) = &mut state.task {
+                    task.halt(Halt::Interrupted);
                 }
             }
         }
@@ -657,20 +704,20 @@ fn handle_frame(
     match frame {
         ServerFrame::Closing(reason) => Err(LinkError::Closing(reason)),
         ServerFrame::Cancel {
-            job,
+            task,
             attempt,
             reason,
         } => {
-            match &state.job {
-                Some(running) if (running.job, running.attempt) == (job, attempt) => {
-                    info!(job = %job, attempt, reason = %reason, "canceling the running job");
+            match &state.task {
+                Some(running) if (running.id, running.attempt) == (task, attempt) => {
+                    info!(task = %running.label, attempt, reason = %reason, "canceling the running task");
                     running.cancel();
                 }
                 _ => debug!(
-                    job = %job,
+                    task = %task,
                     attempt,
                     reason = %reason,
-                    "ignoring a cancel for a job attempt this loop is not running"
+                    "ignoring a cancel for a task attempt this loop is not running"
                 ),
             }
             Ok(None)
@@ -687,12 +734,12 @@ fn handle_frame(
                 state.confirm(at);
                 sent
             });
-            let (job, attempt) = match sent {
-                Some(Sent::Completion(job, attempt)) => (job, attempt),
+            let (task, attempt) = match sent {
+                Some(Sent::Completion(task, attempt)) => (task, attempt),
                 // Answers to anything else need no action.
                 Some(sent) => {
                     if let Err(error) = reply {
-                        refused(sent, &error);
+                        refused(sent, state, &error);
                     }
                     return Ok(None);
                 }
@@ -701,84 +748,85 @@ fn handle_frame(
                     return Ok(None);
                 }
             };
+            let label = state.label_of(task);
             match reply {
                 Ok(Reply::Ack) => {
-                    debug!(job = %job, attempt, "result acknowledged");
+                    debug!(task = %label, attempt, "result acknowledged");
                 }
                 Ok(_) => {
                     return Err(LinkError::Unexpected(format!(
-                        "a reply other than `Ack` to the result of job {job}"
+                        "a reply other than `Ack` to the result of task {label}"
                     )));
                 }
                 Err(RequestError::StaleAttempt { .. }) => {
                     warn!(
-                        job = %job,
+                        task = %label,
                         attempt,
                         "the server no longer expects this result; dropping it"
                     );
                 }
                 // Not stored, but may be later: keep it and send it again on a new connection.
                 Err(error @ (RequestError::Storage(_) | RequestError::ShuttingDown)) => {
-                    return Err(LinkError::ResultRefused { job, error });
+                    return Err(LinkError::ResultRefused { task: label, error });
                 }
                 Err(error) => {
                     error!(
-                        job = %job,
+                        task = %label,
                         attempt,
                         error = %error,
                         "the server refused this result; dropping it"
                     );
                 }
             }
-            state.settle(job, attempt);
-            if !state.settle_declined(job, attempt) {
+            state.settle(task, attempt);
+            if !state.settle_declined(task, attempt) {
                 control.complete();
             }
             Ok(None)
         }
         ServerFrame::Assign(assignment) => {
             if control.stopping() || !control.reserve() {
-                info!(job = %assignment.job, "declining a job: this worker is stopping");
+                info!(task = %assignment.label(), "declining a task: this worker is stopping");
                 return Ok(Some(assignment));
             }
             // The server assigns only to a loop it counts as idle, so it no longer counts the
-            // running job as this loop's (e.g. it was handed to another worker while this one
-            // was away) and would refuse its result. Stop it, and start the new job once it
+            // running task as this loop's (e.g. it was handed to another worker while this one
+            // was away) and would refuse its result. Stop it, and start the new task once it
             // has stopped.
-            if let Some(running) = &mut state.job {
+            if let Some(running) = &mut state.task {
                 warn!(
-                    job = %running.job,
+                    task = %running.label,
                     attempt = running.attempt,
-                    next_job = %assignment.job,
-                    "the server no longer counts the running job as this worker's; stopping it \
+                    next_task = %assignment.label(),
+                    "the server no longer counts the running task as this worker's; stopping it \
                      before starting the next"
                 );
                 running.halt(Halt::Abandoned);
                 state.next = Some(assignment);
                 return Ok(None);
             }
-            start_job(assignment, registered, config, control, state);
+            start_task(assignment, registered, config, control, state);
             Ok(None)
         }
     }
 }
 
 /// Starts the handler of `assignment` on this loop's free slot.
-fn start_job(
+fn start_task(
     assignment: Assignment,
     registered: &Registered,
     config: &LoopConfig,
     control: &Control,
     state: &mut LoopState,
 ) {
-    let settings = JobSettings {
+    let settings = RunSettings {
         root: config.root.clone(),
         worker: registered.name.clone(),
         kill_grace: config.kill_grace,
         groups: Arc::clone(&config.groups),
         lease: state.lease,
     };
-    state.job = Some(RunningJob::start(
+    state.task = Some(TaskRun::start(
         assignment,
         Arc::clone(&config.registry),
         settings,
@@ -787,22 +835,33 @@ fn start_job(
 }
 
 /// Logs the server's refusal of a request that needs no answer.
-fn refused(sent: Sent, error: &RequestError) {
+fn refused(sent: Sent, state: &LoopState, error: &RequestError) {
     match sent {
         Sent::Heartbeat => warn!(error = %error, "the server refused a heartbeat"),
-        // The job may have ended on the server's side (canceled, timed out) a moment ago.
-        Sent::Log(job) | Sent::Progress(job)
+        // The task may have ended on the server's side (canceled, timed out, its job
+        // deleted) a moment ago.
+        Sent::Log(task) | Sent::Progress(task)
             if matches!(
                 error,
-                RequestError::StaleAttempt { .. } | RequestError::UnknownJob(_)
+                RequestError::StaleAttempt { .. }
+                    | RequestError::UnknownJob(_)
+                    | RequestError::UnknownTask { .. }
             ) =>
         {
-            debug!(job = %job, error = %error, "the server no longer takes this job's output");
+            let task = state.label_of(task);
+            debug!(task = %task, error = %error, "the server no longer takes this task's output");
         }
-        Sent::Log(job) => warn!(job = %job, error = %error, "the server refused output lines"),
-        Sent::Progress(job) => warn!(job = %job, error = %error, "the server refused progress"),
-        Sent::Completion(job, attempt) => {
-            warn!(job = %job, attempt, error = %error, "the server refused a result");
+        Sent::Log(task) => {
+            let task = state.label_of(task);
+            warn!(task = %task, error = %error, "the server refused output lines");
+        }
+        Sent::Progress(task) => {
+            let task = state.label_of(task);
+            warn!(task = %task, error = %error, "the server refused progress");
+        }
+        Sent::Completion(task, attempt) => {
+            let task = state.label_of(task);
+            warn!(task = %task, attempt, error = %error, "the server refused a result");
         }
     }
 }
@@ -815,19 +874,19 @@ async fn sleep_until_some(at: Option<Instant>) {
     }
 }
 
-/// Whether the server still counts `job` as this loop's, so that it is named at
-/// registration and its end reported. Not once it was abandoned for another job, nor once
-/// its lease ran out: the server hands such a job on (at once, when this loop comes back
+/// Whether the server still counts `task` as this loop's, so that it is named at
+/// registration and its end reported. Not once it was abandoned for another task, nor once
+/// its lease ran out: the server hands such a task on (at once, when this loop comes back
 /// without it), and a report of it would only be refused, or worse, taken as this worker
 /// stopping for good.
-fn still_ours(job: &RunningJob) -> bool {
-    !matches!(job.halted(), Some(Halt::Abandoned | Halt::LeaseExpired))
+fn still_ours(task: &TaskRun) -> bool {
+    !matches!(task.halted(), Some(Halt::Abandoned | Halt::LeaseExpired))
 }
 
-/// Waits for the running job to end; never resolves when there is none.
-async fn job_end(job: &mut Option<RunningJob>) -> Completion {
-    match job {
-        Some(job) => job.finished().await,
+/// Waits for the running task to end; never resolves when there is none.
+async fn task_end(task: &mut Option<TaskRun>) -> Completion {
+    match task {
+        Some(task) => task.finished().await,
         None => std::future::pending().await,
     }
 }
@@ -843,10 +902,11 @@ mod tests {
         let job = "00000000-0000-7000-8000-000000000001"
             .parse()
             .unwrap_or_else(|e| panic!("bad test id: {e}"));
+        let task = TaskId::new(job, 3);
         let frame = ClientFrame {
             id: 8,
             request: Request::Log {
-                job,
+                task,
                 attempt: 1,
                 lines: vec![String::new(); MAX_LOG_FRAME_LINES],
             },

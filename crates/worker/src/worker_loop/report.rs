@@ -1,29 +1,39 @@
-//! Sending what a job reports: its output in bounded `Log` frames, its latest progress, and
+//! Sending what a task reports: its output in bounded `Log` frames, its latest progress, and
 //! its result after both.
 
-use buildcat_proto::{ClientFrame, Completion, JobId, Outcome, Request, RequestId};
+use buildcat_proto::{ClientFrame, Completion, Outcome, Request, RequestId, TaskId};
 use futures_util::SinkExt;
 use tokio::time::{Instant, sleep_until};
 use tracing::{debug, warn};
 
 use super::{InFlight, LogFrame, LoopState, Sent};
 use crate::connection::{LinkError, ServerLink};
-use crate::output::{JobOutput, OutputReady};
+use crate::output::{OutputReady, TaskOutput};
 
-/// Sends what is left of a job's output, then its result.
+/// Sends what is left of a task's output, then its result.
+///
+/// `label` names the task as people do (`42.3`), for logs.
 pub(super) async fn send_report(
     link: &mut ServerLink,
     state: &mut LoopState,
     in_flight: &mut InFlight,
-    completion: Completion,
-    output: &JobOutput,
+    (completion, label): (Completion, &str),
+    output: &TaskOutput,
     log_frame: LogFrame,
 ) -> Result<(), LinkError> {
-    let (job, attempt) = (completion.job, completion.attempt);
-    send_output(link, state, in_flight, (job, attempt), output, log_frame).await?;
+    let (task, attempt) = (completion.task, completion.attempt);
+    send_output(
+        link,
+        state,
+        in_flight,
+        (task, label, attempt),
+        output,
+        log_frame,
+    )
+    .await?;
     let id = state.request_id();
-    send_completion(link, id, completion).await?;
-    in_flight.insert(id, (Sent::Completion(job, attempt), Instant::now()));
+    send_completion(link, id, completion, label).await?;
+    in_flight.insert(id, (Sent::Completion(task, attempt), Instant::now()));
     Ok(())
 }
 
@@ -33,8 +43,8 @@ pub(super) async fn send_output(
     link: &mut ServerLink,
     state: &mut LoopState,
     in_flight: &mut InFlight,
-    (job, attempt): (JobId, u32),
-    output: &JobOutput,
+    (task, label, attempt): (TaskId, &str, u32),
+    output: &TaskOutput,
     log_frame: LogFrame,
 ) -> Result<(), LinkError> {
     loop {
@@ -44,9 +54,9 @@ pub(super) async fn send_output(
         }
         if batch.dropped > 0 {
             warn!(
-                job = %job,
+                task = %label,
                 dropped = batch.dropped,
-                "dropped the oldest output lines of the job: more were waiting to be sent than \
+                "dropped the oldest output lines of the task: more were waiting to be sent than \
                  the worker holds"
             );
         }
@@ -54,7 +64,7 @@ pub(super) async fn send_output(
         let frame = ClientFrame {
             id,
             request: Request::Log {
-                job,
+                task,
                 attempt,
                 lines: batch.lines.clone(),
             },
@@ -63,12 +73,12 @@ pub(super) async fn send_output(
             output.put_back(batch);
             return Err(error.into());
         }
-        in_flight.insert(id, (Sent::Log(job), Instant::now()));
+        in_flight.insert(id, (Sent::Log(task), Instant::now()));
     }
     if let Some(progress) = output.take_progress() {
         let id = state.request_id();
         let request = Request::Progress {
-            job,
+            task,
             attempt,
             progress: progress.clone(),
         };
@@ -76,15 +86,15 @@ pub(super) async fn send_output(
             output.put_back_progress(progress);
             return Err(error.into());
         }
-        in_flight.insert(id, (Sent::Progress(job), Instant::now()));
+        in_flight.insert(id, (Sent::Progress(task), Instant::now()));
     }
     Ok(())
 }
 
-/// Resolves when the running job's output is due to be sent: a full frame at once,
-/// anything else at `not_before`. Never resolves when no job runs.
+/// Resolves when the running task's output is due to be sent: a full frame at once,
+/// anything else at `not_before`. Never resolves when no task runs.
 pub(super) async fn output_due(
-    output: Option<&JobOutput>,
+    output: Option<&TaskOutput>,
     not_before: Instant,
     log_frame: LogFrame,
 ) {
@@ -105,11 +115,12 @@ pub(super) async fn output_due(
     }
 }
 
-/// Sends a job's result.
+/// Sends a task's result.
 async fn send_completion(
     link: &mut ServerLink,
     id: RequestId,
     completion: Completion,
+    label: &str,
 ) -> Result<(), LinkError> {
     let outcome = match &completion.outcome {
         Outcome::Finished(_) => "finished",
@@ -117,7 +128,7 @@ async fn send_completion(
         Outcome::Canceled => "canceled",
         Outcome::Interrupted => "interrupted",
     };
-    debug!(job = %completion.job, attempt = completion.attempt, outcome, "sending the result");
+    debug!(task = %label, attempt = completion.attempt, outcome, "sending the result");
     let frame = ClientFrame {
         id,
         request: Request::Complete(completion),

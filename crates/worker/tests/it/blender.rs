@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use buildcat_proto::JobProgress;
+use buildcat_proto::TaskProgress;
 use buildcat_proto::dcc::{BlenderRender, RenderReport};
 use buildcat_worker::Tool;
 
@@ -122,7 +122,7 @@ async fn blender_renders_frames_of_a_scene_into_the_root() {
     );
     assert_eq!(
         report.progress.last(),
-        Some(&JobProgress {
+        Some(&TaskProgress {
             done: 3,
             total: 3,
             outputs: outputs.clone(),

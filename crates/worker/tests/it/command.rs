@@ -1,4 +1,4 @@
-//! The built-in `buildcat.command.run` job through a worker loop: output streamed as `Log`
+//! The built-in `buildcat.command.run` task through a worker loop: output streamed as `Log`
 //! frames before the result, exit codes, timeouts and cancels.
 
 use std::time::Duration;
@@ -26,7 +26,8 @@ async fn a_command_streams_its_output_before_its_result() {
     let mut connection = server.accept(QUIET_HEARTBEAT_MS).await;
 
     let mut job = assignment(&sh(
-        "echo \"job $BUILDCAT_JOB_ID attempt $BUILDCAT_ATTEMPT\"; pwd; echo \"root $BUILDCAT_ROOT\"",
+        "echo \"job $BUILDCAT_JOB_ID task $BUILDCAT_TASK index $BUILDCAT_TASK_INDEX attempt \
+         $BUILDCAT_ATTEMPT\"; pwd; echo \"root $BUILDCAT_ROOT\"",
     ));
     job.attempt = 2;
     connection.assign(job.clone()).await;
@@ -37,14 +38,17 @@ async fn a_command_streams_its_output_before_its_result() {
     assert_eq!(
         report.lines(),
         [
-            format!("job {} attempt 2", job.job),
+            format!(
+                "job {} task {}.2 index 2 attempt 2",
+                job.task.job, job.number
+            ),
             canonical.clone().into_owned(),
             format!("root {canonical}"),
         ]
     );
-    assert!(report.jobs.iter().all(|&logged| logged == job.job));
+    assert!(report.tasks.iter().all(|&logged| logged == job.task));
     let completion = report.completion();
-    assert_eq!((completion.job, completion.attempt), (job.job, 2));
+    assert_eq!((completion.task, completion.attempt), (job.task, 2));
     assert_eq!(
         output::<RunCommand>(completion),
         CommandResult { exit_code: 0 }
@@ -170,7 +174,7 @@ async fn a_cancel_from_the_server_kills_the_command_and_reports_it_canceled() {
     let line = connection.expect_line(|_| true).await;
     connection
         .send(ServerFrame::Cancel {
-            job: job.job,
+            task: job.task,
             attempt: job.attempt,
             reason: "canceled by a person".to_owned(),
         })
@@ -178,7 +182,10 @@ async fn a_cancel_from_the_server_kills_the_command_and_reports_it_canceled() {
     let report = connection.expect_report().await;
 
     let completion = report.completion();
-    assert_eq!((completion.job, completion.attempt), (job.job, job.attempt));
+    assert_eq!(
+        (completion.task, completion.attempt),
+        (job.task, job.attempt)
+    );
     assert_eq!(completion.outcome, Outcome::Canceled);
     gone(pid(&line)).await;
     worker.stop().await;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use buildcat_proto::{
     Assignment, ClientFrame, Completion, DEFAULT_MAX_FRAME, Failure, FrameCodec, Hello, HelloReply,
-    JobId, JobProgress, Outcome, PROTOCOL_VERSION, Reply, Request, RequestError, RequestId,
-    SOFTWARE_VERSION, ServerFrame, Task, Welcome, WorkerRegistration, codec,
+    JobId, Outcome, PROTOCOL_VERSION, Reply, Request, RequestError, RequestId, SOFTWARE_VERSION,
+    ServerFrame, Task, TaskId, TaskProgress, Welcome, WorkerRegistration, codec,
 };
 use buildcat_worker::{RunStats, ShutdownHandle, Worker, WorkerBuilder, WorkerError};
 use futures_util::{SinkExt, StreamExt};
@@ -37,19 +37,39 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     }
 }
 
-/// A fresh job id (a valid UUID v7 shape, unique within the test run).
-pub fn job_id() -> JobId {
+/// A fresh job number, unique within the test run; the job's id is made from it.
+fn job_number() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("00000000-0000-7000-8000-{n:012x}")
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The id of job `number` (a valid UUID v7 shape).
+fn job_id_of(number: u64) -> JobId {
+    format!("00000000-0000-7000-8000-{number:012x}")
         .parse()
         .unwrap_or_else(|e| panic!("bad job id: {e}"))
 }
 
-/// An assignment of `task` as the first attempt of a new job in queue `default`.
+/// A fresh job id (unique within the test run).
+pub fn job_id() -> JobId {
+    job_id_of(job_number())
+}
+
+/// A task of a fresh job (unique within the test run): its task 2, so that a worker that
+/// took the index for anything else shows it.
+pub fn task_id() -> TaskId {
+    TaskId::new(job_id(), 2)
+}
+
+/// An assignment of `task` as the first attempt of task 2 of a new job in queue `default`
+/// (labelled `N.2`, for the job's number N).
 pub fn assignment<T: Task>(task: &T) -> Assignment {
+    let number = job_number();
     Assignment {
-        job: job_id(),
+        task: TaskId::new(job_id_of(number), 2),
+        number,
+        name: format!("test job {number}"),
+        frames: None,
         attempt: 1,
         queue: "default".to_owned(),
         kind: T::KIND.to_owned(),
@@ -195,7 +215,7 @@ impl FakeConnection {
         }
     }
 
-    /// The next job result the worker reports.
+    /// The next task result the worker reports.
     pub async fn expect_completion(&mut self) -> (RequestId, Completion) {
         match self.next_request().await {
             (id, Request::Complete(completion)) => (id, completion),
@@ -203,19 +223,19 @@ impl FakeConnection {
         }
     }
 
-    /// Everything the worker sends about its running job until its result: output lines,
+    /// Everything the worker sends about its running task until its result: output lines,
     /// progress and the completion, each acknowledged as it comes.
-    pub async fn expect_report(&mut self) -> JobReport {
-        let mut report = JobReport::default();
+    pub async fn expect_report(&mut self) -> TaskReport {
+        let mut report = TaskReport::default();
         loop {
             match self.next_request().await {
-                (id, Request::Log { job, lines, .. }) => {
-                    report.jobs.push(job);
+                (id, Request::Log { task, lines, .. }) => {
+                    report.tasks.push(task);
                     report.log_frames.push(lines);
                     self.ack(id).await;
                 }
-                (id, Request::Progress { job, progress, .. }) => {
-                    report.jobs.push(job);
+                (id, Request::Progress { task, progress, .. }) => {
+                    report.tasks.push(task);
                     report.progress.push(progress);
                     self.ack(id).await;
                 }
@@ -257,7 +277,7 @@ impl FakeConnection {
         }
     }
 
-    /// Pushes a job to the worker.
+    /// Pushes a task to the worker.
     pub async fn assign(&mut self, assignment: Assignment) {
         self.send(ServerFrame::Assign(assignment)).await;
     }
@@ -294,20 +314,20 @@ impl FakeConnection {
     }
 }
 
-/// What the worker sent about one job, up to its result.
+/// What the worker sent about one task, up to its result.
 #[derive(Debug, Default)]
-pub struct JobReport {
-    /// The job each output frame named, in order.
-    pub jobs: Vec<JobId>,
+pub struct TaskReport {
+    /// The task each output frame named, in order.
+    pub tasks: Vec<TaskId>,
     /// The lines of each `Log` frame, in order.
     pub log_frames: Vec<Vec<String>>,
     /// Each `Progress` frame, in order.
-    pub progress: Vec<JobProgress>,
+    pub progress: Vec<TaskProgress>,
     /// The result and its request id.
     pub completion: Option<(RequestId, Completion)>,
 }
 
-impl JobReport {
+impl TaskReport {
     /// Every line logged, in order.
     pub fn lines(&self) -> Vec<String> {
         self.log_frames.concat()
@@ -327,9 +347,9 @@ pub fn output<T: Task>(completion: &Completion) -> T::Output {
     match &completion.outcome {
         Outcome::Finished(bytes) => codec::decode_value(bytes)
             .unwrap_or_else(|e| panic!("undecodable output of {}: {e}", T::KIND)),
-        Outcome::Failed(failure) => panic!("job failed: {failure:?}"),
-        Outcome::Canceled => panic!("job canceled"),
-        Outcome::Interrupted => panic!("job interrupted"),
+        Outcome::Failed(failure) => panic!("task failed: {failure:?}"),
+        Outcome::Canceled => panic!("task canceled"),
+        Outcome::Interrupted => panic!("task interrupted"),
     }
 }
 
@@ -337,7 +357,7 @@ pub fn output<T: Task>(completion: &Completion) -> T::Output {
 pub fn failure(completion: &Completion) -> Failure {
     match &completion.outcome {
         Outcome::Failed(failure) => failure.clone(),
-        other => panic!("expected the job to fail, got {other:?}"),
+        other => panic!("expected the task to fail, got {other:?}"),
     }
 }
 
@@ -359,7 +379,7 @@ pub fn builder(server: &FakeServer, root: &TempDir) -> WorkerBuilder {
         .root(root.path())
         .name("test-worker")
         .detect_tools(false)
-        // Each test's own, so tests running at once never see each other's job groups.
+        // Each test's own, so tests running at once never see each other's task groups.
         .state_dir(root.path().join(".buildcat-state"))
 }
 

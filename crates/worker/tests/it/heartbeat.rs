@@ -24,7 +24,7 @@ async fn heartbeats_arrive_at_the_announced_interval() {
 }
 
 #[tokio::test]
-async fn heartbeats_continue_while_a_job_runs() {
+async fn heartbeats_continue_while_a_task_runs() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut gate, handler) = gated();
@@ -35,7 +35,7 @@ async fn heartbeats_continue_while_a_job_runs() {
         label: "long render".to_owned(),
     });
     connection.assign(job.clone()).await;
-    assert_eq!(gate.started().await, job.job);
+    assert_eq!(gate.started().await, job.task);
     connection.expect_heartbeats(3).await;
 
     gate.open();

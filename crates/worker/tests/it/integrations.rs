@@ -15,12 +15,12 @@ use buildcat_proto::dcc::{
     ModoRender, RedshiftInfo, RedshiftRender, RenderReport, ToolInfo,
 };
 use buildcat_proto::frames::FrameRange;
-use buildcat_proto::{JobProgress, RunCommand, Task, WorkerInfo};
+use buildcat_proto::{RunCommand, Task, TaskProgress, WorkerInfo};
 use buildcat_worker::{Tool, Worker, WorkerError};
 use tempfile::TempDir;
 
 use crate::fake::{
-    FakeConnection, FakeServer, JobReport, QUIET_HEARTBEAT_MS, RunningWorker, assignment, builder,
+    FakeConnection, FakeServer, QUIET_HEARTBEAT_MS, RunningWorker, TaskReport, assignment, builder,
     failure, output, start, temp_root,
 };
 
@@ -190,7 +190,7 @@ impl Rig {
     }
 
     /// Runs `task` on the worker; everything it sent about it.
-    async fn run<T: Task>(&mut self, task: &T) -> JobReport {
+    async fn run<T: Task>(&mut self, task: &T) -> TaskReport {
         self.connection.assign(assignment(task)).await;
         self.connection.expect_report().await
     }
@@ -246,7 +246,7 @@ impl Rig {
 }
 
 /// The last progress reported.
-fn last_progress(report: &JobReport) -> JobProgress {
+fn last_progress(report: &TaskReport) -> TaskProgress {
     report
         .progress
         .last()
@@ -382,7 +382,7 @@ async fn a_hip_renders_each_range_through_its_rop() {
     );
     assert_eq!(
         last_progress(&report),
-        JobProgress {
+        TaskProgress {
             done: 5,
             total: 5,
             outputs: Vec::new()
@@ -470,7 +470,7 @@ async fn an_ifd_is_rendered_by_mantra_with_its_progress() {
     );
     assert_eq!(
         last_progress(&report),
-        JobProgress {
+        TaskProgress {
             done: 1,
             total: 1,
             outputs: Vec::new()
@@ -679,14 +679,14 @@ async fn blender_runs_with_its_options_in_order_and_private_folders() {
     );
     assert_eq!(
         last_progress(&report),
-        JobProgress {
+        TaskProgress {
             done: 2,
             total: 2,
             outputs: vec!["out/f_0002.png".to_owned(), "out/f_0001.png".to_owned()],
         }
     );
 
-    // Each variable names its own folder in a per-job folder, gone after the job.
+    // Each variable names its own folder in a per-task folder, gone after the task.
     let env = rig.record(Tool::Blender, "env").unwrap_or_default();
     let folders: Vec<(&str, &str)> = env.lines().filter_map(|l| l.split_once('=')).collect();
     let names: Vec<&str> = folders.iter().map(|(name, _)| *name).collect();
@@ -701,7 +701,9 @@ async fn blender_runs_with_its_options_in_order_and_private_folders() {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    assert!(job_folder_name.starts_with("buildcat-job-"), "{env}");
+    // Named for the task and attempt, so that two tasks of one job never share one.
+    let task_folder = format!("buildcat-task-{}-1-", report.completion().task);
+    assert!(job_folder_name.starts_with(&task_folder), "{env}");
     for (_, folder) in &folders {
         assert_eq!(Path::new(folder).parent(), Some(job_folder), "{env}");
     }

@@ -1,4 +1,4 @@
-//! Running assigned jobs and reporting how they ended.
+//! Running assigned tasks and reporting how they ended.
 
 use std::time::Duration;
 
@@ -19,7 +19,10 @@ async fn worker_info_reports_this_process() {
     let job = assignment(&WorkerInfo);
     connection.assign(job.clone()).await;
     let (id, completion) = connection.expect_completion().await;
-    assert_eq!((completion.job, completion.attempt), (job.job, job.attempt));
+    assert_eq!(
+        (completion.task, completion.attempt),
+        (job.task, job.attempt)
+    );
     let report = output::<WorkerInfo>(&completion);
     connection.ack(id).await;
 
@@ -35,7 +38,7 @@ async fn worker_info_reports_this_process() {
         report.rust
     );
 
-    assert_eq!(worker.stop().await.jobs_completed, 1);
+    assert_eq!(worker.stop().await.tasks_completed, 1);
 }
 
 #[tokio::test]
@@ -51,7 +54,7 @@ async fn unknown_kind_fails_naming_the_kind() {
     let (id, completion) = connection.expect_completion().await;
     connection.ack(id).await;
 
-    assert_eq!(completion.job, job.job);
+    assert_eq!(completion.task, job.task);
     assert_eq!(
         failure_reason(&completion),
         "this worker has no handler for job kind `studio.mystery` \
@@ -79,7 +82,11 @@ async fn custom_task_gets_typed_args_and_context_and_returns_its_output() {
 
     let greeting = output::<Greet>(&completion);
     assert_eq!(greeting.lines, ["hello houdini", "hello houdini"]);
-    assert_eq!((greeting.job, greeting.attempt), (job.job, 3));
+    assert_eq!((greeting.task, greeting.attempt), (job.task, 3));
+    // People's name for the task: its job's number and its index.
+    assert_eq!(greeting.label, format!("{}.2", job.number));
+    assert_eq!(greeting.label, job.label());
+    assert_eq!(greeting.job_name, job.name);
     assert_eq!(completion.attempt, 3);
     assert_eq!(greeting.queue, "urgent");
     assert_eq!(greeting.worker, "test-worker");
@@ -135,7 +142,7 @@ async fn a_handler_that_ignores_its_deadline_is_abandoned_after_the_backstop() {
 }
 
 #[tokio::test]
-async fn the_next_job_may_arrive_before_the_ack_and_a_stale_result_is_dropped() {
+async fn the_next_task_may_arrive_before_the_ack_and_a_stale_result_is_dropped() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let worker = start(builder(&server, &root).handler(greet));
@@ -144,7 +151,7 @@ async fn the_next_job_may_arrive_before_the_ack_and_a_stale_result_is_dropped() 
     let first = assignment(&WorkerInfo);
     connection.assign(first.clone()).await;
     let (first_id, completion) = connection.expect_completion().await;
-    assert_eq!(completion.job, first.job);
+    assert_eq!(completion.task, first.task);
 
     // The server pushes the next job before acknowledging the first result.
     let second = assignment(&Greet {
@@ -153,7 +160,7 @@ async fn the_next_job_may_arrive_before_the_ack_and_a_stale_result_is_dropped() 
     });
     connection.assign(second.clone()).await;
     let (second_id, completion) = connection.expect_completion().await;
-    assert_eq!(completion.job, second.job);
+    assert_eq!(completion.task, second.task);
     assert_eq!(output::<Greet>(&completion).lines, ["hello modo"]);
 
     // Replies arrive out of order; the first is refused as stale.
@@ -162,7 +169,7 @@ async fn the_next_job_may_arrive_before_the_ack_and_a_stale_result_is_dropped() 
         .reply(
             first_id,
             Err(RequestError::StaleAttempt {
-                job: first.job,
+                task: first.task,
                 attempt: first.attempt,
             }),
         )
@@ -172,8 +179,8 @@ async fn the_next_job_may_arrive_before_the_ack_and_a_stale_result_is_dropped() 
     let third = assignment(&WorkerInfo);
     connection.assign(third.clone()).await;
     let (third_id, completion) = connection.expect_completion().await;
-    assert_eq!(completion.job, third.job);
+    assert_eq!(completion.task, third.task);
     connection.ack(third_id).await;
 
-    assert_eq!(worker.stop().await.jobs_completed, 3);
+    assert_eq!(worker.stop().await.tasks_completed, 3);
 }

@@ -1,4 +1,4 @@
-//! How `run` ends: the job limit, shutdown, and refusals that retrying cannot fix.
+//! How `run` ends: the task limit, shutdown, and refusals that retrying cannot fix.
 
 use buildcat_proto::{
     HandshakeError, HelloReply, Outcome, PROTOCOL_VERSION, SOFTWARE_VERSION, Welcome, WorkerInfo,
@@ -12,10 +12,10 @@ use crate::fake::{
 use crate::tasks::{Gated, gated};
 
 #[tokio::test]
-async fn max_jobs_returns_after_that_many_completions() {
+async fn max_tasks_returns_after_that_many_completions() {
     let server = FakeServer::bind().await;
     let root = temp_root();
-    let mut worker = start(builder(&server, &root).max_jobs(Some(2)));
+    let mut worker = start(builder(&server, &root).max_tasks(Some(2)));
     let mut connection = server.accept(QUIET_HEARTBEAT_MS).await;
 
     for _ in 0..2 {
@@ -27,15 +27,15 @@ async fn max_jobs_returns_after_that_many_completions() {
         .finished()
         .await
         .unwrap_or_else(|e| panic!("the worker failed: {e}"));
-    assert_eq!(stats.jobs_completed, 2);
+    assert_eq!(stats.tasks_completed, 2);
     connection.expect_closed().await;
 }
 
 #[tokio::test]
-async fn a_job_past_the_limit_is_handed_back_as_interrupted() {
+async fn a_task_past_the_limit_is_handed_back_as_interrupted() {
     let server = FakeServer::bind().await;
     let root = temp_root();
-    let mut worker = start(builder(&server, &root).max_jobs(Some(1)));
+    let mut worker = start(builder(&server, &root).max_tasks(Some(1)));
     let mut connection = server.accept(QUIET_HEARTBEAT_MS).await;
 
     connection.assign(assignment(&WorkerInfo)).await;
@@ -48,8 +48,8 @@ async fn a_job_past_the_limit_is_handed_back_as_interrupted() {
     connection.assign(declined.clone()).await;
     let (declined_id, completion) = connection.expect_completion().await;
     assert_eq!(
-        (completion.job, completion.attempt, completion.outcome),
-        (declined.job, declined.attempt, Outcome::Interrupted)
+        (completion.task, completion.attempt, completion.outcome),
+        (declined.task, declined.attempt, Outcome::Interrupted)
     );
     connection.ack(id).await;
     connection.ack(declined_id).await;
@@ -59,18 +59,18 @@ async fn a_job_past_the_limit_is_handed_back_as_interrupted() {
         .finished()
         .await
         .unwrap_or_else(|e| panic!("the worker failed: {e}"));
-    assert_eq!(stats.jobs_completed, 1);
+    assert_eq!(stats.tasks_completed, 1);
 }
 
 #[tokio::test]
-async fn max_jobs_across_loops_starts_no_job_past_the_limit() {
+async fn max_tasks_across_loops_starts_no_task_past_the_limit() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut gate, handler) = gated();
     let mut worker = start(
         builder(&server, &root)
             .concurrency(2)
-            .max_jobs(Some(1))
+            .max_tasks(Some(1))
             .handler(handler),
     );
     let mut first = server.accept(QUIET_HEARTBEAT_MS).await;
@@ -80,7 +80,7 @@ async fn max_jobs_across_loops_starts_no_job_past_the_limit() {
         label: "only".to_owned(),
     });
     first.assign(job.clone()).await;
-    assert_eq!(gate.started().await, job.job);
+    assert_eq!(gate.started().await, job.task);
     // The limit is taken: the other loop declines by disconnecting.
     second.assign(assignment(&WorkerInfo)).await;
     second.expect_closed().await;
@@ -94,7 +94,7 @@ async fn max_jobs_across_loops_starts_no_job_past_the_limit() {
         .finished()
         .await
         .unwrap_or_else(|e| panic!("the worker failed: {e}"));
-    assert_eq!(stats.jobs_completed, 1);
+    assert_eq!(stats.tasks_completed, 1);
 }
 
 #[tokio::test]
@@ -103,7 +103,7 @@ async fn shutdown_while_idle_returns_promptly() {
     let root = temp_root();
     let worker = start(builder(&server, &root));
     let mut connection = server.accept(QUIET_HEARTBEAT_MS).await;
-    assert_eq!(worker.stop().await.jobs_completed, 0);
+    assert_eq!(worker.stop().await.tasks_completed, 0);
     connection.expect_closed().await;
 }
 
@@ -124,11 +124,11 @@ async fn shutdown_while_disconnected_and_idle_returns_promptly() {
             .server(address)
             .root(root.path()),
     );
-    assert_eq!(worker.stop().await.jobs_completed, 0);
+    assert_eq!(worker.stop().await.tasks_completed, 0);
 }
 
 #[tokio::test]
-async fn shutdown_while_running_finishes_and_reports_the_job_first() {
+async fn shutdown_while_running_finishes_and_reports_the_task_first() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut gate, handler) = gated();
@@ -139,12 +139,12 @@ async fn shutdown_while_running_finishes_and_reports_the_job_first() {
         label: "last".to_owned(),
     });
     connection.assign(job.clone()).await;
-    assert_eq!(gate.started().await, job.job);
+    assert_eq!(gate.started().await, job.task);
     worker.shut_down();
 
     gate.open();
     let (id, completion) = connection.expect_completion().await;
-    assert_eq!(completion.job, job.job);
+    assert_eq!(completion.task, job.task);
     assert_eq!(output::<Gated>(&completion), "last done");
     connection.ack(id).await;
     connection.expect_closed().await;
@@ -152,7 +152,7 @@ async fn shutdown_while_running_finishes_and_reports_the_job_first() {
         .finished()
         .await
         .unwrap_or_else(|e| panic!("the worker failed: {e}"));
-    assert_eq!(stats.jobs_completed, 1);
+    assert_eq!(stats.tasks_completed, 1);
 }
 
 #[tokio::test]

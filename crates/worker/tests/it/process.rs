@@ -7,7 +7,7 @@ use buildcat_worker::process::{ProcessEnd, ProcessReport, ProcessSpec, run_proce
 use buildcat_worker::{Failure, JobContext, JobMonitor};
 use tokio::time::Instant;
 
-use crate::fake::{job_id, temp_root, within};
+use crate::fake::{task_id, temp_root, within};
 use crate::tree::{gone, pid};
 
 /// The grace period these tests give processes between SIGTERM and SIGKILL.
@@ -15,7 +15,7 @@ const GRACE: Duration = Duration::from_secs(1);
 
 /// A monitored context for a job in `root`.
 fn context(root: &Path) -> (JobContext, JobMonitor) {
-    JobContext::new(job_id(), 1, "default", root, "test-worker")
+    JobContext::new(task_id(), 1, "default", root, "test-worker")
         .with_kill_grace(GRACE)
         .monitored()
 }
@@ -328,7 +328,7 @@ async fn what_a_program_leaves_running_is_stopped_when_it_exits() {
 #[tokio::test]
 async fn a_context_without_a_monitor_discards_output() {
     let root = temp_root();
-    let context = JobContext::new(job_id(), 1, "default", root.path(), "test-worker");
+    let context = JobContext::new(task_id(), 1, "default", root.path(), "test-worker");
     let (report, seen) = run(sh(root.path(), "echo quiet"), &context).await;
     assert!(report.success());
     assert_eq!(seen, ["quiet"]);

@@ -1,4 +1,4 @@
-//! Losing the server: jobs keep running, results are reported on the next connection.
+//! Losing the server: tasks keep running, results are reported on the next connection.
 
 use buildcat_proto::{ServerFrame, WorkerInfo};
 use tokio::net::TcpListener;
@@ -10,7 +10,7 @@ use crate::fake::{
 use crate::tasks::{Gated, gated};
 
 #[tokio::test]
-async fn a_job_survives_a_dropped_connection_and_is_reported_after_reconnecting() {
+async fn a_task_survives_a_dropped_connection_and_is_reported_after_reconnecting() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut gate, handler) = gated();
@@ -21,18 +21,21 @@ async fn a_job_survives_a_dropped_connection_and_is_reported_after_reconnecting(
         label: "ten-hour render".to_owned(),
     });
     connection.assign(job.clone()).await;
-    assert_eq!(gate.started().await, job.job);
+    assert_eq!(gate.started().await, job.task);
     drop(connection);
 
     let mut connection = server.accept(QUIET_HEARTBEAT_MS).await;
-    assert_eq!(connection.registration.running, [(job.job, job.attempt)]);
+    assert_eq!(connection.registration.running, [(job.task, job.attempt)]);
     gate.open();
     let (id, completion) = connection.expect_completion().await;
-    assert_eq!((completion.job, completion.attempt), (job.job, job.attempt));
+    assert_eq!(
+        (completion.task, completion.attempt),
+        (job.task, job.attempt)
+    );
     assert_eq!(output::<Gated>(&completion), "ten-hour render done");
     connection.ack(id).await;
 
-    assert_eq!(worker.stop().await.jobs_completed, 1);
+    assert_eq!(worker.stop().await.tasks_completed, 1);
 }
 
 #[tokio::test]
@@ -51,7 +54,7 @@ async fn a_closing_server_is_reconnected_to() {
     connection.assign(assignment(&WorkerInfo)).await;
     let (id, _) = connection.expect_completion().await;
     connection.ack(id).await;
-    assert_eq!(worker.stop().await.jobs_completed, 1);
+    assert_eq!(worker.stop().await.tasks_completed, 1);
 }
 
 #[tokio::test]
@@ -68,12 +71,12 @@ async fn an_unacknowledged_result_is_sent_again_after_reconnecting() {
     drop(connection);
 
     let mut connection = server.accept(QUIET_HEARTBEAT_MS).await;
-    assert_eq!(connection.registration.running, [(job.job, job.attempt)]);
+    assert_eq!(connection.registration.running, [(job.task, job.attempt)]);
     let (id, again) = connection.expect_completion().await;
     assert_eq!(again, first);
     connection.ack(id).await;
 
-    assert_eq!(worker.stop().await.jobs_completed, 1);
+    assert_eq!(worker.stop().await.tasks_completed, 1);
 }
 
 #[tokio::test]
@@ -121,7 +124,7 @@ async fn a_worker_started_before_the_server_connects_once_it_appears() {
 }
 
 #[tokio::test]
-async fn the_running_job_is_named_first_then_unacknowledged_results() {
+async fn the_running_task_is_named_first_then_unacknowledged_results() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut gate, handler) = gated();
@@ -132,7 +135,7 @@ async fn the_running_job_is_named_first_then_unacknowledged_results() {
         label: "first".to_owned(),
     });
     connection.assign(reported.clone()).await;
-    assert_eq!(gate.started().await, reported.job);
+    assert_eq!(gate.started().await, reported.task);
     gate.open();
     let (_, first_result) = connection.expect_completion().await;
     // The next job arrives before the first result is acknowledged, then the line drops.
@@ -140,7 +143,7 @@ async fn the_running_job_is_named_first_then_unacknowledged_results() {
         label: "second".to_owned(),
     });
     connection.assign(running.clone()).await;
-    assert_eq!(gate.started().await, running.job);
+    assert_eq!(gate.started().await, running.task);
     drop(connection);
 
     let mut connection = server.accept(QUIET_HEARTBEAT_MS).await;
@@ -148,8 +151,8 @@ async fn the_running_job_is_named_first_then_unacknowledged_results() {
     assert_eq!(
         connection.registration.running,
         [
-            (running.job, running.attempt),
-            (reported.job, reported.attempt)
+            (running.task, running.attempt),
+            (reported.task, reported.attempt)
         ]
     );
     let (id, again) = connection.expect_completion().await;
@@ -157,15 +160,15 @@ async fn the_running_job_is_named_first_then_unacknowledged_results() {
     connection.ack(id).await;
     gate.open();
     let (id, completion) = connection.expect_completion().await;
-    assert_eq!(completion.job, running.job);
+    assert_eq!(completion.task, running.task);
     assert_eq!(output::<Gated>(&completion), "second done");
     connection.ack(id).await;
 
-    assert_eq!(worker.stop().await.jobs_completed, 2);
+    assert_eq!(worker.stop().await.tasks_completed, 2);
 }
 
 #[tokio::test]
-async fn a_running_job_the_server_did_not_keep_is_abandoned_for_the_next() {
+async fn a_running_task_the_server_did_not_keep_is_abandoned_for_the_next() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut gate, handler) = gated();
@@ -176,17 +179,17 @@ async fn a_running_job_the_server_did_not_keep_is_abandoned_for_the_next() {
         label: "lost".to_owned(),
     });
     connection.assign(lost.clone()).await;
-    assert_eq!(gate.started().await, lost.job);
+    assert_eq!(gate.started().await, lost.task);
     drop(connection);
 
     // The server gave the job to someone else meanwhile, so it counts this worker as idle.
     let mut connection = server.accept(QUIET_HEARTBEAT_MS).await;
-    assert_eq!(connection.registration.running, [(lost.job, lost.attempt)]);
+    assert_eq!(connection.registration.running, [(lost.task, lost.attempt)]);
     let next = assignment(&WorkerInfo);
     connection.assign(next.clone()).await;
     let (id, completion) = connection.expect_completion().await;
-    assert_eq!(completion.job, next.job);
+    assert_eq!(completion.task, next.task);
     connection.ack(id).await;
 
-    assert_eq!(worker.stop().await.jobs_completed, 1);
+    assert_eq!(worker.stop().await.tasks_completed, 1);
 }

@@ -38,7 +38,7 @@ async fn registers_with_its_name_queues_kinds_and_root() {
     assert!(!registration.host.is_empty());
     assert!(registration.running.is_empty());
 
-    assert_eq!(worker.stop().await.jobs_completed, 0);
+    assert_eq!(worker.stop().await.tasks_completed, 0);
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
-//! Stopping a worker two ways (finish the running jobs, or kill them and report them as
-//! interrupted), its lease on a job when the server stops answering, and a slot that never
-//! runs two jobs at once (issue 9, items 3 and 12).
+//! Stopping a worker two ways (finish the running tasks, or kill them and report them as
+//! interrupted), its lease on a task when the server stops answering, and a slot that never
+//! runs two tasks at once (issue 9, items 3 and 12).
 
 use buildcat_proto::{Outcome, Request, RunCommand, ServerFrame};
 
@@ -29,20 +29,20 @@ fn alive(pid: i32) -> bool {
 }
 
 #[tokio::test]
-async fn finish_lets_the_running_job_end_and_counts_it() {
+async fn finish_lets_the_running_task_end_and_counts_it() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut gate, handler) = gated();
     let (mut worker, handle) = start_with_handle(builder(&server, &root).handler(handler));
     let mut connection = server.accept(QUIET_HEARTBEAT_MS).await;
-    assert_eq!(handle.running_jobs(), 0);
+    assert_eq!(handle.running_tasks(), 0);
 
     let job = assignment(&Gated {
         label: "frame 1".to_owned(),
     });
     connection.assign(job.clone()).await;
     gate.started().await;
-    assert_eq!(handle.running_jobs(), 1);
+    assert_eq!(handle.running_tasks(), 1);
     handle.finish();
     assert!(handle.is_stopping());
     gate.open();
@@ -53,12 +53,12 @@ async fn finish_lets_the_running_job_end_and_counts_it() {
         .finished()
         .await
         .unwrap_or_else(|e| panic!("the worker failed: {e}"));
-    assert_eq!(stats.jobs_completed, 1);
-    assert_eq!(handle.running_jobs(), 0);
+    assert_eq!(stats.tasks_completed, 1);
+    assert_eq!(handle.running_tasks(), 0);
 }
 
 #[tokio::test]
-async fn stop_now_kills_the_job_tree_and_reports_it_interrupted() {
+async fn stop_now_kills_the_task_tree_and_reports_it_interrupted() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut worker, handle) = start_with_handle(builder(&server, &root));
@@ -67,12 +67,15 @@ async fn stop_now_kills_the_job_tree_and_reports_it_interrupted() {
     let job = assignment(&sh(ENDLESS));
     connection.assign(job.clone()).await;
     let sleeper = pid(&connection.expect_line(|_| true).await);
-    assert_eq!(handle.running_jobs(), 1);
+    assert_eq!(handle.running_tasks(), 1);
     // The first Ctrl-C, then the second.
     handle.finish();
     handle.stop_now();
     let (id, completion) = connection.expect_completion().await;
-    assert_eq!((completion.job, completion.attempt), (job.job, job.attempt));
+    assert_eq!(
+        (completion.task, completion.attempt),
+        (job.task, job.attempt)
+    );
     assert_eq!(completion.outcome, Outcome::Interrupted);
     gone(sleeper).await;
     connection.ack(id).await;
@@ -80,11 +83,11 @@ async fn stop_now_kills_the_job_tree_and_reports_it_interrupted() {
         .finished()
         .await
         .unwrap_or_else(|e| panic!("the worker failed: {e}"));
-    assert_eq!(handle.running_jobs(), 0);
+    assert_eq!(handle.running_tasks(), 0);
 }
 
 #[tokio::test]
-async fn stop_now_while_cut_off_kills_the_job_and_returns_without_the_server() {
+async fn stop_now_while_cut_off_kills_the_task_and_returns_without_the_server() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut worker, handle) = start_with_handle(builder(&server, &root));
@@ -101,11 +104,11 @@ async fn stop_now_while_cut_off_kills_the_job_and_returns_without_the_server() {
         .finished()
         .await
         .unwrap_or_else(|e| panic!("the worker failed: {e}"));
-    assert_eq!(handle.running_jobs(), 0);
+    assert_eq!(handle.running_tasks(), 0);
 }
 
 #[tokio::test]
-async fn a_job_is_stopped_when_the_server_stops_answering_past_the_lease() {
+async fn a_task_is_stopped_when_the_server_stops_answering_past_the_lease() {
     // A 1 s grace and 200 ms heartbeats: a lease of half a second.
     const HEARTBEAT_MS: u64 = 200;
     const GRACE_MS: u64 = 1_000;
@@ -142,7 +145,7 @@ async fn a_job_is_stopped_when_the_server_stops_answering_past_the_lease() {
     connection.expect_line(|line| line == "next").await;
     let (id, completion) = connection.expect_completion().await;
     assert_eq!(
-        completion.job, next.job,
+        completion.task, next.task,
         "the next job's result, nothing else"
     );
     connection.ack(id).await;
@@ -150,7 +153,7 @@ async fn a_job_is_stopped_when_the_server_stops_answering_past_the_lease() {
 }
 
 #[tokio::test]
-async fn an_assignment_while_a_job_runs_starts_only_after_that_job_has_stopped() {
+async fn an_assignment_while_a_task_runs_starts_only_after_that_task_has_stopped() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (worker, handle) = start_with_handle(builder(&server, &root));
@@ -172,7 +175,10 @@ async fn an_assignment_while_a_job_runs_starts_only_after_that_job_has_stopped()
     connection.assign(second.clone()).await;
     let report = connection.expect_report().await;
     let completion = report.completion();
-    assert_eq!(completion.job, second.job, "the abandoned job was reported");
+    assert_eq!(
+        completion.task, second.task,
+        "the abandoned job was reported"
+    );
     assert!(
         !report.lines().iter().any(|line| line == "overlap"),
         "the second job started while the first still ran: {:?}",
@@ -181,12 +187,12 @@ async fn an_assignment_while_a_job_runs_starts_only_after_that_job_has_stopped()
     assert!(matches!(completion.outcome, Outcome::Finished(_)));
     assert!(marker.exists());
     gone(sleeper).await;
-    assert_eq!(handle.running_jobs(), 0);
+    assert_eq!(handle.running_tasks(), 0);
     worker.stop().await;
 }
 
 #[tokio::test]
-async fn a_cancel_after_reregistering_stops_the_job_before_the_next_starts() {
+async fn a_cancel_after_reregistering_stops_the_task_before_the_next_starts() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (worker, _handle) = start_with_handle(builder(&server, &root));
@@ -198,18 +204,18 @@ async fn a_cancel_after_reregistering_stops_the_job_before_the_next_starts() {
 
     // Back, the worker names the job it runs; the server has given it away and says so.
     let mut connection = server.accept(QUIET_HEARTBEAT_MS).await;
-    assert_eq!(connection.registration.running, [(job.job, job.attempt)]);
+    assert_eq!(connection.registration.running, [(job.task, job.attempt)]);
     connection
         .send(ServerFrame::Cancel {
-            job: job.job,
+            task: job.task,
             attempt: job.attempt,
             reason: "handed to another worker".to_owned(),
         })
         .await;
     let (id, completion) = connection.expect_completion().await;
     assert_eq!(
-        (completion.job, completion.outcome),
-        (job.job, Outcome::Canceled)
+        (completion.task, completion.outcome),
+        (job.task, Outcome::Canceled)
     );
     gone(sleeper).await;
     connection.ack(id).await;
@@ -232,7 +238,7 @@ async fn a_cancel_after_reregistering_stops_the_job_before_the_next_starts() {
 }
 
 #[tokio::test]
-async fn a_job_is_stopped_when_the_server_stays_unreachable_past_the_lease() {
+async fn a_task_is_stopped_when_the_server_stays_unreachable_past_the_lease() {
     let server = FakeServer::bind().await;
     let root = temp_root();
     let (mut worker, handle) = start_with_handle(builder(&server, &root));
@@ -244,7 +250,7 @@ async fn a_job_is_stopped_when_the_server_stays_unreachable_past_the_lease() {
     drop(connection);
     drop(server);
     gone(sleeper).await;
-    assert_eq!(handle.running_jobs(), 0);
+    assert_eq!(handle.running_tasks(), 0);
     handle.stop_now();
     worker
         .finished()

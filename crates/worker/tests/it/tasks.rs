@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use buildcat_proto::{Failure, JobId, JobProgress, Task};
+use buildcat_proto::{Failure, Task, TaskId, TaskProgress};
 use buildcat_worker::JobContext;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc};
@@ -23,8 +23,12 @@ pub struct Greet {
 pub struct Greeting {
     /// One line per time.
     pub lines: Vec<String>,
-    /// The job id the context named.
-    pub job: JobId,
+    /// The task the context named.
+    pub task: TaskId,
+    /// The task's label (`42.3`) the context named.
+    pub label: String,
+    /// The job name the context named.
+    pub job_name: String,
     /// The attempt the context named.
     pub attempt: u32,
     /// The queue the context named.
@@ -46,7 +50,9 @@ pub async fn greet(task: Greet, context: JobContext) -> Result<Greeting, Failure
         lines: (0..task.times)
             .map(|_| format!("hello {}", task.name))
             .collect(),
-        job: context.job,
+        task: context.task,
+        label: context.label,
+        job_name: context.job_name,
         attempt: context.attempt,
         queue: context.queue,
         root: context.root.to_string_lossy().into_owned(),
@@ -68,8 +74,8 @@ impl Task for Gated {
 
 /// The test's side of [`Gated`] jobs.
 pub struct Gate {
-    /// Receives the id of each gated job as it starts.
-    pub started: mpsc::UnboundedReceiver<JobId>,
+    /// Receives the id of each gated task as it starts.
+    pub started: mpsc::UnboundedReceiver<TaskId>,
     /// Lets one waiting (or the next) gated job end.
     pub release: Arc<Notify>,
 }
@@ -89,7 +95,7 @@ pub fn gated() -> (
         let started = started_tx.clone();
         let release = Arc::clone(&released);
         Box::pin(async move {
-            let _ = started.send(context.job);
+            let _ = started.send(context.task);
             release.notified().await;
             Ok(format!("{} done", task.label))
         }) as GatedFuture
@@ -99,7 +105,7 @@ pub fn gated() -> (
 
 impl Gate {
     /// Waits for the next gated job to start and returns its id.
-    pub async fn started(&mut self) -> JobId {
+    pub async fn started(&mut self) -> TaskId {
         crate::fake::within("a gated job to start", self.started.recv())
             .await
             .unwrap_or_else(|| panic!("the gated handler is gone"))
@@ -136,7 +142,7 @@ pub fn stoppable() -> (
         let started = started_tx.clone();
         let release = Arc::clone(&released);
         Box::pin(async move {
-            let _ = started.send(context.job);
+            let _ = started.send(context.task);
             tokio::select! {
                 () = release.notified() => Ok(format!("{} done", task.label)),
                 () = context.cancelled() => Err(Failure::new("stopped early")),
@@ -179,12 +185,12 @@ pub fn chatty() -> (
             for index in 0..task.before {
                 context.log(format!("before {index}"));
             }
-            let _ = started.send(context.job);
+            let _ = started.send(context.task);
             release.notified().await;
             for index in 0..task.after {
                 context.log(format!("after {index}"));
             }
-            let _ = started.send(context.job);
+            let _ = started.send(context.task);
             Ok(())
         }) as ChattyFuture
     };
@@ -206,7 +212,7 @@ impl Task for Counting {
 /// The handler of [`Counting`].
 pub async fn counting(task: Counting, context: JobContext) -> Result<u32, Failure> {
     for done in 1..=task.steps {
-        context.progress(JobProgress {
+        context.progress(TaskProgress {
             done,
             total: task.steps,
             outputs: vec![format!("frame.{done:04}.exr")],

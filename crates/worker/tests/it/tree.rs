@@ -1,4 +1,4 @@
-//! Waiting for processes a job started to be gone, without polling: a pidfd becomes
+//! Waiting for processes a task started to be gone, without polling: a pidfd becomes
 //! readable when its process exits.
 
 use std::io;

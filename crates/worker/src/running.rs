@@ -1,13 +1,14 @@
-//! One job running in its own task, so that the loop keeps heartbeating meanwhile.
+//! One attempt of a task running in a tokio task of its own, so that the loop keeps
+//! heartbeating meanwhile.
 //!
-//! The task enforces two backstops for handlers that do not stop when asked: past the
-//! job's deadline, and after a cancel, it waits the kill grace period and [`BACKSTOP_SLACK`]
+//! The tokio task enforces two backstops for handlers that do not stop when asked: past the
+//! task's deadline, and after a cancel, it waits the kill grace period and [`BACKSTOP_SLACK`]
 //! more, then drops the handler's future (which kills any process group the process runner
 //! started). Handlers that honour [`JobContext::deadline`] and [`JobContext::cancelled`],
 //! as the process runner does, end well before.
 //!
-//! The loop may also halt a job itself ([`Halt`]): the task is aborted, which drops the
-//! handler's future and with it kills the process group at once (SIGKILL).
+//! The loop may also halt a task itself ([`Halt`]): the tokio task is aborted, which drops
+//! the handler's future and with it kills the process group at once (SIGKILL).
 
 use std::any::Any;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use buildcat_proto::{Assignment, Completion, Failure, JobId, Outcome};
+use buildcat_proto::{Assignment, Completion, Failure, Outcome, TaskId};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -23,54 +24,56 @@ use tracing::{Instrument, Span, error, info, warn};
 
 use crate::context::JobContext;
 use crate::leftovers::GroupRecord;
-use crate::output::JobOutput;
+use crate::output::TaskOutput;
 use crate::registry::Registry;
 
 /// How much longer than the deadline plus the kill grace a handler may run before it is
 /// abandoned: time for the process runner to reap what it killed and return.
 pub(crate) const BACKSTOP_SLACK: Duration = Duration::from_secs(3);
 
-/// A job this loop is running. Dropping it aborts the job's task (and drops the handler's
-/// future, with whatever it owns).
+/// A task this loop is running. Dropping it aborts the tokio task that runs the handler
+/// (and drops the handler's future, with whatever it owns).
 #[derive(Debug)]
-pub(crate) struct RunningJob {
-    /// The job.
-    pub(crate) job: JobId,
-    /// The attempt the server assigned.
+pub(crate) struct TaskRun {
+    /// The task, to report it.
+    pub(crate) id: TaskId,
+    /// The task as people name it, `42.3`, for logs.
+    pub(crate) label: String,
+    /// The attempt the server assigned, to report it.
     pub(crate) attempt: u32,
-    /// The job's kind, for logs.
+    /// The task's kind, for logs.
     kind: String,
     /// What the handler logs and reports, on its way to the server.
-    pub(crate) output: Arc<JobOutput>,
+    pub(crate) output: Arc<TaskOutput>,
     /// Cancelled to ask the handler to stop.
     cancel: CancellationToken,
-    /// The task running the handler; it yields the outcome.
-    task: JoinHandle<Outcome>,
-    /// Why the loop halted the job, once it has: its task is then aborted, and the outcome
+    /// The tokio task running the handler; it yields the outcome.
+    handler: JoinHandle<Outcome>,
+    /// Why the loop halted the task, once it has: its tokio task is then aborted, and the outcome
     /// is [`Outcome::Interrupted`] unless the handler had already ended by itself.
     halted: Option<Halt>,
 }
 
-/// Why a loop stops a job itself, before its handler ends.
+/// Why a loop stops a task itself, before its handler ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Halt {
     /// The worker is stopping now ([`ShutdownHandle::stop_now`](crate::ShutdownHandle)).
     Interrupted,
     /// The loop has been cut off from the server for longer than its lease: the server is
-    /// about to hand the job to another worker, so this copy must not run on.
+    /// about to hand the task to another worker, so this copy must not run on.
     LeaseExpired,
-    /// The server gave this loop another job, so it no longer counts this one as this
+    /// The server gave this loop another task, so it no longer counts this one as this
     /// loop's (it was handed on while the loop was away); its result would be refused.
     Abandoned,
 }
 
-/// One running job in the worker's count of them, for as long as this lives: it is held by
-/// the job's task, so the count drops the moment the handler ends or is dropped.
+/// One running task in the worker's count of them, for as long as this lives: it is held by
+/// the tokio task that runs the handler, so the count drops the moment the handler ends or is dropped.
 #[derive(Debug)]
 struct Counted(Arc<AtomicUsize>);
 
 impl Counted {
-    /// Counts one more running job in `running`.
+    /// Counts one more running task in `running`.
     fn new(running: &Arc<AtomicUsize>) -> Self {
         running.fetch_add(1, Ordering::SeqCst);
         Counted(Arc::clone(running))
@@ -83,41 +86,54 @@ impl Drop for Counted {
     }
 }
 
-/// How a job runs, besides its assignment.
+/// How a task runs, besides its assignment.
 #[derive(Debug, Clone)]
-pub(crate) struct JobSettings {
+pub(crate) struct RunSettings {
     /// The worker's root.
     pub(crate) root: PathBuf,
     /// The worker loop's name.
     pub(crate) worker: String,
     /// The time processes get between SIGTERM and SIGKILL.
     pub(crate) kill_grace: Duration,
-    /// The loop's record of its jobs' process groups.
+    /// The loop's record of its tasks' process groups.
     pub(crate) groups: Arc<GroupRecord>,
-    /// The loop's lease: the job's processes die when the worker has been frozen this long.
+    /// The loop's lease: the task's processes die when the worker has been frozen this long.
     pub(crate) lease: Option<Duration>,
 }
 
-impl RunningJob {
-    /// Starts the handler for `assignment` in a task of its own.
+impl TaskRun {
+    /// Starts the handler for `assignment` in a tokio task of its own.
     pub(crate) fn start(
         assignment: Assignment,
         registry: Arc<Registry>,
-        settings: JobSettings,
-        running_jobs: &Arc<AtomicUsize>,
+        settings: RunSettings,
+        running_tasks: &Arc<AtomicUsize>,
     ) -> Self {
+        let label = assignment.label();
         let Assignment {
-            job,
+            task: id,
+            number: _,
+            name,
+            frames,
             attempt,
             queue,
             kind,
             args,
             timeout_ms,
         } = assignment;
-        info!(job = %job, attempt, kind = %kind, queue = %queue, "job started");
-        let output = Arc::new(JobOutput::default());
+        info!(
+            task = %label,
+            job = %name,
+            frames = %frames.as_deref().unwrap_or("-"),
+            attempt,
+            kind = %kind,
+            queue = %queue,
+            "task started"
+        );
+        let output = Arc::new(TaskOutput::default());
         let cancel = CancellationToken::new();
-        let context = JobContext::new(job, attempt, queue, settings.root, settings.worker)
+        let context = JobContext::new(id, attempt, queue, settings.root, settings.worker)
+            .named(label.clone(), name)
             .for_loop(
                 Arc::clone(&output),
                 cancel.clone(),
@@ -126,54 +142,55 @@ impl RunningJob {
                 settings.groups,
             )
             .with_lease(settings.lease);
-        let counted = Counted::new(running_jobs);
+        let counted = Counted::new(running_tasks);
         let running = run(registry, kind.clone(), args, context);
-        let task = tokio::spawn(
+        let handler = tokio::spawn(
             async move {
                 let _counted = counted;
                 running.await
             }
             .instrument(Span::current()),
         );
-        RunningJob {
-            job,
+        TaskRun {
+            id,
+            label,
             attempt,
             kind,
             output,
             cancel,
-            task,
+            handler,
             halted: None,
         }
     }
 
-    /// Asks the handler to stop; the job is then reported as canceled.
+    /// Asks the handler to stop; the task is then reported as canceled.
     pub(crate) fn cancel(&self) {
         self.cancel.cancel();
     }
 
-    /// Stops the job at once: aborts its task, which drops the handler's future and kills
-    /// its process group (SIGKILL). [`finished`](RunningJob::finished) then resolves as soon
+    /// Stops the task at once: aborts its tokio task, which drops the handler's future and kills
+    /// its process group (SIGKILL). [`finished`](TaskRun::finished) then resolves as soon
     /// as the future is dropped. The first reason given is kept.
     pub(crate) fn halt(&mut self, why: Halt) {
         if self.halted.is_none() {
-            warn!(job = %self.job, attempt = self.attempt, reason = ?why, "stopping the job now");
+            warn!(task = %self.label, attempt = self.attempt, reason = ?why, "stopping the task now");
             self.halted = Some(why);
         }
-        self.task.abort();
+        self.handler.abort();
     }
 
-    /// Why the loop halted the job, if it did.
+    /// Why the loop halted the task, if it did.
     pub(crate) fn halted(&self) -> Option<Halt> {
         self.halted
     }
 
-    /// Waits for the job to end; cancel-safe, so it can sit in a `select!`.
+    /// Waits for the task to end; cancel-safe, so it can sit in a `select!`.
     pub(crate) async fn finished(&mut self) -> Completion {
-        let outcome = match (&mut self.task).await {
+        let outcome = match (&mut self.handler).await {
             // A handler that ended before the halt took effect reports how it ended.
             Ok(outcome) => outcome,
             Err(join_error) if join_error.is_cancelled() && self.halted.is_some() => {
-                info!(job = %self.job, kind = %self.kind, reason = ?self.halted, "job stopped");
+                info!(task = %self.label, kind = %self.kind, reason = ?self.halted, "task stopped");
                 Outcome::Interrupted
             }
             Err(join_error) => {
@@ -183,25 +200,25 @@ impl RunningJob {
                         panic_message(join_error.into_panic())
                     )
                 } else {
-                    "the job's task was canceled".to_owned()
+                    "the tokio task running the handler was canceled".to_owned()
                 };
-                error!(job = %self.job, kind = %self.kind, reason = %reason, "job failed");
+                error!(task = %self.label, kind = %self.kind, reason = %reason, "task failed");
                 Outcome::Failed(Failure::new(reason))
             }
         };
         Completion {
-            job: self.job,
+            task: self.id,
             attempt: self.attempt,
             outcome,
         }
     }
 }
 
-impl Drop for RunningJob {
+impl Drop for TaskRun {
     fn drop(&mut self) {
-        // Reached with the job still running only when it is abandoned or the whole worker
-        // is torn down (its `run` future dropped); either way the job must not go on.
-        self.task.abort();
+        // Reached with the task still running only when it is abandoned or the whole worker
+        // is torn down (its `run` future dropped); either way the task must not go on.
+        self.handler.abort();
     }
 }
 
@@ -217,7 +234,7 @@ enum Ended {
 
 /// Runs the handler, with the backstops for its deadline and cancel, and logs how it ended.
 async fn run(registry: Arc<Registry>, kind: String, args: Vec<u8>, context: JobContext) -> Outcome {
-    let job = context.job;
+    let task = context.label.clone();
     let cancel = context.cancel_token().clone();
     let backstop_after = context.kill_grace() + BACKSTOP_SLACK;
     let deadline = context.deadline().zip(context.timeout());
@@ -249,36 +266,36 @@ async fn run(registry: Arc<Registry>, kind: String, args: Vec<u8>, context: JobC
     match ended {
         Ended::IgnoredCancel => {
             warn!(
-                job = %job,
+                task = %task,
                 kind = %kind,
                 waited = ?backstop_after,
                 "the handler did not stop after the cancel; abandoned it"
             );
             Outcome::Canceled
         }
-        // A job canceled while it ran is canceled, whatever its handler made of it.
+        // A task canceled while it ran is canceled, whatever its handler made of it.
         _ if cancel.is_cancelled() => {
-            info!(job = %job, kind = %kind, duration = ?duration, "job canceled");
+            info!(task = %task, kind = %kind, duration = ?duration, "task canceled");
             Outcome::Canceled
         }
         Ended::PastDeadline(limit) => {
             warn!(
-                job = %job,
+                task = %task,
                 kind = %kind,
                 limit = ?limit,
-                "the handler did not stop at the job's deadline; abandoned it"
+                "the handler did not stop at the task's deadline; abandoned it"
             );
             Outcome::Failed(Failure::new(format!(
-                "the job timed out after {limit:?} (its handler did not stop at the deadline \
+                "the task timed out after {limit:?} (its handler did not stop at the deadline \
                  and was abandoned)"
             )))
         }
         Ended::Returned(Ok(output)) => {
-            info!(job = %job, kind = %kind, duration = ?duration, "job finished");
+            info!(task = %task, kind = %kind, duration = ?duration, "task finished");
             Outcome::Finished(output)
         }
         Ended::Returned(Err(failure)) => {
-            warn!(job = %job, kind = %kind, duration = ?duration, reason = %failure, "job failed");
+            warn!(task = %task, kind = %kind, duration = ?duration, reason = %failure, "task failed");
             Outcome::Failed(failure)
         }
     }
