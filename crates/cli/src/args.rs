@@ -300,9 +300,9 @@ pub struct WorkerArgs {
     /// The shared storage root; job paths are relative to it [default: current directory].
     #[arg(long, env = "BUILDCAT_ROOT")]
     pub root: Option<PathBuf>,
-    /// Exit after this many jobs.
-    #[arg(long)]
-    pub max_jobs: Option<u64>,
+    /// Exit after running this many tasks.
+    #[arg(long, visible_alias = "max-jobs", value_name = "N")]
+    pub max_tasks: Option<u64>,
     /// The worker's name on the farm [default: HOST.PID].
     #[arg(long)]
     pub name: Option<String>,

@@ -762,7 +762,10 @@ mod tests {
         let task = parse_task("42.3").unwrap();
         assert_eq!((task.job, task.index), (JobRef::Number(42), Some(3)));
         let error = parse_job("0190f0c0").unwrap_err().to_string();
-        assert!(error.contains("`0190f0c0` names no job"), "{error}");
+        assert!(
+            error.contains("`0190f0c0` is only part of a job id"),
+            "{error}"
+        );
         let error = parse_task("42.x").unwrap_err().to_string();
         assert!(error.contains("`42.x` names no task"), "{error}");
     }
