@@ -267,7 +267,7 @@ pub fn spawn_noop_worker(
         .root(root)
         .name(name)
         .concurrency(loops)
-        .max_jobs(max_jobs)
+        .max_tasks(max_jobs)
         .handler::<Noop, _, _>(|_, _| async { Ok(()) })
         .build()
         .context("building the worker")?;

@@ -440,10 +440,10 @@ pub async fn throughput_run(
         .into_iter()
         .map(|(name, t)| (name, t / jobs as f64))
         .collect();
-    if acknowledged != jobs || stats.jobs_completed != jobs as u64 {
+    if acknowledged != jobs || stats.tasks_completed != jobs as u64 {
         bail!(
             "{acknowledged} of {jobs} jobs acknowledged, {} completed",
-            stats.jobs_completed
+            stats.tasks_completed
         );
     }
     drop(client);
