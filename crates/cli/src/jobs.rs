@@ -25,6 +25,9 @@ use crate::time::{human, rfc3339};
 /// The most jobs `jobs --all` asks for: the server's own cap on one listing.
 const ALL_JOBS: u32 = 1000;
 
+/// Failed tasks whose reasons a failed job's report names; the rest are counted.
+const REASONS_SHOWN: usize = 10;
+
 /// Cells in the bar of tasks done that `jobs` draws.
 const BAR_CELLS: usize = 10;
 
@@ -177,47 +180,59 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
     .await?;
     let status = crate::watch::wait_job(&client, JobRef::Id(handle.id())).await?;
-    report_end(&status)
+    report_end(&client, &status).await
 }
 
 /// Prints how a job ended and picks the exit code: why each task that did not finish did
 /// not.
-pub fn report_end(status: &JobStatus) -> anyhow::Result<ExitCode> {
+pub async fn report_end(client: &Client, status: &JobStatus) -> anyhow::Result<ExitCode> {
     let job = &status.job;
     match job.state {
         JobState::Finished => Ok(ExitCode::SUCCESS),
         JobState::Canceled => bail!("job {} was canceled", job.number),
         state => {
-            let reasons = ended_badly(status);
+            let reasons = ended_badly(client, status).await;
             bail!("job {} {state}: {}", job.number, reasons.join("; "))
         }
     }
 }
 
-/// `42.3: reason` for every task of the job that failed or was canceled.
-pub fn ended_badly(status: &JobStatus) -> Vec<String> {
+/// Why the job's failed tasks failed, `42.3: reason (exit code 3)` each (without the task
+/// for a job of one task), the first [`REASONS_SHOWN`] of them: each task's record is asked
+/// for, since it holds the exit code the job's summary leaves out.
+pub async fn ended_badly(client: &Client, status: &JobStatus) -> Vec<String> {
     let number = status.job.number;
-    let reasons: Vec<String> = status
+    let failed: Vec<_> = status
         .tasks
         .iter()
-        .filter(|task| matches!(task.state, TaskState::Failed | TaskState::Canceled))
-        .map(|task| {
-            let reason = task
+        .filter(|task| task.state == TaskState::Failed)
+        .collect();
+    let mut reasons = Vec::new();
+    for task in failed.iter().take(REASONS_SHOWN) {
+        let record = client.task(TaskId::new(status.job.id, task.index)).await;
+        let reason = match record.ok().and_then(|record| record.failure) {
+            Some(failure) => failure.to_string(),
+            None => task
                 .reason
                 .clone()
-                .unwrap_or_else(|| task.state.to_string());
-            if status.tasks.len() == 1 {
-                reason
-            } else {
-                format!("{number}.{}: {reason}", task.index)
-            }
-        })
-        .collect();
-    if reasons.is_empty() {
-        vec!["no reason recorded".to_owned()]
-    } else {
-        reasons
+                .unwrap_or_else(|| "no reason recorded".to_owned()),
+        };
+        reasons.push(if status.tasks.len() == 1 {
+            reason
+        } else {
+            format!("{number}.{}: {reason}", task.index)
+        });
     }
+    if failed.len() > REASONS_SHOWN {
+        reasons.push(format!(
+            "{} more failed tasks (`buildcat status {number}` lists them)",
+            failed.len() - REASONS_SHOWN
+        ));
+    }
+    if reasons.is_empty() {
+        reasons.push("no task failed, some were canceled".to_owned());
+    }
+    reasons
 }
 
 /// `buildcat logs JOB[.TASK] [--follow] [--from BYTES]`: the task's output a page at a

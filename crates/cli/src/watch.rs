@@ -262,7 +262,7 @@ pub async fn follow_jobs(client: &Client, jobs: Vec<JobStatus>) -> anyhow::Resul
             JobState::Finished => {}
             JobState::Canceled => failed.push(format!("job {} was canceled", status.job.number)),
             state => {
-                let reasons = crate::jobs::ended_badly(status);
+                let reasons = crate::jobs::ended_badly(client, status).await;
                 failed.push(format!(
                     "job {} {state}: {}",
                     status.job.number,
