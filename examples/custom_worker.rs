@@ -41,6 +41,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
-    eprintln!("custom_worker: ran {} jobs", stats.jobs_completed);
+    eprintln!("custom_worker: ran {} tasks", stats.tasks_completed);
     Ok(())
 }

@@ -1,10 +1,10 @@
-//! A custom submission tool: submits one `Checksum` job per file in one round trip, waits for
-//! all of them and prints a line per file.
+//! A custom submission tool: submits one job of one `Checksum` task per file in one round
+//! trip, waits for it and prints a line per file.
 //!
 //! ```sh
 //! cargo run -p buildcat-examples --example submit_batch -- [--server HOST:PORT] FILE...
 //! ```
-//! FILEs are relative to the farm root. Exits non-zero if any job failed.
+//! FILEs are relative to the farm root. Exits non-zero if any task failed.
 
 use std::process::ExitCode;
 
@@ -48,20 +48,24 @@ async fn main() -> ExitCode {
 
 async fn run(server: &str, files: Vec<String>) -> Result<bool, buildcat_client::ClientError> {
     let client = Client::connect(server).await?;
-    let tasks = files.into_iter().map(|path| Checksum { path });
-    let handles = client.submit_batch("checksums", tasks).await?;
-    eprintln!("submitted {} jobs to queue `checksums`", handles.len());
-    // Wait for all of them at once: results are pushed by the server, nothing polls.
-    let mut waits = tokio::task::JoinSet::new();
-    for handle in handles {
-        waits.spawn(async move { handle.wait().await });
+    // One job people see as one thing (`buildcat status N`), a task per file.
+    let mut job = client
+        .new_job::<Checksum>("checksums")
+        .name(format!("checksums of {} files", files.len()))
+        .runs(format!("submit_batch {}", files.join(" ")));
+    for path in files {
+        job = job.task(None, &Checksum { path });
     }
+    let job = job.submit().await?;
+    eprintln!(
+        "submitted job {} of {} tasks to queue `checksums`",
+        job.number(),
+        job.tasks()
+    );
+    // The server says when the job has ended; nothing polls. Then every task's result is
+    // asked for at once on the one connection.
     let mut all_ok = true;
-    while let Some(joined) = waits.join_next().await {
-        let Ok(result) = joined else {
-            all_ok = false;
-            continue;
-        };
+    for result in job.wait_all().await? {
         match result {
             Ok(report) => println!(
                 "{:016x}  {:>10}  {}  ({})",

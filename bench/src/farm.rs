@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use buildcat_client::Client;
-use buildcat_proto::{JobOptions, NewJob, Task, codec};
+use buildcat_proto::{JobOptions, NewJob, NewTask, Task, codec};
 use buildcat_queue::ServerConfig;
 use buildcat_worker::{RunStats, Worker};
 use serde::{Deserialize, Serialize};
@@ -267,7 +267,7 @@ pub fn spawn_noop_worker(
         .root(root)
         .name(name)
         .concurrency(loops)
-        .max_jobs(max_jobs)
+        .max_tasks(max_jobs)
         .handler::<Noop, _, _>(|_, _| async { Ok(()) })
         .build()
         .context("building the worker")?;
@@ -276,15 +276,21 @@ pub fn spawn_noop_worker(
     })))
 }
 
-/// `count` no-op jobs, numbered from `first`.
+/// `count` no-op jobs of one task each, numbered from `first`.
 pub fn noop_jobs(first: u64, count: usize) -> anyhow::Result<Vec<NewJob>> {
     (0..count as u64)
         .map(|i| {
             Ok(NewJob {
                 queue: QUEUE.to_owned(),
                 kind: Noop::KIND.to_owned(),
-                args: codec::encode_value(&Noop { n: first + i })?,
+                name: String::new(),
+                submitter: String::new(),
+                runs: String::new(),
                 options: JobOptions::default(),
+                tasks: vec![NewTask {
+                    frames: None,
+                    args: codec::encode_value(&Noop { n: first + i })?,
+                }],
             })
         })
         .collect()

@@ -440,10 +440,10 @@ pub async fn throughput_run(
         .into_iter()
         .map(|(name, t)| (name, t / jobs as f64))
         .collect();
-    if acknowledged != jobs || stats.jobs_completed != jobs as u64 {
+    if acknowledged != jobs || stats.tasks_completed != jobs as u64 {
         bail!(
             "{acknowledged} of {jobs} jobs acknowledged, {} completed",
-            stats.jobs_completed
+            stats.tasks_completed
         );
     }
     drop(client);
@@ -676,7 +676,13 @@ pub async fn memory_and_restart(ctx: &Setup) -> anyhow::Result<Vec<Figure>> {
     let submit_s = start.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let full = sys::rss_bytes(server.pid())?;
-    let queued: u64 = client.info().await?.queues.iter().map(|q| q.queued).sum();
+    let queued: u64 = client
+        .info()
+        .await?
+        .queues
+        .iter()
+        .map(|q| q.tasks.queued)
+        .sum();
     if acknowledged != jobs || queued != jobs as u64 {
         bail!("{acknowledged} of {jobs} submissions acknowledged, {queued} queued");
     }
@@ -690,7 +696,13 @@ pub async fn memory_and_restart(ctx: &Setup) -> anyhow::Result<Vec<Figure>> {
         ChildServer::spawn(&ctx.buildcat, &storage, &dir.path().join("restart.log"))?;
     let client = restarted.wait_serving(Duration::from_secs(300)).await?;
     let restart_s = start.elapsed().as_secs_f64();
-    let queued: u64 = client.info().await?.queues.iter().map(|q| q.queued).sum();
+    let queued: u64 = client
+        .info()
+        .await?
+        .queues
+        .iter()
+        .map(|q| q.tasks.queued)
+        .sum();
     let loaded_rss = sys::rss_bytes(restarted.pid())?;
     // What holding the jobs costs when nothing happens (timers that scan every job).
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use buildcat_proto::{ClientFrame, Request, Role, Timestamp, codec};
 use buildcat_queue::core::{Core, CoreConfig, Effect, Input};
 use buildcat_queue::store::sqlite::SqliteOptions;
-use buildcat_queue::store::{SqliteStore, Store, StoreOp};
+use buildcat_queue::store::{Loaded, SqliteStore, Store, StoreOp};
 
 use crate::farm::noop_jobs;
 use crate::report::{Figure, micros, percentile};
@@ -62,7 +62,7 @@ pub fn measure(sizes: &StageSizes) -> anyhow::Result<Vec<Figure>> {
     // The core: CPU per submitted job (a Submit of 1,000 jobs, then its commit reported).
     let mut core_samples = Vec::new();
     let mut insert_batches: Vec<Vec<StoreOp>> = Vec::new();
-    let (mut core, _) = Core::new(CoreConfig::default(), Vec::new(), Timestamp::now());
+    let (mut core, _) = Core::new(CoreConfig::default(), Loaded::default(), Timestamp::now());
     core.handle(
         Timestamp::now(),
         Input::Connected {

@@ -34,16 +34,26 @@ pub enum Command {
     Info(InfoArgs),
     /// Run a program on a worker, in its root, without a shell.
     Run(RunArgs),
-    /// Print a job's output.
+    /// Print a task's output (the only task of a job of one).
     Logs(LogsArgs),
-    /// Show a job: state, attempts, worker, times, reason, result.
+    /// Show a job and its tasks, or one task: state, attempts, worker, times, reason, result.
     Status(StatusArgs),
-    /// List jobs, newest first.
+    /// List jobs, newest first: number, name, submitter, state, tasks done, age.
     Jobs(JobsArgs),
-    /// Cancel jobs: queued ones are removed, running ones are killed.
+    /// Cancel jobs or single tasks: queued tasks end at once, running ones are killed.
     Cancel(CancelArgs),
-    /// Put failed or canceled jobs back in their queue.
+    /// Put failed or canceled tasks back in their queue (finished ones too with --all).
     Requeue(RequeueArgs),
+    /// Hold jobs (or a whole queue): queued tasks wait, running ones finish.
+    Pause(PauseArgs),
+    /// Let paused jobs (or a paused queue) go on.
+    Resume(PauseArgs),
+    /// Change a job's priority: higher runs first within its queue.
+    Priority(PriorityArgs),
+    /// Follow jobs to their end with a progress bar; exit non-zero if one fails.
+    Wait(WaitArgs),
+    /// Remove ended jobs now, with their output and results.
+    Delete(DeleteArgs),
     /// Let a quarantined worker take work again (`info` shows which are, and why).
     WorkerEnable(WorkerEnableArgs),
     /// Watch a queue drain: its length, drain rate and when it will be empty.
@@ -52,11 +62,12 @@ pub enum Command {
     HoudiniInfo(WorkerInfoArgs),
     /// Render frames of a .hip file through a ROP with `hython`, as one job.
     HoudiniRenderHip(HoudiniHipArgs),
-    /// Render .ifd files with `mantra -f FILE`, one job per file.
+    /// Render .ifd files with `mantra -f FILE`, as one job of one task per file.
     HoudiniRenderIfd(HoudiniIfdArgs),
     /// Worker info plus Modo's version (runs `modo_cl` on a worker).
     ModoInfo(WorkerInfoArgs),
-    /// Render frames start..stop (half-open) by step of a .lxo scene, one job per frame.
+    /// Render frames start..stop (half-open) by step of a .lxo scene, as one job of one task
+    /// per frame.
     ModoRender(ModoRenderArgs),
     /// Worker info plus Redshift's version (runs `redshiftCmdLine --version` on a worker).
     RedshiftInfo(WorkerInfoArgs),
@@ -64,7 +75,8 @@ pub enum Command {
     RedshiftRender(RedshiftRenderArgs),
     /// Worker info plus Blender's version (runs `blender --version` on a worker).
     BlenderInfo(WorkerInfoArgs),
-    /// Render frames of a .blend file with Blender, one job per chunk of frames.
+    /// Render frames of a .blend file with Blender, as one job of one task per chunk of
+    /// frames.
     BlenderRender(BlenderRenderArgs),
     /// Make the server's private key and self-signed certificate (server.key, server.cert,
     /// server.pem).
@@ -240,8 +252,14 @@ impl ServerArgs {
 /// Server settings shared by `server` and `farm`.
 #[derive(Debug, Clone, Args)]
 pub struct ServerTuning {
-    /// How long finished jobs keep their results, in hours.
-    #[arg(long, default_value_t = 24.0)]
+    /// How long a finished or canceled job (its tasks, output and results) is kept after it
+    /// ended, in hours (7 days by default); failed jobs are kept until `buildcat delete`.
+    #[arg(
+        long = "retention",
+        visible_alias = "retention-hours",
+        value_name = "HOURS",
+        default_value_t = 168.0
+    )]
     pub retention_hours: f64,
     /// How often workers heartbeat, in seconds; three missed heartbeats lose a worker.
     #[arg(long, default_value_t = 5.0)]
@@ -282,9 +300,9 @@ pub struct WorkerArgs {
     /// The shared storage root; job paths are relative to it [default: current directory].
     #[arg(long, env = "BUILDCAT_ROOT")]
     pub root: Option<PathBuf>,
-    /// Exit after this many jobs.
-    #[arg(long)]
-    pub max_jobs: Option<u64>,
+    /// Exit after running this many tasks.
+    #[arg(long, visible_alias = "max-jobs", value_name = "N")]
+    pub max_tasks: Option<u64>,
     /// The worker's name on the farm [default: HOST.PID].
     #[arg(long)]
     pub name: Option<String>,
@@ -387,6 +405,9 @@ pub struct InfoArgs {
 /// Options shared by commands that submit jobs.
 #[derive(Debug, Args)]
 pub struct SubmitOptions {
+    /// The job's name, shown in every listing [default: the program's file name].
+    #[arg(long)]
+    pub name: Option<String>,
     /// The queue to submit to.
     #[arg(long, default_value = "default")]
     pub queue: String,
@@ -399,10 +420,11 @@ pub struct SubmitOptions {
     /// Higher runs first within the queue.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i32,
-    /// Start only after this job has finished (repeatable).
-    #[arg(long = "after", value_name = "JOB")]
+    /// Start only after this job (every task of it, `42`) or task (`42.3`) has finished
+    /// (repeatable).
+    #[arg(long = "after", value_name = "JOB[.TASK]")]
     pub after: Vec<String>,
-    /// Follow the jobs to their end; exit non-zero if any fails. Carries on through server
+    /// Follow the job to its end; exit non-zero if it fails. Carries on through server
     /// restarts (reconnecting for up to 10 minutes).
     #[arg(long)]
     pub wait: bool,
@@ -428,9 +450,10 @@ pub struct RunArgs {
 pub struct LogsArgs {
     #[command(flatten)]
     pub connection: Connection,
-    /// The job.
-    pub job: String,
-    /// Keep printing new output until the job ends, through server restarts (reconnecting
+    /// The task, `42.3`; a job's number alone for its only task.
+    #[arg(value_name = "JOB[.TASK]")]
+    pub task: String,
+    /// Keep printing new output until the task ends, through server restarts (reconnecting
     /// for up to 10 minutes).
     #[arg(long, short = 'f')]
     pub follow: bool,
@@ -445,8 +468,9 @@ pub struct LogsArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub connection: Connection,
-    /// The job.
-    pub job: String,
+    /// The job (`42`: it and its tasks) or one task (`42.3`: its attempts and result).
+    #[arg(value_name = "JOB[.TASK]")]
+    pub target: String,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -460,10 +484,16 @@ pub struct JobsArgs {
     /// Only this queue.
     #[arg(long)]
     pub queue: Option<String>,
-    /// Only this state (queued, started, finished, failed, canceled, deferred).
+    /// Only jobs in this state (queued, running, paused, finished, failed, canceled).
     #[arg(long)]
     pub state: Option<String>,
-    /// At most this many (up to 1000).
+    /// Only jobs of this submitter: `user@host`, or `user` on any host.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// As many as the server lists in one reply (up to 1000), not only the newest 50.
+    #[arg(long, conflicts_with = "limit")]
+    pub all: bool,
+    /// At most this many, newest first (up to 1000).
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
     /// Print JSON.
@@ -476,9 +506,9 @@ pub struct JobsArgs {
 pub struct CancelArgs {
     #[command(flatten)]
     pub connection: Connection,
-    /// The jobs.
-    #[arg(required = true)]
-    pub jobs: Vec<String>,
+    /// Jobs (`42`: every task not ended) or single tasks (`42.3`).
+    #[arg(required = true, value_name = "JOB[.TASK]")]
+    pub targets: Vec<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -498,15 +528,77 @@ pub struct WorkerEnableArgs {
 pub struct RequeueArgs {
     #[command(flatten)]
     pub connection: Connection,
-    /// The jobs.
-    #[arg(required_unless_present = "failed", conflicts_with = "failed")]
-    pub jobs: Vec<String>,
-    /// Every failed job (in `--queue` if given).
-    #[arg(long)]
+    /// Jobs (`42`: their failed and canceled tasks) or single tasks (`42.3`).
+    #[arg(required_unless_present = "failed", value_name = "JOB[.TASK]")]
+    pub targets: Vec<String>,
+    /// Failed and canceled tasks (the default with JOBs); without JOBs, those of every
+    /// failed job of yours (or `--user`'s), in `--queue` if given.
+    #[arg(long, conflicts_with = "all")]
     pub failed: bool,
-    /// With `--failed`: only this queue.
-    #[arg(long, requires = "failed")]
+    /// Finished tasks too, to render again after a fix (running tasks are left alone).
+    #[arg(long, requires = "targets")]
+    pub all: bool,
+    /// With `--failed` and no JOBs: only this queue.
+    #[arg(long, requires = "failed", conflicts_with = "targets")]
     pub queue: Option<String>,
+    /// With `--failed` and no JOBs: this submitter's jobs (`user@host`, or `user` on any
+    /// host) instead of your own.
+    #[arg(long, requires = "failed", conflicts_with = "targets")]
+    pub user: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `buildcat pause` and `buildcat resume`.
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The jobs.
+    #[arg(required_unless_present = "queue", value_name = "JOB")]
+    pub jobs: Vec<String>,
+    /// The whole queue instead (held until resumed, across server restarts).
+    #[arg(long, conflicts_with = "jobs")]
+    pub queue: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `buildcat priority`.
+#[derive(Debug, Args)]
+pub struct PriorityArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The job.
+    pub job: String,
+    /// Its new priority: higher runs first within its queue.
+    #[arg(allow_negative_numbers = true)]
+    pub priority: i32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `buildcat wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The jobs.
+    #[arg(required = true, value_name = "JOB")]
+    pub jobs: Vec<String>,
+}
+
+/// `buildcat delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The jobs; each must have ended (cancel it first).
+    #[arg(required = true, value_name = "JOB")]
+    pub jobs: Vec<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -531,22 +623,27 @@ pub struct EtaArgs {
 /// Options of the render commands (the original's defaults: timeout 900 s).
 #[derive(Debug, Args)]
 pub struct RenderOptions {
+    /// The job's name, shown in every listing [default: the scene's file name and frames].
+    #[arg(long)]
+    pub name: Option<String>,
     /// The queue to submit to.
     #[arg(long, default_value = "default")]
     pub queue: String,
     /// Kill an attempt after this many seconds.
     #[arg(long, default_value_t = 900.0)]
     pub timeout: f64,
-    /// How many times each job may be tried in all.
+    /// How many times each task may be tried in all.
     #[arg(long, default_value_t = 1)]
     pub attempts: u32,
     /// Higher runs first within the queue.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i32,
-    /// Start only after this job has finished (repeatable).
-    #[arg(long = "after", value_name = "JOB")]
+    /// Start only after this job (every task of it, `42`) or task (`42.3`) has finished
+    /// (repeatable).
+    #[arg(long = "after", value_name = "JOB[.TASK]")]
     pub after: Vec<String>,
-    /// Follow the jobs to their end with a progress bar; exit non-zero if any fails.
+    /// Follow the job to its end with a progress bar of tasks done; exit non-zero if it
+    /// fails.
     /// Carries on through server restarts (reconnecting for up to 10 minutes).
     #[arg(long)]
     pub wait: bool,
@@ -559,6 +656,7 @@ impl RenderOptions {
     /// As the generic submit options.
     pub fn submit(&self) -> SubmitOptions {
         SubmitOptions {
+            name: self.name.clone(),
             queue: self.queue.clone(),
             timeout: Some(self.timeout),
             attempts: self.attempts,
@@ -642,7 +740,7 @@ pub struct BlenderRenderArgs {
     /// Frames to render, e.g. `1-250` or `1,7,10-25:5`.
     #[arg(long, default_value = "1")]
     pub frames: String,
-    /// Frames per job.
+    /// Frames per task.
     #[arg(long, default_value_t = 1)]
     pub chunk: usize,
     /// Output pattern, relative to the root, e.g. `renders/shot_####` (Blender's `-o`).

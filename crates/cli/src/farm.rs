@@ -18,7 +18,7 @@ fn server_config(storage: &Path, tuning: &ServerTuning) -> anyhow::Result<Server
         bail!("--heartbeat must be a positive number of seconds");
     }
     if !(tuning.retention_hours >= 0.0 && tuning.retention_hours.is_finite()) {
-        bail!("--retention-hours must be zero or more");
+        bail!("--retention must be zero or more hours");
     }
     let mut config = ServerConfig::new(storage);
     config.sync = !tuning.unsafe_no_sync;
@@ -100,7 +100,7 @@ fn build_worker(args: &WorkerArgs, addr: String, count: usize) -> anyhow::Result
         .queues(args.queues.iter().cloned())
         .root(root)
         .concurrency(count)
-        .max_jobs(args.max_jobs)
+        .max_tasks(args.max_tasks)
         .max_frame(args.connection.max_frame);
     if let Some(name) = &args.name {
         builder = builder.name(name.clone());
@@ -159,7 +159,7 @@ async fn run_workers(worker: Worker, stop: &Stop) -> anyhow::Result<ExitCode> {
 fn count_running(worker: &Worker) -> CountRunning {
     let handle = worker.shutdown_handle();
     Box::new(move || {
-        let running = handle.running_jobs();
+        let running = handle.running_tasks();
         Box::pin(async move { Some(running) })
     })
 }
@@ -190,7 +190,7 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
             tls_key: None,
         },
         root: None,
-        max_jobs: None,
+        max_tasks: None,
         name: None,
         state_dir: None,
         tools: args.tools.clone(),

@@ -1,4 +1,5 @@
-//! Commands about jobs: `run`, `logs`, `status`, `jobs`, `cancel`, `requeue`, `eta`.
+//! Commands about jobs: `run`, `logs`, `status`, `jobs`, `eta`, `worker-enable`, and the
+//! handles people type (`42`, `42.3`) as the requests take them.
 
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
@@ -8,29 +9,48 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use buildcat_client::Client;
 use buildcat_proto::dcc::{RenderReport, ToolInfoReport};
+use buildcat_proto::view::{JobStatusView, JobView};
 use buildcat_proto::{
-    AttemptOutcome, CommandResult, DroppedOutput, JobChange, JobId, JobOptions, JobQuery, JobState,
-    JobStatus, LogPage, MAX_CHANGES_PER_REQUEST, RequeueTarget, RunCommand, Task, Timestamp,
-    WorkerInfo, codec,
+    AttemptOutcome, CommandResult, Dependency, DroppedOutput, JobOptions, JobQuery, JobRef,
+    JobState, JobStatus, JobSummary, LogPage, RunCommand, Submitted, Task, TaskId, TaskRef,
+    TaskState, TaskStatus, Timestamp, WorkerInfo, codec,
 };
 use serde_json::{Value, json};
 
 use crate::args::{
-    CancelArgs, EtaArgs, JobsArgs, LogsArgs, RequeueArgs, RunArgs, StatusArgs, SubmitOptions,
-    WorkerEnableArgs,
+    EtaArgs, JobsArgs, LogsArgs, RunArgs, StatusArgs, SubmitOptions, WorkerEnableArgs,
 };
 use crate::time::{human, rfc3339};
 
-/// Parses a job id from the command line.
-pub fn parse_job(text: &str) -> anyhow::Result<JobId> {
-    text.trim().parse().map_err(|_| {
-        anyhow::anyhow!(
-            "`{text}` is not a job id (ids look like 0190f0c0-5d1e-7a3b-9c4d-2e5f6a7b8c9d)"
-        )
-    })
+/// The most jobs `jobs --all` asks for: the server's own cap on one listing.
+const ALL_JOBS: u32 = 1000;
+
+/// Failed tasks whose reasons a failed job's report names; the rest are counted.
+const REASONS_SHOWN: usize = 10;
+
+/// Cells in the bar of tasks done that `jobs` draws.
+const BAR_CELLS: usize = 10;
+
+/// A job as typed on the command line: `42` or a full id.
+pub fn parse_job(text: &str) -> anyhow::Result<JobRef> {
+    text.parse().map_err(|error: String| anyhow::anyhow!(error))
 }
 
-/// Job options from the command line.
+/// A job or one of its tasks as typed on the command line: `42`, `42.3`, an id, `ID.3`.
+pub fn parse_task(text: &str) -> anyhow::Result<TaskRef> {
+    text.parse().map_err(|error: String| anyhow::anyhow!(error))
+}
+
+/// Parses every handle before anything is sent, so a typo fails the whole command.
+pub fn parse_all<T>(
+    texts: &[String],
+    parse: fn(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<Vec<T>> {
+    texts.iter().map(|text| parse(text)).collect()
+}
+
+/// Job options from the command line, without the dependencies (which need the server to
+/// turn numbers into ids: [`resolve_after`]); checked before connecting.
 pub fn job_options(submit: &SubmitOptions) -> anyhow::Result<JobOptions> {
     let timeout_ms = match submit.timeout {
         None => None,
@@ -42,53 +62,112 @@ pub fn job_options(submit: &SubmitOptions) -> anyhow::Result<JobOptions> {
     if submit.attempts == 0 {
         bail!("--attempts must be at least 1");
     }
-    let after = submit
-        .after
-        .iter()
-        .map(|id| parse_job(id))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Typos in `--after` fail before anything is sent.
+    parse_all(&submit.after, parse_task)?;
     Ok(JobOptions {
         timeout_ms,
         max_attempts: submit.attempts,
         priority: submit.priority,
-        after,
+        after: Vec::new(),
     })
 }
 
-/// Prints the ids of submitted jobs, one per line or as `{"jobs": [...]}`.
-pub fn print_submitted(ids: &[JobId], as_json: bool) {
-    if as_json {
-        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        outln!("{}", json!({ "jobs": ids }));
-    } else {
-        for id in ids {
-            outln!("{id}");
-        }
+/// The dependencies `--after 42` and `--after 42.3` name, as ids: a submission carries
+/// ids, so numbers are looked up first.
+pub async fn resolve_after(client: &Client, after: &[String]) -> anyhow::Result<Vec<Dependency>> {
+    let mut dependencies = Vec::with_capacity(after.len());
+    for text in after {
+        let target = parse_task(text)?;
+        let job = match target.job {
+            JobRef::Id(id) => id,
+            JobRef::Number(_) => {
+                client
+                    .job(target.job)
+                    .await
+                    .with_context(|| format!("--after {text}"))?
+                    .job
+                    .id
+            }
+        };
+        dependencies.push(match target.index {
+            Some(index) => Dependency::Task(TaskId::new(job, index)),
+            None => Dependency::Job(job),
+        });
     }
+    Ok(dependencies)
+}
+
+/// Prints a submitted job: its number, or `{"job": ID, "number": N, "tasks": COUNT}`.
+pub fn print_submitted(job: Submitted, as_json: bool) {
+    if as_json {
+        outln!(
+            "{}",
+            json!({ "job": job.id.to_string(), "number": job.number, "tasks": job.tasks })
+        );
+    } else {
+        outln!("{}", job.number);
+    }
+}
+
+/// The last part of a path, for a job's name (`scenes/shot.blend` is `shot.blend`).
+pub fn file_name(path: &str) -> &str {
+    path.rsplit(['/', '\\'])
+        .find(|part| !part.is_empty())
+        .unwrap_or(path)
+}
+
+/// A command line as a person would type it: arguments with spaces or quotes quoted.
+pub fn command_line<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
+    words
+        .into_iter()
+        .map(|word| {
+            let plain = !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+            if plain {
+                word.to_owned()
+            } else {
+                format!("'{}'", word.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `buildcat run -- PROGRAM ARGS...`.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let options = job_options(&args.submit)?;
-    let mut command = args.command.into_iter();
-    let Some(program) = command.next() else {
+    let mut options = job_options(&args.submit)?;
+    let Some(program) = args.command.first().cloned() else {
         bail!("give the program to run after `--`, e.g. `buildcat run -- echo hello`");
     };
+    let name = args
+        .submit
+        .name
+        .clone()
+        .unwrap_or_else(|| file_name(&program).to_owned());
+    let runs = command_line(args.command.iter().map(String::as_str));
     let task = RunCommand {
         program,
-        args: command.collect(),
+        args: args.command[1..].to_vec(),
     };
     let client = args.connection.connect().await?;
+    options.after = resolve_after(&client, &args.submit.after).await?;
     let handle = client
-        .submit_with(&args.submit.queue, &task, options)
+        .new_job::<RunCommand>(&args.submit.queue)
+        .name(name)
+        .runs(runs)
+        .options(options)
+        .task(None, &task)
+        .submit()
         .await?;
-    let id = handle.id();
-    print_submitted(&[id], args.submit.json);
+    print_submitted(handle.submitted(), args.submit.json);
     if !args.submit.wait {
         return Ok(ExitCode::SUCCESS);
     }
     // Follow the output while it runs, then report the end.
-    crate::watch::follow_output(&client, id, 0, &mut |page| {
+    let task = TaskRef::from(TaskId::new(handle.id(), 0));
+    crate::watch::follow_output(&client, task, 0, &mut |page| {
         let mut err = std::io::stderr().lock();
         // Output is shown as a courtesy; a closed stderr must not stop the wait.
         if let Some(dropped) = page.dropped {
@@ -100,38 +179,75 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(())
     })
     .await?;
-    let status = crate::watch::wait_job(&client, id).await?;
-    report_end(&status)
+    let status = crate::watch::wait_job(&client, JobRef::Id(handle.id())).await?;
+    report_end(&client, &status).await
 }
 
-/// Prints how a job ended and picks the exit code.
-pub fn report_end(status: &JobStatus) -> anyhow::Result<ExitCode> {
-    match status.state {
+/// Prints how a job ended and picks the exit code: why each task that did not finish did
+/// not.
+pub async fn report_end(client: &Client, status: &JobStatus) -> anyhow::Result<ExitCode> {
+    let job = &status.job;
+    match job.state {
         JobState::Finished => Ok(ExitCode::SUCCESS),
-        JobState::Canceled => bail!("job {} was canceled", status.id),
-        _ => {
-            let reason = status
-                .failure
-                .as_ref()
-                .map_or_else(|| "no reason recorded".to_owned(), ToString::to_string);
-            bail!("job {} {}: {reason}", status.id, status.state)
+        JobState::Canceled => bail!("job {} was canceled", job.number),
+        state => {
+            let reasons = ended_badly(client, status).await;
+            bail!("job {} {state}: {}", job.number, reasons.join("; "))
         }
     }
 }
 
-/// `buildcat logs JOB [--follow] [--from BYTES]`: the job's output a page at a time, with
-/// a line in place of any part the server dropped.
+/// Why the job's failed tasks failed, `42.3: reason (exit code 3)` each (without the task
+/// for a job of one task), the first [`REASONS_SHOWN`] of them: each task's record is asked
+/// for, since it holds the exit code the job's summary leaves out.
+pub async fn ended_badly(client: &Client, status: &JobStatus) -> Vec<String> {
+    let number = status.job.number;
+    let failed: Vec<_> = status
+        .tasks
+        .iter()
+        .filter(|task| task.state == TaskState::Failed)
+        .collect();
+    let mut reasons = Vec::new();
+    for task in failed.iter().take(REASONS_SHOWN) {
+        let record = client.task(TaskId::new(status.job.id, task.index)).await;
+        let reason = match record.ok().and_then(|record| record.failure) {
+            Some(failure) => failure.to_string(),
+            None => task
+                .reason
+                .clone()
+                .unwrap_or_else(|| "no reason recorded".to_owned()),
+        };
+        reasons.push(if status.tasks.len() == 1 {
+            reason
+        } else {
+            format!("{number}.{}: {reason}", task.index)
+        });
+    }
+    if failed.len() > REASONS_SHOWN {
+        reasons.push(format!(
+            "{} more failed tasks (`buildcat status {number}` lists them)",
+            failed.len() - REASONS_SHOWN
+        ));
+    }
+    if reasons.is_empty() {
+        reasons.push("no task failed, some were canceled".to_owned());
+    }
+    reasons
+}
+
+/// `buildcat logs JOB[.TASK] [--follow] [--from BYTES]`: the task's output a page at a
+/// time, with a line in place of any part the server dropped.
 pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let id = parse_job(&args.job)?;
+    let task = parse_task(&args.task)?;
     let client = args.connection.connect().await?;
     let print = &mut |page: &LogPage| print_page(page);
     if args.follow {
-        crate::watch::follow_output(&client, id, args.from, print).await?;
+        crate::watch::follow_output(&client, task, args.from, print).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut from = args.from;
     loop {
-        let page = client.log_page(id, from).await?;
+        let page = client.log_page(task, from).await?;
         print(&page)?;
         if !page.more || page.next <= from {
             return Ok(ExitCode::SUCCESS);
@@ -168,12 +284,12 @@ fn dropped_line(dropped: DroppedOutput) -> String {
     )
 }
 
-/// A job's result as JSON, decoded where the kind is known.
-fn result_json(status: &JobStatus) -> Value {
-    let Some(bytes) = &status.result else {
+/// A task's result as JSON, decoded where the kind is known.
+fn result_json(task: &TaskStatus) -> Value {
+    let Some(bytes) = &task.result else {
         return Value::Null;
     };
-    let decoded = match status.kind.as_str() {
+    let decoded = match task.kind.as_str() {
         WorkerInfo::KIND => codec::decode_value::<<WorkerInfo as Task>::Output>(bytes)
             .ok()
             .and_then(|v| serde_json::to_value(v).ok()),
@@ -195,6 +311,7 @@ fn result_json(status: &JobStatus) -> Value {
     decoded.unwrap_or_else(|| json!({ "bytes": bytes.len() }))
 }
 
+/// How an attempt ended, in a word, and the failure's reason when it failed.
 fn outcome_json(outcome: Option<&AttemptOutcome>) -> (Value, Value) {
     match outcome {
         None => (json!("running"), Value::Null),
@@ -206,9 +323,9 @@ fn outcome_json(outcome: Option<&AttemptOutcome>) -> (Value, Value) {
     }
 }
 
-/// A job as JSON.
-pub fn status_json(status: &JobStatus) -> Value {
-    let attempts: Vec<Value> = status
+/// One task with its attempts and result, as `status JOB.TASK --json` prints it.
+pub fn task_json(task: &TaskStatus) -> Value {
+    let attempts: Vec<Value> = task
         .attempts
         .iter()
         .map(|attempt| {
@@ -216,79 +333,196 @@ pub fn status_json(status: &JobStatus) -> Value {
             json!({
                 "number": attempt.number,
                 "worker": attempt.worker,
-                "started_at": rfc3339(attempt.started_at),
-                "ended_at": attempt.ended_at.map(rfc3339),
+                "started": rfc3339(attempt.started_at),
+                "ended": attempt.ended_at.map(rfc3339),
                 "outcome": outcome,
                 "reason": reason,
             })
         })
         .collect();
     json!({
-        "id": status.id.to_string(),
-        "queue": status.queue,
-        "kind": status.kind,
-        "state": status.state.as_str(),
-        "created_at": rfc3339(status.created_at),
-        "started_at": status.started_at().map(rfc3339),
-        "ended_at": status.ended_at.map(rfc3339),
-        "worker": status.worker(),
-        "max_attempts": status.options.max_attempts,
-        "priority": status.options.priority,
-        "timeout": status.options.timeout_ms.map(|ms| ms as f64 / 1000.0),
-        "after": status.options.after.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "task": task.label(),
+        "job": task.id.job.to_string(),
+        "number": task.number,
+        "index": task.id.index,
+        "kind": task.kind,
+        "frames": task.frames,
+        "state": task.state.as_str(),
+        "started": task.started_at().map(rfc3339),
+        "ended": task.ended_at.map(rfc3339),
+        "worker": task.worker(),
+        "max_attempts": task.max_attempts,
         "attempts": attempts,
-        "reason": status.failure.as_ref().map(|f| f.reason.clone()),
-        "exit_code": status.failure.as_ref().and_then(|f| f.exit_code),
-        "output_tail": status.failure.as_ref().map(|f| f.output_tail.clone()),
-        "progress": status.progress.as_ref().map(|p| json!({
+        "reason": task.failure.as_ref().map(|f| f.reason.clone()),
+        "exit_code": task.failure.as_ref().and_then(|f| f.exit_code),
+        "output_tail": task.failure.as_ref().map(|f| f.output_tail.clone()),
+        "progress": task.progress.as_ref().map(|p| json!({
             "done": p.done,
             "total": p.total,
             "outputs": p.outputs,
         })),
-        "result": result_json(status),
+        "result": result_json(task),
     })
 }
 
-/// `buildcat status JOB`.
+/// `buildcat status JOB` (the job and a table of its tasks) or `buildcat status JOB.TASK`
+/// (one task's attempts, reason and result).
 pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let id = parse_job(&args.job)?;
+    let target = parse_task(&args.target)?;
     let client = args.connection.connect().await?;
-    let status = client.job(id).await?;
-    let value = status_json(&status);
-    if args.json {
-        outln!("{}", serde_json::to_string_pretty(&value)?);
+    if target.index.is_some() {
+        let task = client.task(target).await?;
+        if args.json {
+            outln!("{}", serde_json::to_string_pretty(&task_json(&task))?);
+        } else {
+            print_task(&task);
+        }
         return Ok(ExitCode::SUCCESS);
     }
-    outln!("job {}", status.id);
-    outln!("  queue: {}  kind: {}", status.queue, status.kind);
-    outln!("  state: {}", status.state);
-    outln!("  submitted: {}", rfc3339(status.created_at));
-    if let Some(ended) = status.ended_at {
+    let status = client.job(target.job).await?;
+    if args.json {
+        let view = JobStatusView::from(&status);
+        outln!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print_job(&status, Timestamp::now());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A job's header and its tasks as a table.
+fn print_job(status: &JobStatus, now: Timestamp) {
+    let job = &status.job;
+    outln!("job {}: {}", job.number, job.name);
+    outln!("  id: {}", job.id);
+    outln!("  submitter: {}", job.submitter);
+    let held = if job.paused && job.state != JobState::Paused {
+        " (paused: queued tasks wait)"
+    } else {
+        ""
+    };
+    outln!("  state: {}{held}", job.state);
+    outln!(
+        "  queue: {}  priority: {}  kind: {}",
+        job.queue,
+        job.options.priority,
+        job.kind
+    );
+    if !job.runs.is_empty() {
+        outln!("  runs: {}", job.runs);
+    }
+    if !job.options.after.is_empty() {
+        let after: Vec<String> = job.options.after.iter().map(ToString::to_string).collect();
+        outln!("  after: {}", after.join(", "));
+    }
+    outln!("  created: {}", rfc3339(job.created_at));
+    if let Some(ended) = job.ended_at {
         outln!(
             "  ended: {} (after {})",
             rfc3339(ended),
-            human(ended.since(status.created_at))
+            human(ended.since(job.created_at))
         );
     }
-    if let Some(progress) = &status.progress {
+    outln!("  tasks: {}", counts_text(job));
+    outln!();
+    let rows: Vec<[String; 6]> = status
+        .tasks
+        .iter()
+        .map(|task| {
+            let duration = match (task.started_at, task.ended_at) {
+                (Some(start), Some(end)) => human(end.since(start)),
+                (Some(start), None) if task.state == TaskState::Started => human(now.since(start)),
+                _ => "-".to_owned(),
+            };
+            let state = match &task.progress {
+                Some(progress) if task.state == TaskState::Started => {
+                    format!("started {}/{}", progress.done, progress.total)
+                }
+                _ => task.state.to_string(),
+            };
+            [
+                format!("{}.{}", job.number, task.index),
+                task.frames.clone().unwrap_or_else(|| "-".to_owned()),
+                state,
+                task.worker.clone().unwrap_or_else(|| "-".to_owned()),
+                duration,
+                task.attempts.to_string(),
+            ]
+        })
+        .collect();
+    let titles = ["task", "frames", "state", "worker", "duration", "attempts"];
+    print_table(&titles, &rows);
+    for task in &status.tasks {
+        if let (TaskState::Failed | TaskState::Canceled, Some(reason)) = (task.state, &task.reason)
+        {
+            outln!("{}.{} {}: {reason}", job.number, task.index, task.state);
+        }
+    }
+}
+
+/// `4 tasks: 1 started, 2 finished, 1 queued`, the states in the order listings use.
+fn counts_text(job: &JobSummary) -> String {
+    let parts: Vec<String> = TaskState::ALL
+        .into_iter()
+        .filter_map(|state| {
+            let count = job.tasks.count(state);
+            (count > 0).then(|| format!("{count} {state}"))
+        })
+        .collect();
+    format!("{} ({})", job.tasks.total, parts.join(", "))
+}
+
+/// Prints rows under titles, each column as wide as its widest cell, the last one unpadded.
+fn print_table<const N: usize>(titles: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = titles.map(str::len);
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (column, cell) in cells.iter().enumerate() {
+            if column + 1 == N {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  ", width = widths[column]));
+            }
+        }
+        outln!("{}", text.trim_end());
+    };
+    line(titles.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// One task: its state, attempts (worker and outcome of each), reason, output tail, result.
+fn print_task(task: &TaskStatus) {
+    outln!("task {}", task.label());
+    outln!("  job: {}  kind: {}", task.id.job, task.kind);
+    if let Some(frames) = &task.frames {
+        outln!("  frames: {frames}");
+    }
+    outln!("  state: {}", task.state);
+    if let Some(progress) = &task.progress {
         outln!("  progress: {}/{}", progress.done, progress.total);
         for output in &progress.outputs {
             outln!("    wrote {output}");
         }
     }
-    // Only failures the job reports use up attempts; a lost worker or an interruption
+    // Only failures the task reports use up attempts; a lost worker or an interruption
     // does not, so count those apart rather than print "2 of at most 1".
-    let failed = status
+    let failed = task
         .attempts
         .iter()
         .filter(|attempt| matches!(attempt.outcome, Some(AttemptOutcome::Failed(_))))
         .count();
     outln!(
         "  attempts: {} ({failed} failed, at most {} may fail)",
-        status.attempts.len(),
-        status.options.max_attempts
+        task.attempts.len(),
+        task.max_attempts
     );
-    for attempt in &status.attempts {
+    for attempt in &task.attempts {
         let (outcome, reason) = outcome_json(attempt.outcome.as_ref());
         let outcome = outcome.as_str().unwrap_or("").to_owned();
         let took = attempt
@@ -305,7 +539,10 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default()
         );
     }
-    if let Some(failure) = &status.failure {
+    if let Some(ended) = task.ended_at {
+        outln!("  ended: {}", rfc3339(ended));
+    }
+    if let Some(failure) = &task.failure {
         outln!("  reason: {failure}");
         if !failure.output_tail.is_empty() {
             outln!("  last output:");
@@ -314,11 +551,10 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let result = result_json(&status);
+    let result = result_json(task);
     if !result.is_null() {
         outln!("  result: {result}");
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `buildcat jobs`.
@@ -333,14 +569,15 @@ pub async fn list(args: JobsArgs) -> anyhow::Result<ExitCode> {
     let query = JobQuery {
         queue: args.queue,
         state,
-        limit: args.limit,
+        user: args.user,
+        limit: if args.all { ALL_JOBS } else { args.limit },
     };
     let limit = query.limit;
     let listing = client.jobs(query).await?;
     let jobs = listing.jobs;
     if args.json {
-        let jobs: Vec<Value> = jobs.iter().map(status_json).collect();
-        let listed = json!({ "jobs": jobs, "more": listing.more });
+        let views: Vec<JobView> = jobs.iter().map(JobView::from).collect();
+        let listed = json!({ "jobs": views, "more": listing.more });
         outln!("{}", serde_json::to_string_pretty(&listed)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -349,7 +586,12 @@ pub async fn list(args: JobsArgs) -> anyhow::Result<ExitCode> {
     if listing.more && (jobs.len() as u64) < u64::from(limit) {
         eprintln!(
             "(the server listed {} jobs, as many as fit in one reply; narrow the list with \
-             --queue or --state to see others)",
+             --queue, --state or --user to see others)",
+            jobs.len()
+        );
+    } else if listing.more && !args.all {
+        eprintln!(
+            "(the newest {} jobs; --all or --limit N lists more)",
             jobs.len()
         );
     }
@@ -357,74 +599,40 @@ pub async fn list(args: JobsArgs) -> anyhow::Result<ExitCode> {
         outln!("(no jobs)");
         return Ok(ExitCode::SUCCESS);
     }
-    outln!(
-        "{:<36}  {:<9}  {:<12}  {:<24}  {:<8}  {:<24}  worker",
-        "id",
-        "state",
-        "queue",
-        "kind",
-        "attempts",
-        "submitted"
+    let now = Timestamp::now();
+    let rows: Vec<[String; 6]> = jobs
+        .iter()
+        .map(|job| {
+            [
+                job.number.to_string(),
+                job.name.clone(),
+                job.submitter.clone(),
+                job.state.to_string(),
+                tasks_bar(job),
+                human(now.since(job.created_at)),
+            ]
+        })
+        .collect();
+    print_table(
+        &["job", "name", "submitter", "state", "tasks", "age"],
+        &rows,
     );
-    for job in &jobs {
-        outln!(
-            "{:<36}  {:<9}  {:<12}  {:<24}  {:<8}  {:<24}  {}",
-            job.id.to_string(),
-            job.state.as_str(),
-            job.queue,
-            job.kind,
-            job.attempts.len(),
-            rfc3339(job.created_at),
-            job.worker().unwrap_or("-")
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_changes(changes: &[JobChange], verb: &str, none: &str, as_json: bool) -> ExitCode {
-    let failed = changes.iter().any(|change| change.result.is_err());
-    if as_json {
-        let entries: Vec<Value> = changes
-            .iter()
-            .map(|change| match &change.result {
-                Ok(state) => json!({ "job": change.job.to_string(), "state": state.as_str() }),
-                Err(e) => json!({ "job": change.job.to_string(), "error": e.to_string() }),
-            })
-            .collect();
-        outln!("{}", json!({ "jobs": entries }));
-    } else {
-        for change in changes {
-            match &change.result {
-                Ok(_) => outln!("{verb} {}", change.job),
-                Err(e) => eprintln!("error: {e}"),
-            }
-        }
-        if changes.is_empty() {
-            outln!("{none}");
-        }
-    }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-/// `buildcat cancel JOB...`.
-pub async fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
-    let ids = args
-        .jobs
-        .iter()
-        .map(|id| parse_job(id))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let client = args.connection.connect().await?;
-    let changes = client.cancel(ids).await?;
-    Ok(print_changes(
-        &changes,
-        "canceled",
-        "no jobs to cancel",
-        args.json,
-    ))
+/// `[####------] 4/10`: tasks finished out of tasks in all.
+fn tasks_bar(job: &JobSummary) -> String {
+    let total = job.tasks.total;
+    let done = job.tasks.finished;
+    let filled = done
+        .saturating_mul(BAR_CELLS as u64)
+        .checked_div(total)
+        .map_or(0, |cells| usize::try_from(cells).unwrap_or(BAR_CELLS));
+    format!(
+        "[{}{}] {done}/{total}",
+        "#".repeat(filled),
+        "-".repeat(BAR_CELLS.saturating_sub(filled))
+    )
 }
 
 /// `buildcat worker-enable NAME`.
@@ -438,46 +646,15 @@ pub async fn worker_enable(args: WorkerEnableArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `buildcat requeue JOB... | --failed [--queue Q]`.
-pub async fn requeue(args: RequeueArgs) -> anyhow::Result<ExitCode> {
-    let target = if args.failed {
-        RequeueTarget::Failed { queue: args.queue }
-    } else {
-        RequeueTarget::Jobs(
-            args.jobs
-                .iter()
-                .map(|id| parse_job(id))
-                .collect::<anyhow::Result<Vec<_>>>()?,
-        )
-    };
-    let client = args.connection.connect().await?;
-    let again = matches!(target, RequeueTarget::Failed { .. });
-    let mut batch = client.requeue(target.clone()).await?;
-    let mut changes = Vec::new();
-    // The server requeues failed jobs in batches that fit one reply: a full batch means
-    // there may be more.
-    while again && batch.len() >= MAX_CHANGES_PER_REQUEST {
-        changes.append(&mut batch);
-        batch = client.requeue(target.clone()).await?;
-    }
-    changes.append(&mut batch);
-    Ok(print_changes(
-        &changes,
-        "requeued",
-        "no failed jobs to requeue",
-        args.json,
-    ))
-}
-
 /// One reading of a queue's length.
 struct Sample {
     /// When it was read.
     at: Instant,
-    /// Jobs waiting or running.
+    /// Tasks waiting or running.
     length: u64,
 }
 
-/// The drain rate in jobs per second over the samples kept, if it can be told.
+/// The drain rate in tasks per second over the samples kept, if it can be told.
 fn drain_rate(samples: &VecDeque<Sample>) -> Option<f64> {
     let (first, last) = (samples.front()?, samples.back()?);
     let elapsed = last.at.duration_since(first.at).as_secs_f64();
@@ -487,18 +664,19 @@ fn drain_rate(samples: &VecDeque<Sample>) -> Option<f64> {
     Some((first.length as f64 - last.length as f64) / elapsed)
 }
 
+/// One line of `eta`: the queue's length, its drain rate and when it will be empty.
 fn eta_line(queue: &str, length: u64, rate: Option<f64>) -> String {
     match rate {
         _ if length == 0 => format!("{queue}: empty"),
-        None => format!("{queue}: {length} jobs, measuring the drain rate..."),
+        None => format!("{queue}: {length} tasks, measuring the drain rate..."),
         Some(rate) if rate <= 0.0 => {
-            format!("{queue}: {length} jobs, not draining ({rate:.2} jobs/s)")
+            format!("{queue}: {length} tasks, not draining ({rate:.2} tasks/s)")
         }
         Some(rate) => {
             let eta = Duration::from_secs_f64(length as f64 / rate);
             let at = Timestamp::now().plus(eta);
             format!(
-                "{queue}: {length} jobs, draining {rate:.2} jobs/s, empty in {} (at {})",
+                "{queue}: {length} tasks, draining {rate:.2} tasks/s, empty in {} (at {})",
                 human(eta),
                 &rfc3339(at)[11..19]
             )
@@ -538,7 +716,10 @@ pub async fn eta(args: EtaArgs) -> anyhow::Result<ExitCode> {
             .queues
             .iter()
             .find(|queue| queue.name == args.queue)
-            .map_or(0, |queue| queue.queued + queue.started + queue.deferred);
+            .map_or(0, |queue| {
+                let tasks = &queue.tasks;
+                tasks.queued + tasks.started + tasks.deferred + tasks.paused
+            });
         if samples.len() == args.count {
             samples.pop_front();
         }
@@ -584,15 +765,60 @@ mod tests {
         assert_eq!(drain_rate(&samples), Some(2.0));
         let line = eta_line("default", 60, Some(2.0));
         assert!(
-            line.starts_with("default: 60 jobs, draining 2.00 jobs/s, empty in 30.0s"),
+            line.starts_with("default: 60 tasks, draining 2.00 tasks/s, empty in 30.0s"),
             "{line}"
         );
         assert_eq!(eta_line("default", 0, None), "default: empty");
     }
 
     #[test]
-    fn bad_job_ids_say_what_an_id_looks_like() {
-        let error = parse_job("42").unwrap_err().to_string();
-        assert!(error.contains("`42` is not a job id"), "{error}");
+    fn handles_are_numbers_tasks_or_full_ids() {
+        assert_eq!(parse_job("42").unwrap(), JobRef::Number(42));
+        let task = parse_task("42.3").unwrap();
+        assert_eq!((task.job, task.index), (JobRef::Number(42), Some(3)));
+        let error = parse_job("0190f0c0").unwrap_err().to_string();
+        assert!(
+            error.contains("`0190f0c0` is only part of a job id"),
+            "{error}"
+        );
+        let error = parse_task("42.x").unwrap_err().to_string();
+        assert!(error.contains("`42.x` names no task"), "{error}");
+    }
+
+    #[test]
+    fn names_and_command_lines_read_as_typed() {
+        assert_eq!(file_name("scenes/shot.blend"), "shot.blend");
+        assert_eq!(file_name("render.sh"), "render.sh");
+        assert_eq!(
+            command_line(["./render.sh", "--out", "a b", "it's"]),
+            r"./render.sh --out 'a b' 'it'\''s'"
+        );
+    }
+
+    #[test]
+    fn the_tasks_bar_counts_finished_tasks() {
+        let status = buildcat_proto::JobSummary {
+            id: "0190f0c0-5d1e-7a3b-9c4d-2e5f6a7b8c9d".parse().unwrap(),
+            number: 1,
+            name: String::new(),
+            queue: "default".to_owned(),
+            kind: "k".to_owned(),
+            submitter: "a@b".to_owned(),
+            runs: String::new(),
+            options: JobOptions::default(),
+            state: JobState::Running,
+            paused: false,
+            created_at: Timestamp(0),
+            ended_at: None,
+            tasks: buildcat_proto::TaskCounts {
+                total: 4,
+                finished: 1,
+                started: 1,
+                queued: 2,
+                ..Default::default()
+            },
+        };
+        assert_eq!(tasks_bar(&status), "[##--------] 1/4");
+        assert_eq!(counts_text(&status), "4 (2 queued, 1 started, 1 finished)");
     }
 }

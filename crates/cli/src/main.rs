@@ -12,6 +12,7 @@ mod info;
 mod jobs;
 mod output;
 mod render;
+mod steer;
 mod stop;
 mod submit;
 mod time;
@@ -68,9 +69,14 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => jobs::logs(args).await,
         Command::Status(args) => jobs::status(args).await,
         Command::Jobs(args) => jobs::list(args).await,
-        Command::Cancel(args) => jobs::cancel(args).await,
+        Command::Cancel(args) => steer::cancel(args).await,
         Command::WorkerEnable(args) => jobs::worker_enable(args).await,
-        Command::Requeue(args) => jobs::requeue(args).await,
+        Command::Requeue(args) => steer::requeue(args).await,
+        Command::Pause(args) => steer::pause(args).await,
+        Command::Resume(args) => steer::resume(args).await,
+        Command::Priority(args) => steer::priority(args).await,
+        Command::Wait(args) => steer::wait(args).await,
+        Command::Delete(args) => steer::delete(args).await,
         Command::Eta(args) => jobs::eta(args).await,
         Command::HoudiniInfo(args) => {
             submit::info_task(args, dcc::HoudiniInfo, Some("houdini")).await

@@ -1,7 +1,7 @@
 //! How things are printed: trees, the farm as a table and as JSON. Formatting only; the
 //! commands that fetch what is printed live in their own modules.
 
-use buildcat_proto::{FarmInfo, JobState};
+use buildcat_proto::{FarmInfo, TaskState};
 use serde_json::Value;
 
 /// Prints a JSON object as an indented `key: value` tree.
@@ -41,8 +41,8 @@ pub fn info_text(info: &FarmInfo) -> String {
         .chain(["queue".len()])
         .max()
         .unwrap_or(5);
-    out.push_str(&format!("{:<name_width$}", "queue"));
-    for state in JobState::ALL {
+    out.push_str(&format!("{:<name_width$}  {:>6}", "queue", "jobs"));
+    for state in TaskState::ALL {
         out.push_str(&format!("  {:>9}", state.as_str()));
     }
     out.push('\n');
@@ -50,20 +50,24 @@ pub fn info_text(info: &FarmInfo) -> String {
         out.push_str("(no jobs)\n");
     }
     for queue in &info.queues {
-        out.push_str(&format!("{:<name_width$}", queue.name));
-        for state in JobState::ALL {
+        out.push_str(&format!("{:<name_width$}  {:>6}", queue.name, queue.jobs));
+        for state in TaskState::ALL {
             out.push_str(&format!("  {:>9}", queue.count(state)));
+        }
+        if queue.paused {
+            out.push_str("  (paused: `buildcat resume --queue` lets it go)");
         }
         out.push('\n');
     }
+    out.push_str("(jobs not ended; the other columns count tasks)\n");
     for waiting in &info.unserved {
         let why = match buildcat_proto::dcc::tool_for_kind(&waiting.kind) {
             Some(tool) => format!("no worker with {tool} serves it"),
             None => "no connected worker serving it can run that kind".to_owned(),
         };
         out.push_str(&format!(
-            "waiting: {} {} job(s) in `{}`: {why}\n",
-            waiting.jobs, waiting.kind, waiting.queue
+            "waiting: {} {} task(s) in `{}`: {why}\n",
+            waiting.tasks, waiting.kind, waiting.queue
         ));
     }
     out.push('\n');
@@ -85,21 +89,22 @@ pub fn info_text(info: &FarmInfo) -> String {
         let host_w = width(&|w| w.host.len(), "host");
         let queues_w = width(&|w| w.queues.join(",").len(), "queues");
         let state_w = width(&|w| w.activity.as_str().len(), "state");
+        let task_w = width(&|w| w.task.map_or(1, |task| task.to_string().len()), "task");
         out.push_str(&format!(
-            "{:<name_w$}  {:<host_w$}  {:<state_w$}  {:<queues_w$}  {:<36}  root\n",
-            "name", "host", "state", "queues", "job"
+            "{:<name_w$}  {:<host_w$}  {:<state_w$}  {:<queues_w$}  {:<task_w$}  root\n",
+            "name", "host", "state", "queues", "task"
         ));
         for worker in &info.workers {
-            let job = worker
-                .job
-                .map_or_else(|| "-".to_owned(), |id| id.to_string());
+            let task = worker
+                .task
+                .map_or_else(|| "-".to_owned(), |task| task.to_string());
             out.push_str(&format!(
-                "{:<name_w$}  {:<host_w$}  {:<state_w$}  {:<queues_w$}  {:<36}  {}\n",
+                "{:<name_w$}  {:<host_w$}  {:<state_w$}  {:<queues_w$}  {:<task_w$}  {}\n",
                 worker.name,
                 worker.host,
                 worker.activity.as_str(),
                 worker.queues.join(","),
-                job,
+                task,
                 worker.root
             ));
         }
@@ -119,22 +124,28 @@ pub fn info_text(info: &FarmInfo) -> String {
 mod tests {
     use buildcat_proto::view::FarmView;
     use buildcat_proto::{
-        FarmInfo, JobId, QueueSummary, Timestamp, Unserved, WorkerActivity, WorkerSummary,
+        FarmInfo, JobId, QueueSummary, RunningTask, TaskCounts, TaskId, Timestamp, Unserved,
+        WorkerActivity, WorkerSummary,
     };
 
-    /// `info --json` keeps the shape scripts read (and end-to-end tests pin): keys in
-    /// alphabetical order, job ids as strings, `null` for what is absent.
-    #[test]
-    fn info_json_keeps_its_shape() {
-        let info = FarmInfo {
+    /// A farm of one queue, one busy worker and one kind no worker can run.
+    fn farm() -> FarmInfo {
+        let job: JobId = "0190f0c0-5d1e-7a3b-9c4d-2e5f6a7b8c9d".parse().unwrap();
+        FarmInfo {
             queues: vec![QueueSummary {
                 name: "default".to_owned(),
-                queued: 1,
-                started: 2,
-                finished: 3,
-                failed: 4,
-                canceled: 5,
-                deferred: 6,
+                jobs: 2,
+                tasks: TaskCounts {
+                    total: 28,
+                    queued: 1,
+                    started: 2,
+                    finished: 3,
+                    failed: 4,
+                    canceled: 5,
+                    deferred: 6,
+                    paused: 7,
+                },
+                paused: true,
             }],
             workers: vec![WorkerSummary {
                 name: "w1".to_owned(),
@@ -142,22 +153,27 @@ mod tests {
                 root: "/farm".to_owned(),
                 queues: vec!["default".to_owned()],
                 activity: WorkerActivity::Busy,
-                job: Some(
-                    "0190f0c0-5d1e-7a3b-9c4d-2e5f6a7b8c9d"
-                        .parse::<JobId>()
-                        .unwrap(),
-                ),
+                task: Some(RunningTask {
+                    id: TaskId::new(job, 3),
+                    number: 42,
+                }),
                 connected_at: Timestamp::now(),
                 quarantine: None,
             }],
             unserved: vec![Unserved {
                 queue: "default".to_owned(),
                 kind: "buildcat.blender.render".to_owned(),
-                jobs: 7,
+                tasks: 7,
             }],
             truncated: false,
-        };
-        let text = serde_json::to_string_pretty(&FarmView::from(&info)).unwrap();
+        }
+    }
+
+    /// `info --json` keeps the shape scripts read (and end-to-end tests pin): keys in
+    /// alphabetical order, job ids as strings, tasks as `42.3`.
+    #[test]
+    fn info_json_keeps_its_shape() {
+        let text = serde_json::to_string_pretty(&FarmView::from(&farm())).unwrap();
         let expected = r#"{
   "queues": [
     {
@@ -165,16 +181,19 @@ mod tests {
       "deferred": 6,
       "failed": 4,
       "finished": 3,
+      "held": true,
+      "jobs": 2,
       "name": "default",
+      "paused": 7,
       "queued": 1,
       "started": 2
     }
   ],
   "unserved": [
     {
-      "jobs": 7,
       "kind": "buildcat.blender.render",
       "queue": "default",
+      "tasks": 7,
       "tool": "blender"
     }
   ],
@@ -187,10 +206,27 @@ mod tests {
         "default"
       ],
       "root": "/farm",
-      "state": "busy"
+      "state": "busy",
+      "task": "42.3"
     }
   ]
 }"#;
         assert_eq!(text, expected);
+    }
+
+    /// The table names each worker's task as people type it and says a queue is paused.
+    #[test]
+    fn info_text_names_tasks_and_paused_queues() {
+        let text = super::info_text(&farm());
+        assert!(
+            text.contains("(paused: `buildcat resume --queue` lets it go)"),
+            "{text}"
+        );
+        let worker = text.lines().find(|line| line.starts_with("w1")).unwrap();
+        assert!(worker.contains(" 42.3 "), "{worker}");
+        assert!(
+            text.contains("waiting: 7 buildcat.blender.render task(s) in `default`"),
+            "{text}"
+        );
     }
 }

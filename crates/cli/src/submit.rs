@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use buildcat_proto::{Task, WorkerInfo};
+use buildcat_proto::{JobRef, Task, TaskId, TaskRef, WorkerInfo};
 
 use crate::args::WorkerInfoArgs;
 use crate::output::print_tree;
@@ -17,13 +17,18 @@ pub async fn worker_info(args: WorkerInfoArgs) -> anyhow::Result<ExitCode> {
     info_task(args, WorkerInfo, None).await
 }
 
-/// Submits an info task, waits and prints the report; a `tool` section is printed under
-/// the tool's name (`houdini: {executable, version}`), as the original did.
+/// Submits an info task as a job of one task named after the command (`worker-info`,
+/// `blender-info`), waits and prints the report; a `tool` section is printed under the
+/// tool's name (`houdini: {executable, version}`), as the original did.
 pub async fn info_task<T: Task>(
     args: WorkerInfoArgs,
     task: T,
     tool: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
+    let name = match tool {
+        Some(tool) => format!("{tool}-info"),
+        None => "worker-info".to_owned(),
+    };
     let limit = match args.timeout {
         None => None,
         Some(seconds) if seconds >= 0.0 && seconds.is_finite() && seconds < 1e9 => {
@@ -32,11 +37,19 @@ pub async fn info_task<T: Task>(
         Some(_) => anyhow::bail!("--timeout must be a number of seconds, zero or more"),
     };
     let client = args.connection.connect().await?;
-    let handle = client.submit(&args.queue, &task).await?;
-    let id = handle.id();
+    let handle = client
+        .new_job::<T>(&args.queue)
+        .name(name.clone())
+        .runs(name)
+        .task(None, &task)
+        .submit()
+        .await?;
+    let id = handle.number();
     let wait = async {
-        let status = crate::watch::wait_job(&client, id).await?;
-        anyhow::Ok(handle.output(status)?)
+        crate::watch::wait_job(&client, JobRef::Id(handle.id())).await?;
+        let only = TaskRef::from(TaskId::new(handle.id(), 0));
+        let record = crate::watch::task_record(&client, only).await?;
+        anyhow::Ok(handle.output(record)?)
     };
     tokio::pin!(wait);
     let report = tokio::select! {

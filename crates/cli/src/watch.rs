@@ -5,11 +5,18 @@
 //! restarts: a request that fails because the connection was lost is made again on a new
 //! connection ([`Client::reconnect`], which retries with backoff for up to ten minutes by
 //! default). Each loss is said once on stderr, and so is the reconnection.
+//!
+//! [`follow_jobs`] is the progress bar of `wait` and the submitting commands' `--wait`.
 
-use std::io;
+use std::collections::{BTreeMap, HashSet};
+use std::io::{self, IsTerminal};
+use std::process::ExitCode;
 
 use buildcat_client::{Client, ClientError, ErrorKind};
-use buildcat_proto::{JobEvent, JobId, JobStatus, LogPage};
+use buildcat_proto::{
+    JobEvent, JobId, JobRef, JobState, JobStatus, LogPage, TaskRef, TaskState, TaskStatus,
+};
+use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
 /// Events a follow or watch may have waiting to be read before its stream is ended as
@@ -50,25 +57,45 @@ pub fn to_stderr(text: &str) {
     eprintln!("{text}");
 }
 
-/// Waits until job `id` has ended and returns its final record, through server restarts.
-pub async fn wait_job(client: &Client, id: JobId) -> anyhow::Result<JobStatus> {
+/// Waits until `job` has ended and returns its final record, through server restarts.
+pub async fn wait_job(client: &Client, job: JobRef) -> anyhow::Result<JobStatus> {
     loop {
-        match client.wait_job(id).await {
+        match client.wait_job(job).await {
             Ok(status) => return Ok(status),
             Err(error) => recover(client, error, &to_stderr).await?,
         }
     }
 }
 
-/// Passes job `id`'s output from byte offset `from` to `print`, a page at a time, until the
-/// job has ended, through server restarts.
+/// `job`'s record now, through server restarts.
+pub async fn job_record(client: &Client, job: JobRef) -> anyhow::Result<JobStatus> {
+    loop {
+        match client.job(job).await {
+            Ok(status) => return Ok(status),
+            Err(error) => recover(client, error, &to_stderr).await?,
+        }
+    }
+}
+
+/// `task`'s record now (attempts, result), through server restarts.
+pub async fn task_record(client: &Client, task: TaskRef) -> anyhow::Result<TaskStatus> {
+    loop {
+        match client.task(task).await {
+            Ok(status) => return Ok(status),
+            Err(error) => recover(client, error, &to_stderr).await?,
+        }
+    }
+}
+
+/// Passes `task`'s output from byte offset `from` to `print`, a page at a time, until the
+/// task has ended, through server restarts.
 ///
 /// Every page says where it ends; after a lost connection (or a stream that lagged) the
 /// output is followed again from there, so nothing is printed twice or skipped. The server
 /// keeps output on disk, so this holds across its restarts too.
 pub async fn follow_output(
     client: &Client,
-    id: JobId,
+    task: TaskRef,
     from: u64,
     print: &mut dyn FnMut(&LogPage) -> io::Result<()>,
 ) -> anyhow::Result<()> {
@@ -76,7 +103,7 @@ pub async fn follow_output(
     let mut next = from;
     loop {
         let (events, mut received) = mpsc::channel(EVENT_CAPACITY);
-        let follow = client.follow_logs(id, next, events);
+        let follow = client.follow_logs(task, next, events);
         tokio::pin!(follow);
         let mut show = |event: JobEvent| -> io::Result<()> {
             let JobEvent::Log { page, .. } = event else {
@@ -106,4 +133,155 @@ pub async fn follow_output(
             Err(error) => recover(client, error, &to_stderr).await?,
         }
     }
+}
+
+/// A bar on stderr when it is a terminal, hidden otherwise.
+pub fn bar(len: u64, message: &'static str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len).with_message(message);
+    let style =
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise}] {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+/// Where the jobs being followed are: each task's state, and the jobs that have ended.
+struct Followed {
+    /// Each task's state, by job and index: the bar counts those ended.
+    tasks: BTreeMap<(JobId, u32), TaskState>,
+    /// The final records of the jobs that have ended.
+    ended: BTreeMap<JobId, JobStatus>,
+}
+
+impl Followed {
+    /// Tasks that have ended, however.
+    fn done(&self) -> u64 {
+        self.tasks
+            .values()
+            .filter(|state| state.is_terminal())
+            .count() as u64
+    }
+
+    /// Takes in one event of the watch.
+    fn apply(&mut self, event: JobEvent) {
+        match event {
+            JobEvent::Task { job, task } => {
+                if !self.ended.contains_key(&job) {
+                    self.tasks.insert((job, task.index), task.state);
+                }
+            }
+            JobEvent::Ended(status) => {
+                for task in &status.tasks {
+                    self.tasks.insert((status.job.id, task.index), task.state);
+                }
+                self.ended.insert(status.job.id, status);
+            }
+            JobEvent::Progress { .. } | JobEvent::Log { .. } => {}
+        }
+    }
+}
+
+/// Follows jobs (as their records were when asked) to their end with a bar of tasks done;
+/// exits non-zero if any did not finish, saying why each task that failed did. Watches
+/// again on a new connection after a server restart (the server sends the end of any job
+/// that ended meanwhile).
+pub async fn follow_jobs(client: &Client, jobs: Vec<JobStatus>) -> anyhow::Result<ExitCode> {
+    let mut followed = Followed {
+        tasks: BTreeMap::new(),
+        ended: BTreeMap::new(),
+    };
+    let mut order = Vec::with_capacity(jobs.len());
+    let mut seen = HashSet::new();
+    for status in jobs {
+        if !seen.insert(status.job.id) {
+            continue;
+        }
+        order.push(status.job.id);
+        for task in &status.tasks {
+            followed
+                .tasks
+                .insert((status.job.id, task.index), task.state);
+        }
+        if status.job.state.is_terminal() {
+            followed.ended.insert(status.job.id, status);
+        }
+    }
+    let progress = bar(followed.tasks.len() as u64, "tasks");
+    progress.set_position(followed.done());
+    loop {
+        let remaining: Vec<JobRef> = order
+            .iter()
+            .filter(|id| !followed.ended.contains_key(id))
+            .map(|id| JobRef::Id(*id))
+            .collect();
+        if remaining.is_empty() {
+            break;
+        }
+        let (events, mut received) = mpsc::channel(EVENT_CAPACITY);
+        let watch = client.watch(remaining, events);
+        tokio::pin!(watch);
+        let result = loop {
+            tokio::select! {
+                event = received.recv() => match event {
+                    Some(event) => {
+                        followed.apply(event);
+                        progress.set_position(followed.done());
+                    }
+                    None => break watch.await,
+                },
+                result = &mut watch => break result,
+            }
+        };
+        while let Ok(event) = received.try_recv() {
+            followed.apply(event);
+        }
+        progress.set_position(followed.done());
+        match result {
+            Ok(()) => break,
+            Err(error) => {
+                let say = |text: &str| progress.suspend(|| eprintln!("{text}"));
+                recover(client, error, &say).await?;
+            }
+        }
+    }
+    progress.finish_and_clear();
+    let finished_tasks = followed
+        .tasks
+        .values()
+        .filter(|state| **state == TaskState::Finished)
+        .count();
+    let mut failed = Vec::new();
+    for id in &order {
+        let Some(status) = followed.ended.get(id) else {
+            continue;
+        };
+        match status.job.state {
+            JobState::Finished => {}
+            JobState::Canceled => failed.push(format!("job {} was canceled", status.job.number)),
+            state => {
+                let reasons = crate::jobs::ended_badly(client, status).await;
+                failed.push(format!(
+                    "job {} {state}: {}",
+                    status.job.number,
+                    reasons.join("; ")
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "{} of {} job(s) finished, {finished_tasks} of {} task(s)",
+        order.len() - failed.len(),
+        order.len(),
+        followed.tasks.len()
+    );
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for line in &failed {
+        eprintln!("error: {line}");
+    }
+    Ok(ExitCode::FAILURE)
 }

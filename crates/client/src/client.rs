@@ -5,17 +5,20 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use buildcat_proto::{
-    DEFAULT_MAX_FRAME, FarmInfo, JobChange, JobEvent, JobId, JobOptions, JobQuery, JobStatus,
-    LogPage, NewJob, Reply, Request, RequeueTarget, Task, codec,
+    Change, Changed, DEFAULT_MAX_FRAME, FarmInfo, JobEvent, JobId, JobOptions, JobQuery, JobRef,
+    JobStatus, JobSummary, LogPage, NewJob, NewTask, Reply, Request, Requeue, Submitted, Task,
+    TaskRef, TaskStatus, codec,
 };
 
 use tokio::sync::mpsc;
 
+use crate::builder::JobBuilder;
 use crate::connect::{self, DEFAULT_TIMEOUT};
 use crate::connection::Connection;
 use crate::error::ClientError;
 use crate::handle::JobHandle;
 use crate::reconnect::Reconnect;
+use crate::submitter::submitter;
 
 /// How a [`Client`] connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,8 +51,8 @@ impl Default for ClientOptions {
 /// Jobs as [`Client::jobs`] lists them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobListing {
-    /// The jobs, newest first, without their results.
-    pub jobs: Vec<JobStatus>,
+    /// The jobs, newest first, each with its tasks' counts by state.
+    pub jobs: Vec<JobSummary>,
     /// Whether more jobs matched than are listed (the limit, or what fits in one reply,
     /// cut the list): a narrower query (queue, state) shows the others.
     pub more: bool,
@@ -198,7 +201,10 @@ impl Client {
         )
     }
 
-    /// Submits one task to `queue` with the task's default options.
+    /// Submits one task to `queue` as a job of one task, with the task's default options.
+    ///
+    /// The job's name is left empty (the server names it after its kind) and says nothing
+    /// of what it runs; [`Client::new_job`] sets both.
     pub async fn submit<T: Task>(
         &self,
         queue: &str,
@@ -207,7 +213,7 @@ impl Client {
         self.submit_with(queue, task, task.default_options()).await
     }
 
-    /// Submits one task to `queue` with the given options.
+    /// Submits one task to `queue` as a job of one task, with the given options.
     ///
     /// Returns once the server has stored the job.
     pub async fn submit_with<T: Task>(
@@ -216,17 +222,18 @@ impl Client {
         task: &T,
         options: JobOptions,
     ) -> Result<JobHandle<T>, ClientError> {
-        let job = new_job(queue, task, options)?;
-        let ids = self.submit_jobs(vec![job]).await?;
-        match ids.as_slice() {
-            [id] => Ok(self.handle(*id)),
-            _ => Err(wrong_id_count(1, ids.len())),
-        }
+        self.new_job::<T>(queue)
+            .options(options)
+            .task(None, task)
+            .submit()
+            .await
     }
 
-    /// Submits many tasks to `queue` in one request, each with its default options.
+    /// Submits many tasks to `queue` in one request, each as a job of its own with its
+    /// task's default options.
     ///
-    /// The handles come in the order of `tasks`. An empty batch sends nothing.
+    /// The handles come in the order of `tasks`. An empty batch sends nothing. To submit
+    /// one named job of many tasks (a render in chunks), use [`Client::new_job`].
     pub async fn submit_batch<T: Task>(
         &self,
         queue: &str,
@@ -234,54 +241,122 @@ impl Client {
     ) -> Result<Vec<JobHandle<T>>, ClientError> {
         let jobs = tasks
             .into_iter()
-            .map(|task| new_job(queue, &task, task.default_options()))
+            .map(|task| {
+                let options = task.default_options();
+                one_task_job::<T>(queue, None, &task, options)
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let ids = self.submit_jobs(jobs).await?;
-        Ok(ids.into_iter().map(|id| self.handle(id)).collect())
+        let submitted = self.submit_jobs(jobs).await?;
+        Ok(submitted
+            .into_iter()
+            .map(|job| JobHandle::new(self.clone(), job))
+            .collect())
     }
 
-    /// Submits jobs as they are, in one request; returns their ids in the same order.
+    /// Starts a job of many tasks of type `T` for `queue`: name it, say what it runs, add
+    /// its tasks, then [`JobBuilder::submit`] sends it in one request.
     ///
-    /// Returns once the server has stored every job. An empty list sends nothing.
-    pub async fn submit_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, ClientError> {
+    /// ```no_run
+    /// # async fn example(client: buildcat_client::Client) -> Result<(), buildcat_client::ClientError> {
+    /// use buildcat_client::WorkerInfo;
+    ///
+    /// let job = client
+    ///     .new_job::<WorkerInfo>("default")
+    ///     .name("three reports")
+    ///     .task(None, &WorkerInfo)
+    ///     .task(None, &WorkerInfo)
+    ///     .task(None, &WorkerInfo)
+    ///     .submit()
+    ///     .await?;
+    /// for output in job.wait_all().await? {
+    ///     println!("{}", output?.worker.name);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new_job<T: Task>(&self, queue: &str) -> JobBuilder<T> {
+        JobBuilder::new(self.clone(), queue)
+    }
+
+    /// Submits jobs as they are, in one request; returns each job's id, number and task
+    /// count, in the same order.
+    ///
+    /// Returns once the server has stored every job. An empty list sends nothing. A job
+    /// with an empty queue or kind, or without tasks, is refused before anything is sent
+    /// ([`ClientError::Invalid`]). A job whose `submitter` is empty is sent with
+    /// [`submitter()`](crate::submitter)'s.
+    pub async fn submit_jobs(&self, mut jobs: Vec<NewJob>) -> Result<Vec<Submitted>, ClientError> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        for job in &jobs {
+        let who = submitter();
+        for job in &mut jobs {
             check_job(job)?;
+            if job.submitter.is_empty() {
+                job.submitter.clone_from(&who);
+            }
         }
         let count = jobs.len();
         match self.request(Request::Submit(jobs)).await? {
-            Reply::Submitted(ids) if ids.len() == count => Ok(ids),
-            Reply::Submitted(ids) => Err(wrong_id_count(count, ids.len())),
+            Reply::Submitted(submitted) if submitted.len() == count => Ok(submitted),
+            Reply::Submitted(submitted) => Err(wrong_id_count(count, submitted.len())),
             other => Err(unexpected("Submit", &other)),
         }
     }
 
     /// A handle on a job submitted earlier (by this program or another), to wait for its
-    /// typed output.
+    /// typed output; `submitted` is as [`Client::submit_jobs`] returned it (or built from a
+    /// [`JobSummary`](buildcat_proto::JobSummary)'s id, number and task count).
     ///
     /// The job's kind is checked against `T` when its output is read.
-    pub fn handle<T: Task>(&self, id: JobId) -> JobHandle<T> {
-        JobHandle::new(self.clone(), id)
+    pub fn handle<T: Task>(&self, submitted: Submitted) -> JobHandle<T> {
+        JobHandle::new(self.clone(), submitted)
     }
 
-    /// Waits until the job has ended, however it ended, and returns its final record.
+    /// Waits until every task of the job has ended, however it ended, and returns the
+    /// job's final record with its tasks (without their results: ask with
+    /// [`Client::task`]).
     ///
     /// The server tells the client when the job ends; nothing polls, so waiting for hours
     /// costs nothing.
-    pub async fn wait_job(&self, id: JobId) -> Result<JobStatus, ClientError> {
-        match self.request(Request::Wait(id)).await? {
-            Reply::Ended(status) => check_status(id, status),
+    ///
+    /// # Errors
+    /// [`ClientError::RequestRefused`] with `RequestError::UnknownJob` when the server
+    /// knows no such job.
+    pub async fn wait_job(&self, job: impl Into<JobRef>) -> Result<JobStatus, ClientError> {
+        let job = job.into();
+        match self.request(Request::Wait(job)).await? {
+            Reply::Ended(status) => check_job_status(job, status),
             other => Err(unexpected("Wait", &other)),
         }
     }
 
-    /// What the server knows of a job now.
-    pub async fn job(&self, id: JobId) -> Result<JobStatus, ClientError> {
-        match self.request(Request::Job(id)).await? {
-            Reply::Job(status) => check_status(id, status),
+    /// What the server knows of a job now: the job and a summary of each task.
+    ///
+    /// # Errors
+    /// [`ClientError::RequestRefused`] with `RequestError::UnknownJob` when the server
+    /// knows no such job.
+    pub async fn job(&self, job: impl Into<JobRef>) -> Result<JobStatus, ClientError> {
+        let job = job.into();
+        match self.request(Request::Job(job)).await? {
+            Reply::Job(status) => check_job_status(job, status),
             other => Err(unexpected("Job", &other)),
+        }
+    }
+
+    /// Everything the server knows of one task: its attempts, its failure, its result.
+    ///
+    /// A [`TaskRef`] without an index names the only task of a job of one task.
+    ///
+    /// # Errors
+    /// [`ClientError::RequestRefused`] with `RequestError::UnknownJob`,
+    /// `RequestError::UnknownTask` (no task of that index), or `RequestError::WhichTask`
+    /// (no index, and the job has several tasks).
+    pub async fn task(&self, task: impl Into<TaskRef>) -> Result<TaskStatus, ClientError> {
+        let task = task.into();
+        match self.request(Request::Task(task)).await? {
+            Reply::Task(status) => check_task_status(task, status),
+            other => Err(unexpected("Task", &other)),
         }
     }
 
@@ -293,12 +368,14 @@ impl Client {
         }
     }
 
-    /// Cancels jobs: queued ones are removed, running ones are killed by their worker.
-    pub async fn cancel(&self, jobs: Vec<JobId>) -> Result<Vec<JobChange>, ClientError> {
-        match self.request(Request::Cancel(jobs)).await? {
-            Reply::Changes(changes) => Ok(changes),
-            other => Err(unexpected("Cancel", &other)),
-        }
+    /// Cancels jobs (every task not ended) or single tasks: queued tasks end at once,
+    /// running ones are killed by their worker.
+    ///
+    /// One [`Change`] per target, in order: what was done, or why not (an unknown job is
+    /// an `Err` entry, not a failure of the whole request). At most
+    /// [`MAX_CHANGES_PER_REQUEST`](buildcat_proto::MAX_CHANGES_PER_REQUEST) targets.
+    pub async fn cancel(&self, targets: Vec<TaskRef>) -> Result<Vec<Change>, ClientError> {
+        self.changes("Cancel", Request::Cancel(targets)).await
     }
 
     /// Lets a quarantined worker (every slot registered under `name`) take work again.
@@ -313,12 +390,71 @@ impl Client {
         }
     }
 
-    /// Puts failed or canceled jobs back in their queue.
-    pub async fn requeue(&self, target: RequeueTarget) -> Result<Vec<JobChange>, ClientError> {
-        match self.request(Request::Requeue(target)).await? {
-            Reply::Changes(changes) => Ok(changes),
-            other => Err(unexpected("Requeue", &other)),
+    /// Puts tasks back in their queue, with one more attempt each: the failed and
+    /// canceled tasks of jobs or single tasks ([`Requeue::Tasks`], `all` for finished ones
+    /// too), or those of one submitter's failed jobs ([`Requeue::Failed`], at most
+    /// [`MAX_CHANGES_PER_REQUEST`](buildcat_proto::MAX_CHANGES_PER_REQUEST) jobs per
+    /// request: ask again while a reply is that long). Running tasks are left alone.
+    ///
+    /// One [`Change`] per target (per job requeued for [`Requeue::Failed`]).
+    pub async fn requeue(&self, requeue: Requeue) -> Result<Vec<Change>, ClientError> {
+        self.changes("Requeue", Request::Requeue(requeue)).await
+    }
+
+    /// Holds jobs: their queued tasks do not start (they show as paused), running ones
+    /// finish. One [`Change`] per job.
+    pub async fn pause(&self, jobs: Vec<JobRef>) -> Result<Vec<Change>, ClientError> {
+        self.changes("Pause", Request::Pause(jobs)).await
+    }
+
+    /// Lets paused jobs' tasks start again. One [`Change`] per job.
+    pub async fn resume(&self, jobs: Vec<JobRef>) -> Result<Vec<Change>, ClientError> {
+        self.changes("Resume", Request::Resume(jobs)).await
+    }
+
+    /// Holds every job of `queue` (`paused`), or lets them go; the server stores it, so a
+    /// held queue stays held across restarts. A queue not on record is held for the jobs
+    /// that come to it.
+    pub async fn pause_queue(&self, queue: &str, paused: bool) -> Result<(), ClientError> {
+        let request = Request::PauseQueue {
+            queue: queue.to_owned(),
+            paused,
+        };
+        match self.request(request).await? {
+            Reply::Ack => Ok(()),
+            other => Err(unexpected("PauseQueue", &other)),
         }
+    }
+
+    /// Changes a job's priority (higher runs first within its queue); its queued tasks
+    /// move in their queue.
+    ///
+    /// # Errors
+    /// [`ClientError::RequestRefused`] with the server's reason (an unknown job) when the
+    /// change was not made.
+    pub async fn set_priority(
+        &self,
+        job: impl Into<JobRef>,
+        priority: i32,
+    ) -> Result<Changed, ClientError> {
+        let job = job.into();
+        let changes = self
+            .changes("SetPriority", Request::SetPriority { job, priority })
+            .await?;
+        match <[Change; 1]>::try_from(changes) {
+            Ok([change]) => change.result.map_err(ClientError::RequestRefused),
+            Err(changes) => Err(ClientError::Protocol(format!(
+                "asked to change the priority of one job, it answered with {} changes",
+                changes.len()
+            ))),
+        }
+    }
+
+    /// Removes ended jobs now, with their tasks' output and results. A job that has not
+    /// ended is refused in its [`Change`] (`RequestError::WrongState`: cancel it first).
+    /// Job numbers are never given out again.
+    pub async fn delete(&self, jobs: Vec<JobRef>) -> Result<Vec<Change>, ClientError> {
+        self.changes("Delete", Request::Delete(jobs)).await
     }
 
     /// Lists jobs, newest first: at most `query.limit`, and fewer where more would not fit
@@ -330,12 +466,19 @@ impl Client {
         }
     }
 
-    /// One page of a job's output from byte offset `from` (0 for the start): the lines
+    /// One page of a task's output from byte offset `from` (0 for the start): the lines
     /// that fit in a page, where they start, where the next page starts, and whether the
     /// server holds more. Ask again from [`LogPage::next`] while [`LogPage::more`] is true.
-    pub async fn log_page(&self, job: JobId, from: u64) -> Result<LogPage, ClientError> {
+    ///
+    /// A [`TaskRef`] without an index names the only task of a job of one task (else
+    /// `RequestError::WhichTask`).
+    pub async fn log_page(
+        &self,
+        task: impl Into<TaskRef>,
+        from: u64,
+    ) -> Result<LogPage, ClientError> {
         let request = Request::Logs {
-            job,
+            task: task.into(),
             from,
             follow: false,
         };
@@ -345,22 +488,22 @@ impl Client {
         }
     }
 
-    /// Streams a job's output from byte offset `from`: what it printed from there (stored
+    /// Streams a task's output from byte offset `from`: what it printed from there (stored
     /// pages), then new lines as they come, each as a [`JobEvent::Log`] event on `events`
-    /// that says where its lines are. Returns when the job has ended, with the offset where
-    /// its output ends.
+    /// that says where its lines are. Returns when the task has ended, with the offset
+    /// where its output ends.
     ///
     /// After a lost connection, follow again from the `next` of the last page received to
     /// carry on exactly where it stopped. Read `events` while this runs: if the channel
     /// fills, the stream ends with [`ClientError::Lagged`] (follow again to carry on).
     pub async fn follow_logs(
         &self,
-        job: JobId,
+        task: impl Into<TaskRef>,
         from: u64,
         events: mpsc::Sender<JobEvent>,
     ) -> Result<u64, ClientError> {
         let request = Request::Logs {
-            job,
+            task: task.into(),
             from,
             follow: true,
         };
@@ -374,14 +517,15 @@ impl Client {
         }
     }
 
-    /// Follows jobs: their progress and ends arrive on `events` as [`JobEvent::Progress`]
-    /// and [`JobEvent::Ended`]; returns once every one has ended.
+    /// Follows jobs: their tasks' changes, progress and the jobs' ends arrive on `events`
+    /// as [`JobEvent::Task`], [`JobEvent::Progress`] and [`JobEvent::Ended`]; returns once
+    /// every job has ended.
     ///
     /// Read `events` while this runs: if the channel fills, the watch ends with
     /// [`ClientError::Lagged`] (watch the jobs not ended yet again to carry on).
     pub async fn watch(
         &self,
-        jobs: Vec<JobId>,
+        jobs: Vec<JobRef>,
         events: mpsc::Sender<JobEvent>,
     ) -> Result<(), ClientError> {
         match self
@@ -391,6 +535,14 @@ impl Client {
         {
             Reply::Ack => Ok(()),
             other => Err(unexpected("Watch", &other)),
+        }
+    }
+
+    /// Sends a request answered with [`Reply::Changes`].
+    async fn changes(&self, name: &str, request: Request) -> Result<Vec<Change>, ClientError> {
+        match self.request(request).await? {
+            Reply::Changes(changes) => Ok(changes),
+            other => Err(unexpected(name, &other)),
         }
     }
 
@@ -410,14 +562,29 @@ async fn open_connection(addr: &str, options: &ClientOptions) -> Result<Connecti
     Ok(Connection::start(addr, framed, &welcome, options.max_frame))
 }
 
-/// A task as a job for `queue`.
-fn new_job<T: Task>(queue: &str, task: &T, options: JobOptions) -> Result<NewJob, ClientError> {
-    let args = codec::encode_value(task).map_err(ClientError::Encode)?;
+/// `task` as a job of one task for `queue`, unnamed (the server names it after its kind).
+pub(crate) fn one_task_job<T: Task>(
+    queue: &str,
+    frames: Option<&str>,
+    task: &T,
+    options: JobOptions,
+) -> Result<NewJob, ClientError> {
     Ok(NewJob {
         queue: queue.to_owned(),
         kind: T::KIND.to_owned(),
-        args,
+        name: String::new(),
+        submitter: String::new(),
+        runs: String::new(),
         options,
+        tasks: vec![new_task(frames, task)?],
+    })
+}
+
+/// `task` encoded as one task of a job.
+pub(crate) fn new_task<T: Task>(frames: Option<&str>, task: &T) -> Result<NewTask, ClientError> {
+    Ok(NewTask {
+        frames: frames.map(str::to_owned),
+        args: codec::encode_value(task).map_err(ClientError::Encode)?,
     })
 }
 
@@ -435,16 +602,44 @@ fn check_job(job: &NewJob) -> Result<(), ClientError> {
             job.queue
         )));
     }
+    if job.tasks.is_empty() {
+        return Err(ClientError::Invalid(format!(
+            "job `{}` for queue `{}` has no tasks; add at least one",
+            job.name, job.queue
+        )));
+    }
     Ok(())
 }
 
-/// Checks that a record is about the job asked for.
-fn check_status(id: JobId, status: JobStatus) -> Result<JobStatus, ClientError> {
-    if status.id == id {
+/// Whether a job's record is that of the job `asked` names.
+fn is_job(asked: JobRef, id: JobId, number: u64) -> bool {
+    match asked {
+        JobRef::Id(asked) => asked == id,
+        JobRef::Number(asked) => asked == number,
+    }
+}
+
+/// Checks that a job's record is about the job asked for.
+fn check_job_status(asked: JobRef, status: JobStatus) -> Result<JobStatus, ClientError> {
+    if is_job(asked, status.job.id, status.job.number) {
         Ok(status)
     } else {
         Err(ClientError::Protocol(format!(
-            "asked about job {id}, it answered with the record of job {}",
+            "asked about job {asked}, it answered with the record of job {} ({})",
+            status.job.number, status.job.id
+        )))
+    }
+}
+
+/// Checks that a task's record is about the task asked for.
+fn check_task_status(asked: TaskRef, status: TaskStatus) -> Result<TaskStatus, ClientError> {
+    let same_index = asked.index.is_none_or(|index| index == status.id.index);
+    if is_job(asked.job, status.id.job, status.number) && same_index {
+        Ok(status)
+    } else {
+        Err(ClientError::Protocol(format!(
+            "asked about task {asked}, it answered with the record of task {} ({})",
+            status.label(),
             status.id
         )))
     }
@@ -453,7 +648,7 @@ fn check_status(id: JobId, status: JobStatus) -> Result<JobStatus, ClientError> 
 /// The server returned a number of ids other than the number of jobs submitted.
 fn wrong_id_count(submitted: usize, returned: usize) -> ClientError {
     ClientError::Protocol(format!(
-        "{submitted} jobs were submitted but it returned {returned} ids"
+        "{submitted} jobs were submitted but it acknowledged {returned}"
     ))
 }
 
@@ -463,6 +658,7 @@ fn unexpected(request: &str, reply: &Reply) -> ClientError {
         Reply::Submitted(_) => "Submitted",
         Reply::Ended(_) => "Ended",
         Reply::Job(_) => "Job",
+        Reply::Task(_) => "Task",
         Reply::Info(_) => "Info",
         Reply::Registered { .. } => "Registered",
         Reply::Ack => "Ack",

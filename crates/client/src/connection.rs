@@ -328,14 +328,14 @@ async fn read_replies(mut frames: Framed<ReadHalf<Stream>, Codec>, shared: Arc<S
                 return;
             }
             Some(Ok(ServerFrame::Event { id, event })) => shared.event(id, event),
-            Some(Ok(ServerFrame::Cancel { job, .. })) => {
-                warn!(server = %shared.addr, job = %job, "ignoring a cancel sent to a client connection");
+            Some(Ok(ServerFrame::Cancel { task, .. })) => {
+                warn!(server = %shared.addr, task = %task, "ignoring a cancel sent to a client connection");
             }
             Some(Ok(ServerFrame::Assign(assignment))) => {
                 warn!(
                     server = %shared.addr,
-                    job = %assignment.job,
-                    "ignoring a job assignment sent to a client connection"
+                    task = %assignment.task,
+                    "ignoring a task assignment sent to a client connection"
                 );
             }
             Some(Err(error)) => {

@@ -9,7 +9,7 @@
 use std::io;
 use std::time::Duration;
 
-use buildcat_proto::{CodecError, Failure, HandshakeError, JobId, RequestError};
+use buildcat_proto::{CodecError, Failure, HandshakeError, RequestError};
 
 /// Why a connection, a request or a job did not give the answer asked for.
 #[derive(Debug, thiserror::Error)]
@@ -109,19 +109,19 @@ pub enum ClientError {
     /// The server answered with a reply that does not fit the request.
     #[error("the server broke the protocol: {0}")]
     Protocol(String),
-    /// The job ended in failure after its last attempt.
-    #[error("job {id} failed: {}", describe_failure(.failure.as_ref()))]
+    /// A task ended in failure after its last attempt.
+    #[error("task {task} failed: {}", describe_failure(.failure.as_ref()))]
     JobFailed {
-        /// The job.
-        id: JobId,
+        /// The task as people name it, `42.3`.
+        task: String,
         /// Why, as the server recorded it (exit code and output tail included).
         failure: Option<Failure>,
     },
-    /// The job was canceled before it finished.
-    #[error("job {id} was canceled")]
+    /// A task was canceled before it finished.
+    #[error("task {task} was canceled")]
     JobCanceled {
-        /// The job.
-        id: JobId,
+        /// The task as people name it, `42.3`.
+        task: String,
     },
     /// A request could not be encoded, e.g. a batch over the server's frame limit.
     #[error("could not encode the request: {0}")]
@@ -151,12 +151,12 @@ pub enum ClientError {
         /// The capacity of the channel that filled.
         capacity: usize,
     },
-    /// A finished job's result is not a value of its task's output type.
-    #[error("could not decode the result of job {id} (kind {kind}): {error}")]
+    /// A finished task's result is not a value of its task type's output type.
+    #[error("could not decode the result of task {task} (kind {kind}): {error}")]
     Decode {
-        /// The job.
-        id: JobId,
-        /// The job's kind, which names the output type expected.
+        /// The task as people name it, `42.3`.
+        task: String,
+        /// The task's kind, which names the output type expected.
         kind: String,
         /// What the decoder said.
         error: CodecError,
@@ -328,11 +328,13 @@ mod tests {
 
     #[test]
     fn a_failure_without_reason_says_so() {
-        let id = JobId(uuid::Uuid::nil());
-        let error = ClientError::JobFailed { id, failure: None };
+        let error = ClientError::JobFailed {
+            task: "42.3".to_owned(),
+            failure: None,
+        };
         assert_eq!(
             error.to_string(),
-            format!("job {id} failed: the server recorded no reason")
+            "task 42.3 failed: the server recorded no reason"
         );
     }
 }

@@ -9,16 +9,20 @@
 //!     let client = Client::connect("127.0.0.1:2228").await?;
 //!     let job = client.submit("default", &WorkerInfo).await?;
 //!     let report = job.wait().await?;
-//!     println!("job {} ran on {}", job.id(), report.worker.name);
+//!     println!("job {} ran on {}", job.number(), report.worker.name);
 //!     Ok(())
 //! }
 //! ```
 //!
 //! A tour of the modules:
 //! - `client`: [`Client`] and [`ClientOptions`]. Connecting, then typed requests
-//!   (`submit`, `wait_job`, `job`, `info`) over one connection that every clone shares.
+//!   (`submit`, `wait_job`, `job`, `task`, `cancel`, `pause`, `info`, ...) over one
+//!   connection that every clone shares. Jobs are named by [`JobRef`] (`42` or an id) and
+//!   tasks by [`TaskRef`] (`42.3`).
+//! - `builder`: [`JobBuilder`], one named job of many tasks (a render in chunks).
 //! - `handle`: [`JobHandle`] ties a submitted job to its task type, so `wait` returns the
-//!   task's output.
+//!   task's output (`wait_all`, each task's of a job of many).
+//! - `submitter`: [`submitter()`], `user@host`, which every submission records.
 //! - `connect`: opening a connection. Resolves the address, connects over TCP and
 //!   exchanges hellos, each step bounded by its timeout.
 //! - `connection`: many requests at once over the welcomed socket. A writer task batches
@@ -32,21 +36,27 @@
 //! never sees bytes, only typed frames.
 #![deny(missing_docs)]
 
+mod builder;
 mod client;
 mod connect;
 mod connection;
 mod error;
 mod handle;
 mod reconnect;
+mod submitter;
 pub mod tls;
 
 pub use buildcat_proto as proto;
 pub use buildcat_proto::{
-    DEFAULT_PORT, Failure, FarmInfo, JobId, JobOptions, JobState, JobStatus, LogPage, NewJob,
-    Reply, Request, RequestError, Task, WorkerInfo, WorkerInfoReport,
+    Change, Changed, DEFAULT_PORT, Dependency, Failure, FarmInfo, JobEvent, JobId, JobOptions,
+    JobQuery, JobRef, JobState, JobStatus, JobSummary, LogPage, NewJob, NewTask, Reply, Request,
+    RequestError, Requeue, Submitted, Task, TaskId, TaskRef, TaskState, TaskStatus, TaskSummary,
+    WorkerInfo, WorkerInfoReport,
 };
+pub use builder::JobBuilder;
 pub use client::{Client, ClientOptions, JobListing};
 pub use error::{ClientError, ErrorKind};
 pub use handle::JobHandle;
 pub use reconnect::Reconnect;
+pub use submitter::{submitter, submitter_user};
 pub use tls::TlsOptions;

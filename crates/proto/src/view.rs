@@ -5,14 +5,17 @@
 //! script reading it keeps working when the protocol changes. Each view is built from its
 //! wire type with `From`, in one place, instead of by hand in every front end.
 //!
+//! Times are RFC 3339 strings in UTC with milliseconds (`2026-11-28T14:38:04.123Z`,
+//! [`rfc3339`]); what has not happened yet is `null`.
+//!
 //! Fields are declared in alphabetical order: the JSON shape was first written through a
 //! sorted map, and end-to-end tests pin its bytes.
 
 use serde::Serialize;
 
 use crate::dcc::tool_for_kind;
-use crate::message::{FarmInfo, QueueSummary, Unserved, WorkerSummary};
-use crate::job::TaskState;
+use crate::job::{JobStatus, JobSummary, TaskCounts, TaskState, TaskSummary, Timestamp};
+use crate::message::{Change, FarmInfo, QueueSummary, Unserved, WorkerSummary};
 
 /// The farm at a glance: `buildcat info --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -138,5 +141,264 @@ impl From<&Unserved> for UnservedView {
             tasks: unserved.tasks,
             tool: tool_for_kind(&unserved.kind).map(str::to_owned),
         }
+    }
+}
+
+/// A job as `buildcat jobs --json` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobView {
+    /// When it was submitted (RFC 3339), to tell old jobs from new.
+    pub created: String,
+    /// Its stable id (a UUID), for programs.
+    pub id: String,
+    /// Its name for people (`shot.blend 1-240`).
+    pub name: String,
+    /// Its farm-wide number, as people name it (`buildcat status 42`).
+    pub number: u64,
+    /// Its priority now (higher runs first in its queue).
+    pub priority: i32,
+    /// Its queue.
+    pub queue: String,
+    /// Derived from its tasks: queued, running, paused, finished, failed, canceled.
+    pub state: String,
+    /// Who submitted it, `user@host`, to find one's own jobs.
+    pub submitter: String,
+    /// Its tasks by state, for a bar of tasks done.
+    pub tasks: TaskCountsView,
+}
+
+/// A job's tasks counted by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TaskCountsView {
+    /// Canceled tasks.
+    pub canceled: u64,
+    /// Tasks waiting for the jobs or tasks they run after (counted in `total` too, so the
+    /// counts add up).
+    pub deferred: u64,
+    /// Failed tasks, which `requeue` puts back.
+    pub failed: u64,
+    /// Finished tasks: the work done.
+    pub finished: u64,
+    /// Queued tasks held by a pause of the job or its queue.
+    pub paused: u64,
+    /// Tasks waiting for a worker.
+    pub queued: u64,
+    /// Tasks running now.
+    pub started: u64,
+    /// Tasks in all.
+    pub total: u64,
+}
+
+/// A job with its tasks, as `buildcat status JOB --json` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobStatusView {
+    /// When it was submitted (RFC 3339).
+    pub created: String,
+    /// When its last task ended (RFC 3339), `null` while any has not: retention counts
+    /// from here.
+    pub ended: Option<String>,
+    /// Its stable id (a UUID), for programs.
+    pub id: String,
+    /// Its tasks' kind (`buildcat.blender.render`), which says what tool runs it.
+    pub kind: String,
+    /// Its name for people.
+    pub name: String,
+    /// Its farm-wide number.
+    pub number: u64,
+    /// Its priority now.
+    pub priority: i32,
+    /// Its queue.
+    pub queue: String,
+    /// What it runs, in words (the scene and frames, the command line).
+    pub runs: String,
+    /// Derived from its tasks.
+    pub state: String,
+    /// Who submitted it, `user@host`.
+    pub submitter: String,
+    /// Its tasks in index order.
+    pub tasks: Vec<TaskView>,
+}
+
+/// One task of a job, as `buildcat status JOB --json` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskView {
+    /// How many attempts it has had, to spot retries.
+    pub attempts: u32,
+    /// When it ended (RFC 3339), `null` while it has not.
+    pub ended: Option<String>,
+    /// The frames it renders (`1-10`), `null` for tasks that are not renders.
+    pub frames: Option<String>,
+    /// Its index in the job: the `3` of `42.3`.
+    pub index: u32,
+    /// Why it failed or was canceled, `null` otherwise.
+    pub reason: Option<String>,
+    /// When its latest attempt started (RFC 3339), `null` before the first.
+    pub started: Option<String>,
+    /// queued, started, finished, failed, canceled, deferred or paused.
+    pub state: String,
+    /// The worker of its latest attempt, `null` before the first.
+    pub worker: Option<String>,
+}
+
+impl From<&JobSummary> for JobView {
+    fn from(job: &JobSummary) -> Self {
+        JobView {
+            created: rfc3339(job.created_at),
+            id: job.id.to_string(),
+            name: job.name.clone(),
+            number: job.number,
+            priority: job.options.priority,
+            queue: job.queue.clone(),
+            state: job.state.as_str().to_owned(),
+            submitter: job.submitter.clone(),
+            tasks: TaskCountsView::from(&job.tasks),
+        }
+    }
+}
+
+impl From<&TaskCounts> for TaskCountsView {
+    fn from(counts: &TaskCounts) -> Self {
+        TaskCountsView {
+            canceled: counts.canceled,
+            deferred: counts.deferred,
+            failed: counts.failed,
+            finished: counts.finished,
+            paused: counts.paused,
+            queued: counts.queued,
+            started: counts.started,
+            total: counts.total,
+        }
+    }
+}
+
+impl From<&JobStatus> for JobStatusView {
+    fn from(status: &JobStatus) -> Self {
+        let job = &status.job;
+        JobStatusView {
+            created: rfc3339(job.created_at),
+            ended: job.ended_at.map(rfc3339),
+            id: job.id.to_string(),
+            kind: job.kind.clone(),
+            name: job.name.clone(),
+            number: job.number,
+            priority: job.options.priority,
+            queue: job.queue.clone(),
+            runs: job.runs.clone(),
+            state: job.state.as_str().to_owned(),
+            submitter: job.submitter.clone(),
+            tasks: status.tasks.iter().map(TaskView::from).collect(),
+        }
+    }
+}
+
+impl From<&TaskSummary> for TaskView {
+    fn from(task: &TaskSummary) -> Self {
+        TaskView {
+            attempts: task.attempts,
+            ended: task.ended_at.map(rfc3339),
+            frames: task.frames.clone(),
+            index: task.index,
+            reason: task.reason.clone(),
+            started: task.started_at.map(rfc3339),
+            state: task.state.as_str().to_owned(),
+            worker: task.worker.clone(),
+        }
+    }
+}
+
+/// What a cancel, requeue, pause, resume, priority or delete did to one job or task it
+/// named: `buildcat cancel --json` and its siblings print `{"jobs": [...]}` of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeView {
+    /// Why nothing was done (an unknown job, a job in the wrong state); absent when done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The job's id; absent when nothing was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The job's number; absent when nothing was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
+    /// The job's state after the change; absent when nothing was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The job or task as the command named it (`42`, `42.3`, an id).
+    pub target: String,
+    /// How many of its tasks changed (0: there was nothing to do); absent when nothing
+    /// was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u32>,
+}
+
+impl From<&Change> for ChangeView {
+    fn from(change: &Change) -> Self {
+        let target = change.target.to_string();
+        match &change.result {
+            Ok(changed) => ChangeView {
+                error: None,
+                job: Some(changed.job.to_string()),
+                number: Some(changed.number),
+                state: Some(changed.state.as_str().to_owned()),
+                target,
+                tasks: Some(changed.tasks),
+            },
+            Err(error) => ChangeView {
+                error: Some(error.to_string()),
+                job: None,
+                number: None,
+                state: None,
+                target,
+                tasks: None,
+            },
+        }
+    }
+}
+
+/// A time as the views write it: RFC 3339 in UTC with milliseconds,
+/// `2026-11-28T14:38:04.123Z`.
+pub fn rfc3339(at: Timestamp) -> String {
+    const MILLIS_PER_DAY: u64 = 86_400_000;
+    let millis = at.0 % 1000;
+    let days = i64::try_from(at.0 / MILLIS_PER_DAY).unwrap_or(i64::MAX);
+    let secs = (at.0 % MILLIS_PER_DAY) / 1000;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days.saturating_add(719_468);
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_in_utc() {
+        assert_eq!(rfc3339(Timestamp(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339(Timestamp(951_782_400_000)),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            rfc3339(Timestamp(1_795_876_684_123)),
+            "2026-11-28T14:38:04.123Z"
+        );
     }
 }

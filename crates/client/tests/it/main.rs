@@ -14,8 +14,10 @@ mod requests;
 use std::future::IntoFuture;
 use std::time::Duration;
 
-use buildcat_client::{JobId, JobOptions, JobState, JobStatus};
-use buildcat_proto::Timestamp;
+use buildcat_client::{
+    JobId, JobOptions, JobState, JobStatus, JobSummary, TaskId, TaskState, TaskStatus, TaskSummary,
+};
+use buildcat_proto::{TaskCounts, Timestamp};
 
 /// Awaits `future`, failing the test if it takes more than ten seconds: an upper bound for
 /// something that should happen at once, never a wait for something to happen.
@@ -32,15 +34,61 @@ pub fn job_id(n: u128) -> JobId {
     ))
 }
 
-/// The record of a `buildcat.worker.info` job in `state`, with nothing else set.
-pub fn status(id: JobId, state: JobState) -> JobStatus {
+/// The record of a `buildcat.worker.info` job number `number` with one task per entry of
+/// `tasks`, in those states; its state and counts derived from them.
+pub fn job_status(id: JobId, number: u64, tasks: &[TaskState]) -> JobStatus {
+    let mut counts = TaskCounts {
+        total: tasks.len() as u64,
+        ..TaskCounts::default()
+    };
+    for &state in tasks {
+        *counts.count_mut(state) += 1;
+    }
+    let created_at = Timestamp(1_718_000_000_000);
     JobStatus {
-        id,
-        queue: "default".to_owned(),
+        job: JobSummary {
+            id,
+            number,
+            name: "worker-info".to_owned(),
+            queue: "default".to_owned(),
+            kind: "buildcat.worker.info".to_owned(),
+            submitter: "render@ws01".to_owned(),
+            runs: String::new(),
+            options: JobOptions::default(),
+            state: JobState::derive(&counts, false),
+            paused: false,
+            created_at,
+            ended_at: None,
+            tasks: counts,
+        },
+        tasks: tasks
+            .iter()
+            .zip(0..)
+            .map(|(&state, index)| TaskSummary {
+                index,
+                frames: None,
+                state,
+                worker: None,
+                attempts: 0,
+                started_at: None,
+                ended_at: None,
+                reason: None,
+                progress: None,
+            })
+            .collect(),
+    }
+}
+
+/// The record of task `index` of a `buildcat.worker.info` job in `state`, with nothing else
+/// set.
+pub fn task_status(id: JobId, number: u64, index: u32, state: TaskState) -> TaskStatus {
+    TaskStatus {
+        id: TaskId::new(id, index),
+        number,
         kind: "buildcat.worker.info".to_owned(),
+        frames: None,
         state,
-        options: JobOptions::default(),
-        created_at: Timestamp(1_718_000_000_000),
+        max_attempts: 1,
         ended_at: None,
         attempts: Vec::new(),
         result: None,

@@ -1,7 +1,10 @@
 //! Requests on one connection: matching replies to callers, refusals, and a connection
 //! that ends while requests wait.
 
-use buildcat_client::{Client, ClientError, ErrorKind, JobState, NewJob, RequestError};
+use buildcat_client::{
+    Client, ClientError, ErrorKind, JobRef, NewJob, NewTask, RequestError, TaskId, TaskRef,
+    TaskState,
+};
 use buildcat_proto::{
     Assignment, FarmInfo, JobEvent, JobOptions, LogPage, Reply, Request, ServerFrame,
 };
@@ -9,7 +12,7 @@ use futures_util::future::join_all;
 use tokio::sync::mpsc;
 
 use crate::fake::FakeServer;
-use crate::{job_id, status, within};
+use crate::{job_id, job_status, within};
 
 #[tokio::test]
 async fn replies_out_of_order_reach_their_callers() {
@@ -21,13 +24,13 @@ async fn replies_out_of_order_reach_their_callers() {
         let mut asked = Vec::new();
         for _ in 0..COUNT {
             let frame = session.request().await;
-            let Request::Job(id) = frame.request else {
-                panic!("expected a Job request, got {:?}", frame.request);
+            let Request::Job(JobRef::Id(id)) = frame.request else {
+                panic!("expected a Job request by id, got {:?}", frame.request);
             };
             asked.push((frame.id, id));
         }
         for (request, job) in asked.into_iter().rev() {
-            let record = status(job, JobState::Queued);
+            let record = job_status(job, 1, &[TaskState::Queued]);
             session.reply(request, Ok(Reply::Job(record))).await;
         }
     });
@@ -35,7 +38,7 @@ async fn replies_out_of_order_reach_their_callers() {
     let ids: Vec<_> = (0..COUNT as u128).map(job_id).collect();
     let answers = within(join_all(ids.iter().map(|&id| client.job(id)))).await;
     for (id, answer) in ids.iter().zip(answers) {
-        assert_eq!(answer.unwrap().id, *id);
+        assert_eq!(answer.unwrap().job.id, *id);
     }
     within(script).await.unwrap();
 }
@@ -44,7 +47,7 @@ async fn replies_out_of_order_reach_their_callers() {
 async fn a_refused_request_says_why_and_keeps_the_connection() {
     let server = FakeServer::bind().await;
     let addr = server.addr.clone();
-    let missing = job_id(7);
+    let missing = JobRef::Number(99);
     let script = tokio::spawn(async move {
         let mut session = server.session().await;
         let frame = session.request().await;
@@ -63,9 +66,9 @@ async fn a_refused_request_says_why_and_keeps_the_connection() {
         "{error:?}"
     );
     assert!(
-        error.to_string().starts_with(&format!(
-            "the server refused the request: no job with id {missing}"
-        )),
+        error
+            .to_string()
+            .starts_with("the server refused the request: no job 99 (it may have been deleted"),
         "{error}"
     );
     within(client.info()).await.unwrap();
@@ -169,8 +172,14 @@ async fn a_request_over_the_servers_frame_limit_fails_alone() {
     let job = NewJob {
         queue: "default".to_owned(),
         kind: "studio.big".to_owned(),
-        args: vec![0; 4096],
+        name: String::new(),
+        submitter: String::new(),
+        runs: String::new(),
         options: JobOptions::default(),
+        tasks: vec![NewTask {
+            frames: None,
+            args: vec![0; 4096],
+        }],
     };
     let error = within(client.submit_jobs(vec![job])).await.unwrap_err();
     assert!(matches!(error, ClientError::Encode(_)), "{error:?}");
@@ -193,7 +202,7 @@ async fn a_reply_nobody_waits_for_is_dropped() {
         let frame = session.request().await;
         asked_tx.send(()).unwrap();
         abandoned_rx.await.unwrap();
-        let late = status(job_id(3), JobState::Finished);
+        let late = job_status(job_id(3), 3, &[TaskState::Finished]);
         session.reply(frame.id, Ok(Reply::Ended(late))).await;
         let frame = session.request().await;
         session
@@ -222,19 +231,18 @@ async fn ten_thousand_requests_in_flight_share_one_connection() {
         let mut session = server.session().await;
         for _ in 0..COUNT {
             let frame = session.request().await;
-            let Request::Job(id) = frame.request else {
-                panic!("expected a Job request, got {:?}", frame.request);
+            let Request::Job(JobRef::Id(id)) = frame.request else {
+                panic!("expected a Job request by id, got {:?}", frame.request);
             };
-            session
-                .reply(frame.id, Ok(Reply::Job(status(id, JobState::Queued))))
-                .await;
+            let record = job_status(id, 1, &[TaskState::Queued]);
+            session.reply(frame.id, Ok(Reply::Job(record))).await;
         }
     });
     let client = within(Client::connect(&addr)).await.unwrap();
     let ids: Vec<_> = (0..COUNT as u128).map(job_id).collect();
     let answers = within(join_all(ids.iter().map(|&id| client.job(id)))).await;
     for (id, answer) in ids.iter().zip(answers) {
-        assert_eq!(answer.unwrap().id, *id);
+        assert_eq!(answer.unwrap().job.id, *id);
     }
     within(script).await.unwrap();
 }
@@ -271,7 +279,10 @@ async fn a_job_assignment_sent_to_a_client_is_ignored() {
         let frame = session.request().await;
         session
             .send(ServerFrame::Assign(Assignment {
-                job: job_id(4),
+                task: TaskId::new(job_id(4), 0),
+                number: 4,
+                name: "worker-info".to_owned(),
+                frames: None,
                 attempt: 1,
                 queue: "default".to_owned(),
                 kind: "buildcat.worker.info".to_owned(),
@@ -296,19 +307,19 @@ async fn a_follower_that_does_not_keep_up_is_ended_as_lagged() {
     const CAPACITY: usize = 2;
     let server = FakeServer::bind().await;
     let addr = server.addr.clone();
-    let job = job_id(1);
+    let task = TaskId::new(job_id(1), 2);
     let script = tokio::spawn(async move {
         let mut session = server.session().await;
         let frame = session.request().await;
         let asked = Request::Logs {
-            job,
+            task: TaskRef::from(task),
             from: 0,
             follow: true,
         };
         assert_eq!(frame.request, asked);
         for number in 0..=CAPACITY {
             let event = JobEvent::Log {
-                job,
+                task,
                 page: LogPage {
                     lines: vec![format!("line {number}")],
                     ..LogPage::default()
@@ -330,7 +341,7 @@ async fn a_follower_that_does_not_keep_up_is_ended_as_lagged() {
     let client = within(Client::connect(&addr)).await.unwrap();
     let (events, mut received) = mpsc::channel(CAPACITY);
     // Nothing reads `received` while following.
-    let error = within(client.follow_logs(job, 0, events))
+    let error = within(client.follow_logs(task, 0, events))
         .await
         .unwrap_err();
     assert!(
