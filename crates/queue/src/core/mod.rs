@@ -666,6 +666,10 @@ impl Core {
         workers.sort_by(|a, b| a.name.cmp(&b.name));
         let mut unserved = Vec::new();
         for (name, queue) in &self.queues {
+            if queue.paused {
+                // Held by a person, not waiting for a worker.
+                continue;
+            }
             for (kind, tasks) in &queue.pending_kinds {
                 let served = self.workers.values().any(|worker| {
                     worker.kinds.contains(&**kind)
