@@ -415,6 +415,8 @@ impl Job {
     /// Task `index`'s record as stored (its state as kept, never paused).
     pub(super) fn stored_status(&self, index: u32) -> Option<TaskStatus> {
         let mut status = self.task_status(index, false)?;
+        // As kept: a held task is stored queued, its pause is its job's.
+        status.state = self.task(index)?.state;
         status.progress = None;
         Some(status)
     }

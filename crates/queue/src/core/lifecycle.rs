@@ -762,6 +762,10 @@ impl Core {
 
     /// Tells every client waiting on job `id` that it ended.
     fn announce_end(&mut self, id: JobId) {
+        if !self.waiters.contains_key(&id) && !self.watchers.contains_key(&id) {
+            // Most jobs end with nobody waiting: build no status for them.
+            return;
+        }
         let Some(status) = self.job_status(id) else {
             return;
         };

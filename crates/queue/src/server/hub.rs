@@ -537,7 +537,7 @@ mod tests {
 
         fn read_output(
             &mut self,
-            _job: buildcat_proto::JobId,
+            _task: buildcat_proto::TaskId,
             from: u64,
             _max_bytes: usize,
         ) -> Result<buildcat_proto::LogPage, StoreError> {

@@ -591,8 +591,14 @@ mod tests {
         let job = NewJob {
             queue: "q".to_owned(),
             kind: "k".to_owned(),
-            args: vec![7; args],
+            name: String::new(),
+            submitter: "test@host".to_owned(),
+            runs: String::new(),
             options: JobOptions::default(),
+            tasks: vec![buildcat_proto::NewTask {
+                frames: None,
+                args: vec![7; args],
+            }],
         };
         ClientFrame {
             id,
