@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{
     Farm, PATIENCE, Sleeper, Streaming, assert_success, count, describe, job_number, json, stderr,
-    stdout, worker,
+    stdout, text, worker,
 };
 
 /// A path as a command-line argument.
@@ -116,12 +116,10 @@ fn a_job_reports_its_failure_its_result_and_what_it_saw() {
 
     let output = farm.run(&["run", "--json", "--", "true"]);
     assert_success(&output, "`buildcat run --json -- true`");
-    let submitted = json(&output);
-    let ids = submitted["jobs"]
-        .as_array()
-        .filter(|ids| ids.len() == 1 && submitted.as_object().is_some_and(|o| o.len() == 1))
-        .unwrap_or_else(|| panic!("not {{\"jobs\": [ID]}}: {submitted}"));
-    let id = ids[0].as_str().expect("a job id is a string").to_owned();
+    let (number, tasks) = crate::render::submitted(&output);
+    assert_eq!(tasks, 1, "{}", describe(&output));
+    let id = text(&json(&output), "/job").to_owned();
+    assert_eq!(farm.job(&id)["number"].to_string(), number);
     let status = farm.wait_for_status(&id, "finished", |status| {
         status["state"] != "queued" && status["state"] != "started"
     });
@@ -135,11 +133,15 @@ fn a_job_reports_its_failure_its_result_and_what_it_saw() {
         "--",
         "sh",
         "-c",
-        "echo \"$BUILDCAT_JOB_ID\"; pwd -P",
+        "echo \"$BUILDCAT_JOB_ID\"; echo \"$BUILDCAT_TASK\"; pwd -P",
     ]);
-    assert_success(&output, "a job printing its id and directory");
-    let id = job_number(&output);
-    assert_eq!(logs(&farm, &id), [id.clone(), root.display().to_string()]);
+    assert_success(&output, "a job printing its id, task and directory");
+    let number = job_number(&output);
+    let id = text(&farm.job(&number), "/id").to_owned();
+    assert_eq!(
+        logs(&farm, &number),
+        [id, format!("{number}.0"), root.display().to_string()]
+    );
 }
 
 /// Guards `logs --follow`: on a job that printed one line and waits, it prints that line,
@@ -210,7 +212,10 @@ fn timeouts_and_cancels_stop_the_whole_process_tree() {
     sleeper.wait_for(2, "both sleeps of the job to cancel are running");
     let output = farm.run(&["cancel", &running]);
     assert_success(&output, "`buildcat cancel` of a running job");
-    assert_eq!(stdout(&output), format!("canceled {running}: job canceled\n"));
+    assert_eq!(
+        stdout(&output),
+        format!("canceled {running}: job canceled\n")
+    );
     let status = farm.status(&running);
     assert_eq!(status["state"], "canceled", "{status:#}");
     sleeper.wait_for(0, "the canceled job's processes are gone");
@@ -304,8 +309,19 @@ fn failed_attempts_are_retried_and_failed_jobs_can_be_requeued() {
     let output = farm.run(&["requeue", "--json", &failed]);
     assert_success(&output, "`buildcat requeue --json JOB`");
     let changed = json(&output);
-    assert_eq!(changed["jobs"][0]["number"].to_string(), failed, "{changed:#}");
-    assert_eq!(changed["jobs"][0]["state"], "queued", "{changed:#}");
+    assert_eq!(
+        changed["jobs"][0]["number"].to_string(),
+        failed,
+        "{changed:#}"
+    );
+    // The job's state once requeued: queued, or running if the idle worker took it at once.
+    assert!(
+        matches!(
+            changed["jobs"][0]["state"].as_str(),
+            Some("queued" | "running")
+        ),
+        "{changed:#}"
+    );
     assert_eq!(changed["jobs"][0]["tasks"], 1, "{changed:#}");
     let status = farm.wait_for_status(&failed, "finished after the requeue", |status| {
         status["state"] == "finished"
@@ -324,9 +340,17 @@ fn failed_attempts_are_retried_and_failed_jobs_can_be_requeued() {
     touch(&root.join("go"));
     let output = farm.run(&["requeue", "--failed", "--queue", "default"]);
     assert_success(&output, "`buildcat requeue --failed --queue default`");
+    // Each line names the job and its state once requeued: queued, or running if the
+    // worker took it at once.
+    let said = stdout(&output);
+    let requeued: Vec<&str> = said
+        .lines()
+        .map(|line| line.split_once(": job ").map_or(line, |(head, _)| head))
+        .collect();
     assert_eq!(
-        stdout(&output),
-        format!("requeued {first}: job queued\nrequeued {second}: job queued\n")
+        requeued,
+        [format!("requeued {first}"), format!("requeued {second}")],
+        "{said}"
     );
     for job in [&first, &second] {
         farm.wait_for_status(job, "finished after requeue --failed", |status| {
@@ -336,7 +360,11 @@ fn failed_attempts_are_retried_and_failed_jobs_can_be_requeued() {
     assert_eq!(farm.status(&elsewhere)["state"], "failed");
     let output = farm.run(&["requeue", "--failed"]);
     assert_success(&output, "`buildcat requeue --failed`");
-    assert_eq!(stdout(&output), format!("requeued {elsewhere}: job queued\n"));
+    let said = stdout(&output);
+    assert!(
+        said.starts_with(&format!("requeued {elsewhere}: job ")) && said.lines().count() == 1,
+        "{said}"
+    );
     farm.wait_for_status(&elsewhere, "finished after requeue --failed", |status| {
         status["state"] == "finished"
     });
@@ -589,8 +617,8 @@ fn jobs_lists_by_state_and_queue_and_eta_prints_plain_lines() {
     for _ in 0..3 {
         let line = eta.next_line(PATIENCE);
         assert!(
-            line.starts_with("etaq: 2 jobs"),
-            "not a line about queue etaq and its 2 jobs: {line:?}"
+            line.starts_with("etaq: 2 tasks"),
+            "not a line about queue etaq and its 2 tasks: {line:?}"
         );
         assert!(
             !line.contains(['\r', '\u{1b}']),

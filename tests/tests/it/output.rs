@@ -192,7 +192,9 @@ fn a_listing_that_would_not_fit_a_frame_is_cut_and_says_so() {
     let name = "n".repeat(4000);
     let padding = "p".repeat(3900);
     for _ in 0..JOBS {
-        farm.submit(&["--queue", "unserved", "--name", &name, "--", "echo", &padding]);
+        farm.submit(&[
+            "--queue", "unserved", "--name", &name, "--", "echo", &padding,
+        ]);
     }
     let output = farm.run(&["jobs", "--limit", "1000", "--json"]);
     assert!(output.status.success(), "{}", describe(&output));
