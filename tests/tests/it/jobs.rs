@@ -425,9 +425,10 @@ fn priority_moves_a_later_job_ahead() {
 
 /// Guards the handles (issue 10): job numbers, `JOB.TASK` and full ids (`UUID`,
 /// `UUID.T`) work in `status`, `logs`, `wait`, `--after`, `cancel`, `requeue` and `delete`;
-/// `delete` refuses a job not ended with a message that says to cancel it first, and
-/// removes an ended one; numbers are never given out again, after a `delete` or a server
-/// restart; and jobs (numbers, names, states, tasks) survive the restart.
+/// `delete` refuses a running or queued job with a message that says to cancel it first,
+/// and removes a finished or canceled one; numbers are never given out again, after a
+/// `delete` or a server restart; and jobs (numbers, names, states, times, tasks) and a
+/// held queue survive the restart.
 #[test]
 fn numbers_and_task_handles_work_everywhere_and_are_never_reused() {
     let mut farm = Farm::start();
@@ -491,32 +492,49 @@ fn numbers_and_task_handles_work_everywhere_and_are_never_reused() {
     ok(&farm, &["requeue", &idle]);
     assert_eq!(task_states(&farm.job(&idle)), ["queued", "queued"]);
 
-    // delete: refused while not ended, then done.
-    let refused = farm.run(&["delete", &idle]);
-    assert!(
-        !refused.status.success(),
-        "`delete` of a queued job succeeded\n{}",
-        describe(&refused)
-    );
-    assert!(
-        stderr(&refused).contains("cancel"),
-        "the refusal does not say to cancel first\n{}",
-        describe(&refused)
-    );
+    // delete: refused while a job runs or waits, with a message that says to cancel first;
+    // an ended job (finished, canceled) goes at once, by number or by id.
+    let running = farm.submit(&[
+        "--",
+        "sh",
+        "-c",
+        "while [ ! -e release ]; do sleep 0.05; done",
+    ]);
+    farm.wait_for_status(&running, "started", |status| status["state"] == "started");
+    for job in [&running, &idle] {
+        let refused = farm.run(&["delete", job]);
+        assert!(
+            !refused.status.success(),
+            "`delete` of job {job}, not ended, succeeded\n{}",
+            describe(&refused)
+        );
+        assert!(
+            stderr(&refused).contains("cancel"),
+            "the refusal does not say to cancel first\n{}",
+            describe(&refused)
+        );
+    }
+    std::fs::write(root.join("release"), "").expect("could not write the release file");
+    ok(&farm, &["wait", &running]);
+    ok(&farm, &["delete", &running]);
     ok(&farm, &["cancel", &idle]);
-    ok(&farm, &["delete", &idle]);
-    let gone = farm.run(&["status", &idle]);
-    assert!(
-        !gone.status.success(),
-        "a deleted job is still there\n{}",
-        describe(&gone)
-    );
-    let highest: u64 = idle.parse().expect("a number");
+    ok(&farm, &["delete", &idle_id]);
+    for job in [&running, &idle] {
+        let gone = farm.run(&["status", job]);
+        assert!(
+            !gone.status.success(),
+            "deleted job {job} is still there\n{}",
+            describe(&gone)
+        );
+    }
+    let highest: u64 = running.parse().expect("a number");
     let next = farm.submit(&["--queue", "nobody", "--", "true"]);
     let next: u64 = next.parse().expect("a number");
     assert_eq!(next, highest + 1, "a number after a delete");
     ok(&farm, &["cancel", &next.to_string()]);
     ok(&farm, &["delete", &next.to_string()]);
+    // A held queue is kept across the restart too.
+    ok(&farm, &["pause", "--queue", "nobody"]);
 
     // Restart: the same jobs, numbers, names, states and tasks; numbers go on.
     let kept = farm.jobs(&[]);
@@ -560,6 +578,15 @@ fn numbers_and_task_handles_work_everywhere_and_are_never_reused() {
         .parse()
         .expect("a number");
     assert_eq!(after_restart, next + 1, "a number after a restart");
+    let info = farm.info();
+    let held = crate::harness::queue(&info, "nobody").map(|queue| queue["held"].clone());
+    assert_eq!(
+        held,
+        Some(Value::Bool(true)),
+        "the held queue after a restart: {info:#}"
+    );
+    let status = farm.job(&after_restart.to_string());
+    assert_eq!(task_states(&status), ["paused"], "{status:#}");
     for (after, before) in restarted.iter().zip(&statuses) {
         assert_eq!(
             after["ended"], before["ended"],
@@ -662,4 +689,29 @@ fn retention_removes_finished_jobs_and_keeps_failed_ones() {
     assert_eq!(kept["state"], "failed", "{listing:#}");
     let gone = farm.run(&["status", &finished]);
     assert!(!gone.status.success(), "{}", describe(&gone));
+}
+
+/// Guards `run` with a long command line: what a job runs is shown in a listing as text of
+/// at most 4 KiB, but the command itself is the worker's to run whole. A 5,000-byte
+/// argument (a long `sh -c` script, say) is accepted and reaches the program intact.
+#[test]
+fn a_command_line_longer_than_the_shown_text_still_runs() {
+    let farm = Farm::start();
+    let root = farm.make_dir("root");
+    let _worker = farm.worker_in(&root, &["--name", "l1"]);
+    let long = "a".repeat(5000);
+    let output = farm.run(&["run", "--wait", "--", "echo", &long]);
+    assert_success(&output, "`buildcat run --wait -- echo <5000 bytes>`");
+    let job = crate::harness::job_number(&output);
+    let printed = stdout(&ok(&farm, &["logs", &job]));
+    assert_eq!(
+        printed.trim_end(),
+        long,
+        "the argument did not arrive whole"
+    );
+    let status = farm.job(&job);
+    assert!(
+        text(&status, "/runs").starts_with("echo aaa"),
+        "`runs` does not say what it runs: {status:#}"
+    );
 }

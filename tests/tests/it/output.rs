@@ -185,7 +185,7 @@ fn a_listing_that_would_not_fit_a_frame_is_cut_and_says_so() {
     let farm = Farm::start_with(&["--max-frame", "1000000", "--quarantine-after", "0"]);
     let _worker: Proc = farm.worker(&[]);
     let fail_long = "head -c 100000 /dev/zero | tr '\\0' y; echo; exit 3";
-    let ids = vec![farm.submit(&["--", "sh", "-c", fail_long])];
+    let failing = farm.submit(&["--", "sh", "-c", fail_long]);
     farm.wait_for_info("the job with a long output to fail", |info| {
         crate::harness::count(info, "default", "failed") == Some(1)
     });
@@ -209,8 +209,8 @@ fn a_listing_that_would_not_fit_a_frame_is_cut_and_says_so() {
         "{}",
         describe(&output)
     );
-    let status = farm.status(&ids[0]);
+    let status = farm.status(&failing);
     assert_eq!(status["state"], "failed", "{status:#}");
-    let printed = logs(&farm, &[&ids[0]]);
+    let printed = logs(&farm, &[&failing]);
     assert_eq!(xs(&printed.replace('y', "x")), 100_000);
 }

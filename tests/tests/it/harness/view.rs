@@ -34,7 +34,7 @@ pub fn task_handle(handle: &str) -> String {
 }
 
 /// Job number `number` in a `jobs --json` view, if listed.
-pub fn listed<'a>(jobs: &'a Value, number: u64) -> Option<&'a Value> {
+pub fn listed(jobs: &Value, number: u64) -> Option<&Value> {
     jobs["jobs"]
         .as_array()?
         .iter()
