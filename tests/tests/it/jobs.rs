@@ -288,6 +288,25 @@ fn cancel_of_a_job_cancels_every_task_and_kills_the_running_ones() {
             == 2
     });
     assert_eq!(status["state"], "running", "{status:#}");
+    let info = farm.info();
+    let default = crate::harness::queue(&info, "default").expect("queue default listed");
+    assert_eq!(default["jobs"], 1, "one job not ended: {info:#}");
+    assert_eq!(default["started"], 2, "{info:#}");
+    assert_eq!(default["queued"], 2, "{info:#}");
+    let running: BTreeSet<String> = ["c1", "c2"]
+        .iter()
+        .map(|name| {
+            worker(&info, name)
+                .map_or("?", |w| text(w, "/task"))
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        running
+            .iter()
+            .all(|task| task.starts_with(&format!("{job}."))),
+        "the workers' tasks are not the job's: {info:#}"
+    );
 
     let canceled = json(&ok(&farm, &["cancel", &job, "--json"]));
     assert_eq!(canceled["jobs"][0]["tasks"], 4, "{canceled:#}");

@@ -65,10 +65,11 @@ pub(crate) fn millis(value: &Value) -> i64 {
 
 /// Guards what a job sees and what its end reports. A program that prints to stdout and
 /// stderr and exits 3, run with `--wait`, makes `run` exit non-zero with an error naming
-/// the job and the exit code; `status --json` shows the failed attempt (worker and
-/// outcome), the exit code and the output's tail, and `logs` prints both lines. `run
-/// --json` prints `{"jobs": [ID]}` and a finished command's result is `{"exit_code": 0}`.
-/// The program runs in the worker's root with its job's id in `BUILDCAT_JOB_ID`.
+/// the job (by number) and the exit code; `status N.0 --json` shows the task's failed
+/// attempt (worker and outcome), the exit code and the output's tail, and `logs` prints
+/// both lines. `run --json` prints `{"job": ID, "number": N, "tasks": 1}` and a finished
+/// command's result is `{"exit_code": 0}`. The program runs in the worker's root with its
+/// job's id in `BUILDCAT_JOB_ID` and its task's handle (`N.0`) in `BUILDCAT_TASK`.
 #[test]
 fn a_job_reports_its_failure_its_result_and_what_it_saw() {
     let farm = Farm::start();
