@@ -5,8 +5,9 @@
 //! is lost, nothing is left started or queued once the queue drains, and no job runs twice
 //! at the same time.
 //!
-//! The jobs mark their runs in files under `runs/` in the root, one file per job, named by
-//! the `BUILDCAT_JOB_ID` the worker gives them. A run holds an exclusive `flock` on the job's
+//! The jobs (each of one task) mark their runs in files under `runs/` in the root, one file
+//! per job, named by the job's number (from the `BUILDCAT_TASK` label, `42.0`, the worker
+//! gives them). A run holds an exclusive `flock` on the job's
 //! lock file while it runs; a run that cannot take it writes `overlap`, so two copies of a
 //! job running at once cannot go unnoticed, even on different workers.
 
@@ -19,8 +20,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::{
-    Client, Farm, Later, assert_success, count, describe, job_id, json, poll_within, queue, stdout,
-    text, worker,
+    Client, Farm, Later, assert_success, count, describe, job_number, json, poll_within, queue,
+    stdout, text, worker,
 };
 use crate::storage::Tmpfs;
 
@@ -32,7 +33,7 @@ const LONG_PATIENCE: Duration = Duration::from_secs(90);
 /// The job every chaos test runs: marks its run in `runs/JOB` (`run` at the start, `done` at
 /// the end, `overlap` if another run of the job holds the lock), sleeping between for the
 /// seconds given after the script (its `$0`), so that one script serves any length of job.
-const MARKED_JOB: &str = "f=runs/$BUILDCAT_JOB_ID; exec 9>>\"$f.lock\"; \
+const MARKED_JOB: &str = "f=runs/${BUILDCAT_TASK%.*}; exec 9>>\"$f.lock\"; \
      flock -n 9 || echo overlap >> \"$f\"; echo run >> \"$f\"; \
      sleep \"$0\"; echo done >> \"$f\"";
 
@@ -50,7 +51,7 @@ fn runs_dir(root: &Path) -> PathBuf {
     root.join("runs")
 }
 
-/// Every job on record, by id, from `buildcat jobs --json` (at most 1,000: the tests here
+/// Every job on record, by number, from `buildcat jobs --json` (at most 1,000: the tests here
 /// submit far fewer); fails the test if the listing fails or is cut short.
 fn all_jobs(farm: &Farm) -> BTreeMap<String, Value> {
     let output = farm.run(&["jobs", "--limit", "1000", "--json"]);
@@ -67,8 +68,8 @@ fn all_jobs(farm: &Farm) -> BTreeMap<String, Value> {
         .expect("a list of jobs")
         .iter()
         .map(|job| {
-            let id = job["id"].as_str().expect("a job id").to_owned();
-            (id, job.clone())
+            let number = job["number"].as_u64().expect("a job number").to_string();
+            (number, job.clone())
         })
         .collect()
 }
@@ -125,7 +126,7 @@ struct Submissions {
     gate: Mutex<Gate>,
     /// Signalled when the gate changes.
     gate_changed: Condvar,
-    /// Every job id a `buildcat run` printed before exiting 0: the acknowledged jobs.
+    /// Every job number a `buildcat run` printed before exiting 0: the acknowledged jobs.
     acknowledged: Mutex<Vec<String>>,
     /// How many `buildcat run` commands failed (refused or cut off by a kill), for messages.
     refused: Mutex<usize>,
@@ -185,7 +186,7 @@ impl Submissions {
             }
             let output = client.run(&["run", "--", "sh", "-c", MARKED_JOB, seconds]);
             if output.status.success() {
-                let id = job_id(&output);
+                let id = job_number(&output);
                 self.acknowledged
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -472,7 +473,7 @@ fn results_refused_on_a_full_disk_are_stored_once_space_returns() {
     let state = farm.make_dir("state");
     let state = state.to_str().expect("a UTF-8 path");
     // Each run waits for `release`, then marks its end as the crash test's jobs do.
-    let script = "f=runs/$BUILDCAT_JOB_ID; echo run >> \"$f\"; \
+    let script = "f=runs/${BUILDCAT_TASK%.*}; echo run >> \"$f\"; \
                   while [ ! -e release ]; do sleep 0.05; done; echo done >> \"$f\"";
     let jobs: Vec<String> = (0..FULL_DISK_JOBS)
         .map(|_| farm.submit(&["--", "sh", "-c", script]))
@@ -495,7 +496,7 @@ fn results_refused_on_a_full_disk_are_stored_once_space_returns() {
     crate::storage::fill(&filler);
     std::fs::write(root.join("release"), "").expect("could not create the release file");
     for worker in &mut workers {
-        worker.wait_for_log("could not take the result of job");
+        worker.wait_for_log("could not take the result of task");
     }
     farm.server().wait_for_log("could not commit to storage");
     for id in &running {

@@ -12,7 +12,7 @@ use buildcat_proto::{
     ClientFrame, HandshakeError, Hello, HelloReply, PROTOCOL_VERSION, Request, Role, ServerFrame,
 };
 
-use crate::harness::{Farm, PATIENCE, assert_success, job_id, json, stderr, text, worker};
+use crate::harness::{Farm, PATIENCE, assert_success, job_number, json, stderr, text, worker};
 
 /// How long the server may take to close a connection that says nothing: its handshake
 /// timeout is 5 s.
@@ -220,7 +220,7 @@ fn hostile_connections_are_closed_and_the_farm_carries_on() {
         let info = farm.wait_for_info("the worker running the job", |info| {
             worker(info, "steady").is_some_and(|w| w["state"] == "busy")
         });
-        let job = text(&info, "/workers/0/job").to_owned();
+        let task = text(&info, "/workers/0/task").to_owned();
 
         let mut wrong_magic = Hello::new(Role::Client);
         wrong_magic.magic = *b"NOTBCAT!";
@@ -330,7 +330,7 @@ fn hostile_connections_are_closed_and_the_farm_carries_on() {
             &output,
             "the client waiting through the hostile connections",
         );
-        assert_eq!(job_id(&output), job);
+        assert_eq!(format!("{}.0", job_number(&output)), task);
         assert!(stderr(&output).contains("released"), "{}", stderr(&output));
     });
 
@@ -451,6 +451,7 @@ fn one_clients_listings_do_not_hold_up_another_clients_info() {
             request: Request::Jobs(buildcat_proto::JobQuery {
                 queue: None,
                 state: None,
+                user: None,
                 limit: 1_000,
             }),
         };

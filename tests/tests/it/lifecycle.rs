@@ -8,8 +8,8 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    Farm, PATIENCE, Sleeper, Streaming, assert_success, count, describe, job_id, json, stderr,
-    stdout, worker,
+    Farm, PATIENCE, Sleeper, Streaming, assert_success, count, describe, job_number, json, stderr,
+    stdout, text, worker,
 };
 
 /// A path as a command-line argument.
@@ -42,7 +42,7 @@ fn attempts(status: &Value) -> &Vec<Value> {
 /// Milliseconds since the Unix epoch of an RFC 3339 time as `status --json` writes it
 /// (`2026-11-28T14:38:04.123Z`).
 #[track_caller]
-fn millis(value: &Value) -> i64 {
+pub(crate) fn millis(value: &Value) -> i64 {
     let text = value
         .as_str()
         .unwrap_or_else(|| panic!("not a time: {value}"));
@@ -65,10 +65,11 @@ fn millis(value: &Value) -> i64 {
 
 /// Guards what a job sees and what its end reports. A program that prints to stdout and
 /// stderr and exits 3, run with `--wait`, makes `run` exit non-zero with an error naming
-/// the job and the exit code; `status --json` shows the failed attempt (worker and
-/// outcome), the exit code and the output's tail, and `logs` prints both lines. `run
-/// --json` prints `{"jobs": [ID]}` and a finished command's result is `{"exit_code": 0}`.
-/// The program runs in the worker's root with its job's id in `BUILDCAT_JOB_ID`.
+/// the job (by number) and the exit code; `status N.0 --json` shows the task's failed
+/// attempt (worker and outcome), the exit code and the output's tail, and `logs` prints
+/// both lines. `run --json` prints `{"job": ID, "number": N, "tasks": 1}` and a finished
+/// command's result is `{"exit_code": 0}`. The program runs in the worker's root with its
+/// job's id in `BUILDCAT_JOB_ID` and its task's handle (`N.0`) in `BUILDCAT_TASK`.
 #[test]
 fn a_job_reports_its_failure_its_result_and_what_it_saw() {
     let farm = Farm::start();
@@ -88,14 +89,15 @@ fn a_job_reports_its_failure_its_result_and_what_it_saw() {
         "a job exiting 3 did not fail `run --wait`\n{}",
         describe(&output)
     );
-    let id = job_id(&output);
+    let id = job_number(&output);
     let message = stderr(&output);
     assert!(
         message.contains(&format!("job {id} failed")) && message.contains("exit code 3"),
         "the error does not name the job and the exit code:\n{message}"
     );
     let status = farm.status(&id);
-    assert_eq!(status["id"], id.as_str(), "{status:#}");
+    assert_eq!(status["task"], format!("{id}.0"), "{status:#}");
+    assert_eq!(status["number"].to_string(), id, "{status:#}");
     assert_eq!(status["state"], "failed", "{status:#}");
     assert_eq!(status["exit_code"], 3, "{status:#}");
     let attempts = attempts(&status);
@@ -115,12 +117,10 @@ fn a_job_reports_its_failure_its_result_and_what_it_saw() {
 
     let output = farm.run(&["run", "--json", "--", "true"]);
     assert_success(&output, "`buildcat run --json -- true`");
-    let submitted = json(&output);
-    let ids = submitted["jobs"]
-        .as_array()
-        .filter(|ids| ids.len() == 1 && submitted.as_object().is_some_and(|o| o.len() == 1))
-        .unwrap_or_else(|| panic!("not {{\"jobs\": [ID]}}: {submitted}"));
-    let id = ids[0].as_str().expect("a job id is a string").to_owned();
+    let (number, tasks) = crate::render::submitted(&output);
+    assert_eq!(tasks, 1, "{}", describe(&output));
+    let id = text(&json(&output), "/job").to_owned();
+    assert_eq!(farm.job(&id)["number"].to_string(), number);
     let status = farm.wait_for_status(&id, "finished", |status| {
         status["state"] != "queued" && status["state"] != "started"
     });
@@ -134,11 +134,15 @@ fn a_job_reports_its_failure_its_result_and_what_it_saw() {
         "--",
         "sh",
         "-c",
-        "echo \"$BUILDCAT_JOB_ID\"; pwd -P",
+        "echo \"$BUILDCAT_JOB_ID\"; echo \"$BUILDCAT_TASK\"; pwd -P",
     ]);
-    assert_success(&output, "a job printing its id and directory");
-    let id = job_id(&output);
-    assert_eq!(logs(&farm, &id), [id.clone(), root.display().to_string()]);
+    assert_success(&output, "a job printing its id, task and directory");
+    let number = job_number(&output);
+    let id = text(&farm.job(&number), "/id").to_owned();
+    assert_eq!(
+        logs(&farm, &number),
+        [id, format!("{number}.0"), root.display().to_string()]
+    );
 }
 
 /// Guards `logs --follow`: on a job that printed one line and waits, it prints that line,
@@ -191,7 +195,7 @@ fn timeouts_and_cancels_stop_the_whole_process_tree() {
         "a job past its timeout did not fail `run --wait`\n{}",
         describe(&output)
     );
-    let timed_out = job_id(&output);
+    let timed_out = job_number(&output);
     assert!(
         stderr(&output).contains("timed out"),
         "{}",
@@ -209,7 +213,10 @@ fn timeouts_and_cancels_stop_the_whole_process_tree() {
     sleeper.wait_for(2, "both sleeps of the job to cancel are running");
     let output = farm.run(&["cancel", &running]);
     assert_success(&output, "`buildcat cancel` of a running job");
-    assert_eq!(stdout(&output), format!("canceled {running}\n"));
+    assert_eq!(
+        stdout(&output),
+        format!("canceled {running}: job canceled\n")
+    );
     let status = farm.status(&running);
     assert_eq!(status["state"], "canceled", "{status:#}");
     sleeper.wait_for(0, "the canceled job's processes are gone");
@@ -221,7 +228,7 @@ fn timeouts_and_cancels_stop_the_whole_process_tree() {
     assert_eq!(status["state"], "canceled", "{status:#}");
     let output = farm.run(&["run", "--wait", "--", "true"]);
     assert_success(&output, "a job after the canceled one");
-    let finished = job_id(&output);
+    let finished = job_number(&output);
 
     let queued = farm.submit(&["--queue", "unserved", "--", "true"]);
     let info = farm.info();
@@ -279,7 +286,7 @@ fn failed_attempts_are_retried_and_failed_jobs_can_be_requeued() {
         root.join("marker").is_file(),
         "the first attempt did not run in the root"
     );
-    let status = farm.status(&job_id(&output));
+    let status = farm.status(&job_number(&output));
     assert_eq!(status["state"], "finished", "{status:#}");
     assert_eq!(status["max_attempts"], 3, "{status:#}");
     let tries = attempts(&status);
@@ -292,20 +299,31 @@ fn failed_attempts_are_retried_and_failed_jobs_can_be_requeued() {
         "{status:#}"
     );
     assert_eq!(tries[1]["outcome"], "finished", "{status:#}");
-    let waited = millis(&tries[1]["started_at"]) - millis(&tries[0]["ended_at"]);
+    let waited = millis(&tries[1]["started"]) - millis(&tries[0]["ended"]);
     assert!(waited >= 2000, "retried after {waited} ms: {status:#}");
 
     let output = farm.run(&["run", "--wait", "--", "sh", "-c", "test -e fixed"]);
     assert!(!output.status.success(), "{}", describe(&output));
-    let failed = job_id(&output);
+    let failed = job_number(&output);
     assert_eq!(farm.status(&failed)["state"], "failed");
     touch(&root.join("fixed"));
     let output = farm.run(&["requeue", "--json", &failed]);
     assert_success(&output, "`buildcat requeue --json JOB`");
+    let changed = json(&output);
     assert_eq!(
-        json(&output),
-        json!({ "jobs": [{ "job": failed, "state": "queued" }] })
+        changed["jobs"][0]["number"].to_string(),
+        failed,
+        "{changed:#}"
     );
+    // The job's state once requeued: queued, or running if the idle worker took it at once.
+    assert!(
+        matches!(
+            changed["jobs"][0]["state"].as_str(),
+            Some("queued" | "running")
+        ),
+        "{changed:#}"
+    );
+    assert_eq!(changed["jobs"][0]["tasks"], 1, "{changed:#}");
     let status = farm.wait_for_status(&failed, "finished after the requeue", |status| {
         status["state"] == "finished"
     });
@@ -317,15 +335,23 @@ fn failed_attempts_are_retried_and_failed_jobs_can_be_requeued() {
     let fail = |queue: &str| {
         let output = farm.run(&["run", "--wait", "--queue", queue, "--", "test", "-e", "go"]);
         assert!(!output.status.success(), "{}", describe(&output));
-        job_id(&output)
+        job_number(&output)
     };
     let (first, second, elsewhere) = (fail("default"), fail("default"), fail("other"));
     touch(&root.join("go"));
     let output = farm.run(&["requeue", "--failed", "--queue", "default"]);
     assert_success(&output, "`buildcat requeue --failed --queue default`");
+    // Each line names the job and its state once requeued: queued, or running if the
+    // worker took it at once.
+    let said = stdout(&output);
+    let requeued: Vec<&str> = said
+        .lines()
+        .map(|line| line.split_once(": job ").map_or(line, |(head, _)| head))
+        .collect();
     assert_eq!(
-        stdout(&output),
-        format!("requeued {first}\nrequeued {second}\n")
+        requeued,
+        [format!("requeued {first}"), format!("requeued {second}")],
+        "{said}"
     );
     for job in [&first, &second] {
         farm.wait_for_status(job, "finished after requeue --failed", |status| {
@@ -335,7 +361,11 @@ fn failed_attempts_are_retried_and_failed_jobs_can_be_requeued() {
     assert_eq!(farm.status(&elsewhere)["state"], "failed");
     let output = farm.run(&["requeue", "--failed"]);
     assert_success(&output, "`buildcat requeue --failed`");
-    assert_eq!(stdout(&output), format!("requeued {elsewhere}\n"));
+    let said = stdout(&output);
+    assert!(
+        said.starts_with(&format!("requeued {elsewhere}: job ")) && said.lines().count() == 1,
+        "{said}"
+    );
     farm.wait_for_status(&elsewhere, "finished after requeue --failed", |status| {
         status["state"] == "finished"
     });
@@ -358,7 +388,6 @@ fn a_dependent_job_waits_for_its_dependency_and_fails_with_it() {
     farm.wait_for_status(&first, "started", |status| status["state"] == "started");
     let status = farm.status(&after);
     assert_eq!(status["state"], "deferred", "{status:#}");
-    assert_eq!(status["after"], json!([first]), "{status:#}");
     touch(&root.join("go-a"));
     let status = farm.wait_for_status(&after, "ended", |status| {
         !matches!(
@@ -370,7 +399,7 @@ fn a_dependent_job_waits_for_its_dependency_and_fails_with_it() {
     let dependency = farm.status(&first);
     assert_eq!(dependency["state"], "finished", "{dependency:#}");
     assert!(
-        millis(&status["started_at"]) >= millis(&dependency["ended_at"]),
+        millis(&status["started"]) >= millis(&dependency["ended"]),
         "the dependent started before its dependency ended:\n{status:#}\n{dependency:#}"
     );
 
@@ -450,17 +479,15 @@ fn higher_priority_jobs_run_first() {
             .expect("submitted");
         let status = farm.status(id);
         assert_eq!(status["state"], "finished", "{status:#}");
-        assert_eq!(
-            status["priority"],
-            priority.parse::<i64>().expect("a number")
-        );
+        let job = farm.job(id);
+        assert_eq!(job["priority"], priority.parse::<i64>().expect("a number"));
         status
     };
     let ran: Vec<Value> = ["5", "1", "0"].into_iter().map(by_priority).collect();
     for pair in ran.windows(2) {
         let (earlier, later) = (&attempts(&pair[0])[0], &attempts(&pair[1])[0]);
         assert!(
-            millis(&later["started_at"]) >= millis(&earlier["ended_at"]),
+            millis(&later["started"]) >= millis(&earlier["ended"]),
             "not run one after the other in priority order:\n{:#}\n{:#}",
             pair[0],
             pair[1]
@@ -534,7 +561,7 @@ fn jobs_lists_by_state_and_queue_and_eta_prints_plain_lines() {
             "{}",
             describe(&output)
         );
-        job_id(&output)
+        job_number(&output)
     };
     let failed_a = run("la", "false");
     let finished_a = run("la", "true");
@@ -551,7 +578,7 @@ fn jobs_lists_by_state_and_queue_and_eta_prints_plain_lines() {
             .clone();
         for pair in jobs.windows(2) {
             assert!(
-                millis(&pair[0]["created_at"]) >= millis(&pair[1]["created_at"]),
+                millis(&pair[0]["created"]) >= millis(&pair[1]["created"]),
                 "not newest first: {jobs:#?}"
             );
         }
@@ -559,7 +586,7 @@ fn jobs_lists_by_state_and_queue_and_eta_prints_plain_lines() {
     };
     let ids = |jobs: &[Value]| -> Vec<String> {
         jobs.iter()
-            .map(|job| job["id"].as_str().expect("an id").to_owned())
+            .map(|job| job["number"].as_u64().expect("a number").to_string())
             .collect()
     };
     let failed = listed(&["--state", "failed"]);
@@ -591,8 +618,8 @@ fn jobs_lists_by_state_and_queue_and_eta_prints_plain_lines() {
     for _ in 0..3 {
         let line = eta.next_line(PATIENCE);
         assert!(
-            line.starts_with("etaq: 2 jobs"),
-            "not a line about queue etaq and its 2 jobs: {line:?}"
+            line.starts_with("etaq: 2 tasks"),
+            "not a line about queue etaq and its 2 tasks: {line:?}"
         );
         assert!(
             !line.contains(['\r', '\u{1b}']),

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use buildcat_proto::codec::{decode_value, encode_frame};
 use buildcat_proto::{
-    ClientFrame, Hello, HelloReply, JobOptions, JobQuery, NewJob, Reply, Request, Role, ServerFrame,
+    ClientFrame, Hello, HelloReply, JobOptions, JobQuery, NewJob, NewTask, Reply, Request, Role,
+    ServerFrame,
 };
 
 use crate::harness::{Farm, PATIENCE};
@@ -82,8 +83,14 @@ pub(crate) fn store_jobs(port: u16) {
         .map(|n| NewJob {
             queue: "stored".to_owned(),
             kind: "memory.test".to_owned(),
-            args: format!("job number {n}, with a few bytes of arguments").into_bytes(),
+            name: format!("stored {n}"),
+            submitter: "memory@test".to_owned(),
+            runs: "nothing: no worker serves its queue".to_owned(),
             options: JobOptions::default(),
+            tasks: vec![NewTask {
+                frames: None,
+                args: format!("job number {n}, with a few bytes of arguments").into_bytes(),
+            }],
         })
         .collect();
     let submit = ClientFrame {
@@ -135,6 +142,7 @@ fn flood_with_listings(port: u16) -> TcpStream {
             request: Request::Jobs(JobQuery {
                 queue: None,
                 state: None,
+                user: None,
                 limit: 1_000,
             }),
         };

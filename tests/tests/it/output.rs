@@ -175,21 +175,27 @@ fn logs_follow_starts_at_an_offset_and_streams_new_lines() {
 }
 
 /// The kind of fault behind item 8: no reply may pass the frame limit. With a 1 MB frame
-/// limit and 40 failed jobs, each carrying a long output tail in its record, `jobs --limit
+/// limit, one failed job with a long output and 130 queued jobs, each with a name and a
+/// command line near the longest kept (4 KiB each, in every listing entry), `jobs --limit
 /// 1000` asks for more than fits: the server lists what fits and says there is more, and
 /// the connection lives on (`status` and `logs` of a job still work).
 #[test]
 fn a_listing_that_would_not_fit_a_frame_is_cut_and_says_so() {
-    const JOBS: usize = 40;
+    const JOBS: usize = 130;
     let farm = Farm::start_with(&["--max-frame", "1000000", "--quarantine-after", "0"]);
     let _worker: Proc = farm.worker(&[]);
     let fail_long = "head -c 100000 /dev/zero | tr '\\0' y; echo; exit 3";
-    let ids: Vec<String> = (0..JOBS)
-        .map(|_| farm.submit(&["--", "sh", "-c", fail_long]))
-        .collect();
-    farm.wait_for_info("every job to fail", |info| {
-        crate::harness::count(info, "default", "failed") == Some(JOBS as u64)
+    let failing = farm.submit(&["--", "sh", "-c", fail_long]);
+    farm.wait_for_info("the job with a long output to fail", |info| {
+        crate::harness::count(info, "default", "failed") == Some(1)
     });
+    let name = "n".repeat(4000);
+    let padding = "p".repeat(3900);
+    for _ in 0..JOBS {
+        farm.submit(&[
+            "--queue", "unserved", "--name", &name, "--", "echo", &padding,
+        ]);
+    }
     let output = farm.run(&["jobs", "--limit", "1000", "--json"]);
     assert!(output.status.success(), "{}", describe(&output));
     let listed = json(&output);
@@ -203,8 +209,8 @@ fn a_listing_that_would_not_fit_a_frame_is_cut_and_says_so() {
         "{}",
         describe(&output)
     );
-    let status = farm.status(&ids[0]);
+    let status = farm.status(&failing);
     assert_eq!(status["state"], "failed", "{status:#}");
-    let printed = logs(&farm, &[&ids[0]]);
+    let printed = logs(&farm, &[&failing]);
     assert_eq!(xs(&printed.replace('y', "x")), 100_000);
 }

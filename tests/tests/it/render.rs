@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::fake_dcc::{self, FakeTools, RECORD_VAR, Run};
 use crate::harness::{
     Farm, PATIENCE, Proc, buildcat_command, count, describe, json, queue, run_command, stderr,
-    stdout, text, worker,
+    stdout, tasks as tasks_of, text, worker,
 };
 
 /// A farm whose only worker (`dcc`) has the fake tools, given by flag, and no PATH at all,
@@ -84,7 +84,7 @@ impl ToolFarm {
 }
 
 /// Writes `bytes` to `path`, making its folders.
-fn write_file(path: &Path, bytes: &[u8]) {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .unwrap_or_else(|error| panic!("could not create {}: {error}", parent.display()));
@@ -93,16 +93,21 @@ fn write_file(path: &Path, bytes: &[u8]) {
         .unwrap_or_else(|error| panic!("could not write {}: {error}", path.display()));
 }
 
-/// The job ids of a render command's `--json` output (`{"jobs": [...]}`).
+/// The job number and task count of a render command's `--json` output (`{"job": UUID,
+/// "number": N, "tasks": COUNT}`).
 #[track_caller]
-fn job_ids(output: &Output) -> Vec<String> {
+pub(crate) fn submitted(output: &Output) -> (String, u64) {
     let printed = json(output);
-    printed["jobs"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no `jobs` array\n{}", describe(output)))
-        .iter()
-        .map(|id| id.as_str().expect("a job id is a string").to_owned())
-        .collect()
+    let number = printed["number"].as_u64();
+    let tasks = printed["tasks"].as_u64();
+    let id = printed["job"].as_str().unwrap_or_default();
+    match (number, tasks) {
+        (Some(number), Some(tasks)) if id.len() == 36 => (number.to_string(), tasks),
+        _ => panic!(
+            "not {{\"job\", \"number\", \"tasks\"}}\n{}",
+            describe(output)
+        ),
+    }
 }
 
 /// The one run of `tool` among `runs`; fails the test unless there is exactly one run and
@@ -199,7 +204,7 @@ fn fake_tools_named_by_flags_run_the_command_lines_the_integrations_promise() {
         "--wait",
         "--json",
     ]);
-    assert_eq!(job_ids(&hip).len(), 1);
+    assert_eq!(submitted(&hip).1, 1, "{}", describe(&hip));
     let run = only_run(&farm.tools.runs_since(&mut seen), "hython");
     assert_eq!(run.cwd, root);
     assert_eq!(run.args.len(), 2, "{run:#?}");
@@ -228,7 +233,7 @@ fn fake_tools_named_by_flags_run_the_command_lines_the_integrations_promise() {
         run.args[1]
     );
 
-    // houdini-render-ifd: one job per file, each `mantra -f FILE`.
+    // houdini-render-ifd: one job, a task per file, each `mantra -f FILE`.
     farm.scene("ifd/a.ifd", "ifd a");
     farm.scene("ifd/b.ifd", "ifd b");
     let ifd = farm.ok(&[
@@ -238,7 +243,7 @@ fn fake_tools_named_by_flags_run_the_command_lines_the_integrations_promise() {
         "--wait",
         "--json",
     ]);
-    assert_eq!(job_ids(&ifd).len(), 2, "{}", describe(&ifd));
+    assert_eq!(submitted(&ifd).1, 2, "{}", describe(&ifd));
     let runs = farm.tools.runs_since(&mut seen);
     let ran: BTreeSet<Vec<String>> = runs
         .iter()
@@ -255,7 +260,8 @@ fn fake_tools_named_by_flags_run_the_command_lines_the_integrations_promise() {
     assert_eq!(ran, expected, "{runs:#?}");
     assert_eq!(runs.len(), 2, "{runs:#?}");
 
-    // modo-render: frames 2 and 4 of [2, 5) by 2, one job each, the script on stdin.
+    // modo-render: frames 2 and 4 of [2, 5) by 2, one job of a task each, the script on
+    // stdin.
     farm.scene("scene.lxo", "a modo scene");
     let modo = farm.ok(&[
         "modo-render",
@@ -269,7 +275,7 @@ fn fake_tools_named_by_flags_run_the_command_lines_the_integrations_promise() {
         "--wait",
         "--json",
     ]);
-    assert_eq!(job_ids(&modo).len(), 2, "{}", describe(&modo));
+    assert_eq!(submitted(&modo).1, 2, "{}", describe(&modo));
     let mut runs = farm.tools.runs_since(&mut seen);
     assert_eq!(runs.len(), 2, "{runs:#?}");
     runs.sort_by_key(|run| run.stdin.clone());
@@ -355,8 +361,8 @@ fn render_commands_refuse_absolute_paths_and_backwards_frames_before_submitting(
 fn a_blender_render_waits_for_a_worker_with_blender() {
     let mut farm = ToolFarm::start();
     let submitted = farm.ok(&["blender-render", "scenes/anim.blend", "--json"]);
-    let ids = job_ids(&submitted);
-    assert_eq!(ids.len(), 1);
+    let (job, tasks) = self::submitted(&submitted);
+    assert_eq!(tasks, 1, "{}", describe(&submitted));
     let info = farm
         .farm
         .wait_for_info("the blender job listed as unserved", |info| {
@@ -369,7 +375,7 @@ fn a_blender_render_waits_for_a_worker_with_blender() {
     assert_eq!(unserved[0]["tool"], "blender", "{info:#}");
     assert_eq!(unserved[0]["kind"], "buildcat.blender.render", "{info:#}");
     assert_eq!(unserved[0]["queue"], "default", "{info:#}");
-    assert_eq!(unserved[0]["jobs"], 1, "{info:#}");
+    assert_eq!(unserved[0]["tasks"], 1, "{info:#}");
 
     // The worker is not stuck: it runs a job it can, and the render still waits.
     let report = json(&farm.ok(&["houdini-info", "--json"]));
@@ -384,8 +390,9 @@ fn a_blender_render_waits_for_a_worker_with_blender() {
         Some(Value::from("idle")),
         "{info:#}"
     );
-    let status = json(&farm.ok(&["status", &ids[0], "--json"]));
+    let status = json(&farm.ok(&["status", &job, "--json"]));
     assert_eq!(status["state"], "queued", "{status:#}");
+    assert_eq!(status["tasks"][0]["state"], "queued", "{status:#}");
     farm.worker.assert_running();
 }
 
@@ -409,8 +416,37 @@ cube.keyframe_insert(data_path='location', frame=12)
 bpy.ops.wm.save_as_mainfile(filepath=sys.argv[sys.argv.index('--') + 1])
 "#;
 
+/// Makes `scenes/anim.blend` under `root` with the real Blender (see [`MAKE_SCENE`]); fails
+/// the test if Blender cannot.
+pub(crate) fn make_scene(farm: &Farm, root: &Path) {
+    let script = farm.path().join("make.py");
+    write_file(&script, MAKE_SCENE.as_bytes());
+    let scene = root.join("scenes").join("anim.blend");
+    std::fs::create_dir_all(root.join("scenes")).expect("could not create scenes/");
+    let mut make = Command::new("blender");
+    make.args([
+        "-b",
+        "--factory-startup",
+        "-noaudio",
+        "--python-exit-code",
+        "1",
+        "--python",
+    ])
+    .arg(&script)
+    .arg("--")
+    .arg(&scene)
+    .current_dir(farm.path())
+    .stdin(std::process::Stdio::null());
+    let made = run_command(make, PATIENCE);
+    assert!(
+        made.status.success() && scene.is_file(),
+        "blender could not make the scene\n{}",
+        describe(&made)
+    );
+}
+
 /// Whether `program` is on PATH.
-fn on_path(program: &str) -> bool {
+pub(crate) fn on_path(program: &str) -> bool {
     Command::new("sh")
         .args(["-c", "command -v \"$1\"", "sh", program])
         .output()
@@ -419,7 +455,7 @@ fn on_path(program: &str) -> bool {
 
 /// The width and height in a PNG file's IHDR chunk; fails the test if it is not a PNG.
 #[track_caller]
-fn png_size(path: &Path) -> (u32, u32) {
+pub(crate) fn png_size(path: &Path) -> (u32, u32) {
     let bytes = std::fs::read(path)
         .unwrap_or_else(|error| panic!("could not read {}: {error}", path.display()));
     assert!(
@@ -446,7 +482,7 @@ fn garbage(len: usize) -> Vec<u8> {
 }
 
 /// Guards rendering with the real Blender: a 12-frame animation submitted in chunks of 3
-/// becomes 4 jobs spread over two idle workers, which write all 12 PNG frames at the size
+/// becomes one job of 4 tasks spread over two idle workers, which write all 12 PNG frames at the size
 /// the scene says; and a corrupt .blend fails its job (`--wait` exits non-zero) with
 /// Blender's own `Error:` line as the reason.
 #[test]
@@ -461,31 +497,7 @@ fn blender_renders_an_animation_over_two_workers_and_reports_a_broken_scene() {
     }
     let farm = Farm::start();
     let root = farm.make_dir("root");
-    let script = farm.path().join("make.py");
-    write_file(&script, MAKE_SCENE.as_bytes());
-    let scene = root.join("scenes").join("anim.blend");
-    std::fs::create_dir_all(root.join("scenes")).expect("could not create scenes/");
-    let mut make = Command::new("blender");
-    make.args([
-        "-b",
-        "--factory-startup",
-        "-noaudio",
-        "--python-exit-code",
-        "1",
-        "--python",
-    ])
-    .arg(&script)
-    .arg("--")
-    .arg(&scene)
-    .current_dir(farm.path())
-    .stdin(std::process::Stdio::null());
-    let made = run_command(make, PATIENCE);
-    assert!(
-        made.status.success() && scene.is_file(),
-        "blender could not make the scene\n{}",
-        describe(&made)
-    );
-
+    make_scene(&farm, &root);
     let workers = [
         farm.worker_in(&root, &["--name", "b1"]),
         farm.worker_in(&root, &["--name", "b2"]),
@@ -527,10 +539,10 @@ fn blender_renders_an_animation_over_two_workers_and_reports_a_broken_scene() {
         describe(&rendered),
         logs()
     );
-    let ids = job_ids(&rendered);
-    assert_eq!(ids.len(), 4, "{}", describe(&rendered));
+    let (job, tasks) = submitted(&rendered);
+    assert_eq!(tasks, 4, "{}", describe(&rendered));
     assert!(
-        stderr(&rendered).contains("4 of 4 job(s) finished, 12 of 12 frame(s) rendered"),
+        stderr(&rendered).contains("1 of 1 job(s) finished, 4 of 4 task(s)"),
         "{}",
         describe(&rendered)
     );
@@ -539,16 +551,17 @@ fn blender_renders_an_animation_over_two_workers_and_reports_a_broken_scene() {
         assert!(png.is_file(), "{} is missing\n{}", png.display(), logs());
         assert_eq!(png_size(&png), (64, 48), "{}", png.display());
     }
+    let status = farm.job(&job);
+    assert_eq!(status["state"], "finished", "{status:#}");
     let mut served = BTreeSet::new();
-    for id in &ids {
-        let status = json(&farm.run(&["status", id, "--json"]));
-        assert_eq!(status["state"], "finished", "{status:#}");
-        served.insert(text(&status, "/worker").to_owned());
+    for task in tasks_of(&status) {
+        assert_eq!(task["state"], "finished", "{status:#}");
+        served.insert(text(task, "/worker").to_owned());
     }
     assert_eq!(
         served,
         BTreeSet::from(["b1".to_owned(), "b2".to_owned()]),
-        "the jobs did not spread over both workers"
+        "the tasks did not spread over both workers: {status:#}"
     );
 
     // A corrupt scene: the job fails with Blender's error line.
@@ -571,9 +584,9 @@ fn blender_renders_an_animation_over_two_workers_and_reports_a_broken_scene() {
         describe(&broken),
         logs()
     );
-    let ids = job_ids(&broken);
-    assert_eq!(ids.len(), 1);
-    let status = json(&farm.run(&["status", &ids[0], "--json"]));
+    let (job, tasks) = submitted(&broken);
+    assert_eq!(tasks, 1, "{}", describe(&broken));
+    let status = farm.status(&job);
     assert_eq!(status["state"], "failed", "{status:#}");
     let reason = text(&status, "/reason");
     assert!(
@@ -581,6 +594,6 @@ fn blender_renders_an_animation_over_two_workers_and_reports_a_broken_scene() {
         "the reason is not Blender's error line: {status:#}"
     );
     assert!(stderr(&broken).contains(reason), "{}", describe(&broken));
-    let shown = stdout(&farm.run(&["status", &ids[0]]));
+    let shown = stdout(&farm.run(&["status", &format!("{job}.0")]));
     assert!(shown.contains(&format!("reason: {reason}")), "{shown}");
 }

@@ -11,8 +11,8 @@ use tempfile::TempDir;
 
 use super::command::hygiene;
 use super::{
-    Later, PATIENCE, Proc, buildcat, buildcat_command, canonical, describe, free_port, job_id,
-    json, poll_until, run_command,
+    Later, PATIENCE, Proc, buildcat, buildcat_command, canonical, describe, free_port, job_number,
+    json, poll_until, run_command, task_handle,
 };
 
 /// How to run client commands against one server: a command prefix (empty, or e.g.
@@ -285,7 +285,7 @@ impl Farm {
     }
 
     /// `buildcat run ARGS` (options, `--`, the program and its arguments) without
-    /// `--wait`: returns the id it printed; fails the test if it fails.
+    /// `--wait`: returns the job number it printed; fails the test if it fails.
     #[track_caller]
     pub fn submit(&self, args: &[&str]) -> String {
         let mut full = vec!["run"];
@@ -298,33 +298,59 @@ impl Farm {
             describe(&output),
             self.server_logs()
         );
-        job_id(&output)
+        job_number(&output)
     }
 
-    /// `buildcat status JOB --json`, parsed; fails the test if it fails.
+    /// `buildcat status HANDLE --json`, parsed; fails the test if it fails.
     #[track_caller]
-    pub fn status(&self, job: &str) -> Value {
-        let output = self.run(&["status", job, "--json"]);
+    fn status_json(&self, handle: &str) -> Value {
+        let output = self.run(&["status", handle, "--json"]);
         assert!(
             output.status.success(),
-            "`buildcat status {job} --json` failed\n{}\n{}",
+            "`buildcat status {handle} --json` failed\n{}\n{}",
             describe(&output),
             self.server_logs()
         );
         json(&output)
     }
 
-    /// Polls `buildcat status JOB --json` until `condition` holds and returns that record;
+    /// A task's details (`status 42.3 --json`: state, worker, attempts, reason, output,
+    /// result); a job handle alone (`42`, a UUID) names the only task of a one-task job
+    /// (see [`task_handle`]). Fails the test if the command fails.
+    #[track_caller]
+    pub fn status(&self, handle: &str) -> Value {
+        self.status_json(&task_handle(handle))
+    }
+
+    /// A job with its tasks (`status 42 --json`); fails the test if the command fails.
+    #[track_caller]
+    pub fn job(&self, job: &str) -> Value {
+        self.status_json(job)
+    }
+
+    /// Polls [`Farm::status`] of a task until `condition` holds and returns that record;
     /// fails the test with the last record and the server's logs after [`PATIENCE`].
     pub fn wait_for_status(
         &self,
-        job: &str,
+        handle: &str,
         what: &str,
         condition: impl Fn(&Value) -> bool,
     ) -> Value {
+        let what = format!("task {} to reach `{what}`", task_handle(handle));
+        self.wait_for_view(&task_handle(handle), &what, condition)
+    }
+
+    /// Polls [`Farm::job`] until `condition` holds and returns that view; fails the test
+    /// with the last view and the server's logs after [`PATIENCE`].
+    pub fn wait_for_job(&self, job: &str, what: &str, condition: impl Fn(&Value) -> bool) -> Value {
         let what = format!("job {job} to reach `{what}`");
-        poll_until(&what, || {
-            let status = self.status(job);
+        self.wait_for_view(job, &what, condition)
+    }
+
+    /// Polls `status HANDLE --json` until `condition` holds.
+    fn wait_for_view(&self, handle: &str, what: &str, condition: impl Fn(&Value) -> bool) -> Value {
+        poll_until(what, || {
+            let status = self.status_json(handle);
             if condition(&status) {
                 Ok(status)
             } else {
@@ -333,5 +359,22 @@ impl Farm {
                 }))
             }
         })
+    }
+
+    /// `buildcat jobs ARGS --json`, parsed; fails the test if the command fails.
+    #[track_caller]
+    pub fn jobs(&self, args: &[&str]) -> Value {
+        let mut full = vec!["jobs"];
+        full.extend_from_slice(args);
+        full.push("--json");
+        let output = self.run(&full);
+        assert!(
+            output.status.success(),
+            "`buildcat {}` failed\n{}\n{}",
+            full.join(" "),
+            describe(&output),
+            self.server_logs()
+        );
+        json(&output)
     }
 }

@@ -37,7 +37,7 @@ pub use sleeper::Sleeper;
     reason = "part of the harness's interface for tests of a job's processes"
 )]
 pub use sleeper::processes_running;
-pub use view::{count, job_id, queue, text, worker, worker_count};
+pub use view::{count, job_number, listed, queue, task_handle, tasks, text, worker, worker_count};
 
 /// How long anything a test waits for may take before the test fails. Generous, because a
 /// two-core machine runs every test of this binary at once; a passing test never waits it
