@@ -208,13 +208,8 @@ impl Job {
         for task in &tasks {
             *counts.count_mut(task.state) += 1;
         }
-        let ended_at = (counts.ended() == counts.total).then(|| {
-            tasks
-                .iter()
-                .filter_map(|task| task.ended_at)
-                .max()
-                .unwrap_or(job.created_at)
-        });
+        let ended_at = (counts.ended() == counts.total)
+            .then(|| last_end(&tasks).unwrap_or(job.created_at));
         Job {
             id: job.id,
             number: job.number,
@@ -232,7 +227,9 @@ impl Job {
         }
     }
 
-    /// A job just submitted, not yet committed.
+    /// A job just submitted, not yet committed. Its `runs` text is cut to
+    /// [`MAX_TEXT_BYTES`]: it is shown to people, and a long command line (thousands of
+    /// file arguments) must still run.
     pub(super) fn submitted(
         id: JobId,
         number: u64,
@@ -262,6 +259,8 @@ impl Job {
                 assigning: false,
             })
             .collect();
+        let mut runs = new.runs;
+        cut(&mut runs, MAX_TEXT_BYTES);
         let name = if new.name.trim().is_empty() {
             kind.to_string()
         } else {
@@ -272,7 +271,7 @@ impl Job {
             number,
             name,
             submitter: new.submitter,
-            runs: new.runs,
+            runs,
             queue,
             kind,
             options,
@@ -286,6 +285,11 @@ impl Job {
             },
             tasks,
         }
+    }
+
+    /// When its latest task ended, if any has.
+    pub(super) fn last_task_end(&self) -> Option<Timestamp> {
+        last_end(&self.tasks)
     }
 
     /// Task `index`, if the job has it.
@@ -461,6 +465,11 @@ impl Job {
     }
 }
 
+/// When the latest of `tasks` ended, if any has: a job's end, once every task has.
+fn last_end(tasks: &[Task]) -> Option<Timestamp> {
+    tasks.iter().filter_map(|task| task.ended_at).max()
+}
+
 /// The longest failure reason a job's status shows per task, in bytes (`status 42.3` shows
 /// it whole): a job of many failed tasks must fit in one reply.
 const MAX_SUMMARY_REASON_BYTES: usize = 256;
@@ -470,8 +479,8 @@ const MAX_SUMMARY_REASON_BYTES: usize = 256;
 /// submitted in chunks of several frames per task.
 pub(super) const MAX_TASKS: usize = 10_000;
 
-/// The longest job name, `runs` text, submitter or task frame spec kept, in bytes: they
-/// are in every listing.
+/// The longest job name or submitter accepted, and `runs` text kept, in bytes: they are
+/// in every listing.
 const MAX_TEXT_BYTES: usize = 4 << 10;
 
 /// The most attempts a task may be given. Each attempt's record (with its failure)
@@ -565,11 +574,7 @@ pub(super) fn check_bounds(new: &NewJob) -> Result<(), String> {
             ));
         }
     }
-    for (what, text) in [
-        ("name", &new.name),
-        ("submitter", &new.submitter),
-        ("`runs` text", &new.runs),
-    ] {
+    for (what, text) in [("name", &new.name), ("submitter", &new.submitter)] {
         if text.len() > MAX_TEXT_BYTES {
             return Err(format!(
                 "a job's {what} may be at most {MAX_TEXT_BYTES} bytes, not {}",

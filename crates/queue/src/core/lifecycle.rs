@@ -741,11 +741,13 @@ impl Core {
             let queue_name = job.queue.clone();
             match (ended, job.ended_at) {
                 (true, None) => {
-                    job.ended_at = Some(now);
+                    // The latest task's end, as a restart derives it from the stored tasks.
+                    let ended = job.last_task_end().unwrap_or(now);
+                    job.ended_at = Some(ended);
                     let state = job.state(false);
                     self.queue_mut(&queue_name).jobs -= 1;
                     if matches!(state, JobState::Finished | JobState::Canceled) {
-                        self.expiring.insert((now, id));
+                        self.expiring.insert((ended, id));
                     }
                     self.announce_end(id);
                     self.release_dependents(now, Dependency::Job(id));
