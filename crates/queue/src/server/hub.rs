@@ -322,6 +322,7 @@ pub(crate) fn start(
         backlog: VecDeque::new(),
         backlog_ops: 0,
         backlog_bytes: 0,
+        writer_bytes: 0,
     };
     let task = hub.run(
         inputs,
@@ -345,8 +346,13 @@ struct Hub {
     backlog: VecDeque<WriteBatch>,
     /// Store operations in `backlog`, compared with [`Capacities::backlog_ops`].
     backlog_ops: usize,
-    /// Their [`StoreOp::size_hint`]s, compared with [`Capacities::backlog_bytes`].
+    /// Their [`StoreOp::size_hint`]s; with `writer_bytes`, compared with
+    /// [`Capacities::backlog_bytes`].
     backlog_bytes: usize,
+    /// The size hints of batches handed to the writer and not yet committed: what waits to
+    /// be stored is bounded as a whole, not per queue (the writer holds a whole group
+    /// commit in memory while it runs).
+    writer_bytes: usize,
 }
 
 impl Hub {
@@ -379,10 +385,15 @@ impl Hub {
                 biased;
                 Some(report) = committed.recv() => {
                     let input = match report {
-                        Report::Committed { tokens, result } => Input::Persisted { tokens, result },
-                        Report::Read { read, result } => Input::OutputRead { read, result },
+                        Report::Committed { tokens, result, bytes } => {
+                            self.writer_bytes = self.writer_bytes.saturating_sub(bytes);
+                            (!tokens.is_empty()).then_some(Input::Persisted { tokens, result })
+                        }
+                        Report::Read { read, result } => Some(Input::OutputRead { read, result }),
                     };
-                    self.handle(input);
+                    if let Some(input) = input {
+                        self.handle(input);
+                    }
                 }
                 permit = batches.reserve(), if !self.backlog.is_empty() => {
                     let Ok(permit) = permit else {
@@ -393,7 +404,7 @@ impl Hub {
                 }
                 message = inputs.recv(), if reading
                     && self.backlog_ops < max_backlog_ops
-                    && self.backlog_bytes < max_backlog_bytes => {
+                    && self.backlog_bytes + self.writer_bytes < max_backlog_bytes => {
                     match message {
                         Some(message) => self.message(message),
                         None => reading = false,
@@ -428,7 +439,8 @@ impl Hub {
                 },
             };
             self.backlog_ops -= batch.ops.len();
-            self.backlog_bytes -= batch.ops.iter().map(StoreOp::size_hint).sum::<usize>();
+            self.backlog_bytes -= batch.bytes;
+            self.writer_bytes += batch.bytes;
             next.send(batch);
         }
     }
@@ -491,12 +503,14 @@ impl Hub {
                         }
                     }
                     Effect::Persist { ops, token } => {
+                        let bytes = ops.iter().map(StoreOp::size_hint).sum::<usize>();
                         self.backlog_ops += ops.len();
-                        self.backlog_bytes += ops.iter().map(StoreOp::size_hint).sum::<usize>();
+                        self.backlog_bytes += bytes;
                         self.backlog.push_back(WriteBatch {
                             ops,
                             token,
                             read: None,
+                            bytes,
                         });
                     }
                     Effect::ReadOutput(read) => {
@@ -505,6 +519,7 @@ impl Hub {
                             ops: Vec::new(),
                             token: None,
                             read: Some(read),
+                            bytes: 0,
                         });
                     }
                 }

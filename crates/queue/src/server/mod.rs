@@ -112,7 +112,8 @@ pub struct Capacities {
     /// Store operations the core task may hold back while the writer is busy before it stops
     /// reading new inputs; bounds the memory of a slow disk.
     pub backlog_ops: usize,
-    /// Bytes those operations may hold (output chunks, results) before the core task stops
+    /// Bytes the operations not yet stored may hold (output chunks, results), in the core
+    /// task's backlog and in the writer's hands together, before the core task stops
     /// reading new inputs: a worker printing hundreds of MB faster than the disk takes them
     /// waits rather than filling the server's memory.
     pub backlog_bytes: usize,

@@ -2,7 +2,7 @@
 //! its last commit in one transaction (group commit), so durability costs one sync per batch
 //! rather than one per job.
 //!
-//! It reports each commit, and each page of job output it was asked to read, on a channel of
+//! It reports each commit, and each page of task output it was asked to read, on a channel of
 //! its own that never blocks it (unbounded, but with at most one message per commit or read,
 //! and the hub drains it before anything else). A writer that could wait on the hub while the
 //! hub waits on it is the deadlock this shape rules out.
@@ -25,9 +25,12 @@ pub(crate) struct WriteBatch {
     pub(crate) ops: Vec<StoreOp>,
     /// Reported back once committed, when the core waits for this batch.
     pub(crate) token: Option<Token>,
-    /// A page of job output to read once everything before it is committed, so that it
+    /// A page of task output to read once everything before it is committed, so that it
     /// sees every change sent before it.
     pub(crate) read: Option<OutputRead>,
+    /// The ops' [`StoreOp::size_hint`]s: what the batch holds in memory until committed,
+    /// reported back so the hub counts what the writer holds.
+    pub(crate) bytes: usize,
 }
 
 /// What the writer reports to the core.
@@ -39,6 +42,8 @@ pub(crate) enum Report {
         tokens: Vec<Token>,
         /// On `Err` none of those batches took effect.
         result: Result<(), StoreError>,
+        /// The `bytes` of the batches it carried, no longer held.
+        bytes: usize,
     },
     /// A page of job output read, for the request in `read`.
     Read {
@@ -74,7 +79,9 @@ fn write<S: Store>(
     while let Some(first) = batches.blocking_recv() {
         let mut next = Some(first);
         let mut read = None;
+        let mut bytes = 0;
         while let Some(batch) = next.take() {
+            bytes += batch.bytes;
             ops.extend(batch.ops);
             tokens.extend(batch.token);
             if batch.read.is_some() {
@@ -92,10 +99,11 @@ fn write<S: Store>(
                 error!(error = %e, ops = ops.len(), "could not commit to storage");
             }
             ops.clear();
-            if !tokens.is_empty() {
+            if !tokens.is_empty() || bytes > 0 {
                 let report = Report::Committed {
                     tokens: std::mem::take(&mut tokens),
                     result,
+                    bytes,
                 };
                 // The hub is gone only at shutdown, when nobody waits for the answer; the
                 // data is committed either way.
