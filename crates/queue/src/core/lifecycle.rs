@@ -364,6 +364,32 @@ impl Core {
         }
     }
 
+    /// Whether job `id` waits for a dependency that has yet to end; if it does, it is
+    /// listed among that dependency's dependents, so that the end wakes it. For a task put
+    /// back in its queue (a requeue), which must not run before what its job waits for.
+    pub(super) fn must_wait(&mut self, id: JobId) -> bool {
+        let Some(job) = self.jobs.get(&id) else {
+            return false;
+        };
+        if !matches!(self.readiness(job), Readiness::Waiting) {
+            return false;
+        }
+        let open: Vec<Dependency> = job
+            .options
+            .after
+            .iter()
+            .copied()
+            .filter(|dependency| self.dependency_open(*dependency))
+            .collect();
+        for dependency in open {
+            let dependents = self.dependents.entry(dependency).or_default();
+            if !dependents.contains(&id) {
+                dependents.push(id);
+            }
+        }
+        true
+    }
+
     /// Whether `dependency` has yet to end.
     pub(super) fn dependency_open(&self, dependency: Dependency) -> bool {
         match dependency {

@@ -249,6 +249,12 @@ impl Core {
         task.ended_at = None;
         task.failure = None;
         task.result = None;
+        if self.must_wait(id.job) {
+            // Canceled or failed while it waited: it waits again.
+            self.set_state(id, TaskState::Deferred);
+            self.record(id);
+            return;
+        }
         self.set_state(id, TaskState::Queued);
         self.record(id);
         self.enqueue(now, id);

@@ -173,8 +173,7 @@ impl Store for MemStore {
         let mut used = 0usize;
         for &(offset, _, line) in &lines[start..] {
             // A page never spans a gap, and holds at least one line.
-            if offset != page.next
-                || (!page.lines.is_empty() && used + line.len() + 1 > max_bytes)
+            if offset != page.next || (!page.lines.is_empty() && used + line.len() + 1 > max_bytes)
             {
                 break;
             }

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use buildcat_proto::{
-    AttemptOutcome, Change, Changed, Completion, Dependency, Failure, JobId, JobOptions, JobRef, JobState,
-    NewJob, NewTask, Outcome, Reply, Request, RequestError, Requeue, Role, ServerFrame, Submitted,
-    TaskId, TaskRef, TaskState, Timestamp, WorkerActivity, WorkerRegistration,
+    AttemptOutcome, Change, Changed, Completion, Dependency, Failure, JobId, JobOptions, JobRef,
+    JobState, NewJob, NewTask, Outcome, Reply, Request, RequestError, Requeue, Role, ServerFrame,
+    Submitted, TaskId, TaskRef, TaskState, Timestamp, WorkerActivity, WorkerRegistration,
 };
 
 mod faults;
@@ -148,10 +148,7 @@ impl Farm {
     /// Submits jobs of one task each; their tasks.
     fn submit(&mut self, jobs: Vec<NewJob>) -> (Vec<TaskId>, Vec<(ConnId, ServerFrame)>) {
         let (submitted, frames) = self.submit_jobs(jobs);
-        let tasks = submitted
-            .iter()
-            .map(|job| TaskId::new(job.id, 0))
-            .collect();
+        let tasks = submitted.iter().map(|job| TaskId::new(job.id, 0)).collect();
         (tasks, frames)
     }
 
@@ -733,7 +730,10 @@ fn finished_jobs_are_pruned_after_retention_and_failed_ones_kept() {
     assert!(farm.stored.contains(&StoreOp::Delete(done.job)));
     let queue = &farm.core.info().queues[0];
     assert_eq!(
-        (queue.count(TaskState::Finished), queue.count(TaskState::Failed)),
+        (
+            queue.count(TaskState::Finished),
+            queue.count(TaskState::Failed)
+        ),
         (0, 1)
     );
 }
@@ -954,9 +954,9 @@ fn requeue_gives_failed_jobs_another_attempt() {
     );
     assert_eq!(assignments(&frames), vec![(10, id, 2)]);
     assert!(
-        farm.stored.iter().any(
-            |op| matches!(op, StoreOp::UpdateTask(s) if s.id == id && s.max_attempts == 2)
-        )
+        farm.stored
+            .iter()
+            .any(|op| matches!(op, StoreOp::UpdateTask(s) if s.id == id && s.max_attempts == 2))
     );
     farm.complete(10, id, 2, Outcome::Finished(vec![]));
     assert_eq!(farm.state(id), TaskState::Finished);
