@@ -15,7 +15,7 @@ mod faults;
 mod jobs;
 mod logs;
 mod memstore;
-// mod randomized;
+mod randomized;
 
 use super::job::Task;
 use super::{ConnId, Core, CoreConfig, Effect, Input, MAX_WORKER_LOSSES, OutputRead};
