@@ -768,6 +768,8 @@ impl Core {
             match (ended, job.ended_at) {
                 (true, None) => {
                     job.ended_at = Some(now);
+                    // Stored with the record: retention counts from it.
+                    self.ops.push(StoreOp::UpdateJob(job.record()));
                     let state = job.state(false);
                     self.queue_mut(&queue_name).jobs -= 1;
                     if matches!(state, JobState::Finished | JobState::Canceled) {
@@ -778,6 +780,7 @@ impl Core {
                 }
                 (false, Some(at)) => {
                     job.ended_at = None;
+                    self.ops.push(StoreOp::UpdateJob(job.record()));
                     self.expiring.remove(&(at, id));
                     self.queue_mut(&queue_name).jobs += 1;
                 }

@@ -930,3 +930,28 @@ fn submissions_are_numbered_and_refused_when_malformed() {
     assert_eq!(summary.submitter, "ana@render01");
     assert_eq!(whole(TaskId::new(submitted[0].id, 0)).index, None);
 }
+
+/// The store keeps a job's end on its record (retention counts from it), and forgets it
+/// when a requeue starts the job again.
+#[test]
+fn a_jobs_end_is_stored_on_its_record() {
+    use crate::store::Store;
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let job = submit_tasks(&mut farm, "default", 2, JobOptions::default());
+    let stored_end = |farm: &mut Farm| {
+        let loaded = farm.store.load().expect("an in-memory load");
+        loaded.jobs[0].job.ended_at
+    };
+    farm.complete(10, task(&job, 0), 1, Outcome::Finished(vec![]));
+    assert_eq!(stored_end(&mut farm), None);
+    farm.advance(Duration::from_secs(5));
+    farm.complete(10, task(&job, 1), 1, Outcome::Finished(vec![]));
+    assert_eq!(stored_end(&mut farm), Some(farm.now));
+    assert_eq!(farm.core.jobs[&job.id].ended_at, Some(farm.now));
+    done(&farm.changes(Request::Requeue(Requeue::Tasks {
+        targets: vec![job.id.into()],
+        all: true,
+    })));
+    assert_eq!(stored_end(&mut farm), None);
+}

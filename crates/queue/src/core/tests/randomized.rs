@@ -21,7 +21,7 @@
 //! `BUILDCAT_SEED=N` replays one sequence exactly; `BUILDCAT_SEQUENCES=N` runs more (or fewer)
 //! than the default. A failure names its seed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
@@ -31,8 +31,9 @@ use buildcat_proto::{
     Timestamp, WorkerRegistration,
 };
 
+use super::memstore::MemStore;
 use crate::core::{ConnId, Core, CoreConfig, Effect, Input, Token};
-use crate::store::{StoreError, StoreOp};
+use crate::store::{Store, StoreError, StoreOp};
 
 /// Sequences run by default: enough to cover the interleavings in a few seconds.
 const DEFAULT_SEQUENCES: u64 = 2_000;
@@ -156,6 +157,16 @@ struct Sim {
     now: Timestamp,
     /// Commits asked for and not yet reported back.
     commits: Vec<Token>,
+    /// Batches of changes the core asked to store, not yet committed, in order, each with
+    /// its token if the core waits for it.
+    batches: VecDeque<(Vec<StoreOp>, Option<Token>)>,
+    /// What is committed: a store in memory, as the writer keeps the real one.
+    store: MemStore,
+    /// Whether this sequence's storage ever fails (one sequence in four never does, so
+    /// that what is stored can be compared with the core's state at the end).
+    failing: bool,
+    /// The settings, to start the core again from the store.
+    config: CoreConfig,
     /// Client connections.
     clients: Vec<ConnId>,
     /// Worker connections and the name each registered.
@@ -202,12 +213,16 @@ impl Sim {
             ..CoreConfig::default()
         };
         let now = Timestamp(1_700_000_000_000);
-        let (core, _) = Core::new(config, crate::store::Loaded::default(), now);
+        let (core, _) = Core::new(config.clone(), crate::store::Loaded::default(), now);
         Sim {
             rng: Rng(seed ^ 0x5eed),
             core,
             now,
             commits: Vec::new(),
+            batches: VecDeque::new(),
+            store: MemStore::default(),
+            failing: !seed.is_multiple_of(4),
+            config,
             clients: Vec::new(),
             connected: BTreeMap::new(),
             slots: BTreeMap::new(),
@@ -259,6 +274,7 @@ impl Sim {
         for effect in effects {
             match effect {
                 Effect::Persist { ops, token } => {
+                    let ops_kept = ops.clone();
                     for op in ops {
                         match op {
                             StoreOp::Delete(id) => {
@@ -269,6 +285,7 @@ impl Sim {
                         }
                     }
                     self.commits.extend(token);
+                    self.batches.push_back((ops_kept, token));
                 }
                 Effect::Send(conn, frame) => self.deliver(conn, frame)?,
                 // Output is not stored here: every read finds nothing more.
@@ -747,12 +764,90 @@ impl Sim {
         }
         let count = 1 + usize::try_from(self.rng.below(self.commits.len() as u64)).unwrap_or(0);
         let tokens: Vec<Token> = self.commits.drain(..count).collect();
-        let result = if self.rng.chance(15) {
+        let result = if self.failing && self.rng.chance(15) {
             Err(StoreError::Database("database or disk is full".to_owned()))
         } else {
             Ok(())
         };
+        self.commit_batches(tokens.last().copied(), result.is_ok());
         self.input(Input::Persisted { tokens, result })
+    }
+
+    /// Commits (or, `stored` false, loses) every batch up to the one of token `last` in
+    /// order, as the writer commits a group; `None`: every batch.
+    fn commit_batches(&mut self, last: Option<Token>, stored: bool) {
+        let count = match last {
+            Some(last) => self
+                .batches
+                .iter()
+                .position(|(_, token)| *token == Some(last))
+                .map_or(0, |index| index + 1),
+            None => self.batches.len(),
+        };
+        for (ops, _) in self.batches.drain(..count) {
+            if stored {
+                // A store in memory does not fail.
+                let _ = self.store.commit(&ops);
+            }
+        }
+    }
+
+    /// After the drain, with every change committed: a core started from the store holds
+    /// what this one holds, job for job and task for task.
+    fn check_stored(&mut self) -> Result<(), String> {
+        self.commit_batches(None, true);
+        let loaded = self.store.load().map_err(|e| e.to_string())?;
+        let (restarted, _) = Core::new(self.config.clone(), loaded, self.now);
+        let stored = |core: &Core| {
+            let mut jobs: Vec<_> = core
+                .jobs
+                .values()
+                .map(|job| {
+                    let mut stored = job.stored();
+                    // The end as the core keeps it is when its commit came back; at load it
+                    // is the last task's end, a moment earlier.
+                    stored.job.ended_at = None;
+                    (stored, job.paused)
+                })
+                .collect();
+            jobs.sort_by_key(|(stored, _)| stored.job.id);
+            jobs
+        };
+        let (live, again) = (stored(&self.core), stored(&restarted));
+        if live.len() != again.len() {
+            return Err(format!(
+                "{} jobs in memory, {} stored",
+                live.len(),
+                again.len()
+            ));
+        }
+        for (live, again) in live.iter().zip(&again) {
+            if live != again {
+                return Err(format!(
+                    "job {} in memory:\n{live:?}\nas stored:\n{again:?}",
+                    live.0.job.id
+                ));
+            }
+        }
+        let paused = |core: &Core| -> Vec<String> {
+            core.queues
+                .values()
+                .filter(|queue| queue.paused)
+                .map(|queue| queue.name.clone())
+                .collect()
+        };
+        if paused(&self.core) != paused(&restarted)
+            || self.core.next_number != restarted.next_number
+        {
+            return Err(format!(
+                "paused queues {:?} and next number {} in memory; {:?} and {} stored",
+                paused(&self.core),
+                self.core.next_number,
+                paused(&restarted),
+                restarted.next_number
+            ));
+        }
+        Ok(())
     }
 
     fn pass_time(&mut self) -> Result<(), String> {
@@ -935,9 +1030,14 @@ impl Sim {
         }
         for _ in 0..2_000 {
             if self.core.jobs.values().all(|job| job.ended()) {
-                return self.check_acknowledged();
+                self.check_acknowledged()?;
+                if !self.failing {
+                    self.check_stored()?;
+                }
+                return Ok(());
             }
             let tokens: Vec<Token> = self.commits.drain(..).collect();
+            self.commit_batches(tokens.last().copied(), true);
             if !tokens.is_empty() {
                 self.input(Input::Persisted {
                     tokens,
