@@ -355,6 +355,20 @@ impl Core {
             let job = Job::from_stored(stored, queue, kind);
             core.insert_loaded(job, now);
         }
+        // A dependency's end is stored before the release of the jobs waiting on it (the
+        // release is the next commit): a server stopped in between left them deferred on a
+        // dependency that has ended. Release them now. Sorted, so that loading is the same
+        // every time.
+        let mut ended: Vec<Dependency> = core
+            .dependents
+            .keys()
+            .copied()
+            .filter(|dependency| !core.dependency_open(*dependency))
+            .collect();
+        ended.sort_unstable();
+        for dependency in ended {
+            core.release_dependents(now, dependency);
+        }
         core.settle(now);
         let ops = std::mem::take(&mut core.ops);
         (core, ops)

@@ -955,3 +955,64 @@ fn a_jobs_end_is_stored_on_its_record() {
     })));
     assert_eq!(stored_end(&mut farm), None);
 }
+
+/// A dependency's end is stored in one commit and the release of the jobs waiting on it in
+/// the next: a server killed in between must still release them when it starts again,
+/// rather than leave them deferred for good. Found by the randomized test's restarts.
+#[test]
+fn a_job_whose_dependency_ended_before_a_crash_is_released_at_load() {
+    use crate::store::{Store, StoreOp};
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let first = submit_tasks(&mut farm, "default", 1, JobOptions::default());
+    let after = JobOptions {
+        after: vec![Dependency::Job(first.id)],
+        ..JobOptions::default()
+    };
+    let second = submit_tasks(&mut farm, "default", 2, after);
+    let failing = submit_tasks(&mut farm, "other", 1, JobOptions::default());
+    let after_failing = JobOptions {
+        after: vec![Dependency::Task(task(&failing, 0))],
+        ..JobOptions::default()
+    };
+    let broken = submit_tasks(&mut farm, "default", 1, after_failing);
+    farm.complete(10, task(&first, 0), 1, Outcome::Finished(vec![]));
+    farm.complete(10, task(&second, 0), 1, Outcome::Finished(vec![]));
+    farm.complete(10, task(&second, 1), 1, Outcome::Finished(vec![]));
+    farm.worker(11, "w2", &["other"]);
+    farm.complete(
+        11,
+        task(&failing, 0),
+        1,
+        Outcome::Failed(Failure::new("no")),
+    );
+    assert_eq!(farm.job_state(broken.id), JobState::Failed);
+    // As if the releases were never stored: the dependents are deferred in the store.
+    let deferred: Vec<StoreOp> = [task(&second, 0), task(&second, 1), task(&broken, 0)]
+        .into_iter()
+        .map(|id| {
+            let mut status = farm.core.task_status(id).expect("the task");
+            status.state = TaskState::Deferred;
+            status.attempts.clear();
+            status.ended_at = None;
+            status.failure = None;
+            status.result = None;
+            status.progress = None;
+            StoreOp::UpdateTask(status)
+        })
+        .collect();
+    farm.store.commit(&deferred).expect("an in-memory commit");
+    let mut restarted = farm.restart(CoreConfig::default());
+    assert_eq!(restarted.state(task(&second, 0)), TaskState::Queued);
+    assert_eq!(restarted.state(task(&broken, 0)), TaskState::Failed);
+    assert!(
+        restarted
+            .stored
+            .iter()
+            .any(|op| matches!(op, StoreOp::UpdateTask(status) if status.id == task(&second, 1) && status.state == TaskState::Queued)),
+        "the release is stored"
+    );
+    let frames = restarted.worker(10, "w1", &["default"]);
+    let ran = run_all(&mut restarted, 10, frames);
+    assert_eq!(ran, vec![task(&second, 0), task(&second, 1)]);
+}

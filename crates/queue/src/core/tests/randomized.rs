@@ -9,7 +9,8 @@
 //! clients waiting, watching, following, canceling jobs and single tasks, requeueing (failed
 //! ones, `all`, one submitter's), pausing and resuming jobs and queues, changing priorities,
 //! deleting, and hanging up; commits that come back late, in any grouping, or fail; ticks and
-//! jumps of the clock to the core's next deadline. Then a drain phase with healthy workers,
+//! jumps of the clock to the core's next deadline; and the server killed and started again
+//! from what it had committed. Then a drain phase with healthy workers,
 //! working storage and every pause let go must end every job: nothing is stranded.
 //!
 //! Besides the core's invariants, the simulated farm checks what peers see: a worker slot is
@@ -521,8 +522,38 @@ impl Sim {
                 self.request(client, Request::EnableWorker(name.to_owned()))?;
                 Ok(())
             }
+            99 => self.restart(),
             _ => self.heartbeats(),
         }
+    }
+
+    /// The server is killed and started again: what was not committed is lost, every
+    /// connection drops, and a new core starts from the store. Worker processes live on and
+    /// reconnect later with what they run and the results they hold.
+    fn restart(&mut self) -> Result<(), String> {
+        self.log.push("restart".to_owned());
+        self.batches.clear();
+        self.commits.clear();
+        self.connected.clear();
+        self.dead.clear();
+        self.clients.clear();
+        self.asked.clear();
+        self.deleting.clear();
+        let loaded = self.store.load().map_err(|e| e.to_string())?;
+        // A new process seeds its ids anew (from the operating system, in a real server):
+        // the same seed at the same simulated time would make the same ids again.
+        let seed = self.config.id_seed.map(|seed| seed.wrapping_add(0x1000));
+        self.config.id_seed = seed;
+        let (core, ops) = Core::new(self.config.clone(), loaded, self.now);
+        self.core = core;
+        self.core.check_invariants().map_err(|broken| {
+            format!(
+                "after a restart: {broken}\nrecent inputs:\n{}",
+                self.recent()
+            )
+        })?;
+        self.batches.push_back((ops, None));
+        Ok(())
     }
 
     fn client(&mut self) -> Result<ConnId, String> {
