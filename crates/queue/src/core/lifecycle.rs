@@ -137,7 +137,22 @@ enum Readiness {
 impl Core {
     /// Adds a job read from storage. A task found started ran when the server stopped: its
     /// worker may still run it and come back, so it waits `reconnect_grace` as an orphan.
-    pub(super) fn insert_loaded(&mut self, job: Job, now: Timestamp) {
+    pub(super) fn insert_loaded(&mut self, mut job: Job, now: Timestamp) {
+        // A task handed back after its worker was lost may have been reclaimed by that
+        // worker just before the server stopped, without the reclaim being stored: the
+        // worker may run it until its lease ends. Held as for a retry for one grace period,
+        // in which the worker may come back and reclaim it again.
+        let hold = now.plus(self.config.reconnect_grace);
+        for task in &mut job.tasks {
+            let lost = task
+                .attempts
+                .last()
+                .and_then(|attempt| attempt.outcome.as_ref())
+                == Some(&AttemptOutcome::WorkerLost);
+            if task.state == TaskState::Queued && lost {
+                task.retry_at = Some(hold);
+            }
+        }
         let id = job.id;
         let queue_name = job.queue.clone();
         let paused = job.paused;
@@ -164,6 +179,9 @@ impl Core {
         }
         for (task_id, task) in job.indexed() {
             match task.state {
+                TaskState::Queued if task.retry_at.is_some() => {
+                    self.delayed.insert((hold, task_id));
+                }
                 TaskState::Queued if !paused => {
                     let key = job.queue_key(task_id.index);
                     self.queue_mut(&queue_name).push(key, &job.kind);
@@ -529,7 +547,9 @@ impl Core {
         if self.task(task_id).is_some_and(|task| {
             task.state == TaskState::Canceled && task.current_attempt() == attempt
         }) {
-            // Canceled while it ran: expected, and nothing it carries is recorded.
+            // Canceled while it ran: expected, and nothing it carries is recorded. It has
+            // stopped, so a requeue need not wait for its lease.
+            self.lingering.remove(&task_id);
             self.reply(conn, id, Ok(Reply::Ack));
             self.worker_ready(now, conn);
             return;

@@ -280,6 +280,10 @@ pub struct Core {
     /// Started tasks with no connected worker, waiting for theirs to come back: the worker's
     /// connection dropped, the server restarted, or a completion's commit failed.
     orphans: BTreeMap<TaskId, Orphan>,
+    /// Tasks canceled while their worker was cut off, with when that worker's lease ends:
+    /// it may run the attempt until then, so a requeue does not start the task elsewhere
+    /// before (the task waits as for a retry).
+    lingering: HashMap<TaskId, Timestamp>,
     /// Clients following a task's output that have caught up with it, by job: new lines go
     /// to them as they come. Each entry names the task (its index) it follows.
     log_followers: HashMap<JobId, Vec<(ConnId, RequestId, u32)>>,
@@ -336,6 +340,7 @@ impl Core {
             delayed: BTreeSet::new(),
             expiring: BTreeSet::new(),
             orphans: BTreeMap::new(),
+            lingering: HashMap::new(),
             log_followers: HashMap::new(),
             reading: HashMap::new(),
             watchers: HashMap::new(),

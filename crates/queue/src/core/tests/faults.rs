@@ -164,7 +164,7 @@ fn a_retry_goes_to_a_worker_that_has_not_failed_the_job() {
         retry_backoff: Duration::ZERO,
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     farm.worker(11, "healthy", &["default"]);
     farm.worker(10, "broken", &["default"]);
     let (long, _) = farm.submit_one("default", INFO);
@@ -195,7 +195,7 @@ fn a_retry_goes_back_to_the_only_worker_that_can_run_it() {
         retry_backoff: Duration::ZERO,
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     farm.worker(10, "only", &["default"]);
     let (ids, _) = farm.submit(vec![job("default", INFO, attempts(2))]);
     let outcome = Outcome::Failed(Failure::new("flaky"));
@@ -211,7 +211,7 @@ fn a_worker_failing_job_after_job_is_quarantined_until_enabled() {
         quarantine_cooldown: Duration::ZERO,
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     farm.worker(10, "broken", &["default"]);
     let mut failed = Vec::new();
     for _ in 0..5 {
@@ -250,7 +250,7 @@ fn quarantine_counts_different_jobs_in_a_row_and_cools_down() {
         quarantine_cooldown: Duration::from_secs(60),
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     farm.worker(10, "w", &["default"]);
     let (ids, _) = farm.submit(vec![job("default", INFO, attempts(3))]);
     fail(&mut farm, 10, ids[0], 1);

@@ -525,7 +525,7 @@ fn finished_and_canceled_jobs_go_after_their_retention_and_failed_ones_stay() {
         retention: Duration::from_secs(3600),
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config.clone(), Vec::new());
+    let mut farm = Farm::with(config.clone());
     farm.worker(10, "w1", &["default"]);
     let finished = submit_tasks(&mut farm, "default", 2, JobOptions::default());
     let failed = submit_tasks(&mut farm, "default", 2, JobOptions::default());
@@ -735,7 +735,7 @@ fn quarantine_counts_the_tasks_of_one_job_once() {
         quarantine_cooldown: Duration::ZERO,
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     farm.worker(10, "w", &["default"]);
     let job = submit_tasks(&mut farm, "default", 4, JobOptions::default());
     for index in 0..4 {
@@ -829,7 +829,7 @@ fn the_status_of_a_job_of_many_tasks_with_long_reasons_fits_in_a_reply() {
         ..CoreConfig::default()
     };
     let budget = config.max_reply_bytes;
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     farm.worker(10, "w1", &["default"]);
     let job = submit_tasks(&mut farm, "default", 1_000, JobOptions::default());
     for index in 0..1_000 {
@@ -1015,4 +1015,85 @@ fn a_job_whose_dependency_ended_before_a_crash_is_released_at_load() {
     let frames = restarted.worker(10, "w1", &["default"]);
     let ran = run_all(&mut restarted, 10, frames);
     assert_eq!(ran, vec![task(&second, 0), task(&second, 1)]);
+}
+
+/// A task canceled while its worker is cut off, then requeued at once: the cut-off worker
+/// may still run it until its lease ends, so the task must not start elsewhere before then.
+#[test]
+fn a_task_requeued_while_its_worker_is_cut_off_waits_for_the_lease() {
+    let grace = CoreConfig::default().reconnect_grace;
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let job = submit_tasks(&mut farm, "default", 1, JobOptions::default());
+    farm.handle(Input::Disconnected { conn: 10 });
+    farm.worker(11, "w2", &["default"]);
+    farm.advance(Duration::from_secs(5));
+    done(&farm.changes(Request::Cancel(vec![job.id.into()])));
+    let requeue = Request::Requeue(Requeue::Tasks {
+        targets: vec![job.id.into()],
+        all: false,
+    });
+    let frames = farm.request(CLIENT, requeue.clone());
+    assert!(assignments(&frames).is_empty(), "w1 may still run it");
+    assert_eq!(farm.state(task(&job, 0)), TaskState::Queued);
+    farm.advance(grace - Duration::from_secs(6));
+    farm.request(11, Request::Heartbeat);
+    assert!(assignments(&farm.handle(Input::Tick)).is_empty());
+    // The lease counts from when the server last heard from w1.
+    farm.advance(Duration::from_secs(1));
+    farm.request(11, Request::Heartbeat);
+    let frames = farm.handle(Input::Tick);
+    assert_eq!(assignments(&frames), vec![(11, task(&job, 0), 2)]);
+
+    // A worker that reports the canceled attempt has stopped it: no wait then.
+    let other = submit_tasks(&mut farm, "default", 1, JobOptions::default());
+    farm.worker(12, "w3", &["default"]);
+    assert_eq!(farm.core.running.get(&task(&other, 0)), Some(&12));
+    farm.handle(Input::Disconnected { conn: 12 });
+    done(&farm.changes(Request::Cancel(vec![other.id.into()])));
+    let frames = farm.worker_with(13, "w3", &["default"], &[INFO], vec![(task(&other, 0), 1)]);
+    assert_eq!(stops(&frames), vec![(13, task(&other, 0), 1)]);
+    farm.complete(13, task(&other, 0), 1, Outcome::Canceled);
+    let frames = farm.request(
+        CLIENT,
+        Request::Requeue(Requeue::Tasks {
+            targets: vec![other.id.into()],
+            all: false,
+        }),
+    );
+    assert_eq!(assignments(&frames), vec![(13, task(&other, 0), 2)]);
+}
+
+/// A worker that came back for a task handed back after its loss reclaims it; if the server
+/// stops before that reclaim is stored, it starts with the task queued while the worker
+/// still runs it. The task waits one grace period for its worker before going elsewhere.
+/// Found by the randomized test's restarts.
+#[test]
+fn after_a_restart_a_task_lost_by_its_worker_waits_the_grace_for_it() {
+    let grace = CoreConfig::default().reconnect_grace;
+    let mut farm = Farm::new();
+    farm.worker(10, "w1", &["default"]);
+    let job = submit_tasks(&mut farm, "default", 1, JobOptions::default());
+    farm.lose(10);
+    assert_eq!(farm.state(task(&job, 0)), TaskState::Queued);
+    // Stopped and started again: w2 does not get the task during the grace; w1 reclaims it.
+    let mut restarted = farm.restart(CoreConfig::default());
+    assert!(restarted.stored.is_empty(), "nothing changes at load");
+    let frames = restarted.worker(11, "w2", &["default"]);
+    assert!(assignments(&frames).is_empty());
+    restarted.worker_with(20, "w1", &["default"], &[INFO], vec![(task(&job, 0), 1)]);
+    assert_eq!(restarted.state(task(&job, 0)), TaskState::Started);
+    let frames = restarted.complete(20, task(&job, 0), 1, Outcome::Finished(vec![]));
+    assert_eq!(replies(&frames, 20), vec![Ok(Reply::Ack)]);
+    assert_eq!(restarted.task(task(&job, 0)).attempts.len(), 1, "ran once");
+    // Without w1 coming back, the task goes to w2 once the grace has passed.
+    let mut again = farm.restart(CoreConfig::default());
+    again.worker(11, "w2", &["default"]);
+    again.advance(grace - Duration::from_secs(1));
+    again.request(11, Request::Heartbeat);
+    assert!(assignments(&again.handle(Input::Tick)).is_empty());
+    again.advance(Duration::from_secs(1));
+    again.request(11, Request::Heartbeat);
+    let frames = again.handle(Input::Tick);
+    assert_eq!(assignments(&frames), vec![(11, task(&job, 0), 2)]);
 }

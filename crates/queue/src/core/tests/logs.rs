@@ -24,7 +24,7 @@ struct Stored {
 impl Stored {
     fn new(config: CoreConfig) -> Stored {
         let mut stored = Stored {
-            farm: Farm::with(config, Vec::new()),
+            farm: Farm::with(config),
         };
         stored.farm.worker(10, "w1", &["default"]);
         stored

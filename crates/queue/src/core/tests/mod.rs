@@ -19,15 +19,18 @@ mod randomized;
 
 use super::job::Task;
 use super::{ConnId, Core, CoreConfig, Effect, Input, MAX_WORKER_LOSSES, OutputRead};
-use crate::store::{Loaded, Store, StoreError, StoreOp, StoredJob};
+use crate::store::{Loaded, Store, StoreError, StoreOp};
 use memstore::MemStore;
 
 const CLIENT: ConnId = 1;
 
 /// A core with a clock that tests move by hand; commits succeed at once unless told not to.
 pub(super) struct Farm {
+    /// The state machine under test.
     core: Core,
+    /// The time every input is handled at; tests move it with `advance`.
     now: Timestamp,
+    /// The id of the last request sent, so that each gets its own.
     next_request: u64,
     /// Every store op the core asked for, in order.
     stored: Vec<StoreOp>,
@@ -41,15 +44,12 @@ pub(super) struct Farm {
 
 impl Farm {
     fn new() -> Farm {
-        Farm::with(CoreConfig::default(), Vec::new())
+        Farm::with(CoreConfig::default())
     }
 
-    /// A farm whose store holds `jobs` (numbered after the highest of them).
-    fn with(config: CoreConfig, jobs: Vec<StoredJob>) -> Farm {
-        let mut store = MemStore::default();
-        let ops: Vec<StoreOp> = jobs.into_iter().map(StoreOp::Insert).collect();
-        store.commit(&ops).expect("an in-memory commit");
-        Farm::from_store(config, store, Timestamp(1_700_000_000_000))
+    /// A farm with an empty store.
+    fn with(config: CoreConfig) -> Farm {
+        Farm::from_store(config, MemStore::default(), Timestamp(1_700_000_000_000))
     }
 
     /// A farm started at `now` from what `store` holds, as a server starts.
@@ -716,7 +716,7 @@ fn finished_jobs_are_pruned_after_retention_and_failed_ones_kept() {
         retention: Duration::from_secs(60),
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     farm.worker(10, "w1", &["default"]);
     let (done, _) = farm.submit_one("default", INFO);
     farm.complete(10, done, 1, Outcome::Finished(vec![]));
@@ -854,7 +854,7 @@ fn retries_back_off_exponentially() {
         max_retry_backoff: Duration::from_secs(15),
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     farm.worker(10, "w1", &["default"]);
     let options = JobOptions {
         max_attempts: 3,
@@ -1095,7 +1095,7 @@ fn requests_in_flight_per_connection_are_capped() {
         max_in_flight: 2,
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     let (a, _) = farm.submit_one("default", INFO);
     farm.request(CLIENT, Request::Wait(a.job.into()));
     farm.request(CLIENT, Request::Wait(a.job.into()));

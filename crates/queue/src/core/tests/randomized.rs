@@ -150,6 +150,9 @@ struct SimWorker {
     unacked: Vec<Completion>,
     /// A result sent whose reply has not come: request id to completion.
     sent: BTreeMap<u64, Completion>,
+    /// When the server last heard from this worker, on any of its connections: its lease
+    /// runs from there.
+    heard: Option<Timestamp>,
 }
 
 struct Sim {
@@ -354,22 +357,32 @@ impl Sim {
                         self.recent()
                     ));
                 }
-                // Another connected worker may still run the task only if it was told to
-                // stop that older attempt.
-                for (other_conn, other) in &self.connected {
-                    let Some((running, running_attempt, told)) =
-                        self.slots.get(other).and_then(|slot| slot.running)
-                    else {
+                // Another worker may still run the task only if it was told to stop that
+                // older attempt, or if it is cut off and the server waited the reconnect
+                // grace since it last heard from it (by then its lease stopped it).
+                let grace = self.config.reconnect_grace;
+                for (other, slot) in &self.slots {
+                    let Some((running, running_attempt, told)) = slot.running else {
                         continue;
                     };
-                    if running == task && (!told || running_attempt >= attempt) {
+                    if running != task || *other == name || (told && running_attempt < attempt) {
+                        continue;
+                    }
+                    let connected = self.connected.values().any(|n| n == other);
+                    let waited = slot.heard.is_none_or(|heard| self.now >= heard.plus(grace));
+                    if connected || !waited {
                         return Err(format!(
                             "task {task} attempt {attempt} was given to {name} while worker \
-                             {other} (connection {other_conn}) runs attempt {running_attempt} \
-                             (told to stop: {told})\n{}",
+                             {other} (connected: {connected}, last heard {:?}) runs attempt \
+                             {running_attempt} (told to stop: {told})\n{}",
+                            slot.heard,
                             self.recent()
                         ));
                     }
+                }
+                if self.verbose {
+                    self.log
+                        .push(format!("assigned {task} attempt {attempt} to {name}"));
                 }
                 let slot = self.slots.entry(name).or_default();
                 slot.running = Some((task, attempt, false));
@@ -447,6 +460,9 @@ impl Sim {
     fn request(&mut self, conn: ConnId, request: Request) -> Result<u64, String> {
         let id = self.next_request;
         self.next_request += 1;
+        if let Some(name) = self.connected.get(&conn).copied() {
+            self.slots.entry(name).or_default().heard = Some(self.now);
+        }
         let name = match &request {
             Request::Cancel(targets) if targets.iter().all(|t| t.index.is_some()) => {
                 "cancel one task"
@@ -553,6 +569,16 @@ impl Sim {
             )
         })?;
         self.batches.push_back((ops, None));
+        if self.verbose {
+            for job in self.core.jobs.values() {
+                for (id, task) in job.indexed() {
+                    if task.state == TaskState::Started {
+                        self.log
+                            .push(format!("loaded {id} started: {:?}", task.attempts));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -965,7 +991,16 @@ impl Sim {
                 ..JobQuery::default()
             }),
         };
+        let cancel = matches!(request, Request::Cancel(_));
         self.request(client, request)?;
+        if cancel && self.rng.chance(30) {
+            // Canceled to start it again at once, as after fixing a scene.
+            let again = Request::Requeue(Requeue::Tasks {
+                targets: vec![target],
+                all: false,
+            });
+            self.request(client, again)?;
+        }
         if self.rng.chance(10) {
             self.request(client, Request::Info)?;
         }
