@@ -153,6 +153,9 @@ struct SimWorker {
     /// When the server last heard from this worker, on any of its connections: its lease
     /// runs from there.
     heard: Option<Timestamp>,
+    /// When the worker kills its running attempt for its timeout, if it has one (a real
+    /// worker does, cut off or not).
+    stops_at: Option<Timestamp>,
 }
 
 struct Sim {
@@ -370,12 +373,16 @@ impl Sim {
                     }
                     let connected = self.connected.values().any(|n| n == other);
                     let waited = slot.heard.is_none_or(|heard| self.now >= heard.plus(grace));
-                    if connected || !waited {
+                    let timed_out = slot.stops_at.is_some_and(|at| self.now >= at);
+                    if !timed_out && (connected || !waited) {
                         return Err(format!(
                             "task {task} attempt {attempt} was given to {name} while worker \
                              {other} (connected: {connected}, last heard {:?}) runs attempt \
-                             {running_attempt} (told to stop: {told})\n{}",
+                             {running_attempt} (told to stop: {told}); now {:?}, the task's \
+                             attempts {:?}\n{}",
                             slot.heard,
+                            self.now,
+                            self.core.task(task).map(|task| &task.attempts),
                             self.recent()
                         ));
                     }
@@ -386,6 +393,9 @@ impl Sim {
                 }
                 let slot = self.slots.entry(name).or_default();
                 slot.running = Some((task, attempt, false));
+                slot.stops_at = assignment
+                    .timeout_ms
+                    .map(|ms| self.now.plus(Duration::from_millis(ms)));
             }
             ServerFrame::Cancel { task, attempt, .. } => {
                 let slot = self.slots.entry(name).or_default();
