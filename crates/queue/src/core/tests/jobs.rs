@@ -372,6 +372,25 @@ fn requeue_failed_touches_only_one_submitters_jobs() {
     assert_eq!(farm.state(bob), TaskState::Failed);
     assert_eq!(farm.state(anabel), TaskState::Failed);
     assert!(requeued(&mut farm, None, "carol").is_empty());
+    // Listings take the same forms.
+    let listed = |farm: &mut Farm, user: &str| -> Vec<JobId> {
+        let query = buildcat_proto::JobQuery {
+            user: Some(user.to_owned()),
+            limit: 10,
+            ..Default::default()
+        };
+        let frames = farm.request(CLIENT, Request::Jobs(query));
+        match replies(&frames, CLIENT).pop() {
+            Some(Ok(Reply::Jobs { jobs, .. })) => jobs.iter().map(|job| job.id).collect(),
+            other => panic!("expected a listing, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        listed(&mut farm, "ana"),
+        vec![ana_other_queue.job, ana_there.job, ana_here.job]
+    );
+    assert_eq!(listed(&mut farm, "ana@laptop"), vec![ana_there.job]);
+    assert_eq!(listed(&mut farm, "anabel"), vec![anabel.job]);
 }
 
 #[test]
