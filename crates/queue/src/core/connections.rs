@@ -203,6 +203,9 @@ impl Core {
             self.expiring.remove(&(ended, id));
         }
         self.numbers.remove(&job.number);
+        for task in job.indexed().map(|(task, _)| task) {
+            self.lingering.remove(&task);
+        }
         let queue = self.queue_mut(&job.queue);
         queue.counts.total = queue.counts.total.saturating_sub(job.counts.total);
         for state in TaskState::ALL {

@@ -137,7 +137,22 @@ enum Readiness {
 impl Core {
     /// Adds a job read from storage. A task found started ran when the server stopped: its
     /// worker may still run it and come back, so it waits `reconnect_grace` as an orphan.
-    pub(super) fn insert_loaded(&mut self, job: Job, now: Timestamp) {
+    pub(super) fn insert_loaded(&mut self, mut job: Job, now: Timestamp) {
+        // A task handed back after its worker was lost may have been reclaimed by that
+        // worker just before the server stopped, without the reclaim being stored: the
+        // worker may run it until its lease ends. Held as for a retry for one grace period,
+        // in which the worker may come back and reclaim it again.
+        let hold = now.plus(self.config.reconnect_grace);
+        for task in &mut job.tasks {
+            let lost = task
+                .attempts
+                .last()
+                .and_then(|attempt| attempt.outcome.as_ref())
+                == Some(&AttemptOutcome::WorkerLost);
+            if task.state == TaskState::Queued && lost {
+                task.retry_at = Some(hold);
+            }
+        }
         let id = job.id;
         let queue_name = job.queue.clone();
         let paused = job.paused;
@@ -164,6 +179,9 @@ impl Core {
         }
         for (task_id, task) in job.indexed() {
             match task.state {
+                TaskState::Queued if task.retry_at.is_some() => {
+                    self.delayed.insert((hold, task_id));
+                }
                 TaskState::Queued if !paused => {
                     let key = job.queue_key(task_id.index);
                     self.queue_mut(&queue_name).push(key, &job.kind);
@@ -364,6 +382,32 @@ impl Core {
         }
     }
 
+    /// Whether job `id` waits for a dependency that has yet to end; if it does, it is
+    /// listed among that dependency's dependents, so that the end wakes it. For a task put
+    /// back in its queue (a requeue), which must not run before what its job waits for.
+    pub(super) fn must_wait(&mut self, id: JobId) -> bool {
+        let Some(job) = self.jobs.get(&id) else {
+            return false;
+        };
+        if !matches!(self.readiness(job), Readiness::Waiting) {
+            return false;
+        }
+        let open: Vec<Dependency> = job
+            .options
+            .after
+            .iter()
+            .copied()
+            .filter(|dependency| self.dependency_open(*dependency))
+            .collect();
+        for dependency in open {
+            let dependents = self.dependents.entry(dependency).or_default();
+            if !dependents.contains(&id) {
+                dependents.push(id);
+            }
+        }
+        true
+    }
+
     /// Whether `dependency` has yet to end.
     pub(super) fn dependency_open(&self, dependency: Dependency) -> bool {
         match dependency {
@@ -503,7 +547,9 @@ impl Core {
         if self.task(task_id).is_some_and(|task| {
             task.state == TaskState::Canceled && task.current_attempt() == attempt
         }) {
-            // Canceled while it ran: expected, and nothing it carries is recorded.
+            // Canceled while it ran: expected, and nothing it carries is recorded. It has
+            // stopped, so a requeue need not wait for its lease.
+            self.lingering.remove(&task_id);
             self.reply(conn, id, Ok(Reply::Ack));
             self.worker_ready(now, conn);
             return;
@@ -744,6 +790,8 @@ impl Core {
                     // The latest task's end, as a restart derives it from the stored tasks.
                     let ended = job.last_task_end().unwrap_or(now);
                     job.ended_at = Some(ended);
+                    // Stored with the record: retention counts from it.
+                    self.ops.push(StoreOp::UpdateJob(job.record()));
                     let state = job.state(false);
                     self.queue_mut(&queue_name).jobs -= 1;
                     if matches!(state, JobState::Finished | JobState::Canceled) {
@@ -754,6 +802,7 @@ impl Core {
                 }
                 (false, Some(at)) => {
                     job.ended_at = None;
+                    self.ops.push(StoreOp::UpdateJob(job.record()));
                     self.expiring.remove(&(at, id));
                     self.queue_mut(&queue_name).jobs += 1;
                 }

@@ -142,7 +142,10 @@ impl Core {
                 last.ended_at = Some(now);
                 last.outcome = Some(AttemptOutcome::Canceled);
             }
-            self.orphans.remove(&id);
+            if let Some(orphan) = self.orphans.remove(&id) {
+                // Its worker is cut off and runs it until its lease ends.
+                self.lingering.insert(id, orphan.deadline);
+            }
             self.stop_attempt(now, id, attempt, "canceled".to_owned());
         }
         self.end_task(now, id, TaskState::Canceled, Failure::new("canceled"));
@@ -249,9 +252,24 @@ impl Core {
         task.ended_at = None;
         task.failure = None;
         task.result = None;
+        if self.must_wait(id.job) {
+            // Canceled or failed while it waited: it waits again.
+            self.set_state(id, TaskState::Deferred);
+            self.record(id);
+            return;
+        }
         self.set_state(id, TaskState::Queued);
         self.record(id);
-        self.enqueue(now, id);
+        match self.lingering.remove(&id) {
+            // A cut-off worker may still run its canceled attempt: not elsewhere too.
+            Some(until) if until > now => {
+                if let Some(task) = self.task_mut(id) {
+                    task.retry_at = Some(until);
+                }
+                self.delayed.insert((until, id));
+            }
+            _ => self.enqueue(now, id),
+        }
     }
 
     /// Pauses (`hold`) or resumes a job: its queued tasks are held or let go; running ones

@@ -280,6 +280,10 @@ pub struct Core {
     /// Started tasks with no connected worker, waiting for theirs to come back: the worker's
     /// connection dropped, the server restarted, or a completion's commit failed.
     orphans: BTreeMap<TaskId, Orphan>,
+    /// Tasks canceled while their worker was cut off, with when that worker's lease ends:
+    /// it may run the attempt until then, so a requeue does not start the task elsewhere
+    /// before (the task waits as for a retry).
+    lingering: HashMap<TaskId, Timestamp>,
     /// Clients following a task's output that have caught up with it, by job: new lines go
     /// to them as they come. Each entry names the task (its index) it follows.
     log_followers: HashMap<JobId, Vec<(ConnId, RequestId, u32)>>,
@@ -336,6 +340,7 @@ impl Core {
             delayed: BTreeSet::new(),
             expiring: BTreeSet::new(),
             orphans: BTreeMap::new(),
+            lingering: HashMap::new(),
             log_followers: HashMap::new(),
             reading: HashMap::new(),
             watchers: HashMap::new(),
@@ -354,6 +359,20 @@ impl Core {
             let kind = core.intern_kind(&stored.job.kind);
             let job = Job::from_stored(stored, queue, kind);
             core.insert_loaded(job, now);
+        }
+        // A dependency's end is stored before the release of the jobs waiting on it (the
+        // release is the next commit): a server stopped in between left them deferred on a
+        // dependency that has ended. Release them now. Sorted, so that loading is the same
+        // every time.
+        let mut ended: Vec<Dependency> = core
+            .dependents
+            .keys()
+            .copied()
+            .filter(|dependency| !core.dependency_open(*dependency))
+            .collect();
+        ended.sort_unstable();
+        for dependency in ended {
+            core.release_dependents(now, dependency);
         }
         core.settle(now);
         let ops = std::mem::take(&mut core.ops);

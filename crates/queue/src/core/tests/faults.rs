@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use buildcat_proto::{
-    AttemptOutcome, Failure, JobOptions, JobState, Outcome, Reply, Request, RequestError,
-    ServerFrame, WorkerActivity,
+    AttemptOutcome, Failure, JobOptions, Outcome, Reply, Request, RequestError, ServerFrame,
+    TaskId, TaskState, WorkerActivity,
 };
 
-use super::{Farm, INFO, assignments, job, replies};
+use super::{Farm, INFO, assignments, job, replies, whole};
 use crate::core::{CoreConfig, Effect, Input};
 use crate::store::StoreError;
 
@@ -25,7 +25,7 @@ fn a_refused_result_changes_nothing_but_the_refusal() {
     assert_eq!(
         replies(&frames, 10),
         vec![Err(RequestError::StaleAttempt {
-            job: first,
+            task: first,
             attempt: 1
         })]
     );
@@ -46,28 +46,28 @@ fn a_returning_worker_holding_a_handed_on_attempt_stops_it_before_new_work() {
     let (id, _) = farm.submit_one("default", INFO);
     farm.lose(10);
     farm.worker(11, "w2", &["default"]);
-    assert_eq!(farm.core.jobs[&id].current_attempt(), 2);
+    assert_eq!(farm.task(id).current_attempt(), 2);
     let (other, _) = farm.submit_one("default", INFO);
     let frames = farm.worker_with(20, "w1", &["default"], &[INFO], vec![(id, 1)]);
     assert!(
         frames.iter().any(|(conn, frame)| *conn == 20
-            && matches!(frame, ServerFrame::Cancel { job, attempt: 1, .. } if *job == id)),
+            && matches!(frame, ServerFrame::Cancel { task, attempt: 1, .. } if *task == id)),
         "{frames:?}"
     );
     assert!(assignments(&frames).is_empty(), "not idle while it stops");
-    assert_eq!(farm.state(other), JobState::Queued);
+    assert_eq!(farm.state(other), TaskState::Queued);
     let frames = farm.complete(20, id, 1, Outcome::Canceled);
     assert_eq!(
         replies(&frames, 20),
         vec![Err(RequestError::StaleAttempt {
-            job: id,
+            task: id,
             attempt: 1
         })]
     );
     assert_eq!(assignments(&frames), vec![(20, other, 1)]);
     assert_eq!(
         farm.state(id),
-        JobState::Started,
+        TaskState::Started,
         "w2's attempt is untouched"
     );
 }
@@ -79,13 +79,13 @@ fn a_completion_takes_effect_only_once_committed() {
     let mut farm = Farm::new();
     farm.worker(10, "w1", &["default"]);
     let (id, _) = farm.submit_one("default", INFO);
-    farm.request(super::CLIENT, Request::Wait(id));
+    farm.request(super::CLIENT, Request::Wait(id.job.into()));
     let frames = farm.handle_with(
         Input::Request {
             conn: 10,
             id: 1,
             request: Request::Complete(buildcat_proto::Completion {
-                job: id,
+                task: id,
                 attempt: 1,
                 outcome: Outcome::Finished(vec![7]),
             }),
@@ -100,17 +100,22 @@ fn a_completion_takes_effect_only_once_committed() {
         replies(&frames, super::CLIENT).is_empty(),
         "nobody hears of an end not stored"
     );
-    assert_eq!(farm.state(id), JobState::Started);
-    assert!(farm.core.jobs[&id].attempts[0].outcome.is_none());
+    assert_eq!(farm.state(id), TaskState::Started);
+    assert!(farm.task(id).attempts[0].outcome.is_none());
     // The worker reconnects with its unacknowledged result and sends it again.
     farm.handle(Input::Disconnected { conn: 10 });
     farm.worker_with(11, "w1", &["default"], &[INFO], vec![(id, 1)]);
     let frames = farm.complete(11, id, 1, Outcome::Finished(vec![7]));
     assert_eq!(replies(&frames, 11), vec![Ok(Reply::Ack)]);
-    assert_eq!(farm.state(id), JobState::Finished);
+    assert_eq!(farm.state(id), TaskState::Finished);
     assert!(matches!(
         replies(&frames, super::CLIENT).as_slice(),
-        [Ok(Reply::Ended(status))] if status.result == Some(vec![7])
+        [Ok(Reply::Ended(status))] if status.tasks[0].state == TaskState::Finished
+    ));
+    let frames = farm.request(super::CLIENT, Request::Task(id.into()));
+    assert!(matches!(
+        replies(&frames, super::CLIENT).as_slice(),
+        [Ok(Reply::Task(task))] if task.result == Some(vec![7])
     ));
 }
 
@@ -125,7 +130,7 @@ fn a_completion_that_failed_to_commit_is_handed_on_if_its_worker_never_resends()
             conn: 10,
             id: 1,
             request: Request::Complete(buildcat_proto::Completion {
-                job: id,
+                task: id,
                 attempt: 1,
                 outcome: Outcome::Finished(vec![]),
             }),
@@ -136,7 +141,7 @@ fn a_completion_that_failed_to_commit_is_handed_on_if_its_worker_never_resends()
     farm.handle(Input::Disconnected { conn: 10 });
     farm.advance(CoreConfig::default().reconnect_grace + Duration::from_secs(1));
     farm.handle(Input::Tick);
-    assert_eq!(farm.state(id), JobState::Queued);
+    assert_eq!(farm.state(id), TaskState::Queued);
 }
 
 fn attempts(count: u32) -> JobOptions {
@@ -146,7 +151,7 @@ fn attempts(count: u32) -> JobOptions {
     }
 }
 
-fn fail(farm: &mut Farm, conn: u64, id: buildcat_proto::JobId, attempt: u32) {
+fn fail(farm: &mut Farm, conn: u64, id: TaskId, attempt: u32) {
     let outcome = Outcome::Failed(Failure::new("the root is gone"));
     farm.complete(conn, id, attempt, outcome);
 }
@@ -159,7 +164,7 @@ fn a_retry_goes_to_a_worker_that_has_not_failed_the_job() {
         retry_backoff: Duration::ZERO,
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     farm.worker(11, "healthy", &["default"]);
     farm.worker(10, "broken", &["default"]);
     let (long, _) = farm.submit_one("default", INFO);
@@ -172,15 +177,15 @@ fn a_retry_goes_to_a_worker_that_has_not_failed_the_job() {
     // go back to it.
     fail(&mut farm, 10, ids[0], 1);
     fail(&mut farm, 10, ids[1], 1);
-    assert_eq!(farm.state(ids[0]), JobState::Queued);
-    assert_eq!(farm.state(ids[1]), JobState::Queued);
+    assert_eq!(farm.state(ids[0]), TaskState::Queued);
+    assert_eq!(farm.state(ids[1]), TaskState::Queued);
     assert_eq!(farm.core.idle.len(), 1, "broken has nothing it should run");
     let frames = farm.complete(11, long, 1, Outcome::Finished(vec![]));
     assert_eq!(assignments(&frames), vec![(11, ids[0], 2)]);
     let frames = farm.complete(11, ids[0], 2, Outcome::Finished(vec![]));
     assert_eq!(assignments(&frames), vec![(11, ids[1], 2)]);
     farm.complete(11, ids[1], 2, Outcome::Finished(vec![]));
-    assert!(ids.iter().all(|id| farm.state(*id) == JobState::Finished));
+    assert!(ids.iter().all(|id| farm.state(*id) == TaskState::Finished));
 }
 
 /// Item 7: with no other worker that can run it, a retry still runs where it failed.
@@ -190,7 +195,7 @@ fn a_retry_goes_back_to_the_only_worker_that_can_run_it() {
         retry_backoff: Duration::ZERO,
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     farm.worker(10, "only", &["default"]);
     let (ids, _) = farm.submit(vec![job("default", INFO, attempts(2))]);
     let outcome = Outcome::Failed(Failure::new("flaky"));
@@ -206,7 +211,7 @@ fn a_worker_failing_job_after_job_is_quarantined_until_enabled() {
         quarantine_cooldown: Duration::ZERO,
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     farm.worker(10, "broken", &["default"]);
     let mut failed = Vec::new();
     for _ in 0..5 {
@@ -245,7 +250,7 @@ fn quarantine_counts_different_jobs_in_a_row_and_cools_down() {
         quarantine_cooldown: Duration::from_secs(60),
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     farm.worker(10, "w", &["default"]);
     let (ids, _) = farm.submit(vec![job("default", INFO, attempts(3))]);
     fail(&mut farm, 10, ids[0], 1);
@@ -265,7 +270,7 @@ fn quarantine_counts_different_jobs_in_a_row_and_cools_down() {
     assert!(!farm.core.quarantined("w"));
     assert_eq!(assignments(&frames), vec![(10, c, 1)]);
     assert!(matches!(
-        farm.core.jobs[&a].attempts[0].outcome,
+        farm.task(a).attempts[0].outcome,
         Some(AttemptOutcome::Failed(_))
     ));
 }
@@ -295,8 +300,8 @@ fn a_returning_worker_is_registered_before_it_is_told_to_stop() {
                     reply: Ok(Reply::Registered { .. }),
                     ..
                 },
-                ServerFrame::Cancel { job, attempt: 1, .. },
-            ] if *job == id
+                ServerFrame::Cancel { task, attempt: 1, .. },
+            ] if *task == id
         ),
         "{to_20:?}"
     );
@@ -321,7 +326,7 @@ fn a_result_whose_commit_failed_is_taken_when_its_worker_returns_busy() {
             conn: 10,
             id: 1,
             request: Request::Complete(buildcat_proto::Completion {
-                job: first,
+                task: first,
                 attempt: 1,
                 outcome: Outcome::Finished(vec![7]),
             }),
@@ -348,7 +353,7 @@ fn a_result_whose_commit_failed_is_taken_when_its_worker_returns_busy() {
         result: Ok(()),
     });
     assert_eq!(assignments(&frames), vec![(10, second, 1)]);
-    assert_eq!(farm.state(first), JobState::Started);
+    assert_eq!(farm.state(first), TaskState::Started);
     // The worker drops the connection on the storage error and comes back running the
     // second job, still holding the first's result.
     farm.handle(Input::Disconnected { conn: 10 });
@@ -367,10 +372,10 @@ fn a_result_whose_commit_failed_is_taken_when_its_worker_returns_busy() {
     );
     let frames = farm.complete(11, first, 1, Outcome::Finished(vec![7]));
     assert_eq!(replies(&frames, 11), vec![Ok(Reply::Ack)]);
-    assert_eq!(farm.state(first), JobState::Finished);
+    assert_eq!(farm.state(first), TaskState::Finished);
     let frames = farm.complete(11, second, 1, Outcome::Finished(vec![]));
     assert_eq!(replies(&frames, 11), vec![Ok(Reply::Ack)]);
-    assert_eq!(farm.state(second), JobState::Finished);
+    assert_eq!(farm.state(second), TaskState::Finished);
 }
 
 /// Found end to end (`chaos::repeated_server_kills_...`): a job was sent to its worker before
@@ -427,15 +432,18 @@ fn a_job_is_sent_to_its_worker_only_once_its_attempt_is_stored() {
         )),
     });
     assert!(assignments(&frames).is_empty());
-    let id = *farm
-        .core
-        .jobs
-        .keys()
-        .find(|id| **id != first)
-        .expect("the second job");
-    assert_eq!(farm.state(id), JobState::Queued);
+    let id = TaskId::new(
+        *farm
+            .core
+            .jobs
+            .keys()
+            .find(|id| **id != first.job)
+            .expect("the second job"),
+        0,
+    );
+    assert_eq!(farm.state(id), TaskState::Queued);
     assert!(
-        farm.core.jobs[&id].attempts.is_empty(),
+        farm.task(id).attempts.is_empty(),
         "the attempt never happened"
     );
     // Dispatched again after a pause, not in a loop against the full disk.
@@ -458,7 +466,7 @@ fn a_worker_cannot_reclaim_an_attempt_given_to_another() {
     let frames = farm.worker_with(20, "w1", &["default"], &[INFO], vec![(id, 1)]);
     assert!(
         frames.iter().any(|(conn, frame)| *conn == 20
-            && matches!(frame, ServerFrame::Cancel { job, attempt: 1, .. } if *job == id)),
+            && matches!(frame, ServerFrame::Cancel { task, attempt: 1, .. } if *task == id)),
         "{frames:?}"
     );
     assert!(
@@ -483,7 +491,7 @@ fn a_cancel_is_acknowledged_only_once_stored() {
         Input::Request {
             conn: super::CLIENT,
             id: 1,
-            request: Request::Cancel(vec![id]),
+            request: Request::Cancel(vec![whole(id)]),
         },
     );
     assert!(
@@ -512,7 +520,7 @@ fn a_cancel_is_acknowledged_only_once_stored() {
     );
     // With storage back, the answer lists the changes.
     let (other, _) = farm.submit_one("default", INFO);
-    let frames = farm.request(super::CLIENT, Request::Cancel(vec![other]));
+    let frames = farm.request(super::CLIENT, Request::Cancel(vec![whole(other)]));
     assert!(matches!(
         replies(&frames, super::CLIENT).as_slice(),
         [Ok(Reply::Changes(changes))] if changes.len() == 1

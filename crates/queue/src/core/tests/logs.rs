@@ -1,60 +1,44 @@
-//! Job output: stored in chunks by offset, bounded in bytes (head and tail kept), read in
+//! Task output: stored in chunks by offset, bounded in bytes (head and tail kept), read in
 //! pages that fit a reply, followed from any offset, and still there after a restart.
 //!
-//! The core asks for pages through `Effect::ReadOutput`; these tests serve them from a real
-//! SQLite store fed with every change the core made, as the server's writer thread does.
+//! The core asks for pages through `Effect::ReadOutput`; these tests serve them from the
+//! farm's store, fed with every change the core made, as the server's writer thread does.
+//! (The SQLite store states the same reads in its conformance suite.)
 
 use buildcat_proto::{
-    DroppedOutput, JobEvent, JobId, JobQuery, LogPage, Outcome, Reply, Request, ServerFrame,
+    DroppedOutput, JobEvent, JobQuery, LogPage, Outcome, Reply, Request, RequestError, Requeue,
+    ServerFrame, TaskId, TaskRef, TaskState,
 };
 
-use super::{CLIENT, Farm, INFO, replies};
+use super::{CLIENT, Farm, INFO, replies, whole};
 use crate::core::follow::MAX_LINE_BYTES;
 use crate::core::{ConnId, CoreConfig, Input};
-use crate::store::sqlite::SqliteOptions;
-use crate::store::{SqliteStore, Store, StoreOp};
+use crate::store::{Store, StoreOp};
 
-/// A farm whose output reads are served by a SQLite store in a temporary directory.
+/// A farm whose output reads are served by its store, with one worker.
 struct Stored {
-    /// The core under test.
+    /// The core under test, with its store.
     farm: Farm,
-    /// Where the farm's changes are committed, and pages read from.
-    store: SqliteStore,
-    /// How many of `farm.stored` are committed to `store`.
-    committed: usize,
-    /// Holds the store's file.
-    dir: tempfile::TempDir,
 }
 
 impl Stored {
     fn new(config: CoreConfig) -> Stored {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = SqliteStore::open(&dir.path().join("jobs.db"), SqliteOptions::default())
-            .expect("a fresh store");
         let mut stored = Stored {
-            farm: Farm::with(config, Vec::new()),
-            store,
-            committed: 0,
-            dir,
+            farm: Farm::with(config),
         };
         stored.farm.worker(10, "w1", &["default"]);
         stored
-    }
-
-    /// Commits what the core asked for since the last call.
-    fn commit(&mut self) {
-        let ops = &self.farm.stored[self.committed..];
-        self.store.commit(ops).expect("commit");
-        self.committed = self.farm.stored.len();
     }
 
     /// Handles `input`, then serves every output read it leads to; returns every frame.
     fn handle(&mut self, input: Input) -> Vec<(ConnId, ServerFrame)> {
         let mut frames = self.farm.handle(input);
         while !self.farm.reads.is_empty() {
-            self.commit();
             for read in std::mem::take(&mut self.farm.reads) {
-                let result = self.store.read_output(read.job, read.from, read.max_bytes);
+                let result = self
+                    .farm
+                    .store
+                    .read_output(read.task, read.from, read.max_bytes);
                 frames.extend(self.farm.handle(Input::OutputRead { read, result }));
             }
         }
@@ -67,20 +51,20 @@ impl Stored {
         (id, self.handle(Input::Request { conn, id, request }))
     }
 
-    /// The worker prints `lines` for attempt 1 of `job`.
-    fn print(&mut self, job: JobId, lines: Vec<String>) -> Vec<(ConnId, ServerFrame)> {
+    /// The worker prints `lines` for attempt 1 of `task`.
+    fn print(&mut self, task: TaskId, lines: Vec<String>) -> Vec<(ConnId, ServerFrame)> {
         let request = Request::Log {
-            job,
+            task,
             attempt: 1,
             lines,
         };
         self.request(10, request).1
     }
 
-    /// One page of `job`'s output from `from`.
-    fn page(&mut self, job: JobId, from: u64) -> LogPage {
+    /// One page of `task`'s output from `from`.
+    fn page(&mut self, task: impl Into<TaskRef>, from: u64) -> LogPage {
         let request = Request::Logs {
-            job,
+            task: task.into(),
             from,
             follow: false,
         };
@@ -91,12 +75,12 @@ impl Stored {
         }
     }
 
-    /// Every page of `job`'s output from `from`, as `logs` reads them.
-    fn pages(&mut self, job: JobId, from: u64) -> Vec<LogPage> {
-        let mut pages = vec![self.page(job, from)];
+    /// Every page of `task`'s output from `from`, as `logs` reads them.
+    fn pages(&mut self, task: TaskId, from: u64) -> Vec<LogPage> {
+        let mut pages = vec![self.page(task, from)];
         while let Some(last) = pages.last().filter(|page| page.more) {
             let next = last.next;
-            pages.push(self.page(job, next));
+            pages.push(self.page(task, next));
         }
         pages
     }
@@ -251,7 +235,7 @@ fn a_follower_gets_the_output_from_its_offset_then_new_lines_then_the_end() {
     let (follow, frames) = stored.request(
         CLIENT,
         Request::Logs {
-            job: id,
+            task: id.into(),
             from: 50,
             follow: true,
         },
@@ -291,7 +275,7 @@ fn following_an_ended_job_reads_its_stored_output_and_ends() {
     let (follow, frames) = stored.request(
         CLIENT,
         Request::Logs {
-            job: id,
+            task: id.into(),
             from: 0,
             follow: true,
         },
@@ -312,16 +296,12 @@ fn a_restarted_core_serves_the_stored_output_and_appends_after_it() {
     let mut stored = Stored::new(CoreConfig::default());
     let (id, _) = stored.farm.submit_one("default", INFO);
     stored.print(id, vec!["before".into()]);
-    stored.commit();
-    let jobs = stored.store.load().expect("load");
-    assert_eq!(jobs[0].output.bytes, 7);
-    assert_eq!(jobs[0].output.lines, 1);
-    // A new core from the store, as after a restart; the worker reclaims its job.
+    let loaded = stored.farm.store.load().expect("load");
+    assert_eq!(loaded.jobs[0].tasks[0].output.bytes, 7);
+    assert_eq!(loaded.jobs[0].tasks[0].output.lines, 1);
+    // A new core from the store, as after a restart; the worker reclaims its task.
     let mut restarted = Stored {
-        farm: Farm::with(CoreConfig::default(), jobs),
-        store: stored.store,
-        committed: 0,
-        dir: stored.dir,
+        farm: stored.farm.restart(CoreConfig::default()),
     };
     restarted
         .farm
@@ -330,7 +310,7 @@ fn a_restarted_core_serves_the_stored_output_and_appends_after_it() {
         conn: 20,
         id: 1,
         request: Request::Log {
-            job: id,
+            task: id,
             attempt: 1,
             lines: vec!["after".into()],
         },
@@ -376,9 +356,11 @@ fn deleting_a_job_deletes_its_output() {
     let mut stored = Stored::new(CoreConfig::default());
     let (id, _) = stored.farm.submit_one("default", INFO);
     stored.print(id, vec!["kept until the job goes".into()]);
-    stored.farm.stored.push(StoreOp::Delete(id));
-    stored.commit();
-    let page = stored.store.read_output(id, 0, 1_000).expect("read");
+    stored.farm.complete(10, id, 1, Outcome::Finished(vec![]));
+    let changes = stored.farm.changes(Request::Delete(vec![id.job.into()]));
+    assert!(changes[0].result.is_ok(), "{changes:?}");
+    assert!(stored.farm.stored.contains(&StoreOp::Delete(id.job)));
+    let page = stored.farm.store.read_output(id, 0, 1_000).expect("read");
     assert!(page.lines.is_empty());
 }
 
@@ -470,23 +452,29 @@ fn a_status_with_every_attempt_failed_at_length_fits_in_a_reply() {
         let outcome = Outcome::Failed(failure.clone());
         stored.farm.complete(10, id, attempt, outcome);
     }
-    assert_eq!(stored.farm.state(id), buildcat_proto::JobState::Failed);
-    assert_eq!(stored.farm.core.jobs[&id].attempts.len(), 100);
-    let (request, frames) = stored.request(CLIENT, Request::Job(id));
-    let reply = frames
-        .into_iter()
-        .find(|(_, frame)| matches!(frame, ServerFrame::Reply { id, .. } if *id == request))
-        .map(|(_, frame)| frame)
-        .expect("a reply");
-    let size = buildcat_proto::encoded_len(&reply).expect("encodes");
-    assert!(size <= budget, "a status reply of {size} bytes");
+    assert_eq!(stored.farm.state(id), TaskState::Failed);
+    assert_eq!(stored.farm.task(id).attempts.len(), 100);
+    for request in [Request::Job(id.job.into()), Request::Task(id.into())] {
+        let (request, frames) = stored.request(CLIENT, request);
+        let reply = frames
+            .into_iter()
+            .find(|(_, frame)| matches!(frame, ServerFrame::Reply { id, .. } if *id == request))
+            .map(|(_, frame)| frame)
+            .expect("a reply");
+        assert!(
+            matches!(reply, ServerFrame::Reply { reply: Ok(_), .. }),
+            "{reply:?}"
+        );
+        let size = buildcat_proto::encoded_len(&reply).expect("encodes");
+        assert!(size <= budget, "a status reply of {size} bytes");
+    }
     // A result too large to keep fails the attempt with a reason that says so.
     let (other, _) = stored.farm.submit_one("default", INFO);
     let huge = vec![0u8; (4 << 20) + 1];
     stored.farm.complete(10, other, 1, Outcome::Finished(huge));
-    let job = &stored.farm.core.jobs[&other];
-    assert_eq!(job.state, buildcat_proto::JobState::Failed);
-    let reason = job
+    let task = stored.farm.task(other);
+    assert_eq!(task.state, TaskState::Failed);
+    let reason = task
         .failure
         .as_ref()
         .map(|f| f.reason.clone())
@@ -550,16 +538,23 @@ fn info_of_a_farm_too_large_for_one_reply_is_cut_and_says_so() {
 fn a_cancel_of_more_jobs_than_one_reply_carries_is_refused() {
     let mut stored = Stored::new(CoreConfig::default());
     let (id, _) = stored.farm.submit_one("default", INFO);
-    let many = vec![id; buildcat_proto::MAX_CHANGES_PER_REQUEST + 1];
+    let many = vec![whole(id); buildcat_proto::MAX_CHANGES_PER_REQUEST + 1];
+    let jobs = vec![id.job.into(); buildcat_proto::MAX_CHANGES_PER_REQUEST + 1];
     for request in [
         Request::Cancel(many.clone()),
-        Request::Requeue(buildcat_proto::RequeueTarget::Jobs(many)),
+        Request::Requeue(Requeue::Tasks {
+            targets: many,
+            all: false,
+        }),
+        Request::Pause(jobs.clone()),
+        Request::Resume(jobs.clone()),
+        Request::Delete(jobs),
     ] {
         let (_, frames) = stored.request(CLIENT, request);
         assert!(matches!(
             replies(&frames, CLIENT).as_slice(),
-            [Err(buildcat_proto::RequestError::Invalid(message))] if message.contains("at most 10000")
+            [Err(RequestError::Invalid(message))] if message.contains("at most 10000")
         ));
     }
-    assert_eq!(stored.farm.state(id), buildcat_proto::JobState::Started);
+    assert_eq!(stored.farm.state(id), TaskState::Started);
 }

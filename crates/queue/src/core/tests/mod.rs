@@ -1,46 +1,68 @@
 //! The state machine's rules, checked without sockets, clocks or disks.
+//!
+//! A single submission is a job of one task, so most rules are stated with such jobs and
+//! named by their task (`TaskId`); `jobs.rs` states the rules of jobs of many tasks.
 
 use std::time::Duration;
 
 use buildcat_proto::{
-    AttemptOutcome, Completion, Failure, JobId, JobOptions, JobState, NewJob, Outcome, Reply,
-    Request, RequestError, Role, ServerFrame, Timestamp, WorkerActivity, WorkerRegistration,
+    AttemptOutcome, Change, Changed, Completion, Dependency, Failure, JobId, JobOptions, JobRef,
+    JobState, NewJob, NewTask, Outcome, Reply, Request, RequestError, Requeue, Role, ServerFrame,
+    Submitted, TaskId, TaskRef, TaskState, Timestamp, WorkerActivity, WorkerRegistration,
 };
 
 mod faults;
+mod jobs;
 mod logs;
+mod memstore;
 mod randomized;
 
+use super::job::Task;
 use super::{ConnId, Core, CoreConfig, Effect, Input, MAX_WORKER_LOSSES, OutputRead};
-use crate::store::{StoreError, StoreOp, StoredJob};
+use crate::store::{Loaded, Store, StoreError, StoreOp};
+use memstore::MemStore;
 
 const CLIENT: ConnId = 1;
 
 /// A core with a clock that tests move by hand; commits succeed at once unless told not to.
 pub(super) struct Farm {
+    /// The state machine under test.
     core: Core,
+    /// The time every input is handled at; tests move it with `advance`.
     now: Timestamp,
+    /// The id of the last request sent, so that each gets its own.
     next_request: u64,
     /// Every store op the core asked for, in order.
     stored: Vec<StoreOp>,
+    /// What a store holds after every commit that succeeded: a restart loads from it, and
+    /// output reads are served from it.
+    store: MemStore,
     /// Output reads the core asked for and no test has served yet (`tests/logs.rs` serves
-    /// them from a real store).
+    /// them from `store`).
     reads: Vec<OutputRead>,
 }
 
 impl Farm {
     fn new() -> Farm {
-        Farm::with(CoreConfig::default(), Vec::new())
+        Farm::with(CoreConfig::default())
     }
 
-    fn with(config: CoreConfig, jobs: Vec<StoredJob>) -> Farm {
-        let now = Timestamp(1_700_000_000_000);
-        let (core, stored) = Core::new(config, jobs, now);
+    /// A farm with an empty store.
+    fn with(config: CoreConfig) -> Farm {
+        Farm::from_store(config, MemStore::default(), Timestamp(1_700_000_000_000))
+    }
+
+    /// A farm started at `now` from what `store` holds, as a server starts.
+    fn from_store(config: CoreConfig, mut store: MemStore, now: Timestamp) -> Farm {
+        let loaded: Loaded = store.load().expect("an in-memory load");
+        let (core, stored) = Core::new(config, loaded, now);
+        store.commit(&stored).expect("an in-memory commit");
         let mut farm = Farm {
             core,
             now,
             next_request: 100,
             stored,
+            store,
             reads: Vec::new(),
         };
         farm.handle(Input::Connected {
@@ -48,6 +70,12 @@ impl Farm {
             role: Role::Client,
         });
         farm
+    }
+
+    /// A new core from what this farm stored, as after the server was killed and started
+    /// again at the same time; no connection survives.
+    fn restart(&self, config: CoreConfig) -> Farm {
+        Farm::from_store(config, self.store.clone(), self.now)
     }
 
     /// Handles an input and completes every commit it asks for; returns every frame sent.
@@ -75,6 +103,9 @@ impl Farm {
                     }
                     Effect::ReadOutput(read) => self.reads.push(read),
                     Effect::Persist { ops, token } => {
+                        if commit_error.is_none() {
+                            self.store.commit(&ops).expect("an in-memory commit");
+                        }
                         self.stored.extend(ops);
                         if let Some(token) = token {
                             inputs.push(Input::Persisted {
@@ -98,22 +129,31 @@ impl Farm {
         self.handle(Input::Request { conn, id, request })
     }
 
-    fn submit(&mut self, jobs: Vec<NewJob>) -> (Vec<JobId>, Vec<(ConnId, ServerFrame)>) {
+    /// Submits jobs; what the server took, with every frame sent.
+    fn submit_jobs(&mut self, jobs: Vec<NewJob>) -> (Vec<Submitted>, Vec<(ConnId, ServerFrame)>) {
         let frames = self.request(CLIENT, Request::Submit(jobs));
-        let ids = frames
+        let submitted = frames
             .iter()
             .find_map(|(conn, frame)| match frame {
                 ServerFrame::Reply {
-                    reply: Ok(Reply::Submitted(ids)),
+                    reply: Ok(Reply::Submitted(submitted)),
                     ..
-                } if *conn == CLIENT => Some(ids.clone()),
+                } if *conn == CLIENT => Some(submitted.clone()),
                 _ => None,
             })
             .expect("submission acknowledged");
-        (ids, frames)
+        (submitted, frames)
     }
 
-    fn submit_one(&mut self, queue: &str, kind: &str) -> (JobId, Vec<(ConnId, ServerFrame)>) {
+    /// Submits jobs of one task each; their tasks.
+    fn submit(&mut self, jobs: Vec<NewJob>) -> (Vec<TaskId>, Vec<(ConnId, ServerFrame)>) {
+        let (submitted, frames) = self.submit_jobs(jobs);
+        let tasks = submitted.iter().map(|job| TaskId::new(job.id, 0)).collect();
+        (tasks, frames)
+    }
+
+    /// Submits a job of one task; the task.
+    fn submit_one(&mut self, queue: &str, kind: &str) -> (TaskId, Vec<(ConnId, ServerFrame)>) {
         let (ids, frames) = self.submit(vec![job(queue, kind, JobOptions::default())]);
         (ids[0], frames)
     }
@@ -128,7 +168,7 @@ impl Farm {
         name: &str,
         queues: &[&str],
         kinds: &[&str],
-        running: Vec<(JobId, u32)>,
+        running: Vec<(TaskId, u32)>,
     ) -> Vec<(ConnId, ServerFrame)> {
         self.handle(Input::Connected {
             conn,
@@ -150,22 +190,40 @@ impl Farm {
     fn complete(
         &mut self,
         conn: ConnId,
-        job: JobId,
+        task: TaskId,
         attempt: u32,
         outcome: Outcome,
     ) -> Vec<(ConnId, ServerFrame)> {
         self.request(
             conn,
             Request::Complete(Completion {
-                job,
+                task,
                 attempt,
                 outcome,
             }),
         )
     }
 
-    fn state(&self, id: JobId) -> JobState {
-        self.core.jobs[&id].state
+    /// The task as the core keeps it.
+    fn task(&self, id: TaskId) -> &Task {
+        self.core.task(id).expect("the task is on record")
+    }
+
+    /// The task's state as kept (a held task is queued).
+    fn state(&self, id: TaskId) -> TaskState {
+        self.task(id).state
+    }
+
+    /// The task's state as people see it (a held task is paused).
+    fn shown(&self, id: TaskId) -> TaskState {
+        let job = &self.core.jobs[&id.job];
+        job.shown_state(self.task(id), self.core.queue_paused(&job.queue))
+    }
+
+    /// The job's state, derived from its tasks.
+    fn job_state(&self, id: JobId) -> JobState {
+        let job = &self.core.jobs[&id];
+        job.state(self.core.queue_paused(&job.queue))
     }
 
     fn advance(&mut self, by: Duration) {
@@ -179,23 +237,62 @@ impl Farm {
         frames.extend(self.handle(Input::Tick));
         frames
     }
-}
 
-fn job(queue: &str, kind: &str, options: JobOptions) -> NewJob {
-    NewJob {
-        queue: queue.to_owned(),
-        kind: kind.to_owned(),
-        args: vec![1, 2, 3],
-        options,
+    /// The client's request answered with `Changes`: the changes.
+    fn changes(&mut self, request: Request) -> Vec<Change> {
+        let frames = self.request(CLIENT, request);
+        match replies(&frames, CLIENT).pop() {
+            Some(Ok(Reply::Changes(changes))) => changes,
+            other => panic!("expected changes, got {other:?}"),
+        }
     }
 }
 
-/// The (worker, job, attempt) of every assignment among `frames`.
-fn assignments(frames: &[(ConnId, ServerFrame)]) -> Vec<(ConnId, JobId, u32)> {
+/// A job of one task.
+fn job(queue: &str, kind: &str, options: JobOptions) -> NewJob {
+    job_of(queue, kind, options, 1)
+}
+
+/// A job of `tasks` tasks, task `i` rendering frame `i + 1`.
+fn job_of(queue: &str, kind: &str, options: JobOptions, tasks: u32) -> NewJob {
+    NewJob {
+        queue: queue.to_owned(),
+        kind: kind.to_owned(),
+        name: String::new(),
+        submitter: "ana@render01".to_owned(),
+        runs: "a test".to_owned(),
+        options,
+        tasks: (1..=tasks)
+            .map(|frame| NewTask {
+                frames: Some(frame.to_string()),
+                args: vec![1, 2, 3],
+            })
+            .collect(),
+    }
+}
+
+/// The whole job `task` belongs to, as a handle.
+fn whole(task: TaskId) -> TaskRef {
+    TaskRef::job(task.job)
+}
+
+/// The (worker, task, attempt) of every assignment among `frames`.
+fn assignments(frames: &[(ConnId, ServerFrame)]) -> Vec<(ConnId, TaskId, u32)> {
     frames
         .iter()
         .filter_map(|(conn, frame)| match frame {
-            ServerFrame::Assign(a) => Some((*conn, a.job, a.attempt)),
+            ServerFrame::Assign(a) => Some((*conn, a.task, a.attempt)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The (worker, task, attempt) of every stop among `frames`.
+fn stops(frames: &[(ConnId, ServerFrame)]) -> Vec<(ConnId, TaskId, u32)> {
+    frames
+        .iter()
+        .filter_map(|(conn, frame)| match frame {
+            ServerFrame::Cancel { task, attempt, .. } => Some((*conn, *task, *attempt)),
             _ => None,
         })
         .collect()
@@ -254,7 +351,7 @@ fn submission_is_acknowledged_only_after_commit() {
         effects.as_slice(),
         [Effect::Send(CLIENT, ServerFrame::Reply { id: 7, reply: Ok(Reply::Submitted(ids)) })] if ids.len() == 1
     ));
-    assert_eq!(farm.core.info().queues[0].queued, 1);
+    assert_eq!(farm.core.info().queues[0].count(TaskState::Queued), 1);
 }
 
 #[test]
@@ -302,14 +399,14 @@ fn idle_worker_gets_a_new_job_at_once() {
     farm.worker(10, "w1", &["default"]);
     let (id, frames) = farm.submit_one("default", INFO);
     assert_eq!(assignments(&frames), vec![(10, id, 1)]);
-    assert_eq!(farm.state(id), JobState::Started);
+    assert_eq!(farm.state(id), TaskState::Started);
 }
 
 #[test]
 fn queued_job_goes_to_a_worker_when_it_registers() {
     let mut farm = Farm::new();
     let (id, _) = farm.submit_one("default", INFO);
-    assert_eq!(farm.state(id), JobState::Queued);
+    assert_eq!(farm.state(id), TaskState::Queued);
     let frames = farm.worker(10, "w1", &["default"]);
     assert_eq!(assignments(&frames), vec![(10, id, 1)]);
 }
@@ -387,7 +484,7 @@ fn waiting_clients_hear_the_end_once_it_is_committed() {
     let mut farm = Farm::new();
     farm.worker(10, "w1", &["default"]);
     let (id, _) = farm.submit_one("default", INFO);
-    let frames = farm.request(CLIENT, Request::Wait(id));
+    let frames = farm.request(CLIENT, Request::Wait(id.job.into()));
     assert!(
         replies(&frames, CLIENT).is_empty(),
         "no answer while running"
@@ -398,11 +495,16 @@ fn waiting_clients_hear_the_end_once_it_is_committed() {
     let [Ok(Reply::Ended(status))] = ended.as_slice() else {
         panic!("expected the end: {frames:?}");
     };
-    assert_eq!(status.state, JobState::Finished);
-    assert_eq!(status.result, Some(vec![9]));
-    assert_eq!(status.worker(), Some("w1"));
+    assert_eq!(status.job.state, JobState::Finished);
+    assert_eq!(status.tasks[0].state, TaskState::Finished);
+    assert_eq!(status.tasks[0].worker.as_deref(), Some("w1"));
+    let frames = farm.request(CLIENT, Request::Task(id.into()));
+    assert!(matches!(
+        replies(&frames, CLIENT).as_slice(),
+        [Ok(Reply::Task(task))] if task.result == Some(vec![9]) && task.worker() == Some("w1")
+    ));
     // Waiting on an ended job answers at once.
-    let frames = farm.request(CLIENT, Request::Wait(id));
+    let frames = farm.request(CLIENT, Request::Wait(id.job.into()));
     assert!(matches!(
         replies(&frames, CLIENT).as_slice(),
         [Ok(Reply::Ended(_))]
@@ -415,8 +517,8 @@ fn a_lost_worker_hands_its_job_back_to_the_queue() {
     farm.worker(10, "w1", &["default"]);
     let (id, _) = farm.submit_one("default", INFO);
     farm.lose(10);
-    assert_eq!(farm.state(id), JobState::Queued);
-    let attempt = &farm.core.jobs[&id].attempts[0];
+    assert_eq!(farm.state(id), TaskState::Queued);
+    let attempt = &farm.task(id).attempts[0];
     assert_eq!(attempt.outcome, Some(AttemptOutcome::WorkerLost));
     let frames = farm.worker(11, "w2", &["default"]);
     assert_eq!(assignments(&frames), vec![(11, id, 2)]);
@@ -426,7 +528,7 @@ fn a_lost_worker_hands_its_job_back_to_the_queue() {
 fn a_job_that_loses_every_worker_fails_with_worker_lost() {
     let mut farm = Farm::new();
     let (id, _) = farm.submit_one("default", INFO);
-    let frames = farm.request(CLIENT, Request::Wait(id));
+    let frames = farm.request(CLIENT, Request::Wait(id.job.into()));
     assert!(frames.is_empty());
     let mut last = Vec::new();
     for n in 0..MAX_WORKER_LOSSES {
@@ -434,11 +536,11 @@ fn a_job_that_loses_every_worker_fails_with_worker_lost() {
         farm.worker(conn, &format!("w{n}"), &["default"]);
         last = farm.lose(conn);
     }
-    assert_eq!(farm.state(id), JobState::Failed);
-    let failure = farm.core.jobs[&id].failure.clone().expect("a reason");
+    assert_eq!(farm.state(id), TaskState::Failed);
+    let failure = farm.task(id).failure.clone().expect("a reason");
     assert!(failure.reason.starts_with("worker lost"), "{failure:?}");
     assert!(
-        matches!(replies(&last, CLIENT).as_slice(), [Ok(Reply::Ended(s))] if s.state == JobState::Failed)
+        matches!(replies(&last, CLIENT).as_slice(), [Ok(Reply::Ended(s))] if s.job.state == JobState::Failed)
     );
 }
 
@@ -454,14 +556,14 @@ fn a_result_for_an_old_attempt_is_refused() {
     assert_eq!(
         replies(&frames, 12),
         vec![Err(RequestError::StaleAttempt {
-            job: id,
+            task: id,
             attempt: 1
         })]
     );
-    assert_eq!(farm.state(id), JobState::Started);
+    assert_eq!(farm.state(id), TaskState::Started);
     let frames = farm.complete(11, id, 2, Outcome::Finished(vec![]));
     assert_eq!(replies(&frames, 11), vec![Ok(Reply::Ack)]);
-    assert_eq!(farm.state(id), JobState::Finished);
+    assert_eq!(farm.state(id), TaskState::Finished);
 }
 
 #[test]
@@ -470,16 +572,16 @@ fn a_reconnecting_worker_reclaims_its_running_job() {
     farm.worker(10, "w1", &["default"]);
     let (id, _) = farm.submit_one("default", INFO);
     farm.lose(10);
-    assert_eq!(farm.state(id), JobState::Queued);
+    assert_eq!(farm.state(id), TaskState::Queued);
     let frames = farm.worker_with(20, "w1", &["default"], &[INFO], vec![(id, 1)]);
     assert!(
         assignments(&frames).is_empty(),
         "it is busy with its own job"
     );
-    assert_eq!(farm.state(id), JobState::Started);
+    assert_eq!(farm.state(id), TaskState::Started);
     let frames = farm.complete(20, id, 1, Outcome::Finished(vec![1]));
     assert_eq!(replies(&frames, 20), vec![Ok(Reply::Ack)]);
-    assert_eq!(farm.state(id), JobState::Finished);
+    assert_eq!(farm.state(id), TaskState::Finished);
 }
 
 #[test]
@@ -498,15 +600,16 @@ fn failed_attempts_are_retried_until_attempts_run_out() {
         assignments(&frames).is_empty(),
         "the retry waits for its backoff"
     );
-    assert_eq!(farm.state(id), JobState::Queued);
+    assert_eq!(farm.state(id), TaskState::Queued);
     farm.advance(CoreConfig::default().retry_backoff);
     let frames = farm.handle(Input::Tick);
     assert_eq!(assignments(&frames), vec![(10, id, 2)]);
     farm.complete(10, id, 2, Outcome::Failed(failure.clone()));
-    assert_eq!(farm.state(id), JobState::Failed);
-    let job = &farm.core.jobs[&id];
-    assert_eq!(job.failure.as_deref(), Some(&failure));
-    assert_eq!(job.attempts.len(), 2);
+    assert_eq!(farm.state(id), TaskState::Failed);
+    let task = farm.task(id);
+    assert_eq!(task.failure.as_deref(), Some(&failure));
+    assert_eq!(task.attempts.len(), 2);
+    assert_eq!(farm.job_state(id.job), JobState::Failed);
 }
 
 #[test]
@@ -523,12 +626,18 @@ fn worker_requests_are_refused_on_client_connections() {
 fn unknown_jobs_are_named_in_the_error() {
     let mut farm = Farm::new();
     let id: JobId = "0190f0c0-0000-7000-8000-000000000000".parse().unwrap();
-    for request in [Request::Job(id), Request::Wait(id)] {
-        let frames = farm.request(CLIENT, request);
-        assert_eq!(
-            replies(&frames, CLIENT),
-            vec![Err(RequestError::UnknownJob(id))]
-        );
+    for job in [JobRef::Id(id), JobRef::Number(42)] {
+        for request in [
+            Request::Job(job),
+            Request::Wait(job),
+            Request::Task(TaskRef::job(job)),
+        ] {
+            let frames = farm.request(CLIENT, request);
+            assert_eq!(
+                replies(&frames, CLIENT),
+                vec![Err(RequestError::UnknownJob(job))]
+            );
+        }
     }
 }
 
@@ -536,13 +645,13 @@ fn unknown_jobs_are_named_in_the_error() {
 fn dependents_wait_for_their_dependencies() {
     let mut farm = Farm::new();
     let (first, _) = farm.submit_one("default", INFO);
-    let after = |ids: Vec<JobId>| JobOptions {
-        after: ids,
+    let after = |tasks: Vec<TaskId>| JobOptions {
+        after: tasks.iter().map(|task| Dependency::Job(task.job)).collect(),
         ..JobOptions::default()
     };
     let (ids, _) = farm.submit(vec![job("default", INFO, after(vec![first]))]);
     let second = ids[0];
-    assert_eq!(farm.state(second), JobState::Deferred);
+    assert_eq!(farm.state(second), TaskState::Deferred);
     let frames = farm.worker(10, "w1", &["default"]);
     assert_eq!(assignments(&frames), vec![(10, first, 1)]);
     let frames = farm.complete(10, first, 1, Outcome::Finished(vec![]));
@@ -553,9 +662,10 @@ fn dependents_wait_for_their_dependencies() {
     let (ids, _) = farm.submit(vec![job("default", INFO, after(vec![third]))]);
     farm.worker(11, "w2", &["other"]);
     farm.complete(11, third, 1, Outcome::Failed(Failure::new("boom")));
-    assert_eq!(farm.state(ids[0]), JobState::Failed);
-    let reason = &farm.core.jobs[&ids[0]].failure.as_ref().unwrap().reason;
-    assert_eq!(reason, &format!("dependency {third} failed"));
+    assert_eq!(farm.state(ids[0]), TaskState::Failed);
+    let reason = &farm.task(ids[0]).failure.as_ref().unwrap().reason;
+    let number = farm.core.jobs[&third.job].number;
+    assert_eq!(reason, &format!("dependency job {number} failed"));
 }
 
 /// A silent worker (frozen, or cut off without the connection closing) is dropped after
@@ -577,13 +687,13 @@ fn silent_workers_are_dropped_and_their_jobs_requeued_after_the_grace() {
         matches!(frames.as_slice(), [(10, ServerFrame::Closing(reason))] if reason.contains("no heartbeat"))
     );
     assert!(farm.core.info().workers.is_empty());
-    assert_eq!(farm.state(id), JobState::Started, "in its grace");
+    assert_eq!(farm.state(id), TaskState::Started, "in its grace");
     let grace = CoreConfig::default().reconnect_grace;
     farm.advance(grace - Duration::from_secs(16));
     farm.handle(Input::Tick);
     assert_eq!(
         farm.state(id),
-        JobState::Queued,
+        TaskState::Queued,
         "grace from the last heartbeat"
     );
 }
@@ -606,7 +716,7 @@ fn finished_jobs_are_pruned_after_retention_and_failed_ones_kept() {
         retention: Duration::from_secs(60),
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     farm.worker(10, "w1", &["default"]);
     let (done, _) = farm.submit_one("default", INFO);
     farm.complete(10, done, 1, Outcome::Finished(vec![]));
@@ -615,11 +725,17 @@ fn finished_jobs_are_pruned_after_retention_and_failed_ones_kept() {
     farm.advance(Duration::from_secs(61));
     farm.request(10, Request::Heartbeat);
     farm.handle(Input::Tick);
-    assert!(!farm.core.jobs.contains_key(&done));
-    assert!(farm.core.jobs.contains_key(&failed));
-    assert!(farm.stored.contains(&StoreOp::Delete(done)));
+    assert!(!farm.core.jobs.contains_key(&done.job));
+    assert!(farm.core.jobs.contains_key(&failed.job));
+    assert!(farm.stored.contains(&StoreOp::Delete(done.job)));
     let queue = &farm.core.info().queues[0];
-    assert_eq!((queue.finished, queue.failed), (0, 1));
+    assert_eq!(
+        (
+            queue.count(TaskState::Finished),
+            queue.count(TaskState::Failed)
+        ),
+        (0, 1)
+    );
 }
 
 /// Issue 9, item 4: after `kill -9` of the server, jobs found started were requeued at once
@@ -632,35 +748,31 @@ fn after_a_restart_started_jobs_wait_the_grace_for_their_workers() {
     let (kept, _) = farm.submit_one("default", INFO);
     let (unclaimed, _) = farm.submit_one("default", INFO);
     let (queued, _) = farm.submit_one("default", INFO);
-    let stored: Vec<StoredJob> = [kept, unclaimed, queued]
-        .iter()
-        .map(|id| farm.core.jobs[id].stored())
-        .collect();
     // Heartbeats far apart, so that only the grace decides here.
     let config = CoreConfig {
         heartbeat: Duration::from_secs(600),
         ..CoreConfig::default()
     };
-    let mut restarted = Farm::with(config, stored);
+    let mut restarted = farm.restart(config);
     assert!(restarted.stored.is_empty(), "nothing changes at load");
-    assert_eq!(restarted.state(kept), JobState::Started);
-    assert_eq!(restarted.state(unclaimed), JobState::Started);
+    assert_eq!(restarted.state(kept), TaskState::Started);
+    assert_eq!(restarted.state(unclaimed), TaskState::Started);
     // w1 comes back still running its job: it keeps it, and gets nothing else meanwhile.
     let frames = restarted.worker_with(20, "w1", &["default"], &[INFO], vec![(kept, 1)]);
     assert!(assignments(&frames).is_empty());
     let frames = restarted.complete(20, kept, 1, Outcome::Finished(vec![]));
-    assert_eq!(restarted.state(kept), JobState::Finished);
+    assert_eq!(restarted.state(kept), TaskState::Finished);
     assert_eq!(assignments(&frames), vec![(20, queued, 1)]);
-    assert_eq!(restarted.core.jobs[&kept].attempts.len(), 1, "ran once");
+    assert_eq!(restarted.task(kept).attempts.len(), 1, "ran once");
     // w2 never comes back: its job is handed on after the grace, as a worker loss.
     restarted.advance(CoreConfig::default().reconnect_grace - Duration::from_secs(1));
     restarted.handle(Input::Tick);
-    assert_eq!(restarted.state(unclaimed), JobState::Started);
+    assert_eq!(restarted.state(unclaimed), TaskState::Started);
     restarted.advance(Duration::from_secs(2));
     restarted.handle(Input::Tick);
-    let attempts = &restarted.core.jobs[&unclaimed].attempts;
+    let attempts = &restarted.task(unclaimed).attempts;
     assert_eq!(attempts[0].outcome, Some(AttemptOutcome::WorkerLost));
-    assert_eq!(restarted.state(unclaimed), JobState::Queued);
+    assert_eq!(restarted.state(unclaimed), TaskState::Queued);
 }
 
 /// A worker that comes back without the job it ran (it stopped it while cut off, or was
@@ -671,10 +783,10 @@ fn a_worker_back_without_its_job_hands_it_on_at_once() {
     farm.worker(10, "w1", &["default"]);
     let (id, _) = farm.submit_one("default", INFO);
     farm.handle(Input::Disconnected { conn: 10 });
-    assert_eq!(farm.state(id), JobState::Started);
+    assert_eq!(farm.state(id), TaskState::Started);
     let frames = farm.worker_with(11, "w1", &["default"], &[INFO], Vec::new());
     assert_eq!(assignments(&frames), vec![(11, id, 2)]);
-    let attempts = &farm.core.jobs[&id].attempts;
+    let attempts = &farm.task(id).attempts;
     assert_eq!(attempts[0].outcome, Some(AttemptOutcome::WorkerLost));
 }
 
@@ -687,10 +799,19 @@ fn info_shows_queues_and_what_each_worker_does() {
     farm.submit_one("default", INFO);
     let info = farm.core.info();
     assert_eq!(info.queues.len(), 1);
-    assert_eq!((info.queues[0].queued, info.queues[0].started), (1, 1));
+    assert_eq!(
+        (
+            info.queues[0].count(TaskState::Queued),
+            info.queues[0].count(TaskState::Started)
+        ),
+        (1, 1)
+    );
+    assert_eq!(info.queues[0].jobs, 2, "two jobs not ended");
     assert_eq!(info.workers[0].name, "w1");
     assert_eq!(info.workers[0].activity, WorkerActivity::Busy);
-    assert_eq!(info.workers[0].job, Some(id));
+    let running = info.workers[0].task.expect("w1 runs a task");
+    assert_eq!(running.id, id);
+    assert_eq!(running.to_string(), "1.0");
     assert_eq!(info.workers[1].activity, WorkerActivity::Idle);
 }
 
@@ -703,7 +824,7 @@ fn a_worker_back_within_the_grace_period_keeps_its_job() {
     farm.handle(Input::Disconnected { conn: 10 });
     assert_eq!(
         farm.state(id),
-        JobState::Started,
+        TaskState::Started,
         "not taken away during the grace period"
     );
     farm.advance(Duration::from_secs(5));
@@ -720,10 +841,10 @@ fn a_worker_back_within_the_grace_period_keeps_its_job() {
         farm.handle(Input::Tick).is_empty(),
         "the grace period no longer applies"
     );
-    assert_eq!(farm.state(id), JobState::Started);
+    assert_eq!(farm.state(id), TaskState::Started);
     let frames = farm.complete(20, id, 1, Outcome::Finished(vec![]));
     assert_eq!(replies(&frames, 20), vec![Ok(Reply::Ack)]);
-    assert_eq!(farm.core.jobs[&id].attempts.len(), 1, "run once");
+    assert_eq!(farm.task(id).attempts.len(), 1, "run once");
 }
 
 #[test]
@@ -733,7 +854,7 @@ fn retries_back_off_exponentially() {
         max_retry_backoff: Duration::from_secs(15),
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     farm.worker(10, "w1", &["default"]);
     let options = JobOptions {
         max_attempts: 3,
@@ -752,7 +873,8 @@ fn retries_back_off_exponentially() {
     assert!(assignments(&farm.handle(Input::Tick)).is_empty());
     farm.advance(Duration::from_secs(1));
     assert_eq!(assignments(&farm.handle(Input::Tick)), vec![(10, id, 3)]);
-    let outcomes: Vec<_> = farm.core.jobs[&id]
+    let outcomes: Vec<_> = farm
+        .task(id)
         .attempts
         .iter()
         .map(|a| a.outcome.clone())
@@ -772,11 +894,13 @@ fn retries_back_off_exponentially() {
 fn canceling_a_queued_job_removes_it_and_its_waiters_hear() {
     let mut farm = Farm::new();
     let (id, _) = farm.submit_one("default", INFO);
-    farm.request(CLIENT, Request::Wait(id));
-    let frames = farm.request(CLIENT, Request::Cancel(vec![id]));
+    farm.request(CLIENT, Request::Wait(id.job.into()));
+    let frames = farm.request(CLIENT, Request::Cancel(vec![whole(id)]));
     let replies = replies(&frames, CLIENT);
-    assert!(matches!(&replies[0], Ok(Reply::Ended(s)) if s.state == JobState::Canceled));
-    assert!(matches!(&replies[1], Ok(Reply::Changes(c)) if c[0].result == Ok(JobState::Canceled)));
+    assert!(matches!(&replies[0], Ok(Reply::Ended(s)) if s.job.state == JobState::Canceled));
+    assert!(
+        matches!(&replies[1], Ok(Reply::Changes(c)) if matches!(c[0].result, Ok(Changed { tasks: 1, state: JobState::Canceled, .. })))
+    );
     let frames = farm.worker(10, "w1", &["default"]);
     assert!(
         assignments(&frames).is_empty(),
@@ -789,17 +913,17 @@ fn canceling_a_running_job_tells_its_worker_and_its_report_changes_nothing() {
     let mut farm = Farm::new();
     farm.worker(10, "w1", &["default"]);
     let (id, _) = farm.submit_one("default", INFO);
-    let frames = farm.request(CLIENT, Request::Cancel(vec![id]));
+    let frames = farm.request(CLIENT, Request::Cancel(vec![whole(id)]));
     assert!(frames.iter().any(|(conn, frame)| *conn == 10
-        && matches!(frame, ServerFrame::Cancel { job, attempt: 1, .. } if *job == id)));
-    assert_eq!(farm.state(id), JobState::Canceled);
+        && matches!(frame, ServerFrame::Cancel { task, attempt: 1, .. } if *task == id)));
+    assert_eq!(farm.state(id), TaskState::Canceled);
     let frames = farm.complete(10, id, 1, Outcome::Canceled);
     assert_eq!(
         replies(&frames, 10),
         vec![Ok(Reply::Ack)],
         "expected, so acknowledged"
     );
-    assert_eq!(farm.state(id), JobState::Canceled, "and not recorded");
+    assert_eq!(farm.state(id), TaskState::Canceled, "and not recorded");
     let (next, frames) = farm.submit_one("default", INFO);
     assert_eq!(
         assignments(&frames),
@@ -807,10 +931,10 @@ fn canceling_a_running_job_tells_its_worker_and_its_report_changes_nothing() {
         "the worker is free again"
     );
     // Canceling an ended job says why nothing happened.
-    let frames = farm.request(CLIENT, Request::Cancel(vec![id]));
+    let frames = farm.request(CLIENT, Request::Cancel(vec![whole(id)]));
     assert!(matches!(
         replies(&frames, CLIENT).as_slice(),
-        [Ok(Reply::Changes(c))] if matches!(c[0].result, Err(RequestError::WrongState { state: JobState::Canceled, .. }))
+        [Ok(Reply::Changes(c))] if matches!(&c[0].result, Err(RequestError::WrongState { state, .. }) if state == "canceled")
     ));
 }
 
@@ -820,22 +944,28 @@ fn requeue_gives_failed_jobs_another_attempt() {
     farm.worker(10, "w1", &["default"]);
     let (id, _) = farm.submit_one("default", INFO);
     farm.complete(10, id, 1, Outcome::Failed(Failure::new("no licence")));
-    assert_eq!(farm.state(id), JobState::Failed);
+    assert_eq!(farm.state(id), TaskState::Failed);
     let frames = farm.request(
         CLIENT,
-        Request::Requeue(buildcat_proto::RequeueTarget::Failed { queue: None }),
+        Request::Requeue(Requeue::Failed {
+            queue: None,
+            user: None,
+        }),
     );
     assert_eq!(assignments(&frames), vec![(10, id, 2)]);
     assert!(
-        farm.stored.iter().any(
-            |op| matches!(op, StoreOp::Update(s) if s.id == id && s.options.max_attempts == 2)
-        )
+        farm.stored
+            .iter()
+            .any(|op| matches!(op, StoreOp::UpdateTask(s) if s.id == id && s.max_attempts == 2))
     );
     farm.complete(10, id, 2, Outcome::Finished(vec![]));
-    assert_eq!(farm.state(id), JobState::Finished);
+    assert_eq!(farm.state(id), TaskState::Finished);
     let frames = farm.request(
         CLIENT,
-        Request::Requeue(buildcat_proto::RequeueTarget::Jobs(vec![id])),
+        Request::Requeue(Requeue::Tasks {
+            targets: vec![whole(id)],
+            all: false,
+        }),
     );
     assert!(matches!(
         replies(&frames, CLIENT).as_slice(),
@@ -864,6 +994,7 @@ fn jobs_are_listed_newest_first_with_filters() {
         limit: 50,
         ..Default::default()
     };
+    let ids: Vec<JobId> = ids.iter().map(|task| task.job).collect();
     assert_eq!(list(&mut farm, all.clone()), vec![ids[2], ids[1], ids[0]]);
     let in_a = buildcat_proto::JobQuery {
         queue: Some("a".into()),
@@ -890,9 +1021,10 @@ fn watchers_get_progress_and_the_end_of_every_job() {
         job("default", INFO, JobOptions::default()),
         job("default", INFO, JobOptions::default()),
     ]);
-    let frames = farm.request(CLIENT, Request::Watch(ids.clone()));
+    let jobs = ids.iter().map(|task| JobRef::Id(task.job)).collect();
+    let frames = farm.request(CLIENT, Request::Watch(jobs));
     assert!(replies(&frames, CLIENT).is_empty());
-    let progress = buildcat_proto::JobProgress {
+    let progress = buildcat_proto::TaskProgress {
         done: 1,
         total: 3,
         outputs: vec!["out/0001.png".into()],
@@ -900,14 +1032,15 @@ fn watchers_get_progress_and_the_end_of_every_job() {
     let frames = farm.request(
         10,
         Request::Progress {
-            job: ids[0],
+            task: ids[0],
             attempt: 1,
             progress: progress.clone(),
         },
     );
     assert!(frames.iter().any(|(conn, frame)| *conn == CLIENT
         && matches!(frame, ServerFrame::Event { event: buildcat_proto::JobEvent::Progress { progress: p, .. }, .. } if *p == progress)));
-    assert_eq!(farm.core.jobs[&ids[0]].status().progress, Some(progress));
+    let status = farm.core.task_status(ids[0]).expect("the task");
+    assert_eq!(status.progress, Some(progress));
     let frames = farm.complete(10, ids[0], 1, Outcome::Finished(vec![]));
     assert!(replies(&frames, CLIENT).is_empty(), "one job still runs");
     let frames = farm.complete(10, ids[1], 1, Outcome::Finished(vec![]));
@@ -951,8 +1084,8 @@ fn the_server_fails_a_job_whose_worker_misses_its_timeout() {
             .iter()
             .any(|(conn, frame)| *conn == 10 && matches!(frame, ServerFrame::Cancel { .. }))
     );
-    assert_eq!(farm.state(id), JobState::Failed);
-    let reason = &farm.core.jobs[&id].failure.as_ref().unwrap().reason;
+    assert_eq!(farm.state(id), TaskState::Failed);
+    let reason = &farm.task(id).failure.as_ref().unwrap().reason;
     assert!(reason.starts_with("timed out after 60s"), "{reason}");
 }
 
@@ -962,11 +1095,11 @@ fn requests_in_flight_per_connection_are_capped() {
         max_in_flight: 2,
         ..CoreConfig::default()
     };
-    let mut farm = Farm::with(config, Vec::new());
+    let mut farm = Farm::with(config);
     let (a, _) = farm.submit_one("default", INFO);
-    farm.request(CLIENT, Request::Wait(a));
-    farm.request(CLIENT, Request::Wait(a));
-    let frames = farm.request(CLIENT, Request::Wait(a));
+    farm.request(CLIENT, Request::Wait(a.job.into()));
+    farm.request(CLIENT, Request::Wait(a.job.into()));
+    let frames = farm.request(CLIENT, Request::Wait(a.job.into()));
     assert_eq!(
         replies(&frames, CLIENT),
         vec![Err(RequestError::TooManyInFlight { limit: 2 })]
@@ -983,7 +1116,7 @@ fn info_names_queued_kinds_no_worker_can_run() {
     let unserved = farm.core.info().unserved;
     let rows: Vec<(String, String, u64)> = unserved
         .into_iter()
-        .map(|u| (u.queue, u.kind, u.jobs))
+        .map(|u| (u.queue, u.kind, u.tasks))
         .collect();
     assert_eq!(
         rows,
@@ -1036,7 +1169,7 @@ fn silent_connections_are_closed() {
     );
     // A client waiting on a job is never idle; one with nothing asked is closed eventually.
     let (id, _) = farm.submit_one("default", INFO);
-    farm.request(CLIENT, Request::Wait(id));
+    farm.request(CLIENT, Request::Wait(id.job.into()));
     farm.handle(Input::Connected {
         conn: 51,
         role: Role::Client,
@@ -1057,14 +1190,14 @@ fn a_job_canceled_while_its_worker_was_away_is_canceled_again_when_it_returns() 
     farm.worker(10, "w1", &["default"]);
     let (id, _) = farm.submit_one("default", INFO);
     farm.handle(Input::Disconnected { conn: 10 });
-    farm.request(CLIENT, Request::Cancel(vec![id]));
+    farm.request(CLIENT, Request::Cancel(vec![whole(id)]));
     let frames = farm.worker_with(20, "w1", &["default"], &[INFO], vec![(id, 1)]);
     assert!(
         frames.iter().any(|(conn, frame)| *conn == 20
-            && matches!(frame, ServerFrame::Cancel { job, attempt: 1, .. } if *job == id)),
+            && matches!(frame, ServerFrame::Cancel { task, attempt: 1, .. } if *task == id)),
         "{frames:?}"
     );
-    assert_eq!(farm.state(id), JobState::Canceled);
+    assert_eq!(farm.state(id), TaskState::Canceled);
 }
 
 #[test]
@@ -1076,13 +1209,16 @@ fn a_client_that_hangs_up_is_forgotten_by_every_job_it_waited_on() {
             .collect(),
     );
     for id in &ids {
-        farm.request(CLIENT, Request::Wait(*id));
+        farm.request(CLIENT, Request::Wait(id.job.into()));
     }
-    farm.request(CLIENT, Request::Watch(ids.clone()));
+    farm.request(
+        CLIENT,
+        Request::Watch(ids.iter().map(|task| JobRef::Id(task.job)).collect()),
+    );
     farm.request(
         CLIENT,
         Request::Logs {
-            job: ids[0],
+            task: ids[0].into(),
             from: 0,
             follow: true,
         },

@@ -2,28 +2,39 @@
 //! "state the core's invariants as code and check them after every input in a randomized,
 //! seeded test").
 //!
-//! Each sequence interleaves submissions (with attempts, priorities, timeouts and
-//! dependencies), workers registering, reconnecting under the same name with what they still
-//! run, completing (current and stale results, failures, interruptions), disconnecting and
-//! going silent; clients waiting, watching, following, canceling, requeueing and hanging up;
-//! commits that come back late, in any grouping, or fail; ticks and jumps of the clock to the
-//! core's next deadline. Then a drain phase with healthy workers and working storage must end
-//! every job: nothing is stranded.
+//! Each sequence interleaves submissions of jobs of one to four tasks (with attempts,
+//! priorities, timeouts, submitters and dependencies on jobs and on tasks), workers
+//! registering, reconnecting under the same name with what they still run, completing
+//! (current and stale results, failures, interruptions), disconnecting and going silent;
+//! clients waiting, watching, following, canceling jobs and single tasks, requeueing (failed
+//! ones, `all`, one submitter's), pausing and resuming jobs and queues, changing priorities,
+//! deleting, and hanging up; commits that come back late, in any grouping, or fail; ticks and
+//! jumps of the clock to the core's next deadline; and the server killed and started again
+//! from what it had committed. Then a drain phase with healthy workers,
+//! working storage and every pause let go must end every job: nothing is stranded.
+//!
+//! Besides the core's invariants, the simulated farm checks what peers see: a worker slot is
+//! given one task at a time; a task never runs on two connected workers at once unless the
+//! older copy was told to stop; only ended jobs are deleted; job numbers are never given out
+//! twice; every acknowledged job is still known at the end, with its tasks, unless it was
+//! deleted.
 //!
 //! `BUILDCAT_SEED=N` replays one sequence exactly; `BUILDCAT_SEQUENCES=N` runs more (or fewer)
 //! than the default. A failure names its seed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use buildcat_proto::{
-    Completion, Failure, JobId, JobOptions, JobQuery, JobState, NewJob, Outcome, Reply, Request,
-    RequestError, RequeueTarget, Role, ServerFrame, Timestamp, WorkerRegistration,
+    Completion, Dependency, Failure, JobId, JobOptions, JobQuery, JobRef, NewJob, NewTask, Outcome,
+    Reply, Request, RequestError, Requeue, Role, ServerFrame, TaskId, TaskRef, TaskState,
+    Timestamp, WorkerRegistration,
 };
 
+use super::memstore::MemStore;
 use crate::core::{ConnId, Core, CoreConfig, Effect, Input, Token};
-use crate::store::{StoreError, StoreOp};
+use crate::store::{Store, StoreError, StoreOp};
 
 /// Sequences run by default: enough to cover the interleavings in a few seconds.
 const DEFAULT_SEQUENCES: u64 = 2_000;
@@ -32,6 +43,10 @@ const STEPS: usize = 250;
 /// Worker names: few, so that reconnects under a name happen often.
 const NAMES: [&str; 4] = ["w0", "w1", "w2", "w3"];
 const KIND: &str = "buildcat.worker.info";
+/// Queues: two, so that a queue's pause holds some jobs while others run.
+const QUEUES: [&str; 2] = ["default", "other"];
+/// Submitters: two users, one on two hosts, for `requeue --failed --user`.
+const SUBMITTERS: [&str; 3] = ["ana@render01", "ana@laptop", "bob@render01"];
 
 #[test]
 fn the_invariants_hold_after_every_input_of_random_sequences() {
@@ -46,15 +61,47 @@ fn the_invariants_hold_after_every_input_of_random_sequences() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(DEFAULT_SEQUENCES);
+    let mut made = Made::new();
     for seed in 0..sequences {
-        run_or_panic(seed, false);
+        for (what, count) in run_or_panic(seed, false) {
+            *made.entry(what).or_default() += count;
+        }
+    }
+    // A simulation that never got a change through would pass while checking nothing: every
+    // kind of change must have been made, and a job of several tasks seen to finish.
+    if sequences >= DEFAULT_SEQUENCES {
+        for what in STEERED {
+            assert!(
+                made.get(what).is_some_and(|count| *count > 0),
+                "no `{what}` was ever done: {made:?}"
+            );
+        }
     }
 }
 
-fn run_or_panic(seed: u64, verbose: bool) {
+/// What the simulated people got done, by the request's name, over sequences.
+type Made = BTreeMap<&'static str, u64>;
+
+/// The changes every full run must have made at least once: by name, as
+/// [`Request::name`] gives it, plus the end of a job of several tasks.
+const STEERED: [&str; 11] = [
+    "cancel",
+    "cancel one task",
+    "requeue",
+    "requeue --all",
+    "requeue --failed",
+    "pause",
+    "resume",
+    "pause --queue",
+    "priority",
+    "delete",
+    "a job of several tasks finished",
+];
+
+fn run_or_panic(seed: u64, verbose: bool) -> Made {
     let outcome = catch_unwind(AssertUnwindSafe(|| Sim::new(seed, verbose).run()));
     match outcome {
-        Ok(Ok(())) => {}
+        Ok(Ok(made)) => made,
         Ok(Err(broken)) => {
             panic!("seed {seed}: {broken}\nreplay with BUILDCAT_SEED={seed}")
         }
@@ -93,16 +140,22 @@ impl Rng {
     }
 }
 
-/// What one simulated worker slot knows, like the real worker loop: the job it runs and the
+/// What one simulated worker slot knows, like the real worker loop: the task it runs and the
 /// results the server has not acknowledged.
 #[derive(Debug, Default, Clone)]
 struct SimWorker {
     /// The attempt it runs, and whether it was told to stop it.
-    running: Option<(JobId, u32, bool)>,
+    running: Option<(TaskId, u32, bool)>,
     /// Results sent or to send, not yet acknowledged.
     unacked: Vec<Completion>,
     /// A result sent whose reply has not come: request id to completion.
     sent: BTreeMap<u64, Completion>,
+    /// When the server last heard from this worker, on any of its connections: its lease
+    /// runs from there.
+    heard: Option<Timestamp>,
+    /// When the worker kills its running attempt for its timeout, if it has one (a real
+    /// worker does, cut off or not).
+    stops_at: Option<Timestamp>,
 }
 
 struct Sim {
@@ -111,6 +164,16 @@ struct Sim {
     now: Timestamp,
     /// Commits asked for and not yet reported back.
     commits: Vec<Token>,
+    /// Batches of changes the core asked to store, not yet committed, in order, each with
+    /// its token if the core waits for it.
+    batches: VecDeque<(Vec<StoreOp>, Option<Token>)>,
+    /// What is committed: a store in memory, as the writer keeps the real one.
+    store: MemStore,
+    /// Whether this sequence's storage ever fails (one sequence in four never does, so
+    /// that what is stored can be compared with the core's state at the end).
+    failing: bool,
+    /// The settings, to start the core again from the store.
+    config: CoreConfig,
     /// Client connections.
     clients: Vec<ConnId>,
     /// Worker connections and the name each registered.
@@ -123,10 +186,21 @@ struct Sim {
     dead: Vec<ConnId>,
     /// Whether to keep a description of every input (when replaying one seed).
     verbose: bool,
-    /// Jobs deleted after their retention.
-    pruned: Vec<JobId>,
-    /// Every id the server acknowledged.
-    acknowledged: Vec<JobId>,
+    /// Jobs deleted, by a person or after their retention.
+    pruned: BTreeSet<JobId>,
+    /// Every job the server acknowledged, with its number and how many tasks it has.
+    acknowledged: BTreeMap<JobId, (u64, u32)>,
+    /// Every job number given out.
+    numbers: BTreeSet<u64>,
+    /// Delete requests in flight: request id to whether each job named had ended when it
+    /// was asked.
+    deleting: BTreeMap<u64, Vec<bool>>,
+    /// Requests in flight by id, with the name they count under in `made`.
+    asked: BTreeMap<u64, &'static str>,
+    /// Changes made (answered with at least one change done, or acknowledged), by name.
+    made: Made,
+    /// How many attempts each task was seen stored with, to tell a new start.
+    attempts: BTreeMap<TaskId, usize>,
     /// Jobs seen finished, and how many times each was assigned while finished.
     log: Vec<String>,
 }
@@ -146,12 +220,16 @@ impl Sim {
             ..CoreConfig::default()
         };
         let now = Timestamp(1_700_000_000_000);
-        let (core, _) = Core::new(config, Vec::new(), now);
+        let (core, _) = Core::new(config.clone(), crate::store::Loaded::default(), now);
         Sim {
             rng: Rng(seed ^ 0x5eed),
             core,
             now,
             commits: Vec::new(),
+            batches: VecDeque::new(),
+            store: MemStore::default(),
+            failing: !seed.is_multiple_of(4),
+            config,
             clients: Vec::new(),
             connected: BTreeMap::new(),
             slots: BTreeMap::new(),
@@ -159,17 +237,30 @@ impl Sim {
             next_request: 1,
             dead: Vec::new(),
             verbose,
-            pruned: Vec::new(),
-            acknowledged: Vec::new(),
+            pruned: BTreeSet::new(),
+            acknowledged: BTreeMap::new(),
+            numbers: BTreeSet::new(),
+            deleting: BTreeMap::new(),
+            asked: BTreeMap::new(),
+            made: Made::new(),
+            attempts: BTreeMap::new(),
             log: Vec::new(),
         }
     }
 
-    fn run(mut self) -> Result<(), String> {
+    fn run(mut self) -> Result<Made, String> {
         for _ in 0..STEPS {
             self.step()?;
         }
-        self.drain()
+        self.drain()?;
+        let several = self
+            .core
+            .jobs
+            .values()
+            .filter(|job| job.tasks.len() > 1 && job.counts.finished == job.counts.total)
+            .count();
+        *self.made.entry(STEERED[10]).or_default() += several as u64;
+        Ok(self.made)
     }
 
     /// Handles one input, checks the invariants, plays the effects on the simulated peers.
@@ -190,12 +281,18 @@ impl Sim {
         for effect in effects {
             match effect {
                 Effect::Persist { ops, token } => {
+                    let ops_kept = ops.clone();
                     for op in ops {
-                        if let StoreOp::Delete(id) = op {
-                            self.pruned.push(id);
+                        match op {
+                            StoreOp::Delete(id) => {
+                                self.pruned.insert(id);
+                            }
+                            StoreOp::UpdateTask(status) => self.check_start(&status)?,
+                            _ => {}
                         }
                     }
                     self.commits.extend(token);
+                    self.batches.push_back((ops_kept, token));
                 }
                 Effect::Send(conn, frame) => self.deliver(conn, frame)?,
                 // Output is not stored here: every read finds nothing more.
@@ -208,6 +305,28 @@ impl Sim {
                     self.clients.retain(|c| *c != conn);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A new attempt is stored just before its worker is sent it: the task's job and queue
+    /// must not be paused then (a pause holds queued tasks; running ones go on).
+    fn check_start(&mut self, status: &buildcat_proto::TaskStatus) -> Result<(), String> {
+        let seen = self.attempts.entry(status.id).or_default();
+        let started = status.state == TaskState::Started && status.attempts.len() > *seen;
+        *seen = (*seen).max(status.attempts.len());
+        let Some(job) = self.core.jobs.get(&status.id.job) else {
+            return Ok(());
+        };
+        if started && (job.paused || self.core.queue_paused(&job.queue)) {
+            return Err(format!(
+                "task {} attempt {} started while its job (paused: {}) or queue {} was paused\n{}",
+                status.id,
+                status.attempts.len(),
+                job.paused,
+                job.queue,
+                self.recent()
+            ));
         }
         Ok(())
     }
@@ -226,42 +345,75 @@ impl Sim {
 
     fn deliver(&mut self, conn: ConnId, frame: ServerFrame) -> Result<(), String> {
         let Some(name) = self.connected.get(&conn).copied() else {
-            if let ServerFrame::Reply {
-                reply: Ok(Reply::Submitted(ids)),
-                ..
-            } = frame
-            {
-                self.acknowledged.extend(ids);
-            }
-            return Ok(());
+            return self.deliver_to_client(frame);
         };
-        let slot = self.slots.entry(name).or_default();
         match frame {
             ServerFrame::Assign(assignment) => {
-                if let Some((job, attempt, _)) = slot.running {
+                let task = assignment.task;
+                let attempt = assignment.attempt;
+                if let Some((running, running_attempt, _)) =
+                    self.slots.get(name).and_then(|slot| slot.running)
+                {
                     return Err(format!(
-                        "worker {name} was given job {} while it runs job {job} attempt {attempt}\n{}",
-                        assignment.job,
+                        "worker {name} was given task {task} while it runs task {running} \
+                         attempt {running_attempt}\n{}",
                         self.recent()
                     ));
                 }
-                slot.running = Some((assignment.job, assignment.attempt, false));
+                // Another worker may still run the task only if it was told to stop that
+                // older attempt, or if it is cut off and the server waited the reconnect
+                // grace since it last heard from it (by then its lease stopped it).
+                let grace = self.config.reconnect_grace;
+                for (other, slot) in &self.slots {
+                    let Some((running, running_attempt, told)) = slot.running else {
+                        continue;
+                    };
+                    if running != task || *other == name || (told && running_attempt < attempt) {
+                        continue;
+                    }
+                    let connected = self.connected.values().any(|n| n == other);
+                    let waited = slot.heard.is_none_or(|heard| self.now >= heard.plus(grace));
+                    let timed_out = slot.stops_at.is_some_and(|at| self.now >= at);
+                    if !timed_out && (connected || !waited) {
+                        return Err(format!(
+                            "task {task} attempt {attempt} was given to {name} while worker \
+                             {other} (connected: {connected}, last heard {:?}) runs attempt \
+                             {running_attempt} (told to stop: {told}); now {:?}, the task's \
+                             attempts {:?}\n{}",
+                            slot.heard,
+                            self.now,
+                            self.core.task(task).map(|task| &task.attempts),
+                            self.recent()
+                        ));
+                    }
+                }
+                if self.verbose {
+                    self.log
+                        .push(format!("assigned {task} attempt {attempt} to {name}"));
+                }
+                let slot = self.slots.entry(name).or_default();
+                slot.running = Some((task, attempt, false));
+                slot.stops_at = assignment
+                    .timeout_ms
+                    .map(|ms| self.now.plus(Duration::from_millis(ms)));
             }
-            ServerFrame::Cancel { job, attempt, .. } => {
+            ServerFrame::Cancel { task, attempt, .. } => {
+                let slot = self.slots.entry(name).or_default();
                 if let Some(running) = slot.running.as_mut()
-                    && (running.0, running.1) == (job, attempt)
+                    && (running.0, running.1) == (task, attempt)
                 {
                     running.2 = true;
                 }
             }
             ServerFrame::Reply { id, reply } => {
+                let slot = self.slots.entry(name).or_default();
                 if let Some(completion) = slot.sent.remove(&id) {
                     match reply {
                         // Not stored: keep it, to send again after reconnecting.
                         Err(RequestError::Storage(_)) => {}
-                        _ => slot
-                            .unacked
-                            .retain(|c| (c.job, c.attempt) != (completion.job, completion.attempt)),
+                        _ => slot.unacked.retain(|c| {
+                            (c.task, c.attempt) != (completion.task, completion.attempt)
+                        }),
                     }
                 }
             }
@@ -270,9 +422,68 @@ impl Sim {
         Ok(())
     }
 
+    /// A frame for a client: submissions acknowledged and deletes answered are checked.
+    fn deliver_to_client(&mut self, frame: ServerFrame) -> Result<(), String> {
+        let ServerFrame::Reply { id, reply } = frame else {
+            return Ok(());
+        };
+        let asked = self.asked.remove(&id);
+        let made = match &reply {
+            Ok(Reply::Changes(changes)) => changes.iter().any(|change| change.result.is_ok()),
+            Ok(Reply::Ack) => true,
+            _ => false,
+        };
+        if let Some(name) = asked.filter(|_| made) {
+            *self.made.entry(name).or_default() += 1;
+        }
+        match reply {
+            Ok(Reply::Submitted(submitted)) => {
+                for job in submitted {
+                    if !self.numbers.insert(job.number) {
+                        return Err(format!(
+                            "job number {} was given out twice\n{}",
+                            job.number,
+                            self.recent()
+                        ));
+                    }
+                    self.acknowledged.insert(job.id, (job.number, job.tasks));
+                }
+            }
+            Ok(Reply::Changes(changes)) => {
+                if let Some(ended) = self.deleting.remove(&id) {
+                    for (change, ended) in changes.iter().zip(ended) {
+                        if change.result.is_ok() && !ended {
+                            return Err(format!(
+                                "{} was deleted before it ended\n{}",
+                                change.target,
+                                self.recent()
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     fn request(&mut self, conn: ConnId, request: Request) -> Result<u64, String> {
         let id = self.next_request;
         self.next_request += 1;
+        if let Some(name) = self.connected.get(&conn).copied() {
+            self.slots.entry(name).or_default().heard = Some(self.now);
+        }
+        let name = match &request {
+            Request::Cancel(targets) if targets.iter().all(|t| t.index.is_some()) => {
+                "cancel one task"
+            }
+            Request::Requeue(Requeue::Tasks { all: true, .. }) => "requeue --all",
+            Request::Requeue(Requeue::Failed { .. }) => "requeue --failed",
+            other => other.name(),
+        };
+        if self.clients.contains(&conn) {
+            self.asked.insert(id, name);
+        }
         self.input(Input::Request { conn, id, request })?;
         Ok(id)
     }
@@ -288,27 +499,97 @@ impl Sim {
         Some(*id)
     }
 
+    /// A task of a random job; now and then one past its job's last, which is refused.
+    fn random_task(&mut self) -> Option<TaskId> {
+        let job = self.random_job()?;
+        let tasks = self.core.jobs.get(&job).map_or(0, |job| job.tasks.len());
+        let past = u64::from(self.rng.chance(5));
+        let index = self.rng.below(tasks as u64 + past);
+        Some(TaskId::new(job, u32::try_from(index).unwrap_or(0)))
+    }
+
+    /// A random job as a person names it: by number or by id.
+    fn random_ref(&mut self) -> Option<JobRef> {
+        let job = self.random_job()?;
+        let number = self.core.jobs.get(&job).map_or(0, |job| job.number);
+        Some(if self.rng.chance(50) {
+            JobRef::Number(number)
+        } else {
+            JobRef::Id(job)
+        })
+    }
+
+    /// A random job or task handle: the whole job, or one task of it.
+    fn random_target(&mut self) -> Option<TaskRef> {
+        if self.rng.chance(50) {
+            Some(TaskRef::job(self.random_ref()?))
+        } else {
+            Some(self.random_task()?.into())
+        }
+    }
+
     fn step(&mut self) -> Result<(), String> {
         match self.rng.below(100) {
-            0..=14 => self.submit(),
-            15..=24 => self.connect_worker(),
-            25..=44 => self.finish_a_job(false),
-            45..=49 => self.resend_stale(),
-            50..=55 => self.disconnect_worker(),
-            56..=63 => self.commit_some(),
-            64..=71 => self.pass_time(),
-            72..=75 => self.client_follows(),
-            76..=79 => self.client_steers(),
-            80..=82 => self.client_hangs_up(),
-            83..=86 => self.worker_chatter(),
-            87..=89 => {
+            0..=13 => self.submit(),
+            14..=22 => self.connect_worker(),
+            23..=41 => self.finish_a_task(false),
+            42..=45 => self.resend_stale(),
+            46..=51 => self.disconnect_worker(),
+            52..=59 => self.commit_some(),
+            60..=67 => self.pass_time(),
+            68..=71 => self.client_follows(),
+            72..=77 => self.client_steers(),
+            78..=81 => self.client_holds(),
+            82..=83 => self.client_hangs_up(),
+            84..=87 => self.worker_chatter(),
+            88..=89 => {
                 let name = self.rng.pick(&NAMES).unwrap_or("w0");
                 let client = self.client()?;
                 self.request(client, Request::EnableWorker(name.to_owned()))?;
                 Ok(())
             }
+            99 => self.restart(),
             _ => self.heartbeats(),
         }
+    }
+
+    /// The server is killed and started again: what was not committed is lost, every
+    /// connection drops, and a new core starts from the store. Worker processes live on and
+    /// reconnect later with what they run and the results they hold.
+    fn restart(&mut self) -> Result<(), String> {
+        self.log.push("restart".to_owned());
+        self.batches.clear();
+        self.commits.clear();
+        self.connected.clear();
+        self.dead.clear();
+        self.clients.clear();
+        self.asked.clear();
+        self.deleting.clear();
+        let loaded = self.store.load().map_err(|e| e.to_string())?;
+        // A new process seeds its ids anew (from the operating system, in a real server):
+        // the same seed at the same simulated time would make the same ids again.
+        let seed = self.config.id_seed.map(|seed| seed.wrapping_add(0x1000));
+        self.config.id_seed = seed;
+        let (core, ops) = Core::new(self.config.clone(), loaded, self.now);
+        self.core = core;
+        self.core.check_invariants().map_err(|broken| {
+            format!(
+                "after a restart: {broken}\nrecent inputs:\n{}",
+                self.recent()
+            )
+        })?;
+        self.batches.push_back((ops, None));
+        if self.verbose {
+            for job in self.core.jobs.values() {
+                for (id, task) in job.indexed() {
+                    if task.state == TaskState::Started {
+                        self.log
+                            .push(format!("loaded {id} started: {:?}", task.attempts));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn client(&mut self) -> Result<ConnId, String> {
@@ -340,21 +621,39 @@ impl Sim {
             if self.rng.chance(15) {
                 options.timeout_ms = Some(1_000 + self.rng.below(20_000));
             }
-            if self.rng.chance(15)
-                && let Some(dependency) = self.random_job()
-            {
-                options.after.push(dependency);
+            if self.rng.chance(15) {
+                let dependency = if self.rng.chance(50) {
+                    self.random_job().map(Dependency::Job)
+                } else {
+                    self.random_task()
+                        .filter(|task| self.core.task(*task).is_some())
+                        .map(Dependency::Task)
+                };
+                options.after.extend(dependency);
             }
             let queue = if self.rng.chance(80) {
-                "default"
+                QUEUES[0]
             } else {
-                "other"
+                QUEUES[1]
             };
+            let tasks = 1 + self.rng.below(4);
             jobs.push(NewJob {
                 queue: queue.to_owned(),
                 kind: KIND.to_owned(),
-                args: Vec::new(),
+                name: String::new(),
+                submitter: self
+                    .rng
+                    .pick(&SUBMITTERS)
+                    .unwrap_or("ana@render01")
+                    .to_owned(),
+                runs: "sim".to_owned(),
                 options,
+                tasks: (0..tasks)
+                    .map(|frame| NewTask {
+                        frames: Some(frame.to_string()),
+                        args: Vec::new(),
+                    })
+                    .collect(),
             });
         }
         self.request(client, Request::Submit(jobs))?;
@@ -412,11 +711,11 @@ impl Sim {
         })?;
         let slot = self.slots.entry(name).or_default();
         slot.sent.clear();
-        let running: Vec<(JobId, u32)> = slot
+        let running: Vec<(TaskId, u32)> = slot
             .running
             .iter()
-            .map(|(job, attempt, _)| (*job, *attempt))
-            .chain(slot.unacked.iter().map(|c| (c.job, c.attempt)))
+            .map(|(task, attempt, _)| (*task, *attempt))
+            .chain(slot.unacked.iter().map(|c| (c.task, c.attempt)))
             .collect();
         let registration = WorkerRegistration {
             name: name.to_owned(),
@@ -432,8 +731,8 @@ impl Sim {
         Ok(conn)
     }
 
-    /// A connected worker ends its running job and reports it.
-    fn finish_a_job(&mut self, healthy: bool) -> Result<(), String> {
+    /// A connected worker ends its running task and reports it.
+    fn finish_a_task(&mut self, healthy: bool) -> Result<(), String> {
         let busy: Vec<(ConnId, &'static str)> = self
             .connected
             .iter()
@@ -443,7 +742,7 @@ impl Sim {
         let Some((conn, name)) = self.rng.pick(&busy) else {
             return Ok(());
         };
-        let Some((job, attempt, told_to_stop)) =
+        let Some((task, attempt, told_to_stop)) =
             self.slots.get_mut(name).and_then(|s| s.running.take())
         else {
             return Ok(());
@@ -461,7 +760,7 @@ impl Sim {
         };
         let interrupted = outcome == Outcome::Interrupted;
         let completion = Completion {
-            job,
+            task,
             attempt,
             outcome,
         };
@@ -472,7 +771,7 @@ impl Sim {
         }
         self.request(conn, Request::Complete(completion))?;
         if interrupted {
-            // A worker that interrupts its job is stopping: it exits, acknowledged or not.
+            // A worker that interrupts its task is stopping: it exits, acknowledged or not.
             self.connected.remove(&conn);
             self.slots.remove(name);
             self.input(Input::Disconnected { conn })?;
@@ -485,23 +784,23 @@ impl Sim {
         let Some((&conn, &name)) = self.connected.iter().next() else {
             return Ok(());
         };
-        let Some(job) = self.random_job() else {
+        let Some(task) = self.random_task() else {
             return Ok(());
         };
         if self
             .slots
             .get(name)
-            .is_some_and(|s| s.running.is_some_and(|r| r.0 == job))
+            .is_some_and(|s| s.running.is_some_and(|r| r.0 == task))
         {
             return Ok(());
         }
         let attempt = u32::try_from(self.rng.below(3)).unwrap_or(0);
         let completion = Completion {
-            job,
+            task,
             attempt,
             outcome: Outcome::Finished(Vec::new()),
         };
-        let current = self.core.jobs.get(&job).is_some_and(|j| j.runs(attempt));
+        let current = self.core.task(task).is_some_and(|t| t.runs(attempt));
         if current {
             return Ok(());
         }
@@ -532,12 +831,90 @@ impl Sim {
         }
         let count = 1 + usize::try_from(self.rng.below(self.commits.len() as u64)).unwrap_or(0);
         let tokens: Vec<Token> = self.commits.drain(..count).collect();
-        let result = if self.rng.chance(15) {
+        let result = if self.failing && self.rng.chance(15) {
             Err(StoreError::Database("database or disk is full".to_owned()))
         } else {
             Ok(())
         };
+        self.commit_batches(tokens.last().copied(), result.is_ok());
         self.input(Input::Persisted { tokens, result })
+    }
+
+    /// Commits (or, `stored` false, loses) every batch up to the one of token `last` in
+    /// order, as the writer commits a group; `None`: every batch.
+    fn commit_batches(&mut self, last: Option<Token>, stored: bool) {
+        let count = match last {
+            Some(last) => self
+                .batches
+                .iter()
+                .position(|(_, token)| *token == Some(last))
+                .map_or(0, |index| index + 1),
+            None => self.batches.len(),
+        };
+        for (ops, _) in self.batches.drain(..count) {
+            if stored {
+                // A store in memory does not fail.
+                let _ = self.store.commit(&ops);
+            }
+        }
+    }
+
+    /// After the drain, with every change committed: a core started from the store holds
+    /// what this one holds, job for job and task for task.
+    fn check_stored(&mut self) -> Result<(), String> {
+        self.commit_batches(None, true);
+        let loaded = self.store.load().map_err(|e| e.to_string())?;
+        let (restarted, _) = Core::new(self.config.clone(), loaded, self.now);
+        let stored = |core: &Core| {
+            let mut jobs: Vec<_> = core
+                .jobs
+                .values()
+                .map(|job| {
+                    let mut stored = job.stored();
+                    // The end as the core keeps it is when its commit came back; at load it
+                    // is the last task's end, a moment earlier.
+                    stored.job.ended_at = None;
+                    (stored, job.paused)
+                })
+                .collect();
+            jobs.sort_by_key(|(stored, _)| stored.job.id);
+            jobs
+        };
+        let (live, again) = (stored(&self.core), stored(&restarted));
+        if live.len() != again.len() {
+            return Err(format!(
+                "{} jobs in memory, {} stored",
+                live.len(),
+                again.len()
+            ));
+        }
+        for (live, again) in live.iter().zip(&again) {
+            if live != again {
+                return Err(format!(
+                    "job {} in memory:\n{live:?}\nas stored:\n{again:?}",
+                    live.0.job.id
+                ));
+            }
+        }
+        let paused = |core: &Core| -> Vec<String> {
+            core.queues
+                .values()
+                .filter(|queue| queue.paused)
+                .map(|queue| queue.name.clone())
+                .collect()
+        };
+        if paused(&self.core) != paused(&restarted)
+            || self.core.next_number != restarted.next_number
+        {
+            return Err(format!(
+                "paused queues {:?} and next number {} in memory; {:?} and {} stored",
+                paused(&self.core),
+                self.core.next_number,
+                paused(&restarted),
+                restarted.next_number
+            ));
+        }
+        Ok(())
     }
 
     fn pass_time(&mut self) -> Result<(), String> {
@@ -551,42 +928,107 @@ impl Sim {
 
     fn client_follows(&mut self) -> Result<(), String> {
         let client = self.client()?;
-        let Some(job) = self.random_job() else {
+        let Some(job) = self.random_ref() else {
             return Ok(());
         };
-        let request = match self.rng.below(4) {
+        let request = match self.rng.below(5) {
             0 => Request::Wait(job),
             1 => Request::Watch(vec![job]),
-            2 => Request::Logs {
-                job,
-                from: 0,
-                follow: true,
-            },
+            2 => {
+                let Some(task) = self.random_target() else {
+                    return Ok(());
+                };
+                Request::Logs {
+                    task,
+                    from: 0,
+                    follow: true,
+                }
+            }
+            3 => {
+                let Some(task) = self.random_target() else {
+                    return Ok(());
+                };
+                Request::Task(task)
+            }
             _ => Request::Job(job),
         };
         self.request(client, request)?;
         Ok(())
     }
 
+    /// A person cancels, requeues, changes a priority, deletes, or lists.
     fn client_steers(&mut self) -> Result<(), String> {
         let client = self.client()?;
-        let Some(job) = self.random_job() else {
+        let Some(target) = self.random_target() else {
             return Ok(());
         };
-        let request = match self.rng.below(5) {
-            0 | 1 => Request::Cancel(vec![job]),
-            2 => Request::Requeue(RequeueTarget::Jobs(vec![job])),
-            3 => Request::Requeue(RequeueTarget::Failed { queue: None }),
+        let request = match self.rng.below(8) {
+            0 | 1 => Request::Cancel(vec![target]),
+            2 | 3 => Request::Requeue(Requeue::Tasks {
+                targets: vec![target],
+                all: self.rng.chance(40),
+            }),
+            4 => {
+                let user = match self.rng.below(3) {
+                    0 => None,
+                    1 => Some("ana".to_owned()),
+                    _ => self.rng.pick(&SUBMITTERS).map(str::to_owned),
+                };
+                let queue = self
+                    .rng
+                    .chance(30)
+                    .then(|| self.rng.pick(&QUEUES).unwrap_or("default").to_owned());
+                Request::Requeue(Requeue::Failed { queue, user })
+            }
+            5 => Request::SetPriority {
+                job: target.job,
+                priority: i32::try_from(self.rng.below(5)).unwrap_or(0) - 2,
+            },
+            6 => {
+                // Whether the job had ended when asked: only then may it be deleted.
+                let ended = self
+                    .core
+                    .resolve(target.job)
+                    .ok()
+                    .and_then(|id| self.core.jobs.get(&id))
+                    .is_some_and(|job| job.ended());
+                self.deleting.insert(self.next_request, vec![ended]);
+                Request::Delete(vec![target.job])
+            }
             _ => Request::Jobs(JobQuery {
-                queue: None,
-                state: None,
                 limit: 10,
+                user: self.rng.chance(30).then(|| "ana".to_owned()),
+                ..JobQuery::default()
             }),
         };
+        let cancel = matches!(request, Request::Cancel(_));
         self.request(client, request)?;
+        if cancel && self.rng.chance(30) {
+            // Canceled to start it again at once, as after fixing a scene.
+            let again = Request::Requeue(Requeue::Tasks {
+                targets: vec![target],
+                all: false,
+            });
+            self.request(client, again)?;
+        }
         if self.rng.chance(10) {
             self.request(client, Request::Info)?;
         }
+        Ok(())
+    }
+
+    /// A person pauses or resumes a job or a whole queue.
+    fn client_holds(&mut self) -> Result<(), String> {
+        let client = self.client()?;
+        let request = match self.rng.below(6) {
+            0 | 1 => Request::Pause(self.random_ref().into_iter().collect()),
+            2 | 3 => Request::Resume(self.random_ref().into_iter().collect()),
+            paused => Request::PauseQueue {
+                queue: self.rng.pick(&QUEUES).unwrap_or("default").to_owned(),
+                paused: paused == 4,
+            },
+        };
+        self.request(client, request)?;
         Ok(())
     }
 
@@ -599,21 +1041,21 @@ impl Sim {
     }
 
     fn worker_chatter(&mut self) -> Result<(), String> {
-        let busy: Vec<(ConnId, JobId, u32)> = self
+        let busy: Vec<(ConnId, TaskId, u32)> = self
             .connected
             .iter()
             .filter_map(|(conn, name)| {
-                let (job, attempt, _) = self.slots.get(name)?.running?;
-                Some((*conn, job, attempt))
+                let (task, attempt, _) = self.slots.get(name)?.running?;
+                Some((*conn, task, attempt))
             })
             .collect();
-        let Some((conn, job, attempt)) = self.rng.pick(&busy) else {
+        let Some((conn, task, attempt)) = self.rng.pick(&busy) else {
             return Ok(());
         };
         self.request(
             conn,
             Request::Log {
-                job,
+                task,
                 attempt,
                 lines: vec!["Fra:1".to_owned()],
             },
@@ -631,7 +1073,7 @@ impl Sim {
 
     /// Healthy workers, working storage, time passing: every job must end. Nothing may be
     /// stranded as started or queued with a worker free to run it.
-    fn drain(mut self) -> Result<(), String> {
+    fn drain(&mut self) -> Result<(), String> {
         // Every worker reconnects serving every queue (some served only one).
         let connected: Vec<ConnId> = self.connected.keys().copied().collect();
         self.connected.clear();
@@ -640,14 +1082,38 @@ impl Sim {
         }
         for name in NAMES {
             if !self.connected.values().any(|n| *n == name) {
-                self.register(name, vec!["default".to_owned(), "other".to_owned()])?;
+                self.register(name, QUEUES.iter().map(|q| (*q).to_owned()).collect())?;
             }
         }
+        // Every pause is let go.
+        let client = self.client()?;
+        for queue in QUEUES {
+            let request = Request::PauseQueue {
+                queue: queue.to_owned(),
+                paused: false,
+            };
+            self.request(client, request)?;
+        }
+        let paused: Vec<JobRef> = self
+            .core
+            .jobs
+            .values()
+            .filter(|job| job.paused)
+            .map(|job| JobRef::Id(job.id))
+            .collect();
+        if !paused.is_empty() {
+            self.request(client, Request::Resume(paused))?;
+        }
         for _ in 0..2_000 {
-            if self.core.jobs.values().all(|job| job.state.is_terminal()) {
-                return self.check_acknowledged();
+            if self.core.jobs.values().all(|job| job.ended()) {
+                self.check_acknowledged()?;
+                if !self.failing {
+                    self.check_stored()?;
+                }
+                return Ok(());
             }
             let tokens: Vec<Token> = self.commits.drain(..).collect();
+            self.commit_batches(tokens.last().copied(), true);
             if !tokens.is_empty() {
                 self.input(Input::Persisted {
                     tokens,
@@ -679,7 +1145,7 @@ impl Sim {
                 }
                 self.request(conn, Request::Complete(completion))?;
             }
-            self.finish_a_job(true)?;
+            self.finish_a_task(true)?;
             self.heartbeats()?;
             self.now = self.now.plus(Duration::from_millis(700));
             self.input(Input::Tick)?;
@@ -688,8 +1154,20 @@ impl Sim {
             .core
             .jobs
             .values()
-            .filter(|job| !job.state.is_terminal())
-            .map(|job| format!("{} {} attempts {:?}", job.id, job.state, job.attempts))
+            .filter(|job| !job.ended())
+            .map(|job| {
+                let tasks: Vec<String> = job
+                    .tasks
+                    .iter()
+                    .map(|task| format!("{} attempts {:?}", task.state, task.attempts))
+                    .collect();
+                format!(
+                    "{} {} paused {}: {tasks:?}",
+                    job.id,
+                    job.state(self.core.queue_paused(&job.queue)),
+                    job.paused
+                )
+            })
             .collect();
         let workers: Vec<String> = self
             .core
@@ -707,27 +1185,38 @@ impl Sim {
             })
             .collect();
         Err(format!(
-            "jobs never ended with healthy workers: {stuck:?}\nworkers: {workers:#?}\nsimulated: {:?}\n{}",
+            "jobs never ended with healthy workers: {stuck:#?}\nworkers: {workers:#?}\nsimulated: {:?}\n{}",
             self.slots,
             self.recent()
         ))
     }
 
-    /// Nothing acknowledged is lost: every acknowledged job is still known, unless it was
-    /// deleted after its retention.
+    /// Nothing acknowledged is lost: every acknowledged job is still known with all its
+    /// tasks and its number, unless it was deleted; no task outlived the drain deferred.
     fn check_acknowledged(&self) -> Result<(), String> {
-        for id in &self.acknowledged {
-            if !self.core.jobs.contains_key(id) && !self.pruned.contains(id) {
-                return Err(format!("acknowledged job {id} is gone"));
+        for (id, (number, tasks)) in &self.acknowledged {
+            match self.core.jobs.get(id) {
+                None if self.pruned.contains(id) => {}
+                None => return Err(format!("acknowledged job {id} is gone")),
+                Some(job) => {
+                    if job.number != *number || job.tasks.len() != *tasks as usize {
+                        return Err(format!(
+                            "job {id} was acknowledged as number {number} of {tasks} tasks, \
+                             is number {} of {}",
+                            job.number,
+                            job.tasks.len()
+                        ));
+                    }
+                }
             }
         }
-        let unknown_state = self
-            .core
-            .jobs
-            .values()
-            .any(|job| job.state == JobState::Deferred);
-        if unknown_state {
-            return Err("a deferred job outlived the drain".to_owned());
+        let deferred = self.core.jobs.values().any(|job| {
+            job.tasks
+                .iter()
+                .any(|task| task.state == TaskState::Deferred)
+        });
+        if deferred {
+            return Err("a deferred task outlived the drain".to_owned());
         }
         Ok(())
     }
