@@ -441,7 +441,9 @@ pub enum RequestError {
         tasks: u32,
     },
     /// One task was meant, and the job has several: name one.
-    #[error("job {job} has {tasks} tasks; name one as {job}.INDEX (`buildcat status {job}` lists them)")]
+    #[error(
+        "job {job} has {tasks} tasks; name one as {job}.INDEX (`buildcat status {job}` lists them)"
+    )]
     WhichTask {
         /// The job as named.
         job: JobRef,

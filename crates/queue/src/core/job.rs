@@ -208,8 +208,8 @@ impl Job {
         for task in &tasks {
             *counts.count_mut(task.state) += 1;
         }
-        let ended_at = (counts.ended() == counts.total)
-            .then(|| last_end(&tasks).unwrap_or(job.created_at));
+        let ended_at =
+            (counts.ended() == counts.total).then(|| last_end(&tasks).unwrap_or(job.created_at));
         Job {
             id: job.id,
             number: job.number,
