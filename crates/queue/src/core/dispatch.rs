@@ -236,6 +236,17 @@ impl Core {
         }
     }
 
+    /// The shared copy of submitter `submitter`: a farm has a few dozen submitters and
+    /// millions of jobs.
+    pub(super) fn intern_submitter(&mut self, submitter: &str) -> Arc<str> {
+        if let Some(existing) = self.submitters.get(submitter) {
+            return existing.clone();
+        }
+        let submitter: Arc<str> = Arc::from(submitter);
+        self.submitters.insert(submitter.clone());
+        submitter
+    }
+
     pub(super) fn intern_kind(&mut self, kind: &str) -> Arc<str> {
         if let Some(existing) = self.kinds.get(kind) {
             return existing.clone();
@@ -271,7 +282,7 @@ impl Core {
         };
         let (number, name, queue, kind, timeout_ms) = (
             job.number,
-            job.name.clone(),
+            job.name().to_owned(),
             job.queue.to_string(),
             job.kind.to_string(),
             job.options.timeout_ms,

@@ -17,12 +17,14 @@ pub(super) struct Job {
     pub(super) id: JobId,
     /// Farm-wide, never reused: what people type.
     pub(super) number: u64,
-    /// For people; the kind when the submitter gave none.
-    pub(super) name: String,
-    /// `user@host`, for listings and `requeue --failed`'s default.
-    pub(super) submitter: String,
+    /// For people; `None` when the submitter gave none (then it is named after its kind,
+    /// without a copy of the kind for every job: see [`Job::name`]).
+    pub(super) name: Option<Box<str>>,
+    /// `user@host`, for listings and `requeue --failed`'s default; interned like the queue
+    /// (a farm has few submitters and many jobs).
+    pub(super) submitter: Arc<str>,
     /// What it runs, in words, for `status`.
-    pub(super) runs: String,
+    pub(super) runs: Box<str>,
     /// Interned (one allocation per queue name, however many jobs).
     pub(super) queue: Arc<str>,
     /// Interned like the queue; decides which workers can run its tasks.
@@ -198,7 +200,12 @@ impl Task {
 impl Job {
     /// A job as loaded from storage, its counts taken from its tasks and its end derived
     /// from them (the latest task's end, once every task has ended).
-    pub(super) fn from_stored(stored: StoredJob, queue: Arc<str>, kind: Arc<str>) -> Job {
+    pub(super) fn from_stored(
+        stored: StoredJob,
+        queue: Arc<str>,
+        kind: Arc<str>,
+        submitter: Arc<str>,
+    ) -> Job {
         let StoredJob { job, tasks } = stored;
         let tasks: Vec<Task> = tasks.into_iter().map(Task::from_stored).collect();
         let mut counts = TaskCounts {
@@ -213,9 +220,9 @@ impl Job {
         Job {
             id: job.id,
             number: job.number,
-            name: job.name,
-            submitter: job.submitter,
-            runs: job.runs,
+            name: (job.name != *kind).then(|| job.name.into_boxed_str()),
+            submitter,
+            runs: job.runs.into_boxed_str(),
             queue,
             kind,
             options: job.options,
@@ -237,6 +244,7 @@ impl Job {
         new: NewJob,
         queue: Arc<str>,
         kind: Arc<str>,
+        submitter: Arc<str>,
     ) -> Job {
         let mut options = new.options;
         options.max_attempts = options.max_attempts.max(1);
@@ -261,17 +269,14 @@ impl Job {
             .collect();
         let mut runs = new.runs;
         cut(&mut runs, MAX_TEXT_BYTES);
-        let name = if new.name.trim().is_empty() {
-            kind.to_string()
-        } else {
-            new.name
-        };
+        let name =
+            (!new.name.trim().is_empty() && new.name != *kind).then(|| new.name.into_boxed_str());
         Job {
             id,
             number,
             name,
-            submitter: new.submitter,
-            runs,
+            submitter,
+            runs: runs.into_boxed_str(),
             queue,
             kind,
             options,
@@ -285,6 +290,11 @@ impl Job {
             },
             tasks,
         }
+    }
+
+    /// Its name: the one it was given, else its kind.
+    pub(super) fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.kind)
     }
 
     /// When its latest task ended, if any has.
@@ -347,11 +357,11 @@ impl Job {
         JobSummary {
             id: self.id,
             number: self.number,
-            name: self.name.clone(),
+            name: self.name().to_owned(),
             queue: self.queue.to_string(),
             kind: self.kind.to_string(),
-            submitter: self.submitter.clone(),
-            runs: self.runs.clone(),
+            submitter: self.submitter.to_string(),
+            runs: self.runs.to_string(),
             options: self.options.clone(),
             state: self.state(queue_paused),
             paused: self.paused,
@@ -430,11 +440,11 @@ impl Job {
         JobRecord {
             id: self.id,
             number: self.number,
-            name: self.name.clone(),
+            name: self.name().to_owned(),
             queue: self.queue.to_string(),
             kind: self.kind.to_string(),
-            submitter: self.submitter.clone(),
-            runs: self.runs.clone(),
+            submitter: self.submitter.to_string(),
+            runs: self.runs.to_string(),
             options: self.options.clone(),
             paused: self.paused,
             created_at: self.created_at,

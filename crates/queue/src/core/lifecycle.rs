@@ -255,7 +255,8 @@ impl Core {
             // Taken now, so a failed commit skips numbers rather than reusing them.
             let number = self.next_number;
             self.next_number += 1;
-            let job = Job::submitted(self.ids.next(now), number, now, new, queue, kind);
+            let submitter = self.intern_submitter(&new.submitter);
+            let job = Job::submitted(self.ids.next(now), number, now, new, queue, kind, submitter);
             self.ops.push(StoreOp::Insert(job.stored()));
             jobs.push(job);
         }

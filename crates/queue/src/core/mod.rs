@@ -248,6 +248,8 @@ pub struct Core {
     queues: BTreeMap<Arc<str>, Queue>,
     /// Interned kind names.
     kinds: HashSet<Arc<str>>,
+    /// Interned submitters (`user@host`). Never shrinks: a farm has few.
+    submitters: HashSet<Arc<str>>,
     /// Connected peers. Ordered, so the scans act on them in the same order every run.
     connections: BTreeMap<ConnId, Connection>,
     /// Registered workers, by connection. Ordered for the same reason.
@@ -326,6 +328,7 @@ impl Core {
             next_number: next_number.max(1),
             queues: BTreeMap::new(),
             kinds: HashSet::new(),
+            submitters: HashSet::new(),
             connections: BTreeMap::new(),
             workers: BTreeMap::new(),
             running: HashMap::new(),
@@ -357,7 +360,8 @@ impl Core {
         for stored in jobs {
             let queue = core.intern_queue(&stored.job.queue);
             let kind = core.intern_kind(&stored.job.kind);
-            let job = Job::from_stored(stored, queue, kind);
+            let submitter = core.intern_submitter(&stored.job.submitter);
+            let job = Job::from_stored(stored, queue, kind, submitter);
             core.insert_loaded(job, now);
         }
         // A dependency's end is stored before the release of the jobs waiting on it (the
