@@ -108,7 +108,7 @@ async fn blender_renders_frames_of_a_scene_into_the_root() {
         frames: vec![1, 2, 3],
         output: Some("out/frame_####".to_owned()),
         format: Some("PNG".to_owned()),
-        engine: None,
+        ..BlenderRender::default()
     };
     connection.assign(assignment(&task)).await;
     let report = connection.expect_report().await;
@@ -149,7 +149,7 @@ async fn blender_failures_give_blenders_error_line_or_stop_before_it_runs() {
         frames: vec![1],
         output: Some("out/frame_####".to_owned()),
         format: Some("PNG".to_owned()),
-        engine: None,
+        ..BlenderRender::default()
     };
 
     connection
