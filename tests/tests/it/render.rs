@@ -317,17 +317,62 @@ fn fake_tools_named_by_flags_run_the_command_lines_the_integrations_promise() {
 
 /// Guards the client-side path and frame checks of the render commands: an absolute scene
 /// path, one that climbs out of the root and a frame range that runs backwards are refused
-/// with one line saying so, before anything is submitted.
+/// with one line saying so, before anything is submitted; so are Blender frames past
+/// `i64` (once wrapped into no frames and a success), past Blender's last frame (once
+/// clamped to another frame) or negative, names Blender does not know (with the right one
+/// suggested), and a movie format without `--movie`.
 #[test]
 fn render_commands_refuse_absolute_paths_and_backwards_frames_before_submitting() {
     let farm = Farm::start();
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 11] = [
         (&["houdini-render-hip", "/abs/path.hip"], "absolute"),
         (
             &["houdini-render-hip", "shot.hip", "--frames", "10-1"],
             "runs backwards",
         ),
         (&["blender-render", "../up.blend"], "climbs out"),
+        (
+            &[
+                "blender-render",
+                "a.blend",
+                "--frames",
+                "9223372036854775807",
+            ],
+            "beyond 9223372036854775806",
+        ),
+        (
+            &[
+                "blender-render",
+                "a.blend",
+                "--frames",
+                "9223372036854775800-9223372036854775807",
+            ],
+            "beyond 9223372036854775806",
+        ),
+        (
+            &["blender-render", "a.blend", "--frames", "1048575"],
+            "last frame is 1048574",
+        ),
+        (
+            &["blender-render", "a.blend", "--frames=-5"],
+            "frame -5 cannot be rendered",
+        ),
+        (
+            &["blender-render", "a.blend", "--format", "JPG"],
+            "did you mean `JPEG`?",
+        ),
+        (
+            &["blender-render", "a.blend", "--engine", "cycles"],
+            "did you mean `CYCLES`?",
+        ),
+        (
+            &["blender-render", "a.blend", "--format", "FFMPEG"],
+            "encode them afterwards",
+        ),
+        (
+            &["blender-render", "a.blend", "--cycles-device", "GPU"],
+            "CUDA, OPTIX",
+        ),
     ];
     for (args, says) in cases {
         let output = farm.run(args);
