@@ -402,6 +402,26 @@ pub(super) struct Tracker {
     error: Option<String>,
     /// The worker's root.
     root: PathBuf,
+    /// The root as Blender is given paths, where that differs (a Windows program on WSL
+    /// prints `C:\farm\...`).
+    root_arg: Option<String>,
+}
+
+/// Whether `path` is `root` or under it, comparing `\` as `/`, and ignoring case where
+/// `root` is a Windows path (`C:\farm`).
+fn within_root(root: &str, path: &str) -> bool {
+    let normal = |text: &str| text.replace('\\', "/").trim_end_matches('/').to_owned();
+    let (root, path) = (normal(root), normal(path));
+    let windows = root.as_bytes().get(1) == Some(&b':');
+    let (root, path) = if windows {
+        (root.to_ascii_lowercase(), path.to_ascii_lowercase())
+    } else {
+        (root, path)
+    };
+    path == root
+        || path
+            .strip_prefix(&root)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 impl Tracker {
@@ -422,7 +442,17 @@ impl Tracker {
             unexpected_movie: false,
             error: None,
             root: root.to_path_buf(),
+            root_arg: None,
         }
+    }
+
+    /// Also takes files under `root_arg` (the root in the form Blender is given paths) as
+    /// inside the root.
+    pub(super) fn with_root_arg(mut self, root_arg: String) -> Self {
+        if Path::new(&root_arg) != self.root {
+            self.root_arg = Some(root_arg);
+        }
+        self
     }
 
     /// Reads one line of output; true if the progress changed.
@@ -434,6 +464,10 @@ impl Tracker {
         }
         if let Some(path) = saved_line(line).or_else(|| skipped_line(line)) {
             self.file(path);
+            // Before 2.8 the frame's time ends the `Saved:` line itself.
+            if line.contains("(Saving:") {
+                self.frame_ended();
+            }
             return true;
         }
         if frame_time_line(line) {
@@ -470,7 +504,12 @@ impl Tracker {
     /// A file Blender saved or found already there.
     fn file(&mut self, path: &str) {
         let relative = root_relative(&self.root, path);
-        if !Path::new(path).starts_with(&self.root) && !self.outside.iter().any(|p| p == path) {
+        let inside = Path::new(path).starts_with(&self.root)
+            || self
+                .root_arg
+                .as_deref()
+                .is_some_and(|root| within_root(root, path));
+        if !inside && !self.outside.iter().any(|p| p == path) {
             self.outside.push(path.to_owned());
         }
         if !self.outputs.contains(&relative) {
@@ -700,6 +739,9 @@ pub(super) async fn render(
         task.output.as_deref(),
         task.movie,
     );
+    if let Ok(root_arg) = executable.path_arg(&context.root) {
+        tracker = tracker.with_root_arg(root_arg.to_string_lossy().into_owned());
+    }
     context.progress(tracker.progress());
     let report = run_process(spec, &context, |line| {
         if tracker.line(line) {
@@ -1111,6 +1153,12 @@ mod tests {
             "{problem}"
         );
         assert_eq!(tracker.problem("blender", false, true), None);
+        // A Windows Blender on WSL prints the root in Windows form.
+        let mut tracker = Tracker::new(&[1], Path::new("/mnt/c/farm"), None, false)
+            .with_root_arg("C:\\farm".to_owned());
+        tracker.line("Saved: 'c:\\Farm\\out\\0001.png'");
+        tracker.line("Saved: 'C:\\farmhouse\\0001.png'");
+        assert_eq!(tracker.outside, ["C:\\farmhouse\\0001.png"]);
         // `/farmhouse` is not under `/farm`.
         let mut tracker = Tracker::new(&[1], Path::new("/farm"), None, false);
         tracker.line("Saved: '/farmhouse/0001.png'");
