@@ -231,31 +231,35 @@ enum Level {
 }
 
 /// A line of Blender's output without the logger prefix Blender 5.x adds, and the level
-/// the prefix named. 5.x writes `[TIME  ]CATEGORY<padded to 16> | [LEVEL ]MESSAGE`, e.g.
-/// `00:01.204  render           | Saved: '/mnt/renders/shot_0001.png'` (the format of
-/// `intern/clog/clog.cc` in Blender 5.0: `write_timestamp`, `write_type` with the
-/// category padded, then `| ` and the severity for warnings and errors); 3.x and 4.x print
-/// the message alone (`printf` in `source/blender/render/intern/pipeline.cc`).
+/// the prefix named. 5.x writes `[TIME  ][MEMORY  ]CATEGORY<padded to 16> | [LEVEL ]MESSAGE`,
+/// e.g. `00:01.204  render           | Saved: '/mnt/renders/shot_0001.png'`, the level word
+/// (`FATAL`, `ERROR`, `WARNING`) only below INFO: `CLG_logf` with `write_timestamp`
+/// (`MM:SS.mmm` or `HH:MM:SS.mmm`), `write_memory` (`NNM`), `write_type` and `write_level`
+/// in `intern/clog/clog.cc` (blender/blender, commit 09d2b8ae3bd1). 3.x and 4.x print the
+/// message alone (`printf` in `source/blender/render/intern/pipeline.cc`).
 fn message(line: &str) -> (Option<Level>, &str) {
     let Some((prefix, rest)) = line.split_once("| ") else {
         return (None, line);
     };
-    let mut words = prefix.split_whitespace();
-    let mut first = words.next();
+    let mut words = prefix.split_whitespace().peekable();
     let is_time = |word: &str| {
         word.contains(':')
             && word
                 .chars()
                 .all(|c| c.is_ascii_digit() || c == ':' || c == '.')
     };
-    if first.is_some_and(is_time) {
-        first = words.next();
-    }
+    let is_memory = |word: &str| {
+        word.strip_suffix('M')
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    };
+    words.next_if(|word| is_time(word));
+    words.next_if(|word| is_memory(word));
+    let category = words.next();
     let is_category = |word: &str| {
         word.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     };
-    if !first.is_some_and(is_category) || words.next().is_some() || !prefix.ends_with(' ') {
+    if !category.is_some_and(is_category) || words.next().is_some() || !prefix.ends_with(' ') {
         return (None, line);
     }
     let word = rest.split_whitespace().next().unwrap_or("");
@@ -1082,6 +1086,15 @@ mod tests {
         assert_eq!(
             message("render           | Saved: '/a.png'"),
             (None, "Saved: '/a.png'")
+        );
+        // With --log-show-memory, and past an hour.
+        assert_eq!(
+            message("01:00:01.204  412M   render           | Saved: '/a.png'"),
+            (None, "Saved: '/a.png'")
+        );
+        assert_eq!(
+            message("a.very.long.category.name | WARNING x"),
+            (Some(Level::Other), "x")
         );
         assert_eq!(
             message("00:00.100  image            | ERROR Format not known"),
