@@ -256,6 +256,12 @@ fn check_blender_names(args: &BlenderRenderArgs) -> anyhow::Result<()> {
 /// `buildcat blender-render`: one job of one task per chunk of frames (one task for all
 /// frames with `--movie`).
 pub async fn blender(args: BlenderRenderArgs) -> anyhow::Result<ExitCode> {
+    let planned = blender_plan(&args)?;
+    submit_render(&args.connection, &args.render, planned).await
+}
+
+/// The job `blender-render` submits, after every check that can be made before sending.
+fn blender_plan(args: &BlenderRenderArgs) -> anyhow::Result<Planned<BlenderRender>> {
     check_path(".blend file", &args.blend)?;
     if let Some(output) = &args.output {
         check_path("output pattern", output)?;
@@ -265,7 +271,7 @@ pub async fn blender(args: BlenderRenderArgs) -> anyhow::Result<ExitCode> {
     }
     let spec: FrameSpec = args.frames.parse()?;
     let frames = blender_frames(&spec)?;
-    check_blender_names(&args)?;
+    check_blender_names(args)?;
     let shown = spec.to_string();
     let chunk = args.chunk.to_string();
     let mut words = vec![
@@ -300,12 +306,13 @@ pub async fn blender(args: BlenderRenderArgs) -> anyhow::Result<ExitCode> {
             words.push(flag);
         }
     }
+    // A movie is one file: every chunk would write it anew.
     let chunk_size = if args.movie {
         frames.len().max(1)
     } else {
         args.chunk
     };
-    let planned = Planned {
+    Ok(Planned {
         name: format!("{} {shown}", file_name(&args.blend)),
         runs: command_line(words),
         tasks: frames
@@ -328,14 +335,75 @@ pub async fn blender(args: BlenderRenderArgs) -> anyhow::Result<ExitCode> {
                 (Some(frames_text(chunk)), task)
             })
             .collect(),
-    };
-    submit_render(&args.connection, &args.render, planned).await
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{blender_frames, frames_text};
+    use super::{blender_frames, blender_plan, frames_text};
+    use crate::args::{Cli, Command};
+    use buildcat_proto::dcc::BlenderRender;
     use buildcat_proto::frames::FrameSpec;
+    use clap::Parser;
+
+    /// The tasks `buildcat blender-render ARGS` would submit, or why it refuses.
+    fn plan(args: &[&str]) -> Result<Vec<(Option<String>, BlenderRender)>, String> {
+        let words = ["buildcat", "blender-render"].iter().chain(args);
+        let cli = Cli::try_parse_from(words).map_err(|e| e.to_string())?;
+        let Command::BlenderRender(args) = cli.command else {
+            panic!("not blender-render");
+        };
+        blender_plan(&args)
+            .map(|planned| planned.tasks)
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn a_movie_is_one_task_of_the_whole_range_and_only_with_movie() {
+        let refused = plan(&["a.blend", "--frames", "1-100", "--format", "FFMPEG"]);
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("encode them afterwards") && e.contains("--movie")),
+            "{refused:?}"
+        );
+        let tasks = plan(&[
+            "a.blend", "--frames", "1-100", "--chunk", "10", "--format", "FFMPEG", "--movie",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].0.as_deref(), Some("1-100"));
+        assert_eq!(tasks[0].1.frames.len(), 100);
+        assert!(tasks[0].1.movie);
+    }
+
+    #[test]
+    fn chunks_hold_each_frame_once_and_carry_the_blender_flags() {
+        let tasks = plan(&[
+            "a.blend",
+            "--frames",
+            "1-4, 3, 10-20x5",
+            "--chunk",
+            "3",
+            "-S",
+            "Shot",
+            "--cycles-device",
+            "HIP+CPU",
+            "--blender-arg",
+            "--log-level",
+            "--blender-arg",
+            "0",
+            "--allow-missing-libraries",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let frames: Vec<&[i64]> = tasks.iter().map(|(_, t)| t.frames.as_slice()).collect();
+        assert_eq!(frames, [&[1, 2, 3][..], &[4, 10, 15], &[20]]);
+        let task = &tasks[0].1;
+        assert_eq!(task.scene.as_deref(), Some("Shot"));
+        assert_eq!(task.cycles_device.as_deref(), Some("HIP+CPU"));
+        assert_eq!(task.extra_args, ["--log-level", "0"]);
+        assert!(task.allow_missing_libraries && !task.allow_outside_root && !task.movie);
+    }
 
     #[test]
     fn chunks_read_as_frame_specs() {
