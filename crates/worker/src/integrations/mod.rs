@@ -15,13 +15,13 @@
 //! command script) are written as quoted literals by `quote`.
 
 mod blender;
-
-pub use blender::BlenderOptions;
 mod houdini;
 mod modo;
 mod quote;
 mod redshift;
 pub mod tools;
+
+pub use blender::BlenderOptions;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
