@@ -327,6 +327,18 @@ pub struct ToolArgs {
     /// The Blender executable [default: `blender` on PATH].
     #[arg(long, value_name = "PATH")]
     pub blender: Option<PathBuf>,
+    /// Forbid scenes' Python (no `-y`): a render whose Python driver then does not run
+    /// fails instead of rendering wrong pixels.
+    #[arg(long)]
+    pub blender_no_autoexec: bool,
+    /// Blender's render threads (`-t`), so several workers on one host share its cores
+    /// [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub blender_threads: Option<u32>,
+    /// The Cycles device for Blender renders that name none: CUDA, OPTIX, HIP, ONEAPI or
+    /// METAL, optionally with +CPU [default: the CPU].
+    #[arg(long, value_name = "DEVICE")]
+    pub cycles_device: Option<String>,
     /// The hython executable [default: `hython` on PATH].
     #[arg(long, value_name = "PATH")]
     pub hython: Option<PathBuf>,
@@ -737,19 +749,42 @@ pub struct BlenderRenderArgs {
     pub render: RenderOptions,
     /// The .blend file, relative to the farm root.
     pub blend: String,
-    /// Frames to render, e.g. `1-250` or `1,7,10-25:5`.
-    #[arg(long, default_value = "1")]
+    /// Frames to render, e.g. `1-250`, `1,7,10-25:5` or `1-100x2` (see the README).
+    #[arg(long, default_value = "1", allow_hyphen_values = true)]
     pub frames: String,
     /// Frames per task.
     #[arg(long, default_value_t = 1)]
     pub chunk: usize,
+    /// The scene inside the .blend file to render (Blender's `-S`).
+    #[arg(long, short = 'S', value_name = "NAME")]
+    pub scene: Option<String>,
+    /// The Cycles device: CUDA, OPTIX, HIP, ONEAPI or METAL, optionally with +CPU
+    /// [default: the worker's `--cycles-device`].
+    #[arg(long, value_name = "DEVICE")]
+    pub cycles_device: Option<String>,
+    /// Python to run once the scene is loaded (Blender's `--python-expr`).
+    #[arg(long, value_name = "CODE")]
+    pub python_expr: Option<String>,
+    /// An argument passed to Blender before `-f` (repeatable, in order).
+    #[arg(long = "blender-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub blender_args: Vec<String>,
+    /// Render even when linked libraries are missing (the frames lack their assets).
+    #[arg(long)]
+    pub allow_missing_libraries: bool,
+    /// Only warn when Blender writes a file outside the farm root.
+    #[arg(long)]
+    pub allow_outside_root: bool,
+    /// Render a movie format (FFMPEG) anyway, as one task of the whole range.
+    #[arg(long)]
+    pub movie: bool,
     /// Output pattern, relative to the root, e.g. `renders/shot_####` (Blender's `-o`).
     #[arg(long)]
     pub output: Option<String>,
-    /// Image format, e.g. PNG, OPEN_EXR (Blender's `-F`).
+    /// Image format, e.g. PNG, JPEG, OPEN_EXR (Blender's `-F`; movies need `--movie`).
     #[arg(long)]
     pub format: Option<String>,
-    /// Render engine, e.g. CYCLES, BLENDER_EEVEE, BLENDER_WORKBENCH (Blender's `-E`).
+    /// Render engine: CYCLES, EEVEE (named for the worker's Blender version) or
+    /// BLENDER_WORKBENCH (Blender's `-E`).
     #[arg(long)]
     pub engine: Option<String>,
 }

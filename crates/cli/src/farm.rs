@@ -110,6 +110,15 @@ fn build_worker(args: &WorkerArgs, addr: String, count: usize) -> anyhow::Result
     }
     let tools = &args.tools;
     builder = builder.redshift_gpus(tools.redshift_gpus.iter().copied());
+    if let Some(device) = &tools.cycles_device {
+        buildcat_proto::dcc::check_cycles_device(device)
+            .map_err(|e| anyhow::anyhow!("--cycles-device: {e}"))?;
+    }
+    builder = builder.blender_options(buildcat_worker::BlenderOptions {
+        no_autoexec: tools.blender_no_autoexec,
+        cycles_device: tools.cycles_device.clone(),
+        threads: tools.blender_threads,
+    });
     let given = [
         (Tool::Blender, &tools.blender),
         (Tool::Hython, &tools.hython),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use buildcat_proto::dcc::{
     BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, ModoRender, RedshiftRender,
+    check_blender_engine, check_blender_format, check_blender_frames, check_cycles_device,
 };
 use buildcat_proto::frames::FrameSpec;
 use buildcat_proto::{JobRef, Task, paths};
@@ -214,8 +215,53 @@ pub async fn redshift(args: RedshiftRenderArgs) -> anyhow::Result<ExitCode> {
     submit_render(&args.connection, &args.render, planned).await
 }
 
-/// `buildcat blender-render`: one job of one task per chunk of frames.
+/// The frames of a Blender render, checked for Blender: each once (a warning names the
+/// repeated ones), none negative or past Blender's last frame.
+fn blender_frames(spec: &FrameSpec) -> anyhow::Result<Vec<i64>> {
+    let (frames, repeated) = spec.unique_frames();
+    if let Some((first, last)) = spec.bounds() {
+        check_blender_frames(first, last).map_err(anyhow::Error::msg)?;
+    }
+    if !repeated.is_empty() {
+        eprintln!(
+            "warning: {} listed more than once; each renders once",
+            frames_text(&repeated)
+        );
+    }
+    Ok(frames)
+}
+
+/// Checks `--format`, `--engine` and `--cycles-device` against Blender's names; a movie
+/// format needs `--movie`.
+fn check_blender_names(args: &BlenderRenderArgs) -> anyhow::Result<()> {
+    if let Some(format) = &args.format {
+        let movie = check_blender_format(format).map_err(anyhow::Error::msg)?;
+        if movie && !args.movie {
+            bail!(
+                "--format {format} writes one movie file, which every task of the job would \
+                 overwrite; render images (e.g. --format PNG) and encode them afterwards, or \
+                 pass --movie to render the whole range as one task"
+            );
+        }
+    }
+    if let Some(engine) = &args.engine {
+        check_blender_engine(engine).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(device) = &args.cycles_device {
+        check_cycles_device(device).map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
+}
+
+/// `buildcat blender-render`: one job of one task per chunk of frames (one task for all
+/// frames with `--movie`).
 pub async fn blender(args: BlenderRenderArgs) -> anyhow::Result<ExitCode> {
+    let planned = blender_plan(&args)?;
+    submit_render(&args.connection, &args.render, planned).await
+}
+
+/// The job `blender-render` submits, after every check that can be made before sending.
+fn blender_plan(args: &BlenderRenderArgs) -> anyhow::Result<Planned<BlenderRender>> {
     check_path(".blend file", &args.blend)?;
     if let Some(output) = &args.output {
         check_path("output pattern", output)?;
@@ -224,6 +270,8 @@ pub async fn blender(args: BlenderRenderArgs) -> anyhow::Result<ExitCode> {
         bail!("--chunk must be at least 1 frame per task");
     }
     let spec: FrameSpec = args.frames.parse()?;
+    let frames = blender_frames(&spec)?;
+    check_blender_names(args)?;
     let shown = spec.to_string();
     let chunk = args.chunk.to_string();
     let mut words = vec![
@@ -238,17 +286,37 @@ pub async fn blender(args: BlenderRenderArgs) -> anyhow::Result<ExitCode> {
         ("--output", &args.output),
         ("--format", &args.format),
         ("--engine", &args.engine),
+        ("--scene", &args.scene),
+        ("--cycles-device", &args.cycles_device),
+        ("--python-expr", &args.python_expr),
     ] {
         if let Some(value) = value {
             words.extend([flag, value.as_str()]);
         }
     }
-    let frames = spec.frames();
-    let planned = Planned {
+    for arg in &args.blender_args {
+        words.extend(["--blender-arg", arg.as_str()]);
+    }
+    for (flag, on) in [
+        ("--allow-missing-libraries", args.allow_missing_libraries),
+        ("--allow-outside-root", args.allow_outside_root),
+        ("--movie", args.movie),
+    ] {
+        if on {
+            words.push(flag);
+        }
+    }
+    // A movie is one file: every chunk would write it anew.
+    let chunk_size = if args.movie {
+        frames.len().max(1)
+    } else {
+        args.chunk
+    };
+    Ok(Planned {
         name: format!("{} {shown}", file_name(&args.blend)),
         runs: command_line(words),
         tasks: frames
-            .chunks(args.chunk)
+            .chunks(chunk_size)
             .map(|chunk| {
                 let task = BlenderRender {
                     blend: args.blend.clone(),
@@ -256,17 +324,86 @@ pub async fn blender(args: BlenderRenderArgs) -> anyhow::Result<ExitCode> {
                     output: args.output.clone(),
                     format: args.format.clone(),
                     engine: args.engine.clone(),
+                    scene: args.scene.clone(),
+                    cycles_device: args.cycles_device.clone(),
+                    python_expr: args.python_expr.clone(),
+                    extra_args: args.blender_args.clone(),
+                    allow_missing_libraries: args.allow_missing_libraries,
+                    allow_outside_root: args.allow_outside_root,
+                    movie: args.movie,
                 };
                 (Some(frames_text(chunk)), task)
             })
             .collect(),
-    };
-    submit_render(&args.connection, &args.render, planned).await
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::frames_text;
+    use super::{blender_frames, blender_plan, frames_text};
+    use crate::args::{Cli, Command};
+    use buildcat_proto::dcc::BlenderRender;
+    use buildcat_proto::frames::FrameSpec;
+    use clap::Parser;
+
+    /// The tasks `buildcat blender-render ARGS` would submit, or why it refuses.
+    fn plan(args: &[&str]) -> Result<Vec<(Option<String>, BlenderRender)>, String> {
+        let words = ["buildcat", "blender-render"].iter().chain(args);
+        let cli = Cli::try_parse_from(words).map_err(|e| e.to_string())?;
+        let Command::BlenderRender(args) = cli.command else {
+            panic!("not blender-render");
+        };
+        blender_plan(&args)
+            .map(|planned| planned.tasks)
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn a_movie_is_one_task_of_the_whole_range_and_only_with_movie() {
+        let refused = plan(&["a.blend", "--frames", "1-100", "--format", "FFMPEG"]);
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("encode them afterwards") && e.contains("--movie")),
+            "{refused:?}"
+        );
+        let tasks = plan(&[
+            "a.blend", "--frames", "1-100", "--chunk", "10", "--format", "FFMPEG", "--movie",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].0.as_deref(), Some("1-100"));
+        assert_eq!(tasks[0].1.frames.len(), 100);
+        assert!(tasks[0].1.movie);
+    }
+
+    #[test]
+    fn chunks_hold_each_frame_once_and_carry_the_blender_flags() {
+        let tasks = plan(&[
+            "a.blend",
+            "--frames",
+            "1-4, 3, 10-20x5",
+            "--chunk",
+            "3",
+            "-S",
+            "Shot",
+            "--cycles-device",
+            "HIP+CPU",
+            "--blender-arg",
+            "--log-level",
+            "--blender-arg",
+            "0",
+            "--allow-missing-libraries",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let frames: Vec<&[i64]> = tasks.iter().map(|(_, t)| t.frames.as_slice()).collect();
+        assert_eq!(frames, [&[1, 2, 3][..], &[4, 10, 15], &[20]]);
+        let task = &tasks[0].1;
+        assert_eq!(task.scene.as_deref(), Some("Shot"));
+        assert_eq!(task.cycles_device.as_deref(), Some("HIP+CPU"));
+        assert_eq!(task.extra_args, ["--log-level", "0"]);
+        assert!(task.allow_missing_libraries && !task.allow_outside_root && !task.movie);
+    }
 
     #[test]
     fn chunks_read_as_frame_specs() {
@@ -275,5 +412,17 @@ mod tests {
         assert_eq!(frames_text(&[1, 3, 5]), "1-5:2");
         assert_eq!(frames_text(&[1, 2, 3, 7, 9]), "1-3,7,9");
         assert_eq!(frames_text(&[]), "");
+    }
+
+    #[test]
+    fn blender_frames_are_bounded_and_each_comes_once() {
+        let frames = |spec: &str| {
+            let spec: FrameSpec = spec.parse().unwrap_or_else(|e| panic!("{e}"));
+            blender_frames(&spec).map_err(|e| e.to_string())
+        };
+        assert_eq!(frames("1-3,2,5"), Ok(vec![1, 2, 3, 5]));
+        assert_eq!(frames("0,1048574"), Ok(vec![0, 1_048_574]));
+        assert!(frames("1048575").is_err_and(|e| e.contains("last frame is 1048574")));
+        assert!(frames("-5").is_err_and(|e| e.contains("frame -5 cannot be rendered")));
     }
 }

@@ -135,19 +135,38 @@ impl Task for BlenderInfo {
 }
 
 /// Renders frames of a `.blend` file:
-/// `blender -b FILE [-o OUTPUT] [-F FORMAT] [-E ENGINE] -f LIST`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `blender [-y] [-t N] -b FILE -noaudio [-S SCENE] [-o OUTPUT] [-F FORMAT] [-E ENGINE]
+/// [--python-expr CODE] [ARGS...] -f LIST [-- --cycles-device DEVICE]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct BlenderRender {
     /// The scene, relative to the root.
     pub blend: String,
-    /// The frames of this job.
+    /// The frames of this task, each once, in order.
     pub frames: Vec<i64>,
     /// Blender's output pattern (`-o`), relative to the root, e.g. `renders/shot_####`.
     pub output: Option<String>,
     /// The image format (`-F`), e.g. `PNG`.
     pub format: Option<String>,
-    /// The render engine (`-E`), e.g. `CYCLES`.
+    /// The render engine (`-E`), e.g. `CYCLES`; `EEVEE` is given the name the worker's
+    /// Blender version uses.
     pub engine: Option<String>,
+    /// The scene inside the file (`-S`), when it holds several.
+    pub scene: Option<String>,
+    /// The Cycles device (`-- --cycles-device X`), overriding the worker's; a GPU scene
+    /// otherwise renders on the CPU, since the farm gives Blender no user preferences.
+    pub cycles_device: Option<String>,
+    /// Python run after the file is loaded (`--python-expr`), for studio set-up scripts.
+    pub python_expr: Option<String>,
+    /// More arguments, given after the scene's settings and before `-f`.
+    pub extra_args: Vec<String>,
+    /// Whether a scene whose linked libraries are missing may render without them.
+    pub allow_missing_libraries: bool,
+    /// Whether a file written outside the farm root only warns (it fails otherwise: nobody
+    /// can collect it from a worker's local disk).
+    pub allow_outside_root: bool,
+    /// Whether the output is a movie (FFMPEG): then one task renders the whole range and
+    /// progress comes from Blender's `Append frame N` lines.
+    pub movie: bool,
 }
 
 impl Task for BlenderRender {
@@ -159,6 +178,157 @@ impl Task for BlenderRender {
             timeout_ms: Some(900_000),
             ..crate::JobOptions::default()
         }
+    }
+}
+
+/// The largest frame Blender renders (`MAXFRAME` in Blender's `DNA_scene_types.h`); it
+/// clamps any larger `-f` frame to this one and renders that instead.
+pub const BLENDER_MAX_FRAME: i64 = 1_048_574;
+
+/// Blender's still image formats for `-F` (`creator/creator_args.cc`, `--render-format`).
+pub const BLENDER_IMAGE_FORMATS: &[&str] = &[
+    "TGA",
+    "RAWTGA",
+    "JPEG",
+    "IRIS",
+    "PNG",
+    "BMP",
+    "HDR",
+    "TIFF",
+    "OPEN_EXR",
+    "OPEN_EXR_MULTILAYER",
+    "CINEON",
+    "DPX",
+    "JP2",
+    "WEBP",
+];
+
+/// Blender's movie formats for `-F`: one file for all frames (`AVIRAW` and `AVIJPEG` exist
+/// up to 4.x).
+pub const BLENDER_MOVIE_FORMATS: &[&str] = &["FFMPEG", "AVIRAW", "AVIJPEG"];
+
+/// Names people write for Blender's formats, and Blender's name for each.
+const FORMAT_ALIASES: &[(&str, &str)] = &[
+    ("JPG", "JPEG"),
+    ("EXR", "OPEN_EXR"),
+    ("OPENEXR", "OPEN_EXR"),
+    ("MULTILAYER", "OPEN_EXR_MULTILAYER"),
+    ("EXR_MULTILAYER", "OPEN_EXR_MULTILAYER"),
+    ("TIF", "TIFF"),
+    ("JPEG2000", "JP2"),
+    ("TARGA", "TGA"),
+    ("MP4", "FFMPEG"),
+    ("MOV", "FFMPEG"),
+];
+
+/// Blender's built-in render engines for `-E`, plus `EEVEE`, which the worker maps to its
+/// Blender's name for EEVEE (see [`blender_eevee_engine`]).
+pub const BLENDER_ENGINES: &[&str] = &[
+    "CYCLES",
+    "BLENDER_WORKBENCH",
+    "BLENDER_EEVEE",
+    "BLENDER_EEVEE_NEXT",
+    "EEVEE",
+];
+
+/// Names people write for Blender's engines, and the name to give.
+const ENGINE_ALIASES: &[(&str, &str)] =
+    &[("WORKBENCH", "BLENDER_WORKBENCH"), ("EEVEE_NEXT", "EEVEE")];
+
+/// Cycles' devices for `--cycles-device` (`intern/cycles/blender/python.cpp`); each may be
+/// followed by `+CPU` to render on the CPU as well.
+pub const CYCLES_DEVICES: &[&str] = &["CPU", "CUDA", "OPTIX", "HIP", "ONEAPI", "METAL"];
+
+/// `name` if it is in `names`; otherwise a message that suggests the right one (case or
+/// an alias) or lists them.
+fn known_name(
+    what: &str,
+    name: &str,
+    names: &[&str],
+    aliases: &[(&str, &str)],
+) -> Result<(), String> {
+    if names.contains(&name) {
+        return Ok(());
+    }
+    let upper = name.trim().to_ascii_uppercase();
+    let suggestion = names
+        .iter()
+        .copied()
+        .find(|known| **known == upper)
+        .or_else(|| {
+            aliases
+                .iter()
+                .find(|(alias, _)| *alias == upper)
+                .map(|(_, known)| *known)
+        });
+    Err(match suggestion {
+        Some(known) => {
+            format!("{what} `{name}` is not one of Blender's names; did you mean `{known}`?")
+        }
+        None => format!(
+            "{what} `{name}` is not one of Blender's names; use one of {}",
+            names.join(", ")
+        ),
+    })
+}
+
+/// Checks a `-F` name; true if it is a movie format.
+pub fn check_blender_format(format: &str) -> Result<bool, String> {
+    let all: Vec<&str> = BLENDER_IMAGE_FORMATS
+        .iter()
+        .chain(BLENDER_MOVIE_FORMATS)
+        .copied()
+        .collect();
+    known_name("format", format, &all, FORMAT_ALIASES)?;
+    Ok(BLENDER_MOVIE_FORMATS.contains(&format))
+}
+
+/// Checks a `-E` name.
+pub fn check_blender_engine(engine: &str) -> Result<(), String> {
+    known_name("engine", engine, BLENDER_ENGINES, ENGINE_ALIASES)
+}
+
+/// Checks a `--cycles-device` value: a device, optionally with `+CPU`.
+pub fn check_cycles_device(device: &str) -> Result<(), String> {
+    let gpu = device.strip_suffix("+CPU").unwrap_or(device);
+    known_name("Cycles device", gpu, CYCLES_DEVICES, &[])
+        .map_err(|e| format!("{e} (optionally with `+CPU`)"))
+}
+
+/// Checks frames for Blender: none negative (`-f` reads those as counted back from the
+/// scene's end) and none past [`BLENDER_MAX_FRAME`] (Blender would render another frame).
+pub fn check_blender_frames(first: i64, last: i64) -> Result<(), String> {
+    if first < 0 {
+        return Err(format!(
+            "frame {first} cannot be rendered: Blender has no negative frames (its -f reads them \
+             as counted back from the scene's end frame)"
+        ));
+    }
+    if last > BLENDER_MAX_FRAME {
+        return Err(format!(
+            "frame {last} cannot be rendered: Blender's last frame is {BLENDER_MAX_FRAME}, and it \
+             would render that one instead"
+        ));
+    }
+    Ok(())
+}
+
+/// The name of EEVEE for `-E` in a Blender `version` (`4.2.1`): `BLENDER_EEVEE_NEXT` from
+/// 4.2 to 4.5, `BLENDER_EEVEE` before and after.
+pub fn blender_eevee_engine(version: &str) -> &'static str {
+    let mut parts = version.split('.').map(|part| {
+        part.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .unwrap_or(0)
+    });
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    if major == 4 && minor >= 2 {
+        "BLENDER_EEVEE_NEXT"
+    } else {
+        "BLENDER_EEVEE"
     }
 }
 
@@ -177,4 +347,63 @@ pub fn tool_for_kind(kind: &str) -> Option<&'static str> {
         .iter()
         .find(|(_, kinds)| kinds.contains(&kind))
         .map(|(tool, _)| *tool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_engines_suggest_blenders_names() {
+        assert_eq!(check_blender_format("PNG"), Ok(false));
+        assert_eq!(check_blender_format("FFMPEG"), Ok(true));
+        let jpg = check_blender_format("JPG").unwrap_err();
+        assert!(jpg.contains("did you mean `JPEG`?"), "{jpg}");
+        assert!(check_blender_format("png").unwrap_err().contains("`PNG`"));
+        assert!(
+            check_blender_format("exr")
+                .unwrap_err()
+                .contains("`OPEN_EXR`")
+        );
+        let gif = check_blender_format("GIF").unwrap_err();
+        assert!(gif.contains("use one of TGA"), "{gif}");
+        assert_eq!(check_blender_engine("CYCLES"), Ok(()));
+        assert_eq!(check_blender_engine("EEVEE"), Ok(()));
+        assert!(
+            check_blender_engine("cycles")
+                .unwrap_err()
+                .contains("`CYCLES`")
+        );
+        assert!(
+            check_blender_engine("workbench")
+                .unwrap_err()
+                .contains("`BLENDER_WORKBENCH`")
+        );
+        assert_eq!(check_cycles_device("OPTIX+CPU"), Ok(()));
+        assert!(check_cycles_device("cuda").unwrap_err().contains("`CUDA`"));
+    }
+
+    #[test]
+    fn blender_frames_are_bounded() {
+        assert_eq!(check_blender_frames(0, BLENDER_MAX_FRAME), Ok(()));
+        assert!(
+            check_blender_frames(-5, 1)
+                .unwrap_err()
+                .contains("frame -5")
+        );
+        assert!(
+            check_blender_frames(1, 1_048_575)
+                .unwrap_err()
+                .contains("1048574")
+        );
+    }
+
+    #[test]
+    fn eevee_is_named_by_version() {
+        assert_eq!(blender_eevee_engine("3.4.1"), "BLENDER_EEVEE");
+        assert_eq!(blender_eevee_engine("4.1.0"), "BLENDER_EEVEE");
+        assert_eq!(blender_eevee_engine("4.2.0"), "BLENDER_EEVEE_NEXT");
+        assert_eq!(blender_eevee_engine("4.5.3"), "BLENDER_EEVEE_NEXT");
+        assert_eq!(blender_eevee_engine("5.0.0"), "BLENDER_EEVEE");
+    }
 }

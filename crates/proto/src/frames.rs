@@ -1,8 +1,10 @@
 //! Frame specs: `1,7,9,10-25,75-100:2`.
 //!
 //! Comma-separated items; each is a frame `N`, an inclusive range `A-B`, or a range with a
-//! step `A-B:S`. Internally a list of half-open ranges (start, stop, step), as the original
-//! kept them. Negative frames are written with a leading sign (`-5`, `-10--1`).
+//! step `A-B:S` (or `A-BxS`, as other farms write it). Spaces around the separators are
+//! allowed (`1 - 10 x 2, 20`). Internally a list of half-open ranges (start, stop, step), as
+//! the original kept them. Negative frames are written with a leading sign (`-5`,
+//! `-10--1`). A frame past `i64`'s end is refused, never wrapped.
 
 use std::fmt;
 use std::str::FromStr;
@@ -38,7 +40,7 @@ pub struct FrameSpec {
 /// Why a frame spec was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "bad frame spec `{spec}`: {problem} (expected items like `7`, `10-25` or `75-100:2`, separated by commas)"
+    "bad frame spec `{spec}`: {problem} (expected items like `7`, `10-25`, `75-100:2` or `1-100x2`, separated by commas)"
 )]
 pub struct FrameSpecError {
     /// The whole spec.
@@ -55,6 +57,29 @@ impl FrameSpec {
     pub fn frames(&self) -> Vec<i64> {
         self.ranges.iter().flat_map(FrameRange::frames).collect()
     }
+
+    /// Every frame once, in the order first given, and the frames listed more than once
+    /// (each named once, in order), for a warning.
+    pub fn unique_frames(&self) -> (Vec<i64>, Vec<i64>) {
+        let mut seen = std::collections::HashSet::new();
+        let mut repeated = Vec::new();
+        let mut frames = Vec::new();
+        for frame in self.ranges.iter().flat_map(FrameRange::frames) {
+            if seen.insert(frame) {
+                frames.push(frame);
+            } else if !repeated.contains(&frame) {
+                repeated.push(frame);
+            }
+        }
+        (frames, repeated)
+    }
+
+    /// The first and last frames named (`None` for no ranges).
+    pub fn bounds(&self) -> Option<(i64, i64)> {
+        let first = self.ranges.iter().map(|r| r.start).min()?;
+        let last = self.ranges.iter().map(|r| r.stop - 1).max()?;
+        Some((first, last))
+    }
 }
 
 impl Default for FrameSpec {
@@ -70,8 +95,9 @@ impl Default for FrameSpec {
     }
 }
 
-/// Reads a signed integer at the start of `text`; returns it and the rest.
-fn number(text: &str) -> Option<(i64, &str)> {
+/// Reads a signed integer at the start of `text`; returns it (`Err` if it does not fit an
+/// `i64`) and the rest; `None` if `text` does not start with one.
+fn number(text: &str) -> Option<(Result<i64, std::num::ParseIntError>, &str)> {
     let digits_from = usize::from(text.starts_with('-'));
     let end = text[digits_from..]
         .find(|c: char| !c.is_ascii_digit())
@@ -79,15 +105,16 @@ fn number(text: &str) -> Option<(i64, &str)> {
     if end == digits_from {
         return None;
     }
-    Some((text[..end].parse().ok()?, &text[end..]))
+    Some((text[..end].parse(), &text[end..]))
 }
 
+/// One item: `N`, `A-B`, `A-B:S` or `A-BxS`, with spaces allowed around the separators.
 fn parse_item(item: &str) -> Result<FrameRange, String> {
     let item = item.trim();
     if item.is_empty() {
         return Err("an item is empty".to_owned());
     }
-    let (range, step) = match item.split_once(':') {
+    let (range, step) = match item.split_once([':', 'x', 'X']) {
         Some((range, step)) => {
             let step: i64 = step
                 .trim()
@@ -100,27 +127,38 @@ fn parse_item(item: &str) -> Result<FrameRange, String> {
         }
         None => (item, None),
     };
+    let too_big = || {
+        format!(
+            "`{item}` names a frame beyond {} or below {}, which no renderer has",
+            i64::MAX - 1,
+            i64::MIN
+        )
+    };
     let Some((first, rest)) = number(range) else {
         return Err(format!("`{item}` does not start with a frame number"));
     };
+    let first = first.map_err(|_| too_big())?;
+    let rest = rest.trim_start();
     if rest.is_empty() {
         if step.is_some() {
             return Err(format!("`{item}` has a step but no range"));
         }
         return Ok(FrameRange {
             start: first,
-            stop: first + 1,
+            stop: first.checked_add(1).ok_or_else(too_big)?,
             step: 1,
         });
     }
     let Some(after_dash) = rest.strip_prefix('-') else {
         return Err(format!("`{item}` is not a frame or a range"));
     };
+    let after_dash = after_dash.trim_start();
     let Some((last, tail)) = number(after_dash) else {
         return Err(format!("`{item}` has no end frame after `-`"));
     };
-    if !tail.is_empty() {
-        return Err(format!("unexpected `{tail}` in `{item}`"));
+    let last = last.map_err(|_| too_big())?;
+    if !tail.trim().is_empty() {
+        return Err(format!("unexpected `{}` in `{item}`", tail.trim()));
     }
     if last < first {
         return Err(format!(
@@ -129,7 +167,7 @@ fn parse_item(item: &str) -> Result<FrameRange, String> {
     }
     Ok(FrameRange {
         start: first,
-        stop: last + 1,
+        stop: last.checked_add(1).ok_or_else(too_big)?,
         step: step.unwrap_or(1),
     })
 }
@@ -152,12 +190,8 @@ impl FromStr for FrameSpec {
             .map_err(error)?;
         let count: u64 = ranges
             .iter()
-            .map(|r| {
-                (r.stop - r.start)
-                    .unsigned_abs()
-                    .div_ceil(r.step.unsigned_abs())
-            })
-            .sum();
+            .map(|r| r.stop.abs_diff(r.start).div_ceil(r.step.unsigned_abs()))
+            .fold(0u64, u64::saturating_add);
         if count > MAX_FRAMES {
             return Err(error(format!(
                 "it names {count} frames, more than the limit of {MAX_FRAMES}"
@@ -246,6 +280,44 @@ mod tests {
         refuse("1-2-3", "unexpected `-3`");
         refuse("5:2", "has a step but no range");
         refuse("1-2000000000", "more than the limit");
+        refuse("1-10x", "not a whole number step");
+        refuse("1 2", "is not a frame or a range");
+    }
+
+    #[test]
+    fn frames_past_the_end_of_i64_are_refused_not_wrapped() {
+        refuse("9223372036854775807", "beyond 9223372036854775806");
+        refuse(
+            "9223372036854775800-9223372036854775807",
+            "beyond 9223372036854775806",
+        );
+        refuse("99999999999999999999", "beyond");
+        refuse("1-99999999999999999999", "beyond");
+        refuse(
+            "-9223372036854775808-9223372036854775806",
+            "more than the limit",
+        );
+        check("9223372036854775806", &[9_223_372_036_854_775_806]);
+    }
+
+    #[test]
+    fn steps_written_with_x_and_spaces_around_separators() {
+        check("1-10x3", &[1, 4, 7, 10]);
+        check("1 - 10 x 3", &[1, 4, 7, 10]);
+        check("1 -10 : 3 , 12", &[1, 4, 7, 10, 12]);
+        check("-3 - -1", &[-3, -2, -1]);
+        let spec: FrameSpec = "1-100x2".parse().unwrap();
+        assert_eq!(spec.to_string(), "1-100:2");
+    }
+
+    #[test]
+    fn repeated_frames_come_once_and_are_named() {
+        let spec: FrameSpec = "1-5,3,9,4-6".parse().unwrap();
+        assert_eq!(
+            spec.unique_frames(),
+            (vec![1, 2, 3, 4, 5, 9, 6], vec![3, 4, 5])
+        );
+        assert_eq!(spec.bounds(), Some((1, 9)));
     }
 
     #[test]

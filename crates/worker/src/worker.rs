@@ -16,7 +16,7 @@ use crate::context::{DEFAULT_KILL_GRACE, JobContext};
 use crate::control::{Control, ShutdownHandle};
 use crate::error::WorkerError;
 use crate::info::host_name;
-use crate::integrations::{self, tools::Tool, tools::Toolbox};
+use crate::integrations::{self, BlenderOptions, tools::Tool, tools::Toolbox};
 use crate::leftovers::{GroupRecord, default_state_dir};
 use crate::registry::Registry;
 use crate::worker_loop::{LoopConfig, TlsSetup, run_loop};
@@ -190,6 +190,8 @@ pub struct WorkerBuilder {
     tool_paths: BTreeMap<Tool, PathBuf>,
     /// The GPUs Redshift renders on (`-gpu I` each).
     redshift_gpus: Vec<u32>,
+    /// How Blender renders run here (`-y`, Cycles device, threads).
+    blender_options: BlenderOptions,
     /// Whether to search PATH for the tools not given.
     detect_tools: bool,
     /// TLS with mutual certificates, when the server requires it.
@@ -213,6 +215,7 @@ impl fmt::Debug for WorkerBuilder {
             .field("registry", &self.registry)
             .field("tool_paths", &self.tool_paths)
             .field("redshift_gpus", &self.redshift_gpus)
+            .field("blender_options", &self.blender_options)
             .field("detect_tools", &self.detect_tools)
             .field("state_dir", &self.state_dir)
             .finish()
@@ -242,6 +245,7 @@ impl WorkerBuilder {
             registry: Registry::new(),
             tool_paths: BTreeMap::new(),
             redshift_gpus: Vec::new(),
+            blender_options: BlenderOptions::default(),
             detect_tools: true,
             tls: None,
             state_dir: None,
@@ -352,6 +356,13 @@ impl WorkerBuilder {
         self
     }
 
+    /// How Blender renders run on this worker: `-y` unless forbidden, the Cycles device
+    /// for tasks that name none, and render threads.
+    pub fn blender_options(mut self, options: BlenderOptions) -> Self {
+        self.blender_options = options;
+        self
+    }
+
     /// The GPUs Redshift renders on, each passed as `-gpu I` (the CLI's `--redshift-gpu`);
     /// none leaves the choice to Redshift. Replaces any given before.
     pub fn redshift_gpus(mut self, gpus: impl IntoIterator<Item = u32>) -> Self {
@@ -442,7 +453,12 @@ impl WorkerBuilder {
             .transpose()
             .map_err(|error| WorkerError::Config(error.to_string()))?;
         let mut registry = self.registry;
-        integrations::register(&mut registry, &tools, &self.redshift_gpus);
+        integrations::register(
+            &mut registry,
+            &tools,
+            &self.redshift_gpus,
+            &self.blender_options,
+        );
         let registry = Arc::new(registry);
         let state_dir = self.state_dir.unwrap_or_else(default_state_dir);
         let loops = names

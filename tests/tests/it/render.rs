@@ -317,17 +317,62 @@ fn fake_tools_named_by_flags_run_the_command_lines_the_integrations_promise() {
 
 /// Guards the client-side path and frame checks of the render commands: an absolute scene
 /// path, one that climbs out of the root and a frame range that runs backwards are refused
-/// with one line saying so, before anything is submitted.
+/// with one line saying so, before anything is submitted; so are Blender frames past
+/// `i64` (once wrapped into no frames and a success), past Blender's last frame (once
+/// clamped to another frame) or negative, names Blender does not know (with the right one
+/// suggested), and a movie format without `--movie`.
 #[test]
 fn render_commands_refuse_absolute_paths_and_backwards_frames_before_submitting() {
     let farm = Farm::start();
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 11] = [
         (&["houdini-render-hip", "/abs/path.hip"], "absolute"),
         (
             &["houdini-render-hip", "shot.hip", "--frames", "10-1"],
             "runs backwards",
         ),
         (&["blender-render", "../up.blend"], "climbs out"),
+        (
+            &[
+                "blender-render",
+                "a.blend",
+                "--frames",
+                "9223372036854775807",
+            ],
+            "beyond 9223372036854775806",
+        ),
+        (
+            &[
+                "blender-render",
+                "a.blend",
+                "--frames",
+                "9223372036854775800-9223372036854775807",
+            ],
+            "beyond 9223372036854775806",
+        ),
+        (
+            &["blender-render", "a.blend", "--frames", "1048575"],
+            "last frame is 1048574",
+        ),
+        (
+            &["blender-render", "a.blend", "--frames=-5"],
+            "frame -5 cannot be rendered",
+        ),
+        (
+            &["blender-render", "a.blend", "--format", "JPG"],
+            "did you mean `JPEG`?",
+        ),
+        (
+            &["blender-render", "a.blend", "--engine", "cycles"],
+            "did you mean `CYCLES`?",
+        ),
+        (
+            &["blender-render", "a.blend", "--format", "FFMPEG"],
+            "encode them afterwards",
+        ),
+        (
+            &["blender-render", "a.blend", "--cycles-device", "GPU"],
+            "CUDA, OPTIX",
+        ),
     ];
     for (args, says) in cases {
         let output = farm.run(args);
@@ -596,4 +641,120 @@ fn blender_renders_an_animation_over_two_workers_and_reports_a_broken_scene() {
     assert!(stderr(&broken).contains(reason), "{}", describe(&broken));
     let shown = stdout(&farm.run(&["status", &format!("{job}.0")]));
     assert!(shown.contains(&format!("reason: {reason}")), "{shown}");
+}
+
+/// A stand-in for Blender that records its arguments (NUL-separated, into `argv` beside
+/// itself) and says it saved frames 1 to 3 under the root written into it (`@ROOT@`);
+/// only shell built-ins, since the worker runs it with no PATH.
+const FAKE_BLENDER: &str = r#"#!/bin/sh
+here="${0%/*}"
+if [ "$1" = "--version" ]; then echo 'Blender 4.2.1 LTS'; exit 0; fi
+printf '%s\0' "$@" > "$here/argv"
+for frame in 1 2 3; do
+    echo "Saved: '@ROOT@/out/f_000$frame.png'"
+    echo " Time: 00:00.10 (Saving: 00:00.01)"
+done
+"#;
+
+/// Guards the Blender flags from the command line to Blender's: a worker started with
+/// `--blender-no-autoexec --blender-threads 2 --cycles-device CUDA` and a render asking for
+/// `--cycles-device OPTIX`, a scene, Python, pass-through arguments and EEVEE run `blender
+/// -t 2 -b FILE -noaudio -S SCENE -o ... -E BLENDER_EEVEE_NEXT (4.2's name) --python-expr
+/// CODE ARGS -f 1..3 -- --cycles-device OPTIX`, with no `-y`.
+#[test]
+fn blender_flags_reach_blenders_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let farm = Farm::start();
+    let tools = farm.make_dir("tools");
+    let root = std::fs::canonicalize(farm.make_dir("root")).expect("canonical root");
+    let blender = tools.join("blender");
+    write_file(
+        &blender,
+        FAKE_BLENDER
+            .replace("@ROOT@", &root.display().to_string())
+            .as_bytes(),
+    );
+    std::fs::set_permissions(&blender, std::fs::Permissions::from_mode(0o755))
+        .expect("could not make the fake blender executable");
+    write_file(&root.join("shot.blend"), b"scene");
+    let port = farm.port.to_string();
+    let mut command = buildcat_command(["worker", "--port", &port, "--name", "gpu"]);
+    command
+        .arg("--blender")
+        .arg(&blender)
+        .args([
+            "--blender-no-autoexec",
+            "--blender-threads",
+            "2",
+            "--cycles-device",
+            "CUDA",
+        ])
+        .current_dir(&root)
+        .env("PATH", "/nonexistent");
+    let mut worker_process = Proc::spawn("worker gpu", command, farm.path());
+    farm.wait_for_info("worker gpu idle", |info| {
+        worker(info, "gpu").is_some_and(|w| w["state"] == "idle")
+    });
+    let output = farm.run(&[
+        "blender-render",
+        "shot.blend",
+        "--frames",
+        "1-3",
+        "--chunk",
+        "3",
+        "--output",
+        "out/f_####",
+        "--engine",
+        "EEVEE",
+        "-S",
+        "Shot",
+        "--cycles-device",
+        "OPTIX",
+        "--python-expr",
+        "import studio",
+        "--blender-arg",
+        "--log-level",
+        "--blender-arg",
+        "0",
+        "--wait",
+    ]);
+    if !output.status.success() {
+        worker_process.assert_running();
+        panic!("{}\n{}", describe(&output), worker_process.logs());
+    }
+    let argv = std::fs::read(tools.join("argv")).unwrap_or_else(|error| {
+        panic!(
+            "blender did not run: {error}\n{}\n{}",
+            describe(&output),
+            worker_process.logs()
+        )
+    });
+    let argv: Vec<String> = String::from_utf8_lossy(&argv)
+        .split_terminator('\0')
+        .map(str::to_owned)
+        .collect();
+    let expected = [
+        "-t",
+        "2",
+        "-b",
+        &root.join("shot.blend").display().to_string(),
+        "-noaudio",
+        "-S",
+        "Shot",
+        "-o",
+        &root.join("out/f_####").display().to_string(),
+        "-E",
+        "BLENDER_EEVEE_NEXT",
+        "--python-expr",
+        "import studio",
+        "--log-level",
+        "0",
+        "-f",
+        "1..3",
+        "--",
+        "--cycles-device",
+        "OPTIX",
+    ]
+    .map(str::to_owned);
+    assert_eq!(argv, expected);
 }

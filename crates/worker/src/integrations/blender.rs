@@ -1,28 +1,40 @@
 //! Blender: `blender --version` for the version, and
-//! `blender -b FILE -noaudio [-o OUTPUT] [-F FORMAT] [-E ENGINE] -f LIST` to render.
+//! `blender [-y] [-t N] -b FILE -noaudio [-S SCENE] [-o OUTPUT] [-F FORMAT] [-E ENGINE]
+//! [--python-expr CODE] [ARGS...] -f LIST [-- --cycles-device DEVICE]` to render.
 //!
 //! Blender applies its arguments in order, so the scene comes first (loading it resets the
-//! output settings), then the settings, then `-f`, which renders. The output pattern is
-//! made absolute under the root, so the files land there whatever the scene says.
+//! output settings), then the settings, then `-f`, which renders; `-y` and `-t` come before
+//! the file, and what follows `--` goes to Cycles. The output pattern is made absolute
+//! under the root, so the files land there whatever the scene says. Consecutive frames go
+//! to `-f` as `a..b`, so a long chunk stays one short argument.
 //!
 //! Each render gets a private folder for HOME, XDG_CACHE_HOME, XDG_CONFIG_HOME and
 //! TMPDIR, removed afterwards: nothing one job leaves (preferences, add-ons, caches, temp
-//! files) reaches the next, and a scene cannot rely on a user's preferences (such as
-//! running the scripts it holds) that the farm does not give every job.
+//! files) reaches the next. Since no user preferences reach Blender, what they would
+//! give is passed explicitly: `-y` (scenes may run their Python drivers; a worker's
+//! `--blender-no-autoexec` forbids it) and the Cycles device.
 //!
-//! Progress comes from Blender's output: `Fra:N ...` says frame N is being rendered,
-//! `Saved: 'PATH'` that a file was written, which marks a frame done (the current frame if
-//! a `Fra:` line named one of the job's frames, otherwise the next frame in order: the
-//! Workbench engine prints no `Fra:` lines). Blender may print `Error: ...` and still exit
-//! with 0 (an unknown `-F` format, for one); such a line fails the job, as does a frame
-//! that was never saved.
+//! Progress comes from Blender's output, read the same for 3.x, 4.x and 5.x (5.x prints
+//! through its logger, with a `TIME  CATEGORY | ` prefix, see [`message`]). A frame is done
+//! when a file of it was saved (`Saved: 'PATH'`) or skipped because it exists (`skipping
+//! existing frame "PATH"`, a scene with Overwrite off): the frame is read from the path
+//! where the `-o` pattern says where it is, so a stereo render's `_L`/`_R` files make one
+//! frame and a file of a frame not in the task counts for none. Where the path names no
+//! frame, the frame ends at the per-frame ` Time: ... (Saving: ...)` line. A task fails
+//! on an `Error:` line (Blender may exit with 0 after one), a Python driver that did not
+//! run, missing linked libraries, a file written outside the farm root, and a frame that
+//! was never saved; a crash log Blender left in the private folder goes into the task's
+//! output and the failure before the folder is removed.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use buildcat_proto::dcc::{BlenderInfo, BlenderRender, RenderReport, ToolInfoReport};
+use buildcat_proto::dcc::{
+    BlenderInfo, BlenderRender, RenderReport, ToolInfoReport, blender_eevee_engine,
+};
 use buildcat_proto::{Failure, TaskProgress};
+use tracing::warn;
 
 use super::tools::Executable;
 use super::{output_path, root_relative, scene_file, tool_report, tool_version};
@@ -31,10 +43,41 @@ use crate::process::{ProcessEnd, ProcessSpec, run_process};
 
 /// `Error:` lines that say nothing about the render: Blender's report of memory it did not
 /// free at exit.
-const HARMLESS_ERRORS: &[&str] = &["Error: Not freed memory blocks"];
+const HARMLESS_ERRORS: &[&str] = &["Not freed memory blocks"];
+
+/// Lines that say a Python driver did not run, so the frame's pixels are wrong: an
+/// exception in the driver, or auto-run being off (`BPY_driver_exec` in Blender's
+/// `source/blender/python/intern/bpy_driver.cc`).
+const DRIVER_FAILURES: &[&str] = &["Error in PyDriver", "Error in Driver", "skipping driver '"];
+
+/// Lines that say the Cycles device asked for is not on this machine.
+const DEVICE_FAILURES: &[&str] = &["Found no Cycles device"];
+
+/// The logger's level words that Blender 5.x puts after `| ` on warnings and errors.
+const LOG_LEVELS: &[&str] = &[
+    "FATAL", "ERROR", "WARNING", "WARN", "INFO", "DEBUG", "TRACE",
+];
 
 /// How many missing frames a failure names before it says "...".
 const NAMED_FRAMES: usize = 20;
+
+/// How many bytes of a crash log go into the failure's tail (the whole log goes into the
+/// task's output).
+const CRASH_TAIL_BYTES: usize = 8 * 1024;
+
+/// How a worker runs Blender, for every render it takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlenderOptions {
+    /// Whether scenes may not run their Python (no `-y`): for studios that forbid it; a
+    /// driver that then does not run fails the task instead of rendering wrong pixels.
+    pub no_autoexec: bool,
+    /// The Cycles device for tasks that name none: the farm gives Blender no user
+    /// preferences, so without it Cycles renders on the CPU.
+    pub cycles_device: Option<String>,
+    /// Threads Blender renders with (`-t`), so several workers on one host share its
+    /// cores instead of each taking all of them.
+    pub threads: Option<u32>,
+}
 
 /// `blender --version`.
 pub(super) fn info_spec(executable: &Executable, root: &Path) -> ProcessSpec {
@@ -89,32 +132,50 @@ impl JobFolders {
 }
 
 /// A render, with its paths in the form Blender is given them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct RenderCommand<'a> {
     /// The scene.
     pub(super) scene: OsString,
+    /// Whether to pass `-y`, letting the scene's Python drivers run.
+    pub(super) autoexec: bool,
+    /// Render threads (`-t`).
+    pub(super) threads: Option<u32>,
+    /// The scene inside the file (`-S`).
+    pub(super) scene_name: Option<&'a str>,
     /// The output pattern (`-o`).
     pub(super) output: Option<OsString>,
     /// The image format (`-F`).
     pub(super) format: Option<&'a str>,
-    /// The render engine (`-E`).
+    /// The render engine (`-E`), as this Blender names it.
     pub(super) engine: Option<&'a str>,
+    /// Python to run once the file is loaded (`--python-expr`).
+    pub(super) python_expr: Option<&'a str>,
+    /// More arguments before `-f`.
+    pub(super) extra_args: &'a [String],
     /// The frames (`-f`).
     pub(super) frames: &'a [i64],
+    /// The Cycles device (`-- --cycles-device`).
+    pub(super) cycles_device: Option<&'a str>,
 }
 
-/// `blender -b FILE -noaudio [-o OUTPUT] [-F FORMAT] [-E ENGINE] -f LIST` with the job's
-/// private folders in its environment.
+/// The full command line, with the job's private folders in its environment.
 pub(super) fn render_spec(
     executable: &Executable,
     root: &Path,
     command: RenderCommand<'_>,
     folders: &JobFolders,
 ) -> ProcessSpec {
-    let mut spec = ProcessSpec::new(executable.path(), root)
-        .arg("-b")
-        .arg(command.scene)
-        .arg("-noaudio");
+    let mut spec = ProcessSpec::new(executable.path(), root);
+    if command.autoexec {
+        spec = spec.arg("-y");
+    }
+    if let Some(threads) = command.threads {
+        spec = spec.arg("-t").arg(threads.to_string());
+    }
+    spec = spec.arg("-b").arg(command.scene).arg("-noaudio");
+    if let Some(scene) = command.scene_name {
+        spec = spec.arg("-S").arg(scene);
+    }
     if let Some(output) = command.output {
         spec = spec.arg("-o").arg(output);
     }
@@ -124,36 +185,193 @@ pub(super) fn render_spec(
     if let Some(engine) = command.engine {
         spec = spec.arg("-E").arg(engine);
     }
-    let frames: Vec<String> = command.frames.iter().map(i64::to_string).collect();
-    spec.arg("-f")
-        .arg(frames.join(","))
-        .env("HOME", &folders.home)
+    if let Some(code) = command.python_expr {
+        spec = spec.arg("--python-expr").arg(code);
+    }
+    spec = spec
+        .args(command.extra_args)
+        .arg("-f")
+        .arg(frames_arg(command.frames));
+    if let Some(device) = command.cycles_device {
+        spec = spec.arg("--").arg("--cycles-device").arg(device);
+    }
+    spec.env("HOME", &folders.home)
         .env("XDG_CACHE_HOME", &folders.cache)
         .env("XDG_CONFIG_HOME", &folders.config)
         .env("TMPDIR", &folders.tmp)
 }
 
+/// The `-f` list: runs of consecutive frames as `a..b`, the rest by commas (`1..100,120`).
+fn frames_arg(frames: &[i64]) -> String {
+    let mut items: Vec<String> = Vec::new();
+    let mut rest = frames;
+    while let [start, ..] = rest {
+        let length = rest
+            .iter()
+            .zip(*start..)
+            .take_while(|(frame, expected)| **frame == *expected)
+            .count()
+            .max(1);
+        items.push(match length {
+            1 => start.to_string(),
+            _ => format!("{start}..{}", rest[length - 1]),
+        });
+        rest = &rest[length..];
+    }
+    items.join(",")
+}
+
+/// How Blender 5.x's logger marked a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// `ERROR` or `FATAL`.
+    Error,
+    /// Any other level word.
+    Other,
+}
+
+/// A line of Blender's output without the logger prefix Blender 5.x adds, and the level
+/// the prefix named. 5.x writes `[TIME  ][MEMORY  ]CATEGORY<padded to 16> | [LEVEL ]MESSAGE`,
+/// e.g. `00:01.204  render           | Saved: '/mnt/renders/shot_0001.png'`, the level word
+/// (`FATAL`, `ERROR`, `WARNING`) only below INFO: `CLG_logf` with `write_timestamp`
+/// (`MM:SS.mmm` or `HH:MM:SS.mmm`), `write_memory` (`NNM`), `write_type` and `write_level`
+/// in `intern/clog/clog.cc` (blender/blender, commit 09d2b8ae3bd1). 3.x and 4.x print the
+/// message alone (`printf` in `source/blender/render/intern/pipeline.cc`).
+fn message(line: &str) -> (Option<Level>, &str) {
+    let Some((prefix, rest)) = line.split_once("| ") else {
+        return (None, line);
+    };
+    let mut words = prefix.split_whitespace().peekable();
+    let is_time = |word: &str| {
+        word.contains(':')
+            && word
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ':' || c == '.')
+    };
+    let is_memory = |word: &str| {
+        word.strip_suffix('M')
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    };
+    words.next_if(|word| is_time(word));
+    words.next_if(|word| is_memory(word));
+    let category = words.next();
+    let is_category = |word: &str| {
+        word.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
+    if !category.is_some_and(is_category) || words.next().is_some() || !prefix.ends_with(' ') {
+        return (None, line);
+    }
+    let word = rest.split_whitespace().next().unwrap_or("");
+    let word = word.trim_end_matches(':');
+    if LOG_LEVELS.contains(&word) {
+        let level = if matches!(word, "ERROR" | "FATAL") {
+            Level::Error
+        } else {
+            Level::Other
+        };
+        let text = rest.trim_start()[word.len()..]
+            .trim_start_matches(':')
+            .trim_start();
+        return (Some(level), text);
+    }
+    (None, rest)
+}
+
 /// The frame of a `Fra:N ...` line.
 fn frame_line(line: &str) -> Option<i64> {
-    let rest = line.strip_prefix("Fra:")?;
+    let rest = line.trim_start().strip_prefix("Fra:")?;
     rest.split_whitespace().next()?.parse().ok()
 }
 
-/// The path of a `Saved: 'PATH'` line (Blender 2.8 and later end the line there; earlier
-/// ones add ` Time: ...` after the closing quote).
-fn saved_line(line: &str) -> Option<&str> {
-    let rest = line.trim_start().strip_prefix("Saved:")?.trim();
+/// The text between the first quote after `prefix` and the last quote of the same kind.
+fn quoted_after<'a>(line: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = line.trim_start().strip_prefix(prefix)?.trim();
     let quote = rest.chars().next().filter(|c| matches!(c, '\'' | '"'))?;
     let inner = &rest[1..];
     let end = inner.rfind(quote)?;
     Some(&inner[..end]).filter(|path| !path.is_empty())
 }
 
+/// The path of a `Saved: 'PATH'` line (Blender 2.8 and later end the line there; earlier
+/// ones add ` Time: ...` after the closing quote).
+fn saved_line(line: &str) -> Option<&str> {
+    quoted_after(line, "Saved:")
+}
+
+/// The path of a `skipping existing frame "PATH"[ for view "left"]` line (Overwrite off
+/// and the file there); 5.x may capitalize it.
+fn skipped_line(line: &str) -> Option<&str> {
+    let line = line.trim_start();
+    let head = line.get(..23)?;
+    if !head.eq_ignore_ascii_case("skipping existing frame") {
+        return None;
+    }
+    let rest = line[23..].trim_start();
+    let quote = rest.chars().next().filter(|c| matches!(c, '\'' | '"'))?;
+    let inner = &rest[1..];
+    let end = inner.find(quote)?;
+    Some(&inner[..end]).filter(|path| !path.is_empty())
+}
+
+/// Whether `line` is the ` Time: 00:02.41 (Saving: 00:00.25)` line that ends each frame.
+fn frame_time_line(line: &str) -> bool {
+    line.trim_start().starts_with("Time:") && line.contains("(Saving:")
+}
+
+/// The frame of a movie's `Append frame N` line.
+fn append_line(line: &str) -> Option<i64> {
+    let rest = line.trim_start().strip_prefix("Append frame ")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// The library path of a `Cannot find lib 'PATH'` line (any prefix: `Info:`, `Warning:`).
+fn missing_library_line(line: &str) -> Option<&str> {
+    let at = line.find("Cannot find lib ")?;
+    quoted_after(&line[at..], "Cannot find lib")
+}
+
+/// Whether `line` is Blender's summary of missing linked data (`Warning: 1 libraries and
+/// 1 linked data-blocks are missing ...`, `readfile.cc`).
+fn missing_libraries_summary(line: &str) -> bool {
+    line.contains("libraries and") && line.contains("linked data-blocks are missing")
+}
+
 /// Whether `line` is an error Blender reports (which fails the job even if it exits 0).
-fn error_line(line: &str) -> Option<&str> {
+fn error_line(level: Option<Level>, line: &str) -> Option<String> {
     let line = line.trim();
-    (line.starts_with("Error:") && !HARMLESS_ERRORS.iter().any(|h| line.starts_with(h)))
-        .then_some(line)
+    let bare = line.strip_prefix("Error:").map_or(line, str::trim_start);
+    if HARMLESS_ERRORS.iter().any(|h| bare.starts_with(h)) {
+        return None;
+    }
+    if line.starts_with("Error:") || DEVICE_FAILURES.iter().any(|f| line.contains(f)) {
+        return Some(line.to_owned());
+    }
+    (level == Some(Level::Error)).then(|| format!("Error: {line}"))
+}
+
+/// The frame a file of Blender's is of. With the `-o` pattern's file name known: the
+/// number where its `#`s are (or at the end of the name, where Blender adds it to a
+/// pattern without `#`). Without one: the number at the end of the name, after a stereo
+/// view's `_L`/`_R`. `None` where the name holds no number there.
+fn frame_of_file(pattern: Option<&str>, path: &str) -> Option<i64> {
+    let name = path.rsplit(['/', '\\']).next()?;
+    let pattern_name = pattern.and_then(|p| p.rsplit(['/', '\\']).next());
+    if let Some(hashes) = pattern_name.and_then(|p| p.find('#').map(|at| (p, at))) {
+        let (pattern_name, at) = hashes;
+        let rest = name.strip_prefix(&pattern_name[..at])?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        return rest[..digits].parse().ok();
+    }
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    let stem = ["_L", "_R"]
+        .iter()
+        .find_map(|view| stem.strip_suffix(view))
+        .unwrap_or(stem);
+    let digits = stem.len() - stem.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    stem[stem.len() - digits..].parse().ok()
 }
 
 /// What Blender's output says about the render so far.
@@ -165,57 +383,184 @@ pub(super) struct Tracker {
     saved: Vec<bool>,
     /// The frame the last `Fra:` line named.
     current: Option<i64>,
+    /// Whether a file was saved whose frame its path does not say, so the frame's
+    /// ` Time:` line completes the frame.
+    pending: bool,
+    /// The `-o` pattern's file name part, to read frames from saved paths.
+    pattern: Option<String>,
+    /// Whether the task renders a movie, whose frames are `Append frame N` lines.
+    movie: bool,
     /// The files written, relative to the root where under it.
     outputs: Vec<String>,
+    /// Files written outside the root, as printed.
+    outside: Vec<String>,
+    /// Linked libraries Blender could not find.
+    missing_libraries: Vec<String>,
+    /// Whether Blender said linked data is missing (also when it named no library).
+    libraries_missing: bool,
+    /// The first line saying a Python driver did not run.
+    driver_failure: Option<String>,
+    /// Whether the scene wrote a movie though the task is not one.
+    unexpected_movie: bool,
     /// The first `Error:` line.
     error: Option<String>,
     /// The worker's root.
     root: PathBuf,
+    /// The root as Blender is given paths, where that differs (a Windows program on WSL
+    /// prints `C:\farm\...`).
+    root_arg: Option<String>,
+}
+
+/// Whether `path` is `root` or under it, comparing `\` as `/`, and ignoring case where
+/// `root` is a Windows path (`C:\farm`).
+fn within_root(root: &str, path: &str) -> bool {
+    let normal = |text: &str| text.replace('\\', "/").trim_end_matches('/').to_owned();
+    let (root, path) = (normal(root), normal(path));
+    let windows = root.as_bytes().get(1) == Some(&b':');
+    let (root, path) = if windows {
+        (root.to_ascii_lowercase(), path.to_ascii_lowercase())
+    } else {
+        (root, path)
+    };
+    path == root
+        || path
+            .strip_prefix(&root)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 impl Tracker {
-    /// Nothing done yet of `frames`.
-    pub(super) fn new(frames: &[i64], root: &Path) -> Self {
+    /// Nothing done yet of `frames`; files named by `pattern` (the `-o` pattern).
+    pub(super) fn new(frames: &[i64], root: &Path, pattern: Option<&str>, movie: bool) -> Self {
         Tracker {
             frames: frames.to_vec(),
             saved: vec![false; frames.len()],
             current: None,
+            pending: false,
+            pattern: pattern.map(str::to_owned),
+            movie,
             outputs: Vec::new(),
+            outside: Vec::new(),
+            missing_libraries: Vec::new(),
+            libraries_missing: false,
+            driver_failure: None,
+            unexpected_movie: false,
             error: None,
             root: root.to_path_buf(),
+            root_arg: None,
         }
+    }
+
+    /// Also takes files under `root_arg` (the root in the form Blender is given paths) as
+    /// inside the root.
+    pub(super) fn with_root_arg(mut self, root_arg: String) -> Self {
+        if Path::new(&root_arg) != self.root {
+            self.root_arg = Some(root_arg);
+        }
+        self
     }
 
     /// Reads one line of output; true if the progress changed.
     pub(super) fn line(&mut self, line: &str) -> bool {
+        let (level, line) = message(line);
         if let Some(frame) = frame_line(line) {
             self.current = Some(frame);
             return false;
         }
-        if let Some(path) = saved_line(line) {
-            self.outputs.push(root_relative(&self.root, path));
-            if let Some(slot) = self.slot_saved() {
-                self.saved[slot] = true;
+        if let Some(path) = saved_line(line).or_else(|| skipped_line(line)) {
+            self.file(path);
+            // Before 2.8 the frame's time ends the `Saved:` line itself.
+            if line.contains("(Saving:") {
+                self.frame_ended();
             }
             return true;
         }
+        if frame_time_line(line) {
+            return self.frame_ended();
+        }
+        if let Some(frame) = append_line(line) {
+            if !self.movie {
+                self.unexpected_movie = true;
+                return false;
+            }
+            return self.credit(frame);
+        }
+        if let Some(library) = missing_library_line(line) {
+            if !self.missing_libraries.iter().any(|known| known == library) {
+                self.missing_libraries.push(library.to_owned());
+            }
+            self.libraries_missing = true;
+            return false;
+        }
+        if missing_libraries_summary(line) {
+            self.libraries_missing = true;
+            return false;
+        }
+        if self.driver_failure.is_none() && DRIVER_FAILURES.iter().any(|f| line.contains(f)) {
+            self.driver_failure = Some(line.trim().to_owned());
+            return false;
+        }
         if self.error.is_none() {
-            self.error = error_line(line).map(str::to_owned);
+            self.error = error_line(level, line);
         }
         false
     }
 
-    /// Which frame a `Saved:` line completes: the current frame's first unsaved slot; none
-    /// if that frame is saved already (a second file of it, e.g. another view); the next
-    /// unsaved frame when no `Fra:` line named one of the job's frames.
-    fn slot_saved(&self) -> Option<usize> {
-        let unsaved = |frame: Option<i64>| {
-            (0..self.frames.len())
-                .find(|&i| !self.saved[i] && frame.is_none_or(|f| self.frames[i] == f))
-        };
-        match self.current {
-            Some(frame) if self.frames.contains(&frame) => unsaved(Some(frame)),
-            _ => unsaved(None),
+    /// A file Blender saved or found already there.
+    fn file(&mut self, path: &str) {
+        let relative = root_relative(&self.root, path);
+        let inside = Path::new(path).starts_with(&self.root)
+            || self
+                .root_arg
+                .as_deref()
+                .is_some_and(|root| within_root(root, path));
+        if !inside && !self.outside.iter().any(|p| p == path) {
+            self.outside.push(path.to_owned());
+        }
+        if !self.outputs.contains(&relative) {
+            self.outputs.push(relative);
+        }
+        match frame_of_file(self.pattern.as_deref(), path) {
+            // A file of another frame counts for none (Blender clamps frames it cannot
+            // render to ones it can).
+            Some(frame) if self.pattern.is_some() || self.frames.contains(&frame) => {
+                self.credit(frame);
+            }
+            _ => self.pending = true,
+        }
+    }
+
+    /// The ` Time:` line after a frame's files: completes the frame if its files did not
+    /// say which it was (the `Fra:` frame, else the next unsaved one).
+    fn frame_ended(&mut self) -> bool {
+        if !std::mem::take(&mut self.pending) {
+            return false;
+        }
+        let slot = self
+            .current
+            .and_then(|frame| self.unsaved(frame))
+            .or_else(|| self.saved.iter().position(|saved| !saved));
+        match slot {
+            Some(slot) => {
+                self.saved[slot] = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The slot of `frame` if it is one of the job's and not saved yet.
+    fn unsaved(&self, frame: i64) -> Option<usize> {
+        (0..self.frames.len()).find(|&i| !self.saved[i] && self.frames[i] == frame)
+    }
+
+    /// Marks `frame` done; true if it was one of the job's not done yet.
+    fn credit(&mut self, frame: i64) -> bool {
+        match self.unsaved(frame) {
+            Some(slot) => {
+                self.saved[slot] = true;
+                true
+            }
+            None => false,
         }
     }
 
@@ -243,6 +588,54 @@ impl Tracker {
             .map(|(&frame, _)| frame)
             .collect()
     }
+
+    /// Why a render that exited with 0 still failed, in order of what matters most;
+    /// `allow_missing_libraries` and `allow_outside_root` accept those.
+    fn problem(
+        &self,
+        program: &str,
+        allow_missing_libraries: bool,
+        allow_outside_root: bool,
+    ) -> Option<String> {
+        if let Some(error) = &self.error {
+            return Some(error.clone());
+        }
+        if let Some(driver) = &self.driver_failure {
+            return Some(format!(
+                "a Python driver did not run, so the frames are wrong: {driver} (the worker \
+                 runs Blender with -y unless started with --blender-no-autoexec; fix the \
+                 driver's expression, or let scenes run their scripts)"
+            ));
+        }
+        if self.libraries_missing && !allow_missing_libraries {
+            let named = if self.missing_libraries.is_empty() {
+                "(Blender named none)".to_owned()
+            } else {
+                self.missing_libraries.join(", ")
+            };
+            return Some(format!(
+                "linked libraries are missing, so the frames render without their assets: \
+                 {named} (make them reachable from the worker, or submit with \
+                 --allow-missing-libraries)"
+            ));
+        }
+        if self.unexpected_movie {
+            return Some(
+                "the scene writes a movie, which every task would overwrite; render images \
+                 (e.g. --format PNG) and encode them afterwards, or submit with --movie"
+                    .to_owned(),
+            );
+        }
+        if !self.outside.is_empty() && !allow_outside_root {
+            return Some(format!(
+                "{program} wrote {} outside the farm root {} (the scene's own output path?); \
+                 give --output, or submit with --allow-outside-root",
+                self.outside.join(", "),
+                self.root.display()
+            ));
+        }
+        None
+    }
 }
 
 /// The handler of [`BlenderInfo`].
@@ -256,11 +649,47 @@ pub(super) async fn info(
     tool_report(&context, &executable, version)
 }
 
+/// The `-E` name: `EEVEE` (or either of Blender's names for it) as the worker's Blender
+/// version names it, asked with `--version`; any other engine as given.
+async fn engine_name(
+    context: &JobContext,
+    executable: &Executable,
+    engine: Option<&str>,
+) -> Result<Option<String>, Failure> {
+    match engine {
+        Some("EEVEE" | "BLENDER_EEVEE" | "BLENDER_EEVEE_NEXT") => {
+            let spec = info_spec(executable, &context.root);
+            let version = tool_version(context, executable, spec, parse_version).await?;
+            Ok(Some(blender_eevee_engine(&version).to_owned()))
+        }
+        other => Ok(other.map(str::to_owned)),
+    }
+}
+
+/// The crash logs (`*.crash.txt`) Blender left in `folder`, with their text.
+fn crash_logs(folder: &Path) -> Vec<(PathBuf, String)> {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    let mut logs: Vec<(PathBuf, String)> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.to_string_lossy().ends_with(".crash.txt"))
+        .filter_map(|path| {
+            let bytes = std::fs::read(&path).ok()?;
+            Some((path, String::from_utf8_lossy(&bytes).into_owned()))
+        })
+        .collect();
+    logs.sort();
+    logs
+}
+
 /// The handler of [`BlenderRender`].
 pub(super) async fn render(
     task: BlenderRender,
     context: JobContext,
     executable: Arc<Executable>,
+    options: Arc<BlenderOptions>,
 ) -> Result<RenderReport, Failure> {
     check_frames(&task.frames)?;
     let scene = scene_file(&context, &task.blend).await?;
@@ -268,12 +697,22 @@ pub(super) async fn render(
         Some(pattern) => Some(output_arg(&context, &executable, pattern)?),
         None => None,
     };
+    let engine = engine_name(&context, &executable, task.engine.as_deref()).await?;
     let command = RenderCommand {
         scene: executable.path_arg(&scene)?,
+        autoexec: !options.no_autoexec,
+        threads: options.threads,
+        scene_name: task.scene.as_deref(),
         output,
         format: task.format.as_deref(),
-        engine: task.engine.as_deref(),
+        engine: engine.as_deref(),
+        python_expr: task.python_expr.as_deref(),
+        extra_args: &task.extra_args,
         frames: &task.frames,
+        cycles_device: task
+            .cycles_device
+            .as_deref()
+            .or(options.cycles_device.as_deref()),
     };
 
     // Removed when dropped: at the end, on failure, and when the task is abandoned.
@@ -298,7 +737,15 @@ pub(super) async fn render(
     })?;
     let spec = render_spec(&executable, &context.root, command, &folders);
 
-    let mut tracker = Tracker::new(&task.frames, &context.root);
+    let mut tracker = Tracker::new(
+        &task.frames,
+        &context.root,
+        task.output.as_deref(),
+        task.movie,
+    );
+    if let Ok(root_arg) = executable.path_arg(&context.root) {
+        tracker = tracker.with_root_arg(root_arg.to_string_lossy().into_owned());
+    }
     context.progress(tracker.progress());
     let report = run_process(spec, &context, |line| {
         if tracker.line(line) {
@@ -306,37 +753,83 @@ pub(super) async fn render(
         }
     })
     .await?;
+
+    // A crash log is in the private folder, about to go: keep it in the task's output
+    // and the failure.
+    let crashes = {
+        let tmp = folders.tmp.clone();
+        tokio::task::spawn_blocking(move || crash_logs(&tmp))
+            .await
+            .unwrap_or_default()
+    };
     drop(folder);
+    let mut crash_tail = String::new();
+    for (path, text) in &crashes {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = name.unwrap_or_default();
+        context.log(format!("blender crash log {name}:"));
+        context.log(text.clone());
+        crash_tail.push_str(&format!("--- {name} ---\n"));
+        let start = text.len().saturating_sub(CRASH_TAIL_BYTES);
+        let start = (start..text.len())
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(text.len());
+        crash_tail.push_str(&text[start..]);
+    }
+    let with_crash = |mut failure: Failure| {
+        if !crash_tail.is_empty() {
+            failure
+                .output_tail
+                .extend(crash_tail.lines().map(str::to_owned));
+            failure.reason = format!(
+                "{} (Blender's crash log is in the task's output)",
+                failure.reason
+            );
+        }
+        failure
+    };
 
     // An exit code (not a timeout, a cancel or a crash): Blender's error line says why.
     let exited = matches!(report.end, ProcessEnd::Exited { code: Some(_), .. });
     let tail = report.tail.clone();
-    if let Some(mut failure) = report.into_failure(&executable.file_name()) {
-        if let (true, Some(error)) = (exited, tracker.error) {
-            failure.reason = error;
+    let program = executable.file_name();
+    if let Some(mut failure) = report.into_failure(&program) {
+        if let (true, Some(error)) = (exited, &tracker.error) {
+            failure.reason = error.clone();
         }
-        return Err(failure);
+        return Err(with_crash(failure));
     }
-    if let Some(error) = tracker.error {
-        return Err(Failure {
-            reason: error,
+    if let Some(reason) = tracker.problem(
+        &program,
+        task.allow_missing_libraries,
+        task.allow_outside_root,
+    ) {
+        return Err(with_crash(Failure {
+            reason,
             exit_code: Some(0),
             output_tail: tail,
-        });
+        }));
+    }
+    if !tracker.outside.is_empty() {
+        let files = tracker.outside.join(", ");
+        warn!(task = %context.task, files = %files, "blender wrote files outside the root");
+        context.log(format!(
+            "warning: files written outside the farm root {}: {files}",
+            context.root.display()
+        ));
     }
     let missing = tracker.missing();
     if !missing.is_empty() {
-        return Err(Failure {
+        return Err(with_crash(Failure {
             reason: format!(
-                "{} exited with 0 but did not write {} ({} of {} written)",
-                executable.file_name(),
+                "{program} exited with 0 but did not write {} ({} of {} written)",
                 frame_list(&missing),
                 tracker.done(),
                 task.frames.len()
             ),
             exit_code: Some(0),
             output_tail: tail,
-        });
+        }));
     }
     Ok(RenderReport {
         frames: tracker.done(),
@@ -344,19 +837,13 @@ pub(super) async fn render(
     })
 }
 
-/// Fails on no frames and on negative frames, which Blender's `-f` reads as counted back
-/// from the scene's end frame.
+/// Fails on no frames and on frames Blender cannot render (negative ones, which `-f`
+/// reads as counted back from the scene's end frame, and ones past its last frame).
 fn check_frames(frames: &[i64]) -> Result<(), Failure> {
-    if frames.is_empty() {
+    let (Some(first), Some(last)) = (frames.iter().min(), frames.iter().max()) else {
         return Err(Failure::new("the job names no frames to render"));
-    }
-    if let Some(frame) = frames.iter().find(|&&frame| frame < 0) {
-        return Err(Failure::new(format!(
-            "frame {frame} cannot be rendered: Blender's -f reads a negative frame as counted \
-             back from the scene's end frame"
-        )));
-    }
-    Ok(())
+    };
+    buildcat_proto::dcc::check_blender_frames(*first, *last).map_err(Failure::new)
 }
 
 /// The `-o` argument: the pattern resolved under the root, keeping a trailing separator
@@ -428,15 +915,22 @@ mod tests {
     #[test]
     fn the_command_line_puts_the_scene_first_and_the_frames_last() {
         let blender = Executable::new("/usr/bin/blender");
+        let extra = ["--log-level".to_owned(), "0".to_owned()];
         let spec = render_spec(
             &blender,
             Path::new("/farm"),
             RenderCommand {
                 scene: "/farm/shots/a.blend".into(),
+                autoexec: true,
+                threads: Some(4),
+                scene_name: Some("Shot"),
                 output: Some("/farm/out/a_####".into()),
                 format: Some("PNG"),
                 engine: Some("CYCLES"),
-                frames: &[1, 2, 10],
+                python_expr: Some("import bpy"),
+                extra_args: &extra,
+                frames: &[1, 2, 3, 10, 12, 13],
+                cycles_device: Some("OPTIX+CPU"),
             },
             &folders(),
         );
@@ -446,17 +940,29 @@ mod tests {
         assert_eq!(
             args(&spec),
             [
+                "-y",
+                "-t",
+                "4",
                 "-b",
                 "/farm/shots/a.blend",
                 "-noaudio",
+                "-S",
+                "Shot",
                 "-o",
                 "/farm/out/a_####",
                 "-F",
                 "PNG",
                 "-E",
                 "CYCLES",
+                "--python-expr",
+                "import bpy",
+                "--log-level",
+                "0",
                 "-f",
-                "1,2,10"
+                "1..3,10,12..13",
+                "--",
+                "--cycles-device",
+                "OPTIX+CPU",
             ]
         );
         let env: Vec<(&str, &str)> = spec
@@ -479,10 +985,8 @@ mod tests {
             Path::new("/farm"),
             RenderCommand {
                 scene: "/farm/a.blend".into(),
-                output: None,
-                format: None,
-                engine: None,
                 frames: &[7],
+                ..RenderCommand::default()
             },
             &folders(),
         );
@@ -490,50 +994,193 @@ mod tests {
     }
 
     #[test]
-    fn frames_are_tracked_from_fra_and_saved_lines() {
-        let mut tracker = Tracker::new(&[1, 2, 3], Path::new("/farm"));
-        assert!(!tracker.line("Blender 3.4.1"));
-        assert!(!tracker.line("Fra:2 Mem:9.04M (Peak 10.83M) | Time:00:00.00 | Syncing"));
-        assert!(tracker.line("Saved: '/farm/out/a_0002.png'"));
-        assert_eq!(tracker.missing(), [1, 3]);
-        // A second file of the same frame (another view) completes no other frame.
-        assert!(tracker.line("Saved: '/farm/out/a_0002_R.png'"));
-        assert_eq!(tracker.done(), 1);
-        assert!(!tracker.line("Fra:1 Mem:9.04M"));
-        assert!(tracker.line(" Saved: \"/elsewhere/a_0001.png\" Time: 00:00.55"));
-        assert_eq!(
-            tracker.progress(),
-            TaskProgress {
-                done: 2,
-                total: 3,
-                outputs: vec![
-                    "out/a_0002.png".to_owned(),
-                    "out/a_0002_R.png".to_owned(),
-                    "/elsewhere/a_0001.png".to_owned(),
-                ],
-            }
-        );
-        assert_eq!(tracker.missing(), [3]);
-        assert_eq!(tracker.error, None);
+    fn long_chunks_stay_one_short_frames_argument() {
+        let frames: Vec<i64> = (1..=24_000).collect();
+        assert_eq!(frames_arg(&frames), "1..24000");
+        assert_eq!(frames_arg(&[5, 1, 2, 9]), "5,1..2,9");
+        assert_eq!(frames_arg(&[]), "");
+    }
+
+    /// Feeds a recorded output to a tracker of `frames` with files named `pattern`.
+    fn replay(text: &str, frames: &[i64], pattern: Option<&str>) -> Tracker {
+        let mut tracker = Tracker::new(frames, Path::new("/farm"), pattern, false);
+        for line in text.lines() {
+            tracker.line(line);
+        }
+        tracker
     }
 
     #[test]
-    fn without_fra_lines_frames_are_saved_in_order() {
-        // The Workbench engine prints no `Fra:` lines; neither does a frame the scene's
-        // time remapping renumbers.
-        let mut tracker = Tracker::new(&[5, 1, 5], Path::new("/farm"));
-        assert!(tracker.line("Saved: '/farm/0005.png'"));
-        assert!(!tracker.line("Fra:99 Mem:1M"));
-        assert!(tracker.line("Saved: '/farm/0099.png'"));
-        assert_eq!(tracker.missing(), [5]);
-        assert!(tracker.line("Saved: '/farm/0005.png'"));
+    fn blender_3_stereo_with_overwrite_off_credits_each_frame_once() {
+        // Recorded from Blender 3.4.1 (Debian): a stereo scene whose frame 1 exists, with
+        // a Python driver and no -y.
+        let text = include_str!("blender_output/3.4-stereo-overwrite-off.txt");
+        for pattern in [Some("out/f_####"), None] {
+            let tracker = replay(text, &[1, 2], pattern);
+            assert_eq!(tracker.missing(), Vec::<i64>::new(), "{pattern:?}");
+            assert_eq!(tracker.done(), 2);
+            assert_eq!(
+                tracker.outputs,
+                [
+                    "out/f_0001_L.png",
+                    "out/f_0001_R.png",
+                    "out/f_0002_L.png",
+                    "out/f_0002_R.png"
+                ]
+            );
+            assert_eq!(tracker.error, None);
+            let problem = tracker.problem("blender", false, false).unwrap_or_default();
+            assert!(
+                problem.starts_with("a Python driver did not run")
+                    && problem.contains("Error in PyDriver: expression failed"),
+                "{problem}"
+            );
+        }
+    }
+
+    #[test]
+    fn blender_3_missing_libraries_fail_unless_allowed() {
+        let text = include_str!("blender_output/3.4-missing-library.txt");
+        let tracker = replay(text, &[1], Some("out/u_####"));
+        assert_eq!(tracker.done(), 1);
+        let problem = tracker.problem("blender", false, false).unwrap_or_default();
+        assert!(
+            problem.contains("linked libraries are missing")
+                && problem.contains("/farm/assets/lib.blend (make them"),
+            "{problem}"
+        );
+        assert_eq!(tracker.problem("blender", true, false), None);
+    }
+
+    #[test]
+    fn blender_4_frames_come_from_saved_paths() {
+        let text = include_str!("blender_output/4.2-cycles.txt");
+        let tracker = replay(text, &[1, 2, 3], Some("out/a_####"));
         assert_eq!(tracker.done(), 3);
-        assert!(tracker.missing().is_empty());
+        assert_eq!(tracker.problem("blender", false, false), None);
+        // Without a pattern, by the number at the end of the name.
+        let tracker = replay(text, &[1, 2, 3], None);
+        assert_eq!(tracker.done(), 3);
+    }
+
+    #[test]
+    fn blender_5_logger_lines_are_read_like_the_others() {
+        let text = include_str!("blender_output/5.0-logger.txt");
+        let tracker = replay(text, &[1, 2, 3], Some("out/a_####"));
+        assert_eq!(tracker.missing(), Vec::<i64>::new());
+        assert_eq!(tracker.outputs.len(), 6);
+        assert_eq!(tracker.outputs[2], "out/a_0002_L.png");
+        // The memory report, marked ERROR by the logger, is harmless.
+        assert_eq!(tracker.error, None);
+        assert_eq!(tracker.problem("blender", false, false), None);
+        let tracker = replay(text, &[1, 2, 3], None);
+        assert_eq!(tracker.done(), 3);
+    }
+
+    #[test]
+    fn logger_prefixes_are_taken_off() {
+        assert_eq!(
+            message("00:01.204  render           | Saved: '/mnt/renders/shot_0001.png'"),
+            (None, "Saved: '/mnt/renders/shot_0001.png'")
+        );
+        assert_eq!(
+            message("render           | Saved: '/a.png'"),
+            (None, "Saved: '/a.png'")
+        );
+        // With --log-show-memory, and past an hour.
+        assert_eq!(
+            message("01:00:01.204  412M   render           | Saved: '/a.png'"),
+            (None, "Saved: '/a.png'")
+        );
+        assert_eq!(
+            message("a.very.long.category.name | WARNING x"),
+            (Some(Level::Other), "x")
+        );
+        assert_eq!(
+            message("00:00.100  image            | ERROR Format not known"),
+            (Some(Level::Error), "Format not known")
+        );
+        assert_eq!(
+            message(
+                "00:00.100  blend            | WARNING: 1 libraries and 1 linked data-blocks are missing"
+            ),
+            (
+                Some(Level::Other),
+                "1 libraries and 1 linked data-blocks are missing"
+            )
+        );
+        let fra = "Fra:1 Mem:9.04M (Peak 10.83M) | Time:00:00.00 | Syncing";
+        assert_eq!(message(fra), (None, fra));
+        let mut tracker = Tracker::new(&[1], Path::new("/farm"), None, false);
+        tracker.line("00:00.100  render           | ERROR Cannot render, no camera");
+        assert_eq!(
+            tracker.error.as_deref(),
+            Some("Error: Cannot render, no camera")
+        );
+    }
+
+    #[test]
+    fn a_file_of_another_frame_counts_for_none() {
+        // Blender clamps frame 1048575 to 1048574 and saves that one.
+        let mut tracker = Tracker::new(&[7], Path::new("/farm"), Some("out/a_####"), false);
+        tracker.line("Saved: '/farm/out/a_1048574.png'");
+        tracker.line(" Time: 00:00.10 (Saving: 00:00.01)");
+        assert_eq!(tracker.missing(), [7]);
+    }
+
+    #[test]
+    fn frames_are_read_from_file_names() {
+        let check = |pattern: Option<&str>, path: &str, frame: Option<i64>| {
+            assert_eq!(frame_of_file(pattern, path), frame, "{pattern:?} {path}");
+        };
+        check(Some("out/a_####"), "/farm/out/a_0012.png", Some(12));
+        check(Some("out/a_####_v2"), "/farm/out/a_0012_v2_L.exr", Some(12));
+        check(Some("out/a_####"), "/farm/out/b_0012.png", None);
+        check(Some("out/"), "/farm/out/0012.png", Some(12));
+        check(Some("out/a_"), "/farm/out/a_0012_R.png", Some(12));
+        check(None, "/farm/out/shot.png", None);
+        check(None, "C:\\farm\\out\\x0003.exr", Some(3));
+    }
+
+    #[test]
+    fn movies_count_appended_frames_and_are_refused_when_not_asked_for() {
+        let mut tracker = Tracker::new(&[1, 2], Path::new("/farm"), None, true);
+        assert!(tracker.line("Append frame 1"));
+        assert!(tracker.line("Append frame 2"));
+        assert_eq!(tracker.done(), 2);
+        let mut tracker = Tracker::new(&[1], Path::new("/farm"), None, false);
+        tracker.line("Append frame 1");
+        let problem = tracker.problem("blender", false, false).unwrap_or_default();
+        assert!(problem.contains("--movie"), "{problem}");
+    }
+
+    #[test]
+    fn files_outside_the_root_fail_unless_allowed() {
+        let mut tracker = Tracker::new(&[1], Path::new("/farm"), None, false);
+        tracker.line("Saved: '/tmp/0001.png'");
+        tracker.line(" Time: 00:00.10 (Saving: 00:00.01)");
+        assert_eq!(tracker.done(), 1);
+        let problem = tracker.problem("blender", false, false).unwrap_or_default();
+        assert!(
+            problem.starts_with("blender wrote /tmp/0001.png outside the farm root /farm"),
+            "{problem}"
+        );
+        assert_eq!(tracker.problem("blender", false, true), None);
+        // A Windows Blender on WSL prints the root in Windows form.
+        let mut tracker = Tracker::new(&[1], Path::new("/mnt/c/farm"), None, false)
+            .with_root_arg("C:\\farm".to_owned());
+        tracker.line("Saved: 'c:\\Farm\\out\\0001.png'");
+        tracker.line("Saved: 'C:\\farmhouse\\0001.png'");
+        assert_eq!(tracker.outside, ["C:\\farmhouse\\0001.png"]);
+        // `/farmhouse` is not under `/farm`.
+        let mut tracker = Tracker::new(&[1], Path::new("/farm"), None, false);
+        tracker.line("Saved: '/farmhouse/0001.png'");
+        assert_eq!(tracker.outside, ["/farmhouse/0001.png"]);
     }
 
     #[test]
     fn error_lines_are_kept_but_memory_reports_are_not_errors() {
-        let mut tracker = Tracker::new(&[1], Path::new("/farm"));
+        let mut tracker = Tracker::new(&[1], Path::new("/farm"), None, false);
         tracker.line("EGL Error (0x3001): EGL_NOT_INITIALIZED");
         tracker.line("Error: Not freed memory blocks: 2, total unfreed memory 0.001 MB");
         assert_eq!(tracker.error, None);
@@ -543,6 +1190,9 @@ mod tests {
             tracker.error.as_deref(),
             Some("Error: Format from '-F / --render-format' not known")
         );
+        let mut tracker = Tracker::new(&[1], Path::new("/farm"), None, false);
+        tracker.line("Found no Cycles device of type OPTIX");
+        assert!(tracker.error.is_some());
     }
 
     #[test]
@@ -556,12 +1206,20 @@ mod tests {
         assert_eq!(saved_line("Saved: ''"), None);
         assert_eq!(saved_line("Saved \"x\""), None);
         assert_eq!(saved_line("Info: Saved \"scene.blend\""), None);
+        assert_eq!(
+            skipped_line("skipping existing frame \"/a/b_L.png\" for view \"left\""),
+            Some("/a/b_L.png")
+        );
         assert_eq!(frame_line("Fra:12 Mem:1M"), Some(12));
         assert_eq!(frame_line("Fra:x"), None);
+        assert_eq!(
+            missing_library_line("Info: Cannot find lib '/a/lib.blend'"),
+            Some("/a/lib.blend")
+        );
     }
 
     #[test]
-    fn frames_must_be_given_and_not_negative() {
+    fn frames_must_be_given_and_within_blenders_range() {
         assert!(check_frames(&[0, 1, 2]).is_ok());
         let reason = |frames: &[i64]| check_frames(frames).err().map(|f| f.reason);
         assert_eq!(
@@ -569,6 +1227,7 @@ mod tests {
             Some("the job names no frames to render")
         );
         assert!(reason(&[1, -2]).is_some_and(|r| r.starts_with("frame -2 cannot be rendered")));
+        assert!(reason(&[1_048_575]).is_some_and(|r| r.contains("last frame is 1048574")));
     }
 
     #[test]
@@ -577,5 +1236,19 @@ mod tests {
         assert_eq!(frame_list(&[2, 3]), "frames 2, 3");
         let many: Vec<i64> = (1..=25).collect();
         assert!(frame_list(&many).ends_with("19, 20, ..."));
+    }
+
+    #[test]
+    fn crash_logs_are_found() {
+        let folder = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            folder.path().join("a.crash.txt"),
+            "# Blender 3.4.1\nbacktrace",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(folder.path().join("other.txt"), "x").unwrap_or_else(|e| panic!("{e}"));
+        let logs = crash_logs(folder.path());
+        assert_eq!(logs.len(), 1);
+        assert_eq!(logs[0].1, "# Blender 3.4.1\nbacktrace");
     }
 }

@@ -21,6 +21,8 @@ mod quote;
 mod redshift;
 pub mod tools;
 
+pub use blender::BlenderOptions;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,13 +45,29 @@ const VERSION_LINES: usize = 200;
 
 /// Registers the handlers of every kind whose tool is in `toolbox`; a kind that already
 /// has a handler (one the embedding program gave) keeps it.
-pub(crate) fn register(registry: &mut Registry, toolbox: &Toolbox, redshift_gpus: &[u32]) {
+pub(crate) fn register(
+    registry: &mut Registry,
+    toolbox: &Toolbox,
+    redshift_gpus: &[u32],
+    blender_options: &BlenderOptions,
+) {
     for (tool, executable) in toolbox.iter() {
         let executable = Arc::new(executable.clone());
         match tool {
             Tool::Blender => {
                 add::<BlenderInfo, _, _>(registry, &executable, blender::info);
-                add::<BlenderRender, _, _>(registry, &executable, blender::render);
+                if registry.get(BlenderRender::KIND).is_none() {
+                    let executable = Arc::clone(&executable);
+                    let options = Arc::new(blender_options.clone());
+                    registry.insert(move |task: BlenderRender, context| {
+                        blender::render(
+                            task,
+                            context,
+                            Arc::clone(&executable),
+                            Arc::clone(&options),
+                        )
+                    });
+                }
             }
             Tool::Hython => {
                 add::<HoudiniInfo, _, _>(registry, &executable, houdini::info);

@@ -2,13 +2,14 @@
 //! Python, rendered through a worker loop, and Blender's own failures.
 //!
 //! Skipped (with a note) where `blender` is not on PATH, except on CI (`BUILDCAT_CI` set),
-//! which must have it. Three Blender runs in all (~2 s each).
+//! which must have it. Ten Blender runs in all (~2-4 s each), all of 64x48 Workbench
+//! scenes.
 
 use std::path::{Path, PathBuf};
 
 use buildcat_proto::TaskProgress;
 use buildcat_proto::dcc::{BlenderRender, RenderReport};
-use buildcat_worker::Tool;
+use buildcat_worker::{BlenderOptions, Tool};
 
 use crate::fake::{
     FakeServer, QUIET_HEARTBEAT_MS, RunningWorker, assignment, builder, failure, output, start,
@@ -46,13 +47,98 @@ fn blender() -> Option<PathBuf> {
     found
 }
 
+/// Makes two 64x48 Workbench scenes, after `--`: OUTSIDE STEREO LIBRARY USES.
+/// STEREO renders both eyes with Overwrite off, its cube moved by a Python driver that
+/// needs auto-run (`__import__`), its own output in the folder OUTSIDE. USES links the
+/// cube of LIBRARY (which the test then deletes).
+const MAKE_PRODUCTION_SCENES: &str = r#"
+import sys
+import bpy
+
+outside, stereo, library, uses = sys.argv[sys.argv.index('--') + 1:]
+
+def small(scene):
+    scene.render.engine = 'BLENDER_WORKBENCH'
+    scene.render.resolution_x = 64
+    scene.render.resolution_y = 48
+    scene.render.resolution_percentage = 100
+
+scene = bpy.context.scene
+small(scene)
+curve = bpy.data.objects['Cube'].driver_add('location', 0)
+curve.driver.type = 'SCRIPTED'
+curve.driver.expression = 'frame * 0.1 + __import__("math").sqrt(4)'
+scene.render.use_multiview = True
+scene.render.views_format = 'STEREO_3D'
+scene.render.image_settings.views_format = 'INDIVIDUAL'
+scene.render.use_overwrite = False
+scene.render.filepath = outside + '/shot_'
+bpy.ops.wm.save_as_mainfile(filepath=stereo)
+bpy.ops.wm.save_as_mainfile(filepath=library)
+
+bpy.ops.wm.read_factory_settings(use_empty=True)
+with bpy.data.libraries.load(library, link=True) as (source, target):
+    target.objects = ['Cube']
+scene = bpy.context.scene
+small(scene)
+scene.collection.objects.link(bpy.data.objects['Cube'])
+camera = bpy.data.objects.new('Camera', bpy.data.cameras.new('Camera'))
+camera.location = (7, -7, 5)
+camera.rotation_euler = (1.1, 0, 0.8)
+scene.collection.objects.link(camera)
+scene.camera = camera
+bpy.ops.wm.save_as_mainfile(filepath=uses)
+"#;
+
+/// Runs Blender's Python `script` with `args` after `--`; fails the test if it fails.
+async fn blender_python(blender: &Path, script_path: &Path, script: &str, args: &[&Path]) {
+    std::fs::write(script_path, script).unwrap_or_else(|e| panic!("{e}"));
+    let made = within(
+        "blender to make the scenes",
+        tokio::process::Command::new(blender)
+            .args([
+                "-b",
+                "--factory-startup",
+                "-noaudio",
+                "--python-exit-code",
+                "1",
+            ])
+            .arg("--python")
+            .arg(script_path)
+            .arg("--")
+            .args(args)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot run blender: {e}"));
+    assert!(
+        made.status.success(),
+        "blender could not make the scenes: {}{}",
+        String::from_utf8_lossy(&made.stdout),
+        String::from_utf8_lossy(&made.stderr)
+    );
+}
+
 /// A worker with `blender`, connected to a fake server.
 async fn worker(
     blender: &Path,
     root: &tempfile::TempDir,
 ) -> (RunningWorker, crate::fake::FakeConnection, FakeServer) {
+    worker_with(blender, root, BlenderOptions::default()).await
+}
+
+/// [`worker`] with Blender options.
+async fn worker_with(
+    blender: &Path,
+    root: &tempfile::TempDir,
+    options: BlenderOptions,
+) -> (RunningWorker, crate::fake::FakeConnection, FakeServer) {
     let server = FakeServer::bind().await;
-    let worker = start(builder(&server, root).tool_path(Tool::Blender, blender));
+    let worker = start(
+        builder(&server, root)
+            .tool_path(Tool::Blender, blender)
+            .blender_options(options),
+    );
     let connection = server.accept(QUIET_HEARTBEAT_MS).await;
     (worker, connection, server)
 }
@@ -108,7 +194,7 @@ async fn blender_renders_frames_of_a_scene_into_the_root() {
         frames: vec![1, 2, 3],
         output: Some("out/frame_####".to_owned()),
         format: Some("PNG".to_owned()),
-        engine: None,
+        ..BlenderRender::default()
     };
     connection.assign(assignment(&task)).await;
     let report = connection.expect_report().await;
@@ -149,7 +235,7 @@ async fn blender_failures_give_blenders_error_line_or_stop_before_it_runs() {
         frames: vec![1],
         output: Some("out/frame_####".to_owned()),
         format: Some("PNG".to_owned()),
-        engine: None,
+        ..BlenderRender::default()
     };
 
     connection
@@ -176,5 +262,117 @@ async fn blender_failures_give_blenders_error_line_or_stop_before_it_runs() {
     );
     // Blender never started: nothing of it was logged.
     assert!(report.lines().is_empty(), "{:?}", report.lines());
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn blender_in_production_drivers_stereo_skipped_frames_libraries_and_outside_output() {
+    let Some(blender) = blender() else { return };
+    let root = temp_root();
+    let canonical = std::fs::canonicalize(root.path()).unwrap_or_else(|e| panic!("{e}"));
+    let outside = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let outside = std::fs::canonicalize(outside.path()).unwrap_or_else(|e| panic!("{e}"));
+    let library = canonical.join("lib.blend");
+    blender_python(
+        &blender,
+        &canonical.join("make.py"),
+        MAKE_PRODUCTION_SCENES,
+        &[
+            &outside,
+            &canonical.join("stereo.blend"),
+            &library,
+            &canonical.join("uses.blend"),
+        ],
+    )
+    .await;
+    std::fs::remove_file(&library).unwrap_or_else(|e| panic!("{e}"));
+    // Frame 1 is there already: with Overwrite off Blender skips it, and it is done.
+    std::fs::create_dir(canonical.join("out")).unwrap_or_else(|e| panic!("{e}"));
+    for eye in ["L", "R"] {
+        std::fs::write(canonical.join(format!("out/f_0001_{eye}.png")), "old")
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    let (worker, mut connection, _server) = worker(&blender, &root).await;
+    let stereo = |output: Option<&str>| BlenderRender {
+        blend: "stereo.blend".to_owned(),
+        frames: vec![1, 2],
+        output: output.map(str::to_owned),
+        format: Some("PNG".to_owned()),
+        ..BlenderRender::default()
+    };
+    // -y: the driver runs; two eyes make one frame each.
+    connection
+        .assign(assignment(&stereo(Some("out/f_####"))))
+        .await;
+    let report = connection.expect_report().await;
+    let done = output::<BlenderRender>(report.completion());
+    assert_eq!(done.frames, 2, "{:?}", report.lines());
+    assert_eq!(
+        done.outputs,
+        [
+            "out/f_0001_L.png",
+            "out/f_0001_R.png",
+            "out/f_0002_L.png",
+            "out/f_0002_R.png"
+        ]
+    );
+    assert!(
+        report.progress.iter().all(|progress| progress.done <= 2),
+        "{:?}",
+        report.progress
+    );
+    for eye in ["L", "R"] {
+        assert_eq!(
+            png_size(&canonical.join(format!("out/f_0002_{eye}.png"))),
+            (64, 48)
+        );
+    }
+
+    // The scene's own output is outside the root: the task fails, naming the file.
+    connection.assign(assignment(&stereo(None))).await;
+    let reason = failure(connection.expect_report().await.completion()).reason;
+    let written = outside.join("shot_0001_L.png");
+    assert!(
+        reason.starts_with(&format!("blender wrote {}", written.display()))
+            && reason.contains("outside the farm root"),
+        "{reason}"
+    );
+
+    // The linked library is gone: the task fails, naming it.
+    let uses = BlenderRender {
+        blend: "uses.blend".to_owned(),
+        frames: vec![1],
+        output: Some("out/u_####".to_owned()),
+        format: Some("PNG".to_owned()),
+        ..BlenderRender::default()
+    };
+    connection.assign(assignment(&uses)).await;
+    let reason = failure(connection.expect_report().await.completion()).reason;
+    assert!(
+        reason.starts_with("linked libraries are missing")
+            && reason.contains(&library.display().to_string()),
+        "{reason}"
+    );
+    worker.stop().await;
+
+    // A worker that forbids auto-run: the driver does not run, and the task fails.
+    let (worker, mut connection, _server) = worker_with(
+        &blender,
+        &root,
+        BlenderOptions {
+            no_autoexec: true,
+            ..BlenderOptions::default()
+        },
+    )
+    .await;
+    let mut task = stereo(Some("out/n_####"));
+    task.frames = vec![3];
+    connection.assign(assignment(&task)).await;
+    let reason = failure(connection.expect_report().await.completion()).reason;
+    assert!(
+        reason.starts_with("a Python driver did not run"),
+        "{reason}"
+    );
     worker.stop().await;
 }

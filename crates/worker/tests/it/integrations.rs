@@ -16,7 +16,7 @@ use buildcat_proto::dcc::{
 };
 use buildcat_proto::frames::FrameRange;
 use buildcat_proto::{RunCommand, Task, TaskProgress, WorkerInfo};
-use buildcat_worker::{Tool, Worker, WorkerError};
+use buildcat_worker::{BlenderOptions, Tool, Worker, WorkerBuilder, WorkerError};
 use tempfile::TempDir;
 
 use crate::fake::{
@@ -110,6 +110,7 @@ fi
 [ -d "$HOME" ] && [ -d "$XDG_CACHE_HOME" ] && [ -d "$XDG_CONFIG_HOME" ] && [ -d "$TMPDIR" ] \
     || { echo 'Error: private folders missing'; exit 70; }
 cat "$here/blender-says"
+[ -f "$here/blender-crash" ] && { cp "$here/blender-crash" "$TMPDIR/scene.crash.txt"; kill -SEGV $$; }
 [ -f "$here/blender-exit" ] && exit "$(cat "$here/blender-exit")"
 exit 0
 "#;
@@ -171,10 +172,19 @@ impl Rig {
 
     /// [`Rig::start`] with Redshift GPUs.
     async fn start_with(tools: &[Tool], gpus: &[u32]) -> Rig {
+        let gpus = gpus.to_vec();
+        Rig::start_built(tools, move |worker| worker.redshift_gpus(gpus)).await
+    }
+
+    /// [`Rig::start`] with the builder's settings changed by `configure`.
+    async fn start_built(
+        tools: &[Tool],
+        configure: impl FnOnce(WorkerBuilder) -> WorkerBuilder,
+    ) -> Rig {
         let server = FakeServer::bind().await;
         let root = temp_root();
         let folder = fake_tools(tools);
-        let mut worker = builder(&server, &root).redshift_gpus(gpus.iter().copied());
+        let mut worker = configure(builder(&server, &root));
         for &tool in tools {
             worker = worker.tool_path(tool, folder.path().join(tool.name()));
         }
@@ -630,7 +640,7 @@ fn blender_task(frames: &[i64]) -> BlenderRender {
         frames: frames.to_vec(),
         output: Some("out/f_####".to_owned()),
         format: Some("PNG".to_owned()),
-        engine: None,
+        ..BlenderRender::default()
     }
 }
 
@@ -666,6 +676,7 @@ async fn blender_runs_with_its_options_in_order_and_private_folders() {
     assert_eq!(
         rig.argv(Tool::Blender),
         [
+            "-y",
             "-b",
             scene.to_string_lossy().as_ref(),
             "-noaudio",
@@ -674,7 +685,7 @@ async fn blender_runs_with_its_options_in_order_and_private_folders() {
             "-F",
             "PNG",
             "-f",
-            "1,2",
+            "1..2",
         ]
     );
     assert_eq!(
@@ -779,5 +790,119 @@ async fn blender_paths_and_frames_are_checked_before_it_runs() {
         )
     );
     assert_eq!(rig.record(Tool::Blender, "argv"), None, "blender ran");
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn blender_gets_the_workers_options_and_the_tasks_cycles_device() {
+    let mut rig = Rig::start_built(&[Tool::Blender], |worker| {
+        worker.blender_options(BlenderOptions {
+            no_autoexec: true,
+            cycles_device: Some("CUDA".to_owned()),
+            threads: Some(2),
+        })
+    })
+    .await;
+    let scene = rig.file("scene.blend");
+    let root = rig.root();
+    let root_text = root.to_string_lossy();
+    blender_says(
+        &rig,
+        &format!("Saved: '{root_text}/out/f_0001.png'\n Time: 00:00.10 (Saving: 00:00.01)\n"),
+        0,
+    );
+    let mut task = blender_task(&[1]);
+    task.engine = Some("EEVEE".to_owned());
+    task.scene = Some("Shot".to_owned());
+    task.python_expr = Some("import studio".to_owned());
+    task.extra_args = vec!["--log-level".to_owned(), "0".to_owned()];
+    let report = rig.run(&task).await;
+    assert_eq!(output::<BlenderRender>(report.completion()).frames, 1);
+    let worker_device = [
+        "-t",
+        "2",
+        "-b",
+        scene.to_string_lossy().as_ref(),
+        "-noaudio",
+        "-S",
+        "Shot",
+        "-o",
+        &format!("{root_text}/out/f_####"),
+        "-F",
+        "PNG",
+        // EEVEE as Blender 3.4 (the fake's version) names it.
+        "-E",
+        "BLENDER_EEVEE",
+        "--python-expr",
+        "import studio",
+        "--log-level",
+        "0",
+        "-f",
+        "1",
+        "--",
+        "--cycles-device",
+        "CUDA",
+    ]
+    .map(str::to_owned);
+    assert_eq!(rig.argv(Tool::Blender), worker_device);
+
+    // The task's device wins over the worker's.
+    task.cycles_device = Some("OPTIX+CPU".to_owned());
+    rig.run(&task).await;
+    let argv = rig.argv(Tool::Blender);
+    assert_eq!(
+        argv[argv.len() - 3..],
+        ["--", "--cycles-device", "OPTIX+CPU"]
+    );
+
+    // Without -y, a Python driver that did not run fails the task.
+    blender_says(
+        &rig,
+        &format!(
+            "skipping driver 'frame * 2', automatic scripts are disabled\n\
+             Saved: '{root_text}/out/f_0001.png'\n"
+        ),
+        0,
+    );
+    let reason = failure(rig.run(&blender_task(&[1])).await.completion()).reason;
+    assert!(
+        reason.starts_with("a Python driver did not run") && reason.contains("skipping driver"),
+        "{reason}"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_blender_crash_log_reaches_the_output_and_the_failure() {
+    let mut rig = Rig::start(&[Tool::Blender]).await;
+    rig.file("scene.blend");
+    blender_says(&rig, "Fra:1 Mem:9M\n", 0);
+    std::fs::write(
+        rig.tools.path().join("blender-crash"),
+        "# Blender 3.4.1, Commit date: 2022-12-19\n# backtrace\n./blender(BLI_system_backtrace)\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let report = rig.run(&blender_task(&[1])).await;
+    let lines = report.lines();
+    let failure = failure(report.completion());
+    assert!(
+        failure.reason.contains("crash log is in the task's output"),
+        "{}",
+        failure.reason
+    );
+    assert!(
+        failure
+            .output_tail
+            .iter()
+            .any(|line| line.contains("BLI_system_backtrace")),
+        "{:?}",
+        failure.output_tail
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("BLI_system_backtrace")),
+        "{lines:?}"
+    );
     rig.stop().await;
 }
