@@ -179,6 +179,81 @@ impl Task for BlenderRender {
             ..crate::JobOptions::default()
         }
     }
+
+    /// The current layout, else the layout of buildcat 0.6 and earlier (scene, frames,
+    /// output, format, engine), read with the newer settings at their defaults.
+    fn decode_args(bytes: &[u8]) -> Result<Self, crate::CodecError> {
+        crate::codec::decode_value::<BlenderRender>(bytes).or_else(|error| {
+            match crate::codec::decode_value::<BlenderRenderV0>(bytes) {
+                Ok(old) => Ok(BlenderRender {
+                    blend: old.blend,
+                    frames: old.frames,
+                    output: old.output,
+                    format: old.format,
+                    engine: old.engine,
+                    ..BlenderRender::default()
+                }),
+                Err(_) => Err(error),
+            }
+        })
+    }
+}
+
+/// [`BlenderRender`] as buildcat 0.6 and earlier encoded it, so that a render queued before
+/// an upgrade still runs after it.
+#[derive(Deserialize)]
+struct BlenderRenderV0 {
+    /// The scene, relative to the root.
+    blend: String,
+    /// The frames of the job.
+    frames: Vec<i64>,
+    /// Blender's output pattern.
+    output: Option<String>,
+    /// The image format.
+    format: Option<String>,
+    /// The render engine.
+    engine: Option<String>,
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The layout 0.6 wrote, to encode one as an old server stored it.
+    #[derive(Serialize)]
+    struct Old {
+        blend: String,
+        frames: Vec<i64>,
+        output: Option<String>,
+        format: Option<String>,
+        engine: Option<String>,
+    }
+
+    #[test]
+    fn a_render_queued_by_an_older_buildcat_still_decodes() {
+        let old = Old {
+            blend: "shots/a.blend".to_owned(),
+            frames: vec![1, 2, 3],
+            output: Some("renders/a_####".to_owned()),
+            format: Some("PNG".to_owned()),
+            engine: None,
+        };
+        let bytes = crate::codec::encode_value(&old).expect("encodes");
+        let read = BlenderRender::decode_args(&bytes).expect("the old layout is read");
+        assert_eq!(read.blend, "shots/a.blend");
+        assert_eq!(read.frames, vec![1, 2, 3]);
+        assert_eq!(read.output.as_deref(), Some("renders/a_####"));
+        assert_eq!(read.format.as_deref(), Some("PNG"));
+        assert!(!read.movie && read.extra_args.is_empty() && read.scene.is_none());
+
+        let new = BlenderRender {
+            movie: true,
+            ..read.clone()
+        };
+        let bytes = crate::codec::encode_value(&new).expect("encodes");
+        assert_eq!(BlenderRender::decode_args(&bytes).expect("decodes"), new);
+        assert!(BlenderRender::decode_args(b"\x01garbage").is_err());
+    }
 }
 
 /// The largest frame Blender renders (`MAXFRAME` in Blender's `DNA_scene_types.h`); it

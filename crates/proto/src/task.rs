@@ -3,6 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::codec::{self, CodecError};
 use crate::job::JobOptions;
 
 /// A kind of job, with the type of its arguments (`Self`) and of its output.
@@ -32,6 +33,19 @@ pub trait Task: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The options a job of this kind gets unless the submitter sets others.
     fn default_options(&self) -> JobOptions {
         JobOptions::default()
+    }
+
+    /// Reads a task's encoded arguments, as a worker does before running it.
+    ///
+    /// The encoding is not self-describing, so arguments stored by an earlier version of a
+    /// task type (a job queued before an upgrade) do not decode as the current one: a type
+    /// whose fields changed overrides this to read its earlier layouts too, so that queued
+    /// work survives the upgrade.
+    ///
+    /// # Errors
+    /// [`CodecError`] when `bytes` are no layout this type reads.
+    fn decode_args(bytes: &[u8]) -> Result<Self, CodecError> {
+        codec::decode_value(bytes)
     }
 }
 

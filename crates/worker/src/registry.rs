@@ -119,7 +119,7 @@ where
     Fut: Future<Output = Result<T::Output, Failure>> + Send + 'static,
 {
     Box::new(move |args: &[u8], context: JobContext| -> HandlerFuture {
-        let task = match codec::decode_value::<T>(args) {
+        let task = match T::decode_args(args) {
             Ok(task) => task,
             Err(error) => {
                 let failure = Failure::new(format!(
