@@ -1,0 +1,84 @@
+//! The HTTP shell: the JSON API under `/api/v1/`, its OpenAPI document, and Prometheus
+//! metrics at `/metrics`, served beside the TCP protocol by the same server.
+//!
+//! It is another shell on the hub: every request becomes one [`Request`](buildcat_proto::Request)
+//! through [`CoreHandle::call`] and its reply is shown through the same views
+//! ([`buildcat_proto::view`]) as the CLI's `--json`, so a script gets one shape from both. It
+//! keeps no farm state of its own.
+//!
+//! - `api`: the routes and their handlers, and how the server's errors become statuses.
+//! - `auth`: the bearer token (or `buildcat_token` cookie), compared in constant time.
+//! - `metrics`: the Prometheus text, built at scrape time from `Info` and from the
+//!   [`StoreMetrics`] the store writer thread fills.
+//! - `openapi`: the OpenAPI 3 document, listing every route.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::server::CoreHandle;
+
+mod api;
+mod auth;
+mod metrics;
+mod openapi;
+
+pub use metrics::StoreMetrics;
+
+/// How the HTTP shell runs.
+#[derive(Clone, Default)]
+pub struct HttpOptions {
+    /// The token every request must carry (`Authorization: Bearer TOKEN` or a
+    /// `buildcat_token` cookie); `None` serves anyone who can reach the address, which the
+    /// CLI allows only on loopback.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the token itself.
+        f.debug_struct("HttpOptions")
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    /// The way into the core.
+    pub(crate) core: CoreHandle,
+    /// The token requests must carry, if any.
+    pub(crate) token: Option<Arc<str>>,
+    /// Filled by the store writer thread, read at scrape time.
+    pub(crate) store: StoreMetrics,
+}
+
+/// Serves the HTTP API and metrics on `listener` until `shutdown` resolves; requests in
+/// flight then finish, and the shell drops its handle on the core.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    options: HttpOptions,
+    core: CoreHandle,
+    store: StoreMetrics,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let addr = listener
+        .local_addr()
+        .map_or_else(|e| format!("unknown ({e})"), |addr| addr.to_string());
+    let state = AppState {
+        core,
+        token: options.token.map(Arc::from),
+        store,
+    };
+    let app = api::router(state);
+    info!(%addr, "http api listening");
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        warn!(error = %e, "the http api stopped");
+    }
+}
