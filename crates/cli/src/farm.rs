@@ -92,7 +92,20 @@ async fn bind_http(
         None => None,
     };
     let addr = args.http.as_deref().unwrap_or(DEFAULT_HTTP);
-    let listener = match TcpListener::bind(addr).await {
+    // Checked before binding, so a refused address is never open even for a moment.
+    let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .with_context(|| {
+            format!("could not resolve the HTTP API's address {addr}; give --http ADDR:PORT, such as 127.0.0.1:2229")
+        })?
+        .collect();
+    if token.is_none() && resolved.iter().any(|a| !a.ip().is_loopback()) {
+        bail!(
+            "the HTTP API on {addr} would be reachable beyond this host without a token; give \
+             --http-token-file PATH ({MAKE_TOKEN}), or bind --http to 127.0.0.1"
+        );
+    }
+    let listener = match TcpListener::bind(resolved.as_slice()).await {
         Ok(listener) => listener,
         Err(e) if args.http.is_none() && e.kind() == std::io::ErrorKind::AddrInUse => {
             tracing::warn!(
@@ -111,11 +124,6 @@ async fn bind_http(
     let local = listener
         .local_addr()
         .context("could not read the HTTP API's address")?;
-    if !local.ip().is_loopback() && token.is_none() {
-        bail!(
-            "the HTTP API on {local} would be reachable beyond this host without a token; give              --http-token-file PATH ({MAKE_TOKEN}), or bind --http to 127.0.0.1"
-        );
-    }
     eprintln!(
         "buildcat: HTTP API on http://{local}/api/v1/ and metrics on http://{local}/metrics{}",
         if token.is_some() {
