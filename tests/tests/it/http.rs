@@ -464,6 +464,9 @@ fn metrics_match_info_and_parse_as_prometheus_text() {
     assert_eq!(value("buildcat_workers", &[("state", "idle")]), 1.0);
     assert_eq!(value("buildcat_workers", &[("state", "busy")]), 0.0);
     assert_eq!(value("buildcat_quarantined_workers", &[]), 0.0);
+    // The worker's one connection; no client command runs during the scrape.
+    assert_eq!(value("buildcat_connections", &[("role", "worker")]), 1.0);
+    assert_eq!(value("buildcat_connections", &[("role", "client")]), 0.0);
     let commits = scrape
         .samples
         .iter()

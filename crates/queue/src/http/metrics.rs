@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use buildcat_proto::{FarmInfo, Reply, Request, TaskState, WorkerActivity};
+use buildcat_proto::{FarmInfo, Reply, Request, Role, TaskState, WorkerActivity};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -62,6 +62,38 @@ impl StoreMetrics {
     }
 }
 
+/// Protocol connections open now, by role, counted by the TCP sessions (the HTTP shell's
+/// own requests are not protocol peers and are not counted).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionCounts {
+    /// Open connections of clients.
+    clients: Gauge,
+    /// Open connections of workers.
+    workers: Gauge,
+}
+
+/// Counts one connection while it lives.
+#[derive(Debug)]
+pub(crate) struct Counted(Gauge);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl ConnectionCounts {
+    /// Counts a connection of `role` until the guard is dropped.
+    pub(crate) fn count(&self, role: Role) -> Counted {
+        let gauge = match role {
+            Role::Client => self.clients.clone(),
+            Role::Worker => self.workers.clone(),
+        };
+        gauge.inc();
+        Counted(gauge)
+    }
+}
+
 /// `GET /metrics`.
 pub(crate) async fn scrape(
     axum::extract::State(state): State<AppState>,
@@ -70,7 +102,7 @@ pub(crate) async fn scrape(
         Reply::Info(info) => info,
         _ => return Err(ApiError::unavailable("the server did not answer `info`")),
     };
-    let text = render(&info, &state.store)
+    let text = render(&info, &state.store, &state.connections)
         .map_err(|e| ApiError::unavailable(format!("could not write the metrics: {e}")))?;
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }
@@ -79,7 +111,11 @@ pub(crate) async fn scrape(
 type Labels = Vec<(&'static str, String)>;
 
 /// The metrics text for `info` and the store's measurements.
-fn render(info: &FarmInfo, store: &StoreMetrics) -> Result<String, std::fmt::Error> {
+fn render(
+    info: &FarmInfo,
+    store: &StoreMetrics,
+    connections: &ConnectionCounts,
+) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::with_prefix("buildcat");
 
     let tasks = Family::<Labels, Gauge>::default();
@@ -121,6 +157,17 @@ fn render(info: &FarmInfo, store: &StoreMetrics) -> Result<String, std::fmt::Err
         "quarantined_workers",
         "Worker names the server gives no work until enabled",
         quarantined,
+    );
+
+    let open = Family::<Labels, Gauge>::default();
+    open.get_or_create(&vec![("role", "client".to_owned())])
+        .set(connections.clients.get());
+    open.get_or_create(&vec![("role", "worker".to_owned())])
+        .set(connections.workers.get());
+    registry.register(
+        "connections",
+        "Protocol connections open now, by role",
+        open,
     );
 
     registry.register(

@@ -9,7 +9,8 @@
 //! - `api`: the routes and their handlers, and how the server's errors become statuses.
 //! - `auth`: the bearer token (or `buildcat_token` cookie), compared in constant time.
 //! - `metrics`: the Prometheus text, built at scrape time from `Info` and from the
-//!   [`StoreMetrics`] the store writer thread fills.
+//!   [`StoreMetrics`] the store writer thread fills and the [`ConnectionCounts`] the TCP
+//!   sessions keep.
 //! - `openapi`: the OpenAPI 3 document, listing every route.
 
 use std::future::Future;
@@ -25,7 +26,7 @@ mod auth;
 mod metrics;
 mod openapi;
 
-pub use metrics::StoreMetrics;
+pub use metrics::{ConnectionCounts, StoreMetrics};
 
 /// How the HTTP shell runs.
 #[derive(Clone, Default)]
@@ -54,6 +55,8 @@ pub(crate) struct AppState {
     pub(crate) token: Option<Arc<str>>,
     /// Filled by the store writer thread, read at scrape time.
     pub(crate) store: StoreMetrics,
+    /// Kept by the TCP sessions, read at scrape time.
+    pub(crate) connections: ConnectionCounts,
 }
 
 /// Serves the HTTP API and metrics on `listener` until `shutdown` resolves; requests in
@@ -63,6 +66,7 @@ pub(crate) async fn serve(
     options: HttpOptions,
     core: CoreHandle,
     store: StoreMetrics,
+    connections: ConnectionCounts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let addr = listener
@@ -72,6 +76,7 @@ pub(crate) async fn serve(
         core,
         token: options.token.map(Arc::from),
         store,
+        connections,
     };
     let app = api::router(state);
     info!(%addr, "http api listening");

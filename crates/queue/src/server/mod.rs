@@ -29,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
 use crate::core::{Core, CoreConfig};
-use crate::http::{HttpOptions, StoreMetrics};
+use crate::http::{ConnectionCounts, HttpOptions, StoreMetrics};
 use crate::store::sqlite::SqliteOptions;
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::tls::{ServerTls, TlsSetupError};
@@ -323,6 +323,7 @@ impl<S: Store> Server<S> {
         let hub_task = tokio::spawn(hub);
 
         let (stop_tx, stop_rx) = watch::channel(false);
+        let connections = ConnectionCounts::default();
         let http_task = http.map(|(listener, options)| {
             let mut stop = stop_rx.clone();
             tokio::spawn(crate::http::serve(
@@ -330,13 +331,21 @@ impl<S: Store> Server<S> {
                 options,
                 handle.clone(),
                 store_metrics,
+                connections.clone(),
                 async move {
                     // A closed channel means the server is going away as well.
                     let _ = stop.wait_for(|stopped| *stopped).await;
                 },
             ))
         });
-        let accept = tcp::accept_loop(listener, Arc::new(config), acceptor, handle, stop_rx);
+        let accept = tcp::accept_loop(
+            listener,
+            Arc::new(config),
+            acceptor,
+            handle,
+            stop_rx,
+            connections,
+        );
         tokio::select! {
             () = accept => {}
             () = shutdown => info!("shutting down"),
