@@ -1,6 +1,7 @@
 //! The token check: with a token set, a request must carry it as `Authorization: Bearer
 //! TOKEN` or as a `buildcat_token` cookie (what the web page will keep), or it gets a 401
-//! and reaches no handler, so it changes nothing.
+//! and reaches no handler, so it changes nothing. Requests let in take one of a bounded
+//! number of places; past them the answer is 503.
 
 use axum::Json;
 use axum::extract::{Request, State};
@@ -21,10 +22,21 @@ pub(crate) async fn require(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(token) = state.token.as_deref() else {
-        return next.run(request).await;
+    let allowed = match state.token.as_deref() {
+        None => true,
+        Some(token) => presented(request.headers()).any(|given| same(token, given)),
     };
-    if presented(request.headers()).any(|given| same(token, given)) {
+    if allowed {
+        let Ok(_place) = state.in_flight.try_acquire() else {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                Json(json!({
+                    "error": "the server is answering too many HTTP requests at once; try again in a moment"
+                })),
+            )
+                .into_response();
+        };
         return next.run(request).await;
     }
     (

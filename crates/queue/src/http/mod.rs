@@ -28,6 +28,10 @@ mod openapi;
 
 pub use metrics::{ConnectionCounts, StoreMetrics};
 
+/// Requests answered at once, at most: far more than a dashboard and a few scrapers need,
+/// few enough that the hub's connection table stays small under a flood.
+const MAX_IN_FLIGHT: usize = 256;
+
 /// How the HTTP shell runs.
 #[derive(Clone, Default)]
 pub struct HttpOptions {
@@ -57,6 +61,9 @@ pub(crate) struct AppState {
     pub(crate) store: StoreMetrics,
     /// Kept by the TCP sessions, read at scrape time.
     pub(crate) connections: ConnectionCounts,
+    /// Places for requests being answered: each holds a connection to the hub, so a flood
+    /// of requests gets 503 instead of piling up connections in the core.
+    pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// Serves the HTTP API and metrics on `listener` until `shutdown` resolves; requests in
@@ -77,6 +84,7 @@ pub(crate) async fn serve(
         token: options.token.map(Arc::from),
         store,
         connections,
+        in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
     };
     let app = api::router(state);
     info!(%addr, "http api listening");
