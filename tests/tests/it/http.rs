@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Farm, buildcat_command, describe, free_port, json, run_command};
+use crate::harness::{Farm, PATIENCE, buildcat_command, describe, free_port, json, run_command};
 
 /// How long one request may take: far longer than any answer needs on a loaded machine.
 const REQUEST_LIMIT: Duration = Duration::from_secs(30);
@@ -528,4 +528,23 @@ fn the_openapi_document_lists_every_endpoint() {
             assert!(described, "{method} {path} does not describe `{param}`");
         }
     }
+}
+
+#[test]
+fn a_request_that_never_finishes_does_not_keep_the_server_from_stopping() {
+    let (mut farm, http) = farm_with_http(&[]);
+    // Half a request, held open for the rest of the test.
+    let mut stalled = TcpStream::connect(("127.0.0.1", http)).expect("could not connect");
+    stalled
+        .write_all(b"GET /api/v1/info HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .expect("could not send half a request");
+    // The HTTP API still answers others.
+    assert_eq!(get(http, "/api/v1/info"), cli(&farm, &["info", "--json"]));
+    let server = farm.server();
+    // SAFETY: kill(2) with a pid this test started and a valid signal has no memory effects.
+    let sent = unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(sent, 0, "could not signal the server");
+    let status = server.wait_exit(PATIENCE);
+    assert!(status.success(), "{status:?}\n{}", server.logs());
+    drop(stalled);
 }

@@ -138,7 +138,11 @@ impl From<JsonRejection> for ApiError {
 
 /// Asks the core one question.
 pub(crate) async fn ask(state: &AppState, request: Request) -> Result<Reply, ApiError> {
-    Ok(state.core.call(request).await??)
+    let core = state.core.read().ok().and_then(|slot| slot.clone());
+    let Some(core) = core else {
+        return Err(ApiError::from(RequestError::ShuttingDown));
+    };
+    Ok(core.call(request).await??)
 }
 
 /// A job as the path names it: its number or its UUID.

@@ -14,7 +14,8 @@
 //! - `openapi`: the OpenAPI 3 document, listing every route.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -53,8 +54,10 @@ impl std::fmt::Debug for HttpOptions {
 /// What every handler shares.
 #[derive(Clone)]
 pub(crate) struct AppState {
-    /// The way into the core.
-    pub(crate) core: CoreHandle,
+    /// The way into the core, taken away at shutdown: connection tasks may outlive the
+    /// server's accept loop (a peer that never finishes its request), and the hub stops
+    /// only once every handle is gone.
+    pub(crate) core: Arc<RwLock<Option<CoreHandle>>>,
     /// The token requests must carry, if any.
     pub(crate) token: Option<Arc<str>>,
     /// Filled by the store writer thread, read at scrape time.
@@ -74,13 +77,15 @@ pub(crate) async fn serve(
     core: CoreHandle,
     store: StoreMetrics,
     connections: ConnectionCounts,
+    drain: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let addr = listener
         .local_addr()
         .map_or_else(|e| format!("unknown ({e})"), |addr| addr.to_string());
+    let core = Arc::new(RwLock::new(Some(core)));
     let state = AppState {
-        core,
+        core: Arc::clone(&core),
         token: options.token.map(Arc::from),
         store,
         connections,
@@ -88,10 +93,28 @@ pub(crate) async fn serve(
     };
     let app = api::router(state);
     info!(%addr, "http api listening");
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        warn!(error = %e, "the http api stopped");
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    });
+    let cut_off = async move {
+        match stopping_rx.await {
+            Ok(()) => tokio::time::sleep(drain).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = served => {
+            if let Err(e) = result {
+                warn!(error = %e, "the http api stopped");
+            }
+        }
+        () = cut_off => warn!(?drain, "http requests still unfinished at shutdown are cut off"),
+    }
+    // Whatever connection tasks remain, they no longer keep the hub alive; a request they
+    // still make is answered that the server is shutting down.
+    if let Ok(mut slot) = core.write() {
+        slot.take();
     }
 }

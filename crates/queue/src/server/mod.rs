@@ -57,6 +57,10 @@ const MAX_BATCH: usize = 10_000;
 /// nothing.
 const FRAME_BODY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long requests to the HTTP API in flight at shutdown have to finish: answers take
+/// milliseconds; only a peer that stopped sending its request mid-way takes longer.
+const HTTP_DRAIN: Duration = Duration::from_secs(5);
+
 /// How a server runs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -332,6 +336,7 @@ impl<S: Store> Server<S> {
                 handle.clone(),
                 store_metrics,
                 connections.clone(),
+                HTTP_DRAIN,
                 async move {
                     // A closed channel means the server is going away as well.
                     let _ = stop.wait_for(|stopped| *stopped).await;
@@ -354,7 +359,8 @@ impl<S: Store> Server<S> {
         // drops the writer's sender, and the writer commits what is left and ends.
         let _ = stop_tx.send(true);
         if let Some(http_task) = http_task {
-            // It holds a handle on the core: the hub ends only once it has stopped.
+            // It holds a handle on the core: the hub ends only once it has let it go (after
+            // the requests in flight, for at most `HTTP_DRAIN`).
             http_task
                 .await
                 .map_err(|e| ServerError::Internal(e.to_string()))?;
