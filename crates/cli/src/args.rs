@@ -202,6 +202,8 @@ pub struct ServerArgs {
     pub storage: PathBuf,
     #[command(flatten)]
     pub tuning: ServerTuning,
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Require TLS with client certificates, with the files under ~/.buildcat/ unless the
     /// flags below name others.
     #[arg(long)]
@@ -247,6 +249,22 @@ impl ServerArgs {
             )?,
         }))
     }
+}
+
+/// The HTTP API and metrics, for `server` and `farm`.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Where to serve the HTTP API (`/api/v1/`) and Prometheus metrics (`/metrics`)
+    /// [default: 127.0.0.1:2229, skipped with a warning when that port is taken].
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "no_http")]
+    pub http: Option<String>,
+    /// Serve no HTTP API or metrics.
+    #[arg(long)]
+    pub no_http: bool,
+    /// A file holding the token HTTP requests must carry (`Authorization: Bearer TOKEN`);
+    /// required when --http is beyond loopback, and required of every request once given.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_http")]
+    pub http_token_file: Option<PathBuf>,
 }
 
 /// Server settings shared by `server` and `farm`.
@@ -382,6 +400,8 @@ pub struct FarmArgs {
     pub tools: ToolArgs,
     #[command(flatten)]
     pub tuning: ServerTuning,
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 /// `buildcat worker-info`.

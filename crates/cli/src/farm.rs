@@ -10,7 +10,9 @@ use buildcat_queue::ServerConfig;
 use buildcat_worker::{Tool, Worker};
 use tokio::net::TcpListener;
 
-use crate::args::{Connection, FarmArgs, ServerArgs, ServerTuning, WorkerArgs, join_host_port};
+use crate::args::{
+    Connection, FarmArgs, HttpArgs, ServerArgs, ServerTuning, WorkerArgs, join_host_port,
+};
 use crate::stop::{CountRunning, STOPPED_NOW, Stop, shutdown_signal};
 
 fn server_config(storage: &Path, tuning: &ServerTuning) -> anyhow::Result<ServerConfig> {
@@ -58,6 +60,84 @@ async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
     })
 }
 
+/// Where the HTTP API listens unless told: loopback, the port after the protocol's.
+const DEFAULT_HTTP: &str = "127.0.0.1:2229";
+
+/// How to make a token file, for the messages that ask for one.
+const MAKE_TOKEN: &str = "make one with `head -c 32 /dev/urandom | base64 > ~/.buildcat/http.token && chmod 600 ~/.buildcat/http.token`";
+
+/// Binds the HTTP API as `args` say: `None` with `--no-http`, or when the default port is
+/// taken (another server on this host; said with a warning). A token is required beyond
+/// loopback.
+async fn bind_http(
+    args: &HttpArgs,
+) -> anyhow::Result<Option<(TcpListener, buildcat_queue::http::HttpOptions)>> {
+    if args.no_http {
+        return Ok(None);
+    }
+    let token = match &args.http_token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("could not read the HTTP token file {}", path.display())
+            })?;
+            let token = text.trim().to_owned();
+            if token.is_empty() || token.contains(char::is_whitespace) {
+                bail!(
+                    "the HTTP token file {} must hold one token without spaces; {MAKE_TOKEN}",
+                    path.display()
+                );
+            }
+            Some(token)
+        }
+        None => None,
+    };
+    let addr = args.http.as_deref().unwrap_or(DEFAULT_HTTP);
+    // Checked before binding, so a refused address is never open even for a moment.
+    let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .with_context(|| {
+            format!("could not resolve the HTTP API's address {addr}; give --http ADDR:PORT, such as 127.0.0.1:2229")
+        })?
+        .collect();
+    if token.is_none() && resolved.iter().any(|a| !a.ip().is_loopback()) {
+        bail!(
+            "the HTTP API on {addr} would be reachable beyond this host without a token; give \
+             --http-token-file PATH ({MAKE_TOKEN}), or bind --http to 127.0.0.1"
+        );
+    }
+    let listener = match TcpListener::bind(resolved.as_slice()).await {
+        Ok(listener) => listener,
+        Err(e) if args.http.is_none() && e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::warn!(
+                addr,
+                "the http api is off: its default port is in use (another server on this host?); give --http ADDR:PORT or --no-http"
+            );
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(anyhow::anyhow!(
+                "could not serve the HTTP API on {addr}: {}; give another --http ADDR:PORT or --no-http",
+                e.to_string().to_lowercase()
+            ));
+        }
+    };
+    let local = listener
+        .local_addr()
+        .context("could not read the HTTP API's address")?;
+    eprintln!(
+        "buildcat: HTTP API on http://{local}/api/v1/ and metrics on http://{local}/metrics{}",
+        if token.is_some() {
+            " (token required)"
+        } else {
+            ""
+        }
+    );
+    Ok(Some((
+        listener,
+        buildcat_queue::http::HttpOptions { token },
+    )))
+}
+
 /// `buildcat server`.
 pub async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let mut config = server_config(&args.storage, &args.tuning)?;
@@ -68,6 +148,11 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("server with storage {}", args.storage.display()))?;
     let listener = bind(&args.bind, args.port).await?;
+    let http = bind_http(&args.http).await?;
+    let opened = match http {
+        Some((listener, options)) => opened.with_http(listener, options),
+        None => opened,
+    };
     let loopback = args
         .bind
         .trim_matches(|c| c == '[' || c == ']')
@@ -185,6 +270,10 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("server with storage {}", args.storage.display()))?;
     let listener = bind("127.0.0.1", args.port).await?;
+    let opened = match bind_http(&args.http).await? {
+        Some((listener, options)) => opened.with_http(listener, options),
+        None => opened,
+    };
     let addr = listener
         .local_addr()
         .context("could not read the listening address")?;

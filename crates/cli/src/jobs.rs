@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use buildcat_client::Client;
 use buildcat_proto::dcc::{RenderReport, ToolInfoReport};
-use buildcat_proto::view::{JobStatusView, JobView};
+use buildcat_proto::view::{JobStatusView, JobView, TaskStatusView};
 use buildcat_proto::{
     AttemptOutcome, CommandResult, Dependency, DroppedOutput, JobOptions, JobQuery, JobRef,
     JobState, JobStatus, JobSummary, LogPage, RunCommand, Submitted, Task, TaskId, TaskRef,
@@ -323,46 +323,10 @@ fn outcome_json(outcome: Option<&AttemptOutcome>) -> (Value, Value) {
     }
 }
 
-/// One task with its attempts and result, as `status JOB.TASK --json` prints it.
+/// One task with its attempts and result, as `status JOB.TASK --json` prints it (the view
+/// the HTTP API serves too).
 pub fn task_json(task: &TaskStatus) -> Value {
-    let attempts: Vec<Value> = task
-        .attempts
-        .iter()
-        .map(|attempt| {
-            let (outcome, reason) = outcome_json(attempt.outcome.as_ref());
-            json!({
-                "number": attempt.number,
-                "worker": attempt.worker,
-                "started": rfc3339(attempt.started_at),
-                "ended": attempt.ended_at.map(rfc3339),
-                "outcome": outcome,
-                "reason": reason,
-            })
-        })
-        .collect();
-    json!({
-        "task": task.label(),
-        "job": task.id.job.to_string(),
-        "number": task.number,
-        "index": task.id.index,
-        "kind": task.kind,
-        "frames": task.frames,
-        "state": task.state.as_str(),
-        "started": task.started_at().map(rfc3339),
-        "ended": task.ended_at.map(rfc3339),
-        "worker": task.worker(),
-        "max_attempts": task.max_attempts,
-        "attempts": attempts,
-        "reason": task.failure.as_ref().map(|f| f.reason.clone()),
-        "exit_code": task.failure.as_ref().and_then(|f| f.exit_code),
-        "output_tail": task.failure.as_ref().map(|f| f.output_tail.clone()),
-        "progress": task.progress.as_ref().map(|p| json!({
-            "done": p.done,
-            "total": p.total,
-            "outputs": p.outputs,
-        })),
-        "result": result_json(task),
-    })
+    serde_json::to_value(TaskStatusView::from(task)).unwrap_or(Value::Null)
 }
 
 /// `buildcat status JOB` (the job and a table of its tasks) or `buildcat status JOB.TASK`

@@ -13,9 +13,16 @@
 
 use serde::Serialize;
 
-use crate::dcc::tool_for_kind;
-use crate::job::{JobStatus, JobSummary, TaskCounts, TaskState, TaskSummary, Timestamp};
-use crate::message::{Change, FarmInfo, QueueSummary, Unserved, WorkerSummary};
+use crate::codec;
+use crate::dcc::{RenderReport, ToolInfoReport, tool_for_kind};
+use crate::job::{
+    AttemptOutcome, JobStatus, JobSummary, TaskCounts, TaskState, TaskStatus, TaskSummary,
+    Timestamp,
+};
+use crate::message::{
+    Change, DroppedOutput, FarmInfo, LogPage, QueueSummary, Unserved, WorkerSummary,
+};
+use crate::task::{CommandResult, RunCommand, Task, WorkerInfo, WorkerInfoReport};
 
 /// The farm at a glance: `buildcat info --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -350,6 +357,214 @@ impl From<&Change> for ChangeView {
                 target,
                 tasks: None,
             },
+        }
+    }
+}
+
+/// One task with its attempts and result, as `buildcat status JOB.TASK --json` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskStatusView {
+    /// Its attempts, oldest first, to see where and why it ran more than once.
+    pub attempts: Vec<AttemptView>,
+    /// When it ended (RFC 3339), `null` while it has not.
+    pub ended: Option<String>,
+    /// The tool's exit code when it failed with one, to tell a crash from an error.
+    pub exit_code: Option<i32>,
+    /// The frames it renders, `null` for tasks that are not renders.
+    pub frames: Option<String>,
+    /// Its index in the job.
+    pub index: u32,
+    /// Its job's id (a UUID), for programs.
+    pub job: String,
+    /// Its kind, which says what tool runs it.
+    pub kind: String,
+    /// How many attempts it may have, to see how many are left.
+    pub max_attempts: u32,
+    /// Its job's number.
+    pub number: u64,
+    /// The last lines of the tool's output when it failed, to see why without the log.
+    pub output_tail: Option<Vec<String>>,
+    /// How far its latest attempt got, `null` before it reported any.
+    pub progress: Option<ProgressView>,
+    /// Why it failed, `null` otherwise.
+    pub reason: Option<String>,
+    /// What it produced: decoded where the kind is known, else `{"bytes": N}`; `null`
+    /// before it finished.
+    pub result: Option<ResultView>,
+    /// When its latest attempt started (RFC 3339), `null` before the first.
+    pub started: Option<String>,
+    /// Its state.
+    pub state: String,
+    /// As people name it (`42.3`).
+    pub task: String,
+    /// The worker of its latest attempt, `null` before the first.
+    pub worker: Option<String>,
+}
+
+/// One attempt at a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptView {
+    /// When it ended (RFC 3339), `null` while it runs.
+    pub ended: Option<String>,
+    /// Its number, from 1.
+    pub number: u32,
+    /// How it ended in a word (`running` while it runs), to count losses and failures.
+    pub outcome: String,
+    /// Why it failed, `null` unless it did.
+    pub reason: Option<String>,
+    /// When it started (RFC 3339).
+    pub started: String,
+    /// The worker that ran it.
+    pub worker: String,
+}
+
+/// How far a task got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProgressView {
+    /// Frames (or steps) done.
+    pub done: u32,
+    /// The files it wrote so far, to find its frames.
+    pub outputs: Vec<String>,
+    /// Frames (or steps) in all.
+    pub total: u32,
+}
+
+/// A task's result, decoded where its kind is known.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ResultView {
+    /// `buildcat.worker.info`.
+    WorkerInfo(WorkerInfoReport),
+    /// `buildcat.command.run`.
+    Command(CommandResult),
+    /// A tool's `*.info` task.
+    ToolInfo(ToolInfoReport),
+    /// A render.
+    Render(RenderReport),
+    /// A kind the views do not know: only its size.
+    Opaque {
+        /// The encoded result's size.
+        bytes: usize,
+    },
+}
+
+impl ResultView {
+    /// Decodes `bytes` as the result of a task of `kind`.
+    fn decode(kind: &str, bytes: &[u8]) -> ResultView {
+        let decoded = match kind {
+            WorkerInfo::KIND => codec::decode_value::<<WorkerInfo as Task>::Output>(bytes)
+                .ok()
+                .map(ResultView::WorkerInfo),
+            RunCommand::KIND => codec::decode_value::<CommandResult>(bytes)
+                .ok()
+                .map(ResultView::Command),
+            kind if kind.starts_with("buildcat.") && kind.ends_with(".info") => {
+                codec::decode_value::<ToolInfoReport>(bytes)
+                    .ok()
+                    .map(ResultView::ToolInfo)
+            }
+            kind if tool_for_kind(kind).is_some() => codec::decode_value::<RenderReport>(bytes)
+                .ok()
+                .map(ResultView::Render),
+            _ => None,
+        };
+        decoded.unwrap_or(ResultView::Opaque { bytes: bytes.len() })
+    }
+}
+
+/// How an attempt ended, in a word, and the failure's reason when it failed.
+fn outcome_words(outcome: Option<&AttemptOutcome>) -> (&'static str, Option<String>) {
+    match outcome {
+        None => ("running", None),
+        Some(AttemptOutcome::Finished) => ("finished", None),
+        Some(AttemptOutcome::Failed(failure)) => ("failed", Some(failure.to_string())),
+        Some(AttemptOutcome::WorkerLost) => ("worker lost", None),
+        Some(AttemptOutcome::Canceled) => ("canceled", None),
+        Some(AttemptOutcome::Interrupted) => ("interrupted", None),
+    }
+}
+
+impl From<&TaskStatus> for TaskStatusView {
+    fn from(task: &TaskStatus) -> Self {
+        TaskStatusView {
+            attempts: task
+                .attempts
+                .iter()
+                .map(|attempt| {
+                    let (outcome, reason) = outcome_words(attempt.outcome.as_ref());
+                    AttemptView {
+                        ended: attempt.ended_at.map(rfc3339),
+                        number: attempt.number,
+                        outcome: outcome.to_owned(),
+                        reason,
+                        started: rfc3339(attempt.started_at),
+                        worker: attempt.worker.clone(),
+                    }
+                })
+                .collect(),
+            ended: task.ended_at.map(rfc3339),
+            exit_code: task.failure.as_ref().and_then(|f| f.exit_code),
+            frames: task.frames.clone(),
+            index: task.id.index,
+            job: task.id.job.to_string(),
+            kind: task.kind.clone(),
+            max_attempts: task.max_attempts,
+            number: task.number,
+            output_tail: task.failure.as_ref().map(|f| f.output_tail.clone()),
+            progress: task.progress.as_ref().map(|p| ProgressView {
+                done: p.done,
+                outputs: p.outputs.clone(),
+                total: p.total,
+            }),
+            reason: task.failure.as_ref().map(|f| f.reason.clone()),
+            result: task
+                .result
+                .as_ref()
+                .map(|bytes| ResultView::decode(&task.kind, bytes)),
+            started: task.started_at().map(rfc3339),
+            state: task.state.as_str().to_owned(),
+            task: task.label(),
+            worker: task.worker().map(str::to_owned),
+        }
+    }
+}
+
+/// One page of a task's output, as the HTTP API serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogPageView {
+    /// What the server dropped just before `lines` to keep the job within its bound,
+    /// `null` when nothing was.
+    pub dropped: Option<DroppedView>,
+    /// The lines, without line endings.
+    pub lines: Vec<String>,
+    /// Whether more output is stored after `next`: ask again from there.
+    pub more: bool,
+    /// Where the next page starts: the `from` to ask for.
+    pub next: u64,
+    /// Where the first line starts, in bytes of the output as printed.
+    pub offset: u64,
+}
+
+/// Output dropped from the middle of a long log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DroppedView {
+    /// Bytes dropped, each line counted with its newline.
+    pub bytes: u64,
+    /// Lines dropped.
+    pub lines: u64,
+}
+
+impl From<&LogPage> for LogPageView {
+    fn from(page: &LogPage) -> Self {
+        LogPageView {
+            dropped: page.dropped.as_ref().map(|d: &DroppedOutput| DroppedView {
+                bytes: d.bytes,
+                lines: d.lines,
+            }),
+            lines: page.lines.clone(),
+            more: page.more,
+            next: page.next,
+            offset: page.offset,
         }
     }
 }

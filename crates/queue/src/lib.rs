@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  tcp sessions ─┐                   ┌──WriteBatch──► store writer thread (group commit)
-//!  (later: http) ─┼─CoreHandle─► hub ─┤                      │
+//!  http requests ─┼─CoreHandle─► hub ─┤                      │
 //!                 │              core ◄───Report (commits, reads)┘
 //!                 ◄─────────────ServerFrame (per-connection outbox)
 //! ```
@@ -20,6 +20,8 @@
 //! - [`store`]: the [`store::Store`] trait (`load`, `commit`, `read_output`) and the SQLite
 //!   store behind it: jobs and their output, in one file.
 //! - [`tls`]: the server's side of TLS with client certificates.
+//! - [`http`]: the HTTP shell: the JSON API under `/api/v1/` and Prometheus metrics, another
+//!   front end on the same [`CoreHandle`] ([`Server::with_http`]).
 //!
 //! # Example
 //!
@@ -41,6 +43,7 @@
 #![deny(missing_docs)]
 
 pub mod core;
+pub mod http;
 pub mod server;
 pub mod store;
 pub mod tls;

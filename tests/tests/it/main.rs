@@ -20,6 +20,7 @@ mod faults;
 mod garbage;
 mod harness;
 mod hostile;
+mod http;
 mod jobs;
 mod lifecycle;
 mod memory;

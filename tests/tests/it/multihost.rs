@@ -25,8 +25,8 @@ use crate::netns::{self, Network, in_namespace};
 const SERVER_ADDR: &str = "10.250.0.1";
 
 /// The port of the second server, which listens on loopback only. The namespaces are
-/// fresh, so any port is free there.
-const LOOPBACK_ONLY_PORT: u16 = 2229;
+/// fresh, so any port is free there but 2229, where the first server serves its HTTP API.
+const LOOPBACK_ONLY_PORT: u16 = 2230;
 
 /// Guards the multi-host guide: `buildcat server --bind ADDR` on one host, `cd ROOT &&
 /// buildcat worker --host ADDR` on two others, `buildcat worker-info --host ADDR` from a

@@ -567,8 +567,14 @@ mod tests {
         let (core, _) = Core::new(CoreConfig::default(), Loaded::default(), Timestamp::now());
         let (batches_tx, batches_rx) = mpsc::channel(capacities.store_batches);
         let (committed_tx, committed_rx) = mpsc::unbounded_channel();
-        store_writer::spawn(MemoryStore(Vec::new()), batches_rx, committed_tx, 100)
-            .expect("a writer thread");
+        store_writer::spawn(
+            MemoryStore(Vec::new()),
+            batches_rx,
+            committed_tx,
+            100,
+            crate::http::StoreMetrics::default(),
+        )
+        .expect("a writer thread");
         let (handle, task) = start(core, &capacities, batches_tx, committed_rx);
         (handle, tokio::spawn(task))
     }

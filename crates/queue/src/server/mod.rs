@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  tcp sessions ─┐                   ┌──WriteBatch──► store writer thread (group commit)
-//!  (later: http) ─┼─CoreHandle─► hub ─┤                      │
+//!  http requests ─┼─CoreHandle─► hub ─┤                      │
 //!                 │   (Message)  core ◄──────Committed───────┘ (own channel, drained first)
 //!                 ◄─────────────ServerFrame (per-connection outbox)
 //! ```
@@ -29,6 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
 use crate::core::{Core, CoreConfig};
+use crate::http::{ConnectionCounts, HttpOptions, StoreMetrics};
 use crate::store::sqlite::SqliteOptions;
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::tls::{ServerTls, TlsSetupError};
@@ -55,6 +56,10 @@ const MAX_BATCH: usize = 10_000;
 /// frame needs about two minutes at 1 Mbit/s; a peer slower than that holds memory for
 /// nothing.
 const FRAME_BODY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long requests to the HTTP API in flight at shutdown have to finish: answers take
+/// milliseconds; only a peer that stopped sending its request mid-way takes longer.
+const HTTP_DRAIN: Duration = Duration::from_secs(5);
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -210,6 +215,8 @@ pub struct Server<S = SqliteStore> {
     store: S,
     /// The state rebuilt from the store; owned by the hub once serving starts.
     core: Core,
+    /// The HTTP API's listener and settings, when it is served too.
+    http: Option<(TcpListener, HttpOptions)>,
 }
 
 impl<S> std::fmt::Debug for Server<S> {
@@ -218,6 +225,7 @@ impl<S> std::fmt::Debug for Server<S> {
             .field("config", &self.config)
             .field("tls", &self.acceptor.is_some())
             .field("jobs", &self.core.job_count())
+            .field("http", &self.http.as_ref().map(|(_, options)| options))
             .finish_non_exhaustive()
     }
 }
@@ -276,7 +284,15 @@ impl<S: Store> Server<S> {
             acceptor,
             store,
             core,
+            http: None,
         })
+    }
+
+    /// Serves the HTTP API and metrics ([`crate::http`]) on `listener` too, from the same
+    /// core, until the server stops.
+    pub fn with_http(mut self, listener: TcpListener, options: HttpOptions) -> Server<S> {
+        self.http = Some((listener, options));
+        self
     }
 
     /// Serves `listener` until `shutdown` resolves.
@@ -290,6 +306,7 @@ impl<S: Store> Server<S> {
             acceptor,
             store,
             core,
+            http,
         } = self;
         let addr = listener.local_addr().map_err(ServerError::Listen)?;
         info!(%addr, version = SOFTWARE_VERSION, "buildcat server listening");
@@ -297,13 +314,43 @@ impl<S: Store> Server<S> {
         let capacities = &config.capacities;
         let (batches_tx, batches_rx) = mpsc::channel(capacities.store_batches.max(1));
         let (committed_tx, committed_rx) = mpsc::unbounded_channel();
-        let writer = store_writer::spawn(store, batches_rx, committed_tx, config.max_batch)
-            .map_err(|e| ServerError::Internal(format!("could not start the store writer: {e}")))?;
+        let store_metrics = StoreMetrics::default();
+        let writer = store_writer::spawn(
+            store,
+            batches_rx,
+            committed_tx,
+            config.max_batch,
+            store_metrics.clone(),
+        )
+        .map_err(|e| ServerError::Internal(format!("could not start the store writer: {e}")))?;
         let (handle, hub) = hub::start(core, capacities, batches_tx, committed_rx);
         let hub_task = tokio::spawn(hub);
 
         let (stop_tx, stop_rx) = watch::channel(false);
-        let accept = tcp::accept_loop(listener, Arc::new(config), acceptor, handle, stop_rx);
+        let connections = ConnectionCounts::default();
+        let http_task = http.map(|(listener, options)| {
+            let mut stop = stop_rx.clone();
+            tokio::spawn(crate::http::serve(
+                listener,
+                options,
+                handle.clone(),
+                store_metrics,
+                connections.clone(),
+                HTTP_DRAIN,
+                async move {
+                    // A closed channel means the server is going away as well.
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                },
+            ))
+        });
+        let accept = tcp::accept_loop(
+            listener,
+            Arc::new(config),
+            acceptor,
+            handle,
+            stop_rx,
+            connections,
+        );
         tokio::select! {
             () = accept => {}
             () = shutdown => info!("shutting down"),
@@ -311,6 +358,13 @@ impl<S: Store> Server<S> {
         // Sessions see the stop and end; when the last handle is dropped the hub ends, which
         // drops the writer's sender, and the writer commits what is left and ends.
         let _ = stop_tx.send(true);
+        if let Some(http_task) = http_task {
+            // It holds a handle on the core: the hub ends only once it has let it go (after
+            // the requests in flight, for at most `HTTP_DRAIN`).
+            http_task
+                .await
+                .map_err(|e| ServerError::Internal(e.to_string()))?;
+        }
         hub_task
             .await
             .map_err(|e| ServerError::Internal(e.to_string()))?;

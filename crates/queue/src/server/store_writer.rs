@@ -8,11 +8,13 @@
 //! hub waits on it is the deadlock this shape rules out.
 
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tracing::{error, warn};
 
 use crate::core::{OutputRead, Token};
+use crate::http::StoreMetrics;
 use buildcat_proto::LogPage;
 
 use crate::store::{Store, StoreError, StoreOp};
@@ -61,10 +63,11 @@ pub(crate) fn spawn<S: Store>(
     batches: mpsc::Receiver<WriteBatch>,
     committed: mpsc::UnboundedSender<Report>,
     max_batch: usize,
+    metrics: StoreMetrics,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("buildcat-store".into())
-        .spawn(move || write(store, batches, committed, max_batch))
+        .spawn(move || write(store, batches, committed, max_batch, metrics))
 }
 
 /// The writer thread's loop.
@@ -73,6 +76,7 @@ fn write<S: Store>(
     mut batches: mpsc::Receiver<WriteBatch>,
     reports: mpsc::UnboundedSender<Report>,
     max_batch: usize,
+    metrics: StoreMetrics,
 ) {
     let mut ops: Vec<StoreOp> = Vec::new();
     let mut tokens: Vec<Token> = Vec::new();
@@ -94,7 +98,9 @@ fn write<S: Store>(
             next = batches.try_recv().ok();
         }
         if !ops.is_empty() || !tokens.is_empty() {
+            let started = Instant::now();
             let result = store.commit(&ops);
+            metrics.observe_commit(started.elapsed());
             if let Err(e) = &result {
                 error!(error = %e, ops = ops.len(), "could not commit to storage");
             }

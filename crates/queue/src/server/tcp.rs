@@ -34,6 +34,7 @@ use tracing::{debug, info, warn};
 use super::ServerConfig;
 use super::hub::{CoreHandle, Frames};
 use crate::core::ConnId;
+use crate::http::ConnectionCounts;
 
 /// How long the accept loop waits after a failed accept (out of file descriptors and the
 /// like) before trying again: long enough not to spin, short enough to recover at once.
@@ -73,6 +74,7 @@ pub(crate) async fn accept_loop(
     acceptor: Option<TlsAcceptor>,
     hub: CoreHandle,
     stop: watch::Receiver<bool>,
+    counts: ConnectionCounts,
 ) {
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let budget = config
@@ -98,6 +100,7 @@ pub(crate) async fn accept_loop(
             hub: hub.clone(),
             stop: stop.clone(),
             frame_budget: Arc::clone(&frame_budget),
+            counts: counts.clone(),
         };
         let acceptor = acceptor.clone();
         tokio::spawn(session.serve(socket, acceptor, admission));
@@ -116,6 +119,8 @@ struct Session {
     stop: watch::Receiver<bool>,
     /// Bytes of unfinished large frames all connections may hold, shared by all sessions.
     frame_budget: Arc<Semaphore>,
+    /// Open connections by role, for `/metrics`.
+    counts: ConnectionCounts,
 }
 
 impl Session {
@@ -193,6 +198,7 @@ impl Session {
         let Ok((link, frames)) = self.hub.open(hello.role).await else {
             return;
         };
+        let _counted = self.counts.count(hello.role);
         let conn = link.conn();
         let peer = self.peer;
         debug!(%peer, conn, role = ?hello.role, software = %hello.software, "connected");
