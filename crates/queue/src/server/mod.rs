@@ -153,8 +153,10 @@ impl Default for Capacities {
             // A few commits' worth: the disk is the bottleneck then, and more only costs
             // memory.
             backlog_ops: 4 * MAX_BATCH,
-            // A few commits' worth of output chunks.
-            backlog_bytes: 16 << 20,
+            // A commit's worth of output chunks (a chunk is at most a few hundred KiB): the
+            // disk, not this, sets the pace of a task printing at full speed, and what waits
+            // here is held about twice over (lines as received, then joined).
+            backlog_bytes: 8 << 20,
             // Replies to one group commit (hundreds per client) fit with room to spare; the
             // session writer empties it as fast as it encodes.
             outbox_frames: 4096,
