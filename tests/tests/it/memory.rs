@@ -30,8 +30,13 @@ const MAX_FRAME: usize = 16 * 1024 * 1024;
 const STALLED_BODY: usize = 15 * 1024 * 1024;
 
 /// The bound on the server's memory while the hostile peers are there: twice its idle size
-/// plus this (issue 9's goal).
-const HOSTILE_ALLOWANCE_KB: u64 = 64 * 1024;
+/// plus this. Issue 9 set 64 MiB when a listing entry was a bare job record; since jobs are
+/// made of tasks an entry also carries the job's number, name, submitter, what it runs and
+/// its task counts, and the 64 listings a peer that reads nothing may have waiting (the
+/// `unsent_frames` bound) of 1,000 entries each came to about 10 MiB more: peaks of 129-157
+/// MiB against 144-148 MiB here. The bound still proves what it is for (the flood does not
+/// grow the server without limit); `BENCHMARKS.md` proposes bounding unsent frames in bytes.
+const HOSTILE_ALLOWANCE_KB: u64 = 80 * 1024;
 
 /// What the server may keep above its idle size once the peers have left: its allocator
 /// keeps some freed memory for reuse, but not the hostile peers' buffers.
