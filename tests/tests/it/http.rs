@@ -132,15 +132,7 @@ fn post(port: u16, path: &str, body: Option<&str>) -> Value {
 /// `buildcat ARGS` against the farm, parsed as JSON; fails the test if it fails.
 #[track_caller]
 fn cli(farm: &Farm, args: &[&str]) -> Value {
-    let output = farm.run(args);
-    assert!(
-        output.status.success(),
-        "`buildcat {}` failed\n{}\n{}",
-        args.join(" "),
-        describe(&output),
-        farm.server_logs()
-    );
-    json(&output)
+    json(&farm.ok(args))
 }
 
 /// A farm whose HTTP API listens on a free loopback port, with `extra` server flags.

@@ -89,20 +89,6 @@ fn task_states(job: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Runs a client command, fails the test unless it succeeds, and returns its output.
-#[track_caller]
-fn ok(farm: &Farm, args: &[&str]) -> Output {
-    let output = farm.run(args);
-    assert!(
-        output.status.success(),
-        "`buildcat {}` failed\n{}\n{}",
-        args.join(" "),
-        describe(&output),
-        farm.server_logs()
-    );
-    output
-}
-
 /// Guards the job model with the real Blender (issue 10): a 12-frame render in chunks of 3
 /// is ONE job of 4 tasks (`--json` prints `{"job", "number", "tasks": 4}`), `jobs --json`
 /// lists it with the documented keys and `tasks.total` 4, `status N --json` lists the 4
@@ -139,22 +125,19 @@ fn a_chunked_blender_render_is_one_job_of_four_tasks_and_requeue_all_renders_it_
         logs
     };
 
-    let output = ok(
-        &farm,
-        &[
-            "blender-render",
-            "scenes/anim.blend",
-            "--frames",
-            "1-12",
-            "--chunk",
-            "3",
-            "--output",
-            "renders/frame_####",
-            "--format",
-            "PNG",
-            "--json",
-        ],
-    );
+    let output = farm.ok(&[
+        "blender-render",
+        "scenes/anim.blend",
+        "--frames",
+        "1-12",
+        "--chunk",
+        "3",
+        "--output",
+        "renders/frame_####",
+        "--format",
+        "PNG",
+        "--json",
+    ]);
     let printed = json(&output);
     let (job, count) = submitted(&output);
     assert_eq!(count, 4, "{printed:#}");
@@ -229,7 +212,7 @@ fn a_chunked_blender_render_is_one_job_of_four_tasks_and_requeue_all_renders_it_
     for number in 1..=12 {
         std::fs::remove_file(frame(number)).expect("could not remove a frame");
     }
-    let requeued = json(&ok(&farm, &["requeue", "--all", &job, "--json"]));
+    let requeued = json(&farm.ok(&["requeue", "--all", &job, "--json"]));
     assert_eq!(requeued["jobs"][0]["tasks"], 4, "{requeued:#}");
     let waited = run_command(farm.client.command(&["wait", &job]), PATIENCE * 3);
     assert!(
@@ -308,7 +291,7 @@ fn cancel_of_a_job_cancels_every_task_and_kills_the_running_ones() {
         "the workers' tasks are not the job's: {info:#}"
     );
 
-    let canceled = json(&ok(&farm, &["cancel", &job, "--json"]));
+    let canceled = json(&farm.ok(&["cancel", &job, "--json"]));
     assert_eq!(canceled["jobs"][0]["tasks"], 4, "{canceled:#}");
     assert_eq!(canceled["jobs"][0]["state"], "canceled", "{canceled:#}");
     sleeper.wait_for(0, "the running tasks killed");
@@ -325,7 +308,7 @@ fn cancel_of_a_job_cancels_every_task_and_kills_the_running_ones() {
     // One task of a job: `cancel N.T`.
     let (other, _) = render_ifd(&farm, &root, 3, &["--queue", "nobody"]);
     let one = format!("{other}.1");
-    ok(&farm, &["cancel", &one]);
+    farm.ok(&["cancel", &one]);
     let status = farm.job(&other);
     assert_eq!(
         task_states(&status),
@@ -355,7 +338,7 @@ fn pause_holds_queued_tasks_while_the_running_one_finishes_and_resume_goes_on() 
         task_states(status) == ["started", "queued", "queued"]
     });
 
-    ok(&farm, &["pause", &job]);
+    farm.ok(&["pause", &job]);
     let status = farm.job(&job);
     assert_eq!(
         task_states(&status),
@@ -382,14 +365,14 @@ fn pause_holds_queued_tasks_while_the_running_one_finishes_and_resume_goes_on() 
         "the worker is idle ({info:#}) and the job is held: {status:#}"
     );
 
-    ok(&farm, &["resume", &job]);
+    farm.ok(&["resume", &job]);
     let status = farm.wait_for_job(&job, "finished after resume", |status| {
         status["state"] == "finished"
     });
     assert_eq!(task_states(&status), ["finished"; 3], "{status:#}");
 
     // A whole queue.
-    ok(&farm, &["pause", "--queue", "held"]);
+    farm.ok(&["pause", "--queue", "held"]);
     let (queued, _) = render_ifd(&farm, &root, 2, &["--queue", "held"]);
     let status = farm.job(&queued);
     assert_eq!(task_states(&status), ["paused"; 2], "{status:#}");
@@ -400,7 +383,7 @@ fn pause_holds_queued_tasks_while_the_running_one_finishes_and_resume_goes_on() 
         Some(Value::from("idle")),
         "{info:#}"
     );
-    ok(&farm, &["resume", "--queue", "held"]);
+    farm.ok(&["resume", "--queue", "held"]);
     let status = farm.wait_for_job(&queued, "finished after the queue resumed", |status| {
         status["state"] == "finished"
     });
@@ -423,7 +406,7 @@ fn priority_moves_a_later_job_ahead() {
     farm.wait_for_status(&busy, "started", |status| status["state"] == "started");
     let earlier = farm.submit(&["--", "true"]);
     let later = farm.submit(&["--", "true"]);
-    let changed = json(&ok(&farm, &["priority", &later, "10", "--json"]));
+    let changed = json(&farm.ok(&["priority", &later, "10", "--json"]));
     assert_eq!(changed["number"].to_string(), later, "{changed:#}");
     assert_eq!(changed["priority"], 10, "{changed:#}");
     let status = farm.job(&later);
@@ -454,23 +437,20 @@ fn numbers_and_task_handles_work_everywhere_and_are_never_reused() {
     let root = farm.make_dir("root");
     let mut worker = farm.worker_in(&root, &["--name", "h1"]);
 
-    let output = ok(
-        &farm,
-        &["run", "--json", "--name", "greeting", "--", "echo", "hello"],
-    );
+    let output = farm.ok(&["run", "--json", "--name", "greeting", "--", "echo", "hello"]);
     let printed = json(&output);
     let first = printed["number"].to_string();
     let id = text(&printed, "/job").to_owned();
     assert_eq!(printed["tasks"], 1, "{printed:#}");
-    ok(&farm, &["wait", &first]);
-    ok(&farm, &["wait", &id]);
+    farm.ok(&["wait", &first]);
+    farm.ok(&["wait", &id]);
     for handle in [
         first.clone(),
         format!("{first}.0"),
         id.clone(),
         format!("{id}.0"),
     ] {
-        let printed = stdout(&ok(&farm, &["logs", &handle]));
+        let printed = stdout(&farm.ok(&["logs", &handle]));
         assert_eq!(printed.trim(), "hello", "`logs {handle}`");
     }
     let by_number = farm.job(&first);
@@ -502,13 +482,13 @@ fn numbers_and_task_handles_work_everywhere_and_are_never_reused() {
     // cancel, requeue by task and by id, in a queue no worker serves.
     let (idle, _) = render_ifd(&farm, &root, 2, &["--queue", "nobody"]);
     let idle_id = text(&farm.job(&idle), "/id").to_owned();
-    ok(&farm, &["cancel", &format!("{idle}.0")]);
+    farm.ok(&["cancel", &format!("{idle}.0")]);
     assert_eq!(task_states(&farm.job(&idle)), ["canceled", "queued"]);
-    ok(&farm, &["requeue", &format!("{idle_id}.0")]);
+    farm.ok(&["requeue", &format!("{idle_id}.0")]);
     assert_eq!(task_states(&farm.job(&idle)), ["queued", "queued"]);
-    ok(&farm, &["cancel", &idle_id]);
+    farm.ok(&["cancel", &idle_id]);
     assert_eq!(task_states(&farm.job(&idle)), ["canceled", "canceled"]);
-    ok(&farm, &["requeue", &idle]);
+    farm.ok(&["requeue", &idle]);
     assert_eq!(task_states(&farm.job(&idle)), ["queued", "queued"]);
 
     // delete: refused while a job runs or waits, with a message that says to cancel first;
@@ -534,10 +514,10 @@ fn numbers_and_task_handles_work_everywhere_and_are_never_reused() {
         );
     }
     std::fs::write(root.join("release"), "").expect("could not write the release file");
-    ok(&farm, &["wait", &running]);
-    ok(&farm, &["delete", &running]);
-    ok(&farm, &["cancel", &idle]);
-    ok(&farm, &["delete", &idle_id]);
+    farm.ok(&["wait", &running]);
+    farm.ok(&["delete", &running]);
+    farm.ok(&["cancel", &idle]);
+    farm.ok(&["delete", &idle_id]);
     for job in [&running, &idle] {
         let gone = farm.run(&["status", job]);
         assert!(
@@ -550,10 +530,10 @@ fn numbers_and_task_handles_work_everywhere_and_are_never_reused() {
     let next = farm.submit(&["--queue", "nobody", "--", "true"]);
     let next: u64 = next.parse().expect("a number");
     assert_eq!(next, highest + 1, "a number after a delete");
-    ok(&farm, &["cancel", &next.to_string()]);
-    ok(&farm, &["delete", &next.to_string()]);
+    farm.ok(&["cancel", &next.to_string()]);
+    farm.ok(&["delete", &next.to_string()]);
     // A held queue is kept across the restart too.
-    ok(&farm, &["pause", "--queue", "nobody"]);
+    farm.ok(&["pause", "--queue", "nobody"]);
 
     // Restart: the same jobs, numbers, names, states and tasks; numbers go on.
     let kept = farm.jobs(&[]);
@@ -686,7 +666,7 @@ fn retention_removes_finished_jobs_and_keeps_failed_ones() {
         .next()
         .unwrap_or_default()
         .to_owned();
-    let finished = ok(&farm, &["run", "--wait", "--", "true"]);
+    let finished = farm.ok(&["run", "--wait", "--", "true"]);
     let finished = stdout(&finished)
         .lines()
         .next()
@@ -722,7 +702,7 @@ fn a_command_line_longer_than_the_shown_text_still_runs() {
     let output = farm.run(&["run", "--wait", "--", "echo", &long]);
     assert_success(&output, "`buildcat run --wait -- echo <5000 bytes>`");
     let job = crate::harness::job_number(&output);
-    let printed = stdout(&ok(&farm, &["logs", &job]));
+    let printed = stdout(&farm.ok(&["logs", &job]));
     assert_eq!(
         printed.trim_end(),
         long,

@@ -140,8 +140,13 @@ impl Core {
         if queue.paused {
             return;
         }
-        // An idle worker has nothing to do in any of its queues, so the first idle worker
-        // that may take this task is the right one: the longest idle.
+        self.offer_to_idle(now, id);
+    }
+
+    /// Gives a dispatchable task to the idle worker that should take it, if one should. An
+    /// idle worker has nothing to do in any of its queues, so the first idle worker that may
+    /// take the task is the right one: the longest idle.
+    fn offer_to_idle(&mut self, now: Timestamp, id: TaskId) {
         let chosen = self
             .idle
             .values()
@@ -163,14 +168,7 @@ impl Core {
             if self.idle.is_empty() {
                 break;
             }
-            let chosen = self
-                .idle
-                .values()
-                .copied()
-                .find(|conn| self.may_take(*conn, id));
-            if let Some(conn) = chosen {
-                self.assign(now, conn, id);
-            }
+            self.offer_to_idle(now, id);
         }
     }
 

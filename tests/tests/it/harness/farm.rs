@@ -272,6 +272,21 @@ impl Farm {
         self.client.run(args)
     }
 
+    /// `buildcat ARGS` that must succeed: fails the test, with the output and the server's
+    /// logs, if it does not.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "`buildcat {}` failed\n{}\n{}",
+            args.join(" "),
+            describe(&output),
+            self.server_logs()
+        );
+        output
+    }
+
     /// `buildcat info --json`, parsed.
     pub fn info(&self) -> Value {
         let server = self.server.as_ref().expect("the server is not started");
@@ -290,28 +305,13 @@ impl Farm {
     pub fn submit(&self, args: &[&str]) -> String {
         let mut full = vec!["run"];
         full.extend_from_slice(args);
-        let output = self.run(&full);
-        assert!(
-            output.status.success(),
-            "`buildcat {}` failed\n{}\n{}",
-            full.join(" "),
-            describe(&output),
-            self.server_logs()
-        );
-        job_number(&output)
+        job_number(&self.ok(&full))
     }
 
     /// `buildcat status HANDLE --json`, parsed; fails the test if it fails.
     #[track_caller]
     fn status_json(&self, handle: &str) -> Value {
-        let output = self.run(&["status", handle, "--json"]);
-        assert!(
-            output.status.success(),
-            "`buildcat status {handle} --json` failed\n{}\n{}",
-            describe(&output),
-            self.server_logs()
-        );
-        json(&output)
+        json(&self.ok(&["status", handle, "--json"]))
     }
 
     /// A task's details (`status 42.3 --json`: state, worker, attempts, reason, output,
@@ -367,14 +367,6 @@ impl Farm {
         let mut full = vec!["jobs"];
         full.extend_from_slice(args);
         full.push("--json");
-        let output = self.run(&full);
-        assert!(
-            output.status.success(),
-            "`buildcat {}` failed\n{}\n{}",
-            full.join(" "),
-            describe(&output),
-            self.server_logs()
-        );
-        json(&output)
+        json(&self.ok(&full))
     }
 }
