@@ -22,6 +22,9 @@
 //! - `builder`: [`JobBuilder`], one named job of many tasks (a render in chunks).
 //! - `handle`: [`JobHandle`] ties a submitted job to its task type, so `wait` returns the
 //!   task's output (`wait_all`, each task's of a job of many).
+//! - [`render`]: a render's checks, name and tasks before it is sent
+//!   ([`render::BlenderRenderPlan`] and its siblings), shared by the command line, the Python
+//!   package and the Blender add-on.
 //! - `submitter`: [`submitter()`], `user@host`, which every submission records.
 //! - `connect`: opening a connection. Resolves the address, connects over TCP and
 //!   exchanges hellos, each step bounded by its timeout.
@@ -43,6 +46,7 @@ mod connection;
 mod error;
 mod handle;
 mod reconnect;
+pub mod render;
 mod submitter;
 pub mod tls;
 

@@ -1,0 +1,491 @@
+//! Render planning shared by every front end (the `buildcat` command, the Python package,
+//! the Blender add-on): a render's checks, its job name from the scene and frames, and its
+//! tasks (chunks of frames, one per file or frame), made before anything is sent.
+//!
+//! ```
+//! use buildcat_client::render::BlenderRenderPlan;
+//!
+//! let mut plan = BlenderRenderPlan::new("shots/a.blend", "1-10");
+//! plan.chunk = 4;
+//! let planned = plan.plan().unwrap();
+//! assert_eq!(planned.name, "a.blend 1-10");
+//! let chunks: Vec<_> = planned.tasks.iter().map(|(frames, _)| frames.clone()).collect();
+//! assert_eq!(chunks, [Some("1-4".into()), Some("5-8".into()), Some("9-10".into())]);
+//! ```
+
+use buildcat_proto::dcc::{
+    BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, ModoRender, RedshiftRender,
+    check_blender_engine, check_blender_format, check_blender_frames, check_cycles_device,
+};
+use buildcat_proto::frames::{FrameSpec, FrameSpecError};
+use buildcat_proto::paths::{self, PathError};
+use buildcat_proto::{JobOptions, Task};
+
+use crate::builder::JobBuilder;
+use crate::client::Client;
+
+/// Why a render was refused before anything was sent; the message says what to change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// A path is absolute, empty or climbs out of the farm root.
+    #[error("the {what} cannot be used: {error}")]
+    Path {
+        /// What the path names, e.g. `.blend file`.
+        what: &'static str,
+        /// What is wrong with it.
+        error: PathError,
+    },
+    /// The frame spec does not parse.
+    #[error(transparent)]
+    Frames(#[from] FrameSpecError),
+    /// A setting is out of range or unknown to the tool.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A render job before it is sent: its name, what it runs, and its tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderPlan<T> {
+    /// The name derived from the scene and frames (`a.blend 1-10`), unless the submitter
+    /// names the job itself.
+    pub name: String,
+    /// The command that renders it, as a person reads it, for `buildcat status`.
+    pub runs: String,
+    /// Each task's frames as a frame spec (for people; `None` where a task has no frames of
+    /// its own, e.g. one `.ifd` file) and what the worker gets.
+    pub tasks: Vec<(Option<String>, T)>,
+    /// Frames the spec named more than once (each renders once), for a warning.
+    pub repeated: Vec<i64>,
+}
+
+impl<T: Task> RenderPlan<T> {
+    /// The job on `client` for `queue`, named (by `name`, else the planned name), with its
+    /// tasks and `options`; ready to [`JobBuilder::submit`].
+    pub fn into_job(
+        self,
+        client: &Client,
+        queue: &str,
+        name: Option<String>,
+        options: JobOptions,
+    ) -> JobBuilder<T> {
+        let mut job = client
+            .new_job::<T>(queue)
+            .name(name.unwrap_or(self.name))
+            .runs(self.runs)
+            .options(options);
+        for (frames, task) in &self.tasks {
+            job = job.task(frames.as_deref(), task);
+        }
+        job
+    }
+}
+
+/// Refuses a path that is absolute or climbs out of the root, before anything is sent.
+pub fn check_path(what: &'static str, path: &str) -> Result<(), PlanError> {
+    paths::check_relative(path).map_err(|error| PlanError::Path { what, error })
+}
+
+/// The last part of a path, for a job's name (`scenes/shot.blend` is `shot.blend`).
+pub fn file_name(path: &str) -> &str {
+    path.rsplit(['/', '\\'])
+        .find(|part| !part.is_empty())
+        .unwrap_or(path)
+}
+
+/// A command line as a person would type it: arguments with spaces or quotes quoted.
+pub fn command_line<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
+    words
+        .into_iter()
+        .map(|word| {
+            let plain = !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+            if plain {
+                word.to_owned()
+            } else {
+                format!("'{}'", word.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Frames as a spec a person reads: `1-10`, `1-9:2`, or a list of runs `1-3,7`.
+pub fn frames_text(frames: &[i64]) -> String {
+    if let [first, second, ..] = frames {
+        let step = second - first;
+        let evenly = step > 1 && frames.windows(2).all(|pair| pair[1] - pair[0] == step);
+        if evenly {
+            let last = frames[frames.len() - 1];
+            return format!("{first}-{last}:{step}");
+        }
+    }
+    let mut runs: Vec<String> = Vec::new();
+    let mut rest = frames;
+    while let [start, ..] = rest {
+        let length = rest
+            .iter()
+            .zip(*start..)
+            .take_while(|(frame, expected)| **frame == *expected)
+            .count();
+        runs.push(match length {
+            1 => start.to_string(),
+            _ => format!("{start}-{}", rest[length - 1]),
+        });
+        rest = &rest[length..];
+    }
+    runs.join(",")
+}
+
+/// The frames of a Blender render, each once, and those the spec repeats; refused when one
+/// is negative or past Blender's last frame.
+pub fn blender_frames(spec: &FrameSpec) -> Result<(Vec<i64>, Vec<i64>), PlanError> {
+    let (frames, repeated) = spec.unique_frames();
+    if let Some((first, last)) = spec.bounds() {
+        check_blender_frames(first, last).map_err(PlanError::Invalid)?;
+    }
+    Ok((frames, repeated))
+}
+
+/// A Blender render as its submitter describes it: one task per `chunk` frames (one task
+/// for all frames with `movie`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlenderRenderPlan {
+    /// The `.blend` file, relative to the farm root.
+    pub blend: String,
+    /// The frame spec, e.g. `1-240` or `1,5,10-20:2`.
+    pub frames: String,
+    /// Frames per task: a worker renders a chunk in one Blender run, so the scene loads
+    /// once per chunk.
+    pub chunk: usize,
+    /// Blender's output pattern (`-o`), relative to the root.
+    pub output: Option<String>,
+    /// The image format (`-F`), e.g. `PNG`.
+    pub format: Option<String>,
+    /// The render engine (`-E`).
+    pub engine: Option<String>,
+    /// The scene inside the file (`-S`).
+    pub scene: Option<String>,
+    /// The Cycles device, overriding the worker's.
+    pub cycles_device: Option<String>,
+    /// Python run after the file is loaded.
+    pub python_expr: Option<String>,
+    /// More arguments for Blender, before `-f`.
+    pub blender_args: Vec<String>,
+    /// Whether missing linked libraries may be left out.
+    pub allow_missing_libraries: bool,
+    /// Whether a file written outside the root only warns.
+    pub allow_outside_root: bool,
+    /// Whether the output is one movie file, rendered by one task.
+    pub movie: bool,
+}
+
+impl BlenderRenderPlan {
+    /// A render of `frames` of `blend`, one frame per task, Blender's settings as the scene
+    /// has them.
+    pub fn new(blend: impl Into<String>, frames: impl Into<String>) -> BlenderRenderPlan {
+        BlenderRenderPlan {
+            blend: blend.into(),
+            frames: frames.into(),
+            chunk: 1,
+            output: None,
+            format: None,
+            engine: None,
+            scene: None,
+            cycles_device: None,
+            python_expr: None,
+            blender_args: Vec::new(),
+            allow_missing_libraries: false,
+            allow_outside_root: false,
+            movie: false,
+        }
+    }
+
+    /// Checks `format`, `engine` and `cycles_device` against Blender's names; a movie
+    /// format needs `movie`.
+    fn check_names(&self) -> Result<(), PlanError> {
+        if let Some(format) = &self.format {
+            let movie = check_blender_format(format).map_err(PlanError::Invalid)?;
+            if movie && !self.movie {
+                return Err(PlanError::Invalid(format!(
+                    "--format {format} writes one movie file, which every task of the job \
+                     would overwrite; render images (e.g. --format PNG) and encode them \
+                     afterwards, or pass --movie to render the whole range as one task"
+                )));
+            }
+        }
+        if let Some(engine) = &self.engine {
+            check_blender_engine(engine).map_err(PlanError::Invalid)?;
+        }
+        if let Some(device) = &self.cycles_device {
+            check_cycles_device(device).map_err(PlanError::Invalid)?;
+        }
+        Ok(())
+    }
+
+    /// The job, after every check that can be made before sending.
+    ///
+    /// # Errors
+    /// [`PlanError`] for a path outside the root, a chunk of 0, a bad frame spec, a frame
+    /// Blender cannot render, an unknown format, engine or device, or a movie format
+    /// without `movie`.
+    pub fn plan(&self) -> Result<RenderPlan<BlenderRender>, PlanError> {
+        check_path(".blend file", &self.blend)?;
+        if let Some(output) = &self.output {
+            check_path("output pattern", output)?;
+        }
+        if self.chunk == 0 {
+            return Err(PlanError::Invalid(
+                "--chunk must be at least 1 frame per task".to_owned(),
+            ));
+        }
+        let spec: FrameSpec = self.frames.parse()?;
+        let (frames, repeated) = blender_frames(&spec)?;
+        self.check_names()?;
+        let shown = spec.to_string();
+        let chunk = self.chunk.to_string();
+        let mut words = vec![
+            "blender-render",
+            self.blend.as_str(),
+            "--frames",
+            shown.as_str(),
+            "--chunk",
+            chunk.as_str(),
+        ];
+        for (flag, value) in [
+            ("--output", &self.output),
+            ("--format", &self.format),
+            ("--engine", &self.engine),
+            ("--scene", &self.scene),
+            ("--cycles-device", &self.cycles_device),
+            ("--python-expr", &self.python_expr),
+        ] {
+            if let Some(value) = value {
+                words.extend([flag, value.as_str()]);
+            }
+        }
+        for arg in &self.blender_args {
+            words.extend(["--blender-arg", arg.as_str()]);
+        }
+        for (flag, on) in [
+            ("--allow-missing-libraries", self.allow_missing_libraries),
+            ("--allow-outside-root", self.allow_outside_root),
+            ("--movie", self.movie),
+        ] {
+            if on {
+                words.push(flag);
+            }
+        }
+        // A movie is one file: every chunk would write it anew.
+        let chunk_size = if self.movie {
+            frames.len().max(1)
+        } else {
+            self.chunk
+        };
+        Ok(RenderPlan {
+            name: format!("{} {shown}", file_name(&self.blend)),
+            runs: command_line(words),
+            tasks: frames
+                .chunks(chunk_size)
+                .map(|chunk| {
+                    let task = BlenderRender {
+                        blend: self.blend.clone(),
+                        frames: chunk.to_vec(),
+                        output: self.output.clone(),
+                        format: self.format.clone(),
+                        engine: self.engine.clone(),
+                        scene: self.scene.clone(),
+                        cycles_device: self.cycles_device.clone(),
+                        python_expr: self.python_expr.clone(),
+                        extra_args: self.blender_args.clone(),
+                        allow_missing_libraries: self.allow_missing_libraries,
+                        allow_outside_root: self.allow_outside_root,
+                        movie: self.movie,
+                    };
+                    (Some(frames_text(chunk)), task)
+                })
+                .collect(),
+            repeated,
+        })
+    }
+}
+
+/// A Houdini render of a `.hip` file through a ROP: one job of one task for all frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoudiniHipPlan {
+    /// The `.hip` file, relative to the farm root.
+    pub hip: String,
+    /// The frame spec.
+    pub frames: String,
+    /// The ROP's node path, e.g. `/out/mantra_ipr`.
+    pub rop: String,
+}
+
+impl HoudiniHipPlan {
+    /// The job, after every check that can be made before sending.
+    ///
+    /// # Errors
+    /// [`PlanError`] for a path outside the root, a bad frame spec or an empty ROP.
+    pub fn plan(&self) -> Result<RenderPlan<HoudiniRenderHip>, PlanError> {
+        check_path(".hip file", &self.hip)?;
+        let spec: FrameSpec = self.frames.parse()?;
+        if self.rop.trim().is_empty() {
+            return Err(PlanError::Invalid(
+                "--rop is empty; give the ROP's node path, e.g. /out/mantra_ipr".to_owned(),
+            ));
+        }
+        let shown = spec.to_string();
+        let task = HoudiniRenderHip {
+            hip: self.hip.clone(),
+            frames: spec.ranges,
+            rop: self.rop.clone(),
+        };
+        Ok(RenderPlan {
+            name: format!("{} {} {shown}", file_name(&self.hip), self.rop),
+            runs: command_line([
+                "houdini-render-hip",
+                self.hip.as_str(),
+                "--frames",
+                shown.as_str(),
+                "--rop",
+                self.rop.as_str(),
+            ]),
+            tasks: vec![(Some(shown.clone()), task)],
+            repeated: Vec::new(),
+        })
+    }
+}
+
+/// Houdini `.ifd` files rendered by `mantra`: one job of one task per file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoudiniIfdPlan {
+    /// The files, relative to the farm root.
+    pub ifds: Vec<String>,
+}
+
+impl HoudiniIfdPlan {
+    /// The job, after every path is checked.
+    ///
+    /// # Errors
+    /// [`PlanError::Path`] for a path outside the root; [`PlanError::Invalid`] for no files.
+    pub fn plan(&self) -> Result<RenderPlan<HoudiniRenderIfd>, PlanError> {
+        for ifd in &self.ifds {
+            check_path(".ifd file", ifd)?;
+        }
+        let name = match self.ifds.as_slice() {
+            [] => return Err(PlanError::Invalid("give at least one .ifd file".to_owned())),
+            [one] => file_name(one).to_owned(),
+            many => format!("{} ifd files", many.len()),
+        };
+        Ok(RenderPlan {
+            name,
+            runs: command_line(
+                ["houdini-render-ifd"]
+                    .into_iter()
+                    .chain(self.ifds.iter().map(String::as_str)),
+            ),
+            tasks: self
+                .ifds
+                .iter()
+                .map(|ifd| (None, HoudiniRenderIfd { ifd: ifd.clone() }))
+                .collect(),
+            repeated: Vec::new(),
+        })
+    }
+}
+
+/// A Modo render of frames `start..stop` by `step`: one job of one task per frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModoRenderPlan {
+    /// The `.lxo` scene, relative to the farm root.
+    pub lxo: String,
+    /// The first frame.
+    pub start: i64,
+    /// One past the last frame (the original's half-open ranges).
+    pub stop: i64,
+    /// The distance between frames.
+    pub step: i64,
+}
+
+impl ModoRenderPlan {
+    /// The job, after every check that can be made before sending.
+    ///
+    /// # Errors
+    /// [`PlanError`] for a path outside the root, a step under 1 or no frames.
+    pub fn plan(&self) -> Result<RenderPlan<ModoRender>, PlanError> {
+        check_path(".lxo scene", &self.lxo)?;
+        if self.step < 1 {
+            return Err(PlanError::Invalid("--step must be 1 or more".to_owned()));
+        }
+        if self.stop <= self.start {
+            return Err(PlanError::Invalid(format!(
+                "--stop ({}) must be greater than --start ({}); frames run from start up to \
+                 but not including stop",
+                self.stop, self.start
+            )));
+        }
+        let step = usize::try_from(self.step).unwrap_or(usize::MAX);
+        let frames: Vec<i64> = (self.start..self.stop).step_by(step).collect();
+        let (start, stop, step_text) = (
+            self.start.to_string(),
+            self.stop.to_string(),
+            self.step.to_string(),
+        );
+        Ok(RenderPlan {
+            name: format!("{} {}", file_name(&self.lxo), frames_text(&frames)),
+            runs: command_line([
+                "modo-render",
+                self.lxo.as_str(),
+                "--start",
+                start.as_str(),
+                "--stop",
+                stop.as_str(),
+                "--step",
+                step_text.as_str(),
+            ]),
+            tasks: frames
+                .iter()
+                .map(|&frame| {
+                    let task = ModoRender {
+                        lxo: self.lxo.clone(),
+                        start: frame,
+                        stop: frame + 1,
+                        step: 1,
+                    };
+                    (Some(frame.to_string()), task)
+                })
+                .collect(),
+            repeated: Vec::new(),
+        })
+    }
+}
+
+/// A Redshift archive render: one job of one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedshiftRenderPlan {
+    /// The `.rs` archive, relative to the farm root.
+    pub rs: String,
+}
+
+impl RedshiftRenderPlan {
+    /// The job, after its path is checked.
+    ///
+    /// # Errors
+    /// [`PlanError::Path`] for a path outside the root.
+    pub fn plan(&self) -> Result<RenderPlan<RedshiftRender>, PlanError> {
+        check_path(".rs archive", &self.rs)?;
+        Ok(RenderPlan {
+            name: file_name(&self.rs).to_owned(),
+            runs: command_line(["redshift-render", self.rs.as_str()]),
+            tasks: vec![(
+                None,
+                RedshiftRender {
+                    rs: self.rs.clone(),
+                },
+            )],
+            repeated: Vec::new(),
+        })
+    }
+}
