@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod python;
+
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
@@ -16,6 +18,8 @@ tasks:
                    charts (--quick: smaller sizes, under a minute; --only GROUPS: a subset,
                    see `target/release/buildcat-bench --help`). Missed targets are reported,
                    never a failure
+  python [--debug]  build the Python wheel (maturin; release unless --debug) and the Blender
+                   add-on zip into target/python/
   fuzz [SECONDS]   fuzz the frame decoder with libFuzzer (cargo-fuzz, `cargo install
                    cargo-fuzz`) for SECONDS (default 300): every byte string a peer can send,
                    decoded as each side decodes it; a crash leaves its input in
@@ -29,6 +33,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&rest),
         Some("fuzz") => fuzz(&rest),
+        Some("python") => python_task(&rest),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -79,6 +84,9 @@ fn ci() -> Result<(), String> {
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    // After the Rust tests: the package wraps the client they checked, and its tests run
+    // the binary built above.
+    python::ci(&workspace_root(), &target_dir())?;
     eprintln!("xtask: ci passed");
     Ok(())
 }
@@ -87,6 +95,23 @@ fn ci() -> Result<(), String> {
 fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Where cargo builds: `$CARGO_TARGET_DIR`, else `target/` in the workspace.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// `cargo xtask python [--debug]`: the wheel and the Blender add-on into target/python/.
+fn python_task(args: &[String]) -> Result<(), String> {
+    let debug = match args {
+        [] => false,
+        [flag] if flag == "--debug" => true,
+        _ => return Err(format!("python takes only --debug\n\n{USAGE}")),
+    };
+    python::build(&workspace_root(), &target_dir(), debug).map(|_| ())
 }
 
 /// How long `cargo xtask fuzz` runs by default, in seconds: about 5 M inputs on one core.
