@@ -149,3 +149,15 @@ def test_ctrl_c_interrupts_a_wait(farm, tmp_path):
         assert waiter.stdout.read().strip() == "interrupted"
     finally:
         waiter.kill()
+
+
+def test_after_holds_a_job_until_the_jobs_it_names_finish(client):
+    first = client.run(["true"], queue="nobody-serves-this")
+    second = client.run(["true"], after=[first], name="after first")
+    third = client.run(["true"], after=[first.number], name="after first by number")
+    for job in (second, third):
+        status = job.status()
+        assert status["tasks"][0]["state"] == "deferred", status
+    first.cancel()
+    second.cancel()
+    third.cancel()
