@@ -72,3 +72,15 @@ def test_root_and_require_relative_path(monkeypatch, tmp_path):
     assert buildcat.require_relative_path("a/b.hip", "hip file") == "a/b.hip"
     with pytest.raises(buildcat.Error, match="the hip file cannot be used"):
         buildcat.require_relative_path("/a/b.hip", "hip file")
+
+
+def test_the_houdini_post_render_pattern_submits_a_job_per_ifd(farm):
+    # As the original's users wrote it in a post-render script: one job per .ifd file.
+    connection, queue = buildcat.queue(queue="nobody-serves-this", port=farm.port)
+    paths = [f"ifd/shot.{frame:04d}.ifd" for frame in (1, 2, 3)]
+    jobs = [buildcat.submit(queue, "buildcat.hou.render_ifd", path) for path in paths]
+    names = [job.status()["name"] for job in jobs]
+    assert names == ["shot.0001.ifd", "shot.0002.ifd", "shot.0003.ifd"]
+    assert all(job.kind == "buildcat.hou.render_ifd" and job.tasks == 1 for job in jobs)
+    for job in jobs:
+        job.cancel()
