@@ -161,3 +161,17 @@ def test_after_holds_a_job_until_the_jobs_it_names_finish(client):
     first.cancel()
     second.cancel()
     third.cancel()
+
+
+def test_modo_and_redshift_renders_are_planned_like_the_cli(client):
+    modo = client.modo_render("scenes/a.lxo", start=1, stop=7, step=2, queue="nobody-serves-this")
+    assert modo.tasks == 3
+    assert modo.status()["name"] == "a.lxo 1-5:2"
+    redshift = client.redshift_render("archives/a.rs", queue="nobody-serves-this")
+    assert redshift.status()["name"] == "a.rs"
+    with pytest.raises(buildcat.InvalidRequest, match="--stop \\(1\\) must be greater"):
+        client.modo_render("scenes/a.lxo", start=3, stop=1)
+    with pytest.raises(buildcat.InvalidRequest, match="timeout must be a positive number"):
+        client.redshift_render("archives/a.rs", timeout=-1)
+    modo.cancel()
+    redshift.cancel()

@@ -18,8 +18,10 @@ tasks:
                    charts (--quick: smaller sizes, under a minute; --only GROUPS: a subset,
                    see `target/release/buildcat-bench --help`). Missed targets are reported,
                    never a failure
-  python [--debug]  build the Python wheel (maturin; release unless --debug) and the Blender
-                   add-on zip into target/python/
+  python [--debug] [--test]
+                   build the Python wheel (maturin; release unless --debug) and the Blender
+                   add-on zip into target/python/; --test: then install the wheel into
+                   target/python/venv and run pytest on tests/python (as ci does)
   fuzz [SECONDS]   fuzz the frame decoder with libFuzzer (cargo-fuzz, `cargo install
                    cargo-fuzz`) for SECONDS (default 300): every byte string a peer can send,
                    decoded as each side decodes it; a crash leaves its input in
@@ -86,7 +88,7 @@ fn ci() -> Result<(), String> {
     )?;
     // After the Rust tests: the package wraps the client they checked, and its tests run
     // the binary built above.
-    python::ci(&workspace_root(), &target_dir())?;
+    python::test(&workspace_root(), &target_dir(), false)?;
     eprintln!("xtask: ci passed");
     Ok(())
 }
@@ -104,14 +106,28 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-/// `cargo xtask python [--debug]`: the wheel and the Blender add-on into target/python/.
+/// `cargo xtask python [--debug] [--test]`: the wheel and the Blender add-on into
+/// target/python/, and with `--test` the Python tests.
 fn python_task(args: &[String]) -> Result<(), String> {
-    let debug = match args {
-        [] => false,
-        [flag] if flag == "--debug" => true,
-        _ => return Err(format!("python takes only --debug\n\n{USAGE}")),
-    };
-    python::build(&workspace_root(), &target_dir(), debug).map(|_| ())
+    let (mut debug, mut test) = (false, false);
+    for arg in args {
+        match arg.as_str() {
+            "--debug" => debug = true,
+            "--test" => test = true,
+            other => {
+                return Err(format!(
+                    "python takes --debug and --test, not `{other}`\n\n{USAGE}"
+                ));
+            }
+        }
+    }
+    if test {
+        // The tests run the binary, as ci's build step leaves it.
+        cargo(&["build", "-p", "buildcat-cli"], &[])?;
+        python::test(&workspace_root(), &target_dir(), debug)
+    } else {
+        python::build(&workspace_root(), &target_dir(), debug).map(|_| ())
+    }
 }
 
 /// How long `cargo xtask fuzz` runs by default, in seconds: about 5 M inputs on one core.

@@ -199,12 +199,12 @@ fn workspace_version(root: &Path) -> Result<String, String> {
         .ok_or_else(|| "[workspace.package] names no version".to_owned())
 }
 
-/// The Python step of CI: builds the wheel and add-on, installs the wheel into the tools
-/// environment (`target/python/venv`, made here with the system's site packages when
-/// `.ci/run` did not make it) and runs pytest on `tests/python` against
+/// The Python step of CI: builds the wheel (release unless `debug`) and add-on, installs the
+/// wheel into the tools environment (`target/python/venv`, made here with the system's site
+/// packages when `.ci/run` did not make it) and runs pytest on `tests/python` against
 /// `target/debug/buildcat`. Without the tools it fails under `BUILDCAT_CI=1` and says it
 /// skipped otherwise.
-pub fn ci(root: &Path, target: &Path) -> Result<(), String> {
+pub fn test(root: &Path, target: &Path, debug: bool) -> Result<(), String> {
     let strict = std::env::var_os("BUILDCAT_CI").is_some_and(|v| v == "1");
     let skip = |missing: String| {
         if strict {
@@ -217,7 +217,7 @@ pub fn ci(root: &Path, target: &Path) -> Result<(), String> {
     if let Err(missing) = tools(target) {
         return skip(missing);
     }
-    let built = build(root, target, false)?;
+    let built = build(root, target, debug)?;
     let venv = tools_venv(target);
     let venv_python = venv.join("bin").join("python3");
     if !venv_python.exists() {
