@@ -28,6 +28,7 @@ mod memory;
 mod multihost;
 #[cfg(target_os = "linux")]
 mod netns;
+mod notify;
 mod original;
 mod output;
 mod render;
