@@ -414,6 +414,15 @@ pub struct ToolArgs {
     /// METAL, optionally with +CPU [default: the CPU].
     #[arg(long, value_name = "DEVICE")]
     pub cycles_device: Option<String>,
+    /// One Blender profile (HOME, configuration, caches such as compiled Cycles kernels)
+    /// for every slot of this worker [default: each slot its own, under --state-dir,
+    /// kept between tasks and restarts].
+    #[arg(long, value_name = "DIR")]
+    pub blender_profile: Option<PathBuf>,
+    /// Empty the Blender profiles at start (e.g. after a driver update); only folders
+    /// buildcat made are removed.
+    #[arg(long)]
+    pub blender_profile_reset: bool,
     /// The hython executable [default: `hython` on PATH].
     #[arg(long, value_name = "PATH")]
     pub hython: Option<PathBuf>,

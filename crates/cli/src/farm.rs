@@ -208,6 +208,8 @@ fn build_worker(args: &WorkerArgs, addr: String, count: usize) -> anyhow::Result
         no_autoexec: tools.blender_no_autoexec,
         cycles_device: tools.cycles_device.clone(),
         threads: tools.blender_threads,
+        profile: tools.blender_profile.clone(),
+        reset_profile: tools.blender_profile_reset,
     });
     let given = [
         (Tool::Blender, &tools.blender),

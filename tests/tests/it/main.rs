@@ -9,6 +9,7 @@
 
 // Real processes, `flock` and server kills: the farm under repeated faults.
 #[cfg(target_os = "linux")]
+mod blender_profile;
 mod chaos;
 mod environment;
 mod errors;
