@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// A render farm: a server that queues jobs, workers that run them, and this command to
 /// start them and submit work.
@@ -204,6 +204,8 @@ pub struct ServerArgs {
     pub tuning: ServerTuning,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
     /// Require TLS with client certificates, with the files under ~/.buildcat/ unless the
     /// flags below name others.
     #[arg(long)]
@@ -265,6 +267,61 @@ pub struct HttpArgs {
     /// required when --http is beyond loopback, and required of every request once given.
     #[arg(long, value_name = "PATH", conflicts_with = "no_http")]
     pub http_token_file: Option<PathBuf>,
+}
+
+/// Notifications of ended jobs, for `server` and `farm`.
+#[derive(Debug, Clone, Args)]
+pub struct NotifyArgs {
+    /// POST a JSON notification to URL when a job ends (repeatable): its name, submitter,
+    /// task counts, times, a line of text for chat webhooks and a link to its page; retried
+    /// with backoff while the receiver is down.
+    #[arg(long, value_name = "URL")]
+    pub notify: Vec<String>,
+    /// Only for jobs that ended so (comma-separated) [default: every end].
+    #[arg(
+        long,
+        value_name = "STATES",
+        value_delimiter = ',',
+        requires = "notify"
+    )]
+    pub notify_on: Vec<JobEnd>,
+}
+
+/// How a job may end, for `--notify-on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JobEnd {
+    /// Every task finished.
+    Finished,
+    /// A task failed.
+    Failed,
+    /// Canceled by a person.
+    Canceled,
+}
+
+impl NotifyArgs {
+    /// The server's notification settings; `None` without `--notify`.
+    pub fn options(&self) -> anyhow::Result<Option<buildcat_queue::notify::NotifyOptions>> {
+        if self.notify.is_empty() {
+            return Ok(None);
+        }
+        for url in &self.notify {
+            buildcat_queue::notify::check_url(url).map_err(|e| anyhow::anyhow!("--notify {e}"))?;
+        }
+        let on = self
+            .notify_on
+            .iter()
+            .map(|end| match end {
+                JobEnd::Finished => buildcat_proto::JobState::Finished,
+                JobEnd::Failed => buildcat_proto::JobState::Failed,
+                JobEnd::Canceled => buildcat_proto::JobState::Canceled,
+            })
+            .collect();
+        Ok(Some(buildcat_queue::notify::NotifyOptions {
+            urls: self.notify.clone(),
+            on,
+            page: None,
+        }))
+    }
 }
 
 /// Server settings shared by `server` and `farm`.
@@ -357,6 +414,15 @@ pub struct ToolArgs {
     /// METAL, optionally with +CPU [default: the CPU].
     #[arg(long, value_name = "DEVICE")]
     pub cycles_device: Option<String>,
+    /// One Blender profile (HOME, configuration, caches such as compiled Cycles kernels)
+    /// for every slot of this worker [default: each slot its own, under --state-dir,
+    /// kept between tasks and restarts].
+    #[arg(long, value_name = "DIR")]
+    pub blender_profile: Option<PathBuf>,
+    /// Empty the Blender profiles at start (e.g. after a driver update); only folders
+    /// buildcat made are removed.
+    #[arg(long)]
+    pub blender_profile_reset: bool,
     /// The hython executable [default: `hython` on PATH].
     #[arg(long, value_name = "PATH")]
     pub hython: Option<PathBuf>,
@@ -402,6 +468,8 @@ pub struct FarmArgs {
     pub tuning: ServerTuning,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }
 
 /// `buildcat worker-info`.

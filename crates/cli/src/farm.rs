@@ -140,6 +140,7 @@ async fn bind_http(
 
 /// `buildcat server`.
 pub async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let notify = args.notify.options()?;
     let mut config = server_config(&args.storage, &args.tuning)?;
     config.tls = args.tls()?;
     let tls = config.tls.is_some();
@@ -151,6 +152,10 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let http = bind_http(&args.http).await?;
     let opened = match http {
         Some((listener, options)) => opened.with_http(listener, options),
+        None => opened,
+    };
+    let opened = match notify {
+        Some(options) => opened.with_notify(options),
         None => opened,
     };
     let loopback = args
@@ -203,6 +208,8 @@ fn build_worker(args: &WorkerArgs, addr: String, count: usize) -> anyhow::Result
         no_autoexec: tools.blender_no_autoexec,
         cycles_device: tools.cycles_device.clone(),
         threads: tools.blender_threads,
+        profile: tools.blender_profile.clone(),
+        reset_profile: tools.blender_profile_reset,
     });
     let given = [
         (Tool::Blender, &tools.blender),
@@ -260,6 +267,7 @@ fn count_running(worker: &Worker) -> CountRunning {
 
 /// `buildcat farm`: a server and local workers in one process.
 pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
+    let notify = args.notify.options()?;
     let count = match args.workers {
         Some(count) => count,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -272,6 +280,10 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
     let listener = bind("127.0.0.1", args.port).await?;
     let opened = match bind_http(&args.http).await? {
         Some((listener, options)) => opened.with_http(listener, options),
+        None => opened,
+    };
+    let opened = match notify {
+        Some(options) => opened.with_notify(options),
         None => opened,
     };
     let addr = listener

@@ -44,6 +44,7 @@
 
 pub mod core;
 pub mod http;
+pub mod notify;
 pub mod server;
 pub mod store;
 pub mod tls;

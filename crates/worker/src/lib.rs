@@ -102,7 +102,7 @@ pub use buildcat_proto::{Failure, Task};
 pub use context::{DEFAULT_KILL_GRACE, JobContext, JobMonitor};
 pub use control::ShutdownHandle;
 pub use error::WorkerError;
-pub use integrations::BlenderOptions;
 pub use integrations::tools::{Executable, Tool, Toolbox};
+pub use integrations::{BlenderOptions, PROFILE_MARK};
 pub use registry::{Handler, HandlerFuture, Registry};
 pub use worker::{RunStats, Worker, WorkerBuilder};

@@ -452,15 +452,19 @@ impl WorkerBuilder {
             .map(|options| options.connector().map(TlsSetup))
             .transpose()
             .map_err(|error| WorkerError::Config(error.to_string()))?;
+        let state_dir = self.state_dir.unwrap_or_else(default_state_dir);
         let mut registry = self.registry;
         integrations::register(
             &mut registry,
             &tools,
             &self.redshift_gpus,
             &self.blender_options,
+            &state_dir,
         );
         let registry = Arc::new(registry);
-        let state_dir = self.state_dir.unwrap_or_else(default_state_dir);
+        if self.blender_options.reset_profile {
+            integrations::ProfileHome::new(&self.blender_options, &state_dir).reset(&names);
+        }
         let loops = names
             .into_iter()
             .map(|name| LoopConfig {

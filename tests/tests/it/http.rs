@@ -21,13 +21,13 @@ const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 
 /// An HTTP answer.
 #[derive(Debug)]
-struct Answer {
+pub(super) struct Answer {
     /// The status code.
-    status: u16,
+    pub(super) status: u16,
     /// The headers, names lowercased.
     headers: Vec<(String, String)>,
     /// The body.
-    body: String,
+    pub(super) body: String,
 }
 
 impl Answer {
@@ -48,7 +48,13 @@ impl Answer {
 }
 
 /// Sends one request to `127.0.0.1:port` and reads the whole answer.
-fn request(port: u16, method: &str, path: &str, headers: &[&str], body: Option<&str>) -> Answer {
+pub(super) fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: Option<&str>,
+) -> Answer {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|error| panic!("could not connect to the HTTP API on {port}: {error}"));
     stream
@@ -136,7 +142,7 @@ fn cli(farm: &Farm, args: &[&str]) -> Value {
 }
 
 /// A farm whose HTTP API listens on a free loopback port, with `extra` server flags.
-fn farm_with_http(extra: &[&str]) -> (Farm, u16) {
+pub(super) fn farm_with_http(extra: &[&str]) -> (Farm, u16) {
     let http = free_port();
     let addr = format!("127.0.0.1:{http}");
     let mut args = vec!["--http", addr.as_str()];
@@ -474,6 +480,36 @@ fn metrics_match_info_and_parse_as_prometheus_text() {
         }
         other => panic!("the commit latency is not a histogram: {other:?}"),
     }
+    // The one job that ran: its attempt's run time, its task's queue wait, its end.
+    let observations = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{}", answer.body));
+        match &sample.value {
+            prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
+            other => panic!("{name} is not a histogram: {other:?}"),
+        }
+    };
+    assert_eq!(
+        observations(
+            "buildcat_task_run_seconds",
+            &[("queue", "default"), ("outcome", "finished")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        observations("buildcat_task_queue_wait_seconds", &[("queue", "default")]),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "buildcat_jobs_ended_total",
+            &[("queue", "default"), ("state", "finished")]
+        ),
+        1.0
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 // Real processes, `flock` and server kills: the farm under repeated faults.
 #[cfg(target_os = "linux")]
+mod blender_profile;
 mod chaos;
 mod environment;
 mod errors;
@@ -28,6 +29,7 @@ mod memory;
 mod multihost;
 #[cfg(target_os = "linux")]
 mod netns;
+mod notify;
 mod original;
 mod output;
 mod render;

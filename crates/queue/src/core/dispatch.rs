@@ -135,9 +135,9 @@ impl Core {
         let key = job.queue_key(id.index);
         let queue_name = job.queue.clone();
         let kind = job.kind.clone();
-        let queue = self.queue_mut(&queue_name);
-        queue.push(key, &kind);
-        if queue.paused {
+        self.queue_mut(&queue_name).push(key, &kind);
+        self.notice_dispatchable(now, id);
+        if self.queue_paused(&queue_name) {
             return;
         }
         self.offer_to_idle(now, id);

@@ -83,6 +83,9 @@ pub(super) struct Task {
     /// The current attempt's record awaits its commit before the worker is sent the task:
     /// a worker never runs an attempt a restart would not find. Only while started.
     pub(super) assigning: bool,
+    /// Since when it could be dispatched, while queued, for its queue wait; kept only
+    /// with [`CoreConfig::notices`](super::CoreConfig::notices), in memory.
+    pub(super) queued_at: Option<Timestamp>,
 }
 
 /// Where a job's stored output ends and how far its middle has been dropped.
@@ -152,6 +155,7 @@ impl Task {
             retry_at: None,
             completing: 0,
             assigning: false,
+            queued_at: None,
         }
     }
 
@@ -265,6 +269,7 @@ impl Job {
                 retry_at: None,
                 completing: 0,
                 assigning: false,
+                queued_at: None,
             })
             .collect();
         let mut runs = new.runs;

@@ -496,6 +496,7 @@ impl Core {
             }
         }
         self.touched.insert(id.job);
+        self.notice_task(id, old, state);
         self.tell_watchers(id);
     }
 
@@ -799,6 +800,7 @@ impl Core {
                         self.expiring.insert((ended, id));
                     }
                     self.announce_end(id);
+                    self.notice_job_ended(id);
                     self.release_dependents(now, Dependency::Job(id));
                 }
                 (false, Some(at)) => {

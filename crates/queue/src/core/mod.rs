@@ -46,6 +46,7 @@ use dispatch::{Queue, Worker, WorkerRecord};
 use ids::IdSource;
 use job::Job;
 use lifecycle::AwaitingCommit;
+pub use notices::Notice;
 
 /// Identifies one connection for the life of the server.
 pub type ConnId = u64;
@@ -123,6 +124,9 @@ pub struct CoreConfig {
     /// Seeds the job id generator; `None` seeds it from the operating system. Tests set it
     /// so that a run replays exactly.
     pub id_seed: Option<u64>,
+    /// Whether to make [`Effect::Notice`]s (for metrics and notifications); off, the core
+    /// spends nothing on them.
+    pub notices: bool,
 }
 
 impl Default for CoreConfig {
@@ -143,6 +147,7 @@ impl Default for CoreConfig {
             quarantine_after: 5,
             quarantine_cooldown: Duration::from_secs(15 * 60),
             id_seed: None,
+            notices: false,
         }
     }
 }
@@ -229,6 +234,9 @@ pub enum Effect {
     /// Read a page of a task's output from the store, after every [`Effect::Persist`] before
     /// it; report it in [`Input::OutputRead`].
     ReadOutput(OutputRead),
+    /// Something happened that the shell may measure or tell people about; nothing to do
+    /// for the farm's sake. Only with [`CoreConfig::notices`].
+    Notice(Notice),
 }
 
 /// The farm's state.
@@ -414,6 +422,11 @@ impl Core {
     /// How many tasks the core holds, in all its jobs.
     pub fn task_count(&self) -> usize {
         self.jobs.values().map(|job| job.tasks.len()).sum()
+    }
+
+    /// Turns [`Effect::Notice`]s on or off (see [`CoreConfig::notices`]).
+    pub fn set_notices(&mut self, on: bool) {
+        self.config.notices = on;
     }
 
     /// Handles one input and returns what the shell must do.
@@ -759,5 +772,6 @@ mod invariants;
 mod job;
 mod lifecycle;
 mod manage;
+mod notices;
 #[cfg(test)]
 mod tests;

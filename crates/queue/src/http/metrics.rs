@@ -3,6 +3,8 @@
 //! Gauges are read from one `Info` request at scrape time, so they cost nothing between
 //! scrapes and always agree with `buildcat info`. The storage commit latency is measured in
 //! the store writer thread and shared here through [`StoreMetrics`], never through the core.
+//! Task run times, queue waits and job ends are counted by the hub from the core's notices
+//! into [`TaskMetrics`], as they happen.
 
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use buildcat_proto::{FarmInfo, Reply, Request, Role, TaskState, WorkerActivity};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -18,6 +21,7 @@ use prometheus_client::registry::Registry;
 
 use super::AppState;
 use super::api::{ApiError, ask};
+use crate::core::Notice;
 
 /// What Prometheus is told the body is: OpenMetrics text, which `prometheus-client` writes.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -27,6 +31,12 @@ const COMMIT_BUCKET_START: f64 = 0.000_5;
 
 /// Buckets double from the first; 14 of them reach about 4 s, past which a disk is failing.
 const COMMIT_BUCKETS: u16 = 14;
+
+/// The shortest task time bucket: a command that does next to nothing.
+const TASK_BUCKET_START: f64 = 0.1;
+
+/// Buckets double from the first; 18 of them reach about 3.6 hours, a long frame.
+const TASK_BUCKETS: u16 = 18;
 
 /// The workers' states, listed even when no worker is in one, so a dashboard's series never
 /// vanish.
@@ -59,6 +69,69 @@ impl StoreMetrics {
     /// Records one commit that took `took`.
     pub(crate) fn observe_commit(&self, took: Duration) {
         self.commit_seconds.observe(took.as_secs_f64());
+    }
+}
+
+/// A histogram family's constructor: every series gets the task buckets.
+type TaskHistograms = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// The task buckets, 0.1 s to about 3.6 h.
+fn task_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(TASK_BUCKET_START, 2.0, TASK_BUCKETS))
+}
+
+/// Measurements the hub makes from the core's notices as tasks start and end and jobs end,
+/// shared with the HTTP shell.
+#[derive(Debug, Clone)]
+pub struct TaskMetrics {
+    /// How long attempts ran, by queue and outcome.
+    run_seconds: TaskHistograms,
+    /// How long tasks waited in their queue before a worker took them, by queue.
+    queue_wait_seconds: TaskHistograms,
+    /// Jobs that ended, by queue and how.
+    jobs_ended: Family<Labels, Counter>,
+}
+
+impl Default for TaskMetrics {
+    fn default() -> Self {
+        TaskMetrics {
+            run_seconds: Family::new_with_constructor(task_histogram),
+            queue_wait_seconds: Family::new_with_constructor(task_histogram),
+            jobs_ended: Family::default(),
+        }
+    }
+}
+
+impl TaskMetrics {
+    /// Counts one notice.
+    pub(crate) fn observe(&self, notice: &Notice) {
+        match notice {
+            Notice::Started { queue, waited } => {
+                self.queue_wait_seconds
+                    .get_or_create(&vec![("queue", queue.to_string())])
+                    .observe(waited.as_secs_f64());
+            }
+            Notice::AttemptEnded {
+                queue,
+                outcome,
+                ran,
+            } => {
+                self.run_seconds
+                    .get_or_create(&vec![
+                        ("queue", queue.to_string()),
+                        ("outcome", (*outcome).to_owned()),
+                    ])
+                    .observe(ran.as_secs_f64());
+            }
+            Notice::JobEnded(job) => {
+                self.jobs_ended
+                    .get_or_create(&vec![
+                        ("queue", job.queue.clone()),
+                        ("state", job.state.as_str().to_owned()),
+                    ])
+                    .inc();
+            }
+        }
     }
 }
 
@@ -102,7 +175,7 @@ pub(crate) async fn scrape(
         Reply::Info(info) => info,
         _ => return Err(ApiError::unavailable("the server did not answer `info`")),
     };
-    let text = render(&info, &state.store, &state.connections)
+    let text = render(&info, &state.store, &state.connections, &state.tasks)
         .map_err(|e| ApiError::unavailable(format!("could not write the metrics: {e}")))?;
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }
@@ -115,6 +188,7 @@ fn render(
     info: &FarmInfo,
     store: &StoreMetrics,
     connections: &ConnectionCounts,
+    task_metrics: &TaskMetrics,
 ) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::with_prefix("buildcat");
 
@@ -174,6 +248,22 @@ fn render(
         "store_commit_seconds",
         "How long each storage commit took, sync included",
         store.commit_seconds.clone(),
+    );
+
+    registry.register(
+        "task_run_seconds",
+        "How long task attempts ran, by queue and outcome (finished, failed, worker_lost, canceled, interrupted)",
+        task_metrics.run_seconds.clone(),
+    );
+    registry.register(
+        "task_queue_wait_seconds",
+        "How long tasks waited in their queue before a worker took them",
+        task_metrics.queue_wait_seconds.clone(),
+    );
+    registry.register(
+        "jobs_ended",
+        "Jobs that ended since the server started, by queue and state",
+        task_metrics.jobs_ended.clone(),
     );
 
     let mut text = String::new();

@@ -27,7 +27,7 @@ mod auth;
 mod metrics;
 mod openapi;
 
-pub use metrics::{ConnectionCounts, StoreMetrics};
+pub use metrics::{ConnectionCounts, StoreMetrics, TaskMetrics};
 
 /// Requests answered at once, at most: far more than a dashboard and a few scrapers need,
 /// few enough that the hub's connection table stays small under a flood.
@@ -51,6 +51,17 @@ impl std::fmt::Debug for HttpOptions {
     }
 }
 
+/// What `/metrics` shows beyond `Info`, each filled where it is measured.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Measures {
+    /// Filled by the store writer thread.
+    pub(crate) store: StoreMetrics,
+    /// Kept by the TCP sessions.
+    pub(crate) connections: ConnectionCounts,
+    /// Filled by the hub from the core's notices.
+    pub(crate) tasks: TaskMetrics,
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -64,6 +75,8 @@ pub(crate) struct AppState {
     pub(crate) store: StoreMetrics,
     /// Kept by the TCP sessions, read at scrape time.
     pub(crate) connections: ConnectionCounts,
+    /// Filled by the hub from the core's notices, read at scrape time.
+    pub(crate) tasks: TaskMetrics,
     /// Places for requests being answered: each holds a connection to the hub, so a flood
     /// of requests gets 503 instead of piling up connections in the core.
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
@@ -75,8 +88,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     options: HttpOptions,
     core: CoreHandle,
-    store: StoreMetrics,
-    connections: ConnectionCounts,
+    measures: Measures,
     drain: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
@@ -87,8 +99,9 @@ pub(crate) async fn serve(
     let state = AppState {
         core: Arc::clone(&core),
         token: options.token.map(Arc::from),
-        store,
-        connections,
+        store: measures.store,
+        connections: measures.connections,
+        tasks: measures.tasks,
         in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
     };
     let app = api::router(state);

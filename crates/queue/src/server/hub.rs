@@ -19,14 +19,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use buildcat_proto::{Reply, Request, RequestError, RequestId, Role, ServerFrame, Timestamp};
+use buildcat_proto::{
+    JobSummary, Reply, Request, RequestError, RequestId, Role, ServerFrame, Timestamp,
+};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
 use super::Capacities;
 use super::store_writer::{Report, WriteBatch};
-use crate::core::{ConnId, Core, Effect, Input};
+use crate::core::{ConnId, Core, Effect, Input, Notice};
+use crate::http::TaskMetrics;
 use crate::store::StoreOp;
 
 /// The shortest gap between two ticks: the core's deadlines are in milliseconds and its
@@ -300,6 +303,37 @@ impl Drop for Link {
     }
 }
 
+/// Where the core's [`Notice`]s go; with neither, the core is not asked for any.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NoticeSink {
+    /// The task run time and queue wait histograms `/metrics` shows.
+    pub(crate) metrics: Option<TaskMetrics>,
+    /// The notifier's inbox of ended jobs ([`crate::notify`]); never waited on.
+    pub(crate) ended: Option<mpsc::Sender<Box<JobSummary>>>,
+}
+
+impl NoticeSink {
+    /// Whether anything takes notices.
+    pub(crate) fn wanted(&self) -> bool {
+        self.metrics.is_some() || self.ended.is_some()
+    }
+
+    /// Hands one notice on, without waiting.
+    fn take(&self, notice: Notice) {
+        if let Some(metrics) = &self.metrics {
+            metrics.observe(&notice);
+        }
+        if let (Notice::JobEnded(job), Some(ended)) = (notice, &self.ended)
+            && let Err(mpsc::error::TrySendError::Full(job)) = ended.try_send(job)
+        {
+            warn!(
+                job = job.number,
+                "notification dropped: the notifier is far behind"
+            );
+        }
+    }
+}
+
 /// Builds the hub around `core`: the handle for the shells and the core task to spawn. The
 /// task ends once every handle and link is gone and the backlog is handed to the writer.
 pub(crate) fn start(
@@ -307,6 +341,7 @@ pub(crate) fn start(
     capacities: &Capacities,
     batches: mpsc::Sender<WriteBatch>,
     committed: mpsc::UnboundedReceiver<Report>,
+    notices: NoticeSink,
 ) -> (CoreHandle, impl Future<Output = ()> + Send + use<>) {
     let (inputs_tx, inputs) = mpsc::channel(capacities.inputs.max(1));
     let handle = CoreHandle {
@@ -323,6 +358,7 @@ pub(crate) fn start(
         backlog_ops: 0,
         backlog_bytes: 0,
         writer_bytes: 0,
+        notices,
     };
     let task = hub.run(
         inputs,
@@ -353,6 +389,8 @@ struct Hub {
     /// be stored is bounded as a whole, not per queue (the writer holds a whole group
     /// commit in memory while it runs).
     writer_bytes: usize,
+    /// Where the core's notices go.
+    notices: NoticeSink,
 }
 
 impl Hub {
@@ -513,6 +551,7 @@ impl Hub {
                             bytes,
                         });
                     }
+                    Effect::Notice(notice) => self.notices.take(notice),
                     Effect::ReadOutput(read) => {
                         // In line with the batches, so the read sees every change before it.
                         self.backlog.push_back(WriteBatch {
@@ -575,7 +614,13 @@ mod tests {
             crate::http::StoreMetrics::default(),
         )
         .expect("a writer thread");
-        let (handle, task) = start(core, &capacities, batches_tx, committed_rx);
+        let (handle, task) = start(
+            core,
+            &capacities,
+            batches_tx,
+            committed_rx,
+            NoticeSink::default(),
+        );
         (handle, tokio::spawn(task))
     }
 

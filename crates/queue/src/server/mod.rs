@@ -29,10 +29,12 @@ use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
 use crate::core::{Core, CoreConfig};
-use crate::http::{ConnectionCounts, HttpOptions, StoreMetrics};
+use crate::http::{ConnectionCounts, HttpOptions, StoreMetrics, TaskMetrics};
+use crate::notify::NotifyOptions;
 use crate::store::sqlite::SqliteOptions;
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::tls::{ServerTls, TlsSetupError};
+use hub::NoticeSink;
 
 pub mod hub;
 mod store_writer;
@@ -219,6 +221,8 @@ pub struct Server<S = SqliteStore> {
     core: Core,
     /// The HTTP API's listener and settings, when it is served too.
     http: Option<(TcpListener, HttpOptions)>,
+    /// Where to POST job ends, if anywhere.
+    notify: Option<NotifyOptions>,
 }
 
 impl<S> std::fmt::Debug for Server<S> {
@@ -287,6 +291,7 @@ impl<S: Store> Server<S> {
             store,
             core,
             http: None,
+            notify: None,
         })
     }
 
@@ -294,6 +299,13 @@ impl<S: Store> Server<S> {
     /// core, until the server stops.
     pub fn with_http(mut self, listener: TcpListener, options: HttpOptions) -> Server<S> {
         self.http = Some((listener, options));
+        self
+    }
+
+    /// POSTs a notification to each of `options.urls` when a job ends ([`crate::notify`]).
+    /// Without `options.page`, links point at the HTTP shell's address when it is served.
+    pub fn with_notify(mut self, options: NotifyOptions) -> Server<S> {
+        self.notify = (!options.urls.is_empty()).then_some(options);
         self
     }
 
@@ -309,7 +321,9 @@ impl<S: Store> Server<S> {
             store,
             core,
             http,
+            notify,
         } = self;
+        let mut core = core;
         let addr = listener.local_addr().map_err(ServerError::Listen)?;
         info!(%addr, version = SOFTWARE_VERSION, "buildcat server listening");
 
@@ -325,7 +339,24 @@ impl<S: Store> Server<S> {
             store_metrics.clone(),
         )
         .map_err(|e| ServerError::Internal(format!("could not start the store writer: {e}")))?;
-        let (handle, hub) = hub::start(core, capacities, batches_tx, committed_rx);
+        let mut notices = NoticeSink {
+            metrics: http.as_ref().map(|_| TaskMetrics::default()),
+            ended: None,
+        };
+        let notify_task = notify.map(|mut options| {
+            if options.page.is_none()
+                && let Some(Ok(addr)) = http.as_ref().map(|(listener, _)| listener.local_addr())
+            {
+                options.page = Some(format!("http://{addr}"));
+            }
+            let (ended_tx, ended_rx) = mpsc::channel(crate::notify::HANDOVER);
+            notices.ended = Some(ended_tx);
+            info!(urls = options.urls.len(), "notifying job ends");
+            tokio::spawn(crate::notify::run(options, ended_rx))
+        });
+        core.set_notices(notices.wanted());
+        let task_metrics = notices.metrics.clone().unwrap_or_default();
+        let (handle, hub) = hub::start(core, capacities, batches_tx, committed_rx, notices);
         let hub_task = tokio::spawn(hub);
 
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -336,8 +367,11 @@ impl<S: Store> Server<S> {
                 listener,
                 options,
                 handle.clone(),
-                store_metrics,
-                connections.clone(),
+                crate::http::Measures {
+                    store: store_metrics,
+                    connections: connections.clone(),
+                    tasks: task_metrics,
+                },
                 HTTP_DRAIN,
                 async move {
                     // A closed channel means the server is going away as well.
@@ -370,6 +404,12 @@ impl<S: Store> Server<S> {
         hub_task
             .await
             .map_err(|e| ServerError::Internal(e.to_string()))?;
+        if let Some(notify_task) = notify_task {
+            // The hub is gone, so its inbox is closed and the notifier returns at once.
+            notify_task
+                .await
+                .map_err(|e| ServerError::Internal(e.to_string()))?;
+        }
         tokio::task::spawn_blocking(move || writer.join())
             .await
             .map_err(|e| ServerError::Internal(e.to_string()))?

@@ -8,11 +8,13 @@
 //! under the root, so the files land there whatever the scene says. Consecutive frames go
 //! to `-f` as `a..b`, so a long chunk stays one short argument.
 //!
-//! Each render gets a private folder for HOME, XDG_CACHE_HOME, XDG_CONFIG_HOME and
-//! TMPDIR, removed afterwards: nothing one job leaves (preferences, add-ons, caches, temp
-//! files) reaches the next. Since no user preferences reach Blender, what they would
-//! give is passed explicitly: `-y` (scenes may run their Python drivers; a worker's
-//! `--blender-no-autoexec` forbids it) and the Cycles device.
+//! Blender runs in a profile of the worker slot's own (HOME, XDG_CONFIG_HOME and
+//! XDG_CACHE_HOME: [`ProfileHome`]), made once and kept, so each task after the first finds
+//! Blender's caches (compiled Cycles kernels, shaders) where the last left them instead of
+//! paying for them again; the person's own preferences and add-ons never reach it.
+//! TMPDIR is private to each task and removed afterwards. Since no user preferences reach
+//! Blender, what they would give is passed explicitly: `-y` (scenes may run their Python
+//! drivers; a worker's `--blender-no-autoexec` forbids it) and the Cycles device.
 //!
 //! Progress comes from Blender's output, read the same for 3.x, 4.x and 5.x (5.x prints
 //! through its logger, with a `TIME  CATEGORY | ` prefix, see [`message`]). A frame is done
@@ -77,8 +79,85 @@ pub struct BlenderOptions {
     /// Threads Blender renders with (`-t`), so several workers on one host share its
     /// cores instead of each taking all of them.
     pub threads: Option<u32>,
+    /// One profile for every slot of the worker (`--blender-profile DIR`), e.g. to share
+    /// compiled kernels; `None`: each slot keeps its own under the worker's state
+    /// directory.
+    pub profile: Option<PathBuf>,
+    /// Empty the profiles when the worker starts (`--blender-profile-reset`), e.g. after a
+    /// driver update left stale kernels: only folders Buildcat made (holding
+    /// [`PROFILE_MARK`]) are removed.
+    pub reset_profile: bool,
 }
 
+/// The file Buildcat puts in each profile it makes, so that a reset removes only those.
+pub const PROFILE_MARK: &str = "BUILDCAT-BLENDER-PROFILE";
+
+/// Where each worker slot's Blender profile is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProfileHome {
+    /// One profile for every slot.
+    Shared(PathBuf),
+    /// Each slot its own, in a folder named after the slot, under this one.
+    PerSlot(PathBuf),
+}
+
+impl ProfileHome {
+    /// The profile home `options` ask for, with per-slot profiles under `state_dir`.
+    pub(crate) fn new(options: &BlenderOptions, state_dir: &Path) -> Self {
+        match &options.profile {
+            Some(dir) => ProfileHome::Shared(dir.clone()),
+            None => ProfileHome::PerSlot(state_dir.join("blender")),
+        }
+    }
+
+    /// The profile of the slot named `slot` (the worker loop's name).
+    pub(crate) fn for_slot(&self, slot: &str) -> PathBuf {
+        match self {
+            ProfileHome::Shared(dir) => dir.clone(),
+            ProfileHome::PerSlot(base) => {
+                // A name is the server's business, not a path: keep it one plain component.
+                let safe: String = slot
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                let safe = if safe.trim_matches('.').is_empty() {
+                    "slot".to_owned()
+                } else {
+                    safe
+                };
+                base.join(safe)
+            }
+        }
+    }
+
+    /// Removes the profile of each slot in `slots`, if Buildcat made it; a folder without
+    /// [`PROFILE_MARK`] is left alone with a warning.
+    pub(crate) fn reset(&self, slots: &[String]) {
+        let mut dirs: Vec<PathBuf> = slots.iter().map(|slot| self.for_slot(slot)).collect();
+        dirs.dedup();
+        for dir in dirs {
+            if !dir.exists() {
+                continue;
+            }
+            if !dir.join(PROFILE_MARK).is_file() {
+                warn!(profile = %dir.display(), "not resetting a blender profile buildcat did not make");
+                continue;
+            }
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => tracing::info!(profile = %dir.display(), "blender profile reset"),
+                Err(error) => {
+                    warn!(profile = %dir.display(), %error, "could not reset the blender profile")
+                }
+            }
+        }
+    }
+}
 /// `blender --version`.
 pub(super) fn info_spec(executable: &Executable, root: &Path) -> ProcessSpec {
     ProcessSpec::new(executable.path(), root).arg("--version")
@@ -101,31 +180,41 @@ pub(super) fn parse_version(lines: &[String]) -> Option<String> {
 /// The folders a render's HOME, caches, configuration and temporary files go to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct JobFolders {
-    /// HOME.
+    /// HOME: the profile's `home`.
     pub(super) home: PathBuf,
-    /// XDG_CACHE_HOME.
+    /// XDG_CACHE_HOME: the profile's `cache`.
     pub(super) cache: PathBuf,
-    /// XDG_CONFIG_HOME.
+    /// XDG_CONFIG_HOME: the profile's `config`.
     pub(super) config: PathBuf,
-    /// TMPDIR.
+    /// TMPDIR: the task's own.
     pub(super) tmp: PathBuf,
 }
 
 impl JobFolders {
-    /// The folders under `base`: `home`, `cache`, `config` and `tmp`.
-    pub(super) fn under(base: &Path) -> Self {
+    /// The folders of `profile` (`home`, `cache`, `config`), with `tmp` as TMPDIR.
+    pub(super) fn new(profile: &Path, tmp: &Path) -> Self {
         JobFolders {
-            home: base.join("home"),
-            cache: base.join("cache"),
-            config: base.join("config"),
-            tmp: base.join("tmp"),
+            home: profile.join("home"),
+            cache: profile.join("cache"),
+            config: profile.join("config"),
+            tmp: tmp.to_owned(),
         }
     }
 
-    /// Makes the folders (off the runtime's threads: they may be on a network mount).
-    async fn create(&self) -> std::io::Result<()> {
-        for folder in [&self.home, &self.cache, &self.config, &self.tmp] {
-            tokio::fs::create_dir(folder).await?;
+    /// Makes the profile's folders if they are not there yet, with the mark that says
+    /// Buildcat made them (async: they may be on a network mount).
+    async fn create(&self, profile: &Path) -> std::io::Result<()> {
+        for folder in [&self.home, &self.cache, &self.config] {
+            tokio::fs::create_dir_all(folder).await?;
+        }
+        let mark = profile.join(PROFILE_MARK);
+        if tokio::fs::metadata(&mark).await.is_err() {
+            tokio::fs::write(
+                &mark,
+                "A Blender profile buildcat made for a worker slot: HOME, configuration and \
+                 caches kept between tasks. `buildcat worker --blender-profile-reset` empties it.\n",
+            )
+            .await?;
         }
         Ok(())
     }
@@ -690,6 +779,7 @@ pub(super) async fn render(
     context: JobContext,
     executable: Arc<Executable>,
     options: Arc<BlenderOptions>,
+    profiles: Arc<ProfileHome>,
 ) -> Result<RenderReport, Failure> {
     check_frames(&task.frames)?;
     let scene = scene_file(&context, &task.blend).await?;
@@ -724,15 +814,17 @@ pub(super) async fn render(
         .tempdir()
         .map_err(|e| {
             Failure::new(format!(
-                "cannot make the task's private folder in {}: {e}",
+                "cannot make the task's temporary folder in {}: {e}",
                 std::env::temp_dir().display()
             ))
         })?;
-    let folders = JobFolders::under(folder.path());
-    folders.create().await.map_err(|e| {
+    let profile = profiles.for_slot(&context.worker);
+    let folders = JobFolders::new(&profile, folder.path());
+    folders.create(&profile).await.map_err(|e| {
         Failure::new(format!(
-            "cannot make the task's private folders in {}: {e}",
-            folder.path().display()
+            "cannot make the Blender profile in {}: {e}; give the worker a writable \
+             --state-dir or --blender-profile DIR",
+            profile.display()
         ))
     })?;
     let spec = render_spec(&executable, &context.root, command, &folders);
@@ -905,7 +997,10 @@ mod tests {
     }
 
     fn folders() -> JobFolders {
-        JobFolders::under(Path::new("/tmp/buildcat-job-x-1-abc"))
+        JobFolders::new(
+            Path::new("/run/buildcat/blender/render01-1"),
+            Path::new("/tmp/buildcat-task-x-1-abc"),
+        )
     }
 
     fn args(spec: &ProcessSpec) -> Vec<&str> {
@@ -973,10 +1068,10 @@ mod tests {
         assert_eq!(
             env,
             [
-                ("HOME", "/tmp/buildcat-job-x-1-abc/home"),
-                ("XDG_CACHE_HOME", "/tmp/buildcat-job-x-1-abc/cache"),
-                ("XDG_CONFIG_HOME", "/tmp/buildcat-job-x-1-abc/config"),
-                ("TMPDIR", "/tmp/buildcat-job-x-1-abc/tmp"),
+                ("HOME", "/run/buildcat/blender/render01-1/home"),
+                ("XDG_CACHE_HOME", "/run/buildcat/blender/render01-1/cache"),
+                ("XDG_CONFIG_HOME", "/run/buildcat/blender/render01-1/config"),
+                ("TMPDIR", "/tmp/buildcat-task-x-1-abc"),
             ]
         );
 

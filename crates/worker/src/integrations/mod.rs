@@ -21,7 +21,8 @@ mod quote;
 mod redshift;
 pub mod tools;
 
-pub use blender::BlenderOptions;
+pub(crate) use blender::ProfileHome;
+pub use blender::{BlenderOptions, PROFILE_MARK};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -50,6 +51,7 @@ pub(crate) fn register(
     toolbox: &Toolbox,
     redshift_gpus: &[u32],
     blender_options: &BlenderOptions,
+    state_dir: &std::path::Path,
 ) {
     for (tool, executable) in toolbox.iter() {
         let executable = Arc::new(executable.clone());
@@ -59,12 +61,14 @@ pub(crate) fn register(
                 if registry.get(BlenderRender::KIND).is_none() {
                     let executable = Arc::clone(&executable);
                     let options = Arc::new(blender_options.clone());
+                    let profiles = Arc::new(blender::ProfileHome::new(blender_options, state_dir));
                     registry.insert(move |task: BlenderRender, context| {
                         blender::render(
                             task,
                             context,
                             Arc::clone(&executable),
                             Arc::clone(&options),
+                            Arc::clone(&profiles),
                         )
                     });
                 }

@@ -697,7 +697,8 @@ async fn blender_runs_with_its_options_in_order_and_private_folders() {
         }
     );
 
-    // Each variable names its own folder in a per-task folder, gone after the task.
+    // HOME and the XDG folders are the slot's profile, kept after the task (with the mark
+    // that lets a reset remove it); TMPDIR is the task's own, gone after it.
     let env = rig.record(Tool::Blender, "env").unwrap_or_default();
     let folders: Vec<(&str, &str)> = env.lines().filter_map(|l| l.split_once('=')).collect();
     let names: Vec<&str> = folders.iter().map(|(name, _)| *name).collect();
@@ -705,24 +706,23 @@ async fn blender_runs_with_its_options_in_order_and_private_folders() {
         names,
         ["HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "TMPDIR"]
     );
-    let job_folder = Path::new(folders[0].1)
+    let profile = Path::new(folders[0].1)
         .parent()
         .unwrap_or_else(|| panic!("{env}"));
-    let job_folder_name = job_folder
+    for (_, folder) in &folders[..3] {
+        assert_eq!(Path::new(folder).parent(), Some(profile), "{env}");
+        assert!(Path::new(folder).is_dir(), "{folder} was not kept");
+    }
+    assert!(profile.join(buildcat_worker::PROFILE_MARK).is_file(), "{env}");
+    let tmp = Path::new(folders[3].1);
+    let tmp_name = tmp
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
     // Named for the task and attempt, so that two tasks of one job never share one.
     let task_folder = format!("buildcat-task-{}-1-", report.completion().task);
-    assert!(job_folder_name.starts_with(&task_folder), "{env}");
-    for (_, folder) in &folders {
-        assert_eq!(Path::new(folder).parent(), Some(job_folder), "{env}");
-    }
-    assert!(
-        !job_folder.exists(),
-        "{} was left behind",
-        job_folder.display()
-    );
+    assert!(tmp_name.starts_with(&task_folder), "{env}");
+    assert!(!tmp.exists(), "{} was left behind", tmp.display());
     rig.stop().await;
 }
 
@@ -800,6 +800,7 @@ async fn blender_gets_the_workers_options_and_the_tasks_cycles_device() {
             no_autoexec: true,
             cycles_device: Some("CUDA".to_owned()),
             threads: Some(2),
+            ..BlenderOptions::default()
         })
     })
     .await;

@@ -15,10 +15,11 @@ mod faults;
 mod jobs;
 mod logs;
 mod memstore;
+mod notices;
 mod randomized;
 
 use super::job::Task;
-use super::{ConnId, Core, CoreConfig, Effect, Input, MAX_WORKER_LOSSES, OutputRead};
+use super::{ConnId, Core, CoreConfig, Effect, Input, MAX_WORKER_LOSSES, Notice, OutputRead};
 use crate::store::{Loaded, Store, StoreError, StoreOp};
 use memstore::MemStore;
 
@@ -40,6 +41,8 @@ pub(super) struct Farm {
     /// Output reads the core asked for and no test has served yet (`tests/logs.rs` serves
     /// them from `store`).
     reads: Vec<OutputRead>,
+    /// Every notice the core made, in order (`tests/notices.rs` reads them).
+    notices: Vec<Notice>,
 }
 
 impl Farm {
@@ -64,6 +67,7 @@ impl Farm {
             stored,
             store,
             reads: Vec::new(),
+            notices: Vec::new(),
         };
         farm.handle(Input::Connected {
             conn: CLIENT,
@@ -102,6 +106,7 @@ impl Farm {
                         frames.push((conn, ServerFrame::Closing(reason)))
                     }
                     Effect::ReadOutput(read) => self.reads.push(read),
+                    Effect::Notice(notice) => self.notices.push(notice),
                     Effect::Persist { ops, token } => {
                         if commit_error.is_none() {
                             self.store.commit(&ops).expect("an in-memory commit");

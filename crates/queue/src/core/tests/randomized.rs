@@ -27,9 +27,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use buildcat_proto::{
-    Completion, Dependency, Failure, JobId, JobOptions, JobQuery, JobRef, NewJob, NewTask, Outcome,
-    Reply, Request, RequestError, Requeue, Role, ServerFrame, TaskId, TaskRef, TaskState,
-    Timestamp, WorkerRegistration,
+    Completion, Dependency, Failure, JobId, JobOptions, JobQuery, JobRef, JobState, NewJob,
+    NewTask, Outcome, Reply, Request, RequestError, Requeue, Role, ServerFrame, TaskId, TaskRef,
+    TaskState, Timestamp, WorkerRegistration,
 };
 
 use super::memstore::MemStore;
@@ -217,6 +217,8 @@ impl Sim {
             quarantine_after: 3,
             quarantine_cooldown: Duration::from_secs(30),
             id_seed: Some(seed),
+            // Half the runs make notices too: they must change nothing else.
+            notices: seed.is_multiple_of(2),
             ..CoreConfig::default()
         };
         let now = Timestamp(1_700_000_000_000);
@@ -304,6 +306,16 @@ impl Sim {
                     self.connected.remove(&conn);
                     self.clients.retain(|c| *c != conn);
                 }
+                Effect::Notice(crate::core::Notice::JobEnded(job)) => {
+                    if !matches!(
+                        job.state,
+                        JobState::Finished | JobState::Failed | JobState::Canceled
+                    ) || job.ended_at.is_none()
+                    {
+                        return Err(format!("a job noticed as ended has not: {job:?}"));
+                    }
+                }
+                Effect::Notice(_) => {}
             }
         }
         Ok(())
