@@ -161,6 +161,41 @@ const ENDPOINTS: &[Endpoint] = &[
     endpoint("get", "/api/v1/openapi.json", "This document", &[]),
     endpoint(
         "get",
+        "/api/v1/events",
+        "Server-sent events: `ready`, then `changed` (the farm's generation) at most four times a second after anything changed; refetch what you show",
+        &[],
+    ),
+    endpoint(
+        "get",
+        "/api/v1/jobs/{job}/events",
+        "Server-sent events of one job: `task` (a task's view), `progress`, `ended` (the job's view), then `end`; `refused` with an error",
+        &[],
+    ),
+    endpoint(
+        "get",
+        "/api/v1/jobs/{job}/tasks/{index}/log/events",
+        "Server-sent events of a task's output as printed: `log` (a page), then `end` when the task ends",
+        &[(
+            "from",
+            "integer",
+            "Bytes into the output: 0, or a page's `next`",
+        )],
+    ),
+    endpoint(
+        "get",
+        "/api/v1/throughput",
+        "Tasks finished per minute over the last hour, oldest first: {\"minutes\": [{\"at\", \"finished\"}]}",
+        &[],
+    ),
+    Endpoint {
+        method: "post",
+        path: "/api/v1/login",
+        summary: "Trade the token for an HttpOnly, SameSite=Strict buildcat_token cookie (the web page's sign-in); 401 when it is wrong",
+        query: &[],
+        priority_body: false,
+    },
+    endpoint(
+        "get",
         "/metrics",
         "Prometheus metrics (OpenMetrics text)",
         &[],
