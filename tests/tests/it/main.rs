@@ -39,3 +39,4 @@ mod tidy;
 mod tls;
 mod tutorial;
 mod watching;
+mod web;

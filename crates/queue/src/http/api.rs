@@ -53,7 +53,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::scrape))
         .route("/api/v1/events", get(events::farm))
         .route("/api/v1/jobs/{job}/events", get(events::job))
-        .route("/api/v1/jobs/{job}/tasks/{index}/log/events", get(events::log))
+        .route(
+            "/api/v1/jobs/{job}/tasks/{index}/log/events",
+            get(events::log),
+        )
         .route("/api/v1/throughput", get(throughput::route))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require))

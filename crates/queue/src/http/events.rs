@@ -104,7 +104,10 @@ pub(crate) async fn farm(State(state): State<AppState>) -> Result<Response, ApiE
             .data(generation.to_string());
         Some((event, (changes, place)))
     });
-    Ok(respond(&state, stream::once(async { ready }).chain(changed)))
+    Ok(respond(
+        &state,
+        stream::once(async { ready }).chain(changed),
+    ))
 }
 
 /// Where a feed on its own connection is.
@@ -196,22 +199,26 @@ pub(crate) async fn job(
     Path(job): Path<String>,
 ) -> Result<Response, ApiError> {
     let job = job_ref(&job)?;
-    feed(&state, Request::Watch(vec![job]), |job_event| match job_event {
-        JobEvent::Task { task, .. } => Some(event("task", &TaskView::from(&task))),
-        JobEvent::Progress { task, progress } => Some(event(
-            "progress",
-            &json!({
-                "index": task.index,
-                "progress": ProgressView {
-                    done: progress.done,
-                    outputs: progress.outputs,
-                    total: progress.total,
-                },
-            }),
-        )),
-        JobEvent::Ended(status) => Some(event("ended", &JobStatusView::from(&status))),
-        JobEvent::Log { .. } => None,
-    })
+    feed(
+        &state,
+        Request::Watch(vec![job]),
+        |job_event| match job_event {
+            JobEvent::Task { task, .. } => Some(event("task", &TaskView::from(&task))),
+            JobEvent::Progress { task, progress } => Some(event(
+                "progress",
+                &json!({
+                    "index": task.index,
+                    "progress": ProgressView {
+                        done: progress.done,
+                        outputs: progress.outputs,
+                        total: progress.total,
+                    },
+                }),
+            )),
+            JobEvent::Ended(status) => Some(event("ended", &JobStatusView::from(&status))),
+            JobEvent::Log { .. } => None,
+        },
+    )
     .await
 }
 

@@ -48,8 +48,8 @@ pub(crate) async fn login(
         .ok()
         .filter(|_| !token.contains([';', ',', '"', '\\']))
         .ok_or_else(|| {
-        ApiError::bad_request(
-            "the server's token holds characters a cookie cannot carry; make a token of \
+            ApiError::bad_request(
+                "the server's token holds characters a cookie cannot carry; make a token of \
              letters, digits and + / = (such as base64 from /dev/urandom)",
             )
         })?;

@@ -36,9 +36,10 @@ const CACHE: &str = "no-cache";
 
 /// The page's routes.
 pub(crate) fn router() -> Router<AppState> {
-    let mut router = Router::new()
-        .route("/", get(index))
-        .route("/favicon.ico", get(|| async { asset("image/svg+xml", ICON) }));
+    let mut router = Router::new().route("/", get(index)).route(
+        "/favicon.ico",
+        get(|| async { asset("image/svg+xml", ICON) }),
+    );
     for (path, content_type, body) in ASSETS {
         router = router.route(path, get(move || async move { asset(content_type, body) }));
     }

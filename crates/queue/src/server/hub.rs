@@ -499,7 +499,9 @@ impl Hub {
                 request,
                 slot,
             } => {
-                if steers(&request) || (self.workers.contains(&conn) && !matches!(request, Request::Heartbeat)) {
+                if steers(&request)
+                    || (self.workers.contains(&conn) && !matches!(request, Request::Heartbeat))
+                {
                     self.changed = true;
                 }
                 self.handle(Input::Request { conn, id, request });

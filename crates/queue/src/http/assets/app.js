@@ -90,8 +90,14 @@ async function api(method, path, body) {
   return data;
 }
 
-function showError(message) {
+// The error shown, and whether a refresh put it there: a refresh that works clears only
+// its own errors, so the answer to an action stays until the next action or view.
+let errorFromRefresh = false;
+
+function showError(message, fromRefresh) {
   const box = document.getElementById("error");
+  if (!message && fromRefresh && !errorFromRefresh) return;
+  errorFromRefresh = Boolean(fromRefresh);
   box.textContent = message;
   box.hidden = !message;
 }
@@ -152,10 +158,10 @@ async function refresh() {
   const view = current;
   try {
     await view.refresh();
-    if (view === current) showError("");
+    if (view === current) showError("", true);
   } catch (error) {
     if (error instanceof Unauthorized) askForToken();
-    else if (view === current) showError(error.message);
+    else if (view === current) showError(error.message, true);
   } finally {
     refreshing = false;
     if (refreshAgain) { refreshAgain = false; refresh(); }
