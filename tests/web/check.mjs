@@ -63,6 +63,14 @@ try {
   });
   page.on("pageerror", (error) => report.console_errors.push("page error: " + error.message));
   const go = (hash) => page.evaluate((h) => { location.hash = h; }, hash);
+  // Words a page shows only when it rendered a value that was missing.
+  report.stray_text = [];
+  const strays = async (view) => {
+    const shown = await page.evaluate(() => document.getElementById("main").innerText);
+    for (const word of shown.match(/\b(null|undefined|NaN|\[object Object\])\b/g) || []) {
+      report.stray_text.push(view + ": " + word);
+    }
+  };
 
   // Jobs: the render is listed, then its progress advances without a reload.
   await page.goto(url + "#/jobs");
@@ -109,6 +117,7 @@ try {
     report.preview = "route not served";
     report.preview_text = await page.textContent("#preview");
   }
+  await strays("job");
   await page.screenshot({ path: join(shots, "job.png"), fullPage: true });
 
   // Jobs again: an error from the API is shown as the server's message; cancel works.
@@ -123,12 +132,14 @@ try {
   await page.click("#action-cancel");
   await page.waitForSelector(`${longRow}[data-state="canceled"]`);
   report.long_job_state_shown = await page.getAttribute(longRow, "data-state");
+  await strays("jobs");
   await page.screenshot({ path: join(shots, "jobs.png"), fullPage: true });
 
   // Workers: the worker is listed.
   await go("#/workers");
   await page.waitForSelector(`#workers tr[data-worker="${workerName}"]`);
   report.worker_row = await page.textContent(`#workers tr[data-worker="${workerName}"]`);
+  await strays("workers");
   await page.screenshot({ path: join(shots, "workers.png"), fullPage: true });
 
   // Farm: queues, workers, the chart.
@@ -137,6 +148,7 @@ try {
   await page.waitForSelector("#throughput svg");
   report.farm_queues = await page.locator("#queues tbody tr").count();
   report.chart_bars = await page.locator("#throughput svg rect").count();
+  await strays("farm");
   await page.screenshot({ path: join(shots, "farm.png"), fullPage: true });
   report.live = await page.textContent("#live");
   report.reloads_at_end = await page.evaluate(() => performance.getEntriesByType("navigation").length);

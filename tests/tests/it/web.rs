@@ -417,6 +417,11 @@ fn the_page_in_chromium_follows_a_render_and_cancels_a_job() {
         Value::Array(Vec::new()),
         "the browser logged errors: {report:#}"
     );
+    assert_eq!(
+        report["stray_text"],
+        Value::Array(Vec::new()),
+        "a page showed a missing value: {report:#}"
+    );
     for page in ["jobs", "job", "workers", "farm"] {
         let shot = shots.join(format!("{page}.png"));
         assert!(shot.is_file(), "no screenshot {}", shot.display());

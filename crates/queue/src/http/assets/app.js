@@ -185,20 +185,20 @@ function farmView(main) {
           q.held ? " (paused)" : ""),
         h("td", { class: "num", text: q.jobs }),
         ...STATES.map((s) => h("td", { class: "num", text: q[s] }))));
-      queues.replaceChildren(h("h2", { text: "Queues" }), info.queues.length ? h("table", {},
+      queues.replaceChildren(...[h("h2", { text: "Queues" }), info.queues.length ? h("table", {},
         h("thead", {}, h("tr", {}, h("th", { text: "queue" }), h("th", { class: "num", text: "jobs" }),
           ...STATES.map((s) => h("th", { class: "num", text: s })))),
         h("tbody", {}, rows)) : h("p", { class: "muted", text: "No queues yet: submit a job." }),
         info.unserved.length ? h("p", { class: "error", text: info.unserved.map((u) =>
           u.tasks + " task(s) of " + u.kind + " in " + u.queue + " wait for a worker" +
-          (u.tool ? " with " + u.tool : "")).join("\n") }) : null);
+          (u.tool ? " with " + u.tool : "")).join("\n") }) : null].filter(Boolean));
       const byState = {};
       for (const w of info.workers) byState[w.state] = (byState[w.state] || 0) + 1;
       workers.replaceChildren(h("h2", { text: "Workers" }), h("div", { class: "counts" },
         h("div", {}, h("b", { text: info.workers.length }), "connected"),
         ...["busy", "idle", "quarantined"].map((s) =>
           h("div", {}, h("b", { text: byState[s] || 0 }), s))),
-        h("p", { class: "muted" }, "Server " + location.host + ", version " + version()));
+        h("p", { class: "muted" }, "Page served by " + location.host + ", Buildcat " + version()));
       chart.replaceChildren(h("h2", { text: "Tasks finished per minute, last hour" }),
         barChart(throughput.minutes));
     },
