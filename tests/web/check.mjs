@@ -4,7 +4,8 @@
 //
 // Environment: BUILDCAT_URL (the page), RENDER_JOB (a 12-task render, submitted while no
 // worker runs: it waits queued), LONG_JOB (a job no worker will take), WORKER (the name of
-// the worker the test starts), SHOTS (where screenshots go), CHROMIUM (the browser; default
+// the worker the test starts), TOKEN (the server's --http-token-file contents: the page
+// must ask for it), SHOTS (where screenshots go), CHROMIUM (the browser; default
 // /usr/bin/chromium).
 //
 // Protocol on stdout: one JSON object per line. `{"step": "jobs-seen"}` says the jobs page
@@ -20,6 +21,7 @@ const renderJob = need("RENDER_JOB");
 const longJob = need("LONG_JOB");
 const workerName = need("WORKER");
 const shots = need("SHOTS");
+const token = need("TOKEN");
 const PREVIEW_ROUTE = "/api/v1/jobs/{job}/previews/latest";
 // Every wait is generous: Blender renders on a machine shared with other tests.
 const PATIENCE = 240_000;
@@ -50,12 +52,14 @@ try {
   page.setDefaultTimeout(PATIENCE);
   // The one error the check provokes on purpose (deleting a queued job: 409) is logged by
   // Chromium as a failed resource; it is kept apart, by its address, from real errors.
-  const provoked = `/api/v1/jobs/${longJob}`;
+  // So is the refused sign-in with a wrong token (401 from /api/v1/login).
+  const provoked = [[`/api/v1/jobs/${longJob}`, "409"], ["/api/v1/login", "401"]];
   report.provoked_errors = [];
   page.on("console", (message) => {
     if (message.type() !== "error") return;
     const where = message.location().url || "";
-    if (message.text().includes("409") && new URL(where, url).pathname === provoked) {
+    const path = where ? new URL(where, url).pathname : "";
+    if (provoked.some(([p, code]) => p === path && message.text().includes(code))) {
       report.provoked_errors.push(message.text());
     } else {
       report.console_errors.push(message.text() + (where ? " at " + where : ""));
@@ -72,8 +76,23 @@ try {
     }
   };
 
-  // Jobs: the render is listed, then its progress advances without a reload.
+  // Sign in: the page asks for the token; a wrong one is refused with the server's
+  // message; the right one is kept by the browser as an HttpOnly cookie, out of the
+  // script's reach.
   await page.goto(url + "#/jobs");
+  await page.waitForSelector("#login", { state: "visible" });
+  await page.fill("#token", "not-the-token");
+  await page.click('#login button[type="submit"]');
+  await page.waitForSelector("#login-error", { state: "visible" });
+  report.login_error = await page.textContent("#login-error");
+  await page.fill("#token", token);
+  await page.click('#login button[type="submit"]');
+  await page.waitForSelector("#login", { state: "hidden" });
+  const cookie = (await page.context().cookies()).find((c) => c.name === "buildcat_token");
+  report.cookie = cookie ? { httpOnly: cookie.httpOnly, sameSite: cookie.sameSite } : null;
+  report.script_sees_cookie = await page.evaluate(() => document.cookie.includes("buildcat_token"));
+
+  // Jobs: the render is listed, then its progress advances without a reload.
   const renderRow = `#jobs tr[data-number="${renderJob}"]`;
   await page.waitForSelector(renderRow);
   const before = Number(await page.getAttribute(`${renderRow} .progress`, "data-finished"));

@@ -2,7 +2,8 @@
 //! without the token; logging in sets an HttpOnly, SameSite=Strict cookie that then opens
 //! the API; the farm feed (`/api/v1/events`) says `changed` after a submission, and at most
 //! 64 feeds are open at once. Then the page itself in real headless Chromium, driven by
-//! `tests/web/check.mjs` (playwright-core): a 12-frame Blender render shows on the jobs
+//! `tests/web/check.mjs` (playwright-core): the page asks for the server's token and signs
+//! in (an HttpOnly cookie the script cannot read), a 12-frame Blender render shows on the jobs
 //! page and its progress advances without a reload, the job page's grid fills in, a cancel
 //! from the page cancels a job (checked with `buildcat status --json`), the workers page
 //! shows the worker, and nothing is logged to the console as an error. Screenshots go to
@@ -21,6 +22,9 @@ use crate::render::{make_scene, on_path, submitted};
 
 /// How long one read of an answer may block: far longer than any answer needs.
 const READ_LIMIT: Duration = Duration::from_secs(60);
+
+/// The token of the browser test's server.
+const TOKEN: &str = "Zm9yIHRoZSB3ZWIgcGFnZQ==";
 
 /// The live streams the server allows at once (`events::MAX_STREAMS`).
 const MAX_STREAMS: usize = 64;
@@ -213,6 +217,12 @@ fn the_page_signs_in_with_the_token_and_gets_an_http_only_cookie() {
         "the live feed needs the token too: {refused:?}"
     );
 
+    let state = request(http, "GET", "/api/v1/login", &[], "");
+    assert_eq!(state.status, 200, "{state:?}");
+    assert!(
+        state.body.contains(r#""required":true"#) && state.body.contains(r#""signed_in":false"#),
+        "{state:?}"
+    );
     let wrong = request(http, "POST", "/api/v1/login", &[], r#"{"token": "guess"}"#);
     assert_eq!(wrong.status, 401, "{wrong:?}");
     assert_eq!(wrong.header("set-cookie"), "", "{wrong:?}");
@@ -242,6 +252,14 @@ fn the_page_signs_in_with_the_token_and_gets_an_http_only_cookie() {
         "",
     );
     assert_eq!(info.status, 200, "the cookie opens the API: {info:?}");
+    let state = request(
+        http,
+        "GET",
+        "/api/v1/login",
+        &[&format!("Cookie: {pair}")],
+        "",
+    );
+    assert!(state.body.contains(r#""signed_in":true"#), "{state:?}");
 }
 
 /// Where the screenshots go: `target/web-screenshots/` of the workspace (or of
@@ -301,7 +319,12 @@ fn the_page_in_chromium_follows_a_render_and_cancels_a_job() {
             return;
         }
     };
-    let (farm, http) = farm_with_http(&[]);
+    // With a token, so the page has to ask for it (and sign in) first.
+    let token_dir = tempfile::tempdir().expect("a temporary directory");
+    let token_file = token_dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("could not write the token file");
+    let token_file = token_file.display().to_string();
+    let (farm, http) = farm_with_http(&["--http-token-file", &token_file]);
     let root = farm.make_dir("root");
     make_scene(&farm, &root);
     // Submitted before any worker runs, so the page sees the render at 0 of 12 and then
@@ -335,6 +358,7 @@ fn the_page_in_chromium_follows_a_render_and_cancels_a_job() {
         .env("RENDER_JOB", &render_job)
         .env("LONG_JOB", &long_job)
         .env("WORKER", "web1")
+        .env("TOKEN", TOKEN)
         .env("SHOTS", &shots)
         .env("CHROMIUM", &chromium);
     let mut check = Streaming::spawn("the Chromium check", command);
@@ -367,6 +391,16 @@ fn the_page_in_chromium_follows_a_render_and_cancels_a_job() {
         farm.server_logs()
     );
 
+    assert!(
+        text(&report, "/login_error").contains("--http-token-file"),
+        "a wrong token is refused with the server's message: {report:#}"
+    );
+    assert_eq!(
+        report["cookie"],
+        serde_json::json!({ "httpOnly": true, "sameSite": "Strict" }),
+        "{report:#}"
+    );
+    assert_eq!(report["script_sees_cookie"], false, "{report:#}");
     assert_eq!(number(&report, "jobs_page_first_finished"), 0, "{report:#}");
     assert!(
         number(&report, "jobs_page_later_finished") > 0,
@@ -409,8 +443,8 @@ fn the_page_in_chromium_follows_a_render_and_cancels_a_job() {
     assert_eq!(number(&report, "chart_bars"), 60, "{report:#}");
     assert_eq!(
         report["provoked_errors"].as_array().map(Vec::len),
-        Some(1),
-        "the refused delete is the one error provoked: {report:#}"
+        Some(2),
+        "the refused sign-in and the refused delete are the errors provoked: {report:#}"
     );
     assert_eq!(
         report["console_errors"],

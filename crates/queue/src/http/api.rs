@@ -63,6 +63,7 @@ pub(crate) fn router(state: AppState) -> Router {
         // After the token check's layer, so outside it: the page and its assets hold no
         // data, and logging in is how a browser gets the token.
         .route("/api/v1/login", post(login::login))
+        .route("/api/v1/login", get(login::signed_in))
         .merge(page::router())
         .with_state(state)
 }

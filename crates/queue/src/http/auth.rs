@@ -51,7 +51,7 @@ pub(crate) async fn require(
 }
 
 /// Every token the request carries: bearer tokens and `buildcat_token` cookies.
-fn presented(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+pub(super) fn presented(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     let bearer = headers
         .get_all(header::AUTHORIZATION)
         .iter()

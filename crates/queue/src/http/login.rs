@@ -1,19 +1,21 @@
 //! `POST /api/v1/login`: the page sends the token once, and gets it back as an HttpOnly,
 //! SameSite=Strict `buildcat_token` cookie. The page's script never keeps the token (it
 //! could not set an HttpOnly cookie itself), and another site cannot make the browser send
-//! it. A wrong token gets 401 and no cookie.
+//! it. A wrong token gets 401 and no cookie. `GET /api/v1/login` says whether a token is
+//! needed and whether this request carries it, so the page can ask for it without first
+//! provoking a 401.
 
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
 use super::api::ApiError;
-use super::auth::{COOKIE, same};
+use super::auth::{COOKIE, presented, same};
 
 /// What the page sends.
 #[derive(Debug, Deserialize)]
@@ -59,4 +61,14 @@ pub(crate) async fn login(
         Json(json!({ "token": "accepted" })),
     )
         .into_response())
+}
+
+/// `GET /api/v1/login`: `{"required": BOOL, "signed_in": BOOL}`: whether the server needs a
+/// token, and whether this request carries the right one. Says nothing of the token itself.
+pub(crate) async fn signed_in(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (required, signed_in) = match state.token.as_deref() {
+        None => (false, true),
+        Some(token) => (true, presented(&headers).any(|given| same(token, given))),
+    };
+    Json(json!({ "required": required, "signed_in": signed_in })).into_response()
 }

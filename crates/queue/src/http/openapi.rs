@@ -187,6 +187,12 @@ const ENDPOINTS: &[Endpoint] = &[
         "Tasks finished per minute over the last hour, oldest first: {\"minutes\": [{\"at\", \"finished\"}]}",
         &[],
     ),
+    endpoint(
+        "get",
+        "/api/v1/login",
+        "Whether the server needs a token and this request carries it: {\"required\", \"signed_in\"} (never 401)",
+        &[],
+    ),
     Endpoint {
         method: "post",
         path: "/api/v1/login",

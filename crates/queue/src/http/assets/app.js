@@ -509,10 +509,12 @@ window.addEventListener("hashchange", route);
 
 async function start() {
   document.getElementById("address").textContent = location.host;
+  // Asked without provoking a 401: the server says whether this browser is signed in.
   try {
-    await api("GET", "/api/v1/info");
+    const login = await api("GET", "/api/v1/login");
+    if (!login.signed_in) { askForToken(); return; }
   } catch (error) {
-    if (error instanceof Unauthorized) { askForToken(); return; }
+    showError(error.message);
   }
   connectFeed();
   route();
