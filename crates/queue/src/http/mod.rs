@@ -17,7 +17,7 @@
 //! - `login`: trades the token for an HttpOnly cookie, so the page's script never keeps it.
 //! - `events`: the live feeds as server-sent events: the farm's generation (woken by the
 //!   hub's `watch`, coalesced), a job's events and a task's log (a `Watch` or `Logs {
-//!   follow }` on a connection of their own), at most [`events::MAX_STREAMS`] at once.
+//!   follow }` on a connection of their own), at most `events::MAX_STREAMS` (64) at once.
 //! - `throughput`: tasks finished per minute over the last hour, sampled on the farm's
 //!   changes, for the page's chart.
 
