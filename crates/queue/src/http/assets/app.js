@@ -387,8 +387,9 @@ function jobView(main, number) {
 
   async function showPreview() {
     if (!(await hasPreviews())) return;
-    const list = await api("GET", `/api/v1/jobs/${number}/previews`);
-    if (!Array.isArray(list) || !list.length) return;
+    const answer = await api("GET", `/api/v1/jobs/${number}/previews`);
+    const list = Array.isArray(answer) ? answer : (answer && answer.previews) || [];
+    if (!list.length) return;
     const key = list[0].at + "/" + list[0].task + "/" + list[0].frame;
     if (key === previewKey) return;
     previewKey = key;
@@ -438,7 +439,7 @@ function jobView(main, number) {
       header.replaceChildren(h("h1", {}, `Job ${job.number}: ${job.name} `, stateBadge(job.state)),
         h("dl", { class: "facts" },
           h("dt", { text: "runs" }), h("dd", { text: job.runs }),
-          h("dt", { text: "frames" }), h("dd", { text: job.tasks.map((t) => t.frames).filter(Boolean).join(", ") || "–" }),
+          h("dt", { text: "frames" }), h("dd", { text: framesOf(job.tasks) }),
           h("dt", { text: "queue" }), h("dd", { text: job.queue }),
           h("dt", { text: "submitter" }), h("dd", { text: job.submitter }),
           h("dt", { text: "priority" }), h("dd", { text: job.priority }),
@@ -456,6 +457,15 @@ function jobView(main, number) {
       if (chosen !== null) await showTask(chosen, false);
     },
   };
+}
+
+// The frames of a job's tasks in a line: all of them for a few tasks, else the first and
+// the last task's.
+function framesOf(tasks) {
+  const frames = tasks.map((t) => t.frames).filter(Boolean);
+  if (!frames.length) return "–";
+  if (frames.length <= 6) return frames.join(", ");
+  return `${frames[0]}, … ${frames[frames.length - 1]} (${tasks.length} tasks)`;
 }
 
 // ---- workers --------------------------------------------------------------------------
