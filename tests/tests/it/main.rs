@@ -41,3 +41,4 @@ mod tidy;
 mod tls;
 mod tutorial;
 mod watching;
+mod web;

@@ -23,7 +23,8 @@ use buildcat_proto::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AppState, auth, metrics, openapi};
+use super::{AppState, auth, events, login, metrics, openapi, page, throughput};
+use crate::server::CoreHandle;
 use crate::server::HubClosed;
 
 /// How many jobs a listing gives when the query names no limit: as many as `buildcat jobs`.
@@ -50,8 +51,20 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/workers/{name}/enable", post(enable_worker))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::scrape))
+        .route("/api/v1/events", get(events::farm))
+        .route("/api/v1/jobs/{job}/events", get(events::job))
+        .route(
+            "/api/v1/jobs/{job}/tasks/{index}/log/events",
+            get(events::log),
+        )
+        .route("/api/v1/throughput", get(throughput::route))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require))
+        // After the token check's layer, so outside it: the page and its assets hold no
+        // data, and logging in is how a browser gets the token.
+        .route("/api/v1/login", post(login::login))
+        .route("/api/v1/login", get(login::signed_in))
+        .merge(page::router())
         .with_state(state)
 }
 
@@ -65,8 +78,16 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    /// The request lacks the right token.
+    pub(crate) fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.into(),
+        }
+    }
+
     /// Bad input from the caller.
-    fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
@@ -136,22 +157,24 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// The way into the core, unless the server is stopping.
+pub(crate) fn current_core(state: &AppState) -> Result<CoreHandle, ApiError> {
+    let core = state.core.read().ok().and_then(|slot| slot.clone());
+    core.ok_or_else(|| ApiError::from(RequestError::ShuttingDown))
+}
+
 /// Asks the core one question.
 pub(crate) async fn ask(state: &AppState, request: Request) -> Result<Reply, ApiError> {
-    let core = state.core.read().ok().and_then(|slot| slot.clone());
-    let Some(core) = core else {
-        return Err(ApiError::from(RequestError::ShuttingDown));
-    };
-    Ok(core.call(request).await??)
+    Ok(current_core(state)?.call(request).await??)
 }
 
 /// A job as the path names it: its number or its UUID.
-fn job_ref(text: &str) -> Result<JobRef, ApiError> {
+pub(crate) fn job_ref(text: &str) -> Result<JobRef, ApiError> {
     text.parse::<JobRef>().map_err(ApiError::bad_request)
 }
 
 /// A task as the path names it: its job and its index.
-fn task_ref(job: &str, index: &str) -> Result<TaskRef, ApiError> {
+pub(crate) fn task_ref(job: &str, index: &str) -> Result<TaskRef, ApiError> {
     let index = index.parse::<u32>().map_err(|_| {
         ApiError::bad_request(format!(
             "task index `{index}` is not a number; tasks are numbered from 0 (the 3 of 42.3)"

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 
 /// The cookie the web page keeps the token in.
-const COOKIE: &str = "buildcat_token";
+pub(super) const COOKIE: &str = "buildcat_token";
 
 /// Lets a request through when no token is set or it carries the token.
 pub(crate) async fn require(
@@ -51,7 +51,7 @@ pub(crate) async fn require(
 }
 
 /// Every token the request carries: bearer tokens and `buildcat_token` cookies.
-fn presented(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+pub(super) fn presented(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     let bearer = headers
         .get_all(header::AUTHORIZATION)
         .iter()
@@ -74,7 +74,7 @@ fn presented(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 
 /// Compares in constant time, so the time a wrong guess takes says nothing of how close it
 /// was (only whether its length was right).
-fn same(token: &str, given: &str) -> bool {
+pub(super) fn same(token: &str, given: &str) -> bool {
     token.as_bytes().ct_eq(given.as_bytes()).into()
 }
 

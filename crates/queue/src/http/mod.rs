@@ -12,6 +12,14 @@
 //!   [`StoreMetrics`] the store writer thread fills and the [`ConnectionCounts`] the TCP
 //!   sessions keep.
 //! - `openapi`: the OpenAPI 3 document, listing every route.
+//! - `page`: the web page (one HTML file, its script and style, embedded in the binary),
+//!   served without the token: it holds no data, and asks for the token itself.
+//! - `login`: trades the token for an HttpOnly cookie, so the page's script never keeps it.
+//! - `events`: the live feeds as server-sent events: the farm's generation (woken by the
+//!   hub's `watch`, coalesced), a job's events and a task's log (a `Watch` or `Logs {
+//!   follow }` on a connection of their own), at most `events::MAX_STREAMS` (64) at once.
+//! - `throughput`: tasks finished per minute over the last hour, sampled on the farm's
+//!   changes, for the page's chart.
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -24,8 +32,12 @@ use crate::server::CoreHandle;
 
 mod api;
 mod auth;
+mod events;
+mod login;
 mod metrics;
 mod openapi;
+mod page;
+mod throughput;
 
 pub use metrics::{ConnectionCounts, StoreMetrics, TaskMetrics};
 
@@ -80,6 +92,13 @@ pub(crate) struct AppState {
     /// Places for requests being answered: each holds a connection to the hub, so a flood
     /// of requests gets 503 instead of piling up connections in the core.
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
+    /// Places for live streams, which outlast their request (see [`events::MAX_STREAMS`]).
+    pub(crate) streams: Arc<tokio::sync::Semaphore>,
+    /// Cancelled when the server stops, so live streams end instead of holding the
+    /// graceful shutdown for its whole drain time.
+    pub(crate) stopping: tokio_util::sync::CancellationToken,
+    /// Tasks finished per minute, kept by the sampler task.
+    pub(crate) throughput: throughput::Throughput,
 }
 
 /// Serves the HTTP API and metrics on `listener` until `shutdown` resolves; requests in
@@ -95,8 +114,18 @@ pub(crate) async fn serve(
     let addr = listener
         .local_addr()
         .map_or_else(|e| format!("unknown ({e})"), |addr| addr.to_string());
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let throughput = throughput::Throughput::default();
+    let sampler = tokio::spawn(throughput::sample(
+        core.clone(),
+        throughput.clone(),
+        stopping.clone(),
+    ));
     let core = Arc::new(RwLock::new(Some(core)));
     let state = AppState {
+        streams: Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
+        stopping: stopping.clone(),
+        throughput,
         core: Arc::clone(&core),
         token: options.token.map(Arc::from),
         store: measures.store,
@@ -104,11 +133,14 @@ pub(crate) async fn serve(
         tasks: measures.tasks,
         in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
     };
+    let shell_stopping = stopping.clone();
+    let state_stopping = stopping;
     let app = api::router(state);
     info!(%addr, "http api listening");
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let served = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
+        shell_stopping.cancel();
         let _ = stopping_tx.send(());
     });
     let cut_off = async move {
@@ -130,4 +162,8 @@ pub(crate) async fn serve(
     if let Ok(mut slot) = core.write() {
         slot.take();
     }
+    // The sampler holds a handle too; it ends on `stopping`, cancelled above (or here when
+    // the server stopped for another reason).
+    state_stopping.cancel();
+    let _ = sampler.await;
 }

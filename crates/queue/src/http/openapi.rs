@@ -161,6 +161,47 @@ const ENDPOINTS: &[Endpoint] = &[
     endpoint("get", "/api/v1/openapi.json", "This document", &[]),
     endpoint(
         "get",
+        "/api/v1/events",
+        "Server-sent events: `ready`, then `changed` (the farm's generation) at most four times a second after anything changed; refetch what you show",
+        &[],
+    ),
+    endpoint(
+        "get",
+        "/api/v1/jobs/{job}/events",
+        "Server-sent events of one job: `task` (a task's view), `progress`, `ended` (the job's view), then `end`; `refused` with an error",
+        &[],
+    ),
+    endpoint(
+        "get",
+        "/api/v1/jobs/{job}/tasks/{index}/log/events",
+        "Server-sent events of a task's output as printed: `log` (a page), then `end` when the task ends",
+        &[(
+            "from",
+            "integer",
+            "Bytes into the output: 0, or a page's `next`",
+        )],
+    ),
+    endpoint(
+        "get",
+        "/api/v1/throughput",
+        "Tasks finished per minute over the last hour, oldest first: {\"minutes\": [{\"at\", \"finished\"}]}",
+        &[],
+    ),
+    endpoint(
+        "get",
+        "/api/v1/login",
+        "Whether the server needs a token and this request carries it: {\"required\", \"signed_in\"} (never 401)",
+        &[],
+    ),
+    Endpoint {
+        method: "post",
+        path: "/api/v1/login",
+        summary: "Trade the token for an HttpOnly, SameSite=Strict buildcat_token cookie (the web page's sign-in); 401 when it is wrong",
+        query: &[],
+        priority_body: false,
+    },
+    endpoint(
+        "get",
         "/metrics",
         "Prometheus metrics (OpenMetrics text)",
         &[],
@@ -259,12 +300,14 @@ mod tests {
     fn routes() -> Vec<(String, String)> {
         let source = include_str!("api.rs");
         source
-            .split(".route(\"")
+            .split(".route(")
             .skip(1)
+            // rustfmt puts a long path on a line of its own; a mention in prose has none.
+            .filter_map(|rest| rest.trim_start().strip_prefix('"'))
             .map(|rest| {
                 let (path, after) = rest.split_once('"').expect("a quoted path");
                 let method = after
-                    .trim_start_matches([',', ' '])
+                    .trim_start_matches([',', ' ', '\n'])
                     .split('(')
                     .next()
                     .expect("a method");

@@ -13,7 +13,7 @@
 //! hub's queue, so a peer pipelining expensive requests waits for its own turn instead of
 //! filling the queue ahead of everyone else.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -22,7 +22,7 @@ use std::time::Duration;
 use buildcat_proto::{
     JobSummary, Reply, Request, RequestError, RequestId, Role, ServerFrame, Timestamp,
 };
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
@@ -154,9 +154,20 @@ pub struct CoreHandle {
     queued_requests: usize,
     /// Frames one connection may have unsent before its requests wait.
     unsent_frames: usize,
+    /// The farm's generation, bumped by the hub after each step that changed something a
+    /// page shows, so live views wake on a change instead of polling.
+    generation: watch::Receiver<u64>,
 }
 
 impl CoreHandle {
+    /// The farm's generation: it grows after every step that stored something, after a
+    /// worker connected, reported or left, and after a request that steers jobs; a reader
+    /// woken by it refetches what it shows. Reads (HTTP calls included) never bump it, so a
+    /// page refetching on a change does not cause the next one.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.generation.clone()
+    }
+
     /// Opens a connection for a peer that completed its handshake as `role`; its frames
     /// arrive on the receiver, which closes when the core is done with the connection.
     pub async fn open(&self, role: Role) -> Result<(Link, Frames), HubClosed> {
@@ -344,7 +355,9 @@ pub(crate) fn start(
     notices: NoticeSink,
 ) -> (CoreHandle, impl Future<Output = ()> + Send + use<>) {
     let (inputs_tx, inputs) = mpsc::channel(capacities.inputs.max(1));
+    let (generation_tx, generation) = watch::channel(0);
     let handle = CoreHandle {
+        generation,
         inputs: inputs_tx,
         last_conn: Arc::new(AtomicU64::new(0)),
         outbox_frames: capacities.outbox_frames,
@@ -359,6 +372,9 @@ pub(crate) fn start(
         backlog_bytes: 0,
         writer_bytes: 0,
         notices,
+        workers: HashSet::new(),
+        generation: generation_tx,
+        changed: false,
     };
     let task = hub.run(
         inputs,
@@ -391,6 +407,13 @@ struct Hub {
     writer_bytes: usize,
     /// Where the core's notices go.
     notices: NoticeSink,
+    /// The worker connections: their coming, going and reports change what a page shows,
+    /// while a client connection (every HTTP read is one) changes nothing.
+    workers: HashSet<ConnId>,
+    /// Bumped once per step that changed something (see [`CoreHandle::changes`]).
+    generation: watch::Sender<u64>,
+    /// Whether the step being handled changed something; published at its end.
+    changed: bool,
 }
 
 impl Hub {
@@ -407,6 +430,7 @@ impl Hub {
         let sleep = tokio::time::sleep(IDLE_SLEEP);
         tokio::pin!(sleep);
         loop {
+            self.publish();
             if !reading && self.backlog.is_empty() {
                 break;
             }
@@ -458,6 +482,14 @@ impl Hub {
         debug!("core task stopped");
     }
 
+    /// Bumps the generation if the last step changed something; waking the watchers once
+    /// per step, not once per effect.
+    fn publish(&mut self) {
+        if std::mem::take(&mut self.changed) {
+            self.generation.send_modify(|generation| *generation += 1);
+        }
+    }
+
     /// Gives the writer the oldest batch, and more while it has room.
     fn hand_over(
         &mut self,
@@ -493,6 +525,10 @@ impl Hub {
                 unsent,
             } => {
                 self.outboxes.insert(conn, (outbox, unsent));
+                if role == Role::Worker {
+                    self.workers.insert(conn);
+                    self.changed = true;
+                }
                 self.handle(Input::Connected { conn, role });
             }
             Message::Request {
@@ -501,11 +537,19 @@ impl Hub {
                 request,
                 slot,
             } => {
+                if steers(&request)
+                    || (self.workers.contains(&conn) && !matches!(request, Request::Heartbeat))
+                {
+                    self.changed = true;
+                }
                 self.handle(Input::Request { conn, id, request });
                 drop(slot);
             }
             Message::Closed { conn } => {
                 // Dropping the outbox ends the session's writer, which closes the socket.
+                if self.workers.remove(&conn) {
+                    self.changed = true;
+                }
                 if self.outboxes.remove(&conn).is_some() {
                     self.handle(Input::Disconnected { conn });
                 }
@@ -532,15 +576,22 @@ impl Hub {
                                 warn!(conn, "closing connection: peer reads too slowly");
                             }
                             self.outboxes.remove(&conn);
+                            if self.workers.remove(&conn) {
+                                self.changed = true;
+                            }
                             pending.push(Input::Disconnected { conn });
                         }
                     }
                     Effect::Close(conn, reason) => {
+                        if self.workers.remove(&conn) {
+                            self.changed = true;
+                        }
                         if let Some((outbox, _)) = self.outboxes.remove(&conn) {
                             let _ = outbox.try_send(ServerFrame::Closing(reason));
                         }
                     }
                     Effect::Persist { ops, token } => {
+                        self.changed = true;
                         let bytes = ops.iter().map(StoreOp::size_hint).sum::<usize>();
                         self.backlog_ops += ops.len();
                         self.backlog_bytes += bytes;
@@ -565,6 +616,22 @@ impl Hub {
             }
         }
     }
+}
+
+/// Whether a client's request steers the farm (a page shows its effect even where nothing
+/// is stored, such as enabling a worker), as opposed to reading it.
+fn steers(request: &Request) -> bool {
+    !matches!(
+        request,
+        Request::Wait(_)
+            | Request::Job(_)
+            | Request::Task(_)
+            | Request::Info
+            | Request::Heartbeat
+            | Request::Jobs(_)
+            | Request::Logs { .. }
+            | Request::Watch(_)
+    )
 }
 
 #[cfg(test)]
@@ -622,6 +689,56 @@ mod tests {
             NoticeSink::default(),
         );
         (handle, tokio::spawn(task))
+    }
+
+    #[tokio::test]
+    async fn the_generation_grows_on_changes_and_not_on_reads() {
+        let (handle, task) = hub();
+        let mut changes = handle.changes();
+        let reply = handle.call(Request::Info).await.expect("the hub answers");
+        assert!(matches!(reply, Ok(Reply::Info(_))));
+        let reply = handle
+            .call(Request::Jobs(buildcat_proto::JobQuery {
+                queue: None,
+                state: None,
+                user: None,
+                limit: 10,
+            }))
+            .await
+            .expect("the hub answers");
+        assert!(matches!(reply, Ok(Reply::Jobs { .. })));
+        assert!(
+            !changes.has_changed().expect("the hub runs"),
+            "reads (and the connections they open) must not wake the page, or its refetch would wake it again"
+        );
+        let job = NewJob {
+            queue: "q".to_owned(),
+            kind: "k".to_owned(),
+            name: String::new(),
+            submitter: "test@host".to_owned(),
+            runs: String::new(),
+            options: JobOptions::default(),
+            tasks: vec![NewTask {
+                frames: None,
+                args: Vec::new(),
+            }],
+        };
+        let reply = handle
+            .call(Request::Submit(vec![job]))
+            .await
+            .expect("the hub answers");
+        assert!(matches!(reply, Ok(Reply::Submitted(_))));
+        tokio::time::timeout(Duration::from_secs(60), changes.changed())
+            .await
+            .expect("a submission bumps the generation")
+            .expect("the hub runs");
+        assert!(*changes.borrow_and_update() >= 1);
+        drop(changes);
+        drop(handle);
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("the hub ends once every handle is gone")
+            .expect("the hub task");
     }
 
     #[tokio::test]
