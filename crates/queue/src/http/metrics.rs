@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use buildcat_proto::{FarmInfo, Reply, Request, Role, TaskState, WorkerActivity};
+use buildcat_proto::{FarmInfo, Reply, Request, Role, TaskState, Timestamp, WorkerActivity};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -21,6 +21,7 @@ use prometheus_client::registry::Registry;
 
 use super::AppState;
 use super::api::{ApiError, ask};
+use super::throughput::Throughput;
 use crate::core::Notice;
 
 /// What Prometheus is told the body is: OpenMetrics text, which `prometheus-client` writes.
@@ -90,6 +91,8 @@ pub struct TaskMetrics {
     queue_wait_seconds: TaskHistograms,
     /// Jobs that ended, by queue and how.
     jobs_ended: Family<Labels, Counter>,
+    /// Tasks finished per minute over the last hour, for the page's chart.
+    throughput: Throughput,
 }
 
 impl Default for TaskMetrics {
@@ -98,11 +101,17 @@ impl Default for TaskMetrics {
             run_seconds: Family::new_with_constructor(task_histogram),
             queue_wait_seconds: Family::new_with_constructor(task_histogram),
             jobs_ended: Family::default(),
+            throughput: Throughput::default(),
         }
     }
 }
 
 impl TaskMetrics {
+    /// The per-minute count of finished tasks, shared.
+    pub(crate) fn throughput(&self) -> Throughput {
+        self.throughput.clone()
+    }
+
     /// Counts one notice.
     pub(crate) fn observe(&self, notice: &Notice) {
         match notice {
@@ -122,6 +131,9 @@ impl TaskMetrics {
                         ("outcome", (*outcome).to_owned()),
                     ])
                     .observe(ran.as_secs_f64());
+                if *outcome == "finished" {
+                    self.throughput.add(Timestamp::now(), 1);
+                }
             }
             Notice::JobEnded(job) => {
                 self.jobs_ended

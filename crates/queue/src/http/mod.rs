@@ -18,8 +18,8 @@
 //! - `events`: the live feeds as server-sent events: the farm's generation (woken by the
 //!   hub's `watch`, coalesced), a job's events and a task's log (a `Watch` or `Logs {
 //!   follow }` on a connection of their own), at most `events::MAX_STREAMS` (64) at once.
-//! - `throughput`: tasks finished per minute over the last hour, sampled on the farm's
-//!   changes, for the page's chart.
+//! - `throughput`: tasks finished per minute over the last hour, for the page's chart,
+//!   counted from the core's notices with the task metrics.
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -97,7 +97,7 @@ pub(crate) struct AppState {
     /// Cancelled when the server stops, so live streams end instead of holding the
     /// graceful shutdown for its whole drain time.
     pub(crate) stopping: tokio_util::sync::CancellationToken,
-    /// Tasks finished per minute, kept by the sampler task.
+    /// Tasks finished per minute, kept by the hub with the task metrics.
     pub(crate) throughput: throughput::Throughput,
 }
 
@@ -115,17 +115,11 @@ pub(crate) async fn serve(
         .local_addr()
         .map_or_else(|e| format!("unknown ({e})"), |addr| addr.to_string());
     let stopping = tokio_util::sync::CancellationToken::new();
-    let throughput = throughput::Throughput::default();
-    let sampler = tokio::spawn(throughput::sample(
-        core.clone(),
-        throughput.clone(),
-        stopping.clone(),
-    ));
     let core = Arc::new(RwLock::new(Some(core)));
     let state = AppState {
         streams: Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
         stopping: stopping.clone(),
-        throughput,
+        throughput: measures.tasks.throughput(),
         core: Arc::clone(&core),
         token: options.token.map(Arc::from),
         store: measures.store,
@@ -162,8 +156,7 @@ pub(crate) async fn serve(
     if let Ok(mut slot) = core.write() {
         slot.take();
     }
-    // The sampler holds a handle too; it ends on `stopping`, cancelled above (or here when
-    // the server stopped for another reason).
+    // Live feeds end on `stopping`, cancelled above (or here when the server stopped for
+    // another reason).
     state_stopping.cancel();
-    let _ = sampler.await;
 }

@@ -713,7 +713,10 @@ async fn blender_runs_with_its_options_in_order_and_private_folders() {
         assert_eq!(Path::new(folder).parent(), Some(profile), "{env}");
         assert!(Path::new(folder).is_dir(), "{folder} was not kept");
     }
-    assert!(profile.join(buildcat_worker::PROFILE_MARK).is_file(), "{env}");
+    assert!(
+        profile.join(buildcat_worker::PROFILE_MARK).is_file(),
+        "{env}"
+    );
     let tmp = Path::new(folders[3].1);
     let tmp_name = tmp
         .file_name()
