@@ -12,6 +12,7 @@
 //!   [`StoreMetrics`] the store writer thread fills and the [`ConnectionCounts`] the TCP
 //!   sessions keep.
 //! - `openapi`: the OpenAPI 3 document, listing every route.
+//! - `previews`: a job's frame previews, listed and the newest served as an image.
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -26,6 +27,7 @@ mod api;
 mod auth;
 mod metrics;
 mod openapi;
+mod previews;
 
 pub use metrics::{ConnectionCounts, StoreMetrics};
 

@@ -15,6 +15,7 @@ mod faults;
 mod jobs;
 mod logs;
 mod memstore;
+mod previews;
 mod randomized;
 
 use super::job::Task;
