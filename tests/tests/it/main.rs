@@ -30,6 +30,7 @@ mod multihost;
 mod netns;
 mod original;
 mod output;
+mod previews;
 mod render;
 mod restart;
 mod several_workers;

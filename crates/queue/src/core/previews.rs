@@ -187,8 +187,9 @@ impl Core {
         let from_its_worker = task.attempts.last().is_some_and(|attempt| {
             attempt.number == preview.attempt && attempt.worker == worker.registration.name
         });
+        // Its worker runs it, or reported its end (being stored, or stored).
         let current = match task.state {
-            TaskState::Started => self.running.get(&id) == Some(&conn),
+            TaskState::Started => self.running.get(&id) == Some(&conn) || task.completing > 0,
             state => state.is_terminal(),
         };
         if !(from_its_worker && current) {

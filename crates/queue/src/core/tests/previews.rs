@@ -2,12 +2,12 @@
 //! their sizes, the newest few per job and a byte budget for the farm, gone with their job.
 
 use buildcat_proto::{
-    FramePreview, JobPreviews, JobRef, MAX_PREVIEW_BYTES, Outcome, PreviewFormat, Reply, Request,
-    RequestError, TaskId,
+    Completion, FramePreview, JobPreviews, JobRef, MAX_PREVIEW_BYTES, Outcome, PreviewFormat,
+    Reply, Request, RequestError, TaskId, TaskState,
 };
 
 use super::{CLIENT, Farm, INFO, replies};
-use crate::core::{ConnId, CoreConfig};
+use crate::core::{ConnId, CoreConfig, Effect, Input};
 
 /// A `bytes`-byte JPEG "preview" of `frame` from `attempt` of `task`: the server never
 /// decodes it, so any bytes do.
@@ -97,10 +97,39 @@ fn a_preview_from_the_worker_running_the_task_is_kept_and_read_newest_first() {
         other => panic!("expected previews, got {other:?}"),
     }
 
-    // The last frame's preview may come after the task's result: still kept.
-    farm.complete(10, task, 1, Outcome::Finished(vec![]));
+    // The last frame's preview may come after the task's result, while it is being
+    // stored and after: still kept.
+    let request = Request::Complete(Completion {
+        task,
+        attempt: 1,
+        outcome: Outcome::Finished(vec![]),
+    });
+    let effects = farm.core.handle(
+        farm.now,
+        Input::Request {
+            conn: 10,
+            id: 1,
+            request,
+        },
+    );
+    let token = effects
+        .iter()
+        .find_map(|effect| match effect {
+            Effect::Persist { token, .. } => *token,
+            _ => None,
+        })
+        .expect("the completion waits for its commit");
     assert_eq!(send(&mut farm, 10, preview(task, 1, 9, 10)), Ok(Reply::Ack));
-    assert_eq!(frames_of(&mut farm, task), vec![9, 8, 7]);
+    farm.handle(Input::Persisted {
+        tokens: vec![token],
+        result: Ok(()),
+    });
+    assert_eq!(farm.state(task), TaskState::Finished);
+    assert_eq!(
+        send(&mut farm, 10, preview(task, 1, 10, 10)),
+        Ok(Reply::Ack)
+    );
+    assert_eq!(frames_of(&mut farm, task), vec![10, 9, 8, 7]);
 }
 
 #[test]
