@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::harness::{
     Farm, PATIENCE, Proc, buildcat_command, describe, free_port, poll_until, poll_within,
-    run_command, worker,
+    run_command, stderr, stdout, worker,
 };
 use crate::render::{make_scene, on_path, submitted, write_file};
 
@@ -249,6 +249,16 @@ fn blender_frames_become_previews_on_the_jobs_page() {
     sorted.sort_unstable_by(|a, b| b.cmp(a));
     assert_eq!(frames, sorted, "newest (highest frame) first: {previews:?}");
     latest_image(http, &job, newest);
+    // The CLI saves the same picture.
+    let saved = farm.path().join("newest.jpg");
+    let shown = farm.ok(&["preview", &job, "-o", &saved.display().to_string()]);
+    assert!(
+        stdout(&shown).contains(&format!("frame 4 of task {job}.1 (512x288")),
+        "{}",
+        describe(&shown)
+    );
+    let picture = image::open(&saved).expect("the saved preview decodes");
+    assert_eq!((picture.width(), picture.height()), (512, 288));
 
     // OpenEXR: float frames, tone-mapped into a picture.
     let exr = [
@@ -381,6 +391,12 @@ fn a_frame_that_is_no_image_gets_no_preview_and_its_task_finishes() {
     assert_eq!(
         get(http, &format!("/api/v1/jobs/{job}/previews/latest")).status,
         404
+    );
+    let none = farm.run(&["preview", &job]);
+    assert!(
+        !none.status.success() && stderr(&none).contains("has no preview yet"),
+        "{}",
+        describe(&none)
     );
     worker_process.assert_running();
 }
