@@ -56,6 +56,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Let a quarantined worker take work again (`info` shows which are, and why).
     WorkerEnable(WorkerEnableArgs),
+    /// Save a job's newest frame preview (the last frame a task saved, 512 px) to a file.
+    Preview(PreviewArgs),
     /// Watch a queue drain: its length, drain rate and when it will be empty.
     Eta(EtaArgs),
     /// Worker info plus Houdini's version (runs `hython` on a worker).
@@ -621,6 +623,20 @@ pub struct WorkerEnableArgs {
     pub connection: Connection,
     /// The worker's name, as `buildcat info` shows it.
     pub name: String,
+}
+
+/// `buildcat preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The job: its number (`42`) or id.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+    /// Where to save the image (default: `preview-JOB.jpg` or `.png` in the current
+    /// directory).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `buildcat requeue`.

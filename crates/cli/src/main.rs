@@ -11,6 +11,7 @@ mod farm;
 mod info;
 mod jobs;
 mod output;
+mod preview;
 mod render;
 mod steer;
 mod stop;
@@ -71,6 +72,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Jobs(args) => jobs::list(args).await,
         Command::Cancel(args) => steer::cancel(args).await,
         Command::WorkerEnable(args) => jobs::worker_enable(args).await,
+        Command::Preview(args) => preview::preview(args).await,
         Command::Requeue(args) => steer::requeue(args).await,
         Command::Pause(args) => steer::pause(args).await,
         Command::Resume(args) => steer::resume(args).await,

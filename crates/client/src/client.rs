@@ -390,6 +390,23 @@ impl Client {
         }
     }
 
+    /// A job's frame previews, newest first (what its workers sent of the frames its tasks
+    /// saved); with `image`, the newest one's image too.
+    ///
+    /// # Errors
+    /// [`ClientError::RequestRefused`] with `RequestError::UnknownJob`.
+    pub async fn previews(
+        &self,
+        job: impl Into<JobRef>,
+        image: bool,
+    ) -> Result<buildcat_proto::JobPreviews, ClientError> {
+        let job = job.into();
+        match self.request(Request::Previews { job, image }).await? {
+            Reply::Previews(previews) => Ok(previews),
+            other => Err(unexpected("Previews", &other)),
+        }
+    }
+
     /// Puts tasks back in their queue, with one more attempt each: the failed and
     /// canceled tasks of jobs or single tasks ([`Requeue::Tasks`], `all` for finished ones
     /// too), or those of one submitter's failed jobs ([`Requeue::Failed`], at most
@@ -665,6 +682,7 @@ fn unexpected(request: &str, reply: &Reply) -> ClientError {
         Reply::Changes(_) => "Changes",
         Reply::Jobs { .. } => "Jobs",
         Reply::Log(_) => "Log",
+        Reply::Previews(_) => "Previews",
     };
     ClientError::Protocol(format!(
         "it answered a `{request}` request with a `{name}` reply"

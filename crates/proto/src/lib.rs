@@ -11,6 +11,7 @@
 //!   options, states and the records the server keeps.
 //! - [`frames`] parses frame specs (`1,7,10-25,75-100:2`); [`dcc`] defines the render
 //!   tasks (Houdini, Modo, Redshift, Blender).
+//! - [`preview`] holds frame previews: what a worker sends and what the server keeps.
 //! - [`paths`] checks that paths in jobs are relative to the farm root.
 //! - [`task`] ties a job kind to typed arguments and output ([`Task`]) and defines the
 //!   built-in [`WorkerInfo`] task.
@@ -32,6 +33,7 @@ pub mod handshake;
 pub mod job;
 pub mod message;
 pub mod paths;
+pub mod preview;
 pub mod task;
 pub mod view;
 
@@ -47,6 +49,9 @@ pub use message::{
     JobQuery, LogPage, MAX_CHANGES_PER_REQUEST, Outcome, QueueSummary, Reply, Request,
     RequestError, RequestId, Requeue, RunningTask, ServerFrame, Submitted, Unserved,
     WorkerActivity, WorkerRegistration, WorkerSummary,
+};
+pub use preview::{
+    FramePreview, JobPreviews, MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE, PreviewFormat, PreviewInfo,
 };
 pub use task::{
     CommandResult, OsInfo, RunCommand, RuntimeInfo, Task, WorkerDetails, WorkerInfo,

@@ -14,6 +14,7 @@ use crate::job::{
     Failure, JobId, JobRef, JobState, JobStatus, JobSummary, NewJob, TaskCounts, TaskId,
     TaskProgress, TaskRef, TaskState, TaskStatus, TaskSummary, Timestamp,
 };
+use crate::preview::{FramePreview, JobPreviews};
 
 /// The most jobs or tasks one request that changes them ([`Request::Cancel`],
 /// [`Request::Requeue`], [`Request::Pause`], ...) may name, and the most jobs one
@@ -126,6 +127,19 @@ pub enum Request {
     /// Let a quarantined worker (every connection of that name) take work again. Answered
     /// with [`Reply::Ack`], or [`RequestError::UnknownWorker`].
     EnableWorker(String),
+    /// A worker sends a small picture of a frame its task saved. Answered with
+    /// [`Reply::Ack`]; kept only from the worker of the task's current attempt, and only
+    /// within [`FramePreview::check`]'s sizes ([`RequestError::Invalid`] otherwise). Workers
+    /// only.
+    Preview(FramePreview),
+    /// A job's previews, newest first. Answered with [`Reply::Previews`]; with `image`, the
+    /// newest one's image comes too.
+    Previews {
+        /// The job.
+        job: JobRef,
+        /// Whether to send the newest preview's image (a listing does without).
+        image: bool,
+    },
 }
 
 impl Request {
@@ -154,6 +168,8 @@ impl Request {
             Request::Logs { .. } => "logs",
             Request::Watch(_) => "watch",
             Request::EnableWorker(_) => "worker-enable",
+            Request::Preview(_) => "preview",
+            Request::Previews { .. } => "previews",
         }
     }
 }
@@ -366,6 +382,8 @@ pub enum Reply {
     },
     /// A page of a task's output.
     Log(LogPage),
+    /// A job's previews.
+    Previews(JobPreviews),
 }
 
 /// A job the server took.

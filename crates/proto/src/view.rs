@@ -22,6 +22,7 @@ use crate::job::{
 use crate::message::{
     Change, DroppedOutput, FarmInfo, LogPage, QueueSummary, Unserved, WorkerSummary,
 };
+use crate::preview::{JobPreviews, PreviewInfo};
 use crate::task::{CommandResult, RunCommand, Task, WorkerInfo, WorkerInfoReport};
 
 /// The farm at a glance: `buildcat info --json`.
@@ -566,6 +567,50 @@ impl From<&LogPage> for LogPageView {
             next: page.next,
             offset: page.offset,
         }
+    }
+}
+
+/// A frame preview a job's page shows: `GET /api/v1/jobs/{job}/previews` lists them,
+/// newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PreviewView {
+    /// When the server received it, to show how fresh the picture is.
+    pub at: String,
+    /// The image's size in bytes.
+    pub bytes: u32,
+    /// `jpeg` or `png`: the content type the image is served with.
+    pub format: String,
+    /// The frame number, for the caption.
+    pub frame: i64,
+    /// Height in pixels, so the page can lay it out before it loads.
+    pub height: u32,
+    /// The task that saved the frame, as people name it (`42.3`).
+    pub task: String,
+    /// Width in pixels.
+    pub width: u32,
+}
+
+impl PreviewView {
+    /// The view of `preview`, a preview of job number `number`.
+    pub fn new(number: u64, preview: &PreviewInfo) -> Self {
+        PreviewView {
+            at: rfc3339(preview.at),
+            bytes: preview.bytes,
+            format: preview.format.as_str().to_owned(),
+            frame: preview.frame,
+            height: preview.height,
+            task: format!("{number}.{}", preview.task.index),
+            width: preview.width,
+        }
+    }
+
+    /// The views of a job's previews, newest first.
+    pub fn list(previews: &JobPreviews) -> Vec<PreviewView> {
+        previews
+            .previews
+            .iter()
+            .map(|preview| PreviewView::new(previews.number, preview))
+            .collect()
     }
 }
 

@@ -6,16 +6,18 @@
 //! [`JobContext::monitored`] one whose output a [`JobMonitor`] reads and which it can cancel,
 //! for a handler's own tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use buildcat_proto::{TaskId, TaskProgress};
+use buildcat_proto::{TaskId, TaskProgress, paths};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::debug;
 
 use crate::leftovers::{GroupRecord, Recorded};
 use crate::output::{Batch, TaskOutput};
+use crate::preview::{PreviewSlot, Source};
 
 /// How long a process gets between SIGTERM and SIGKILL unless the worker is set otherwise.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(10);
@@ -63,6 +65,9 @@ pub struct JobContext {
     /// How long the task's processes may run on while the worker is frozen: its lease (see
     /// `supervisor`); none outside a loop.
     lease: Option<Duration>,
+    /// Where previews of the frames the task saves are made and wait to be sent (the
+    /// loop's); none outside a loop.
+    previews: Option<Arc<PreviewSlot>>,
 }
 
 impl JobContext {
@@ -90,6 +95,7 @@ impl JobContext {
             kill_grace: DEFAULT_KILL_GRACE,
             groups: None,
             lease: None,
+            previews: None,
         }
     }
 
@@ -130,6 +136,13 @@ impl JobContext {
     /// run on without the worker's beat.
     pub(crate) fn with_lease(mut self, lease: Option<Duration>) -> Self {
         self.lease = lease;
+        self
+    }
+
+    /// This context with the worker loop's preview slot, where saved frames become previews
+    /// for the job's page.
+    pub(crate) fn with_previews(mut self, previews: Arc<PreviewSlot>) -> Self {
+        self.previews = Some(previews);
         self
     }
 
@@ -186,6 +199,46 @@ impl JobContext {
     pub fn progress(&self, progress: TaskProgress) {
         if let Some(output) = &self.output {
             output.progress(progress);
+        }
+    }
+
+    /// Says that the task saved `frame` as the image file at `path` (absolute under the
+    /// root, or relative to it): the worker makes a small preview of it for the job's page
+    /// and sends it to the server. Never blocks and never fails the task: the preview is made
+    /// on another thread (only the newest frame's, when frames come faster), and a file that
+    /// is outside the root, too large or not an image it reads (PNG, JPEG, TIFF, OpenEXR)
+    /// gets a log line instead. Does nothing outside a worker loop.
+    pub fn frame_saved(&self, frame: i64, path: &Path) {
+        let Some(previews) = &self.previews else {
+            return;
+        };
+        let relative = if path.is_absolute() {
+            match path.strip_prefix(&self.root) {
+                Ok(relative) => relative,
+                Err(_) => {
+                    debug!(task = %self.label, file = %path.display(), "no preview of a frame saved outside the root");
+                    return;
+                }
+            }
+        } else {
+            path
+        };
+        // Resolved as the task's output paths are: inside the root, never climbing out.
+        let resolved = relative
+            .to_str()
+            .ok_or_else(|| "the path is not valid UTF-8".to_owned())
+            .and_then(|relative| {
+                paths::resolve(&self.root, relative).map_err(|error| error.to_string())
+            });
+        match resolved {
+            Ok(path) => previews.offer(Source {
+                context: self.clone(),
+                frame,
+                path,
+            }),
+            Err(reason) => {
+                debug!(task = %self.label, file = %path.display(), reason = %reason, "no preview of the frame");
+            }
         }
     }
 

@@ -90,6 +90,7 @@ pub mod integrations;
 mod lease;
 mod leftovers;
 mod output;
+mod preview;
 pub mod process;
 pub mod registry;
 mod running;

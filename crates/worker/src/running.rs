@@ -25,6 +25,7 @@ use tracing::{Instrument, Span, error, info, warn};
 use crate::context::JobContext;
 use crate::leftovers::GroupRecord;
 use crate::output::TaskOutput;
+use crate::preview::PreviewSlot;
 use crate::registry::Registry;
 
 /// How much longer than the deadline plus the kill grace a handler may run before it is
@@ -99,6 +100,8 @@ pub(crate) struct RunSettings {
     pub(crate) groups: Arc<GroupRecord>,
     /// The loop's lease: the task's processes die when the worker has been frozen this long.
     pub(crate) lease: Option<Duration>,
+    /// The loop's previews of saved frames, on their way to the server.
+    pub(crate) previews: Arc<PreviewSlot>,
 }
 
 impl TaskRun {
@@ -141,7 +144,8 @@ impl TaskRun {
                 settings.kill_grace,
                 settings.groups,
             )
-            .with_lease(settings.lease);
+            .with_lease(settings.lease)
+            .with_previews(settings.previews);
         let counted = Counted::new(running_tasks);
         let running = run(registry, kind.clone(), args, context);
         let handler = tokio::spawn(

@@ -32,6 +32,7 @@ mod netns;
 mod notify;
 mod original;
 mod output;
+mod previews;
 mod render;
 mod restart;
 mod several_workers;

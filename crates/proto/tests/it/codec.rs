@@ -13,9 +13,9 @@ use futures_util::StreamExt;
 use tokio_util::codec::{Decoder, Encoder, FramedRead};
 
 use crate::golden::{
-    assignment, changes, failed_status, failure, finished_status, finished_task_status, hello_from,
-    info_job, progress, render_job, render_lines, running_status, task_refs, task_status,
-    wrong_state,
+    assignment, changes, failed_status, failure, finished_status, finished_task_status,
+    frame_preview, hello_from, info_job, progress, render_job, render_lines, running_status,
+    task_refs, task_status, wrong_state,
 };
 use crate::{JOB_A, JOB_B, TASK_A, frame};
 
@@ -99,6 +99,11 @@ fn client_frames() -> Vec<ClientFrame> {
         },
         Request::Watch(vec![JobRef::Number(41), JobRef::Id(JOB_B)]),
         Request::EnableWorker("render01.4242.1".to_owned()),
+        Request::Preview(frame_preview()),
+        Request::Previews {
+            job: JobRef::Number(41),
+            image: false,
+        },
     ];
     requests
         .into_iter()
@@ -165,6 +170,12 @@ fn server_frames() -> Vec<ServerFrame> {
         Err(wrong_state()),
         Err(RequestError::TooManyInFlight { limit: 256 }),
         Err(RequestError::UnknownWorker("render01".to_owned())),
+        Ok(Reply::Previews(buildcat_proto::JobPreviews {
+            job: JOB_A,
+            number: 41,
+            previews: Vec::new(),
+            latest: None,
+        })),
     ];
     let mut frames: Vec<ServerFrame> = replies
         .into_iter()
@@ -624,6 +635,8 @@ fn variant(request: &Request) -> usize {
         Request::Logs { .. } => 18,
         Request::Watch(_) => 19,
         Request::EnableWorker(_) => 20,
+        Request::Preview(_) => 21,
+        Request::Previews { .. } => 22,
     }
 }
 
@@ -632,7 +645,7 @@ fn every_client_frame_round_trips() {
     let frames = client_frames();
     let covered: std::collections::BTreeSet<usize> =
         frames.iter().map(|frame| variant(&frame.request)).collect();
-    let all: std::collections::BTreeSet<usize> = (0..=20).collect();
+    let all: std::collections::BTreeSet<usize> = (0..=22).collect();
     assert_eq!(covered, all, "one frame per Request variant at least");
     for frame in &frames {
         // Ids below 251 are one byte; the variant index follows.

@@ -20,7 +20,7 @@
 //! ```text
 //! 00 00 00 10                  length prefix: 16 body bytes follow (big-endian u32)
 //! 42 55 49 4c 44 43 41 54      magic "BUILDCAT": a [u8; 8] array, so no length prefix
-//! 04                           protocol version 4 (varint)
+//! 05                           protocol version 5 (varint)
 //! 00                           role: variant 0 = Client (1 = Worker)
 //! 05 30 2e 36 2e 30            software: length 5, then "0.6.0"
 //! ```
@@ -31,8 +31,9 @@ use buildcat_proto::codec::{decode_value, encode_frame, encode_value};
 use buildcat_proto::{
     Assignment, Attempt, AttemptOutcome, Change, Changed, ClientFrame, CommandResult, Completion,
     DEFAULT_MAX_FRAME, DEFAULT_PORT, Dependency, DroppedOutput, Failure, FarmInfo, FrameCodec,
-    HandshakeError, Hello, HelloReply, JobEvent, JobOptions, JobQuery, JobRef, JobState, JobStatus,
-    JobSummary, LogPage, MAGIC, NewJob, NewTask, Outcome, PROTOCOL_VERSION, QueueSummary, Reply,
+    FramePreview, HandshakeError, Hello, HelloReply, JobEvent, JobOptions, JobPreviews, JobQuery,
+    JobRef, JobState, JobStatus, JobSummary, LogPage, MAGIC, MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE,
+    NewJob, NewTask, Outcome, PROTOCOL_VERSION, PreviewFormat, PreviewInfo, QueueSummary, Reply,
     Request, RequestError, Requeue, Role, RunCommand, RunningTask, ServerFrame, Submitted, Task,
     TaskCounts, TaskProgress, TaskRef, TaskState, TaskStatus, TaskSummary, Unserved, Welcome,
     WorkerActivity, WorkerRegistration, WorkerSummary,
@@ -436,10 +437,26 @@ pub(crate) fn assignment() -> Assignment {
     }
 }
 
+/// A preview of frame 7 saved by task 41.1's second attempt: a 512x288 JPEG of 4 bytes (a
+/// bare start and end of image marker).
+pub(crate) fn frame_preview() -> FramePreview {
+    FramePreview {
+        task: TASK_A,
+        attempt: 2,
+        frame: 7,
+        width: 512,
+        height: 288,
+        format: PreviewFormat::Jpeg,
+        image: vec![0xff, 0xd8, 0xff, 0xd9],
+    }
+}
+
 #[test]
 fn constants() {
     assert_eq!(MAGIC, *b"BUILDCAT");
-    assert_eq!(PROTOCOL_VERSION, 4);
+    assert_eq!(PROTOCOL_VERSION, 5);
+    assert_eq!(MAX_PREVIEW_BYTES, 256 * 1024);
+    assert_eq!(MAX_PREVIEW_SIDE, 512);
     assert_eq!(DEFAULT_MAX_FRAME, 16 * 1024 * 1024);
     assert_eq!(DEFAULT_PORT, 2228);
 }
@@ -449,11 +466,11 @@ fn hello() {
     // Laid out field by field; see the module doc.
     check(
         &hello_from(Role::Client),
-        "00000010 4255494c44434154 04 00 05 302e362e30",
+        "00000010 4255494c44434154 05 00 05 302e362e30",
     );
     check(
         &hello_from(Role::Worker),
-        "00000010 4255494c44434154 04 01 05 302e362e30",
+        "00000010 4255494c44434154 05 01 05 302e362e30",
     );
 }
 
@@ -462,7 +479,7 @@ fn hello() {
 fn hello_layout_from_parts() {
     let mut body = Vec::new();
     body.extend_from_slice(b"BUILDCAT");
-    body.push(4); // protocol version, a varint below 251: one byte
+    body.push(5); // protocol version, a varint below 251: one byte
     body.push(0); // Role::Client
     body.push(5); // software: length, then the bytes
     body.extend_from_slice(b"0.6.0");
@@ -472,7 +489,7 @@ fn hello_layout_from_parts() {
         frame(&body)
     );
     assert_eq!(
-        unhex("00000010 4255494c44434154 04 00 05 302e362e30"),
+        unhex("00000010 4255494c44434154 05 00 05 302e362e30"),
         frame(&body)
     );
 }
@@ -485,7 +502,7 @@ fn hello_reply() {
             software: "0.6.0".to_owned(),
             max_frame: 16 * 1024 * 1024,
         }),
-        "0000000d 000405302e362e30fc00000001",
+        "0000000d 000505302e362e30fc00000001",
     );
     check(
         &HelloReply::Refused(HandshakeError::BadMagic),
@@ -807,6 +824,23 @@ fn request() {
         &request(20, Request::EnableWorker("render01.4242.1".to_owned())),
         "00000012 14140f72656e64657230312e343234322e31",
     );
+    // Frame 7 of task 41.1's second attempt, a 512x288 JPEG (zigzagged frame `0e`, the
+    // sides as `fb` + u16).
+    check(
+        &request(21, Request::Preview(frame_preview())),
+        "00000022 1515 10019000c79c007c4e8f00123456789abc01 02 0e fb0002 fb2001 00 \
+         04ffd8ffd9",
+    );
+    check(
+        &request(
+            22,
+            Request::Previews {
+                job: JobRef::Number(41),
+                image: true,
+            },
+        ),
+        "00000005 1616012901",
+    );
 }
 
 #[test]
@@ -1018,6 +1052,26 @@ fn reply() {
          776f726b65722d696e666f000100000300fd009cc7009001000001fd39ccc700 \
          90010000010000010000000001",
     );
+    // Job 41's previews: frame 7 of task 41.1 received at T1, with the newest image.
+    check(
+        &Reply::Previews(JobPreviews {
+            job: JOB_A,
+            number: 41,
+            previews: vec![PreviewInfo {
+                task: TASK_A,
+                frame: 7,
+                width: 512,
+                height: 288,
+                format: PreviewFormat::Png,
+                bytes: 4,
+                at: T1,
+            }],
+            latest: Some(vec![0xff, 0xd8, 0xff, 0xd9]),
+        }),
+        "0000003e \
+         0a10019000c79c007c4e8f00123456789abc290110019000c79c007c4e8f0012 \
+         3456789abc010efb0002fb20010104fd39ccc700900100000104ffd8ffd9",
+    );
     check(
         &Reply::Log(log_page()),
         "00000064 \
@@ -1182,6 +1236,12 @@ fn attempt_outcome() {
     );
     check(&AttemptOutcome::WorkerLost, "00000001 02");
     check(&AttemptOutcome::Canceled, "00000001 03");
+}
+
+#[test]
+fn preview_format() {
+    check_value(&PreviewFormat::Jpeg, "00");
+    check_value(&PreviewFormat::Png, "01");
 }
 
 #[test]

@@ -203,6 +203,7 @@ impl Core {
             self.expiring.remove(&(ended, id));
         }
         self.numbers.remove(&job.number);
+        self.previews.remove_job(id);
         for task in job.indexed().map(|(task, _)| task) {
             self.lingering.remove(&task);
         }

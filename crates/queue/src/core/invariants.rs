@@ -16,6 +16,7 @@ impl Core {
         self.check_started()?;
         self.check_subscriptions()?;
         self.check_in_flight()?;
+        self.previews.check(&self.jobs)?;
         Ok(())
     }
 

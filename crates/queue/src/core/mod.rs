@@ -22,7 +22,8 @@
 //! - `lifecycle`: submit, commit, complete, retry, loss, end, settle;
 //! - `connections`: peers, their subscriptions, silence, and the timed steps of a tick;
 //! - `follow` (output and progress pushed to clients), `manage` (cancel, requeue, pause,
-//!   priority, delete, list) and `handles` (job numbers and `42.3` resolved).
+//!   priority, delete, list) and `handles` (job numbers and `42.3` resolved);
+//! - `previews`: the latest frame previews of each job, in memory, within a byte budget.
 //!
 //! The core is deterministic: it iterates ordered maps wherever order decides an outcome,
 //! makes job ids from a seedable `IdSource`, and says when it next needs
@@ -121,6 +122,11 @@ pub struct CoreConfig {
     /// How long a quarantine lasts before the worker gets work again; zero: until a person
     /// runs `buildcat worker-enable`.
     pub quarantine_cooldown: Duration,
+    /// Frame previews kept per job (the oldest of the job goes first).
+    pub previews_per_job: usize,
+    /// Bytes of frame previews kept for the whole farm, in memory (the oldest on the farm
+    /// goes first).
+    pub preview_budget: usize,
     /// Seeds the job id generator; `None` seeds it from the operating system. Tests set it
     /// so that a run replays exactly.
     pub id_seed: Option<u64>,
@@ -146,6 +152,8 @@ impl Default for CoreConfig {
             client_idle_timeout: Duration::from_secs(3600),
             quarantine_after: 5,
             quarantine_cooldown: Duration::from_secs(15 * 60),
+            previews_per_job: previews::DEFAULT_PREVIEWS_PER_JOB,
+            preview_budget: previews::DEFAULT_PREVIEW_BUDGET,
             id_seed: None,
             notices: false,
         }
@@ -312,6 +320,8 @@ pub struct Core {
     ops: Vec<StoreOp>,
     /// When the periodic scans (idle connections, silent workers, overdue tasks) next run.
     next_scan: Timestamp,
+    /// The latest frame previews of each job, in memory only, within a byte budget.
+    previews: previews::Previews,
 }
 
 impl Core {
@@ -360,6 +370,7 @@ impl Core {
             effects: Vec::new(),
             ops: Vec::new(),
             next_scan: now,
+            previews: previews::Previews::default(),
         };
         for queue in paused_queues {
             let name = core.intern_queue(&queue);
@@ -509,6 +520,7 @@ impl Core {
                 | Request::Complete(_)
                 | Request::Log { .. }
                 | Request::Progress { .. }
+                | Request::Preview(_)
         );
         if worker_only && role != Role::Worker {
             let error = RequestError::WrongRole {
@@ -629,6 +641,14 @@ impl Core {
             Request::Watch(jobs) => self.watch(conn, id, jobs),
             Request::EnableWorker(name) => {
                 let reply = self.enable_worker(now, &name).map(|()| Reply::Ack);
+                self.reply(conn, id, reply);
+            }
+            Request::Preview(preview) => {
+                let reply = self.preview(now, conn, preview).map(|()| Reply::Ack);
+                self.reply(conn, id, reply);
+            }
+            Request::Previews { job, image } => {
+                let reply = self.job_previews(job, image).map(Reply::Previews);
                 self.reply(conn, id, reply);
             }
         }
@@ -773,5 +793,8 @@ mod job;
 mod lifecycle;
 mod manage;
 mod notices;
+mod previews;
 #[cfg(test)]
 mod tests;
+
+pub use previews::{DEFAULT_PREVIEW_BUDGET, DEFAULT_PREVIEWS_PER_JOB};

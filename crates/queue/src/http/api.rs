@@ -23,7 +23,7 @@ use buildcat_proto::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AppState, auth, events, login, metrics, openapi, page, throughput};
+use super::{AppState, auth, events, login, metrics, openapi, page, previews, throughput};
 use crate::server::CoreHandle;
 use crate::server::HubClosed;
 
@@ -45,6 +45,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{job}/pause", post(pause))
         .route("/api/v1/jobs/{job}/resume", post(resume))
         .route("/api/v1/jobs/{job}/priority", post(priority))
+        .route("/api/v1/jobs/{job}/previews", get(previews::list))
+        .route("/api/v1/jobs/{job}/previews/latest", get(previews::latest))
         .route("/api/v1/queues/{queue}/pause", post(pause_queue))
         .route("/api/v1/queues/{queue}/resume", post(resume_queue))
         .route("/api/v1/workers", get(workers))
@@ -102,8 +104,16 @@ impl ApiError {
         }
     }
 
+    /// Nothing there (yet): `message` says what and what to do.
+    pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
     /// The core answered something this route does not expect: a bug, said plainly.
-    fn unexpected(reply: &Reply) -> ApiError {
+    pub(crate) fn unexpected(reply: &Reply) -> ApiError {
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: format!("internal error: unexpected reply {reply:?}; please report it"),

@@ -20,6 +20,7 @@
 //!   follow }` on a connection of their own), at most `events::MAX_STREAMS` (64) at once.
 //! - `throughput`: tasks finished per minute over the last hour, for the page's chart,
 //!   counted from the core's notices with the task metrics.
+//! - `previews`: a job's frame previews, listed and the newest served as an image.
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -37,6 +38,7 @@ mod login;
 mod metrics;
 mod openapi;
 mod page;
+mod previews;
 mod throughput;
 
 pub use metrics::{ConnectionCounts, StoreMetrics, TaskMetrics};

@@ -16,6 +16,8 @@ struct Endpoint {
     query: &'static [(&'static str, &'static str, &'static str)],
     /// Whether it takes `{"priority": N}`.
     priority_body: bool,
+    /// Whether it answers an image (JPEG or PNG) rather than JSON.
+    image: bool,
 }
 
 /// Shorthand for an endpoint without a body.
@@ -31,6 +33,7 @@ const fn endpoint(
         summary,
         query,
         priority_body: false,
+        image: false,
     }
 }
 
@@ -133,6 +136,22 @@ const ENDPOINTS: &[Endpoint] = &[
         summary: "Change a job's priority (higher runs first in its queue)",
         query: &[],
         priority_body: true,
+        image: false,
+    },
+    endpoint(
+        "get",
+        "/api/v1/jobs/{job}/previews",
+        "The job's frame previews, newest first: task, frame, width, height, format, bytes, at",
+        &[],
+    ),
+    Endpoint {
+        method: "get",
+        path: "/api/v1/jobs/{job}/previews/latest",
+        summary: "The newest frame preview's image (image/jpeg or image/png); 404 while the \
+                  job has none",
+        query: &[],
+        priority_body: false,
+        image: true,
     },
     endpoint(
         "post",
@@ -199,6 +218,7 @@ const ENDPOINTS: &[Endpoint] = &[
         summary: "Trade the token for an HttpOnly, SameSite=Strict buildcat_token cookie (the web page's sign-in); 401 when it is wrong",
         query: &[],
         priority_body: false,
+        image: false,
     },
     endpoint(
         "get",
@@ -249,6 +269,15 @@ fn build() -> Value {
                 "503": { "$ref": "#/components/responses/Error" },
             },
         });
+        if endpoint.image {
+            operation["responses"]["200"] = json!({
+                "description": "The image, served with X-Content-Type-Options: nosniff",
+                "content": {
+                    "image/jpeg": { "schema": { "type": "string", "format": "binary" } },
+                    "image/png": { "schema": { "type": "string", "format": "binary" } },
+                },
+            });
+        }
         if endpoint.priority_body {
             operation["requestBody"] = json!({
                 "required": true,

@@ -498,6 +498,8 @@ pub(super) struct Tracker {
     /// The root as Blender is given paths, where that differs (a Windows program on WSL
     /// prints `C:\farm\...`).
     root_arg: Option<String>,
+    /// The last file saved (not skipped) and its frame, not yet taken for a preview.
+    saved_file: Option<(i64, String)>,
 }
 
 /// Whether `path` is `root` or under it, comparing `\` as `/`, and ignoring case where
@@ -536,6 +538,7 @@ impl Tracker {
             error: None,
             root: root.to_path_buf(),
             root_arg: None,
+            saved_file: None,
         }
     }
 
@@ -555,8 +558,12 @@ impl Tracker {
             self.current = Some(frame);
             return false;
         }
-        if let Some(path) = saved_line(line).or_else(|| skipped_line(line)) {
+        let saved = saved_line(line);
+        if let Some(path) = saved.or_else(|| skipped_line(line)) {
             self.file(path);
+            if saved.is_some() {
+                self.note_saved(path);
+            }
             // Before 2.8 the frame's time ends the `Saved:` line itself.
             if line.contains("(Saving:") {
                 self.frame_ended();
@@ -616,6 +623,23 @@ impl Tracker {
             }
             _ => self.pending = true,
         }
+    }
+
+    /// Notes a file Blender saved for its preview: its frame is the one its name says (as
+    /// [`Tracker::file`] reads it), else the one Blender is rendering.
+    fn note_saved(&mut self, path: &str) {
+        let frame = match frame_of_file(self.pattern.as_deref(), path) {
+            Some(frame) if self.pattern.is_some() || self.frames.contains(&frame) => Some(frame),
+            _ => self.current,
+        };
+        if let Some(frame) = frame {
+            self.saved_file = Some((frame, path.to_owned()));
+        }
+    }
+
+    /// The last file saved since the last call and its frame, as printed, for a preview.
+    pub(super) fn take_saved(&mut self) -> Option<(i64, String)> {
+        self.saved_file.take()
     }
 
     /// The ` Time:` line after a frame's files: completes the frame if its files did not
@@ -842,6 +866,10 @@ pub(super) async fn render(
     let report = run_process(spec, &context, |line| {
         if tracker.line(line) {
             context.progress(tracker.progress());
+        }
+        // A preview for the job's page, made off the task's path.
+        if let Some((frame, path)) = tracker.take_saved() {
+            context.frame_saved(frame, Path::new(&path));
         }
     })
     .await?;
@@ -1156,6 +1184,29 @@ mod tests {
         // Without a pattern, by the number at the end of the name.
         let tracker = replay(text, &[1, 2, 3], None);
         assert_eq!(tracker.done(), 3);
+    }
+
+    /// Issue 12: each file saved (not one skipped because it exists) is offered for a
+    /// preview with its frame, read from its name, else from the `Fra:` line.
+    #[test]
+    fn saved_files_are_taken_for_previews_with_their_frames() {
+        let mut tracker = Tracker::new(&[1, 2], Path::new("/farm"), Some("out/f_####"), false);
+        tracker.line("skipping existing frame \"/farm/out/f_0001_L.png\" for view \"left\"");
+        assert_eq!(tracker.take_saved(), None);
+        tracker.line("Saved: '/farm/out/f_0002_L.png'");
+        tracker.line("Saved: '/farm/out/f_0002_R.png'");
+        assert_eq!(
+            tracker.take_saved(),
+            Some((2, "/farm/out/f_0002_R.png".to_owned()))
+        );
+        assert_eq!(tracker.take_saved(), None);
+        let mut tracker = Tracker::new(&[7], Path::new("/farm"), None, false);
+        tracker.line("Fra:7 Mem:12.00M | Rendering 1 / 64 samples");
+        tracker.line("Saved: '/farm/out/beauty.exr'");
+        assert_eq!(
+            tracker.take_saved(),
+            Some((7, "/farm/out/beauty.exr".to_owned()))
+        );
     }
 
     #[test]

@@ -31,8 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buildcat_proto::{
-    Assignment, ClientFrame, CodecError, Completion, Outcome, Reply, Request, RequestError,
-    RequestId, SOFTWARE_VERSION, ServerFrame, TaskId, WorkerRegistration,
+    Assignment, ClientFrame, CodecError, Completion, FramePreview, Outcome, Reply, Request,
+    RequestError, RequestId, SOFTWARE_VERSION, ServerFrame, TaskId, WorkerRegistration,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
@@ -45,6 +45,7 @@ use crate::error::WorkerError;
 use crate::lease::lease;
 use crate::leftovers::GroupRecord;
 use crate::output::TaskOutput;
+use crate::preview::PreviewSlot;
 use crate::registry::Registry;
 use crate::running::{Halt, RunSettings, TaskRun};
 
@@ -143,6 +144,9 @@ struct LoopState {
     /// Assignments declined (reported as interrupted without running) whose reports are not
     /// acknowledged yet; they do not count as tasks done.
     declined: Vec<(TaskId, u32)>,
+    /// Previews of the frames this loop's tasks saved: at most one waits to be sent, and it
+    /// outlives its task (the last frame's preview is made after the frame was saved).
+    previews: Arc<PreviewSlot>,
 }
 
 impl LoopState {
@@ -301,6 +305,8 @@ enum Sent {
     Log(TaskId),
     /// Progress of a task.
     Progress(TaskId),
+    /// A preview of a frame a task saved.
+    Preview(TaskId),
 }
 
 /// How a session on one connection ended.
@@ -334,6 +340,8 @@ enum Event {
     LeaseExpired,
     /// The worker is to stop now, killing its running task.
     Interrupt,
+    /// A preview of a saved frame is ready to send.
+    Preview(FramePreview),
 }
 
 /// Runs one loop until it is asked to stop and has nothing left, or a fatal error.
@@ -547,6 +555,7 @@ async fn session(
                 )
             });
         let lease_end = state.lease_end();
+        let previews = Arc::clone(&state.previews);
         let event = tokio::select! {
             frame = link.next() => Event::Frame(frame),
             completion = task_end(&mut state.task) => Event::TaskEnded(completion),
@@ -560,6 +569,7 @@ async fn session(
             () = sleep_until(last_heard + silence_limit) => Event::Silent(silence_limit),
             () = sleep_until_some(lease_end) => Event::LeaseExpired,
             () = control.interrupt().cancelled(), if !interrupt_seen => Event::Interrupt,
+            preview = previews.ready() => Event::Preview(preview),
         };
         match event {
             Event::Frame(None) => return SessionEnd::Lost(LinkError::Closed),
@@ -677,6 +687,18 @@ async fn session(
                 if !state.is_idle() {
                     info!("stopping once the running task is reported");
                 }
+            }
+            Event::Preview(preview) => {
+                let (id, task) = (state.request_id(), preview.task);
+                let frame = ClientFrame {
+                    id,
+                    request: Request::Preview(preview),
+                };
+                // Lost with the connection: a newer frame's preview will follow.
+                if let Err(error) = link.send(frame).await {
+                    return SessionEnd::Lost(error.into());
+                }
+                in_flight.insert(id, (Sent::Preview(task), Instant::now()));
             }
             Event::Silent(limit) => return SessionEnd::Lost(LinkError::Silent(limit)),
             Event::LeaseExpired => state.expire_lease(),
@@ -825,6 +847,7 @@ fn start_task(
         kill_grace: config.kill_grace,
         groups: Arc::clone(&config.groups),
         lease: state.lease,
+        previews: Arc::clone(&state.previews),
     };
     state.task = Some(TaskRun::start(
         assignment,
@@ -858,6 +881,10 @@ fn refused(sent: Sent, state: &LoopState, error: &RequestError) {
         Sent::Progress(task) => {
             let task = state.label_of(task);
             warn!(task = %task, error = %error, "the server refused progress");
+        }
+        Sent::Preview(task) => {
+            let task = state.label_of(task);
+            warn!(task = %task, error = %error, "the server refused a frame preview");
         }
         Sent::Completion(task, attempt) => {
             let task = state.label_of(task);

@@ -173,7 +173,11 @@ impl FakeServer {
             heartbeat_ms,
             reconnect_grace_ms: grace_ms,
         });
-        let mut connection = FakeConnection { link, registration };
+        let mut connection = FakeConnection {
+            link,
+            registration,
+            previews: Vec::new(),
+        };
         connection.reply(frame.id, reply).await;
         connection
     }
@@ -185,6 +189,9 @@ pub struct FakeConnection {
     link: Link,
     /// What the worker registered with.
     pub registration: WorkerRegistration,
+    /// Frame previews the worker sent, acknowledged and set aside as they came (they come
+    /// whenever one is made, so no test waits for them in a fixed order).
+    pub previews: Vec<buildcat_proto::FramePreview>,
 }
 
 impl FakeConnection {
@@ -202,7 +209,8 @@ impl FakeConnection {
         }
     }
 
-    /// The next request other than a heartbeat; heartbeats on the way are acknowledged.
+    /// The next request other than a heartbeat or a preview; heartbeats and previews on the
+    /// way are acknowledged (previews kept in `previews`).
     pub async fn next_request(&mut self) -> (RequestId, Request) {
         loop {
             let Some(frame) = self.next_frame().await else {
@@ -210,6 +218,10 @@ impl FakeConnection {
             };
             match frame.request {
                 Request::Heartbeat => self.ack(frame.id).await,
+                Request::Preview(preview) => {
+                    self.previews.push(preview);
+                    self.ack(frame.id).await;
+                }
                 request => return (frame.id, request),
             }
         }
@@ -271,7 +283,7 @@ impl FakeConnection {
     pub async fn expect_closed(&mut self) {
         while let Some(frame) = self.next_frame().await {
             match frame.request {
-                Request::Heartbeat => self.ack(frame.id).await,
+                Request::Heartbeat | Request::Preview(_) => self.ack(frame.id).await,
                 other => panic!("expected the worker to disconnect, got {other:?}"),
             }
         }

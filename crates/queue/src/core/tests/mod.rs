@@ -16,6 +16,7 @@ mod jobs;
 mod logs;
 mod memstore;
 mod notices;
+mod previews;
 mod randomized;
 
 use super::job::Task;

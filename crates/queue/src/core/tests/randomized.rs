@@ -27,9 +27,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use buildcat_proto::{
-    Completion, Dependency, Failure, JobId, JobOptions, JobQuery, JobRef, JobState, NewJob,
-    NewTask, Outcome, Reply, Request, RequestError, Requeue, Role, ServerFrame, TaskId, TaskRef,
-    TaskState, Timestamp, WorkerRegistration,
+    Completion, Dependency, Failure, FramePreview, JobId, JobOptions, JobQuery, JobRef, JobState,
+    NewJob, NewTask, Outcome, PreviewFormat, Reply, Request, RequestError, Requeue, Role,
+    ServerFrame, TaskId, TaskRef, TaskState, Timestamp, WorkerRegistration,
 };
 
 use super::memstore::MemStore;
@@ -205,6 +205,9 @@ struct Sim {
     log: Vec<String>,
 }
 
+/// Previews a job keeps in these runs: few, so that eviction by count happens often.
+const RANDOM_PREVIEWS_PER_JOB: usize = 2;
+
 impl Sim {
     fn new(seed: u64, verbose: bool) -> Sim {
         let config = CoreConfig {
@@ -216,6 +219,9 @@ impl Sim {
             retention: Duration::from_secs(600),
             quarantine_after: 3,
             quarantine_cooldown: Duration::from_secs(30),
+            // Small, so that previews are evicted by count and by budget.
+            previews_per_job: RANDOM_PREVIEWS_PER_JOB,
+            preview_budget: 6_000,
             id_seed: Some(seed),
             // Half the runs make notices too: they must change nothing else.
             notices: seed.is_multiple_of(2),
@@ -459,6 +465,21 @@ impl Sim {
                         ));
                     }
                     self.acknowledged.insert(job.id, (job.number, job.tasks));
+                }
+            }
+            Ok(Reply::Previews(previews)) => {
+                let times: Vec<Timestamp> = previews.previews.iter().map(|p| p.at).collect();
+                if previews.previews.len() > RANDOM_PREVIEWS_PER_JOB
+                    || times.windows(2).any(|pair| pair[0] < pair[1])
+                    || previews.latest.as_ref().is_some_and(|image| {
+                        previews.previews.first().map(|p| p.bytes as usize) != Some(image.len())
+                    })
+                {
+                    return Err(format!(
+                        "previews of job {} are not its newest few, newest first: {previews:?}\n{}",
+                        previews.number,
+                        self.recent()
+                    ));
                 }
             }
             Ok(Reply::Changes(changes)) => {
@@ -962,6 +983,10 @@ impl Sim {
                 };
                 Request::Task(task)
             }
+            4 if self.rng.below(2) == 0 => Request::Previews {
+                job,
+                image: self.rng.below(2) == 0,
+            },
             _ => Request::Job(job),
         };
         self.request(client, request)?;
@@ -1064,15 +1089,37 @@ impl Sim {
         let Some((conn, task, attempt)) = self.rng.pick(&busy) else {
             return Ok(());
         };
-        self.request(
-            conn,
-            Request::Log {
+        let request = match self.rng.below(4) {
+            0 => Request::Preview(self.preview(task, attempt)),
+            // From a worker that may not run it, or for another attempt: ignored.
+            1 => {
+                let conn = self.rng.pick(&busy).map_or(conn, |(other, _, _)| other);
+                let attempt = attempt + u32::try_from(self.rng.below(2)).unwrap_or(0);
+                let preview = self.preview(task, attempt);
+                return self.request(conn, Request::Preview(preview)).map(|_| ());
+            }
+            _ => Request::Log {
                 task,
                 attempt,
                 lines: vec!["Fra:1".to_owned()],
             },
-        )?;
+        };
+        self.request(conn, request)?;
         Ok(())
+    }
+
+    /// A frame preview of up to 2,000 bytes from `attempt` of `task`.
+    fn preview(&mut self, task: TaskId, attempt: u32) -> FramePreview {
+        let bytes = usize::try_from(self.rng.below(2_000)).unwrap_or(0) + 1;
+        FramePreview {
+            task,
+            attempt,
+            frame: i64::try_from(self.rng.below(100)).unwrap_or(0),
+            width: 64,
+            height: 48,
+            format: PreviewFormat::Jpeg,
+            image: vec![0; bytes],
+        }
     }
 
     fn heartbeats(&mut self) -> Result<(), String> {
