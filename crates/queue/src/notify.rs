@@ -13,7 +13,7 @@
 //! The body (`Content-Type: application/json`):
 //! ```json
 //! {"event": "job_ended", "job": { ...as `buildcat jobs --json` lists it... },
-//!  "ended": "2026-11-30T10:00:00Z", "url": "http://127.0.0.1:2229/#/jobs/42",
+//!  "ended": "2026-11-30T10:00:00Z", "url": "http://127.0.0.1:2229/#/job/42",
 //!  "text": "Job 42 `shot.blend 1-240` finished: 240 of 240 tasks (ana@ws01)"}
 //! ```
 //! `text` is what Slack and Mattermost incoming webhooks show; `url` is present when the
@@ -114,7 +114,7 @@ impl Body {
             event: "job_ended",
             job: JobView::from(job),
             ended: job.ended_at.map(rfc3339),
-            url: page.map(|page| format!("{}/#/jobs/{}", page.trim_end_matches('/'), job.number)),
+            url: page.map(|page| format!("{}/#/job/{}", page.trim_end_matches('/'), job.number)),
             text,
         }
     }

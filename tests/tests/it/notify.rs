@@ -132,7 +132,7 @@ fn each_ended_job_is_posted_once_also_to_a_receiver_that_was_down() {
     );
     assert_eq!(
         body["url"],
-        format!("http://127.0.0.1:{http}/#/jobs/{first}"),
+        format!("http://127.0.0.1:{http}/#/job/{first}"),
         "a link to the job's page"
     );
     let text = body["text"].as_str().expect("a line of text");
