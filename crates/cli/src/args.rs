@@ -92,6 +92,14 @@ pub enum Command {
     ClientTunnel(TunnelArgs),
     /// Print the version.
     Version,
+    /// Print the effective settings and where each came from: a flag, an environment
+    /// variable, the config file (~/.config/buildcat/config.toml or BUILDCAT_CONFIG), or the
+    /// default.
+    Config(ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `buildcat man > ~/.local/share/man/man1/buildcat.1`.
+    Man,
 }
 
 impl Command {
@@ -116,17 +124,18 @@ pub struct Connection {
     /// The largest message accepted, in bytes.
     #[arg(long, default_value_t = buildcat_proto::DEFAULT_MAX_FRAME, hide = true)]
     pub max_frame: usize,
-    /// Use TLS, with the files under ~/.buildcat/ unless the flags below name others.
-    #[arg(long)]
+    /// Use TLS, with the files under ~/.buildcat/ unless the flags below name others
+    /// (BUILDCAT_TLS takes 1/0, true/false, yes/no, on/off).
+    #[arg(long, env = "BUILDCAT_TLS", value_parser = clap::builder::BoolishValueParser::new())]
     pub tls: bool,
     /// The server's certificate to trust (turns TLS on) [default: ~/.buildcat/server.cert].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "BUILDCAT_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
     /// This host's certificate (turns TLS on) [default: ~/.buildcat/client.cert].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "BUILDCAT_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// This host's private key (turns TLS on) [default: ~/.buildcat/client.key].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "BUILDCAT_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 }
 
@@ -850,6 +859,29 @@ pub struct KeygenArgs {
 pub struct CertificateInfoArgs {
     /// A PEM file holding one or more certificates.
     pub path: PathBuf,
+}
+
+/// `buildcat config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The shared storage root as this host sees it.
+    #[arg(long, env = "BUILDCAT_ROOT")]
+    pub root: Option<PathBuf>,
+    /// The queue jobs are submitted to.
+    #[arg(long, default_value = "default")]
+    pub queue: String,
+    /// Print JSON: `{"file", "settings": {KEY: {"value", "source"}}}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `buildcat completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
 }
 
 /// `server-tunnel` and `client-tunnel` (kept so old scripts get an explanation).

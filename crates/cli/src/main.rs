@@ -7,6 +7,7 @@
 mod macros;
 mod args;
 mod certs;
+mod config;
 mod farm;
 mod info;
 mod jobs;
@@ -21,7 +22,7 @@ mod watch;
 use std::process::ExitCode;
 
 use buildcat_proto::dcc;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::{Cli, Command};
 
@@ -33,7 +34,23 @@ use crate::args::{Cli, Command};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let loaded = match config::load() {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The file's values are the defaults: flags and environment variables still win.
+    let matches = config::with_defaults(Cli::command(), &loaded).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Command::Config(args) = &cli.command {
+        let sub = matches.subcommand_matches("config").unwrap_or(&matches);
+        return report(config::show(args, sub, &loaded));
+    }
     init_logging(cli.debug, cli.command.is_service());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -45,7 +62,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    report(runtime.block_on(run(cli.command)))
+}
+
+/// The exit code of a command's result, saying the error on stderr.
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -100,10 +122,33 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             eprintln!("{TUNNEL_REPLACED}");
             Ok(ExitCode::FAILURE)
         }
+        Command::Config(_) => Ok(ExitCode::SUCCESS),
+        Command::Completions(args) => {
+            let mut command = Cli::command();
+            let mut out = Vec::new();
+            clap_complete::generate(args.shell, &mut command, "buildcat", &mut out);
+            print_raw(&out)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            print_raw(&out)
+        }
         Command::Version => {
             outln!("buildcat {}", buildcat_proto::SOFTWARE_VERSION);
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Writes generated text to stdout as it is; a closed pipe ends quietly.
+fn print_raw(bytes: &[u8]) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(anyhow::anyhow!("could not write to stdout: {e}")),
     }
 }
 

@@ -10,6 +10,7 @@
 // Real processes, `flock` and server kills: the farm under repeated faults.
 #[cfg(target_os = "linux")]
 mod chaos;
+mod cli_config;
 mod environment;
 mod errors;
 mod examples;
