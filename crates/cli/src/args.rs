@@ -664,6 +664,11 @@ pub struct EtaArgs {
 /// Options of the render commands (the original's defaults: timeout 900 s).
 #[derive(Debug, Args)]
 pub struct RenderOptions {
+    /// The farm root as this host sees it: scene paths typed relative to the current
+    /// directory inside it, or absolute inside it, are made relative to it, and a missing
+    /// scene is refused before submitting [default: none; paths are root-relative as typed].
+    #[arg(long, env = "BUILDCAT_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// The job's name, shown in every listing [default: the scene's file name and frames].
     #[arg(long)]
     pub name: Option<String>,

@@ -165,22 +165,62 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !args.submit.wait {
         return Ok(ExitCode::SUCCESS);
     }
-    // Follow the output while it runs, then report the end.
+    // Follow the output while it runs, on stdout as the program printed it: the lines do
+    // not carry which of its streams each came from (the protocol has one log per task),
+    // so both are shown on stdout, where a program's product goes.
     let task = TaskRef::from(TaskId::new(handle.id(), 0));
     crate::watch::follow_output(&client, task, 0, &mut |page| {
-        let mut err = std::io::stderr().lock();
-        // Output is shown as a courtesy; a closed stderr must not stop the wait.
         if let Some(dropped) = page.dropped {
-            let _ = writeln!(err, "{}", dropped_line(dropped));
+            eprintln!("{}", dropped_line(dropped));
         }
+        let mut out = std::io::stdout().lock();
         for line in &page.lines {
-            let _ = writeln!(err, "{line}");
+            if let Err(error) = writeln!(out, "{line}") {
+                // A reader that went away (`run --wait ... | head`) ends the command
+                // quietly, as `outln!` does; the job goes on.
+                if error.kind() == std::io::ErrorKind::BrokenPipe {
+                    std::process::exit(0);
+                }
+                return Err(error);
+            }
         }
-        Ok(())
+        out.flush()
     })
     .await?;
     let status = crate::watch::wait_job(&client, JobRef::Id(handle.id())).await?;
-    report_end(&client, &status).await
+    if status.job.state == JobState::Finished {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Exit as the program did: its exit code, 128+N for signal N, else 1.
+    let record = crate::watch::task_record(&client, task).await?;
+    let code = record.failure.as_ref().map_or(1, program_exit_code);
+    match report_end(&client, &status).await {
+        Ok(_) => Ok(ExitCode::from(code)),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            Ok(ExitCode::from(code))
+        }
+    }
+}
+
+/// The exit code a shell would give for how the program ended: its own code (3 stays 3),
+/// 128+N when signal N killed it (read from the worker's reason, "killed by signal 9
+/// (SIGKILL)", since the protocol carries no signal number), else 1 (a timeout, a cancel,
+/// a lost worker).
+pub fn program_exit_code(failure: &buildcat_proto::Failure) -> u8 {
+    if let Some(code) = failure.exit_code {
+        return u8::try_from(code & 0xff)
+            .ok()
+            .filter(|code| *code != 0)
+            .unwrap_or(1);
+    }
+    let signal = failure
+        .reason
+        .split_once("killed by signal ")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse::<u8>().ok())
+        .filter(|signal| (1..128).contains(signal));
+    signal.map_or(1, |signal| 128 + signal)
 }
 
 /// Prints how a job ended and picks the exit code: why each task that did not finish did
@@ -715,6 +755,25 @@ pub async fn eta(args: EtaArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_program_ends_the_command_as_it_ended() {
+        let failure = |reason: &str, exit_code| buildcat_proto::Failure {
+            reason: reason.to_owned(),
+            exit_code,
+            output_tail: Vec::new(),
+        };
+        assert_eq!(program_exit_code(&failure("`x` failed", Some(3))), 3);
+        assert_eq!(program_exit_code(&failure("`x` failed", Some(256))), 1);
+        assert_eq!(
+            program_exit_code(&failure("`x` was killed by signal 9 (SIGKILL)", None)),
+            137
+        );
+        assert_eq!(
+            program_exit_code(&failure("`x` timed out after 1s", None)),
+            1
+        );
+    }
 
     #[test]
     fn drain_rate_is_the_slope_over_the_window() {

@@ -12,6 +12,7 @@ mod farm;
 mod info;
 mod jobs;
 mod output;
+mod paths;
 mod render;
 mod steer;
 mod stop;
@@ -76,7 +77,9 @@ fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<ExitCode> {
+async fn run(mut command: Command) -> anyhow::Result<ExitCode> {
+    // Scene paths typed from where the user stands become root-relative first.
+    paths::place_render_paths(&mut command)?;
     match command {
         Command::Server(args) => farm::server(args).await,
         Command::Worker(args) => farm::worker(args, 1).await,

@@ -11,6 +11,7 @@
 #[cfg(target_os = "linux")]
 mod chaos;
 mod cli_config;
+mod cli_habits;
 mod environment;
 mod errors;
 mod examples;
