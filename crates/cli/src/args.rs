@@ -330,7 +330,8 @@ pub struct WorkerArgs {
     /// Exit after running this many tasks.
     #[arg(long, visible_alias = "max-jobs", value_name = "N")]
     pub max_tasks: Option<u64>,
-    /// The worker's name on the farm [default: HOST.PID].
+    /// The worker's name on the farm [default: HOST-SLOT, e.g. render01-1: the lowest slot
+    /// no other worker on this host holds, so the same on every start].
     #[arg(long)]
     pub name: Option<String>,
     /// Where the worker records its jobs' processes, so the next worker of the same name
@@ -396,6 +397,10 @@ pub struct FarmArgs {
     /// How many local workers [default: one per core].
     #[arg(long)]
     pub workers: Option<usize>,
+    /// The local workers' name on the farm: NAME, or NAME.1, NAME.2, ... for several
+    /// [default: HOST-1, HOST-2, ...].
+    #[arg(long)]
+    pub name: Option<String>,
     /// The SQLite file that keeps the jobs.
     #[arg(long, default_value = "buildcat.db")]
     pub storage: PathBuf,

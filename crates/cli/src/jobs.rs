@@ -379,7 +379,14 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&task_json(&task))?);
         } else {
-            print_task(&task);
+            // A deferred task waits for its job's dependencies: name them.
+            let waits = if task.state == TaskState::Deferred {
+                let job = client.job(JobRef::Id(task.id.job)).await?;
+                waiting_for(&client, &job.job.options.after).await
+            } else {
+                Vec::new()
+            };
+            print_task(&task, &waits);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -388,13 +395,42 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         let view = JobStatusView::from(&status);
         outln!("{}", serde_json::to_string_pretty(&view)?);
     } else {
-        print_job(&status, Timestamp::now());
+        let after = waiting_for(&client, &status.job.options.after).await;
+        print_job(&status, &after, Timestamp::now());
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// The dependencies as people name them, with where each is: `job 41 (started)`,
+/// `task 40.2 (queued)`; one that is gone is named by its id.
+async fn waiting_for(client: &Client, after: &[Dependency]) -> Vec<String> {
+    let mut named = Vec::with_capacity(after.len());
+    for dependency in after {
+        let (job, index) = match dependency {
+            Dependency::Job(job) => (*job, None),
+            Dependency::Task(task) => (task.job, Some(task.index)),
+        };
+        let text = match client.job(JobRef::Id(job)).await {
+            Ok(status) => match index {
+                None => format!("job {} ({})", status.job.number, status.job.state),
+                Some(index) => {
+                    let state = status
+                        .tasks
+                        .iter()
+                        .find(|task| task.index == index)
+                        .map_or_else(|| "unknown".to_owned(), |task| task.state.to_string());
+                    format!("task {}.{index} ({state})", status.job.number)
+                }
+            },
+            Err(_) => format!("{dependency} (no longer on the server)"),
+        };
+        named.push(text);
+    }
+    named
+}
+
 /// A job's header and its tasks as a table.
-fn print_job(status: &JobStatus, now: Timestamp) {
+fn print_job(status: &JobStatus, after: &[String], now: Timestamp) {
     let job = &status.job;
     outln!("job {}: {}", job.number, job.name);
     outln!("  id: {}", job.id);
@@ -414,9 +450,13 @@ fn print_job(status: &JobStatus, now: Timestamp) {
     if !job.runs.is_empty() {
         outln!("  runs: {}", job.runs);
     }
-    if !job.options.after.is_empty() {
-        let after: Vec<String> = job.options.after.iter().map(ToString::to_string).collect();
-        outln!("  after: {}", after.join(", "));
+    if !after.is_empty() {
+        let label = if job.tasks.deferred > 0 {
+            "waits for"
+        } else {
+            "after"
+        };
+        outln!("  {label}: {}", after.join(", "));
     }
     outln!("  created: {}", rfc3339(job.created_at));
     if let Some(ended) = job.ended_at {
@@ -501,13 +541,16 @@ fn print_table<const N: usize>(titles: &[&str; N], rows: &[[String; N]]) {
 }
 
 /// One task: its state, attempts (worker and outcome of each), reason, output tail, result.
-fn print_task(task: &TaskStatus) {
+fn print_task(task: &TaskStatus, waits: &[String]) {
     outln!("task {}", task.label());
     outln!("  job: {}  kind: {}", task.id.job, task.kind);
     if let Some(frames) = &task.frames {
         outln!("  frames: {frames}");
     }
     outln!("  state: {}", task.state);
+    if !waits.is_empty() {
+        outln!("  waits for: {}", waits.join(", "));
+    }
     if let Some(progress) = &task.progress {
         outln!("  progress: {}/{}", progress.done, progress.total);
         for output in &progress.outputs {
@@ -515,17 +558,34 @@ fn print_task(task: &TaskStatus) {
         }
     }
     // Only failures the task reports use up attempts; a lost worker or an interruption
-    // does not, so count those apart rather than print "2 of at most 1".
+    // does not, so those are counted apart rather than read "attempt 3 of 2". A requeue
+    // gives one more attempt, so after it the second reads "attempt 2 of 2".
     let failed = task
         .attempts
         .iter()
         .filter(|attempt| matches!(attempt.outcome, Some(AttemptOutcome::Failed(_))))
         .count();
-    outln!(
-        "  attempts: {} ({failed} failed, at most {} may fail)",
-        task.attempts.len(),
-        task.max_attempts
-    );
+    let current = task
+        .attempts
+        .last()
+        .is_some_and(|attempt| !matches!(attempt.outcome, Some(AttemptOutcome::Failed(_))))
+        && !task.state.is_terminal()
+        || task.state == TaskState::Finished;
+    let counted = failed + usize::from(current);
+    let uncounted = task.attempts.len().saturating_sub(counted);
+    if task.attempts.is_empty() {
+        outln!("  attempts: none yet (at most {})", task.max_attempts);
+    } else {
+        outln!(
+            "  attempt {counted} of {}{}",
+            task.max_attempts,
+            if uncounted > 0 {
+                format!(" ({uncounted} more not counted: worker lost or stopped)")
+            } else {
+                String::new()
+            }
+        );
+    }
     for attempt in &task.attempts {
         let (outcome, reason) = outcome_json(attempt.outcome.as_ref());
         let outcome = outcome.as_str().unwrap_or("").to_owned();

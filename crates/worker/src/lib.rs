@@ -93,6 +93,7 @@ mod output;
 pub mod process;
 pub mod registry;
 mod running;
+mod slots;
 #[cfg(target_os = "linux")]
 mod supervisor;
 mod worker;
