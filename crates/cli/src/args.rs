@@ -103,6 +103,19 @@ pub enum Command {
 }
 
 impl Command {
+    /// The connection and queue of a render command, which submits there.
+    pub fn render_queue(&self) -> Option<(&Connection, &str)> {
+        let (connection, render) = match self {
+            Command::BlenderRender(args) => (&args.connection, &args.render),
+            Command::HoudiniRenderHip(args) => (&args.connection, &args.render),
+            Command::HoudiniRenderIfd(args) => (&args.connection, &args.render),
+            Command::ModoRender(args) => (&args.connection, &args.render),
+            Command::RedshiftRender(args) => (&args.connection, &args.render),
+            _ => return None,
+        };
+        Some((connection, render.queue.as_str()))
+    }
+
     /// Long-running commands log at info by default.
     pub fn is_service(&self) -> bool {
         matches!(

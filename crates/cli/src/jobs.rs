@@ -162,6 +162,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .submit()
         .await?;
     print_submitted(handle.submitted(), args.submit.json);
+    crate::unserved::warn(&client, &args.submit.queue, Some(RunCommand::KIND)).await;
     if !args.submit.wait {
         return Ok(ExitCode::SUCCESS);
     }
@@ -169,7 +170,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // not carry which of its streams each came from (the protocol has one log per task),
     // so both are shown on stdout, where a program's product goes.
     let task = TaskRef::from(TaskId::new(handle.id(), 0));
-    crate::watch::follow_output(&client, task, 0, &mut |page| {
+    let mut print = |page: &LogPage| {
         if let Some(dropped) = page.dropped {
             eprintln!("{}", dropped_line(dropped));
         }
@@ -185,8 +186,34 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
         out.flush()
-    })
-    .await?;
+    };
+    let follow = crate::watch::follow_output(&client, task, 0, &mut print);
+    // Nothing can run it: give up after a short wait instead of waiting forever, and leave
+    // nothing queued. Ctrl-C: the job goes on, and `buildcat wait` attaches again.
+    let unserved = async {
+        tokio::time::sleep(crate::unserved::GRACE).await;
+        let reason = crate::unserved::still_unserved(
+            &client,
+            handle.id(),
+            &args.submit.queue,
+            RunCommand::KIND,
+        )
+        .await;
+        match reason {
+            Some(reason) => reason,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        followed = follow => followed?,
+        reason = unserved => {
+            return Err(crate::unserved::give_up(&client, handle.id(), handle.number(), &reason).await);
+        }
+        () = crate::stop::shutdown_signal() => {
+            eprintln!("{}", crate::stop::still_running(&[handle.number()]));
+            return Ok(ExitCode::from(crate::stop::STOPPED_NOW));
+        }
+    }
     let status = crate::watch::wait_job(&client, JobRef::Id(handle.id())).await?;
     if status.job.state == JobState::Finished {
         return Ok(ExitCode::SUCCESS);

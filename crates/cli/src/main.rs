@@ -18,6 +18,7 @@ mod steer;
 mod stop;
 mod submit;
 mod time;
+mod unserved;
 mod watch;
 
 use std::process::ExitCode;
@@ -80,6 +81,13 @@ fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
 async fn run(mut command: Command) -> anyhow::Result<ExitCode> {
     // Scene paths typed from where the user stands become root-relative first.
     paths::place_render_paths(&mut command)?;
+    // A render to a queue nobody serves is said at once (the kind is checked by `--wait`,
+    // once the job is queued).
+    if let Some((connection, queue)) = command.render_queue()
+        && let Ok(client) = connection.connect().await
+    {
+        unserved::warn(&client, queue, None).await;
+    }
     match command {
         Command::Server(args) => farm::server(args).await,
         Command::Worker(args) => farm::worker(args, 1).await,

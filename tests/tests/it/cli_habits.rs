@@ -330,9 +330,13 @@ fn status_counts_attempts_after_a_requeue_and_names_what_a_deferred_task_waits_f
     assert!(!output.status.success(), "{}", describe(&output));
     let failed = job_number(&output);
     farm.ok(&["requeue", &failed]);
-    farm.wait_for_status(&format!("{failed}.0"), "the second attempt failed", |status| {
-        status["state"] == "failed" && status["attempts"].as_array().map(Vec::len) == Some(2)
-    });
+    farm.wait_for_status(
+        &format!("{failed}.0"),
+        "the second attempt failed",
+        |status| {
+            status["state"] == "failed" && status["attempts"].as_array().map(Vec::len) == Some(2)
+        },
+    );
     let shown = stdout(&farm.ok(&["status", &format!("{failed}.0")]));
     assert!(shown.contains("attempt 2 of 2"), "{shown}");
 
@@ -342,5 +346,8 @@ fn status_counts_attempts_after_a_requeue_and_names_what_a_deferred_task_waits_f
     let expected = format!("waits for: job {waiting_on} (queued)");
     assert!(shown.contains(&expected), "{shown}");
     let shown = stdout(&farm.ok(&["status", &format!("{deferred}.0")]));
-    assert!(shown.contains("state: deferred") && shown.contains(&expected), "{shown}");
+    assert!(
+        shown.contains("state: deferred") && shown.contains(&expected),
+        "{shown}"
+    );
 }

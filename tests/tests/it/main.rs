@@ -12,6 +12,7 @@
 mod chaos;
 mod cli_config;
 mod cli_habits;
+mod cli_watching;
 mod environment;
 mod errors;
 mod examples;
