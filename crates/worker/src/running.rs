@@ -112,7 +112,7 @@ impl TaskRun {
         let label = assignment.label();
         let Assignment {
             task: id,
-            number: _,
+            number,
             name,
             frames,
             attempt,
@@ -123,7 +123,8 @@ impl TaskRun {
         } = assignment;
         info!(
             task = %label,
-            job = %name,
+            job = %format_args!("{number} ({name})"),
+            scene = %scene_of(&kind, &args).unwrap_or_else(|| "-".to_owned()),
             frames = %frames.as_deref().unwrap_or("-"),
             attempt,
             kind = %kind,
@@ -309,5 +310,28 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
             Ok(message) => (*message).to_owned(),
             Err(_) => "(no message)".to_owned(),
         },
+    }
+}
+
+/// What a task works on, for the "task started" line: the scene file of a render, the
+/// program of a command; `None` for other kinds (or arguments that do not decode, which the
+/// handler then reports).
+fn scene_of(kind: &str, args: &[u8]) -> Option<String> {
+    use buildcat_proto::dcc::{
+        BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, ModoRender, RedshiftRender,
+    };
+    use buildcat_proto::{RunCommand, Task};
+    match kind {
+        BlenderRender::KIND => BlenderRender::decode_args(args).ok().map(|task| task.blend),
+        HoudiniRenderHip::KIND => HoudiniRenderHip::decode_args(args)
+            .ok()
+            .map(|task| task.hip),
+        HoudiniRenderIfd::KIND => HoudiniRenderIfd::decode_args(args)
+            .ok()
+            .map(|task| task.ifd),
+        ModoRender::KIND => ModoRender::decode_args(args).ok().map(|task| task.lxo),
+        RedshiftRender::KIND => RedshiftRender::decode_args(args).ok().map(|task| task.rs),
+        RunCommand::KIND => RunCommand::decode_args(args).ok().map(|task| task.program),
+        _ => None,
     }
 }

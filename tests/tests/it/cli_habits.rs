@@ -351,3 +351,27 @@ fn status_counts_attempts_after_a_requeue_and_names_what_a_deferred_task_waits_f
         "{shown}"
     );
 }
+
+#[test]
+fn the_logs_say_what_was_submitted_and_what_runs() {
+    let farm = Farm::start();
+    let root = farm.make_dir("root");
+    let mut worker = farm.worker(&["--root", arg(&root)]);
+    let number = job_number(&farm.ok(&["run", "--wait", "--name", "nightly", "--", "true"]));
+    poll_until("the server's line about the submission", || {
+        let logs = farm.server_logs();
+        let line = logs
+            .lines()
+            .find(|line| line.contains("job submitted") && line.contains("nightly"))
+            .map(str::to_owned);
+        match line {
+            Some(line)
+                if line.contains(&format!("job={number}")) && line.contains("submitter=") =>
+            {
+                Ok(())
+            }
+            _ => Err(logs),
+        }
+    });
+    worker.wait_for_log(&format!("job={number} (nightly) scene=true"));
+}
