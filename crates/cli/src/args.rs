@@ -499,6 +499,13 @@ pub struct RunArgs {
     pub connection: Connection,
     #[command(flatten)]
     pub submit: SubmitOptions,
+    /// A variable set for the program (repeatable). Needs workers of this version or later
+    /// (older ones do not run such jobs; `info` says so).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The directory to run in, relative to the farm root [default: the root].
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
     /// The program and its arguments (after `--`).
     #[arg(required = true, last = true, value_name = "PROGRAM")]
     pub command: Vec<String>,

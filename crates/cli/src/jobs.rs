@@ -12,8 +12,8 @@ use buildcat_proto::dcc::{RenderReport, ToolInfoReport};
 use buildcat_proto::view::{JobStatusView, JobView, TaskStatusView};
 use buildcat_proto::{
     AttemptOutcome, CommandResult, Dependency, DroppedOutput, JobOptions, JobQuery, JobRef,
-    JobState, JobStatus, JobSummary, LogPage, RunCommand, Submitted, Task, TaskId, TaskRef,
-    TaskState, TaskStatus, Timestamp, WorkerInfo, codec,
+    JobState, JobStatus, JobSummary, LogPage, RunCommand, RunCommandIn, Submitted, Task, TaskId,
+    TaskRef, TaskState, TaskStatus, Timestamp, WorkerInfo, codec,
 };
 use serde_json::{Value, json};
 
@@ -146,30 +146,67 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .name
         .clone()
         .unwrap_or_else(|| file_name(&program).to_owned());
-    let runs = command_line(args.command.iter().map(String::as_str));
+    let env = parse_env(&args.env)?;
+    if let Some(dir) = &args.cwd {
+        buildcat_proto::paths::check_relative(dir).map_err(|error| {
+            anyhow::anyhow!("--cwd {dir}: {error}; give a directory relative to the farm root")
+        })?;
+    }
+    let mut runs = command_line(
+        env.iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .chain(args.command.iter().map(String::as_str)),
+    );
+    if let Some(dir) = &args.cwd {
+        runs = format!("{runs} (in {dir})");
+    }
     let task = RunCommand {
         program,
         args: args.command[1..].to_vec(),
     };
     let client = args.connection.connect().await?;
     options.after = resolve_after(&client, &args.submit.after).await?;
-    let handle = client
-        .new_job::<RunCommand>(&args.submit.queue)
-        .name(name)
-        .runs(runs)
-        .options(options)
-        .task(None, &task)
-        .submit()
-        .await?;
-    print_submitted(handle.submitted(), args.submit.json);
-    crate::unserved::warn(&client, &args.submit.queue, Some(RunCommand::KIND)).await;
+    let queue = &args.submit.queue;
+    // The plain kind unless the command needs more, so any worker version runs it.
+    let (kind, submitted) = if env.is_empty() && args.cwd.is_none() {
+        let handle = client
+            .new_job::<RunCommand>(queue)
+            .name(name)
+            .runs(runs)
+            .options(options)
+            .task(None, &task)
+            .submit()
+            .await?;
+        (RunCommand::KIND, handle.submitted())
+    } else {
+        let task = RunCommandIn {
+            command: task,
+            env,
+            cwd: args.cwd.clone(),
+        };
+        let handle = client
+            .new_job::<RunCommandIn>(queue)
+            .name(name)
+            .runs(runs)
+            .options(options)
+            .task(None, &task)
+            .submit()
+            .await?;
+        (RunCommandIn::KIND, handle.submitted())
+    };
+    let (job_id, job_number) = (submitted.id, submitted.number);
+    print_submitted(submitted, args.submit.json);
+    crate::unserved::warn(&client, queue, Some(kind)).await;
     if !args.submit.wait {
         return Ok(ExitCode::SUCCESS);
     }
     // Follow the output while it runs, on stdout as the program printed it: the lines do
     // not carry which of its streams each came from (the protocol has one log per task),
     // so both are shown on stdout, where a program's product goes.
-    let task = TaskRef::from(TaskId::new(handle.id(), 0));
+    let task = TaskRef::from(TaskId::new(job_id, 0));
     let mut print = |page: &LogPage| {
         if let Some(dropped) = page.dropped {
             eprintln!("{}", dropped_line(dropped));
@@ -192,13 +229,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // nothing queued. Ctrl-C: the job goes on, and `buildcat wait` attaches again.
     let unserved = async {
         tokio::time::sleep(crate::unserved::GRACE).await;
-        let reason = crate::unserved::still_unserved(
-            &client,
-            handle.id(),
-            &args.submit.queue,
-            RunCommand::KIND,
-        )
-        .await;
+        let reason = crate::unserved::still_unserved(&client, job_id, queue, kind).await;
         match reason {
             Some(reason) => reason,
             None => std::future::pending().await,
@@ -207,14 +238,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     tokio::select! {
         followed = follow => followed?,
         reason = unserved => {
-            return Err(crate::unserved::give_up(&client, handle.id(), handle.number(), &reason).await);
+            return Err(crate::unserved::give_up(&client, job_id, job_number, &reason).await);
         }
         () = crate::stop::shutdown_signal() => {
-            eprintln!("{}", crate::stop::still_running(&[handle.number()]));
+            eprintln!("{}", crate::stop::still_running(&[job_number]));
             return Ok(ExitCode::from(crate::stop::STOPPED_NOW));
         }
     }
-    let status = crate::watch::wait_job(&client, JobRef::Id(handle.id())).await?;
+    let status = crate::watch::wait_job(&client, JobRef::Id(job_id)).await?;
     if status.job.state == JobState::Finished {
         return Ok(ExitCode::SUCCESS);
     }
@@ -228,6 +259,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(code))
         }
     }
+}
+
+/// `--env KEY=VALUE` values as pairs; a key must be a name (no `=`, not empty) and
+/// nothing may hold a NUL byte, which no environment can carry.
+fn parse_env(given: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    given
+        .iter()
+        .map(|item| {
+            let Some((key, value)) = item.split_once('=') else {
+                bail!(
+                    "--env {item}: give KEY=VALUE, such as --env OCIO=/mnt/farm/aces/config.ocio"
+                );
+            };
+            if key.is_empty() || key.contains('\0') || value.contains('\0') {
+                bail!("--env {item}: the name must not be empty, and neither may hold a NUL byte");
+            }
+            Ok((key.to_owned(), value.to_owned()))
+        })
+        .collect()
 }
 
 /// The exit code a shell would give for how the program ended: its own code (3 stays 3),

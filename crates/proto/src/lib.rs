@@ -49,7 +49,7 @@ pub use message::{
     WorkerActivity, WorkerRegistration, WorkerSummary,
 };
 pub use task::{
-    CommandResult, OsInfo, RunCommand, RuntimeInfo, Task, WorkerDetails, WorkerInfo,
+    CommandResult, OsInfo, RunCommand, RunCommandIn, RuntimeInfo, Task, WorkerDetails, WorkerInfo,
     WorkerInfoReport,
 };
 

@@ -320,7 +320,7 @@ fn scene_of(kind: &str, args: &[u8]) -> Option<String> {
     use buildcat_proto::dcc::{
         BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, ModoRender, RedshiftRender,
     };
-    use buildcat_proto::{RunCommand, Task};
+    use buildcat_proto::{RunCommand, RunCommandIn, Task};
     match kind {
         BlenderRender::KIND => BlenderRender::decode_args(args).ok().map(|task| task.blend),
         HoudiniRenderHip::KIND => HoudiniRenderHip::decode_args(args)
@@ -332,6 +332,9 @@ fn scene_of(kind: &str, args: &[u8]) -> Option<String> {
         ModoRender::KIND => ModoRender::decode_args(args).ok().map(|task| task.lxo),
         RedshiftRender::KIND => RedshiftRender::decode_args(args).ok().map(|task| task.rs),
         RunCommand::KIND => RunCommand::decode_args(args).ok().map(|task| task.program),
+        RunCommandIn::KIND => RunCommandIn::decode_args(args)
+            .ok()
+            .map(|task| task.command.program),
         _ => None,
     }
 }

@@ -375,3 +375,46 @@ fn the_logs_say_what_was_submitted_and_what_runs() {
     });
     worker.wait_for_log(&format!("job={number} (nightly) scene=true"));
 }
+
+#[test]
+fn run_sets_the_programs_environment_and_directory() {
+    let farm = Farm::start();
+    let root = farm.make_dir("root");
+    farm.make_dir("root/shots/a");
+    let _worker = farm.worker(&["--root", arg(&root)]);
+    let output = farm.run(&[
+        "run",
+        "--wait",
+        "--env",
+        "SHOT=a 010",
+        "--env",
+        "EMPTY=",
+        "--cwd",
+        "shots/a",
+        "--",
+        "sh",
+        "-c",
+        "echo \"shot=$SHOT empty=[$EMPTY]\"; pwd -P",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let printed = stdout(&output);
+    assert!(printed.contains("shot=a 010 empty=[]"), "{printed}");
+    assert!(
+        printed.contains(&root.join("shots/a").display().to_string()),
+        "{printed}"
+    );
+    // Refused before anything is sent.
+    for bad in [
+        &["--env", "NOVALUE"][..],
+        &["--env", "=x"][..],
+        &["--cwd", "../elsewhere"][..],
+        &["--cwd", "/abs"][..],
+    ] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(bad);
+        args.extend_from_slice(&["--", "true"]);
+        let output = farm.run(&args);
+        assert!(!output.status.success(), "{args:?}\n{}", describe(&output));
+        assert!(stderr(&output).contains(bad[0]), "{}", describe(&output));
+    }
+}
