@@ -414,6 +414,10 @@ pub struct FarmArgs {
     /// [default: HOST-1, HOST-2, ...].
     #[arg(long)]
     pub name: Option<String>,
+    /// Where the local workers record their jobs' processes and hold their name slots
+    /// [default: $XDG_RUNTIME_DIR/buildcat, else $TMPDIR/buildcat-UID].
+    #[arg(long, value_name = "DIR", env = "BUILDCAT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// The SQLite file that keeps the jobs.
     #[arg(long, default_value = "buildcat.db")]
     pub storage: PathBuf,

@@ -365,7 +365,7 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
         root: None,
         max_tasks: None,
         name: args.name.clone(),
-        state_dir: None,
+        state_dir: args.state_dir.clone(),
         tools: args.tools.clone(),
         queues: args.queues.clone(),
     };

@@ -196,7 +196,12 @@ mod tests {
         let kinds = registry().kinds().map(str::to_owned).collect::<Vec<_>>();
         assert_eq!(
             kinds,
-            ["buildcat.command.run", "buildcat.worker.info", "test.add"]
+            [
+                "buildcat.command.run",
+                "buildcat.command.run_in",
+                "buildcat.worker.info",
+                "test.add"
+            ]
         );
         assert_eq!(Registry::empty().kinds().count(), 0);
     }
@@ -236,7 +241,7 @@ mod tests {
         assert_eq!(
             reason,
             "this worker has no handler for job kind `x` (it handles: buildcat.command.run, \
-             buildcat.worker.info, test.add)"
+             buildcat.command.run_in, buildcat.worker.info, test.add)"
         );
     }
 }
