@@ -103,17 +103,26 @@ pub enum Command {
 }
 
 impl Command {
-    /// The connection and queue of a render command, which submits there.
-    pub fn render_queue(&self) -> Option<(&Connection, &str)> {
-        let (connection, render) = match self {
-            Command::BlenderRender(args) => (&args.connection, &args.render),
-            Command::HoudiniRenderHip(args) => (&args.connection, &args.render),
-            Command::HoudiniRenderIfd(args) => (&args.connection, &args.render),
-            Command::ModoRender(args) => (&args.connection, &args.render),
-            Command::RedshiftRender(args) => (&args.connection, &args.render),
+    /// Where a render command submits: its connection, queue, task kind, and whether it
+    /// waits (and so checks for itself that a worker can run it).
+    pub fn render_target(&self) -> Option<(Connection, String, &'static str, bool)> {
+        use buildcat_proto::Task;
+        use buildcat_proto::dcc::{
+            BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, ModoRender, RedshiftRender,
+        };
+        let (connection, render, kind) = match self {
+            Command::BlenderRender(args) => (&args.connection, &args.render, BlenderRender::KIND),
+            Command::HoudiniRenderHip(args) => {
+                (&args.connection, &args.render, HoudiniRenderHip::KIND)
+            }
+            Command::HoudiniRenderIfd(args) => {
+                (&args.connection, &args.render, HoudiniRenderIfd::KIND)
+            }
+            Command::ModoRender(args) => (&args.connection, &args.render, ModoRender::KIND),
+            Command::RedshiftRender(args) => (&args.connection, &args.render, RedshiftRender::KIND),
             _ => return None,
         };
-        Some((connection, render.queue.as_str()))
+        Some((connection.clone(), render.queue.clone(), kind, render.wait))
     }
 
     /// Long-running commands log at info by default.

@@ -285,6 +285,15 @@ pub fn load() -> anyhow::Result<Loaded> {
                 values: Vec::new(),
             });
         }
+        // A home this user may not read (a service run under another user with HOME
+        // left as it was): no config, rather than no program.
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied && !must_exist => {
+            return Ok(Loaded {
+                path: None,
+                chosen_by: "the one at the default location is not readable by this user",
+                values: Vec::new(),
+            });
+        }
         Err(error) => bail!(
             "could not read the config file {} (named by {chosen_by}): {}",
             path.display(),

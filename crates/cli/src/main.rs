@@ -81,13 +81,20 @@ fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
 async fn run(mut command: Command) -> anyhow::Result<ExitCode> {
     // Scene paths typed from where the user stands become root-relative first.
     paths::place_render_paths(&mut command)?;
-    // A render to a queue nobody serves is said at once (the kind is checked by `--wait`,
-    // once the job is queued).
-    if let Some((connection, queue)) = command.render_queue()
+    let render = command.render_target();
+    let result = dispatch(command).await;
+    // A render submitted to a queue (or without a tool) nobody serves is said once it is
+    // queued; with `--wait`, following it says so (and gives up).
+    if let (Ok(_), Some((connection, queue, kind, false))) = (&result, &render)
         && let Ok(client) = connection.connect().await
     {
-        unserved::warn(&client, queue, None).await;
+        unserved::warn(&client, queue, Some(kind)).await;
     }
+    result
+}
+
+/// Runs one command.
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Server(args) => farm::server(args).await,
         Command::Worker(args) => farm::worker(args, 1).await,

@@ -50,7 +50,7 @@ pub fn reason(info: &FarmInfo, queue: &str, kind: Option<&str>) -> Option<String
         .any(|unserved| unserved.queue == queue && unserved.kind == kind);
     stuck.then(|| match tool_for_kind(kind) {
         Some(tool) => format!(
-            "no worker serving queue `{queue}` has {tool} (workers register a render kind only when they find its tool)"
+            "no worker with {tool} serves queue `{queue}` (workers register a render kind only when they find its tool)"
         ),
         None => format!("no worker serving queue `{queue}` runs tasks of kind {kind}"),
     })
@@ -135,7 +135,7 @@ mod tests {
         }];
         assert!(
             reason(&info, "gpu", Some("buildcat.blender.render"))
-                .is_some_and(|r| r.contains("has blender"))
+                .is_some_and(|r| r.contains("no worker with blender serves queue `gpu`"))
         );
     }
 }

@@ -292,6 +292,16 @@ pub async fn follow_jobs_with(
             )
         })
         .collect();
+    // Said at once; given up on (or said again) after the grace.
+    if unserved == WhenUnserved::Cancel {
+        for (_, number, queue, kind) in &pending {
+            if let Ok(info) = client.info().await
+                && let Some(reason) = crate::unserved::reason(&info, queue, Some(kind))
+            {
+                eprintln!("warning: job {number}: {reason}");
+            }
+        }
+    }
     let check = first_unserved(client, &pending);
     tokio::pin!(check);
     let mut checked = false;
