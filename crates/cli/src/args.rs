@@ -94,9 +94,39 @@ pub enum Command {
     ClientTunnel(TunnelArgs),
     /// Print the version.
     Version,
+    /// Print the effective settings and where each came from: a flag, an environment
+    /// variable, the config file (~/.config/buildcat/config.toml or BUILDCAT_CONFIG), or the
+    /// default.
+    Config(ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `buildcat man > ~/.local/share/man/man1/buildcat.1`.
+    Man,
 }
 
 impl Command {
+    /// Where a render command submits: its connection, queue, task kind, and whether it
+    /// waits (and so checks for itself that a worker can run it).
+    pub fn render_target(&self) -> Option<(Connection, String, &'static str, bool)> {
+        use buildcat_proto::Task;
+        use buildcat_proto::dcc::{
+            BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, ModoRender, RedshiftRender,
+        };
+        let (connection, render, kind) = match self {
+            Command::BlenderRender(args) => (&args.connection, &args.render, BlenderRender::KIND),
+            Command::HoudiniRenderHip(args) => {
+                (&args.connection, &args.render, HoudiniRenderHip::KIND)
+            }
+            Command::HoudiniRenderIfd(args) => {
+                (&args.connection, &args.render, HoudiniRenderIfd::KIND)
+            }
+            Command::ModoRender(args) => (&args.connection, &args.render, ModoRender::KIND),
+            Command::RedshiftRender(args) => (&args.connection, &args.render, RedshiftRender::KIND),
+            _ => return None,
+        };
+        Some((connection.clone(), render.queue.clone(), kind, render.wait))
+    }
+
     /// Long-running commands log at info by default.
     pub fn is_service(&self) -> bool {
         matches!(
@@ -118,17 +148,18 @@ pub struct Connection {
     /// The largest message accepted, in bytes.
     #[arg(long, default_value_t = buildcat_proto::DEFAULT_MAX_FRAME, hide = true)]
     pub max_frame: usize,
-    /// Use TLS, with the files under ~/.buildcat/ unless the flags below name others.
-    #[arg(long)]
+    /// Use TLS, with the files under ~/.buildcat/ unless the flags below name others
+    /// (BUILDCAT_TLS takes 1/0, true/false, yes/no, on/off).
+    #[arg(long, env = "BUILDCAT_TLS", value_parser = clap::builder::BoolishValueParser::new())]
     pub tls: bool,
     /// The server's certificate to trust (turns TLS on) [default: ~/.buildcat/server.cert].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "BUILDCAT_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
     /// This host's certificate (turns TLS on) [default: ~/.buildcat/client.cert].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "BUILDCAT_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// This host's private key (turns TLS on) [default: ~/.buildcat/client.key].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "BUILDCAT_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 }
 
@@ -380,7 +411,8 @@ pub struct WorkerArgs {
     /// Exit after running this many tasks.
     #[arg(long, visible_alias = "max-jobs", value_name = "N")]
     pub max_tasks: Option<u64>,
-    /// The worker's name on the farm [default: HOST.PID].
+    /// The worker's name on the farm [default: HOST-SLOT, e.g. render01-1: the lowest slot
+    /// no other worker on this host holds, so the same on every start].
     #[arg(long)]
     pub name: Option<String>,
     /// Where the worker records its jobs' processes, so the next worker of the same name
@@ -455,6 +487,14 @@ pub struct FarmArgs {
     /// How many local workers [default: one per core].
     #[arg(long)]
     pub workers: Option<usize>,
+    /// The local workers' name on the farm: NAME, or NAME.1, NAME.2, ... for several
+    /// [default: HOST-1, HOST-2, ...].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where the local workers record their jobs' processes and hold their name slots
+    /// [default: $XDG_RUNTIME_DIR/buildcat, else $TMPDIR/buildcat-UID].
+    #[arg(long, value_name = "DIR", env = "BUILDCAT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// The SQLite file that keeps the jobs.
     #[arg(long, default_value = "buildcat.db")]
     pub storage: PathBuf,
@@ -542,6 +582,13 @@ pub struct RunArgs {
     pub connection: Connection,
     #[command(flatten)]
     pub submit: SubmitOptions,
+    /// A variable set for the program (repeatable). Needs workers of this version or later
+    /// (older ones do not run such jobs; `info` says so).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The directory to run in, relative to the farm root [default: the root].
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
     /// The program and its arguments (after `--`).
     #[arg(required = true, last = true, value_name = "PROGRAM")]
     pub command: Vec<String>,
@@ -739,6 +786,11 @@ pub struct EtaArgs {
 /// Options of the render commands (the original's defaults: timeout 900 s).
 #[derive(Debug, Args)]
 pub struct RenderOptions {
+    /// The farm root as this host sees it: scene paths typed relative to the current
+    /// directory inside it, or absolute inside it, are made relative to it, and a missing
+    /// scene is refused before submitting [default: none; paths are root-relative as typed].
+    #[arg(long, env = "BUILDCAT_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// The job's name, shown in every listing [default: the scene's file name and frames].
     #[arg(long)]
     pub name: Option<String>,
@@ -934,6 +986,29 @@ pub struct KeygenArgs {
 pub struct CertificateInfoArgs {
     /// A PEM file holding one or more certificates.
     pub path: PathBuf,
+}
+
+/// `buildcat config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The shared storage root as this host sees it.
+    #[arg(long, env = "BUILDCAT_ROOT")]
+    pub root: Option<PathBuf>,
+    /// The queue jobs are submitted to.
+    #[arg(long, default_value = "default")]
+    pub queue: String,
+    /// Print JSON: `{"file", "settings": {KEY: {"value", "source"}}}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `buildcat completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
 }
 
 /// `server-tunnel` and `client-tunnel` (kept so old scripts get an explanation).

@@ -125,7 +125,7 @@ async fn bind_http(
         .local_addr()
         .context("could not read the HTTP API's address")?;
     eprintln!(
-        "buildcat: HTTP API on http://{local}/api/v1/ and metrics on http://{local}/metrics{}",
+        "buildcat: web page on http://{local}/, HTTP API on http://{local}/api/v1/ and metrics on http://{local}/metrics{}",
         if token.is_some() {
             " (token required)"
         } else {
@@ -138,22 +138,98 @@ async fn bind_http(
     )))
 }
 
+/// Refuses `--bind 127.0.0.1:2243`: the address takes no port, the port has its flag.
+fn check_bind(bind: &str) -> anyhow::Result<()> {
+    if let Ok(addr) = bind.parse::<std::net::SocketAddr>() {
+        bail!(
+            "--bind takes an address without a port; the port goes in --port: `--bind {} --port {}`",
+            addr.ip(),
+            addr.port()
+        );
+    }
+    if let Some((host, port)) = bind.rsplit_once(':')
+        && !host.contains(':')
+        && !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+    {
+        bail!(
+            "--bind takes an address without a port; the port goes in --port: `--bind {host} --port {port}`"
+        );
+    }
+    Ok(())
+}
+
+/// Storage a server made for this start: removed again when the server cannot start, so a
+/// mistyped flag leaves no empty database behind. A file that was there before is kept.
+struct NewStorage {
+    /// The database file, when it did not exist before this start.
+    made: Option<std::path::PathBuf>,
+}
+
+impl NewStorage {
+    /// Notes whether `path` exists before the server opens it.
+    fn before_open(path: &Path) -> NewStorage {
+        NewStorage {
+            made: (!path.exists()).then(|| path.to_owned()),
+        }
+    }
+
+    /// Removes the file (and SQLite's `-wal` and `-shm` beside it) if this start made it;
+    /// call once the server holding it has been dropped.
+    fn remove(&self) {
+        let Some(path) = &self.made else {
+            return;
+        };
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            let _ = std::fs::remove_file(std::path::PathBuf::from(name));
+        }
+    }
+}
+
+/// Binds the protocol's and the HTTP API's listeners for a server that has opened its
+/// storage; on failure the server is dropped (releasing its storage) and storage this start
+/// made is removed.
+async fn bind_both(
+    opened: buildcat_queue::Server,
+    storage: &NewStorage,
+    host: &str,
+    port: u16,
+    http: &HttpArgs,
+) -> anyhow::Result<(buildcat_queue::Server, TcpListener)> {
+    let bound = async {
+        let listener = bind(host, port).await?;
+        let http = bind_http(http).await?;
+        anyhow::Ok((listener, http))
+    }
+    .await;
+    match bound {
+        Ok((listener, Some((http_listener, options)))) => {
+            Ok((opened.with_http(http_listener, options), listener))
+        }
+        Ok((listener, None)) => Ok((opened, listener)),
+        Err(error) => {
+            drop(opened);
+            storage.remove();
+            Err(error)
+        }
+    }
+}
+
 /// `buildcat server`.
 pub async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let notify = args.notify.options()?;
+    check_bind(&args.bind)?;
     let mut config = server_config(&args.storage, &args.tuning)?;
     config.tls = args.tls()?;
     let tls = config.tls.is_some();
+    let storage = NewStorage::before_open(&args.storage);
     // Storage first: a second server on the same file fails before it accepts anyone.
     let opened = buildcat_queue::Server::open(config)
         .await
         .with_context(|| format!("server with storage {}", args.storage.display()))?;
-    let listener = bind(&args.bind, args.port).await?;
-    let http = bind_http(&args.http).await?;
-    let opened = match http {
-        Some((listener, options)) => opened.with_http(listener, options),
-        None => opened,
-    };
+    let (opened, listener) = bind_both(opened, &storage, &args.bind, args.port, &args.http).await?;
     let opened = match notify {
         Some(options) => opened.with_notify(options),
         None => opened,
@@ -269,19 +345,18 @@ fn count_running(worker: &Worker) -> CountRunning {
 pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
     let notify = args.notify.options()?;
     let count = match args.workers {
+        Some(0) => bail!("--workers must be at least 1 (or leave it out: one per core)"),
         Some(count) => count,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let config = server_config(&args.storage, &args.tuning)?;
+    let storage = NewStorage::before_open(&args.storage);
     // Storage first, as for `server`: a farm on a file another server holds fails at once.
     let opened = buildcat_queue::Server::open(config)
         .await
         .with_context(|| format!("server with storage {}", args.storage.display()))?;
-    let listener = bind("127.0.0.1", args.port).await?;
-    let opened = match bind_http(&args.http).await? {
-        Some((listener, options)) => opened.with_http(listener, options),
-        None => opened,
-    };
+    let (opened, listener) =
+        bind_both(opened, &storage, "127.0.0.1", args.port, &args.http).await?;
     let opened = match notify {
         Some(options) => opened.with_notify(options),
         None => opened,
@@ -301,8 +376,8 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
         },
         root: None,
         max_tasks: None,
-        name: None,
-        state_dir: None,
+        name: args.name.clone(),
+        state_dir: args.state_dir.clone(),
         tools: args.tools.clone(),
         queues: args.queues.clone(),
     };

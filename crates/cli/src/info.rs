@@ -38,11 +38,24 @@ pub async fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
             crate::output::info_text(&info)
         };
         let mut stdout = std::io::stdout().lock();
-        if interval.is_some() && terminal && !args.json {
-            // Clear the screen and redraw in place.
-            write!(stdout, "\x1b[2J\x1b[H")?;
+        if let Some(every) = interval
+            && !args.json
+        {
+            if terminal {
+                // Clear the screen and redraw in place.
+                write!(stdout, "\x1b[2J\x1b[H")?;
+            }
+            stdout.write_all(text.as_bytes())?;
+            // When this picture was taken, under it: a frozen refresh shows.
+            writeln!(
+                stdout,
+                "refreshed {} (every {}; Ctrl-C stops)",
+                crate::time::rfc3339(buildcat_proto::Timestamp::now()),
+                crate::time::human(every)
+            )?;
+        } else {
+            stdout.write_all(text.as_bytes())?;
         }
-        stdout.write_all(text.as_bytes())?;
         stdout.flush()?;
         drop(stdout);
         let Some(interval) = interval else {

@@ -12,8 +12,8 @@ use buildcat_proto::dcc::{RenderReport, ToolInfoReport};
 use buildcat_proto::view::{JobStatusView, JobView, TaskStatusView};
 use buildcat_proto::{
     AttemptOutcome, CommandResult, Dependency, DroppedOutput, JobOptions, JobQuery, JobRef,
-    JobState, JobStatus, JobSummary, LogPage, RunCommand, Submitted, Task, TaskId, TaskRef,
-    TaskState, TaskStatus, Timestamp, WorkerInfo, codec,
+    JobState, JobStatus, JobSummary, LogPage, RunCommand, RunCommandIn, Submitted, Task, TaskId,
+    TaskRef, TaskState, TaskStatus, Timestamp, WorkerInfo, codec,
 };
 use serde_json::{Value, json};
 
@@ -146,41 +146,158 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .name
         .clone()
         .unwrap_or_else(|| file_name(&program).to_owned());
-    let runs = command_line(args.command.iter().map(String::as_str));
+    let env = parse_env(&args.env)?;
+    if let Some(dir) = &args.cwd {
+        buildcat_proto::paths::check_relative(dir).map_err(|error| {
+            anyhow::anyhow!("--cwd {dir}: {error}; give a directory relative to the farm root")
+        })?;
+    }
+    let mut runs = command_line(
+        env.iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .chain(args.command.iter().map(String::as_str)),
+    );
+    if let Some(dir) = &args.cwd {
+        runs = format!("{runs} (in {dir})");
+    }
     let task = RunCommand {
         program,
         args: args.command[1..].to_vec(),
     };
     let client = args.connection.connect().await?;
     options.after = resolve_after(&client, &args.submit.after).await?;
-    let handle = client
-        .new_job::<RunCommand>(&args.submit.queue)
-        .name(name)
-        .runs(runs)
-        .options(options)
-        .task(None, &task)
-        .submit()
-        .await?;
-    print_submitted(handle.submitted(), args.submit.json);
+    let queue = &args.submit.queue;
+    // The plain kind unless the command needs more, so any worker version runs it.
+    let (kind, submitted) = if env.is_empty() && args.cwd.is_none() {
+        let handle = client
+            .new_job::<RunCommand>(queue)
+            .name(name)
+            .runs(runs)
+            .options(options)
+            .task(None, &task)
+            .submit()
+            .await?;
+        (RunCommand::KIND, handle.submitted())
+    } else {
+        let task = RunCommandIn {
+            command: task,
+            env,
+            cwd: args.cwd.clone(),
+        };
+        let handle = client
+            .new_job::<RunCommandIn>(queue)
+            .name(name)
+            .runs(runs)
+            .options(options)
+            .task(None, &task)
+            .submit()
+            .await?;
+        (RunCommandIn::KIND, handle.submitted())
+    };
+    let (job_id, job_number) = (submitted.id, submitted.number);
+    print_submitted(submitted, args.submit.json);
+    crate::unserved::warn(&client, queue, Some(kind)).await;
     if !args.submit.wait {
         return Ok(ExitCode::SUCCESS);
     }
-    // Follow the output while it runs, then report the end.
-    let task = TaskRef::from(TaskId::new(handle.id(), 0));
-    crate::watch::follow_output(&client, task, 0, &mut |page| {
-        let mut err = std::io::stderr().lock();
-        // Output is shown as a courtesy; a closed stderr must not stop the wait.
+    // Follow the output while it runs, on stdout as the program printed it: the lines do
+    // not carry which of its streams each came from (the protocol has one log per task),
+    // so both are shown on stdout, where a program's product goes.
+    let task = TaskRef::from(TaskId::new(job_id, 0));
+    let mut print = |page: &LogPage| {
         if let Some(dropped) = page.dropped {
-            let _ = writeln!(err, "{}", dropped_line(dropped));
+            eprintln!("{}", dropped_line(dropped));
         }
+        let mut out = std::io::stdout().lock();
         for line in &page.lines {
-            let _ = writeln!(err, "{line}");
+            if let Err(error) = writeln!(out, "{line}") {
+                // A reader that went away (`run --wait ... | head`) ends the command
+                // quietly, as `outln!` does; the job goes on.
+                if error.kind() == std::io::ErrorKind::BrokenPipe {
+                    std::process::exit(0);
+                }
+                return Err(error);
+            }
         }
-        Ok(())
-    })
-    .await?;
-    let status = crate::watch::wait_job(&client, JobRef::Id(handle.id())).await?;
-    report_end(&client, &status).await
+        out.flush()
+    };
+    let follow = crate::watch::follow_output(&client, task, 0, &mut print);
+    // Nothing can run it: give up after a short wait instead of waiting forever, and leave
+    // nothing queued. Ctrl-C: the job goes on, and `buildcat wait` attaches again.
+    let unserved = async {
+        tokio::time::sleep(crate::unserved::GRACE).await;
+        let reason = crate::unserved::still_unserved(&client, job_id, queue, kind).await;
+        match reason {
+            Some(reason) => reason,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        followed = follow => followed?,
+        reason = unserved => {
+            return Err(crate::unserved::give_up(&client, job_id, job_number, &reason).await);
+        }
+        () = crate::stop::shutdown_signal() => {
+            eprintln!("{}", crate::stop::still_running(&[job_number]));
+            return Ok(ExitCode::from(crate::stop::STOPPED_NOW));
+        }
+    }
+    let status = crate::watch::wait_job(&client, JobRef::Id(job_id)).await?;
+    if status.job.state == JobState::Finished {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Exit as the program did: its exit code, 128+N for signal N, else 1.
+    let record = crate::watch::task_record(&client, task).await?;
+    let code = record.failure.as_ref().map_or(1, program_exit_code);
+    match report_end(&client, &status).await {
+        Ok(_) => Ok(ExitCode::from(code)),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            Ok(ExitCode::from(code))
+        }
+    }
+}
+
+/// `--env KEY=VALUE` values as pairs; a key must be a name (no `=`, not empty) and
+/// nothing may hold a NUL byte, which no environment can carry.
+fn parse_env(given: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    given
+        .iter()
+        .map(|item| {
+            let Some((key, value)) = item.split_once('=') else {
+                bail!(
+                    "--env {item}: give KEY=VALUE, such as --env OCIO=/mnt/farm/aces/config.ocio"
+                );
+            };
+            if key.is_empty() || key.contains('\0') || value.contains('\0') {
+                bail!("--env {item}: the name must not be empty, and neither may hold a NUL byte");
+            }
+            Ok((key.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// The exit code a shell would give for how the program ended: its own code (3 stays 3),
+/// 128+N when signal N killed it (read from the worker's reason, "killed by signal 9
+/// (SIGKILL)", since the protocol carries no signal number), else 1 (a timeout, a cancel,
+/// a lost worker).
+pub fn program_exit_code(failure: &buildcat_proto::Failure) -> u8 {
+    if let Some(code) = failure.exit_code {
+        return u8::try_from(code & 0xff)
+            .ok()
+            .filter(|code| *code != 0)
+            .unwrap_or(1);
+    }
+    let signal = failure
+        .reason
+        .split_once("killed by signal ")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse::<u8>().ok())
+        .filter(|signal| (1..128).contains(signal));
+    signal.map_or(1, |signal| 128 + signal)
 }
 
 /// Prints how a job ended and picks the exit code: why each task that did not finish did
@@ -339,7 +456,14 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&task_json(&task))?);
         } else {
-            print_task(&task);
+            // A deferred task waits for its job's dependencies: name them.
+            let waits = if task.state == TaskState::Deferred {
+                let job = client.job(JobRef::Id(task.id.job)).await?;
+                waiting_for(&client, &job.job.options.after).await
+            } else {
+                Vec::new()
+            };
+            print_task(&task, &waits);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -348,13 +472,42 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         let view = JobStatusView::from(&status);
         outln!("{}", serde_json::to_string_pretty(&view)?);
     } else {
-        print_job(&status, Timestamp::now());
+        let after = waiting_for(&client, &status.job.options.after).await;
+        print_job(&status, &after, Timestamp::now());
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// The dependencies as people name them, with where each is: `job 41 (started)`,
+/// `task 40.2 (queued)`; one that is gone is named by its id.
+async fn waiting_for(client: &Client, after: &[Dependency]) -> Vec<String> {
+    let mut named = Vec::with_capacity(after.len());
+    for dependency in after {
+        let (job, index) = match dependency {
+            Dependency::Job(job) => (*job, None),
+            Dependency::Task(task) => (task.job, Some(task.index)),
+        };
+        let text = match client.job(JobRef::Id(job)).await {
+            Ok(status) => match index {
+                None => format!("job {} ({})", status.job.number, status.job.state),
+                Some(index) => {
+                    let state = status
+                        .tasks
+                        .iter()
+                        .find(|task| task.index == index)
+                        .map_or_else(|| "unknown".to_owned(), |task| task.state.to_string());
+                    format!("task {}.{index} ({state})", status.job.number)
+                }
+            },
+            Err(_) => format!("{dependency} (no longer on the server)"),
+        };
+        named.push(text);
+    }
+    named
+}
+
 /// A job's header and its tasks as a table.
-fn print_job(status: &JobStatus, now: Timestamp) {
+fn print_job(status: &JobStatus, after: &[String], now: Timestamp) {
     let job = &status.job;
     outln!("job {}: {}", job.number, job.name);
     outln!("  id: {}", job.id);
@@ -374,9 +527,13 @@ fn print_job(status: &JobStatus, now: Timestamp) {
     if !job.runs.is_empty() {
         outln!("  runs: {}", job.runs);
     }
-    if !job.options.after.is_empty() {
-        let after: Vec<String> = job.options.after.iter().map(ToString::to_string).collect();
-        outln!("  after: {}", after.join(", "));
+    if !after.is_empty() {
+        let label = if job.tasks.deferred > 0 {
+            "waits for"
+        } else {
+            "after"
+        };
+        outln!("  {label}: {}", after.join(", "));
     }
     outln!("  created: {}", rfc3339(job.created_at));
     if let Some(ended) = job.ended_at {
@@ -461,13 +618,16 @@ fn print_table<const N: usize>(titles: &[&str; N], rows: &[[String; N]]) {
 }
 
 /// One task: its state, attempts (worker and outcome of each), reason, output tail, result.
-fn print_task(task: &TaskStatus) {
+fn print_task(task: &TaskStatus, waits: &[String]) {
     outln!("task {}", task.label());
     outln!("  job: {}  kind: {}", task.id.job, task.kind);
     if let Some(frames) = &task.frames {
         outln!("  frames: {frames}");
     }
     outln!("  state: {}", task.state);
+    if !waits.is_empty() {
+        outln!("  waits for: {}", waits.join(", "));
+    }
     if let Some(progress) = &task.progress {
         outln!("  progress: {}/{}", progress.done, progress.total);
         for output in &progress.outputs {
@@ -475,17 +635,34 @@ fn print_task(task: &TaskStatus) {
         }
     }
     // Only failures the task reports use up attempts; a lost worker or an interruption
-    // does not, so count those apart rather than print "2 of at most 1".
+    // does not, so those are counted apart rather than read "attempt 3 of 2". A requeue
+    // gives one more attempt, so after it the second reads "attempt 2 of 2".
     let failed = task
         .attempts
         .iter()
         .filter(|attempt| matches!(attempt.outcome, Some(AttemptOutcome::Failed(_))))
         .count();
-    outln!(
-        "  attempts: {} ({failed} failed, at most {} may fail)",
-        task.attempts.len(),
-        task.max_attempts
-    );
+    let current = task
+        .attempts
+        .last()
+        .is_some_and(|attempt| !matches!(attempt.outcome, Some(AttemptOutcome::Failed(_))))
+        && !task.state.is_terminal()
+        || task.state == TaskState::Finished;
+    let counted = failed + usize::from(current);
+    let uncounted = task.attempts.len().saturating_sub(counted);
+    if task.attempts.is_empty() {
+        outln!("  attempts: none yet (at most {})", task.max_attempts);
+    } else {
+        outln!(
+            "  attempt {counted} of {}{}",
+            task.max_attempts,
+            if uncounted > 0 {
+                format!(" ({uncounted} more not counted: worker lost or stopped)")
+            } else {
+                String::new()
+            }
+        );
+    }
     for attempt in &task.attempts {
         let (outcome, reason) = outcome_json(attempt.outcome.as_ref());
         let outcome = outcome.as_str().unwrap_or("").to_owned();
@@ -715,6 +892,25 @@ pub async fn eta(args: EtaArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_program_ends_the_command_as_it_ended() {
+        let failure = |reason: &str, exit_code| buildcat_proto::Failure {
+            reason: reason.to_owned(),
+            exit_code,
+            output_tail: Vec::new(),
+        };
+        assert_eq!(program_exit_code(&failure("`x` failed", Some(3))), 3);
+        assert_eq!(program_exit_code(&failure("`x` failed", Some(256))), 1);
+        assert_eq!(
+            program_exit_code(&failure("`x` was killed by signal 9 (SIGKILL)", None)),
+            137
+        );
+        assert_eq!(
+            program_exit_code(&failure("`x` timed out after 1s", None)),
+            1
+        );
+    }
 
     #[test]
     fn drain_rate_is_the_slope_over_the_window() {

@@ -7,22 +7,25 @@
 mod macros;
 mod args;
 mod certs;
+mod config;
 mod farm;
 mod info;
 mod jobs;
 mod output;
+mod paths;
 mod preview;
 mod render;
 mod steer;
 mod stop;
 mod submit;
 mod time;
+mod unserved;
 mod watch;
 
 use std::process::ExitCode;
 
 use buildcat_proto::dcc;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::{Cli, Command};
 
@@ -34,7 +37,23 @@ use crate::args::{Cli, Command};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let loaded = match config::load() {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The file's values are the defaults: flags and environment variables still win.
+    let matches = config::with_defaults(Cli::command(), &loaded).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Command::Config(args) = &cli.command {
+        let sub = matches.subcommand_matches("config").unwrap_or(&matches);
+        return report(config::show(args, sub, &loaded));
+    }
     init_logging(cli.debug, cli.command.is_service());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -46,7 +65,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    report(runtime.block_on(run(cli.command)))
+}
+
+/// The exit code of a command's result, saying the error on stderr.
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -55,7 +79,23 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<ExitCode> {
+async fn run(mut command: Command) -> anyhow::Result<ExitCode> {
+    // Scene paths typed from where the user stands become root-relative first.
+    paths::place_render_paths(&mut command)?;
+    let render = command.render_target();
+    let result = dispatch(command).await;
+    // A render submitted to a queue (or without a tool) nobody serves is said once it is
+    // queued; with `--wait`, following it says so (and gives up).
+    if let (Ok(_), Some((connection, queue, kind, false))) = (&result, &render)
+        && let Ok(client) = connection.connect().await
+    {
+        unserved::warn(&client, queue, Some(kind)).await;
+    }
+    result
+}
+
+/// Runs one command.
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Server(args) => farm::server(args).await,
         Command::Worker(args) => farm::worker(args, 1).await,
@@ -102,10 +142,33 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             eprintln!("{TUNNEL_REPLACED}");
             Ok(ExitCode::FAILURE)
         }
+        Command::Config(_) => Ok(ExitCode::SUCCESS),
+        Command::Completions(args) => {
+            let mut command = Cli::command();
+            let mut out = Vec::new();
+            clap_complete::generate(args.shell, &mut command, "buildcat", &mut out);
+            print_raw(&out)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            print_raw(&out)
+        }
         Command::Version => {
             outln!("buildcat {}", buildcat_proto::SOFTWARE_VERSION);
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Writes generated text to stdout as it is; a closed pipe ends quietly.
+fn print_raw(bytes: &[u8]) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(anyhow::anyhow!("could not write to stdout: {e}")),
     }
 }
 

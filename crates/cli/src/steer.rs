@@ -174,5 +174,5 @@ pub async fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
     for job in jobs {
         statuses.push(crate::watch::job_record(&client, job).await?);
     }
-    crate::watch::follow_jobs(&client, statuses).await
+    crate::watch::follow_jobs_with(&client, statuses, crate::watch::WhenUnserved::Warn).await
 }

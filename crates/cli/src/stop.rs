@@ -119,6 +119,22 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// What Ctrl-C of a command that waits for jobs (`--wait`, `wait`) says: the jobs go on
+/// without it, and how to attach again.
+pub fn still_running(numbers: &[u64]) -> String {
+    let list: Vec<String> = numbers.iter().map(u64::to_string).collect();
+    let list = list.join(" ");
+    if numbers.len() == 1 {
+        format!(
+            "stopped waiting; job {list} goes on (`buildcat wait {list}` attaches again, `buildcat cancel {list}` stops it)"
+        )
+    } else {
+        format!(
+            "stopped waiting; jobs {list} go on (`buildcat wait {list}` attaches again, `buildcat cancel {list}` stops them)"
+        )
+    }
+}
+
 /// Ctrl-C and SIGTERM, each registered once, so that signals are counted from the start.
 struct Signals {
     /// Ctrl-C.

@@ -9,8 +9,9 @@ use buildcat_proto::{JobRef, Task, TaskId, TaskRef, WorkerInfo};
 use crate::args::WorkerInfoArgs;
 use crate::output::print_tree;
 
-/// How long to wait before telling the user that nothing has picked the job up yet.
-const PATIENCE: Duration = Duration::from_secs(5);
+/// How long to wait before checking that some worker can run the job (none: the command
+/// fails and cancels it) or telling the user that it still waits for a busy one.
+const PATIENCE: Duration = crate::unserved::GRACE;
 
 /// `buildcat worker-info`.
 pub async fn worker_info(args: WorkerInfoArgs) -> anyhow::Result<ExitCode> {
@@ -45,6 +46,7 @@ pub async fn info_task<T: Task>(
         .submit()
         .await?;
     let id = handle.number();
+    crate::unserved::warn(&client, &args.queue, Some(T::KIND)).await;
     let wait = async {
         crate::watch::wait_job(&client, JobRef::Id(handle.id())).await?;
         let only = TaskRef::from(TaskId::new(handle.id(), 0));
@@ -62,7 +64,13 @@ pub async fn info_task<T: Task>(
             );
         }
         () = tokio::time::sleep(PATIENCE) => {
-            eprintln!("waiting for job {id} in queue `{}` (is a worker running and serving it?)", args.queue);
+            // Nothing can run it: fail with the reason and leave nothing queued.
+            if let Some(reason) =
+                crate::unserved::still_unserved(&client, handle.id(), &args.queue, T::KIND).await
+            {
+                return Err(crate::unserved::give_up(&client, handle.id(), id, &reason).await);
+            }
+            eprintln!("waiting for job {id} in queue `{}` (a worker serving it is busy)", args.queue);
             tokio::select! {
                 report = &mut wait => report?,
                 () = sleep_or_forever(limit.map(|l| l.saturating_sub(PATIENCE))) => {

@@ -11,10 +11,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use buildcat_client::{Client, ClientError, ErrorKind};
 use buildcat_proto::{
-    JobEvent, JobId, JobRef, JobState, JobStatus, LogPage, TaskRef, TaskState, TaskStatus,
+    JobEvent, JobId, JobRef, JobState, JobStatus, LogPage, TaskProgress, TaskRef, TaskState,
+    TaskStatus,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
@@ -135,16 +137,22 @@ pub async fn follow_output(
     }
 }
 
-/// A bar on stderr when it is a terminal, hidden otherwise.
-pub fn bar(len: u64, message: &'static str) -> ProgressBar {
+/// How often the bar redraws by itself, so its elapsed time keeps counting while a long
+/// frame renders and no event comes.
+const TICK: Duration = Duration::from_millis(250);
+
+/// A bar on stderr when it is a terminal, hidden otherwise; it ticks by itself (the elapsed
+/// time advances between events), and its message is set to the running tasks' progress.
+pub fn bar(len: u64, unit: &'static str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(len).with_message(message);
+    let bar = ProgressBar::new(len);
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit} [{{elapsed_precise}}] {{msg}}");
     let style =
-        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise}] {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
+    bar.enable_steady_tick(TICK);
     bar
 }
 
@@ -154,7 +162,15 @@ struct Followed {
     tasks: BTreeMap<(JobId, u32), TaskState>,
     /// The final records of the jobs that have ended.
     ended: BTreeMap<JobId, JobStatus>,
+    /// Each job's number, to name running tasks as people do (`42.3`).
+    numbers: BTreeMap<JobId, u64>,
+    /// The progress running tasks last reported (frames done of their total), shown
+    /// beside the bar; dropped when the task leaves `started`.
+    progress: BTreeMap<(JobId, u32), TaskProgress>,
 }
+
+/// Running tasks whose progress the bar names; the rest are counted.
+const PROGRESS_SHOWN: usize = 4;
 
 impl Followed {
     /// Tasks that have ended, however.
@@ -165,33 +181,135 @@ impl Followed {
             .count() as u64
     }
 
+    /// The running tasks' own progress, `42.3 2/10` each, for the bar's message.
+    fn running_progress(&self) -> String {
+        let running = self
+            .tasks
+            .iter()
+            .filter(|(_, state)| **state == TaskState::Started)
+            .count();
+        if running == 0 {
+            return String::new();
+        }
+        let mut parts: Vec<String> = self
+            .progress
+            .iter()
+            .take(PROGRESS_SHOWN)
+            .map(|((job, index), progress)| {
+                let number = self.numbers.get(job).copied().unwrap_or_default();
+                format!("{number}.{index} {}/{}", progress.done, progress.total)
+            })
+            .collect();
+        if self.progress.len() > PROGRESS_SHOWN {
+            parts.push(format!("+{} more", self.progress.len() - PROGRESS_SHOWN));
+        }
+        if parts.is_empty() {
+            format!("{running} running")
+        } else {
+            format!("{running} running: {}", parts.join(", "))
+        }
+    }
+
     /// Takes in one event of the watch.
     fn apply(&mut self, event: JobEvent) {
         match event {
             JobEvent::Task { job, task } => {
                 if !self.ended.contains_key(&job) {
+                    if task.state != TaskState::Started {
+                        self.progress.remove(&(job, task.index));
+                    }
                     self.tasks.insert((job, task.index), task.state);
                 }
             }
             JobEvent::Ended(status) => {
                 for task in &status.tasks {
                     self.tasks.insert((status.job.id, task.index), task.state);
+                    self.progress.remove(&(status.job.id, task.index));
                 }
                 self.ended.insert(status.job.id, status);
             }
-            JobEvent::Progress { .. } | JobEvent::Log { .. } => {}
+            JobEvent::Progress { task, progress } => {
+                let key = (task.job, task.index);
+                if self.tasks.get(&key) == Some(&TaskState::Started) {
+                    self.progress.insert(key, progress);
+                }
+            }
+            JobEvent::Log { .. } => {}
         }
     }
+}
+
+/// What following does about a job no connected worker can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenUnserved {
+    /// The command just submitted it: give up after [`crate::unserved::GRACE`], canceling
+    /// it, so nothing is left queued that nobody runs.
+    Cancel,
+    /// The command attaches to jobs submitted earlier: say so once and keep waiting.
+    Warn,
+}
+
+/// Follows jobs this command just submitted (see [`follow_jobs_with`]); a job no worker
+/// can run is canceled after a short wait.
+pub async fn follow_jobs(client: &Client, jobs: Vec<JobStatus>) -> anyhow::Result<ExitCode> {
+    follow_jobs_with(client, jobs, WhenUnserved::Cancel).await
+}
+
+/// The reason the first of `jobs` that no worker can run is stuck, checked once after
+/// [`crate::unserved::GRACE`]; never resolves when every job can run.
+async fn first_unserved(
+    client: &Client,
+    jobs: &[(JobId, u64, String, String)],
+) -> (JobId, u64, String) {
+    tokio::time::sleep(crate::unserved::GRACE).await;
+    for (id, number, queue, kind) in jobs {
+        if let Some(reason) = crate::unserved::still_unserved(client, *id, queue, kind).await {
+            return (*id, *number, reason);
+        }
+    }
+    std::future::pending().await
 }
 
 /// Follows jobs (as their records were when asked) to their end with a bar of tasks done;
 /// exits non-zero if any did not finish, saying why each task that failed did. Watches
 /// again on a new connection after a server restart (the server sends the end of any job
-/// that ended meanwhile).
-pub async fn follow_jobs(client: &Client, jobs: Vec<JobStatus>) -> anyhow::Result<ExitCode> {
+/// that ended meanwhile). The bar ticks with the elapsed time while a task runs, and shows
+/// the running tasks' own progress where they report it.
+pub async fn follow_jobs_with(
+    client: &Client,
+    jobs: Vec<JobStatus>,
+    unserved: WhenUnserved,
+) -> anyhow::Result<ExitCode> {
+    let pending: Vec<(JobId, u64, String, String)> = jobs
+        .iter()
+        .filter(|status| !status.job.state.is_terminal())
+        .map(|status| {
+            (
+                status.job.id,
+                status.job.number,
+                status.job.queue.clone(),
+                status.job.kind.clone(),
+            )
+        })
+        .collect();
+    // Said at once; given up on (or said again) after the grace.
+    if unserved == WhenUnserved::Cancel {
+        for (_, number, queue, kind) in &pending {
+            if let Ok(info) = client.info().await
+                && let Some(reason) = crate::unserved::reason(&info, queue, Some(kind))
+            {
+                eprintln!("warning: job {number}: {reason}");
+            }
+        }
+    }
+    let check = first_unserved(client, &pending);
+    tokio::pin!(check);
+    let mut checked = false;
     let mut followed = Followed {
         tasks: BTreeMap::new(),
         ended: BTreeMap::new(),
+        numbers: BTreeMap::new(),
+        progress: BTreeMap::new(),
     };
     let mut order = Vec::with_capacity(jobs.len());
     let mut seen = HashSet::new();
@@ -200,6 +318,7 @@ pub async fn follow_jobs(client: &Client, jobs: Vec<JobStatus>) -> anyhow::Resul
             continue;
         }
         order.push(status.job.id);
+        followed.numbers.insert(status.job.id, status.job.number);
         for task in &status.tasks {
             followed
                 .tasks
@@ -229,10 +348,36 @@ pub async fn follow_jobs(client: &Client, jobs: Vec<JobStatus>) -> anyhow::Resul
                     Some(event) => {
                         followed.apply(event);
                         progress.set_position(followed.done());
+                        progress.set_message(followed.running_progress());
                     }
                     None => break watch.await,
                 },
                 result = &mut watch => break result,
+                () = crate::stop::shutdown_signal() => {
+                    progress.finish_and_clear();
+                    let going: Vec<u64> = order
+                        .iter()
+                        .filter(|id| !followed.ended.contains_key(id))
+                        .filter_map(|id| followed.numbers.get(id).copied())
+                        .collect();
+                    eprintln!("{}", crate::stop::still_running(&going));
+                    return Ok(ExitCode::from(crate::stop::STOPPED_NOW));
+                }
+                (id, number, reason) = &mut check, if !checked => {
+                    checked = true;
+                    if followed.ended.contains_key(&id) {
+                        continue;
+                    }
+                    match unserved {
+                        WhenUnserved::Cancel => {
+                            progress.finish_and_clear();
+                            return Err(crate::unserved::give_up(client, id, number, &reason).await);
+                        }
+                        WhenUnserved::Warn => {
+                            progress.suspend(|| eprintln!("warning: job {number}: {reason}"));
+                        }
+                    }
+                }
             }
         };
         while let Ok(event) = received.try_recv() {

@@ -54,7 +54,7 @@ pub use preview::{
     FramePreview, JobPreviews, MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE, PreviewFormat, PreviewInfo,
 };
 pub use task::{
-    CommandResult, OsInfo, RunCommand, RuntimeInfo, Task, WorkerDetails, WorkerInfo,
+    CommandResult, OsInfo, RunCommand, RunCommandIn, RuntimeInfo, Task, WorkerDetails, WorkerInfo,
     WorkerInfoReport,
 };
 

@@ -128,6 +128,27 @@ impl Task for RunCommand {
     type Output = CommandResult;
 }
 
+/// A [`RunCommand`] with environment variables and a working directory
+/// (`buildcat run --env KEY=VALUE --cwd DIR -- PROGRAM ARGS...`).
+///
+/// A kind of its own rather than new fields of [`RunCommand`], whose layout stays as it is:
+/// a worker too old to know this kind does not register it, so the server routes these
+/// tasks only to workers that run them, and `info` says when none does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCommandIn {
+    /// The program and its arguments, as [`RunCommand`] has them.
+    pub command: RunCommand,
+    /// Variables set for the program, in order (the worker's own `BUILDCAT_*` win).
+    pub env: Vec<(String, String)>,
+    /// The working directory, relative to the root; `None` for the root itself.
+    pub cwd: Option<String>,
+}
+
+impl Task for RunCommandIn {
+    const KIND: &'static str = "buildcat.command.run_in";
+    type Output = CommandResult;
+}
+
 /// How a [`RunCommand`] job's program ended (a non-zero exit fails the job instead).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandResult {

@@ -23,7 +23,7 @@ use crate::message::{
     Change, DroppedOutput, FarmInfo, LogPage, QueueSummary, Unserved, WorkerSummary,
 };
 use crate::preview::{JobPreviews, PreviewInfo};
-use crate::task::{CommandResult, RunCommand, Task, WorkerInfo, WorkerInfoReport};
+use crate::task::{CommandResult, RunCommand, RunCommandIn, Task, WorkerInfo, WorkerInfoReport};
 
 /// The farm at a glance: `buildcat info --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -456,7 +456,7 @@ impl ResultView {
             WorkerInfo::KIND => codec::decode_value::<<WorkerInfo as Task>::Output>(bytes)
                 .ok()
                 .map(ResultView::WorkerInfo),
-            RunCommand::KIND => codec::decode_value::<CommandResult>(bytes)
+            RunCommand::KIND | RunCommandIn::KIND => codec::decode_value::<CommandResult>(bytes)
                 .ok()
                 .map(ResultView::Command),
             kind if kind.starts_with("buildcat.") && kind.ends_with(".info") => {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use buildcat_proto::{CommandResult, Failure, RunCommand, paths};
+use buildcat_proto::{CommandResult, Failure, RunCommand, RunCommandIn, paths};
 
 use crate::context::JobContext;
 use crate::process::{ProcessSpec, run_process};
@@ -18,9 +18,38 @@ pub(crate) async fn handle(
     task: RunCommand,
     context: JobContext,
 ) -> Result<CommandResult, Failure> {
+    run(task, Vec::new(), None, context).await
+}
+
+/// The handler of [`RunCommandIn`]: as [`handle`], with the task's variables set and in its
+/// working directory (relative to the root, which it may not climb out of).
+pub(crate) async fn handle_in(
+    task: RunCommandIn,
+    context: JobContext,
+) -> Result<CommandResult, Failure> {
+    let RunCommandIn { command, env, cwd } = task;
+    run(command, env, cwd, context).await
+}
+
+/// Runs the program with `env` set, in `cwd` under the root (the root itself if `None`).
+async fn run(
+    task: RunCommand,
+    env: Vec<(String, String)>,
+    cwd: Option<String>,
+    context: JobContext,
+) -> Result<CommandResult, Failure> {
     let program = resolve_program(&context.root, &task.program)?;
-    let spec = ProcessSpec::new(program, &context.root)
-        .args(task.args)
+    let dir = match &cwd {
+        None => context.root.clone(),
+        Some(dir) => paths::resolve(&context.root, dir).map_err(|error| {
+            Failure::new(format!("cannot run in the directory `{dir}`: {error}"))
+        })?,
+    };
+    let mut spec = ProcessSpec::new(program, dir).args(task.args);
+    for (key, value) in env {
+        spec = spec.env(key, value);
+    }
+    let spec = spec
         .env("BUILDCAT_JOB_ID", context.task.job.to_string())
         .env("BUILDCAT_TASK", &context.label)
         .env("BUILDCAT_TASK_INDEX", context.task.index.to_string())

@@ -18,7 +18,7 @@ use tokio::net::{TcpStream, lookup_host};
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 use tokio_util::codec::Framed;
-use tracing::{debug, info};
+use tracing::debug;
 
 /// How long a TCP connect may take before the next address (or attempt) is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -89,6 +89,19 @@ pub(crate) enum LinkError {
     /// The TLS session could not be set up.
     #[error("{0}")]
     Tls(String),
+    /// What answered the hello is not a buildcat server (an HTTP server, another service):
+    /// retrying may help once the right server is there, but saying so more than once
+    /// does not.
+    #[error(
+        "{address} does not speak the buildcat protocol ({why}); check --host and --port (a buildcat server listens on {default_port} unless started with --port)",
+        default_port = buildcat_proto::DEFAULT_PORT
+    )]
+    NotBuildcat {
+        /// The address that answered.
+        address: String,
+        /// What was wrong with its answer.
+        why: CodecError,
+    },
 }
 
 impl LinkError {
@@ -136,7 +149,16 @@ pub(crate) async fn open(
             })?
             .map_err(|error| LinkError::Tls(error.to_string()))?,
     };
-    let mut link = handshake(stream, max_frame).await?;
+    let mut link = handshake(stream, max_frame)
+        .await
+        .map_err(|error| match error {
+            // Bytes that are no hello reply: another kind of service on that port.
+            LinkError::Codec(why) => LinkError::NotBuildcat {
+                address: server.to_owned(),
+                why,
+            },
+            other => other,
+        })?;
     let registered = register(&mut link, request_id, registration).await?;
     Ok((link, registered))
 }
@@ -152,7 +174,9 @@ async fn connect(server: &str) -> Result<TcpStream, LinkError> {
                 if let Err(error) = stream.set_nodelay(true) {
                     debug!(%address, %error, "cannot disable nagle's algorithm");
                 }
-                info!(server = %address, "connected");
+                // At debug: "registered" says the worker is in; a connection to something
+                // that is not a buildcat server must not read as success on every retry.
+                debug!(server = %address, "connected");
                 return Ok(stream);
             }
             Ok(Err(error)) => last_error = LinkError::Connect { address, error },

@@ -94,6 +94,7 @@ mod preview;
 pub mod process;
 pub mod registry;
 mod running;
+mod slots;
 #[cfg(target_os = "linux")]
 mod supervisor;
 mod worker;

@@ -10,7 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-use buildcat_proto::{Failure, RunCommand, Task, WorkerInfo, codec};
+use buildcat_proto::{Failure, RunCommand, RunCommandIn, Task, WorkerInfo, codec};
 
 use crate::context::JobContext;
 use crate::integrations::tools::Tool;
@@ -43,11 +43,13 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// A registry holding the built-in handlers: [`WorkerInfo`] and [`RunCommand`].
+    /// A registry holding the built-in handlers: [`WorkerInfo`], [`RunCommand`] and
+    /// [`RunCommandIn`].
     pub fn new() -> Self {
         let mut registry = Registry::empty();
         registry.insert::<WorkerInfo, _, _>(info::handle);
         registry.insert::<RunCommand, _, _>(command::handle);
+        registry.insert::<RunCommandIn, _, _>(command::handle_in);
         registry
     }
 
@@ -194,7 +196,12 @@ mod tests {
         let kinds = registry().kinds().map(str::to_owned).collect::<Vec<_>>();
         assert_eq!(
             kinds,
-            ["buildcat.command.run", "buildcat.worker.info", "test.add"]
+            [
+                "buildcat.command.run",
+                "buildcat.command.run_in",
+                "buildcat.worker.info",
+                "test.add"
+            ]
         );
         assert_eq!(Registry::empty().kinds().count(), 0);
     }
@@ -234,7 +241,7 @@ mod tests {
         assert_eq!(
             reason,
             "this worker has no handler for job kind `x` (it handles: buildcat.command.run, \
-             buildcat.worker.info, test.add)"
+             buildcat.command.run_in, buildcat.worker.info, test.add)"
         );
     }
 }

@@ -115,7 +115,7 @@ impl TaskRun {
         let label = assignment.label();
         let Assignment {
             task: id,
-            number: _,
+            number,
             name,
             frames,
             attempt,
@@ -126,7 +126,8 @@ impl TaskRun {
         } = assignment;
         info!(
             task = %label,
-            job = %name,
+            job = %format_args!("{number} ({name})"),
+            scene = %scene_of(&kind, &args).unwrap_or_else(|| "-".to_owned()),
             frames = %frames.as_deref().unwrap_or("-"),
             attempt,
             kind = %kind,
@@ -313,5 +314,31 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
             Ok(message) => (*message).to_owned(),
             Err(_) => "(no message)".to_owned(),
         },
+    }
+}
+
+/// What a task works on, for the "task started" line: the scene file of a render, the
+/// program of a command; `None` for other kinds (or arguments that do not decode, which the
+/// handler then reports).
+fn scene_of(kind: &str, args: &[u8]) -> Option<String> {
+    use buildcat_proto::dcc::{
+        BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, ModoRender, RedshiftRender,
+    };
+    use buildcat_proto::{RunCommand, RunCommandIn, Task};
+    match kind {
+        BlenderRender::KIND => BlenderRender::decode_args(args).ok().map(|task| task.blend),
+        HoudiniRenderHip::KIND => HoudiniRenderHip::decode_args(args)
+            .ok()
+            .map(|task| task.hip),
+        HoudiniRenderIfd::KIND => HoudiniRenderIfd::decode_args(args)
+            .ok()
+            .map(|task| task.ifd),
+        ModoRender::KIND => ModoRender::decode_args(args).ok().map(|task| task.lxo),
+        RedshiftRender::KIND => RedshiftRender::decode_args(args).ok().map(|task| task.rs),
+        RunCommand::KIND => RunCommand::decode_args(args).ok().map(|task| task.program),
+        RunCommandIn::KIND => RunCommandIn::decode_args(args)
+            .ok()
+            .map(|task| task.command.program),
+        _ => None,
     }
 }

@@ -19,6 +19,7 @@ use crate::info::host_name;
 use crate::integrations::{self, BlenderOptions, tools::Tool, tools::Toolbox};
 use crate::leftovers::{GroupRecord, default_state_dir};
 use crate::registry::Registry;
+use crate::slots::{self, Slot};
 use crate::worker_loop::{LoopConfig, TlsSetup, run_loop};
 
 /// The smallest frame limit accepted: registrations and results must fit.
@@ -38,6 +39,9 @@ pub struct Worker {
     control: Arc<Control>,
     /// The DCC tools found when the worker was built.
     tools: Toolbox,
+    /// The slots a default name holds (`HOST-SLOT`), locked until the worker is dropped or
+    /// its run ends, so another worker on this host takes the next ones.
+    slots: Vec<Slot>,
 }
 
 /// What a worker did before [`Worker::run`] returned.
@@ -106,6 +110,8 @@ impl Worker {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<RunStats, WorkerError> {
         let control = self.control;
+        // Held until the run ends: the names stay this worker's.
+        let _slots = self.slots;
         // Before any task starts: what an earlier worker of these names left running goes.
         let records: Vec<Arc<GroupRecord>> = self
             .loops
@@ -281,8 +287,11 @@ impl WorkerBuilder {
         self
     }
 
-    /// The name the worker registers under (default `{hostname}.{pid}`). With more than one
-    /// loop, loop `i` is named `{name}.{i}`, counting from 1.
+    /// The name the worker registers under. With more than one loop, loop `i` is named
+    /// `{name}.{i}`, counting from 1. Without one, each loop is `{hostname}-{slot}`
+    /// (`render01-1`), the lowest slots no other live worker of this user on this host
+    /// holds (locked in the state directory), so a machine's workers keep their names
+    /// across restarts.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -418,19 +427,32 @@ impl WorkerBuilder {
         }
 
         let host = host_name();
-        let name = match self.name {
+        let state_dir = self.state_dir.unwrap_or_else(default_state_dir);
+        let (names, slots): (Vec<String>, Vec<Slot>) = match self.name {
             Some(name) if name.trim().is_empty() => {
                 return Err(config("the worker name is empty"));
             }
-            Some(name) => name,
-            None => format!("{host}.{}", std::process::id()),
-        };
-        let names: Vec<String> = if self.concurrency == 1 {
-            vec![name]
-        } else {
-            (1..=self.concurrency)
-                .map(|index| format!("{name}.{index}"))
-                .collect()
+            Some(name) if self.concurrency == 1 => (vec![name], Vec::new()),
+            Some(name) => (
+                (1..=self.concurrency)
+                    .map(|index| format!("{name}.{index}"))
+                    .collect(),
+                Vec::new(),
+            ),
+            // `HOST-SLOT`, the same on every start (see `slots.rs`).
+            None => {
+                let slots = slots::claim(&state_dir, self.concurrency).map_err(|error| {
+                    config(&format!(
+                        "could not take a worker slot under {} for the default name: {error}; give --name, or --state-dir elsewhere",
+                        state_dir.display()
+                    ))
+                })?;
+                let names = slots
+                    .iter()
+                    .map(|slot| format!("{host}-{}", slot.number))
+                    .collect();
+                (names, slots)
+            }
         };
 
         let tools = Toolbox::discover(&self.tool_paths, self.detect_tools)?;
@@ -452,7 +474,6 @@ impl WorkerBuilder {
             .map(|options| options.connector().map(TlsSetup))
             .transpose()
             .map_err(|error| WorkerError::Config(error.to_string()))?;
-        let state_dir = self.state_dir.unwrap_or_else(default_state_dir);
         let mut registry = self.registry;
         integrations::register(
             &mut registry,
@@ -486,6 +507,7 @@ impl WorkerBuilder {
             root,
             control: Arc::new(Control::new(self.max_tasks)),
             tools,
+            slots,
         })
     }
 }

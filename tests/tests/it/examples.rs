@@ -38,9 +38,12 @@ fn submit_batch_checksums_files_on_custom_worker() {
     let address = format!("127.0.0.1:{}", farm.port);
     let submit_batch = example("submit_batch");
     let mut command = program_command(&example("custom_worker"), [&address]);
-    command.current_dir(&root);
+    // A runtime directory of its own: the default name takes its first slot, `HOST-1`.
+    command
+        .current_dir(&root)
+        .env("XDG_RUNTIME_DIR", farm.make_dir("runtime"));
     let mut worker = Proc::spawn("custom_worker", command, farm.path());
-    let worker_name = format!("{}.{}", hostname(), worker.id());
+    let worker_name = format!("{}-1", hostname());
 
     let output = run_command(
         program_command(&submit_batch, ["--server", &address, "a.txt", "b.txt"]),

@@ -12,7 +12,9 @@ use buildcat_proto::{
     ClientFrame, HandshakeError, Hello, HelloReply, PROTOCOL_VERSION, Request, Role, ServerFrame,
 };
 
-use crate::harness::{Farm, PATIENCE, assert_success, job_number, json, stderr, text, worker};
+use crate::harness::{
+    Farm, PATIENCE, assert_success, describe, job_number, json, stdout, text, worker,
+};
 
 /// How long the server may take to close a connection that says nothing: its handshake
 /// timeout is 5 s.
@@ -331,7 +333,12 @@ fn hostile_connections_are_closed_and_the_farm_carries_on() {
             "the client waiting through the hostile connections",
         );
         assert_eq!(format!("{}.0", job_number(&output)), task);
-        assert!(stderr(&output).contains("released"), "{}", stderr(&output));
+        // The program's output comes on stdout (issue 14).
+        assert!(
+            stdout(&output).contains("released"),
+            "{}",
+            describe(&output)
+        );
     });
 
     farm.wait_for_info("the worker registered and idle", |info| {

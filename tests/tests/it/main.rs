@@ -11,6 +11,9 @@
 #[cfg(target_os = "linux")]
 mod blender_profile;
 mod chaos;
+mod cli_config;
+mod cli_habits;
+mod cli_watching;
 mod environment;
 mod errors;
 mod examples;

@@ -20,11 +20,18 @@ fn worker_info_reports_the_canonical_root_and_info_shows_idle_workers() {
     std::os::unix::fs::symlink(&root_a, &link).expect("could not make a symlink");
     let root_b = farm.make_dir("farm-b");
 
-    // `buildcat worker --root DIR`, serving `default`.
-    let worker_a = farm.worker(&["--root", link.to_str().expect("a UTF-8 path")]);
+    // `buildcat worker --root DIR`, serving `default`; its own state directory, so its
+    // default name takes the first slot (issue 14: `HOST-SLOT`).
+    let state = farm.make_dir("state-a");
+    let worker_a = farm.worker(&[
+        "--root",
+        link.to_str().expect("a UTF-8 path"),
+        "--state-dir",
+        state.to_str().expect("a UTF-8 path"),
+    ]);
     // `cd DIR && buildcat worker`, serving its own queue so its jobs cannot go to worker A.
     let worker_b = farm.worker_in(&root_b, &["--name", "from-cwd", "from-cwd"]);
-    let name_a = format!("{}.{}", hostname(), worker_a.id());
+    let name_a = format!("{}-1", hostname());
 
     let readable = farm.run(&["worker-info"]);
     assert_success(&readable, "`buildcat worker-info`");
@@ -40,7 +47,7 @@ fn worker_info_reports_the_canonical_root_and_info_shows_idle_workers() {
     );
     assert!(
         lines.contains(&format!("  name: {name_a}").as_str()),
-        "worker A is not named {name_a} (HOST.PID) in\n{report}"
+        "worker A is not named {name_a} (HOST-SLOT) in\n{report}"
     );
 
     let output = farm.run(&["worker-info", "--json"]);
@@ -170,7 +177,7 @@ pub fn hostname() -> String {
 }
 
 /// Guards `buildcat farm` (README's first command): one process runs a server on the given
-/// port and `--workers N` workers rooted at the current directory, named `HOST.PID.I`;
+/// port and `--workers N` workers rooted at the current directory, named `HOST-1`, `HOST-2`;
 /// `worker-info` reaches them and `info` lists them idle with that root.
 #[test]
 fn farm_runs_a_server_and_local_workers_rooted_here() {
@@ -178,7 +185,10 @@ fn farm_runs_a_server_and_local_workers_rooted_here() {
     let root = farm.make_dir("farm-root");
     let port = farm.port.to_string();
     let mut command = buildcat_command(["farm", "--workers", "2", "--port", &port, "--storage"]);
-    command.arg(farm.path().join("farm.db")).current_dir(&root);
+    command
+        .arg(farm.path().join("farm.db"))
+        .current_dir(&root)
+        .env("BUILDCAT_STATE_DIR", farm.make_dir("state"));
     let mut process = Proc::spawn("farm", command, farm.path());
     let addr = ("127.0.0.1", farm.port);
     if let Err(logs) = process.wait_until("accepting connections", || {
@@ -187,7 +197,7 @@ fn farm_runs_a_server_and_local_workers_rooted_here() {
         panic!("`buildcat farm` exited during startup\n{logs}");
     }
     let names: Vec<String> = (1..=2)
-        .map(|index| format!("{}.{}.{index}", hostname(), process.id()))
+        .map(|index| format!("{}-{index}", hostname()))
         .collect();
     let info = farm
         .client

@@ -72,7 +72,13 @@ fn run_wait_carries_on_after_the_server_restarts() {
     );
     let id = waiting.next_line(PATIENCE);
     farm.wait_for_status(&id, "started", |status| status["state"] == "started");
-    wait_for_stderr(&waiting, "before");
+    // The program's output comes on stdout (issue 14), after the job's number.
+    assert_eq!(
+        waiting.next_line(PATIENCE),
+        "before",
+        "{}",
+        waiting.describe()
+    );
 
     restart(&mut farm);
     wait_for_stderr(&waiting, BACK);

@@ -450,6 +450,23 @@ impl Core {
             self.reply(conn, id, Err(error));
             return;
         }
+        // Two live workers under one name would share history, quarantine and reclaimed
+        // tasks. The same process coming back on a new connection (its host and pid) is a
+        // reconnect, not a second worker.
+        let twin = self.workers.values().find(|worker| {
+            let other = &worker.registration;
+            other.name == registration.name
+                && (other.host != registration.host || other.pid != registration.pid)
+        });
+        if let Some(twin) = twin {
+            let other = &twin.registration;
+            let error = RequestError::Invalid(format!(
+                "a worker named `{}` is already connected (pid {} on {}); two workers may not share a name: give this one another --name, or stop the other first",
+                registration.name, other.pid, other.host
+            ));
+            self.reply(conn, id, Err(error));
+            return;
+        }
         let kinds = registration.kinds.iter().cloned().collect();
         let name = registration.name.clone();
         let running = registration.running.clone();

@@ -310,6 +310,7 @@ impl Core {
                     })
                     .collect();
                 self.reply(conn, id, Ok(Reply::Submitted(submitted)));
+                log_submissions(&jobs);
                 for job in jobs {
                     self.admit(now, job);
                 }
@@ -896,5 +897,35 @@ impl Core {
             );
             self.end_task(now, id, TaskState::Failed, Failure::new(reason));
         }
+    }
+}
+
+/// Submissions logged one line each; a larger batch (a tool submitting thousands of jobs)
+/// is logged as one line, so the log stays readable.
+const SUBMISSIONS_LOGGED: usize = 10;
+
+/// Says at info what was just stored: each job's number, name, submitter and queue (issue
+/// 14), or a batch's size and range.
+fn log_submissions(jobs: &[Job]) {
+    if jobs.len() <= SUBMISSIONS_LOGGED {
+        for job in jobs {
+            tracing::info!(
+                job = job.number,
+                name = job.name.as_deref().unwrap_or("-"),
+                submitter = %job.submitter,
+                queue = %job.queue,
+                tasks = job.tasks.len(),
+                "job submitted"
+            );
+        }
+    } else if let (Some(first), Some(last)) = (jobs.first(), jobs.last()) {
+        tracing::info!(
+            jobs = jobs.len(),
+            first = first.number,
+            last = last.number,
+            submitter = %first.submitter,
+            queue = %first.queue,
+            "jobs submitted"
+        );
     }
 }

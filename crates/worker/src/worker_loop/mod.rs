@@ -348,6 +348,9 @@ enum Event {
 pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Result<(), WorkerError> {
     let mut state = LoopState::default();
     let mut backoff = Backoff::new();
+    // Whether the loop said that the peer is no buildcat server since it last registered:
+    // said once, then retried quietly (with the same backoff).
+    let mut said_not_buildcat = false;
     loop {
         if control.stopping() && state.is_idle() {
             return Ok(());
@@ -383,6 +386,7 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
         let (error, lost) = match attempt {
             Ok((link, registered)) => {
                 backoff.reset();
+                said_not_buildcat = false;
                 let lease = lease(registered.reconnect_grace, registered.heartbeat);
                 if !lease.ends_first {
                     warn!(
@@ -435,6 +439,17 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
                 retry_in = ?delay,
                 "lost the connection to the buildcat server"
             );
+        } else if matches!(error, LinkError::NotBuildcat { .. }) {
+            if said_not_buildcat {
+                debug!(server = %server, error = %error, retry_in = ?delay, "still not a buildcat server");
+            } else {
+                said_not_buildcat = true;
+                warn!(
+                    server = %server,
+                    error = %error,
+                    "not a buildcat server; retrying with backoff, quietly"
+                );
+            }
         } else {
             warn!(
                 server = %server,

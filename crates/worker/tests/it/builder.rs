@@ -46,19 +46,35 @@ fn the_root_is_made_canonical() {
     assert_eq!(worker.root(), canonical);
 }
 
+/// Guards issue 14 (item 6): default names are `HOST-SLOT`, the lowest slots free in the
+/// state directory, taken back by the next worker once the first is gone.
 #[test]
-fn default_name_is_host_and_pid_and_loops_are_numbered() {
+fn default_names_are_host_and_slot_and_loops_are_numbered() {
     let root = temp_root();
-    let worker = Worker::builder()
-        .root(root.path())
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let names: Vec<&str> = worker.names().collect();
+    let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let build = |concurrency: usize| {
+        Worker::builder()
+            .root(root.path())
+            .state_dir(state.path())
+            .concurrency(concurrency)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let first = build(1);
+    let names: Vec<&str> = first.names().collect();
     assert_eq!(names.len(), 1);
-    assert!(
-        names[0].ends_with(&format!(".{}", std::process::id())),
-        "{names:?}"
+    let host = names[0]
+        .strip_suffix("-1")
+        .unwrap_or_else(|| panic!("{names:?}"))
+        .to_owned();
+    let second = build(2);
+    assert_eq!(
+        second.names().collect::<Vec<_>>(),
+        [format!("{host}-2"), format!("{host}-3")]
     );
+    drop(first);
+    let again = build(1);
+    assert_eq!(again.names().collect::<Vec<_>>(), [format!("{host}-1")]);
 
     let worker = Worker::builder()
         .root(root.path())

@@ -15,7 +15,7 @@ use buildcat_proto::dcc::{
     ModoRender, RedshiftInfo, RedshiftRender, RenderReport, ToolInfo,
 };
 use buildcat_proto::frames::FrameRange;
-use buildcat_proto::{RunCommand, Task, TaskProgress, WorkerInfo};
+use buildcat_proto::{RunCommand, RunCommandIn, Task, TaskProgress, WorkerInfo};
 use buildcat_worker::{BlenderOptions, Tool, Worker, WorkerBuilder, WorkerError};
 use tempfile::TempDir;
 
@@ -275,6 +275,7 @@ async fn a_worker_registers_the_kinds_of_the_tools_it_was_given() {
         rig.connection.registration.kinds,
         [
             RunCommand::KIND,
+            RunCommandIn::KIND,
             HoudiniInfo::KIND,
             HoudiniRenderHip::KIND,
             RedshiftInfo::KIND,
@@ -319,7 +320,7 @@ fn without_detection_a_worker_has_only_the_built_in_kinds_and_the_tools_given() 
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         worker.kinds().collect::<Vec<_>>(),
-        [RunCommand::KIND, WorkerInfo::KIND]
+        [RunCommand::KIND, RunCommandIn::KIND, WorkerInfo::KIND]
     );
     assert!(worker.tools().is_empty());
 
@@ -333,7 +334,12 @@ fn without_detection_a_worker_has_only_the_built_in_kinds_and_the_tools_given() 
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         worker.kinds().collect::<Vec<_>>(),
-        [RunCommand::KIND, HoudiniRenderIfd::KIND, WorkerInfo::KIND]
+        [
+            RunCommand::KIND,
+            RunCommandIn::KIND,
+            HoudiniRenderIfd::KIND,
+            WorkerInfo::KIND
+        ]
     );
     let found: Vec<(Tool, &Path)> = worker
         .tools()

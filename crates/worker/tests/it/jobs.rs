@@ -58,7 +58,7 @@ async fn unknown_kind_fails_naming_the_kind() {
     assert_eq!(
         failure_reason(&completion),
         "this worker has no handler for job kind `studio.mystery` \
-         (it handles: buildcat.command.run, buildcat.worker.info, test.greet)"
+         (it handles: buildcat.command.run, buildcat.command.run_in, buildcat.worker.info, test.greet)"
     );
     worker.stop().await;
 }

@@ -210,7 +210,8 @@ async fn the_worker_log_names_tasks_by_number_and_index() {
         assert!(!line.contains(&job.task.job.to_string()), "{line}");
         seen.push(line);
     }
-    assert!(seen[0].contains("job=shot.blend 1-240"), "{}", seen[0]);
+    let named = format!("job={} (shot.blend 1-240)", job.number);
+    assert!(seen[0].contains(&named), "{}", seen[0]);
     assert!(seen[0].contains("frames=11-20"), "{}", seen[0]);
     worker.stop().await;
 }

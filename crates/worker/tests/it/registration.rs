@@ -1,6 +1,8 @@
 //! What a worker says when it registers.
 
-use buildcat_proto::{PROTOCOL_VERSION, Role, RunCommand, SOFTWARE_VERSION, Task, WorkerInfo};
+use buildcat_proto::{
+    PROTOCOL_VERSION, Role, RunCommand, RunCommandIn, SOFTWARE_VERSION, Task, WorkerInfo,
+};
 
 use crate::fake::{FakeServer, QUIET_HEARTBEAT_MS, builder, start, temp_root};
 use crate::tasks::{Greet, greet};
@@ -29,7 +31,12 @@ async fn registers_with_its_name_queues_kinds_and_root() {
     assert_eq!(registration.queues, ["high", "normal", "low"]);
     assert_eq!(
         registration.kinds,
-        [RunCommand::KIND, WorkerInfo::KIND, Greet::KIND]
+        [
+            RunCommand::KIND,
+            RunCommandIn::KIND,
+            WorkerInfo::KIND,
+            Greet::KIND
+        ]
     );
     let canonical = std::fs::canonicalize(root.path()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(registration.root, canonical.to_string_lossy());
@@ -50,7 +57,7 @@ async fn default_queue_is_default() {
     assert_eq!(connection.registration.queues, ["default"]);
     assert_eq!(
         connection.registration.kinds,
-        [RunCommand::KIND, WorkerInfo::KIND]
+        [RunCommand::KIND, RunCommandIn::KIND, WorkerInfo::KIND]
     );
     worker.stop().await;
 }

@@ -15,10 +15,14 @@ use super::buildcat;
 
 /// Environment variables the binary reads that must not leak from the developer's shell into
 /// a test.
-const AMBIENT: [&str; 4] = [
+const AMBIENT: [&str; 8] = [
     "BUILDCAT_HOST",
     "BUILDCAT_PORT",
     "BUILDCAT_ROOT",
+    "BUILDCAT_TLS",
+    "BUILDCAT_TLS_CA",
+    "BUILDCAT_TLS_CERT",
+    "BUILDCAT_TLS_KEY",
     "RUST_LOG",
 ];
 /// A `buildcat` command with none of the ambient settings of the shell that runs the tests,
@@ -52,7 +56,12 @@ pub(super) fn hygiene(command: &mut Command) {
     for name in AMBIENT {
         command.env_remove(name);
     }
-    command.env("NO_COLOR", "1").stdin(Stdio::null());
+    // No config file of the user's (an empty BUILDCAT_CONFIG reads none); a test that
+    // wants one sets BUILDCAT_CONFIG after this.
+    command
+        .env("BUILDCAT_CONFIG", "")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
 }
 
 /// A loopback port nothing listens on right now: bind port 0, read the port, let it go.

@@ -1235,3 +1235,40 @@ fn a_client_that_hangs_up_is_forgotten_by_every_job_it_waited_on() {
     assert!(farm.core.log_followers.is_empty());
     assert!(farm.core.watches.is_empty());
 }
+
+/// Guards issue 14 (item 6): a second live worker under a name already connected from
+/// another process is refused, naming the first; the same process coming back on a new
+/// connection is a reconnect and is taken.
+#[test]
+fn a_second_live_worker_of_one_name_is_refused() {
+    let mut farm = Farm::new();
+    farm.worker(10, "host-1", &["default"]);
+    farm.handle(Input::Connected {
+        conn: 11,
+        role: Role::Worker,
+    });
+    let registration = WorkerRegistration {
+        name: "host-1".to_owned(),
+        host: "render01".to_owned(),
+        root: "/mnt/farm".to_owned(),
+        queues: vec!["default".to_owned()],
+        kinds: vec!["buildcat.worker.info".to_owned()],
+        pid: 43,
+        version: "test".to_owned(),
+        running: Vec::new(),
+    };
+    let frames = farm.request(11, Request::Register(registration));
+    let refused = replies(&frames, 11);
+    assert!(
+        matches!(&refused[..], [Err(RequestError::Invalid(reason))]
+            if reason.contains("`host-1` is already connected (pid 42 on render01)")),
+        "{refused:?}"
+    );
+    assert_eq!(farm.core.info().workers.len(), 1);
+    // The first one's process on a new connection: taken.
+    let frames = farm.worker(12, "host-1", &["default"]);
+    assert!(
+        matches!(&replies(&frames, 12)[..], [Ok(Reply::Registered { .. })]),
+        "{frames:?}"
+    );
+}

@@ -1,0 +1,141 @@
+//! Queues nobody serves: after a submission the CLI asks the server's `info` and says at
+//! once when no connected worker serves the queue (or none serving it can run the kind),
+//! and commands that wait for a job they submitted give up after a short wait with that
+//! reason, canceling what they queued, instead of waiting forever.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use buildcat_client::Client;
+use buildcat_proto::dcc::tool_for_kind;
+use buildcat_proto::{FarmInfo, JobId, JobRef, TaskRef};
+
+/// How long a command that waits for its own job gives a worker to appear (one starting,
+/// reconnecting after a blip) before it decides that none can run the job.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// Why no connected worker can run a task of `kind` queued in `queue`, if none can: no
+/// worker at all, none serving the queue (naming the queues workers do serve), or none
+/// serving it with the tool. `kind` is `None` before submitting, when only the queue can
+/// be checked.
+pub fn reason(info: &FarmInfo, queue: &str, kind: Option<&str>) -> Option<String> {
+    if info.truncated {
+        // A partial picture: better no warning than a wrong one.
+        return None;
+    }
+    if info.workers.is_empty() {
+        return Some(format!(
+            "no worker is connected to the server, so nothing serves queue `{queue}` (start one with `buildcat worker {queue}`)"
+        ));
+    }
+    let serving = info
+        .workers
+        .iter()
+        .any(|worker| worker.queues.iter().any(|q| q == queue));
+    if !serving {
+        let served: BTreeSet<&str> = info
+            .workers
+            .iter()
+            .flat_map(|worker| worker.queues.iter().map(String::as_str))
+            .collect();
+        return Some(format!(
+            "no worker serves queue `{queue}`; workers serve: {}",
+            served.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let kind = kind?;
+    let stuck = info
+        .unserved
+        .iter()
+        .any(|unserved| unserved.queue == queue && unserved.kind == kind);
+    stuck.then(|| match tool_for_kind(kind) {
+        Some(tool) => format!(
+            "no worker with {tool} serves queue `{queue}` (workers register a render kind only when they find its tool)"
+        ),
+        None => format!("no worker serving queue `{queue}` runs tasks of kind {kind}"),
+    })
+}
+
+/// Says on stderr (once, at once) when nothing can run what was just put in `queue`.
+/// Asking is a courtesy: a failure to ask says nothing.
+pub async fn warn(client: &Client, queue: &str, kind: Option<&str>) {
+    if let Ok(info) = client.info().await
+        && let Some(reason) = reason(&info, queue, kind)
+    {
+        eprintln!("warning: {reason}");
+    }
+}
+
+/// After [`GRACE`], the reason no worker can run job `job` (of `kind` in `queue`) while
+/// none can still; `None` when some worker can (or the job has left the queue).
+pub async fn still_unserved(
+    client: &Client,
+    job: JobId,
+    queue: &str,
+    kind: &str,
+) -> Option<String> {
+    let status = client.job(JobRef::Id(job)).await.ok()?;
+    if status.job.state.is_terminal() || status.tasks.iter().any(|t| t.started_at.is_some()) {
+        return None;
+    }
+    let info = client.info().await.ok()?;
+    reason(&info, queue, Some(kind))
+}
+
+/// Cancels `job` because nothing can run it, and says why; the caller fails with `reason`.
+pub async fn give_up(client: &Client, job: JobId, number: u64, reason: &str) -> anyhow::Error {
+    let canceled = client
+        .cancel(vec![TaskRef::from(JobRef::Id(job))])
+        .await
+        .is_ok();
+    anyhow::anyhow!(
+        "{reason}; job {number} {} (submit it again once a worker serves the queue)",
+        if canceled {
+            "was canceled"
+        } else {
+            "could not be canceled: cancel it with `buildcat cancel`"
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use buildcat_proto::{Timestamp, Unserved, WorkerActivity, WorkerSummary};
+
+    use super::*;
+
+    fn worker(queues: &[&str]) -> WorkerSummary {
+        WorkerSummary {
+            name: "w".to_owned(),
+            host: "h".to_owned(),
+            root: "/farm".to_owned(),
+            queues: queues.iter().map(|q| (*q).to_owned()).collect(),
+            activity: WorkerActivity::Idle,
+            task: None,
+            connected_at: Timestamp::now(),
+            quarantine: None,
+        }
+    }
+
+    #[test]
+    fn an_unserved_queue_names_the_queues_that_are_served() {
+        let mut info = FarmInfo::default();
+        assert!(reason(&info, "rendr", None).is_some_and(|r| r.contains("no worker is connected")));
+        info.workers = vec![worker(&["gpu", "default"]), worker(&["default"])];
+        assert_eq!(
+            reason(&info, "rendr", None).as_deref(),
+            Some("no worker serves queue `rendr`; workers serve: default, gpu")
+        );
+        assert_eq!(reason(&info, "gpu", None), None);
+        assert_eq!(reason(&info, "gpu", Some("buildcat.blender.render")), None);
+        info.unserved = vec![Unserved {
+            queue: "gpu".to_owned(),
+            kind: "buildcat.blender.render".to_owned(),
+            tasks: 3,
+        }];
+        assert!(
+            reason(&info, "gpu", Some("buildcat.blender.render"))
+                .is_some_and(|r| r.contains("no worker with blender serves queue `gpu`"))
+        );
+    }
+}
