@@ -289,7 +289,8 @@ impl ServerArgs {
 /// The HTTP API and metrics, for `server` and `farm`.
 #[derive(Debug, Clone, Args)]
 pub struct HttpArgs {
-    /// Where to serve the HTTP API (`/api/v1/`) and Prometheus metrics (`/metrics`)
+    /// Where to serve the web page, the HTTP API (`/api/v1/`) and Prometheus metrics
+    /// (`/metrics`); over HTTPS with the server's certificate when TLS is on
     /// [default: 127.0.0.1:2229, skipped with a warning when that port is taken].
     #[arg(long, value_name = "ADDR:PORT", conflicts_with = "no_http")]
     pub http: Option<String>,

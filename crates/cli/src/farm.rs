@@ -68,9 +68,10 @@ const MAKE_TOKEN: &str = "make one with `head -c 32 /dev/urandom | base64 > ~/.b
 
 /// Binds the HTTP API as `args` say: `None` with `--no-http`, or when the default port is
 /// taken (another server on this host; said with a warning). A token is required beyond
-/// loopback.
+/// loopback. With `tls`, the server serves it over HTTPS with its own certificate.
 async fn bind_http(
     args: &HttpArgs,
+    tls: bool,
 ) -> anyhow::Result<Option<(TcpListener, buildcat_queue::http::HttpOptions)>> {
     if args.no_http {
         return Ok(None);
@@ -124,8 +125,9 @@ async fn bind_http(
     let local = listener
         .local_addr()
         .context("could not read the HTTP API's address")?;
+    let scheme = if tls { "https" } else { "http" };
     eprintln!(
-        "buildcat: web page on http://{local}/, HTTP API on http://{local}/api/v1/ and metrics on http://{local}/metrics{}",
+        "buildcat: web page on {scheme}://{local}/, HTTP API on {scheme}://{local}/api/v1/ and metrics on {scheme}://{local}/metrics{}",
         if token.is_some() {
             " (token required)"
         } else {
@@ -197,10 +199,11 @@ async fn bind_both(
     host: &str,
     port: u16,
     http: &HttpArgs,
+    tls: bool,
 ) -> anyhow::Result<(buildcat_queue::Server, TcpListener)> {
     let bound = async {
         let listener = bind(host, port).await?;
-        let http = bind_http(http).await?;
+        let http = bind_http(http, tls).await?;
         anyhow::Ok((listener, http))
     }
     .await;
@@ -229,7 +232,8 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let opened = buildcat_queue::Server::open(config)
         .await
         .with_context(|| format!("server with storage {}", args.storage.display()))?;
-    let (opened, listener) = bind_both(opened, &storage, &args.bind, args.port, &args.http).await?;
+    let (opened, listener) =
+        bind_both(opened, &storage, &args.bind, args.port, &args.http, tls).await?;
     let opened = match notify {
         Some(options) => opened.with_notify(options),
         None => opened,
@@ -356,7 +360,7 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("server with storage {}", args.storage.display()))?;
     let (opened, listener) =
-        bind_both(opened, &storage, "127.0.0.1", args.port, &args.http).await?;
+        bind_both(opened, &storage, "127.0.0.1", args.port, &args.http, false).await?;
     let opened = match notify {
         Some(options) => opened.with_notify(options),
         None => opened,

@@ -78,6 +78,33 @@ impl ServerTls {
         })
     }
 
+    /// A TLS acceptor for the HTTP shell: the same certificate, but no client certificate
+    /// asked for (browsers and scrapers carry none; the HTTP token admits requests), and
+    /// HTTP/1.1 offered by ALPN.
+    ///
+    /// # Errors
+    /// When the certificate or key cannot be read or do not match.
+    pub fn http_acceptor(&self) -> Result<TlsAcceptor, TlsSetupError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let chain = certs(&self.cert, "--tls-cert")?;
+        let key = PrivateKeyDer::from_pem_file(&self.key)
+            .map_err(|e| problem("--tls-key", &self.key, describe_pem(&e)))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| problem("--tls-cert", &self.cert, e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| {
+                problem(
+                    "--tls-key",
+                    &self.key,
+                    format!("does not match {}: {e}", self.cert.display()),
+                )
+            })?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+
     /// A TLS acceptor that requires a trusted client certificate.
     pub fn acceptor(&self) -> Result<TlsAcceptor, TlsSetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -106,7 +106,7 @@ pub(super) fn request(
 }
 
 /// The body of a chunked answer.
-fn unchunk(mut rest: &str) -> String {
+pub(super) fn unchunk(mut rest: &str) -> String {
     let mut body = String::new();
     loop {
         let (size, after) = rest.split_once("\r\n").expect("a chunk size");

@@ -2,8 +2,9 @@
 //! itself, a server that requires TLS with client certificates, workers and clients that
 //! present theirs, and a clear one-line refusal for every peer that does not belong: a
 //! stranger's certificate, no certificate, an expired one, a name the server's certificate
-//! does not carry, and TLS spoken to a server without it. Also the multi-host guide in
-//! network namespaces with TLS on.
+//! does not carry, and TLS spoken to a server without it; the web page and HTTP API served
+//! over HTTPS with the server's certificate. Also the multi-host guide in network namespaces
+//! with TLS on.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -11,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::harness::{
-    Client, Farm, PATIENCE, Proc, assert_success, buildcat_command, canonical, describe, json,
-    run_command, stderr, stdout, text, worker,
+    Client, Farm, PATIENCE, Proc, assert_success, buildcat_command, canonical, describe, free_port,
+    json, run_command, stderr, stdout, text, worker,
 };
 
 /// Runs `buildcat ARGS` in `dir` with umask 022, so the modes of the files it makes are
@@ -427,6 +428,117 @@ fn a_tls_farm_serves_its_certificates_and_refuses_every_other_peer_with_one_line
     let info = json(&info);
     assert!(worker(&info, "plain").is_none(), "{info:#}");
     assert!(worker(&info, "render-node").is_some(), "{info:#}");
+}
+
+/// One HTTPS request to `127.0.0.1:port` trusting only `ca`: the status and body, or
+/// what went wrong at the TLS or socket level.
+fn https_get(port: u16, ca: &Path, path: &str) -> Result<(u16, String), String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use std::io::{Read, Write};
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| e.to_string())? {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+        .map_err(|e| e.to_string())?;
+    let socket = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(PATIENCE))
+        .map_err(|e| e.to_string())?;
+    let mut stream = rustls::StreamOwned::new(connection, socket);
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    if let Err(error) = stream.read_to_end(&mut answer) {
+        // A peer that closes without TLS's close_notify still sent the whole answer.
+        if error.kind() != std::io::ErrorKind::UnexpectedEof || answer.is_empty() {
+            return Err(error.to_string());
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("not an HTTP answer: {answer:?}"))?;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let body = if head.to_lowercase().contains("transfer-encoding: chunked") {
+        crate::http::unchunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok((status, body))
+}
+
+/// Guards the HTTP shell of a TLS server (issue 12): the web page, the API and the metrics
+/// are served over HTTPS with the server's own certificate, which a client that trusts
+/// `server.cert` accepts for the address; the start line names `https://`; plain HTTP on
+/// that port gets no answer.
+#[test]
+fn a_tls_server_serves_its_web_page_and_api_over_https_with_its_certificate() {
+    let keys_dir = tempfile::Builder::new()
+        .prefix("buildcat-it-keys-")
+        .tempdir()
+        .expect("could not make a temporary directory");
+    let keys = Keys::make(canonical(keys_dir.path()), "127.0.0.1", &["artist"]);
+    let server_flags = keys.server_flags(&["artist"]);
+    let http = free_port();
+    let addr = format!("127.0.0.1:{http}");
+    let mut farm = Farm::start_with(&with(&["--http", &addr], &server_flags));
+    let ca = keys.dir.join("server.cert");
+
+    let (status, body) = https_get(http, &ca, "/api/v1/info")
+        .unwrap_or_else(|error| panic!("HTTPS to the API failed: {error}\n{}", farm.server_logs()));
+    assert_eq!(status, 200, "{body}");
+    let info: serde_json::Value = serde_json::from_str(body.trim())
+        .unwrap_or_else(|error| panic!("not JSON ({error}): {body}"));
+    assert!(info["workers"].is_array(), "{info:#}");
+    let (status, page) = https_get(http, &ca, "/").expect("HTTPS to the page failed");
+    assert_eq!(status, 200);
+    assert!(page.contains("<html"), "{page}");
+    let (status, metrics) = https_get(http, &ca, "/metrics").expect("HTTPS to /metrics failed");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("buildcat_"), "{metrics}");
+
+    // Plain HTTP to the HTTPS port is not served.
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", http)).expect("could not connect");
+    socket
+        .set_read_timeout(Some(PATIENCE))
+        .expect("a read timeout");
+    std::io::Write::write_all(
+        &mut socket,
+        b"GET /api/v1/info HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .expect("could not send");
+    let mut plain = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut socket, &mut plain);
+    assert!(
+        !plain.starts_with(b"HTTP/"),
+        "plain HTTP was answered: {}",
+        String::from_utf8_lossy(&plain)
+    );
+
+    let logs = farm.server_logs();
+    assert!(
+        logs.contains(&format!("web page on https://{addr}/")),
+        "the start line does not name https\n{logs}"
+    );
+    farm.server().assert_running();
 }
 
 /// Guards the message of a TLS client dialing a server that runs without TLS: one line

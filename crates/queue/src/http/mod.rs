@@ -22,7 +22,7 @@
 //!   counted from the core's notices with the task metrics.
 //! - `previews`: a job's frame previews, listed and the newest served as an image.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -40,6 +40,7 @@ mod openapi;
 mod page;
 mod previews;
 mod throughput;
+mod tls;
 
 pub use metrics::{ConnectionCounts, StoreMetrics, TaskMetrics};
 
@@ -107,6 +108,7 @@ pub(crate) struct AppState {
 /// flight then finish, and the shell drops its handle on the core.
 pub(crate) async fn serve(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     options: HttpOptions,
     core: CoreHandle,
     measures: Measures,
@@ -132,13 +134,28 @@ pub(crate) async fn serve(
     let shell_stopping = stopping.clone();
     let state_stopping = stopping;
     let app = api::router(state);
-    info!(%addr, "http api listening");
+    info!(%addr, tls = tls.is_some(), "http api listening");
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let graceful = async move {
         shutdown.await;
         shell_stopping.cancel();
         let _ = stopping_tx.send(());
-    });
+    };
+    let served: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {
+        None => Box::pin(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .into_future(),
+        ),
+        Some(acceptor) => match tls::TlsListener::new(listener, acceptor) {
+            Ok(listener) => Box::pin(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(graceful)
+                    .into_future(),
+            ),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        },
+    };
     let cut_off = async move {
         match stopping_rx.await {
             Ok(()) => tokio::time::sleep(drain).await,

@@ -343,11 +343,18 @@ impl<S: Store> Server<S> {
             metrics: http.as_ref().map(|_| TaskMetrics::default()),
             ended: None,
         };
+        // With TLS on, the HTTP shell serves HTTPS with the server's certificate (the files
+        // were read once already, at open).
+        let http_tls = match (&http, &config.tls) {
+            (Some(_), Some(tls)) => Some(tls.http_acceptor()?),
+            _ => None,
+        };
         let notify_task = notify.map(|mut options| {
             if options.page.is_none()
                 && let Some(Ok(addr)) = http.as_ref().map(|(listener, _)| listener.local_addr())
             {
-                options.page = Some(format!("http://{addr}"));
+                let scheme = if http_tls.is_some() { "https" } else { "http" };
+                options.page = Some(format!("{scheme}://{addr}"));
             }
             let (ended_tx, ended_rx) = mpsc::channel(crate::notify::HANDOVER);
             notices.ended = Some(ended_tx);
@@ -365,6 +372,7 @@ impl<S: Store> Server<S> {
             let mut stop = stop_rx.clone();
             tokio::spawn(crate::http::serve(
                 listener,
+                http_tls.clone(),
                 options,
                 handle.clone(),
                 crate::http::Measures {
