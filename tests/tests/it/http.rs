@@ -576,3 +576,50 @@ fn a_request_that_never_finishes_does_not_keep_the_server_from_stopping() {
     assert!(status.success(), "{status:?}\n{}", server.logs());
     drop(stalled);
 }
+
+/// Guards the slowing down of token guesses: an address that sends ten wrong tokens (as
+/// bearer tokens or to the login) gets 429 with `Retry-After` for every request after, the
+/// right token included, so guessing gains nothing; requests without a token do not count.
+#[test]
+fn an_address_that_sends_many_wrong_tokens_is_slowed_down() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let token = "k3y-for-the-guessing-test";
+    let file = token_file(dir.path(), token);
+    let (_farm, http) = farm_with_http(&["--http-token-file", &file]);
+    let bearer = format!("Authorization: Bearer {token}");
+
+    // Requests without any token are refused but are not guesses.
+    for _ in 0..20 {
+        assert_eq!(request(http, "GET", "/api/v1/info", &[], None).status, 401);
+    }
+    assert_eq!(
+        request(http, "GET", "/api/v1/info", &[&bearer], None).status,
+        200
+    );
+    // Five wrong bearer tokens and five wrong logins.
+    for n in 0..5 {
+        let wrong = format!("Authorization: Bearer guess-{n}");
+        assert_eq!(
+            request(http, "GET", "/api/v1/info", &[&wrong], None).status,
+            401
+        );
+        let body = format!("{{\"token\": \"guess-{n}\"}}");
+        let answer = request(http, "POST", "/api/v1/login", &[], Some(&body));
+        assert_eq!(answer.status, 401, "{answer:?}");
+    }
+    for headers in [&[bearer.as_str()][..], &[][..]] {
+        let answer = request(http, "GET", "/api/v1/info", headers, None);
+        assert_eq!(answer.status, 429, "{answer:?}");
+        assert_eq!(answer.header("retry-after"), Some("60"));
+        assert!(
+            answer.json()["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("too many wrong tokens"),
+            "{answer:?}"
+        );
+    }
+    let body = format!("{{\"token\": \"{token}\"}}");
+    let answer = request(http, "POST", "/api/v1/login", &[], Some(&body));
+    assert_eq!(answer.status, 429, "{answer:?}");
+}

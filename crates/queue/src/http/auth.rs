@@ -1,10 +1,11 @@
 //! The token check: with a token set, a request must carry it as `Authorization: Bearer
 //! TOKEN` or as a `buildcat_token` cookie (what the web page will keep), or it gets a 401
-//! and reaches no handler, so it changes nothing. Requests let in take one of a bounded
+//! and reaches no handler, so it changes nothing. An address that presents too many wrong
+//! tokens gets 429 for a while ([`super::guesses`]). Requests let in take one of a bounded
 //! number of places; past them the answer is 503.
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -24,7 +25,20 @@ pub(crate) async fn require(
 ) -> Response {
     let allowed = match state.token.as_deref() {
         None => true,
-        Some(token) => presented(request.headers()).any(|given| same(token, given)),
+        Some(token) => {
+            let peer = peer(&request);
+            let now = std::time::Instant::now();
+            if state.guesses.blocked(peer, now) {
+                return too_many_guesses();
+            }
+            let mut given = presented(request.headers()).peekable();
+            let guessed = given.peek().is_some();
+            let right = given.any(|given| same(token, given));
+            if guessed && !right {
+                state.guesses.wrong(peer, now);
+            }
+            right
+        }
     };
     if allowed {
         let Ok(_place) = state.in_flight.try_acquire() else {
@@ -45,6 +59,36 @@ pub(crate) async fn require(
         Json(json!({
             "error": "this server requires a token: send `Authorization: Bearer TOKEN` (the \
                       contents of the server's --http-token-file) or a buildcat_token cookie"
+        })),
+    )
+        .into_response()
+}
+
+/// The address a request came from (unspecified when the server was not told it).
+pub(super) fn peer(request: &Request) -> std::net::IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<super::guesses::PeerAddr>>()
+        .map_or(
+            std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            |info| info.0.0.ip(),
+        )
+}
+
+/// The answer to an address slowed down for guessing tokens.
+pub(super) fn too_many_guesses() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(
+            header::RETRY_AFTER,
+            super::guesses::WINDOW.as_secs().to_string(),
+        )],
+        Json(json!({
+            "error": format!(
+                "too many wrong tokens from this address; wait {} s, then send the contents of \
+                 the server's --http-token-file",
+                super::guesses::WINDOW.as_secs()
+            )
         })),
     )
         .into_response()

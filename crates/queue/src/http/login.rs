@@ -1,13 +1,14 @@
 //! `POST /api/v1/login`: the page sends the token once, and gets it back as an HttpOnly,
 //! SameSite=Strict `buildcat_token` cookie. The page's script never keeps the token (it
 //! could not set an HttpOnly cookie itself), and another site cannot make the browser send
-//! it. A wrong token gets 401 and no cookie. `GET /api/v1/login` says whether a token is
+//! it. A wrong token gets 401 and no cookie, and counts toward slowing its address down
+//! (429, as for every request: [`super::guesses`]). `GET /api/v1/login` says whether a token is
 //! needed and whether this request carries it, so the page can ask for it without first
 //! provoking a 401.
 
 use axum::Json;
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -15,7 +16,8 @@ use serde_json::json;
 
 use super::AppState;
 use super::api::ApiError;
-use super::auth::{COOKIE, presented, same};
+use super::auth::{COOKIE, presented, same, too_many_guesses};
+use super::guesses::PeerAddr;
 
 /// What the page sends.
 #[derive(Debug, Deserialize)]
@@ -27,8 +29,14 @@ pub(crate) struct LoginBody {
 /// Checks the token and sets the cookie.
 pub(crate) async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
     body: Result<Json<LoginBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let peer = peer.0.ip();
+    let now = std::time::Instant::now();
+    if state.token.is_some() && state.guesses.blocked(peer, now) {
+        return Ok(too_many_guesses());
+    }
     let Json(body) = body.map_err(|rejection| {
         ApiError::bad_request(format!(
             "bad body: {}; send JSON such as {{\"token\": \"...\"}}",
@@ -40,6 +48,7 @@ pub(crate) async fn login(
         return Ok((StatusCode::OK, Json(json!({ "token": "not required" }))).into_response());
     };
     if !same(token, body.token.trim()) {
+        state.guesses.wrong(peer, now);
         return Err(ApiError::unauthorized(
             "that is not the server's token: paste the contents of the file the server was \
              started with (--http-token-file)",

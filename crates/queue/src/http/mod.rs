@@ -34,6 +34,7 @@ use crate::server::CoreHandle;
 mod api;
 mod auth;
 mod events;
+mod guesses;
 mod login;
 mod metrics;
 mod openapi;
@@ -102,6 +103,8 @@ pub(crate) struct AppState {
     pub(crate) stopping: tokio_util::sync::CancellationToken,
     /// Tasks finished per minute, kept by the hub with the task metrics.
     pub(crate) throughput: throughput::Throughput,
+    /// Wrong tokens per peer address, to slow down guessing.
+    pub(crate) guesses: guesses::Guesses,
 }
 
 /// Serves the HTTP API and metrics on `listener` until `shutdown` resolves; requests in
@@ -130,10 +133,12 @@ pub(crate) async fn serve(
         connections: measures.connections,
         tasks: measures.tasks,
         in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+        guesses: guesses::Guesses::default(),
     };
     let shell_stopping = stopping.clone();
     let state_stopping = stopping;
-    let app = api::router(state);
+    // Each request knows its peer's address, for slowing down token guesses.
+    let app = api::router(state).into_make_service_with_connect_info::<guesses::PeerAddr>();
     info!(%addr, tls = tls.is_some(), "http api listening");
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
