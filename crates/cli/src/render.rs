@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use buildcat_client::render::{
-    BlenderRenderPlan, HoudiniHipPlan, HoudiniIfdPlan, ModoRenderPlan, RedshiftRenderPlan,
-    RenderPlan as Planned,
+    BlenderRenderPlan, HoudiniHipPlan, HoudiniIfdPlan, HoudiniUsdPlan, ModoRenderPlan,
+    RedshiftRenderPlan, RenderPlan as Planned,
 };
 use buildcat_proto::dcc::BlenderRender;
 use buildcat_proto::{JobRef, Task};
@@ -19,7 +19,7 @@ use buildcat_client::render::frames_text;
 use buildcat_proto::frames::FrameSpec;
 
 use crate::args::{
-    BlenderRenderArgs, Connection, HoudiniHipArgs, HoudiniIfdArgs, ModoRenderArgs,
+    BlenderRenderArgs, Connection, HoudiniHipArgs, HoudiniIfdArgs, HoudiniUsdArgs, ModoRenderArgs,
     RedshiftRenderArgs, RenderOptions,
 };
 use crate::jobs::{job_options, print_submitted, resolve_after};
@@ -73,6 +73,19 @@ pub async fn houdini_hip(args: HoudiniHipArgs) -> anyhow::Result<ExitCode> {
 pub async fn houdini_ifd(args: HoudiniIfdArgs) -> anyhow::Result<ExitCode> {
     let planned = HoudiniIfdPlan {
         ifds: args.ifds.clone(),
+    }
+    .plan()?;
+    submit_render(&args.connection, &args.render, planned).await
+}
+
+/// `buildcat houdini-render-usd`: one job of one task per chunk of frames.
+pub async fn houdini_usd(args: HoudiniUsdArgs) -> anyhow::Result<ExitCode> {
+    let planned = HoudiniUsdPlan {
+        usd: args.usd.clone(),
+        frames: args.frames.clone(),
+        chunk: args.chunk,
+        renderer: args.renderer.clone(),
+        output: args.output.clone(),
     }
     .plan()?;
     submit_render(&args.connection, &args.render, planned).await

@@ -414,6 +414,7 @@ pub const TOOLS: &[(&str, &[&str])] = &[
     ("modo", &[ModoInfo::KIND, ModoRender::KIND]),
     ("redshift", &[RedshiftInfo::KIND, RedshiftRender::KIND]),
     ("blender", &[BlenderInfo::KIND, BlenderRender::KIND]),
+    ("husk", &[HoudiniRenderUsd::KIND]),
 ];
 
 /// The tool a job kind needs, for messages such as "no worker with blender".
@@ -422,6 +423,30 @@ pub fn tool_for_kind(kind: &str) -> Option<&'static str> {
         .iter()
         .find(|(_, kinds)| kinds.contains(&kind))
         .map(|(tool, _)| *tool)
+}
+
+/// Renders frames of a USD file with Houdini's `husk` (Karma, or another Hydra delegate):
+/// `husk --verbose a3 [--renderer NAME] [--frame S --frame-count N --frame-inc I]
+/// --make-output-path FILE [-o PATTERN]`. This is to Karma what `mantra -f` is to Mantra.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoudiniRenderUsd {
+    /// The USD file, relative to the root.
+    pub usd: String,
+    /// The frames of this task, half-open; `None` renders the one frame husk picks (the
+    /// stage's start time), for a file that holds no animation.
+    pub frames: Option<FrameRange>,
+    /// The Hydra render delegate (`--renderer`): `karma` and `karmaxpu` name Karma's CPU
+    /// and XPU delegates, any other name is given to husk as it is; `None` is the file's
+    /// render settings' choice.
+    pub renderer: Option<String>,
+    /// The image pattern (`-o`), relative to the root, `$F4` standing for the frame; `None`
+    /// writes where the file's render products say.
+    pub output: Option<String>,
+}
+
+impl Task for HoudiniRenderUsd {
+    const KIND: &'static str = "buildcat.hou.render_usd";
+    type Output = RenderReport;
 }
 
 #[cfg(test)]
