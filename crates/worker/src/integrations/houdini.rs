@@ -316,7 +316,7 @@ fn hython_line(watch: &mut RenderWatch<'_>, line: &str) {
     watch.check(line);
 }
 
-/// The handler of [`HoudiniRenderIfd`]: one frame, done when mantra ends well.
+/// The handler of [`HoudiniRenderIfd`]: one frame, done at `ALF_PROGRESS 100%`.
 pub(super) async fn render_ifd(
     task: HoudiniRenderIfd,
     context: JobContext,
@@ -328,6 +328,10 @@ pub(super) async fn render_ifd(
     let report = run_process(spec, &context, |line| {
         if let Some(path) = image_line(line) {
             watch.output(path);
+        }
+        // One file is one frame: its progress reaching 100% ends it.
+        if alf_progress(line) == Some(100) {
+            watch.frame_done();
         }
         watch.check(line);
     })
