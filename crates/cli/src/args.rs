@@ -930,6 +930,10 @@ pub struct RedshiftRenderArgs {
     pub render: RenderOptions,
     /// The .rs archive, relative to the farm root.
     pub rs: String,
+    /// An argument for `redshiftCmdLine`, after the GPUs (repeatable, in order), e.g.
+    /// `--redshift-arg -oip --redshift-arg renders/a.exr` to override the image's path.
+    #[arg(long = "redshift-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub redshift_args: Vec<String>,
 }
 
 /// `buildcat blender-render`.

@@ -107,6 +107,7 @@ pub async fn modo(args: ModoRenderArgs) -> anyhow::Result<ExitCode> {
 pub async fn redshift(args: RedshiftRenderArgs) -> anyhow::Result<ExitCode> {
     let planned = RedshiftRenderPlan {
         rs: args.rs.clone(),
+        redshift_args: args.redshift_args.clone(),
     }
     .plan()?;
     submit_render(&args.connection, &args.render, planned).await

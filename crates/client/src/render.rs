@@ -468,6 +468,8 @@ impl ModoRenderPlan {
 pub struct RedshiftRenderPlan {
     /// The `.rs` archive, relative to the farm root.
     pub rs: String,
+    /// More arguments for `redshiftCmdLine`, after the GPUs (`-oip PATH`, `-ores W H`).
+    pub redshift_args: Vec<String>,
 }
 
 impl RedshiftRenderPlan {
@@ -477,13 +479,18 @@ impl RedshiftRenderPlan {
     /// [`PlanError::Path`] for a path outside the root.
     pub fn plan(&self) -> Result<RenderPlan<RedshiftRender>, PlanError> {
         check_path(".rs archive", &self.rs)?;
+        let mut words = vec!["redshift-render", self.rs.as_str()];
+        for arg in &self.redshift_args {
+            words.extend(["--redshift-arg", arg.as_str()]);
+        }
         Ok(RenderPlan {
             name: file_name(&self.rs).to_owned(),
-            runs: command_line(["redshift-render", self.rs.as_str()]),
+            runs: command_line(words),
             tasks: vec![(
                 None,
                 RedshiftRender {
                     rs: self.rs.clone(),
+                    extra_args: self.redshift_args.clone(),
                 },
             )],
             repeated: Vec::new(),

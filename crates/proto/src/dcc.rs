@@ -112,17 +112,41 @@ impl Task for RedshiftInfo {
     type Output = ToolInfoReport;
 }
 
-/// Renders a `.rs` archive with `redshiftCmdLine FILE [-gpu I]...`, the GPUs being the
-/// worker's `--redshift-gpu` list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Renders a `.rs` archive with `redshiftCmdLine FILE [-gpu I]... [ARGS...]`, the GPUs
+/// being the worker's `--redshift-gpu` list.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RedshiftRender {
     /// The archive, relative to the root.
     pub rs: String,
+    /// More arguments, after the GPUs: the archive's overrides such as `-oip PATH` (the
+    /// image's path) or `-ores W H` (its resolution).
+    pub extra_args: Vec<String>,
 }
 
 impl Task for RedshiftRender {
     const KIND: &'static str = "buildcat.redshift.render";
     type Output = RenderReport;
+
+    /// The current layout, else the layout before `extra_args` (the archive alone), so a
+    /// render queued before an upgrade still runs after it.
+    fn decode_args(bytes: &[u8]) -> Result<Self, crate::CodecError> {
+        crate::codec::decode_value::<RedshiftRender>(bytes).or_else(|error| {
+            match crate::codec::decode_value::<RedshiftRenderV0>(bytes) {
+                Ok(old) => Ok(RedshiftRender {
+                    rs: old.rs,
+                    extra_args: Vec::new(),
+                }),
+                Err(_) => Err(error),
+            }
+        })
+    }
+}
+
+/// [`RedshiftRender`] before `extra_args`.
+#[derive(Deserialize)]
+struct RedshiftRenderV0 {
+    /// The archive, relative to the root.
+    rs: String,
 }
 
 /// Blender's version and executable.
@@ -227,6 +251,32 @@ mod layout_tests {
         output: Option<String>,
         format: Option<String>,
         engine: Option<String>,
+    }
+
+    #[test]
+    fn a_redshift_render_queued_before_its_extra_args_still_decodes() {
+        #[derive(Serialize)]
+        struct Old {
+            rs: String,
+        }
+        let bytes = crate::codec::encode_value(&Old {
+            rs: "rs/a.rs".to_owned(),
+        })
+        .expect("encodes");
+        let read = RedshiftRender::decode_args(&bytes).expect("the old layout is read");
+        assert_eq!(
+            read,
+            RedshiftRender {
+                rs: "rs/a.rs".to_owned(),
+                extra_args: Vec::new()
+            }
+        );
+        let new = RedshiftRender {
+            rs: "rs/a.rs".to_owned(),
+            extra_args: vec!["-oip".to_owned(), "out/a.exr".to_owned()],
+        };
+        let bytes = crate::codec::encode_value(&new).expect("encodes");
+        assert_eq!(RedshiftRender::decode_args(&bytes).expect("decodes"), new);
     }
 
     #[test]

@@ -335,3 +335,45 @@ fn husk_renders_usd_in_chunks_and_mantra_and_husk_fail_on_their_lines() {
     }
     farm.worker.assert_running();
 }
+
+/// Guards issue 19's items 4, 5 and 6 for Redshift: `--redshift-arg` values reach
+/// `redshiftCmdLine` after the archive and the worker's GPUs, in order; the image of a
+/// `Saving:` line is the task's output; a licence error line fails the task with that line
+/// although Redshift exits 0.
+#[test]
+fn redshift_passes_its_arguments_reports_its_image_and_fails_on_a_licence_error() {
+    let mut farm = ToolFarm::start();
+    let root = farm.root.display().to_string();
+    farm.scene("rs/shot.rs", "image render/r.0001.exr\n");
+    let job = farm.finished(&[
+        "redshift-render",
+        "rs/shot.rs",
+        "--redshift-arg",
+        "-oip",
+        "--redshift-arg",
+        "render/r.0001.exr",
+    ]);
+    assert_eq!(outputs(&farm.task(&job)), ["render/r.0001.exr"]);
+    let run = last_run(&farm.tools.runs(), "redshiftCmdLine");
+    assert_eq!(
+        run.args,
+        [
+            format!("{root}/rs/shot.rs"),
+            "-gpu".into(),
+            "0".into(),
+            "-gpu".into(),
+            "2".into(),
+            "-oip".into(),
+            "render/r.0001.exr".into(),
+        ]
+    );
+
+    let line = "Error: [Redshift] License error: (RLM) All licenses in use (-22)";
+    farm.scene("rs/unlicensed.rs", &format!("print {line}\n"));
+    let reason = farm.failed(&["redshift-render", "rs/unlicensed.rs"]);
+    assert_eq!(
+        reason,
+        format!("`redshiftCmdLine` failed: {line} (it exited 0 all the same)")
+    );
+    farm.worker.assert_running();
+}

@@ -599,12 +599,22 @@ async fn redshift_renders_on_the_workers_gpus() {
     let report = rig
         .run(&RedshiftRender {
             rs: "rs/shot.0001.rs".to_owned(),
+            extra_args: vec!["-ores".to_owned(), "64".to_owned(), "48".to_owned()],
         })
         .await;
     assert_eq!(output::<RedshiftRender>(report.completion()).frames, 1);
     assert_eq!(
         rig.argv(Tool::RedshiftCmdLine),
-        [archive.to_string_lossy().as_ref(), "-gpu", "0", "-gpu", "2"]
+        [
+            archive.to_string_lossy().as_ref(),
+            "-gpu",
+            "0",
+            "-gpu",
+            "2",
+            "-ores",
+            "64",
+            "48"
+        ]
     );
 
     let info = output::<RedshiftInfo>(rig.run(&RedshiftInfo).await.completion());
@@ -649,6 +659,7 @@ async fn scene_paths_outside_the_root_or_missing_fail_before_the_tool_runs() {
     let reason = failure(
         rig.run(&RedshiftRender {
             rs: "..\\x.rs".to_owned(),
+            extra_args: Vec::new(),
         })
         .await
         .completion(),
