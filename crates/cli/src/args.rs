@@ -62,7 +62,8 @@ pub enum Command {
     Eta(EtaArgs),
     /// Worker info plus Houdini's version (runs `hython` on a worker).
     HoudiniInfo(WorkerInfoArgs),
-    /// Render frames of a .hip file through a ROP with `hython`, as one job.
+    /// Render frames of a .hip file with `hython` through any node that renders (a ROP, a
+    /// Karma LOP, a File Cache SOP), as one job.
     HoudiniRenderHip(HoudiniHipArgs),
     /// Render .ifd files with `mantra -f FILE`, as one job of one task per file.
     HoudiniRenderIfd(HoudiniIfdArgs),
@@ -858,7 +859,8 @@ pub struct HoudiniHipArgs {
     /// Frames to render, e.g. `1,7,9,10-25,75-100:2`.
     #[arg(long, default_value = "1")]
     pub frames: String,
-    /// The ROP to render.
+    /// The node to render: a ROP, a render LOP (Karma), a File Cache SOP, or any node
+    /// with an `execute` button.
     #[arg(long, default_value = "/out/mantra_ipr")]
     pub rop: String,
 }
