@@ -11,6 +11,7 @@ A scene is a JSON file: {"nodes": [NODE, ...]}, each NODE
     {"path": "/out/mantra1", "class": "rop" | "lop" | "sop" | "obj", "type": "ifd",
      "renderer": "mantra" | "karma" | null,   # which renderer's lines it prints
      "image": "render/a.$F4.exr",             # the file each frame writes, under the cwd
+     "output_parm": "vm_picture",             # the parameter that names it (else none)
      "execute": true,                          # has an `execute` button (and `f`, `trange`)
      "errors": ["..."],                        # what errors() says after a render
      "raise_at": 2,                            # render() raises hou.OperationFailed there
@@ -87,6 +88,12 @@ class Parm:
     def eval(self):
         return self._value
 
+    def evalAtFrame(self, frame):
+        # An output path: `$F4` is the frame, padded to 4 digits, as Houdini expands it.
+        if isinstance(self._value, str):
+            return self._value.replace("$F4", "%04d" % int(frame))
+        return self._value
+
     def set(self, value):
         self._value = value
 
@@ -119,6 +126,9 @@ class Node:
         self._path = spec["path"]
         self._parms = {}
         self._rendered = False
+        if spec.get("output_parm") and spec.get("image"):
+            image = os.path.join(os.getcwd(), spec["image"])
+            self._parms[spec["output_parm"]] = Parm(self, spec["output_parm"], image)
         if spec.get("execute"):
             self._parms["execute"] = Parm(self, "execute")
             self._parms["trange"] = Parm(self, "trange", 0)

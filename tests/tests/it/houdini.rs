@@ -131,15 +131,15 @@ fn last_run(runs: &[Run], tool: &str) -> Run {
 /// renderer prints a licence failure and still succeeds.
 const SCENE: &str = r#"{"nodes": [
   {"path": "/out/mantra1", "class": "rop", "type": "ifd", "renderer": "mantra",
-   "image": "render/m.$F4.exr"},
+   "image": "render/m.$F4.exr", "output_parm": "vm_picture"},
   {"path": "/stage/karma1", "class": "lop", "type": "karma", "renderer": "karma",
-   "image": "render/k.$F4.exr"},
+   "image": "render/k.$F4.exr", "output_parm": "picture"},
   {"path": "/obj/geo1", "class": "obj", "type": "geo"},
   {"path": "/obj/geo1/filecache1", "class": "sop", "type": "filecache"},
   {"path": "/obj/geo1/filecache1/render", "class": "rop", "type": "rop_geometry",
-   "image": "geo/c.$F4.bgeo.sc"},
+   "image": "geo/c.$F4.bgeo.sc", "output_parm": "sopoutput"},
   {"path": "/obj/geo1/cache2", "class": "sop", "type": "filecache::2.0", "execute": true,
-   "image": "geo/d.$F4.bgeo.sc"},
+   "image": "geo/d.$F4.bgeo.sc", "output_parm": "file"},
   {"path": "/out/camera_missing", "class": "rop", "type": "ifd", "renderer": "mantra",
    "errors": ["Unable to open camera /obj/cam1"]},
   {"path": "/out/unlicensed", "class": "rop", "type": "ifd", "renderer": "mantra",
@@ -150,8 +150,8 @@ const SCENE: &str = r#"{"nodes": [
 
 /// Guards issue 19's items 1, 3, 4 and 5 for hython: a Karma LOP, a File Cache SOP (through
 /// its inner ROP) and a SOP with only an `execute` button render like a ROP, each frame
-/// written; the frames come from the post-frame markers and the images mantra and Karma
-/// print become the task's outputs; `/obj/geo1` is refused as "not a render node (type
+/// written; the frames come from the post-frame markers, and the files written (the node's
+/// output parameter at each frame, images included) become the task's outputs; `/obj/geo1` is refused as "not a render node (type
 /// geo)", a missing node as "no node"; a node's `errors()` after rendering, an exception
 /// from `render()`, and a licence line with exit code 0 fail the task with that text.
 #[test]
@@ -160,12 +160,12 @@ fn hython_renders_any_node_that_can_render_and_fails_on_what_houdini_says() {
     farm.scene("shots/a.hip", SCENE);
 
     let rendered = [
-        ("/out/mantra1", "render/m", ".exr", true),
-        ("/stage/karma1", "render/k", ".exr", true),
-        ("/obj/geo1/filecache1", "geo/c", ".bgeo.sc", false),
-        ("/obj/geo1/cache2", "geo/d", ".bgeo.sc", false),
+        ("/out/mantra1", "render/m", ".exr"),
+        ("/stage/karma1", "render/k", ".exr"),
+        ("/obj/geo1/filecache1", "geo/c", ".bgeo.sc"),
+        ("/obj/geo1/cache2", "geo/d", ".bgeo.sc"),
     ];
-    for (node, stem, extension, images) in rendered {
+    for (node, stem, extension) in rendered {
         let job = farm.finished(&[
             "houdini-render-hip",
             "shots/a.hip",
@@ -185,9 +185,7 @@ fn hython_renders_any_node_that_can_render_and_fails_on_what_houdini_says() {
                 "{node}: {file} was not written"
             );
         }
-        if images {
-            assert_eq!(outputs(&task), expected, "{node}: {task:#}");
-        }
+        assert_eq!(outputs(&task), expected, "{node}: {task:#}");
         let run = last_run(&farm.tools.runs(), "hython");
         assert_eq!(run.args[0], "-c", "{run:#?}");
         assert!(

@@ -22,8 +22,9 @@
 //! Failures the exit code hides: after each render the code checks `node.errors()` and
 //! prints [`FAILURE_MARKER`] with them before exiting with 3; and the lines of
 //! [`HYTHON_FAILURES`] and [`MANTRA_FAILURES`] fail the task with that line as the reason,
-//! whatever the exit code. Outputs: the `Generating Image: PATH (WxH)` lines mantra prints
-//! and the `Image: PATH` lines of Karma (see [`image_line`]).
+//! whatever the exit code. Outputs: the file the node's output parameter names at each
+//! frame (carried by the frame marker, see [`frame_marker`]), the `Generating Image: PATH
+//! (WxH)` lines mantra prints and the `Image: PATH` lines of Karma (see [`image_line`]).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -103,6 +104,8 @@ pub(super) fn parse_version(lines: &[String]) -> Option<String> {
 /// `ranges`); written for Python 2.7 and 3 alike (Houdini 17 to 21).
 pub(super) const HIP_PROGRAM: &str = r#"FRAME_MARKER = 'buildcat-frame-done'
 FAILURE_MARKER = 'buildcat-failure:'
+OUTPUT_PARMS = ('vm_picture', 'picture', 'outputimage', 'ar_picture',
+                'RS_outputFileNamePrefix', 'sopoutput', 'lopoutput', 'file')
 
 
 def say(text):
@@ -122,13 +125,27 @@ def message(error):
         return str(error)
 
 
-def frame_done(frame):
-    say('%s %g' % (FRAME_MARKER, frame))
+def output_of(node, frame):
+    for name in OUTPUT_PARMS:
+        parm = node.parm(name)
+        if parm is None:
+            continue
+        try:
+            value = parm.evalAtFrame(frame)
+        except Exception:
+            continue
+        if value:
+            return value
+    return ''
+
+
+def frame_done(node, frame):
+    say(('%s %g %s' % (FRAME_MARKER, frame, output_of(node, frame))).rstrip())
 
 
 def on_render_event(rop, event, time):
     if event == hou.ropRenderEventType.PostFrame:
-        frame_done(hou.timeToFrame(time))
+        frame_done(rop, hou.timeToFrame(time))
 
 
 def check(node):
@@ -178,7 +195,7 @@ def render(node, start, stop, step):
         else:
             press_execute(node, frame)
         check(node)
-        frame_done(frame)
+        frame_done(node, frame)
 
 
 hou.hipFile.load(hip, suppress_save_prompt=True, ignore_load_warnings=True)
@@ -258,9 +275,18 @@ pub(super) fn image_line(line: &str) -> Option<&str> {
     (!path.is_empty()).then_some(path)
 }
 
-/// The frame of a [`FRAME_MARKER`] line.
-pub(super) fn frame_marker(line: &str) -> Option<f64> {
-    line.trim().strip_prefix(FRAME_MARKER)?.trim().parse().ok()
+/// The frame of a [`FRAME_MARKER`] line, and the file the node wrote for it when its
+/// output parameter names one (the first of `OUTPUT_PARMS` in [`HIP_PROGRAM`] it has:
+/// Mantra's `vm_picture`, Karma's `picture`, the USD Render ROP's `outputimage`, Arnold's
+/// `ar_picture`, Redshift's `RS_outputFileNamePrefix`, geometry's `sopoutput`, USD's
+/// `lopoutput`, the File Cache SOP's `file`), evaluated at that frame.
+pub(super) fn frame_marker(line: &str) -> Option<(f64, Option<&str>)> {
+    let rest = line.trim().strip_prefix(FRAME_MARKER)?.trim_start();
+    let (frame, path) = match rest.split_once(' ') {
+        Some((frame, path)) => (frame, Some(path.trim()).filter(|path| !path.is_empty())),
+        None => (rest, None),
+    };
+    Some((frame.parse().ok()?, path))
 }
 
 /// The reason of a [`FAILURE_MARKER`] line.
@@ -308,7 +334,10 @@ pub(super) async fn render_hip(
 fn hython_line(watch: &mut RenderWatch<'_>, line: &str) {
     if let Some(reason) = failure_marker(line) {
         watch.fail(reason.to_owned());
-    } else if frame_marker(line).is_some() {
+    } else if let Some((_, written)) = frame_marker(line) {
+        if let Some(path) = written {
+            watch.output(path);
+        }
         watch.frame_done();
     } else if let Some(path) = image_line(line) {
         watch.output(path);
@@ -404,9 +433,14 @@ mod tests {
         assert!(HIP_PROGRAM.contains("hou.ropRenderEventType.PostFrame"));
         assert!(HIP_PROGRAM.contains("node.errors()"));
         assert!(HIP_PROGRAM.contains("is not a render node (type %s)"));
-        assert_eq!(frame_marker("buildcat-frame-done 12"), Some(12.0));
-        assert_eq!(frame_marker("buildcat-frame-done 1.5\r"), Some(1.5));
+        assert_eq!(frame_marker("buildcat-frame-done 12"), Some((12.0, None)));
+        assert_eq!(frame_marker("buildcat-frame-done 1.5\r"), Some((1.5, None)));
+        assert_eq!(
+            frame_marker("buildcat-frame-done 3 /farm/geo/a b.0003.bgeo.sc"),
+            Some((3.0, Some("/farm/geo/a b.0003.bgeo.sc")))
+        );
         assert_eq!(frame_marker("buildcat-frame-done"), None);
+        assert_eq!(frame_marker("buildcat-frame-done x /a"), None);
         assert_eq!(
             failure_marker("buildcat-failure: `/obj/geo1` is not a render node (type geo)"),
             Some("`/obj/geo1` is not a render node (type geo)")
@@ -547,16 +581,19 @@ mod tests {
         assert_eq!(done(&monitor), Some((0, 3, 1)));
         hython_line(&mut watch, "buildcat-frame-done 1");
         assert_eq!(done(&monitor), Some((1, 3, 1)));
-        hython_line(&mut watch, "buildcat-frame-done 2");
+        hython_line(&mut watch, "buildcat-frame-done 2 /farm/render/a.0002.exr");
         hython_line(&mut watch, "buildcat-frame-done 3");
         hython_line(&mut watch, "buildcat-frame-done 4");
-        assert_eq!(done(&monitor), Some((3, 3, 1)));
+        assert_eq!(done(&monitor), Some((3, 3, 2)));
         let finished = watch.finish(exited(0), "hython");
         assert_eq!(
             finished.ok(),
             Some(RenderReport {
                 frames: 3,
-                outputs: vec!["render/a.0001.exr".to_owned()],
+                outputs: vec![
+                    "render/a.0001.exr".to_owned(),
+                    "render/a.0002.exr".to_owned()
+                ],
             })
         );
 

@@ -43,6 +43,22 @@ pub(super) fn nth_frame(ranges: &[FrameRange], mut index: u64) -> Option<i64> {
     None
 }
 
+/// The extensions of the pictures a preview is made of; other outputs (geometry caches,
+/// USD files) are listed, and get no preview attempt and its log line each frame.
+const PICTURE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "tif", "tiff", "exr"];
+
+/// Whether `path` names a picture a preview can be made of.
+fn is_picture(path: &str) -> bool {
+    Path::new(path)
+        .extension()
+        .and_then(|extension| extension.to_str())
+        .is_some_and(|extension| {
+            PICTURE_EXTENSIONS
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(extension))
+        })
+}
+
 /// A render's progress, outputs and failure lines, read from its output.
 pub(super) struct RenderWatch<'a> {
     /// Where progress, previews and messages go.
@@ -117,7 +133,7 @@ impl<'a> RenderWatch<'a> {
         }
         self.outputs.push(relative);
         let current = u64::from(self.done.min(self.total.saturating_sub(1)));
-        if let Some(frame) = nth_frame(&self.ranges, current) {
+        if let Some(frame) = nth_frame(&self.ranges, current).filter(|_| is_picture(printed)) {
             self.context.frame_saved(frame, Path::new(printed));
         }
         self.report();
@@ -183,6 +199,15 @@ mod tests {
         );
         assert_eq!(nth_frame(&[range(5, 1, 1)], 0), None);
         assert_eq!(nth_frame(&[range(0, i64::MAX, 1)], u64::MAX), None);
+    }
+
+    #[test]
+    fn only_pictures_get_previews() {
+        assert!(is_picture("/farm/render/a.0001.exr"));
+        assert!(is_picture("render/a.0001.PNG"));
+        assert!(!is_picture("/farm/geo/c.0001.bgeo.sc"));
+        assert!(!is_picture("/farm/usd/a.usd"));
+        assert!(!is_picture("/farm/render/noext"));
     }
 
     #[test]

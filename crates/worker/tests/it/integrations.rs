@@ -72,6 +72,9 @@ class RopNode(object):
     def path(self):
         return self._path
 
+    def parm(self, name):
+        return None
+
     def errors(self):
         return ()
 
