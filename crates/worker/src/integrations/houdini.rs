@@ -67,15 +67,11 @@ pub(super) const MANTRA_FAILURES: &[&str] = &[
     "Failed to create file",
 ];
 
-/// Lines hython prints when it failed, on top of [`MANTRA_FAILURES`] (a ROP's renderer
-/// prints through hython): an uncaught Python error in the scene's callbacks or in our code
-/// (Python's own traceback header).
-pub(super) const HYTHON_FAILURES: &[&str] = &[
-    "No licenses could be found to run this application",
-    "Please check for a valid license server host",
-    "Failed to create file",
-    "Traceback (most recent call last):",
-];
+/// Lines hython's output holds when a render failed: [`MANTRA_FAILURES`], since a ROP's
+/// renderer (mantra, Karma) prints through hython and hython takes its licence the same
+/// way. A Python traceback is not among them: scenes' own scripts print some and carry on,
+/// and an error in our code ends hython with a non-zero exit code anyway.
+pub(super) const HYTHON_FAILURES: &[&str] = MANTRA_FAILURES;
 
 /// The code that prints Houdini's version after [`VERSION_MARKER`].
 pub(super) fn version_code() -> String {
