@@ -62,10 +62,14 @@ pub enum Command {
     Eta(EtaArgs),
     /// Worker info plus Houdini's version (runs `hython` on a worker).
     HoudiniInfo(WorkerInfoArgs),
-    /// Render frames of a .hip file through a ROP with `hython`, as one job.
+    /// Render frames of a .hip file with `hython` through any node that renders (a ROP, a
+    /// Karma LOP, a File Cache SOP), as one job.
     HoudiniRenderHip(HoudiniHipArgs),
     /// Render .ifd files with `mantra -f FILE`, as one job of one task per file.
     HoudiniRenderIfd(HoudiniIfdArgs),
+    /// Render frames of a USD file with `husk` (Karma or another Hydra delegate), as one
+    /// job of one task per chunk of frames.
+    HoudiniRenderUsd(HoudiniUsdArgs),
     /// Worker info plus Modo's version (runs `modo_cl` on a worker).
     ModoInfo(WorkerInfoArgs),
     /// Render frames start..stop (half-open) by step of a .lxo scene, as one job of one task
@@ -110,7 +114,8 @@ impl Command {
     pub fn render_target(&self) -> Option<(Connection, String, &'static str, bool)> {
         use buildcat_proto::Task;
         use buildcat_proto::dcc::{
-            BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, ModoRender, RedshiftRender,
+            BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, HoudiniRenderUsd, ModoRender,
+            RedshiftRender,
         };
         let (connection, render, kind) = match self {
             Command::BlenderRender(args) => (&args.connection, &args.render, BlenderRender::KIND),
@@ -119,6 +124,9 @@ impl Command {
             }
             Command::HoudiniRenderIfd(args) => {
                 (&args.connection, &args.render, HoudiniRenderIfd::KIND)
+            }
+            Command::HoudiniRenderUsd(args) => {
+                (&args.connection, &args.render, HoudiniRenderUsd::KIND)
             }
             Command::ModoRender(args) => (&args.connection, &args.render, ModoRender::KIND),
             Command::RedshiftRender(args) => (&args.connection, &args.render, RedshiftRender::KIND),
@@ -464,6 +472,9 @@ pub struct ToolArgs {
     /// The mantra executable [default: `mantra` on PATH].
     #[arg(long, value_name = "PATH")]
     pub mantra: Option<PathBuf>,
+    /// The husk executable, for USD renders [default: `husk` on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub husk: Option<PathBuf>,
     /// The modo_cl executable [default: `modo_cl` on PATH].
     #[arg(long = "modo", value_name = "PATH")]
     pub modo_cl: Option<PathBuf>,
@@ -849,7 +860,8 @@ pub struct HoudiniHipArgs {
     /// Frames to render, e.g. `1,7,9,10-25,75-100:2`.
     #[arg(long, default_value = "1")]
     pub frames: String,
-    /// The ROP to render.
+    /// The node to render: a ROP, a render LOP (Karma), a File Cache SOP, or any node
+    /// with an `execute` button.
     #[arg(long, default_value = "/out/mantra_ipr")]
     pub rop: String,
 }
@@ -864,6 +876,32 @@ pub struct HoudiniIfdArgs {
     /// The .ifd files, relative to the farm root.
     #[arg(required = true)]
     pub ifds: Vec<String>,
+}
+
+/// `buildcat houdini-render-usd`.
+#[derive(Debug, Args)]
+pub struct HoudiniUsdArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(flatten)]
+    pub render: RenderOptions,
+    /// The USD file, relative to the farm root.
+    pub usd: String,
+    /// Frames to render, e.g. `1-100` or `1,7,10-25:5` [default: the one frame husk
+    /// picks, the stage's start].
+    #[arg(long)]
+    pub frames: Option<String>,
+    /// Frames per task: each task is one husk run, loading the stage once.
+    #[arg(long, default_value_t = 1)]
+    pub chunk: usize,
+    /// The Hydra delegate: `karma`, `karmaxpu`, or a delegate's own name [default: the
+    /// file's render settings].
+    #[arg(long, value_name = "NAME")]
+    pub renderer: Option<String>,
+    /// The image pattern (husk's `-o`), relative to the farm root, `$F4` for the frame
+    /// [default: the file's render products].
+    #[arg(long, value_name = "PATTERN")]
+    pub output: Option<String>,
 }
 
 /// `buildcat modo-render`.
@@ -895,6 +933,10 @@ pub struct RedshiftRenderArgs {
     pub render: RenderOptions,
     /// The .rs archive, relative to the farm root.
     pub rs: String,
+    /// An argument for `redshiftCmdLine`, after the GPUs (repeatable, in order), e.g.
+    /// `--redshift-arg -oip --redshift-arg renders/a.exr` to override the image's path.
+    #[arg(long = "redshift-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub redshift_args: Vec<String>,
 }
 
 /// `buildcat blender-render`.

@@ -93,6 +93,8 @@ struct WorkerSection {
     hython: Option<PathBuf>,
     /// The mantra executable, as `--mantra`.
     mantra: Option<PathBuf>,
+    /// The husk executable, as `--husk`.
+    husk: Option<PathBuf>,
     /// The modo_cl executable, as `--modo`.
     modo: Option<PathBuf>,
     /// The redshiftCmdLine executable, as `--redshift`.
@@ -212,6 +214,11 @@ const SETTINGS: &[Setting] = &[
     Setting {
         key: "worker.mantra",
         arg: "mantra",
+        reach: Reach::Workers,
+    },
+    Setting {
+        key: "worker.husk",
+        arg: "husk",
         reach: Reach::Workers,
     },
     Setting {
@@ -362,6 +369,7 @@ fn parse(path: &Path, text: &str) -> anyhow::Result<Vec<(&'static str, Vec<OsStr
     put("worker.cycles_device", one(worker.cycles_device));
     put("worker.hython", path_of(worker.hython));
     put("worker.mantra", path_of(worker.mantra));
+    put("worker.husk", path_of(worker.husk));
     put("worker.modo", path_of(worker.modo));
     put("worker.redshift", path_of(worker.redshift));
     Ok(values)

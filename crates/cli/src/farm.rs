@@ -295,6 +295,7 @@ fn build_worker(args: &WorkerArgs, addr: String, count: usize) -> anyhow::Result
         (Tool::Blender, &tools.blender),
         (Tool::Hython, &tools.hython),
         (Tool::Mantra, &tools.mantra),
+        (Tool::Husk, &tools.husk),
         (Tool::ModoCl, &tools.modo_cl),
         (Tool::RedshiftCmdLine, &tools.redshift),
     ];

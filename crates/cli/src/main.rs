@@ -132,6 +132,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::HoudiniRenderHip(args) => render::houdini_hip(args).await,
         Command::HoudiniRenderIfd(args) => render::houdini_ifd(args).await,
+        Command::HoudiniRenderUsd(args) => render::houdini_usd(args).await,
         Command::ModoRender(args) => render::modo(args).await,
         Command::RedshiftRender(args) => render::redshift(args).await,
         Command::BlenderRender(args) => render::blender(args).await,

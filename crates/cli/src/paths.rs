@@ -160,6 +160,7 @@ pub fn place_render_paths(command: &mut Command) -> anyhow::Result<()> {
         Command::BlenderRender(args) => args.render.root.clone(),
         Command::HoudiniRenderHip(args) => args.render.root.clone(),
         Command::HoudiniRenderIfd(args) => args.render.root.clone(),
+        Command::HoudiniRenderUsd(args) => args.render.root.clone(),
         Command::ModoRender(args) => args.render.root.clone(),
         Command::RedshiftRender(args) => args.render.root.clone(),
         _ => return Ok(()),
@@ -177,6 +178,12 @@ pub fn place_render_paths(command: &mut Command) -> anyhow::Result<()> {
         Command::HoudiniRenderIfd(args) => {
             for ifd in &mut args.ifds {
                 one(here, ".ifd file", ifd, Kind::Input)?;
+            }
+        }
+        Command::HoudiniRenderUsd(args) => {
+            one(here, "USD file", &mut args.usd, Kind::Input)?;
+            if let Some(output) = &mut args.output {
+                one(here, "output pattern", output, Kind::Output)?;
             }
         }
         Command::ModoRender(args) => one(here, ".lxo scene", &mut args.lxo, Kind::Input)?,

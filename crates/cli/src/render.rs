@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use buildcat_client::render::{
-    BlenderRenderPlan, HoudiniHipPlan, HoudiniIfdPlan, ModoRenderPlan, RedshiftRenderPlan,
-    RenderPlan as Planned,
+    BlenderRenderPlan, HoudiniHipPlan, HoudiniIfdPlan, HoudiniUsdPlan, ModoRenderPlan,
+    RedshiftRenderPlan, RenderPlan as Planned,
 };
 use buildcat_proto::dcc::BlenderRender;
 use buildcat_proto::{JobRef, Task};
@@ -19,7 +19,7 @@ use buildcat_client::render::frames_text;
 use buildcat_proto::frames::FrameSpec;
 
 use crate::args::{
-    BlenderRenderArgs, Connection, HoudiniHipArgs, HoudiniIfdArgs, ModoRenderArgs,
+    BlenderRenderArgs, Connection, HoudiniHipArgs, HoudiniIfdArgs, HoudiniUsdArgs, ModoRenderArgs,
     RedshiftRenderArgs, RenderOptions,
 };
 use crate::jobs::{job_options, print_submitted, resolve_after};
@@ -78,6 +78,19 @@ pub async fn houdini_ifd(args: HoudiniIfdArgs) -> anyhow::Result<ExitCode> {
     submit_render(&args.connection, &args.render, planned).await
 }
 
+/// `buildcat houdini-render-usd`: one job of one task per chunk of frames.
+pub async fn houdini_usd(args: HoudiniUsdArgs) -> anyhow::Result<ExitCode> {
+    let planned = HoudiniUsdPlan {
+        usd: args.usd.clone(),
+        frames: args.frames.clone(),
+        chunk: args.chunk,
+        renderer: args.renderer.clone(),
+        output: args.output.clone(),
+    }
+    .plan()?;
+    submit_render(&args.connection, &args.render, planned).await
+}
+
 /// `buildcat modo-render`: one job of one task per frame.
 pub async fn modo(args: ModoRenderArgs) -> anyhow::Result<ExitCode> {
     let planned = ModoRenderPlan {
@@ -94,6 +107,7 @@ pub async fn modo(args: ModoRenderArgs) -> anyhow::Result<ExitCode> {
 pub async fn redshift(args: RedshiftRenderArgs) -> anyhow::Result<ExitCode> {
     let planned = RedshiftRenderPlan {
         rs: args.rs.clone(),
+        redshift_args: args.redshift_args.clone(),
     }
     .plan()?;
     submit_render(&args.connection, &args.render, planned).await

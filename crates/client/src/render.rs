@@ -14,10 +14,11 @@
 //! ```
 
 use buildcat_proto::dcc::{
-    BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, ModoRender, RedshiftRender,
-    check_blender_engine, check_blender_format, check_blender_frames, check_cycles_device,
+    BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, HoudiniRenderUsd, ModoRender,
+    RedshiftRender, check_blender_engine, check_blender_format, check_blender_frames,
+    check_cycles_device,
 };
-use buildcat_proto::frames::{FrameSpec, FrameSpecError};
+use buildcat_proto::frames::{FrameRange, FrameSpec, FrameSpecError};
 use buildcat_proto::paths::{self, PathError};
 use buildcat_proto::{JobOptions, Task};
 
@@ -467,6 +468,8 @@ impl ModoRenderPlan {
 pub struct RedshiftRenderPlan {
     /// The `.rs` archive, relative to the farm root.
     pub rs: String,
+    /// More arguments for `redshiftCmdLine`, after the GPUs (`-oip PATH`, `-ores W H`).
+    pub redshift_args: Vec<String>,
 }
 
 impl RedshiftRenderPlan {
@@ -476,16 +479,197 @@ impl RedshiftRenderPlan {
     /// [`PlanError::Path`] for a path outside the root.
     pub fn plan(&self) -> Result<RenderPlan<RedshiftRender>, PlanError> {
         check_path(".rs archive", &self.rs)?;
+        let mut words = vec!["redshift-render", self.rs.as_str()];
+        for arg in &self.redshift_args {
+            words.extend(["--redshift-arg", arg.as_str()]);
+        }
         Ok(RenderPlan {
             name: file_name(&self.rs).to_owned(),
-            runs: command_line(["redshift-render", self.rs.as_str()]),
+            runs: command_line(words),
             tasks: vec![(
                 None,
                 RedshiftRender {
                     rs: self.rs.clone(),
+                    extra_args: self.redshift_args.clone(),
                 },
             )],
             repeated: Vec::new(),
         })
+    }
+}
+
+/// A USD render with Houdini's `husk`: one job of one task per `chunk` frames (each task
+/// is one husk run over a start, a count and an increment, so the stage loads once per
+/// chunk), or one task of the frame husk picks when no frames are given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoudiniUsdPlan {
+    /// The USD file, relative to the farm root.
+    pub usd: String,
+    /// The frame spec; `None` renders the one frame husk picks (the stage's start).
+    pub frames: Option<String>,
+    /// Frames per task.
+    pub chunk: usize,
+    /// The Hydra delegate (`karma`, `karmaxpu`, or a delegate's own name).
+    pub renderer: Option<String>,
+    /// The image pattern (`-o`), relative to the root, `$F4` standing for the frame.
+    pub output: Option<String>,
+}
+
+impl HoudiniUsdPlan {
+    /// The job, after every check that can be made before sending.
+    ///
+    /// # Errors
+    /// [`PlanError`] for a path outside the root, a chunk of 0, a bad frame spec or an
+    /// empty renderer.
+    pub fn plan(&self) -> Result<RenderPlan<HoudiniRenderUsd>, PlanError> {
+        check_path("USD file", &self.usd)?;
+        if let Some(output) = &self.output {
+            check_path("output pattern", output)?;
+        }
+        if self.chunk == 0 {
+            return Err(PlanError::Invalid(
+                "--chunk must be at least 1 frame per task".to_owned(),
+            ));
+        }
+        if self
+            .renderer
+            .as_deref()
+            .is_some_and(|r| r.trim().is_empty())
+        {
+            return Err(PlanError::Invalid(
+                "--renderer is empty; name a Hydra delegate such as karma or karmaxpu".to_owned(),
+            ));
+        }
+        let spec: Option<FrameSpec> = self.frames.as_deref().map(str::parse).transpose()?;
+        let shown = spec.as_ref().map(ToString::to_string);
+        let chunk = self.chunk.to_string();
+        let mut words = vec!["houdini-render-usd", self.usd.as_str()];
+        if let Some(shown) = &shown {
+            words.extend(["--frames", shown.as_str(), "--chunk", chunk.as_str()]);
+        }
+        for (flag, value) in [("--renderer", &self.renderer), ("--output", &self.output)] {
+            if let Some(value) = value {
+                words.extend([flag, value.as_str()]);
+            }
+        }
+        let task = |frames| HoudiniRenderUsd {
+            usd: self.usd.clone(),
+            frames,
+            renderer: self.renderer.clone(),
+            output: self.output.clone(),
+        };
+        let tasks = match &spec {
+            None => vec![(None, task(None))],
+            Some(spec) => spec
+                .ranges
+                .iter()
+                .flat_map(|range| chunks(*range, self.chunk))
+                .map(|range| {
+                    let frames: Vec<i64> = (range.start..range.stop)
+                        .step_by(usize::try_from(range.step).unwrap_or(1))
+                        .collect();
+                    (Some(frames_text(&frames)), task(Some(range)))
+                })
+                .collect(),
+        };
+        let name = match &shown {
+            Some(shown) => format!("{} {shown}", file_name(&self.usd)),
+            None => file_name(&self.usd).to_owned(),
+        };
+        Ok(RenderPlan {
+            name,
+            runs: command_line(words),
+            tasks,
+            repeated: Vec::new(),
+        })
+    }
+}
+
+/// `range` cut into ranges of at most `chunk` frames, in order.
+fn chunks(range: FrameRange, chunk: usize) -> Vec<FrameRange> {
+    let step = range.step.max(1);
+    let frames: Vec<i64> = (range.start..range.stop)
+        .step_by(usize::try_from(step).unwrap_or(1))
+        .collect();
+    frames
+        .chunks(chunk.max(1))
+        .filter_map(|part| {
+            let (first, last) = (part.first()?, part.last()?);
+            Some(FrameRange {
+                start: *first,
+                stop: last + 1,
+                step,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod usd_tests {
+    use super::*;
+
+    #[test]
+    fn a_usd_render_is_a_task_per_chunk_of_each_range() {
+        let plan = HoudiniUsdPlan {
+            usd: "shots/a.usd".to_owned(),
+            frames: Some("1-5,10-20:5".to_owned()),
+            chunk: 2,
+            renderer: Some("karma".to_owned()),
+            output: Some("render/a.$F4.exr".to_owned()),
+        }
+        .plan()
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plan.name, "a.usd 1-5,10-20:5");
+        type Range = (i64, i64, i64);
+        let tasks: Vec<(Option<&str>, Option<Range>)> = plan
+            .tasks
+            .iter()
+            .map(|(frames, task)| {
+                (
+                    frames.as_deref(),
+                    task.frames.map(|r| (r.start, r.stop, r.step)),
+                )
+            })
+            .collect();
+        assert_eq!(
+            tasks,
+            [
+                (Some("1-2"), Some((1, 3, 1))),
+                (Some("3-4"), Some((3, 5, 1))),
+                (Some("5"), Some((5, 6, 1))),
+                (Some("10-15:5"), Some((10, 16, 5))),
+                (Some("20"), Some((20, 21, 5))),
+            ]
+        );
+        assert!(plan.runs.contains("--renderer karma"), "{}", plan.runs);
+
+        let whole = HoudiniUsdPlan {
+            usd: "a.usd".to_owned(),
+            frames: None,
+            chunk: 1,
+            renderer: None,
+            output: None,
+        }
+        .plan()
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(whole.tasks.len(), 1);
+        assert_eq!(whole.tasks[0].1.frames, None);
+        assert_eq!(whole.runs, "houdini-render-usd a.usd");
+
+        let refused = |usd: &str, output: Option<&str>, chunk: usize| {
+            HoudiniUsdPlan {
+                usd: usd.to_owned(),
+                frames: Some("1".to_owned()),
+                chunk,
+                renderer: None,
+                output: output.map(str::to_owned),
+            }
+            .plan()
+            .err()
+            .map(|e| e.to_string())
+        };
+        assert!(refused("/abs/a.usd", None, 1).is_some());
+        assert!(refused("a.usd", Some("../out.exr"), 1).is_some());
+        assert!(refused("a.usd", None, 0).is_some_and(|e| e.contains("--chunk")));
     }
 }

@@ -112,17 +112,41 @@ impl Task for RedshiftInfo {
     type Output = ToolInfoReport;
 }
 
-/// Renders a `.rs` archive with `redshiftCmdLine FILE [-gpu I]...`, the GPUs being the
-/// worker's `--redshift-gpu` list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Renders a `.rs` archive with `redshiftCmdLine FILE [-gpu I]... [ARGS...]`, the GPUs
+/// being the worker's `--redshift-gpu` list.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RedshiftRender {
     /// The archive, relative to the root.
     pub rs: String,
+    /// More arguments, after the GPUs: the archive's overrides such as `-oip PATH` (the
+    /// image's path) or `-ores W H` (its resolution).
+    pub extra_args: Vec<String>,
 }
 
 impl Task for RedshiftRender {
     const KIND: &'static str = "buildcat.redshift.render";
     type Output = RenderReport;
+
+    /// The current layout, else the layout before `extra_args` (the archive alone), so a
+    /// render queued before an upgrade still runs after it.
+    fn decode_args(bytes: &[u8]) -> Result<Self, crate::CodecError> {
+        crate::codec::decode_value::<RedshiftRender>(bytes).or_else(|error| {
+            match crate::codec::decode_value::<RedshiftRenderV0>(bytes) {
+                Ok(old) => Ok(RedshiftRender {
+                    rs: old.rs,
+                    extra_args: Vec::new(),
+                }),
+                Err(_) => Err(error),
+            }
+        })
+    }
+}
+
+/// [`RedshiftRender`] before `extra_args`.
+#[derive(Deserialize)]
+struct RedshiftRenderV0 {
+    /// The archive, relative to the root.
+    rs: String,
 }
 
 /// Blender's version and executable.
@@ -227,6 +251,32 @@ mod layout_tests {
         output: Option<String>,
         format: Option<String>,
         engine: Option<String>,
+    }
+
+    #[test]
+    fn a_redshift_render_queued_before_its_extra_args_still_decodes() {
+        #[derive(Serialize)]
+        struct Old {
+            rs: String,
+        }
+        let bytes = crate::codec::encode_value(&Old {
+            rs: "rs/a.rs".to_owned(),
+        })
+        .expect("encodes");
+        let read = RedshiftRender::decode_args(&bytes).expect("the old layout is read");
+        assert_eq!(
+            read,
+            RedshiftRender {
+                rs: "rs/a.rs".to_owned(),
+                extra_args: Vec::new()
+            }
+        );
+        let new = RedshiftRender {
+            rs: "rs/a.rs".to_owned(),
+            extra_args: vec!["-oip".to_owned(), "out/a.exr".to_owned()],
+        };
+        let bytes = crate::codec::encode_value(&new).expect("encodes");
+        assert_eq!(RedshiftRender::decode_args(&bytes).expect("decodes"), new);
     }
 
     #[test]
@@ -414,6 +464,7 @@ pub const TOOLS: &[(&str, &[&str])] = &[
     ("modo", &[ModoInfo::KIND, ModoRender::KIND]),
     ("redshift", &[RedshiftInfo::KIND, RedshiftRender::KIND]),
     ("blender", &[BlenderInfo::KIND, BlenderRender::KIND]),
+    ("husk", &[HoudiniRenderUsd::KIND]),
 ];
 
 /// The tool a job kind needs, for messages such as "no worker with blender".
@@ -422,6 +473,30 @@ pub fn tool_for_kind(kind: &str) -> Option<&'static str> {
         .iter()
         .find(|(_, kinds)| kinds.contains(&kind))
         .map(|(tool, _)| *tool)
+}
+
+/// Renders frames of a USD file with Houdini's `husk` (Karma, or another Hydra delegate):
+/// `husk --verbose a3 [--renderer NAME] [--frame S --frame-count N --frame-inc I]
+/// --make-output-path FILE [-o PATTERN]`. This is to Karma what `mantra -f` is to Mantra.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoudiniRenderUsd {
+    /// The USD file, relative to the root.
+    pub usd: String,
+    /// The frames of this task, half-open; `None` renders the one frame husk picks (the
+    /// stage's start time), for a file that holds no animation.
+    pub frames: Option<FrameRange>,
+    /// The Hydra render delegate (`--renderer`): `karma` and `karmaxpu` name Karma's CPU
+    /// and XPU delegates, any other name is given to husk as it is; `None` is the file's
+    /// render settings' choice.
+    pub renderer: Option<String>,
+    /// The image pattern (`-o`), relative to the root, `$F4` standing for the frame; `None`
+    /// writes where the file's render products say.
+    pub output: Option<String>,
+}
+
+impl Task for HoudiniRenderUsd {
+    const KIND: &'static str = "buildcat.hou.render_usd";
+    type Output = RenderReport;
 }
 
 #[cfg(test)]

@@ -575,7 +575,12 @@ impl Client {
         attempts: Option<u32>,
         after: Option<Vec<Bound<'_, PyAny>>>,
     ) -> PyResult<Job> {
-        let plan = RedshiftRenderPlan { rs }.plan().or_raise(py)?;
+        let plan = RedshiftRenderPlan {
+            rs,
+            redshift_args: Vec::new(),
+        }
+        .plan()
+        .or_raise(py)?;
         let submit = Submit {
             queue,
             name,

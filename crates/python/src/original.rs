@@ -201,7 +201,12 @@ pub fn submit(
         }
         "buildcat.redshift.render" => {
             let rs: String = given.required(py, 0, "rsfile")?.extract()?;
-            let plan = RedshiftRenderPlan { rs }.plan().or_raise(py)?;
+            let plan = RedshiftRenderPlan {
+                rs,
+                redshift_args: Vec::new(),
+            }
+            .plan()
+            .or_raise(py)?;
             client.submit_plan(py, plan, submit)
         }
         other => Err(errors::raise(

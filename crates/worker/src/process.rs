@@ -12,7 +12,9 @@
 //! if anything of it is still there. When the program exits by itself, whatever it left
 //! running in its group is stopped the same way: nothing of a task outlives it. "Still
 //! there" is judged by the output pipes: they close once every process holding them is gone.
-//! A process that left the group and still holds them is waited for only briefly.
+//! A process that left the group and still holds them is waited for only briefly, and
+//! without the grace period when nothing is left in the group (a licence daemon such as
+//! Houdini's `hserver`, started by the task and outliving it as a service, issue 19).
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -319,7 +321,13 @@ pub async fn run_process(
             if kill_at.is_none() {
                 // The program exited, but something it started still holds its output.
                 debug!("the program exited; stopping anything it left running");
-                group.terminate();
+                // With the group already empty, what holds the output left the group (a
+                // licence daemon such as Houdini's hserver): no grace to wait, only the drain.
+                let grace = if group.terminate() {
+                    grace
+                } else {
+                    Duration::ZERO
+                };
                 kill_at = Some(Instant::now() + grace);
             }
             if killed && drain_until.is_none() {
@@ -712,13 +720,16 @@ impl ProcessGroup {
     }
 
     /// Asks every process in the group to stop: SIGTERM, and SIGCONT so that a stopped
-    /// process gets to act on it.
-    fn terminate(&self) {
+    /// process gets to act on it. False when the group is known to be gone already.
+    fn terminate(&self) -> bool {
         #[cfg(unix)]
         {
-            self.signal(libc::SIGTERM);
+            let there = self.signal(libc::SIGTERM);
             self.signal(libc::SIGCONT);
+            there
         }
+        #[cfg(not(unix))]
+        true
     }
 
     /// Kills every process in the group.
@@ -732,15 +743,16 @@ impl ProcessGroup {
         self.id = None;
     }
 
-    /// Sends `signal` to every process in the group.
+    /// Sends `signal` to every process in the group; false when the group is gone (or
+    /// there is none to signal).
     #[cfg(unix)]
-    fn signal(&self, signal: libc::c_int) {
+    fn signal(&self, signal: libc::c_int) -> bool {
         let Some(id) = self.id.and_then(|id| libc::pid_t::try_from(id).ok()) else {
-            return;
+            return false;
         };
         // -0 would be this process's own group and -1 every process this user may signal.
         if id <= 1 {
-            return;
+            return false;
         }
         // SAFETY: `kill` has no memory-safety preconditions; a negative pid addresses the
         // process group whose id is that pid.
@@ -748,10 +760,12 @@ impl ProcessGroup {
         if result != 0 {
             let error = io::Error::last_os_error();
             // ESRCH: the group is already gone.
-            if error.raw_os_error() != Some(libc::ESRCH) {
-                warn!(group = id, signal, %error, "cannot signal the process group");
+            if error.raw_os_error() == Some(libc::ESRCH) {
+                return false;
             }
+            warn!(group = id, signal, %error, "cannot signal the process group");
         }
+        true
     }
 }
 

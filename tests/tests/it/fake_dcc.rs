@@ -1,12 +1,30 @@
-//! Stand-ins for the DCC tools a worker drives (`hython`, `mantra`, `modo_cl`,
+//! Stand-ins for the DCC tools a worker drives (`hython`, `mantra`, `husk`, `modo_cl`,
 //! `redshiftCmdLine`): small `sh` scripts that record how they were run (arguments, stdin,
-//! working directory) and answer the way the real tools do, so a test can check the exact
-//! command lines a worker builds without Houdini, Modo or Redshift installed.
+//! working directory, environment) and answer with the lines the real tools print, so a
+//! test can check the exact command lines a worker builds, and what it makes of the
+//! tools' output, without Houdini, Modo or Redshift installed.
+//!
+//! `hython` runs `tests/fake_dcc/hython.py` with the stand-in `hou` module beside it
+//! (ROP, LOP and SOP nodes; a scene is a JSON file, described in `hou.py`). The others take
+//! what they do from the scene file they are given, line by line:
+//! - `print TEXT`: print TEXT (a licence error, a warning) as the tool's own output;
+//! - `image PATH`: write PATH under the working directory and print the tool's line for a
+//!   written image;
+//! - `exit N`: exit with N at the end (0 otherwise).
+//!
+//! Anything else in the file is ignored. The lines each tool prints, with their sources:
+//! mantra `Generating Image: PATH (WxH)` then `ALF_PROGRESS N%` (CGRU Afanasy's
+//! `parsers/mantra.py`; Alfred-style progress as `output_progress` asks of it); husk `ALF_PROGRESS N%`
+//! per frame (SideFX's husk page: `--verbose` with `a` for Alfred-style progress) and
+//! `Image: PATH` (CGRU's `parsers/karma.py`); redshiftCmdLine `Saving: PATH` and `Frame
+//! rendering done` (CGRU's `parsers/redshift.py`); modo_cl echoes each command and answers
+//! a query after `> : ` (the original Buildcat's reading of it).
 //!
 //! Each run takes the next numbered folder under the record directory (named by the
 //! `BUILDCAT_FAKE_REC` environment variable of the worker, which its children inherit), so
 //! the runs of a worker that runs one job at a time come back in the order they ran.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -15,9 +33,12 @@ pub const RECORD_VAR: &str = "BUILDCAT_FAKE_REC";
 
 /// What every fake tool does first: refuse to run without a record directory, take the
 /// next free numbered folder in it, and record its name, arguments (NUL-terminated), working
-/// directory and stdin there. The worker may run it with any PATH (a test gives it none),
-/// so the script sets its own for `cat`, `mkdir` and `grep`.
+/// directory, environment (NUL-separated) and stdin there. The worker may run it with any
+/// PATH (a test gives it none), so the script sets its own for `cat`, `mkdir` and `grep`.
+/// `act FILE FORMAT` follows the directives of a scene file (see the module docs), FORMAT
+/// being the tool's `printf` line for an image written.
 const PROLOGUE: &str = r#"#!/bin/sh
+original_path=$PATH
 PATH=/usr/bin:/bin
 export PATH
 if [ -z "$BUILDCAT_FAKE_REC" ] || [ ! -d "$BUILDCAT_FAKE_REC" ]; then
@@ -35,7 +56,24 @@ for arg in "$@"; do
     printf '%s\0' "$arg" >> "$rec/argv"
 done
 pwd -P > "$rec/cwd"
+PATH=$original_path /usr/bin/env -0 > "$rec/env"
 cat > "$rec/stdin"
+status=0
+act() {
+    [ -f "$1" ] || return 0
+    while IFS= read -r line || [ -n "$line" ]; do
+        case "$line" in
+        "print "*) printf '%s\n' "${line#print }" ;;
+        "image "*)
+            file="$PWD/${line#image }"
+            mkdir -p "${file%/*}"
+            echo "a frame" > "$file"
+            printf "$2\n" "$file"
+            ;;
+        "exit "*) status=${line#exit } ;;
+        esac
+    done < "$1"
+}
 "#;
 
 /// The version the fake hython reports, as Houdini 20.0 would.
@@ -45,33 +83,62 @@ pub const MODO_VERSION: &str = "1610";
 /// The version the fake redshiftCmdLine reports.
 pub const REDSHIFT_VERSION: &str = "3.5.16";
 
-/// Each fake tool's name and what it does after recording its run; `@NAME_VERSION@` stands
-/// for the version constant of that name.
-const TOOLS: [(&str, &str); 4] = [
+/// Each fake tool's name and what it does after recording its run; `@NAME@` stands for
+/// the constant of that name.
+const TOOLS: [(&str, &str); 5] = [
     (
         "hython",
-        // `hython -c CODE`: the version code prints the marker line; render code prints
-        // Alfred-style progress for each `node.render(` call, as mantra would through it.
-        r#"echo "Houdini Core license checked out"
-case "$2" in
-*buildcat-houdini-version*)
-    echo "buildcat-houdini-version @HOUDINI_VERSION@"
-    ;;
-*)
-    printf '%s\n' "$2" | while IFS= read -r line; do
-        case "$line" in
-        node.render*) echo "ALF_PROGRESS 100%" ;;
-        esac
-    done
-    ;;
-esac
+        // `hython -c CODE` with the stand-in `hou`.
+        r#"BUILDCAT_FAKE_HOUDINI_VERSION=@HOUDINI_VERSION@ exec python3 "@FAKE_DIR@/hython.py" "$@" < /dev/null
 "#,
     ),
     (
         "mantra",
-        r#"echo "mantra: rendering $2"
+        // `mantra -f FILE`.
+        r#"act "$2" 'Generating Image: %s (640x480)'
 echo "ALF_PROGRESS 50%"
 echo "ALF_PROGRESS 100%"
+exit $status
+"#,
+    ),
+    (
+        "husk",
+        // `husk [options] FILE [-o PATTERN]`: each frame's progress, then its image when an
+        // output pattern (`$F4` for the frame) is given; no folder is made for it without
+        // `--make-output-path`.
+        r#"usd= frame=1 count=1 inc=1 out= make=
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --frame) frame=$2; shift ;;
+    --frame-count) count=$2; shift ;;
+    --frame-inc) inc=$2; shift ;;
+    -o) out=$2; shift ;;
+    --make-output-path) make=1 ;;
+    --verbose|--renderer) shift ;;
+    -*) ;;
+    *) usd=$1 ;;
+    esac
+    shift
+done
+act "$usd" 'Image: %s'
+i=0
+while [ $i -lt $count ]; do
+    echo "ALF_PROGRESS 0%"
+    echo "ALF_PROGRESS 100%"
+    if [ -n "$out" ]; then
+        file=$(printf '%s' "$out" | sed "s/\$F4/$(printf '%04d' $frame)/")
+        case "$file" in /*) ;; *) file="$PWD/$file" ;; esac
+        [ -n "$make" ] && mkdir -p "${file%/*}"
+        if echo "a frame" > "$file" 2>/dev/null; then
+            echo "Image: $file"
+        else
+            echo "Failed to create file $file"
+        fi
+    fi
+    frame=$((frame + inc))
+    i=$((i + 1))
+done
+exit $status
 "#,
     ),
     (
@@ -82,8 +149,11 @@ echo "ALF_PROGRESS 100%"
     echo "> : @MODO_VERSION@"
 else
     echo "Modo 16.1v2 (command line)"
+    scene=$(sed -n 's/^scene.open "\(.*\)"$/\1/p' "$rec/stdin")
+    act "$scene" '%s'
     echo "render.animation: done"
 fi
+exit $status
 "#,
     ),
     (
@@ -92,8 +162,10 @@ fi
     echo "Redshift Command-Line Renderer (version @REDSHIFT_VERSION@ - API: @REDSHIFT_VERSION@)"
 else
     echo "Redshift: loading $1"
-    echo "Redshift: frame done"
+    act "$1" 'Saving: %s'
+    echo "Frame rendering done"
 fi
+exit $status
 "#,
     ),
 ];
@@ -118,6 +190,13 @@ pub struct Run {
     pub cwd: String,
     /// What it was given on stdin.
     pub stdin: String,
+    /// Its environment.
+    pub env: BTreeMap<String, String>,
+}
+
+/// The folder of the stand-ins written in Python (`hython.py`, `hou.py`).
+pub fn fake_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fake_dcc")
 }
 
 impl FakeTools {
@@ -134,7 +213,8 @@ impl FakeTools {
             let body = body
                 .replace("@HOUDINI_VERSION@", HOUDINI_VERSION)
                 .replace("@MODO_VERSION@", MODO_VERSION)
-                .replace("@REDSHIFT_VERSION@", REDSHIFT_VERSION);
+                .replace("@REDSHIFT_VERSION@", REDSHIFT_VERSION)
+                .replace("@FAKE_DIR@", &fake_dir().display().to_string());
             std::fs::write(&path, format!("{PROLOGUE}{body}"))
                 .unwrap_or_else(|error| panic!("could not write {}: {error}", path.display()));
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
@@ -154,6 +234,7 @@ impl FakeTools {
         for (flag, name) in [
             ("--hython", "hython"),
             ("--mantra", "mantra"),
+            ("--husk", "husk"),
             ("--modo", "modo_cl"),
             ("--redshift", "redshiftCmdLine"),
         ] {
@@ -185,6 +266,11 @@ impl FakeTools {
                 args,
                 cwd: read("cwd").trim_end_matches('\n').to_owned(),
                 stdin: read("stdin"),
+                env: read("env")
+                    .split('\0')
+                    .filter_map(|pair| pair.split_once('='))
+                    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                    .collect(),
             });
         }
         runs

@@ -24,6 +24,7 @@ mod faults;
 mod garbage;
 mod harness;
 mod hostile;
+mod houdini;
 mod http;
 mod jobs;
 mod lifecycle;

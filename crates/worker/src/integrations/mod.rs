@@ -1,5 +1,5 @@
-//! The built-in DCC integrations: the job kinds that run Houdini, Modo, Redshift and
-//! Blender, and the discovery of those tools.
+//! The built-in DCC integrations: the job kinds that run Houdini (hython, mantra, husk),
+//! Modo, Redshift and Blender, and the discovery of those tools.
 //!
 //! How the parts meet: when a worker is built, [`tools`] finds the executables
 //! ([`Toolbox`]) and `register` adds the handlers of the kinds whose tool was found, so
@@ -7,7 +7,8 @@
 //! tool's file turns a task into a [`ProcessSpec`] (pure functions, tested on their own),
 //! runs it with [`run_process`] (timeout, cancel, logs and process-tree kill come from
 //! there), reads progress from its output lines, and turns the end of the run into a
-//! result or a [`Failure`].
+//! result or a [`Failure`]. `watch` reads a render's output: frames done, files written,
+//! and the lines (a table per tool, each cited) that fail a task whatever the exit code.
 //!
 //! Every path in a task is relative to the worker's root and goes through
 //! [`paths::resolve`] here, even though the submitting client checks it too: a client of
@@ -16,10 +17,12 @@
 
 mod blender;
 mod houdini;
+mod husk;
 mod modo;
 mod quote;
 mod redshift;
 pub mod tools;
+mod watch;
 
 pub(crate) use blender::ProfileHome;
 pub use blender::{BlenderOptions, PROFILE_MARK};
@@ -29,8 +32,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use buildcat_proto::dcc::{
-    BlenderInfo, BlenderRender, HoudiniInfo, HoudiniRenderHip, HoudiniRenderIfd, ModoInfo,
-    ModoRender, RedshiftInfo, RedshiftRender, ToolInfo, ToolInfoReport,
+    BlenderInfo, BlenderRender, HoudiniInfo, HoudiniRenderHip, HoudiniRenderIfd, HoudiniRenderUsd,
+    ModoInfo, ModoRender, RedshiftInfo, RedshiftRender, ToolInfo, ToolInfoReport,
 };
 use buildcat_proto::frames::FrameRange;
 use buildcat_proto::{Failure, Task, paths};
@@ -79,6 +82,9 @@ pub(crate) fn register(
             }
             Tool::Mantra => {
                 add::<HoudiniRenderIfd, _, _>(registry, &executable, houdini::render_ifd);
+            }
+            Tool::Husk => {
+                add::<HoudiniRenderUsd, _, _>(registry, &executable, husk::render);
             }
             Tool::ModoCl => {
                 add::<ModoInfo, _, _>(registry, &executable, modo::info);

@@ -7,6 +7,10 @@
 //! end the command early and start another. Jobs' frame ranges are half-open; Modo's
 //! `last` is inclusive, so it is `stop - 1`.
 //!
+//! Paths given to a Windows `modo_cl.exe` (on WSL) use forward slashes (`C:/farm/a.lxo`):
+//! Modo takes them on Windows, and a backslash inside a quoted command argument is an
+//! escape to Modo's command parser, which `\\` doubling only works around.
+//!
 //! Which version lines are understood (modo_cl echoes the query, then answers):
 //! `> : 1520` (what the original Buildcat read), `> 1520`, `: 1520` and a bare `1520`; the
 //! first line that is a number once leading `>`, `:` and spaces are taken off is the
@@ -87,6 +91,18 @@ pub(super) fn render_spec(
     Ok(ProcessSpec::new(executable.path(), root).stdin(script))
 }
 
+/// `path` as Modo is given it: as [`path_text`] writes it, with forward slashes for a
+/// Windows program (a native one keeps its path as it is: a backslash is a legal character
+/// in a Linux file name).
+pub(super) fn modo_path(executable: &Executable, path: &Path) -> Result<String, Failure> {
+    let text = path_text(executable, path)?;
+    Ok(if executable.is_windows_program() {
+        text.replace('\\', "/")
+    } else {
+        text
+    })
+}
+
 /// The handler of [`ModoInfo`].
 pub(super) async fn info(
     _task: ModoInfo,
@@ -114,7 +130,7 @@ pub(super) async fn render(
     let spec = render_spec(
         &executable,
         &context.root,
-        &path_text(&executable, &scene)?,
+        &modo_path(&executable, &scene)?,
         range,
     )?;
     context.progress(TaskProgress {
@@ -196,6 +212,18 @@ mod tests {
             String::from_utf8_lossy(spec.stdin.as_deref().unwrap_or_default()),
             expected
         );
+    }
+
+    #[test]
+    fn a_windows_modo_gets_forward_slashes() {
+        let windows = Executable::windows("/mnt/c/Program Files/Modo/modo_cl.exe");
+        let path = modo_path(&windows, Path::new("/mnt/c/farm/shots/a b.lxo"))
+            .unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!(path, "C:/farm/shots/a b.lxo");
+        let native = Executable::new("/opt/modo/modo_cl");
+        let path =
+            modo_path(&native, Path::new("/farm/odd\\name.lxo")).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!(path, "/farm/odd\\name.lxo");
     }
 
     #[test]

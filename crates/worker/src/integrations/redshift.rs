@@ -1,20 +1,50 @@
-//! Redshift: `redshiftCmdLine FILE [-gpu I]...` renders a `.rs` archive (one frame) on the
-//! GPUs the worker was given (`--redshift-gpu`, in the order given; none means Redshift's
-//! own choice), and `redshiftCmdLine --version` tells the version.
+//! Redshift: `redshiftCmdLine FILE [-gpu I]... [ARGS...]` renders a `.rs` archive (one
+//! frame) on the GPUs the worker was given (`--redshift-gpu`, in the order given; none means
+//! Redshift's own choice), with the job's own arguments last (`-oip PATH`, `-ores W H`),
+//! and `redshiftCmdLine --version` tells the version.
+//!
+//! GPUs per slot: today every slot of `workers -n N` gets the same `--redshift-gpu` list, so
+//! N renders share those GPUs. Giving each slot only its own GPUs waits for the worker's GPU
+//! discovery (the GPU issue): `render` is where a slot's GPUs would replace the list.
 //!
 //! The version is the first `N.N.N` token of the output, which Redshift prints as
 //! `Redshift Command-Line Renderer (version 3.5.16 - API: 3.5.16)`.
+//!
+//! Outputs: Redshift's `Saving: PATH` lines. Failures: [`REDSHIFT_FAILURES`], whatever the
+//! exit code (some versions print a licence error, abort, and exit 0).
 
 use std::path::Path;
 use std::sync::Arc;
 
+use buildcat_proto::Failure;
 use buildcat_proto::dcc::{RedshiftInfo, RedshiftRender, RenderReport, ToolInfoReport};
-use buildcat_proto::{Failure, TaskProgress};
 
 use super::tools::Executable;
+use super::watch::RenderWatch;
 use super::{scene_file, tool_report, tool_version};
 use crate::context::JobContext;
 use crate::process::{ProcessSpec, run_process};
+
+/// Lines Redshift prints when a render failed, whatever its exit code; each is in CGRU
+/// Afanasy's Redshift parser (`afanasy/python/parsers/redshift.py`, `str_error`), whose
+/// example output shows the licence line as
+/// `Error: [Redshift] License error: (RLM) All licenses in use (-22)`.
+pub(super) const REDSHIFT_FAILURES: &[&str] = &[
+    // No licence (RLM or Maxon's), whether none is installed or all are in use.
+    "License error",
+    // No GPU Redshift can use (none, or all taken, or the driver is too old).
+    "No devices found. Aborting rendering.",
+    // Redshift gave up inside the render (out of memory, a shader it cannot compile).
+    "Rendering was internally aborted",
+    // A CUDA fault on the GPU.
+    "Error an illegal memory access was encountered",
+];
+
+/// The file of Redshift's `Saving: PATH` line (CGRU's `parsers/redshift.py`: `Saving:\s(.+)`).
+pub(super) fn saving_line(line: &str) -> Option<&str> {
+    let path = line.split_once("Saving: ")?.1.trim();
+    (!path.is_empty()).then_some(path)
+}
 
 /// `redshiftCmdLine --version`.
 pub(super) fn info_spec(executable: &Executable, root: &Path) -> ProcessSpec {
@@ -34,18 +64,19 @@ pub(super) fn parse_version(lines: &[String]) -> Option<String> {
     })
 }
 
-/// `redshiftCmdLine ARCHIVE -gpu I...`.
+/// `redshiftCmdLine ARCHIVE -gpu I... ARGS...`.
 pub(super) fn render_spec(
     executable: &Executable,
     root: &Path,
     archive: &Path,
     gpus: &[u32],
+    extra_args: &[String],
 ) -> Result<ProcessSpec, Failure> {
     let mut spec = ProcessSpec::new(executable.path(), root).arg(executable.path_arg(archive)?);
     for gpu in gpus {
         spec = spec.arg("-gpu").arg(gpu.to_string());
     }
-    Ok(spec)
+    Ok(spec.args(extra_args))
 }
 
 /// The handler of [`RedshiftInfo`].
@@ -67,20 +98,22 @@ pub(super) async fn render(
     gpus: Arc<[u32]>,
 ) -> Result<RenderReport, Failure> {
     let archive = scene_file(&context, &task.rs).await?;
-    let spec = render_spec(&executable, &context.root, &archive, &gpus)?;
-    context.progress(TaskProgress {
-        done: 0,
-        total: 1,
-        outputs: Vec::new(),
-    });
-    let report = run_process(spec, &context, |_| {}).await?;
-    if let Some(failure) = report.into_failure(&executable.file_name()) {
-        return Err(failure);
-    }
-    Ok(RenderReport {
-        frames: 1,
-        outputs: Vec::new(),
+    let spec = render_spec(
+        &executable,
+        &context.root,
+        &archive,
+        &gpus,
+        &task.extra_args,
+    )?;
+    let mut watch = RenderWatch::new(&context, 1, Vec::new(), REDSHIFT_FAILURES);
+    let report = run_process(spec, &context, |line| {
+        if let Some(path) = saving_line(line) {
+            watch.output(path);
+        }
+        watch.check(line);
     })
+    .await?;
+    watch.finish(report, &executable.file_name())
 }
 
 #[cfg(test)]
@@ -115,22 +148,53 @@ mod tests {
     #[test]
     fn each_gpu_gets_its_own_flag() {
         let redshift = Executable::new("/usr/redshift/bin/redshiftCmdLine");
+        let extra = ["-oip".to_owned(), "/farm/out/a.exr".to_owned()];
         let spec = render_spec(
             &redshift,
             Path::new("/farm"),
             Path::new("/farm/a.rs"),
             &[0, 2],
+            &extra,
         )
         .unwrap_or_else(|f| panic!("{f}"));
         assert_eq!(spec.program, Path::new("/usr/redshift/bin/redshiftCmdLine"));
         assert_eq!(
             spec.args,
-            ["/farm/a.rs", "-gpu", "0", "-gpu", "2"].map(OsString::from)
+            [
+                "/farm/a.rs",
+                "-gpu",
+                "0",
+                "-gpu",
+                "2",
+                "-oip",
+                "/farm/out/a.exr"
+            ]
+            .map(OsString::from)
         );
-        let spec = render_spec(&redshift, Path::new("/farm"), Path::new("/farm/a.rs"), &[])
-            .unwrap_or_else(|f| panic!("{f}"));
+        let spec = render_spec(
+            &redshift,
+            Path::new("/farm"),
+            Path::new("/farm/a.rs"),
+            &[],
+            &[],
+        )
+        .unwrap_or_else(|f| panic!("{f}"));
         assert_eq!(spec.args, [OsString::from("/farm/a.rs")]);
         let spec = info_spec(&redshift, Path::new("/farm"));
         assert_eq!(spec.args, [OsString::from("--version")]);
+    }
+
+    #[test]
+    fn saving_lines_name_the_image() {
+        assert_eq!(
+            saving_line("Saving: /farm/render/a.0001.exr"),
+            Some("/farm/render/a.0001.exr")
+        );
+        assert_eq!(
+            saving_line("    [Redshift] Saving: C:\\farm\\a.png"),
+            Some("C:\\farm\\a.png")
+        );
+        assert_eq!(saving_line("Saving: "), None);
+        assert_eq!(saving_line("Saved file"), None);
     }
 }

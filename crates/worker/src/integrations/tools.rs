@@ -17,8 +17,8 @@ use std::path::{Component, Path, PathBuf};
 
 use buildcat_proto::Failure;
 use buildcat_proto::dcc::{
-    BlenderInfo, BlenderRender, HoudiniInfo, HoudiniRenderHip, HoudiniRenderIfd, ModoInfo,
-    ModoRender, RedshiftInfo, RedshiftRender,
+    BlenderInfo, BlenderRender, HoudiniInfo, HoudiniRenderHip, HoudiniRenderIfd, HoudiniRenderUsd,
+    ModoInfo, ModoRender, RedshiftInfo, RedshiftRender,
 };
 use buildcat_proto::task::Task;
 
@@ -38,6 +38,9 @@ pub enum Tool {
     ModoCl,
     /// Redshift's command-line renderer, for the `buildcat.redshift.*` jobs.
     RedshiftCmdLine,
+    /// Houdini's USD renderer (Karma and other Hydra delegates), for
+    /// `buildcat.hou.render_usd`.
+    Husk,
 }
 
 impl Tool {
@@ -48,6 +51,7 @@ impl Tool {
         Tool::Mantra,
         Tool::ModoCl,
         Tool::RedshiftCmdLine,
+        Tool::Husk,
     ];
 
     /// The executable's name, as searched for on PATH (without `.exe`).
@@ -58,6 +62,7 @@ impl Tool {
             Tool::Mantra => "mantra",
             Tool::ModoCl => "modo_cl",
             Tool::RedshiftCmdLine => "redshiftCmdLine",
+            Tool::Husk => "husk",
         }
     }
 
@@ -69,6 +74,7 @@ impl Tool {
             Tool::Mantra => "--mantra",
             Tool::ModoCl => "--modo",
             Tool::RedshiftCmdLine => "--redshift",
+            Tool::Husk => "--husk",
         }
     }
 
@@ -80,6 +86,7 @@ impl Tool {
             Tool::Mantra => &[HoudiniRenderIfd::KIND],
             Tool::ModoCl => &[ModoInfo::KIND, ModoRender::KIND],
             Tool::RedshiftCmdLine => &[RedshiftInfo::KIND, RedshiftRender::KIND],
+            Tool::Husk => &[HoudiniRenderUsd::KIND],
         }
     }
 }

@@ -54,17 +54,44 @@ def _record(*call):
     with open(_calls, 'a') as f:
         f.write(json.dumps(call) + '\n')
 
+class Error(Exception):
+    pass
+
+class ropRenderEventType(object):
+    PreFrame = 'PreFrame'
+    PostFrame = 'PostFrame'
+
+def timeToFrame(time):
+    return time * 24.0 + 1.0
+
 class RopNode(object):
     def __init__(self, path):
-        self.path = path
+        self._path = path
+        self._callbacks = []
+
+    def path(self):
+        return self._path
+
+    def parm(self, name):
+        return None
+
+    def errors(self):
+        return ()
+
+    def addRenderEventCallback(self, callback, run_before_script=False):
+        _record('addRenderEventCallback', self._path)
+        self._callbacks.append(callback)
 
     def render(self, frame_range=(), verbose=False, output_progress=False):
-        _record('render', self.path, list(frame_range), verbose, output_progress)
+        _record('render', self._path, list(frame_range), verbose, output_progress)
         start, end, step = frame_range
         for frame in range(start, end + 1, step):
             print('Rendering frame %d' % frame)
             print('ALF_PROGRESS 50%')
             print('ALF_PROGRESS 100%')
+            sys.stdout.flush()
+            for callback in self._callbacks:
+                callback(self, ropRenderEventType.PostFrame, (frame - 1) / 24.0)
         sys.stdout.flush()
 
 class hipFile(object):
@@ -392,7 +419,9 @@ async fn a_hip_renders_each_range_through_its_rop() {
         [
             format!("[\"load\", \"{hip}\", true, true]"),
             "[\"node\", \"/out/custom_rop\"]".to_owned(),
+            "[\"addRenderEventCallback\", \"/out/custom_rop\"]".to_owned(),
             "[\"render\", \"/out/custom_rop\", [1, 3, 1], true, true]".to_owned(),
+            "[\"addRenderEventCallback\", \"/out/custom_rop\"]".to_owned(),
             "[\"render\", \"/out/custom_rop\", [10, 19, 5], true, true]".to_owned(),
         ]
     );
@@ -405,6 +434,11 @@ async fn a_hip_renders_each_range_through_its_rop() {
         }
     );
     assert!(report.lines().contains(&"Rendering frame 15".to_owned()));
+    assert!(
+        report
+            .lines()
+            .contains(&"buildcat-frame-done 15".to_owned())
+    );
     assert_eq!(
         rig.record(Tool::Hython, "cwd")
             .as_deref()
@@ -445,7 +479,7 @@ async fn a_hip_name_with_quotes_newlines_and_shell_syntax_reaches_houdini_intact
         )
     );
     assert_eq!(calls[1], format!("[\"node\", \"{}\"]", quoted(rop)));
-    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls.len(), 4, "{calls:?}");
     for folder in [rig.root(), rig.tools.path().to_path_buf()] {
         assert!(!folder.join("pwned").exists(), "code was injected");
     }
@@ -464,9 +498,9 @@ async fn a_missing_rop_fails_naming_it() {
     let failure = failure(rig.run(&task).await.completion());
     assert_eq!(
         failure.reason,
-        "there is no ROP node `/missing/rop` in `scene.hip`"
+        "`hython` failed: there is no node `/missing/rop` in `scene.hip`"
     );
-    assert_eq!(failure.exit_code, Some(2));
+    assert_eq!(failure.exit_code, Some(3));
     rig.stop().await;
 }
 
@@ -568,12 +602,22 @@ async fn redshift_renders_on_the_workers_gpus() {
     let report = rig
         .run(&RedshiftRender {
             rs: "rs/shot.0001.rs".to_owned(),
+            extra_args: vec!["-ores".to_owned(), "64".to_owned(), "48".to_owned()],
         })
         .await;
     assert_eq!(output::<RedshiftRender>(report.completion()).frames, 1);
     assert_eq!(
         rig.argv(Tool::RedshiftCmdLine),
-        [archive.to_string_lossy().as_ref(), "-gpu", "0", "-gpu", "2"]
+        [
+            archive.to_string_lossy().as_ref(),
+            "-gpu",
+            "0",
+            "-gpu",
+            "2",
+            "-ores",
+            "64",
+            "48"
+        ]
     );
 
     let info = output::<RedshiftInfo>(rig.run(&RedshiftInfo).await.completion());
@@ -618,6 +662,7 @@ async fn scene_paths_outside_the_root_or_missing_fail_before_the_tool_runs() {
     let reason = failure(
         rig.run(&RedshiftRender {
             rs: "..\\x.rs".to_owned(),
+            extra_args: Vec::new(),
         })
         .await
         .completion(),
