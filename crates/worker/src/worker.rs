@@ -126,9 +126,19 @@ impl Worker {
         if let Err(error) = reaped.await {
             warn!(%error, "cannot look for what an earlier worker left running");
         }
+        // Once for all loops, before the first registration.
+        let tools = integrations::tool_versions(&self.tools, &self.root).await;
+        if !tools.is_empty() {
+            let read: Vec<String> = tools
+                .iter()
+                .map(|tool| format!("{} {}", tool.name, tool.version))
+                .collect();
+            info!(tools = ?read, "tool versions read");
+        }
         let mut loops = JoinSet::new();
         let mut names = HashMap::new();
-        for config in self.loops {
+        for mut config in self.loops {
+            config.tools.clone_from(&tools);
             let name = config.name.clone();
             let span = info_span!("worker", name = %name);
             let task = loops.spawn(run_loop(config, Arc::clone(&control)).instrument(span));
@@ -499,6 +509,8 @@ impl WorkerBuilder {
                 registry: Arc::clone(&registry),
                 kill_grace: self.kill_grace,
                 tls: tls.clone(),
+                // Read when the worker runs: asking a tool takes a process start.
+                tools: Vec::new(),
             })
             .collect();
         Ok(Worker {

@@ -49,6 +49,10 @@ fn client_frames() -> Vec<ClientFrame> {
             pid: 4242,
             version: "0.6.0".to_owned(),
             running: vec![(TASK_A, 2)],
+            tools: vec![buildcat_proto::ToolVersion {
+                name: "blender".to_owned(),
+                version: String::new(),
+            }],
         }),
         Request::Heartbeat,
         Request::Complete(Completion {

@@ -717,6 +717,7 @@ impl Core {
                 }),
                 connected_at: worker.connected_at,
                 quarantine: quarantine(worker),
+                tools: worker.registration.tools.clone(),
             })
             .collect();
         workers.sort_by(|a, b| a.name.cmp(&b.name));

@@ -27,13 +27,15 @@ pub use blender::{BlenderOptions, PROFILE_MARK};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use buildcat_proto::dcc::{
     BlenderInfo, BlenderRender, HoudiniInfo, HoudiniRenderHip, HoudiniRenderIfd, ModoInfo,
     ModoRender, RedshiftInfo, RedshiftRender, ToolInfo, ToolInfoReport,
 };
 use buildcat_proto::frames::FrameRange;
-use buildcat_proto::{Failure, Task, paths};
+use buildcat_proto::{Failure, JobId, Task, TaskId, ToolVersion, paths};
+use tracing::warn;
 
 use crate::context::JobContext;
 use crate::info;
@@ -192,6 +194,65 @@ async fn tool_version(
         exit_code: None,
         output_tail: tail,
     })
+}
+
+/// How long a tool may take to print its version at start: long enough for a cold start
+/// from a network install, short enough that a worker with a hung tool still starts soon.
+pub(crate) const VERSION_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The version of every tool in `toolbox`, asked of all of them at once (each within
+/// [`VERSION_TIMEOUT`]), for the registration: a tool that fails or hangs is listed with
+/// an empty version and a warning, so the worker still starts. Mantra has no version
+/// question here, so its version is empty.
+pub(crate) async fn tool_versions(toolbox: &Toolbox, root: &Path) -> Vec<ToolVersion> {
+    let asked = toolbox.iter().map(|(tool, executable)| async move {
+        let parse_and_spec = match tool {
+            Tool::Blender => Some((
+                blender::parse_version as fn(&[String]) -> Option<String>,
+                blender::info_spec(executable, root),
+            )),
+            Tool::Hython => Some((
+                houdini::parse_version as fn(&[String]) -> Option<String>,
+                houdini::info_spec(executable, root),
+            )),
+            Tool::ModoCl => Some((
+                modo::parse_version as fn(&[String]) -> Option<String>,
+                modo::info_spec(executable, root),
+            )),
+            Tool::RedshiftCmdLine => Some((
+                redshift::parse_version as fn(&[String]) -> Option<String>,
+                redshift::info_spec(executable, root),
+            )),
+            Tool::Mantra => None,
+        };
+        let version = match parse_and_spec {
+            Some((parse, spec)) => {
+                // Not a task: a context of its own with a deadline, so `run_process` kills a
+                // tool that hangs (and its children) when the time is up.
+                let context =
+                    JobContext::new(TaskId::new(JobId(Default::default()), 0), 1, "", root, "")
+                        .with_timeout(VERSION_TIMEOUT);
+                match tool_version(&context, executable, spec, parse).await {
+                    Ok(version) => version,
+                    Err(failure) => {
+                        warn!(
+                            %tool,
+                            executable = %executable.path().display(),
+                            reason = %failure.reason,
+                            "cannot read the tool's version; it is listed without one"
+                        );
+                        String::new()
+                    }
+                }
+            }
+            None => String::new(),
+        };
+        ToolVersion {
+            name: tool.name().to_owned(),
+            version,
+        }
+    });
+    futures_util::future::join_all(asked).await
 }
 
 /// How many frames `ranges` hold; fails on a range with no frames or a step below 1, and

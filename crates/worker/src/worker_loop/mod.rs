@@ -32,7 +32,8 @@ use std::time::Duration;
 
 use buildcat_proto::{
     Assignment, ClientFrame, CodecError, Completion, FramePreview, Outcome, Reply, Request,
-    RequestError, RequestId, SOFTWARE_VERSION, ServerFrame, TaskId, WorkerRegistration,
+    RequestError, RequestId, SOFTWARE_VERSION, ServerFrame, TaskId, ToolVersion,
+    WorkerRegistration,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
@@ -92,6 +93,9 @@ pub(crate) struct LoopConfig {
     pub(crate) tls: Option<TlsSetup>,
     /// The record of this loop's running task groups under the worker's state directory.
     pub(crate) groups: Arc<GroupRecord>,
+    /// The tools found and their versions, read once when the worker starts, so `info`
+    /// can say what this worker renders with.
+    pub(crate) tools: Vec<ToolVersion>,
 }
 
 /// A TLS connector (which has no `Debug` of its own).
@@ -503,6 +507,7 @@ fn registration(config: &LoopConfig, state: &LoopState) -> WorkerRegistration {
         pid: std::process::id(),
         version: SOFTWARE_VERSION.to_owned(),
         running: state.held_tasks(),
+        tools: config.tools.clone(),
     }
 }
 

@@ -759,6 +759,7 @@ impl Sim {
             pid: 1,
             version: "sim".to_owned(),
             running,
+            tools: Vec::new(),
         };
         self.request(conn, Request::Register(registration))?;
         Ok(conn)
