@@ -46,3 +46,4 @@ mod tls;
 mod tutorial;
 mod watching;
 mod web;
+mod worker_tools;
