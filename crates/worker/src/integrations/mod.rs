@@ -205,6 +205,11 @@ pub(crate) const VERSION_TIMEOUT: Duration = Duration::from_secs(20);
 /// an empty version and a warning, so the worker still starts. Mantra has no version
 /// question here, so its version is empty.
 pub(crate) async fn tool_versions(toolbox: &Toolbox, root: &Path) -> Vec<ToolVersion> {
+    tool_versions_within(toolbox, root, VERSION_TIMEOUT).await
+}
+
+/// [`tool_versions`] with each tool given `limit` to answer.
+async fn tool_versions_within(toolbox: &Toolbox, root: &Path, limit: Duration) -> Vec<ToolVersion> {
     let asked = toolbox.iter().map(|(tool, executable)| async move {
         let parse_and_spec = match tool {
             Tool::Blender => Some((
@@ -231,7 +236,7 @@ pub(crate) async fn tool_versions(toolbox: &Toolbox, root: &Path) -> Vec<ToolVer
                 // tool that hangs (and its children) when the time is up.
                 let context =
                     JobContext::new(TaskId::new(JobId(Default::default()), 0), 1, "", root, "")
-                        .with_timeout(VERSION_TIMEOUT);
+                        .with_timeout(limit);
                 match tool_version(&context, executable, spec, parse).await {
                     Ok(version) => version,
                     Err(failure) => {
@@ -289,6 +294,46 @@ fn root_relative(root: &Path, printed: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes an executable `sh` script `name` into `dir`.
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// Each tool's version is read from what it prints; one that hangs is stopped at the
+    /// limit and listed without a version, and the others are read all the same; mantra,
+    /// which is asked nothing, has none.
+    #[tokio::test]
+    async fn tool_versions_are_read_and_a_hung_tool_gets_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let given = std::collections::BTreeMap::from([
+            (
+                Tool::Blender,
+                script(dir.path(), "blender", "echo 'Blender 4.2.1 LTS'"),
+            ),
+            // Hangs (as a tool waiting on a license server would) until it is killed.
+            (Tool::Hython, script(dir.path(), "hython", "exec sleep 600")),
+            (Tool::Mantra, script(dir.path(), "mantra", "exit 0")),
+        ]);
+        let toolbox = Toolbox::discover(&given, false).unwrap();
+        let versions = tool_versions_within(&toolbox, dir.path(), Duration::from_secs(1)).await;
+        let tool = |name: &str, version: &str| ToolVersion {
+            name: name.to_owned(),
+            version: version.to_owned(),
+        };
+        assert_eq!(
+            versions,
+            [
+                tool("blender", "4.2.1"),
+                tool("hython", ""),
+                tool("mantra", "")
+            ]
+        );
+    }
 
     #[test]
     fn frames_are_counted_over_half_open_ranges() {
