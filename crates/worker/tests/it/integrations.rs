@@ -190,6 +190,14 @@ impl Rig {
         }
         let worker = start(worker);
         let connection = server.accept(QUIET_HEARTBEAT_MS).await;
+        // Registered, so the worker has asked each tool its version: those runs are not the
+        // ones a test checks, so their records go.
+        for &tool in tools {
+            let record = folder.path().join(format!("record-{}", tool.name()));
+            if record.exists() {
+                std::fs::remove_dir_all(&record).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
         Rig {
             root,
             tools: folder,
@@ -914,5 +922,27 @@ async fn a_blender_crash_log_reaches_the_output_and_the_failure() {
             .any(|line| line.contains("BLI_system_backtrace")),
         "{lines:?}"
     );
+    rig.stop().await;
+}
+
+/// Guards issue 14 (item 7): the registration lists each tool the worker was given with
+/// the version the tool printed when asked at start (mantra, asked nothing, has none).
+#[tokio::test]
+async fn the_registration_lists_each_tool_with_its_version() {
+    let rig = Rig::start(&[Tool::Blender, Tool::Mantra, Tool::RedshiftCmdLine]).await;
+    let listed: Vec<(String, String)> = rig
+        .connection
+        .registration
+        .tools
+        .iter()
+        .map(|tool| (tool.name.clone(), tool.version.clone()))
+        .collect();
+    let expected = [
+        ("blender", "3.4.1"),
+        ("mantra", ""),
+        ("redshiftCmdLine", "3.5.16"),
+    ]
+    .map(|(name, version)| (name.to_owned(), version.to_owned()));
+    assert_eq!(listed, expected);
     rig.stop().await;
 }
