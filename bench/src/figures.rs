@@ -100,7 +100,7 @@ pub struct Setup {
 }
 
 /// A child process killed when dropped.
-struct KillOnDrop(Child);
+pub struct KillOnDrop(pub Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

@@ -5,6 +5,7 @@
 //! A missed target is reported, never an error: the exit status is non-zero only when a
 //! measurement could not be made.
 
+mod efficiency;
 mod farm;
 mod figures;
 mod report;
@@ -29,13 +30,14 @@ const USAGE: &str = "usage: buildcat-bench [--quick] [--buildcat PATH] [--out DI
   --buildcat PATH the `buildcat` binary [default: next to this program]
   --out DIR       where results.json and the charts go [default: target/bench]
   --only GROUPS   comma-separated subset of: stages, cli, latency, throughput, submit,
-                  durability, memory, workers, stall
+                  durability, memory, workers, stall, efficiency (real Blender, where on
+                  PATH)
   --server-threads N
                   worker threads of the in-process server's runtime [default: 2, like
                   `buildcat server` on this machine]; 0 for a current-thread runtime";
 
 /// Every group of figures, in the order they run.
-const GROUPS: [&str; 9] = [
+const GROUPS: [&str; 10] = [
     "stages",
     "cli",
     "latency",
@@ -45,6 +47,7 @@ const GROUPS: [&str; 9] = [
     "memory",
     "workers",
     "stall",
+    "efficiency",
 ];
 
 /// The command line.
@@ -304,6 +307,14 @@ fn run(options: Options) -> anyhow::Result<bool> {
         record(
             "stall",
             runtime.block_on(stall::probe(&sizes)),
+            &mut figures,
+        );
+    }
+    if wants("efficiency") {
+        announce("farm efficiency with real Blender");
+        record(
+            "efficiency",
+            runtime.block_on(efficiency::measure(&ctx)),
             &mut figures,
         );
     }

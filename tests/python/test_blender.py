@@ -47,6 +47,10 @@ settings.output = 'renders/anim_####'
 result = bpy.ops.buildcat.submit()
 assert result == {'FINISHED'}, result
 print('BUILDCAT_JOB', settings.last_job)
+import buildcat_blender
+print('BUILDCAT_PAGE', buildcat_blender.job_page(bpy.context, settings.last_job))
+preferences.web_page = 'http://farm.example:8080/'
+print('BUILDCAT_PAGE', buildcat_blender.job_page(bpy.context, settings.last_job))
 """
 
 
@@ -98,6 +102,13 @@ def test_the_addon_submits_the_scene_and_a_worker_renders_it(farm, client, tmp_p
     out = run_blender([str(scene), "--python-expr", SUBMIT], env, artist)
     numbers = [line.split()[1] for line in out.splitlines() if line.startswith("BUILDCAT_JOB")]
     assert numbers and numbers[0] != "0", out
+    # The report links to the job's web page: the server's host on the default port, or
+    # the page the preferences name.
+    pages = [line.split()[1] for line in out.splitlines() if line.startswith("BUILDCAT_PAGE")]
+    assert pages == [
+        f"http://127.0.0.1:2229/#/job/{numbers[0]}",
+        f"http://farm.example:8080/#/job/{numbers[0]}",
+    ], out
 
     job = client.job(int(numbers[0]))
     status = job.status()

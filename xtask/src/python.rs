@@ -74,7 +74,7 @@ fn python(target: &Path) -> Option<PathBuf> {
 fn install_hint() -> String {
     format!(
         "install Python 3 with venv and pytest (Debian: apt-get install python3 python3-venv \
-         python3-pytest), then `python3 -m venv --system-site-packages target/python/venv && \
+         python3-pytest), then `/usr/bin/python3 -m venv --system-site-packages target/python/venv && \
          target/python/venv/bin/pip install maturin=={MATURIN_VERSION}` (what .ci/run does)"
     )
 }
@@ -221,7 +221,14 @@ pub fn test(root: &Path, target: &Path, debug: bool) -> Result<(), String> {
     let venv = tools_venv(target);
     let venv_python = venv.join("bin").join("python3");
     if !venv_python.exists() {
-        let python = python(target).ok_or_else(install_hint)?;
+        // The distribution's own Python first: its site packages hold the packaged pytest,
+        // which a `python3` found earlier on PATH (pyenv, /usr/local) does not see.
+        let system = PathBuf::from("/usr/bin/python3");
+        let python = if runs(&system) {
+            system
+        } else {
+            python(target).ok_or_else(install_hint)?
+        };
         run(
             Command::new(&python)
                 .args(["-m", "venv", "--system-site-packages"])

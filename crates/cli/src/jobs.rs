@@ -109,31 +109,8 @@ pub fn print_submitted(job: Submitted, as_json: bool) {
     }
 }
 
-/// The last part of a path, for a job's name (`scenes/shot.blend` is `shot.blend`).
-pub fn file_name(path: &str) -> &str {
-    path.rsplit(['/', '\\'])
-        .find(|part| !part.is_empty())
-        .unwrap_or(path)
-}
-
-/// A command line as a person would type it: arguments with spaces or quotes quoted.
-pub fn command_line<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
-    words
-        .into_iter()
-        .map(|word| {
-            let plain = !word.is_empty()
-                && word
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
-            if plain {
-                word.to_owned()
-            } else {
-                format!("'{}'", word.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+// One implementation, shared with the render plans and the Python package.
+pub use buildcat_client::render::{command_line, file_name};
 
 /// `buildcat run -- PROGRAM ARGS...`.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {

@@ -51,6 +51,11 @@ class BuildcatPreferences(bpy.types.AddonPreferences):
         "submitted scenes are copied under it",
         subtype="DIR_PATH",
     )
+    web_page: StringProperty(
+        name="Web page",
+        description="The farm's web page (buildcat server's --http address), for links to "
+        "submitted jobs; empty: http://SERVER:2229",
+    )
     tls_ca: StringProperty(
         name="Server certificate",
         description="The server's certificate (server.cert); empty for plain TCP",
@@ -70,6 +75,7 @@ class BuildcatPreferences(bpy.types.AddonPreferences):
     def draw(self, context):
         layout = self.layout
         layout.prop(self, "farm_root")
+        layout.prop(self, "web_page")
         box = layout.box()
         box.label(text="TLS (leave empty for plain TCP)")
         box.prop(self, "tls_ca")
@@ -164,6 +170,33 @@ def submit(context):
     return job
 
 
+# The port `buildcat server` serves its web page on unless told otherwise (--http).
+DEFAULT_WEB_PORT = 2229
+
+
+def job_page(context, number):
+    """The address of job `number` on the farm's web page."""
+    page = _preferences(context).web_page.strip().rstrip("/")
+    if not page:
+        page = f"http://{context.scene.buildcat.host}:{DEFAULT_WEB_PORT}"
+    return f"{page}/#/job/{number}"
+
+
+class BUILDCAT_OT_open_job(bpy.types.Operator):
+    """Open the last submitted job on the farm's web page"""
+
+    bl_idname = "buildcat.open_job"
+    bl_label = "Open on the web page"
+
+    def execute(self, context):
+        number = context.scene.buildcat.last_job
+        if not number:
+            self.report({"ERROR"}, "no job submitted from this scene yet")
+            return {"CANCELLED"}
+        bpy.ops.wm.url_open(url=job_page(context, number))
+        return {"FINISHED"}
+
+
 class BUILDCAT_OT_submit(bpy.types.Operator):
     """Save a copy of the scene under the farm root and render it on the farm"""
 
@@ -181,7 +214,8 @@ class BUILDCAT_OT_submit(bpy.types.Operator):
         self.report(
             {"INFO"},
             f"submitted job {job.number} ({job.tasks} task(s)) to {settings.host}:"
-            f"{settings.port}; `buildcat status {job.number}` follows it",
+            f"{settings.port}; follow it on {job_page(context, job.number)} or with "
+            f"`buildcat status {job.number}`",
         )
         return {"FINISHED"}
 
@@ -211,10 +245,18 @@ class BUILDCAT_PT_render(bpy.types.Panel):
         layout.prop(settings, "device")
         layout.operator(BUILDCAT_OT_submit.bl_idname, icon="RENDER_ANIMATION")
         if settings.last_job:
-            layout.label(text=f"Last submitted: job {settings.last_job}")
+            row = layout.row()
+            row.label(text=f"Last submitted: job {settings.last_job}")
+            row.operator(BUILDCAT_OT_open_job.bl_idname, icon="URL")
 
 
-CLASSES = (BuildcatPreferences, BuildcatSettings, BUILDCAT_OT_submit, BUILDCAT_PT_render)
+CLASSES = (
+    BuildcatPreferences,
+    BuildcatSettings,
+    BUILDCAT_OT_open_job,
+    BUILDCAT_OT_submit,
+    BUILDCAT_PT_render,
+)
 
 
 def register():
