@@ -140,6 +140,13 @@ pub enum Request {
         /// Whether to send the newest preview's image (a listing does without).
         image: bool,
     },
+    /// A registered worker's tools with the versions it has read since it registered:
+    /// a worker registers at once with what it knows (tools without versions) and asks its
+    /// tools their versions meanwhile, so a slow tool never delays its first task. Replaces
+    /// the list the registration gave, within the same bounds ([`MAX_TOOLS`],
+    /// [`MAX_TOOL_TEXT`]; [`RequestError::Invalid`] otherwise). Answered with
+    /// [`Reply::Ack`]. Workers only.
+    UpdateTools(Vec<ToolVersion>),
 }
 
 impl Request {
@@ -170,6 +177,7 @@ impl Request {
             Request::EnableWorker(_) => "worker-enable",
             Request::Preview(_) => "preview",
             Request::Previews { .. } => "previews",
+            Request::UpdateTools(_) => "update-tools",
         }
     }
 }

@@ -30,7 +30,20 @@ fn tools_of(info: &Value, name: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Guards issue 14 (item 7): a worker given stand-in tools by flag (and no PATH) registers
+/// Whether worker `name` is listed idle with the versions of its tools read (sent after it
+/// registered, so as not to hold up its first task); mantra, asked nothing, has none.
+fn idle_with_versions(info: &Value, name: &str) -> bool {
+    worker(info, name).is_some_and(|w| {
+        w["state"] == "idle"
+            && w["tools"].as_array().is_some_and(|tools| {
+                tools
+                    .iter()
+                    .all(|tool| tool["name"] == "mantra" || tool["version"] != "")
+            })
+    })
+}
+
+/// Guards issue 14 (item 7): a worker given stand-in tools by flag (and no PATH) lists
 /// each with the version the tool printed when asked at start; mantra, which is asked
 /// nothing, is listed without one. `info --json` lists them per worker and `info` prints
 /// them as `hython 20.0.547`.
@@ -47,8 +60,8 @@ fn a_workers_tools_are_listed_by_info_with_the_versions_they_print() {
         .env("PATH", "/nonexistent")
         .env(RECORD_VAR, &tools.records);
     let _worker = Proc::spawn("worker dcc", command, farm.path());
-    let info = farm.wait_for_info("worker dcc idle", |info| {
-        worker(info, "dcc").is_some_and(|w| w["state"] == "idle")
+    let info = farm.wait_for_info("worker dcc idle with its tools' versions", |info| {
+        idle_with_versions(info, "dcc")
     });
     let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
         pairs
@@ -94,8 +107,8 @@ fn a_worker_with_blender_lists_its_version() {
     }
     let farm = Farm::start();
     let _worker = farm.worker(&["--name", "b1"]);
-    let info = farm.wait_for_info("worker b1 idle", |info| {
-        worker(info, "b1").is_some_and(|w| w["state"] == "idle")
+    let info = farm.wait_for_info("worker b1 idle with its tools' versions", |info| {
+        idle_with_versions(info, "b1")
     });
     let tools = tools_of(&info, "b1");
     let blender = tools

@@ -847,6 +847,17 @@ fn request() {
         ),
         "00000005 1616012901",
     );
+    // One tool, "blender" (7 bytes) at "3.4.1" (5 bytes).
+    check(
+        &request(
+            23,
+            Request::UpdateTools(vec![ToolVersion {
+                name: "blender".to_owned(),
+                version: "3.4.1".to_owned(),
+            }]),
+        ),
+        "00000011 1717 01 07626c656e646572 05332e342e31",
+    );
 }
 
 #[test]

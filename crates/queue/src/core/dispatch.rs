@@ -724,7 +724,7 @@ impl Core {
 
 /// Whether the tools a worker lists are within what the server keeps for each worker:
 /// `info` carries every worker's tools, so one peer must not make every reply huge.
-fn check_tools(tools: &[ToolVersion]) -> Result<(), String> {
+pub(super) fn check_tools(tools: &[ToolVersion]) -> Result<(), String> {
     if tools.len() > MAX_TOOLS {
         return Err(format!(
             "a worker may list at most {MAX_TOOLS} tools, this one listed {}; list only the tools it renders with",

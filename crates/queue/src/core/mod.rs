@@ -521,6 +521,7 @@ impl Core {
                 | Request::Log { .. }
                 | Request::Progress { .. }
                 | Request::Preview(_)
+                | Request::UpdateTools(_)
         );
         if worker_only && role != Role::Worker {
             let error = RequestError::WrongRole {
@@ -649,6 +650,10 @@ impl Core {
             }
             Request::Previews { job, image } => {
                 let reply = self.job_previews(job, image).map(Reply::Previews);
+                self.reply(conn, id, reply);
+            }
+            Request::UpdateTools(tools) => {
+                let reply = self.update_tools(conn, tools).map(|()| Reply::Ack);
                 self.reply(conn, id, reply);
             }
         }

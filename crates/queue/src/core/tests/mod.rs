@@ -1353,3 +1353,67 @@ fn a_workers_tools_are_kept_and_shown_and_oversized_lists_are_refused() {
     assert_eq!(view.workers[0].tools[0].name, "blender");
     assert_eq!(view.workers[0].tools[0].version, "3.4.1");
 }
+
+/// A worker registers at once with its tools' names and sends their versions once read
+/// (`UpdateTools`, protocol 6): they replace what `info` shows, within the registration's
+/// bounds (an oversized list is refused and the kept one stays); a connection that has not
+/// registered, or a client, has no tools to update.
+#[test]
+fn a_workers_tools_are_updated_after_registering() {
+    use buildcat_proto::{MAX_TOOLS, ToolVersion};
+    let tool = |name: &str, version: &str| ToolVersion {
+        name: name.to_owned(),
+        version: version.to_owned(),
+    };
+    let shown = |farm: &mut Farm| {
+        let frames = farm.request(CLIENT, Request::Info);
+        match &replies(&frames, CLIENT)[..] {
+            [Ok(Reply::Info(info))] => info.workers[0].tools.clone(),
+            other => panic!("expected info, got {other:?}"),
+        }
+    };
+    let mut farm = Farm::new();
+    farm.handle(Input::Connected {
+        conn: 11,
+        role: Role::Worker,
+    });
+    let frames = farm.request(11, Request::UpdateTools(vec![tool("blender", "3.4.1")]));
+    assert!(
+        matches!(&replies(&frames, 11)[..], [Err(RequestError::Invalid(reason))] if reason.contains("send `Register` first")),
+        "{frames:?}"
+    );
+    let frames = farm.request(CLIENT, Request::UpdateTools(Vec::new()));
+    assert!(
+        matches!(
+            &replies(&frames, CLIENT)[..],
+            [Err(RequestError::WrongRole { .. })]
+        ),
+        "{frames:?}"
+    );
+
+    farm.worker(10, "host-1", &["default"]);
+    let frames = farm.request(
+        10,
+        Request::UpdateTools(vec![tool("blender", "3.4.1"), tool("mantra", "")]),
+    );
+    assert!(
+        matches!(&replies(&frames, 10)[..], [Ok(Reply::Ack)]),
+        "{frames:?}"
+    );
+    let expected = vec![tool("blender", "3.4.1"), tool("mantra", "")];
+    assert_eq!(shown(&mut farm), expected);
+
+    let too_many = (0..=MAX_TOOLS)
+        .map(|i| tool(&format!("tool{i}"), "1"))
+        .collect();
+    let frames = farm.request(10, Request::UpdateTools(too_many));
+    assert!(
+        matches!(&replies(&frames, 10)[..], [Err(RequestError::Invalid(reason))] if reason.contains("at most 32 tools")),
+        "{frames:?}"
+    );
+    assert_eq!(
+        shown(&mut farm),
+        expected,
+        "a refused update changes nothing"
+    );
+}
