@@ -1099,6 +1099,13 @@ impl Sim {
                 let preview = self.preview(task, attempt);
                 return self.request(conn, Request::Preview(preview)).map(|_| ());
             }
+            // The versions of its tools, read after it registered.
+            2 if self.rng.below(4) == 0 => {
+                Request::UpdateTools(vec![buildcat_proto::ToolVersion {
+                    name: "blender".to_owned(),
+                    version: "3.4.1".to_owned(),
+                }])
+            }
             _ => Request::Log {
                 task,
                 attempt,
