@@ -91,21 +91,23 @@ pub fn info_text(info: &FarmInfo) -> String {
         let queues_w = width(&|w| w.queues.join(",").len(), "queues");
         let state_w = width(&|w| w.activity.as_str().len(), "state");
         let task_w = width(&|w| w.task.map_or(1, |task| task.to_string().len()), "task");
+        let tools_w = width(&|w| tools_text(w).len(), "tools");
         out.push_str(&format!(
-            "{:<name_w$}  {:<host_w$}  {:<state_w$}  {:<queues_w$}  {:<task_w$}  root\n",
-            "name", "host", "state", "queues", "task"
+            "{:<name_w$}  {:<host_w$}  {:<state_w$}  {:<queues_w$}  {:<task_w$}  {:<tools_w$}  root\n",
+            "name", "host", "state", "queues", "task", "tools"
         ));
         for worker in &info.workers {
             let task = worker
                 .task
                 .map_or_else(|| "-".to_owned(), |task| task.to_string());
             out.push_str(&format!(
-                "{:<name_w$}  {:<host_w$}  {:<state_w$}  {:<queues_w$}  {:<task_w$}  {}\n",
+                "{:<name_w$}  {:<host_w$}  {:<state_w$}  {:<queues_w$}  {:<task_w$}  {:<tools_w$}  {}\n",
                 worker.name,
                 worker.host,
                 worker.activity.as_str(),
                 worker.queues.join(","),
                 task,
+                tools_text(worker),
                 worker.root
             ));
         }
@@ -121,12 +123,32 @@ pub fn info_text(info: &FarmInfo) -> String {
     out
 }
 
+/// A worker's tools as the table shows them: `blender 3.4.1, hython 20.5`; a tool whose
+/// version could not be read by its name alone; `-` for none.
+fn tools_text(worker: &buildcat_proto::WorkerSummary) -> String {
+    if worker.tools.is_empty() {
+        return "-".to_owned();
+    }
+    worker
+        .tools
+        .iter()
+        .map(|tool| {
+            if tool.version.is_empty() {
+                tool.name.clone()
+            } else {
+                format!("{} {}", tool.name, tool.version)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use buildcat_proto::view::FarmView;
     use buildcat_proto::{
-        FarmInfo, JobId, QueueSummary, RunningTask, TaskCounts, TaskId, Timestamp, Unserved,
-        WorkerActivity, WorkerSummary,
+        FarmInfo, JobId, QueueSummary, RunningTask, TaskCounts, TaskId, Timestamp, ToolVersion,
+        Unserved, WorkerActivity, WorkerSummary,
     };
 
     /// A farm of one queue, one busy worker and one kind no worker can run.
@@ -160,6 +182,16 @@ mod tests {
                 }),
                 connected_at: Timestamp::now(),
                 quarantine: None,
+                tools: vec![
+                    ToolVersion {
+                        name: "blender".to_owned(),
+                        version: "3.4.1".to_owned(),
+                    },
+                    ToolVersion {
+                        name: "mantra".to_owned(),
+                        version: String::new(),
+                    },
+                ],
             }],
             unserved: vec![Unserved {
                 queue: "default".to_owned(),
@@ -208,7 +240,17 @@ mod tests {
       ],
       "root": "/farm",
       "state": "busy",
-      "task": "42.3"
+      "task": "42.3",
+      "tools": [
+        {
+          "name": "blender",
+          "version": "3.4.1"
+        },
+        {
+          "name": "mantra",
+          "version": ""
+        }
+      ]
     }
   ]
 }"#;
@@ -225,6 +267,7 @@ mod tests {
         );
         let worker = text.lines().find(|line| line.starts_with("w1")).unwrap();
         assert!(worker.contains(" 42.3 "), "{worker}");
+        assert!(worker.contains(" blender 3.4.1, mantra "), "{worker}");
         assert!(
             text.contains("waiting: 7 buildcat.blender.render task(s) in `default`"),
             "{text}"

@@ -114,6 +114,7 @@ mod tests {
             task: None,
             connected_at: Timestamp::now(),
             quarantine: None,
+            tools: Vec::new(),
         }
     }
 

@@ -46,9 +46,9 @@ pub use job::{
 };
 pub use message::{
     Assignment, Change, Changed, ClientFrame, Completion, DroppedOutput, FarmInfo, JobEvent,
-    JobQuery, LogPage, MAX_CHANGES_PER_REQUEST, Outcome, QueueSummary, Reply, Request,
-    RequestError, RequestId, Requeue, RunningTask, ServerFrame, Submitted, Unserved,
-    WorkerActivity, WorkerRegistration, WorkerSummary,
+    JobQuery, LogPage, MAX_CHANGES_PER_REQUEST, MAX_TOOL_TEXT, MAX_TOOLS, Outcome, QueueSummary,
+    Reply, Request, RequestError, RequestId, Requeue, RunningTask, ServerFrame, Submitted,
+    ToolVersion, Unserved, WorkerActivity, WorkerRegistration, WorkerSummary,
 };
 pub use preview::{
     FramePreview, JobPreviews, MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE, PreviewFormat, PreviewInfo,

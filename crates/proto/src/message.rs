@@ -140,6 +140,13 @@ pub enum Request {
         /// Whether to send the newest preview's image (a listing does without).
         image: bool,
     },
+    /// A registered worker's tools with the versions it has read since it registered:
+    /// a worker registers at once with what it knows (tools without versions) and asks its
+    /// tools their versions meanwhile, so a slow tool never delays its first task. Replaces
+    /// the list the registration gave, within the same bounds ([`MAX_TOOLS`],
+    /// [`MAX_TOOL_TEXT`]; [`RequestError::Invalid`] otherwise). Answered with
+    /// [`Reply::Ack`]. Workers only.
+    UpdateTools(Vec<ToolVersion>),
 }
 
 impl Request {
@@ -170,6 +177,7 @@ impl Request {
             Request::EnableWorker(_) => "worker-enable",
             Request::Preview(_) => "preview",
             Request::Previews { .. } => "previews",
+            Request::UpdateTools(_) => "update-tools",
         }
     }
 }
@@ -283,6 +291,30 @@ pub struct WorkerRegistration {
     pub version: String,
     /// Tasks it is still running from before a reconnect: (task, attempt).
     pub running: Vec<(TaskId, u32)>,
+    /// The tools it found, with their versions, so `info` and the web page can say what
+    /// each worker can render with (at most [`MAX_TOOLS`]; each text at most
+    /// [`MAX_TOOL_TEXT`] bytes, or the server refuses the registration).
+    pub tools: Vec<ToolVersion>,
+}
+
+/// The most tools a worker may list at registration: far more than the integrations there
+/// are, yet small enough that a peer cannot make every `info` reply huge.
+pub const MAX_TOOLS: usize = 32;
+
+/// The most bytes a tool's name or version may have: version strings are short
+/// (`3.4.1`, `20.5.410`); a longer one is a peer's mistake or abuse.
+pub const MAX_TOOL_TEXT: usize = 256;
+
+/// One tool a worker found and the version it reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolVersion {
+    /// The tool as the worker's toolbox names it: `blender`, `hython`, `mantra`, `modo_cl`,
+    /// `redshiftCmdLine`; what a person matches against the kinds they submit.
+    pub name: String,
+    /// The version it printed, e.g. `3.4.1`; empty if it could not be read (the tool did
+    /// not answer in time or printed nothing the worker understood), so a person knows the
+    /// tool is there but not which release.
+    pub version: String,
 }
 
 /// A worker's report of how an attempt ended.
@@ -611,6 +643,9 @@ pub struct WorkerSummary {
     pub connected_at: Timestamp,
     /// Why it gets no work, while quarantined (see [`WorkerActivity::Quarantined`]).
     pub quarantine: Option<String>,
+    /// The tools it found with their versions, as it registered them: what it can render
+    /// with, so a person can tell why a job waits or which release made a frame.
+    pub tools: Vec<ToolVersion>,
 }
 
 /// The task a worker runs, as `info` names it.

@@ -83,6 +83,18 @@ pub struct WorkerView {
     pub state: String,
     /// The task it runs as people name it (`42.3`), `null` when idle.
     pub task: Option<String>,
+    /// The tools it found with their versions, so a script can pick or check workers by
+    /// what they render with.
+    pub tools: Vec<ToolView>,
+}
+
+/// A tool a worker found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ToolView {
+    /// The tool as the worker names it (`blender`, `hython`).
+    pub name: String,
+    /// The version it reported (`3.4.1`), empty when it could not be read.
+    pub version: String,
 }
 
 /// Queued tasks of one kind in one queue that no connected worker can run.
@@ -137,6 +149,14 @@ impl From<&WorkerSummary> for WorkerView {
             root: worker.root.clone(),
             state: worker.activity.as_str().to_owned(),
             task: worker.task.map(|task| task.to_string()),
+            tools: worker
+                .tools
+                .iter()
+                .map(|tool| ToolView {
+                    name: tool.name.clone(),
+                    version: tool.version.clone(),
+                })
+                .collect(),
         }
     }
 }

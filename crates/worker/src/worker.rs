@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use buildcat_proto::{DEFAULT_MAX_FRAME, DEFAULT_PORT, Failure, Task};
+use buildcat_proto::{DEFAULT_MAX_FRAME, DEFAULT_PORT, Failure, Task, ToolVersion};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -42,6 +43,10 @@ pub struct Worker {
     /// The slots a default name holds (`HOST-SLOT`), locked until the worker is dropped or
     /// its run ends, so another worker on this host takes the next ones.
     slots: Vec<Slot>,
+    /// The tools with their versions as far as they are known, seen by every loop: names
+    /// only until [`Worker::run`] has asked each tool its version, which it does beside
+    /// the loops, so a slow tool never delays the first registration or task.
+    versions: watch::Sender<Vec<ToolVersion>>,
 }
 
 /// What a worker did before [`Worker::run`] returned.
@@ -126,6 +131,23 @@ impl Worker {
         if let Err(error) = reaped.await {
             warn!(%error, "cannot look for what an earlier worker left running");
         }
+        // Once for all loops, beside them: they register at once with the tools' names,
+        // and send the versions when this has read them.
+        let (toolbox, root, versions) = (self.tools, self.root, self.versions);
+        let probe = async {
+            if toolbox.is_empty() {
+                return std::future::pending().await;
+            }
+            let tools = integrations::tool_versions(&toolbox, &root).await;
+            let read: Vec<String> = tools
+                .iter()
+                .map(|tool| format!("{} {}", tool.name, tool.version))
+                .collect();
+            info!(tools = ?read, "tool versions read");
+            tools
+        };
+        tokio::pin!(probe);
+        let mut probed = false;
         let mut loops = JoinSet::new();
         let mut names = HashMap::new();
         for config in self.loops {
@@ -143,6 +165,13 @@ impl Worker {
                 () = &mut shutdown, if !shutdown_seen => {
                     shutdown_seen = true;
                     ShutdownHandle::new(Arc::clone(&control)).finish();
+                    continue;
+                }
+                tools = &mut probe, if !probed => {
+                    probed = true;
+                    // Always sent, even if no version could be read: the loops tell the
+                    // server the reading is over.
+                    versions.send_replace(tools);
                     continue;
                 }
                 joined = loops.join_next_with_id() => joined,
@@ -467,6 +496,16 @@ impl WorkerBuilder {
                 "gpus for redshift were given but redshiftCmdLine was not found"
             );
         }
+        // What the loops register with until the versions are read: each tool's name.
+        let (versions, _) = watch::channel(
+            tools
+                .iter()
+                .map(|(tool, _)| ToolVersion {
+                    name: tool.name().to_owned(),
+                    version: String::new(),
+                })
+                .collect(),
+        );
         // Read the TLS files now, so a missing file stops the worker with a clear error.
         let tls = self
             .tls
@@ -499,6 +538,9 @@ impl WorkerBuilder {
                 registry: Arc::clone(&registry),
                 kill_grace: self.kill_grace,
                 tls: tls.clone(),
+                // Versions are read when the worker runs: asking a tool takes a process
+                // start.
+                tools: versions.subscribe(),
             })
             .collect();
         Ok(Worker {
@@ -508,6 +550,7 @@ impl WorkerBuilder {
             control: Arc::new(Control::new(self.max_tasks)),
             tools,
             slots,
+            versions,
         })
     }
 }

@@ -47,3 +47,4 @@ mod tls;
 mod tutorial;
 mod watching;
 mod web;
+mod worker_tools;

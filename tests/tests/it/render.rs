@@ -26,6 +26,9 @@ struct ToolFarm {
     tools: FakeTools,
     /// The worker's root (canonical).
     root: PathBuf,
+    /// How many tool runs the worker made before it registered (it asks each tool its
+    /// version at start), so a test counts only the runs its jobs made.
+    started_runs: usize,
     /// The server and the directory everything lives in.
     farm: Farm,
 }
@@ -47,10 +50,13 @@ impl ToolFarm {
         farm.wait_for_info("worker dcc idle", |info| {
             worker(info, "dcc").is_some_and(|w| w["state"] == "idle")
         });
+        // Registered, so the version questions asked at start are all recorded.
+        let started_runs = tools.runs().len();
         ToolFarm {
             worker: process,
             tools,
             root,
+            started_runs,
             farm,
         }
     }
@@ -132,7 +138,7 @@ fn only_run(runs: &[Run], tool: &str) -> Run {
 #[test]
 fn fake_tools_named_by_flags_run_the_command_lines_the_integrations_promise() {
     let mut farm = ToolFarm::start();
-    let mut seen = 0;
+    let mut seen = farm.started_runs;
 
     // The info commands: text, then JSON, for each tool.
     let infos = [

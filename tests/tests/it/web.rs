@@ -439,6 +439,11 @@ fn the_page_in_chromium_follows_a_render_and_cancels_a_job() {
     );
     assert_eq!(farm.job(&render_job)["state"], "finished");
     assert!(text(&report, "/worker_row").contains("web1"), "{report:#}");
+    // The Tools column: the worker renders the job with Blender, so it lists it, versioned.
+    assert!(
+        text(&report, "/worker_row").contains("blender "),
+        "{report:#}"
+    );
     assert!(number(&report, "farm_queues") >= 2, "{report:#}");
     assert_eq!(number(&report, "chart_bars"), 60, "{report:#}");
     assert_eq!(

@@ -49,6 +49,10 @@ fn client_frames() -> Vec<ClientFrame> {
             pid: 4242,
             version: "0.6.0".to_owned(),
             running: vec![(TASK_A, 2)],
+            tools: vec![buildcat_proto::ToolVersion {
+                name: "blender".to_owned(),
+                version: String::new(),
+            }],
         }),
         Request::Heartbeat,
         Request::Complete(Completion {
@@ -104,6 +108,10 @@ fn client_frames() -> Vec<ClientFrame> {
             job: JobRef::Number(41),
             image: false,
         },
+        Request::UpdateTools(vec![buildcat_proto::ToolVersion {
+            name: "hython".to_owned(),
+            version: "20.5.410".to_owned(),
+        }]),
     ];
     requests
         .into_iter()
@@ -637,6 +645,7 @@ fn variant(request: &Request) -> usize {
         Request::EnableWorker(_) => 20,
         Request::Preview(_) => 21,
         Request::Previews { .. } => 22,
+        Request::UpdateTools(_) => 23,
     }
 }
 
@@ -645,7 +654,7 @@ fn every_client_frame_round_trips() {
     let frames = client_frames();
     let covered: std::collections::BTreeSet<usize> =
         frames.iter().map(|frame| variant(&frame.request)).collect();
-    let all: std::collections::BTreeSet<usize> = (0..=22).collect();
+    let all: std::collections::BTreeSet<usize> = (0..=23).collect();
     assert_eq!(covered, all, "one frame per Request variant at least");
     for frame in &frames {
         // Ids below 251 are one byte; the variant index follows.

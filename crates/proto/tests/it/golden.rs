@@ -20,7 +20,7 @@
 //! ```text
 //! 00 00 00 10                  length prefix: 16 body bytes follow (big-endian u32)
 //! 42 55 49 4c 44 43 41 54      magic "BUILDCAT": a [u8; 8] array, so no length prefix
-//! 05                           protocol version 5 (varint)
+//! 06                           protocol version 6 (varint)
 //! 00                           role: variant 0 = Client (1 = Worker)
 //! 05 30 2e 36 2e 30            software: length 5, then "0.6.0"
 //! ```
@@ -35,8 +35,8 @@ use buildcat_proto::{
     JobRef, JobState, JobStatus, JobSummary, LogPage, MAGIC, MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE,
     NewJob, NewTask, Outcome, PROTOCOL_VERSION, PreviewFormat, PreviewInfo, QueueSummary, Reply,
     Request, RequestError, Requeue, Role, RunCommand, RunningTask, ServerFrame, Submitted, Task,
-    TaskCounts, TaskProgress, TaskRef, TaskState, TaskStatus, TaskSummary, Unserved, Welcome,
-    WorkerActivity, WorkerRegistration, WorkerSummary,
+    TaskCounts, TaskProgress, TaskRef, TaskState, TaskStatus, TaskSummary, ToolVersion, Unserved,
+    Welcome, WorkerActivity, WorkerRegistration, WorkerSummary,
 };
 use bytes::BytesMut;
 use serde::Serialize;
@@ -454,7 +454,7 @@ pub(crate) fn frame_preview() -> FramePreview {
 #[test]
 fn constants() {
     assert_eq!(MAGIC, *b"BUILDCAT");
-    assert_eq!(PROTOCOL_VERSION, 5);
+    assert_eq!(PROTOCOL_VERSION, 6);
     assert_eq!(MAX_PREVIEW_BYTES, 256 * 1024);
     assert_eq!(MAX_PREVIEW_SIDE, 512);
     assert_eq!(DEFAULT_MAX_FRAME, 16 * 1024 * 1024);
@@ -466,11 +466,11 @@ fn hello() {
     // Laid out field by field; see the module doc.
     check(
         &hello_from(Role::Client),
-        "00000010 4255494c44434154 05 00 05 302e362e30",
+        "00000010 4255494c44434154 06 00 05 302e362e30",
     );
     check(
         &hello_from(Role::Worker),
-        "00000010 4255494c44434154 05 01 05 302e362e30",
+        "00000010 4255494c44434154 06 01 05 302e362e30",
     );
 }
 
@@ -479,7 +479,7 @@ fn hello() {
 fn hello_layout_from_parts() {
     let mut body = Vec::new();
     body.extend_from_slice(b"BUILDCAT");
-    body.push(5); // protocol version, a varint below 251: one byte
+    body.push(6); // protocol version, a varint below 251: one byte
     body.push(0); // Role::Client
     body.push(5); // software: length, then the bytes
     body.extend_from_slice(b"0.6.0");
@@ -489,7 +489,7 @@ fn hello_layout_from_parts() {
         frame(&body)
     );
     assert_eq!(
-        unhex("00000010 4255494c44434154 05 00 05 302e362e30"),
+        unhex("00000010 4255494c44434154 06 00 05 302e362e30"),
         frame(&body)
     );
 }
@@ -502,7 +502,7 @@ fn hello_reply() {
             software: "0.6.0".to_owned(),
             max_frame: 16 * 1024 * 1024,
         }),
-        "0000000d 000505302e362e30fc00000001",
+        "0000000d 000605302e362e30fc00000001",
     );
     check(
         &HelloReply::Refused(HandshakeError::BadMagic),
@@ -660,13 +660,19 @@ fn request() {
                 pid: 4242,
                 version: "0.6.0".to_owned(),
                 running: vec![(TASK_A, 2)],
+                tools: vec![ToolVersion {
+                    name: "blender".to_owned(),
+                    version: "3.4.1".to_owned(),
+                }],
             }),
         ),
-        "00000070 \
+        // tools: one, then "blender" (7 bytes) and "3.4.1" (5 bytes), 15 bytes in all.
+        "0000007f \
          06050f72656e64657230312e343234322e310872656e6465723031112f766172 \
          2f6c69622f6275696c64636174020672656e6465720764656661756c74011462 \
          75696c646361742e776f726b65722e696e666ffb921005302e362e3001100190 \
-         00c79c007c4e8f00123456789abc0102",
+         00c79c007c4e8f00123456789abc0102 \
+         01 07626c656e646572 05332e342e31",
     );
     // An id of 300 takes three bytes: `fb` then 300 as a little-endian u16.
     check(&request(300, Request::Heartbeat), "00000004 fb2c0106");
@@ -841,6 +847,17 @@ fn request() {
         ),
         "00000005 1616012901",
     );
+    // One tool, "blender" (7 bytes) at "3.4.1" (5 bytes).
+    check(
+        &request(
+            23,
+            Request::UpdateTools(vec![ToolVersion {
+                name: "blender".to_owned(),
+                version: "3.4.1".to_owned(),
+            }]),
+        ),
+        "00000011 1717 01 07626c656e646572 05332e342e31",
+    );
 }
 
 #[test]
@@ -1004,6 +1021,10 @@ fn reply() {
                 }),
                 connected_at: T0,
                 quarantine: None,
+                tools: vec![ToolVersion {
+                    name: "hython".to_owned(),
+                    version: "20.5".to_owned(),
+                }],
             }],
             unserved: vec![Unserved {
                 queue: "render".to_owned(),
@@ -1012,11 +1033,14 @@ fn reply() {
             }],
             truncated: false,
         }),
-        "0000008a \
+        // The worker's tools follow its quarantine (`00`): one, "hython" (6 bytes) and
+        // "20.5" (4 bytes), 13 bytes in all.
+        "00000097 \
          04010672656e64657202fb02010301fa0200010101010f72656e64657230312e \
          343234322e310872656e6465723031112f7661722f6c69622f6275696c646361 \
          74010672656e646572010110019000c79c007c4e8f00123456789abc0129fd00 \
-         9cc7009001000000010672656e646572176275696c646361742e686f7564696e \
+         9cc7009001000000 01 06687974686f6e 0432302e35 \
+         010672656e646572176275696c646361742e686f7564696e \
          692e72656e6465720400",
     );
     check(

@@ -1,8 +1,9 @@
 //! Connections: who is connected, what each follows, and what happens when one goes quiet
 //! or away.
 
-use buildcat_proto::{JobId, Role, TaskId, TaskState, Timestamp};
+use buildcat_proto::{JobId, RequestError, Role, TaskId, TaskState, Timestamp, ToolVersion};
 
+use super::dispatch::check_tools;
 use super::{ConnId, Core, Effect, SUBSCRIPTION_COMPACT_AT};
 use crate::store::StoreOp;
 
@@ -32,6 +33,24 @@ pub(super) struct Orphan {
 }
 
 impl Core {
+    /// A registered worker's tools with the versions it has read since it registered
+    /// (`Request::UpdateTools`): they replace the list `info` shows, within the bounds a
+    /// registration has. A connection that has not registered has no list to update.
+    pub(super) fn update_tools(
+        &mut self,
+        conn: ConnId,
+        tools: Vec<ToolVersion>,
+    ) -> Result<(), RequestError> {
+        check_tools(&tools).map_err(RequestError::Invalid)?;
+        let Some(worker) = self.workers.get_mut(&conn) else {
+            return Err(RequestError::Invalid(
+                "a worker updates its tools only once registered; send `Register` first".into(),
+            ));
+        };
+        worker.registration.tools = tools;
+        Ok(())
+    }
+
     /// Remembers that `conn` waits on, follows or watches `job`.
     pub(super) fn subscribe(&mut self, conn: ConnId, job: JobId) {
         let Some(connection) = self.connections.get_mut(&conn) else {

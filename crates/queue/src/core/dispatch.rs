@@ -4,8 +4,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use buildcat_proto::{
-    Assignment, Attempt, AttemptOutcome, JobId, QueueSummary, Reply, RequestError, RequestId,
-    ServerFrame, TaskCounts, TaskId, TaskState, Timestamp, WorkerRegistration,
+    Assignment, Attempt, AttemptOutcome, JobId, MAX_TOOL_TEXT, MAX_TOOLS, QueueSummary, Reply,
+    RequestError, RequestId, ServerFrame, TaskCounts, TaskId, TaskState, Timestamp, ToolVersion,
+    WorkerRegistration,
 };
 
 use super::job::QueueKey;
@@ -450,6 +451,10 @@ impl Core {
             self.reply(conn, id, Err(error));
             return;
         }
+        if let Err(why) = check_tools(&registration.tools) {
+            self.reply(conn, id, Err(RequestError::Invalid(why)));
+            return;
+        }
         // Two live workers under one name would share history, quarantine and reclaimed
         // tasks. The same process coming back on a new connection (its host and pid) is a
         // reconnect, not a second worker.
@@ -715,4 +720,32 @@ impl Core {
             let _ = self.enable_worker(now, &name);
         }
     }
+}
+
+/// Whether the tools a worker lists are within what the server keeps for each worker:
+/// `info` carries every worker's tools, so one peer must not make every reply huge.
+pub(super) fn check_tools(tools: &[ToolVersion]) -> Result<(), String> {
+    if tools.len() > MAX_TOOLS {
+        return Err(format!(
+            "a worker may list at most {MAX_TOOLS} tools, this one listed {}; list only the tools it renders with",
+            tools.len()
+        ));
+    }
+    for tool in tools {
+        if tool.name.is_empty() {
+            return Err(
+                "a tool's name is empty; name each tool as the worker's toolbox does (`blender`)"
+                    .to_owned(),
+            );
+        }
+        for (what, text) in [("name", &tool.name), ("version", &tool.version)] {
+            if text.len() > MAX_TOOL_TEXT {
+                return Err(format!(
+                    "a tool's {what} is {} bytes, over the limit of {MAX_TOOL_TEXT}; send the version number only (`3.4.1`)",
+                    text.len()
+                ));
+            }
+        }
+    }
+    Ok(())
 }

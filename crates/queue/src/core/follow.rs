@@ -6,6 +6,7 @@ use buildcat_proto::{
     TaskState,
 };
 
+use super::lifecycle::AwaitingCommit;
 use super::{ConnId, Core, Effect, OutputRead};
 use crate::store::{StoreError, StoreOp};
 
@@ -60,7 +61,12 @@ impl Core {
     }
 
     /// Output lines from the worker running `id`: stored as one chunk after what the task
-    /// printed before, the middle dropped past the bound, and pushed to its followers.
+    /// printed before, the middle dropped past the bound, and pushed to its followers once
+    /// stored (see [`AwaitingCommit::Output`]).
+    ///
+    /// The lines' commit is asked for at once, behind everything before it: commits are
+    /// reported in order, so followers get the lines in order, and before the answer that
+    /// ends their follow.
     pub(super) fn append_log(&mut self, id: TaskId, attempt: u32, lines: Vec<String>) {
         let max_bytes = self.config.max_log_bytes;
         let Some(task) = self.task_mut(id) else {
@@ -114,12 +120,31 @@ impl Core {
             next,
             more: false,
         };
+        let event = JobEvent::Log { task: id, page };
+        let token = self.next_token();
+        self.pending
+            .insert(token, AwaitingCommit::Output { event, followers });
+        self.flush_ops(Some(token));
+    }
+
+    /// Lines of a task's output are stored: its followers of then that are still
+    /// connected get them.
+    pub(super) fn output_stored(&mut self, event: &JobEvent, followers: Vec<(ConnId, RequestId)>) {
         for (conn, request) in followers {
-            let event = JobEvent::Log {
-                task: id,
-                page: page.clone(),
-            };
-            self.event(conn, request, event);
+            if self.connections.contains_key(&conn) {
+                self.event(conn, request, event.clone());
+            }
+        }
+    }
+
+    /// Answers follows of a task that ended with the end of its output, once the lines
+    /// before it were pushed.
+    pub(super) fn follows_ended(&mut self, end: u64, followers: Vec<(ConnId, RequestId)>) {
+        for (conn, request) in followers {
+            if self.connections.contains_key(&conn) {
+                let page = LogPage::empty_at(end);
+                self.reply(conn, request, Ok(Reply::Log(page)));
+            }
         }
     }
 
@@ -285,11 +310,20 @@ impl Core {
         if list.is_empty() {
             self.log_followers.remove(&id.job);
         }
-        let end = self.task(id).map_or(0, |task| task.output_extent().bytes);
-        for (conn, request) in ended {
-            let page = LogPage::empty_at(end);
-            self.reply(conn, request, Ok(Reply::Log(page)));
+        if ended.is_empty() {
+            return;
         }
+        let end = self.task(id).map_or(0, |task| task.output_extent().bytes);
+        // After the commits of the lines pushed before: those are reported first.
+        let token = self.next_token();
+        self.pending.insert(
+            token,
+            AwaitingCommit::FollowsEnded {
+                end,
+                followers: ended,
+            },
+        );
+        self.flush_ops(Some(token));
     }
 
     /// `Watch`: task, progress and end events for each job; the reply once all have ended.

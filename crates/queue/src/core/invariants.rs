@@ -402,8 +402,16 @@ impl Core {
                 AwaitingCommit::Submit { conn, .. }
                 | AwaitingCommit::Complete { conn, .. }
                 | AwaitingCommit::Reply { conn, .. } => *conn,
-                // Not a request: the core sends the task once stored.
-                AwaitingCommit::Assign { .. } => continue,
+                // Follows answered once stored: each is a request open.
+                AwaitingCommit::FollowsEnded { followers, .. } => {
+                    for (conn, _) in followers {
+                        *open.entry(*conn).or_default() += 1;
+                    }
+                    continue;
+                }
+                // Not a request: the core sends the task once stored; the follows that get
+                // the lines are counted where they are open.
+                AwaitingCommit::Assign { .. } | AwaitingCommit::Output { .. } => continue,
             };
             *open.entry(conn).or_default() += 1;
         }

@@ -59,6 +59,27 @@ pub(super) enum AwaitingCommit {
         /// What to send once stored.
         assignment: Assignment,
     },
+    /// Output lines for a task's followers, pushed once stored: a follower must never hold
+    /// bytes that a server killed before the commit would not find when it restarts, or,
+    /// following again from past the restarted server's end, it would take the lines
+    /// printed next for ones it had seen.
+    Output {
+        /// The lines and where they are in the task's output.
+        event: JobEvent,
+        /// The follows (connection, request) that get them: those open when the lines
+        /// came, so one that caught up later (its read includes them) does not get them
+        /// twice.
+        followers: Vec<(ConnId, RequestId)>,
+    },
+    /// Follows of a task that ended, answered with the end of its output once every line
+    /// stored before it was pushed (commits are reported in order), so no line comes after
+    /// the answer that ends the follow.
+    FollowsEnded {
+        /// The end of the task's output, in bytes.
+        end: u64,
+        /// The follows (connection, request) to answer.
+        followers: Vec<(ConnId, RequestId)>,
+    },
 }
 
 /// How an attempt's end changes its task: computed once, written to the stored record at
@@ -329,6 +350,13 @@ impl Core {
                 attempt,
                 assignment,
             } => self.assignment_stored(now, error.is_some(), conn, attempt, assignment),
+            AwaitingCommit::Output { event, followers } => {
+                // Not stored: nobody may see it, as nobody will after a restart.
+                if error.is_none() {
+                    self.output_stored(&event, followers);
+                }
+            }
+            AwaitingCommit::FollowsEnded { end, followers } => self.follows_ended(end, followers),
             AwaitingCommit::Reply { conn, id, reply } => {
                 let reply = match error {
                     None => Ok(reply),

@@ -521,6 +521,7 @@ impl Core {
                 | Request::Log { .. }
                 | Request::Progress { .. }
                 | Request::Preview(_)
+                | Request::UpdateTools(_)
         );
         if worker_only && role != Role::Worker {
             let error = RequestError::WrongRole {
@@ -651,6 +652,10 @@ impl Core {
                 let reply = self.job_previews(job, image).map(Reply::Previews);
                 self.reply(conn, id, reply);
             }
+            Request::UpdateTools(tools) => {
+                let reply = self.update_tools(conn, tools).map(|()| Reply::Ack);
+                self.reply(conn, id, reply);
+            }
         }
     }
 
@@ -717,6 +722,7 @@ impl Core {
                 }),
                 connected_at: worker.connected_at,
                 quarantine: quarantine(worker),
+                tools: worker.registration.tools.clone(),
             })
             .collect();
         workers.sort_by(|a, b| a.name.cmp(&b.name));

@@ -63,8 +63,9 @@ pub(crate) enum Message {
         conn: ConnId,
         /// Echoed in the reply.
         id: RequestId,
-        /// What it asks.
-        request: Request,
+        /// What it asks; boxed, since a worker's registration (with its tools) makes it
+        /// far larger than the other messages, which pass through the same channel.
+        request: Box<Request>,
         /// One of the connection's queued-request slots, freed once the core handled it.
         slot: OwnedSemaphorePermit,
     },
@@ -273,7 +274,7 @@ impl Link {
             .send(Message::Request {
                 conn: self.conn,
                 id,
-                request,
+                request: Box::new(request),
                 slot,
             })
             .await
@@ -538,11 +539,15 @@ impl Hub {
                 slot,
             } => {
                 if steers(&request)
-                    || (self.workers.contains(&conn) && !matches!(request, Request::Heartbeat))
+                    || (self.workers.contains(&conn) && !matches!(*request, Request::Heartbeat))
                 {
                     self.changed = true;
                 }
-                self.handle(Input::Request { conn, id, request });
+                self.handle(Input::Request {
+                    conn,
+                    id,
+                    request: *request,
+                });
                 drop(slot);
             }
             Message::Closed { conn } => {

@@ -30,13 +30,15 @@ pub use blender::{BlenderOptions, PROFILE_MARK};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use buildcat_proto::dcc::{
     BlenderInfo, BlenderRender, HoudiniInfo, HoudiniRenderHip, HoudiniRenderIfd, HoudiniRenderUsd,
     ModoInfo, ModoRender, RedshiftInfo, RedshiftRender, ToolInfo, ToolInfoReport,
 };
 use buildcat_proto::frames::FrameRange;
-use buildcat_proto::{Failure, Task, paths};
+use buildcat_proto::{Failure, JobId, Task, TaskId, ToolVersion, paths};
+use tracing::warn;
 
 use crate::context::JobContext;
 use crate::info;
@@ -200,6 +202,70 @@ async fn tool_version(
     })
 }
 
+/// How long a tool may take to print its version at start: long enough for a cold start
+/// from a network install, short enough that a worker with a hung tool still starts soon.
+pub(crate) const VERSION_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The version of every tool in `toolbox`, asked of all of them at once (each within
+/// [`VERSION_TIMEOUT`]), for the registration: a tool that fails or hangs is listed with
+/// an empty version and a warning, so the worker still starts. Mantra and husk have no version
+/// question here, so its version is empty.
+pub(crate) async fn tool_versions(toolbox: &Toolbox, root: &Path) -> Vec<ToolVersion> {
+    tool_versions_within(toolbox, root, VERSION_TIMEOUT).await
+}
+
+/// [`tool_versions`] with each tool given `limit` to answer.
+async fn tool_versions_within(toolbox: &Toolbox, root: &Path, limit: Duration) -> Vec<ToolVersion> {
+    let asked = toolbox.iter().map(|(tool, executable)| async move {
+        let parse_and_spec = match tool {
+            Tool::Blender => Some((
+                blender::parse_version as fn(&[String]) -> Option<String>,
+                blender::info_spec(executable, root),
+            )),
+            Tool::Hython => Some((
+                houdini::parse_version as fn(&[String]) -> Option<String>,
+                houdini::info_spec(executable, root),
+            )),
+            Tool::ModoCl => Some((
+                modo::parse_version as fn(&[String]) -> Option<String>,
+                modo::info_spec(executable, root),
+            )),
+            Tool::RedshiftCmdLine => Some((
+                redshift::parse_version as fn(&[String]) -> Option<String>,
+                redshift::info_spec(executable, root),
+            )),
+            Tool::Mantra | Tool::Husk => None,
+        };
+        let version = match parse_and_spec {
+            Some((parse, spec)) => {
+                // Not a task: a context of its own with a deadline, so `run_process` kills a
+                // tool that hangs (and its children) when the time is up.
+                let context =
+                    JobContext::new(TaskId::new(JobId(Default::default()), 0), 1, "", root, "")
+                        .with_timeout(limit);
+                match tool_version(&context, executable, spec, parse).await {
+                    Ok(version) => version,
+                    Err(failure) => {
+                        warn!(
+                            %tool,
+                            executable = %executable.path().display(),
+                            reason = %failure.reason,
+                            "cannot read the tool's version; it is listed without one"
+                        );
+                        String::new()
+                    }
+                }
+            }
+            None => String::new(),
+        };
+        ToolVersion {
+            name: tool.name().to_owned(),
+            version,
+        }
+    });
+    futures_util::future::join_all(asked).await
+}
+
 /// How many frames `ranges` hold; fails on a range with no frames or a step below 1, and
 /// on no ranges at all.
 fn count_frames(ranges: &[FrameRange]) -> Result<u32, Failure> {
@@ -234,6 +300,46 @@ fn root_relative(root: &Path, printed: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes an executable `sh` script `name` into `dir`.
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// Each tool's version is read from what it prints; one that hangs is stopped at the
+    /// limit and listed without a version, and the others are read all the same; mantra,
+    /// which is asked nothing, has none.
+    #[tokio::test]
+    async fn tool_versions_are_read_and_a_hung_tool_gets_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let given = std::collections::BTreeMap::from([
+            (
+                Tool::Blender,
+                script(dir.path(), "blender", "echo 'Blender 4.2.1 LTS'"),
+            ),
+            // Hangs (as a tool waiting on a license server would) until it is killed.
+            (Tool::Hython, script(dir.path(), "hython", "exec sleep 600")),
+            (Tool::Mantra, script(dir.path(), "mantra", "exit 0")),
+        ]);
+        let toolbox = Toolbox::discover(&given, false).unwrap();
+        let versions = tool_versions_within(&toolbox, dir.path(), Duration::from_secs(1)).await;
+        let tool = |name: &str, version: &str| ToolVersion {
+            name: name.to_owned(),
+            version: version.to_owned(),
+        };
+        assert_eq!(
+            versions,
+            [
+                tool("blender", "4.2.1"),
+                tool("hython", ""),
+                tool("mantra", "")
+            ]
+        );
+    }
 
     #[test]
     fn frames_are_counted_over_half_open_ranges() {

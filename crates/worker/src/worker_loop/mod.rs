@@ -32,9 +32,11 @@ use std::time::Duration;
 
 use buildcat_proto::{
     Assignment, ClientFrame, CodecError, Completion, FramePreview, Outcome, Reply, Request,
-    RequestError, RequestId, SOFTWARE_VERSION, ServerFrame, TaskId, WorkerRegistration,
+    RequestError, RequestId, SOFTWARE_VERSION, ServerFrame, TaskId, ToolVersion,
+    WorkerRegistration,
 };
 use futures_util::{SinkExt, StreamExt};
+use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 use tracing::{debug, error, info, warn};
 
@@ -92,6 +94,10 @@ pub(crate) struct LoopConfig {
     pub(crate) tls: Option<TlsSetup>,
     /// The record of this loop's running task groups under the worker's state directory.
     pub(crate) groups: Arc<GroupRecord>,
+    /// The tools found and their versions as far as they are read (names only at first),
+    /// so `info` can say what this worker renders with: registered with what is known, and
+    /// sent as `UpdateTools` when the versions come.
+    pub(crate) tools: watch::Receiver<Vec<ToolVersion>>,
 }
 
 /// A TLS connector (which has no `Debug` of its own).
@@ -307,6 +313,8 @@ enum Sent {
     Progress(TaskId),
     /// A preview of a frame a task saved.
     Preview(TaskId),
+    /// The tools with the versions read since registering.
+    Tools,
 }
 
 /// How a session on one connection ended.
@@ -342,11 +350,17 @@ enum Event {
     Interrupt,
     /// A preview of a saved frame is ready to send.
     Preview(FramePreview),
+    /// The tools' versions were read (or changed) since the registration: `Some` to send,
+    /// `None` when no more will come.
+    Tools(Option<Vec<ToolVersion>>),
 }
 
 /// Runs one loop until it is asked to stop and has nothing left, or a fatal error.
 pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Result<(), WorkerError> {
     let mut state = LoopState::default();
+    // This loop's view of the tools' versions: what was registered is marked seen, so a
+    // session sends only what came after.
+    let mut tools = config.tools.clone();
     let mut backoff = Backoff::new();
     // Whether the loop said that the peer is no buildcat server since it last registered:
     // said once, then retried quietly (with the same backoff).
@@ -359,7 +373,7 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
             stop_disconnected(&mut state).await;
             return Ok(());
         }
-        let registration = registration(&config, &state);
+        let registration = registration(&config, &state, tools.borrow_and_update().clone());
         let request_id = state.request_id();
         // The registration is sent after this; the lease may count from here.
         let sent = Instant::now();
@@ -409,7 +423,7 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
                     resumed = state.held_tasks().len(),
                     "registered"
                 );
-                match session(link, registered, &config, &control, &mut state).await {
+                match session(link, registered, &config, &control, &mut state, &mut tools).await {
                     SessionEnd::Stopped => return Ok(()),
                     SessionEnd::Lost(error) => (error, true),
                 }
@@ -492,8 +506,13 @@ async fn stop_disconnected(state: &mut LoopState) {
     state.declined.clear();
 }
 
-/// The registration this loop sends on a new connection.
-fn registration(config: &LoopConfig, state: &LoopState) -> WorkerRegistration {
+/// The registration this loop sends on a new connection, with the tools as far as their
+/// versions are known.
+fn registration(
+    config: &LoopConfig,
+    state: &LoopState,
+    tools: Vec<ToolVersion>,
+) -> WorkerRegistration {
     WorkerRegistration {
         name: config.name.clone(),
         host: config.host.clone(),
@@ -503,6 +522,7 @@ fn registration(config: &LoopConfig, state: &LoopState) -> WorkerRegistration {
         pid: std::process::id(),
         version: SOFTWARE_VERSION.to_owned(),
         running: state.held_tasks(),
+        tools,
     }
 }
 
@@ -513,7 +533,10 @@ async fn session(
     config: &LoopConfig,
     control: &Control,
     state: &mut LoopState,
+    tools: &mut watch::Receiver<Vec<ToolVersion>>,
 ) -> SessionEnd {
+    // Whether the tools' versions may still change (their sender is alive).
+    let mut tools_open = true;
     // Requests in flight on this connection, by request id.
     let mut in_flight = InFlight::new();
     let log_frame = config.log_frame();
@@ -585,6 +608,9 @@ async fn session(
             () = sleep_until_some(lease_end) => Event::LeaseExpired,
             () = control.interrupt().cancelled(), if !interrupt_seen => Event::Interrupt,
             preview = previews.ready() => Event::Preview(preview),
+            changed = tools.changed(), if tools_open => {
+                Event::Tools(changed.ok().map(|()| tools.borrow_and_update().clone()))
+            }
         };
         match event {
             Event::Frame(None) => return SessionEnd::Lost(LinkError::Closed),
@@ -714,6 +740,19 @@ async fn session(
                     return SessionEnd::Lost(error.into());
                 }
                 in_flight.insert(id, (Sent::Preview(task), Instant::now()));
+            }
+            Event::Tools(None) => tools_open = false,
+            Event::Tools(Some(tools)) => {
+                let id = state.request_id();
+                let frame = ClientFrame {
+                    id,
+                    request: Request::UpdateTools(tools),
+                };
+                // Lost with the connection: the next registration carries them.
+                if let Err(error) = link.send(frame).await {
+                    return SessionEnd::Lost(error.into());
+                }
+                in_flight.insert(id, (Sent::Tools, Instant::now()));
             }
             Event::Silent(limit) => return SessionEnd::Lost(LinkError::Silent(limit)),
             Event::LeaseExpired => state.expire_lease(),
@@ -905,6 +944,7 @@ fn refused(sent: Sent, state: &LoopState, error: &RequestError) {
             let task = state.label_of(task);
             warn!(task = %task, attempt, error = %error, "the server refused a result");
         }
+        Sent::Tools => warn!(error = %error, "the server refused the tools' versions"),
     }
 }
 

@@ -177,6 +177,7 @@ impl FakeServer {
             link,
             registration,
             previews: Vec::new(),
+            tools: None,
         };
         connection.reply(frame.id, reply).await;
         connection
@@ -192,6 +193,9 @@ pub struct FakeConnection {
     /// Frame previews the worker sent, acknowledged and set aside as they came (they come
     /// whenever one is made, so no test waits for them in a fixed order).
     pub previews: Vec<buildcat_proto::FramePreview>,
+    /// The tools with their versions as the worker last sent them after registering
+    /// (`UpdateTools`), acknowledged as they came; `None` until it has.
+    pub tools: Option<Vec<buildcat_proto::ToolVersion>>,
 }
 
 impl FakeConnection {
@@ -209,8 +213,8 @@ impl FakeConnection {
         }
     }
 
-    /// The next request other than a heartbeat or a preview; heartbeats and previews on the
-    /// way are acknowledged (previews kept in `previews`).
+    /// The next request other than a heartbeat, a preview or the tools' versions; those on
+    /// the way are acknowledged (previews kept in `previews`, the tools in `tools`).
     pub async fn next_request(&mut self) -> (RequestId, Request) {
         loop {
             let Some(frame) = self.next_frame().await else {
@@ -222,7 +226,37 @@ impl FakeConnection {
                     self.previews.push(preview);
                     self.ack(frame.id).await;
                 }
+                Request::UpdateTools(tools) => {
+                    self.tools = Some(tools);
+                    self.ack(frame.id).await;
+                }
                 request => return (frame.id, request),
+            }
+        }
+    }
+
+    /// The tools with their versions, once the worker has read them and sent them
+    /// (`UpdateTools`); heartbeats and previews on the way are acknowledged, anything else
+    /// fails the test.
+    pub async fn expect_tools(&mut self) -> Vec<buildcat_proto::ToolVersion> {
+        loop {
+            if let Some(tools) = &self.tools {
+                return tools.clone();
+            }
+            let Some(frame) = self.next_frame().await else {
+                panic!("the worker disconnected before sending its tools' versions");
+            };
+            match frame.request {
+                Request::Heartbeat => self.ack(frame.id).await,
+                Request::Preview(preview) => {
+                    self.previews.push(preview);
+                    self.ack(frame.id).await;
+                }
+                Request::UpdateTools(tools) => {
+                    self.tools = Some(tools);
+                    self.ack(frame.id).await;
+                }
+                other => panic!("expected the tools' versions, got {other:?}"),
             }
         }
     }
@@ -283,7 +317,9 @@ impl FakeConnection {
     pub async fn expect_closed(&mut self) {
         while let Some(frame) = self.next_frame().await {
             match frame.request {
-                Request::Heartbeat | Request::Preview(_) => self.ack(frame.id).await,
+                Request::Heartbeat | Request::Preview(_) | Request::UpdateTools(_) => {
+                    self.ack(frame.id).await;
+                }
                 other => panic!("expected the worker to disconnect, got {other:?}"),
             }
         }

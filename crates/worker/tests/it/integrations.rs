@@ -216,7 +216,16 @@ impl Rig {
             worker = worker.tool_path(tool, folder.path().join(tool.name()));
         }
         let worker = start(worker);
-        let connection = server.accept(QUIET_HEARTBEAT_MS).await;
+        let mut connection = server.accept(QUIET_HEARTBEAT_MS).await;
+        // Once the versions are read, the worker has asked each tool its version: those runs
+        // are not the ones a test checks, so their records go.
+        versions(&mut connection).await;
+        for &tool in tools {
+            let record = folder.path().join(format!("record-{}", tool.name()));
+            if record.exists() {
+                std::fs::remove_dir_all(&record).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
         Rig {
             root,
             tools: folder,
@@ -960,4 +969,90 @@ async fn a_blender_crash_log_reaches_the_output_and_the_failure() {
         "{lines:?}"
     );
     rig.stop().await;
+}
+
+/// The worker's tools with their versions once it has read them: as it registered if it
+/// had read them by then (every fake tool but mantra, which is asked nothing, answers with
+/// one), else as it sends them after registering.
+async fn versions(connection: &mut FakeConnection) -> Vec<buildcat_proto::ToolVersion> {
+    let unread = connection
+        .registration
+        .tools
+        .iter()
+        .any(|tool| tool.version.is_empty() && tool.name != Tool::Mantra.name());
+    if unread {
+        connection.expect_tools().await
+    } else {
+        connection.registration.tools.clone()
+    }
+}
+
+/// The tools as (name, version) pairs, to compare.
+fn named(tools: &[buildcat_proto::ToolVersion]) -> Vec<(String, String)> {
+    tools
+        .iter()
+        .map(|tool| (tool.name.clone(), tool.version.clone()))
+        .collect()
+}
+
+/// Guards issue 14 (item 7): the worker tells the server each tool it was given with the
+/// version the tool printed when asked at start (mantra, asked nothing, has none).
+#[tokio::test]
+async fn the_worker_sends_each_tool_with_its_version() {
+    let mut rig = Rig::start(&[Tool::Blender, Tool::Mantra, Tool::RedshiftCmdLine]).await;
+    let names: Vec<&str> = rig
+        .connection
+        .registration
+        .tools
+        .iter()
+        .map(|tool| tool.name.as_str())
+        .collect();
+    assert_eq!(names, ["blender", "mantra", "redshiftCmdLine"]);
+    let expected = [
+        ("blender", "3.4.1"),
+        ("mantra", ""),
+        ("redshiftCmdLine", "3.5.16"),
+    ]
+    .map(|(name, version)| (name.to_owned(), version.to_owned()));
+    assert_eq!(named(&versions(&mut rig.connection).await), expected);
+    rig.stop().await;
+}
+
+/// Guards the regression that kept protocol 6 off main: a slow `blender --version` held up
+/// the worker's first registration (and so its first task) for up to the version limit.
+/// A tool that hangs when asked its version delays neither: the worker registers with the
+/// tool's name at once, runs a task meanwhile, and sends the versions only once read.
+#[tokio::test]
+async fn a_tool_hanging_on_its_version_question_does_not_delay_the_first_task() {
+    let server = FakeServer::bind().await;
+    let root = temp_root();
+    let folder = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let blender = folder.path().join("blender");
+    write_script(&blender, "#!/bin/sh\nexec sleep 600\n");
+    let worker = start(builder(&server, &root).tool_path(Tool::Blender, &blender));
+    let mut connection = server.accept(QUIET_HEARTBEAT_MS).await;
+    assert_eq!(
+        named(&connection.registration.tools),
+        [("blender".to_owned(), String::new())]
+    );
+    let task = RunCommand {
+        program: "true".to_owned(),
+        args: Vec::new(),
+    };
+    connection.assign(assignment(&task)).await;
+    let report = connection.expect_report().await;
+    assert!(
+        matches!(
+            report.completion().outcome,
+            buildcat_proto::Outcome::Finished(_)
+        ),
+        "{:?}",
+        report.completion()
+    );
+    // The version question is still running (it is given far longer than this task took).
+    assert_eq!(
+        connection.tools, None,
+        "the task waited for the version question"
+    );
+    worker.stop().await;
 }

@@ -99,7 +99,10 @@ async fn a_worker_started_before_the_server_connects_once_it_appears() {
         buildcat_worker::Worker::builder()
             .server(address.to_string())
             .root(root.path())
-            .name("early-bird"),
+            .name("early-bird")
+            // No tools: a worker asks each found tool its version before it first connects,
+            // and a real Blender on a busy machine could outlast the wait below.
+            .detect_tools(false),
     );
 
     // Wait until the worker has tried and failed to reach the absent server.

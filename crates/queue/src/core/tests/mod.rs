@@ -189,6 +189,7 @@ impl Farm {
             pid: 42,
             version: "test".to_owned(),
             running,
+            tools: Vec::new(),
         };
         self.request(conn, Request::Register(registration))
     }
@@ -1256,6 +1257,7 @@ fn a_second_live_worker_of_one_name_is_refused() {
         pid: 43,
         version: "test".to_owned(),
         running: Vec::new(),
+        tools: Vec::new(),
     };
     let frames = farm.request(11, Request::Register(registration));
     let refused = replies(&frames, 11);
@@ -1270,5 +1272,148 @@ fn a_second_live_worker_of_one_name_is_refused() {
     assert!(
         matches!(&replies(&frames, 12)[..], [Ok(Reply::Registered { .. })]),
         "{frames:?}"
+    );
+}
+
+/// Guards issue 14 (item 7): the tools a worker registers with, and their versions, are
+/// kept with it and shown by `info`; a list longer than the server keeps, or a name or
+/// version too long, is refused with a reason and the worker is not taken.
+#[test]
+fn a_workers_tools_are_kept_and_shown_and_oversized_lists_are_refused() {
+    use buildcat_proto::{MAX_TOOL_TEXT, MAX_TOOLS, ToolVersion};
+    let tool = |name: &str, version: &str| ToolVersion {
+        name: name.to_owned(),
+        version: version.to_owned(),
+    };
+    let registration = |name: &str, tools: Vec<ToolVersion>| WorkerRegistration {
+        name: name.to_owned(),
+        host: "render01".to_owned(),
+        root: "/mnt/farm".to_owned(),
+        queues: vec!["default".to_owned()],
+        kinds: vec!["buildcat.worker.info".to_owned()],
+        pid: 42,
+        version: "test".to_owned(),
+        running: Vec::new(),
+        tools,
+    };
+    let mut farm = Farm::new();
+    let refusals = [
+        (
+            (0..=MAX_TOOLS)
+                .map(|i| tool(&format!("tool{i}"), "1"))
+                .collect(),
+            "at most 32 tools",
+        ),
+        (
+            vec![tool(&"b".repeat(MAX_TOOL_TEXT + 1), "1")],
+            "name is 257 bytes",
+        ),
+        (
+            vec![tool("blender", &"9".repeat(MAX_TOOL_TEXT + 1))],
+            "version is 257 bytes",
+        ),
+        (vec![tool("", "1")], "name is empty"),
+    ];
+    for (conn, (tools, expected)) in (20..).zip(refusals) {
+        farm.handle(Input::Connected {
+            conn,
+            role: Role::Worker,
+        });
+        let frames = farm.request(conn, Request::Register(registration("big", tools)));
+        let refused = replies(&frames, conn);
+        assert!(
+            matches!(&refused[..], [Err(RequestError::Invalid(reason))] if reason.contains(expected)),
+            "expected a refusal containing {expected:?}, got {refused:?}"
+        );
+    }
+    assert!(
+        farm.core.info().workers.is_empty(),
+        "no refused worker is taken"
+    );
+
+    farm.handle(Input::Connected {
+        conn: 10,
+        role: Role::Worker,
+    });
+    let tools = vec![tool("blender", "3.4.1"), tool("hython", "")];
+    let frames = farm.request(10, Request::Register(registration("host-1", tools.clone())));
+    assert!(
+        matches!(&replies(&frames, 10)[..], [Ok(Reply::Registered { .. })]),
+        "{frames:?}"
+    );
+    // Through the request, as `info` asks: the reply carries them.
+    let frames = farm.request(CLIENT, Request::Info);
+    let info = match &replies(&frames, CLIENT)[..] {
+        [Ok(Reply::Info(info))] => info.clone(),
+        other => panic!("expected info, got {other:?}"),
+    };
+    assert_eq!(info.workers.len(), 1);
+    assert_eq!(info.workers[0].tools, tools);
+    let view = buildcat_proto::view::FarmView::from(&info);
+    assert_eq!(view.workers[0].tools[0].name, "blender");
+    assert_eq!(view.workers[0].tools[0].version, "3.4.1");
+}
+
+/// A worker registers at once with its tools' names and sends their versions once read
+/// (`UpdateTools`, protocol 6): they replace what `info` shows, within the registration's
+/// bounds (an oversized list is refused and the kept one stays); a connection that has not
+/// registered, or a client, has no tools to update.
+#[test]
+fn a_workers_tools_are_updated_after_registering() {
+    use buildcat_proto::{MAX_TOOLS, ToolVersion};
+    let tool = |name: &str, version: &str| ToolVersion {
+        name: name.to_owned(),
+        version: version.to_owned(),
+    };
+    let shown = |farm: &mut Farm| {
+        let frames = farm.request(CLIENT, Request::Info);
+        match &replies(&frames, CLIENT)[..] {
+            [Ok(Reply::Info(info))] => info.workers[0].tools.clone(),
+            other => panic!("expected info, got {other:?}"),
+        }
+    };
+    let mut farm = Farm::new();
+    farm.handle(Input::Connected {
+        conn: 11,
+        role: Role::Worker,
+    });
+    let frames = farm.request(11, Request::UpdateTools(vec![tool("blender", "3.4.1")]));
+    assert!(
+        matches!(&replies(&frames, 11)[..], [Err(RequestError::Invalid(reason))] if reason.contains("send `Register` first")),
+        "{frames:?}"
+    );
+    let frames = farm.request(CLIENT, Request::UpdateTools(Vec::new()));
+    assert!(
+        matches!(
+            &replies(&frames, CLIENT)[..],
+            [Err(RequestError::WrongRole { .. })]
+        ),
+        "{frames:?}"
+    );
+
+    farm.worker(10, "host-1", &["default"]);
+    let frames = farm.request(
+        10,
+        Request::UpdateTools(vec![tool("blender", "3.4.1"), tool("mantra", "")]),
+    );
+    assert!(
+        matches!(&replies(&frames, 10)[..], [Ok(Reply::Ack)]),
+        "{frames:?}"
+    );
+    let expected = vec![tool("blender", "3.4.1"), tool("mantra", "")];
+    assert_eq!(shown(&mut farm), expected);
+
+    let too_many = (0..=MAX_TOOLS)
+        .map(|i| tool(&format!("tool{i}"), "1"))
+        .collect();
+    let frames = farm.request(10, Request::UpdateTools(too_many));
+    assert!(
+        matches!(&replies(&frames, 10)[..], [Err(RequestError::Invalid(reason))] if reason.contains("at most 32 tools")),
+        "{frames:?}"
+    );
+    assert_eq!(
+        shown(&mut farm),
+        expected,
+        "a refused update changes nothing"
     );
 }

@@ -759,6 +759,7 @@ impl Sim {
             pid: 1,
             version: "sim".to_owned(),
             running,
+            tools: Vec::new(),
         };
         self.request(conn, Request::Register(registration))?;
         Ok(conn)
@@ -1097,6 +1098,13 @@ impl Sim {
                 let attempt = attempt + u32::try_from(self.rng.below(2)).unwrap_or(0);
                 let preview = self.preview(task, attempt);
                 return self.request(conn, Request::Preview(preview)).map(|_| ());
+            }
+            // The versions of its tools, read after it registered.
+            2 if self.rng.below(4) == 0 => {
+                Request::UpdateTools(vec![buildcat_proto::ToolVersion {
+                    name: "blender".to_owned(),
+                    version: "3.4.1".to_owned(),
+                }])
             }
             _ => Request::Log {
                 task,

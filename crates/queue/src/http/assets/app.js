@@ -478,12 +478,14 @@ function workersView(main) {
     name: "workers",
     async refresh() {
       const { workers } = await api("GET", "/api/v1/workers");
-      table.replaceChildren(h("thead", {}, h("tr", {}, ...["name", "host", "state", "task", "queues", "root", "quarantine", ""]
+      table.replaceChildren(h("thead", {}, h("tr", {}, ...["name", "host", "state", "task", "queues", "tools", "root", "quarantine", ""]
         .map((c) => h("th", { text: c })))),
         h("tbody", {}, workers.map((w) => h("tr", { "data-worker": w.name },
           h("td", { text: w.name }), h("td", { text: w.host }), h("td", {}, stateBadge(w.state)),
           h("td", {}, w.task ? h("a", { href: "#/job/" + w.task.split(".")[0], text: w.task }) : ""),
-          h("td", { text: w.queues.join(", ") }), h("td", { class: "name", title: w.root, text: w.root }),
+          h("td", { text: w.queues.join(", ") }),
+          h("td", { class: "tools", text: (w.tools || []).map((t) => t.version ? t.name + " " + t.version : t.name).join(", ") }),
+          h("td", { class: "name", title: w.root, text: w.root }),
           h("td", { class: "name", title: w.quarantine || "", text: w.quarantine || "" }),
           h("td", {}, w.quarantine ? h("button", { onclick: async () => {
             try { await api("POST", `/api/v1/workers/${encodeURIComponent(w.name)}/enable`); await refresh(); }
