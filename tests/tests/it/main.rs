@@ -38,6 +38,7 @@ mod output;
 mod previews;
 mod render;
 mod restart;
+mod scene_range;
 mod several_workers;
 mod stopping;
 mod storage;

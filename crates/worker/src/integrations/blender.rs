@@ -1133,25 +1133,37 @@ async fn scene_range(
     let (folder, folders) = task_folders(context, profiles).await?;
     let spec = range_spec(executable, &context.root, &command, &folders);
     let mut range = None;
+    let mut error = None;
     let report = run_process(spec, context, |line| {
         if range.is_none() {
             range = parse_range(line);
+        }
+        if error.is_none() {
+            let (level, text) = message(line);
+            error = error_line(level, text);
         }
     })
     .await?;
     drop(folder);
     let program = executable.file_name();
     let tail = report.tail.clone();
-    if let Some(failure) = report.into_failure(&program) {
+    let exited = matches!(report.end, ProcessEnd::Exited { code: Some(_), .. });
+    if let Some(mut failure) = report.into_failure(&program) {
+        // Blender's own error line says why (a file it cannot read, a scene it lacks).
+        if let (true, Some(error)) = (exited, error) {
+            failure.reason = error;
+        }
         return Err(failure);
     }
     let Some(range) = range else {
         return Err(Failure {
-            reason: format!(
-                "{program} printed no frame range for {}; it may not be a .blend file, or \
-                 its Python may be off; give --frames to render without reading it",
-                task.blend
-            ),
+            reason: error.unwrap_or_else(|| {
+                format!(
+                    "{program} printed no frame range for {}; it may not be a .blend file; \
+                     give --frames to render without reading it",
+                    task.blend
+                )
+            }),
             exit_code: Some(0),
             output_tail: tail,
         });
@@ -1537,6 +1549,83 @@ mod tests {
         let mut tracker = Tracker::new(&[1], Path::new("/farm"), None, false);
         tracker.line("Saved: '/farmhouse/0001.png'");
         assert_eq!(tracker.outside, ["/farmhouse/0001.png"]);
+    }
+
+    /// Issue 11 (fault 4): the scene's range is read from the query's line, as 3.x-4.x
+    /// print it and behind 5.x's logger prefix; anything else is no range.
+    #[test]
+    fn the_scene_range_line_is_read_robustly() {
+        let range = |start, end, step, scene: &str| {
+            Some(SceneRange {
+                start,
+                end,
+                step,
+                scene: scene.to_owned(),
+            })
+        };
+        assert_eq!(
+            parse_range("BUILDCAT-SCENE-RANGE 1 250 1 Scene"),
+            range(1, 250, 1, "Scene")
+        );
+        assert_eq!(
+            parse_range("00:01.204  python           | BUILDCAT-SCENE-RANGE 3 7 2 Shot 010\r"),
+            range(3, 7, 2, "Shot 010")
+        );
+        assert_eq!(
+            parse_range("BUILDCAT-SCENE-RANGE -5 10 1 A"),
+            range(-5, 10, 1, "A")
+        );
+        assert_eq!(parse_range("BUILDCAT-SCENE-RANGE 1 x 1 A"), None);
+        assert_eq!(parse_range("BUILDCAT-SCENE-RANGE 1 2"), None);
+        assert_eq!(
+            parse_range("Blender 3.4.1 (hash 55485cb379f7 built 2023-04-01)"),
+            None
+        );
+        assert_eq!(
+            range(3, 7, 2, "S").map(|range| range.frames()),
+            Some(vec![3, 5, 7])
+        );
+        assert_eq!(
+            range(1, 6, 2, "S").map(|range| range.frames()),
+            Some(vec![1, 3, 5])
+        );
+    }
+
+    /// The query loads the scene as a render does (`-y`, `-S`, the studio's Python) and
+    /// then prints the range.
+    #[test]
+    fn the_range_query_loads_the_scene_like_a_render() {
+        let executable = Executable::new(Path::new("/opt/blender/blender"));
+        let folders = JobFolders::new(Path::new("/state/p"), Path::new("/tmp/t"));
+        let command = RenderCommand {
+            scene: OsString::from("/farm/a.blend"),
+            autoexec: true,
+            scene_name: Some("Shot"),
+            python_expr: Some("import studio"),
+            ..RenderCommand::default()
+        };
+        let spec = range_spec(&executable, Path::new("/farm"), &command, &folders);
+        let args: Vec<String> = spec
+            .args
+            .iter()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "-y",
+                "-b",
+                "/farm/a.blend",
+                "-noaudio",
+                "-S",
+                "Shot",
+                "--python-expr",
+                "import studio",
+                "--python-expr",
+                RANGE_CODE,
+            ]
+        );
+        assert!(RANGE_CODE.contains(RANGE_MARK));
     }
 
     #[test]
