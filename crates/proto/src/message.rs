@@ -312,7 +312,8 @@ pub enum Outcome {
     /// such as a render that reads its frame range from the scene). The server appends them
     /// after the job's last task in the same transaction that records this one finished, so
     /// they are added exactly once; they run with the job's kind, queue, priority and
-    /// options. Bounded: at most as many per report, and in the job in all, as a submission
+    /// options. A task that finished before (run again by a requeue of finished tasks,
+    /// which runs those it added again too) adds none. Bounded: at most as many per report, and in the job in all, as a submission
     /// may hold; more is refused with [`RequestError::Invalid`] and fails the attempt.
     FinishedWithTasks {
         /// The encoded output, as [`Outcome::Finished`] carries it.

@@ -189,7 +189,8 @@ impl JobContext {
     /// with its result ([`Outcome::FinishedWithTasks`](buildcat_proto::Outcome)) and only
     /// if it finishes, so a failed or retried attempt adds nothing, and the server adds
     /// them in the same commit that records this task finished (once, however often the
-    /// report is resent). They run with the job's kind, queue, priority and options; the
+    /// report is resent; not again when a requeue runs this task again). They run with
+    /// the job's kind, queue, priority and options; the
     /// server refuses more than a job may hold (10,000 tasks), failing this attempt.
     pub fn add_tasks(&self, tasks: impl IntoIterator<Item = NewTask>) {
         self.added

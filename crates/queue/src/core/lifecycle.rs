@@ -644,10 +644,20 @@ impl Core {
             return;
         };
         task.completing += 1;
+        // A task that finished before (run again by `requeue --all`) added its tasks then,
+        // and the requeue runs those again too: it adds none twice.
+        let finished_before = task
+            .attempts
+            .iter()
+            .any(|attempt| attempt.outcome == Some(AttemptOutcome::Finished));
         // Tasks it adds to its job: checked against the job's bounds, else the attempt
         // fails saying why (and the worker is told), so the task is not left running.
         let mut refused = None;
         let outcome = match outcome {
+            Outcome::FinishedWithTasks { result, .. } if finished_before => {
+                tracing::info!(task = %task_id, attempt, "a task run again did not add its tasks again");
+                Outcome::Finished(result)
+            }
             Outcome::FinishedWithTasks { result, tasks } => {
                 match super::job::check_added(job, &tasks) {
                     Ok(()) => Outcome::FinishedWithTasks { result, tasks },

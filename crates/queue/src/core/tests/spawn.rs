@@ -368,3 +368,30 @@ fn tasks_added_by_a_task_canceled_while_its_report_was_stored_are_canceled() {
     assert_eq!(restarted.job_state(id.job), JobState::Canceled);
     assert_eq!(restarted.core.jobs[&id.job].tasks.len(), 3);
 }
+
+#[test]
+fn a_task_run_again_after_a_requeue_adds_nothing_twice() {
+    let (mut farm, id) = running();
+    farm.complete(10, id, 1, adding(tasks_of(&["2", "3"])));
+    for index in 1..=2 {
+        farm.complete(10, TaskId::new(id.job, index), 1, Outcome::Finished(vec![]));
+    }
+    assert_eq!(farm.job_state(id.job), JobState::Finished);
+    // `requeue --all`: every task runs again, the added ones included.
+    farm.request(
+        CLIENT,
+        Request::Requeue(buildcat_proto::Requeue::Tasks {
+            targets: vec![whole(id)],
+            all: true,
+        }),
+    );
+    assert_eq!(farm.state(id), TaskState::Started);
+    let frames = farm.complete(10, id, 2, adding(tasks_of(&["2", "3"])));
+    assert_eq!(replies(&frames, 10), vec![Ok(Reply::Ack)]);
+    assert_eq!(farm.state(id), TaskState::Finished);
+    assert_eq!(farm.core.jobs[&id.job].tasks.len(), 3, "none added twice");
+    for index in 1..=2 {
+        farm.complete(10, TaskId::new(id.job, index), 2, Outcome::Finished(vec![]));
+    }
+    assert_eq!(farm.job_state(id.job), JobState::Finished);
+}
