@@ -948,9 +948,10 @@ pub struct BlenderRenderArgs {
     pub render: RenderOptions,
     /// The .blend file, relative to the farm root.
     pub blend: String,
-    /// Frames to render, e.g. `1-250`, `1,7,10-25:5` or `1-100x2` (see the README).
-    #[arg(long, default_value = "1", allow_hyphen_values = true)]
-    pub frames: String,
+    /// Frames to render, e.g. `1-250`, `1,7,10-25:5` or `1-100x2` (see the README)
+    /// [default: the scene's own range, read from the file on a worker].
+    #[arg(long, allow_hyphen_values = true)]
+    pub frames: Option<String>,
     /// Frames per task.
     #[arg(long, default_value_t = 1)]
     pub chunk: usize,

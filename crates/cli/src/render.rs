@@ -135,15 +135,27 @@ fn warn_repeated(repeated: &[i64]) {
 /// `buildcat blender-render`: one job of one task per chunk of frames (one task for all
 /// frames with `--movie`).
 pub async fn blender(args: BlenderRenderArgs) -> anyhow::Result<ExitCode> {
+    if args.frames.is_none() {
+        let planned = blender_request(&args).plan_scene_range()?;
+        return submit_render(&args.connection, &args.render, planned).await;
+    }
     let planned = blender_plan(&args)?;
     submit_render(&args.connection, &args.render, planned).await
 }
 
-/// The job `blender-render` submits, after every check that can be made before sending.
+/// The job `blender-render --frames` submits, after every check that can be made before
+/// sending.
 fn blender_plan(args: &BlenderRenderArgs) -> anyhow::Result<Planned<BlenderRender>> {
-    let planned = BlenderRenderPlan {
+    let planned = blender_request(args).plan()?;
+    warn_repeated(&planned.repeated);
+    Ok(planned)
+}
+
+/// The render `blender-render` describes; without `--frames`, the scene's own range.
+fn blender_request(args: &BlenderRenderArgs) -> BlenderRenderPlan {
+    BlenderRenderPlan {
         blend: args.blend.clone(),
-        frames: args.frames.clone(),
+        frames: args.frames.clone().unwrap_or_default(),
         chunk: args.chunk,
         output: args.output.clone(),
         format: args.format.clone(),
@@ -156,16 +168,13 @@ fn blender_plan(args: &BlenderRenderArgs) -> anyhow::Result<Planned<BlenderRende
         allow_outside_root: args.allow_outside_root,
         movie: args.movie,
     }
-    .plan()?;
-    warn_repeated(&planned.repeated);
-    Ok(planned)
 }
 
 #[cfg(test)]
 mod tests {
     use super::{blender_frames, blender_plan, frames_text};
     use crate::args::{Cli, Command};
-    use buildcat_proto::dcc::BlenderRender;
+    use buildcat_proto::dcc::{BlenderPlanRange, BlenderRender};
     use buildcat_proto::frames::FrameSpec;
     use clap::Parser;
 
@@ -226,6 +235,45 @@ mod tests {
         assert_eq!(task.cycles_device.as_deref(), Some("HIP+CPU"));
         assert_eq!(task.extra_args, ["--log-level", "0"]);
         assert!(task.allow_missing_libraries && !task.allow_outside_root && !task.movie);
+    }
+
+    /// Issue 11 (fault 4): without `--frames`, the scene's own range: one task that reads
+    /// it on a worker and adds the render tasks, carrying the chunk and every setting.
+    #[test]
+    fn without_frames_the_job_plans_the_scenes_own_range() {
+        let words = [
+            "buildcat",
+            "blender-render",
+            "shots/a.blend",
+            "--chunk",
+            "4",
+            "-S",
+            "Shot",
+            "--format",
+            "PNG",
+        ];
+        let cli = Cli::try_parse_from(words).unwrap_or_else(|e| panic!("{e}"));
+        let Command::BlenderRender(args) = cli.command else {
+            panic!("not blender-render");
+        };
+        assert_eq!(args.frames, None);
+        let planned = super::blender_request(&args)
+            .plan_scene_range()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(planned.name, "a.blend scene range");
+        assert!(!planned.runs.contains("--frames"), "{}", planned.runs);
+        let [(None, BlenderPlanRange::Plan { render, chunk })] = planned.tasks.as_slice() else {
+            panic!("one plan task: {:?}", planned.tasks);
+        };
+        assert_eq!(*chunk, 4);
+        assert_eq!(render.blend, "shots/a.blend");
+        assert_eq!(render.scene.as_deref(), Some("Shot"));
+        assert_eq!(render.format.as_deref(), Some("PNG"));
+        assert!(render.frames.is_empty());
+        // The same checks as with frames.
+        let mut bad = super::blender_request(&args);
+        bad.chunk = 0;
+        assert!(bad.plan_scene_range().is_err());
     }
 
     #[test]

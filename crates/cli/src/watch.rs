@@ -347,6 +347,8 @@ pub async fn follow_jobs_with(
                 event = received.recv() => match event {
                     Some(event) => {
                         followed.apply(event);
+                        // A task may add tasks to its job (a scene's own range).
+                        progress.set_length(followed.tasks.len() as u64);
                         progress.set_position(followed.done());
                         progress.set_message(followed.running_progress());
                     }

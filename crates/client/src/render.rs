@@ -14,8 +14,8 @@
 //! ```
 
 use buildcat_proto::dcc::{
-    BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, HoudiniRenderUsd, ModoRender,
-    RedshiftRender, check_blender_engine, check_blender_format, check_blender_frames,
+    BlenderPlanRange, BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, HoudiniRenderUsd,
+    ModoRender, RedshiftRender, check_blender_engine, check_blender_format, check_blender_frames,
     check_cycles_device,
 };
 use buildcat_proto::frames::{FrameRange, FrameSpec, FrameSpecError};
@@ -226,13 +226,8 @@ impl BlenderRenderPlan {
         Ok(())
     }
 
-    /// The job, after every check that can be made before sending.
-    ///
-    /// # Errors
-    /// [`PlanError`] for a path outside the root, a chunk of 0, a bad frame spec, a frame
-    /// Blender cannot render, an unknown format, engine or device, or a movie format
-    /// without `movie`.
-    pub fn plan(&self) -> Result<RenderPlan<BlenderRender>, PlanError> {
+    /// The checks every Blender plan makes before sending: paths, chunk and names.
+    fn check(&self) -> Result<(), PlanError> {
         check_path(".blend file", &self.blend)?;
         if let Some(output) = &self.output {
             check_path("output pattern", output)?;
@@ -242,19 +237,18 @@ impl BlenderRenderPlan {
                 "--chunk must be at least 1 frame per task".to_owned(),
             ));
         }
-        let spec: FrameSpec = self.frames.parse()?;
-        let (frames, repeated) = blender_frames(&spec)?;
-        self.check_names()?;
-        let shown = spec.to_string();
+        self.check_names()
+    }
+
+    /// The command line that submits this render, for `status`; `frames` as shown, or
+    /// none for the scene's own range.
+    fn runs(&self, frames: Option<&str>) -> String {
         let chunk = self.chunk.to_string();
-        let mut words = vec![
-            "blender-render",
-            self.blend.as_str(),
-            "--frames",
-            shown.as_str(),
-            "--chunk",
-            chunk.as_str(),
-        ];
+        let mut words = vec!["blender-render", self.blend.as_str()];
+        if let Some(frames) = frames {
+            words.extend(["--frames", frames]);
+        }
+        words.extend(["--chunk", chunk.as_str()]);
         for (flag, value) in [
             ("--output", &self.output),
             ("--format", &self.format),
@@ -279,6 +273,38 @@ impl BlenderRenderPlan {
                 words.push(flag);
             }
         }
+        command_line(words)
+    }
+
+    /// A task rendering `frames` with this plan's settings.
+    fn task(&self, frames: Vec<i64>) -> BlenderRender {
+        BlenderRender {
+            blend: self.blend.clone(),
+            frames,
+            output: self.output.clone(),
+            format: self.format.clone(),
+            engine: self.engine.clone(),
+            scene: self.scene.clone(),
+            cycles_device: self.cycles_device.clone(),
+            python_expr: self.python_expr.clone(),
+            extra_args: self.blender_args.clone(),
+            allow_missing_libraries: self.allow_missing_libraries,
+            allow_outside_root: self.allow_outside_root,
+            movie: self.movie,
+        }
+    }
+
+    /// The job, after every check that can be made before sending.
+    ///
+    /// # Errors
+    /// [`PlanError`] for a path outside the root, a chunk of 0, a bad frame spec, a frame
+    /// Blender cannot render, an unknown format, engine or device, or a movie format
+    /// without `movie`.
+    pub fn plan(&self) -> Result<RenderPlan<BlenderRender>, PlanError> {
+        self.check()?;
+        let spec: FrameSpec = self.frames.parse()?;
+        let (frames, repeated) = blender_frames(&spec)?;
+        let shown = spec.to_string();
         // A movie is one file: every chunk would write it anew.
         let chunk_size = if self.movie {
             frames.len().max(1)
@@ -287,28 +313,33 @@ impl BlenderRenderPlan {
         };
         Ok(RenderPlan {
             name: format!("{} {shown}", file_name(&self.blend)),
-            runs: command_line(words),
+            runs: self.runs(Some(&shown)),
             tasks: frames
                 .chunks(chunk_size)
-                .map(|chunk| {
-                    let task = BlenderRender {
-                        blend: self.blend.clone(),
-                        frames: chunk.to_vec(),
-                        output: self.output.clone(),
-                        format: self.format.clone(),
-                        engine: self.engine.clone(),
-                        scene: self.scene.clone(),
-                        cycles_device: self.cycles_device.clone(),
-                        python_expr: self.python_expr.clone(),
-                        extra_args: self.blender_args.clone(),
-                        allow_missing_libraries: self.allow_missing_libraries,
-                        allow_outside_root: self.allow_outside_root,
-                        movie: self.movie,
-                    };
-                    (Some(frames_text(chunk)), task)
-                })
+                .map(|chunk| (Some(frames_text(chunk)), self.task(chunk.to_vec())))
                 .collect(),
             repeated,
+        })
+    }
+
+    /// The job of a render of the scene's own frame range (`frames` is not read): one
+    /// task, which reads the range (start, end, step) with Blender on a worker and adds
+    /// one render task per `chunk` frames to the same job (issue 11). Named
+    /// `a.blend scene range`.
+    ///
+    /// # Errors
+    /// [`PlanError`] as [`BlenderRenderPlan::plan`], frames aside.
+    pub fn plan_scene_range(&self) -> Result<RenderPlan<BlenderPlanRange>, PlanError> {
+        self.check()?;
+        let task = BlenderPlanRange::Plan {
+            render: self.task(Vec::new()),
+            chunk: u32::try_from(self.chunk).unwrap_or(u32::MAX),
+        };
+        Ok(RenderPlan {
+            name: format!("{} scene range", file_name(&self.blend)),
+            runs: self.runs(None),
+            tasks: vec![(None, task)],
+            repeated: Vec::new(),
         })
     }
 }

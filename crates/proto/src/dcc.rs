@@ -223,6 +223,39 @@ impl Task for BlenderRender {
     }
 }
 
+/// A Blender render of the scene's own frame range: the job's first task reads the range
+/// (start, end and step of the scene given by `scene`, or the file's active one) with
+/// Blender on a worker that has it, and adds the render tasks to its own job
+/// ([`Outcome::FinishedWithTasks`](crate::Outcome::FinishedWithTasks)), one per `chunk`
+/// frames. A job has one kind, so the tasks it adds are of this kind too: each renders its
+/// frames as a [`BlenderRender`] does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlenderPlanRange {
+    /// The first task: read the range and add the render tasks. `render` holds every
+    /// setting but the frames (its `frames` are not read).
+    Plan {
+        /// The render's settings, given to every task it adds.
+        render: BlenderRender,
+        /// Frames per added task (all frames in one task for a movie).
+        chunk: u32,
+    },
+    /// A task the plan added: renders its frames.
+    Render(BlenderRender),
+}
+
+impl Task for BlenderPlanRange {
+    const KIND: &'static str = "buildcat.blender.plan_range";
+    type Output = RenderReport;
+
+    fn default_options(&self) -> crate::JobOptions {
+        match self {
+            BlenderPlanRange::Plan { render, .. } | BlenderPlanRange::Render(render) => {
+                render.default_options()
+            }
+        }
+    }
+}
+
 /// [`BlenderRender`] as buildcat 0.6 and earlier encoded it, so that a render queued before
 /// an upgrade still runs after it.
 #[derive(Deserialize)]
@@ -463,7 +496,14 @@ pub const TOOLS: &[(&str, &[&str])] = &[
     ("mantra", &[HoudiniRenderIfd::KIND]),
     ("modo", &[ModoInfo::KIND, ModoRender::KIND]),
     ("redshift", &[RedshiftInfo::KIND, RedshiftRender::KIND]),
-    ("blender", &[BlenderInfo::KIND, BlenderRender::KIND]),
+    (
+        "blender",
+        &[
+            BlenderInfo::KIND,
+            BlenderRender::KIND,
+            BlenderPlanRange::KIND,
+        ],
+    ),
     ("husk", &[HoudiniRenderUsd::KIND]),
 ];
 

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::job::{
-    Failure, JobId, JobRef, JobState, JobStatus, JobSummary, NewJob, TaskCounts, TaskId,
+    Failure, JobId, JobRef, JobState, JobStatus, JobSummary, NewJob, NewTask, TaskCounts, TaskId,
     TaskProgress, TaskRef, TaskState, TaskStatus, TaskSummary, Timestamp,
 };
 use crate::preview::{FramePreview, JobPreviews};
@@ -340,6 +340,19 @@ pub enum Outcome {
     /// The worker stopped it because the worker itself is stopping now (a second Ctrl-C):
     /// the task goes back to its queue at once, without using up an attempt.
     Interrupted,
+    /// Finished, and adds `tasks` to its own job (a task that plans the rest of its job,
+    /// such as a render that reads its frame range from the scene). The server appends them
+    /// after the job's last task in the same transaction that records this one finished, so
+    /// they are added exactly once; they run with the job's kind, queue, priority and
+    /// options. A task that finished before (run again by a requeue of finished tasks,
+    /// which runs those it added again too) adds none. Bounded: at most as many per report, and in the job in all, as a submission
+    /// may hold; more is refused with [`RequestError::Invalid`] and fails the attempt.
+    FinishedWithTasks {
+        /// The encoded output, as [`Outcome::Finished`] carries it.
+        result: Vec<u8>,
+        /// The tasks to add, in order.
+        tasks: Vec<NewTask>,
+    },
 }
 
 /// A frame from the server.

@@ -396,7 +396,8 @@ impl Client {
 
     /// Renders frames of a `.blend` file (relative to the farm root): one task per `chunk`
     /// frames, named `SCENE.blend FRAMES` unless `name` is given. `scene_name` picks a
-    /// scene inside the file (`-S`).
+    /// scene inside the file (`-S`). Without `frames`, the scene's own range (start, end,
+    /// step), read by the job's first task on a worker, which adds the render tasks.
     #[pyo3(signature = (scene, *, frames = None, chunk = 1, output = None, format = None,
         engine = None, scene_name = None, cycles_device = None, python_expr = None,
         blender_args = Vec::new(), allow_missing_libraries = false, allow_outside_root = false,
@@ -426,13 +427,10 @@ impl Client {
         attempts: Option<u32>,
         after: Option<Vec<Bound<'_, PyAny>>>,
     ) -> PyResult<Job> {
-        let frames = match frames {
-            Some(frames) => frame_spec(py, frames)?,
-            None => "1".to_owned(),
-        };
+        let frames = frames.map(|frames| frame_spec(py, frames)).transpose()?;
         let plan = BlenderRenderPlan {
             blend: scene,
-            frames,
+            frames: frames.clone().unwrap_or_default(),
             chunk,
             output,
             format,
@@ -444,9 +442,7 @@ impl Client {
             allow_missing_libraries,
             allow_outside_root,
             movie,
-        }
-        .plan()
-        .or_raise(py)?;
+        };
         let submit = Submit {
             queue,
             name,
@@ -454,7 +450,14 @@ impl Client {
             timeout,
             attempts,
         };
-        self.submit_with_after(py, plan, submit, after)
+        // Without frames, the scene's own range: read on a worker, which adds the render
+        // tasks to the job.
+        if frames.is_none() {
+            let planned = plan.plan_scene_range().or_raise(py)?;
+            return self.submit_with_after(py, planned, submit, after);
+        }
+        let planned = plan.plan().or_raise(py)?;
+        self.submit_with_after(py, planned, submit, after)
     }
 
     /// Renders frames of a `.hip` file (relative to the farm root) through a ROP with

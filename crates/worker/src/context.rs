@@ -7,10 +7,10 @@
 //! for a handler's own tests.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use buildcat_proto::{TaskId, TaskProgress, paths};
+use buildcat_proto::{NewTask, TaskId, TaskProgress, paths};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -68,6 +68,20 @@ pub struct JobContext {
     /// Where previews of the frames the task saves are made and wait to be sent (the
     /// loop's); none outside a loop.
     previews: Option<Arc<PreviewSlot>>,
+    /// Tasks the handler adds to its job ([`JobContext::add_tasks`]), sent with its result.
+    added: AddedTasks,
+}
+
+/// Tasks a handler adds to its own job, shared by the clones of its context and read once
+/// it has returned.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AddedTasks(Arc<Mutex<Vec<NewTask>>>);
+
+impl AddedTasks {
+    /// The tasks added so far, leaving none.
+    pub(crate) fn take(&self) -> Vec<NewTask> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 impl JobContext {
@@ -96,6 +110,7 @@ impl JobContext {
             groups: None,
             lease: None,
             previews: None,
+            added: AddedTasks::default(),
         }
     }
 
@@ -104,9 +119,11 @@ impl JobContext {
         let output = Arc::new(TaskOutput::default());
         self.output = Some(Arc::clone(&output));
         self.cancel = CancellationToken::new();
+        self.added = AddedTasks::default();
         let monitor = JobMonitor {
             output,
             cancel: self.cancel.clone(),
+            added: self.added.clone(),
         };
         (self, monitor)
     }
@@ -166,6 +183,26 @@ impl JobContext {
         self.deadline = timeout.map(|limit| (Instant::now() + limit, limit));
         self.kill_grace = kill_grace;
         self
+    }
+
+    /// Adds tasks to this task's own job, to run once this one has finished: they are sent
+    /// with its result ([`Outcome::FinishedWithTasks`](buildcat_proto::Outcome)) and only
+    /// if it finishes, so a failed or retried attempt adds nothing, and the server adds
+    /// them in the same commit that records this task finished (once, however often the
+    /// report is resent; not again when a requeue runs this task again). They run with
+    /// the job's kind, queue, priority and options; the
+    /// server refuses more than a job may hold (10,000 tasks), failing this attempt.
+    pub fn add_tasks(&self, tasks: impl IntoIterator<Item = NewTask>) {
+        self.added
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(tasks);
+    }
+
+    /// Where the tasks the handler adds are kept, for the runner to read once it returns.
+    pub(crate) fn added_tasks(&self) -> AddedTasks {
+        self.added.clone()
     }
 
     /// Sends one line of output to the task's log (text holding line breaks is split into
@@ -292,6 +329,8 @@ pub struct JobMonitor {
     output: Arc<TaskOutput>,
     /// The context's cancellation.
     cancel: CancellationToken,
+    /// What the handler added to its job.
+    added: AddedTasks,
 }
 
 impl JobMonitor {
@@ -306,6 +345,12 @@ impl JobMonitor {
             }
             lines.extend(batch);
         }
+    }
+
+    /// The tasks the handler added to its job ([`JobContext::add_tasks`]) since the last
+    /// call.
+    pub fn take_added_tasks(&self) -> Vec<NewTask> {
+        self.added.take()
     }
 
     /// The latest progress reported since the last call, if any.

@@ -244,6 +244,7 @@ async fn run(registry: Arc<Registry>, kind: String, args: Vec<u8>, context: JobC
     let backstop_after = context.kill_grace() + BACKSTOP_SLACK;
     let deadline = context.deadline().zip(context.timeout());
     let started = Instant::now();
+    let added = context.added_tasks();
     let handler = registry.run(&kind, &args, context);
     drop(args);
     let past_deadline = async {
@@ -296,8 +297,16 @@ async fn run(registry: Arc<Registry>, kind: String, args: Vec<u8>, context: JobC
             )))
         }
         Ended::Returned(Ok(output)) => {
-            info!(task = %task, kind = %kind, duration = ?duration, "task finished");
-            Outcome::Finished(output)
+            let tasks = added.take();
+            info!(task = %task, kind = %kind, duration = ?duration, added = tasks.len(), "task finished");
+            if tasks.is_empty() {
+                Outcome::Finished(output)
+            } else {
+                Outcome::FinishedWithTasks {
+                    result: output,
+                    tasks,
+                }
+            }
         }
         Ended::Returned(Err(failure)) => {
             warn!(task = %task, kind = %kind, duration = ?duration, reason = %failure, "task failed");
@@ -322,11 +331,19 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
 /// handler then reports).
 fn scene_of(kind: &str, args: &[u8]) -> Option<String> {
     use buildcat_proto::dcc::{
-        BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, ModoRender, RedshiftRender,
+        BlenderPlanRange, BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, ModoRender,
+        RedshiftRender,
     };
     use buildcat_proto::{RunCommand, RunCommandIn, Task};
     match kind {
         BlenderRender::KIND => BlenderRender::decode_args(args).ok().map(|task| task.blend),
+        BlenderPlanRange::KIND => BlenderPlanRange::decode_args(args)
+            .ok()
+            .map(|task| match task {
+                BlenderPlanRange::Plan { render, .. } | BlenderPlanRange::Render(render) => {
+                    render.blend
+                }
+            }),
         HoudiniRenderHip::KIND => HoudiniRenderHip::decode_args(args)
             .ok()
             .map(|task| task.hip),

@@ -39,6 +39,7 @@ mod output;
 mod previews;
 mod render;
 mod restart;
+mod scene_range;
 mod several_workers;
 mod stopping;
 mod storage;

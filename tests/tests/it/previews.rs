@@ -363,6 +363,8 @@ fn a_frame_that_is_no_image_gets_no_preview_and_its_task_finishes() {
     let output = farm.run(&[
         "blender-render",
         "shot.blend",
+        "--frames",
+        "1",
         "--output",
         "out/f_####",
         "--wait",

@@ -415,7 +415,13 @@ fn render_commands_refuse_absolute_paths_and_backwards_frames_before_submitting(
 #[test]
 fn a_blender_render_waits_for_a_worker_with_blender() {
     let mut farm = ToolFarm::start();
-    let submitted = farm.ok(&["blender-render", "scenes/anim.blend", "--json"]);
+    let submitted = farm.ok(&[
+        "blender-render",
+        "scenes/anim.blend",
+        "--frames",
+        "1",
+        "--json",
+    ]);
     let (job, tasks) = self::submitted(&submitted);
     assert_eq!(tasks, 1, "{}", describe(&submitted));
     let info = farm

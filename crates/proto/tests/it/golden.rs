@@ -1226,6 +1226,17 @@ fn outcome() {
     );
     check(&Outcome::Canceled, "00000001 02");
     check(&Outcome::Interrupted, "00000001 03");
+    // Issue 11: a task that adds tasks to its job (the scene's own frame range).
+    check(
+        &Outcome::FinishedWithTasks {
+            result: vec![0x02, b'o', b'k'],
+            tasks: vec![NewTask {
+                frames: Some("3-7:2".to_owned()),
+                args: vec![0x01],
+            }],
+        },
+        "0000000f 04 03026f6b 01 01 05332d373a32 0101",
+    );
 }
 
 #[test]

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use buildcat_proto::{
     Attempt, AttemptOutcome, Failure, JobId, JobOptions, JobState, JobStatus, JobSummary, NewJob,
-    Outcome, TaskCounts, TaskId, TaskProgress, TaskState, TaskStatus, TaskSummary, Timestamp,
+    NewTask, Outcome, TaskCounts, TaskId, TaskProgress, TaskState, TaskStatus, TaskSummary,
+    Timestamp,
 };
 
 use crate::store::{JobRecord, OutputExtent, StoredJob, StoredTask};
@@ -42,6 +43,10 @@ pub(super) struct Job {
     pub(super) counts: TaskCounts,
     /// Its tasks; task `i` at `i`.
     pub(super) tasks: Vec<Task>,
+    /// Tasks its tasks' completions added ([`Outcome::FinishedWithTasks`]) whose commit
+    /// the core awaits: they count against [`MAX_TASKS`] before they are in `tasks`, so
+    /// that reports in flight together cannot pass the bound.
+    pub(super) adding: u32,
 }
 
 /// A task as the core holds it: the piece of a job one worker slot runs.
@@ -159,6 +164,26 @@ impl Task {
         }
     }
 
+    /// A task not yet run, queued, as submitted or added by another task of its job.
+    pub(super) fn new(task: NewTask, max_attempts: u32) -> Task {
+        Task {
+            frames: task.frames.map(String::into_boxed_str),
+            args: task.args.into(),
+            max_attempts,
+            state: TaskState::Queued,
+            ended_at: None,
+            attempts: Vec::new(),
+            result: None,
+            failure: None,
+            progress: None,
+            output: None,
+            retry_at: None,
+            completing: 0,
+            assigning: false,
+            queued_at: None,
+        }
+    }
+
     /// Whether `worker` ran an attempt of this task that failed.
     pub(super) fn failed_on(&self, worker: &str) -> bool {
         self.attempts.iter().any(|attempt| {
@@ -235,6 +260,7 @@ impl Job {
             ended_at,
             counts,
             tasks,
+            adding: 0,
         }
     }
 
@@ -255,22 +281,7 @@ impl Job {
         let tasks: Vec<Task> = new
             .tasks
             .into_iter()
-            .map(|task| Task {
-                frames: task.frames.map(String::into_boxed_str),
-                args: task.args.into(),
-                max_attempts: options.max_attempts,
-                state: TaskState::Queued,
-                ended_at: None,
-                attempts: Vec::new(),
-                result: None,
-                failure: None,
-                progress: None,
-                output: None,
-                retry_at: None,
-                completing: 0,
-                assigning: false,
-                queued_at: None,
-            })
+            .map(|task| Task::new(task, options.max_attempts))
             .collect();
         let mut runs = new.runs;
         cut(&mut runs, MAX_TEXT_BYTES);
@@ -294,6 +305,7 @@ impl Job {
                 ..TaskCounts::default()
             },
             tasks,
+            adding: 0,
         }
     }
 
@@ -474,6 +486,34 @@ impl Job {
         }
     }
 
+    /// The stored records of `tasks` as they join this job: queued, not yet run, numbered
+    /// after its last task and those awaiting their commit (the store numbers them again:
+    /// see [`StoreOp::AppendTasks`](crate::store::StoreOp::AppendTasks)).
+    pub(super) fn added_records(&self, tasks: &[NewTask]) -> Vec<StoredTask> {
+        let max_attempts = self.options.max_attempts.max(1);
+        let first = self.tasks.len() + self.adding as usize;
+        (first..)
+            .zip(tasks)
+            .map(|(index, task)| StoredTask {
+                status: TaskStatus {
+                    id: TaskId::new(self.id, u32::try_from(index).unwrap_or(u32::MAX)),
+                    number: self.number,
+                    kind: self.kind.to_string(),
+                    frames: task.frames.clone(),
+                    state: TaskState::Queued,
+                    max_attempts,
+                    ended_at: None,
+                    attempts: Vec::new(),
+                    result: None,
+                    failure: None,
+                    progress: None,
+                },
+                args: task.args.clone(),
+                output: OutputExtent::default(),
+            })
+            .collect()
+    }
+
     /// Where task `index` stands in its queue's dispatch order.
     pub(super) fn queue_key(&self, index: u32) -> QueueKey {
         (Reverse(self.options.priority), TaskId::new(self.id, index))
@@ -535,7 +575,9 @@ const MAX_TAIL_LINE_BYTES: usize = 2 << 10;
 /// with a reason that says so.
 pub(super) fn bounded_outcome(outcome: Outcome) -> Outcome {
     match outcome {
-        Outcome::Finished(result) if result.len() > MAX_RESULT_BYTES => {
+        Outcome::Finished(result) | Outcome::FinishedWithTasks { result, .. }
+            if result.len() > MAX_RESULT_BYTES =>
+        {
             Outcome::Failed(Failure::new(format!(
                 "the job's result of {} bytes is over the server's limit of {MAX_RESULT_BYTES} \
                  bytes; write large outputs to files in the farm's root and return their paths",
@@ -578,6 +620,37 @@ fn cut(text: &mut String, max: usize) {
     text.push_str(MARK);
 }
 
+/// Why a task of `job` may not add `tasks` to it, if it may not: at most [`MAX_TASKS`] in
+/// one report and in the job in all (counting those whose commit is awaited), and frames
+/// written as briefly as a submission's.
+pub(super) fn check_added(job: &Job, tasks: &[NewTask]) -> Result<(), String> {
+    let after = job.tasks.len() + job.adding as usize + tasks.len();
+    if tasks.len() > MAX_TASKS || after > MAX_TASKS {
+        return Err(format!(
+            "a task of job {} tried to add {} tasks to its job, which has {}; a job may have              at most {MAX_TASKS} tasks: give each task more frames (a larger chunk)",
+            job.number,
+            tasks.len(),
+            job.tasks.len() + job.adding as usize
+        ));
+    }
+    check_frames(tasks)
+}
+
+/// Refuses a task whose frames are written in more than [`MAX_NAME_BYTES`].
+fn check_frames(tasks: &[NewTask]) -> Result<(), String> {
+    if let Some(frames) = tasks
+        .iter()
+        .filter_map(|task| task.frames.as_ref())
+        .find(|frames| frames.len() > MAX_NAME_BYTES)
+    {
+        return Err(format!(
+            "a task's frames may be written in at most {MAX_NAME_BYTES} bytes, not {}",
+            frames.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Why `new` cannot be taken as submitted, if it cannot: limits that keep its record
 /// within a status reply.
 pub(super) fn check_bounds(new: &NewJob) -> Result<(), String> {
@@ -607,17 +680,7 @@ pub(super) fn check_bounds(new: &NewJob) -> Result<(), String> {
             new.tasks.len()
         ));
     }
-    if let Some(frames) = new
-        .tasks
-        .iter()
-        .filter_map(|task| task.frames.as_ref())
-        .find(|frames| frames.len() > MAX_NAME_BYTES)
-    {
-        return Err(format!(
-            "a task's frames may be written in at most {MAX_NAME_BYTES} bytes, not {}",
-            frames.len()
-        ));
-    }
+    check_frames(&new.tasks)?;
     if new.options.max_attempts > MAX_ATTEMPTS {
         return Err(format!(
             "a job may have at most {MAX_ATTEMPTS} attempts per task, not {}",

@@ -3,7 +3,8 @@
 
 use buildcat_proto::{
     Assignment, AttemptOutcome, Completion, Dependency, Failure, JobEvent, JobId, JobState, NewJob,
-    Outcome, Reply, RequestError, RequestId, Submitted, TaskId, TaskState, TaskStatus, Timestamp,
+    NewTask, Outcome, Reply, RequestError, RequestId, Submitted, TaskId, TaskState, TaskStatus,
+    Timestamp,
 };
 
 use super::connections::Orphan;
@@ -39,6 +40,10 @@ pub(super) enum AwaitingCommit {
         at: Timestamp,
         /// The worker's name, for its failure count.
         worker: String,
+        /// Why the report was refused although its attempt's end is recorded (it tried to
+        /// add more tasks than a job may have: the attempt failed with this reason), for
+        /// the reply.
+        refused: Option<String>,
     },
     /// A reply to a change people asked for (cancel, requeue, pause, ...), sent once it is
     /// stored.
@@ -99,7 +104,9 @@ impl Conclusion {
     /// What `outcome` does to `task` (whose attempt it reports).
     fn of(task: &Task, outcome: Outcome) -> Conclusion {
         let (attempt, result, failure) = match outcome {
-            Outcome::Finished(result) => (AttemptOutcome::Finished, Some(result), None),
+            Outcome::Finished(result) | Outcome::FinishedWithTasks { result, .. } => {
+                (AttemptOutcome::Finished, Some(result), None)
+            }
             Outcome::Failed(failure) => {
                 (AttemptOutcome::Failed(failure.clone()), None, Some(failure))
             }
@@ -344,7 +351,18 @@ impl Core {
                 outcome,
                 at,
                 worker,
-            } => self.completion_stored(now, error, (conn, id), task, attempt, outcome, at, worker),
+                refused,
+            } => {
+                let reply = match (error, refused) {
+                    (Some(error), _) => Err(RequestError::Storage(error.to_string())),
+                    (None, Some(reason)) => Err(RequestError::Invalid(reason)),
+                    (None, None) => Ok(Reply::Ack),
+                };
+                if self.connections.contains_key(&conn) {
+                    self.reply(conn, id, reply);
+                }
+                self.completion_stored(now, error.is_some(), task, attempt, outcome, at, worker);
+            }
             AwaitingCommit::Assign {
                 conn,
                 attempt,
@@ -609,6 +627,21 @@ impl Core {
             self.unqueue(task_id);
             self.set_state(task_id, TaskState::Started);
         }
+        let spawns = matches!(outcome, Outcome::FinishedWithTasks { .. });
+        if current && spawns && self.task(task_id).is_some_and(|task| task.completing > 0) {
+            // The same report, sent again on a new connection while the first is still
+            // being stored: storing it twice would add its tasks twice. The worker keeps it
+            // and sends it again; by then the first is stored (this one is stale) or failed
+            // (this one counts).
+            self.reply(
+                conn,
+                id,
+                Err(RequestError::Storage(format!(
+                    "task {task_id} attempt {attempt}'s report is being stored already; send                      it again if it is still wanted"
+                ))),
+            );
+            return;
+        }
         if !current {
             if !was_stopping {
                 tracing::warn!(task = %task_id, attempt, "refused a result for an attempt that is not current");
@@ -639,9 +672,48 @@ impl Core {
             return;
         };
         task.completing += 1;
+        // A task that finished before (run again by `requeue --all`) added its tasks then,
+        // and the requeue runs those again too: it adds none twice.
+        let finished_before = task
+            .attempts
+            .iter()
+            .any(|attempt| attempt.outcome == Some(AttemptOutcome::Finished));
+        // Tasks it adds to its job: checked against the job's bounds, else the attempt
+        // fails saying why (and the worker is told), so the task is not left running.
+        let mut refused = None;
+        let outcome = match outcome {
+            Outcome::FinishedWithTasks { result, .. } if finished_before => {
+                tracing::info!(task = %task_id, attempt, "a task run again did not add its tasks again");
+                Outcome::Finished(result)
+            }
+            Outcome::FinishedWithTasks { result, tasks } => {
+                match super::job::check_added(job, &tasks) {
+                    Ok(()) => Outcome::FinishedWithTasks { result, tasks },
+                    Err(reason) => {
+                        tracing::warn!(task = %task_id, attempt, reason = %reason, "refused the tasks a task added to its job");
+                        refused = Some(reason.clone());
+                        Outcome::Failed(Failure::new(reason))
+                    }
+                }
+            }
+            other => other,
+        };
+        let Some(task) = job.task_mut(task_id.index) else {
+            return;
+        };
         let conclusion = Conclusion::of(task, outcome.clone());
         self.ops
             .push(StoreOp::UpdateTask(conclusion.status(record, now)));
+        if let Outcome::FinishedWithTasks { tasks, .. } = &outcome {
+            let added = job.added_records(tasks);
+            job.adding = job
+                .adding
+                .saturating_add(u32::try_from(tasks.len()).unwrap_or(u32::MAX));
+            self.ops.push(StoreOp::AppendTasks {
+                job: task_id.job,
+                tasks: added,
+            });
+        }
         let token = self.next_token();
         // A worker that interrupts its task is on its way out: it gets no more work.
         let leaving = outcome == Outcome::Interrupted;
@@ -655,6 +727,7 @@ impl Core {
                 outcome,
                 at: now,
                 worker: name,
+                refused,
             },
         );
         self.flush_ops(Some(token));
@@ -676,20 +749,18 @@ impl Core {
     fn completion_stored(
         &mut self,
         now: Timestamp,
-        error: Option<&StoreError>,
-        (conn, id): (ConnId, RequestId),
+        failed: bool,
         task_id: TaskId,
         attempt: u32,
         outcome: Outcome,
         at: Timestamp,
         worker: String,
     ) {
-        let reply = match error {
-            None => Ok(Reply::Ack),
-            Some(error) => Err(RequestError::Storage(error.to_string())),
-        };
-        if self.connections.contains_key(&conn) {
-            self.reply(conn, id, reply);
+        // Tasks it added are stored with its end (or not at all): they join the job first,
+        // so the job is never seen ended between the two.
+        if let Outcome::FinishedWithTasks { tasks, .. } = &outcome {
+            let runs = self.task(task_id).is_some_and(|task| task.runs(attempt));
+            self.tasks_added(now, task_id, tasks, !failed, runs);
         }
         let Some(task) = self.task_mut(task_id) else {
             return;
@@ -699,7 +770,7 @@ impl Core {
             return;
         }
         task.completing = task.completing.saturating_sub(1);
-        if error.is_some() {
+        if failed {
             if task.completing == 0 && !self.running.contains_key(&task_id) {
                 self.orphan(now, now, task_id, attempt, worker);
             }
@@ -710,12 +781,76 @@ impl Core {
                 let reason = failure.reason.clone();
                 self.count_failure(now, &worker, task_id.job, &reason);
             }
-            Outcome::Finished(_) => self.count_success(&worker),
+            Outcome::Finished(_) | Outcome::FinishedWithTasks { .. } => self.count_success(&worker),
             Outcome::Canceled | Outcome::Interrupted => {}
         }
         // The record stored is what applying gives: nothing changes a completing task's
         // record meanwhile (it is not held, so no loss, timeout or reclaim touches it).
         self.conclude(at, task_id, outcome);
+    }
+
+    /// The commit of tasks that task `by` added to its job is done: `stored` says whether
+    /// it succeeded. Stored tasks join the job after its last task, numbered as the store
+    /// numbered them, with the job's queue, priority and options; queued, or canceled at
+    /// once when `by` was canceled while its report was being stored (its job was canceled:
+    /// the tasks must not bring it back).
+    fn tasks_added(
+        &mut self,
+        now: Timestamp,
+        by: TaskId,
+        tasks: &[NewTask],
+        stored: bool,
+        by_runs: bool,
+    ) {
+        let count = u32::try_from(tasks.len()).unwrap_or(u32::MAX);
+        let Some(job) = self.jobs.get_mut(&by.job) else {
+            return;
+        };
+        job.adding = job.adding.saturating_sub(count);
+        if !stored {
+            return;
+        }
+        let first = u32::try_from(job.tasks.len()).unwrap_or(u32::MAX);
+        let max_attempts = job.options.max_attempts.max(1);
+        job.tasks.extend(
+            tasks
+                .iter()
+                .cloned()
+                .map(|task| Task::new(task, max_attempts)),
+        );
+        job.counts.total += u64::from(count);
+        job.counts.queued += u64::from(count);
+        let paused = job.paused;
+        let queue_name = job.queue.clone();
+        let number = job.number;
+        {
+            let queue = self.queue_mut(&queue_name);
+            queue.counts.total += u64::from(count);
+            queue.counts.queued += u64::from(count);
+            if paused {
+                queue.held += u64::from(count);
+            }
+        }
+        self.touched.insert(by.job);
+        tracing::info!(
+            job = number,
+            task = by.index,
+            tasks = count,
+            "a task added tasks to its job"
+        );
+        let added = (first..first.saturating_add(count)).map(|index| TaskId::new(by.job, index));
+        for id in added {
+            if by_runs {
+                self.tell_watchers(id);
+                self.enqueue(now, id);
+            } else {
+                let reason = format!(
+                    "canceled: task {number}.{} that added it was canceled",
+                    by.index
+                );
+                self.end_task(now, id, TaskState::Canceled, Failure::new(reason));
+            }
+        }
     }
 
     /// Records how the current attempt ended, by the server's own decision (the timeout

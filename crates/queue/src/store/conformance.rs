@@ -73,6 +73,14 @@ const CASES: &[(&str, Case)] = &[
         "second_open_fails_while_first_is_held",
         second_open_fails_while_first_is_held,
     ),
+    (
+        "appended_tasks_follow_the_last_and_survive_reopen",
+        appended_tasks_follow_the_last_and_survive_reopen,
+    ),
+    (
+        "appending_to_a_job_not_stored_is_refused_and_rolls_back",
+        appending_to_a_job_not_stored_is_refused_and_rolls_back,
+    ),
 ];
 
 /// Runs every case, each on the storage of a fresh `fresh()`, and panics naming the cases
@@ -740,5 +748,79 @@ fn second_open_fails_while_first_is_held(open: &mut Opener<'_>) -> CaseResult {
     drop(first);
     let mut second = open()?;
     assert_eq!(jobs(&mut second)?.len(), 2);
+    Ok(())
+}
+
+/// Issue 11: a task's completion adds tasks to its job. They are numbered after the job's
+/// last task by the store (the index in the op is not read), in the same commit as the
+/// update that finishes the task that added them, and load back with the job.
+fn appended_tasks_follow_the_last_and_survive_reopen(open: &mut Opener<'_>) -> CaseResult {
+    let context = uuid::ContextV7::new();
+    let mut job = job_of(new_id(&context, 1), 1, 1);
+    let other = plain_job(new_id(&context, 2), 2);
+    let added = |index: u32, frames: &str| {
+        let mut task = plain_task(&job.job, index);
+        task.status.frames = Some(frames.to_owned());
+        task.args = frames.as_bytes().to_vec();
+        task
+    };
+    // Wrong indexes in the op: the store numbers the tasks itself.
+    let first = vec![added(7, "3"), added(7, "5")];
+    let second = vec![added(0, "7")];
+    {
+        let mut store = open()?;
+        store.commit(&[StoreOp::Insert(job.clone()), StoreOp::Insert(other.clone())])?;
+        let mut finished = job.tasks[0].status.clone();
+        finished.state = TaskState::Finished;
+        finished.ended_at = Some(Timestamp(1_700_000_100_000));
+        store.commit(&[
+            StoreOp::UpdateTask(finished.clone()),
+            StoreOp::AppendTasks {
+                job: job.job.id,
+                tasks: first.clone(),
+            },
+        ])?;
+        store.commit(&[StoreOp::AppendTasks {
+            job: job.job.id,
+            tasks: second.clone(),
+        }])?;
+        job.tasks[0].status = finished;
+    }
+    for (index, mut task) in (1u32..).zip(first.into_iter().chain(second)) {
+        task.status.id = TaskId::new(job.job.id, index);
+        job.tasks.push(task);
+    }
+    let mut store = open()?;
+    assert_eq!(jobs(&mut store)?, vec![job.clone(), other]);
+    // An added task is updated like any other.
+    let mut started = job.tasks[2].status.clone();
+    started.state = TaskState::Started;
+    store.commit(&[StoreOp::UpdateTask(started.clone())])?;
+    let loaded = jobs(&mut store)?;
+    if loaded[0].tasks[2].status != started {
+        return Err("an update of an added task was not stored".into());
+    }
+    Ok(())
+}
+
+/// Issue 11: tasks for a job the store does not hold are refused with the whole batch.
+fn appending_to_a_job_not_stored_is_refused_and_rolls_back(open: &mut Opener<'_>) -> CaseResult {
+    let context = uuid::ContextV7::new();
+    let a = plain_job(new_id(&context, 1), 1);
+    let missing = plain_job(new_id(&context, 2), 2);
+    let mut store = open()?;
+    let result = store.commit(&[
+        StoreOp::Insert(a.clone()),
+        StoreOp::AppendTasks {
+            job: missing.job.id,
+            tasks: vec![plain_task(&missing.job, 1)],
+        },
+    ]);
+    expect_refused(
+        result,
+        &missing.job.id.to_string(),
+        "adding tasks to a job that is not stored",
+    )?;
+    assert!(jobs(&mut store)?.is_empty());
     Ok(())
 }

@@ -8,7 +8,8 @@
 //!
 //! A job is stored with its tasks ([`StoreOp::Insert`]); later changes touch the job's own
 //! record ([`StoreOp::UpdateJob`]: priority, pause, end) or one task
-//! ([`StoreOp::UpdateTask`]). Job numbers are farm-wide and never reused: the store keeps
+//! ([`StoreOp::UpdateTask`]); tasks a task added to its job are appended after the others
+//! ([`StoreOp::AppendTasks`]). Job numbers are farm-wide and never reused: the store keeps
 //! the next one ([`Loaded::next_number`]), past every number it was given, deleted jobs'
 //! too. Paused queues are kept the same way ([`StoreOp::PauseQueue`]).
 //!
@@ -106,6 +107,19 @@ pub enum StoreOp {
     /// A task's mutable parts changed: state, max_attempts (raised by a requeue), ended_at,
     /// attempts, result and failure. Its frames, kind and args never change after insert.
     UpdateTask(TaskStatus),
+    /// Tasks added to a stored job after its submission (a task's completion carried them:
+    /// [`Outcome::FinishedWithTasks`](buildcat_proto::Outcome::FinishedWithTasks)),
+    /// appended after the job's last task, in order. The store numbers them (the index
+    /// after the job's highest), not the op: the core numbers them the same way when it
+    /// learns the commit succeeded, so tasks of a commit that failed leave no gap between
+    /// those of a later one. The index in each task's `status.id` is not read, nor its
+    /// `output` (a new task has none). A job not stored is refused.
+    AppendTasks {
+        /// The job.
+        job: JobId,
+        /// The tasks, in the order they get their indexes.
+        tasks: Vec<StoredTask>,
+    },
     /// A job is removed (deleted, or pruned after its retention period), with its tasks
     /// and their output. Its number is not given out again.
     Delete(JobId),
@@ -171,6 +185,10 @@ impl StoreOp {
                             .map(|task| OP_OVERHEAD + task.args.len() + status(&task.status))
                             .sum::<usize>()
                 }
+                StoreOp::AppendTasks { tasks, .. } => tasks
+                    .iter()
+                    .map(|task| OP_OVERHEAD + task.args.len() + status(&task.status))
+                    .sum::<usize>(),
                 StoreOp::UpdateJob(job) => record(job),
                 StoreOp::UpdateTask(task) => status(task),
                 StoreOp::AppendOutput { text, .. } => text.len(),

@@ -27,15 +27,21 @@
 //! run, missing linked libraries, a file written outside the farm root, and a frame that
 //! was never saved; a crash log Blender left in the private folder goes into the task's
 //! output and the failure before the folder is removed.
+//!
+//! Without frames given, a render takes the scene's own range ([`BlenderPlanRange`]): its
+//! first task runs `blender -b FILE -noaudio [-S SCENE] --python-expr CODE`, where the code
+//! prints the scene's start, end, step and name after [`RANGE_MARK`] ([`range_spec`],
+//! read by [`parse_range`]), and adds one render task per chunk of those frames to its job.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use buildcat_proto::dcc::{
-    BlenderInfo, BlenderRender, RenderReport, ToolInfoReport, blender_eevee_engine,
+    BlenderInfo, BlenderPlanRange, BlenderRender, RenderReport, ToolInfoReport,
+    blender_eevee_engine,
 };
-use buildcat_proto::{Failure, TaskProgress};
+use buildcat_proto::{Failure, NewTask, TaskProgress, codec};
 use tracing::warn;
 
 use super::tools::Executable;
@@ -830,27 +836,7 @@ pub(super) async fn render(
     };
 
     // Removed when dropped: at the end, on failure, and when the task is abandoned.
-    let folder = tempfile::Builder::new()
-        .prefix(&format!(
-            "buildcat-task-{}-{}-",
-            context.task, context.attempt
-        ))
-        .tempdir()
-        .map_err(|e| {
-            Failure::new(format!(
-                "cannot make the task's temporary folder in {}: {e}",
-                std::env::temp_dir().display()
-            ))
-        })?;
-    let profile = profiles.for_slot(&context.worker);
-    let folders = JobFolders::new(&profile, folder.path());
-    folders.create(&profile).await.map_err(|e| {
-        Failure::new(format!(
-            "cannot make the Blender profile in {}: {e}; give the worker a writable \
-             --state-dir or --blender-profile DIR",
-            profile.display()
-        ))
-    })?;
+    let (folder, folders) = task_folders(&context, &profiles).await?;
     let spec = render_spec(&executable, &context.root, command, &folders);
 
     let mut tracker = Tracker::new(
@@ -955,6 +941,247 @@ pub(super) async fn render(
         frames: tracker.done(),
         outputs: tracker.outputs,
     })
+}
+
+/// The task's private temporary folder (removed when the first is dropped) and the
+/// folders Blender runs with: the slot's profile, made if need be, and that folder.
+async fn task_folders(
+    context: &JobContext,
+    profiles: &ProfileHome,
+) -> Result<(tempfile::TempDir, JobFolders), Failure> {
+    let folder = tempfile::Builder::new()
+        .prefix(&format!(
+            "buildcat-task-{}-{}-",
+            context.task, context.attempt
+        ))
+        .tempdir()
+        .map_err(|e| {
+            Failure::new(format!(
+                "cannot make the task's temporary folder in {}: {e}",
+                std::env::temp_dir().display()
+            ))
+        })?;
+    let profile = profiles.for_slot(&context.worker);
+    let folders = JobFolders::new(&profile, folder.path());
+    folders.create(&profile).await.map_err(|e| {
+        Failure::new(format!(
+            "cannot make the Blender profile in {}: {e}; give the worker a writable \
+             --state-dir or --blender-profile DIR",
+            profile.display()
+        ))
+    })?;
+    Ok((folder, folders))
+}
+
+/// What the range query prints before the scene's start, end, step and name, so that its
+/// line is found among Blender's own (which 5.x prefixes: the mark is looked for anywhere).
+pub(super) const RANGE_MARK: &str = "BUILDCAT-SCENE-RANGE";
+
+/// The Python that prints the range of the scene Blender has open (`-S`, else the file's
+/// active one) on one line, flushed before Blender exits.
+const RANGE_CODE: &str = "import bpy, sys\n\
+    scene = bpy.context.scene\n\
+    print('BUILDCAT-SCENE-RANGE', scene.frame_start, scene.frame_end, scene.frame_step, \
+    scene.name)\n\
+    sys.stdout.flush()\n";
+
+/// A scene's frame range as Blender reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SceneRange {
+    /// The first frame.
+    pub(super) start: i64,
+    /// The last frame (rendered when the step lands on it).
+    pub(super) end: i64,
+    /// Frames from one rendered frame to the next, at least 1.
+    pub(super) step: i64,
+    /// The scene's name, to tell whether `-S` found the scene asked for.
+    pub(super) scene: String,
+}
+
+impl SceneRange {
+    /// Its frames, in order.
+    fn frames(&self) -> Vec<i64> {
+        let step = usize::try_from(self.step).unwrap_or(1).max(1);
+        (self.start..=self.end).step_by(step).collect()
+    }
+}
+
+/// The range from the query's output line (`BUILDCAT-SCENE-RANGE 1 250 1 Scene`), if the
+/// line holds it: three whole numbers after the mark, then the scene's name (which may
+/// hold spaces).
+pub(super) fn parse_range(line: &str) -> Option<SceneRange> {
+    let rest = &line[line.find(RANGE_MARK)? + RANGE_MARK.len()..];
+    let mut words = rest.trim_start().splitn(4, ' ');
+    let start = words.next()?.trim().parse().ok()?;
+    let end = words.next()?.trim().parse().ok()?;
+    let step = words.next()?.trim().parse().ok()?;
+    let scene = words.next().unwrap_or_default().trim_end().to_owned();
+    Some(SceneRange {
+        start,
+        end,
+        step,
+        scene,
+    })
+}
+
+/// `blender [-y] -b FILE -noaudio [-S SCENE] [--python-expr CODE] --python-expr RANGE`:
+/// loads the scene as a render would (the studio's code included) and prints its range.
+pub(super) fn range_spec(
+    executable: &Executable,
+    root: &Path,
+    command: &RenderCommand<'_>,
+    folders: &JobFolders,
+) -> ProcessSpec {
+    let mut spec = ProcessSpec::new(executable.path(), root);
+    if command.autoexec {
+        spec = spec.arg("-y");
+    }
+    spec = spec.arg("-b").arg(&command.scene).arg("-noaudio");
+    if let Some(scene) = command.scene_name {
+        spec = spec.arg("-S").arg(scene);
+    }
+    if let Some(code) = command.python_expr {
+        spec = spec.arg("--python-expr").arg(code);
+    }
+    spec.arg("--python-expr")
+        .arg(RANGE_CODE)
+        .env("HOME", &folders.home)
+        .env("XDG_CACHE_HOME", &folders.cache)
+        .env("XDG_CONFIG_HOME", &folders.config)
+        .env("TMPDIR", &folders.tmp)
+}
+
+/// The handler of [`BlenderPlanRange`]: the plan reads the scene's range and adds the
+/// render tasks to its job; each added task renders as [`BlenderRender`] does.
+pub(super) async fn plan_range(
+    task: BlenderPlanRange,
+    context: JobContext,
+    executable: Arc<Executable>,
+    options: Arc<BlenderOptions>,
+    profiles: Arc<ProfileHome>,
+) -> Result<RenderReport, Failure> {
+    let (render_task, chunk) = match task {
+        BlenderPlanRange::Render(task) => {
+            return render(task, context, executable, options, profiles).await;
+        }
+        BlenderPlanRange::Plan { render, chunk } => (render, chunk),
+    };
+    let range = scene_range(&context, &executable, &options, &profiles, &render_task).await?;
+    if range.step < 1 {
+        return Err(Failure::new(format!(
+            "scene `{}` has a frame step of {}; Blender renders with a step of at least 1",
+            range.scene, range.step
+        )));
+    }
+    if range.end < range.start {
+        return Err(Failure::new(format!(
+            "scene `{}` ends at frame {} before it starts at frame {}; set its range, or \
+             give --frames",
+            range.scene, range.end, range.start
+        )));
+    }
+    let frames = range.frames();
+    check_frames(&frames)?;
+    let chunk = if render_task.movie {
+        frames.len()
+    } else {
+        usize::try_from(chunk).unwrap_or(1).max(1)
+    };
+    let mut tasks = Vec::new();
+    for frames in frames.chunks(chunk.max(1)) {
+        let task = BlenderPlanRange::Render(BlenderRender {
+            frames: frames.to_vec(),
+            ..render_task.clone()
+        });
+        let args = codec::encode_value(&task).map_err(|error| {
+            Failure::new(format!("the render tasks could not be encoded: {error}"))
+        })?;
+        tasks.push(NewTask {
+            frames: Some(buildcat_client::render::frames_text(frames)),
+            args,
+        });
+    }
+    context.log(format!(
+        "scene `{}`: frames {}-{} step {}, {} frames in {} tasks",
+        range.scene,
+        range.start,
+        range.end,
+        range.step,
+        frames.len(),
+        tasks.len()
+    ));
+    context.add_tasks(tasks);
+    Ok(RenderReport::default())
+}
+
+/// Runs Blender on the scene to read its frame range.
+async fn scene_range(
+    context: &JobContext,
+    executable: &Executable,
+    options: &BlenderOptions,
+    profiles: &ProfileHome,
+    task: &BlenderRender,
+) -> Result<SceneRange, Failure> {
+    let scene = scene_file(context, &task.blend).await?;
+    let command = RenderCommand {
+        scene: executable.path_arg(&scene)?,
+        autoexec: !options.no_autoexec,
+        scene_name: task.scene.as_deref(),
+        python_expr: task.python_expr.as_deref(),
+        ..RenderCommand::default()
+    };
+    let (folder, folders) = task_folders(context, profiles).await?;
+    let spec = range_spec(executable, &context.root, &command, &folders);
+    let mut range = None;
+    let mut error = None;
+    let report = run_process(spec, context, |line| {
+        if range.is_none() {
+            range = parse_range(line);
+        }
+        if error.is_none() {
+            let (level, text) = message(line);
+            error = error_line(level, text);
+        }
+    })
+    .await?;
+    drop(folder);
+    let program = executable.file_name();
+    let tail = report.tail.clone();
+    let exited = matches!(report.end, ProcessEnd::Exited { code: Some(_), .. });
+    if let Some(mut failure) = report.into_failure(&program) {
+        // Blender's own error line says why (a file it cannot read, a scene it lacks).
+        if let (true, Some(error)) = (exited, error) {
+            failure.reason = error;
+        }
+        return Err(failure);
+    }
+    let Some(range) = range else {
+        return Err(Failure {
+            reason: error.unwrap_or_else(|| {
+                format!(
+                    "{program} printed no frame range for {}; it may not be a .blend file; \
+                     give --frames to render without reading it",
+                    task.blend
+                )
+            }),
+            exit_code: Some(0),
+            output_tail: tail,
+        });
+    };
+    if let Some(asked) = &task.scene
+        && *asked != range.scene
+    {
+        return Err(Failure {
+            reason: format!(
+                "{} has no scene `{asked}` (Blender opened `{}`); name one of its scenes \
+                 with --scene",
+                task.blend, range.scene
+            ),
+            exit_code: Some(0),
+            output_tail: tail,
+        });
+    }
+    Ok(range)
 }
 
 /// Fails on no frames and on frames Blender cannot render (negative ones, which `-f`
@@ -1322,6 +1549,83 @@ mod tests {
         let mut tracker = Tracker::new(&[1], Path::new("/farm"), None, false);
         tracker.line("Saved: '/farmhouse/0001.png'");
         assert_eq!(tracker.outside, ["/farmhouse/0001.png"]);
+    }
+
+    /// Issue 11 (fault 4): the scene's range is read from the query's line, as 3.x-4.x
+    /// print it and behind 5.x's logger prefix; anything else is no range.
+    #[test]
+    fn the_scene_range_line_is_read_robustly() {
+        let range = |start, end, step, scene: &str| {
+            Some(SceneRange {
+                start,
+                end,
+                step,
+                scene: scene.to_owned(),
+            })
+        };
+        assert_eq!(
+            parse_range("BUILDCAT-SCENE-RANGE 1 250 1 Scene"),
+            range(1, 250, 1, "Scene")
+        );
+        assert_eq!(
+            parse_range("00:01.204  python           | BUILDCAT-SCENE-RANGE 3 7 2 Shot 010\r"),
+            range(3, 7, 2, "Shot 010")
+        );
+        assert_eq!(
+            parse_range("BUILDCAT-SCENE-RANGE -5 10 1 A"),
+            range(-5, 10, 1, "A")
+        );
+        assert_eq!(parse_range("BUILDCAT-SCENE-RANGE 1 x 1 A"), None);
+        assert_eq!(parse_range("BUILDCAT-SCENE-RANGE 1 2"), None);
+        assert_eq!(
+            parse_range("Blender 3.4.1 (hash 55485cb379f7 built 2023-04-01)"),
+            None
+        );
+        assert_eq!(
+            range(3, 7, 2, "S").map(|range| range.frames()),
+            Some(vec![3, 5, 7])
+        );
+        assert_eq!(
+            range(1, 6, 2, "S").map(|range| range.frames()),
+            Some(vec![1, 3, 5])
+        );
+    }
+
+    /// The query loads the scene as a render does (`-y`, `-S`, the studio's Python) and
+    /// then prints the range.
+    #[test]
+    fn the_range_query_loads_the_scene_like_a_render() {
+        let executable = Executable::new(Path::new("/opt/blender/blender"));
+        let folders = JobFolders::new(Path::new("/state/p"), Path::new("/tmp/t"));
+        let command = RenderCommand {
+            scene: OsString::from("/farm/a.blend"),
+            autoexec: true,
+            scene_name: Some("Shot"),
+            python_expr: Some("import studio"),
+            ..RenderCommand::default()
+        };
+        let spec = range_spec(&executable, Path::new("/farm"), &command, &folders);
+        let args: Vec<String> = spec
+            .args
+            .iter()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "-y",
+                "-b",
+                "/farm/a.blend",
+                "-noaudio",
+                "-S",
+                "Shot",
+                "--python-expr",
+                "import studio",
+                "--python-expr",
+                RANGE_CODE,
+            ]
+        );
+        assert!(RANGE_CODE.contains(RANGE_MARK));
     }
 
     #[test]

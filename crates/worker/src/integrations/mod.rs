@@ -33,8 +33,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buildcat_proto::dcc::{
-    BlenderInfo, BlenderRender, HoudiniInfo, HoudiniRenderHip, HoudiniRenderIfd, HoudiniRenderUsd,
-    ModoInfo, ModoRender, RedshiftInfo, RedshiftRender, ToolInfo, ToolInfoReport,
+    BlenderInfo, BlenderPlanRange, BlenderRender, HoudiniInfo, HoudiniRenderHip, HoudiniRenderIfd,
+    HoudiniRenderUsd, ModoInfo, ModoRender, RedshiftInfo, RedshiftRender, ToolInfo, ToolInfoReport,
 };
 use buildcat_proto::frames::FrameRange;
 use buildcat_proto::{Failure, JobId, Task, TaskId, ToolVersion, paths};
@@ -63,12 +63,26 @@ pub(crate) fn register(
         match tool {
             Tool::Blender => {
                 add::<BlenderInfo, _, _>(registry, &executable, blender::info);
+                let options = Arc::new(blender_options.clone());
+                let profiles = Arc::new(blender::ProfileHome::new(blender_options, state_dir));
                 if registry.get(BlenderRender::KIND).is_none() {
                     let executable = Arc::clone(&executable);
-                    let options = Arc::new(blender_options.clone());
-                    let profiles = Arc::new(blender::ProfileHome::new(blender_options, state_dir));
+                    let options = Arc::clone(&options);
+                    let profiles = Arc::clone(&profiles);
                     registry.insert(move |task: BlenderRender, context| {
                         blender::render(
+                            task,
+                            context,
+                            Arc::clone(&executable),
+                            Arc::clone(&options),
+                            Arc::clone(&profiles),
+                        )
+                    });
+                }
+                if registry.get(BlenderPlanRange::KIND).is_none() {
+                    let executable = Arc::clone(&executable);
+                    registry.insert(move |task: BlenderPlanRange, context| {
+                        blender::plan_range(
                             task,
                             context,
                             Arc::clone(&executable),

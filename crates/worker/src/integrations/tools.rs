@@ -17,8 +17,8 @@ use std::path::{Component, Path, PathBuf};
 
 use buildcat_proto::Failure;
 use buildcat_proto::dcc::{
-    BlenderInfo, BlenderRender, HoudiniInfo, HoudiniRenderHip, HoudiniRenderIfd, HoudiniRenderUsd,
-    ModoInfo, ModoRender, RedshiftInfo, RedshiftRender,
+    BlenderInfo, BlenderPlanRange, BlenderRender, HoudiniInfo, HoudiniRenderHip, HoudiniRenderIfd,
+    HoudiniRenderUsd, ModoInfo, ModoRender, RedshiftInfo, RedshiftRender,
 };
 use buildcat_proto::task::Task;
 
@@ -81,7 +81,11 @@ impl Tool {
     /// The job kinds a worker runs when it has this tool.
     pub fn kinds(self) -> &'static [&'static str] {
         match self {
-            Tool::Blender => &[BlenderInfo::KIND, BlenderRender::KIND],
+            Tool::Blender => &[
+                BlenderInfo::KIND,
+                BlenderRender::KIND,
+                BlenderPlanRange::KIND,
+            ],
             Tool::Hython => &[HoudiniInfo::KIND, HoudiniRenderHip::KIND],
             Tool::Mantra => &[HoudiniRenderIfd::KIND],
             Tool::ModoCl => &[ModoInfo::KIND, ModoRender::KIND],

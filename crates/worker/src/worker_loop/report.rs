@@ -123,7 +123,7 @@ async fn send_completion(
     label: &str,
 ) -> Result<(), LinkError> {
     let outcome = match &completion.outcome {
-        Outcome::Finished(_) => "finished",
+        Outcome::Finished(_) | Outcome::FinishedWithTasks { .. } => "finished",
         Outcome::Failed(_) => "failed",
         Outcome::Canceled => "canceled",
         Outcome::Interrupted => "interrupted",

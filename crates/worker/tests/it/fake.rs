@@ -393,8 +393,10 @@ impl TaskReport {
 /// The decoded output of a finished completion; fails the test on a failure.
 pub fn output<T: Task>(completion: &Completion) -> T::Output {
     match &completion.outcome {
-        Outcome::Finished(bytes) => codec::decode_value(bytes)
-            .unwrap_or_else(|e| panic!("undecodable output of {}: {e}", T::KIND)),
+        Outcome::Finished(bytes) | Outcome::FinishedWithTasks { result: bytes, .. } => {
+            codec::decode_value(bytes)
+                .unwrap_or_else(|e| panic!("undecodable output of {}: {e}", T::KIND))
+        }
         Outcome::Failed(failure) => panic!("task failed: {failure:?}"),
         Outcome::Canceled => panic!("task canceled"),
         Outcome::Interrupted => panic!("task interrupted"),

@@ -6,6 +6,7 @@
 
 // The real Blender, where installed.
 #[cfg(target_os = "linux")]
+mod added_tasks;
 mod blender;
 mod builder;
 // Real processes (`sh`, `sleep`), and pidfds to see them gone.

@@ -46,6 +46,17 @@ impl MemStore {
                 }
                 self.jobs.insert(job.job.id, job);
             }
+            StoreOp::AppendTasks { job, tasks } => {
+                if let Some(stored) = self.jobs.get_mut(job) {
+                    for task in tasks {
+                        let index = u32::try_from(stored.tasks.len()).unwrap_or(u32::MAX);
+                        let mut task = task.clone();
+                        task.status.id = TaskId::new(*job, index);
+                        task.output = OutputExtent::default();
+                        stored.tasks.push(task);
+                    }
+                }
+            }
             StoreOp::UpdateJob(record) => {
                 if let Some(job) = self.jobs.get_mut(&record.id) {
                     job.job.options.priority = record.options.priority;

@@ -18,6 +18,7 @@ mod memstore;
 mod notices;
 mod previews;
 mod randomized;
+mod spawn;
 
 use super::job::Task;
 use super::{ConnId, Core, CoreConfig, Effect, Input, MAX_WORKER_LOSSES, Notice, OutputRead};

@@ -787,7 +787,17 @@ impl Sim {
             Outcome::Finished(vec![1])
         } else {
             match self.rng.below(10) {
-                0..=4 => Outcome::Finished(vec![1]),
+                0..=3 => Outcome::Finished(vec![1]),
+                // Issue 11: a task that adds tasks to its job.
+                4 => Outcome::FinishedWithTasks {
+                    result: vec![1],
+                    tasks: (0..=self.rng.below(2))
+                        .map(|_| buildcat_proto::NewTask {
+                            frames: Some("1".to_owned()),
+                            args: vec![1],
+                        })
+                        .collect(),
+                },
                 5..=8 => Outcome::Failed(Failure::new("exit 1")),
                 _ => Outcome::Interrupted,
             }
@@ -1259,14 +1269,15 @@ impl Sim {
     }
 
     /// Nothing acknowledged is lost: every acknowledged job is still known with all its
-    /// tasks and its number, unless it was deleted; no task outlived the drain deferred.
+    /// tasks (and any its tasks added since) and its number, unless it was deleted; no task
+    /// outlived the drain deferred.
     fn check_acknowledged(&self) -> Result<(), String> {
         for (id, (number, tasks)) in &self.acknowledged {
             match self.core.jobs.get(id) {
                 None if self.pruned.contains(id) => {}
                 None => return Err(format!("acknowledged job {id} is gone")),
                 Some(job) => {
-                    if job.number != *number || job.tasks.len() != *tasks as usize {
+                    if job.number != *number || job.tasks.len() < *tasks as usize {
                         return Err(format!(
                             "job {id} was acknowledged as number {number} of {tasks} tasks, \
                              is number {} of {}",

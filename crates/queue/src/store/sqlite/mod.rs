@@ -299,12 +299,14 @@ enum Write {
     AppendOutput,
     /// [`output::DROP_OUTPUT`].
     DropOutput,
+    /// [`rows::LAST_TASK_INDEX`].
+    LastTaskIndex,
 }
 
 impl Write {
     /// How many there are: the size of [`Statements`] (a statement without a slot fails
     /// its commit, and the conformance suite with it).
-    const COUNT: usize = 12;
+    const COUNT: usize = 13;
 
     /// Its SQL.
     fn sql(self) -> &'static str {
@@ -321,6 +323,7 @@ impl Write {
             Write::ResumeQueue => rows::RESUME_QUEUE,
             Write::AppendOutput => output::APPEND_OUTPUT,
             Write::DropOutput => output::DROP_OUTPUT,
+            Write::LastTaskIndex => rows::LAST_TASK_INDEX,
         }
     }
 }
@@ -408,6 +411,32 @@ impl<'conn> Statements<'conn> {
                         ))
                     })?;
                 *next_number = Some(next_number.map_or(past, |next| next.max(past)));
+            }
+            StoreOp::AppendTasks { job, tasks } => {
+                let last: Option<i64> = self
+                    .get(Write::LastTaskIndex)?
+                    .query_row([job.0.as_bytes()], |row| row.get(0))
+                    .map_err(|e| {
+                        write_error(path, &format!("could not read the tasks of job {job}"), &e)
+                    })?;
+                let Some(last) = last else {
+                    return Err(StoreError::Database(format!(
+                        "could not add tasks to job {job}: the job is not stored"
+                    )));
+                };
+                let stmt = self.get(Write::InsertTask)?;
+                for (offset, task) in (1i64..).zip(tasks) {
+                    let index = u32::try_from(last + offset).map_err(|_| {
+                        StoreError::Database(format!(
+                            "could not add tasks to job {job}: task index {} is too large",
+                            last + offset
+                        ))
+                    })?;
+                    let mut task = task.clone();
+                    task.status.id = buildcat_proto::TaskId::new(*job, index);
+                    rows::check_state(task.status.state, task.status.id)?;
+                    rows::insert_task(stmt, &task, encodings, path)?;
+                }
             }
             StoreOp::UpdateJob(record) => {
                 rows::update_job(self.get(Write::UpdateJob)?, record, path)?;

@@ -35,6 +35,10 @@ pub(super) const INSERT_TASK: &str = "INSERT INTO tasks (job, idx, frames, args,
     max_attempts, ended_at, attempts, result, failure) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
+/// The highest task index of job ?1 (`NULL` when the job has no tasks stored, i.e. it is
+/// not stored: every stored job has one).
+pub(super) const LAST_TASK_INDEX: &str = "SELECT max(idx) FROM tasks WHERE job = ?1";
+
 /// Updates a job's mutable columns.
 pub(super) const UPDATE_JOB: &str =
     "UPDATE jobs SET priority = ?2, paused = ?3, ended_at = ?4 WHERE id = ?1";
@@ -177,7 +181,7 @@ fn encode_failure(
 }
 
 /// Refuses a task state that is never stored: a pause belongs to the task's job or queue.
-fn check_state(state: TaskState, task: TaskId) -> Result<(), StoreError> {
+pub(super) fn check_state(state: TaskState, task: TaskId) -> Result<(), StoreError> {
     if state == TaskState::Paused {
         return Err(StoreError::Database(format!(
             "could not store task {task}: its state is paused, which is never stored (a \
