@@ -189,7 +189,7 @@ fn check_state(state: TaskState, task: TaskId) -> Result<(), StoreError> {
 
 /// Refuses a job that cannot be stored as it is: one without tasks, or with tasks that are
 /// not its own `0, 1, 2..` in order.
-pub(super) fn check_new_job(job: &StoredJob) -> Result<(), StoreError> {
+pub(in crate::store) fn check_new_job(job: &StoredJob) -> Result<(), StoreError> {
     let id = job.job.id;
     if job.tasks.is_empty() {
         return Err(StoreError::Database(format!(
