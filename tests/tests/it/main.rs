@@ -35,6 +35,7 @@ mod netns;
 mod notify;
 mod original;
 mod output;
+mod postgres;
 mod previews;
 mod render;
 mod restart;
