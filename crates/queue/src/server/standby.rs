@@ -64,7 +64,7 @@ pub(crate) async fn become_active(
                         "standby: taking over as the active server"
                     );
                 }
-                return Ok(Some(store));
+                return Ok(Some(*store));
             }
             Ok(Opened::Standby { active: now }) => {
                 if !waited || now != active {

@@ -26,7 +26,7 @@
 //! (SIGSTOP, a frozen VM) may have lost its session, and a standby may have taken over. So
 //! each server that becomes active bumps the `term` in `buildcat.meta` and keeps the value,
 //! and every commit first locks the meta row where the term is still its own
-//! ([`rows::CHECK_TERM`]) in the same transaction. A server that was superseded finds no
+//! (`rows::CHECK_TERM`) in the same transaction. A server that was superseded finds no
 //! row: the commit is rolled back and fails with [`StoreError::Superseded`], as does every
 //! later one, and the server steps down. A takeover's bump waits for a commit in flight, so
 //! the new server loads everything the old one committed, and nothing after.
@@ -81,8 +81,9 @@ pub struct PostgresOptions {
 /// What trying to become the active server gave.
 #[derive(Debug)]
 pub enum Opened {
-    /// This server holds the lock: the store is open and the term is its own.
-    Active(PostgresStore),
+    /// This server holds the lock: the store is open and the term is its own (boxed: a
+    /// store is large and a standby's answer small).
+    Active(Box<PostgresStore>),
     /// Another server holds the lock.
     Standby {
         /// Where that server said clients reach it, if it did.
@@ -285,7 +286,7 @@ impl PostgresStore {
     /// the active server if one does.
     pub fn open(options: &PostgresOptions) -> Result<PostgresStore, StoreError> {
         match Self::try_open(options)? {
-            Opened::Active(store) => Ok(store),
+            Opened::Active(store) => Ok(*store),
             Opened::Standby { active } => {
                 let (_, shown) = connection_config(&options.url)?;
                 Err(StoreError::Open {
@@ -343,7 +344,7 @@ impl PostgresStore {
             term
         };
         let statements = Statements::prepare(&mut data).map_err(open_err)?;
-        Ok(Opened::Active(PostgresStore {
+        Ok(Opened::Active(Box::new(PostgresStore {
             lock: Some(lock),
             data: Some(Session {
                 client: data,
@@ -353,7 +354,7 @@ impl PostgresStore {
             shown,
             term,
             superseded: None,
-        }))
+        })))
     }
 
     /// The term this server became active in.

@@ -67,7 +67,7 @@ fn a_superseded_server_cannot_commit() -> TestResult {
     )?;
     let mut new = loop {
         match PostgresStore::try_open(&options(&url))? {
-            Opened::Active(store) => break store,
+            Opened::Active(store) => break *store,
             Opened::Standby { .. } => std::thread::yield_now(),
         }
     };
