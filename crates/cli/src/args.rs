@@ -147,7 +147,8 @@ impl Command {
 /// Where the server is.
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
-    /// The server's host name or address.
+    /// The server's host name or address; servers sharing a PostgreSQL store as a
+    /// comma-separated list (`db1,db2:2230`), tried in order.
     #[arg(long, env = "BUILDCAT_HOST", default_value = "127.0.0.1")]
     pub host: String,
     /// The server's port.
@@ -197,9 +198,20 @@ impl Connection {
         }))
     }
 
-    /// `host:port`, with brackets around an IPv6 address.
+    /// `host:port`, with brackets around an IPv6 address; for a comma-separated list of
+    /// hosts (servers sharing a PostgreSQL store, tried in order), each with its own port
+    /// or `--port`, joined by commas.
     pub fn addr(&self) -> String {
-        join_host_port(&self.host, self.port)
+        if !self.host.contains(',') {
+            return join_host_port(&self.host, self.port);
+        }
+        self.host
+            .split(',')
+            .map(str::trim)
+            .filter(|host| !host.is_empty())
+            .map(|host| with_port(host, self.port))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Connects to the server named on the command line.
@@ -221,6 +233,21 @@ fn pick(given: &Option<PathBuf>, default: Option<PathBuf>, flag: &str) -> anyhow
 }
 
 /// `host:port`, with brackets around an IPv6 address.
+/// `host` if it names its port (`db1:2228`, `[::1]:2228`), else `host` with `port`.
+fn with_port(host: &str, port: u16) -> String {
+    let has_port = match host.rsplit_once(':') {
+        Some((name, given)) => {
+            given.parse::<u16>().is_ok() && (!name.contains(':') || name.ends_with(']'))
+        }
+        None => false,
+    };
+    if has_port {
+        host.to_owned()
+    } else {
+        join_host_port(host, port)
+    }
+}
+
 pub fn join_host_port(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
@@ -238,9 +265,16 @@ pub struct ServerArgs {
     /// The port to listen on.
     #[arg(long, env = "BUILDCAT_PORT", default_value_t = buildcat_proto::DEFAULT_PORT)]
     pub port: u16,
-    /// The SQLite file that keeps the jobs.
+    /// Where the jobs are kept: a SQLite file (a path, or `sqlite:PATH`), or a PostgreSQL
+    /// database (`postgresql://USER@HOST:PORT/DATABASE`; password from PGPASSWORD or
+    /// ~/.pgpass), which any number of servers share: one is active, the others stand by.
     #[arg(long, default_value = "buildcat.db")]
     pub storage: PathBuf,
+    /// Where clients reach this server (`HOST:PORT`), which standbys of a PostgreSQL store
+    /// tell the clients that reach them [default: this host's name and --port when bound
+    /// to every interface, else --bind and --port].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
     #[command(flatten)]
     pub tuning: ServerTuning,
     #[command(flatten)]

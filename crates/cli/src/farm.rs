@@ -220,18 +220,97 @@ async fn bind_both(
     }
 }
 
+/// The SQLite file `--storage` names: `sqlite:PATH` or a bare path.
+fn sqlite_path(storage: &Path) -> std::path::PathBuf {
+    match storage
+        .to_str()
+        .and_then(|text| text.strip_prefix("sqlite:"))
+    {
+        Some(path) => std::path::PathBuf::from(path),
+        None => storage.to_owned(),
+    }
+}
+
+/// Where clients reach a server listening on `listener` bound to `bind`, unless
+/// `--advertise` says: the host's name when bound to every interface.
+fn advertised(bind: &str, listener: &TcpListener) -> anyhow::Result<String> {
+    let port = listener
+        .local_addr()
+        .context("could not read the listening address")?
+        .port();
+    let unspecified = bind
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified());
+    let host = if unspecified {
+        hostname::get()
+            .ok()
+            .and_then(|name| name.into_string().ok())
+            .unwrap_or_else(|| bind.to_owned())
+    } else {
+        bind.to_owned()
+    };
+    Ok(join_host_port(&host, port))
+}
+
+/// `buildcat server --storage postgresql://...`: binds first, stands by while another server
+/// is active on the database (refusing hellos with its address), then serves.
+async fn server_postgres(
+    args: ServerArgs,
+    notify: Option<buildcat_queue::notify::NotifyOptions>,
+) -> anyhow::Result<ExitCode> {
+    use buildcat_queue::store::postgres::{PostgresOptions, connection_config};
+    let url = args.storage.to_string_lossy().into_owned();
+    let (_, shown) = connection_config(&url).context("server with PostgreSQL storage")?;
+    let mut config = server_config(Path::new(&shown), &args.tuning)?;
+    config.tls = args.tls()?;
+    let listener = bind(&args.bind, args.port).await?;
+    let http = bind_http(&args.http, config.tls.is_some()).await?;
+    let advertise = match &args.advertise {
+        Some(advertise) => advertise.clone(),
+        None => advertised(&args.bind, &listener)?,
+    };
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let options = PostgresOptions { url, advertise };
+    let opened =
+        buildcat_queue::Server::open_postgres(config, options, &listener, shutdown.as_mut())
+            .await
+            .with_context(|| format!("server with storage {shown}"))?;
+    let Some(opened) = opened else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let opened = match http {
+        Some((http_listener, options)) => opened.with_http(http_listener, options),
+        None => opened,
+    };
+    let opened = match notify {
+        Some(options) => opened.with_notify(options),
+        None => opened,
+    };
+    opened
+        .serve(listener, shutdown)
+        .await
+        .with_context(|| format!("server with storage {shown}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `buildcat server`.
 pub async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let notify = args.notify.options()?;
     check_bind(&args.bind)?;
-    let mut config = server_config(&args.storage, &args.tuning)?;
+    if buildcat_queue::store::postgres::is_postgres_url(&args.storage.to_string_lossy()) {
+        return server_postgres(args, notify).await;
+    }
+    let path = sqlite_path(&args.storage);
+    let mut config = server_config(&path, &args.tuning)?;
     config.tls = args.tls()?;
     let tls = config.tls.is_some();
-    let storage = NewStorage::before_open(&args.storage);
+    let storage = NewStorage::before_open(&path);
     // Storage first: a second server on the same file fails before it accepts anyone.
     let opened = buildcat_queue::Server::open(config)
         .await
-        .with_context(|| format!("server with storage {}", args.storage.display()))?;
+        .with_context(|| format!("server with storage {}", path.display()))?;
     let (opened, listener) =
         bind_both(opened, &storage, &args.bind, args.port, &args.http, tls).await?;
     let opened = match notify {
@@ -253,7 +332,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     opened
         .serve(listener, shutdown_signal())
         .await
-        .with_context(|| format!("server with storage {}", args.storage.display()))?;
+        .with_context(|| format!("server with storage {}", path.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 

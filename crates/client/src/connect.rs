@@ -27,7 +27,35 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) type HelloFramed = Framed<Stream, FrameCodec<HelloReply, Hello>>;
 
 /// Connects to `addr` and exchanges hellos, each step bounded by its timeout.
+///
+/// `addr` may list several servers, comma-separated (an active server and its standbys
+/// on one PostgreSQL store): they are tried in order, and the first that welcomes the
+/// client is used; a standby's refusal moves on to the next at once. If none does, the
+/// last one's error is returned.
 pub(crate) async fn open(
+    addr: &str,
+    options: &ClientOptions,
+) -> Result<(HelloFramed, Welcome), ClientError> {
+    if !addr.contains(',') {
+        return open_one(addr, options).await;
+    }
+    let mut last_error = None;
+    for one in addr.split(',').map(str::trim).filter(|one| !one.is_empty()) {
+        match open_one(one, options).await {
+            Ok(opened) => return Ok(opened),
+            Err(error) => {
+                debug!(server = one, error = %error, "trying the next server");
+                last_error = Some(error);
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| ClientError::InvalidAddress {
+        addr: addr.to_owned(),
+    }))
+}
+
+/// Connects to one server and exchanges hellos.
+async fn open_one(
     addr: &str,
     options: &ClientOptions,
 ) -> Result<(HelloFramed, Welcome), ClientError> {

@@ -232,7 +232,9 @@ impl ClientError {
             | ClientError::ConnectionLost { .. } => true,
             ClientError::HandshakeRefused { error, .. } => matches!(
                 error,
-                HandshakeError::TooManyConnections { .. } | HandshakeError::ShuttingDown
+                HandshakeError::TooManyConnections { .. }
+                    | HandshakeError::ShuttingDown
+                    | HandshakeError::Standby { .. }
             ),
             _ => false,
         }

@@ -122,4 +122,15 @@ pub enum HandshakeError {
          --tls-key (this host's certificate and key, made with `buildcat client-keygen`)"
     )]
     TlsRequired,
+    /// The server stands by for another one, which is active on the same storage: the peer
+    /// should go to that one (issue 17).
+    #[error(
+        "this server is a standby; the active server is {active} (give every server's address \
+         in --host, comma-separated, to follow a takeover)"
+    )]
+    Standby {
+        /// Where the active server said clients reach it (`host:port`), or words saying it
+        /// is not known yet.
+        active: String,
+    },
 }

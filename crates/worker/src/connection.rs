@@ -131,7 +131,47 @@ pub(crate) struct Registered {
 }
 
 /// Connects to `server`, exchanges hellos and registers; ready for the worker loop.
+///
+/// `server` may list several servers, comma-separated (an active server and its standbys
+/// on one PostgreSQL store): they are tried in order and the first that registers the
+/// worker is used, so a standby's refusal moves on to the next at once; if none does, the
+/// last one's error is returned.
 pub(crate) async fn open(
+    server: &str,
+    max_frame: usize,
+    tls_connector: Option<&TlsConnector>,
+    request_id: RequestId,
+    registration: WorkerRegistration,
+) -> Result<(ServerLink, Registered), LinkError> {
+    if !server.contains(',') {
+        return open_one(server, max_frame, tls_connector, request_id, registration).await;
+    }
+    let mut last_error = LinkError::NoAddress;
+    for one in server
+        .split(',')
+        .map(str::trim)
+        .filter(|one| !one.is_empty())
+    {
+        let attempt = open_one(
+            one,
+            max_frame,
+            tls_connector,
+            request_id,
+            registration.clone(),
+        );
+        match attempt.await {
+            Ok(opened) => return Ok(opened),
+            Err(error) => {
+                debug!(server = one, %error, "trying the next server");
+                last_error = error;
+            }
+        }
+    }
+    Err(last_error)
+}
+
+/// Connects to one server, exchanges hellos and registers.
+async fn open_one(
     server: &str,
     max_frame: usize,
     tls_connector: Option<&TlsConnector>,

@@ -36,6 +36,7 @@ mod netns;
 mod notify;
 mod original;
 mod output;
+mod postgres;
 mod previews;
 mod render;
 mod restart;

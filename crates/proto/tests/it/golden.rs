@@ -529,6 +529,12 @@ fn hello_reply() {
         &HelloReply::Refused(HandshakeError::TlsRequired),
         "00000002 0104",
     );
+    check(
+        &HelloReply::Refused(HandshakeError::Standby {
+            active: "db1:2228".to_owned(),
+        }),
+        "0000000b 0105086462313a32323238",
+    );
 }
 
 #[test]

@@ -682,6 +682,7 @@ mod tests {
             MemoryStore(Vec::new()),
             batches_rx,
             committed_tx,
+            tokio::sync::oneshot::channel().0,
             100,
             crate::http::StoreMetrics::default(),
         )

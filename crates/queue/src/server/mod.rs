@@ -24,19 +24,21 @@ use std::time::Duration;
 
 use buildcat_proto::{DEFAULT_MAX_FRAME, SOFTWARE_VERSION, Timestamp};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
-use tracing::info;
+use tracing::{error, info};
 
 use crate::core::{Core, CoreConfig};
 use crate::http::{ConnectionCounts, HttpOptions, StoreMetrics, TaskMetrics};
 use crate::notify::NotifyOptions;
+use crate::store::postgres::{PostgresOptions, PostgresStore};
 use crate::store::sqlite::SqliteOptions;
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::tls::{ServerTls, TlsSetupError};
 use hub::NoticeSink;
 
 pub mod hub;
+mod standby;
 mod store_writer;
 mod tcp;
 
@@ -253,6 +255,43 @@ impl Server<SqliteStore> {
     }
 }
 
+impl Server<PostgresStore> {
+    /// Reads the TLS files and becomes the active server of the PostgreSQL store named in
+    /// `options`: while another server holds it, stands by, answering every hello on
+    /// `listener` with a refusal that names the active server, until that one's session
+    /// ends; then rebuilds the state from the store. `None` if `shutdown` came first.
+    ///
+    /// `config.storage` is only shown in the log; give it the database as
+    /// [`PostgresStore::shown`] would, without a password.
+    pub async fn open_postgres(
+        config: ServerConfig,
+        options: PostgresOptions,
+        listener: &TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Option<Server<PostgresStore>>, ServerError> {
+        let acceptor = config.tls.as_ref().map(ServerTls::acceptor).transpose()?;
+        let store = standby::become_active(
+            &options,
+            listener,
+            acceptor.clone(),
+            config.handshake_timeout,
+            shutdown,
+        )
+        .await?;
+        match store {
+            Some(store) => {
+                info!(
+                    term = store.term(),
+                    database = store.shown(),
+                    "active server of the database"
+                );
+                Self::load(config, acceptor, store).await.map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+}
+
 impl<S: Store> Server<S> {
     /// Rebuilds the state from `store`, an already open store of any kind (`config.storage`
     /// and `config.sync` are not used).
@@ -331,10 +370,12 @@ impl<S: Store> Server<S> {
         let (batches_tx, batches_rx) = mpsc::channel(capacities.store_batches.max(1));
         let (committed_tx, committed_rx) = mpsc::unbounded_channel();
         let store_metrics = StoreMetrics::default();
+        let (superseded_tx, mut superseded_rx) = oneshot::channel();
         let writer = store_writer::spawn(
             store,
             batches_rx,
             committed_tx,
+            superseded_tx,
             config.max_batch,
             store_metrics.clone(),
         )
@@ -395,10 +436,17 @@ impl<S: Store> Server<S> {
             stop_rx,
             connections,
         );
-        tokio::select! {
-            () = accept => {}
-            () = shutdown => info!("shutting down"),
-        }
+        let stepped_down = tokio::select! {
+            () = accept => None,
+            () = shutdown => {
+                info!("shutting down");
+                None
+            }
+            Ok(superseded) = &mut superseded_rx => {
+                error!(error = %superseded, "stepping down: another server is active on this storage");
+                Some(superseded)
+            }
+        };
         // Sessions see the stop and end; when the last handle is dropped the hub ends, which
         // drops the writer's sender, and the writer commits what is left and ends.
         let _ = stop_tx.send(true);
@@ -422,6 +470,9 @@ impl<S: Store> Server<S> {
             .await
             .map_err(|e| ServerError::Internal(e.to_string()))?
             .map_err(|_| ServerError::Internal("the store writer panicked".into()))?;
+        if let Some(superseded) = stepped_down {
+            return Err(ServerError::Store(superseded));
+        }
         info!("server stopped");
         Ok(())
     }

@@ -10,7 +10,7 @@
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
 use crate::core::{OutputRead, Token};
@@ -62,12 +62,13 @@ pub(crate) fn spawn<S: Store>(
     store: S,
     batches: mpsc::Receiver<WriteBatch>,
     committed: mpsc::UnboundedSender<Report>,
+    superseded: oneshot::Sender<StoreError>,
     max_batch: usize,
     metrics: StoreMetrics,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("buildcat-store".into())
-        .spawn(move || write(store, batches, committed, max_batch, metrics))
+        .spawn(move || write(store, batches, committed, superseded, max_batch, metrics))
 }
 
 /// The writer thread's loop.
@@ -75,9 +76,12 @@ fn write<S: Store>(
     mut store: S,
     mut batches: mpsc::Receiver<WriteBatch>,
     reports: mpsc::UnboundedSender<Report>,
+    superseded: oneshot::Sender<StoreError>,
     max_batch: usize,
     metrics: StoreMetrics,
 ) {
+    // Taken at the first commit another server refused: the server steps down once.
+    let mut superseded = Some(superseded);
     let mut ops: Vec<StoreOp> = Vec::new();
     let mut tokens: Vec<Token> = Vec::new();
     while let Some(first) = batches.blocking_recv() {
@@ -103,6 +107,12 @@ fn write<S: Store>(
             metrics.observe_commit(started.elapsed());
             if let Err(e) = &result {
                 error!(error = %e, ops = ops.len(), "could not commit to storage");
+                if matches!(e, StoreError::Superseded { .. })
+                    && let Some(superseded) = superseded.take()
+                {
+                    // The server is gone only when it is stopping anyway.
+                    let _ = superseded.send(e.clone());
+                }
             }
             ops.clear();
             if !tokens.is_empty() || bytes > 0 {

@@ -22,8 +22,11 @@ use buildcat_proto::{JobId, JobOptions, LogPage, TaskId, TaskStatus, Timestamp};
 
 #[cfg(test)]
 pub(crate) mod conformance;
+mod page;
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A job as stored: its own record and its tasks.
@@ -241,6 +244,17 @@ pub enum StoreError {
         /// What happened to it and what to do.
         message: String,
     },
+    /// Another server took the storage over (a standby became the active server and
+    /// started a new term), so this server's changes are refused by the database itself and
+    /// it must stop serving: what it would acknowledge now would not be in the state the
+    /// new active server serves.
+    #[error("storage {path} was taken over by another server: {message}")]
+    Superseded {
+        /// The storage as the server was told it, so that the message names what to check.
+        path: String,
+        /// Which term this server had and what to do.
+        message: String,
+    },
 }
 
 impl StoreError {
@@ -257,9 +271,9 @@ impl StoreError {
 /// Where jobs are kept durably.
 ///
 /// A store is held exclusively by one server while it is open: opening storage that another
-/// server holds fails with [`StoreError::Open`] (SQLite: the file's exclusive lock; a
-/// PostgreSQL store: an advisory lock). The conformance suite in `store/conformance.rs`
-/// states what every store must do.
+/// server holds fails with [`StoreError::Open`] (SQLite: the file's exclusive lock;
+/// PostgreSQL: a session advisory lock, and a term that fences off a server that lost it).
+/// The conformance suite in `store/conformance.rs` states what every store must do.
 pub trait Store: Send + 'static {
     /// Every job on record with its tasks, in id order (which is submission order), the
     /// next job number and the paused queues.

@@ -10,12 +10,13 @@
 //!
 //! `bin` finds the programs, `command` runs commands to completion, `proc` holds the
 //! processes that run on (servers, workers, streaming commands), `farm` a farm on this host
-//! and its client, `view` reads the JSON views, `sleeper` finds a job's processes. Tests
+//! and its client, `view` reads the JSON views, `sleeper` finds a job's processes, `postgres` a private PostgreSQL cluster. Tests
 //! import everything from here (`use crate::harness::{..}`).
 
 mod bin;
 mod command;
 mod farm;
+mod postgres;
 mod proc;
 mod sleeper;
 mod view;
@@ -30,6 +31,7 @@ pub use command::{
     run_command, stderr, stdout,
 };
 pub use farm::{Client, Farm};
+pub use postgres::Postgres;
 pub use proc::{Proc, Streaming};
 pub use sleeper::Sleeper;
 #[allow(

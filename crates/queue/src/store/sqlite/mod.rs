@@ -36,7 +36,7 @@
 mod errors;
 mod migrate;
 mod output;
-mod rows;
+pub(super) mod rows;
 mod schema;
 #[cfg(test)]
 mod tests;

@@ -9,11 +9,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use buildcat_proto::{DroppedOutput, LogPage, TaskId};
+use buildcat_proto::{LogPage, TaskId};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
 use super::errors::{lowercase_first, write_error};
 use super::rows::{decode_id, decode_index};
+use crate::store::page::{self, Chunk};
 use crate::store::{OutputExtent, StoreError};
 
 /// Appends a chunk; the parameters are the columns in table order.
@@ -117,74 +118,17 @@ pub(super) fn extents(conn: &Connection) -> Result<HashMap<TaskId, OutputExtent>
     Ok(extents)
 }
 
-/// One stored chunk as read.
-struct Chunk {
-    /// Its first byte.
-    offset: u64,
-    /// The number of its first line.
-    line: u64,
-    /// How many lines it holds.
-    lines: u64,
-    /// The lines, each followed by a newline.
-    text: Vec<u8>,
-}
-
-impl Chunk {
-    /// Reads a row of `offset, line, lines, text`.
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Chunk> {
-        let offset: i64 = row.get(0)?;
-        let line: i64 = row.get(1)?;
-        let lines: i64 = row.get(2)?;
-        Ok(Chunk {
-            offset: u64::try_from(offset).unwrap_or(0),
-            line: u64::try_from(line).unwrap_or(0),
-            lines: u64::try_from(lines).unwrap_or(0),
-            text: row.get(3)?,
-        })
-    }
-
-    /// Where the next chunk starts.
-    fn end(&self) -> u64 {
-        self.offset + self.text.len() as u64
-    }
-}
-
-/// A page being filled.
-struct Filling {
-    /// The page so far.
-    page: LogPage,
-    /// Bytes of lines taken.
-    used: usize,
-    /// The most bytes to take (at least one line is taken regardless).
-    max_bytes: usize,
-}
-
-impl Filling {
-    /// Takes the lines of `chunk` that start at or after `from`, until the page is full;
-    /// returns whether it is.
-    fn take(&mut self, chunk: &Chunk, from: u64) -> bool {
-        let mut start = chunk.offset;
-        for piece in chunk.text.split_inclusive(|byte| *byte == b'\n') {
-            let line_start = start;
-            start += piece.len() as u64;
-            if line_start < from {
-                continue;
-            }
-            if !self.page.lines.is_empty() && self.used + piece.len() > self.max_bytes {
-                return true;
-            }
-            if self.page.lines.is_empty() {
-                self.page.offset = line_start;
-            }
-            let text = piece.strip_suffix(b"\n").unwrap_or(piece);
-            self.page
-                .lines
-                .push(String::from_utf8_lossy(text).into_owned());
-            self.used += piece.len();
-            self.page.next = start;
-        }
-        false
-    }
+/// Reads a row of `offset, line, lines, text`.
+fn chunk_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Chunk> {
+    let offset: i64 = row.get(0)?;
+    let line: i64 = row.get(1)?;
+    let lines: i64 = row.get(2)?;
+    Ok(Chunk {
+        offset: u64::try_from(offset).unwrap_or(0),
+        line: u64::try_from(line).unwrap_or(0),
+        lines: u64::try_from(lines).unwrap_or(0),
+        text: row.get(3)?,
+    })
 }
 
 /// Up to about `max_bytes` of `task`'s output from byte `from`: see [`Store::read_output`].
@@ -197,57 +141,27 @@ pub(super) fn read(
     max_bytes: usize,
 ) -> Result<LogPage, StoreError> {
     let from_sql = i64::try_from(from).unwrap_or(i64::MAX);
-    let mut filling = Filling {
-        page: LogPage::empty_at(from),
-        used: 0,
-        max_bytes,
-    };
-    // Where the output read so far ends, and how many lines came before that point.
-    let mut position = from;
-    let mut line_at = 0;
     let before = conn
         .prepare_cached(SELECT_CHUNK_AT)
         .map_err(|e| read_error(&e))?
         .query_row(
             params![task.job.0.as_bytes(), task.index, from_sql],
-            Chunk::from_row,
+            chunk_from_row,
         )
         .optional()
         .map_err(|e| read_error(&e))?;
-    if let Some(chunk) = before {
-        line_at = chunk.line + chunk.lines;
-        if chunk.end() > from {
-            if filling.take(&chunk, from) {
-                return Ok(filling.page);
-            }
-            position = chunk.end();
-        }
-    }
     let mut stmt = conn
         .prepare_cached(SELECT_CHUNKS_AFTER)
         .map_err(|e| read_error(&e))?;
     let mut rows = stmt
         .query(params![task.job.0.as_bytes(), task.index, from_sql])
         .map_err(|e| read_error(&e))?;
-    while let Some(row) = rows.next().map_err(|e| read_error(&e))? {
-        let chunk = Chunk::from_row(row).map_err(|e| read_error(&e))?;
-        if chunk.offset > position {
-            if !filling.page.lines.is_empty() {
-                // The next page starts with the gap, so the reader can mark it in place.
-                break;
-            }
-            filling.page.dropped = Some(DroppedOutput {
-                bytes: chunk.offset - position,
-                lines: chunk.line.saturating_sub(line_at),
-            });
-        }
-        if filling.take(&chunk, chunk.offset) {
-            break;
-        }
-        position = chunk.end();
-        line_at = chunk.line + chunk.lines;
-    }
-    Ok(filling.page)
+    page::fill(from, max_bytes, before, || {
+        rows.next()
+            .map_err(|e| read_error(&e))?
+            .map(|row| chunk_from_row(row).map_err(|e| read_error(&e)))
+            .transpose()
+    })
 }
 
 #[cfg(test)]

@@ -181,7 +181,7 @@ fn encode_failure(
 }
 
 /// Refuses a task state that is never stored: a pause belongs to the task's job or queue.
-pub(super) fn check_state(state: TaskState, task: TaskId) -> Result<(), StoreError> {
+pub(in crate::store) fn check_state(state: TaskState, task: TaskId) -> Result<(), StoreError> {
     if state == TaskState::Paused {
         return Err(StoreError::Database(format!(
             "could not store task {task}: its state is paused, which is never stored (a \
@@ -193,7 +193,7 @@ pub(super) fn check_state(state: TaskState, task: TaskId) -> Result<(), StoreErr
 
 /// Refuses a job that cannot be stored as it is: one without tasks, or with tasks that are
 /// not its own `0, 1, 2..` in order.
-pub(super) fn check_new_job(job: &StoredJob) -> Result<(), StoreError> {
+pub(in crate::store) fn check_new_job(job: &StoredJob) -> Result<(), StoreError> {
     let id = job.job.id;
     if job.tasks.is_empty() {
         return Err(StoreError::Database(format!(
