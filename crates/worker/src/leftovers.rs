@@ -56,6 +56,10 @@ pub(crate) struct GroupRecord {
     /// The groups of the running tasks, by group id, with their leaders' start times and
     /// their tasks' labels (`42.3`).
     groups: Mutex<BTreeMap<i32, (u64, String)>>,
+    /// Groups whose task's run has ended (killed, or left to die) since the loop last took
+    /// them, with their leaders' start times: the loop waits for them to empty before its
+    /// slot runs anything else, since a SIGKILL lands only when the kernel schedules it.
+    ended: Mutex<Vec<(i32, u64)>>,
 }
 
 /// A task's group in a [`GroupRecord`]; removed from it when dropped.
@@ -116,6 +120,7 @@ impl GroupRecord {
                 started: start_time(pid).unwrap_or(0),
             },
             groups: Mutex::new(BTreeMap::new()),
+            ended: Mutex::new(Vec::new()),
         }
     }
 
@@ -216,11 +221,24 @@ impl GroupRecord {
 
     /// Removes a group whose task has ended.
     fn forget(&self, group: i32) {
-        self.groups
+        let removed = self
+            .groups
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&group);
+        if let Some((started, _)) = removed {
+            self.ended
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((group, started));
+        }
         self.write();
+    }
+
+    /// The groups whose runs ended since the last call, as (group id, leader's start time);
+    /// their processes may still be dying (see [`has_live_members`]).
+    pub(crate) fn take_ended(&self) -> Vec<(i32, u64)> {
+        std::mem::take(&mut *self.ended.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Writes the record whole: a temporary file renamed over the old one, so a reader never
@@ -306,6 +324,51 @@ fn is_same_process(stamp: Stamp) -> bool {
     stamp.started != 0 && start_time(stamp.pid) == Some(stamp.started)
 }
 
+/// The live (not zombie) processes in `group` that started no earlier than its leader (a
+/// group id is not reused while any member lives); `None` when `/proc` cannot be read.
+#[cfg(target_os = "linux")]
+fn members(group: Stamp) -> Option<Vec<i32>> {
+    let entries = fs::read_dir("/proc").ok()?;
+    Some(
+        entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| {
+                stat(pid).is_some_and(|(member_group, started)| {
+                    member_group == group.pid && started >= group.started
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Whether any process of the group `group` (whose leader started at `started`) is still
+/// alive, a zombie not counting: it runs nothing and holds no memory, files or devices.
+/// False where this cannot be known (no `/proc`).
+pub(crate) fn has_live_members(group: i32, started: u64) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        if group <= 1 {
+            return false;
+        }
+        // SAFETY: signal 0 only checks whether the group has any process (zombies included).
+        if unsafe { libc::kill(-group, 0) } != 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+        {
+            return false;
+        }
+        members(Stamp {
+            pid: group,
+            started,
+        })
+        .is_some_and(|members| !members.is_empty())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (group, started);
+        false
+    }
+}
+
 /// Kills the recorded group if it is still the task's; returns whether it killed anything.
 #[cfg(target_os = "linux")]
 fn kill_leftover(group: Stamp, task: &str) -> bool {
@@ -318,16 +381,9 @@ fn kill_leftover(group: Stamp, task: &str) -> bool {
             vec![group.pid]
         }
         // The leader is gone: the members that started after it are what is left of the task.
-        None => match fs::read_dir("/proc") {
-            Ok(entries) => entries
-                .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-                .filter(|&pid| {
-                    stat(pid).is_some_and(|(member_group, started)| {
-                        member_group == group.pid && started >= group.started
-                    })
-                })
-                .collect(),
-            Err(_) => return false,
+        None => match members(group) {
+            Some(members) => members,
+            None => return false,
         },
     };
     if members.is_empty() || group.pid <= 1 {

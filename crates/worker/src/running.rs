@@ -9,6 +9,13 @@
 //!
 //! The loop may also halt a task itself ([`Halt`]): the tokio task is aborted, which drops
 //! the handler's future and with it kills the process group at once (SIGKILL).
+//!
+//! A task has ended only once its processes have: a SIGKILL is delivered when the kernel
+//! next schedules its target, which on a loaded machine can be well after `kill` returned,
+//! and a dying process still holds its memory, files and GPU. So [`TaskRun::finished`]
+//! resolves only when every process group the task's runs recorded has no live member left
+//! (zombies run nothing and count as gone); the loop starts the next task on the slot only
+//! then, so a slot never runs two tasks at once.
 
 use std::any::Any;
 use std::path::PathBuf;
@@ -23,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span, error, info, warn};
 
 use crate::context::JobContext;
-use crate::leftovers::GroupRecord;
+use crate::leftovers::{GroupRecord, has_live_members};
 use crate::output::TaskOutput;
 use crate::preview::PreviewSlot;
 use crate::registry::Registry;
@@ -31,6 +38,19 @@ use crate::registry::Registry;
 /// How much longer than the deadline plus the kill grace a handler may run before it is
 /// abandoned: time for the process runner to reap what it killed and return.
 pub(crate) const BACKSTOP_SLACK: Duration = Duration::from_secs(3);
+
+/// How long a task's killed processes may take to be gone before the slot goes on without
+/// them: one still there this long after its SIGKILL is stuck in the kernel (uninterruptible
+/// I/O, e.g. on a dead network mount) and runs none of the task's code any more, while a
+/// slot that waited for it forever would leave the next task unrun.
+const PROCESSES_GONE_LIMIT: Duration = Duration::from_secs(30);
+
+/// The first pause between two looks at whether a task's killed processes are gone: most
+/// are gone at the first look or within a millisecond or two.
+const GONE_CHECK_FIRST: Duration = Duration::from_millis(1);
+
+/// The longest pause between two such looks (each reads `/proc`), once the wait is long.
+const GONE_CHECK_MAX: Duration = Duration::from_millis(50);
 
 /// A task this loop is running. Dropping it aborts the tokio task that runs the handler
 /// (and drops the handler's future, with whatever it owns).
@@ -53,6 +73,23 @@ pub(crate) struct TaskRun {
     /// Why the loop halted the task, once it has: its tokio task is then aborted, and the outcome
     /// is [`Outcome::Interrupted`] unless the handler had already ended by itself.
     halted: Option<Halt>,
+    /// The loop's record of its process groups, which hands over the groups of runs that
+    /// ended, so the task counts as ended only once they are gone.
+    groups: Arc<GroupRecord>,
+    /// How the handler ended, once it has (its join handle must not be awaited again), with
+    /// its process groups that still had to die and when the wait for them began.
+    ended: Option<Stopping>,
+}
+
+/// A task whose handler has ended, waiting for its processes to be gone.
+#[derive(Debug)]
+struct Stopping {
+    /// The task's outcome, reported once the processes are gone.
+    outcome: Outcome,
+    /// The groups (id, leader's start time) that had live processes at the last look.
+    dying: Vec<(i32, u64)>,
+    /// When the handler's end was seen, for [`PROCESSES_GONE_LIMIT`].
+    since: Instant,
 }
 
 /// Why a loop stops a task itself, before its handler ends.
@@ -136,6 +173,9 @@ impl TaskRun {
         );
         let output = Arc::new(TaskOutput::default());
         let cancel = CancellationToken::new();
+        let groups = Arc::clone(&settings.groups);
+        // Groups of an earlier task of this slot were waited for when it ended.
+        drop(groups.take_ended());
         let context = JobContext::new(id, attempt, queue, settings.root, settings.worker)
             .named(label.clone(), name)
             .for_loop(
@@ -165,6 +205,8 @@ impl TaskRun {
             cancel,
             handler,
             halted: None,
+            groups,
+            ended: None,
         }
     }
 
@@ -189,9 +231,31 @@ impl TaskRun {
         self.halted
     }
 
-    /// Waits for the task to end; cancel-safe, so it can sit in a `select!`.
+    /// Waits for the task to end, its processes gone; cancel-safe, so it can sit in a
+    /// `select!`.
     pub(crate) async fn finished(&mut self) -> Completion {
-        let outcome = match (&mut self.handler).await {
+        let ended = match &mut self.ended {
+            Some(ended) => ended,
+            None => {
+                let outcome = self.handler_end().await;
+                self.ended.insert(Stopping {
+                    outcome,
+                    dying: self.groups.take_ended(),
+                    since: Instant::now(),
+                })
+            }
+        };
+        wait_gone(ended, &self.label).await;
+        Completion {
+            task: self.id,
+            attempt: self.attempt,
+            outcome: ended.outcome.clone(),
+        }
+    }
+
+    /// Waits for the handler's tokio task to end (returned, halted, or failed), once.
+    async fn handler_end(&mut self) -> Outcome {
+        match (&mut self.handler).await {
             // A handler that ended before the halt took effect reports how it ended.
             Ok(outcome) => outcome,
             Err(join_error) if join_error.is_cancelled() && self.halted.is_some() => {
@@ -210,12 +274,35 @@ impl TaskRun {
                 error!(task = %self.label, kind = %self.kind, reason = %reason, "task failed");
                 Outcome::Failed(Failure::new(reason))
             }
-        };
-        Completion {
-            task: self.id,
-            attempt: self.attempt,
-            outcome,
         }
+    }
+}
+
+/// Waits until the ended task's process groups have no live member, or
+/// [`PROCESSES_GONE_LIMIT`] after its handler ended; cancel-safe (the groups still dying
+/// stay in `ended`).
+async fn wait_gone(ended: &mut Stopping, task: &str) {
+    let mut pause = GONE_CHECK_FIRST;
+    loop {
+        ended
+            .dying
+            .retain(|&(group, started)| has_live_members(group, started));
+        if ended.dying.is_empty() {
+            return;
+        }
+        if ended.since.elapsed() >= PROCESSES_GONE_LIMIT {
+            error!(
+                task = %task,
+                groups = ?ended.dying,
+                waited = ?PROCESSES_GONE_LIMIT,
+                "the task's processes are still there after being killed (stuck in the \
+                 kernel, e.g. on a dead network mount); going on without them"
+            );
+            ended.dying.clear();
+            return;
+        }
+        sleep(pause).await;
+        pause = (pause * 2).min(GONE_CHECK_MAX);
     }
 }
 
@@ -357,5 +444,126 @@ fn scene_of(kind: &str, args: &[u8]) -> Option<String> {
             .ok()
             .map(|task| task.command.program),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::CommandExt;
+
+    use buildcat_proto::JobId;
+    use futures_util::FutureExt;
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    /// How long the test waits for something that should happen at once.
+    const PATIENCE: Duration = Duration::from_secs(60);
+
+    /// The kind of the stand-in handler.
+    const STRAGGLER: &str = "test.straggler";
+
+    /// A registry whose one handler records the process group whose id its arguments hold
+    /// (as the process runner records its programs' groups), says so, and runs until halted.
+    /// Unlike the process runner, it kills nothing when dropped: the group stands in for
+    /// processes whose SIGKILL has not landed yet, however slow the machine.
+    fn straggler_registry(started: Arc<Notify>) -> Registry {
+        let mut registry = Registry::empty();
+        registry.insert_raw(
+            STRAGGLER,
+            Box::new(move |args, context| {
+                let started = Arc::clone(&started);
+                let leader = std::str::from_utf8(args)
+                    .ok()
+                    .and_then(|text| text.parse::<u32>().ok());
+                Box::pin(async move {
+                    let _recorded = context.record_group(leader);
+                    started.notify_one();
+                    std::future::pending().await
+                })
+            }),
+        );
+        registry
+    }
+
+    /// A process the test started, killed when the test ends, passed or failed.
+    struct Straggler(std::process::Child);
+
+    impl Drop for Straggler {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_halted_task_ends_only_once_its_processes_are_gone() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary directory: {e}"));
+        let mut straggler = Straggler(
+            std::process::Command::new("sleep")
+                .arg("1000")
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start sleep: {e}")),
+        );
+        let started = Arc::new(Notify::new());
+        let job: JobId = "00000000-0000-7000-8000-000000000001"
+            .parse()
+            .unwrap_or_else(|e| panic!("bad test id: {e}"));
+        let assignment = Assignment {
+            task: TaskId::new(job, 0),
+            number: 1,
+            name: "straggler".to_owned(),
+            frames: None,
+            attempt: 1,
+            queue: "default".to_owned(),
+            kind: STRAGGLER.to_owned(),
+            args: straggler.0.id().to_string().into_bytes(),
+            timeout_ms: None,
+        };
+        let settings = RunSettings {
+            root: dir.path().to_owned(),
+            worker: "w".to_owned(),
+            kill_grace: Duration::from_secs(1),
+            groups: Arc::new(GroupRecord::new(dir.path(), "w")),
+            lease: None,
+            previews: Arc::default(),
+        };
+        let counter = Arc::new(AtomicUsize::new(0));
+        let mut run = TaskRun::start(
+            assignment,
+            Arc::new(straggler_registry(Arc::clone(&started))),
+            settings,
+            &counter,
+        );
+        tokio::time::timeout(PATIENCE, started.notified())
+            .await
+            .unwrap_or_else(|_| panic!("the handler did not start"));
+
+        run.halt(Halt::Abandoned);
+        // The handler's future is dropped...
+        tokio::time::timeout(PATIENCE, async {
+            while !run.handler.is_finished() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the halted handler was not dropped"));
+        // ...but its process group still has a live process: the task has not ended.
+        assert!(
+            run.finished().now_or_never().is_none(),
+            "the task ended while its processes still ran"
+        );
+
+        // The straggler's kill lands.
+        straggler
+            .0
+            .kill()
+            .unwrap_or_else(|e| panic!("cannot kill sleep: {e}"));
+        let _ = straggler.0.wait();
+        let completion = tokio::time::timeout(PATIENCE, run.finished())
+            .await
+            .unwrap_or_else(|_| panic!("the task did not end once its processes were gone"));
+        assert_eq!(completion.outcome, Outcome::Interrupted);
     }
 }

@@ -20,8 +20,8 @@
 //! the server is about to hand the task on; it neither names nor reports that attempt when it
 //! reconnects, and the server, seeing it back without the task, hands the task on at once. An
 //! assignment while a task still runs means the server no longer counts that task as this
-//! loop's: the loop kills it and starts the new task only once the old one has stopped, so a
-//! slot never runs two.
+//! loop's: the loop kills it and starts the new task only once the old one has stopped (its
+//! processes gone, not only signaled: see `running`), so a slot never runs two.
 //! [`ShutdownHandle::stop_now`](crate::ShutdownHandle::stop_now) kills the running task and
 //! reports it as interrupted; a loop that is not connected then stops without reporting.
 
