@@ -36,16 +36,16 @@ fn idle_with_versions(info: &Value, name: &str) -> bool {
     worker(info, name).is_some_and(|w| {
         w["state"] == "idle"
             && w["tools"].as_array().is_some_and(|tools| {
-                tools
-                    .iter()
-                    .all(|tool| tool["name"] == "mantra" || tool["version"] != "")
+                tools.iter().all(|tool| {
+                    tool["name"] == "mantra" || tool["name"] == "husk" || tool["version"] != ""
+                })
             })
     })
 }
 
 /// Guards issue 14 (item 7): a worker given stand-in tools by flag (and no PATH) lists
-/// each with the version the tool printed when asked at start; mantra, which is asked
-/// nothing, is listed without one. `info --json` lists them per worker and `info` prints
+/// each with the version the tool printed when asked at start; mantra and husk, which are
+/// asked nothing, are listed without one. `info --json` lists them per worker and `info` prints
 /// them as `hython 20.0.547`.
 #[test]
 fn a_workers_tools_are_listed_by_info_with_the_versions_they_print() {
@@ -76,6 +76,7 @@ fn a_workers_tools_are_listed_by_info_with_the_versions_they_print() {
             ("mantra", ""),
             ("modo_cl", fake_dcc::MODO_VERSION),
             ("redshiftCmdLine", fake_dcc::REDSHIFT_VERSION),
+            ("husk", ""),
         ])
     );
     let printed = stdout(&farm.ok(&["info"]));
@@ -84,7 +85,7 @@ fn a_workers_tools_are_listed_by_info_with_the_versions_they_print() {
         .find(|line| line.starts_with("dcc "))
         .unwrap_or_else(|| panic!("no row for worker dcc:\n{printed}"));
     let expected = format!(
-        "hython {}, mantra, modo_cl {}, redshiftCmdLine {}",
+        "hython {}, mantra, modo_cl {}, redshiftCmdLine {}, husk",
         fake_dcc::HOUDINI_VERSION,
         fake_dcc::MODO_VERSION,
         fake_dcc::REDSHIFT_VERSION
