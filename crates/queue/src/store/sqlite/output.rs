@@ -4,7 +4,9 @@
 //! A chunk's `text` holds its lines, each followed by a newline, so offsets count bytes of
 //! the output as printed. Chunks of one task follow each other without overlap; a gap
 //! between two is output dropped to keep the task within its bound. Rows are keyed by the
-//! task's job and index, so a job's output goes with it by one range of the index.
+//! task's job and index, so a job's output goes with it by one range of the index. A
+//! chunk's `stderr` lists which of its lines were stderr (NULL: none), as 4-byte
+//! little-endian indexes.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,7 +20,10 @@ use crate::store::{OutputExtent, StoreError};
 
 /// Appends a chunk; the parameters are the columns in table order.
 pub(super) const APPEND_OUTPUT: &str = "INSERT INTO output (job, task, offset, line, lines, \
-    text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    text, stderr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// Bytes of one stored stderr line index.
+const INDEX_BYTES: usize = 4;
 
 /// Drops the chunks of task ?1.?2 that lie wholly within bytes ?3..?4.
 pub(super) const DROP_OUTPUT: &str = "DELETE FROM output WHERE job = ?1 AND task = ?2 \
@@ -32,11 +37,11 @@ const SELECT_EXTENTS: &str = "SELECT job, task, max(offset + length(text)), max(
     FROM output GROUP BY job, task";
 
 /// The chunk of task ?1.?2 that starts at or before byte ?3, the latest such.
-const SELECT_CHUNK_AT: &str = "SELECT offset, line, lines, text FROM output \
+const SELECT_CHUNK_AT: &str = "SELECT offset, line, lines, text, stderr FROM output \
     WHERE job = ?1 AND task = ?2 AND offset <= ?3 ORDER BY offset DESC LIMIT 1";
 
 /// The chunks of task ?1.?2 that start after byte ?3, in order.
-const SELECT_CHUNKS_AFTER: &str = "SELECT offset, line, lines, text FROM output \
+const SELECT_CHUNKS_AFTER: &str = "SELECT offset, line, lines, text, stderr FROM output \
     WHERE job = ?1 AND task = ?2 AND offset > ?3 ORDER BY offset";
 
 /// An integer column that must fit an `i64`, or the error that names it.
@@ -52,10 +57,16 @@ fn to_sql(value: u64, what: &str, task: TaskId) -> Result<i64, StoreError> {
 pub(super) fn append(
     stmt: &mut CachedStatement<'_>,
     task: TaskId,
-    chunk: (u64, u64, u64, &str),
+    chunk: (u64, u64, u64, &str, &[u32]),
     path: &Path,
 ) -> Result<(), StoreError> {
-    let (offset, line, lines, text) = chunk;
+    let (offset, line, lines, text, stderr) = chunk;
+    let streams: Option<Vec<u8>> = (!stderr.is_empty()).then(|| {
+        stderr
+            .iter()
+            .flat_map(|index| index.to_le_bytes())
+            .collect()
+    });
     stmt.execute(params![
         task.job.0.as_bytes(),
         task.index,
@@ -63,6 +74,7 @@ pub(super) fn append(
         to_sql(line, "line", task)?,
         to_sql(lines, "line count", task)?,
         text.as_bytes(),
+        streams,
     ])
     .map_err(|e| write_error(path, &format!("could not store output of task {task}"), &e))?;
     Ok(())
@@ -127,19 +139,29 @@ struct Chunk {
     lines: u64,
     /// The lines, each followed by a newline.
     text: Vec<u8>,
+    /// The indexes of its lines that were stderr, ascending.
+    stderr: Vec<u32>,
 }
 
 impl Chunk {
-    /// Reads a row of `offset, line, lines, text`.
+    /// Reads a row of `offset, line, lines, text, stderr`. A `stderr` whose length is not
+    /// a whole number of indexes is damaged: its whole indexes are kept.
     fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Chunk> {
         let offset: i64 = row.get(0)?;
         let line: i64 = row.get(1)?;
         let lines: i64 = row.get(2)?;
+        let streams: Option<Vec<u8>> = row.get(4)?;
+        let stderr = streams
+            .unwrap_or_default()
+            .chunks_exact(INDEX_BYTES)
+            .map(|bytes| u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+            .collect();
         Ok(Chunk {
             offset: u64::try_from(offset).unwrap_or(0),
             line: u64::try_from(line).unwrap_or(0),
             lines: u64::try_from(lines).unwrap_or(0),
             text: row.get(3)?,
+            stderr,
         })
     }
 
@@ -164,7 +186,7 @@ impl Filling {
     /// returns whether it is.
     fn take(&mut self, chunk: &Chunk, from: u64) -> bool {
         let mut start = chunk.offset;
-        for piece in chunk.text.split_inclusive(|byte| *byte == b'\n') {
+        for (index, piece) in (0u32..).zip(chunk.text.split_inclusive(|byte| *byte == b'\n')) {
             let line_start = start;
             start += piece.len() as u64;
             if line_start < from {
@@ -175,6 +197,11 @@ impl Filling {
             }
             if self.page.lines.is_empty() {
                 self.page.offset = line_start;
+            }
+            if chunk.stderr.binary_search(&index).is_ok() {
+                if let Ok(at) = u32::try_from(self.page.lines.len()) {
+                    self.page.stderr.push(at);
+                }
             }
             let text = piece.strip_suffix(b"\n").unwrap_or(piece);
             self.page
@@ -271,6 +298,7 @@ mod tests {
             line: index * 10,
             lines: 10,
             text,
+            stderr: Vec::new(),
         }
     }
 
