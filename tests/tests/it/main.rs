@@ -42,6 +42,7 @@ mod restart;
 mod several_workers;
 mod stopping;
 mod storage;
+mod streams;
 mod tidy;
 mod tls;
 mod tutorial;
