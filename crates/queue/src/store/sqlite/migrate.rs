@@ -127,7 +127,11 @@ pub(super) fn to_current(
 
 /// Rewrites a file of schema version 3 to version 4: the `output` table gains its `stderr`
 /// column, NULL (all stdout) for every chunk stored so far.
-pub(super) fn output_streams(conn: &Connection, path: &Path, shown: &str) -> Result<(), StoreError> {
+pub(super) fn output_streams(
+    conn: &Connection,
+    path: &Path,
+    shown: &str,
+) -> Result<(), StoreError> {
     let open_err = |e: rusqlite::Error| StoreError::Open {
         path: shown.to_owned(),
         message: format!(
@@ -466,7 +470,11 @@ mod tests {
         assert_eq!(loaded.jobs[3], new);
         let page = store.read_output(render, 0, 10_000)?;
         assert_eq!(page.lines.len(), 4);
-        assert_eq!(page.stderr, [3], "old lines read as stdout, the new one as stderr");
+        assert_eq!(
+            page.stderr,
+            [3],
+            "old lines read as stdout, the new one as stderr"
+        );
         Ok(())
     }
 
