@@ -109,10 +109,10 @@ pub(crate) struct Batch {
 impl Batch {
     /// Adds a line, noting its stream.
     fn push(&mut self, line: Line) {
-        if line.stderr {
-            if let Ok(index) = u32::try_from(self.lines.len()) {
-                self.stderr.push(index);
-            }
+        if line.stderr
+            && let Ok(index) = u32::try_from(self.lines.len())
+        {
+            self.stderr.push(index);
         }
         self.lines.push(line.text);
     }

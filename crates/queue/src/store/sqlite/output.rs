@@ -198,10 +198,10 @@ impl Filling {
             if self.page.lines.is_empty() {
                 self.page.offset = line_start;
             }
-            if chunk.stderr.binary_search(&index).is_ok() {
-                if let Ok(at) = u32::try_from(self.page.lines.len()) {
-                    self.page.stderr.push(at);
-                }
+            if chunk.stderr.binary_search(&index).is_ok()
+                && let Ok(at) = u32::try_from(self.page.lines.len())
+            {
+                self.page.stderr.push(at);
             }
             let text = piece.strip_suffix(b"\n").unwrap_or(piece);
             self.page
