@@ -180,27 +180,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !args.submit.wait {
         return Ok(ExitCode::SUCCESS);
     }
-    // Follow the output while it runs, on stdout as the program printed it: the lines do
-    // not carry which of its streams each came from (the protocol has one log per task),
-    // so both are shown on stdout, where a program's product goes.
+    // Follow the output while it runs, each line where the program printed it: stdout on
+    // stdout, stderr on stderr, so `run --wait -- CMD > out.txt` keeps what CMD would.
     let task = TaskRef::from(TaskId::new(job_id, 0));
-    let mut print = |page: &LogPage| {
-        if let Some(dropped) = page.dropped {
-            eprintln!("{}", dropped_line(dropped));
-        }
-        let mut out = std::io::stdout().lock();
-        for line in &page.lines {
-            if let Err(error) = writeln!(out, "{line}") {
-                // A reader that went away (`run --wait ... | head`) ends the command
-                // quietly, as `outln!` does; the job goes on.
-                if error.kind() == std::io::ErrorKind::BrokenPipe {
-                    std::process::exit(0);
-                }
-                return Err(error);
-            }
-        }
-        out.flush()
-    };
+    let mut print = |page: &LogPage| write_page(page, Dropped::OnStderr);
     let follow = crate::watch::follow_output(&client, task, 0, &mut print);
     // Nothing can run it: give up after a short wait instead of waiting forever, and leave
     // nothing queued. Ctrl-C: the job goes on, and `buildcat wait` attaches again.
@@ -330,11 +313,11 @@ pub async fn ended_badly(client: &Client, status: &JobStatus) -> Vec<String> {
 }
 
 /// `buildcat logs JOB[.TASK] [--follow] [--from BYTES]`: the task's output a page at a
-/// time, with a line in place of any part the server dropped.
+/// time, with a line in place of any part the server dropped; stderr lines on stderr.
 pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let task = parse_task(&args.task)?;
     let client = args.connection.connect().await?;
-    let print = &mut |page: &LogPage| print_page(page);
+    let print = &mut |page: &LogPage| write_page(page, Dropped::OnStdout);
     if args.follow {
         crate::watch::follow_output(&client, task, args.from, print).await?;
         return Ok(ExitCode::SUCCESS);
@@ -350,18 +333,39 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Prints a page of output on stdout, after a line saying what was dropped before it. A
-/// reader that stops reading (`logs JOB | head`) ends the command quietly, as `outln!` does.
-fn print_page(page: &LogPage) -> std::io::Result<()> {
+/// Where [`write_page`] puts the line that says output was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dropped {
+    /// On stdout, in place (`logs`, whose stdout is the log).
+    OnStdout,
+    /// On stderr (`run --wait`, whose stdout is the program's).
+    OnStderr,
+}
+
+/// Prints a page of output, after a line saying what was dropped before it: the lines the
+/// program wrote to stderr on stderr, the others on stdout (issue 14). A reader that stops
+/// reading (`logs JOB | head`) ends the command quietly, as `outln!` does; the job goes on.
+fn write_page(page: &LogPage, dropped: Dropped) -> std::io::Result<()> {
     let written = (|| {
         let mut out = std::io::stdout().lock();
-        if let Some(dropped) = page.dropped {
-            writeln!(out, "{}", dropped_line(dropped))?;
+        let mut err = std::io::stderr().lock();
+        if let Some(gap) = page.dropped {
+            match dropped {
+                Dropped::OnStdout => writeln!(out, "{}", dropped_line(gap))?,
+                Dropped::OnStderr => writeln!(err, "{}", dropped_line(gap))?,
+            }
         }
-        for line in &page.lines {
-            writeln!(out, "{line}")?;
+        for (line, from_stderr) in page.lines_with_streams() {
+            if from_stderr {
+                // What went to stdout before it shows first, as the program printed it.
+                out.flush()?;
+                writeln!(err, "{line}")?;
+            } else {
+                writeln!(out, "{line}")?;
+            }
         }
-        out.flush()
+        out.flush()?;
+        err.flush()
     })();
     match written {
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),

@@ -65,6 +65,11 @@ pub enum Request {
         attempt: u32,
         /// The lines, without line endings.
         lines: Vec<String>,
+        /// Which of `lines` the program wrote to stderr, as indexes into `lines` in
+        /// ascending order (the others are stdout), so that `run --wait` and `logs` can
+        /// print each line where the program did. Indexes rather than a flag per line: most
+        /// output is stdout, and an empty list costs one byte.
+        stderr: Vec<u32>,
     },
     /// A worker reports how far a running task is. Answered with [`Reply::Ack`].
     Progress {
@@ -461,6 +466,10 @@ pub struct LogPage {
     /// Whether the server holds output after `next` already (ask again from `next`); when
     /// false, the page reached the end of what the job has printed so far.
     pub more: bool,
+    /// Which of `lines` the program wrote to stderr, as indexes into `lines` in ascending
+    /// order; the others are stdout (as is all output stored before streams were kept), so
+    /// a reader can print each line where the program did.
+    pub stderr: Vec<u32>,
 }
 
 impl LogPage {
@@ -471,6 +480,19 @@ impl LogPage {
             next: offset,
             ..LogPage::default()
         }
+    }
+
+    /// Whether line `index` of `lines` was written to stderr.
+    pub fn is_stderr(&self, index: usize) -> bool {
+        u32::try_from(index).is_ok_and(|index| self.stderr.binary_search(&index).is_ok())
+    }
+
+    /// The lines, each with whether it was written to stderr.
+    pub fn lines_with_streams(&self) -> impl Iterator<Item = (&str, bool)> + '_ {
+        self.lines
+            .iter()
+            .enumerate()
+            .map(|(index, line)| (line.as_str(), self.is_stderr(index)))
     }
 }
 

@@ -564,6 +564,9 @@ pub struct LogPageView {
     pub next: u64,
     /// Where the first line starts, in bytes of the output as printed.
     pub offset: u64,
+    /// Which of `lines` the program wrote to stderr (indexes into `lines`, ascending); the
+    /// others are stdout, so a page can show them apart.
+    pub stderr: Vec<u32>,
 }
 
 /// Output dropped from the middle of a long log.
@@ -586,6 +589,7 @@ impl From<&LogPage> for LogPageView {
             more: page.more,
             next: page.next,
             offset: page.offset,
+            stderr: page.stderr.clone(),
         }
     }
 }

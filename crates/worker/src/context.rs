@@ -210,7 +210,15 @@ impl JobContext {
     /// says how many.
     pub fn log(&self, line: impl Into<String>) {
         if let Some(output) = &self.output {
-            output.log(line.into());
+            output.log_from(line.into(), false);
+        }
+    }
+
+    /// Sends one line of a program's stderr to the task's log, as [`JobContext::log`] does
+    /// for stdout: `buildcat run --wait` and `buildcat logs` print it on stderr.
+    pub fn log_stderr(&self, line: impl Into<String>) {
+        if let Some(output) = &self.output {
+            output.log_from(line.into(), true);
         }
     }
 

@@ -59,11 +59,20 @@ impl fmt::Debug for TaskOutput {
     }
 }
 
+/// One line not yet taken.
+#[derive(Debug)]
+struct Line {
+    /// The text, without a line break.
+    text: String,
+    /// Whether the program wrote it to stderr, so the server can keep it apart.
+    stderr: bool,
+}
+
 /// The part of [`TaskOutput`] behind its lock.
 #[derive(Debug, Default)]
 struct Buffered {
     /// Lines not yet taken, oldest first.
-    lines: VecDeque<String>,
+    lines: VecDeque<Line>,
     /// The bytes in `lines`, counted as [`line_cost`] does.
     bytes: usize,
     /// Lines dropped since the last batch was taken.
@@ -90,15 +99,37 @@ pub(crate) enum OutputReady {
 pub(crate) struct Batch {
     /// The lines, oldest first; the first says how many were dropped, when some were.
     pub(crate) lines: Vec<String>,
+    /// Which of `lines` were written to stderr: indexes into `lines`, ascending, as
+    /// `Request::Log` carries them.
+    pub(crate) stderr: Vec<u32>,
     /// How many lines were dropped before these.
     pub(crate) dropped: u64,
 }
 
+impl Batch {
+    /// Adds a line, noting its stream.
+    fn push(&mut self, line: Line) {
+        if line.stderr
+            && let Ok(index) = u32::try_from(self.lines.len())
+        {
+            self.stderr.push(index);
+        }
+        self.lines.push(line.text);
+    }
+}
+
 impl TaskOutput {
-    /// Adds output lines. Text holding line breaks is split at them (one final line break
-    /// ends the last line rather than starting an empty one); `\r` before a `\n` is removed;
-    /// an over-long line is cut at [`MAX_LINE_BYTES`].
-    pub(crate) fn log(&self, mut text: String) {
+    /// Adds output lines of stdout (or of the handler itself). Text holding line breaks is
+    /// split at them (one final line break ends the last line rather than starting an empty
+    /// one); `\r` before a `\n` is removed; an over-long line is cut at [`MAX_LINE_BYTES`].
+    #[cfg(test)]
+    pub(crate) fn log(&self, text: String) {
+        self.log_from(text, false);
+    }
+
+    /// Adds output lines as [`TaskOutput::log`] does, noting whether they came from
+    /// stderr.
+    pub(crate) fn log_from(&self, mut text: String, stderr: bool) {
         if text.ends_with('\n') {
             text.pop();
             if text.ends_with('\r') {
@@ -112,10 +143,10 @@ impl TaskOutput {
             }
             if text.contains('\n') {
                 for line in text.split('\n') {
-                    buffered.push(line.strip_suffix('\r').unwrap_or(line).to_owned());
+                    buffered.push(line.strip_suffix('\r').unwrap_or(line).to_owned(), stderr);
                 }
             } else {
-                buffered.push(text);
+                buffered.push(text, stderr);
             }
         }
         self.changed.notify_one();
@@ -177,6 +208,7 @@ impl TaskOutput {
         let mut buffered = self.lock();
         let mut batch = Batch {
             lines: Vec::new(),
+            stderr: Vec::new(),
             dropped: std::mem::take(&mut buffered.dropped),
         };
         let mut bytes = 0;
@@ -189,22 +221,23 @@ impl TaskOutput {
             let Some(line) = buffered.lines.front() else {
                 break;
             };
-            let cost = line_cost(line);
+            let cost = line_cost(&line.text);
             if bytes + cost > max_bytes {
                 if !batch.lines.is_empty() {
                     break;
                 }
                 // A line bigger than a whole frame: send what fits rather than nothing.
-                let mut line = buffered.lines.pop_front().unwrap_or_default();
-                buffered.bytes -= cost;
-                truncate(&mut line, max_bytes.saturating_sub(LINE_OVERHEAD));
-                batch.lines.push(line);
+                if let Some(mut line) = buffered.lines.pop_front() {
+                    buffered.bytes -= cost;
+                    truncate(&mut line.text, max_bytes.saturating_sub(LINE_OVERHEAD));
+                    batch.push(line);
+                }
                 break;
             }
             bytes += cost;
             buffered.bytes -= cost;
             if let Some(line) = buffered.lines.pop_front() {
-                batch.lines.push(line);
+                batch.push(line);
             }
         }
         drop(buffered);
@@ -218,15 +251,20 @@ impl TaskOutput {
     /// Puts back a batch that could not be sent, in front of anything written since.
     pub(crate) fn put_back(&self, batch: Batch) {
         let mut buffered = self.lock();
-        let mut lines = batch.lines.into_iter();
+        let stderr = batch.stderr;
+        let mut lines = (0u32..).zip(batch.lines);
         if batch.dropped > 0 {
             // The notice is rebuilt when the batch is taken again.
             lines.next();
             buffered.dropped += batch.dropped;
         }
-        for line in lines.rev() {
-            buffered.bytes += line_cost(&line);
-            buffered.lines.push_front(line);
+        let lines: Vec<(u32, String)> = lines.collect();
+        for (index, text) in lines.into_iter().rev() {
+            buffered.bytes += line_cost(&text);
+            buffered.lines.push_front(Line {
+                text,
+                stderr: stderr.binary_search(&index).is_ok(),
+            });
         }
         buffered.trim();
     }
@@ -252,10 +290,10 @@ impl TaskOutput {
 
 impl Buffered {
     /// Appends one line without line breaks, dropping the oldest past the bounds.
-    fn push(&mut self, mut line: String) {
-        truncate(&mut line, MAX_LINE_BYTES);
-        self.bytes += line_cost(&line);
-        self.lines.push_back(line);
+    fn push(&mut self, mut text: String, stderr: bool) {
+        truncate(&mut text, MAX_LINE_BYTES);
+        self.bytes += line_cost(&text);
+        self.lines.push_back(Line { text, stderr });
         self.trim();
     }
 
@@ -265,7 +303,7 @@ impl Buffered {
             let Some(oldest) = self.lines.pop_front() else {
                 break;
             };
-            self.bytes -= line_cost(&oldest);
+            self.bytes -= line_cost(&oldest.text);
             self.dropped += 1;
         }
     }
@@ -384,6 +422,26 @@ mod tests {
         output.log("new".to_owned());
         output.put_back(batch);
         assert_eq!(lines(&output.take_batch(10, 1 << 20)), ["old", "new"]);
+    }
+
+    /// Issue 14: each line keeps its stream through batches, a batch put back, and text
+    /// split at line breaks.
+    #[test]
+    fn lines_keep_their_stream() {
+        let output = TaskOutput::default();
+        output.log_from("out 1".to_owned(), false);
+        output.log_from("err 1\nerr 2\n".to_owned(), true);
+        output.log_from("out 2".to_owned(), false);
+        let batch = output.take_batch(3, 1 << 20);
+        assert_eq!(lines(&batch), ["out 1", "err 1", "err 2"]);
+        assert_eq!(batch.stderr, [1, 2]);
+        output.put_back(batch);
+        let first = output.take_batch(2, 1 << 20);
+        assert_eq!(lines(&first), ["out 1", "err 1"]);
+        assert_eq!(first.stderr, [1]);
+        let rest = output.take_batch(10, 1 << 20);
+        assert_eq!(lines(&rest), ["err 2", "out 2"]);
+        assert_eq!(rest.stderr, [0]);
     }
 
     #[test]

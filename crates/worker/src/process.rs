@@ -337,12 +337,12 @@ pub async fn run_process(
         tokio::select! {
             line = read_line(&mut stdout), if reading => {
                 if let Some(line) = line {
-                    lines.line(line);
+                    lines.line(line, false);
                 }
             }
             line = read_line(&mut stderr), if reading => {
                 if let Some(line) = line {
-                    lines.line(line);
+                    lines.line(line, true);
                 }
             }
             _ = beats.tick(), if beating => beat(&tether),
@@ -545,14 +545,19 @@ struct Lines<'a, F> {
 }
 
 impl<F: FnMut(&str)> Lines<'_, F> {
-    /// Hands one line to the caller, the tail and the task's log.
-    fn line(&mut self, line: String) {
+    /// Hands one line to the caller, the tail and the task's log (with its stream:
+    /// `stderr` when the program wrote it there).
+    fn line(&mut self, line: String, stderr: bool) {
         (self.on_line)(&line);
         if self.tail.len() == TAIL_LINES {
             self.tail.pop_front();
         }
         self.tail.push_back(line.clone());
-        self.context.log(line);
+        if stderr {
+            self.context.log_stderr(line);
+        } else {
+            self.context.log(line);
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! The command line fits a person's habits (issue 14): `run --wait` behaves like the
-//! program (its output on stdout, its exit code, 128+N for a signal), scene paths are taken
+//! program (its stdout on stdout and stderr on stderr, its exit code, 128+N for a signal), scene paths are taken
 //! from where the user stands inside the farm root, and the small mistakes get errors that
 //! point the right way.
 
@@ -44,9 +44,15 @@ fn run_wait_prints_the_programs_output_on_stdout_and_exits_as_it_did() {
     let number = job_number(&output);
     let printed: Vec<String> = stdout(&output).lines().map(str::to_owned).collect();
     assert_eq!(printed[0], number, "{}", describe(&output));
+    // Each stream where the program wrote it (tests/tests/it/streams.rs says more).
     assert!(
-        printed.contains(&"to-stdout".to_owned()) && printed.contains(&"to-stderr".to_owned()),
-        "the program's output is not on stdout\n{}",
+        printed.contains(&"to-stdout".to_owned()) && !printed.contains(&"to-stderr".to_owned()),
+        "the program's stdout is not (only) on stdout\n{}",
+        describe(&output)
+    );
+    assert!(
+        stderr(&output).lines().any(|line| line == "to-stderr"),
+        "the program's stderr is not on stderr\n{}",
         describe(&output)
     );
     assert!(

@@ -44,6 +44,7 @@ mod scene_range;
 mod several_workers;
 mod stopping;
 mod storage;
+mod streams;
 mod tidy;
 mod tls;
 mod tutorial;

@@ -64,6 +64,7 @@ fn client_frames() -> Vec<ClientFrame> {
             task: TASK_A,
             attempt: 2,
             lines: render_lines(),
+            stderr: vec![0, 1],
         },
         Request::Progress {
             task: TASK_A,
@@ -174,6 +175,7 @@ fn server_frames() -> Vec<ServerFrame> {
             lines: render_lines(),
             next: 1_286,
             more: false,
+            stderr: vec![1],
         })),
         Err(wrong_state()),
         Err(RequestError::TooManyInFlight { limit: 256 }),

@@ -21,16 +21,34 @@ pub(crate) const LOG_PAGE_BYTES: usize = 1 << 20;
 pub(crate) const MAX_LINE_BYTES: usize = 64 << 10;
 
 /// `lines` as stored: one line per newline (a line holding newlines becomes several) and
-/// none longer than [`MAX_LINE_BYTES`], so offsets and line counts agree with the text.
-fn bounded_lines(lines: Vec<String>) -> Vec<String> {
+/// none longer than [`MAX_LINE_BYTES`], so offsets and line counts agree with the text;
+/// with the indexes of the stored lines that came from stderr (a line split in pieces
+/// keeps its stream in each). `stderr` as the worker sent it may be anything: indexes past
+/// the lines, repeated or out of order are ignored.
+fn bounded_lines(lines: Vec<String>, stderr: &[u32]) -> (Vec<String>, Vec<u32>) {
+    // One flag per line sent, so that a long list costs one pass, not a search per line.
+    let mut sent_flags = vec![false; if stderr.is_empty() { 0 } else { lines.len() }];
+    for index in stderr {
+        if let Some(flag) = usize::try_from(*index)
+            .ok()
+            .and_then(|index| sent_flags.get_mut(index))
+        {
+            *flag = true;
+        }
+    }
+    let is_stderr = |index: usize| sent_flags.get(index).copied().unwrap_or(false);
     let fits = |line: &String| line.len() <= MAX_LINE_BYTES && !line.contains('\n');
     if lines.iter().all(fits) {
-        return lines;
+        let streams = stderr_indexes((0..lines.len()).map(is_stderr));
+        return (lines, streams);
     }
     let mut bounded = Vec::with_capacity(lines.len());
-    for line in lines {
+    let mut flags = Vec::with_capacity(lines.len());
+    for (index, line) in lines.into_iter().enumerate() {
+        let from_stderr = is_stderr(index);
         if fits(&line) {
             bounded.push(line);
+            flags.push(from_stderr);
             continue;
         }
         for piece in line.split('\n') {
@@ -41,6 +59,7 @@ fn bounded_lines(lines: Vec<String>) -> Vec<String> {
                     cut -= 1;
                 }
                 bounded.push(rest[..cut].to_owned());
+                flags.push(from_stderr);
                 rest = &rest[cut..];
                 if rest.is_empty() {
                     break;
@@ -48,7 +67,17 @@ fn bounded_lines(lines: Vec<String>) -> Vec<String> {
             }
         }
     }
-    bounded
+    (bounded, stderr_indexes(flags.into_iter()))
+}
+
+/// The indexes of the `true` flags, ascending (an index past `u32` cannot occur: a frame
+/// holds far fewer lines).
+fn stderr_indexes(flags: impl Iterator<Item = bool>) -> Vec<u32> {
+    flags
+        .enumerate()
+        .filter(|(_, from_stderr)| *from_stderr)
+        .filter_map(|(index, _)| u32::try_from(index).ok())
+        .collect()
 }
 
 impl Core {
@@ -67,7 +96,13 @@ impl Core {
     /// The lines' commit is asked for at once, behind everything before it: commits are
     /// reported in order, so followers get the lines in order, and before the answer that
     /// ends their follow.
-    pub(super) fn append_log(&mut self, id: TaskId, attempt: u32, lines: Vec<String>) {
+    pub(super) fn append_log(
+        &mut self,
+        id: TaskId,
+        attempt: u32,
+        lines: Vec<String>,
+        stderr: &[u32],
+    ) {
         let max_bytes = self.config.max_log_bytes;
         let Some(task) = self.task_mut(id) else {
             return;
@@ -75,7 +110,7 @@ impl Core {
         if task.current_attempt() != attempt || task.state.is_terminal() {
             return;
         }
-        let lines = bounded_lines(lines);
+        let (lines, stderr) = bounded_lines(lines, stderr);
         if lines.is_empty() {
             return;
         }
@@ -96,6 +131,7 @@ impl Core {
             line: start.lines,
             lines: lines.len() as u64,
             text,
+            stderr: stderr.clone(),
         });
         if let Some((from, to)) = dropped {
             self.ops.push(StoreOp::DropOutput { task: id, from, to });
@@ -119,6 +155,7 @@ impl Core {
             lines,
             next,
             more: false,
+            stderr,
         };
         let event = JobEvent::Log { task: id, page };
         let token = self.next_token();

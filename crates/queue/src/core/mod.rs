@@ -572,8 +572,9 @@ impl Core {
                 task,
                 attempt,
                 lines,
+                stderr,
             } => {
-                self.append_log(task, attempt, lines);
+                self.append_log(task, attempt, lines, &stderr);
                 self.reply(conn, id, Ok(Reply::Ack));
             }
             Request::Progress {

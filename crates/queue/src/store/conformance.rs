@@ -81,6 +81,10 @@ const CASES: &[(&str, Case)] = &[
         "appending_to_a_job_not_stored_is_refused_and_rolls_back",
         appending_to_a_job_not_stored_is_refused_and_rolls_back,
     ),
+    (
+        "pages_keep_which_lines_were_stderr",
+        pages_keep_which_lines_were_stderr,
+    ),
 ];
 
 /// Runs every case, each on the storage of a fresh `fresh()`, and panics naming the cases
@@ -291,7 +295,69 @@ fn chunk(task: TaskId, offset: u64, line: u64, lines: &[&str]) -> StoreOp {
         line,
         lines: lines.len() as u64,
         text: lines.iter().map(|line| format!("{line}\n")).collect(),
+        stderr: Vec::new(),
     }
+}
+
+/// [`chunk`] whose lines at `stderr` (indexes into `lines`) were stderr.
+fn chunk_with_stderr(
+    task: TaskId,
+    offset: u64,
+    line: u64,
+    lines: &[&str],
+    stderr: &[u32],
+) -> StoreOp {
+    match chunk(task, offset, line, lines) {
+        StoreOp::AppendOutput {
+            task,
+            offset,
+            line,
+            lines,
+            text,
+            ..
+        } => StoreOp::AppendOutput {
+            task,
+            offset,
+            line,
+            lines,
+            text,
+            stderr: stderr.to_vec(),
+        },
+        other => other,
+    }
+}
+
+/// Issue 14: a page says which of its lines were stderr, counted from the page's first line
+/// whatever chunks it spans or starts inside, across a reopen.
+fn pages_keep_which_lines_were_stderr(open: &mut Opener<'_>) -> CaseResult {
+    let context = uuid::ContextV7::new();
+    let job = plain_job(new_id(&context, 1), 1);
+    let task = TaskId::new(job.job.id, 0);
+    {
+        let mut store = open()?;
+        store.commit(&[
+            StoreOp::Insert(job.clone()),
+            chunk_with_stderr(task, 0, 0, &["out 1", "err 1", "out 2"], &[1]),
+            chunk(task, 18, 3, &["out 3"]),
+            chunk_with_stderr(task, 24, 4, &["err 2", "err 3"], &[0, 1]),
+        ])?;
+    }
+    let mut store = open()?;
+    let page = store.read_output(task, 0, 10_000)?;
+    assert_eq!(
+        page.lines,
+        ["out 1", "err 1", "out 2", "out 3", "err 2", "err 3"]
+    );
+    assert_eq!(page.stderr, [1, 4, 5]);
+    // From the second line on: indexes count from the page's first line.
+    let page = store.read_output(task, 6, 10_000)?;
+    assert_eq!(page.lines.first().map(String::as_str), Some("err 1"));
+    assert_eq!(page.stderr, [0, 3, 4]);
+    // A page cut short keeps only its own lines' streams.
+    let page = store.read_output(task, 12, 10)?;
+    assert_eq!(page.lines, ["out 2"]);
+    assert!(page.stderr.is_empty(), "{:?}", page.stderr);
+    Ok(())
 }
 
 fn round_trips_a_job_of_many_tasks_with_every_field(open: &mut Opener<'_>) -> CaseResult {

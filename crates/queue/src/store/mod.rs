@@ -145,6 +145,10 @@ pub enum StoreOp {
         lines: u64,
         /// The lines, each followed by a newline.
         text: String,
+        /// Which of the chunk's lines the program wrote to stderr, as indexes into the
+        /// chunk's lines in ascending order (the others are stdout), so a page read back
+        /// prints each line where the program did.
+        stderr: Vec<u32>,
     },
     /// Drops a task's output chunks that lie wholly within `from..to`: the middle of an
     /// output longer than its bound. A chunk that reaches outside stays.
@@ -194,7 +198,7 @@ impl StoreOp {
                     .sum::<usize>(),
                 StoreOp::UpdateJob(job) => record(job),
                 StoreOp::UpdateTask(task) => status(task),
-                StoreOp::AppendOutput { text, .. } => text.len(),
+                StoreOp::AppendOutput { text, stderr, .. } => text.len() + stderr.len() * 4,
                 StoreOp::Delete(_) | StoreOp::DropOutput { .. } | StoreOp::PauseQueue { .. } => 0,
             }
     }

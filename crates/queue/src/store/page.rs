@@ -18,6 +18,32 @@ pub(crate) struct Chunk {
     pub(crate) lines: u64,
     /// The lines, each followed by a newline.
     pub(crate) text: Vec<u8>,
+    /// The indexes of its lines that were stderr, ascending (empty: all stdout).
+    pub(crate) stderr: Vec<u32>,
+}
+
+/// Bytes of one stored stderr line index.
+const INDEX_BYTES: usize = 4;
+
+/// The stderr line indexes of a chunk as stored (4-byte little-endian each), or `None` for
+/// a chunk of stdout only, which stores nothing.
+pub(crate) fn stderr_to_bytes(stderr: &[u32]) -> Option<Vec<u8>> {
+    (!stderr.is_empty()).then(|| {
+        stderr
+            .iter()
+            .flat_map(|index| index.to_le_bytes())
+            .collect()
+    })
+}
+
+/// The stderr line indexes of a stored chunk; stored bytes whose length is not a whole
+/// number of indexes are damaged, and their whole indexes are kept.
+pub(crate) fn stderr_from_bytes(bytes: Option<Vec<u8>>) -> Vec<u32> {
+    bytes
+        .unwrap_or_default()
+        .chunks_exact(INDEX_BYTES)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 impl Chunk {
@@ -42,7 +68,7 @@ impl Filling {
     /// returns whether it is.
     fn take(&mut self, chunk: &Chunk, from: u64) -> bool {
         let mut start = chunk.offset;
-        for piece in chunk.text.split_inclusive(|byte| *byte == b'\n') {
+        for (index, piece) in (0u32..).zip(chunk.text.split_inclusive(|byte| *byte == b'\n')) {
             let line_start = start;
             start += piece.len() as u64;
             if line_start < from {
@@ -53,6 +79,11 @@ impl Filling {
             }
             if self.page.lines.is_empty() {
                 self.page.offset = line_start;
+            }
+            if chunk.stderr.binary_search(&index).is_ok()
+                && let Ok(at) = u32::try_from(self.page.lines.len())
+            {
+                self.page.stderr.push(at);
             }
             let text = piece.strip_suffix(b"\n").unwrap_or(piece);
             self.page

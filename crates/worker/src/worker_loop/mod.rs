@@ -991,6 +991,8 @@ mod tests {
                 task,
                 attempt: 1,
                 lines: vec![String::new(); MAX_LOG_FRAME_LINES],
+                // Every line from stderr: the most its stream can cost.
+                stderr: (0..MAX_LOG_FRAME_LINES as u32).collect(),
             },
         };
         let bytes = codec::encode_value(&frame).unwrap_or_else(|e| panic!("encode: {e}"));

@@ -67,6 +67,7 @@ pub(super) async fn send_output(
                 task,
                 attempt,
                 lines: batch.lines.clone(),
+                stderr: batch.stderr.clone(),
             },
         };
         if let Err(error) = link.send(frame).await {

@@ -57,6 +57,7 @@ impl Stored {
             task,
             attempt: 1,
             lines,
+            stderr: Vec::new(),
         };
         self.request(10, request).1
     }
@@ -313,6 +314,7 @@ fn a_restarted_core_serves_the_stored_output_and_appends_after_it() {
             task: id,
             attempt: 1,
             lines: vec!["after".into()],
+            stderr: Vec::new(),
         },
     });
     let page = restarted.page(id, 0);
@@ -587,6 +589,7 @@ fn a_follower_gets_only_lines_a_restart_would_find() {
                 task: id,
                 attempt: 1,
                 lines: vec!["lost".into()],
+                stderr: Vec::new(),
             },
         },
         Some("killed before the commit"),
@@ -625,6 +628,7 @@ fn a_follower_gets_only_lines_a_restart_would_find() {
             task: id,
             attempt: 1,
             lines: vec!["after".into()],
+            stderr: Vec::new(),
         },
     });
     let live = events(&frames, follow);
@@ -638,4 +642,49 @@ fn a_follower_gets_only_lines_a_restart_would_find() {
         matches!(replies(&frames, CLIENT).as_slice(), [Ok(Reply::Log(page))] if page.next == live[0].next),
         "{frames:?}"
     );
+}
+
+/// Issue 14: which lines were stderr reaches followers and pages; a line holding newlines
+/// keeps its stream in each piece, and indexes past the lines, repeated or out of order
+/// (a worker may send anything) are ignored.
+#[test]
+fn lines_keep_their_stream_through_follows_and_pages() {
+    let mut stored = Stored::new(CoreConfig::default());
+    let (id, _) = stored.farm.submit_one("default", INFO);
+    let (follow, _) = stored.request(
+        CLIENT,
+        Request::Logs {
+            task: id.into(),
+            from: 0,
+            follow: true,
+        },
+    );
+    let (_, frames) = stored.request(
+        10,
+        Request::Log {
+            task: id,
+            attempt: 1,
+            lines: vec!["out".into(), "err a\nerr b".into(), "out again".into()],
+            stderr: vec![7, 1, 1, u32::MAX],
+        },
+    );
+    let live = events(&frames, follow);
+    assert_eq!(lines_of(&live), ["out", "err a", "err b", "out again"]);
+    assert_eq!(live[0].stderr, [1, 2]);
+    let page = stored.page(id, 0);
+    assert_eq!(page.stderr, [1, 2]);
+    let streams: Vec<(&str, bool)> = page.lines_with_streams().collect();
+    assert_eq!(
+        streams,
+        [
+            ("out", false),
+            ("err a", true),
+            ("err b", true),
+            ("out again", false)
+        ]
+    );
+    // From the third line: indexes count from the page's first line.
+    let page = stored.page(id, 10);
+    assert_eq!(page.lines, ["err b", "out again"]);
+    assert_eq!(page.stderr, [0]);
 }

@@ -18,6 +18,8 @@ struct Chunk {
     line: u64,
     /// Its lines, each followed by a newline.
     text: String,
+    /// The indexes of its lines that were stderr.
+    stderr: Vec<u32>,
 }
 
 /// Everything stored, in memory.
@@ -93,6 +95,7 @@ impl MemStore {
                 line,
                 lines,
                 text,
+                stderr,
             } => {
                 let Some(stored) = self.jobs.get_mut(&task.job).and_then(|job| {
                     job.tasks
@@ -109,6 +112,7 @@ impl MemStore {
                     Chunk {
                         line: *line,
                         text: text.clone(),
+                        stderr: stderr.clone(),
                     },
                 );
             }
@@ -122,13 +126,15 @@ impl MemStore {
         }
     }
 
-    /// Every stored line of `task` as (offset, line number, text), in order.
-    fn lines(&self, task: TaskId) -> Vec<(u64, u64, &str)> {
+    /// Every stored line of `task` as (offset, line number, text, stderr), in order.
+    fn lines(&self, task: TaskId) -> Vec<(u64, u64, &str, bool)> {
         let mut lines = Vec::new();
         for (offset, chunk) in self.output.get(&task).into_iter().flatten() {
             let mut at = *offset;
-            for (number, line) in (chunk.line..).zip(chunk.text.split_terminator('\n')) {
-                lines.push((at, number, line));
+            for (index, (number, line)) in
+                (0u32..).zip((chunk.line..).zip(chunk.text.split_terminator('\n')))
+            {
+                lines.push((at, number, line, chunk.stderr.contains(&index)));
                 at += line.len() as u64 + 1;
             }
         }
@@ -159,8 +165,8 @@ impl Store for MemStore {
         max_bytes: usize,
     ) -> Result<LogPage, StoreError> {
         let lines = self.lines(task);
-        let start = lines.partition_point(|(offset, _, _)| *offset < from);
-        let Some(&(first, first_number, _)) = lines.get(start) else {
+        let start = lines.partition_point(|(offset, _, _, _)| *offset < from);
+        let Some(&(first, first_number, _, _)) = lines.get(start) else {
             return Ok(LogPage::empty_at(from));
         };
         let dropped = (first > from).then(|| {
@@ -168,7 +174,7 @@ impl Store for MemStore {
             let at_from = start
                 .checked_sub(1)
                 .and_then(|before| lines.get(before))
-                .map_or(0, |(_, number, _)| number + 1);
+                .map_or(0, |(_, number, _, _)| number + 1);
             DroppedOutput {
                 bytes: first - from,
                 lines: first_number.saturating_sub(at_from),
@@ -180,15 +186,20 @@ impl Store for MemStore {
             lines: Vec::new(),
             next: first,
             more: false,
+            stderr: Vec::new(),
         };
         let mut used = 0usize;
-        for &(offset, _, line) in &lines[start..] {
+        for &(offset, _, line, from_stderr) in &lines[start..] {
             // A page never spans a gap, and holds at least one line.
             if offset != page.next || (!page.lines.is_empty() && used + line.len() + 1 > max_bytes)
             {
                 break;
             }
             used += line.len() + 1;
+            if from_stderr {
+                page.stderr
+                    .push(u32::try_from(page.lines.len()).unwrap_or(u32::MAX));
+            }
             page.lines.push(line.to_owned());
             page.next = offset + line.len() as u64 + 1;
         }

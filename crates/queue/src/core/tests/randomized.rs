@@ -1120,6 +1120,11 @@ impl Sim {
                 task,
                 attempt,
                 lines: vec!["Fra:1".to_owned()],
+                stderr: if attempt % 2 == 0 {
+                    vec![0]
+                } else {
+                    Vec::new()
+                },
             },
         };
         self.request(conn, request)?;

@@ -408,7 +408,20 @@ function jobView(main, number) {
       const page = JSON.parse(e.data);
       const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
       if (page.dropped) pre.append(`[... ${page.dropped.lines} lines dropped ...]\n`);
-      if (page.lines.length) pre.append(page.lines.join("\n") + "\n");
+      // Runs of lines of one stream; stderr runs in their own colour.
+      const stderr = new Set(page.stderr || []);
+      let run = [], runIsErr = false;
+      const flush = () => {
+        if (!run.length) return;
+        const text = run.join("\n") + "\n";
+        pre.append(runIsErr ? h("span", { class: "stderr", text }) : text);
+        run = [];
+      };
+      page.lines.forEach((line, i) => {
+        if (stderr.has(i) !== runIsErr) { flush(); runIsErr = stderr.has(i); }
+        run.push(line);
+      });
+      flush();
       if (atBottom) pre.scrollTop = pre.scrollHeight;
     });
     logFeed.addEventListener("end", () => logFeed && logFeed.close());

@@ -873,8 +873,10 @@ fn apply(
             line,
             lines,
             text,
+            stderr,
         } => {
             let subject = format!("output of task {task}");
+            let streams = super::page::stderr_to_bytes(stderr);
             let index = i64::from(task.index);
             tx.execute(
                 &statements.append_output,
@@ -885,6 +887,7 @@ fn apply(
                     &rows::to_sql(*line, "line", &subject)?,
                     &rows::to_sql(*lines, "line count", &subject)?,
                     &text.as_bytes(),
+                    &streams,
                 ],
             )
             .map_err(|e| write_error(&format!("could not store output of task {task}"), &e))?;

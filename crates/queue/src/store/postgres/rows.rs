@@ -55,7 +55,7 @@ pub(super) const RESUME_QUEUE: &str = "DELETE FROM buildcat.paused_queues WHERE 
 
 /// Appends a chunk of output; the parameters are the columns in table order.
 pub(super) const APPEND_OUTPUT: &str = "INSERT INTO buildcat.output (job, task, byte_offset, \
-    first_line, lines, text) VALUES ($1, $2, $3, $4, $5, $6)";
+    first_line, lines, text, stderr) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// Drops the chunks of task $1.$2 that lie wholly within bytes $3..$4.
 pub(super) const DROP_OUTPUT: &str = "DELETE FROM buildcat.output WHERE job = $1 AND task = $2 \
@@ -80,13 +80,13 @@ pub(super) const SELECT_EXTENTS: &str = "SELECT job, task, max(byte_offset + len
     max(first_line + lines) FROM buildcat.output GROUP BY job, task";
 
 /// The chunk of task $1.$2 that starts at or before byte $3, the latest such.
-pub(super) const SELECT_CHUNK_AT: &str = "SELECT byte_offset, first_line, lines, text \
-    FROM buildcat.output WHERE job = $1 AND task = $2 AND byte_offset <= $3 \
+pub(super) const SELECT_CHUNK_AT: &str = "SELECT byte_offset, first_line, lines, text, \
+    stderr FROM buildcat.output WHERE job = $1 AND task = $2 AND byte_offset <= $3 \
     ORDER BY byte_offset DESC LIMIT 1";
 
 /// The chunks of task $1.$2 that start after byte $3, in order.
-pub(super) const SELECT_CHUNKS_AFTER: &str = "SELECT byte_offset, first_line, lines, text \
-    FROM buildcat.output WHERE job = $1 AND task = $2 AND byte_offset > $3 \
+pub(super) const SELECT_CHUNKS_AFTER: &str = "SELECT byte_offset, first_line, lines, text, \
+    stderr FROM buildcat.output WHERE job = $1 AND task = $2 AND byte_offset > $3 \
     ORDER BY byte_offset";
 
 /// A `u64` as a PostgreSQL `BIGINT`, or the error that names it.
@@ -223,13 +223,14 @@ pub(super) fn decode_task_id(row: &Row) -> Result<TaskId, String> {
     Ok(TaskId::new(job, index))
 }
 
-/// Decodes a row of `byte_offset, first_line, lines, text`.
+/// Decodes a row of `byte_offset, first_line, lines, text, stderr`.
 pub(super) fn decode_chunk(row: &Row) -> Result<Chunk, String> {
     Ok(Chunk {
         offset: unsigned(get(row, 0, "offset")?, "offset")?,
         line: unsigned(get(row, 1, "line")?, "line")?,
         lines: unsigned(get(row, 2, "line count")?, "line count")?,
         text: get(row, 3, "text")?,
+        stderr: crate::store::page::stderr_from_bytes(get(row, 4, "stderr")?),
     })
 }
 

@@ -72,6 +72,7 @@ const CREATE_TABLES: &str = "
         first_line BIGINT NOT NULL,
         lines BIGINT NOT NULL,
         text BYTEA NOT NULL,
+        stderr BYTEA,
         PRIMARY KEY (job, task, byte_offset)
     );
     CREATE TABLE buildcat.paused_queues (

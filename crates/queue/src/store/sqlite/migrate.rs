@@ -7,6 +7,10 @@
 //! state, attempts, result, failure, arguments and output (version 2). Dependencies, which
 //! named jobs, name the same jobs. The next job number is past them all.
 //!
+//! Version 3 became version 4 by one column: `output.stderr`, which says which lines of a
+//! chunk were stderr; the chunks stored before it hold NULL there and read as stdout
+//! ([`output_streams`]).
+//!
 //! The migration runs in the transaction that read the file's version, so a crash or an
 //! error part way leaves the file as it was, readable by the buildcat that wrote it.
 
@@ -113,6 +117,30 @@ pub(super) fn to_current(
         [count + 1],
     )
     .map_err(open_err)?;
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+        [SCHEMA_VERSION],
+    )
+    .map_err(open_err)?;
+    Ok(())
+}
+
+/// Rewrites a file of schema version 3 to version 4: the `output` table gains its `stderr`
+/// column, NULL (all stdout) for every chunk stored so far.
+pub(super) fn output_streams(
+    conn: &Connection,
+    path: &Path,
+    shown: &str,
+) -> Result<(), StoreError> {
+    let open_err = |e: rusqlite::Error| StoreError::Open {
+        path: shown.to_owned(),
+        message: format!(
+            "could not migrate it from schema version 3: {}",
+            describe_open(path, &e)
+        ),
+    };
+    conn.execute_batch("ALTER TABLE output ADD COLUMN stderr BLOB;")
+        .map_err(open_err)?;
     conn.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
         [SCHEMA_VERSION],
@@ -424,6 +452,7 @@ mod tests {
                 line: 3,
                 lines: 1,
                 text: "4\n".to_owned(),
+                stderr: vec![0],
             },
         ])?;
         drop(store);
@@ -439,7 +468,13 @@ mod tests {
         assert_eq!(loaded.next_number, 5);
         assert_eq!(loaded.jobs.len(), 4);
         assert_eq!(loaded.jobs[3], new);
-        assert_eq!(store.read_output(render, 0, 10_000)?.lines.len(), 4);
+        let page = store.read_output(render, 0, 10_000)?;
+        assert_eq!(page.lines.len(), 4);
+        assert_eq!(
+            page.stderr,
+            [3],
+            "old lines read as stdout, the new one as stderr"
+        );
         Ok(())
     }
 
@@ -465,6 +500,7 @@ mod tests {
             line: 0,
             lines: 1,
             text: "cpu: 16 cores\n".to_owned(),
+            stderr: Vec::new(),
         }])?;
         assert_eq!(store.read_output(task, 0, 10_000)?.lines.len(), 1);
         drop(store);
@@ -509,6 +545,58 @@ mod tests {
             |row| row.get(0),
         )?;
         assert_eq!(tables, 0);
+        Ok(())
+    }
+
+    /// Issue 14: a file of schema version 3 (output without streams) becomes version 4; its
+    /// lines read as stdout, and new chunks keep their stderr lines.
+    #[test]
+    fn a_version_3_file_reads_its_output_as_stdout() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("old.db");
+        let job = plain_job(new_id(&uuid::ContextV7::new(), 1), 1);
+        let task = TaskId::new(job.job.id, 0);
+        {
+            let mut store = SqliteStore::open(&path, SqliteOptions::default())?;
+            store.commit(&[
+                StoreOp::Insert(job.clone()),
+                StoreOp::AppendOutput {
+                    task,
+                    offset: 0,
+                    line: 0,
+                    lines: 2,
+                    text: "old 1\nold 2\n".to_owned(),
+                    stderr: Vec::new(),
+                },
+            ])?;
+        }
+        // Version 3's layout is this one without `output.stderr`.
+        {
+            let conn = Connection::open(&path)?;
+            conn.execute_batch(
+                "ALTER TABLE output DROP COLUMN stderr;
+                 UPDATE meta SET value = 3 WHERE key = 'schema_version';",
+            )?;
+        }
+        let mut store = SqliteStore::open(&path, SqliteOptions::default())?;
+        let page = store.read_output(task, 0, 10_000)?;
+        assert_eq!(page.lines, ["old 1", "old 2"]);
+        assert!(page.stderr.is_empty(), "{:?}", page.stderr);
+        store.commit(&[StoreOp::AppendOutput {
+            task,
+            offset: 12,
+            line: 2,
+            lines: 2,
+            text: "new out\nnew err\n".to_owned(),
+            stderr: vec![1],
+        }])?;
+        drop(store);
+        assert_eq!(version_of(&path)?, SCHEMA_VERSION);
+        let mut store = SqliteStore::open(&path, SqliteOptions::default())?;
+        assert_eq!(store.load()?.jobs.len(), 1);
+        let page = store.read_output(task, 0, 10_000)?;
+        assert_eq!(page.lines, ["old 1", "old 2", "new out", "new err"]);
+        assert_eq!(page.stderr, [3]);
         Ok(())
     }
 

@@ -471,9 +471,10 @@ impl<'conn> Statements<'conn> {
                 line,
                 lines,
                 text,
+                stderr,
             } => {
                 let stmt = self.get(Write::AppendOutput)?;
-                output::append(stmt, *task, (*offset, *line, *lines, text), path)?;
+                output::append(stmt, *task, (*offset, *line, *lines, text, stderr), path)?;
             }
             StoreOp::DropOutput { task, from, to } => {
                 let stmt = self.get(Write::DropOutput)?;

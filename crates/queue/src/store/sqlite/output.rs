@@ -4,7 +4,9 @@
 //! A chunk's `text` holds its lines, each followed by a newline, so offsets count bytes of
 //! the output as printed. Chunks of one task follow each other without overlap; a gap
 //! between two is output dropped to keep the task within its bound. Rows are keyed by the
-//! task's job and index, so a job's output goes with it by one range of the index.
+//! task's job and index, so a job's output goes with it by one range of the index. A
+//! chunk's `stderr` lists which of its lines were stderr (NULL: none), as 4-byte
+//! little-endian indexes.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,7 +21,7 @@ use crate::store::{OutputExtent, StoreError};
 
 /// Appends a chunk; the parameters are the columns in table order.
 pub(super) const APPEND_OUTPUT: &str = "INSERT INTO output (job, task, offset, line, lines, \
-    text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    text, stderr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /// Drops the chunks of task ?1.?2 that lie wholly within bytes ?3..?4.
 pub(super) const DROP_OUTPUT: &str = "DELETE FROM output WHERE job = ?1 AND task = ?2 \
@@ -33,11 +35,11 @@ const SELECT_EXTENTS: &str = "SELECT job, task, max(offset + length(text)), max(
     FROM output GROUP BY job, task";
 
 /// The chunk of task ?1.?2 that starts at or before byte ?3, the latest such.
-const SELECT_CHUNK_AT: &str = "SELECT offset, line, lines, text FROM output \
+const SELECT_CHUNK_AT: &str = "SELECT offset, line, lines, text, stderr FROM output \
     WHERE job = ?1 AND task = ?2 AND offset <= ?3 ORDER BY offset DESC LIMIT 1";
 
 /// The chunks of task ?1.?2 that start after byte ?3, in order.
-const SELECT_CHUNKS_AFTER: &str = "SELECT offset, line, lines, text FROM output \
+const SELECT_CHUNKS_AFTER: &str = "SELECT offset, line, lines, text, stderr FROM output \
     WHERE job = ?1 AND task = ?2 AND offset > ?3 ORDER BY offset";
 
 /// An integer column that must fit an `i64`, or the error that names it.
@@ -53,10 +55,11 @@ fn to_sql(value: u64, what: &str, task: TaskId) -> Result<i64, StoreError> {
 pub(super) fn append(
     stmt: &mut CachedStatement<'_>,
     task: TaskId,
-    chunk: (u64, u64, u64, &str),
+    chunk: (u64, u64, u64, &str, &[u32]),
     path: &Path,
 ) -> Result<(), StoreError> {
-    let (offset, line, lines, text) = chunk;
+    let (offset, line, lines, text, stderr) = chunk;
+    let streams = page::stderr_to_bytes(stderr);
     stmt.execute(params![
         task.job.0.as_bytes(),
         task.index,
@@ -64,6 +67,7 @@ pub(super) fn append(
         to_sql(line, "line", task)?,
         to_sql(lines, "line count", task)?,
         text.as_bytes(),
+        streams,
     ])
     .map_err(|e| write_error(path, &format!("could not store output of task {task}"), &e))?;
     Ok(())
@@ -118,7 +122,7 @@ pub(super) fn extents(conn: &Connection) -> Result<HashMap<TaskId, OutputExtent>
     Ok(extents)
 }
 
-/// Reads a row of `offset, line, lines, text`.
+/// Reads a row of `offset, line, lines, text, stderr`.
 fn chunk_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Chunk> {
     let offset: i64 = row.get(0)?;
     let line: i64 = row.get(1)?;
@@ -128,6 +132,7 @@ fn chunk_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Chunk> {
         line: u64::try_from(line).unwrap_or(0),
         lines: u64::try_from(lines).unwrap_or(0),
         text: row.get(3)?,
+        stderr: page::stderr_from_bytes(row.get(4)?),
     })
 }
 
@@ -185,6 +190,7 @@ mod tests {
             line: index * 10,
             lines: 10,
             text,
+            stderr: Vec::new(),
         }
     }
 

@@ -18,7 +18,8 @@ use std::path::Path;
 ///
 /// 1: jobs. 2: job output (the `output` table), which version 1 kept in memory only.
 /// 3: jobs made of tasks (the `tasks` table), job numbers, paused queues.
-pub const SCHEMA_VERSION: i64 = 3;
+/// 4: which output lines were stderr (`output.stderr`).
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The `meta` table: the schema version and the next job number, as key and value.
 const CREATE_META: &str = "
@@ -39,8 +40,10 @@ const CREATE_META: &str = "
 /// `output` holds one row per chunk of a task's output as the server received it (a worker's
 /// batch of lines), keyed by its task and byte offset, so a page is read by a range scan of
 /// the index and the middle of a long output is dropped by one; `text` holds the lines,
-/// each followed by a newline, so its length is the chunk's size in bytes. A rowid table
-/// too: chunks of tens of kilobytes would weigh down a clustered index.
+/// each followed by a newline, so its length is the chunk's size in bytes; `stderr` the
+/// indexes of the chunk's lines written to stderr, each a 4-byte little-endian integer, in
+/// ascending order, or NULL when all are stdout (as are the chunks stored before version 4).
+/// A rowid table too: chunks of tens of kilobytes would weigh down a clustered index.
 ///
 /// `paused_queues` is a handful of short names, looked up by name only: `WITHOUT ROWID`.
 pub(super) const CREATE_TABLES: &str = "
@@ -79,7 +82,8 @@ pub(super) const CREATE_TABLES: &str = "
         offset INTEGER NOT NULL,
         line INTEGER NOT NULL,
         lines INTEGER NOT NULL,
-        text BLOB NOT NULL
+        text BLOB NOT NULL,
+        stderr BLOB
     ) STRICT;
     CREATE UNIQUE INDEX output_by_task ON output (job, task, offset);
     CREATE TABLE paused_queues (
@@ -136,6 +140,9 @@ pub(super) fn init_schema(
             Some(StoredVersion::Int(SCHEMA_VERSION)) => {}
             Some(StoredVersion::Int(old @ (1 | 2))) => {
                 migrate::to_current(&tx, old, path, shown, encodings)?;
+            }
+            Some(StoredVersion::Int(3)) => {
+                migrate::output_streams(&tx, path, shown)?;
             }
             Some(StoredVersion::Int(v)) if v > SCHEMA_VERSION => {
                 return Err(incompatible(format!(

@@ -93,13 +93,18 @@ fn newer_schema_is_refused() -> TestResult {
     drop(open(&path)?);
     {
         let conn = Connection::open(&path)?;
-        conn.execute("UPDATE meta SET value = 4 WHERE key = 'schema_version'", [])?;
+        conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+            [SCHEMA_VERSION + 1],
+        )?;
     }
     match open(&path) {
         Err(error @ StoreError::Incompatible { .. }) => {
             let message = error.to_string();
-            assert!(message.contains("version 4"), "{message}");
-            assert!(message.contains("version 3"), "{message}");
+            let newer = format!("version {}", SCHEMA_VERSION + 1);
+            assert!(message.contains(&newer), "{message}");
+            let ours = format!("version {SCHEMA_VERSION}");
+            assert!(message.contains(&ours), "{message}");
             assert!(message.contains("newer buildcat"), "{message}");
             assert!(message.contains(&path.display().to_string()), "{message}");
         }
