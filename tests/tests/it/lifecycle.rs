@@ -110,10 +110,11 @@ fn a_job_reports_its_failure_its_result_and_what_it_saw() {
     for line in ["out", "err"] {
         assert!(tail.contains(&json!(line)), "no `{line}` in {status:#}");
     }
-    // stdout and stderr are read from two pipes, so their lines may come in either order.
-    let mut printed = logs(&farm, &id);
-    printed.sort();
-    assert_eq!(printed, ["err", "out"]);
+    // `logs` prints each line on the stream the program wrote it to.
+    let output = farm.run(&["logs", &id]);
+    assert_success(&output, &format!("`buildcat logs {id}`"));
+    assert_eq!(stdout(&output).lines().collect::<Vec<_>>(), ["out"]);
+    assert_eq!(stderr(&output).lines().collect::<Vec<_>>(), ["err"]);
 
     let output = farm.run(&["run", "--json", "--", "true"]);
     assert_success(&output, "`buildcat run --json -- true`");
