@@ -99,6 +99,40 @@ pub struct OutputExtent {
     pub lines: u64,
 }
 
+/// The tasks of a [`StoreOp::AppendTasks`] with their ids: numbered after `last`, the
+/// highest task index the store holds for `job` (`None`: the job is not stored, which is
+/// refused), each checked to be in a state a new task may have.
+///
+/// # Errors
+/// When the job is not stored, an index would not fit a `u32`, or a task's state is not
+/// one a stored task may start in.
+pub(crate) fn number_added(
+    job: JobId,
+    last: Option<i64>,
+    tasks: &[StoredTask],
+) -> Result<Vec<StoredTask>, StoreError> {
+    let Some(last) = last else {
+        return Err(StoreError::Database(format!(
+            "could not add tasks to job {job}: the job is not stored"
+        )));
+    };
+    (1i64..)
+        .zip(tasks)
+        .map(|(offset, task)| {
+            let index = u32::try_from(last + offset).map_err(|_| {
+                StoreError::Database(format!(
+                    "could not add tasks to job {job}: task index {} is too large",
+                    last + offset
+                ))
+            })?;
+            let mut task = task.clone();
+            task.status.id = buildcat_proto::TaskId::new(job, index);
+            sqlite::rows::check_state(task.status.state, task.status.id)?;
+            Ok(task)
+        })
+        .collect()
+}
+
 /// One change to storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreOp {

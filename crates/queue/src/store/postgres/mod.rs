@@ -780,21 +780,7 @@ fn apply(
                 .query_one(&statements.last_task_index, &[&job.0.as_bytes().as_slice()])
                 .and_then(|row| row.try_get(0))
                 .map_err(|e| write_error(&format!("could not read the tasks of job {job}"), &e))?;
-            let Some(last) = last else {
-                return Err(StoreError::Database(format!(
-                    "could not add tasks to job {job}: the job is not stored"
-                )));
-            };
-            for (offset, task) in (1i64..).zip(tasks) {
-                let index = u32::try_from(last + offset).map_err(|_| {
-                    StoreError::Database(format!(
-                        "could not add tasks to job {job}: task index {} is too large",
-                        last + offset
-                    ))
-                })?;
-                let mut task = task.clone();
-                task.status.id = TaskId::new(*job, index);
-                super::sqlite::rows::check_state(task.status.state, task.status.id)?;
+            for task in super::number_added(*job, last, tasks)? {
                 insert_task(tx, statements, &task)?;
             }
         }

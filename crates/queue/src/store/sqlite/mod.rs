@@ -419,22 +419,8 @@ impl<'conn> Statements<'conn> {
                     .map_err(|e| {
                         write_error(path, &format!("could not read the tasks of job {job}"), &e)
                     })?;
-                let Some(last) = last else {
-                    return Err(StoreError::Database(format!(
-                        "could not add tasks to job {job}: the job is not stored"
-                    )));
-                };
                 let stmt = self.get(Write::InsertTask)?;
-                for (offset, task) in (1i64..).zip(tasks) {
-                    let index = u32::try_from(last + offset).map_err(|_| {
-                        StoreError::Database(format!(
-                            "could not add tasks to job {job}: task index {} is too large",
-                            last + offset
-                        ))
-                    })?;
-                    let mut task = task.clone();
-                    task.status.id = buildcat_proto::TaskId::new(*job, index);
-                    rows::check_state(task.status.state, task.status.id)?;
+                for task in super::number_added(*job, last, tasks)? {
                     rows::insert_task(stmt, &task, encodings, path)?;
                 }
             }
