@@ -47,10 +47,11 @@ impl ToolFarm {
             .env("PATH", "/nonexistent")
             .env(RECORD_VAR, &tools.records);
         let process = Proc::spawn("worker dcc", command, farm.path());
-        farm.wait_for_info("worker dcc idle", |info| {
-            worker(info, "dcc").is_some_and(|w| w["state"] == "idle")
+        // The worker registers at once and asks its tools their versions beside that; once
+        // info lists the versions, those questions' runs are all recorded, whole.
+        farm.wait_for_info("worker dcc idle with its tools' versions", |info| {
+            crate::worker_tools::idle_with_versions(info, "dcc")
         });
-        // Registered, so the version questions asked at start are all recorded.
         let started_runs = tools.runs().len();
         ToolFarm {
             worker: process,

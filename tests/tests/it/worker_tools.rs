@@ -31,8 +31,9 @@ fn tools_of(info: &Value, name: &str) -> Vec<(String, String)> {
 }
 
 /// Whether worker `name` is listed idle with the versions of its tools read (sent after it
-/// registered, so as not to hold up its first task); mantra, asked nothing, has none.
-fn idle_with_versions(info: &Value, name: &str) -> bool {
+/// registered, so as not to hold up its first task); mantra and husk, asked nothing, have
+/// none. Once they are listed, every version question has been answered.
+pub(super) fn idle_with_versions(info: &Value, name: &str) -> bool {
     worker(info, name).is_some_and(|w| {
         w["state"] == "idle"
             && w["tools"].as_array().is_some_and(|tools| {
