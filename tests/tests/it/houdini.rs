@@ -11,7 +11,7 @@ use std::process::Output;
 use serde_json::Value;
 
 use crate::fake_dcc::{FakeTools, RECORD_VAR, Run};
-use crate::harness::{Farm, Proc, buildcat_command, describe, tasks as tasks_of, text, worker};
+use crate::harness::{Farm, Proc, buildcat_command, describe, tasks as tasks_of, text};
 use crate::render::{submitted, write_file};
 
 /// A farm whose only worker (`dcc`) has the fake tools, given by flag, and no PATH.
@@ -41,8 +41,10 @@ impl ToolFarm {
             .env("PATH", "/nonexistent")
             .env(RECORD_VAR, &tools.records);
         let process = Proc::spawn("worker dcc", command, farm.path());
-        farm.wait_for_info("worker dcc idle", |info| {
-            worker(info, "dcc").is_some_and(|w| w["state"] == "idle")
+        // Versions are asked beside registration; once info lists them, every run of those
+        // questions is recorded whole, so later reads of the records see no half-written one.
+        farm.wait_for_info("worker dcc idle with its tools' versions", |info| {
+            crate::worker_tools::idle_with_versions(info, "dcc")
         });
         ToolFarm {
             worker: process,
