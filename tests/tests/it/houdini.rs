@@ -5,60 +5,15 @@
 //! chunks; and every tool's failure lines fail the task with that line, whatever its exit
 //! code.
 
-use std::path::PathBuf;
 use std::process::Output;
 
 use serde_json::Value;
 
-use crate::fake_dcc::{FakeTools, RECORD_VAR, Run};
-use crate::harness::{Farm, Proc, buildcat_command, describe, tasks as tasks_of, text};
-use crate::render::{submitted, write_file};
-
-/// A farm whose only worker (`dcc`) has the fake tools, given by flag, and no PATH.
-#[derive(Debug)]
-struct ToolFarm {
-    /// The worker; declared first so it is killed before the farm's directory goes.
-    worker: Proc,
-    /// The fake tools and their records.
-    tools: FakeTools,
-    /// The worker's root (canonical).
-    root: PathBuf,
-    /// The server and the directory everything lives in.
-    farm: Farm,
-}
+use crate::fake_dcc::{RECORD_VAR, Run};
+use crate::harness::{describe, tasks as tasks_of, text};
+use crate::render::{ToolFarm, submitted};
 
 impl ToolFarm {
-    /// Starts the farm and waits until the worker is idle.
-    fn start() -> ToolFarm {
-        let farm = Farm::start();
-        let tools = FakeTools::install(&farm.make_dir("tools"));
-        let root = farm.make_dir("root");
-        let port = farm.port.to_string();
-        let mut command = buildcat_command(["worker", "--port", &port, "--name", "dcc"]);
-        command
-            .args(tools.worker_flags())
-            .current_dir(&root)
-            .env("PATH", "/nonexistent")
-            .env(RECORD_VAR, &tools.records);
-        let process = Proc::spawn("worker dcc", command, farm.path());
-        // Versions are asked beside registration; once info lists them, every run of those
-        // questions is recorded whole, so later reads of the records see no half-written one.
-        farm.wait_for_info("worker dcc idle with its tools' versions", |info| {
-            crate::worker_tools::idle_with_versions(info, "dcc")
-        });
-        ToolFarm {
-            worker: process,
-            tools,
-            root,
-            farm,
-        }
-    }
-
-    /// Writes `contents` to `path` under the root, making its folders.
-    fn scene(&self, path: &str, contents: &str) {
-        write_file(&self.root.join(path), contents.as_bytes());
-    }
-
     /// Runs a render command with `--wait --json`; returns the job's number and the
     /// command's output (its exit status says whether the job finished).
     fn render(&mut self, args: &[&str]) -> (String, Output) {

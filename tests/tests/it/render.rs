@@ -19,23 +19,23 @@ use crate::harness::{
 /// A farm whose only worker (`dcc`) has the fake tools, given by flag, and no PATH at all,
 /// so it has no Blender and could only have found the tools through the flags.
 #[derive(Debug)]
-struct ToolFarm {
+pub(super) struct ToolFarm {
     /// The worker; declared first so it is killed before the farm's directory goes.
-    worker: Proc,
+    pub(super) worker: Proc,
     /// The fake tools and their records.
-    tools: FakeTools,
+    pub(super) tools: FakeTools,
     /// The worker's root (canonical).
-    root: PathBuf,
+    pub(super) root: PathBuf,
     /// How many tool runs the worker made before it registered (it asks each tool its
     /// version at start), so a test counts only the runs its jobs made.
-    started_runs: usize,
+    pub(super) started_runs: usize,
     /// The server and the directory everything lives in.
-    farm: Farm,
+    pub(super) farm: Farm,
 }
 
 impl ToolFarm {
-    /// Starts the farm and waits until the worker is idle.
-    fn start() -> ToolFarm {
+    /// Starts the farm and waits until the worker is idle with its tools' versions.
+    pub(super) fn start() -> ToolFarm {
         let farm = Farm::start();
         let tools = FakeTools::install(&farm.make_dir("tools"));
         let root = farm.make_dir("root");
@@ -80,7 +80,7 @@ impl ToolFarm {
     }
 
     /// Writes `contents` to `path` under the root, making its folders.
-    fn scene(&self, path: &str, contents: &str) {
+    pub(super) fn scene(&self, path: &str, contents: &str) {
         write_file(&self.root.join(path), contents.as_bytes());
     }
 
