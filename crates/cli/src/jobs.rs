@@ -69,6 +69,8 @@ pub fn job_options(submit: &SubmitOptions) -> anyhow::Result<JobOptions> {
         max_attempts: submit.attempts,
         priority: submit.priority,
         after: Vec::new(),
+        // `--gpus`/`--gpu-memory` (issue 13).
+        gpus: buildcat_proto::GpuRequirement::NONE,
     })
 }
 

@@ -192,11 +192,13 @@ mod tests {
                         version: String::new(),
                     },
                 ],
+                gpus: Vec::new(),
             }],
             unserved: vec![Unserved {
                 queue: "default".to_owned(),
                 kind: "buildcat.blender.render".to_owned(),
                 tasks: 7,
+                gpus: buildcat_proto::GpuRequirement::NONE,
             }],
             truncated: false,
         }

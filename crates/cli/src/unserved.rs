@@ -115,6 +115,7 @@ mod tests {
             connected_at: Timestamp::now(),
             quarantine: None,
             tools: Vec::new(),
+            gpus: Vec::new(),
         }
     }
 
@@ -133,6 +134,7 @@ mod tests {
             queue: "gpu".to_owned(),
             kind: "buildcat.blender.render".to_owned(),
             tasks: 3,
+            gpus: buildcat_proto::GpuRequirement::NONE,
         }];
         assert!(
             reason(&info, "gpu", Some("buildcat.blender.render"))

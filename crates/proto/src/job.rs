@@ -517,6 +517,9 @@ pub struct JobOptions {
     pub priority: i32,
     /// Jobs and tasks that must finish before this job's tasks may start.
     pub after: Vec<Dependency>,
+    /// The GPUs each task needs on the slot that runs it (`--gpus N`, `--gpu-memory MIB`);
+    /// the default needs none.
+    pub gpus: crate::GpuRequirement,
 }
 
 impl Default for JobOptions {
@@ -526,6 +529,7 @@ impl Default for JobOptions {
             max_attempts: 1,
             priority: 0,
             after: Vec::new(),
+            gpus: crate::GpuRequirement::NONE,
         }
     }
 }

@@ -29,6 +29,7 @@
 pub mod codec;
 pub mod dcc;
 pub mod frames;
+pub mod gpu;
 pub mod handshake;
 pub mod job;
 pub mod message;
@@ -38,6 +39,7 @@ pub mod task;
 pub mod view;
 
 pub use codec::{CodecError, DEFAULT_MAX_FRAME, FrameCodec, encoded_len};
+pub use gpu::{Gpu, GpuRequirement, GpuVendor, MAX_GPU_TEXT, MAX_GPUS, MAX_GPUS_REQUIRED};
 pub use handshake::{HandshakeError, Hello, HelloReply, MAGIC, PROTOCOL_VERSION, Role, Welcome};
 pub use job::{
     Attempt, AttemptOutcome, Dependency, Failure, JobId, JobOptions, JobRef, JobState, JobStatus,

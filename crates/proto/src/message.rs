@@ -300,6 +300,12 @@ pub struct WorkerRegistration {
     /// each worker can render with (at most [`MAX_TOOLS`]; each text at most
     /// [`MAX_TOOL_TEXT`] bytes, or the server refuses the registration).
     pub tools: Vec<ToolVersion>,
+    /// The GPUs this slot owns (its share of the host's, `--gpus-per-slot`), so the server
+    /// sends it only jobs whose [`GpuRequirement`](crate::GpuRequirement) they meet; empty
+    /// without GPUs (at most [`MAX_GPUS`](crate::MAX_GPUS), each within
+    /// [`Gpu::is_within_limits`](crate::Gpu::is_within_limits), or the server refuses the
+    /// registration).
+    pub gpus: Vec<crate::Gpu>,
 }
 
 /// The most tools a worker may list at registration: far more than the integrations there
@@ -637,6 +643,10 @@ pub struct Unserved {
     pub kind: String,
     /// How many such tasks wait.
     pub tasks: u64,
+    /// What their jobs need of a GPU ([`GpuRequirement::NONE`](crate::GpuRequirement::NONE)
+    /// when nothing): when workers serve the queue and kind but none has these GPUs, this
+    /// is why the tasks wait ("no worker with 2 GPUs of 24 GiB").
+    pub gpus: crate::GpuRequirement,
 }
 
 /// One queue: its jobs not ended, its tasks by state, and whether it is paused.
@@ -681,6 +691,9 @@ pub struct WorkerSummary {
     /// The tools it found with their versions, as it registered them: what it can render
     /// with, so a person can tell why a job waits or which release made a frame.
     pub tools: Vec<ToolVersion>,
+    /// The GPUs the worker slot owns, as it registered them, so a person sees which slot
+    /// renders on which GPU and why a GPU job waits.
+    pub gpus: Vec<crate::Gpu>,
 }
 
 /// The task a worker runs, as `info` names it.

@@ -67,6 +67,8 @@ pub struct WorkerInfoReport {
     pub rust: RuntimeInfo,
     /// The worker process.
     pub worker: WorkerDetails,
+    /// The GPUs of the slot that ran the task, as it registered them (empty without GPUs).
+    pub gpus: Vec<crate::Gpu>,
 }
 
 /// The operating system of a worker, as `uname` reports it.

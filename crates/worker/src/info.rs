@@ -38,6 +38,8 @@ pub fn report(root: &Path, name: &str) -> Result<WorkerInfoReport, Failure> {
             version: SOFTWARE_VERSION.to_owned(),
             name: name.to_owned(),
         },
+        // Filled by the GPU inventory (issue 13).
+        gpus: Vec::new(),
     })
 }
 

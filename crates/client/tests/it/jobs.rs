@@ -33,6 +33,7 @@ fn report() -> WorkerInfoReport {
             version: "0.6.0".to_owned(),
             name: "render01.4242.1".to_owned(),
         },
+        gpus: Vec::new(),
     }
 }
 

@@ -53,6 +53,14 @@ fn client_frames() -> Vec<ClientFrame> {
                 name: "blender".to_owned(),
                 version: String::new(),
             }],
+            gpus: vec![buildcat_proto::Gpu {
+                index: 1,
+                uuid: "GPU-9c1f".to_owned(),
+                name: "NVIDIA H200".to_owned(),
+                memory_mib: 143_771,
+                driver: "550.54.15".to_owned(),
+                vendor: buildcat_proto::GpuVendor::Nvidia,
+            }],
         }),
         Request::Heartbeat,
         Request::Complete(Completion {

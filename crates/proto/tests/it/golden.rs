@@ -31,12 +31,13 @@ use buildcat_proto::codec::{decode_value, encode_frame, encode_value};
 use buildcat_proto::{
     Assignment, Attempt, AttemptOutcome, Change, Changed, ClientFrame, CommandResult, Completion,
     DEFAULT_MAX_FRAME, DEFAULT_PORT, Dependency, DroppedOutput, Failure, FarmInfo, FrameCodec,
-    FramePreview, HandshakeError, Hello, HelloReply, JobEvent, JobOptions, JobPreviews, JobQuery,
-    JobRef, JobState, JobStatus, JobSummary, LogPage, MAGIC, MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE,
-    NewJob, NewTask, Outcome, PROTOCOL_VERSION, PreviewFormat, PreviewInfo, QueueSummary, Reply,
-    Request, RequestError, Requeue, Role, RunCommand, RunningTask, ServerFrame, Submitted, Task,
-    TaskCounts, TaskProgress, TaskRef, TaskState, TaskStatus, TaskSummary, ToolVersion, Unserved,
-    Welcome, WorkerActivity, WorkerRegistration, WorkerSummary,
+    FramePreview, Gpu, GpuRequirement, GpuVendor, HandshakeError, Hello, HelloReply, JobEvent,
+    JobOptions, JobPreviews, JobQuery, JobRef, JobState, JobStatus, JobSummary, LogPage, MAGIC,
+    MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE, NewJob, NewTask, Outcome, PROTOCOL_VERSION, PreviewFormat,
+    PreviewInfo, QueueSummary, Reply, Request, RequestError, Requeue, Role, RunCommand,
+    RunningTask, ServerFrame, Submitted, Task, TaskCounts, TaskProgress, TaskRef, TaskState,
+    TaskStatus, TaskSummary, ToolVersion, Unserved, Welcome, WorkerActivity, WorkerRegistration,
+    WorkerSummary,
 };
 use bytes::BytesMut;
 use serde::Serialize;
@@ -129,6 +130,10 @@ pub(crate) fn options() -> JobOptions {
         max_attempts: 3,
         priority: -5,
         after: vec![Dependency::Job(JOB_A), Dependency::Task(TASK_B)],
+        gpus: GpuRequirement {
+            count: 2,
+            memory_mib: 24_576,
+        },
     }
 }
 
@@ -455,7 +460,7 @@ pub(crate) fn frame_preview() -> FramePreview {
 #[test]
 fn constants() {
     assert_eq!(MAGIC, *b"BUILDCAT");
-    assert_eq!(PROTOCOL_VERSION, 6);
+    assert_eq!(PROTOCOL_VERSION, 7);
     assert_eq!(MAX_PREVIEW_BYTES, 256 * 1024);
     assert_eq!(MAX_PREVIEW_SIDE, 512);
     assert_eq!(DEFAULT_MAX_FRAME, 16 * 1024 * 1024);
@@ -467,11 +472,11 @@ fn hello() {
     // Laid out field by field; see the module doc.
     check(
         &hello_from(Role::Client),
-        "00000010 4255494c44434154 06 00 05 302e362e30",
+        "00000010 4255494c44434154 07 00 05 302e362e30",
     );
     check(
         &hello_from(Role::Worker),
-        "00000010 4255494c44434154 06 01 05 302e362e30",
+        "00000010 4255494c44434154 07 01 05 302e362e30",
     );
 }
 
@@ -480,7 +485,7 @@ fn hello() {
 fn hello_layout_from_parts() {
     let mut body = Vec::new();
     body.extend_from_slice(b"BUILDCAT");
-    body.push(6); // protocol version, a varint below 251: one byte
+    body.push(7); // protocol version, a varint below 251: one byte
     body.push(0); // Role::Client
     body.push(5); // software: length, then the bytes
     body.extend_from_slice(b"0.6.0");
@@ -490,7 +495,7 @@ fn hello_layout_from_parts() {
         frame(&body)
     );
     assert_eq!(
-        unhex("00000010 4255494c44434154 06 00 05 302e362e30"),
+        unhex("00000010 4255494c44434154 07 00 05 302e362e30"),
         frame(&body)
     );
 }
@@ -503,7 +508,7 @@ fn hello_reply() {
             software: "0.6.0".to_owned(),
             max_frame: 16 * 1024 * 1024,
         }),
-        "0000000d 000605302e362e30fc00000001",
+        "0000000d 000705302e362e30fc00000001",
     );
     check(
         &HelloReply::Refused(HandshakeError::BadMagic),
@@ -545,8 +550,12 @@ fn unserved() {
             queue: "render".to_owned(),
             kind: "buildcat.blender.render".to_owned(),
             tasks: 3,
+            gpus: GpuRequirement {
+                count: 1,
+                memory_mib: 0,
+            },
         },
-        "0672656e646572 17 6275696c646361742e626c656e6465722e72656e646572 03",
+        "0672656e646572 17 6275696c646361742e626c656e6465722e72656e646572 03 0100",
     );
 }
 
@@ -599,18 +608,18 @@ fn dependency() {
 fn new_job() {
     check(
         &render_job(b"\x0ashot.blend".to_vec()),
-        "0000009b \
+        "0000009f \
          0672656e6465721473747564696f2e626c656e6465722e6672616d650e73686f \
          742e626c656e6420312d3608616e6140777330371573686f742e626c656e6420 \
          6672616d657320312d3601fc80ee36000309020010019000c79c007c4e8f0012 \
-         3456789abc0110019000c7cc3970009a1122334455667700020103312d330b0a \
+         3456789abc0110019000c7cc3970009a11223344556677 00 02fb0060 020103312d330b0a \
          73686f742e626c656e640103342d360b0a73686f742e626c656e64",
     );
     check(
         &info_job(),
-        "0000002f \
+        "00000031 \
          0764656661756c74146275696c646361742e776f726b65722e696e666f000861 \
-         6e6140777330370000010000010000",
+         6e614077733037 0000010000 0000 010000",
     );
 }
 
@@ -622,14 +631,14 @@ fn request() {
             1,
             Request::Submit(vec![render_job(b"\x0ashot.blend".to_vec()), info_job()]),
         ),
-        "000000cd \
+        "000000d3 \
          0100020672656e6465721473747564696f2e626c656e6465722e6672616d650e \
          73686f742e626c656e6420312d3608616e6140777330371573686f742e626c65 \
          6e64206672616d657320312d3601fc80ee36000309020010019000c79c007c4e \
-         8f00123456789abc0110019000c7cc3970009a1122334455667700020103312d \
+         8f00123456789abc0110019000c7cc3970009a11223344556677 00 02fb0060 020103312d \
          330b0a73686f742e626c656e640103342d360b0a73686f742e626c656e640764 \
          656661756c74146275696c646361742e776f726b65722e696e666f0008616e61 \
-         40777330370000010000010000",
+         4077733037 0000010000 0000 010000",
     );
     check(
         &request(2, Request::Wait(JobRef::Number(41))),
@@ -671,15 +680,27 @@ fn request() {
                     name: "blender".to_owned(),
                     version: "3.4.1".to_owned(),
                 }],
+                gpus: vec![Gpu {
+                    index: 1,
+                    uuid: "GPU-9c1f".to_owned(),
+                    name: "NVIDIA H200".to_owned(),
+                    memory_mib: 143_771,
+                    driver: "550.54.15".to_owned(),
+                    vendor: GpuVendor::Nvidia,
+                }],
             }),
         ),
-        // tools: one, then "blender" (7 bytes) and "3.4.1" (5 bytes), 15 bytes in all.
-        "0000007f \
+        // tools: one, then "blender" (7 bytes) and "3.4.1" (5 bytes), 15 bytes in all;
+        // gpus: one, index 1, "GPU-9c1f" (8), "NVIDIA H200" (11), 143,771 MiB (`fc` then a
+        // little-endian u32), "550.54.15" (9), vendor Nvidia (variant 0): 39 bytes.
+        "000000a6 \
          06050f72656e64657230312e343234322e310872656e6465723031112f766172 \
          2f6c69622f6275696c64636174020672656e6465720764656661756c74011462 \
          75696c646361742e776f726b65722e696e666ffb921005302e362e3001100190 \
          00c79c007c4e8f00123456789abc0102 \
-         01 07626c656e646572 05332e342e31",
+         01 07626c656e646572 05332e342e31 \
+         01 01 084750552d39633166 0b4e56494449412048323030 fc9b310200 \
+         09 3535302e35342e3135 00",
     );
     // An id of 300 takes three bytes: `fb` then 300 as a little-endian u16.
     check(&request(300, Request::Heartbeat), "00000004 fb2c0106");
@@ -957,20 +978,20 @@ fn reply() {
     );
     check(
         &Reply::Ended(finished_status()),
-        "0000009e \
+        "000000a0 \
          0110019000c7cc3970009a112233445566772a0b776f726b65722d696e666f07 \
          64656661756c74146275696c646361742e776f726b65722e696e666f08616e61 \
-         40777330370b776f726b65722d696e666f000100000300fd009cc70090010000 \
+         40777330370b776f726b65722d696e666f00010000 0000 0300fd009cc70090010000 \
          01fd39ccc70090010000010000010000000001000002010f72656e6465723031 \
          2e343234322e310101fd009cc7009001000001fd39ccc700900100000000",
     );
     check(
         &Reply::Job(failed_status()),
-        "000000fe \
+        "00000102 \
          0210019000c79c007c4e8f00123456789abc290e73686f742e626c656e642031 \
          2d360672656e6465721473747564696f2e626c656e6465722e6672616d650861 \
          6e6140777330371573686f742e626c656e64206672616d657320312d3601fc80 \
-         ee36000309000400fd009cc7009001000001fd39ccc700900100000200000101 \
+         ee3600030900 02fb0060 0400fd009cc7009001000001fd39ccc700900100000200000101 \
          00000002000103312d3302010f72656e64657230312e343234322e310101fd00 \
          9cc7009001000001fd39ccc700900100000000010103342d3603010e72656e64 \
          657230322e3737372e310201fd009cc7009001000001fd39ccc7009001000001 \
@@ -1033,23 +1054,25 @@ fn reply() {
                     name: "hython".to_owned(),
                     version: "20.5".to_owned(),
                 }],
+                gpus: Vec::new(),
             }],
             unserved: vec![Unserved {
                 queue: "render".to_owned(),
                 kind: "buildcat.houdini.render".to_owned(),
                 tasks: 4,
+                gpus: GpuRequirement::NONE,
             }],
             truncated: false,
         }),
         // The worker's tools follow its quarantine (`00`): one, "hython" (6 bytes) and
         // "20.5" (4 bytes), 13 bytes in all.
-        "00000097 \
+        "0000009a \
          04010672656e64657202fb02010301fa0200010101010f72656e64657230312e \
          343234322e310872656e6465723031112f7661722f6c69622f6275696c646361 \
          74010672656e646572010110019000c79c007c4e8f00123456789abc0129fd00 \
-         9cc7009001000000 01 06687974686f6e 0432302e35 \
+         9cc7009001000000 01 06687974686f6e 0432302e35 00 \
          010672656e646572176275696c646361742e686f7564696e \
-         692e72656e6465720400",
+         692e72656e646572 04 0000 00",
     );
     check(
         &Reply::Registered {
@@ -1074,14 +1097,14 @@ fn reply() {
             jobs: vec![running_status().job, finished_status().job],
             more: true,
         },
-        "000000ed \
+        "000000f3 \
          080210019000c79c007c4e8f00123456789abc290e73686f742e626c656e6420 \
          312d360672656e6465721473747564696f2e626c656e6465722e6672616d6508 \
          616e6140777330371573686f742e626c656e64206672616d657320312d3601fc \
-         80ee36000309000101fd009cc7009001000000020001000000000110019000c7 \
+         80ee3600030900 02fb0060 0101fd009cc7009001000000020001000000000110019000c7 \
          cc3970009a112233445566772a0b776f726b65722d696e666f0764656661756c \
          74146275696c646361742e776f726b65722e696e666f08616e6140777330370b \
-         776f726b65722d696e666f000100000300fd009cc7009001000001fd39ccc700 \
+         776f726b65722d696e666f00010000 0000 0300fd009cc7009001000001fd39ccc700 \
          90010000010000010000000001",
     );
     // Job 41's previews: frame 7 of task 41.1 received at T1, with the newest image.
@@ -1383,10 +1406,10 @@ fn job_event() {
     );
     check(
         &JobEvent::Ended(finished_status()),
-        "0000009e \
+        "000000a0 \
          0310019000c7cc3970009a112233445566772a0b776f726b65722d696e666f07 \
          64656661756c74146275696c646361742e776f726b65722e696e666f08616e61 \
-         40777330370b776f726b65722d696e666f000100000300fd009cc70090010000 \
+         40777330370b776f726b65722d696e666f00010000 0000 0300fd009cc70090010000 \
          01fd39ccc70090010000010000010000000001000002010f72656e6465723031 \
          2e343234322e310101fd009cc7009001000001fd39ccc700900100000000",
     );
@@ -1414,11 +1437,11 @@ fn job_status() {
     // The record alone: the summary, then the tasks; a task's `progress` is its last field.
     check(
         &running_status(),
-        "000000e3 \
+        "000000e7 \
          10019000c79c007c4e8f00123456789abc290e73686f742e626c656e6420312d \
          360672656e6465721473747564696f2e626c656e6465722e6672616d6508616e \
          6140777330371573686f742e626c656e64206672616d657320312d3601fc80ee \
-         36000309000101fd009cc7009001000000020001000000000102000103312d33 \
+         3600030900 02fb0060 0101fd009cc7009001000000020001000000000102000103312d33 \
          06000000000000010103342d3601010e72656e64657230322e3737372e310101 \
          fd39ccc700900100000000010203021973686f74732f3031302f72656e646572 \
          2f303030342e6578721973686f74732f3031302f72656e6465722f303030352e \

@@ -724,6 +724,7 @@ impl Core {
                 connected_at: worker.connected_at,
                 quarantine: quarantine(worker),
                 tools: worker.registration.tools.clone(),
+                gpus: worker.registration.gpus.clone(),
             })
             .collect();
         workers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -743,6 +744,8 @@ impl Core {
                         queue: name.to_string(),
                         kind: kind.to_string(),
                         tasks: *tasks,
+                        // Issue 13's routing fills this.
+                        gpus: buildcat_proto::GpuRequirement::NONE,
                     });
                 }
             }

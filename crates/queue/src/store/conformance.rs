@@ -214,6 +214,7 @@ pub(crate) fn full_job(id: JobId, number: u64, after: Vec<Dependency>) -> Stored
             max_attempts: 3,
             priority: -7,
             after,
+            gpus: buildcat_proto::GpuRequirement::NONE,
         },
         paused: true,
         created_at: Timestamp(1_700_000_000_123),

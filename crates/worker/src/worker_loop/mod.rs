@@ -523,6 +523,8 @@ fn registration(
         version: SOFTWARE_VERSION.to_owned(),
         running: state.held_tasks(),
         tools,
+        // The slot's GPUs (issue 13).
+        gpus: Vec::new(),
     }
 }
 

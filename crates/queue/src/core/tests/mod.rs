@@ -191,6 +191,7 @@ impl Farm {
             version: "test".to_owned(),
             running,
             tools: Vec::new(),
+            gpus: Vec::new(),
         };
         self.request(conn, Request::Register(registration))
     }
@@ -1259,6 +1260,7 @@ fn a_second_live_worker_of_one_name_is_refused() {
         version: "test".to_owned(),
         running: Vec::new(),
         tools: Vec::new(),
+        gpus: Vec::new(),
     };
     let frames = farm.request(11, Request::Register(registration));
     let refused = replies(&frames, 11);
@@ -1296,6 +1298,7 @@ fn a_workers_tools_are_kept_and_shown_and_oversized_lists_are_refused() {
         version: "test".to_owned(),
         running: Vec::new(),
         tools,
+        gpus: Vec::new(),
     };
     let mut farm = Farm::new();
     let refusals = [

@@ -760,6 +760,7 @@ impl Sim {
             version: "sim".to_owned(),
             running,
             tools: Vec::new(),
+            gpus: Vec::new(),
         };
         self.request(conn, Request::Register(registration))?;
         Ok(conn)

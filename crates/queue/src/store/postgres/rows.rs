@@ -163,6 +163,8 @@ pub(super) fn decode_job(id: JobId, row: &Row) -> Result<JobRecord, String> {
             max_attempts: unsigned(get(row, 8, "max_attempts")?, "max_attempts")?,
             priority: get(row, 9, "priority")?,
             after,
+            // Stored with issue 13's routing.
+            gpus: buildcat_proto::GpuRequirement::NONE,
         },
         paused: get(row, 11, "paused")?,
         created_at: Timestamp(unsigned(get(row, 12, "created_at")?, "created_at")?),

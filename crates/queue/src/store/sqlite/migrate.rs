@@ -281,6 +281,7 @@ mod tests {
                 max_attempts: 3,
                 priority: 5,
                 after: Vec::new(),
+                gpus: buildcat_proto::GpuRequirement::NONE,
             },
         );
         render.ended_at = Some(Timestamp(1_700_000_050_000));

@@ -454,6 +454,8 @@ pub(super) fn decode_job(id: JobId, row: &Row<'_>) -> Result<JobRecord, String> 
             max_attempts: columns.required(8, "max_attempts")?,
             priority: columns.required(9, "priority")?,
             after,
+            // Stored with issue 13's routing.
+            gpus: buildcat_proto::GpuRequirement::NONE,
         },
         paused,
         created_at: Timestamp(columns.required(12, "created_at")?),
