@@ -882,6 +882,7 @@ mod tests {
             reason: reason.to_owned(),
             exit_code,
             output_tail: Vec::new(),
+            gpu_fault: None,
         };
         assert_eq!(program_exit_code(&failure("`x` failed", Some(3))), 3);
         assert_eq!(program_exit_code(&failure("`x` failed", Some(256))), 1);

@@ -572,6 +572,12 @@ pub struct Failure {
     pub exit_code: Option<i32>,
     /// The last lines the tool printed, when it ran one.
     pub output_tail: Vec<String>,
+    /// What went wrong with a GPU, when the attempt failed because of one rather than
+    /// because of the job (the renderer printed a CUDA out-of-memory or device-lost line,
+    /// or NVML reports the GPU lost), e.g. `GPU 0 (NVIDIA H200): CUDA error: an illegal
+    /// memory access was encountered`: the server counts such faults toward the worker's
+    /// quarantine even when they are all in one job.
+    pub gpu_fault: Option<String>,
 }
 
 impl Failure {
@@ -581,6 +587,7 @@ impl Failure {
             reason: reason.into(),
             exit_code: None,
             output_tail: Vec::new(),
+            gpu_fault: None,
         }
     }
 }

@@ -192,6 +192,7 @@ impl ProcessReport {
             reason,
             exit_code,
             output_tail: self.tail,
+            gpu_fault: None,
         })
     }
 }

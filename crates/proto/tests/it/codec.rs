@@ -783,6 +783,7 @@ fn many_short_strings_decode() {
         reason: "`hython` failed".to_owned(),
         exit_code: Some(3),
         output_tail: lines.clone(),
+        gpu_fault: None,
     };
     let bytes = buildcat_proto::codec::encode_value(&failure).unwrap();
     let back: buildcat_proto::Failure = buildcat_proto::codec::decode_value(&bytes).unwrap();

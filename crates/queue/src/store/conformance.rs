@@ -168,6 +168,7 @@ fn failure() -> Failure {
         reason: "blender exited with an error".to_owned(),
         exit_code: Some(3),
         output_tail: vec!["line one".to_owned(), "line two".to_owned()],
+        gpu_fault: None,
     }
 }
 

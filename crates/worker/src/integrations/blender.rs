@@ -914,6 +914,7 @@ pub(super) async fn render(
             reason,
             exit_code: Some(0),
             output_tail: tail,
+            gpu_fault: None,
         }));
     }
     if !tracker.outside.is_empty() {
@@ -935,6 +936,7 @@ pub(super) async fn render(
             ),
             exit_code: Some(0),
             output_tail: tail,
+            gpu_fault: None,
         }));
     }
     Ok(RenderReport {
@@ -1166,6 +1168,7 @@ async fn scene_range(
             }),
             exit_code: Some(0),
             output_tail: tail,
+            gpu_fault: None,
         });
     };
     if let Some(asked) = &task.scene
@@ -1179,6 +1182,7 @@ async fn scene_range(
             ),
             exit_code: Some(0),
             output_tail: tail,
+            gpu_fault: None,
         });
     }
     Ok(range)

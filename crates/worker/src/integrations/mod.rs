@@ -213,6 +213,7 @@ async fn tool_version(
         ),
         exit_code: None,
         output_tail: tail,
+        gpu_fault: None,
     })
 }
 

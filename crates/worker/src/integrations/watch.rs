@@ -166,6 +166,7 @@ impl<'a> RenderWatch<'a> {
                 reason: format!("`{program}` failed: {line} (it exited 0 all the same)"),
                 exit_code: Some(0),
                 output_tail: tail,
+                gpu_fault: None,
             }),
             (None, None) => Ok(RenderReport {
                 frames: self.total,

@@ -449,6 +449,7 @@ fn a_status_with_every_attempt_failed_at_length_fits_in_a_reply() {
         reason: "r".repeat(1 << 20),
         exit_code: Some(1),
         output_tail: vec!["t".repeat(16 << 10); 200],
+        gpu_fault: None,
     };
     for attempt in 1..=100 {
         let outcome = Outcome::Failed(failure.clone());

@@ -239,6 +239,7 @@ mod tests {
             reason: "thumbnail tool crashed".to_owned(),
             exit_code: Some(139),
             output_tail: vec!["segmentation fault".to_owned()],
+            gpu_fault: None,
         };
         let job = |id: JobId, number: u64, name: &str, kind: &str, options: JobOptions| JobRecord {
             id,
