@@ -10,11 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use buildcat_proto::gpu::Gpu;
 use buildcat_proto::{NewTask, TaskId, TaskProgress, paths};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::gpu::{GpuFaultWatch, SlotGpus};
 use crate::leftovers::{GroupRecord, Recorded};
 use crate::output::{Batch, TaskOutput};
 use crate::preview::{PreviewSlot, Source};
@@ -70,6 +72,11 @@ pub struct JobContext {
     previews: Option<Arc<PreviewSlot>>,
     /// Tasks the handler adds to its job ([`JobContext::add_tasks`]), sent with its result.
     added: AddedTasks,
+    /// The worker slot's GPUs, and whether they are its own share: renderers pick their
+    /// device from them, and the process runner limits task processes to an owned share.
+    gpus: Arc<SlotGpus>,
+    /// The first line of the task's processes that meant a GPU fault, for its failure.
+    gpu_faults: GpuFaultWatch,
 }
 
 /// Tasks a handler adds to its own job, shared by the clones of its context and read once
@@ -111,6 +118,8 @@ impl JobContext {
             lease: None,
             previews: None,
             added: AddedTasks::default(),
+            gpus: Arc::new(SlotGpus::default()),
+            gpu_faults: GpuFaultWatch::default(),
         }
     }
 
@@ -139,6 +148,44 @@ impl JobContext {
     pub fn with_kill_grace(mut self, grace: Duration) -> Self {
         self.kill_grace = grace;
         self
+    }
+
+    /// This context as a slot that owns `gpus` (`--gpus-per-slot`) sees it: renderers use
+    /// them, and processes run through [`run_process`](crate::process::run_process) see
+    /// only them (`CUDA_VISIBLE_DEVICES` and the rest).
+    pub fn with_gpu_share(mut self, gpus: Vec<Gpu>) -> Self {
+        self.gpus = Arc::new(SlotGpus { gpus, owned: true });
+        self
+    }
+
+    /// This context with the worker slot's GPUs, owned or shared.
+    pub(crate) fn with_slot_gpus(mut self, gpus: Arc<SlotGpus>) -> Self {
+        self.gpus = gpus;
+        self
+    }
+
+    /// The GPUs of the worker slot running the task, as it registered them: its own share
+    /// with `--gpus-per-slot`, otherwise every GPU the worker kept (shared with its other
+    /// slots); empty without GPUs.
+    pub fn gpus(&self) -> &[Gpu] {
+        &self.gpus.gpus
+    }
+
+    /// The slot's own share of GPUs (`--gpus-per-slot`), which its task processes are
+    /// limited to; `None` when the slot shares the host's GPUs with the others.
+    pub fn gpu_share(&self) -> Option<&[Gpu]> {
+        self.gpus.owned.then_some(self.gpus.gpus.as_slice())
+    }
+
+    /// Notes a line of the task's output, keeping the first that means a GPU fault.
+    pub(crate) fn check_gpu_line(&self, line: &str) {
+        self.gpu_faults.check(line);
+    }
+
+    /// What tells, once the task has failed, whether a GPU was at fault: the slot's GPUs
+    /// and the first fault line seen.
+    pub(crate) fn gpu_observer(&self) -> (Arc<SlotGpus>, GpuFaultWatch) {
+        (Arc::clone(&self.gpus), self.gpu_faults.clone())
     }
 
     /// This context with the task's label (`42.3`) and its job's name, as the server gave

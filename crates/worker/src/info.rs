@@ -7,6 +7,7 @@
 use std::env;
 use std::path::Path;
 
+use buildcat_proto::gpu::Gpu;
 use buildcat_proto::{
     Failure, OsInfo, RuntimeInfo, SOFTWARE_VERSION, WorkerDetails, WorkerInfo, WorkerInfoReport,
 };
@@ -18,11 +19,11 @@ pub(crate) async fn handle(
     _task: WorkerInfo,
     context: JobContext,
 ) -> Result<WorkerInfoReport, Failure> {
-    report(&context.root, &context.worker)
+    report(&context.root, &context.worker, context.gpus())
 }
 
-/// Reports on this process, running as worker `name` from `root`.
-pub fn report(root: &Path, name: &str) -> Result<WorkerInfoReport, Failure> {
+/// Reports on this process, running as worker `name` from `root` with the slot's `gpus`.
+pub fn report(root: &Path, name: &str, gpus: &[Gpu]) -> Result<WorkerInfoReport, Failure> {
     let facts = system::facts().map_err(|error| {
         Failure::new(format!(
             "cannot read the operating system's details: {error}"
@@ -38,8 +39,7 @@ pub fn report(root: &Path, name: &str) -> Result<WorkerInfoReport, Failure> {
             version: SOFTWARE_VERSION.to_owned(),
             name: name.to_owned(),
         },
-        // Filled by the GPU inventory (issue 13).
-        gpus: Vec::new(),
+        gpus: gpus.to_vec(),
     })
 }
 
@@ -184,7 +184,8 @@ mod tests {
     #[test]
     fn report_describes_this_process() {
         let root = env::temp_dir();
-        let report = report(&root, "tester").unwrap_or_else(|f| panic!("{f}"));
+        let report = report(&root, "tester", &[]).unwrap_or_else(|f| panic!("{f}"));
+        assert!(report.gpus.is_empty());
         assert_eq!(report.worker.pid, std::process::id());
         assert_eq!(report.worker.name, "tester");
         assert_eq!(report.worker.version, SOFTWARE_VERSION);

@@ -73,6 +73,10 @@
 //!   process group when the worker dies, however it dies; `leftovers` records the groups (and
 //!   their tasks) under the worker's state directory, so a worker started later under the
 //!   same name kills what a dead one left.
+//! - [`gpu`] lists the host's GPUs (NVML, loaded at run time; AMD's sysfs entries), keeps
+//!   those `--gpus` names, gives each slot its share (`--gpus-per-slot`), and holds what a
+//!   slot's task processes see (`CUDA_VISIBLE_DEVICES` and the rest) and the lines that
+//!   mean a GPU fault.
 //! - [`info`] is the built-in [`WorkerInfo`](buildcat_proto::WorkerInfo) task, and `command`
 //!   the built-in [`RunCommand`](buildcat_proto::RunCommand) task (`buildcat run`).
 //! - [`integrations`] runs the DCC tools (Houdini, Modo, Redshift, Blender): it finds them
@@ -85,6 +89,7 @@ mod connection;
 mod context;
 mod control;
 mod error;
+pub mod gpu;
 pub mod info;
 pub mod integrations;
 mod lease;

@@ -264,7 +264,7 @@ pub async fn run_process(
 ) -> Result<ProcessReport, Failure> {
     let grace = spec.kill_grace.unwrap_or_else(|| context.kill_grace());
     let started = Instant::now();
-    let (mut child, tether) = spawn(&spec, context.lease())?;
+    let (mut child, tether) = spawn(&spec, context)?;
     // Declared after `child`, so dropped before it: the group is killed before the child
     // is (which `kill_on_drop` does) and reaped.
     let mut group = ProcessGroup::new(child.id());
@@ -444,12 +444,20 @@ fn beat(tether: &Tether) {
 fn beat(_tether: &Tether) {}
 
 /// Starts the program (through its supervisor, on Linux), or says why it cannot be started.
-fn spawn(spec: &ProcessSpec, silence: Option<Duration>) -> Result<(Child, Tether), Failure> {
+///
+/// A slot that owns GPUs sets their visible-devices variables last, so neither the worker's
+/// environment nor a job's own variables can show a task another slot's GPUs.
+fn spawn(spec: &ProcessSpec, context: &JobContext) -> Result<(Child, Tether), Failure> {
+    let silence = context.lease();
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
         .current_dir(&spec.dir)
-        .envs(spec.env.iter().map(|(key, value)| (key, value)))
+        .envs(spec.env.iter().map(|(key, value)| (key, value)));
+    if let Some(share) = context.gpu_share() {
+        command.envs(crate::gpu::visible_devices(share));
+    }
+    command
         .stdin(if spec.stdin.is_some() {
             Stdio::piped()
         } else {
@@ -550,6 +558,7 @@ impl<F: FnMut(&str)> Lines<'_, F> {
     /// `stderr` when the program wrote it there).
     fn line(&mut self, line: String, stderr: bool) {
         (self.on_line)(&line);
+        self.context.check_gpu_line(&line);
         if self.tail.len() == TAIL_LINES {
             self.tail.pop_front();
         }

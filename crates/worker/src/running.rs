@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span, error, info, warn};
 
 use crate::context::JobContext;
+use crate::gpu::SlotGpus;
 use crate::leftovers::{GroupRecord, has_live_members};
 use crate::output::TaskOutput;
 use crate::preview::PreviewSlot;
@@ -139,6 +140,8 @@ pub(crate) struct RunSettings {
     pub(crate) lease: Option<Duration>,
     /// The loop's previews of saved frames, on their way to the server.
     pub(crate) previews: Arc<PreviewSlot>,
+    /// The slot's GPUs: what its tasks render on, and what a failure may blame.
+    pub(crate) gpus: Arc<SlotGpus>,
 }
 
 impl TaskRun {
@@ -186,7 +189,8 @@ impl TaskRun {
                 settings.groups,
             )
             .with_lease(settings.lease)
-            .with_previews(settings.previews);
+            .with_previews(settings.previews)
+            .with_slot_gpus(settings.gpus);
         let counted = Counted::new(running_tasks);
         let running = run(registry, kind.clone(), args, context);
         let handler = tokio::spawn(
@@ -332,6 +336,7 @@ async fn run(registry: Arc<Registry>, kind: String, args: Vec<u8>, context: JobC
     let deadline = context.deadline().zip(context.timeout());
     let started = Instant::now();
     let added = context.added_tasks();
+    let (gpus, gpu_faults) = context.gpu_observer();
     let handler = registry.run(&kind, &args, context);
     drop(args);
     let past_deadline = async {
@@ -395,11 +400,43 @@ async fn run(registry: Arc<Registry>, kind: String, args: Vec<u8>, context: JobC
                 }
             }
         }
-        Ended::Returned(Err(failure)) => {
-            warn!(task = %task, kind = %kind, duration = ?duration, reason = %failure, "task failed");
+        Ended::Returned(Err(mut failure)) => {
+            if failure.gpu_fault.is_none() {
+                failure.gpu_fault = gpu_fault(&gpus, gpu_faults.first()).await;
+            }
+            match &failure.gpu_fault {
+                Some(fault) => {
+                    warn!(task = %task, kind = %kind, duration = ?duration, reason = %failure, gpu_fault = %fault, "task failed on a gpu fault");
+                }
+                None => {
+                    warn!(task = %task, kind = %kind, duration = ?duration, reason = %failure, "task failed");
+                }
+            }
             Outcome::Failed(failure)
         }
     }
+}
+
+/// Whether a failed task's GPU was at fault, and how: a slot GPU NVML no longer finds or
+/// reports lost (asked only where NVML is loaded), else the first output line that meant a
+/// GPU fault.
+async fn gpu_fault(gpus: &SlotGpus, line: Option<String>) -> Option<String> {
+    let slot_gpus = gpus.gpus.clone();
+    let lost = if slot_gpus.is_empty() {
+        Vec::new()
+    } else {
+        // NVML may be slow to answer about a failing GPU: off the loop's threads.
+        tokio::task::spawn_blocking(move || crate::gpu::lost_gpus(&slot_gpus))
+            .await
+            .unwrap_or_default()
+    };
+    if let Some((gpu, what)) = lost.into_iter().next() {
+        return Some(crate::gpu::describe_fault(
+            std::slice::from_ref(&gpu),
+            &what,
+        ));
+    }
+    line.map(|line| crate::gpu::describe_fault(&gpus.gpus, &line))
 }
 
 /// The text of a panic payload, when it has one.
@@ -528,6 +565,7 @@ mod tests {
             groups: Arc::new(GroupRecord::new(dir.path(), "w")),
             lease: None,
             previews: Arc::default(),
+            gpus: Arc::default(),
         };
         let counter = Arc::new(AtomicUsize::new(0));
         let mut run = TaskRun::start(

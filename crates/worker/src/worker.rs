@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use buildcat_proto::gpu::Gpu;
 use buildcat_proto::{DEFAULT_MAX_FRAME, DEFAULT_PORT, Failure, Task, ToolVersion};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -16,6 +17,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::context::{DEFAULT_KILL_GRACE, JobContext};
 use crate::control::{Control, ShutdownHandle};
 use crate::error::WorkerError;
+use crate::gpu::{self, GpuSelection, GpusPerSlot, SlotGpus};
 use crate::info::host_name;
 use crate::integrations::{self, BlenderOptions, tools::Tool, tools::Toolbox};
 use crate::leftovers::{GroupRecord, default_state_dir};
@@ -211,8 +213,9 @@ pub struct WorkerBuilder {
     root: Option<PathBuf>,
     /// The worker's name; `{hostname}.{pid}` if unset.
     name: Option<String>,
-    /// How many loops (connections, concurrent tasks) to run.
-    concurrency: usize,
+    /// How many loops (connections, concurrent tasks) to run; `None` (1, or one per GPU
+    /// under `--gpus-per-slot auto`) when not set.
+    concurrency: Option<usize>,
     /// How many tasks to run in all before stopping, if limited.
     max_tasks: Option<u64>,
     /// The largest frame sent or accepted.
@@ -234,6 +237,13 @@ pub struct WorkerBuilder {
     /// Where the worker records its tasks' process groups; a per-user runtime or temporary
     /// directory if unset.
     state_dir: Option<PathBuf>,
+    /// Which of the host's GPUs the worker uses (`--gpus`).
+    gpus: GpuSelection,
+    /// How its GPUs are shared among its slots (`--gpus-per-slot`).
+    gpus_per_slot: GpusPerSlot,
+    /// The GPUs to take as the host's instead of detecting them: for embedding programs
+    /// that know better, and for tests.
+    gpu_inventory: Option<Vec<Gpu>>,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -253,6 +263,9 @@ impl fmt::Debug for WorkerBuilder {
             .field("blender_options", &self.blender_options)
             .field("detect_tools", &self.detect_tools)
             .field("state_dir", &self.state_dir)
+            .field("gpus", &self.gpus)
+            .field("gpus_per_slot", &self.gpus_per_slot)
+            .field("gpu_inventory", &self.gpu_inventory)
             .finish()
     }
 }
@@ -273,7 +286,7 @@ impl WorkerBuilder {
             queues: Vec::new(),
             root: None,
             name: None,
-            concurrency: 1,
+            concurrency: None,
             max_tasks: None,
             max_frame: DEFAULT_MAX_FRAME,
             kill_grace: DEFAULT_KILL_GRACE,
@@ -284,6 +297,9 @@ impl WorkerBuilder {
             detect_tools: true,
             tls: None,
             state_dir: None,
+            gpus: GpuSelection::Detected,
+            gpus_per_slot: GpusPerSlot::Shared,
+            gpu_inventory: None,
         }
     }
 
@@ -329,7 +345,31 @@ impl WorkerBuilder {
     /// How many independent loops to run, each with its own connection and one task at a
     /// time (default 1).
     pub fn concurrency(mut self, loops: usize) -> Self {
-        self.concurrency = loops;
+        self.concurrency = Some(loops);
+        self
+    }
+
+    /// Which of the host's GPUs the worker uses (the CLI's `--gpus`): all detected (the
+    /// default), none, or these indices; an index nothing detected is still used, as a GPU
+    /// of unknown make, with a warning.
+    pub fn gpus(mut self, selection: GpuSelection) -> Self {
+        self.gpus = selection;
+        self
+    }
+
+    /// How the worker's GPUs are shared among its slots (the CLI's `--gpus-per-slot`):
+    /// every slot sees all of them (the default), each slot owns K of its own (slot `i`
+    /// gets the kept GPUs `i*K..i*K+K`), or one slot per GPU ([`GpusPerSlot::Auto`], which
+    /// sets the concurrency). A slot that owns GPUs runs its tasks' processes with only
+    /// those visible.
+    pub fn gpus_per_slot(mut self, share: GpusPerSlot) -> Self {
+        self.gpus_per_slot = share;
+        self
+    }
+
+    /// Takes these as the host's GPUs instead of detecting them (NVML, sysfs).
+    pub fn gpu_inventory(mut self, gpus: Vec<Gpu>) -> Self {
+        self.gpu_inventory = Some(gpus);
         self
     }
 
@@ -444,9 +484,16 @@ impl WorkerBuilder {
             }
         }
 
-        if self.concurrency == 0 {
+        if self.concurrency == Some(0) {
             return Err(config("the concurrency must be at least 1"));
         }
+        let shares = slot_gpus(
+            &self.gpus,
+            self.gpus_per_slot,
+            self.gpu_inventory,
+            self.concurrency,
+        )?;
+        let concurrency = shares.len();
         if !(MIN_MAX_FRAME..=u32::MAX as usize).contains(&self.max_frame) {
             return Err(config(&format!(
                 "the frame limit of {} bytes is outside {MIN_MAX_FRAME}..={} bytes",
@@ -461,16 +508,16 @@ impl WorkerBuilder {
             Some(name) if name.trim().is_empty() => {
                 return Err(config("the worker name is empty"));
             }
-            Some(name) if self.concurrency == 1 => (vec![name], Vec::new()),
+            Some(name) if concurrency == 1 => (vec![name], Vec::new()),
             Some(name) => (
-                (1..=self.concurrency)
+                (1..=concurrency)
                     .map(|index| format!("{name}.{index}"))
                     .collect(),
                 Vec::new(),
             ),
             // `HOST-SLOT`, the same on every start (see `slots.rs`).
             None => {
-                let slots = slots::claim(&state_dir, self.concurrency).map_err(|error| {
+                let slots = slots::claim(&state_dir, concurrency).map_err(|error| {
                     config(&format!(
                         "could not take a worker slot under {} for the default name: {error}; give --name, or --state-dir elsewhere",
                         state_dir.display()
@@ -527,7 +574,8 @@ impl WorkerBuilder {
         }
         let loops = names
             .into_iter()
-            .map(|name| LoopConfig {
+            .zip(shares)
+            .map(|(name, gpus)| LoopConfig {
                 groups: Arc::new(GroupRecord::new(&state_dir, &name)),
                 name,
                 server: server.clone(),
@@ -541,6 +589,7 @@ impl WorkerBuilder {
                 // Versions are read when the worker runs: asking a tool takes a process
                 // start.
                 tools: versions.subscribe(),
+                gpus: Arc::new(gpus),
             })
             .collect();
         Ok(Worker {
@@ -553,6 +602,43 @@ impl WorkerBuilder {
             versions,
         })
     }
+}
+
+/// Each slot's GPUs: the host's (given, or detected unless `--gpus none`), those the
+/// selection keeps, shared out among the slots; as many entries as slots.
+fn slot_gpus(
+    selection: &GpuSelection,
+    per_slot: GpusPerSlot,
+    inventory: Option<Vec<Gpu>>,
+    concurrency: Option<usize>,
+) -> Result<Vec<SlotGpus>, WorkerError> {
+    let detected = match (selection, inventory) {
+        (GpuSelection::None, _) => Vec::new(),
+        (_, Some(gpus)) => gpus,
+        (_, None) => gpu::detect(),
+    };
+    let (kept, undetected) = selection.apply(&detected);
+    if !undetected.is_empty() {
+        warn!(
+            gpus = %gpu::index_list(undetected.iter().copied()),
+            detected = %gpu::index_list(detected.iter().map(|gpu| gpu.index)),
+            "gpus named with --gpus were not detected; they are used as declared, of unknown make"
+        );
+    }
+    let slots = gpu::slot_count(concurrency, per_slot, kept.len())
+        .map_err(|error| WorkerError::Config(error))?;
+    let shares = gpu::split(&kept, per_slot, slots).map_err(WorkerError::Config)?;
+    let described: Vec<String> = kept
+        .iter()
+        .map(|gpu| {
+            format!(
+                "{} {} {} MiB ({})",
+                gpu.index, gpu.name, gpu.memory_mib, gpu.vendor
+            )
+        })
+        .collect();
+    info!(gpus = ?described, per_slot = ?per_slot, "gpus");
+    Ok(shares)
 }
 
 /// A configuration error.

@@ -41,6 +41,7 @@ use buildcat_proto::dcc::{
     BlenderInfo, BlenderPlanRange, BlenderRender, RenderReport, ToolInfoReport,
     blender_eevee_engine,
 };
+use buildcat_proto::gpu::{Gpu, GpuVendor};
 use buildcat_proto::{Failure, NewTask, TaskProgress, codec};
 use tracing::warn;
 
@@ -295,6 +296,47 @@ pub(super) fn render_spec(
         .env("XDG_CONFIG_HOME", &folders.config)
         .env("TMPDIR", &folders.tmp)
 }
+
+/// The Cycles device a task asks for as Blender takes it: `GPU` (a render command's
+/// `--gpu`), optionally with `+CPU`, becomes the API of the slot's GPUs, which the process
+/// sees through the visible set; any other device passes as it is.
+///
+/// NVIDIA (and GPUs declared by index, of unknown make): `CUDA`, not `OPTIX`. Blender's
+/// manual ("GPU Rendering") supports CUDA on every NVIDIA GPU Cycles supports, while OptiX
+/// needs a newer driver and compiles kernels for some features at first use; the pixels
+/// are the same, and a studio that wants OptiX's speed on RTX cards names `OPTIX` itself.
+/// AMD: `HIP`, Cycles' only AMD API on Linux and Windows. A slot without GPUs fails the
+/// task with the reason, rather than render on the CPU what was asked of a GPU.
+fn cycles_device(
+    requested: Option<&str>,
+    gpus: &[Gpu],
+    worker: &str,
+) -> Result<Option<String>, Failure> {
+    let Some(requested) = requested else {
+        return Ok(None);
+    };
+    let (device, with_cpu) = match requested.strip_suffix("+CPU") {
+        Some(device) => (device, "+CPU"),
+        None => (requested, ""),
+    };
+    if device != GPU_DEVICE {
+        return Ok(Some(requested.to_owned()));
+    }
+    let Some(first) = gpus.first() else {
+        return Err(Failure::new(format!(
+            "the task asks Cycles to render on a GPU (`{requested}`), but worker slot \
+             `{worker}` has none: give the worker its GPUs (--gpus), or submit without --gpu"
+        )));
+    };
+    let api = match first.vendor {
+        GpuVendor::Amd => "HIP",
+        GpuVendor::Nvidia | GpuVendor::Unknown => "CUDA",
+    };
+    Ok(Some(format!("{api}{with_cpu}")))
+}
+
+/// The Cycles device a task names to render on its slot's GPUs, whatever their make.
+const GPU_DEVICE: &str = "GPU";
 
 /// The `-f` list: runs of consecutive frames as `a..b`, the rest by commas (`1..100,120`).
 fn frames_arg(frames: &[i64]) -> String {
@@ -818,6 +860,13 @@ pub(super) async fn render(
         None => None,
     };
     let engine = engine_name(&context, &executable, task.engine.as_deref()).await?;
+    let cycles_device = cycles_device(
+        task.cycles_device
+            .as_deref()
+            .or(options.cycles_device.as_deref()),
+        context.gpus(),
+        &context.worker,
+    )?;
     let command = RenderCommand {
         scene: executable.path_arg(&scene)?,
         autoexec: !options.no_autoexec,
@@ -829,10 +878,7 @@ pub(super) async fn render(
         python_expr: task.python_expr.as_deref(),
         extra_args: &task.extra_args,
         frames: &task.frames,
-        cycles_device: task
-            .cycles_device
-            .as_deref()
-            .or(options.cycles_device.as_deref()),
+        cycles_device: cycles_device.as_deref(),
     };
 
     // Removed when dropped: at the end, on failure, and when the task is abandoned.
@@ -1235,6 +1281,36 @@ mod tests {
 
     fn lines(text: &[&str]) -> Vec<String> {
         text.iter().map(|line| (*line).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_gpu_task_renders_with_its_slots_gpu_api() {
+        let gpu = |vendor| Gpu {
+            index: 1,
+            uuid: String::new(),
+            name: String::new(),
+            memory_mib: 0,
+            driver: String::new(),
+            vendor,
+        };
+        let check = |requested: Option<&str>, gpus: &[Gpu], expected: Option<&str>| {
+            let device = cycles_device(requested, gpus, "render01-1")
+                .unwrap_or_else(|f| panic!("{requested:?}: {f}"));
+            assert_eq!(device.as_deref(), expected, "{requested:?} on {gpus:?}");
+        };
+        check(Some("GPU"), &[gpu(GpuVendor::Nvidia)], Some("CUDA"));
+        check(Some("GPU+CPU"), &[gpu(GpuVendor::Nvidia)], Some("CUDA+CPU"));
+        check(Some("GPU"), &[gpu(GpuVendor::Unknown)], Some("CUDA"));
+        check(Some("GPU"), &[gpu(GpuVendor::Amd)], Some("HIP"));
+        // A device named outright is the task's (or the worker's --cycles-device) choice.
+        check(Some("OPTIX"), &[gpu(GpuVendor::Nvidia)], Some("OPTIX"));
+        check(Some("CUDA+CPU"), &[], Some("CUDA+CPU"));
+        check(None, &[gpu(GpuVendor::Nvidia)], None);
+        let failure = cycles_device(Some("GPU"), &[], "render01-1").expect_err("no gpu");
+        assert!(
+            failure.reason.contains("worker slot `render01-1` has none"),
+            "{failure}"
+        );
     }
 
     #[test]

@@ -175,7 +175,7 @@ fn tool_report(
     executable: &Executable,
     version: String,
 ) -> Result<ToolInfoReport, Failure> {
-    let worker = info::report(&context.root, &context.worker)?;
+    let worker = info::report(&context.root, &context.worker, context.gpus())?;
     Ok(ToolInfoReport {
         os: worker.os,
         rust: worker.rust,

@@ -3,9 +3,9 @@
 //! Redshift's own choice), with the job's own arguments last (`-oip PATH`, `-ores W H`),
 //! and `redshiftCmdLine --version` tells the version.
 //!
-//! GPUs per slot: today every slot of `workers -n N` gets the same `--redshift-gpu` list, so
-//! N renders share those GPUs. Giving each slot only its own GPUs waits for the worker's GPU
-//! discovery (the GPU issue): `render` is where a slot's GPUs would replace the list.
+//! GPUs per slot: a slot that owns GPUs (`--gpus-per-slot`) renders on exactly those and
+//! the worker-wide `--redshift-gpu` list is not used ([`device_flags`]); a slot that shares
+//! the host's GPUs keeps that list.
 //!
 //! The version is the first `N.N.N` token of the output, which Redshift prints as
 //! `Redshift Command-Line Renderer (version 3.5.16 - API: 3.5.16)`.
@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use buildcat_proto::Failure;
 use buildcat_proto::dcc::{RedshiftInfo, RedshiftRender, RenderReport, ToolInfoReport};
+use buildcat_proto::gpu::Gpu;
 
 use super::tools::Executable;
 use super::watch::RenderWatch;
@@ -64,6 +65,23 @@ pub(super) fn parse_version(lines: &[String]) -> Option<String> {
     })
 }
 
+/// The devices Redshift is told to render on (`-gpu I` each).
+///
+/// A slot with its own share runs Redshift with only that share visible
+/// (`CUDA_VISIBLE_DEVICES` by UUID, or `HIP_VISIBLE_DEVICES`): the CUDA driver then shows
+/// the process the visible GPUs renumbered from 0 in the order listed (NVIDIA, CUDA C++
+/// Programming Guide, "CUDA Environment Variables"; HIP does the same, ROCm's "GPU isolation
+/// techniques"), and Redshift finds its devices through that driver, so its `-gpu` ordinals
+/// count within the visible set: the share's K GPUs are `-gpu 0` to `-gpu K-1`, whatever
+/// their host indices. Host indices would name GPUs the process cannot see, or another of
+/// the slot's. Without a share, the worker-wide list (host numbering, nothing hidden).
+pub(super) fn device_flags(worker_gpus: &[u32], share: Option<&[Gpu]>) -> Vec<u32> {
+    match share {
+        Some(share) => (0..share.len() as u32).collect(),
+        None => worker_gpus.to_vec(),
+    }
+}
+
 /// `redshiftCmdLine ARCHIVE -gpu I... ARGS...`.
 pub(super) fn render_spec(
     executable: &Executable,
@@ -90,7 +108,7 @@ pub(super) async fn info(
     tool_report(&context, &executable, version)
 }
 
-/// The handler of [`RedshiftRender`], rendering on `gpus`.
+/// The handler of [`RedshiftRender`], rendering on the slot's own GPUs, else on `gpus`.
 pub(super) async fn render(
     task: RedshiftRender,
     context: JobContext,
@@ -98,11 +116,12 @@ pub(super) async fn render(
     gpus: Arc<[u32]>,
 ) -> Result<RenderReport, Failure> {
     let archive = scene_file(&context, &task.rs).await?;
+    let devices = device_flags(&gpus, context.gpu_share());
     let spec = render_spec(
         &executable,
         &context.root,
         &archive,
-        &gpus,
+        &devices,
         &task.extra_args,
     )?;
     let mut watch = RenderWatch::new(&context, 1, Vec::new(), REDSHIFT_FAILURES);
@@ -182,6 +201,24 @@ mod tests {
         assert_eq!(spec.args, [OsString::from("/farm/a.rs")]);
         let spec = info_spec(&redshift, Path::new("/farm"));
         assert_eq!(spec.args, [OsString::from("--version")]);
+    }
+
+    #[test]
+    fn a_slot_share_replaces_the_worker_list_with_visible_ordinals() {
+        let gpu = |index| Gpu {
+            index,
+            uuid: format!("GPU-{index}"),
+            name: String::new(),
+            memory_mib: 0,
+            driver: String::new(),
+            vendor: buildcat_proto::gpu::GpuVendor::Nvidia,
+        };
+        // The slot owns host GPUs 2 and 3: they are the process's devices 0 and 1.
+        assert_eq!(device_flags(&[0, 1, 2, 3], Some(&[gpu(2), gpu(3)])), [0, 1]);
+        assert_eq!(device_flags(&[], Some(&[gpu(5)])), [0]);
+        // No share: the worker-wide --redshift-gpu list, as before.
+        assert_eq!(device_flags(&[0, 2], None), [0, 2]);
+        assert_eq!(device_flags(&[], None), Vec::<u32>::new());
     }
 
     #[test]

@@ -44,6 +44,7 @@ use crate::backoff::Backoff;
 use crate::connection::{self, LinkError, Registered, ServerLink};
 use crate::control::Control;
 use crate::error::WorkerError;
+use crate::gpu::SlotGpus;
 use crate::lease::lease;
 use crate::leftovers::GroupRecord;
 use crate::output::TaskOutput;
@@ -98,6 +99,9 @@ pub(crate) struct LoopConfig {
     /// so `info` can say what this worker renders with: registered with what is known, and
     /// sent as `UpdateTools` when the versions come.
     pub(crate) tools: watch::Receiver<Vec<ToolVersion>>,
+    /// This slot's GPUs, registered so the server routes GPU jobs by them, and whether they
+    /// are its own share (then its task processes see only them).
+    pub(crate) gpus: Arc<SlotGpus>,
 }
 
 /// A TLS connector (which has no `Debug` of its own).
@@ -523,8 +527,7 @@ fn registration(
         version: SOFTWARE_VERSION.to_owned(),
         running: state.held_tasks(),
         tools,
-        // The slot's GPUs (issue 13).
-        gpus: Vec::new(),
+        gpus: config.gpus.gpus.clone(),
     }
 }
 
@@ -904,6 +907,7 @@ fn start_task(
         groups: Arc::clone(&config.groups),
         lease: state.lease,
         previews: Arc::clone(&state.previews),
+        gpus: Arc::clone(&config.gpus),
     };
     state.task = Some(TaskRun::start(
         assignment,
