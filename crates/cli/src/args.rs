@@ -465,9 +465,25 @@ pub struct WorkerArgs {
     pub state_dir: Option<PathBuf>,
     #[command(flatten)]
     pub tools: ToolArgs,
+    #[command(flatten)]
+    pub gpus: GpuArgs,
     /// Queues to serve, highest priority first.
     #[arg(default_value = "default")]
     pub queues: Vec<String>,
+}
+
+/// Which GPUs a worker uses and how its slots share them (issue 13).
+#[derive(Debug, Clone, Default, Args)]
+pub struct GpuArgs {
+    /// The GPUs to use, by index as nvidia-smi numbers them (`0,2`), or `none`; an index
+    /// not detected is still used, as a GPU of unknown make (with a warning) [default:
+    /// every GPU detected].
+    #[arg(long, value_name = "LIST")]
+    pub gpus: Option<buildcat_worker::gpu::GpuSelection>,
+    /// Give each worker slot K GPUs of its own, which its jobs alone see (slot i gets the
+    /// GPUs i*K..i*K+K), or `auto`: one slot per GPU [default: every slot sees every GPU].
+    #[arg(long, value_name = "K|auto")]
+    pub gpus_per_slot: Option<buildcat_worker::gpu::GpusPerSlot>,
 }
 
 /// Where a worker finds its DCC tools.
@@ -520,9 +536,9 @@ pub struct ToolArgs {
 /// `buildcat workers`.
 #[derive(Debug, Args)]
 pub struct WorkersArgs {
-    /// How many workers to run.
-    #[arg(short = 'n', long)]
-    pub count: usize,
+    /// How many workers to run [default with `--gpus-per-slot auto`: one per GPU].
+    #[arg(short = 'n', long, required_unless_present = "gpus_per_slot")]
+    pub count: Option<usize>,
     #[command(flatten)]
     pub worker: WorkerArgs,
 }
@@ -530,7 +546,8 @@ pub struct WorkersArgs {
 /// `buildcat farm`.
 #[derive(Debug, Args)]
 pub struct FarmArgs {
-    /// How many local workers [default: one per core].
+    /// How many local workers [default: one per core; one per GPU with `--gpus-per-slot
+    /// auto`].
     #[arg(long)]
     pub workers: Option<usize>,
     /// The local workers' name on the farm: NAME, or NAME.1, NAME.2, ... for several
@@ -552,6 +569,8 @@ pub struct FarmArgs {
     pub queues: Vec<String>,
     #[command(flatten)]
     pub tools: ToolArgs,
+    #[command(flatten)]
+    pub gpus: GpuArgs,
     #[command(flatten)]
     pub tuning: ServerTuning,
     #[command(flatten)]

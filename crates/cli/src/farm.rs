@@ -336,8 +336,10 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn build_worker(args: &WorkerArgs, addr: String, count: usize) -> anyhow::Result<Worker> {
-    if count == 0 {
+/// The worker of `args`, with `count` slots (`None`: one per GPU, under `--gpus-per-slot
+/// auto`).
+fn build_worker(args: &WorkerArgs, addr: String, count: Option<usize>) -> anyhow::Result<Worker> {
+    if count == Some(0) {
         bail!("-n/--count must be at least 1");
     }
     let root = match &args.root {
@@ -348,9 +350,17 @@ fn build_worker(args: &WorkerArgs, addr: String, count: usize) -> anyhow::Result
         .server(addr)
         .queues(args.queues.iter().cloned())
         .root(root)
-        .concurrency(count)
         .max_tasks(args.max_tasks)
         .max_frame(args.connection.max_frame);
+    if let Some(count) = count {
+        builder = builder.concurrency(count);
+    }
+    if let Some(selection) = &args.gpus.gpus {
+        builder = builder.gpus(selection.clone());
+    }
+    if let Some(share) = args.gpus.gpus_per_slot {
+        builder = builder.gpus_per_slot(share);
+    }
     if let Some(name) = &args.name {
         builder = builder.name(name.clone());
     }
@@ -389,9 +399,10 @@ fn build_worker(args: &WorkerArgs, addr: String, count: usize) -> anyhow::Result
     Ok(builder.build()?)
 }
 
-/// `buildcat worker` (count 1) and `buildcat workers -n N`.
-pub async fn worker(args: WorkerArgs, count: usize) -> anyhow::Result<ExitCode> {
-    let worker = build_worker(&args, args.connection.addr(), count)?;
+/// `buildcat worker` (count 1) and `buildcat workers -n N` (no count: one per GPU, under
+/// `--gpus-per-slot auto`).
+pub async fn worker(args: WorkerArgs, count: impl Into<Option<usize>>) -> anyhow::Result<ExitCode> {
+    let worker = build_worker(&args, args.connection.addr(), count.into())?;
     let stop = Stop::listen(count_running(&worker));
     run_workers(worker, &stop).await
 }
@@ -430,8 +441,10 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
     let notify = args.notify.options()?;
     let count = match args.workers {
         Some(0) => bail!("--workers must be at least 1 (or leave it out: one per core)"),
-        Some(count) => count,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        Some(count) => Some(count),
+        // One per GPU: the worker counts them.
+        None if args.gpus.gpus_per_slot == Some(buildcat_worker::gpu::GpusPerSlot::Auto) => None,
+        None => Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
     };
     let config = server_config(&args.storage, &args.tuning)?;
     let storage = NewStorage::before_open(&args.storage);
@@ -463,9 +476,11 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
         name: args.name.clone(),
         state_dir: args.state_dir.clone(),
         tools: args.tools.clone(),
+        gpus: args.gpus.clone(),
         queues: args.queues.clone(),
     };
     let worker = build_worker(&worker_args, addr.to_string(), count)?;
+    let count = worker.names().count();
     let root = std::env::current_dir().context("could not read the current directory")?;
     eprintln!(
         "buildcat farm: server on {addr} (storage {}), {count} worker(s) rooted at {}, serving {}; Ctrl-C stops it (running jobs finish first)",

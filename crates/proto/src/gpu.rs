@@ -21,7 +21,11 @@ pub const MAX_GPUS_REQUIRED: u32 = MAX_GPUS as u32;
 
 /// Who made a GPU and which API the worker read it through, so the worker sets the right
 /// visible-devices variable and renderer device flag for it.
+///
+/// JSON spells it as [`GpuVendor::as_str`] does (`nvidia`); the wire encodes the variant's
+/// position, so the spelling does not touch the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum GpuVendor {
     /// NVIDIA, read through NVML; CUDA and OptiX devices.
     Nvidia,

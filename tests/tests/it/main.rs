@@ -22,6 +22,8 @@ mod fake_dcc;
 #[cfg(target_os = "linux")]
 mod faults;
 mod garbage;
+// GPU shares per slot (issue 13), with declared GPUs: no GPU needed.
+mod gpus;
 mod harness;
 mod hostile;
 mod houdini;

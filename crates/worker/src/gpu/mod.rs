@@ -191,7 +191,8 @@ pub struct SlotGpus {
 }
 
 /// How many slots a worker runs: `requested` (`-n`, `None` when not given), or the GPU
-/// count under `--gpus-per-slot auto`; an error when the two disagree or no GPU is kept.
+/// count under `--gpus-per-slot auto` (an error when the two disagree or no GPU is kept);
+/// with K GPUs per slot and no count, as many slots as the GPUs fill; else 1.
 pub fn slot_count(
     requested: Option<usize>,
     per_slot: GpusPerSlot,
@@ -208,7 +209,11 @@ pub fn slot_count(
              asked for; drop the slot count or give --gpus-per-slot 1 with the GPUs to use"
         )),
         (GpusPerSlot::Auto, _) => Ok(gpus),
-        (_, requested) => Ok(requested.unwrap_or(1)),
+        (_, Some(slots)) => Ok(slots),
+        // K GPUs each and no count: as many slots as the GPUs fill (at least one, which
+        // `split` refuses if the GPUs are too few).
+        (GpusPerSlot::Each(each), None) => Ok((gpus / each.max(1) as usize).max(1)),
+        (GpusPerSlot::Shared, None) => Ok(1),
     }
 }
 
@@ -397,5 +402,7 @@ mod tests {
         assert!(error.contains("no GPU"), "{error}");
         assert_eq!(slot_count(Some(3), GpusPerSlot::Each(1), 8), Ok(3));
         assert_eq!(slot_count(None, GpusPerSlot::Shared, 0), Ok(1));
+        assert_eq!(slot_count(None, GpusPerSlot::Each(2), 5), Ok(2));
+        assert_eq!(slot_count(None, GpusPerSlot::Each(2), 1), Ok(1));
     }
 }

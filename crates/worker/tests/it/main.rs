@@ -13,6 +13,9 @@ mod builder;
 #[cfg(target_os = "linux")]
 mod command;
 mod fake;
+// Real processes (`sh`) run with a slot's GPU share.
+#[cfg(target_os = "linux")]
+mod gpus;
 mod heartbeat;
 // Fake DCC tools (`sh` scripts, `python3`).
 #[cfg(target_os = "linux")]
