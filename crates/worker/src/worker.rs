@@ -625,8 +625,7 @@ fn slot_gpus(
             "gpus named with --gpus were not detected; they are used as declared, of unknown make"
         );
     }
-    let slots = gpu::slot_count(concurrency, per_slot, kept.len())
-        .map_err(|error| WorkerError::Config(error))?;
+    let slots = gpu::slot_count(concurrency, per_slot, kept.len()).map_err(WorkerError::Config)?;
     let shares = gpu::split(&kept, per_slot, slots).map_err(WorkerError::Config)?;
     let described: Vec<String> = kept
         .iter()
