@@ -546,8 +546,8 @@ pub struct WorkersArgs {
 /// `buildcat farm`.
 #[derive(Debug, Args)]
 pub struct FarmArgs {
-    /// How many local workers [default: one per core; one per GPU with `--gpus-per-slot
-    /// auto`].
+    /// How many local workers [default: one per core; with `--gpus-per-slot`, as many as
+    /// the GPUs fill].
     #[arg(long)]
     pub workers: Option<usize>,
     /// The local workers' name on the farm: NAME, or NAME.1, NAME.2, ... for several

@@ -442,8 +442,8 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
     let count = match args.workers {
         Some(0) => bail!("--workers must be at least 1 (or leave it out: one per core)"),
         Some(count) => Some(count),
-        // One per GPU: the worker counts them.
-        None if args.gpus.gpus_per_slot == Some(buildcat_worker::gpu::GpusPerSlot::Auto) => None,
+        // As many as the GPUs fill (one per GPU with `auto`): the worker counts them.
+        None if args.gpus.gpus_per_slot.is_some() => None,
         None => Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
     };
     let config = server_config(&args.storage, &args.tuning)?;

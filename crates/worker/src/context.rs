@@ -177,9 +177,12 @@ impl JobContext {
         self.gpus.owned.then_some(self.gpus.gpus.as_slice())
     }
 
-    /// Notes a line of the task's output, keeping the first that means a GPU fault.
+    /// Notes a line of the task's output, keeping the first that means a GPU fault; a slot
+    /// without GPUs has none to blame, and skips the check.
     pub(crate) fn check_gpu_line(&self, line: &str) {
-        self.gpu_faults.check(line);
+        if !self.gpus.gpus.is_empty() {
+            self.gpu_faults.check(line);
+        }
     }
 
     /// What tells, once the task has failed, whether a GPU was at fault: the slot's GPUs

@@ -419,17 +419,18 @@ async fn run(registry: Arc<Registry>, kind: String, args: Vec<u8>, context: JobC
 
 /// Whether a failed task's GPU was at fault, and how: a slot GPU NVML no longer finds or
 /// reports lost (asked only where NVML is loaded), else the first output line that meant a
-/// GPU fault.
+/// GPU fault. A slot that shares the host's GPUs names them all.
 async fn gpu_fault(gpus: &SlotGpus, line: Option<String>) -> Option<String> {
+    // A slot without GPUs has none to blame (and a CPU worker is never quarantined for a
+    // job's talk of CUDA).
+    if gpus.gpus.is_empty() {
+        return None;
+    }
     let slot_gpus = gpus.gpus.clone();
-    let lost = if slot_gpus.is_empty() {
-        Vec::new()
-    } else {
-        // NVML may be slow to answer about a failing GPU: off the loop's threads.
-        tokio::task::spawn_blocking(move || crate::gpu::lost_gpus(&slot_gpus))
-            .await
-            .unwrap_or_default()
-    };
+    // NVML may be slow to answer about a failing GPU: off the loop's threads.
+    let lost = tokio::task::spawn_blocking(move || crate::gpu::lost_gpus(&slot_gpus))
+        .await
+        .unwrap_or_default();
     if let Some((gpu, what)) = lost.into_iter().next() {
         return Some(crate::gpu::describe_fault(
             std::slice::from_ref(&gpu),

@@ -537,6 +537,12 @@ impl WorkerBuilder {
             .map(|(tool, executable)| format!("{tool}={}", executable.path().display()))
             .collect();
         info!(tools = ?found, "tools found");
+        if !self.redshift_gpus.is_empty() && self.gpus_per_slot != GpusPerSlot::Shared {
+            warn!(
+                gpus = ?self.redshift_gpus,
+                "each slot owns its gpus (--gpus-per-slot): redshift renders on the slot's, not on the --redshift-gpu list"
+            );
+        }
         if !self.redshift_gpus.is_empty() && tools.get(Tool::RedshiftCmdLine).is_none() {
             warn!(
                 gpus = ?self.redshift_gpus,

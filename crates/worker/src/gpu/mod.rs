@@ -205,8 +205,13 @@ pub fn slot_count(
                 .to_owned(),
         ),
         (GpusPerSlot::Auto, Some(slots)) if slots != gpus => Err(format!(
-            "--gpus-per-slot auto makes one slot per GPU ({gpus} here), but {slots} slots were \
-             asked for; drop the slot count or give --gpus-per-slot 1 with the GPUs to use"
+            "--gpus-per-slot auto makes one slot per GPU ({gpus} here), but {} asked for; \
+             drop the slot count or give --gpus-per-slot 1 with the GPUs to use (--gpus)",
+            if slots == 1 {
+                "1 slot was".to_owned()
+            } else {
+                format!("{slots} slots were")
+            }
         )),
         (GpusPerSlot::Auto, _) => Ok(gpus),
         (_, Some(slots)) => Ok(slots),
@@ -396,6 +401,11 @@ mod tests {
     fn auto_makes_one_slot_per_gpu_and_refuses_another_count() {
         assert_eq!(slot_count(None, GpusPerSlot::Auto, 4), Ok(4));
         assert_eq!(slot_count(Some(4), GpusPerSlot::Auto, 4), Ok(4));
+        let error = slot_count(Some(1), GpusPerSlot::Auto, 2).expect_err("1 vs 2");
+        assert!(
+            error.contains("(2 here), but 1 slot was asked for"),
+            "{error}"
+        );
         let error = slot_count(Some(2), GpusPerSlot::Auto, 4).expect_err("2 vs 4");
         assert!(error.contains("(4 here), but 2 slots"), "{error}");
         let error = slot_count(None, GpusPerSlot::Auto, 0).expect_err("no gpus");

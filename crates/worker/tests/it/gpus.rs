@@ -93,7 +93,12 @@ async fn a_slot_s_processes_see_its_gpu_and_a_gpu_fault_is_reported() {
         )))
         .await;
     let report = connection.expect_report().await;
-    assert_eq!(report.lines()[0], "GPU-3aaa PCI_BUS_ID 3");
+    // stdout and stderr are read apart, so their lines may interleave either way.
+    let lines = report.lines();
+    assert!(
+        lines.iter().any(|line| line == "GPU-3aaa PCI_BUS_ID 3"),
+        "{lines:?}"
+    );
     let failed = failure(report.completion());
     assert_eq!(failed.exit_code, Some(1));
     assert_eq!(
@@ -106,6 +111,25 @@ async fn a_slot_s_processes_see_its_gpu_and_a_gpu_fault_is_reported() {
         .assign(assignment(&sh("echo 'Error: Cannot read file'; exit 2")))
         .await;
     let report = connection.expect_report().await;
+    assert_eq!(failure(report.completion()).gpu_fault, None);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_worker_without_gpus_blames_no_gpu() {
+    let server = FakeServer::bind().await;
+    let root = temp_root();
+    let worker = start(builder(&server, &root).gpu_inventory(Vec::new()));
+    let mut connection = server.accept(QUIET_HEARTBEAT_MS).await;
+    assert!(connection.registration.gpus.is_empty());
+    connection
+        .assign(assignment(&sh(
+            "echo \"[$CUDA_VISIBLE_DEVICES]\"; echo 'CUDA error: out of memory'; exit 1",
+        )))
+        .await;
+    let report = connection.expect_report().await;
+    // The environment is left alone, and the line is a job's talk, not this worker's fault.
+    assert_eq!(report.lines()[0], "[]");
     assert_eq!(failure(report.completion()).gpu_fault, None);
     worker.stop().await;
 }
