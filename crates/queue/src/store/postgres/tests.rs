@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use postgres::NoTls;
+
 use super::cluster::Cluster;
 use super::*;
 use crate::store::conformance::{self, new_id, plain_job};
