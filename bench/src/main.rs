@@ -8,6 +8,7 @@
 mod efficiency;
 mod farm;
 mod figures;
+mod postgres;
 mod report;
 mod stages;
 mod stall;

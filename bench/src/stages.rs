@@ -1,5 +1,6 @@
 //! Per-stage timings that explain the end-to-end figures: what one fsync costs on this
-//! disk, what a SQLite commit of a batch costs, how much CPU the server's core spends per
+//! disk, what a SQLite commit of a batch costs (and a PostgreSQL one, on a private cluster
+//! on this machine, when PostgreSQL is installed), how much CPU the server's core spends per
 //! submitted job, and what encoding a submit frame costs. None has a target.
 
 use std::io::Write as _;
@@ -8,6 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use buildcat_proto::{ClientFrame, Request, Role, Timestamp, codec};
 use buildcat_queue::core::{Core, CoreConfig, Effect, Input};
+use buildcat_queue::store::postgres::{PostgresOptions, PostgresStore};
 use buildcat_queue::store::sqlite::SqliteOptions;
 use buildcat_queue::store::{Loaded, SqliteStore, Store, StoreOp};
 
@@ -28,6 +30,86 @@ pub struct StageSizes {
 fn median(samples: &mut [f64]) -> f64 {
     samples.sort_by(f64::total_cmp);
     percentile(samples, 50.0)
+}
+
+/// The PostgreSQL store's commits of 1,000 inserts (throughput) and of one (latency, p50
+/// and p99), on a private cluster with `fsync` and `synchronous_commit` on, over loopback
+/// TCP: beside SQLite's, what the shared store costs. Skipped with a line when PostgreSQL
+/// is not installed.
+fn postgres_commits(
+    sizes: &StageSizes,
+    batches: &[Vec<StoreOp>],
+    singles: &[StoreOp],
+    figures: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    let Some(cluster) = crate::postgres::Cluster::start()? else {
+        eprintln!(
+            "buildcat-bench: PostgreSQL is not installed (/usr/lib/postgresql or PG_BIN); \
+             skipping the PostgreSQL store figures"
+        );
+        return Ok(());
+    };
+    let mut store = PostgresStore::open(&PostgresOptions {
+        url: cluster.url(),
+        advertise: "buildcat-bench".to_owned(),
+    })?;
+    let mut batch_samples = Vec::new();
+    for ops in batches.iter().take(sizes.batch_commits) {
+        let start = Instant::now();
+        store.commit(ops)?;
+        batch_samples.push(micros(start.elapsed()) / 1000.0);
+    }
+    let mut single_samples = Vec::new();
+    for op in singles.iter().take(sizes.single_commits) {
+        let start = Instant::now();
+        store.commit(std::slice::from_ref(op))?;
+        single_samples.push(micros(start.elapsed()));
+    }
+    let batch = median(&mut batch_samples);
+    figures.push(
+        Figure::info(
+            "stage_postgres_commit_1000_ms",
+            "stage: PostgreSQL commit of 1,000 inserts",
+            batch,
+            "ms",
+        )
+        .how(format!(
+            "PostgresStore::commit over loopback TCP, fsync and synchronous_commit on, median \
+             of {} ({:.0} jobs/s)",
+            sizes.batch_commits,
+            1e6 / batch
+        )),
+    );
+    let p50 = median(&mut single_samples);
+    let p99 = percentile(&single_samples, 99.0);
+    figures.push(
+        Figure::info(
+            "stage_postgres_commit_1_us",
+            "stage: PostgreSQL commit of 1 insert",
+            p50,
+            "µs",
+        )
+        .how(format!(
+            "PostgresStore::commit over loopback TCP, fsync and synchronous_commit on, median \
+             of {}",
+            sizes.single_commits
+        )),
+    );
+    figures.push(
+        Figure::info(
+            "stage_postgres_commit_1_p99_us",
+            "stage: PostgreSQL commit of 1 insert, p99",
+            p99,
+            "µs",
+        )
+        .how(format!(
+            "the same {} commits' 99th percentile",
+            sizes.single_commits
+        )),
+    );
+    drop(store);
+    drop(cluster);
+    Ok(())
 }
 
 /// Every stage figure.
@@ -164,6 +246,7 @@ pub fn measure(sizes: &StageSizes) -> anyhow::Result<Vec<Figure>> {
             )),
         );
     }
+    postgres_commits(sizes, &insert_batches, &singles, &mut figures)?;
     singles.clear();
 
     // The codec: a 1,000-job Submit frame, encoded and decoded.

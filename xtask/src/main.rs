@@ -11,8 +11,10 @@ mod python;
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  ci               format check, clippy with warnings denied, build, tests, docs with warnings
-                   denied
+  ci [--postgres]  format check, clippy with warnings denied, build, tests, docs with warnings
+                   denied; --postgres: instead, the end-to-end suite with every farm's server
+                   on PostgreSQL (BUILDCAT_TEST_STORAGE=postgresql, a private cluster; needs
+                   Debian's postgresql package)
   bench [--quick]  build in release mode, then measure a real server, client and worker over
                    loopback: prints a table and writes target/bench/results.json with two SVG
                    charts (--quick: smaller sizes, under a minute; --only GROUPS: a subset,
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
     let task = args.next();
     let rest: Vec<String> = args.collect();
     let result = match task.as_deref() {
+        Some("ci") if rest.iter().any(|arg| arg == "--postgres") => ci_postgres(),
         Some("ci") => ci(),
         Some("bench") => bench(&rest),
         Some("fuzz") => fuzz(&rest),
@@ -92,6 +95,33 @@ fn ci() -> Result<(), String> {
     // behaviour, not speed.
     python::test(&workspace_root(), &target_dir(), true)?;
     eprintln!("xtask: ci passed");
+    Ok(())
+}
+
+/// `cargo xtask ci --postgres`: the end-to-end suite once more with every farm's server on
+/// a database of one private PostgreSQL cluster, so the PostgreSQL store is held to every
+/// behaviour the SQLite one is. Two test threads: each test's server, workers and the
+/// cluster share the machine.
+fn ci_postgres() -> Result<(), String> {
+    cargo(&["build", "-p", "buildcat-cli"], &[])?;
+    cargo(
+        &[
+            "test",
+            "-p",
+            "buildcat-tests",
+            "--test",
+            "it",
+            "--no-fail-fast",
+            "--",
+            "--test-threads",
+            "2",
+        ],
+        &[
+            ("BUILDCAT_TEST_STORAGE", "postgresql"),
+            ("BUILDCAT_CI", "1"),
+        ],
+    )?;
+    eprintln!("xtask: ci --postgres passed");
     Ok(())
 }
 

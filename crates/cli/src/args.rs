@@ -106,6 +106,24 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff), e.g. `buildcat man > ~/.local/share/man/man1/buildcat.1`.
     Man,
+    /// Copy a farm's whole state from one storage to another, new one (e.g. from SQLite to
+    /// PostgreSQL), while no server runs on either.
+    Migrate(MigrateArgs),
+}
+
+/// `buildcat migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The storage to copy from: a SQLite file (a path, or `sqlite:PATH`) or a PostgreSQL
+    /// database (`postgresql://USER@HOST:PORT/DATABASE`); it is not changed.
+    #[arg(long, value_name = "PATH_OR_URL")]
+    pub from: String,
+    /// The storage to copy into, as for --from; it must be empty (a new file or database).
+    #[arg(long, value_name = "PATH_OR_URL")]
+    pub to: String,
+    /// Print what was copied as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl Command {
@@ -558,7 +576,8 @@ pub struct FarmArgs {
     /// [default: $XDG_RUNTIME_DIR/buildcat, else $TMPDIR/buildcat-UID].
     #[arg(long, value_name = "DIR", env = "BUILDCAT_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// The SQLite file that keeps the jobs.
+    /// Where the jobs are kept: a SQLite file (a path, or `sqlite:PATH`), or a PostgreSQL
+    /// database (`postgresql://USER@HOST:PORT/DATABASE`), as for `server`.
     #[arg(long, default_value = "buildcat.db")]
     pub storage: PathBuf,
     /// The port to listen on (loopback only).

@@ -273,10 +273,15 @@ async fn server_postgres(
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let options = PostgresOptions { url, advertise };
-    let opened =
-        buildcat_queue::Server::open_postgres(config, options, &listener, shutdown.as_mut())
-            .await
-            .with_context(|| format!("server with storage {shown}"))?;
+    let opened = buildcat_queue::Server::open_postgres(
+        config,
+        options,
+        &listener,
+        http.as_ref().map(|(listener, _)| listener),
+        shutdown.as_mut(),
+    )
+    .await
+    .with_context(|| format!("server with storage {shown}"))?;
     let Some(opened) = opened else {
         return Ok(ExitCode::SUCCESS);
     };
@@ -446,6 +451,34 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
         None if args.gpus.gpus_per_slot.is_some() => None,
         None => Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
     };
+    let url = args.storage.to_string_lossy().into_owned();
+    if buildcat_queue::store::postgres::is_postgres_url(&url) {
+        use buildcat_queue::store::postgres::{PostgresOptions, connection_config};
+        let (_, shown) = connection_config(&url).context("farm with PostgreSQL storage")?;
+        let config = server_config(Path::new(&shown), &args.tuning)?;
+        let listener = bind("127.0.0.1", args.port).await?;
+        let http = bind_http(&args.http, false).await?;
+        let advertise = advertised("127.0.0.1", &listener)?;
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        let opened = buildcat_queue::Server::open_postgres(
+            config,
+            PostgresOptions { url, advertise },
+            &listener,
+            http.as_ref().map(|(listener, _)| listener),
+            shutdown.as_mut(),
+        )
+        .await
+        .with_context(|| format!("server with storage {shown}"))?;
+        let Some(opened) = opened else {
+            return Ok(ExitCode::SUCCESS);
+        };
+        let opened = match http {
+            Some((http_listener, options)) => opened.with_http(http_listener, options),
+            None => opened,
+        };
+        return run_farm(args, opened, listener, count, notify, &shown).await;
+    }
     let config = server_config(&args.storage, &args.tuning)?;
     let storage = NewStorage::before_open(&args.storage);
     // Storage first, as for `server`: a farm on a file another server holds fails at once.
@@ -454,6 +487,20 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("server with storage {}", args.storage.display()))?;
     let (opened, listener) =
         bind_both(opened, &storage, "127.0.0.1", args.port, &args.http, false).await?;
+    let shown = args.storage.display().to_string();
+    run_farm(args, opened, listener, count, notify, &shown).await
+}
+
+/// The rest of `buildcat farm` once its server holds its storage (`shown` as messages name
+/// it): starts the local workers and serves until they stop.
+async fn run_farm<S: buildcat_queue::store::Store>(
+    args: FarmArgs,
+    opened: buildcat_queue::Server<S>,
+    listener: TcpListener,
+    count: usize,
+    notify: Option<buildcat_queue::notify::NotifyOptions>,
+    shown: &str,
+) -> anyhow::Result<ExitCode> {
     let opened = match notify {
         Some(options) => opened.with_notify(options),
         None => opened,
@@ -483,8 +530,7 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
     let count = worker.names().count();
     let root = std::env::current_dir().context("could not read the current directory")?;
     eprintln!(
-        "buildcat farm: server on {addr} (storage {}), {count} worker(s) rooted at {}, serving {}; Ctrl-C stops it (running jobs finish first)",
-        args.storage.display(),
+        "buildcat farm: server on {addr} (storage {shown}), {count} worker(s) rooted at {}, serving {}; Ctrl-C stops it (running jobs finish first)",
         root.display(),
         args.queues.join(", ")
     );
@@ -499,6 +545,6 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
     let _ = stop_server.send(());
     let server_result = server.await.context("server task")?;
     let code = worker_result?;
-    server_result.with_context(|| format!("server with storage {}", args.storage.display()))?;
+    server_result.with_context(|| format!("server with storage {shown}"))?;
     Ok(code)
 }

@@ -11,6 +11,7 @@ mod config;
 mod farm;
 mod info;
 mod jobs;
+mod migrate;
 mod output;
 mod paths;
 mod preview;
@@ -182,6 +183,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             clap_complete::generate(args.shell, &mut command, "buildcat", &mut out);
             print_raw(&out)
         }
+        Command::Migrate(args) => migrate::migrate(args).await,
         Command::Man => {
             let mut out = Vec::new();
             clap_mangen::Man::new(Cli::command()).render(&mut out)?;

@@ -31,6 +31,7 @@ mod http;
 mod jobs;
 mod lifecycle;
 mod memory;
+mod migrate;
 #[cfg(target_os = "linux")]
 mod multihost;
 #[cfg(target_os = "linux")]

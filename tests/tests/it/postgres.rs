@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::Value;
 
 use crate::harness::{
-    Client, PATIENCE, Postgres, Proc, Sleeper, buildcat_command, describe, free_port, job_number,
-    poll_until, stderr, task_handle,
+    Client, PATIENCE, Postgres, Proc, Sleeper, TestCa, buildcat_command, describe, free_port,
+    job_number, poll_until, stderr, task_handle,
 };
 
 /// Starts `buildcat server` on `port` with `url` as its storage.
@@ -257,5 +257,155 @@ fn a_database_of_a_newer_buildcat_is_refused() {
         again.log().contains("run buildcat 99.0.0 or later"),
         "{}",
         again.logs()
+    );
+}
+
+/// `GET path` on `127.0.0.1:port` over plain HTTP/1.1: the status code and the body.
+fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("not an HTTP response: {response}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or_else(String::new, |(_, body)| body.to_owned());
+    Ok((status, body))
+}
+
+/// Guards issue 17's standby visibility: a standby's HTTP port answers `/api/v1/` and
+/// `/metrics` with 503 and a body naming the active server, and `info` against it exits
+/// non-zero saying it is a standby and where the active server is; once the active server
+/// stops, the standby logs that it took over and its HTTP port serves the API.
+#[test]
+fn a_standby_says_where_the_active_server_is_over_http_and_to_info() {
+    let Some(cluster) = Postgres::start_or_skip("standby visibility") else {
+        return;
+    };
+    let url = cluster.create_database("visible");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (port_a, port_b) = (free_port(), free_port());
+    let (http_a, http_b) = (free_port(), free_port());
+    let with_http = |name: &str, port: u16, http: u16| {
+        let command = buildcat_command([
+            "server",
+            "--port",
+            &port.to_string(),
+            "--storage",
+            &url,
+            "--http",
+            &format!("127.0.0.1:{http}"),
+        ]);
+        Proc::spawn(name, command, dir.path())
+    };
+    let mut active = with_http("server a", port_a, http_a);
+    active.wait_for_log("active server of the database");
+    let mut standby = with_http("server b", port_b, http_b);
+    standby.wait_for_log("standby: waiting for the active server");
+
+    let active_address = format!("127.0.0.1:{port_a}");
+    for path in ["/api/v1/info", "/metrics"] {
+        let (status, body) = poll_until(&format!("the standby to answer {path}"), || {
+            http_get(http_b, path)
+        });
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(
+            body.contains("standby") && body.contains(&active_address),
+            "{path} names the active server: {body}"
+        );
+    }
+    let (_, api) = http_get(http_b, "/api/v1/jobs").expect("an answer");
+    let api: Value = serde_json::from_str(&api).expect("the standby's API answers JSON");
+    assert_eq!(api["active"], active_address.as_str(), "{api:#}");
+
+    let info = Client::local(port_b).run(&["info"]);
+    assert!(
+        !info.status.success()
+            && stderr(&info).contains("standby")
+            && stderr(&info).contains(&active_address),
+        "info against the standby fails naming the active server\n{}",
+        describe(&info)
+    );
+
+    active.kill();
+    standby.wait_for_log("standby: taking over as the active server");
+    standby.wait_for_log("active server of the database");
+    let (status, body) = poll_until("the new active server to serve its API", || match http_get(
+        http_b, "/metrics",
+    ) {
+        Ok((200, body)) => Ok((200, body)),
+        Ok((status, body)) => Err(format!("{status}: {body}")),
+        Err(error) => Err(error),
+    });
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Guards issue 17's TLS to the database: a cluster with TLS on and a certificate signed by
+/// a test CA; a server given `sslmode=verify-full` and that CA connects, over TLS (both of
+/// its sessions), and serves; one given another CA is refused with a message that names
+/// the certificate check and `sslrootcert`.
+#[test]
+fn tls_to_the_database_checks_its_certificate_against_the_given_ca() {
+    let ca = TestCa::new("buildcat test ca");
+    let Some(cluster) = Postgres::start_tls_or_skip("database tls", &ca.issue("127.0.0.1")) else {
+        return;
+    };
+    let url = cluster.create_database("secure");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let good_ca = dir.path().join("ca.pem");
+    let wrong_ca = dir.path().join("wrong.pem");
+    std::fs::write(&good_ca, ca.pem()).expect("the CA written");
+    std::fs::write(&wrong_ca, TestCa::new("another ca").pem()).expect("the CA written");
+
+    let port = free_port();
+    let verified = format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        good_ca.display()
+    );
+    let mut active = server("server", port, &verified, dir.path());
+    active.wait_for_log("active server of the database");
+    let encrypted = cluster.sql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE application_name LIKE 'buildcat%' AND ssl",
+    );
+    assert_eq!(encrypted, "2", "the lock's and the data's sessions use TLS");
+    let client = Client::local(port);
+    poll_until("the server to answer", || {
+        let output = client.run(&["info", "--json"]);
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(describe(&output))
+        }
+    });
+    drop(active);
+
+    let refused_url = format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        wrong_ca.display()
+    );
+    let mut refused = server("refused server", free_port(), &refused_url, dir.path());
+    let status = refused.wait_exit(PATIENCE);
+    let log = refused.log();
+    assert!(!status.success(), "a wrong CA is refused\n{log}");
+    assert!(
+        log.contains("certificate") && log.contains("sslrootcert"),
+        "the refusal says what to check\n{log}"
     );
 }

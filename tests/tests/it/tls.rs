@@ -614,7 +614,10 @@ mod multi_host {
             eprintln!("skipped: {reason}");
             return;
         }
-        let farm = Farm::without_server();
+        let mut farm = Farm::without_server();
+        // SQLite even under the PostgreSQL switch: the server runs in a network namespace
+        // of its own, where the shared cluster's loopback address is not reachable.
+        farm.set_storage(&farm.path().join("buildcat.db"));
         // Declared before the processes, so it is dropped after them: namespaces go last.
         let net = Network::new("tls", "10.251.0", &["w1", "w2", "cli"]);
         let addr = net.server_addr().to_owned();

@@ -21,6 +21,8 @@
 //! - `throughput`: tasks finished per minute over the last hour, for the page's chart,
 //!   counted from the core's notices with the task metrics.
 //! - `previews`: a job's frame previews, listed and the newest served as an image.
+//! - `standby`: what the HTTP port of a standby server answers (503, naming the active
+//!   server); not the shell, which runs only on the active server.
 
 use std::future::{Future, IntoFuture};
 use std::sync::{Arc, RwLock};
@@ -40,6 +42,7 @@ mod metrics;
 mod openapi;
 mod page;
 mod previews;
+pub(crate) mod standby;
 mod throughput;
 mod tls;
 

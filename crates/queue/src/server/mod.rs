@@ -260,6 +260,8 @@ impl Server<PostgresStore> {
     /// `options`: while another server holds it, stands by, answering every hello on
     /// `listener` with a refusal that names the active server, until that one's session
     /// ends; then rebuilds the state from the store. `None` if `shutdown` came first.
+    /// Meanwhile requests on `http` (the HTTP shell's listener, when served without TLS)
+    /// are answered 503 with the active server's address.
     ///
     /// `config.storage` is only shown in the log; give it the database as
     /// [`PostgresStore::shown`] would, without a password.
@@ -267,12 +269,17 @@ impl Server<PostgresStore> {
         config: ServerConfig,
         options: PostgresOptions,
         listener: &TcpListener,
+        http: Option<&TcpListener>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<Option<Server<PostgresStore>>, ServerError> {
         let acceptor = config.tls.as_ref().map(ServerTls::acceptor).transpose()?;
+        // A standby's HTTP port over TLS would need the HTTP shell's acceptor; with TLS the
+        // port stays silent until this server is active.
+        let http = http.filter(|_| acceptor.is_none());
         let store = standby::become_active(
             &options,
             listener,
+            http,
             acceptor.clone(),
             config.handshake_timeout,
             shutdown,

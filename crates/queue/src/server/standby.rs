@@ -28,11 +28,13 @@ const HELLO_MAX_FRAME: usize = 64 * 1024;
 /// What a standby says when the active server has not stored its address.
 const UNKNOWN_ACTIVE: &str = "not known (it has not stored its address)";
 
-/// Waits until this server holds the store, refusing every peer on `listener` meanwhile;
-/// `None` if `shutdown` came first.
+/// Waits until this server holds the store, refusing every peer on `listener` meanwhile
+/// and answering every request on `http` (when given) with a 503 that names the active
+/// server; `None` if `shutdown` came first.
 pub(crate) async fn become_active(
     options: &PostgresOptions,
     listener: &TcpListener,
+    http: Option<&TcpListener>,
     acceptor: Option<TlsAcceptor>,
     handshake_timeout: Duration,
     shutdown: impl Future<Output = ()>,
@@ -51,9 +53,18 @@ pub(crate) async fn become_active(
             active: active.clone().unwrap_or_else(|| UNKNOWN_ACTIVE.to_owned()),
             limit: handshake_timeout,
         };
+        // Until the first try says whether another server holds the store, peers wait in
+        // the listen backlog: refusing them as a standby's would send them away from a
+        // server that may be about to serve them (the only one, most often).
+        let refusing = async {
+            if waited {
+                refuse.serve_both(listener, http).await;
+            }
+            std::future::pending::<()>().await;
+        };
         let opened = tokio::select! {
             joined = &mut attempt => joined.map_err(|e| ServerError::Internal(e.to_string()))?,
-            () = refuse.serve(listener) => unreachable_accept(),
+            () = refusing => unreachable_accept(),
             () = &mut shutdown => return Ok(None),
         };
         match opened {
@@ -61,6 +72,7 @@ pub(crate) async fn become_active(
                 if waited {
                     info!(
                         term = store.term(),
+                        previous = active.as_deref().unwrap_or(UNKNOWN_ACTIVE),
                         "standby: taking over as the active server"
                     );
                 }
@@ -88,7 +100,7 @@ pub(crate) async fn become_active(
         };
         tokio::select! {
             () = tokio::time::sleep(STANDBY_POLL) => {}
-            () = refuse.serve(listener) => {}
+            () = refuse.serve_both(listener, http) => {}
             () = &mut shutdown => return Ok(None),
         }
     }
@@ -113,6 +125,20 @@ struct Refuser {
 }
 
 impl Refuser {
+    /// Refuses peers on `listener` and answers HTTP requests on `http`, for as long as it
+    /// is polled.
+    async fn serve_both(&self, listener: &TcpListener, http: Option<&TcpListener>) {
+        match http {
+            Some(http) => {
+                tokio::join!(
+                    self.serve(listener),
+                    crate::http::standby::serve(http, &self.active)
+                );
+            }
+            None => self.serve(listener).await,
+        }
+    }
+
     /// Accepts connections for as long as it is polled, refusing each in a task of its own.
     async fn serve(&self, listener: &TcpListener) {
         loop {

@@ -22,6 +22,7 @@ use buildcat_proto::{JobId, JobOptions, LogPage, TaskId, TaskStatus, Timestamp};
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod migrate;
 mod page;
 pub mod postgres;
 pub mod sqlite;

@@ -109,6 +109,16 @@ impl Client {
     }
 }
 
+/// What a server on PostgreSQL logs once it holds the database and is about to serve.
+const ACTIVE_LOG: &str = "active server of the database";
+
+/// Whether `storage` names a PostgreSQL database rather than a SQLite file.
+fn is_postgres(storage: &Path) -> bool {
+    storage
+        .to_str()
+        .is_some_and(|text| text.starts_with("postgresql://") || text.starts_with("postgres://"))
+}
+
 /// A farm on this host: a temporary directory (storage, worker roots, logs), a loopback port
 /// and, once started, a `buildcat server` on it.
 #[derive(Debug)]
@@ -164,11 +174,17 @@ impl Farm {
             .expect("could not make a temporary directory");
         let path = canonical(dir.path());
         let port = free_port();
+        // One switch runs the whole suite on PostgreSQL: each farm a database of its own.
+        let storage = if super::postgres::switched_to_postgres() {
+            PathBuf::from(super::postgres::shared_database())
+        } else {
+            path.join("buildcat.db")
+        };
         Farm {
             server: None,
             client: Client::local(port),
             port,
-            storage: path.join("buildcat.db"),
+            storage,
             path,
             server_args: Vec::new(),
             _dir: dir,
@@ -180,7 +196,8 @@ impl Farm {
         &self.path
     }
 
-    /// The server's SQLite file.
+    /// The server's storage: its SQLite file, or under the PostgreSQL switch
+    /// (`BUILDCAT_TEST_STORAGE=postgresql`) its database's URL.
     pub fn storage(&self) -> PathBuf {
         self.storage.clone()
     }
@@ -222,6 +239,14 @@ impl Farm {
         command.args(&self.server_args);
         let mut server = Proc::spawn("server", command, &self.path);
         let addr = ("127.0.0.1", self.port);
+        if is_postgres(&storage) {
+            // A server on PostgreSQL binds before it holds the database: it serves once it
+            // says it is the active server.
+            let log = server.log_path();
+            server.wait_until("the active server", || {
+                std::fs::read_to_string(&log).is_ok_and(|log| log.contains(ACTIVE_LOG))
+            })?;
+        }
         server.wait_until("accepting connections", || TcpStream::connect(addr).is_ok())?;
         self.server = Some(server);
         Ok(())

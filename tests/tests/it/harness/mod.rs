@@ -31,7 +31,7 @@ pub use command::{
     run_command, stderr, stdout,
 };
 pub use farm::{Client, Farm};
-pub use postgres::Postgres;
+pub use postgres::{Postgres, TestCa, switched_to_postgres};
 pub use proc::{Proc, Streaming};
 pub use sleeper::Sleeper;
 #[allow(

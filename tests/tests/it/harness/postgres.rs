@@ -8,8 +8,56 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{PATIENCE, describe, free_port, run_command};
+
+/// The environment variable that runs every farm's server on PostgreSQL (one switch for the
+/// whole suite): `BUILDCAT_TEST_STORAGE=postgresql`.
+pub const STORAGE_SWITCH: &str = "BUILDCAT_TEST_STORAGE";
+
+/// The cluster the farms share under [`STORAGE_SWITCH`], each on a database of its own;
+/// stopped when the test binary exits.
+static SHARED: Mutex<Option<Result<Postgres, String>>> = Mutex::new(None);
+
+/// Numbers the farms' databases within this test binary.
+static DATABASES: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether [`STORAGE_SWITCH`] asks for PostgreSQL.
+pub fn switched_to_postgres() -> bool {
+    std::env::var(STORAGE_SWITCH).is_ok_and(|value| value == "postgresql" || value == "postgres")
+}
+
+/// A new, empty database on the shared cluster, started at the first call, for one farm's
+/// server; fails the test when PostgreSQL cannot be started (the switch asks for it).
+pub fn shared_database() -> String {
+    let mut shared = SHARED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if shared.is_none() {
+        *shared = Some(Postgres::start(None));
+        // SAFETY: `stop_shared` is a plain function that only takes the mutex; registering
+        // it has no other precondition.
+        unsafe {
+            libc::atexit(stop_shared);
+        }
+    }
+    let cluster = match shared.as_ref() {
+        Some(Ok(cluster)) => cluster,
+        Some(Err(why)) => panic!("{STORAGE_SWITCH}=postgresql needs PostgreSQL: {why}"),
+        None => unreachable!("the shared cluster was just started"),
+    };
+    let name = format!("farm_{}", DATABASES.fetch_add(1, Ordering::Relaxed));
+    cluster.create_database(&name)
+}
+
+/// Stops the shared cluster and removes its directory as the test binary exits.
+extern "C" fn stop_shared() {
+    if let Ok(mut shared) = SHARED.lock() {
+        drop(shared.take());
+    }
+}
 
 /// Where Debian installs PostgreSQL's server programs, one directory per version.
 const DEBIAN_LIB: &str = "/usr/lib/postgresql";
@@ -31,7 +79,19 @@ impl Postgres {
     /// Starts a cluster; `None` (after saying why) when PostgreSQL is not installed, or a
     /// failed test under `BUILDCAT_CI=1`.
     pub fn start_or_skip(test: &str) -> Option<Postgres> {
-        match Postgres::start() {
+        Postgres::skip_unless(test, Postgres::start(None))
+    }
+
+    /// Like [`Postgres::start_or_skip`], with TLS on (`ssl=on`) and `tls` as the server's
+    /// certificate and key (PEM), so clients may ask for TLS (plain connections still
+    /// pass).
+    pub fn start_tls_or_skip(test: &str, tls: &ServerCert) -> Option<Postgres> {
+        Postgres::skip_unless(test, Postgres::start(Some(tls)))
+    }
+
+    /// The cluster, or `None` after saying why not (a failed test under `BUILDCAT_CI=1`).
+    fn skip_unless(test: &str, started: Result<Postgres, String>) -> Option<Postgres> {
+        match started {
             Ok(cluster) => Some(cluster),
             Err(why) if std::env::var("BUILDCAT_CI").is_ok_and(|v| v == "1") => {
                 panic!("{test}: PostgreSQL is needed under BUILDCAT_CI=1: {why}")
@@ -43,8 +103,8 @@ impl Postgres {
         }
     }
 
-    /// Starts a cluster, or says why it could not.
-    fn start() -> Result<Postgres, String> {
+    /// Starts a cluster (with TLS when `tls` is given), or says why it could not.
+    fn start(tls: Option<&ServerCert>) -> Result<Postgres, String> {
         let bin = match std::env::var_os("PG_BIN") {
             Some(bin) => PathBuf::from(bin),
             None => newest_bin()?,
@@ -85,11 +145,17 @@ impl Postgres {
                 "UTF8",
             ],
         )?;
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             cluster.port,
             cluster.dir.path().display()
         );
+        if let Some(tls) = tls {
+            let (cert, key) = cluster.write_tls(tls)?;
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"
+            ));
+        }
         let log = cluster
             .dir
             .path()
@@ -101,6 +167,35 @@ impl Postgres {
             &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
         )?;
         Ok(cluster)
+    }
+
+    /// Writes the server's certificate and key where PostgreSQL accepts them (the key
+    /// readable by its owner only, owned by the `postgres` user when root); their paths.
+    fn write_tls(&self, tls: &ServerCert) -> Result<(String, String), String> {
+        use std::os::unix::fs::PermissionsExt;
+        let cert = self.dir.path().join("server.crt");
+        let key = self.dir.path().join("server.key");
+        for (path, text) in [(&cert, &tls.cert_pem), (&key, &tls.key_pem)] {
+            std::fs::write(path, text)
+                .map_err(|e| format!("could not write {}: {e}", path.display()))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("could not restrict {}: {e}", path.display()))?;
+            if self.as_postgres {
+                let output = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(path)
+                    .output()
+                    .map_err(|e| format!("could not run chown: {e}"))?;
+                if !output.status.success() {
+                    return Err(format!(
+                        "could not chown {}: {}",
+                        path.display(),
+                        describe(&output)
+                    ));
+                }
+            }
+        }
+        Ok((cert.display().to_string(), key.display().to_string()))
     }
 
     /// The data directory.
@@ -161,6 +256,54 @@ impl Postgres {
             describe(&output)
         );
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+}
+
+/// A certificate authority made for one test, which signs database servers' certificates.
+pub struct TestCa {
+    /// Its certificate, which signs.
+    cert: rcgen::Certificate,
+    /// Its key.
+    key: rcgen::KeyPair,
+}
+
+/// A database server's certificate and key, in PEM.
+pub struct ServerCert {
+    /// The certificate, signed by a [`TestCa`].
+    pub cert_pem: String,
+    /// Its private key.
+    pub key_pem: String,
+}
+
+impl TestCa {
+    /// A new CA named `name`.
+    pub fn new(name: &str) -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate().expect("a CA key");
+        let cert = params.self_signed(&key).expect("a CA certificate");
+        TestCa { cert, key }
+    }
+
+    /// Its certificate in PEM, as `sslrootcert` takes it.
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A server certificate for `host` (a name or an IP address) signed by this CA.
+    pub fn issue(&self, host: &str) -> ServerCert {
+        let params = rcgen::CertificateParams::new(vec![host.to_owned()]).expect("server params");
+        let key = rcgen::KeyPair::generate().expect("a server key");
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("a server certificate");
+        ServerCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
     }
 }
 

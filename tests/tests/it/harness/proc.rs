@@ -74,6 +74,11 @@ impl Proc {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
+    /// The file its stderr goes to, for a probe that reads its log while it is waited on.
+    pub fn log_path(&self) -> PathBuf {
+        self.stderr.clone()
+    }
+
     /// Its status, stdout and stderr so far, for failure messages.
     pub fn logs(&self) -> String {
         let stdout = std::fs::read_to_string(&self.stdout).unwrap_or_default();

@@ -8,8 +8,9 @@
 //! The client is the `postgres` crate, tokio-postgres's blocking wrapper: the store is used
 //! by one std thread (the store writer) and by `spawn_blocking` at start, exactly the shape
 //! the blocking client fits, and it runs its own small runtime so the server's tasks never
-//! wait on the database. TLS to the database is not built in yet: `sslmode=require` is
-//! refused with a message (`prefer`, the default, connects without TLS).
+//! wait on the database. TLS to the database follows libpq's `sslmode` and `sslrootcert`
+//! (`tls.rs`: `prefer`, the default, encrypts when the database offers TLS without checking
+//! its certificate; `verify-full` checks it against `sslrootcert` and the host name).
 //!
 //! # Active and standby
 //!
@@ -39,15 +40,17 @@ mod rows;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use buildcat_proto::{LogPage, TaskId, Timestamp};
-use postgres::config::{Host, SslMode};
+use postgres::config::Host;
 use postgres::types::ToSql;
-use postgres::{Client, Config, NoTls, Statement};
+use postgres::{Client, Config, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use self::errors::{describe, is_unique_violation, write_error};
 pub use self::schema::SCHEMA_VERSION;
@@ -100,6 +103,8 @@ pub struct PostgresStore {
     data: Option<Session>,
     /// How to connect again (password filled in).
     config: Config,
+    /// The TLS `sslmode` asks for, to connect again the same way.
+    tls: MakeRustlsConnect,
     /// The database as shown in messages (no password).
     shown: String,
     /// The term this server became active in: its commits pass only while it is current.
@@ -220,7 +225,16 @@ pub fn is_postgres_url(storage: &str) -> bool {
 /// The connection settings from `url`, with the user and password filled in as libpq
 /// would, and the database as shown in messages (without the password).
 pub fn connection_config(url: &str) -> Result<(Config, String), StoreError> {
-    let mut config = Config::from_str(url).map_err(|e| StoreError::Open {
+    connection_settings(url).map(|(config, shown, _)| (config, shown))
+}
+
+/// [`connection_config`], with the TLS connector `sslmode` and `sslrootcert` ask for.
+fn connection_settings(url: &str) -> Result<(Config, String, MakeRustlsConnect), StoreError> {
+    let (rest, tls_settings) = tls::split(url).map_err(|message| StoreError::Open {
+        path: redact(url),
+        message,
+    })?;
+    let mut config = Config::from_str(&rest).map_err(|e| StoreError::Open {
         path: redact(url),
         message: format!(
             "it is not a PostgreSQL address ({}); write postgresql://USER@HOST:PORT/DATABASE",
@@ -246,15 +260,11 @@ pub fn connection_config(url: &str) -> Result<(Config, String), StoreError> {
     let user = config.get_user().unwrap_or_default().to_owned();
     let database = config.get_dbname().unwrap_or(&user).to_owned();
     let shown = format!("postgresql://{user}@{host}:{port}/{database}");
-    if config.get_ssl_mode() == SslMode::Require {
-        return Err(StoreError::Open {
-            path: shown,
-            message: "sslmode=require asks for TLS to the database, which this buildcat does \
-                      not speak yet; reach the database over a trusted network (sslmode=disable \
-                      or prefer), or through a TLS tunnel"
-                .to_owned(),
-        });
-    }
+    config.ssl_mode(tls_settings.mode.ssl_mode());
+    let connector = tls::connector(&tls_settings).map_err(|message| StoreError::Open {
+        path: shown.clone(),
+        message,
+    })?;
     if config.get_password().is_none() {
         let target = pgpass::Target {
             host: &host,
@@ -267,7 +277,7 @@ pub fn connection_config(url: &str) -> Result<(Config, String), StoreError> {
         }
     }
     config.connect_timeout(CONNECT_TIMEOUT);
-    Ok((config, shown))
+    Ok((config, shown, connector))
 }
 
 /// `url` without a password, for a message about a URL that could not be read.
@@ -304,7 +314,7 @@ impl PostgresStore {
     /// the layout, starts a new term (fencing off any server before) and stores where this
     /// one is reached.
     pub fn try_open(options: &PostgresOptions) -> Result<Opened, StoreError> {
-        let (config, shown) = connection_config(&options.url)?;
+        let (config, shown, tls) = connection_settings(&options.url)?;
         let open_err = |e: postgres::Error| StoreError::Open {
             path: shown.clone(),
             message: connect_hint(&e),
@@ -312,7 +322,7 @@ impl PostgresStore {
         let mut lock_config = config.clone();
         lock_config.application_name(&format!("buildcat-lock-{}", std::process::id()));
         lock_config.options(&lock_options(&config));
-        let mut lock = lock_config.connect(NoTls).map_err(open_err)?;
+        let mut lock = lock_config.connect(tls.clone()).map_err(open_err)?;
         let held: bool = lock
             .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])
             .and_then(|row| row.try_get(0))
@@ -330,7 +340,7 @@ impl PostgresStore {
                 .and_then(|row| row.try_get::<_, Option<String>>(0).ok().flatten());
             return Ok(Opened::Standby { active });
         }
-        let mut data = connect_data(&config).map_err(open_err)?;
+        let mut data = connect_data(&config, &tls).map_err(open_err)?;
         let term = {
             let mut tx = data.transaction().map_err(open_err)?;
             schema::init(&mut tx, &shown)?;
@@ -354,6 +364,7 @@ impl PostgresStore {
                 statements,
             }),
             config,
+            tls,
             shown,
             term,
             superseded: None,
@@ -380,7 +391,7 @@ impl PostgresStore {
             self.data = None;
         }
         if self.data.is_none() {
-            let mut client = connect_data(&self.config)
+            let mut client = connect_data(&self.config, &self.tls)
                 .map_err(|e| write_error("could not connect to the database again", &e))?;
             let statements = Statements::prepare(&mut client)
                 .map_err(|e| write_error("could not prepare statements", &e))?;
@@ -415,10 +426,10 @@ fn lock_options(config: &Config) -> String {
 }
 
 /// Connects the read-write session.
-fn connect_data(config: &Config) -> Result<Client, postgres::Error> {
+fn connect_data(config: &Config, tls: &MakeRustlsConnect) -> Result<Client, postgres::Error> {
     let mut config = config.clone();
     config.application_name(&format!("buildcat-{}", std::process::id()));
-    config.connect(NoTls)
+    config.connect(tls.clone())
 }
 
 /// What a standby says about the active server.
@@ -440,6 +451,11 @@ fn connect_hint(error: &postgres::Error) -> String {
     if error.code() == Some(&postgres::error::SqlState::INVALID_PASSWORD) {
         format!(
             "{text}; give the password in PGPASSWORD or ~/.pgpass (host:port:database:user:password)"
+        )
+    } else if text.contains("certificate") || text.contains("TLS") || text.contains("tls") {
+        format!(
+            "{text}; check sslrootcert (the CA that signed the database's certificate) and, \
+             for sslmode=verify-full, that the certificate names the host of the address"
         )
     } else if error.as_db_error().is_none() {
         format!("{text}; check that PostgreSQL runs there and accepts TCP connections")

@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use postgres::NoTls;
+
 use super::cluster::Cluster;
 use super::*;
 use crate::store::conformance::{self, new_id, plain_job};
@@ -121,13 +123,17 @@ fn a_newer_schema_is_refused_naming_the_version_to_run() -> TestResult {
 }
 
 #[test]
-fn urls_are_read_shown_without_password_and_require_is_refused() {
+fn urls_are_read_shown_without_password_and_tls_settings_taken() {
     let (_, shown) =
         connection_config("postgresql://farm:secret@db.example:6543/jobs").expect("a valid url");
     assert_eq!(shown, "postgresql://farm@db.example:6543/jobs");
-    let refused = connection_config("postgresql://farm@db.example/jobs?sslmode=require")
-        .expect_err("require is refused");
-    assert!(refused.to_string().contains("sslmode=require"), "{refused}");
+    let (config, shown) = connection_config("postgresql://farm@db.example/jobs?sslmode=require")
+        .expect("require is taken");
+    assert_eq!(config.get_ssl_mode(), postgres::config::SslMode::Require);
+    assert_eq!(shown, "postgresql://farm@db.example:5432/jobs");
+    let refused = connection_config("postgresql://farm@db.example/jobs?sslmode=verify-full")
+        .expect_err("verify-full without a CA file is refused");
+    assert!(refused.to_string().contains("sslrootcert"), "{refused}");
     let bad = connection_config("postgresql://farm:secret@db.example:notaport/jobs")
         .expect_err("a bad port is refused");
     assert!(!bad.to_string().contains("secret"), "{bad}");
