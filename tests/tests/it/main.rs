@@ -22,6 +22,7 @@ mod fake_dcc;
 #[cfg(target_os = "linux")]
 mod faults;
 mod garbage;
+mod gpu_routing;
 mod harness;
 mod hostile;
 mod houdini;
