@@ -650,6 +650,14 @@ pub struct SubmitOptions {
     /// (repeatable).
     #[arg(long = "after", value_name = "JOB[.TASK]")]
     pub after: Vec<String>,
+    /// Run each task only on a worker slot with this many GPUs (`info` shows each
+    /// worker's; a slot owns its share with `worker --gpus-per-slot`).
+    #[arg(long = "gpus", value_name = "N", default_value_t = 0)]
+    pub gpus: u32,
+    /// Run each task only on GPUs with at least this much memory, in MiB (needs a GPU even
+    /// without `--gpus`).
+    #[arg(long = "gpu-memory", value_name = "MIB")]
+    pub gpu_memory: Option<u64>,
     /// Follow the job to its end; exit non-zero if it fails. Carries on through server
     /// restarts (reconnecting for up to 10 minutes).
     #[arg(long)]
@@ -894,6 +902,18 @@ pub struct RenderOptions {
     /// (repeatable).
     #[arg(long = "after", value_name = "JOB[.TASK]")]
     pub after: Vec<String>,
+    /// Run each task only on a worker slot with this many GPUs (`info` shows each
+    /// worker's; a slot owns its share with `worker --gpus-per-slot`).
+    #[arg(long = "gpus", value_name = "N", default_value_t = 0)]
+    pub gpus: u32,
+    /// Run each task only on GPUs with at least this much memory, in MiB (needs a GPU even
+    /// without `--gpus`).
+    #[arg(long = "gpu-memory", value_name = "MIB")]
+    pub gpu_memory: Option<u64>,
+    /// Render on a GPU: each task needs a worker slot with one (with `--gpus N`, N), and
+    /// blender-render renders Cycles on it (`--cycles-device GPU`: the slot's GPU API).
+    #[arg(long)]
+    pub gpu: bool,
     /// Follow the job to its end with a progress bar of tasks done; exit non-zero if it
     /// fails.
     /// Carries on through server restarts (reconnecting for up to 10 minutes).
@@ -914,6 +934,12 @@ impl RenderOptions {
             attempts: self.attempts,
             priority: self.priority,
             after: self.after.clone(),
+            gpus: if self.gpu {
+                self.gpus.max(1)
+            } else {
+                self.gpus
+            },
+            gpu_memory: self.gpu_memory,
             wait: self.wait,
             json: self.json,
         }
@@ -1030,8 +1056,9 @@ pub struct BlenderRenderArgs {
     /// The scene inside the .blend file to render (Blender's `-S`).
     #[arg(long, short = 'S', value_name = "NAME")]
     pub scene: Option<String>,
-    /// The Cycles device: CUDA, OPTIX, HIP, ONEAPI or METAL, optionally with +CPU
-    /// [default: the worker's `--cycles-device`].
+    /// The Cycles device: CUDA, OPTIX, HIP, ONEAPI, METAL or GPU (the worker slot's GPU
+    /// API), optionally with +CPU [default: the worker's `--cycles-device`; GPU with
+    /// `--gpu`].
     #[arg(long, value_name = "DEVICE")]
     pub cycles_device: Option<String>,
     /// Python to run once the scene is loaded (Blender's `--python-expr`).

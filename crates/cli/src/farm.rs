@@ -497,7 +497,7 @@ async fn run_farm<S: buildcat_queue::store::Store>(
     args: FarmArgs,
     opened: buildcat_queue::Server<S>,
     listener: TcpListener,
-    count: usize,
+    count: Option<usize>,
     notify: Option<buildcat_queue::notify::NotifyOptions>,
     shown: &str,
 ) -> anyhow::Result<ExitCode> {

@@ -64,13 +64,25 @@ pub fn job_options(submit: &SubmitOptions) -> anyhow::Result<JobOptions> {
     }
     // Typos in `--after` fail before anything is sent.
     parse_all(&submit.after, parse_task)?;
+    if submit.gpus > buildcat_proto::MAX_GPUS_REQUIRED {
+        bail!(
+            "--gpus {} is more than any worker slot may have (at most {})",
+            submit.gpus,
+            buildcat_proto::MAX_GPUS_REQUIRED
+        );
+    }
+    if submit.gpu_memory == Some(0) {
+        bail!("--gpu-memory must be at least 1 MiB; leave it out to take a GPU of any memory");
+    }
     Ok(JobOptions {
         timeout_ms,
         max_attempts: submit.attempts,
         priority: submit.priority,
         after: Vec::new(),
-        // `--gpus`/`--gpu-memory` (issue 13).
-        gpus: buildcat_proto::GpuRequirement::NONE,
+        gpus: buildcat_proto::GpuRequirement {
+            count: submit.gpus,
+            memory_mib: submit.gpu_memory.unwrap_or(0),
+        },
     })
 }
 
@@ -509,6 +521,9 @@ fn print_job(status: &JobStatus, after: &[String], now: Timestamp) {
     );
     if !job.runs.is_empty() {
         outln!("  runs: {}", job.runs);
+    }
+    if !job.options.gpus.is_none() {
+        outln!("  needs: {} per task", job.options.gpus);
     }
     if !after.is_empty() {
         let label = if job.tasks.deferred > 0 {

@@ -61,11 +61,16 @@ pub fn info_text(info: &FarmInfo) -> String {
     }
     out.push_str("(jobs not ended; the other columns count tasks)\n");
     for waiting in &info.unserved {
-        let why = crate::unserved::reason(info, &waiting.queue, Some(&waiting.kind))
-            .unwrap_or_else(|| match buildcat_proto::dcc::tool_for_kind(&waiting.kind) {
-                Some(tool) => format!("no worker with {tool} serves it"),
-                None => "no connected worker serving it can run that kind".to_owned(),
-            });
+        let why = if waiting.gpus.is_none() {
+            crate::unserved::reason(info, &waiting.queue, Some(&waiting.kind)).unwrap_or_else(
+                || match buildcat_proto::dcc::tool_for_kind(&waiting.kind) {
+                    Some(tool) => format!("no worker with {tool} serves it"),
+                    None => "no connected worker serving it can run that kind".to_owned(),
+                },
+            )
+        } else {
+            crate::unserved::gpu_reason(&waiting.gpus, &waiting.queue)
+        };
         out.push_str(&format!(
             "waiting: {} {} task(s) in `{}`: {why}\n",
             waiting.tasks, waiting.kind, waiting.queue
@@ -112,6 +117,11 @@ pub fn info_text(info: &FarmInfo) -> String {
             ));
         }
         for worker in &info.workers {
+            for gpu in &worker.gpus {
+                out.push_str(&format!("{}: {}\n", worker.name, gpu_text(gpu)));
+            }
+        }
+        for worker in &info.workers {
             if let Some(reason) = &worker.quarantine {
                 out.push_str(&format!(
                     "{} is quarantined: {reason}\n  let it back: buildcat worker-enable {}\n",
@@ -121,6 +131,23 @@ pub fn info_text(info: &FarmInfo) -> String {
         }
     }
     out
+}
+
+/// A GPU as `info` lists it under its worker: `GPU 0 NVIDIA H200 140 GiB`.
+fn gpu_text(gpu: &buildcat_proto::Gpu) -> String {
+    let mut text = format!("GPU {}", gpu.index);
+    if !gpu.name.is_empty() {
+        text.push(' ');
+        text.push_str(&gpu.name);
+    }
+    /// MiB in a GiB.
+    const MIB_PER_GIB: u64 = 1024;
+    if gpu.memory_mib > 0 {
+        // Rounded to the nearest GiB: what people call the card.
+        let gib = (gpu.memory_mib + MIB_PER_GIB / 2) / MIB_PER_GIB;
+        text.push_str(&format!(" {gib} GiB"));
+    }
+    text
 }
 
 /// A worker's tools as the table shows them: `blender 3.4.1, hython 20.5`; a tool whose
@@ -192,7 +219,14 @@ mod tests {
                         version: String::new(),
                     },
                 ],
-                gpus: Vec::new(),
+                gpus: vec![buildcat_proto::Gpu {
+                    index: 0,
+                    uuid: "GPU-5f3c".to_owned(),
+                    name: "NVIDIA H200".to_owned(),
+                    memory_mib: 143_771,
+                    driver: "550.54.15".to_owned(),
+                    vendor: buildcat_proto::GpuVendor::Nvidia,
+                }],
             }],
             unserved: vec![Unserved {
                 queue: "default".to_owned(),
@@ -234,6 +268,16 @@ mod tests {
   ],
   "workers": [
     {
+      "gpus": [
+        {
+          "driver": "550.54.15",
+          "index": 0,
+          "memory_mib": 143771,
+          "name": "NVIDIA H200",
+          "uuid": "GPU-5f3c",
+          "vendor": "nvidia"
+        }
+      ],
       "host": "render01",
       "job": "0190f0c0-5d1e-7a3b-9c4d-2e5f6a7b8c9d",
       "name": "w1",
@@ -274,5 +318,6 @@ mod tests {
             text.contains("waiting: 7 buildcat.blender.render task(s) in `default`"),
             "{text}"
         );
+        assert!(text.contains("w1: GPU 0 NVIDIA H200 140 GiB\n"), "{text}");
     }
 }

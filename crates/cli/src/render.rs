@@ -162,6 +162,7 @@ fn blender_request(args: &BlenderRenderArgs) -> BlenderRenderPlan {
         engine: args.engine.clone(),
         scene: args.scene.clone(),
         cycles_device: args.cycles_device.clone(),
+        gpu: args.render.gpu,
         python_expr: args.python_expr.clone(),
         blender_args: args.blender_args.clone(),
         allow_missing_libraries: args.allow_missing_libraries,

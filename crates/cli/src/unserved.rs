@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use buildcat_client::Client;
 use buildcat_proto::dcc::tool_for_kind;
-use buildcat_proto::{FarmInfo, JobId, JobRef, TaskRef};
+use buildcat_proto::{FarmInfo, GpuRequirement, JobId, JobRef, TaskRef};
 
 /// How long a command that waits for its own job gives a worker to appear (one starting,
 /// reconnecting after a blip) before it decides that none can run the job.
@@ -44,16 +44,30 @@ pub fn reason(info: &FarmInfo, queue: &str, kind: Option<&str>) -> Option<String
         ));
     }
     let kind = kind?;
-    let stuck = info
+    let mut stuck = info
         .unserved
         .iter()
-        .any(|unserved| unserved.queue == queue && unserved.kind == kind);
-    stuck.then(|| match tool_for_kind(kind) {
+        .filter(|unserved| unserved.queue == queue && unserved.kind == kind);
+    let first = stuck.next()?;
+    // No worker with the kind is the reason before any GPU: the server lists it with no
+    // GPU requirement.
+    let missing_kind = first.gpus.is_none() || stuck.any(|unserved| unserved.gpus.is_none());
+    if !missing_kind {
+        return Some(gpu_reason(&first.gpus, queue));
+    }
+    Some(match tool_for_kind(kind) {
         Some(tool) => format!(
             "no worker with {tool} serves queue `{queue}` (workers register a render kind only when they find its tool)"
         ),
         None => format!("no worker serving queue `{queue}` runs tasks of kind {kind}"),
     })
+}
+
+/// Why tasks that need `gpus` wait in `queue` when workers serve it but none has them.
+pub fn gpu_reason(gpus: &GpuRequirement, queue: &str) -> String {
+    format!(
+        "no worker with {gpus} serves queue `{queue}` (a worker slot owns the GPUs `worker --gpus`/`--gpus-per-slot` give it; `info` lists each worker's)"
+    )
 }
 
 /// Says on stderr (once, at once) when nothing can run what was just put in `queue`.
@@ -139,6 +153,29 @@ mod tests {
         assert!(
             reason(&info, "gpu", Some("buildcat.blender.render"))
                 .is_some_and(|r| r.contains("no worker with blender serves queue `gpu`"))
+        );
+    }
+
+    /// Issue 13: workers serve the queue with the kind, but none has the GPUs.
+    #[test]
+    fn gpus_no_worker_has_are_the_reason() {
+        let mut info = FarmInfo {
+            workers: vec![worker(&["render"])],
+            ..FarmInfo::default()
+        };
+        info.unserved = vec![Unserved {
+            queue: "render".to_owned(),
+            kind: "buildcat.blender.render".to_owned(),
+            tasks: 2,
+            gpus: GpuRequirement {
+                count: 2,
+                memory_mib: 24 * 1024,
+            },
+        }];
+        let why = reason(&info, "render", Some("buildcat.blender.render")).unwrap_or_default();
+        assert!(
+            why.starts_with("no worker with 2 GPUs of 24 GiB serves queue `render`"),
+            "{why}"
         );
     }
 }

@@ -171,6 +171,10 @@ pub struct BlenderRenderPlan {
     pub scene: Option<String>,
     /// The Cycles device, overriding the worker's.
     pub cycles_device: Option<String>,
+    /// Render on the worker slot's GPU (`--gpu`): the Cycles device is `GPU` unless
+    /// `cycles_device` names a GPU API; a CPU device is refused. (The job's GPU
+    /// requirement is its options', set by the submitter.)
+    pub gpu: bool,
     /// Python run after the file is loaded.
     pub python_expr: Option<String>,
     /// More arguments for Blender, before `-f`.
@@ -196,6 +200,7 @@ impl BlenderRenderPlan {
             engine: None,
             scene: None,
             cycles_device: None,
+            gpu: false,
             python_expr: None,
             blender_args: Vec::new(),
             allow_missing_libraries: false,
@@ -222,6 +227,13 @@ impl BlenderRenderPlan {
         }
         if let Some(device) = &self.cycles_device {
             check_cycles_device(device).map_err(PlanError::Invalid)?;
+            if self.gpu && device.eq_ignore_ascii_case("CPU") {
+                return Err(PlanError::Invalid(
+                    "--gpu renders on a GPU, but --cycles-device CPU asks for the CPU; leave \
+                     out one of them"
+                        .to_owned(),
+                ));
+            }
         }
         Ok(())
     }
@@ -238,6 +250,16 @@ impl BlenderRenderPlan {
             ));
         }
         self.check_names()
+    }
+
+    /// The Cycles device the tasks ask for: the one named, or `GPU` (the worker slot's GPU
+    /// API) when rendering on a GPU without one named.
+    fn device(&self) -> Option<String> {
+        match &self.cycles_device {
+            Some(device) => Some(device.clone()),
+            None if self.gpu => Some("GPU".to_owned()),
+            None => None,
+        }
     }
 
     /// The command line that submits this render, for `status`; `frames` as shown, or
@@ -268,6 +290,7 @@ impl BlenderRenderPlan {
             ("--allow-missing-libraries", self.allow_missing_libraries),
             ("--allow-outside-root", self.allow_outside_root),
             ("--movie", self.movie),
+            ("--gpu", self.gpu),
         ] {
             if on {
                 words.push(flag);
@@ -285,7 +308,7 @@ impl BlenderRenderPlan {
             format: self.format.clone(),
             engine: self.engine.clone(),
             scene: self.scene.clone(),
-            cycles_device: self.cycles_device.clone(),
+            cycles_device: self.device(),
             python_expr: self.python_expr.clone(),
             extra_args: self.blender_args.clone(),
             allow_missing_libraries: self.allow_missing_libraries,
@@ -702,5 +725,27 @@ mod usd_tests {
         assert!(refused("/abs/a.usd", None, 1).is_some());
         assert!(refused("a.usd", Some("../out.exr"), 1).is_some());
         assert!(refused("a.usd", None, 0).is_some_and(|e| e.contains("--chunk")));
+    }
+
+    /// Issue 13: `--gpu` renders Cycles on the worker slot's GPU unless a GPU device is
+    /// named, and refuses the CPU.
+    #[test]
+    fn a_gpu_render_asks_for_the_slots_gpu_and_refuses_the_cpu() {
+        let mut plan = BlenderRenderPlan::new("shot.blend", "1-2");
+        plan.gpu = true;
+        let planned = plan.plan().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            planned
+                .tasks
+                .iter()
+                .all(|(_, task)| task.cycles_device.as_deref() == Some("GPU"))
+        );
+        assert!(planned.runs.contains("--gpu"), "{}", planned.runs);
+        plan.cycles_device = Some("OPTIX".to_owned());
+        let planned = plan.plan().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(planned.tasks[0].1.cycles_device.as_deref(), Some("OPTIX"));
+        plan.cycles_device = Some("CPU".to_owned());
+        let refused = plan.plan().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.contains("--gpu renders on a GPU"), "{refused}");
     }
 }

@@ -446,9 +446,14 @@ pub fn check_blender_engine(engine: &str) -> Result<(), String> {
     known_name("engine", engine, BLENDER_ENGINES, ENGINE_ALIASES)
 }
 
-/// Checks a `--cycles-device` value: a device, optionally with `+CPU`.
+/// Checks a `--cycles-device` value: a device or `GPU`, optionally with `+CPU`.
 pub fn check_cycles_device(device: &str) -> Result<(), String> {
     let gpu = device.strip_suffix("+CPU").unwrap_or(device);
+    // `GPU` (what `--gpu` asks for, issue 13): whichever GPU API the worker slot's GPUs
+    // have (OptiX or CUDA on NVIDIA, HIP on AMD), chosen by the worker.
+    if gpu == "GPU" {
+        return Ok(());
+    }
     known_name("Cycles device", gpu, CYCLES_DEVICES, &[])
         .map_err(|e| format!("{e} (optionally with `+CPU`)"))
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::codec;
 use crate::dcc::{RenderReport, ToolInfoReport, tool_for_kind};
+use crate::gpu::{Gpu, GpuRequirement};
 use crate::job::{
     AttemptOutcome, JobStatus, JobSummary, TaskCounts, TaskState, TaskStatus, TaskSummary,
     Timestamp,
@@ -66,6 +67,9 @@ pub struct QueueView {
 /// A connected worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WorkerView {
+    /// The GPUs its slot owns (an empty list without), so a script can see which workers
+    /// take GPU jobs.
+    pub gpus: Vec<GpuView>,
     /// The host it runs on, to find the machine.
     pub host: String,
     /// The id of the job whose task it runs, `null` when idle.
@@ -88,6 +92,59 @@ pub struct WorkerView {
     pub tools: Vec<ToolView>,
 }
 
+/// A GPU of a worker slot, with the keys `worker-info --json` gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GpuView {
+    /// The driver version, empty when not known: old drivers explain odd failures.
+    pub driver: String,
+    /// Its index on the host, as `nvidia-smi` numbers it.
+    pub index: u32,
+    /// Its memory in MiB, which memory requirements are checked against.
+    pub memory_mib: u64,
+    /// Its product name (`NVIDIA H200`), empty when not known.
+    pub name: String,
+    /// Its UUID (`GPU-5f3c...`), which tells GPUs apart across hosts and reboots.
+    pub uuid: String,
+    /// `nvidia`, `amd` or `unknown`: which API runs on it.
+    pub vendor: String,
+}
+
+impl From<&Gpu> for GpuView {
+    fn from(gpu: &Gpu) -> Self {
+        GpuView {
+            driver: gpu.driver.clone(),
+            index: gpu.index,
+            memory_mib: gpu.memory_mib,
+            name: gpu.name.clone(),
+            uuid: gpu.uuid.clone(),
+            vendor: gpu.vendor.as_str().to_owned(),
+        }
+    }
+}
+
+/// What a job needs of a GPU, as `status --json` and `info --json` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GpuRequirementView {
+    /// How many GPUs each task needs on its slot.
+    pub count: u32,
+    /// The least memory of each, in MiB; 0 for any.
+    pub memory_mib: u64,
+    /// The same in words (`2 GPUs of 24 GiB`), as `info` says it.
+    pub text: String,
+}
+
+impl GpuRequirementView {
+    /// The view of `need`; `None` when it asks for nothing, so jobs without a GPU
+    /// requirement keep their JSON shape.
+    pub fn of(need: &GpuRequirement) -> Option<GpuRequirementView> {
+        (!need.is_none()).then(|| GpuRequirementView {
+            count: need.gpus_needed(),
+            memory_mib: need.memory_mib,
+            text: need.to_string(),
+        })
+    }
+}
+
 /// A tool a worker found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ToolView {
@@ -100,6 +157,10 @@ pub struct ToolView {
 /// Queued tasks of one kind in one queue that no connected worker can run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnservedView {
+    /// The GPUs their jobs need, when workers serve the queue with the kind but none has
+    /// them; absent when the kind is what is missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<GpuRequirementView>,
     /// Their kind, which names the task.
     pub kind: String,
     /// Their queue.
@@ -141,6 +202,7 @@ impl From<&QueueSummary> for QueueView {
 impl From<&WorkerSummary> for WorkerView {
     fn from(worker: &WorkerSummary) -> Self {
         WorkerView {
+            gpus: worker.gpus.iter().map(GpuView::from).collect(),
             host: worker.host.clone(),
             job: worker.task.map(|task| task.id.job.to_string()),
             name: worker.name.clone(),
@@ -164,6 +226,7 @@ impl From<&WorkerSummary> for WorkerView {
 impl From<&Unserved> for UnservedView {
     fn from(unserved: &Unserved) -> Self {
         UnservedView {
+            gpus: GpuRequirementView::of(&unserved.gpus),
             kind: unserved.kind.clone(),
             queue: unserved.queue.clone(),
             tasks: unserved.tasks,
@@ -225,6 +288,10 @@ pub struct JobStatusView {
     /// When its last task ended (RFC 3339), `null` while any has not: retention counts
     /// from here.
     pub ended: Option<String>,
+    /// What each of its tasks needs of a GPU (`--gpus`, `--gpu-memory`, `--gpu`); absent
+    /// when nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<GpuRequirementView>,
     /// Its stable id (a UUID), for programs.
     pub id: String,
     /// Its tasks' kind (`buildcat.blender.render`), which says what tool runs it.
@@ -305,6 +372,7 @@ impl From<&JobStatus> for JobStatusView {
         JobStatusView {
             created: rfc3339(job.created_at),
             ended: job.ended_at.map(rfc3339),
+            gpus: GpuRequirementView::of(&job.options.gpus),
             id: job.id.to_string(),
             kind: job.kind.clone(),
             name: job.name.clone(),

@@ -437,6 +437,8 @@ impl Client {
             engine,
             scene: scene_name,
             cycles_device,
+            // `gpu=True` (issue 13) is not offered in Python yet.
+            gpu: false,
             python_expr,
             blender_args,
             allow_missing_libraries,

@@ -24,6 +24,7 @@ mod faults;
 mod garbage;
 // GPU shares per slot (issue 13), with declared GPUs: no GPU needed.
 mod gpus;
+mod gpu_routing;
 mod harness;
 mod hostile;
 mod houdini;

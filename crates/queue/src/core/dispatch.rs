@@ -1,15 +1,17 @@
 //! Dispatch: queues, workers, and which worker runs which task.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::Arc;
 
+use buildcat_proto::gpu::MAX_GPUS;
 use buildcat_proto::{
-    Assignment, Attempt, AttemptOutcome, JobId, MAX_TOOL_TEXT, MAX_TOOLS, QueueSummary, Reply,
-    RequestError, RequestId, ServerFrame, TaskCounts, TaskId, TaskState, Timestamp, ToolVersion,
-    WorkerRegistration,
+    Assignment, Attempt, AttemptOutcome, Gpu, GpuRequirement, JobId, MAX_TOOL_TEXT, MAX_TOOLS,
+    QueueSummary, Reply, RequestError, RequestId, ServerFrame, TaskCounts, TaskId, TaskState,
+    Timestamp, ToolVersion, WorkerRegistration,
 };
 
-use super::job::QueueKey;
+use super::job::{Job, QueueKey};
 use super::lifecycle::AwaitingCommit;
 use super::{ConnId, Core, Effect};
 
@@ -24,8 +26,9 @@ pub(super) struct Queue {
     /// Tasks waiting for a worker, in dispatch order: queued, not waiting for a retry, of a
     /// job that is not paused. (Those of a paused queue stay here; dispatch skips the queue.)
     pub(super) pending: BTreeSet<QueueKey>,
-    /// How many of the pending tasks are of each kind, to tell which no worker can run.
-    pub(super) pending_kinds: HashMap<Arc<str>, u64>,
+    /// How many of the pending tasks are of each kind and GPU requirement, to tell which
+    /// no worker can run (no worker has the kind, or none of those has the GPUs).
+    pub(super) pending_kinds: HashMap<(Arc<str>, GpuRequirement), u64>,
     /// Its tasks by state as kept (never paused).
     pub(super) counts: TaskCounts,
     /// Queued tasks of paused jobs: shown as paused.
@@ -37,21 +40,22 @@ pub(super) struct Queue {
 }
 
 impl Queue {
-    /// Adds a task to the dispatch order.
-    pub(super) fn push(&mut self, key: QueueKey, kind: &Arc<str>) {
+    /// Adds a task of a job of kind `kind` needing `gpus` to the dispatch order.
+    pub(super) fn push(&mut self, key: QueueKey, kind: &Arc<str>, gpus: GpuRequirement) {
         if self.pending.insert(key) {
-            *self.pending_kinds.entry(kind.clone()).or_default() += 1;
+            *self.pending_kinds.entry((kind.clone(), gpus)).or_default() += 1;
         }
     }
 
     /// Takes a task out of the dispatch order, if it is in it.
-    pub(super) fn take(&mut self, key: &QueueKey, kind: &Arc<str>) {
+    pub(super) fn take(&mut self, key: &QueueKey, kind: &Arc<str>, gpus: GpuRequirement) {
+        let group = (kind.clone(), gpus);
         if self.pending.remove(key)
-            && let Some(count) = self.pending_kinds.get_mut(kind)
+            && let Some(count) = self.pending_kinds.get_mut(&group)
         {
             *count -= 1;
             if *count == 0 {
-                self.pending_kinds.remove(kind);
+                self.pending_kinds.remove(&group);
             }
         }
     }
@@ -98,8 +102,15 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    /// Whether it can run a task at all: it serves the task's queue and has its kind.
-    fn can_run(&self, queue: &str, kind: &str) -> bool {
+    /// Whether it can run a task of `job` at all: it serves the job's queue, has its kind
+    /// and has the GPUs it needs. Decided per job, never per task, so dispatch can skip a
+    /// whole job's tasks at once.
+    fn can_run(&self, job: &Job) -> bool {
+        self.serves(&job.queue, &job.kind) && job.options.gpus.is_met_by(&self.registration.gpus)
+    }
+
+    /// Whether it serves `queue` and has `kind`, whatever its GPUs.
+    pub(super) fn serves(&self, queue: &str, kind: &str) -> bool {
         self.kinds.contains(kind) && self.registration.queues.iter().any(|q| q == queue)
     }
 }
@@ -107,11 +118,23 @@ impl Worker {
 /// What the server remembers of a worker by name, across its reconnects.
 #[derive(Debug, Default)]
 pub(super) struct WorkerRecord {
-    /// The different jobs it failed a task of since it last finished one, oldest first:
-    /// tasks of one job count once, since a broken render fails on every worker.
-    pub(super) failed_in_a_row: Vec<JobId>,
+    /// The failures it had since it last finished a task, oldest first: tasks of one job
+    /// count once, since a broken render fails on every worker, except GPU faults, which
+    /// count every time (a GPU that keeps faulting is the worker's problem).
+    pub(super) failed_in_a_row: Vec<FailureInRow>,
     /// Set while it is quarantined.
     pub(super) quarantine: Option<Quarantine>,
+}
+
+/// One failure counted toward a worker's quarantine.
+#[derive(Debug)]
+pub(super) struct FailureInRow {
+    /// The job whose task failed: a second failure of the same job is not counted again
+    /// (unless it is a GPU fault).
+    pub(super) job: JobId,
+    /// What went wrong with a GPU, when that was the cause: such failures always count, and
+    /// the quarantine reason names them.
+    pub(super) gpu_fault: Option<String>,
 }
 
 /// Why, and until when, a worker gets no work.
@@ -136,7 +159,8 @@ impl Core {
         let key = job.queue_key(id.index);
         let queue_name = job.queue.clone();
         let kind = job.kind.clone();
-        self.queue_mut(&queue_name).push(key, &kind);
+        let gpus = job.options.gpus;
+        self.queue_mut(&queue_name).push(key, &kind, gpus);
         self.notice_dispatchable(now, id);
         if self.queue_paused(&queue_name) {
             return;
@@ -186,17 +210,52 @@ impl Core {
         let Some(task) = job.task(id.index) else {
             return false;
         };
-        if !worker.can_run(&job.queue, &job.kind) || self.quarantined(&worker.registration.name) {
+        if !worker.can_run(job) || self.quarantined(&worker.registration.name) {
             return false;
         }
         if !task.failed_on(&worker.registration.name) {
             return true;
         }
         !self.workers.values().any(|other| {
-            other.can_run(&job.queue, &job.kind)
+            other.can_run(job)
                 && !self.quarantined(&other.registration.name)
                 && !task.failed_on(&other.registration.name)
         })
+    }
+
+    /// The first pending task of `queue` that the worker on `conn` should take. Tasks of one
+    /// job sit together in the dispatch order and whether a worker can run them at all
+    /// (queue, kind, GPUs) is the job's, so a job it cannot run is skipped in one step: a
+    /// GPU job of thousands of tasks at the head of a queue costs a CPU worker one look-up,
+    /// not thousands, and does not hold up the jobs behind it.
+    fn first_task_for(&self, conn: ConnId, worker: &Worker, queue: &Queue) -> Option<TaskId> {
+        let mut from: Bound<QueueKey> = Bound::Unbounded;
+        loop {
+            let (priority, first) = *queue.pending.range((from, Bound::Unbounded)).next()?;
+            // Past this job's last task: every task of a job has its priority.
+            let past_job = (
+                priority,
+                TaskId {
+                    job: first.job,
+                    index: u32::MAX,
+                },
+            );
+            let fits = self
+                .jobs
+                .get(&first.job)
+                .is_some_and(|job| worker.can_run(job));
+            if fits {
+                let found = queue
+                    .pending
+                    .range((priority, first)..=past_job)
+                    .map(|(_, id)| *id)
+                    .find(|id| self.may_take(conn, *id));
+                if found.is_some() {
+                    return found;
+                }
+            }
+            from = Bound::Excluded(past_job);
+        }
     }
 
     /// Whether the worker named `name` is quarantined.
@@ -213,8 +272,9 @@ impl Core {
         };
         let key = job.queue_key(id.index);
         let kind = job.kind.clone();
+        let gpus = job.options.gpus;
         let queue = job.queue.clone();
-        self.queue_mut(&queue).take(&key, &kind);
+        self.queue_mut(&queue).take(&key, &kind, gpus);
     }
 
     pub(super) fn queue_mut(&mut self, name: &Arc<str>) -> &mut Queue {
@@ -411,11 +471,7 @@ impl Core {
             if queue.paused {
                 continue;
             }
-            found = queue
-                .pending
-                .iter()
-                .map(|(_, id)| *id)
-                .find(|id| self.may_take(conn, *id));
+            found = self.first_task_for(conn, worker, queue);
             if found.is_some() {
                 break;
             }
@@ -451,7 +507,9 @@ impl Core {
             self.reply(conn, id, Err(error));
             return;
         }
-        if let Err(why) = check_tools(&registration.tools) {
+        if let Err(why) =
+            check_tools(&registration.tools).and_then(|()| check_gpus(&registration.gpus))
+        {
             self.reply(conn, id, Err(RequestError::Invalid(why)));
             return;
         }
@@ -649,19 +707,34 @@ impl Core {
     }
 
     /// Counts a failure of a task of `job` on the worker named `name`; quarantines the
-    /// worker once it has failed tasks of `quarantine_after` different jobs in a row.
-    pub(super) fn count_failure(&mut self, now: Timestamp, name: &str, job: JobId, reason: &str) {
+    /// worker once it has failed tasks of `quarantine_after` different jobs in a row. A GPU
+    /// fault (`gpu_fault`) counts every time, even within one job.
+    pub(super) fn count_failure(
+        &mut self,
+        now: Timestamp,
+        name: &str,
+        job: JobId,
+        reason: &str,
+        gpu_fault: Option<&str>,
+    ) {
         let limit = self.config.quarantine_after;
         if limit == 0 {
             return;
         }
         let cooldown = self.config.quarantine_cooldown;
         let record = self.records.entry(name.to_owned()).or_default();
-        if !record.failed_in_a_row.contains(&job) {
-            record.failed_in_a_row.push(job);
+        if record.quarantine.is_some() {
+            // Already out of work: a task it still ran adds nothing.
+            return;
+        }
+        if gpu_fault.is_some() || !record.failed_in_a_row.iter().any(|seen| seen.job == job) {
+            record.failed_in_a_row.push(FailureInRow {
+                job,
+                gpu_fault: gpu_fault.map(str::to_owned),
+            });
         }
         let count = u32::try_from(record.failed_in_a_row.len()).unwrap_or(u32::MAX);
-        if count < limit || record.quarantine.is_some() {
+        if count < limit {
             return;
         }
         let until = (!cooldown.is_zero()).then(|| now.plus(cooldown));
@@ -673,13 +746,31 @@ impl Core {
                 cooldown.as_secs()
             )
         };
-        tracing::warn!(worker = %name, failed = count, last = %reason, "worker quarantined: it failed job after job");
-        record.quarantine = Some(Quarantine {
-            reason: format!(
-                "failed {count} different jobs in a row (last: {reason}); no work {how_long}"
-            ),
-            until,
-        });
+        let faults = record
+            .failed_in_a_row
+            .iter()
+            .filter(|failure| failure.gpu_fault.is_some())
+            .count();
+        let last_fault = record
+            .failed_in_a_row
+            .iter()
+            .rev()
+            .find_map(|failure| failure.gpu_fault.as_deref());
+        let why = match last_fault {
+            Some(fault) => {
+                tracing::warn!(worker = %name, failed = count, gpu_faults = faults, last = %fault, "worker quarantined: its GPUs keep faulting");
+                format!(
+                    "GPU faults: {fault} ({faults} of the {count} tasks it failed in a row; last: {reason}); check its GPUs (`nvidia-smi`); no work {how_long}"
+                )
+            }
+            None => {
+                tracing::warn!(worker = %name, failed = count, last = %reason, "worker quarantined: it failed job after job");
+                format!(
+                    "failed {count} different jobs in a row (last: {reason}); no work {how_long}"
+                )
+            }
+        };
+        record.quarantine = Some(Quarantine { reason: why, until });
         // An idle slot of this worker leaves the idle order.
         let idle: Vec<ConnId> = self
             .workers
@@ -720,6 +811,25 @@ impl Core {
             let _ = self.enable_worker(now, &name);
         }
     }
+}
+
+/// Whether the GPUs a worker slot registers are within what the server keeps for each
+/// worker: `info` carries every worker's GPUs, so one peer must not make every reply huge.
+pub(super) fn check_gpus(gpus: &[Gpu]) -> Result<(), String> {
+    if gpus.len() > MAX_GPUS {
+        return Err(format!(
+            "a worker slot may register at most {MAX_GPUS} GPUs, this one registered {}; give it fewer with `--gpus` or `--gpus-per-slot`",
+            gpus.len()
+        ));
+    }
+    if let Some(gpu) = gpus.iter().find(|gpu| !gpu.is_within_limits()) {
+        return Err(format!(
+            "GPU {}'s uuid, name or driver is over the limit of {} bytes; a worker sends them as the driver reports them, so this peer is not a buildcat worker of this version",
+            gpu.index,
+            buildcat_proto::gpu::MAX_GPU_TEXT
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the tools a worker lists are within what the server keeps for each worker:

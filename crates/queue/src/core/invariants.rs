@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use buildcat_proto::{Dependency, JobState, TaskCounts, TaskState};
+use buildcat_proto::{Dependency, GpuRequirement, JobState, TaskCounts, TaskState};
 
 use super::lifecycle::AwaitingCommit;
 use super::{ConnId, Core};
@@ -174,7 +174,7 @@ impl Core {
             }
         }
         for (name, queue) in &self.queues {
-            let mut kinds: HashMap<&str, u64> = HashMap::new();
+            let mut kinds: HashMap<(&str, GpuRequirement), u64> = HashMap::new();
             for (_, id) in &queue.pending {
                 let Some(job) = self.jobs.get(&id.job) else {
                     return Err(format!("queue {name} dispatches unknown task {id}"));
@@ -186,12 +186,12 @@ impl Core {
                         job.queue
                     ));
                 }
-                *kinds.entry(&job.kind).or_default() += 1;
+                *kinds.entry((&job.kind, job.options.gpus)).or_default() += 1;
             }
-            let counted: HashMap<&str, u64> = queue
+            let counted: HashMap<(&str, GpuRequirement), u64> = queue
                 .pending_kinds
                 .iter()
-                .map(|(kind, count)| (&**kind, *count))
+                .map(|((kind, gpus), count)| ((&**kind, *gpus), *count))
                 .collect();
             if kinds != counted {
                 return Err(format!(

@@ -687,6 +687,13 @@ pub(super) fn check_bounds(new: &NewJob) -> Result<(), String> {
             new.options.max_attempts
         ));
     }
+    if new.options.gpus.count > buildcat_proto::MAX_GPUS_REQUIRED {
+        return Err(format!(
+            "a job may require at most {} GPUs, not {}: no worker slot has more; ask for fewer with `--gpus`",
+            buildcat_proto::MAX_GPUS_REQUIRED,
+            new.options.gpus.count
+        ));
+    }
     if new.options.after.len() > MAX_DEPENDENCIES {
         return Err(format!(
             "a job may depend on at most {MAX_DEPENDENCIES} jobs or tasks, not {}; make it \

@@ -212,7 +212,8 @@ impl Core {
                 }
                 TaskState::Queued if !paused => {
                     let key = job.queue_key(task_id.index);
-                    self.queue_mut(&queue_name).push(key, &job.kind);
+                    self.queue_mut(&queue_name)
+                        .push(key, &job.kind, job.options.gpus);
                 }
                 TaskState::Started => {
                     let worker = task
@@ -779,7 +780,8 @@ impl Core {
         match &outcome {
             Outcome::Failed(failure) => {
                 let reason = failure.reason.clone();
-                self.count_failure(now, &worker, task_id.job, &reason);
+                let gpu_fault = failure.gpu_fault.clone();
+                self.count_failure(now, &worker, task_id.job, &reason, gpu_fault.as_deref());
             }
             Outcome::Finished(_) | Outcome::FinishedWithTasks { .. } => self.count_success(&worker),
             Outcome::Canceled | Outcome::Interrupted => {}

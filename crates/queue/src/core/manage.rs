@@ -357,6 +357,7 @@ impl Core {
             let job = self.jobs.get(&id).ok_or(RequestError::UnknownJob(target))?;
             let queue_name = job.queue.clone();
             let kind = job.kind.clone();
+            let gpus = job.options.gpus;
             let moved: Vec<u32> = job
                 .indexed()
                 .filter(|(_, task)| task.state == TaskState::Queued)
@@ -367,7 +368,7 @@ impl Core {
             let mut requeue = Vec::new();
             for key in old_keys {
                 if queue.pending.contains(&key) {
-                    queue.take(&key, &kind);
+                    queue.take(&key, &kind, gpus);
                     requeue.push(key.1.index);
                 }
             }
@@ -380,7 +381,7 @@ impl Core {
             self.ops.push(StoreOp::UpdateJob(job.record()));
             let queue = self.queue_mut(&queue_name);
             for key in new_keys {
-                queue.push(key, &kind);
+                queue.push(key, &kind, gpus);
             }
             self.changed(id, moved.len())
         });

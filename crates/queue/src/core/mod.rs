@@ -35,9 +35,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buildcat_proto::{
-    Dependency, FarmInfo, JobId, LogPage, Reply, Request, RequestError, RequestId, Requeue, Role,
-    RunningTask, ServerFrame, TaskId, TaskState, Timestamp, Unserved, WorkerActivity,
-    WorkerSummary,
+    Dependency, FarmInfo, GpuRequirement, JobId, LogPage, Reply, Request, RequestError, RequestId,
+    Requeue, Role, RunningTask, ServerFrame, TaskId, TaskState, Timestamp, Unserved,
+    WorkerActivity, WorkerSummary,
 };
 
 use crate::store::{Loaded, StoreError, StoreOp};
@@ -728,29 +728,49 @@ impl Core {
             })
             .collect();
         workers.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut unserved = Vec::new();
+        let mut unserved: Vec<Unserved> = Vec::new();
         for (name, queue) in &self.queues {
             if queue.paused {
                 // Held by a person, not waiting for a worker.
                 continue;
             }
-            for (kind, tasks) in &queue.pending_kinds {
-                let served = self.workers.values().any(|worker| {
-                    worker.kinds.contains(&**kind)
-                        && worker.registration.queues.iter().any(|q| **q == **name)
+            for ((kind, gpus), tasks) in &queue.pending_kinds {
+                let mut serving = self
+                    .workers
+                    .values()
+                    .filter(|worker| worker.serves(name, kind))
+                    .peekable();
+                // No worker has the kind: that is the reason, whatever the GPUs. Workers
+                // that have it but not the GPUs: the GPUs are.
+                let missing = if serving.peek().is_none() {
+                    GpuRequirement::NONE
+                } else if serving.any(|worker| gpus.is_met_by(&worker.registration.gpus)) {
+                    continue;
+                } else {
+                    *gpus
+                };
+                let same = unserved.iter_mut().find(|entry| {
+                    *entry.queue == **name && *entry.kind == **kind && entry.gpus == missing
                 });
-                if !served {
-                    unserved.push(Unserved {
+                match same {
+                    Some(entry) => entry.tasks += *tasks,
+                    None => unserved.push(Unserved {
                         queue: name.to_string(),
                         kind: kind.to_string(),
                         tasks: *tasks,
-                        // Issue 13's routing fills this.
-                        gpus: buildcat_proto::GpuRequirement::NONE,
-                    });
+                        gpus: missing,
+                    }),
                 }
             }
         }
-        unserved.sort_by(|a, b| (&a.queue, &a.kind).cmp(&(&b.queue, &b.kind)));
+        unserved.sort_by(|a, b| {
+            (&a.queue, &a.kind, a.gpus.count, a.gpus.memory_mib).cmp(&(
+                &b.queue,
+                &b.kind,
+                b.gpus.count,
+                b.gpus.memory_mib,
+            ))
+        });
         FarmInfo {
             queues,
             workers,

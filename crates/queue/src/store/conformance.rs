@@ -168,7 +168,7 @@ fn failure() -> Failure {
         reason: "blender exited with an error".to_owned(),
         exit_code: Some(3),
         output_tail: vec!["line one".to_owned(), "line two".to_owned()],
-        gpu_fault: None,
+        gpu_fault: Some("GPU 0 (NVIDIA H200): CUDA out of memory".to_owned()),
     }
 }
 
@@ -215,7 +215,11 @@ pub(crate) fn full_job(id: JobId, number: u64, after: Vec<Dependency>) -> Stored
             max_attempts: 3,
             priority: -7,
             after,
-            gpus: buildcat_proto::GpuRequirement::NONE,
+            // Issue 13: the requirement is kept.
+            gpus: buildcat_proto::GpuRequirement {
+                count: 2,
+                memory_mib: 24_576,
+            },
         },
         paused: true,
         created_at: Timestamp(1_700_000_000_123),

@@ -20,6 +20,7 @@
 
 use buildcat_proto::{JobId, JobOptions, LogPage, TaskId, TaskStatus, Timestamp};
 
+mod blobs;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod migrate;

@@ -12,6 +12,7 @@ use buildcat_proto::{
 };
 
 mod faults;
+mod gpus;
 mod jobs;
 mod logs;
 mod memstore;

@@ -40,6 +40,23 @@ use crate::store::{Store, StoreError, StoreOp};
 const DEFAULT_SEQUENCES: u64 = 2_000;
 /// Inputs in a sequence's random phase.
 const STEPS: usize = 250;
+/// The GPUs the worker named `name` registers: the first two have one (the same on every
+/// reconnect, as a host's do), so GPU jobs wait for them while CPU jobs go anywhere.
+fn gpus_of(name: &str) -> Vec<buildcat_proto::Gpu> {
+    if name == NAMES[0] || name == NAMES[1] {
+        vec![buildcat_proto::Gpu {
+            index: 0,
+            uuid: format!("GPU-{name}"),
+            name: "NVIDIA H200".to_owned(),
+            memory_mib: 143_771,
+            driver: "550.54.15".to_owned(),
+            vendor: buildcat_proto::GpuVendor::Nvidia,
+        }]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Worker names: few, so that reconnects under a name happen often.
 const NAMES: [&str; 4] = ["w0", "w1", "w2", "w3"];
 const KIND: &str = "buildcat.worker.info";
@@ -654,6 +671,13 @@ impl Sim {
             if self.rng.chance(15) {
                 options.timeout_ms = Some(1_000 + self.rng.below(20_000));
             }
+            if self.rng.chance(20) {
+                // Only the workers with a GPU (issue 13) may run it.
+                options.gpus = buildcat_proto::GpuRequirement {
+                    count: 1,
+                    memory_mib: 0,
+                };
+            }
             if self.rng.chance(15) {
                 let dependency = if self.rng.chance(50) {
                     self.random_job().map(Dependency::Job)
@@ -760,7 +784,7 @@ impl Sim {
             version: "sim".to_owned(),
             running,
             tools: Vec::new(),
-            gpus: Vec::new(),
+            gpus: gpus_of(name),
         };
         self.request(conn, Request::Register(registration))?;
         Ok(conn)

@@ -456,6 +456,7 @@ function jobView(main, number) {
           h("dt", { text: "queue" }), h("dd", { text: job.queue }),
           h("dt", { text: "submitter" }), h("dd", { text: job.submitter }),
           h("dt", { text: "priority" }), h("dd", { text: job.priority }),
+          ...(job.gpus ? [h("dt", { text: "needs" }), h("dd", { class: "gpus", text: job.gpus.text + " per task" })] : []),
           h("dt", { text: "created" }), h("dd", { text: job.created + " (" + age(job.created) + " ago)" })));
       grid.replaceChildren(...job.tasks.map((t) => h("div", {
         class: "cell " + t.state + (t.index === chosen ? " chosen" : ""),
@@ -483,6 +484,14 @@ function framesOf(tasks) {
 
 // ---- workers --------------------------------------------------------------------------
 
+// A GPU as `info` names it: `GPU 0 NVIDIA H200 140 GiB`.
+function gpuText(gpu) {
+  const parts = ["GPU " + gpu.index];
+  if (gpu.name) parts.push(gpu.name);
+  if (gpu.memory_mib > 0) parts.push(Math.round(gpu.memory_mib / 1024) + " GiB");
+  return parts.join(" ");
+}
+
 function workersView(main) {
   const table = h("table", { id: "workers" });
   const none = h("p", { class: "muted", text: "No worker is connected.", hidden: true });
@@ -491,13 +500,14 @@ function workersView(main) {
     name: "workers",
     async refresh() {
       const { workers } = await api("GET", "/api/v1/workers");
-      table.replaceChildren(h("thead", {}, h("tr", {}, ...["name", "host", "state", "task", "queues", "tools", "root", "quarantine", ""]
+      table.replaceChildren(h("thead", {}, h("tr", {}, ...["name", "host", "state", "task", "queues", "tools", "GPUs", "root", "quarantine", ""]
         .map((c) => h("th", { text: c })))),
         h("tbody", {}, workers.map((w) => h("tr", { "data-worker": w.name },
           h("td", { text: w.name }), h("td", { text: w.host }), h("td", {}, stateBadge(w.state)),
           h("td", {}, w.task ? h("a", { href: "#/job/" + w.task.split(".")[0], text: w.task }) : ""),
           h("td", { text: w.queues.join(", ") }),
           h("td", { class: "tools", text: (w.tools || []).map((t) => t.version ? t.name + " " + t.version : t.name).join(", ") }),
+          h("td", { class: "gpus", text: (w.gpus || []).map(gpuText).join(", ") }),
           h("td", { class: "name", title: w.root, text: w.root }),
           h("td", { class: "name", title: w.quarantine || "", text: w.quarantine || "" }),
           h("td", {}, w.quarantine ? h("button", { onclick: async () => {

@@ -744,6 +744,8 @@ fn apply(
             let created = rows::to_sql(record.created_at.0, "creation time", &subject)?;
             let ended = rows::to_sql_time(record.ended_at, "end time", &subject)?;
             let max_attempts = i64::from(record.options.max_attempts);
+            let gpus = i64::from(record.options.gpus.count);
+            let gpu_memory = rows::to_sql(record.options.gpus.memory_mib, "GPU memory", &subject)?;
             tx.execute(
                 &statements.insert_job,
                 &[
@@ -761,6 +763,8 @@ fn apply(
                     &record.paused,
                     &created,
                     &ended,
+                    &gpus,
+                    &gpu_memory,
                 ],
             )
             .map_err(|e| {

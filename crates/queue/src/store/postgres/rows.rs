@@ -9,13 +9,15 @@ use buildcat_proto::{
 use postgres::Row;
 use uuid::Uuid;
 
+use crate::store::blobs::{decode_attempts, decode_failure};
 use crate::store::page::Chunk;
 use crate::store::{JobRecord, OutputExtent, StoreError, StoredTask};
 
 /// Inserts a job; the parameters are the columns in table order.
 pub(super) const INSERT_JOB: &str = "INSERT INTO buildcat.jobs (id, number, name, queue, kind, \
-    submitter, runs, timeout_ms, max_attempts, priority, after, paused, created_at, ended_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+    submitter, runs, timeout_ms, max_attempts, priority, after, paused, created_at, ended_at, \
+    gpus, gpu_memory_mib) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 
 /// Inserts a task; the parameters are the columns in table order.
 pub(super) const INSERT_TASK: &str = "INSERT INTO buildcat.tasks (job, idx, frames, args, \
@@ -68,8 +70,8 @@ pub(super) const CHECK_TERM: &str = "SELECT 1 FROM buildcat.meta WHERE term = $1
 
 /// Reads every job in id order; the columns are in table order.
 pub(super) const SELECT_JOBS: &str = "SELECT id, number, name, queue, kind, submitter, runs, \
-    timeout_ms, max_attempts, priority, after, paused, created_at, ended_at FROM buildcat.jobs \
-    ORDER BY id";
+    timeout_ms, max_attempts, priority, after, paused, created_at, ended_at, gpus, \
+    gpu_memory_mib FROM buildcat.jobs ORDER BY id";
 
 /// Reads every task in job order, then index order; the columns are in table order.
 pub(super) const SELECT_TASKS: &str = "SELECT job, idx, frames, args, state, max_attempts, \
@@ -163,8 +165,10 @@ pub(super) fn decode_job(id: JobId, row: &Row) -> Result<JobRecord, String> {
             max_attempts: unsigned(get(row, 8, "max_attempts")?, "max_attempts")?,
             priority: get(row, 9, "priority")?,
             after,
-            // Stored with issue 13's routing.
-            gpus: buildcat_proto::GpuRequirement::NONE,
+            gpus: buildcat_proto::GpuRequirement {
+                count: unsigned(get(row, 14, "gpus")?, "gpus")?,
+                memory_mib: unsigned(get(row, 15, "gpu_memory_mib")?, "gpu_memory_mib")?,
+            },
         },
         paused: get(row, 11, "paused")?,
         created_at: Timestamp(unsigned(get(row, 12, "created_at")?, "created_at")?),
@@ -185,14 +189,9 @@ pub(super) fn decode_task(id: TaskId, job: &JobRecord, row: &Row) -> Result<Stor
         );
     }
     let attempts: Vec<u8> = get(row, 7, "attempts")?;
-    let attempts: Vec<Attempt> =
-        decode_value(&attempts).map_err(|e| format!("its attempts cannot be decoded: {e}"))?;
+    let attempts: Vec<Attempt> = decode_attempts(&attempts)?;
     let failure: Option<Vec<u8>> = get(row, 9, "failure")?;
-    let failure: Option<Failure> = failure
-        .map(|bytes| {
-            decode_value(&bytes).map_err(|e| format!("its failure cannot be decoded: {e}"))
-        })
-        .transpose()?;
+    let failure: Option<Failure> = failure.map(|bytes| decode_failure(&bytes)).transpose()?;
     let ended: Option<i64> = get(row, 6, "ended_at")?;
     Ok(StoredTask {
         status: TaskStatus {

@@ -14,7 +14,15 @@ use crate::store::StoreError;
 /// The version of the layout this buildcat writes, and the newest it reads.
 ///
 /// 1: jobs with their tasks, task output, paused queues, the next job number and the term.
-pub const SCHEMA_VERSION: i32 = 1;
+/// 2: what a job needs of a GPU (`jobs.gpus`, `jobs.gpu_memory_mib`; 0 for none).
+pub const SCHEMA_VERSION: i32 = 2;
+
+/// Version 1 to 2: jobs gain their GPU requirement, none (0) for every job stored so far.
+const MIGRATE_TO_2: &str = "
+    ALTER TABLE buildcat.jobs
+        ADD COLUMN gpus BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN gpu_memory_mib BIGINT NOT NULL DEFAULT 0;
+";
 
 /// The tables of the current layout.
 ///
@@ -50,7 +58,9 @@ const CREATE_TABLES: &str = "
         after BYTEA NOT NULL,
         paused BOOLEAN NOT NULL,
         created_at BIGINT NOT NULL,
-        ended_at BIGINT
+        ended_at BIGINT,
+        gpus BIGINT NOT NULL DEFAULT 0,
+        gpu_memory_mib BIGINT NOT NULL DEFAULT 0
     );
     CREATE TABLE buildcat.tasks (
         job BYTEA NOT NULL,
@@ -140,6 +150,14 @@ pub(super) fn init(tx: &mut Transaction<'_>, shown: &str) -> Result<(), StoreErr
             "it has schema version {version}, which no buildcat writes; the database is \
              damaged, restore it from a backup"
         )));
+    }
+    if version < 2 {
+        tx.batch_execute(MIGRATE_TO_2).map_err(open_err)?;
+        tx.execute(
+            "INSERT INTO buildcat.migrations (version, software) VALUES (2, $1)",
+            &[&SOFTWARE_VERSION],
+        )
+        .map_err(open_err)?;
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! PostgreSQL-only tests, against a private cluster: the conformance suite every store
-//! passes, fencing by term, and a newer schema refused.
+//! passes, fencing by term, a newer schema refused and an older one migrated.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -138,4 +138,44 @@ fn urls_are_read_shown_without_password_and_tls_settings_taken() {
         .expect_err("a bad port is refused");
     assert!(!bad.to_string().contains("secret"), "{bad}");
     assert!(is_postgres_url("postgres://x@y/z") && !is_postgres_url("buildcat.db"));
+}
+
+/// A database of layout version 1 (jobs without a GPU requirement) is migrated at open:
+/// its jobs need no GPU, and new jobs keep theirs (issue 13).
+#[test]
+fn a_version_1_database_reads_its_jobs_as_needing_no_gpu() -> TestResult {
+    let Some(cluster) = Cluster::start_or_skip("a_version_1_database_reads") else {
+        return Ok(());
+    };
+    let url = fresh_database(&cluster);
+    let context = uuid::ContextV7::new();
+    {
+        let mut store = PostgresStore::open(&options(&url))?;
+        store.commit(&[StoreOp::Insert(plain_job(new_id(&context, 1), 1))])?;
+    }
+    // Version 1's layout is this one without the jobs' GPUs.
+    let mut admin = postgres::Client::connect(&url, NoTls)?;
+    admin.batch_execute(
+        "ALTER TABLE buildcat.jobs DROP COLUMN gpus, DROP COLUMN gpu_memory_mib;
+         UPDATE buildcat.migrations SET version = 1;",
+    )?;
+    let mut store = PostgresStore::open(&options(&url))?;
+    let loaded = store.load()?;
+    assert_eq!(loaded.jobs.len(), 1);
+    assert_eq!(
+        loaded.jobs[0].job.options.gpus,
+        buildcat_proto::GpuRequirement::NONE
+    );
+    let mut new = plain_job(new_id(&context, 2), 2);
+    new.job.options.gpus = buildcat_proto::GpuRequirement {
+        count: 1,
+        memory_mib: 8_192,
+    };
+    store.commit(&[StoreOp::Insert(new.clone())])?;
+    assert_eq!(store.load()?.jobs[1].job.options.gpus, new.job.options.gpus);
+    let newest: i32 = admin
+        .query_one("SELECT max(version) FROM buildcat.migrations", &[])?
+        .try_get(0)?;
+    assert_eq!(newest, SCHEMA_VERSION);
+    Ok(())
 }

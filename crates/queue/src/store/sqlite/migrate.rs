@@ -141,6 +141,30 @@ pub(super) fn output_streams(
     };
     conn.execute_batch("ALTER TABLE output ADD COLUMN stderr BLOB;")
         .map_err(open_err)?;
+    conn.execute("UPDATE meta SET value = 4 WHERE key = 'schema_version'", [])
+        .map_err(open_err)?;
+    Ok(())
+}
+
+/// Rewrites a file of schema version 4 to version 5: jobs gain their GPU requirement
+/// (`gpus`, `gpu_memory_mib`), none (0) for every job stored so far, which ran anywhere.
+pub(super) fn gpu_requirements(
+    conn: &Connection,
+    path: &Path,
+    shown: &str,
+) -> Result<(), StoreError> {
+    let open_err = |e: rusqlite::Error| StoreError::Open {
+        path: shown.to_owned(),
+        message: format!(
+            "could not migrate it from schema version 4: {}",
+            describe_open(path, &e)
+        ),
+    };
+    conn.execute_batch(
+        "ALTER TABLE jobs ADD COLUMN gpus INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE jobs ADD COLUMN gpu_memory_mib INTEGER NOT NULL DEFAULT 0;",
+    )
+    .map_err(open_err)?;
     conn.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
         [SCHEMA_VERSION],
@@ -181,8 +205,8 @@ mod tests {
 
     use buildcat_proto::codec::encode_value;
     use buildcat_proto::{
-        Attempt, AttemptOutcome, Dependency, Failure, JobId, JobOptions, TaskId, TaskState,
-        TaskStatus, Timestamp,
+        Attempt, AttemptOutcome, Dependency, Failure, GpuRequirement, JobId, JobOptions, TaskId,
+        TaskState, TaskStatus, Timestamp,
     };
     use rusqlite::{Connection, params};
 
@@ -572,11 +596,13 @@ mod tests {
                 },
             ])?;
         }
-        // Version 3's layout is this one without `output.stderr`.
+        // Version 3's layout is this one without `output.stderr` and the jobs' GPUs.
         {
             let conn = Connection::open(&path)?;
             conn.execute_batch(
                 "ALTER TABLE output DROP COLUMN stderr;
+                 ALTER TABLE jobs DROP COLUMN gpus;
+                 ALTER TABLE jobs DROP COLUMN gpu_memory_mib;
                  UPDATE meta SET value = 3 WHERE key = 'schema_version';",
             )?;
         }
@@ -599,6 +625,45 @@ mod tests {
         let page = store.read_output(task, 0, 10_000)?;
         assert_eq!(page.lines, ["old 1", "old 2", "new out", "new err"]);
         assert_eq!(page.stderr, [3]);
+        Ok(())
+    }
+
+    /// Issue 13: a file of schema version 4 (jobs without a GPU requirement) becomes
+    /// version 5; its jobs need no GPU, and new jobs keep theirs.
+    #[test]
+    fn a_version_4_file_reads_its_jobs_as_needing_no_gpu() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("old.db");
+        let ids = uuid::ContextV7::new();
+        let old = plain_job(new_id(&ids, 1), 1);
+        {
+            let mut store = SqliteStore::open(&path, SqliteOptions::default())?;
+            store.commit(&[StoreOp::Insert(old.clone())])?;
+        }
+        // Version 4's layout is this one without the jobs' GPUs.
+        {
+            let conn = Connection::open(&path)?;
+            conn.execute_batch(
+                "ALTER TABLE jobs DROP COLUMN gpus;
+                 ALTER TABLE jobs DROP COLUMN gpu_memory_mib;
+                 UPDATE meta SET value = 4 WHERE key = 'schema_version';",
+            )?;
+        }
+        let mut store = SqliteStore::open(&path, SqliteOptions::default())?;
+        let loaded = store.load()?;
+        assert_eq!(loaded.jobs.len(), 1);
+        assert_eq!(loaded.jobs[0].job.options.gpus, GpuRequirement::NONE);
+        let mut new = plain_job(new_id(&ids, 2), 2);
+        new.job.options.gpus = GpuRequirement {
+            count: 2,
+            memory_mib: 24_576,
+        };
+        store.commit(&[StoreOp::Insert(new.clone())])?;
+        drop(store);
+        assert_eq!(version_of(&path)?, SCHEMA_VERSION);
+        let mut store = SqliteStore::open(&path, SqliteOptions::default())?;
+        let loaded = store.load()?;
+        assert_eq!(loaded.jobs[1].job.options.gpus, new.job.options.gpus);
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use rusqlite::{CachedStatement, Row, params};
 use uuid::Uuid;
 
 use super::errors::write_error;
+use crate::store::blobs::{decode_attempts, decode_failure};
 use crate::store::{JobRecord, OutputExtent, StoreError, StoredJob, StoredTask};
 
 /// Bytes of a job id.
@@ -27,8 +28,9 @@ pub(super) const ID_LEN: usize = 16;
 
 /// Inserts a job; the parameters are the columns in table order.
 pub(super) const INSERT_JOB: &str = "INSERT INTO jobs (id, number, name, queue, kind, \
-    submitter, runs, timeout_ms, max_attempts, priority, after, paused, created_at, ended_at) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+    submitter, runs, timeout_ms, max_attempts, priority, after, paused, created_at, ended_at, \
+    gpus, gpu_memory_mib) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
 /// Inserts a task; the parameters are the columns in table order.
 pub(super) const INSERT_TASK: &str = "INSERT INTO tasks (job, idx, frames, args, state, \
@@ -62,8 +64,8 @@ pub(super) const SELECT_NEXT_NUMBER: &str = "SELECT value FROM meta WHERE key = 
 
 /// Reads every job in id order; the columns are in table order.
 pub(super) const SELECT_JOBS: &str = "SELECT id, number, name, queue, kind, submitter, runs, \
-    timeout_ms, max_attempts, priority, after, paused, created_at, ended_at FROM jobs \
-    ORDER BY id";
+    timeout_ms, max_attempts, priority, after, paused, created_at, ended_at, gpus, \
+    gpu_memory_mib FROM jobs ORDER BY id";
 
 /// Reads every task in job order, then index order; the columns are in table order.
 pub(super) const SELECT_TASKS: &str = "SELECT job, idx, frames, args, state, max_attempts, \
@@ -253,6 +255,8 @@ pub(super) fn insert_job(
         job.paused,
         to_sql_int(job.created_at.0, "creation time", subject)?,
         to_sql_time(job.ended_at, "end time", subject)?,
+        job.options.gpus.count,
+        to_sql_int(job.options.gpus.memory_mib, "GPU memory", subject)?,
     ])
     .map_err(|e| {
         if is_constraint(&e, rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) {
@@ -454,8 +458,10 @@ pub(super) fn decode_job(id: JobId, row: &Row<'_>) -> Result<JobRecord, String> 
             max_attempts: columns.required(8, "max_attempts")?,
             priority: columns.required(9, "priority")?,
             after,
-            // Stored with issue 13's routing.
-            gpus: buildcat_proto::GpuRequirement::NONE,
+            gpus: buildcat_proto::GpuRequirement {
+                count: columns.required(14, "gpus")?,
+                memory_mib: columns.required(15, "gpu_memory_mib")?,
+            },
         },
         paused,
         created_at: Timestamp(columns.required(12, "created_at")?),
@@ -479,14 +485,12 @@ pub(super) fn decode_task(
         );
     }
     let attempts: Vec<Attempt> = match columns.blob(7, "attempts")? {
-        Some(bytes) => {
-            decode_value(bytes).map_err(|e| format!("its attempts cannot be decoded: {e}"))?
-        }
+        Some(bytes) => decode_attempts(bytes)?,
         None => Vec::new(),
     };
     let failure: Option<Failure> = columns
         .blob(9, "failure")?
-        .map(|bytes| decode_value(bytes).map_err(|e| format!("its failure cannot be decoded: {e}")))
+        .map(decode_failure)
         .transpose()?;
     Ok(StoredTask {
         status: TaskStatus {

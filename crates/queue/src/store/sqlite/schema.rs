@@ -19,7 +19,8 @@ use std::path::Path;
 /// 1: jobs. 2: job output (the `output` table), which version 1 kept in memory only.
 /// 3: jobs made of tasks (the `tasks` table), job numbers, paused queues.
 /// 4: which output lines were stderr (`output.stderr`).
-pub const SCHEMA_VERSION: i64 = 4;
+/// 5: what a job needs of a GPU (`jobs.gpus`, `jobs.gpu_memory_mib`).
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The `meta` table: the schema version and the next job number, as key and value.
 const CREATE_META: &str = "
@@ -45,6 +46,10 @@ const CREATE_META: &str = "
 /// ascending order, or NULL when all are stdout (as are the chunks stored before version 4).
 /// A rowid table too: chunks of tens of kilobytes would weigh down a clustered index.
 ///
+/// `jobs.gpus` and `jobs.gpu_memory_mib` are the job's GPU requirement (`--gpus`,
+/// `--gpu-memory`), 0 for none: last, with defaults, as version 5 added them to the rows
+/// of older files.
+///
 /// `paused_queues` is a handful of short names, looked up by name only: `WITHOUT ROWID`.
 pub(super) const CREATE_TABLES: &str = "
     CREATE TABLE jobs (
@@ -61,7 +66,9 @@ pub(super) const CREATE_TABLES: &str = "
         after BLOB NOT NULL,
         paused INTEGER NOT NULL,
         created_at INTEGER NOT NULL,
-        ended_at INTEGER
+        ended_at INTEGER,
+        gpus INTEGER NOT NULL DEFAULT 0,
+        gpu_memory_mib INTEGER NOT NULL DEFAULT 0
     ) STRICT;
     CREATE TABLE tasks (
         job BLOB NOT NULL,
@@ -143,6 +150,10 @@ pub(super) fn init_schema(
             }
             Some(StoredVersion::Int(3)) => {
                 migrate::output_streams(&tx, path, shown)?;
+                migrate::gpu_requirements(&tx, path, shown)?;
+            }
+            Some(StoredVersion::Int(4)) => {
+                migrate::gpu_requirements(&tx, path, shown)?;
             }
             Some(StoredVersion::Int(v)) if v > SCHEMA_VERSION => {
                 return Err(incompatible(format!(
