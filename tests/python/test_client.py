@@ -175,3 +175,28 @@ def test_modo_and_redshift_renders_are_planned_like_the_cli(client):
         client.redshift_render("archives/a.rs", timeout=-1)
     modo.cancel()
     redshift.cancel()
+
+
+def test_a_gpu_job_waits_for_a_gpu_while_a_cpu_job_runs(client):
+    # The test farm's worker has no GPU: the job needing two waits, the one behind it runs.
+    gpu_job = client.run(["true"], gpus=2, gpu_memory=24 * 1024)
+    status = gpu_job.status()
+    assert status["gpus"] == {"count": 2, "memory_mib": 24576, "text": "2 GPUs of 24 GiB"}
+    assert client.run(["true"]).wait(timeout=PATIENCE) == {"exit_code": 0}
+    assert gpu_job.status()["state"] == "queued"
+    unserved = client.info()["unserved"]
+    assert any(entry.get("gpus", {}).get("count") == 2 for entry in unserved), unserved
+    gpu_job.cancel()
+
+
+def test_gpu_renders_ask_for_one_gpu_and_refuse_the_cpu(client):
+    job = client.blender_render("shot.blend", frames="1-2", gpu=True, queue="no-gpu-here")
+    status = job.status()
+    assert status["gpus"]["count"] == 1, status
+    assert "--gpu" in status["runs"], status
+    job.cancel()
+    with pytest.raises(buildcat.InvalidRequest) as refused:
+        client.blender_render("shot.blend", frames="1", gpu=True, cycles_device="CPU")
+    assert "--cycles-device CPU" in str(refused.value)
+    with pytest.raises(buildcat.InvalidRequest):
+        client.run(["true"], gpu_memory=0)

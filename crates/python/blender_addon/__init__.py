@@ -118,6 +118,18 @@ class BuildcatSettings(bpy.types.PropertyGroup):
         ],
         default="WORKER",
     )
+    gpu: BoolProperty(
+        name="Render on a GPU",
+        default=False,
+        description="Each task needs a worker slot with a GPU of its own and renders Cycles "
+        "on it (the slot's CUDA or HIP unless a device is picked above)",
+    )
+    gpu_memory: IntProperty(
+        name="GPU memory (MiB)",
+        default=0,
+        min=0,
+        description="The least memory the GPU must have, in MiB; 0 for any",
+    )
     last_job: IntProperty(name="Last job", default=0)
 
 
@@ -165,6 +177,8 @@ def submit(context):
             name=settings.job_name or None,
             queue=settings.queue,
             priority=settings.priority,
+            gpu=settings.gpu,
+            gpu_memory=settings.gpu_memory or None,
         )
     settings.last_job = job.number
     return job
@@ -243,6 +257,9 @@ class BUILDCAT_PT_render(bpy.types.Panel):
         layout.prop(settings, "output")
         layout.prop(settings, "priority")
         layout.prop(settings, "device")
+        layout.prop(settings, "gpu")
+        if settings.gpu:
+            layout.prop(settings, "gpu_memory")
         layout.operator(BUILDCAT_OT_submit.bl_idname, icon="RENDER_ANIMATION")
         if settings.last_job:
             row = layout.row()

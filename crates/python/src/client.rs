@@ -37,6 +37,10 @@ pub struct Submit {
     pub timeout: Option<f64>,
     /// How many times each task may be started.
     pub attempts: Option<u32>,
+    /// How many GPUs the worker slot that runs each task must own (`gpus=`, `gpu=True`: 1).
+    pub gpus: Option<u32>,
+    /// The least memory each of those GPUs must have, in MiB (`gpu_memory=`).
+    pub gpu_memory: Option<u64>,
 }
 
 /// A connection to a buildcat server (a context manager: `with buildcat.Client() as farm:`).
@@ -49,6 +53,15 @@ pub struct Client {
     client: Mutex<Option<buildcat_client::Client>>,
     /// `host:port`, for messages and `repr`.
     address: String,
+}
+
+/// The GPUs a render asks for: `gpus`, or one with `gpu=True` (as the CLI's `--gpu`).
+fn gpu_count(gpus: Option<u32>, gpu: bool) -> Option<u32> {
+    match gpus {
+        Some(count) if gpu => Some(count.max(1)),
+        None if gpu => Some(1),
+        other => other,
+    }
 }
 
 /// `host:port`, with an IPv6 host in brackets.
@@ -183,6 +196,32 @@ impl Client {
         }
         if let Some(priority) = submit.priority {
             options.priority = priority;
+        }
+        if let Some(count) = submit.gpus {
+            if count > buildcat_client::proto::MAX_GPUS_REQUIRED {
+                return Err(errors::raise(
+                    py,
+                    "InvalidRequest",
+                    format!(
+                        "gpus={count} is more than any worker slot may have (at most {})",
+                        buildcat_client::proto::MAX_GPUS_REQUIRED
+                    ),
+                    None,
+                ));
+            }
+            options.gpus.count = count;
+        }
+        if let Some(memory_mib) = submit.gpu_memory {
+            if memory_mib == 0 {
+                return Err(errors::raise(
+                    py,
+                    "InvalidRequest",
+                    "gpu_memory must be at least 1 MiB; leave it out to take a GPU of any memory"
+                        .to_owned(),
+                    None,
+                ));
+            }
+            options.gpus.memory_mib = memory_mib;
         }
         Ok(options)
     }
@@ -331,7 +370,7 @@ impl Client {
     /// Runs a program on a worker, without a shell, in the farm root: `argv[0]` is the
     /// program (looked up on the worker's PATH), the rest its arguments.
     #[pyo3(signature = (argv, *, name = None, queue = "default".to_owned(), priority = None,
-        timeout = None, attempts = None, after = None))]
+        timeout = None, attempts = None, after = None, gpus = None, gpu_memory = None))]
     #[allow(clippy::too_many_arguments, reason = "Python keyword arguments")]
     fn run(
         &self,
@@ -343,6 +382,8 @@ impl Client {
         timeout: Option<f64>,
         attempts: Option<u32>,
         after: Option<Vec<Bound<'_, PyAny>>>,
+        gpus: Option<u32>,
+        gpu_memory: Option<u64>,
     ) -> PyResult<Job> {
         let Some(program) = argv.first().cloned() else {
             return Err(errors::raise(
@@ -366,6 +407,8 @@ impl Client {
             priority,
             timeout,
             attempts,
+            gpus,
+            gpu_memory,
         };
         self.submit_with_after(py, plan, submit, after)
     }
@@ -390,6 +433,8 @@ impl Client {
             priority,
             timeout,
             attempts: None,
+            gpus: None,
+            gpu_memory: None,
         };
         self.submit_plan(py, plan, submit)
     }
@@ -402,7 +447,7 @@ impl Client {
         engine = None, scene_name = None, cycles_device = None, python_expr = None,
         blender_args = Vec::new(), allow_missing_libraries = false, allow_outside_root = false,
         movie = false, name = None, queue = "default".to_owned(), priority = None,
-        timeout = None, attempts = None, after = None))]
+        timeout = None, attempts = None, after = None, gpus = None, gpu_memory = None, gpu = false))]
     #[allow(clippy::too_many_arguments, reason = "Python keyword arguments")]
     fn blender_render(
         &self,
@@ -426,6 +471,9 @@ impl Client {
         timeout: Option<f64>,
         attempts: Option<u32>,
         after: Option<Vec<Bound<'_, PyAny>>>,
+        gpus: Option<u32>,
+        gpu_memory: Option<u64>,
+        gpu: bool,
     ) -> PyResult<Job> {
         let frames = frames.map(|frames| frame_spec(py, frames)).transpose()?;
         let plan = BlenderRenderPlan {
@@ -437,8 +485,7 @@ impl Client {
             engine,
             scene: scene_name,
             cycles_device,
-            // `gpu=True` (issue 13) is not offered in Python yet.
-            gpu: false,
+            gpu,
             python_expr,
             blender_args,
             allow_missing_libraries,
@@ -451,6 +498,8 @@ impl Client {
             priority,
             timeout,
             attempts,
+            gpus: gpu_count(gpus, gpu),
+            gpu_memory,
         };
         // Without frames, the scene's own range: read on a worker, which adds the render
         // tasks to the job.
@@ -466,7 +515,7 @@ impl Client {
     /// `hython`: one job of one task.
     #[pyo3(signature = (hip, *, frames = None, rop = "/out/mantra_ipr".to_owned(), name = None,
         queue = "default".to_owned(), priority = None, timeout = None, attempts = None,
-        after = None))]
+        after = None, gpus = None, gpu_memory = None, gpu = false))]
     #[allow(clippy::too_many_arguments, reason = "Python keyword arguments")]
     fn houdini_render_hip(
         &self,
@@ -480,6 +529,9 @@ impl Client {
         timeout: Option<f64>,
         attempts: Option<u32>,
         after: Option<Vec<Bound<'_, PyAny>>>,
+        gpus: Option<u32>,
+        gpu_memory: Option<u64>,
+        gpu: bool,
     ) -> PyResult<Job> {
         let frames = match frames {
             Some(frames) => frame_spec(py, frames)?,
@@ -492,6 +544,8 @@ impl Client {
             priority,
             timeout,
             attempts,
+            gpus: gpu_count(gpus, gpu),
+            gpu_memory,
         };
         self.submit_with_after(py, plan, submit, after)
     }
@@ -499,7 +553,7 @@ impl Client {
     /// Renders `.ifd` files (relative to the farm root) with `mantra -f FILE`: one job of
     /// one task per file.
     #[pyo3(signature = (paths, *, name = None, queue = "default".to_owned(), priority = None,
-        timeout = None, attempts = None, after = None))]
+        timeout = None, attempts = None, after = None, gpus = None, gpu_memory = None, gpu = false))]
     #[allow(clippy::too_many_arguments, reason = "Python keyword arguments")]
     fn houdini_render_ifd(
         &self,
@@ -511,6 +565,9 @@ impl Client {
         timeout: Option<f64>,
         attempts: Option<u32>,
         after: Option<Vec<Bound<'_, PyAny>>>,
+        gpus: Option<u32>,
+        gpu_memory: Option<u64>,
+        gpu: bool,
     ) -> PyResult<Job> {
         let ifds: Vec<String> = match paths.extract::<String>() {
             Ok(one) => vec![one],
@@ -523,6 +580,8 @@ impl Client {
             priority,
             timeout,
             attempts,
+            gpus: gpu_count(gpus, gpu),
+            gpu_memory,
         };
         self.submit_with_after(py, plan, submit, after)
     }
@@ -531,7 +590,7 @@ impl Client {
     /// `modo_cl`: one job of one task per frame.
     #[pyo3(signature = (lxo, *, start = 0, stop = 1, step = 1, name = None,
         queue = "default".to_owned(), priority = None, timeout = None, attempts = None,
-        after = None))]
+        after = None, gpus = None, gpu_memory = None, gpu = false))]
     #[allow(clippy::too_many_arguments, reason = "Python keyword arguments")]
     fn modo_render(
         &self,
@@ -546,6 +605,9 @@ impl Client {
         timeout: Option<f64>,
         attempts: Option<u32>,
         after: Option<Vec<Bound<'_, PyAny>>>,
+        gpus: Option<u32>,
+        gpu_memory: Option<u64>,
+        gpu: bool,
     ) -> PyResult<Job> {
         let plan = ModoRenderPlan {
             lxo,
@@ -561,13 +623,15 @@ impl Client {
             priority,
             timeout,
             attempts,
+            gpus: gpu_count(gpus, gpu),
+            gpu_memory,
         };
         self.submit_with_after(py, plan, submit, after)
     }
 
     /// Renders a `.rs` archive (relative to the farm root) with `redshiftCmdLine`.
     #[pyo3(signature = (rs, *, name = None, queue = "default".to_owned(), priority = None,
-        timeout = None, attempts = None, after = None))]
+        timeout = None, attempts = None, after = None, gpus = None, gpu_memory = None, gpu = false))]
     #[allow(clippy::too_many_arguments, reason = "Python keyword arguments")]
     fn redshift_render(
         &self,
@@ -579,6 +643,9 @@ impl Client {
         timeout: Option<f64>,
         attempts: Option<u32>,
         after: Option<Vec<Bound<'_, PyAny>>>,
+        gpus: Option<u32>,
+        gpu_memory: Option<u64>,
+        gpu: bool,
     ) -> PyResult<Job> {
         let plan = RedshiftRenderPlan {
             rs,
@@ -592,6 +659,8 @@ impl Client {
             priority,
             timeout,
             attempts,
+            gpus: gpu_count(gpus, gpu),
+            gpu_memory,
         };
         self.submit_with_after(py, plan, submit, after)
     }

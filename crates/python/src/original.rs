@@ -132,6 +132,8 @@ pub fn submit(
         priority: None,
         timeout: job_timeout,
         attempts: None,
+        gpus: None,
+        gpu_memory: None,
     };
     /// A job of one task of a kind without arguments.
     fn info<T: Task>(task: T) -> buildcat_client::render::RenderPlan<T> {

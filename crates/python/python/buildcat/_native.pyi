@@ -65,6 +65,8 @@ class Client:
         timeout: Optional[float] = None,
         attempts: Optional[int] = None,
         after: After = None,
+        gpus: Optional[int] = None,
+        gpu_memory: Optional[int] = None,
     ) -> Job: ...
     def worker_info(
         self,
@@ -95,6 +97,9 @@ class Client:
         timeout: Optional[float] = None,
         attempts: Optional[int] = None,
         after: After = None,
+        gpus: Optional[int] = None,
+        gpu_memory: Optional[int] = None,
+        gpu: bool = False,
     ) -> Job: ...
     def houdini_render_hip(
         self,
@@ -108,6 +113,9 @@ class Client:
         timeout: Optional[float] = None,
         attempts: Optional[int] = None,
         after: After = None,
+        gpus: Optional[int] = None,
+        gpu_memory: Optional[int] = None,
+        gpu: bool = False,
     ) -> Job: ...
     def houdini_render_ifd(
         self,
@@ -119,6 +127,9 @@ class Client:
         timeout: Optional[float] = None,
         attempts: Optional[int] = None,
         after: After = None,
+        gpus: Optional[int] = None,
+        gpu_memory: Optional[int] = None,
+        gpu: bool = False,
     ) -> Job: ...
     def modo_render(
         self,
@@ -133,6 +144,9 @@ class Client:
         timeout: Optional[float] = None,
         attempts: Optional[int] = None,
         after: After = None,
+        gpus: Optional[int] = None,
+        gpu_memory: Optional[int] = None,
+        gpu: bool = False,
     ) -> Job: ...
     def redshift_render(
         self,
@@ -144,6 +158,9 @@ class Client:
         timeout: Optional[float] = None,
         attempts: Optional[int] = None,
         after: After = None,
+        gpus: Optional[int] = None,
+        gpu_memory: Optional[int] = None,
+        gpu: bool = False,
     ) -> Job: ...
     def submit_command(
         self,
