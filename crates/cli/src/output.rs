@@ -118,6 +118,17 @@ pub fn info_text(info: &FarmInfo) -> String {
                     worker.name, worker.name
                 ));
             }
+            if worker.paused {
+                let running = if worker.task.is_some() {
+                    "it finishes its task and takes no new one"
+                } else {
+                    "it takes no work"
+                };
+                out.push_str(&format!(
+                    "{} is paused: {running}\n  let it work: buildcat worker-resume {}\n",
+                    worker.name, worker.name
+                ));
+            }
         }
     }
     out
@@ -193,6 +204,7 @@ mod tests {
                     },
                 ],
                 gpus: Vec::new(),
+                paused: false,
             }],
             unserved: vec![Unserved {
                 queue: "default".to_owned(),
@@ -201,6 +213,7 @@ mod tests {
                 gpus: buildcat_proto::GpuRequirement::NONE,
             }],
             truncated: false,
+            output_bytes: 0,
         }
     }
 
@@ -237,6 +250,7 @@ mod tests {
       "host": "render01",
       "job": "0190f0c0-5d1e-7a3b-9c4d-2e5f6a7b8c9d",
       "name": "w1",
+      "paused": false,
       "queues": [
         "default"
       ],

@@ -116,6 +116,7 @@ mod tests {
             quarantine: None,
             tools: Vec::new(),
             gpus: Vec::new(),
+            paused: false,
         }
     }
 
