@@ -149,7 +149,9 @@ pub async fn pause_workers(args: WorkerPauseArgs, paused: bool) -> anyhow::Resul
         };
         let error = match client.request(request).await {
             Ok(Reply::Ack) => None,
-            Ok(other) => Some(format!("the server answered {other:?}, not an acknowledgement")),
+            Ok(other) => Some(format!(
+                "the server answered {other:?}, not an acknowledgement"
+            )),
             Err(ClientError::RequestRefused(error)) => Some(error.to_string()),
             // The connection itself failed: the other names would fail the same way.
             Err(error) => return Err(error.into()),

@@ -1,15 +1,18 @@
 //! Pausing a worker (issue 12), end to end with the real binary: `buildcat worker-pause`
 //! lets the task it runs finish and gives it no new one, `info --json` and `/metrics` show
 //! it paused, the HTTP API resumes it and it takes the waiting job at once; the pause holds
-//! while the worker reconnects and a server restart forgets it. And the
+//! while the worker reconnects and a server restart forgets it. The Workers page's Pause
+//! and Resume buttons in real headless Chromium (`tests/web/worker_pause.mjs`). And the
 //! `buildcat_output_bytes` gauge counts the output kept, back to nothing after a delete.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{Farm, describe, json, worker};
+use crate::harness::{Farm, PATIENCE, Streaming, describe, json, worker};
 use crate::http::{farm_with_http, request};
+use crate::render::on_path;
 
 /// A shell command that waits for `file` to exist, so a test decides when its job ends
 /// without timing it.
@@ -60,7 +63,10 @@ fn a_paused_worker_finishes_its_task_and_takes_no_more_until_resumed() {
     // Busy with its task, and paused.
     let info = farm.info();
     let p1 = shown(&info, "p1");
-    assert_eq!((&p1["state"], &p1["paused"]), (&"busy".into(), &true.into()));
+    assert_eq!(
+        (&p1["state"], &p1["paused"]),
+        (&"busy".into(), &true.into())
+    );
     let text = farm.ok(&["info"]);
     assert!(
         String::from_utf8_lossy(&text.stdout).contains("p1 is paused"),
@@ -76,7 +82,10 @@ fn a_paused_worker_finishes_its_task_and_takes_no_more_until_resumed() {
     });
     assert_eq!(shown(&info, "p1")["task"], Value::Null);
     assert_eq!(farm.job(&waiting)["state"], "queued");
-    assert_eq!(metric(http, "buildcat_workers", &[("state", "paused")]), 1.0);
+    assert_eq!(
+        metric(http, "buildcat_workers", &[("state", "paused")]),
+        1.0
+    );
     assert_eq!(metric(http, "buildcat_workers", &[("state", "idle")]), 0.0);
 
     // Resumed through the API, it takes the waiting job at once.
@@ -99,7 +108,10 @@ fn a_paused_worker_finishes_its_task_and_takes_no_more_until_resumed() {
     let output = farm.run(&["worker-resume", "p1", "nobody", "--json"]);
     assert!(!output.status.success(), "{}", describe(&output));
     let views = json(&output);
-    assert_eq!(views["workers"][0], serde_json::json!({ "worker": "p1", "paused": false }));
+    assert_eq!(
+        views["workers"][0],
+        serde_json::json!({ "worker": "p1", "paused": false })
+    );
     assert_eq!(views["workers"][1]["worker"], "nobody");
     assert!(
         views["workers"][1]["error"]
@@ -126,7 +138,10 @@ fn a_pause_holds_while_the_worker_reconnects_and_a_server_restart_forgets_it() {
     let _second = farm.worker(&["--name", "r1"]);
     let info = farm.wait_for_info("r1 back", |info| worker(info, "r1").is_some());
     let r1 = shown(&info, "r1");
-    assert_eq!((&r1["state"], &r1["paused"]), (&"paused".into(), &true.into()));
+    assert_eq!(
+        (&r1["state"], &r1["paused"]),
+        (&"paused".into(), &true.into())
+    );
     assert_eq!(farm.job(&waiting)["state"], "queued");
 
     farm.kill_server();
@@ -142,7 +157,12 @@ fn the_output_bytes_gauge_counts_the_output_kept_until_its_job_is_deleted() {
     let _worker = farm.worker(&["--name", "o1"]);
     assert_eq!(metric(http, "buildcat_output_bytes", &[]), 0.0);
     // Three lines of 11 bytes each, with their newlines.
-    let job = farm.submit(&["--", "sh", "-c", "echo first-line; echo secondline; echo third-line"]);
+    let job = farm.submit(&[
+        "--",
+        "sh",
+        "-c",
+        "echo first-line; echo secondline; echo third-line",
+    ]);
     farm.wait_for_job(&job, "finished", |job| job["state"] == "finished");
     assert_eq!(metric(http, "buildcat_output_bytes", &[]), 33.0);
     let other = farm.submit(&["--", "echo", "kept"]);
@@ -152,4 +172,96 @@ fn the_output_bytes_gauge_counts_the_output_kept_until_its_job_is_deleted() {
     assert_eq!(metric(http, "buildcat_output_bytes", &[]), 5.0);
     farm.ok(&["delete", &other]);
     assert_eq!(metric(http, "buildcat_output_bytes", &[]), 0.0);
+}
+
+/// What the Chromium check needs (the browser and `tests/web`), or why it cannot run here.
+fn browser_setup() -> Result<(PathBuf, PathBuf), String> {
+    let chromium = std::env::var_os("CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    if !chromium.is_file() {
+        return Err(format!(
+            "no Chromium at {} (apt-get install chromium, or set CHROMIUM)",
+            chromium.display()
+        ));
+    }
+    if !on_path("node") {
+        return Err("no `node` on PATH (apt-get install nodejs npm)".to_owned());
+    }
+    if !web.join("node_modules/playwright-core").is_dir() {
+        return Err(format!(
+            "playwright-core is not installed: run `npm ci` in {}",
+            web.display()
+        ));
+    }
+    Ok((chromium, web))
+}
+
+/// The Workers page's buttons: Pause turns the row to `paused` (the server's view, fetched
+/// again after the action) with a Resume button in its place; Resume turns it back.
+#[test]
+fn the_workers_page_pauses_and_resumes_a_worker_in_chromium() {
+    let (chromium, web) = match browser_setup() {
+        Ok(setup) => setup,
+        Err(missing) => {
+            assert!(
+                std::env::var_os("BUILDCAT_CI").is_none(),
+                "BUILDCAT_CI is set but the browser test cannot run: {missing}"
+            );
+            eprintln!("skipped: {missing}");
+            return;
+        }
+    };
+    let (farm, http) = farm_with_http(&[]);
+    let _worker = farm.worker(&["--name", "page1"]);
+    farm.wait_for_info("page1 idle", |info| shown(info, "page1")["state"] == "idle");
+    let shots = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+            PathBuf::from,
+        )
+        .join("web-screenshots");
+    let mut command = Command::new("node");
+    command
+        .arg(web.join("worker_pause.mjs"))
+        .env("BUILDCAT_URL", format!("http://127.0.0.1:{http}/"))
+        .env("WORKER", "page1")
+        .env("SHOTS", &shots)
+        .env("CHROMIUM", &chromium);
+    let mut check = Streaming::spawn("the Chromium check of worker pause", command);
+    let (status, lines) = check.wait_exit(PATIENCE * 8);
+    let last = lines.last().cloned().unwrap_or_default();
+    let report: Value = serde_json::from_str(&last).unwrap_or_else(|error| {
+        panic!(
+            "the check's last line is not JSON ({error}): {lines:?}\n{}\n{}",
+            check.describe(),
+            farm.server_logs()
+        )
+    });
+    assert!(
+        status.success() && report["done"] == true,
+        "the Chromium check failed: {report:#}\n{}\n{}",
+        check.describe(),
+        farm.server_logs()
+    );
+    assert_eq!(report["state_before"], "idle", "{report:#}");
+    assert_eq!(report["state_paused"], "paused", "{report:#}");
+    assert_eq!(
+        report["buttons_paused"],
+        serde_json::json!(["resume"]),
+        "{report:#}"
+    );
+    assert_eq!(report["state_resumed"], "idle", "{report:#}");
+    assert_eq!(
+        report["buttons_resumed"],
+        serde_json::json!(["pause"]),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["console_errors"],
+        serde_json::json!([]),
+        "{report:#}"
+    );
+    assert_eq!(shown(&farm.info(), "page1")["paused"], false);
+    assert!(shots.join("workers-paused.png").is_file());
 }

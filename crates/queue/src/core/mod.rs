@@ -818,8 +818,8 @@ mod lifecycle;
 mod manage;
 mod notices;
 mod previews;
-mod worker_pause;
 #[cfg(test)]
 mod tests;
+mod worker_pause;
 
 pub use previews::{DEFAULT_PREVIEW_BUDGET, DEFAULT_PREVIEWS_PER_JOB};

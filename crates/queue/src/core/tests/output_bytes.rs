@@ -51,7 +51,10 @@ fn the_output_kept_is_counted_as_it_comes_is_dropped_and_is_deleted() {
     let (long, _) = farm.submit_one("default", INFO);
     print(&mut farm, long, 100);
     let kept = farm.store.output_bytes();
-    assert!(kept < 100 * BATCH_BYTES / 4, "the middle was dropped: {kept}");
+    assert!(
+        kept < 100 * BATCH_BYTES / 4,
+        "the middle was dropped: {kept}"
+    );
     assert_eq!(farm.core.info().output_bytes, kept);
     farm.complete(10, long, 1, Outcome::Finished(vec![]));
     // Deleting a job takes its output off the count at once.
