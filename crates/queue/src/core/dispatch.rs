@@ -183,8 +183,8 @@ impl Core {
     }
 
     /// Whether the worker on `conn` should be given `id`: it can run it, and it has not
-    /// already failed it, unless every worker that can run it has (then a retry anywhere
-    /// beats no retry).
+    /// already failed it, unless every worker that can run it (and takes work: not
+    /// quarantined or paused) has (then a retry anywhere beats no retry).
     fn may_take(&self, conn: ConnId, id: TaskId) -> bool {
         let Some(worker) = self.workers.get(&conn) else {
             return false;
@@ -204,6 +204,7 @@ impl Core {
         !self.workers.values().any(|other| {
             other.can_run(&job.queue, &job.kind)
                 && !self.quarantined(&other.registration.name)
+                && !self.worker_paused(&other.registration.name)
                 && !task.failed_on(&other.registration.name)
         })
     }

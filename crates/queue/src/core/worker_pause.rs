@@ -6,7 +6,9 @@
 //! worker reconnects (a machine being looked at does not start work after a network blip),
 //! but a server restart forgets it, as it forgets quarantines: it is not stored. A paused
 //! worker keeps the task it runs; when that task ends its slot is neither idle nor given
-//! work (`worker_ready` stops at the pause), and resuming offers it work at once.
+//! work (`worker_ready` stops at the pause), and resuming offers it work at once. A
+//! paused worker does not count as one that could take a retry (`may_take`), so a retry
+//! goes back to the worker that failed it rather than wait for the pause to end.
 
 use buildcat_proto::{RequestError, Timestamp};
 
@@ -37,8 +39,19 @@ impl Core {
                 tracing::info!(worker = %name, "worker paused: it finishes its task and takes no more");
             }
             record.paused = true;
+            let mut queues = std::collections::BTreeSet::new();
             for conn in connected {
                 self.leave_idle(conn);
+                if let Some(worker) = self.workers.get(&conn) {
+                    queues.extend(worker.registration.queues.iter().cloned());
+                }
+            }
+            // A retry held back from the worker that failed it, because this one could run
+            // it, goes to that worker now rather than wait for the pause to end.
+            for queue in queues {
+                if !self.queue_paused(&queue) {
+                    self.dispatch_queue(now, &queue);
+                }
             }
             return Ok(());
         }

@@ -153,3 +153,53 @@ fn a_pause_outlives_the_end_of_a_quarantine_and_a_finished_task() {
     farm.handle(Input::Tick);
     assert_eq!(farm.core.info().workers[0].activity, WorkerActivity::Paused);
 }
+
+/// A retry avoids the worker that failed it only while another worker would take it: a
+/// paused one would not, so the retry goes back to the one that failed it rather than
+/// waiting for the pause to end.
+#[test]
+fn a_retry_does_not_wait_for_a_paused_worker() {
+    let config = CoreConfig {
+        retry_backoff: std::time::Duration::ZERO,
+        ..CoreConfig::default()
+    };
+    let mut farm = Farm::with(config);
+    farm.worker(10, "w1", &["default"]);
+    farm.worker(11, "w2", &["default"]);
+    pause(&mut farm, "w2", true);
+    let options = buildcat_proto::JobOptions {
+        max_attempts: 2,
+        ..buildcat_proto::JobOptions::default()
+    };
+    let (ids, frames) = farm.submit(vec![super::job("default", INFO, options)]);
+    assert_eq!(assignments(&frames), vec![(10, ids[0], 1)]);
+    let failure = Outcome::Failed(buildcat_proto::Failure::new("flaky"));
+    let frames = farm.complete(10, ids[0], 1, failure);
+    assert_eq!(assignments(&frames), vec![(10, ids[0], 2)]);
+}
+
+/// A retry held back from the worker that failed it, because another worker could run it,
+/// goes to the first once the other is paused.
+#[test]
+fn pausing_the_other_worker_releases_a_held_back_retry() {
+    let config = CoreConfig {
+        retry_backoff: std::time::Duration::ZERO,
+        ..CoreConfig::default()
+    };
+    let mut farm = Farm::with(config);
+    farm.worker(10, "w1", &["default"]);
+    let options = buildcat_proto::JobOptions {
+        max_attempts: 2,
+        ..buildcat_proto::JobOptions::default()
+    };
+    let (ids, _) = farm.submit(vec![super::job("default", INFO, options)]);
+    let flaky = ids[0];
+    farm.worker(11, "w2", &["default"]);
+    let (busy, frames) = farm.submit_one("default", INFO);
+    assert_eq!(assignments(&frames), vec![(11, busy, 1)]);
+    let failure = Outcome::Failed(buildcat_proto::Failure::new("flaky"));
+    let frames = farm.complete(10, flaky, 1, failure);
+    assert!(assignments(&frames).is_empty(), "held for w2: {frames:?}");
+    let frames = pause(&mut farm, "w2", true);
+    assert_eq!(assignments(&frames), vec![(10, flaky, 2)]);
+}
