@@ -56,6 +56,11 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Let a quarantined worker take work again (`info` shows which are, and why).
     WorkerEnable(WorkerEnableArgs),
+    /// Pause workers: each finishes the task it runs and takes no new one until resumed
+    /// (held while it reconnects; a server restart forgets it).
+    WorkerPause(WorkerPauseArgs),
+    /// Let paused workers take work again, at once.
+    WorkerResume(WorkerPauseArgs),
     /// Save a job's newest frame preview (the last frame a task saved, 512 px) to a file.
     Preview(PreviewArgs),
     /// Watch a queue drain: its length, drain rate and when it will be empty.
@@ -762,6 +767,20 @@ pub struct WorkerEnableArgs {
     pub connection: Connection,
     /// The worker's name, as `buildcat info` shows it.
     pub name: String,
+}
+
+/// `buildcat worker-pause` and `buildcat worker-resume`.
+#[derive(Debug, Args)]
+pub struct WorkerPauseArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The workers' names, as `buildcat info` shows them.
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Print JSON: `{"workers": [{"worker": NAME, "paused": BOOL}, ...]}`, with `error`
+    /// in place of `paused` for a name the server refused.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `buildcat preview`.

@@ -145,6 +145,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Jobs(args) => jobs::list(args).await,
         Command::Cancel(args) => steer::cancel(args).await,
         Command::WorkerEnable(args) => jobs::worker_enable(args).await,
+        Command::WorkerPause(args) => steer::pause_workers(args, true).await,
+        Command::WorkerResume(args) => steer::pause_workers(args, false).await,
         Command::Preview(args) => preview::preview(args).await,
         Command::Requeue(args) => steer::requeue(args).await,
         Command::Pause(args) => steer::pause(args).await,

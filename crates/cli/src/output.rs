@@ -128,6 +128,17 @@ pub fn info_text(info: &FarmInfo) -> String {
                     worker.name, worker.name
                 ));
             }
+            if worker.paused {
+                let running = if worker.task.is_some() {
+                    "it finishes its task and takes no new one"
+                } else {
+                    "it takes no work"
+                };
+                out.push_str(&format!(
+                    "{} is paused: {running}\n  let it work: buildcat worker-resume {}\n",
+                    worker.name, worker.name
+                ));
+            }
         }
     }
     out
@@ -227,6 +238,7 @@ mod tests {
                     driver: "550.54.15".to_owned(),
                     vendor: buildcat_proto::GpuVendor::Nvidia,
                 }],
+                paused: false,
             }],
             unserved: vec![Unserved {
                 queue: "default".to_owned(),
@@ -235,6 +247,7 @@ mod tests {
                 gpus: buildcat_proto::GpuRequirement::NONE,
             }],
             truncated: false,
+            output_bytes: 0,
         }
     }
 
@@ -281,6 +294,7 @@ mod tests {
       "host": "render01",
       "job": "0190f0c0-5d1e-7a3b-9c4d-2e5f6a7b8c9d",
       "name": "w1",
+      "paused": false,
       "queues": [
         "default"
       ],

@@ -1,14 +1,17 @@
 //! Commands that steer jobs once submitted: `cancel`, `requeue`, `pause`, `resume`,
-//! `priority`, `delete`, and `wait`, which attaches to running jobs.
+//! `priority`, `delete`, and `wait`, which attaches to running jobs; and workers:
+//! `worker-pause` and `worker-resume`.
 
 use std::process::ExitCode;
 
-use buildcat_client::submitter_user;
+use buildcat_client::{ClientError, submitter_user};
 use buildcat_proto::view::ChangeView;
-use buildcat_proto::{Change, MAX_CHANGES_PER_REQUEST, Requeue};
+use buildcat_proto::{Change, MAX_CHANGES_PER_REQUEST, Reply, Request, Requeue};
 use serde_json::json;
 
-use crate::args::{CancelArgs, DeleteArgs, PauseArgs, PriorityArgs, RequeueArgs, WaitArgs};
+use crate::args::{
+    CancelArgs, DeleteArgs, PauseArgs, PriorityArgs, RequeueArgs, WaitArgs, WorkerPauseArgs,
+};
 use crate::jobs::{parse_all, parse_job, parse_task};
 
 /// Prints what a request did, one line per job or task named (refusals on stderr), or
@@ -130,6 +133,51 @@ async fn hold(args: PauseArgs, paused: bool) -> anyhow::Result<ExitCode> {
         client.resume(jobs).await?
     };
     Ok(print_changes(&changes, verb, "no jobs named", args.json))
+}
+
+/// `buildcat worker-pause NAME...` (`paused`) and `buildcat worker-resume NAME...`: one
+/// line per worker (refusals on stderr) or `{"workers": [...]}`; fails when any name was
+/// refused, after trying them all.
+pub async fn pause_workers(args: WorkerPauseArgs, paused: bool) -> anyhow::Result<ExitCode> {
+    let client = args.connection.connect().await?;
+    let mut views = Vec::with_capacity(args.names.len());
+    let mut refused = false;
+    for name in &args.names {
+        let request = Request::PauseWorker {
+            name: name.clone(),
+            paused,
+        };
+        let error = match client.request(request).await {
+            Ok(Reply::Ack) => None,
+            Ok(other) => Some(format!(
+                "the server answered {other:?}, not an acknowledgement"
+            )),
+            Err(ClientError::RequestRefused(error)) => Some(error.to_string()),
+            // The connection itself failed: the other names would fail the same way.
+            Err(error) => return Err(error.into()),
+        };
+        match error {
+            None if args.json => views.push(json!({ "worker": name, "paused": paused })),
+            None if paused => outln!("paused {name}: it finishes its task and takes no new one"),
+            None => outln!("resumed {name}: it takes work again"),
+            Some(error) => {
+                refused = true;
+                if args.json {
+                    views.push(json!({ "worker": name, "error": error }));
+                } else {
+                    eprintln!("error: {name}: {error}");
+                }
+            }
+        }
+    }
+    if args.json {
+        outln!("{}", json!({ "workers": views }));
+    }
+    Ok(if refused {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `buildcat priority JOB N`.

@@ -130,6 +130,7 @@ mod tests {
             quarantine: None,
             tools: Vec::new(),
             gpus: Vec::new(),
+            paused: false,
         }
     }
 

@@ -152,6 +152,17 @@ pub enum Request {
     /// [`MAX_TOOL_TEXT`]; [`RequestError::Invalid`] otherwise). Answered with
     /// [`Reply::Ack`]. Workers only.
     UpdateTools(Vec<ToolVersion>),
+    /// Pause a worker (every connection of that name): it finishes the task it runs and
+    /// takes no new one until it is resumed; or resume it, and it is offered work at once.
+    /// Kept by name in the server's memory, so it holds across the worker's reconnects but
+    /// not across a server restart. Answered with [`Reply::Ack`], or
+    /// [`RequestError::UnknownWorker`] for a name the server has never seen.
+    PauseWorker {
+        /// The worker's name, as `info` lists it.
+        name: String,
+        /// `true` to pause, `false` to resume.
+        paused: bool,
+    },
 }
 
 impl Request {
@@ -183,6 +194,8 @@ impl Request {
             Request::Preview(_) => "preview",
             Request::Previews { .. } => "previews",
             Request::UpdateTools(_) => "update-tools",
+            Request::PauseWorker { paused: true, .. } => "worker-pause",
+            Request::PauseWorker { paused: false, .. } => "worker-resume",
         }
     }
 }
@@ -631,6 +644,10 @@ pub struct FarmInfo {
     /// Whether entries were left out (from the ends of the longest lists) because the
     /// whole would not fit in one reply: a farm of very many queues or workers.
     pub truncated: bool,
+    /// Bytes of task output (log lines) the server keeps for every job on record, as a
+    /// running count the server updates as lines arrive, middles are dropped and jobs go,
+    /// so monitoring can watch the store grow without a scan per question.
+    pub output_bytes: u64,
 }
 
 /// Queued tasks of one kind in one queue that no connected worker serving that queue can
@@ -694,6 +711,10 @@ pub struct WorkerSummary {
     /// The GPUs the worker slot owns, as it registered them, so a person sees which slot
     /// renders on which GPU and why a GPU job waits.
     pub gpus: Vec<crate::Gpu>,
+    /// A person paused it (`buildcat worker-pause`): it finishes the task it runs and
+    /// takes no new one until resumed. Shown apart from `activity`, which stays `Busy`
+    /// while the last task runs, so a script can tell a draining worker from a busy one.
+    pub paused: bool,
 }
 
 /// The task a worker runs, as `info` names it.
@@ -721,15 +742,20 @@ pub enum WorkerActivity {
     /// Failed task after task of different jobs, so the server gives it no work until it is enabled again
     /// (`buildcat worker-enable NAME`) or its cool-down ends.
     Quarantined,
+    /// Paused by a person (`buildcat worker-pause NAME`) and running nothing: it takes no
+    /// work until `buildcat worker-resume NAME`. A quarantined worker shows as quarantined
+    /// even when paused, since that needs looking at.
+    Paused,
 }
 
 impl WorkerActivity {
-    /// `idle`, `busy` or `quarantined`.
+    /// `idle`, `busy`, `quarantined` or `paused`.
     pub fn as_str(self) -> &'static str {
         match self {
             WorkerActivity::Idle => "idle",
             WorkerActivity::Busy => "busy",
             WorkerActivity::Quarantined => "quarantined",
+            WorkerActivity::Paused => "paused",
         }
     }
 }

@@ -76,6 +76,9 @@ pub struct WorkerView {
     pub job: Option<String>,
     /// Its name, unique on the farm, as jobs' attempts record it.
     pub name: String,
+    /// A person paused it (`buildcat worker-pause`): it finishes its task and takes no
+    /// new one until resumed; `state` stays `busy` while that task runs.
+    pub paused: bool,
     /// Why it gets no work, while quarantined; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<String>,
@@ -83,7 +86,7 @@ pub struct WorkerView {
     pub queues: Vec<String>,
     /// Its root as that host sees it, where job paths resolve.
     pub root: String,
-    /// `idle`, `busy` or `quarantined`.
+    /// `idle`, `busy`, `quarantined` or `paused` (paused and running nothing).
     pub state: String,
     /// The task it runs as people name it (`42.3`), `null` when idle.
     pub task: Option<String>,
@@ -206,6 +209,7 @@ impl From<&WorkerSummary> for WorkerView {
             host: worker.host.clone(),
             job: worker.task.map(|task| task.id.job.to_string()),
             name: worker.name.clone(),
+            paused: worker.paused,
             quarantine: worker.quarantine.clone(),
             queues: worker.queues.clone(),
             root: worker.root.clone(),

@@ -54,4 +54,5 @@ mod tls;
 mod tutorial;
 mod watching;
 mod web;
+mod worker_pause;
 mod worker_tools;

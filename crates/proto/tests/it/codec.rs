@@ -121,6 +121,10 @@ fn client_frames() -> Vec<ClientFrame> {
             name: "hython".to_owned(),
             version: "20.5.410".to_owned(),
         }]),
+        Request::PauseWorker {
+            name: "render01.4242.1".to_owned(),
+            paused: false,
+        },
     ];
     requests
         .into_iter()
@@ -656,6 +660,7 @@ fn variant(request: &Request) -> usize {
         Request::Preview(_) => 21,
         Request::Previews { .. } => 22,
         Request::UpdateTools(_) => 23,
+        Request::PauseWorker { .. } => 24,
     }
 }
 
@@ -664,7 +669,7 @@ fn every_client_frame_round_trips() {
     let frames = client_frames();
     let covered: std::collections::BTreeSet<usize> =
         frames.iter().map(|frame| variant(&frame.request)).collect();
-    let all: std::collections::BTreeSet<usize> = (0..=23).collect();
+    let all: std::collections::BTreeSet<usize> = (0..=24).collect();
     assert_eq!(covered, all, "one frame per Request variant at least");
     for frame in &frames {
         // Ids below 251 are one byte; the variant index follows.

@@ -888,6 +888,17 @@ fn request() {
         ),
         "00000011 1717 01 07626c656e646572 05332e342e31",
     );
+    // A worker paused: its name, then `01` for paused (resume is `00`).
+    check(
+        &request(
+            24,
+            Request::PauseWorker {
+                name: "render01.4242.1".to_owned(),
+                paused: true,
+            },
+        ),
+        "00000013 1818 0f72656e64657230312e343234322e31 01",
+    );
 }
 
 #[test]
@@ -1056,6 +1067,7 @@ fn reply() {
                     version: "20.5".to_owned(),
                 }],
                 gpus: Vec::new(),
+                paused: true,
             }],
             unserved: vec![Unserved {
                 queue: "render".to_owned(),
@@ -1064,16 +1076,18 @@ fn reply() {
                 gpus: GpuRequirement::NONE,
             }],
             truncated: false,
+            output_bytes: 1 << 20,
         }),
         // The worker's tools follow its quarantine (`00`): one, "hython" (6 bytes) and
-        // "20.5" (4 bytes), 13 bytes in all.
-        "0000009a \
+        // "20.5" (4 bytes), 13 bytes in all; then its GPUs (none, `00`) and `01`: paused.
+        // The output kept comes last: 1 MiB as `fc` + u32.
+        "000000a0 \
          04010672656e64657202fb02010301fa0200010101010f72656e64657230312e \
          343234322e310872656e6465723031112f7661722f6c69622f6275696c646361 \
          74010672656e646572010110019000c79c007c4e8f00123456789abc0129fd00 \
-         9cc7009001000000 01 06687974686f6e 0432302e35 00 \
+         9cc7009001000000 01 06687974686f6e 0432302e35 00 01 \
          010672656e646572176275696c646361742e686f7564696e \
-         692e72656e646572 04 0000 00",
+         692e72656e646572 04 0000 00 fc00001000",
     );
     check(
         &Reply::Registered {
@@ -1297,6 +1311,7 @@ fn attempt_outcome() {
     check(&AttemptOutcome::Finished, "00000001 00");
     check(&AttemptOutcome::Interrupted, "00000001 04");
     check(&WorkerActivity::Quarantined, "00000001 02");
+    check(&WorkerActivity::Paused, "00000001 03");
     check(
         &AttemptOutcome::Failed(Failure::new("timed out after 1h")),
         "00000017 011274696d6564206f75742061667465722031680000 00",

@@ -223,6 +223,8 @@ impl Core {
         }
         self.numbers.remove(&job.number);
         self.previews.remove_job(id);
+        let kept = job.output_kept(self.config.max_log_bytes);
+        self.output_bytes = self.output_bytes.saturating_sub(kept);
         for task in job.indexed().map(|(task, _)| task) {
             self.lingering.remove(&task);
         }

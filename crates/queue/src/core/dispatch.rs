@@ -124,6 +124,15 @@ pub(super) struct WorkerRecord {
     pub(super) failed_in_a_row: Vec<FailureInRow>,
     /// Set while it is quarantined.
     pub(super) quarantine: Option<Quarantine>,
+    /// A person paused it (`worker-pause`): no new work until resumed (`worker_pause.rs`).
+    pub(super) paused: bool,
+}
+
+impl WorkerRecord {
+    /// Whether it remembers nothing worth keeping, so the name can be forgotten.
+    pub(super) fn is_empty(&self) -> bool {
+        self.failed_in_a_row.is_empty() && self.quarantine.is_none() && !self.paused
+    }
 }
 
 /// One failure counted toward a worker's quarantine.
@@ -198,8 +207,8 @@ impl Core {
     }
 
     /// Whether the worker on `conn` should be given `id`: it can run it, and it has not
-    /// already failed it, unless every worker that can run it has (then a retry anywhere
-    /// beats no retry).
+    /// already failed it, unless every worker that can run it (and takes work: not
+    /// quarantined or paused) has (then a retry anywhere beats no retry).
     fn may_take(&self, conn: ConnId, id: TaskId) -> bool {
         let Some(worker) = self.workers.get(&conn) else {
             return false;
@@ -219,6 +228,7 @@ impl Core {
         !self.workers.values().any(|other| {
             other.can_run(job)
                 && !self.quarantined(&other.registration.name)
+                && !self.worker_paused(&other.registration.name)
                 && !task.failed_on(&other.registration.name)
         })
     }
@@ -316,7 +326,7 @@ impl Core {
     }
 
     /// Takes `conn` out of the idle order, if it is in it.
-    fn leave_idle(&mut self, conn: ConnId) {
+    pub(super) fn leave_idle(&mut self, conn: ConnId) {
         if let Some(worker) = self.workers.get_mut(&conn)
             && let Some(since) = worker.idle_since.take()
         {
@@ -449,8 +459,8 @@ impl Core {
     }
 
     /// The worker's slot may be free: give it the best task it should run, or mark it idle.
-    /// Does nothing for a worker that is busy, stopping, leaving, quarantined or already idle, so
-    /// calling it twice never lists a worker twice.
+    /// Does nothing for a worker that is busy, stopping, leaving, quarantined, paused or already
+    /// idle, so calling it twice never lists a worker twice.
     pub(super) fn worker_ready(&mut self, now: Timestamp, conn: ConnId) {
         let Some(worker) = self.workers.get(&conn) else {
             return;
@@ -460,6 +470,7 @@ impl Core {
             || worker.leaving
             || worker.idle_since.is_some()
             || self.quarantined(&worker.registration.name)
+            || self.worker_paused(&worker.registration.name)
         {
             return;
         }
@@ -787,7 +798,7 @@ impl Core {
     pub(super) fn count_success(&mut self, name: &str) {
         if let Some(record) = self.records.get_mut(name) {
             record.failed_in_a_row.clear();
-            if record.quarantine.is_none() {
+            if record.is_empty() {
                 self.records.remove(name);
             }
         }

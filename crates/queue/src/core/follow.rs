@@ -120,11 +120,14 @@ impl Core {
             text.push('\n');
         }
         let output = task.output.get_or_insert_with(Box::default);
+        let kept_before = output.kept(max_bytes);
         let start = output.extent;
         output.extent.bytes += text.len() as u64;
         output.extent.lines += lines.len() as u64;
         let next = output.extent.bytes;
         let dropped = output.due_drop(max_bytes);
+        let kept_after = output.kept(max_bytes);
+        self.output_bytes = (self.output_bytes + kept_after).saturating_sub(kept_before);
         self.ops.push(StoreOp::AppendOutput {
             task: id,
             offset: start.bytes,

@@ -17,6 +17,24 @@ impl Core {
         self.check_subscriptions()?;
         self.check_in_flight()?;
         self.previews.check(&self.jobs)?;
+        self.check_output_bytes()?;
+        Ok(())
+    }
+
+    /// The running count of output kept equals what the jobs on record say.
+    fn check_output_bytes(&self) -> Result<(), String> {
+        let max_bytes = self.config.max_log_bytes;
+        let sum: u64 = self
+            .jobs
+            .values()
+            .map(|job| job.output_kept(max_bytes))
+            .sum();
+        if sum != self.output_bytes {
+            return Err(format!(
+                "the output count says {} bytes kept, the jobs {sum}",
+                self.output_bytes
+            ));
+        }
         Ok(())
     }
 
@@ -256,21 +274,24 @@ impl Core {
                 if worker.current.is_some()
                     || !worker.stopping.is_empty()
                     || self.quarantined(&worker.registration.name)
+                    || self.worker_paused(&worker.registration.name)
                 {
                     return Err(format!(
-                        "worker {conn} is listed idle while busy, stopping or quarantined"
+                        "worker {conn} is listed idle while busy, stopping, quarantined or paused"
                     ));
                 }
             }
             let quarantined = self.quarantined(&worker.registration.name);
+            let paused = self.worker_paused(&worker.registration.name);
             if worker.idle_since.is_none()
                 && worker.current.is_none()
                 && worker.stopping.is_empty()
                 && !worker.leaving
                 && !quarantined
+                && !paused
             {
                 return Err(format!(
-                    "worker {conn} is neither idle, busy, stopping, leaving nor quarantined"
+                    "worker {conn} is neither idle, busy, stopping, leaving, quarantined nor paused"
                 ));
             }
             if let Some((id, attempt)) = worker.current {

@@ -115,6 +115,24 @@ pub(super) const HEAD_SHARE: u64 = 4;
 pub(super) const DROP_STEPS: u64 = 16;
 
 impl OutputState {
+    /// The bytes of it the store keeps under the bound `max_bytes`, for the running count
+    /// behind `buildcat_output_bytes`: all it printed less the middle dropped. Exact while
+    /// one server runs, to within a chunk at each edge of a drop (a chunk across an edge
+    /// stays). After a restart `dropped_to` is zero though the last server may have
+    /// dropped a middle; no output that long is kept, so the bound is counted, within one
+    /// step of the truth until the first drop makes it exact again. Output that has not
+    /// reached the bound is counted exactly throughout.
+    pub(super) fn kept(&self, max_bytes: u64) -> u64 {
+        let head = max_bytes / HEAD_SHARE;
+        let step = (max_bytes / DROP_STEPS).max(1);
+        if self.dropped_to > head {
+            self.extent.bytes.saturating_sub(self.dropped_to - head)
+        } else {
+            // Until its first drop, an output is under the bound plus one step.
+            self.extent.bytes.min(max_bytes.saturating_add(step))
+        }
+    }
+
     /// After appending: the range to drop to keep within `max_bytes`, when a step is due.
     pub(super) fn due_drop(&mut self, max_bytes: u64) -> Option<(u64, u64)> {
         let head = max_bytes / HEAD_SHARE;
@@ -327,6 +345,16 @@ impl Job {
     /// Task `index`, to change it.
     pub(super) fn task_mut(&mut self, index: u32) -> Option<&mut Task> {
         self.tasks.get_mut(usize::try_from(index).ok()?)
+    }
+
+    /// The bytes of its tasks' output the store keeps under the bound `max_bytes` (see
+    /// [`OutputState::kept`]).
+    pub(super) fn output_kept(&self, max_bytes: u64) -> u64 {
+        self.tasks
+            .iter()
+            .filter_map(|task| task.output.as_deref())
+            .map(|output| output.kept(max_bytes))
+            .sum()
     }
 
     /// Its tasks' ids with the tasks.

@@ -234,6 +234,7 @@ impl Core {
         }
         self.numbers.insert(job.number, id);
         self.next_number = self.next_number.max(job.number.saturating_add(1));
+        self.output_bytes += job.output_kept(self.config.max_log_bytes);
         self.jobs.insert(id, Box::new(job));
         for (task, attempt, worker) in started {
             self.orphan(now, now, task, attempt, worker);

@@ -23,7 +23,8 @@
 //! - `connections`: peers, their subscriptions, silence, and the timed steps of a tick;
 //! - `follow` (output and progress pushed to clients), `manage` (cancel, requeue, pause,
 //!   priority, delete, list) and `handles` (job numbers and `42.3` resolved);
-//! - `previews`: the latest frame previews of each job, in memory, within a byte budget.
+//! - `previews`: the latest frame previews of each job, in memory, within a byte budget;
+//! - `worker_pause`: a person's pause of a worker (finish the task, take no more).
 //!
 //! The core is deterministic: it iterates ordered maps wherever order decides an outcome,
 //! makes job ids from a seedable `IdSource`, and says when it next needs
@@ -274,7 +275,7 @@ pub struct Core {
     /// `Worker::current`, so finding a task's worker is a lookup, not a scan.
     running: HashMap<TaskId, ConnId>,
     /// What the server remembers of each worker by name, across its reconnects: failures in
-    /// a row and quarantine.
+    /// a row, quarantine and a person's pause.
     records: BTreeMap<String, WorkerRecord>,
     /// Idle workers, longest idle first.
     idle: BTreeMap<u64, ConnId>,
@@ -322,6 +323,10 @@ pub struct Core {
     next_scan: Timestamp,
     /// The latest frame previews of each job, in memory only, within a byte budget.
     previews: previews::Previews,
+    /// Bytes of task output the store keeps for every job on record, as a running count
+    /// (`FarmInfo::output_bytes`, the `buildcat_output_bytes` gauge): kept as lines arrive,
+    /// middles drop and jobs go, so a scrape never sums the job table.
+    output_bytes: u64,
 }
 
 impl Core {
@@ -371,6 +376,7 @@ impl Core {
             ops: Vec::new(),
             next_scan: now,
             previews: previews::Previews::default(),
+            output_bytes: 0,
         };
         for queue in paused_queues {
             let name = core.intern_queue(&queue);
@@ -657,6 +663,10 @@ impl Core {
                 let reply = self.update_tools(conn, tools).map(|()| Reply::Ack);
                 self.reply(conn, id, reply);
             }
+            Request::PauseWorker { name, paused } => {
+                let reply = self.pause_worker(now, &name, paused).map(|()| Reply::Ack);
+                self.reply(conn, id, reply);
+            }
         }
     }
 
@@ -714,6 +724,8 @@ impl Core {
                     WorkerActivity::Busy
                 } else if quarantine(worker).is_some() {
                     WorkerActivity::Quarantined
+                } else if self.worker_paused(&worker.registration.name) {
+                    WorkerActivity::Paused
                 } else {
                     WorkerActivity::Idle
                 },
@@ -725,6 +737,7 @@ impl Core {
                 quarantine: quarantine(worker),
                 tools: worker.registration.tools.clone(),
                 gpus: worker.registration.gpus.clone(),
+                paused: self.worker_paused(&worker.registration.name),
             })
             .collect();
         workers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -776,6 +789,7 @@ impl Core {
             workers,
             unserved,
             truncated: false,
+            output_bytes: self.output_bytes,
         }
     }
 
@@ -826,5 +840,6 @@ mod notices;
 mod previews;
 #[cfg(test)]
 mod tests;
+mod worker_pause;
 
 pub use previews::{DEFAULT_PREVIEW_BUDGET, DEFAULT_PREVIEWS_PER_JOB};

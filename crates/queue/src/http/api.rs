@@ -51,6 +51,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/queues/{queue}/resume", post(resume_queue))
         .route("/api/v1/workers", get(workers))
         .route("/api/v1/workers/{name}/enable", post(enable_worker))
+        .route("/api/v1/workers/{name}/pause", post(pause_worker))
+        .route("/api/v1/workers/{name}/resume", post(resume_worker))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::scrape))
         .route("/api/v1/events", get(events::farm))
@@ -447,6 +449,34 @@ async fn enable_worker(
         Reply::Ack => Ok(Json(json!({ "worker": name, "enabled": true })).into_response()),
         other => Err(ApiError::unexpected(&other)),
     }
+}
+
+/// Pauses or resumes the worker named `name`; answers `{"worker": name, "paused": ..}`.
+async fn hold_worker(state: &AppState, name: String, paused: bool) -> Result<Response, ApiError> {
+    let request = Request::PauseWorker {
+        name: name.clone(),
+        paused,
+    };
+    match ask(state, request).await? {
+        Reply::Ack => Ok(Json(json!({ "worker": name, "paused": paused })).into_response()),
+        other => Err(ApiError::unexpected(&other)),
+    }
+}
+
+/// `POST /api/v1/workers/{name}/pause`: the worker finishes its task and takes no more.
+async fn pause_worker(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    hold_worker(&state, name, true).await
+}
+
+/// `POST /api/v1/workers/{name}/resume`: a paused worker takes work again.
+async fn resume_worker(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    hold_worker(&state, name, false).await
 }
 
 /// Anything else: a JSON 404 that says where the API is.

@@ -1,7 +1,8 @@
 //! `/metrics`: the farm in Prometheus's text format (OpenMetrics, by `prometheus-client`).
 //!
 //! Gauges are read from one `Info` request at scrape time, so they cost nothing between
-//! scrapes and always agree with `buildcat info`. The storage commit latency is measured in
+//! scrapes and always agree with `buildcat info`; the bytes of output kept are a running
+//! count in the core (`FarmInfo::output_bytes`), never a scan of the store. The storage commit latency is measured in
 //! the store writer thread and shared here through [`StoreMetrics`], never through the core.
 //! Task run times, queue waits and job ends are counted by the hub from the core's notices
 //! into [`TaskMetrics`], as they happen.
@@ -17,7 +18,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
 use super::AppState;
 use super::api::{ApiError, ask};
@@ -41,10 +42,11 @@ const TASK_BUCKETS: u16 = 18;
 
 /// The workers' states, listed even when no worker is in one, so a dashboard's series never
 /// vanish.
-const WORKER_STATES: [WorkerActivity; 3] = [
+const WORKER_STATES: [WorkerActivity; 4] = [
     WorkerActivity::Idle,
     WorkerActivity::Busy,
     WorkerActivity::Quarantined,
+    WorkerActivity::Paused,
 ];
 
 /// Measurements the store writer thread makes, shared with the HTTP shell.
@@ -243,6 +245,15 @@ fn render(
         "quarantined_workers",
         "Worker names the server gives no work until enabled",
         quarantined,
+    );
+
+    let output = Gauge::<i64>::default();
+    output.set(gauge_value(info.output_bytes));
+    registry.register_with_unit(
+        "output",
+        "Task output (log lines) the server keeps for the jobs on record",
+        Unit::Bytes,
+        output,
     );
 
     let open = Family::<Labels, Gauge>::default();

@@ -177,6 +177,18 @@ const ENDPOINTS: &[Endpoint] = &[
         "Let a quarantined worker take work again",
         &[],
     ),
+    endpoint(
+        "post",
+        "/api/v1/workers/{name}/pause",
+        "Pause a worker: it finishes the task it runs and takes no new one until resumed (kept across its reconnects, not a server restart)",
+        &[],
+    ),
+    endpoint(
+        "post",
+        "/api/v1/workers/{name}/resume",
+        "Let a paused worker take work again",
+        &[],
+    ),
     endpoint("get", "/api/v1/openapi.json", "This document", &[]),
     endpoint(
         "get",

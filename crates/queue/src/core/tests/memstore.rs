@@ -126,6 +126,16 @@ impl MemStore {
         }
     }
 
+    /// The bytes of output stored for every task, counted chunk by chunk: what the core's
+    /// running count (`FarmInfo::output_bytes`) stands for.
+    pub(super) fn output_bytes(&self) -> u64 {
+        self.output
+            .values()
+            .flat_map(|chunks| chunks.values())
+            .map(|chunk| chunk.text.len() as u64)
+            .sum()
+    }
+
     /// Every stored line of `task` as (offset, line number, text, stderr), in order.
     fn lines(&self, task: TaskId) -> Vec<(u64, u64, &str, bool)> {
         let mut lines = Vec::new();

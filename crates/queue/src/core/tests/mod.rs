@@ -17,9 +17,11 @@ mod jobs;
 mod logs;
 mod memstore;
 mod notices;
+mod output_bytes;
 mod previews;
 mod randomized;
 mod spawn;
+mod worker_pause;
 
 use super::job::Task;
 use super::{ConnId, Core, CoreConfig, Effect, Input, MAX_WORKER_LOSSES, Notice, OutputRead};

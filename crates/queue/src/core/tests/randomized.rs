@@ -101,7 +101,7 @@ type Made = BTreeMap<&'static str, u64>;
 
 /// The changes every full run must have made at least once: by name, as
 /// [`Request::name`] gives it, plus the end of a job of several tasks.
-const STEERED: [&str; 11] = [
+const STEERED: [&str; 13] = [
     "cancel",
     "cancel one task",
     "requeue",
@@ -113,6 +113,8 @@ const STEERED: [&str; 11] = [
     "priority",
     "delete",
     "a job of several tasks finished",
+    "worker-pause",
+    "worker-resume",
 ];
 
 fn run_or_panic(seed: u64, verbose: bool) -> Made {
@@ -596,6 +598,17 @@ impl Sim {
                 let name = self.rng.pick(&NAMES).unwrap_or("w0");
                 let client = self.client()?;
                 self.request(client, Request::EnableWorker(name.to_owned()))?;
+                Ok(())
+            }
+            90..=91 => {
+                let name = self.rng.pick(&NAMES).unwrap_or("w0");
+                let paused = self.rng.below(2) == 0;
+                let client = self.client()?;
+                let request = Request::PauseWorker {
+                    name: name.to_owned(),
+                    paused,
+                };
+                self.request(client, request)?;
                 Ok(())
             }
             99 => self.restart(),
@@ -1210,6 +1223,13 @@ impl Sim {
             .collect();
         if !paused.is_empty() {
             self.request(client, Request::Resume(paused))?;
+        }
+        for name in NAMES {
+            let request = Request::PauseWorker {
+                name: name.to_owned(),
+                paused: false,
+            };
+            self.request(client, request)?;
         }
         for _ in 0..2_000 {
             if self.core.jobs.values().all(|job| job.ended()) {

@@ -196,7 +196,7 @@ function farmView(main) {
       for (const w of info.workers) byState[w.state] = (byState[w.state] || 0) + 1;
       workers.replaceChildren(h("h2", { text: "Workers" }), h("div", { class: "counts" },
         h("div", {}, h("b", { text: info.workers.length }), "connected"),
-        ...["busy", "idle", "quarantined"].map((s) =>
+        ...["busy", "idle", "paused", "quarantined"].map((s) =>
           h("div", {}, h("b", { text: byState[s] || 0 }), s))),
         h("p", { class: "muted" }, "Page served by " + location.host + ", Buildcat " + version()));
       chart.replaceChildren(h("h2", { text: "Tasks finished per minute, last hour" }),
@@ -503,20 +503,32 @@ function workersView(main) {
       table.replaceChildren(h("thead", {}, h("tr", {}, ...["name", "host", "state", "task", "queues", "tools", "GPUs", "root", "quarantine", ""]
         .map((c) => h("th", { text: c })))),
         h("tbody", {}, workers.map((w) => h("tr", { "data-worker": w.name },
-          h("td", { text: w.name }), h("td", { text: w.host }), h("td", {}, stateBadge(w.state)),
+          h("td", { text: w.name }), h("td", { text: w.host }),
+          h("td", {}, stateBadge(w.state), w.paused && w.state !== "paused" ? " (paused: ends its task)" : ""),
           h("td", {}, w.task ? h("a", { href: "#/job/" + w.task.split(".")[0], text: w.task }) : ""),
           h("td", { text: w.queues.join(", ") }),
           h("td", { class: "tools", text: (w.tools || []).map((t) => t.version ? t.name + " " + t.version : t.name).join(", ") }),
           h("td", { class: "gpus", text: (w.gpus || []).map(gpuText).join(", ") }),
           h("td", { class: "name", title: w.root, text: w.root }),
           h("td", { class: "name", title: w.quarantine || "", text: w.quarantine || "" }),
-          h("td", {}, w.quarantine ? h("button", { onclick: async () => {
-            try { await api("POST", `/api/v1/workers/${encodeURIComponent(w.name)}/enable`); await refresh(); }
-            catch (error) { showError(error.message); }
-          } }, "Enable") : "")))));
+          h("td", { class: "actions" }, ...workerActions(w, refresh))))));
       none.hidden = workers.length > 0;
     },
   };
+}
+
+// A worker's buttons: Pause (it finishes its task and takes no more) or Resume, and Enable
+// while it is quarantined. Each posts one action and refetches the view.
+function workerActions(w, refresh) {
+  const action = (name, label, title) => h("button", { "data-action": name, title, onclick: async () => {
+    try { await api("POST", `/api/v1/workers/${encodeURIComponent(w.name)}/${name}`); await refresh(); }
+    catch (error) { showError(error.message); }
+  } }, label);
+  const buttons = [w.paused
+    ? action("resume", "Resume", "Let it take work again")
+    : action("pause", "Pause", "Finish the task it runs, take no new one")];
+  if (w.quarantine) buttons.push(action("enable", "Enable", "End its quarantine"));
+  return buttons;
 }
 
 // ---- routing --------------------------------------------------------------------------
