@@ -72,7 +72,8 @@
 //!   with it. On Linux each program starts through a tiny `supervisor` that kills the task's
 //!   process group when the worker dies, however it dies; `leftovers` records the groups (and
 //!   their tasks) under the worker's state directory, so a worker started later under the
-//!   same name kills what a dead one left.
+//!   same name kills what a dead one left. On Windows `job_object` does both jobs: each
+//!   program runs in a job object that kills its processes when the worker dies.
 //! - [`info`] is the built-in [`WorkerInfo`](buildcat_proto::WorkerInfo) task, and `command`
 //!   the built-in [`RunCommand`](buildcat_proto::RunCommand) task (`buildcat run`).
 //! - [`integrations`] runs the DCC tools (Houdini, Modo, Redshift, Blender): it finds them
@@ -87,6 +88,8 @@ mod control;
 mod error;
 pub mod info;
 pub mod integrations;
+#[cfg(windows)]
+mod job_object;
 mod lease;
 mod leftovers;
 mod output;
