@@ -8,6 +8,10 @@ use std::process::{Command, ExitCode};
 
 mod python;
 
+/// The Windows target: `cargo xtask ci` builds `buildcat.exe` for it, which the end-to-end
+/// tests run under Wine (issue 16).
+const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
+
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
@@ -81,6 +85,11 @@ fn ci() -> Result<(), String> {
     )?;
     // The end-to-end tests run the real `buildcat` binary; build it first.
     cargo(&["build", "--workspace", "--bins"], &[])?;
+    // The Windows binary the Wine test runs (tests/tests/it/windows.rs).
+    cargo(
+        &["build", "-p", "buildcat-cli", "--target", WINDOWS_TARGET],
+        &[],
+    )?;
     cargo(&["test", "--workspace", "--no-fail-fast"], &[])?;
     cargo(
         &["doc", "--workspace", "--no-deps"],

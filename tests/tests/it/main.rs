@@ -50,4 +50,5 @@ mod tls;
 mod tutorial;
 mod watching;
 mod web;
+mod windows;
 mod worker_tools;
