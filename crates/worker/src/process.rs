@@ -272,6 +272,14 @@ pub async fn run_process(
     // Recorded under the worker's state directory while it runs (see `leftovers`).
     let _recorded = context.record_group(child.id());
     // Dropped last: with the run over, the supervisor kills whatever is left of the group.
+    #[cfg_attr(
+        not(target_os = "linux"),
+        allow(
+            clippy::let_unit_value,
+            clippy::redundant_locals,
+            reason = "the tether is `()` without a supervisor; the line orders drops on Linux"
+        )
+    )]
     let tether = tether;
     // The beat that tells the supervisor the worker is not frozen (with a lease only).
     let mut beats = tokio::time::interval(BEAT);
@@ -484,9 +492,13 @@ fn spawn(spec: &ProcessSpec, silence: Option<Duration>) -> Result<(Child, Tether
     #[cfg(target_os = "linux")]
     let tether = pending.spawned();
     #[cfg(not(target_os = "linux"))]
-    let tether = {
-        let _ = silence;
-    };
+    let _ = silence;
+    #[cfg(not(target_os = "linux"))]
+    #[allow(
+        clippy::let_unit_value,
+        reason = "`()` is what ties a task's processes to the worker here"
+    )]
+    let tether: Tether = ();
     let child = spawned.map_err(|error| Failure::new(spawn_error(spec, &error)))?;
     #[cfg(windows)]
     let (child, job) = contain(spec, child)?;
