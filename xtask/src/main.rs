@@ -1,12 +1,18 @@
 //! Project tasks: `cargo xtask ci` runs every check CI runs; `cargo xtask bench` measures
-//! the farm against its performance targets; `cargo xtask fuzz` fuzzes the protocol decoder.
+//! the farm against its performance targets; `cargo xtask fuzz` fuzzes the protocol decoder;
+//! `cargo xtask dist` builds the release archives.
 //!
 //! Kept to the standard library so it compiles in seconds.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod dist;
 mod python;
+
+/// The Windows target: `cargo xtask ci` builds `buildcat.exe` for it, which the end-to-end
+/// tests run under Wine (issue 16).
+const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
 
 const USAGE: &str = "usage: cargo xtask <task>
 
@@ -27,7 +33,10 @@ tasks:
   fuzz [SECONDS]   fuzz the frame decoder with libFuzzer (cargo-fuzz, `cargo install
                    cargo-fuzz`) for SECONDS (default 300): every byte string a peer can send,
                    decoded as each side decodes it; a crash leaves its input in
-                   fuzz/artifacts/";
+                   fuzz/artifacts/
+  dist             release builds for x86_64-unknown-linux-gnu and x86_64-pc-windows-gnu,
+                   packed with README.md and the licence into target/dist/ (a .tar.gz and a
+                   .zip); needs `rustup target add x86_64-pc-windows-gnu` and mingw's gcc";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -39,6 +48,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&rest),
         Some("fuzz") => fuzz(&rest),
         Some("python") => python_task(&rest),
+        Some("dist") => dist::dist(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -84,6 +94,11 @@ fn ci() -> Result<(), String> {
     )?;
     // The end-to-end tests run the real `buildcat` binary; build it first.
     cargo(&["build", "--workspace", "--bins"], &[])?;
+    // The Windows binary the Wine test runs (tests/tests/it/windows.rs).
+    cargo(
+        &["build", "-p", "buildcat-cli", "--target", WINDOWS_TARGET],
+        &[],
+    )?;
     cargo(&["test", "--workspace", "--no-fail-fast"], &[])?;
     cargo(
         &["doc", "--workspace", "--no-deps"],

@@ -46,6 +46,10 @@ fn create(path: &Path, force: bool, private: bool) -> anyhow::Result<std::fs::Fi
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(if private { 0o600 } else { 0o644 });
     }
+    // Windows has no mode bits: the file takes its folder's access list (a user's profile
+    // folder is the user's own), so keep keys there.
+    #[cfg(not(unix))]
+    let _ = private;
     let file = options.open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
             "{} already exists; pass --force to replace it",

@@ -41,14 +41,14 @@ impl Here {
     /// The root `root` seen from the current directory.
     pub fn new(root: &Path) -> anyhow::Result<Here> {
         let cwd = std::env::current_dir()
-            .and_then(std::fs::canonicalize)
+            .and_then(dunce::canonicalize)
             .map_err(|e| anyhow::anyhow!("could not read the current directory: {e}"))?;
         let absolute = if root.is_absolute() {
             root.to_owned()
         } else {
             cwd.join(root)
         };
-        let (root, visible) = match std::fs::canonicalize(&absolute) {
+        let (root, visible) = match dunce::canonicalize(&absolute) {
             Ok(root) => (root, true),
             Err(_) => (normalize(&absolute), false),
         };
@@ -100,7 +100,7 @@ impl Here {
     /// `path` relative to the root, if it is inside it (following symbolic links when the
     /// file exists, so `/mnt/farm` reached through a link still counts).
     fn inside(&self, path: &Path) -> Option<PathBuf> {
-        let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| normalize(path));
+        let resolved = dunce::canonicalize(path).unwrap_or_else(|_| normalize(path));
         resolved
             .strip_prefix(&self.root)
             .ok()

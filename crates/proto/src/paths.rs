@@ -56,17 +56,22 @@ pub fn check_relative(path: &str) -> Result<(), PathError> {
     Ok(())
 }
 
-/// Joins a checked relative `path` to `root`.
+/// Joins a checked relative `path` to `root`; `/` and `\` both separate its parts, on every
+/// platform.
 pub fn resolve(root: &Path, path: &str) -> Result<PathBuf, PathError> {
     check_relative(path)?;
     let mut resolved = root.to_path_buf();
-    for component in Path::new(&path.replace('\\', "/")).components() {
-        match component {
-            Component::Normal(part) => resolved.push(part),
-            Component::ParentDir => {
+    for part in path.split(['/', '\\']) {
+        // One part is one name, except where the platform reads more into it: on Windows a
+        // `C:` inside the path is a drive, and pushing it would replace the root.
+        let mut components = Path::new(part).components();
+        match (components.next(), components.next()) {
+            (None, _) | (Some(Component::CurDir), None) => {}
+            (Some(Component::Normal(name)), None) => resolved.push(name),
+            (Some(Component::ParentDir), None) => {
                 resolved.pop();
             }
-            _ => {}
+            _ => return Err(PathError::Absolute(path.to_owned())),
         }
     }
     Ok(resolved)
@@ -118,5 +123,58 @@ mod tests {
             Path::new("/mnt/farm/a/b.ifd")
         );
         assert!(resolve(root, "/etc/passwd").is_err());
+    }
+
+    /// Windows forms of absolute paths are refused on every platform, with the message a
+    /// Linux path gets (issue 16).
+    #[test]
+    fn windows_absolute_forms_are_refused_everywhere() {
+        for path in [
+            "C:/farm/scene.blend",
+            "c:scene.blend",
+            "Z:\\farm",
+            "\\\\Aurora\\Farm\\scene.blend",
+            "//Aurora/Farm/scene.blend",
+            "\\\\?\\C:\\farm",
+            "\\farm\\scene.blend",
+        ] {
+            check(path, Err(PathError::Absolute(path.to_owned())));
+            let message = check_relative(path).err().map(|error| error.to_string());
+            assert_eq!(
+                message,
+                Some(format!(
+                    "`{path}` is an absolute path; give it relative to the farm root \
+                     (BUILDCAT_ROOT), since each worker mounts the shared storage at its own place"
+                ))
+            );
+        }
+    }
+
+    #[test]
+    fn either_separator_resolves_under_the_root() {
+        let root = Path::new("farm");
+        let expected = root.join("shots").join("010").join("scene.hip");
+        for path in [
+            "shots/010/scene.hip",
+            "shots\\010\\scene.hip",
+            "shots/010\\scene.hip",
+            "./shots//010/./scene.hip",
+            "shots\\x\\..\\010/scene.hip",
+        ] {
+            assert_eq!(resolve(root, path), Ok(expected.clone()), "{path}");
+        }
+    }
+
+    /// Where a drive inside a path would replace the root (Windows), it is refused; on
+    /// Linux it is an ordinary name, as it always was.
+    #[test]
+    fn a_drive_inside_a_path_never_replaces_the_root() {
+        let root = Path::new("farm");
+        let resolved = resolve(root, "a/C:/b");
+        if cfg!(windows) {
+            assert_eq!(resolved, Err(PathError::Absolute("a/C:/b".to_owned())));
+        } else {
+            assert_eq!(resolved, Ok(root.join("a").join("C:").join("b")));
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! is.
 //!
 //! The operating-system facts come from `uname` on Unix (the one place this crate calls
-//! into libc) and from the standard library's constants elsewhere.
+//! into libc), from `RtlGetVersion` on Windows (`Windows`, release `10`, version
+//! `10.0.19045`, as Python's `platform` says), and from the standard library's constants
+//! elsewhere.
 
 use std::env;
 use std::path::Path;
@@ -152,7 +154,55 @@ mod system {
     }
 }
 
-#[cfg(not(unix))]
+#[cfg(windows)]
+mod system {
+    use std::env;
+    use std::io;
+    use std::mem::{size_of, zeroed};
+
+    use buildcat_proto::OsInfo;
+    use windows_sys::Wdk::System::SystemServices::RtlGetVersion;
+    use windows_sys::Win32::System::SystemInformation::OSVERSIONINFOW;
+
+    use super::{SystemFacts, host_name};
+
+    /// What Windows says of itself: its version from `RtlGetVersion` (which, unlike
+    /// `GetVersionEx`, is not capped at 6.2 for programs without a manifest), the processor
+    /// architecture as Windows names it (`AMD64`), as Python's `platform` reports them.
+    pub(super) fn facts() -> io::Result<SystemFacts> {
+        // SAFETY: an all-zero structure is valid once its size is set, as the call requires.
+        let mut version: OSVERSIONINFOW = unsafe { zeroed() };
+        version.dwOSVersionInfoSize = u32::try_from(size_of::<OSVERSIONINFOW>()).unwrap_or(0);
+        // SAFETY: `version` is a writable, sized structure; the call fills it and returns
+        // a status (0 is success), checked before the fields are read.
+        let status = unsafe { RtlGetVersion(&raw mut version) };
+        if status != 0 {
+            return Err(io::Error::other(format!(
+                "RtlGetVersion failed with status {status:#x}"
+            )));
+        }
+        let machine = env::var("PROCESSOR_ARCHITECTURE")
+            .ok()
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| env::consts::ARCH.to_owned());
+        Ok(SystemFacts {
+            os: OsInfo {
+                host: host_name(),
+                processor: machine.clone(),
+                machine,
+                release: version.dwMajorVersion.to_string(),
+                system: "Windows".to_owned(),
+                version: format!(
+                    "{}.{}.{}",
+                    version.dwMajorVersion, version.dwMinorVersion, version.dwBuildNumber
+                ),
+            },
+            user_id: "unknown".to_owned(),
+        })
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
 mod system {
     use std::env::consts;
     use std::io;
@@ -201,5 +251,14 @@ mod tests {
         assert!(!report.rust.target.is_empty());
         #[cfg(target_os = "linux")]
         assert_eq!(report.os.system, "Linux");
+        #[cfg(windows)]
+        {
+            assert_eq!(report.os.system, "Windows");
+            assert!(
+                report.os.version.split('.').count() == 3,
+                "{}",
+                report.os.version
+            );
+        }
     }
 }

@@ -24,7 +24,8 @@
 //! killed only if its leader is still the process recorded, or, once the leader is gone, the
 //! processes still in that group started after it (a group id is not reused while any member
 //! lives). Linux reads this from `/proc`; elsewhere the record is kept but nothing is checked
-//! or killed.
+//! or killed. On Windows nothing needs to be: each task's job object is made kill-on-close,
+//! so the system kills its processes when the worker dies, whatever killed it.
 //!
 //! The files are small and the directory is local (the runtime directory or the temporary
 //! directory unless set), so they are written with plain blocking calls.
@@ -343,7 +344,8 @@ fn members(group: Stamp) -> Option<Vec<i32>> {
 
 /// Whether any process of the group `group` (whose leader started at `started`) is still
 /// alive, a zombie not counting: it runs nothing and holds no memory, files or devices.
-/// False where this cannot be known (no `/proc`).
+/// On Windows, whether the job object of the run whose program had pid `group` still has an
+/// active process. False where this cannot be known (no `/proc`, no job).
 pub(crate) fn has_live_members(group: i32, started: u64) -> bool {
     #[cfg(target_os = "linux")]
     {
@@ -362,7 +364,13 @@ pub(crate) fn has_live_members(group: i32, started: u64) -> bool {
         })
         .is_some_and(|members| !members.is_empty())
     }
-    #[cfg(not(target_os = "linux"))]
+    // The job object the group's program ran in says (see `job_object`).
+    #[cfg(windows)]
+    {
+        let _ = started;
+        u32::try_from(group).is_ok_and(crate::job_object::has_live)
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
     {
         let _ = (group, started);
         false

@@ -72,7 +72,8 @@
 //!   with it. On Linux each program starts through a tiny `supervisor` that kills the task's
 //!   process group when the worker dies, however it dies; `leftovers` records the groups (and
 //!   their tasks) under the worker's state directory, so a worker started later under the
-//!   same name kills what a dead one left.
+//!   same name kills what a dead one left. On Windows `job_object` does both jobs: each
+//!   program runs in a job object that kills its processes when the worker dies.
 //! - [`gpu`] lists the host's GPUs (NVML, loaded at run time; AMD's sysfs entries), keeps
 //!   those `--gpus` names, gives each slot its share (`--gpus-per-slot`), and holds what a
 //!   slot's task processes see (`CUDA_VISIBLE_DEVICES` and the rest) and the lines that
@@ -92,6 +93,8 @@ mod error;
 pub mod gpu;
 pub mod info;
 pub mod integrations;
+#[cfg(windows)]
+mod job_object;
 mod lease;
 mod leftovers;
 mod output;

@@ -1,7 +1,7 @@
 //! The process runner every integration uses to run a tool: [`run_process`].
 //!
-//! The program runs in its own process group, so that the tool and everything it starts can
-//! be stopped together. Its stdout and stderr are read line by line as they come (lossy
+//! The program runs in its own process group (on Windows: its own job object, see
+//! `job_object`), so that the tool and everything it starts can be stopped together. Its stdout and stderr are read line by line as they come (lossy
 //! UTF-8; `\r\n`, `\n` and a lone `\r`, as progress counters print, all end a line) and each
 //! line goes to the task's log and to the caller's `on_line`, which is where an integration
 //! parses progress.
@@ -9,7 +9,8 @@
 //! The run ends in one of three ways ([`ProcessEnd`]): the program exits, the task's deadline
 //! passes, or the task is canceled. In the last two the whole group gets SIGTERM (and
 //! SIGCONT, so a stopped process can act on it), then SIGKILL once the grace period is over
-//! if anything of it is still there. When the program exits by itself, whatever it left
+//! if anything of it is still there. Windows has no SIGTERM for a console program: there the
+//! job object is terminated at once. When the program exits by itself, whatever it left
 //! running in its group is stopped the same way: nothing of a task outlives it. "Still
 //! there" is judged by the output pipes: they close once every process holding them is gone.
 //! A process that left the group and still holds them is waited for only briefly, and
@@ -264,13 +265,21 @@ pub async fn run_process(
 ) -> Result<ProcessReport, Failure> {
     let grace = spec.kill_grace.unwrap_or_else(|| context.kill_grace());
     let started = Instant::now();
-    let (mut child, tether) = spawn(&spec, context)?;
+    let (mut child, tether, job) = spawn(&spec, context)?;
     // Declared after `child`, so dropped before it: the group is killed before the child
     // is (which `kill_on_drop` does) and reaped.
-    let mut group = ProcessGroup::new(child.id());
+    let mut group = ProcessGroup::new(child.id(), job);
     // Recorded under the worker's state directory while it runs (see `leftovers`).
     let _recorded = context.record_group(child.id());
     // Dropped last: with the run over, the supervisor kills whatever is left of the group.
+    #[cfg_attr(
+        not(target_os = "linux"),
+        allow(
+            clippy::let_unit_value,
+            clippy::redundant_locals,
+            reason = "the tether is `()` without a supervisor; the line orders drops on Linux"
+        )
+    )]
     let tether = tether;
     // The beat that tells the supervisor the worker is not frozen (with a lease only).
     let mut beats = tokio::time::interval(BEAT);
@@ -424,8 +433,8 @@ pub async fn run_process(
 #[cfg(target_os = "linux")]
 type Tether = crate::supervisor::Tether;
 
-/// Nothing ties a task's processes to the worker here: they die with it only when it exits
-/// cleanly.
+/// No supervisor here: on Windows the task's job object ties its processes to the worker
+/// (see `job_object`); elsewhere they die with it only when it exits cleanly.
 #[cfg(not(target_os = "linux"))]
 type Tether = ();
 
@@ -443,11 +452,20 @@ fn beat(tether: &Tether) {
 #[cfg(not(target_os = "linux"))]
 fn beat(_tether: &Tether) {}
 
-/// Starts the program (through its supervisor, on Linux), or says why it cannot be started.
+/// The job object a task's processes run in (Windows only).
+#[cfg(windows)]
+type Job = crate::job_object::JobObject;
+
+/// No job objects here: process groups do their work.
+#[cfg(not(windows))]
+type Job = ();
+
+/// Starts the program (through its supervisor on Linux, in a job object on Windows), or
+/// says why it cannot be started.
 ///
 /// A slot that owns GPUs sets their visible-devices variables last, so neither the worker's
 /// environment nor a job's own variables can show a task another slot's GPUs.
-fn spawn(spec: &ProcessSpec, context: &JobContext) -> Result<(Child, Tether), Failure> {
+fn spawn(spec: &ProcessSpec, context: &JobContext) -> Result<(Child, Tether, Job), Failure> {
     let silence = context.lease();
     let mut command = Command::new(&spec.program);
     command
@@ -468,6 +486,9 @@ fn spawn(spec: &ProcessSpec, context: &JobContext) -> Result<(Child, Tether), Fa
         .kill_on_drop(true);
     #[cfg(unix)]
     command.process_group(0);
+    // Suspended until it is in its job object, so nothing it starts escapes the job.
+    #[cfg(windows)]
+    command.creation_flags(windows_sys::Win32::System::Threading::CREATE_SUSPENDED);
     #[cfg(target_os = "linux")]
     let pending = crate::supervisor::supervise(&mut command, silence).map_err(|error| {
         Failure::new(format!(
@@ -479,11 +500,41 @@ fn spawn(spec: &ProcessSpec, context: &JobContext) -> Result<(Child, Tether), Fa
     #[cfg(target_os = "linux")]
     let tether = pending.spawned();
     #[cfg(not(target_os = "linux"))]
-    let tether = {
-        let _ = silence;
-    };
+    let _ = silence;
+    #[cfg(not(target_os = "linux"))]
+    #[allow(
+        clippy::let_unit_value,
+        reason = "`()` is what ties a task's processes to the worker here"
+    )]
+    let tether: Tether = ();
     let child = spawned.map_err(|error| Failure::new(spawn_error(spec, &error)))?;
-    Ok((child, tether))
+    #[cfg(windows)]
+    let (child, job) = contain(spec, child)?;
+    #[cfg(not(windows))]
+    let job = ();
+    Ok((child, tether, job))
+}
+
+/// Puts the suspended `child` in a job object of its own and lets it run; a child that
+/// cannot be contained is killed (dropped) rather than run untied to the worker, as a
+/// program whose supervisor cannot be made on Linux is never started.
+#[cfg(windows)]
+fn contain(spec: &ProcessSpec, child: Child) -> Result<(Child, Job), Failure> {
+    let refused = |error: io::Error| {
+        Failure::new(format!(
+            "could not start `{}`: cannot put it in a job object that ties it to this worker: \
+             {error}",
+            spec.program.display()
+        ))
+    };
+    let (Some(handle), Some(pid)) = (child.raw_handle(), child.id()) else {
+        return Err(refused(io::Error::other(
+            "the program ended before it started",
+        )));
+    };
+    let job = crate::job_object::JobObject::new().map_err(refused)?;
+    job.adopt(handle.cast(), pid).map_err(refused)?;
+    Ok((child, job))
 }
 
 /// Why `spec` could not be started, in words that say what to fix.
@@ -720,18 +771,30 @@ fn text(bytes: Vec<u8>) -> String {
         .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
 
-/// The process group of a running program, killed when dropped unless disarmed.
+/// The process group of a running program (on Windows its job object), killed when dropped
+/// unless disarmed.
 #[derive(Debug)]
 struct ProcessGroup {
     /// The group's id (the program's pid); `None` once the group is left alone.
     #[cfg_attr(not(unix), allow(dead_code, reason = "no process groups here"))]
     id: Option<u32>,
+    /// The job object holding the program and all it starts; `None` once handed over to
+    /// the wait for its processes to be gone.
+    #[cfg(windows)]
+    job: Option<Job>,
 }
 
 impl ProcessGroup {
-    /// The group led by the process `pid` (started with `process_group(0)`).
-    fn new(pid: Option<u32>) -> Self {
-        ProcessGroup { id: pid }
+    /// The group led by the process `pid` (started with `process_group(0)`), or the job
+    /// object `job` holding it.
+    fn new(pid: Option<u32>, job: Job) -> Self {
+        #[cfg(not(windows))]
+        let () = job;
+        ProcessGroup {
+            id: pid,
+            #[cfg(windows)]
+            job: Some(job),
+        }
     }
 
     /// Asks every process in the group to stop: SIGTERM, and SIGCONT so that a stopped
@@ -743,7 +806,19 @@ impl ProcessGroup {
             self.signal(libc::SIGCONT);
             there
         }
-        #[cfg(not(unix))]
+        // No SIGTERM for console programs: the job is ended at once.
+        #[cfg(windows)]
+        {
+            let there = self
+                .job
+                .as_ref()
+                .is_some_and(|job| job.active_processes().map_or(true, |count| count > 0));
+            if there {
+                self.kill();
+            }
+            there
+        }
+        #[cfg(not(any(unix, windows)))]
         true
     }
 
@@ -751,10 +826,22 @@ impl ProcessGroup {
     fn kill(&self) {
         #[cfg(unix)]
         self.signal(libc::SIGKILL);
+        #[cfg(windows)]
+        if let Some(job) = &self.job
+            && let Err(error) = job.terminate()
+        {
+            // Closing the job's handle still kills them (it is made kill-on-close).
+            warn!(%error, "cannot terminate the task's job object; its processes die when it is closed");
+        }
     }
 
-    /// Leaves the group alone from now on.
+    /// Leaves the group alone from now on (on Windows: hands the job, ended, to the wait for
+    /// its processes to be gone).
     fn disarm(&mut self) {
+        #[cfg(windows)]
+        if let (Some(job), Some(pid)) = (self.job.take(), self.id) {
+            crate::job_object::hand_over(pid, job);
+        }
         self.id = None;
     }
 
@@ -788,6 +875,8 @@ impl Drop for ProcessGroup {
     fn drop(&mut self) {
         // Reached armed only when the run is abandoned (its future dropped).
         self.kill();
+        #[cfg(windows)]
+        self.disarm();
     }
 }
 

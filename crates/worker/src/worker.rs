@@ -651,6 +651,19 @@ fn config(message: &str) -> WorkerError {
     WorkerError::Config(message.to_owned())
 }
 
+/// A verbatim UNC path (`\\?\UNC\Aurora\Farm`, which `dunce` leaves as it is) as people
+/// write it: `\\Aurora\Farm`.
+#[cfg(windows)]
+fn plain_unc(path: PathBuf) -> PathBuf {
+    match path
+        .to_str()
+        .and_then(|text| text.strip_prefix(r"\\?\UNC\"))
+    {
+        Some(rest) => PathBuf::from(format!(r"\\{rest}")),
+        None => path,
+    }
+}
+
 /// The root made absolute and canonical; it must be an existing directory.
 fn canonical_root(root: Option<PathBuf>) -> Result<PathBuf, WorkerError> {
     let given = match root {
@@ -660,10 +673,13 @@ fn canonical_root(root: Option<PathBuf>) -> Result<PathBuf, WorkerError> {
             error,
         })?,
     };
-    let canonical = std::fs::canonicalize(&given).map_err(|error| WorkerError::Root {
+    // `dunce`: on Windows, `Z:\farm` rather than std's `\\?\Z:\farm` (issue 16).
+    let canonical = dunce::canonicalize(&given).map_err(|error| WorkerError::Root {
         path: given.clone(),
         error,
     })?;
+    #[cfg(windows)]
+    let canonical = plain_unc(canonical);
     if !canonical.is_dir() {
         return Err(WorkerError::RootNotDirectory { path: canonical });
     }

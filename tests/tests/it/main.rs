@@ -54,5 +54,6 @@ mod tls;
 mod tutorial;
 mod watching;
 mod web;
+mod windows;
 mod worker_pause;
 mod worker_tools;

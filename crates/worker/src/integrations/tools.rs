@@ -7,7 +7,9 @@
 //! never routes those jobs here.
 //!
 //! On WSL the tools are usually the Windows programs (`hython.exe`): each name is searched
-//! with `.exe` first, then without. A Windows program cannot open Linux paths, so job
+//! with `.exe` first, then without. On Windows itself only `NAME.exe` is searched, on PATH
+//! and then in the usual install folders ([`installed`]: `C:\Program Files\Blender
+//! Foundation\Blender 4.2\blender.exe`, the newest version first). A Windows program cannot open Linux paths, so job
 //! paths are handed to it in Windows form ([`Executable::path_arg`]).
 
 use std::collections::BTreeMap;
@@ -223,7 +225,14 @@ impl Toolbox {
         for &tool in Tool::ALL {
             let found = match given.get(&tool) {
                 Some(path) => Some(check_given(tool, path, search_path, wsl)?),
-                None if search => find_on_path(&executable_names(tool, wsl), search_path, wsl),
+                None if search => find_on_path(&executable_names(tool, wsl), search_path, wsl)
+                    .or_else(|| {
+                        if cfg!(windows) {
+                            installed(tool, |name| std::env::var_os(name)).map(Executable::new)
+                        } else {
+                            None
+                        }
+                    }),
                 None => None,
             };
             if let Some(executable) = found {
@@ -235,9 +244,11 @@ impl Toolbox {
 }
 
 /// The names to look for on PATH, in order: on WSL, the Windows program (`NAME.exe`)
-/// first, then a native one.
+/// first, then a native one; on Windows, `NAME.exe`.
 pub fn executable_names(tool: Tool, wsl: bool) -> Vec<String> {
-    if wsl {
+    if cfg!(windows) {
+        vec![format!("{}.exe", tool.name())]
+    } else if wsl {
         vec![format!("{}.exe", tool.name()), tool.name().to_owned()]
     } else {
         vec![tool.name().to_owned()]
@@ -283,8 +294,12 @@ fn check_given(
         (Some(Component::Normal(_)), None)
     );
     if bare {
-        let name = path.to_string_lossy().into_owned();
-        return find_on_path(std::slice::from_ref(&name), search_path, wsl)
+        let mut names = vec![path.to_string_lossy().into_owned()];
+        // On Windows `--blender blender` means `blender.exe`, as a shell would take it.
+        if cfg!(windows) && path.extension().is_none() {
+            names.insert(0, format!("{}.exe", names[0]));
+        }
+        return find_on_path(&names, search_path, wsl)
             .ok_or_else(|| error("not found on PATH".to_owned()));
     }
     let absolute = std::path::absolute(path).map_err(|e| error(e.to_string()))?;
@@ -339,6 +354,85 @@ fn is_executable(path: &Path) -> bool {
     true
 }
 
+/// Where a tool's installer puts it on Windows: under the folder an environment variable
+/// names (`ProgramFiles`, `ProgramData`), a vendor's folder, then (for most) one folder per
+/// version whose name starts with a prefix (`Blender 4.2`), then the executable's folder.
+struct InstallLayout {
+    /// The environment variable naming the base folder (Windows sets both).
+    base: &'static str,
+    /// The vendor's folders under the base.
+    vendor: &'static [&'static str],
+    /// The prefix of the per-version folders' names; `None` where there is one install.
+    versions: Option<&'static str>,
+    /// The folders between the version's folder and the executable.
+    inside: &'static [&'static str],
+}
+
+/// The install layout of each tool, as its Windows installer writes it by default.
+fn install_layout(tool: Tool) -> InstallLayout {
+    const HOUDINI: &[&str] = &["Side Effects Software"];
+    match tool {
+        Tool::Blender => InstallLayout {
+            base: "ProgramFiles",
+            vendor: &["Blender Foundation"],
+            versions: Some("Blender "),
+            inside: &[],
+        },
+        Tool::Hython | Tool::Mantra | Tool::Husk => InstallLayout {
+            base: "ProgramFiles",
+            vendor: HOUDINI,
+            versions: Some("Houdini "),
+            inside: &["bin"],
+        },
+        Tool::ModoCl => InstallLayout {
+            base: "ProgramFiles",
+            vendor: &["Foundry", "Modo"],
+            versions: Some(""),
+            inside: &[],
+        },
+        Tool::RedshiftCmdLine => InstallLayout {
+            base: "ProgramData",
+            vendor: &["Redshift"],
+            versions: None,
+            inside: &["bin"],
+        },
+    }
+}
+
+/// `tool` in its usual install folder on Windows, the newest version first (`Blender 4.10`
+/// after `Blender 4.9`); `environment` reads a variable (the base folders). `None` when no
+/// install has the executable.
+pub fn installed(tool: Tool, environment: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    let layout = install_layout(tool);
+    let mut vendor = PathBuf::from(environment(layout.base).filter(|base| !base.is_empty())?);
+    vendor.extend(layout.vendor);
+    let file = format!("{}.exe", tool.name());
+    let at = |folder: PathBuf| {
+        let mut path = folder;
+        path.extend(layout.inside);
+        path.push(&file);
+        path.is_file().then_some(path)
+    };
+    let Some(prefix) = layout.versions else {
+        return at(vendor);
+    };
+    let mut versions: Vec<(Vec<u64>, PathBuf)> = std::fs::read_dir(&vendor)
+        .ok()?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let name = entry.file_name().into_string().ok()?;
+            let version = name.strip_prefix(prefix)?;
+            let numbers = version
+                .split(['.', '-', ' '])
+                .map(|part| part.parse::<u64>().ok())
+                .collect::<Option<Vec<u64>>>()?;
+            Some((numbers, entry.path()))
+        })
+        .collect();
+    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions.into_iter().find_map(|(_, folder)| at(folder))
+}
+
 /// An absolute Linux path in the form a Windows program started from WSL understands:
 /// `/mnt/c/farm/a.hip` is `C:\farm\a.hip` (WSL mounts the Windows drives under `/mnt` by
 /// default); any other path is reached through the distribution's share,
@@ -366,6 +460,51 @@ pub fn windows_path(path: &Path, distro: Option<&str>) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// Guards issue 16: Windows tools are found in their installers' folders, the newest
+    /// version that has the executable first.
+    #[test]
+    fn windows_tools_are_found_in_their_install_folders() {
+        let base = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let files = base.path().join("Program Files");
+        let data = base.path().join("ProgramData");
+        let put = |path: PathBuf| {
+            let parent = path.parent().unwrap_or_else(|| panic!("no parent"));
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&path, b"MZ").unwrap_or_else(|e| panic!("{e}"));
+            path
+        };
+        let blender = files.join("Blender Foundation");
+        put(blender.join("Blender 4.9").join("blender.exe"));
+        let newest = put(blender.join("Blender 4.10").join("blender.exe"));
+        // A newer folder without the program (an uninstall's leftovers) is passed over.
+        std::fs::create_dir_all(blender.join("Blender 5.0")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(blender.join("Blender notes")).unwrap_or_else(|e| panic!("{e}"));
+        let hython = put(files
+            .join("Side Effects Software")
+            .join("Houdini 20.5.370")
+            .join("bin")
+            .join("hython.exe"));
+        let redshift = put(data
+            .join("Redshift")
+            .join("bin")
+            .join("redshiftCmdLine.exe"));
+        let environment = |name: &str| match name {
+            "ProgramFiles" => Some(files.clone().into_os_string()),
+            "ProgramData" => Some(data.clone().into_os_string()),
+            _ => None,
+        };
+        assert_eq!(installed(Tool::Blender, environment), Some(newest));
+        assert_eq!(installed(Tool::Hython, environment), Some(hython));
+        assert_eq!(installed(Tool::Mantra, environment), None);
+        assert_eq!(
+            installed(Tool::RedshiftCmdLine, environment),
+            Some(redshift)
+        );
+        assert_eq!(installed(Tool::ModoCl, environment), None);
+        assert_eq!(installed(Tool::Blender, |_| None), None);
+    }
+
+    #[cfg(not(windows))]
     #[test]
     fn names_get_exe_first_on_wsl() {
         assert_eq!(executable_names(Tool::Blender, false), ["blender"]);

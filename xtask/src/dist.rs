@@ -1,0 +1,198 @@
+//! `cargo xtask dist`: release archives of the `buildcat` binary for Linux and Windows.
+//!
+//! For each target, a release build, then a folder `buildcat-VERSION-TARGET/` with the
+//! binary, README.md and the licence, packed as `target/dist/buildcat-VERSION-TARGET.tar.gz`
+//! (Linux, by the system's `tar`) or `.zip` (Windows, by Python's `zipfile`, as the Blender
+//! add-on is): standard library only, so xtask stays quick to compile. macOS is not built:
+//! it cannot be built or tested here (README says so).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{cargo, target_dir, workspace_root};
+
+/// The targets released, and how each is packed.
+const TARGETS: &[(&str, Archive)] = &[
+    ("x86_64-unknown-linux-gnu", Archive::TarGz),
+    ("x86_64-pc-windows-gnu", Archive::Zip),
+];
+
+/// How a target's folder is packed.
+#[derive(Clone, Copy)]
+enum Archive {
+    /// `.tar.gz`: what Linux users unpack with `tar`, keeping the executable bit.
+    TarGz,
+    /// `.zip`: what Windows opens by itself.
+    Zip,
+}
+
+/// Where the licence text is, when the repository has none of these files.
+const LICENCE_NOTICE: &str = "buildcat is licensed under the Apache License, Version 2.0 \
+(SPDX: Apache-2.0).\nThe full text: https://www.apache.org/licenses/LICENSE-2.0\n";
+
+/// Builds every target's archive into `target/dist/`.
+pub fn dist() -> Result<(), String> {
+    let root = workspace_root();
+    let version = workspace_version(&root)?;
+    let out = target_dir().join("dist");
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    for &(target, archive) in TARGETS {
+        cargo(
+            &[
+                "build",
+                "--release",
+                "-p",
+                "buildcat-cli",
+                "--target",
+                target,
+            ],
+            &[],
+        )?;
+        let exe = if target.contains("windows") {
+            "buildcat.exe"
+        } else {
+            "buildcat"
+        };
+        let binary = target_dir().join(target).join("release").join(exe);
+        let name = format!("buildcat-{version}-{target}");
+        let folder = out.join(&name);
+        if folder.exists() {
+            std::fs::remove_dir_all(&folder)
+                .map_err(|e| format!("cannot clear {}: {e}", folder.display()))?;
+        }
+        std::fs::create_dir_all(&folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+        copy(&binary, &folder.join(exe))?;
+        copy(&root.join("README.md"), &folder.join("README.md"))?;
+        licence(&root, &folder)?;
+        let path = match archive {
+            Archive::TarGz => {
+                let path = out.join(format!("{name}.tar.gz"));
+                run(Command::new("tar")
+                    .arg("-czf")
+                    .arg(&path)
+                    .arg("-C")
+                    .arg(&out)
+                    .arg(&name))?;
+                path
+            }
+            Archive::Zip => {
+                let path = out.join(format!("{name}.zip"));
+                let _ = std::fs::remove_file(&path);
+                run(Command::new("python3")
+                    .args(["-m", "zipfile", "-c"])
+                    .arg(&path)
+                    .arg(&name)
+                    .current_dir(&out))?;
+                path
+            }
+        };
+        eprintln!("xtask: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The workspace's version, from `[workspace.package]` in Cargo.toml.
+fn workspace_version(root: &Path) -> Result<String, String> {
+    let manifest = root.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+    let section = text
+        .split("[workspace.package]")
+        .nth(1)
+        .ok_or_else(|| format!("{} has no [workspace.package]", manifest.display()))?;
+    section
+        .lines()
+        .take_while(|line| !line.starts_with('['))
+        .find_map(|line| {
+            let value = line
+                .strip_prefix("version")?
+                .trim_start()
+                .strip_prefix('=')?;
+            Some(value.trim().trim_matches('"').to_owned())
+        })
+        .ok_or_else(|| {
+            format!(
+                "no version in [workspace.package] of {}",
+                manifest.display()
+            )
+        })
+}
+
+/// Copies the licence files of the repository (`LICENSE*`, `LICENCE*`, `COPYING*`) into
+/// `folder`, or, where there are none, a `LICENSE.txt` naming the licence and its text.
+fn licence(root: &Path, folder: &Path) -> Result<(), String> {
+    let entries =
+        std::fs::read_dir(root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+    let mut copied = false;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_ascii_uppercase();
+        if ["LICENSE", "LICENCE", "COPYING"]
+            .iter()
+            .any(|stem| name.starts_with(stem))
+            && entry.path().is_file()
+        {
+            copy(&entry.path(), &folder.join(entry.file_name()))?;
+            copied = true;
+        }
+    }
+    if !copied {
+        let path = folder.join("LICENSE.txt");
+        std::fs::write(&path, LICENCE_NOTICE)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Copies one file, saying which on failure.
+fn copy(from: &Path, to: &PathBuf) -> Result<(), String> {
+    std::fs::copy(from, to)
+        .map(drop)
+        .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
+}
+
+/// Runs a packing command to success.
+fn run(command: &mut Command) -> Result<(), String> {
+    let status = command
+        .status()
+        .map_err(|e| format!("could not run {command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed ({status})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_is_read_from_the_workspace_manifest() {
+        let version = workspace_version(&workspace_root()).unwrap_or_else(|e| panic!("{e}"));
+        let parts: Vec<&str> = version.split('.').collect();
+        assert_eq!(parts.len(), 3, "{version}");
+        assert!(
+            parts.iter().all(|part| part.parse::<u32>().is_ok()),
+            "{version}"
+        );
+    }
+
+    #[test]
+    fn a_repository_without_a_licence_file_gets_a_notice() {
+        let root = std::env::temp_dir().join(format!("xtask-dist-{}", std::process::id()));
+        let folder = root.join("out");
+        std::fs::create_dir_all(&folder).unwrap_or_else(|e| panic!("{e}"));
+        licence(&root, &folder).unwrap_or_else(|e| panic!("{e}"));
+        let notice =
+            std::fs::read_to_string(folder.join("LICENSE.txt")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(notice.contains("Apache-2.0"), "{notice}");
+        std::fs::write(root.join("LICENSE-MIT"), "MIT").unwrap_or_else(|e| panic!("{e}"));
+        let second = root.join("second");
+        std::fs::create_dir_all(&second).unwrap_or_else(|e| panic!("{e}"));
+        licence(&root, &second).unwrap_or_else(|e| panic!("{e}"));
+        assert!(second.join("LICENSE-MIT").is_file());
+        assert!(!second.join("LICENSE.txt").exists());
+        std::fs::remove_dir_all(&root).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
