@@ -23,8 +23,8 @@ mod fake_dcc;
 mod faults;
 mod garbage;
 // GPU shares per slot (issue 13), with declared GPUs: no GPU needed.
-mod gpus;
 mod gpu_routing;
+mod gpus;
 mod harness;
 mod hostile;
 mod houdini;
