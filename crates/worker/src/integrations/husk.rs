@@ -43,7 +43,10 @@ pub(super) const HUSK_FAILURES: &[&str] = &[
 ];
 
 /// Karma's delegates by the names people use (`karma`, `karmaxpu`), as husk's
-/// `--renderer` takes them; other names are given as they are.
+/// `--renderer` takes them; other names are given as they are. The delegate names are the
+/// Hydra renderer plugin names Houdini lists in `hou.lop.availableRendererInfo()` and
+/// Karma LOPs store in their `renderer` parameter (`BRAY_HdKarma`, `BRAY_HdKarmaXPU`), as
+/// studio pipelines that call husk pass them.
 const RENDERER_NAMES: &[(&str, &str)] =
     &[("karma", "BRAY_HdKarma"), ("karmaxpu", "BRAY_HdKarmaXPU")];
 
