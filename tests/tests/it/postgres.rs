@@ -409,3 +409,65 @@ fn tls_to_the_database_checks_its_certificate_against_the_given_ca() {
         "the refusal says what to check\n{log}"
     );
 }
+
+/// Guards the standby's HTTP port on a TLS server: it answers over HTTPS with the server's
+/// certificate (a client trusting `server.cert` gets the 503 naming the active server), as
+/// the HTTP shell does once the standby takes over.
+#[test]
+fn a_tls_standby_answers_over_https_naming_the_active_server() {
+    let Some(cluster) = Postgres::start_or_skip("standby visibility over TLS") else {
+        return;
+    };
+    let url = cluster.create_database("visible_tls");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let keys_dir = tempfile::tempdir().expect("a temporary directory");
+    let keys = crate::tls::Keys::make(
+        crate::harness::canonical(keys_dir.path()),
+        "127.0.0.1",
+        &["artist"],
+    );
+    let tls_flags = keys.server_flags(&["artist"]);
+    let ca = keys.dir.join("server.cert");
+    let (port_a, port_b) = (free_port(), free_port());
+    let (http_a, http_b) = (free_port(), free_port());
+    let start = |name: &str, port: u16, http: u16| {
+        let port = port.to_string();
+        let http = format!("127.0.0.1:{http}");
+        let mut args = vec![
+            "server",
+            "--port",
+            &port,
+            "--storage",
+            &url,
+            "--http",
+            &http,
+        ];
+        args.extend(tls_flags.iter().map(String::as_str));
+        Proc::spawn(name, buildcat_command(args), dir.path())
+    };
+    let mut active = start("server a", port_a, http_a);
+    active.wait_for_log("active server of the database");
+    let mut standby = start("server b", port_b, http_b);
+    standby.wait_for_log("standby: waiting for the active server");
+
+    let active_address = format!("127.0.0.1:{port_a}");
+    let (status, body) = poll_until("the standby to answer over HTTPS", || {
+        crate::tls::https_get(http_b, &ca, "/api/v1/info")
+    });
+    assert_eq!(status, 503, "{body}");
+    let body: Value = serde_json::from_str(&body).expect("the standby's API answers JSON");
+    assert_eq!(body["active"], active_address.as_str(), "{body:#}");
+
+    active.kill();
+    standby.wait_for_log("active server of the database");
+    let (status, body) =
+        poll_until(
+            "the new active server to serve HTTPS",
+            || match crate::tls::https_get(http_b, &ca, "/metrics") {
+                Ok((200, body)) => Ok((200, body)),
+                Ok((status, body)) => Err(format!("{status}: {body}")),
+                Err(error) => Err(error),
+            },
+        );
+    assert_eq!(status, 200, "{body}");
+}

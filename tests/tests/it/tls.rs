@@ -56,16 +56,16 @@ fn read(path: &Path) -> Vec<u8> {
 /// The keys of one farm, in one directory: `server.*` at the top, each client's
 /// `client.*` in a folder of its own.
 #[derive(Debug)]
-struct Keys {
+pub(crate) struct Keys {
     /// Where they are.
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl Keys {
     /// A server key pair named `server_name` and a client key pair for each of `clients`
     /// (each in its folder, with the folder's name as its certificate's name), made with
     /// `server-keygen` and `client-keygen`.
-    fn make(dir: PathBuf, server_name: &str, clients: &[&str]) -> Keys {
+    pub(crate) fn make(dir: PathBuf, server_name: &str, clients: &[&str]) -> Keys {
         keygen(&dir, &["server-keygen", "--name", server_name]);
         for client in clients {
             std::fs::create_dir_all(dir.join(client)).expect("could not create a key folder");
@@ -81,7 +81,7 @@ impl Keys {
 
     /// The server's `--tls-cert`, `--tls-key` and `--client-ca` flags, with `clients.pem`
     /// holding the certificates of `clients` (folders under the keys' directory).
-    fn server_flags(&self, clients: &[&str]) -> Vec<String> {
+    pub(crate) fn server_flags(&self, clients: &[&str]) -> Vec<String> {
         let mut pem = Vec::new();
         for client in clients {
             pem.extend(read(&self.dir.join(client).join("client.cert")));
@@ -432,7 +432,7 @@ fn a_tls_farm_serves_its_certificates_and_refuses_every_other_peer_with_one_line
 
 /// One HTTPS request to `127.0.0.1:port` trusting only `ca`: the status and body, or
 /// what went wrong at the TLS or socket level.
-fn https_get(port: u16, ca: &Path, path: &str) -> Result<(u16, String), String> {
+pub(crate) fn https_get(port: u16, ca: &Path, path: &str) -> Result<(u16, String), String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     use std::io::{Read, Write};

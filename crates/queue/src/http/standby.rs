@@ -2,114 +2,136 @@
 //! with a body that names the active server, so a dashboard, a script or a Prometheus
 //! scraper pointed at a standby learns where to go instead of meeting a closed port.
 //!
-//! A standby has no farm state to show, so this is not the HTTP shell: a few lines of
-//! HTTP/1.1 that read a request's head and answer it, one request per connection. `/api/...`
-//! gets JSON (`{"error": ..., "standby": true, "active": ...}`), anything else plain text.
+//! A standby has no farm state to show, so this is not the HTTP shell: one axum fallback
+//! answers every path, `/api/...` with JSON (`{"error": ..., "standby": true, "active":
+//! ...}`), anything else with plain text. It serves a duplicate of the HTTP listener (the
+//! listener itself is the HTTP shell's once this server is active), over TLS with the
+//! server's certificate when the server has TLS, as the shell does.
 
-use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
-
-/// The longest request head read: a request line and a few headers; a longer one is
-/// answered all the same, from what was read.
-const MAX_HEAD: usize = 16 * 1024;
-
-/// How long a peer has to send its request head and take the answer.
-const ANSWER_LIMIT: Duration = Duration::from_secs(10);
-
-/// How long an accept failure (out of file descriptors, most often) pauses the loop.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(500);
 
 /// How long a client is told to wait before asking again (`Retry-After`): about how long a
 /// takeover takes once the active server is gone.
 const RETRY_AFTER_SECONDS: u32 = 5;
 
-/// Answers every request on `listener` with a standby's 503 naming `active`, for as long as
-/// it is polled (it never returns).
-pub(crate) async fn serve(listener: &TcpListener, active: &str) {
-    loop {
-        match listener.accept().await {
-            Ok((socket, peer)) => {
-                debug!(%peer, "standby: answering an http request");
-                let active = active.to_owned();
-                tokio::spawn(async move {
-                    let _ = tokio::time::timeout(ANSWER_LIMIT, answer(socket, &active)).await;
-                });
-            }
-            Err(error) => {
-                warn!(%error, "standby: http accept failed");
-                tokio::time::sleep(ACCEPT_PAUSE).await;
-            }
-        }
+/// The standby's HTTP answers, served in a task of their own for as long as this is kept:
+/// dropping it (at takeover) stops them and frees the port for the HTTP shell.
+pub(crate) struct Answering(tokio::task::JoinHandle<()>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
-/// Reads one request head from `socket` and answers it.
-async fn answer(mut socket: TcpStream, active: &str) {
-    let mut head = Vec::with_capacity(1024);
-    let mut buffer = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
-        match socket.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(read) => head.extend_from_slice(&buffer[..read]),
+/// Starts answering every request on `listener` with a standby's 503 naming the active
+/// server as `active` says now (over TLS with `tls`), until the result is dropped.
+///
+/// # Errors
+/// When the listener cannot be duplicated (out of file descriptors, most often).
+pub(crate) fn answer_on(
+    listener: &TcpListener,
+    tls: Option<TlsAcceptor>,
+    active: watch::Receiver<String>,
+) -> std::io::Result<Answering> {
+    let duplicate = duplicate(listener)?;
+    let app = Router::new().fallback(move |uri: Uri| {
+        let active = active.borrow().clone();
+        async move { answer(&uri, &active) }
+    });
+    debug!(tls = tls.is_some(), "standby: answering http requests");
+    Ok(Answering(tokio::spawn(async move {
+        let served = match tls {
+            None => axum::serve(duplicate, app).await,
+            Some(acceptor) => match super::tls::TlsListener::new(duplicate, acceptor) {
+                Ok(listener) => axum::serve(listener, app).await,
+                Err(error) => Err(error),
+            },
+        };
+        if let Err(error) = served {
+            warn!(%error, "standby: the http port stopped answering");
         }
-    }
-    let path = String::from_utf8_lossy(&head)
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_owned();
-    let _ = socket.write_all(response(&path, active).as_bytes()).await;
-    let _ = socket.shutdown().await;
+    })))
 }
 
-/// The whole HTTP response to a request for `path`.
-fn response(path: &str, active: &str) -> String {
+/// A second handle on the same listening socket: axum serves a listener it owns, and the
+/// HTTP shell takes the listener itself once this server is active (dropping the duplicate
+/// closes only its handle).
+fn duplicate(listener: &TcpListener) -> std::io::Result<TcpListener> {
+    #[cfg(unix)]
+    let owned = {
+        use std::os::fd::AsFd;
+        std::net::TcpListener::from(listener.as_fd().try_clone_to_owned()?)
+    };
+    #[cfg(windows)]
+    let owned = {
+        use std::os::windows::io::AsSocket;
+        std::net::TcpListener::from(listener.as_socket().try_clone_to_owned()?)
+    };
+    owned.set_nonblocking(true)?;
+    TcpListener::from_std(owned)
+}
+
+/// The answer to a request for `uri`: 503, naming `active`.
+fn answer(uri: &Uri, active: &str) -> Response {
     let message = format!("standby; the active server is {active}");
-    let (content_type, body) = if path.starts_with("/api/") {
+    let mut response = if uri.path().starts_with("/api/") {
         let body = serde_json::json!({
             "error": message,
             "standby": true,
             "active": active,
         });
-        ("application/json", format!("{body}\n"))
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
     } else {
-        ("text/plain; charset=utf-8", format!("{message}\n"))
+        (StatusCode::SERVICE_UNAVAILABLE, format!("{message}\n")).into_response()
     };
-    format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: {content_type}\r\nContent-Length: \
-         {}\r\nRetry-After: {RETRY_AFTER_SECONDS}\r\nCache-Control: no-store\r\nConnection: \
-         close\r\n\r\n{body}",
-        body.len()
-    )
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 #[cfg(test)]
 mod tests {
-    use super::response;
+    use super::answer;
+    use axum::http::{StatusCode, Uri, header};
 
-    /// The API gets JSON naming the active server, the rest plain text; both are 503.
-    #[test]
-    fn answers_name_the_active_server() {
-        let api = response("/api/v1/info", "a:7878");
-        assert!(api.starts_with("HTTP/1.1 503 "), "{api}");
-        let body = api.split("\r\n\r\n").nth(1).expect("a body");
-        let json: serde_json::Value = serde_json::from_str(body).expect("json");
+    /// The answer's status, `Retry-After` and body.
+    async fn parts(path: &str) -> (StatusCode, String, String) {
+        let uri: Uri = path.parse().expect("a path");
+        let response = answer(&uri, "a:7878");
+        let status = response.status();
+        let retry = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("a body");
+        (status, retry, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// The API gets JSON naming the active server, the rest plain text; both are 503 and
+    /// say when to ask again.
+    #[tokio::test]
+    async fn answers_name_the_active_server() {
+        let (status, retry, body) = parts("/api/v1/info").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry, "5");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("json");
         assert_eq!(json["active"], "a:7878");
+        assert_eq!(json["standby"], true);
         assert_eq!(json["error"], "standby; the active server is a:7878");
-        let metrics = response("/metrics", "a:7878");
-        assert!(metrics.starts_with("HTTP/1.1 503 "), "{metrics}");
-        assert!(
-            metrics.ends_with("standby; the active server is a:7878\n"),
-            "{metrics}"
-        );
-        let length: usize = metrics
-            .lines()
-            .find_map(|line| line.strip_prefix("Content-Length: "))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("a length");
-        assert_eq!(length, metrics.split("\r\n\r\n").nth(1).map_or(0, str::len));
+        let (status, _, body) = parts("/metrics").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, "standby; the active server is a:7878\n");
     }
 }

@@ -273,13 +273,16 @@ impl Server<PostgresStore> {
         shutdown: impl Future<Output = ()>,
     ) -> Result<Option<Server<PostgresStore>>, ServerError> {
         let acceptor = config.tls.as_ref().map(ServerTls::acceptor).transpose()?;
-        // A standby's HTTP port over TLS would need the HTTP shell's acceptor; with TLS the
-        // port stays silent until this server is active.
-        let http = http.filter(|_| acceptor.is_none());
+        // A standby's HTTP port answers over HTTPS with the server's certificate when the
+        // server has TLS, as the HTTP shell will once this server is active.
+        let http_tls = match (&http, &config.tls) {
+            (Some(_), Some(tls)) => Some(tls.http_acceptor()?),
+            _ => None,
+        };
         let store = standby::become_active(
             &options,
             listener,
-            http,
+            http.map(|listener| (listener, http_tls)),
             acceptor.clone(),
             config.handshake_timeout,
             shutdown,

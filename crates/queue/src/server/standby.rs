@@ -10,6 +10,7 @@ use buildcat_proto::{FrameCodec, HandshakeError, Hello, HelloReply};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
@@ -29,12 +30,12 @@ const HELLO_MAX_FRAME: usize = 64 * 1024;
 const UNKNOWN_ACTIVE: &str = "not known (it has not stored its address)";
 
 /// Waits until this server holds the store, refusing every peer on `listener` meanwhile
-/// and answering every request on `http` (when given) with a 503 that names the active
-/// server; `None` if `shutdown` came first.
+/// and answering every request on `http` (when given; over TLS with its acceptor) with a
+/// 503 that names the active server; `None` if `shutdown` came first.
 pub(crate) async fn become_active(
     options: &PostgresOptions,
     listener: &TcpListener,
-    http: Option<&TcpListener>,
+    http: Option<(&TcpListener, Option<TlsAcceptor>)>,
     acceptor: Option<TlsAcceptor>,
     handshake_timeout: Duration,
     shutdown: impl Future<Output = ()>,
@@ -42,6 +43,10 @@ pub(crate) async fn become_active(
     tokio::pin!(shutdown);
     let mut active: Option<String> = None;
     let mut waited = false;
+    // The HTTP answers run beside the polls, not restarted with each: a TLS handshake in
+    // progress must not be cut every STANDBY_POLL. They name the active server as it is now.
+    let (active_now, active_seen) = watch::channel(UNKNOWN_ACTIVE.to_owned());
+    let mut answering: Option<crate::http::standby::Answering> = None;
     loop {
         let attempt = {
             let options = options.clone();
@@ -58,7 +63,7 @@ pub(crate) async fn become_active(
         // server that may be about to serve them (the only one, most often).
         let refusing = async {
             if waited {
-                refuse.serve_both(listener, http).await;
+                refuse.serve(listener).await;
             }
             std::future::pending::<()>().await;
         };
@@ -86,7 +91,14 @@ pub(crate) async fn become_active(
                     );
                 }
                 waited = true;
+                active_now.send_replace(now.clone().unwrap_or_else(|| UNKNOWN_ACTIVE.to_owned()));
                 active = now;
+                if let (None, Some((http, tls))) = (&answering, &http) {
+                    match crate::http::standby::answer_on(http, tls.clone(), active_seen.clone()) {
+                        Ok(started) => answering = Some(started),
+                        Err(error) => warn!(%error, "standby: cannot answer on the http port yet"),
+                    }
+                }
             }
             // At start a bad address or password is the operator's to fix; once standing
             // by, the database restarting must not end the standby.
@@ -100,7 +112,7 @@ pub(crate) async fn become_active(
         };
         tokio::select! {
             () = tokio::time::sleep(STANDBY_POLL) => {}
-            () = refuse.serve_both(listener, http) => {}
+            () = refuse.serve(listener) => {}
             () = &mut shutdown => return Ok(None),
         }
     }
@@ -125,20 +137,6 @@ struct Refuser {
 }
 
 impl Refuser {
-    /// Refuses peers on `listener` and answers HTTP requests on `http`, for as long as it
-    /// is polled.
-    async fn serve_both(&self, listener: &TcpListener, http: Option<&TcpListener>) {
-        match http {
-            Some(http) => {
-                tokio::join!(
-                    self.serve(listener),
-                    crate::http::standby::serve(http, &self.active)
-                );
-            }
-            None => self.serve(listener).await,
-        }
-    }
-
     /// Accepts connections for as long as it is polled, refusing each in a task of its own.
     async fn serve(&self, listener: &TcpListener) {
         loop {
