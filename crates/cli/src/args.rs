@@ -134,7 +134,15 @@ pub struct MigrateArgs {
 impl Command {
     /// Where a render command submits: its connection, queue, task kind, and whether it
     /// waits (and so checks for itself that a worker can run it).
-    pub fn render_target(&self) -> Option<(Connection, String, &'static str, bool)> {
+    pub fn render_target(
+        &self,
+    ) -> Option<(
+        Connection,
+        String,
+        &'static str,
+        buildcat_proto::GpuRequirement,
+        bool,
+    )> {
         use buildcat_proto::Task;
         use buildcat_proto::dcc::{
             BlenderRender, HoudiniRenderHip, HoudiniRenderIfd, HoudiniRenderUsd, ModoRender,
@@ -155,7 +163,13 @@ impl Command {
             Command::RedshiftRender(args) => (&args.connection, &args.render, RedshiftRender::KIND),
             _ => return None,
         };
-        Some((connection.clone(), render.queue.clone(), kind, render.wait))
+        Some((
+            connection.clone(),
+            render.queue.clone(),
+            kind,
+            render.submit().gpu_requirement(),
+            render.wait,
+        ))
     }
 
     /// Long-running commands log at info by default.
@@ -941,6 +955,17 @@ pub struct RenderOptions {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+impl SubmitOptions {
+    /// What each task needs of a GPU, as `--gpus` and `--gpu-memory` say (checked by
+    /// [`crate::jobs::job_options`]).
+    pub fn gpu_requirement(&self) -> buildcat_proto::GpuRequirement {
+        buildcat_proto::GpuRequirement {
+            count: self.gpus,
+            memory_mib: self.gpu_memory.unwrap_or(0),
+        }
+    }
 }
 
 impl RenderOptions {

@@ -79,10 +79,7 @@ pub fn job_options(submit: &SubmitOptions) -> anyhow::Result<JobOptions> {
         max_attempts: submit.attempts,
         priority: submit.priority,
         after: Vec::new(),
-        gpus: buildcat_proto::GpuRequirement {
-            count: submit.gpus,
-            memory_mib: submit.gpu_memory.unwrap_or(0),
-        },
+        gpus: submit.gpu_requirement(),
     })
 }
 
@@ -161,6 +158,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let client = args.connection.connect().await?;
     options.after = resolve_after(&client, &args.submit.after).await?;
     let queue = &args.submit.queue;
+    let gpus = options.gpus;
     // The plain kind unless the command needs more, so any worker version runs it.
     let (kind, submitted) = if env.is_empty() && args.cwd.is_none() {
         let handle = client
@@ -190,7 +188,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let (job_id, job_number) = (submitted.id, submitted.number);
     print_submitted(submitted, args.submit.json);
-    crate::unserved::warn(&client, queue, Some(kind)).await;
+    crate::unserved::warn(&client, queue, Some(kind), &gpus).await;
     if !args.submit.wait {
         return Ok(ExitCode::SUCCESS);
     }

@@ -119,10 +119,10 @@ async fn run(mut command: Command) -> anyhow::Result<ExitCode> {
     let result = dispatch(command).await;
     // A render submitted to a queue (or without a tool) nobody serves is said once it is
     // queued; with `--wait`, following it says so (and gives up).
-    if let (Ok(_), Some((connection, queue, kind, false))) = (&result, &render)
+    if let (Ok(_), Some((connection, queue, kind, gpus, false))) = (&result, &render)
         && let Ok(client) = connection.connect().await
     {
-        unserved::warn(&client, queue, Some(kind)).await;
+        unserved::warn(&client, queue, Some(kind), gpus).await;
     }
     result
 }

@@ -62,12 +62,11 @@ pub fn info_text(info: &FarmInfo) -> String {
     out.push_str("(jobs not ended; the other columns count tasks)\n");
     for waiting in &info.unserved {
         let why = if waiting.gpus.is_none() {
-            crate::unserved::reason(info, &waiting.queue, Some(&waiting.kind)).unwrap_or_else(
-                || match buildcat_proto::dcc::tool_for_kind(&waiting.kind) {
+            crate::unserved::reason(info, &waiting.queue, Some(&waiting.kind), &waiting.gpus)
+                .unwrap_or_else(|| match buildcat_proto::dcc::tool_for_kind(&waiting.kind) {
                     Some(tool) => format!("no worker with {tool} serves it"),
                     None => "no connected worker serving it can run that kind".to_owned(),
-                },
-            )
+                })
         } else {
             crate::unserved::gpu_reason(&waiting.gpus, &waiting.queue)
         };

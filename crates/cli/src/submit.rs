@@ -46,7 +46,13 @@ pub async fn info_task<T: Task>(
         .submit()
         .await?;
     let id = handle.number();
-    crate::unserved::warn(&client, &args.queue, Some(T::KIND)).await;
+    crate::unserved::warn(
+        &client,
+        &args.queue,
+        Some(T::KIND),
+        &buildcat_proto::GpuRequirement::NONE,
+    )
+    .await;
     let wait = async {
         crate::watch::wait_job(&client, JobRef::Id(handle.id())).await?;
         let only = TaskRef::from(TaskId::new(handle.id(), 0));

@@ -14,11 +14,17 @@ use buildcat_proto::{FarmInfo, GpuRequirement, JobId, JobRef, TaskRef};
 /// reconnecting after a blip) before it decides that none can run the job.
 pub const GRACE: Duration = Duration::from_secs(10);
 
-/// Why no connected worker can run a task of `kind` queued in `queue`, if none can: no
-/// worker at all, none serving the queue (naming the queues workers do serve), or none
-/// serving it with the tool. `kind` is `None` before submitting, when only the queue can
-/// be checked.
-pub fn reason(info: &FarmInfo, queue: &str, kind: Option<&str>) -> Option<String> {
+/// Why no connected worker can run a task of `kind` needing `gpus` queued in `queue`, if
+/// none can: no worker at all, none serving the queue (naming the queues workers do
+/// serve), none serving it with the tool, or none with the GPUs. `kind` is `None` before
+/// submitting, when only the queue can be checked. Tasks of other jobs that need other
+/// GPUs are not this one's reason.
+pub fn reason(
+    info: &FarmInfo,
+    queue: &str,
+    kind: Option<&str>,
+    gpus: &GpuRequirement,
+) -> Option<String> {
     if info.truncated {
         // A partial picture: better no warning than a wrong one.
         return None;
@@ -47,13 +53,14 @@ pub fn reason(info: &FarmInfo, queue: &str, kind: Option<&str>) -> Option<String
     let mut stuck = info
         .unserved
         .iter()
-        .filter(|unserved| unserved.queue == queue && unserved.kind == kind);
+        .filter(|unserved| unserved.queue == queue && unserved.kind == kind)
+        .filter(|unserved| unserved.gpus.is_none() || unserved.gpus == *gpus);
     let first = stuck.next()?;
     // No worker with the kind is the reason before any GPU: the server lists it with no
     // GPU requirement.
     let missing_kind = first.gpus.is_none() || stuck.any(|unserved| unserved.gpus.is_none());
     if !missing_kind {
-        return Some(gpu_reason(&first.gpus, queue));
+        return Some(gpu_reason(gpus, queue));
     }
     Some(match tool_for_kind(kind) {
         Some(tool) => format!(
@@ -70,11 +77,11 @@ pub fn gpu_reason(gpus: &GpuRequirement, queue: &str) -> String {
     )
 }
 
-/// Says on stderr (once, at once) when nothing can run what was just put in `queue`.
-/// Asking is a courtesy: a failure to ask says nothing.
-pub async fn warn(client: &Client, queue: &str, kind: Option<&str>) {
+/// Says on stderr (once, at once) when nothing can run what was just put in `queue`
+/// (needing `gpus`). Asking is a courtesy: a failure to ask says nothing.
+pub async fn warn(client: &Client, queue: &str, kind: Option<&str>, gpus: &GpuRequirement) {
     if let Ok(info) = client.info().await
-        && let Some(reason) = reason(&info, queue, kind)
+        && let Some(reason) = reason(&info, queue, kind, gpus)
     {
         eprintln!("warning: {reason}");
     }
@@ -93,7 +100,7 @@ pub async fn still_unserved(
         return None;
     }
     let info = client.info().await.ok()?;
-    reason(&info, queue, Some(kind))
+    reason(&info, queue, Some(kind), &status.job.options.gpus)
 }
 
 /// Cancels `job` because nothing can run it, and says why; the caller fails with `reason`.
@@ -137,14 +144,25 @@ mod tests {
     #[test]
     fn an_unserved_queue_names_the_queues_that_are_served() {
         let mut info = FarmInfo::default();
-        assert!(reason(&info, "rendr", None).is_some_and(|r| r.contains("no worker is connected")));
+        assert!(
+            reason(&info, "rendr", None, &GpuRequirement::NONE)
+                .is_some_and(|r| r.contains("no worker is connected"))
+        );
         info.workers = vec![worker(&["gpu", "default"]), worker(&["default"])];
         assert_eq!(
-            reason(&info, "rendr", None).as_deref(),
+            reason(&info, "rendr", None, &GpuRequirement::NONE).as_deref(),
             Some("no worker serves queue `rendr`; workers serve: default, gpu")
         );
-        assert_eq!(reason(&info, "gpu", None), None);
-        assert_eq!(reason(&info, "gpu", Some("buildcat.blender.render")), None);
+        assert_eq!(reason(&info, "gpu", None, &GpuRequirement::NONE), None);
+        assert_eq!(
+            reason(
+                &info,
+                "gpu",
+                Some("buildcat.blender.render"),
+                &GpuRequirement::NONE
+            ),
+            None
+        );
         info.unserved = vec![Unserved {
             queue: "gpu".to_owned(),
             kind: "buildcat.blender.render".to_owned(),
@@ -152,8 +170,13 @@ mod tests {
             gpus: buildcat_proto::GpuRequirement::NONE,
         }];
         assert!(
-            reason(&info, "gpu", Some("buildcat.blender.render"))
-                .is_some_and(|r| r.contains("no worker with blender serves queue `gpu`"))
+            reason(
+                &info,
+                "gpu",
+                Some("buildcat.blender.render"),
+                &GpuRequirement::NONE
+            )
+            .is_some_and(|r| r.contains("no worker with blender serves queue `gpu`"))
         );
     }
 
@@ -173,10 +196,34 @@ mod tests {
                 memory_mib: 24 * 1024,
             },
         }];
-        let why = reason(&info, "render", Some("buildcat.blender.render")).unwrap_or_default();
+        let need = GpuRequirement {
+            count: 2,
+            memory_mib: 24 * 1024,
+        };
+        let why =
+            reason(&info, "render", Some("buildcat.blender.render"), &need).unwrap_or_default();
         assert!(
             why.starts_with("no worker with 2 GPUs of 24 GiB serves queue `render`"),
             "{why}"
+        );
+        // A job of the same kind needing no GPU (or other GPUs) is not told about that
+        // one's: workers can run it.
+        assert_eq!(
+            reason(
+                &info,
+                "render",
+                Some("buildcat.blender.render"),
+                &GpuRequirement::NONE
+            ),
+            None
+        );
+        let one = GpuRequirement {
+            count: 1,
+            memory_mib: 0,
+        };
+        assert_eq!(
+            reason(&info, "render", Some("buildcat.blender.render"), &one),
+            None
         );
     }
 }

@@ -259,10 +259,10 @@ pub async fn follow_jobs(client: &Client, jobs: Vec<JobStatus>) -> anyhow::Resul
 /// [`crate::unserved::GRACE`]; never resolves when every job can run.
 async fn first_unserved(
     client: &Client,
-    jobs: &[(JobId, u64, String, String)],
+    jobs: &[(JobId, u64, String, String, buildcat_proto::GpuRequirement)],
 ) -> (JobId, u64, String) {
     tokio::time::sleep(crate::unserved::GRACE).await;
-    for (id, number, queue, kind) in jobs {
+    for (id, number, queue, kind, _) in jobs {
         if let Some(reason) = crate::unserved::still_unserved(client, *id, queue, kind).await {
             return (*id, *number, reason);
         }
@@ -280,7 +280,7 @@ pub async fn follow_jobs_with(
     jobs: Vec<JobStatus>,
     unserved: WhenUnserved,
 ) -> anyhow::Result<ExitCode> {
-    let pending: Vec<(JobId, u64, String, String)> = jobs
+    let pending: Vec<(JobId, u64, String, String, buildcat_proto::GpuRequirement)> = jobs
         .iter()
         .filter(|status| !status.job.state.is_terminal())
         .map(|status| {
@@ -289,14 +289,15 @@ pub async fn follow_jobs_with(
                 status.job.number,
                 status.job.queue.clone(),
                 status.job.kind.clone(),
+                status.job.options.gpus,
             )
         })
         .collect();
     // Said at once; given up on (or said again) after the grace.
     if unserved == WhenUnserved::Cancel {
-        for (_, number, queue, kind) in &pending {
+        for (_, number, queue, kind, gpus) in &pending {
             if let Ok(info) = client.info().await
-                && let Some(reason) = crate::unserved::reason(&info, queue, Some(kind))
+                && let Some(reason) = crate::unserved::reason(&info, queue, Some(kind), gpus)
             {
                 eprintln!("warning: job {number}: {reason}");
             }

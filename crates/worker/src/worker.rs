@@ -635,11 +635,13 @@ fn slot_gpus(
     let shares = gpu::split(&kept, per_slot, slots).map_err(WorkerError::Config)?;
     let described: Vec<String> = kept
         .iter()
-        .map(|gpu| {
-            format!(
+        .map(|gpu| match (gpu.name.is_empty(), gpu.memory_mib) {
+            // Declared with --gpus, nothing detected: only its index is known.
+            (true, 0) => format!("{} ({})", gpu.index, gpu.vendor),
+            _ => format!(
                 "{} {} {} MiB ({})",
                 gpu.index, gpu.name, gpu.memory_mib, gpu.vendor
-            )
+            ),
         })
         .collect();
     info!(gpus = ?described, per_slot = ?per_slot, "gpus");
