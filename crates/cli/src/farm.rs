@@ -253,6 +253,34 @@ fn advertised(bind: &str, listener: &TcpListener) -> anyhow::Result<String> {
     Ok(join_host_port(&host, port))
 }
 
+/// Opens a server on a PostgreSQL store (`shown` as messages name it), standing by while
+/// another server is active on it; with its HTTP shell when `http` is given (a standby
+/// answers there meanwhile). `None` when Ctrl-C came first.
+async fn open_postgres(
+    config: ServerConfig,
+    options: buildcat_queue::store::postgres::PostgresOptions,
+    listener: &TcpListener,
+    http: Option<(TcpListener, buildcat_queue::http::HttpOptions)>,
+    shown: &str,
+) -> anyhow::Result<Option<buildcat_queue::Server<buildcat_queue::store::postgres::PostgresStore>>>
+{
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let opened = buildcat_queue::Server::open_postgres(
+        config,
+        options,
+        listener,
+        http.as_ref().map(|(listener, _)| listener),
+        shutdown.as_mut(),
+    )
+    .await
+    .with_context(|| format!("server with storage {shown}"))?;
+    Ok(opened.map(|opened| match http {
+        Some((http_listener, options)) => opened.with_http(http_listener, options),
+        None => opened,
+    }))
+}
+
 /// `buildcat server --storage postgresql://...`: binds first, stands by while another server
 /// is active on the database (refusing hellos with its address), then serves.
 async fn server_postgres(
@@ -270,31 +298,16 @@ async fn server_postgres(
         Some(advertise) => advertise.clone(),
         None => advertised(&args.bind, &listener)?,
     };
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
     let options = PostgresOptions { url, advertise };
-    let opened = buildcat_queue::Server::open_postgres(
-        config,
-        options,
-        &listener,
-        http.as_ref().map(|(listener, _)| listener),
-        shutdown.as_mut(),
-    )
-    .await
-    .with_context(|| format!("server with storage {shown}"))?;
-    let Some(opened) = opened else {
+    let Some(opened) = open_postgres(config, options, &listener, http, &shown).await? else {
         return Ok(ExitCode::SUCCESS);
-    };
-    let opened = match http {
-        Some((http_listener, options)) => opened.with_http(http_listener, options),
-        None => opened,
     };
     let opened = match notify {
         Some(options) => opened.with_notify(options),
         None => opened,
     };
     opened
-        .serve(listener, shutdown)
+        .serve(listener, shutdown_signal())
         .await
         .with_context(|| format!("server with storage {shown}"))?;
     Ok(ExitCode::SUCCESS)
@@ -459,23 +472,9 @@ pub async fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
         let listener = bind("127.0.0.1", args.port).await?;
         let http = bind_http(&args.http, false).await?;
         let advertise = advertised("127.0.0.1", &listener)?;
-        let shutdown = shutdown_signal();
-        tokio::pin!(shutdown);
-        let opened = buildcat_queue::Server::open_postgres(
-            config,
-            PostgresOptions { url, advertise },
-            &listener,
-            http.as_ref().map(|(listener, _)| listener),
-            shutdown.as_mut(),
-        )
-        .await
-        .with_context(|| format!("server with storage {shown}"))?;
-        let Some(opened) = opened else {
+        let options = PostgresOptions { url, advertise };
+        let Some(opened) = open_postgres(config, options, &listener, http, &shown).await? else {
             return Ok(ExitCode::SUCCESS);
-        };
-        let opened = match http {
-            Some((http_listener, options)) => opened.with_http(http_listener, options),
-            None => opened,
         };
         return run_farm(args, opened, listener, count, notify, &shown).await;
     }
