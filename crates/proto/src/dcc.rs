@@ -450,12 +450,13 @@ pub fn check_blender_engine(engine: &str) -> Result<(), String> {
 pub fn check_cycles_device(device: &str) -> Result<(), String> {
     let gpu = device.strip_suffix("+CPU").unwrap_or(device);
     // `GPU` (what `--gpu` asks for, issue 13): whichever GPU API the worker slot's GPUs
-    // have (OptiX or CUDA on NVIDIA, HIP on AMD), chosen by the worker.
+    // have (CUDA on NVIDIA, HIP on AMD), chosen by the worker.
     if gpu == "GPU" {
         return Ok(());
     }
-    known_name("Cycles device", gpu, CYCLES_DEVICES, &[])
-        .map_err(|e| format!("{e} (optionally with `+CPU`)"))
+    known_name("Cycles device", gpu, CYCLES_DEVICES, &[]).map_err(|e| {
+        format!("{e} (optionally with `+CPU`), or `GPU` for the worker slot's own GPU")
+    })
 }
 
 /// Checks frames for Blender: none negative (`-f` reads those as counted back from the

@@ -381,7 +381,7 @@ fn render_commands_refuse_absolute_paths_and_backwards_frames_before_submitting(
             "encode them afterwards",
         ),
         (
-            &["blender-render", "a.blend", "--cycles-device", "GPU"],
+            &["blender-render", "a.blend", "--cycles-device", "VULKAN"],
             "CUDA, OPTIX",
         ),
     ];
