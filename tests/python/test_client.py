@@ -200,3 +200,16 @@ def test_gpu_renders_ask_for_one_gpu_and_refuse_the_cpu(client):
     assert "--cycles-device CPU" in str(refused.value)
     with pytest.raises(buildcat.InvalidRequest):
         client.run(["true"], gpu_memory=0)
+
+
+def test_houdini_usd_renders_are_planned_like_the_cli(client):
+    job = client.houdini_render_usd(
+        "usd/shot.usd", frames="1-5", chunk=2, renderer="karmaxpu", gpu=True,
+        queue="nobody-serves-this",
+    )
+    status = job.status()
+    assert [t["frames"] for t in status["tasks"]] == ["1-2", "3-4", "5"], status
+    assert status["gpus"]["count"] == 1, status
+    job.cancel()
+    with pytest.raises(buildcat.InvalidRequest):
+        client.houdini_render_usd("/abs/shot.usd")

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use buildcat_client::proto::task::RunCommand;
 use buildcat_client::proto::view::{FarmView, JobView};
 use buildcat_client::render::{
-    BlenderRenderPlan, HoudiniHipPlan, HoudiniIfdPlan, ModoRenderPlan, RedshiftRenderPlan,
-    RenderPlan, command_line, file_name,
+    BlenderRenderPlan, HoudiniHipPlan, HoudiniIfdPlan, HoudiniUsdPlan, ModoRenderPlan,
+    RedshiftRenderPlan, RenderPlan, command_line, file_name,
 };
 use buildcat_client::{
     ClientOptions, DEFAULT_PORT, Dependency, JobOptions, JobQuery, JobRef, JobState, Task,
@@ -538,6 +538,54 @@ impl Client {
             None => "1".to_owned(),
         };
         let plan = HoudiniHipPlan { hip, frames, rop }.plan().or_raise(py)?;
+        let submit = Submit {
+            queue,
+            name,
+            priority,
+            timeout,
+            attempts,
+            gpus: gpu_count(gpus, gpu),
+            gpu_memory,
+        };
+        self.submit_with_after(py, plan, submit, after)
+    }
+
+    /// Renders a USD file (relative to the farm root) with `husk`: one task per `chunk`
+    /// frames; without `frames`, the one frame husk picks (the stage's start). `renderer`
+    /// is `karma`, `karmaxpu` or a Hydra delegate's own name; `output` the image pattern
+    /// (`-o`, `$F4` for the frame), relative to the root.
+    #[pyo3(signature = (usd, *, frames = None, chunk = 1, renderer = None, output = None,
+        name = None, queue = "default".to_owned(), priority = None, timeout = None,
+        attempts = None, after = None, gpus = None, gpu_memory = None, gpu = false))]
+    #[allow(clippy::too_many_arguments, reason = "Python keyword arguments")]
+    fn houdini_render_usd(
+        &self,
+        py: Python<'_>,
+        usd: String,
+        frames: Option<&Bound<'_, PyAny>>,
+        chunk: usize,
+        renderer: Option<String>,
+        output: Option<String>,
+        name: Option<String>,
+        queue: String,
+        priority: Option<i32>,
+        timeout: Option<f64>,
+        attempts: Option<u32>,
+        after: Option<Vec<Bound<'_, PyAny>>>,
+        gpus: Option<u32>,
+        gpu_memory: Option<u64>,
+        gpu: bool,
+    ) -> PyResult<Job> {
+        let frames = frames.map(|frames| frame_spec(py, frames)).transpose()?;
+        let plan = HoudiniUsdPlan {
+            usd,
+            frames,
+            chunk,
+            renderer,
+            output,
+        }
+        .plan()
+        .or_raise(py)?;
         let submit = Submit {
             queue,
             name,

@@ -117,6 +117,24 @@ class Client:
         gpu_memory: Optional[int] = None,
         gpu: bool = False,
     ) -> Job: ...
+    def houdini_render_usd(
+        self,
+        usd: str,
+        *,
+        frames: Optional[Frames] = None,
+        chunk: int = 1,
+        renderer: Optional[str] = None,
+        output: Optional[str] = None,
+        name: Optional[str] = None,
+        queue: str = "default",
+        priority: Optional[int] = None,
+        timeout: Optional[float] = None,
+        attempts: Optional[int] = None,
+        after: After = None,
+        gpus: Optional[int] = None,
+        gpu_memory: Optional[int] = None,
+        gpu: bool = False,
+    ) -> Job: ...
     def houdini_render_ifd(
         self,
         paths: Union[str, Sequence[str]],
