@@ -1,17 +1,15 @@
-//! A private PostgreSQL cluster for the tests of servers that share a database: `initdb`
-//! into a temporary directory and `pg_ctl` on a free loopback port, stopped on drop; never
-//! the system's cluster. As root, PostgreSQL's programs run as the `postgres` user (it
-//! refuses root). SQL goes through `psql` over TCP, as the cluster's superuser.
+//! A private PostgreSQL cluster for the tests of servers that share a database
+//! (`buildcat-pgcluster`'s, the one implementation the queue's tests and the bench use
+//! too), with this suite's policy on top: the shared cluster of [`STORAGE_SWITCH`], TLS
+//! from a [`TestCa`], and a failed test where SQL fails.
 //!
 //! Without PostgreSQL, [`Postgres::start_or_skip`] skips the test saying why, except under
 //! `BUILDCAT_CI=1`, where it fails it: CI installs PostgreSQL, so a missing one is a bug.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{PATIENCE, describe, free_port, run_command};
+use buildcat_pgcluster::{Cluster, Options, Tls};
 
 /// The environment variable that runs every farm's server on PostgreSQL (one switch for the
 /// whole suite): `BUILDCAT_TEST_STORAGE=postgresql`.
@@ -59,21 +57,10 @@ extern "C" fn stop_shared() {
     }
 }
 
-/// Where Debian installs PostgreSQL's server programs, one directory per version.
-const DEBIAN_LIB: &str = "/usr/lib/postgresql";
-
-/// A running private cluster, stopped on drop.
+/// A running private cluster (`buildcat_pgcluster::Cluster`, `fsync` off), stopped and
+/// removed on drop; this harness adds only its policy (skip or fail, panics on failed SQL).
 #[derive(Debug)]
-pub struct Postgres {
-    /// The cluster's data, socket and log; removed on drop.
-    dir: tempfile::TempDir,
-    /// The directory of `initdb` and `pg_ctl`.
-    bin: PathBuf,
-    /// The loopback port it listens on.
-    pub port: u16,
-    /// Whether its programs run as the `postgres` user (the tests run as root).
-    as_postgres: bool,
-}
+pub struct Postgres(Cluster);
 
 impl Postgres {
     /// Starts a cluster; `None` (after saying why) when PostgreSQL is not installed, or a
@@ -105,157 +92,29 @@ impl Postgres {
 
     /// Starts a cluster (with TLS when `tls` is given), or says why it could not.
     fn start(tls: Option<&ServerCert>) -> Result<Postgres, String> {
-        let bin = match std::env::var_os("PG_BIN") {
-            Some(bin) => PathBuf::from(bin),
-            None => newest_bin()?,
+        let options = Options {
+            fsync: false,
+            tls: tls.map(|tls| Tls {
+                cert_pem: tls.cert_pem.clone(),
+                key_pem: tls.key_pem.clone(),
+            }),
         };
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        // SAFETY: `geteuid` has no preconditions.
-        let as_postgres = unsafe { libc::geteuid() } == 0;
-        if as_postgres {
-            let output = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .output()
-                .map_err(|e| format!("could not run chown: {e}"))?;
-            if !output.status.success() {
-                return Err(format!(
-                    "could not chown the cluster's directory: {}",
-                    describe(&output)
-                ));
-            }
-        }
-        let cluster = Postgres {
-            dir,
-            bin,
-            port: free_port(),
-            as_postgres,
-        };
-        let data = cluster.data();
-        cluster.pg(
-            "initdb",
-            &[
-                "-D",
-                &data,
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ],
-        )?;
-        let mut options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            cluster.port,
-            cluster.dir.path().display()
-        );
-        if let Some(tls) = tls {
-            let (cert, key) = cluster.write_tls(tls)?;
-            options.push_str(&format!(
-                " -c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"
-            ));
-        }
-        let log = cluster
-            .dir
-            .path()
-            .join("postgres.log")
-            .display()
-            .to_string();
-        cluster.pg(
-            "pg_ctl",
-            &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
-        )?;
-        Ok(cluster)
+        Cluster::start(&options).map(Postgres)
     }
 
-    /// Writes the server's certificate and key where PostgreSQL accepts them (the key
-    /// readable by its owner only, owned by the `postgres` user when root); their paths.
-    fn write_tls(&self, tls: &ServerCert) -> Result<(String, String), String> {
-        use std::os::unix::fs::PermissionsExt;
-        let cert = self.dir.path().join("server.crt");
-        let key = self.dir.path().join("server.key");
-        for (path, text) in [(&cert, &tls.cert_pem), (&key, &tls.key_pem)] {
-            std::fs::write(path, text)
-                .map_err(|e| format!("could not write {}: {e}", path.display()))?;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| format!("could not restrict {}: {e}", path.display()))?;
-            if self.as_postgres {
-                let output = Command::new("chown")
-                    .arg("postgres:postgres")
-                    .arg(path)
-                    .output()
-                    .map_err(|e| format!("could not run chown: {e}"))?;
-                if !output.status.success() {
-                    return Err(format!(
-                        "could not chown {}: {}",
-                        path.display(),
-                        describe(&output)
-                    ));
-                }
-            }
-        }
-        Ok((cert.display().to_string(), key.display().to_string()))
-    }
-
-    /// The data directory.
-    fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
-    }
-
-    /// Runs one of PostgreSQL's server programs, as the `postgres` user when root.
-    fn pg(&self, program: &str, args: &[&str]) -> Result<(), String> {
-        let path = self.bin.join(program);
-        let mut command = if self.as_postgres {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(&path);
-            command
-        } else {
-            Command::new(&path)
-        };
-        command.args(args).current_dir(self.dir.path());
-        let output = run_command(command, PATIENCE);
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!("{program} failed: {}", describe(&output)))
-        }
-    }
-
-    /// The URL of database `name`, as the superuser.
-    pub fn url(&self, name: &str) -> String {
-        format!("postgresql://postgres@127.0.0.1:{}/{name}", self.port)
-    }
-
-    /// Creates database `name` and returns its URL.
+    /// Creates database `name` and returns its URL; fails the test if it cannot.
+    #[track_caller]
     pub fn create_database(&self, name: &str) -> String {
-        self.sql("postgres", &format!("CREATE DATABASE {name}"));
-        self.url(name)
+        self.0
+            .create_database(name)
+            .unwrap_or_else(|why| panic!("could not create database {name}: {why}"))
     }
 
     /// Runs `sql` in database `name` with `psql` and returns what it printed (unaligned,
     /// tuples only); fails the test if it fails.
     #[track_caller]
     pub fn sql(&self, name: &str, sql: &str) -> String {
-        let mut command = Command::new("psql");
-        command.args([
-            "-X",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &self.url(name),
-            "-c",
-            sql,
-        ]);
-        let output = run_command(command, PATIENCE);
-        assert!(
-            output.status.success(),
-            "psql `{sql}` failed\n{}",
-            describe(&output)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        self.0.sql(name, sql).unwrap_or_else(|why| panic!("{why}"))
     }
 }
 
@@ -304,32 +163,5 @@ impl TestCa {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         }
-    }
-}
-
-/// The newest version's server programs under Debian's directory.
-fn newest_bin() -> Result<PathBuf, String> {
-    let entries = std::fs::read_dir(DEBIAN_LIB).map_err(|e| {
-        format!("PostgreSQL is not installed ({DEBIAN_LIB}: {e}); install Debian's postgresql package or set PG_BIN")
-    })?;
-    let mut versions: Vec<(u32, PathBuf)> = entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let version = entry.file_name().to_str()?.parse().ok()?;
-            let bin = entry.path().join("bin");
-            bin.join("pg_ctl").exists().then_some((version, bin))
-        })
-        .collect();
-    versions.sort();
-    versions
-        .pop()
-        .map(|(_, bin)| bin)
-        .ok_or_else(|| format!("no PostgreSQL server programs under {DEBIAN_LIB}"))
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let data = self.data();
-        let _ = self.pg("pg_ctl", &["-D", &data, "-m", "immediate", "stop"]);
     }
 }
