@@ -693,14 +693,19 @@ impl Core {
         true
     }
 
-    /// `EnableWorker`: ends the quarantine of the worker named `name`.
-    pub(super) fn enable_worker(&mut self, now: Timestamp, name: &str) -> Result<(), RequestError> {
-        let connected: Vec<ConnId> = self
-            .workers
+    /// The connections of the worker named `name` (one per reconnect not yet noticed as
+    /// lost; usually one, or none when it is not connected).
+    pub(super) fn connections_named(&self, name: &str) -> Vec<ConnId> {
+        self.workers
             .iter()
             .filter(|(_, worker)| worker.registration.name == name)
             .map(|(conn, _)| *conn)
-            .collect();
+            .collect()
+    }
+
+    /// `EnableWorker`: ends the quarantine of the worker named `name`.
+    pub(super) fn enable_worker(&mut self, now: Timestamp, name: &str) -> Result<(), RequestError> {
+        let connected = self.connections_named(name);
         let Some(record) = self.records.get_mut(name) else {
             if connected.is_empty() {
                 return Err(RequestError::UnknownWorker(name.to_owned()));
@@ -783,13 +788,7 @@ impl Core {
         };
         record.quarantine = Some(Quarantine { reason: why, until });
         // An idle slot of this worker leaves the idle order.
-        let idle: Vec<ConnId> = self
-            .workers
-            .iter()
-            .filter(|(_, worker)| worker.registration.name == name)
-            .map(|(conn, _)| *conn)
-            .collect();
-        for conn in idle {
+        for conn in self.connections_named(name) {
             self.leave_idle(conn);
         }
     }

@@ -12,7 +12,7 @@
 
 use buildcat_proto::{RequestError, Timestamp};
 
-use super::{ConnId, Core};
+use super::Core;
 
 impl Core {
     /// `PauseWorker`: pauses or resumes the worker named `name`, every connection of it. A
@@ -24,12 +24,7 @@ impl Core {
         name: &str,
         paused: bool,
     ) -> Result<(), RequestError> {
-        let connected: Vec<ConnId> = self
-            .workers
-            .iter()
-            .filter(|(_, worker)| worker.registration.name == name)
-            .map(|(conn, _)| *conn)
-            .collect();
+        let connected = self.connections_named(name);
         if connected.is_empty() && !self.records.contains_key(name) {
             return Err(RequestError::UnknownWorker(name.to_owned()));
         }
