@@ -681,6 +681,12 @@ fn print_task(task: &TaskStatus, waits: &[String]) {
     }
     if let Some(failure) = &task.failure {
         outln!("  reason: {failure}");
+        if let Some(fault) = &failure.gpu_fault {
+            outln!("  GPU fault: {fault}");
+            outln!(
+                "    (counts toward the worker's quarantine: its GPU, not the job, may be at fault)"
+            );
+        }
         if !failure.output_tail.is_empty() {
             outln!("  last output:");
             for line in &failure.output_tail {

@@ -475,6 +475,11 @@ pub struct TaskStatusView {
     pub max_attempts: u32,
     /// Its job's number.
     pub number: u64,
+    /// What went wrong with a GPU when it failed on one (a CUDA out-of-memory or device-lost
+    /// line, a GPU NVML reports lost), e.g. `GPU 0 (NVIDIA H200): CUDA out of memory`;
+    /// `null` otherwise. Such a failure may be the worker's, not the job's: it counts toward
+    /// the worker's quarantine.
+    pub gpu_fault: Option<String>,
     /// The last lines of the tool's output when it failed, to see why without the log.
     pub output_tail: Option<Vec<String>>,
     /// How far its latest attempt got, `null` before it reported any.
@@ -499,6 +504,9 @@ pub struct TaskStatusView {
 pub struct AttemptView {
     /// When it ended (RFC 3339), `null` while it runs.
     pub ended: Option<String>,
+    /// What went wrong with a GPU when it failed on one, `null` otherwise (see
+    /// [`TaskStatusView::gpu_fault`]): to see which worker's GPUs fault.
+    pub gpu_fault: Option<String>,
     /// Its number, from 1.
     pub number: u32,
     /// How it ended in a word (`running` while it runs), to count losses and failures.
@@ -587,6 +595,10 @@ impl From<&TaskStatus> for TaskStatusView {
                     let (outcome, reason) = outcome_words(attempt.outcome.as_ref());
                     AttemptView {
                         ended: attempt.ended_at.map(rfc3339),
+                        gpu_fault: match &attempt.outcome {
+                            Some(AttemptOutcome::Failed(failure)) => failure.gpu_fault.clone(),
+                            _ => None,
+                        },
                         number: attempt.number,
                         outcome: outcome.to_owned(),
                         reason,
@@ -603,6 +615,7 @@ impl From<&TaskStatus> for TaskStatusView {
             kind: task.kind.clone(),
             max_attempts: task.max_attempts,
             number: task.number,
+            gpu_fault: task.failure.as_ref().and_then(|f| f.gpu_fault.clone()),
             output_tail: task.failure.as_ref().map(|f| f.output_tail.clone()),
             progress: task.progress.as_ref().map(|p| ProgressView {
                 done: p.done,

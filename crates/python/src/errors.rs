@@ -79,7 +79,7 @@ fn class_of(error: &ClientError) -> &'static str {
 }
 
 /// A client error as a Python exception; a failed task's exception also carries `task`,
-/// `reason`, `exit_code` and `output_tail`.
+/// `reason`, `exit_code`, `output_tail` and `gpu_fault`.
 pub fn client_error(py: Python<'_>, error: ClientError) -> PyErr {
     let message = error.to_string();
     match &error {
@@ -87,11 +87,15 @@ pub fn client_error(py: Python<'_>, error: ClientError) -> PyErr {
             let reason = failure.as_ref().map(|failure| failure.reason.clone());
             let exit_code = failure.as_ref().and_then(|failure| failure.exit_code);
             let tail = failure.as_ref().map(|failure| failure.output_tail.clone());
+            let gpu_fault = failure
+                .as_ref()
+                .and_then(|failure| failure.gpu_fault.clone());
             let attributes = [
                 ("task", task.clone().into_py_any(py)),
                 ("reason", reason.into_py_any(py)),
                 ("exit_code", exit_code.into_py_any(py)),
                 ("output_tail", tail.into_py_any(py)),
+                ("gpu_fault", gpu_fault.into_py_any(py)),
             ];
             let mut set = Vec::new();
             for (name, value) in attributes {

@@ -266,3 +266,43 @@ fn only_job_number(listing: &Value) -> String {
         _ => panic!("expected one job, got {listing:#}"),
     }
 }
+
+/// What PyTorch printed on a real NVIDIA H200 when a job on a `--gpus-per-slot auto` slot
+/// asked for 400 GiB (`torch.empty(400 * 2**30, dtype=torch.uint8, device="cuda")`, torch
+/// 2.11, driver 580.159.04; the issue-13 device check), cut after its first sentences.
+const TORCH_OOM: &str = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate \
+                         400.00 GiB. GPU 0 has a total capacity of 139.80 GiB of which \
+                         139.29 GiB is free.";
+
+/// Guards issue 13 ("health"): a job on a slot with a GPU that fails with a CUDA
+/// out-of-memory line fails with its own reason, and the GPU fault is reported with the
+/// failure where people look: `status --json` (`gpu_fault` on the task and on the attempt)
+/// and `status JOB.TASK` ("GPU fault: ..."). The device check showed the worker logged the
+/// fault while `status` said nothing of it.
+#[test]
+fn a_gpu_fault_is_shown_with_the_failure() {
+    let farm = Farm::start();
+    let _worker = farm.worker(&["--name", "gpu", "--gpus", "0", "--gpus-per-slot", "1"]);
+    wait_idle(&farm, &["gpu"]);
+    let script = format!("echo '{TORCH_OOM}' >&2; exit 1");
+    let job = farm.submit(&["--gpus", "1", "--", "sh", "-c", &script]);
+    let status = farm.wait_for_status(&job, "failed", |status| {
+        status["state"] == "finished" || status["state"] == "failed"
+    });
+    assert_eq!(status["state"], "failed", "{status:#}");
+
+    let task = parse_json(&farm.ok(&["status", &format!("{job}.0"), "--json"]));
+    let fault = text(&task, "/gpu_fault");
+    assert!(
+        fault.starts_with("GPU 0") && fault.ends_with(TORCH_OOM),
+        "{task:#}"
+    );
+    assert_eq!(
+        task["attempts"][0]["gpu_fault"], task["gpu_fault"],
+        "{task:#}"
+    );
+    assert_eq!(task["reason"], "`sh` failed", "{task:#}");
+
+    let shown = stdout(&farm.ok(&["status", &format!("{job}.0")]));
+    assert!(shown.contains(&format!("GPU fault: {fault}")), "{shown}");
+}

@@ -55,13 +55,16 @@ class JobFailed(Error):
     """A task of the job failed after its last attempt.
 
     ``task`` is the task as people name it (``42.0``), ``reason`` the one line the farm
-    recorded, ``exit_code`` the tool's exit code (or None) and ``output_tail`` its last lines.
+    recorded, ``exit_code`` the tool's exit code (or None), ``output_tail`` its last lines and
+    ``gpu_fault`` what went wrong with a GPU when it failed on one (a CUDA out-of-memory line,
+    a GPU lost; None otherwise).
     """
 
     task: Optional[str] = None
     reason: Optional[str] = None
     exit_code: Optional[int] = None
     output_tail: Optional[List[str]] = None
+    gpu_fault: Optional[str] = None
 
 
 class JobCanceled(Error):

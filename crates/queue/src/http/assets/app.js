@@ -435,12 +435,13 @@ function jobView(main, number) {
       .map((c) => h("th", { text: c })))),
       h("tbody", {}, t.attempts.map((a) => h("tr", {}, h("td", { text: a.number }), h("td", { text: a.worker || "" }),
         h("td", { text: a.started || "" }), h("td", { text: duration(a.started, a.ended) }),
-        h("td", { text: a.outcome || "running" }), h("td", { class: "name", title: a.reason || "", text: a.reason || "" })))));
+        h("td", { text: a.outcome || "running" }), h("td", { class: "name", title: [a.reason, a.gpu_fault && "GPU fault: " + a.gpu_fault].filter(Boolean).join("\n"),
+          text: (a.reason || "") + (a.gpu_fault ? " (GPU fault)" : "") })))));
     const old = document.getElementById("log");
     const log = fresh || !old ? follow(index) : old;
     task.replaceChildren(h("h2", { text: `Task ${t.task}` + (t.frames ? ` (frames ${t.frames})` : "") }),
       h("p", {}, stateBadge(t.state), " ", t.progress ? `${t.progress.done}/${t.progress.total} frames` : "",
-        t.reason ? " · " + t.reason : ""),
+        t.reason ? " · " + t.reason : "", t.gpu_fault ? " · GPU fault: " + t.gpu_fault : ""),
       h("h2", { text: "Attempts" }), attempts, h("h2", { text: "Log" }), log);
   }
 
