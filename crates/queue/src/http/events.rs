@@ -208,11 +208,7 @@ pub(crate) async fn job(
                 "progress",
                 &json!({
                     "index": task.index,
-                    "progress": ProgressView {
-                        done: progress.done,
-                        outputs: progress.outputs,
-                        total: progress.total,
-                    },
+                    "progress": ProgressView::from(&progress),
                 }),
             )),
             JobEvent::Ended(status) => Some(event("ended", &JobStatusView::from(&status))),

@@ -10,8 +10,8 @@
 //! is not given), since nobody sits at a worker. A job's range is half-open, husk's a
 //! start, a count and an increment.
 //!
-//! Progress: each `ALF_PROGRESS 100%` ends a frame (husk reports progress within each
-//! frame). Outputs: the `Image: PATH` lines Karma prints (see `houdini::image_line`).
+//! Progress: husk reports each frame from `ALF_PROGRESS 0%` to `100%`; 100% ends a frame,
+//! and a lower percentage is the task's `frame_percent` (how far the current frame is). Outputs: the `Image: PATH` lines Karma prints (see `houdini::image_line`).
 //! Failures: [`HUSK_FAILURES`], whatever the exit code.
 
 use std::path::Path;
@@ -20,7 +20,7 @@ use std::sync::Arc;
 use buildcat_proto::Failure;
 use buildcat_proto::dcc::{HoudiniRenderUsd, RenderReport};
 
-use super::houdini::{alf_progress, image_line};
+use super::houdini::{frame_alf_progress, image_line};
 use super::tools::Executable;
 use super::watch::RenderWatch;
 use super::{count_frames, output_path, scene_file};
@@ -111,9 +111,7 @@ pub(super) async fn render(
         if let Some(path) = image_line(line) {
             watch.output(path);
         }
-        if alf_progress(line) == Some(100) {
-            watch.frame_done();
-        }
+        frame_alf_progress(&mut watch, line);
         watch.check(line);
     })
     .await?;

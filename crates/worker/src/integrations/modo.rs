@@ -137,6 +137,7 @@ pub(super) async fn render(
         done: 0,
         total,
         outputs: Vec::new(),
+        frame_percent: None,
     });
     let report = run_process(spec, &context, |_| {}).await?;
     if let Some(failure) = report.into_failure(&executable.file_name()) {
