@@ -20,8 +20,10 @@
 //! `parsers/mantra.py`; Alfred-style progress as `output_progress` asks of it); husk `ALF_PROGRESS N%`
 //! per frame (SideFX's husk page: `--verbose` with `a` for Alfred-style progress) and
 //! `Image: PATH` (CGRU's `parsers/karma.py`); redshiftCmdLine `Saving: PATH` and `Frame
-//! rendering done` (CGRU's `parsers/redshift.py`); modo_cl echoes each command and answers
-//! a query after `> : ` (the original Buildcat's reading of it).
+//! rendering done` (CGRU's `parsers/redshift.py`); modo_cl starts with the banner, licensee
+//! and `>` prompt of Foundry's Headless page (SDK: general/systems/Headless.html) and
+//! answers a query after `> : ` (the original Buildcat's reading of it); it prints no line
+//! for a frame written or a command failed, since none is documented.
 //!
 //! Each run takes the next numbered folder under the record directory (named by the
 //! `BUILDCAT_FAKE_REC` environment variable of the worker, which its children inherit), so
@@ -167,10 +169,11 @@ exit $status
     echo ": query platformservice appversion ?"
     echo "> : @MODO_VERSION@"
 else
-    echo "Modo 16.1v2 (command line)"
+    echo "@start  modo [@MODO_VERSION@]  Luxology LLC"
+    echo "Buildcat Render Farm"
+    echo ">"
     scene=$(sed -n 's/^scene.open "\(.*\)"$/\1/p' "$rec/stdin")
     act "$scene" '%s'
-    echo "render.animation: done"
 fi
 exit $status
 "#,
