@@ -43,10 +43,14 @@ pub(super) const HUSK_FAILURES: &[&str] = &[
 ];
 
 /// Karma's delegates by the names people use (`karma`, `karmaxpu`), as husk's
-/// `--renderer` takes them; other names are given as they are. The delegate names are the
-/// Hydra renderer plugin names Houdini lists in `hou.lop.availableRendererInfo()` and
-/// Karma LOPs store in their `renderer` parameter (`BRAY_HdKarma`, `BRAY_HdKarmaXPU`), as
-/// studio pipelines that call husk pass them.
+/// `--renderer` takes them; other names are given as they are. Karma ships as two Hydra
+/// render delegates, Karma CPU and Karma XPU (SideFX, Karma user guide,
+/// docs/houdini/solaris/kug/start.html, "Render Delegates"); their Hydra plugin names are
+/// `BRAY_HdKarma` and `BRAY_HdKarmaXPU`, as Houdini lists them in
+/// `hou.lop.availableRendererInfo()` and the USD Render ROP's `renderer` parameter holds
+/// them (AYON's Houdini integration, ynput/ayon-houdini,
+/// `client/ayon_houdini/plugins/publish/validate_usd_render_tiles.py`, which reads that
+/// parameter for the husk renders it sends to Deadline).
 const RENDERER_NAMES: &[(&str, &str)] =
     &[("karma", "BRAY_HdKarma"), ("karmaxpu", "BRAY_HdKarmaXPU")];
 
