@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use buildcat_client::Client;
 use buildcat_proto::dcc::{RenderReport, ToolInfoReport};
+use buildcat_proto::frames::{FrameRange, FrameSpec};
 use buildcat_proto::view::{JobStatusView, JobView, TaskStatusView};
 use buildcat_proto::{
     AttemptOutcome, CommandResult, Dependency, DroppedOutput, JobOptions, JobQuery, JobRef,
     JobState, JobStatus, JobSummary, LogPage, RunCommand, RunCommandIn, Submitted, Task, TaskId,
-    TaskRef, TaskState, TaskStatus, Timestamp, WorkerInfo, codec,
+    TaskProgress, TaskRef, TaskState, TaskStatus, Timestamp, WorkerInfo, codec,
 };
 use serde_json::{Value, json};
 
@@ -552,7 +553,10 @@ fn print_job(status: &JobStatus, after: &[String], now: Timestamp) {
             };
             let state = match &task.progress {
                 Some(progress) if task.state == TaskState::Started => {
-                    format!("started {}/{}", progress.done, progress.total)
+                    format!(
+                        "started {}",
+                        progress_text(progress, task.frames.as_deref())
+                    )
                 }
                 _ => task.state.to_string(),
             };
@@ -573,6 +577,31 @@ fn print_job(status: &JobStatus, after: &[String], now: Timestamp) {
         {
             outln!("{}.{} {}: {reason}", job.number, task.index, task.state);
         }
+    }
+}
+
+/// A running task's progress as `status` shows it: `3/10`, then `, frame 4 at 45%` where
+/// the tool says how far the frame being rendered is. The frame is named by its number,
+/// found in the task's `frames` (the one after those done); where that cannot be read, by
+/// its place (`frame 4 of 10`).
+pub(crate) fn progress_text(progress: &TaskProgress, frames: Option<&str>) -> String {
+    let counted = format!("{}/{}", progress.done, progress.total);
+    let Some(percent) = progress.frame_percent else {
+        return counted;
+    };
+    let current = frames
+        .and_then(|frames| frames.parse::<FrameSpec>().ok())
+        .and_then(|spec| {
+            let index = usize::try_from(progress.done).ok()?;
+            spec.ranges.iter().flat_map(FrameRange::frames).nth(index)
+        });
+    match current {
+        Some(frame) => format!("{counted}, frame {frame} at {percent}%"),
+        None => format!(
+            "{counted}, frame {} of {} at {percent}%",
+            progress.done.saturating_add(1),
+            progress.total
+        ),
     }
 }
 
@@ -625,7 +654,10 @@ fn print_task(task: &TaskStatus, waits: &[String]) {
         outln!("  waits for: {}", waits.join(", "));
     }
     if let Some(progress) = &task.progress {
-        outln!("  progress: {}/{}", progress.done, progress.total);
+        outln!(
+            "  progress: {}",
+            progress_text(progress, task.frames.as_deref())
+        );
         for output in &progress.outputs {
             outln!("    wrote {output}");
         }
@@ -894,6 +926,37 @@ pub async fn eta(args: EtaArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Guards issue 19's progress within a frame: the frame after those done is named by
+    /// its number where the task's frames read, by its place where they do not.
+    #[test]
+    fn progress_names_the_frame_being_rendered() {
+        let progress = |done, frame_percent| TaskProgress {
+            done,
+            total: 10,
+            outputs: Vec::new(),
+            frame_percent,
+        };
+        let cases = [
+            (progress(3, None), Some("1-10"), "3/10"),
+            (progress(3, Some(45)), Some("1-10"), "3/10, frame 4 at 45%"),
+            (
+                progress(2, Some(0)),
+                Some("10-100:10"),
+                "2/10, frame 30 at 0%",
+            ),
+            (progress(1, Some(7)), Some("5,9-12"), "1/10, frame 9 at 7%"),
+            (progress(3, Some(45)), None, "3/10, frame 4 of 10 at 45%"),
+            (
+                progress(3, Some(45)),
+                Some("1-2"),
+                "3/10, frame 4 of 10 at 45%",
+            ),
+        ];
+        for (progress, frames, expected) in cases {
+            assert_eq!(progress_text(&progress, frames), expected, "{frames:?}");
+        }
+    }
 
     #[test]
     fn a_program_ends_the_command_as_it_ended() {

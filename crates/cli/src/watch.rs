@@ -181,7 +181,8 @@ impl Followed {
             .count() as u64
     }
 
-    /// The running tasks' own progress, `42.3 2/10` each, for the bar's message.
+    /// The running tasks' own progress, `42.3 2/10` each (`42.3 2/10 (45%)` when the tool
+    /// says how far the frame being rendered is), for the bar's message.
     fn running_progress(&self) -> String {
         let running = self
             .tasks
@@ -197,7 +198,11 @@ impl Followed {
             .take(PROGRESS_SHOWN)
             .map(|((job, index), progress)| {
                 let number = self.numbers.get(job).copied().unwrap_or_default();
-                format!("{number}.{index} {}/{}", progress.done, progress.total)
+                let counted = format!("{number}.{index} {}/{}", progress.done, progress.total);
+                match progress.frame_percent {
+                    Some(percent) => format!("{counted} ({percent}%)"),
+                    None => counted,
+                }
             })
             .collect();
         if self.progress.len() > PROGRESS_SHOWN {

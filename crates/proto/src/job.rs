@@ -722,7 +722,8 @@ pub struct TaskStatus {
     pub progress: Option<TaskProgress>,
 }
 
-/// How far a task is: frames done out of frames in the task, and the files written.
+/// How far a task is: frames done out of frames in the task, the files written, and how far
+/// the current frame is.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TaskProgress {
     /// Units (frames) done.
@@ -731,6 +732,10 @@ pub struct TaskProgress {
     pub total: u32,
     /// Files written so far, relative to the root where possible.
     pub outputs: Vec<String>,
+    /// How far the frame being rendered is, 0 to 100, where the tool says (`ALF_PROGRESS`):
+    /// a long frame otherwise shows no movement until it ends. `None` when the tool says
+    /// nothing, and again once a frame ends, until the next one reports.
+    pub frame_percent: Option<u8>,
 }
 
 impl TaskStatus {

@@ -17,8 +17,8 @@ use crate::codec;
 use crate::dcc::{RenderReport, ToolInfoReport, tool_for_kind};
 use crate::gpu::{Gpu, GpuRequirement};
 use crate::job::{
-    AttemptOutcome, JobStatus, JobSummary, TaskCounts, TaskState, TaskStatus, TaskSummary,
-    Timestamp,
+    AttemptOutcome, JobStatus, JobSummary, TaskCounts, TaskProgress, TaskState, TaskStatus,
+    TaskSummary, Timestamp,
 };
 use crate::message::{
     Change, DroppedOutput, FarmInfo, LogPage, QueueSummary, Unserved, WorkerSummary,
@@ -524,10 +524,24 @@ pub struct AttemptView {
 pub struct ProgressView {
     /// Frames (or steps) done.
     pub done: u32,
+    /// How far the frame being rendered is, 0 to 100, where the tool says; `null` when it
+    /// says nothing (and between frames), so a long frame is seen to move.
+    pub frame_percent: Option<u8>,
     /// The files it wrote so far, to find its frames.
     pub outputs: Vec<String>,
     /// Frames (or steps) in all.
     pub total: u32,
+}
+
+impl From<&TaskProgress> for ProgressView {
+    fn from(progress: &TaskProgress) -> Self {
+        ProgressView {
+            done: progress.done,
+            frame_percent: progress.frame_percent,
+            outputs: progress.outputs.clone(),
+            total: progress.total,
+        }
+    }
 }
 
 /// A task's result, decoded where its kind is known.
@@ -617,11 +631,7 @@ impl From<&TaskStatus> for TaskStatusView {
             number: task.number,
             gpu_fault: task.failure.as_ref().and_then(|f| f.gpu_fault.clone()),
             output_tail: task.failure.as_ref().map(|f| f.output_tail.clone()),
-            progress: task.progress.as_ref().map(|p| ProgressView {
-                done: p.done,
-                outputs: p.outputs.clone(),
-                total: p.total,
-            }),
+            progress: task.progress.as_ref().map(ProgressView::from),
             reason: task.failure.as_ref().map(|f| f.reason.clone()),
             result: task
                 .result
@@ -768,6 +778,29 @@ mod tests {
         assert_eq!(
             rfc3339(Timestamp(1_795_876_684_123)),
             "2026-11-28T14:38:04.123Z"
+        );
+    }
+
+    /// The frame's percentage is named `frame_percent`, `null` where the tool says nothing,
+    /// so scripts find the key whatever the tool.
+    #[test]
+    fn progress_shows_the_frame_percent() {
+        let progress = |frame_percent| TaskProgress {
+            done: 3,
+            total: 10,
+            outputs: vec!["render/a.0003.exr".to_owned()],
+            frame_percent,
+        };
+        let json = |progress: &TaskProgress| {
+            serde_json::to_string(&ProgressView::from(progress)).unwrap_or_default()
+        };
+        assert_eq!(
+            json(&progress(Some(45))),
+            r#"{"done":3,"frame_percent":45,"outputs":["render/a.0003.exr"],"total":10}"#
+        );
+        assert_eq!(
+            json(&progress(None)),
+            r#"{"done":3,"frame_percent":null,"outputs":["render/a.0003.exr"],"total":10}"#
         );
     }
 }

@@ -452,6 +452,7 @@ mod tests {
                 done,
                 total: 3,
                 outputs: Vec::new(),
+                frame_percent: None,
             });
         }
         assert_eq!(output.pending(10, 100), OutputReady::Some);

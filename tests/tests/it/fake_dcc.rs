@@ -10,15 +10,20 @@
 //! - `print TEXT`: print TEXT (a licence error, a warning) as the tool's own output;
 //! - `image PATH`: write PATH under the working directory and print the tool's line for a
 //!   written image;
-//! - `exit N`: exit with N at the end (0 otherwise).
+//! - `exit N`: exit with N at the end (0 otherwise);
+//! - `hold FRAME PERCENT FILE` (husk only): in frame FRAME, print `ALF_PROGRESS PERCENT%`
+//!   and wait until FILE (under the working directory) exists, so that a test sees a
+//!   frame half rendered and lets it go on by creating FILE.
 //!
 //! Anything else in the file is ignored. The lines each tool prints, with their sources:
 //! mantra `Generating Image: PATH (WxH)` then `ALF_PROGRESS N%` (CGRU Afanasy's
 //! `parsers/mantra.py`; Alfred-style progress as `output_progress` asks of it); husk `ALF_PROGRESS N%`
 //! per frame (SideFX's husk page: `--verbose` with `a` for Alfred-style progress) and
 //! `Image: PATH` (CGRU's `parsers/karma.py`); redshiftCmdLine `Saving: PATH` and `Frame
-//! rendering done` (CGRU's `parsers/redshift.py`); modo_cl echoes each command and answers
-//! a query after `> : ` (the original Buildcat's reading of it).
+//! rendering done` (CGRU's `parsers/redshift.py`); modo_cl starts with the banner, licensee
+//! and `>` prompt of Foundry's Headless page (SDK: general/systems/Headless.html) and
+//! answers a query after `> : ` (the original Buildcat's reading of it); it prints no line
+//! for a frame written or a command failed, since none is documented.
 //!
 //! Each run takes the next numbered folder under the record directory (named by the
 //! `BUILDCAT_FAKE_REC` environment variable of the worker, which its children inherit), so
@@ -80,6 +85,10 @@ act() {
 pub const HOUDINI_VERSION: &str = "20.0.547";
 /// The version the fake modo_cl reports (Modo 16.1's `appversion`).
 pub const MODO_VERSION: &str = "1610";
+/// How many times (every 50 ms) husk's `hold` looks for its file before it goes on
+/// anyway: two minutes, past any test's patience, so a test that fails leaves no stand-in
+/// waiting behind it.
+const HOLD_POLLS: u32 = 2400;
 /// The version the fake redshiftCmdLine reports.
 pub const REDSHIFT_VERSION: &str = "3.5.16";
 
@@ -121,9 +130,21 @@ while [ $# -gt 0 ]; do
     shift
 done
 act "$usd" 'Image: %s'
+hold=$(sed -n 's/^hold //p' "$usd")
 i=0
 while [ $i -lt $count ]; do
     echo "ALF_PROGRESS 0%"
+    set -- $hold
+    if [ -n "$hold" ] && [ "$1" = "$frame" ]; then
+        echo "ALF_PROGRESS $2%"
+        # Mid-frame until the test says (a bounded wait, so a failed test leaves no
+        # stand-in behind).
+        waited=0
+        while [ ! -e "$3" ] && [ $waited -lt @HOLD_POLLS@ ]; do
+            sleep 0.05
+            waited=$((waited + 1))
+        done
+    fi
     echo "ALF_PROGRESS 100%"
     if [ -n "$out" ]; then
         file=$(printf '%s' "$out" | sed "s/\$F4/$(printf '%04d' $frame)/")
@@ -148,10 +169,11 @@ exit $status
     echo ": query platformservice appversion ?"
     echo "> : @MODO_VERSION@"
 else
-    echo "Modo 16.1v2 (command line)"
+    echo "@start  modo [@MODO_VERSION@]  Luxology LLC"
+    echo "Buildcat Render Farm"
+    echo ">"
     scene=$(sed -n 's/^scene.open "\(.*\)"$/\1/p' "$rec/stdin")
     act "$scene" '%s'
-    echo "render.animation: done"
 fi
 exit $status
 "#,
@@ -214,6 +236,7 @@ impl FakeTools {
                 .replace("@HOUDINI_VERSION@", HOUDINI_VERSION)
                 .replace("@MODO_VERSION@", MODO_VERSION)
                 .replace("@REDSHIFT_VERSION@", REDSHIFT_VERSION)
+                .replace("@HOLD_POLLS@", &HOLD_POLLS.to_string())
                 .replace("@FAKE_DIR@", &fake_dir().display().to_string());
             std::fs::write(&path, format!("{PROLOGUE}{body}"))
                 .unwrap_or_else(|error| panic!("could not write {}: {error}", path.display()));

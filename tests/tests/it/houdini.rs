@@ -332,3 +332,46 @@ fn redshift_passes_its_arguments_reports_its_image_and_fails_on_a_licence_error(
     );
     farm.worker.assert_running();
 }
+
+/// Guards issue 19's progress within a frame: husk's `ALF_PROGRESS` below 100% is how far
+/// the frame being rendered is, shown by `status --json` (`frame_percent`) and by `status`
+/// (`1/3, frame 2 at 45%`) while the frame renders (the stand-in holds frame 2 at 45%
+/// until the test creates a file), and cleared once the frames are done.
+#[test]
+fn husk_shows_how_far_the_frame_being_rendered_is() {
+    let mut farm = ToolFarm::start();
+    farm.scene("usd/slow.usd", "hold 2 45 release-frame-2\n");
+    let output = farm.farm.ok(&[
+        "houdini-render-usd",
+        "usd/slow.usd",
+        "--frames",
+        "1-3",
+        "--chunk",
+        "3",
+        "--json",
+    ]);
+    let (job, _) = submitted(&output);
+    let task = format!("{job}.0");
+    let status = farm
+        .farm
+        .wait_for_status(&task, "frame 2 at 45%", |status| {
+            status["progress"]["frame_percent"] == 45
+        });
+    assert_eq!(status["state"], "started", "{status:#}");
+    assert_eq!(status["progress"]["done"], 1, "{status:#}");
+    assert_eq!(status["progress"]["total"], 3, "{status:#}");
+    let shown = String::from_utf8_lossy(&farm.farm.ok(&["status", &job]).stdout).into_owned();
+    assert!(shown.contains("started 1/3, frame 2 at 45%"), "{shown}");
+    let shown = String::from_utf8_lossy(&farm.farm.ok(&["status", &task]).stdout).into_owned();
+    assert!(shown.contains("progress: 1/3, frame 2 at 45%"), "{shown}");
+
+    farm.scene("release-frame-2", "");
+    let status = farm
+        .farm
+        .wait_for_status(&task, "finished", |status| status["state"] == "finished");
+    assert_eq!(status["result"]["frames"], 3, "{status:#}");
+    if let Some(progress) = status["progress"].as_object() {
+        assert_eq!(progress["frame_percent"], Value::Null, "{status:#}");
+    }
+    farm.worker.assert_running();
+}

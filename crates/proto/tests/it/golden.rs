@@ -282,6 +282,7 @@ pub(crate) fn progress() -> TaskProgress {
             "shots/010/render/0004.exr".to_owned(),
             "shots/010/render/0005.exr".to_owned(),
         ],
+        frame_percent: Some(45),
     }
 }
 
@@ -461,7 +462,7 @@ pub(crate) fn frame_preview() -> FramePreview {
 #[test]
 fn constants() {
     assert_eq!(MAGIC, *b"BUILDCAT");
-    assert_eq!(PROTOCOL_VERSION, 7);
+    assert_eq!(PROTOCOL_VERSION, 8);
     assert_eq!(MAX_PREVIEW_BYTES, 256 * 1024);
     assert_eq!(MAX_PREVIEW_SIDE, 512);
     assert_eq!(DEFAULT_MAX_FRAME, 16 * 1024 * 1024);
@@ -473,11 +474,11 @@ fn hello() {
     // Laid out field by field; see the module doc.
     check(
         &hello_from(Role::Client),
-        "00000010 4255494c44434154 07 00 05 302e362e30",
+        "00000010 4255494c44434154 08 00 05 302e362e30",
     );
     check(
         &hello_from(Role::Worker),
-        "00000010 4255494c44434154 07 01 05 302e362e30",
+        "00000010 4255494c44434154 08 01 05 302e362e30",
     );
 }
 
@@ -486,7 +487,7 @@ fn hello() {
 fn hello_layout_from_parts() {
     let mut body = Vec::new();
     body.extend_from_slice(b"BUILDCAT");
-    body.push(7); // protocol version, a varint below 251: one byte
+    body.push(8); // protocol version, a varint below 251: one byte
     body.push(0); // Role::Client
     body.push(5); // software: length, then the bytes
     body.extend_from_slice(b"0.6.0");
@@ -496,7 +497,7 @@ fn hello_layout_from_parts() {
         frame(&body)
     );
     assert_eq!(
-        unhex("00000010 4255494c44434154 07 00 05 302e362e30"),
+        unhex("00000010 4255494c44434154 08 00 05 302e362e30"),
         frame(&body)
     );
 }
@@ -509,7 +510,7 @@ fn hello_reply() {
             software: "0.6.0".to_owned(),
             max_frame: 16 * 1024 * 1024,
         }),
-        "0000000d 000705302e362e30fc00000001",
+        "0000000d 000805302e362e30fc00000001",
     );
     check(
         &HelloReply::Refused(HandshakeError::BadMagic),
@@ -743,10 +744,10 @@ fn request() {
                 progress: progress(),
             },
         ),
-        "0000004c \
+        "0000004e \
          090910019000c79c007c4e8f00123456789abc01020203021973686f74732f30 \
          31302f72656e6465722f303030342e6578721973686f74732f3031302f72656e \
-         6465722f303030352e657872",
+         6465722f303030352e657872 012d",
     );
     check(
         &request(10, Request::Cancel(task_refs())),
@@ -961,11 +962,11 @@ fn server_frame() {
                 task: running_status().tasks[1].clone(),
             },
         },
-        "00000070 \
+        "00000072 \
          04130210019000c79c007c4e8f00123456789abc010103342d3601010e72656e \
          64657230322e3737372e310101fd39ccc700900100000000010203021973686f \
          74732f3031302f72656e6465722f303030342e6578721973686f74732f303130 \
-         2f72656e6465722f303030352e657872",
+         2f72656e6465722f303030352e657872 012d",
     );
 }
 
@@ -1405,10 +1406,10 @@ fn job_event() {
             task: TASK_A,
             progress: progress(),
         },
-        "0000004a \
+        "0000004c \
          0110019000c79c007c4e8f00123456789abc010203021973686f74732f303130 \
          2f72656e6465722f303030342e6578721973686f74732f3031302f72656e6465 \
-         722f303030352e657872",
+         722f303030352e657872 012d",
     );
     check(
         &JobEvent::Task {
@@ -1433,13 +1434,14 @@ fn job_event() {
 
 #[test]
 fn task_progress() {
+    // done 2, total 3, two outputs, then `frame_percent` (protocol 8): `01` (Some) and 45.
     check(
         &progress(),
-        "00000037 \
+        "00000039 \
          0203021973686f74732f3031302f72656e6465722f303030342e657872197368 \
-         6f74732f3031302f72656e6465722f303030352e657872",
+         6f74732f3031302f72656e6465722f303030352e657872 012d",
     );
-    check(&TaskProgress::default(), "00000003 000000");
+    check(&TaskProgress::default(), "00000004 00000000");
 }
 
 #[test]
@@ -1453,7 +1455,7 @@ fn job_status() {
     // The record alone: the summary, then the tasks; a task's `progress` is its last field.
     check(
         &running_status(),
-        "000000e7 \
+        "000000e9 \
          10019000c79c007c4e8f00123456789abc290e73686f742e626c656e6420312d \
          360672656e6465721473747564696f2e626c656e6465722e6672616d6508616e \
          6140777330371573686f742e626c656e64206672616d657320312d3601fc80ee \
@@ -1461,7 +1463,7 @@ fn job_status() {
          06000000000000010103342d3601010e72656e64657230322e3737372e310101 \
          fd39ccc700900100000000010203021973686f74732f3031302f72656e646572 \
          2f303030342e6578721973686f74732f3031302f72656e6465722f303030352e \
-         657872",
+         657872 012d",
     );
 }
 

@@ -428,6 +428,7 @@ impl Job {
             done: progress.done,
             total: progress.total,
             outputs: progress.outputs.last().cloned().into_iter().collect(),
+            frame_percent: progress.frame_percent,
         });
         TaskSummary {
             index,

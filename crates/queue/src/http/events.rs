@@ -7,7 +7,7 @@
 //!   `ready` event, so a reader knows it is listening.
 //! - `GET /api/v1/jobs/{job}/events`: one job's events, from a `Watch` on a connection of
 //!   its own: `task` (a task's view), `progress` (`{"index", "progress": {"done",
-//!   "total", "outputs"}}`),
+//!   "frame_percent", "outputs", "total"}}`),
 //!   `ended` (the job's final view), then `end`.
 //! - `GET /api/v1/jobs/{job}/tasks/{index}/log/events?from=BYTES`: a task's output as it is
 //!   printed, from a `Logs { follow }`: `log` events (a page each), then `end` when the task
@@ -208,11 +208,7 @@ pub(crate) async fn job(
                 "progress",
                 &json!({
                     "index": task.index,
-                    "progress": ProgressView {
-                        done: progress.done,
-                        outputs: progress.outputs,
-                        total: progress.total,
-                    },
+                    "progress": ProgressView::from(&progress),
                 }),
             )),
             JobEvent::Ended(status) => Some(event("ended", &JobStatusView::from(&status))),

@@ -737,6 +737,7 @@ impl Tracker {
             done: self.done(),
             total: u32::try_from(self.frames.len()).unwrap_or(u32::MAX),
             outputs: self.outputs.clone(),
+            frame_percent: None,
         }
     }
 

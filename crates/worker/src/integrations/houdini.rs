@@ -17,7 +17,8 @@
 //! event callback (`hou.RopNode.addRenderEventCallback`, SideFX: hom/hou/RopNode.html) the
 //! code registers, or after each frame where the node renders frame by frame. mantra's and
 //! Karma's `ALF_PROGRESS N%` lines (Alfred-style progress, asked for with
-//! `output_progress=True`) are progress within the current frame, not frames.
+//! `output_progress=True`) are progress within the current frame (the task's
+//! `frame_percent`, cleared when a frame ends), not frames.
 //!
 //! Failures the exit code hides: after each render the code checks `node.errors()` and
 //! prints [`FAILURE_MARKER`] with them before exiting with 3; and the lines of
@@ -257,6 +258,18 @@ pub(super) fn alf_progress(line: &str) -> Option<u32> {
     rest.trim().strip_suffix('%')?.trim().parse().ok()
 }
 
+/// Reads an `ALF_PROGRESS N%` line of a tool that reports each frame from 0 to 100%
+/// (`mantra -f`, husk): 100% ends the frame, anything below is how far the frame is.
+/// Whether `line` was such a line.
+pub(super) fn frame_alf_progress(watch: &mut RenderWatch<'_>, line: &str) -> bool {
+    match alf_progress(line) {
+        Some(percent) if percent >= 100 => watch.frame_done(),
+        Some(percent) => watch.frame_progress(percent),
+        None => return false,
+    }
+    true
+}
+
 /// The file of a line saying an image is written: mantra's `Generating Image: PATH (WxH)`
 /// and Karma's `... Image: PATH`, as CGRU's Afanasy parsers read them (`mantra.py`: the
 /// text after `Generating Image:` up to ` (`; `karma.py`: `.*Image: (.+)`). The size in
@@ -326,9 +339,12 @@ pub(super) async fn render_hip(
 }
 
 /// Reads one line of a hip render: our code's markers (a frame done, a failure), images
-/// written, failure lines. `ALF_PROGRESS` is progress within the frame and counts nothing.
+/// written, failure lines. `ALF_PROGRESS` is progress within the frame and counts no frame:
+/// the frame marker does (a ROP's 100% may come before its post-frame callback).
 fn hython_line(watch: &mut RenderWatch<'_>, line: &str) {
-    if let Some(reason) = failure_marker(line) {
+    if let Some(percent) = alf_progress(line) {
+        watch.frame_progress(percent);
+    } else if let Some(reason) = failure_marker(line) {
         watch.fail(reason.to_owned());
     } else if let Some((_, written)) = frame_marker(line) {
         if let Some(path) = written {
@@ -355,9 +371,7 @@ pub(super) async fn render_ifd(
             watch.output(path);
         }
         // One file is one frame: its progress reaching 100% ends it.
-        if alf_progress(line) == Some(100) {
-            watch.frame_done();
-        }
+        frame_alf_progress(&mut watch, line);
         watch.check(line);
     })
     .await?;
@@ -548,9 +562,10 @@ mod tests {
     }
 
     /// Guards issue 19's frames: a range of three frames reports a frame per marker of the
-    /// post-frame callback, never per `ALF_PROGRESS 100%` (a ROP's progress over its whole
-    /// range); the images become outputs relative to the root; a failure marker or line
-    /// fails the task with its text, also after an exit code of 0.
+    /// post-frame callback, never per `ALF_PROGRESS 100%`, which is only how far the frame
+    /// is (`frame_percent`, cleared by the marker); the images become outputs relative to
+    /// the root; a failure marker or line fails the task with its text, also after an exit
+    /// code of 0.
     #[test]
     fn frames_come_from_markers_and_failures_from_lines() {
         let (context, monitor) = monitored();
@@ -565,18 +580,35 @@ mod tests {
                 .take_progress()
                 .map(|progress| (progress.done, progress.total, progress.outputs.len()))
         };
+        let percent = |monitor: &crate::context::JobMonitor| {
+            monitor
+                .take_progress()
+                .map(|progress| (progress.done, progress.frame_percent))
+        };
         assert_eq!(done(&monitor), Some((0, 3, 0)));
-        for line in ["ALF_PROGRESS 0%", "ALF_PROGRESS 50%", "ALF_PROGRESS 100%"] {
+        hython_line(&mut watch, "ALF_PROGRESS 45%");
+        assert_eq!(percent(&monitor), Some((0, Some(45))));
+        hython_line(&mut watch, "ALF_PROGRESS 45%");
+        assert_eq!(
+            percent(&monitor),
+            None,
+            "an unchanged percentage was sent again"
+        );
+        for line in ["ALF_PROGRESS 50%", "ALF_PROGRESS 100%"] {
             hython_line(&mut watch, line);
         }
-        assert_eq!(done(&monitor), None, "ALF_PROGRESS counted as a frame");
+        assert_eq!(
+            percent(&monitor),
+            Some((0, Some(100))),
+            "ALF_PROGRESS counted as a frame"
+        );
         hython_line(
             &mut watch,
             "Generating Image: /farm/render/a.0001.exr (64x64)",
         );
         assert_eq!(done(&monitor), Some((0, 3, 1)));
         hython_line(&mut watch, "buildcat-frame-done 1");
-        assert_eq!(done(&monitor), Some((1, 3, 1)));
+        assert_eq!(percent(&monitor), Some((1, None)));
         hython_line(&mut watch, "buildcat-frame-done 2 /farm/render/a.0002.exr");
         hython_line(&mut watch, "buildcat-frame-done 3");
         hython_line(&mut watch, "buildcat-frame-done 4");
@@ -700,6 +732,33 @@ mod tests {
             .unwrap_or_else(|f| panic!("{f}"));
         assert_eq!(report.outputs, ["/nowhere/a.exr"]);
         assert!(alive, "the helper did not outlive the task");
+    }
+
+    /// Guards issue 19's progress within a frame for the tools that report each frame to
+    /// 100% (`mantra -f`, husk): below 100% is the frame's percentage, 100% ends the frame
+    /// and clears it; other lines are not progress.
+    #[test]
+    fn alf_progress_is_the_frame_and_its_end() {
+        let (context, monitor) = monitored();
+        let mut watch = RenderWatch::new(&context, 2, Vec::new(), MANTRA_FAILURES);
+        let seen = |monitor: &crate::context::JobMonitor| {
+            monitor
+                .take_progress()
+                .map(|progress| (progress.done, progress.frame_percent))
+        };
+        assert_eq!(seen(&monitor), Some((0, None)));
+        let check = |watch: &mut RenderWatch<'_>, line: &str, expected| {
+            let read = frame_alf_progress(watch, line);
+            assert_eq!(seen(&monitor).filter(|_| read), expected, "{line}");
+        };
+        check(&mut watch, "ALF_PROGRESS 0%", Some((0, Some(0))));
+        check(&mut watch, "ALF_PROGRESS 45%", Some((0, Some(45))));
+        check(&mut watch, "ALF_PROGRESS 100%", Some((1, None)));
+        check(&mut watch, "ALF_PROGRESS 7%", Some((1, Some(7))));
+        check(&mut watch, "Image: /farm/a.exr", None);
+        check(&mut watch, "ALF_PROGRESS 120%", Some((2, None)));
+        // The task's frames are all done: more is no frame and no percentage.
+        check(&mut watch, "ALF_PROGRESS 100%", None);
     }
 
     #[test]

@@ -10,8 +10,8 @@
 //! is not given), since nobody sits at a worker. A job's range is half-open, husk's a
 //! start, a count and an increment.
 //!
-//! Progress: each `ALF_PROGRESS 100%` ends a frame (husk reports progress within each
-//! frame). Outputs: the `Image: PATH` lines Karma prints (see `houdini::image_line`).
+//! Progress: husk reports each frame from `ALF_PROGRESS 0%` to `100%`; 100% ends a frame,
+//! and a lower percentage is the task's `frame_percent` (how far the current frame is). Outputs: the `Image: PATH` lines Karma prints (see `houdini::image_line`).
 //! Failures: [`HUSK_FAILURES`], whatever the exit code.
 
 use std::path::Path;
@@ -20,7 +20,7 @@ use std::sync::Arc;
 use buildcat_proto::Failure;
 use buildcat_proto::dcc::{HoudiniRenderUsd, RenderReport};
 
-use super::houdini::{alf_progress, image_line};
+use super::houdini::{frame_alf_progress, image_line};
 use super::tools::Executable;
 use super::watch::RenderWatch;
 use super::{count_frames, output_path, scene_file};
@@ -43,10 +43,14 @@ pub(super) const HUSK_FAILURES: &[&str] = &[
 ];
 
 /// Karma's delegates by the names people use (`karma`, `karmaxpu`), as husk's
-/// `--renderer` takes them; other names are given as they are. The delegate names are the
-/// Hydra renderer plugin names Houdini lists in `hou.lop.availableRendererInfo()` and
-/// Karma LOPs store in their `renderer` parameter (`BRAY_HdKarma`, `BRAY_HdKarmaXPU`), as
-/// studio pipelines that call husk pass them.
+/// `--renderer` takes them; other names are given as they are. Karma ships as two Hydra
+/// render delegates, Karma CPU and Karma XPU (SideFX, Karma user guide,
+/// docs/houdini/solaris/kug/start.html, "Render Delegates"); their Hydra plugin names are
+/// `BRAY_HdKarma` and `BRAY_HdKarmaXPU`, as Houdini lists them in
+/// `hou.lop.availableRendererInfo()` and the USD Render ROP's `renderer` parameter holds
+/// them (AYON's Houdini integration, ynput/ayon-houdini,
+/// `client/ayon_houdini/plugins/publish/validate_usd_render_tiles.py`, which reads that
+/// parameter for the husk renders it sends to Deadline).
 const RENDERER_NAMES: &[(&str, &str)] =
     &[("karma", "BRAY_HdKarma"), ("karmaxpu", "BRAY_HdKarmaXPU")];
 
@@ -111,9 +115,7 @@ pub(super) async fn render(
         if let Some(path) = image_line(line) {
             watch.output(path);
         }
-        if alf_progress(line) == Some(100) {
-            watch.frame_done();
-        }
+        frame_alf_progress(&mut watch, line);
         watch.check(line);
     })
     .await?;

@@ -15,6 +15,28 @@
 //! `> : 1520` (what the original Buildcat read), `> 1520`, `: 1520` and a bare `1520`; the
 //! first line that is a number once leading `>`, `:` and spaces are taken off is the
 //! version.
+//!
+//! Success is judged by the exit code alone (issue 19 asked for more; both checks were
+//! looked for and neither can be made honestly today):
+//! - **The frames' files.** The job names no output: `render.animation {*}` writes through
+//!   the scene's own render outputs, each with its file name and format, and Modo names
+//!   each frame's file by its *output pattern*, a user preference (by default
+//!   `[<pass>][<output>][<LR>]<FFFF>`, applied by Render Animation; described at
+//!   polygonote.com/2021_0407_15958, Foundry's Render Item page,
+//!   learn.foundry.com/modo/current/content/help/pages/rendering/frame.html, documents
+//!   only the first, last and step channels set here). The worker cannot read the outputs'
+//!   names from the `.lxo` nor the pattern from the worker's Modo preferences, so it
+//!   cannot say which file each frame should be, and checking a guessed name would fail
+//!   good renders. The check needs a job that names its output pattern (a later
+//!   `modo-render --output`) or a documented query of the render outputs.
+//! - **Failed commands.** Foundry's Headless page
+//!   (learn.foundry.com/modo/developers/latest/SDK/pages/general/systems/Headless.html,
+//!   and the Telnet page beside it: "identical for both telnet and headless") documents
+//!   the start banner (`@start  modo [BUILD]  Luxology LLC`, the licensee, the `>`
+//!   prompt) and that results come back on stdout, and says a missing licence fails "with
+//!   a license not found error", but gives no form for a failed command's result nor that
+//!   error's text; no other farm manager's Modo plugin in the sources searched reads one.
+//!   No line is matched rather than a guessed one.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -137,6 +159,7 @@ pub(super) async fn render(
         done: 0,
         total,
         outputs: Vec::new(),
+        frame_percent: None,
     });
     let report = run_process(spec, &context, |_| {}).await?;
     if let Some(failure) = report.into_failure(&executable.file_name()) {

@@ -71,10 +71,16 @@ pub(super) fn parse_version(lines: &[String]) -> Option<String> {
 /// (`CUDA_VISIBLE_DEVICES` by UUID, or `HIP_VISIBLE_DEVICES`): the CUDA driver then shows
 /// the process the visible GPUs renumbered from 0 in the order listed (NVIDIA, CUDA C++
 /// Programming Guide, "CUDA Environment Variables"; HIP does the same, ROCm's "GPU isolation
-/// techniques"), and Redshift finds its devices through that driver, so its `-gpu` ordinals
-/// count within the visible set: the share's K GPUs are `-gpu 0` to `-gpu K-1`, whatever
-/// their host indices. Host indices would name GPUs the process cannot see, or another of
-/// the slot's. Without a share, the worker-wide list (host numbering, nothing hidden).
+/// techniques"). Redshift calls its device numbers "GPU ordinals" (Maxon, "Redshift
+/// Environment Variables", `REDSHIFT_GPUDEVICES`: "a comma-separated list of GPU
+/// ordinals") and finds its devices through that driver, so its `-gpu` ordinals count
+/// within the visible set: the share's K GPUs are `-gpu 0` to `-gpu K-1`, whatever their
+/// host indices. Host indices would name GPUs the process cannot see, or another of the
+/// slot's. No Redshift document says in so many words which enumeration `-gpu` counts in
+/// (Maxon's pages, and Deadline's and CGRU's Redshift plugins, were searched): that it is
+/// the driver's, as for every CUDA program, is the inference this rests on, and even if it
+/// were wrong the visible-device variable still keeps the render on the slot's GPUs.
+/// Without a share, the worker-wide list (host numbering, nothing hidden).
 pub(super) fn device_flags(worker_gpus: &[u32], share: Option<&[Gpu]>) -> Vec<u32> {
     match share {
         Some(share) => (0..share.len() as u32).collect(),

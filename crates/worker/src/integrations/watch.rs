@@ -3,9 +3,9 @@
 //!
 //! Each integration gives a [`RenderWatch`] its table of failure lines (each line cited in
 //! that integration's file) and feeds it what it recognises in the output (a frame marker,
-//! an image path). The first failure line seen becomes the task's failure reason, also when
-//! the tool exits 0: mantra, husk and some Redshift versions print a licence or write
-//! failure and still exit 0. Files written become the task's outputs (relative to the root
+//! an image path, how far the current frame is). The first failure line seen becomes the
+//! task's failure reason, also when the tool exits 0: mantra, husk and some Redshift
+//! versions print a licence or write failure and still exit 0. Files written become the task's outputs (relative to the root
 //! where they are under it), are reported with progress, and get a preview.
 
 use std::path::Path;
@@ -69,6 +69,9 @@ pub(super) struct RenderWatch<'a> {
     done: u32,
     /// Frames in the task.
     total: u32,
+    /// How far the frame being rendered is (`ALF_PROGRESS`), so that a long frame shows
+    /// movement; `None` until the tool says, and again once a frame ends.
+    frame_percent: Option<u8>,
     /// Files written, in the order printed, each once.
     outputs: Vec<String>,
     /// Lines that mean the tool failed.
@@ -90,6 +93,7 @@ impl<'a> RenderWatch<'a> {
             ranges,
             done: 0,
             total,
+            frame_percent: None,
             outputs: Vec::new(),
             failure_lines,
             failed: None,
@@ -112,10 +116,26 @@ impl<'a> RenderWatch<'a> {
         }
     }
 
-    /// Counts one frame done (never past the total).
+    /// Counts one frame done (never past the total); the next frame has said nothing yet.
     pub(super) fn frame_done(&mut self) {
         if self.done < self.total {
             self.done += 1;
+            self.frame_percent = None;
+            self.report();
+        }
+    }
+
+    /// Notes how far the frame being rendered is, in percent (above 100 is read as 100),
+    /// unless every frame is done. Reported only when it changes; the reports are coalesced
+    /// on the way to the server (see `JobContext::progress`), so a tool printing a line per
+    /// percent costs nothing.
+    pub(super) fn frame_progress(&mut self, percent: u32) {
+        if self.done >= self.total {
+            return;
+        }
+        let percent = u8::try_from(percent.min(100)).unwrap_or(100);
+        if self.frame_percent != Some(percent) {
+            self.frame_percent = Some(percent);
             self.report();
         }
     }
@@ -145,6 +165,7 @@ impl<'a> RenderWatch<'a> {
             done: self.done,
             total: self.total,
             outputs: self.outputs.clone(),
+            frame_percent: self.frame_percent,
         });
     }
 

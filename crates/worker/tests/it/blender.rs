@@ -212,6 +212,7 @@ async fn blender_renders_frames_of_a_scene_into_the_root() {
             done: 3,
             total: 3,
             outputs: outputs.clone(),
+            frame_percent: None,
         })
     );
     for file in &outputs {

@@ -439,7 +439,8 @@ async fn a_hip_renders_each_range_through_its_rop() {
         TaskProgress {
             done: 5,
             total: 5,
-            outputs: Vec::new()
+            outputs: Vec::new(),
+            frame_percent: None,
         }
     );
     assert!(report.lines().contains(&"Rendering frame 15".to_owned()));
@@ -532,7 +533,8 @@ async fn an_ifd_is_rendered_by_mantra_with_its_progress() {
         TaskProgress {
             done: 1,
             total: 1,
-            outputs: Vec::new()
+            outputs: Vec::new(),
+            frame_percent: None,
         }
     );
     rig.stop().await;
@@ -754,6 +756,7 @@ async fn blender_runs_with_its_options_in_order_and_private_folders() {
             done: 2,
             total: 2,
             outputs: vec!["out/f_0002.png".to_owned(), "out/f_0001.png".to_owned()],
+            frame_percent: None,
         }
     );
 

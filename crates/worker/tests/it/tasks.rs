@@ -216,6 +216,7 @@ pub async fn counting(task: Counting, context: JobContext) -> Result<u32, Failur
             done,
             total: task.steps,
             outputs: vec![format!("frame.{done:04}.exr")],
+            frame_percent: None,
         });
     }
     context.log("counted");

@@ -1040,6 +1040,7 @@ fn watchers_get_progress_and_the_end_of_every_job() {
         done: 1,
         total: 3,
         outputs: vec!["out/0001.png".into()],
+        frame_percent: Some(45),
     };
     let frames = farm.request(
         10,
@@ -1052,7 +1053,16 @@ fn watchers_get_progress_and_the_end_of_every_job() {
     assert!(frames.iter().any(|(conn, frame)| *conn == CLIENT
         && matches!(frame, ServerFrame::Event { event: buildcat_proto::JobEvent::Progress { progress: p, .. }, .. } if *p == progress)));
     let status = farm.core.task_status(ids[0]).expect("the task");
-    assert_eq!(status.progress, Some(progress));
+    assert_eq!(status.progress, Some(progress.clone()));
+    let summary = farm
+        .core
+        .job_status(ids[0].job)
+        .map(|job| job.tasks[0].progress.clone());
+    assert_eq!(
+        summary.flatten().and_then(|shown| shown.frame_percent),
+        progress.frame_percent,
+        "the job's summary drops how far the frame is"
+    );
     let frames = farm.complete(10, ids[0], 1, Outcome::Finished(vec![]));
     assert!(replies(&frames, CLIENT).is_empty(), "one job still runs");
     let frames = farm.complete(10, ids[1], 1, Outcome::Finished(vec![]));

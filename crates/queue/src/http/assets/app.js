@@ -368,6 +368,12 @@ async function hasPreviews() {
   return previewsServed;
 }
 
+// `3/10 frames`, and how far the frame being rendered is where the tool says (`frame_percent`).
+function taskProgress(p) {
+  const counted = `${p.done}/${p.total} frames`;
+  return p.frame_percent == null ? counted : `${counted}, the next at ${p.frame_percent}%`;
+}
+
 function jobView(main, number) {
   const header = h("div", { class: "panel", id: "job-header" });
   const grid = h("div", { class: "grid", id: "task-grid" });
@@ -440,7 +446,7 @@ function jobView(main, number) {
     const old = document.getElementById("log");
     const log = fresh || !old ? follow(index) : old;
     task.replaceChildren(h("h2", { text: `Task ${t.task}` + (t.frames ? ` (frames ${t.frames})` : "") }),
-      h("p", {}, stateBadge(t.state), " ", t.progress ? `${t.progress.done}/${t.progress.total} frames` : "",
+      h("p", {}, stateBadge(t.state), " ", t.progress ? taskProgress(t.progress) : "",
         t.reason ? " · " + t.reason : "", t.gpu_fault ? " · GPU fault: " + t.gpu_fault : ""),
       h("h2", { text: "Attempts" }), attempts, h("h2", { text: "Log" }), log);
   }
