@@ -242,8 +242,8 @@ impl GroupRecord {
         std::mem::take(&mut *self.ended.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Writes the record whole: a temporary file renamed over the old one, so a reader never
-    /// sees half of it.
+    /// Writes the record whole: a temporary file put in the old one's place at once (see
+    /// [`replace`]), so a reader never sees half of it.
     fn write(&self) {
         let mut text = format!("worker {} {}\n", self.worker.pid, self.worker.started);
         {
