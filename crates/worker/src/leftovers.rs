@@ -6,8 +6,8 @@
 //! is the second line: for a supervisor killed together with its worker (the OOM killer, a
 //! `kill -9` of every process of the user), and for platforms without a supervisor.
 //!
-//! One file per loop name, `worker-NAME.pids`, rewritten whole (write, then rename) whenever
-//! a task's group starts or ends:
+//! One file per loop name, `worker-NAME.pids`, rewritten whole (a new file put in the old
+//! one's place at once, see `replace`) whenever a task's group starts or ends:
 //!
 //! ```text
 //! worker 4242 81234567        # the worker's pid and start time (clock ticks since boot)
@@ -242,8 +242,8 @@ impl GroupRecord {
         std::mem::take(&mut *self.ended.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Writes the record whole: a temporary file renamed over the old one, so a reader never
-    /// sees half of it.
+    /// Writes the record whole: a temporary file put in the old one's place at once (see
+    /// [`replace`]), so a reader never sees half of it.
     fn write(&self) {
         let mut text = format!("worker {} {}\n", self.worker.pid, self.worker.started);
         {
@@ -253,10 +253,67 @@ impl GroupRecord {
             }
         }
         let temporary = self.path.with_extension("pids.new");
-        let written = fs::write(&temporary, text).and_then(|()| fs::rename(&temporary, &self.path));
-        if let Err(error) = written {
+        if let Err(error) = replace(&temporary, &self.path, text.as_bytes()) {
             debug!(path = %self.path.display(), %error, "cannot write the worker's record");
         }
+    }
+}
+
+/// Puts `bytes` at `path` whole, by way of `temporary`, so that a reader finds the old
+/// record or the new one, never half of one.
+///
+/// Not by renaming over the old file: ext4 (its default `auto_da_alloc`) starts writing a
+/// file out when a rename replaces another with it, and on a busy disk that held up each
+/// task's start and end by milliseconds (p90 2.9 ms against 0.15 ms, issue 20). Swapping
+/// the two names (`renameat2` with `RENAME_EXCHANGE`) is as atomic and starts nothing; the
+/// old record, then under the temporary name, is removed. The temporary file is made
+/// afresh each time, since truncating one that holds data starts the same write-out when
+/// it is closed. Where the swap is not supported (an older kernel, another file system),
+/// or there is no old record yet, a plain rename does it.
+fn replace(temporary: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    match fs::remove_file(temporary) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    fs::write(temporary, bytes)?;
+    #[cfg(target_os = "linux")]
+    if exchange(temporary, path).is_ok() {
+        // The old record: nothing reads it under this name.
+        if let Err(error) = fs::remove_file(temporary) {
+            debug!(path = %temporary.display(), %error, "cannot remove the worker's old record");
+        }
+        return Ok(());
+    }
+    fs::rename(temporary, path)
+}
+
+/// Swaps the names `a` and `b` at once (both must exist).
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |path: &Path| {
+        CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: two valid NUL-terminated paths that outlive the call; renameat2 only reads
+    // them.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -451,6 +508,47 @@ mod tests {
         drop(held);
         let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(!text.contains("group"), "{text}");
+        // Only the record: no temporary file left beside it.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|entry| {
+                entry
+                    .map(|e| e.file_name())
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("worker-render_01_a.pids")]
+        );
+    }
+
+    #[test]
+    fn a_record_replaces_the_old_one_whole() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("worker-w.pids");
+        let temporary = dir.path().join("worker-w.pids.new");
+        // A first record (nothing to swap with), a longer one, a shorter one, and one over a
+        // temporary file a crash left behind.
+        for text in [
+            "worker 1 2\n",
+            "worker 1 2\ngroup 3 4 5.6\n",
+            "worker 7 8\n",
+        ] {
+            replace(&temporary, &path, text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}")),
+                text
+            );
+            assert!(!temporary.exists());
+        }
+        fs::write(&temporary, "left by a crash, longer than the record\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        replace(&temporary, &path, b"worker 9 9\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}")),
+            "worker 9 9\n"
+        );
     }
 
     #[test]

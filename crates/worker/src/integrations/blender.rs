@@ -209,19 +209,19 @@ impl JobFolders {
     }
 
     /// Makes the profile's folders if they are not there yet, with the mark that says
-    /// Buildcat made them (async: they may be on a network mount).
-    async fn create(&self, profile: &Path) -> std::io::Result<()> {
+    /// Buildcat made them. Blocking: run off the runtime's threads (they may be on a
+    /// network mount).
+    fn create(&self, profile: &Path) -> std::io::Result<()> {
         for folder in [&self.home, &self.cache, &self.config] {
-            tokio::fs::create_dir_all(folder).await?;
+            std::fs::create_dir_all(folder)?;
         }
         let mark = profile.join(PROFILE_MARK);
-        if tokio::fs::metadata(&mark).await.is_err() {
-            tokio::fs::write(
+        if std::fs::metadata(&mark).is_err() {
+            std::fs::write(
                 &mark,
                 "A Blender profile buildcat made for a worker slot: HOME, configuration and \
                  caches kept between tasks. `buildcat worker --blender-profile-reset` empties it.\n",
-            )
-            .await?;
+            )?;
         }
         Ok(())
     }
@@ -909,13 +909,7 @@ pub(super) async fn render(
 
     // A crash log is in the private folder, about to go: keep it in the task's output
     // and the failure.
-    let crashes = {
-        let tmp = folders.tmp.clone();
-        tokio::task::spawn_blocking(move || crash_logs(&tmp))
-            .await
-            .unwrap_or_default()
-    };
-    drop(folder);
+    let crashes = close_folder(folder).await;
     let mut crash_tail = String::new();
     for (path, text) in &crashes {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -994,32 +988,54 @@ pub(super) async fn render(
 
 /// The task's private temporary folder (removed when the first is dropped) and the
 /// folders Blender runs with: the slot's profile, made if need be, and that folder.
+///
+/// All of it is one trip to a blocking thread: each file system call made from async
+/// code is a hand-over to another thread and back, which a busy host pays for in
+/// scheduling delays before every task.
 async fn task_folders(
     context: &JobContext,
     profiles: &ProfileHome,
 ) -> Result<(tempfile::TempDir, JobFolders), Failure> {
-    let folder = tempfile::Builder::new()
-        .prefix(&format!(
-            "buildcat-task-{}-{}-",
-            context.task, context.attempt
-        ))
-        .tempdir()
-        .map_err(|e| {
+    let prefix = format!("buildcat-task-{}-{}-", context.task, context.attempt);
+    let profile = profiles.for_slot(&context.worker);
+    tokio::task::spawn_blocking(move || {
+        let folder = tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempdir()
+            .map_err(|e| {
+                Failure::new(format!(
+                    "cannot make the task's temporary folder in {}: {e}",
+                    std::env::temp_dir().display()
+                ))
+            })?;
+        let folders = JobFolders::new(&profile, folder.path());
+        folders.create(&profile).map_err(|e| {
             Failure::new(format!(
-                "cannot make the task's temporary folder in {}: {e}",
-                std::env::temp_dir().display()
+                "cannot make the Blender profile in {}: {e}; give the worker a writable \
+                 --state-dir or --blender-profile DIR",
+                profile.display()
             ))
         })?;
-    let profile = profiles.for_slot(&context.worker);
-    let folders = JobFolders::new(&profile, folder.path());
-    folders.create(&profile).await.map_err(|e| {
-        Failure::new(format!(
-            "cannot make the Blender profile in {}: {e}; give the worker a writable \
-             --state-dir or --blender-profile DIR",
-            profile.display()
-        ))
-    })?;
-    Ok((folder, folders))
+        Ok((folder, folders))
+    })
+    .await
+    .map_err(|e| Failure::new(format!("could not prepare the task's folders: {e}")))?
+}
+
+/// Removes the task's private folder, off the runtime's threads, first taking the crash
+/// logs Blender left in it (see [`crash_logs`]); a folder that cannot be removed is
+/// logged, not a failure of the render.
+async fn close_folder(folder: tempfile::TempDir) -> Vec<(PathBuf, String)> {
+    let closed = tokio::task::spawn_blocking(move || {
+        let logs = crash_logs(folder.path());
+        let path = folder.path().to_owned();
+        if let Err(error) = folder.close() {
+            warn!(folder = %path.display(), %error, "could not remove the task's temporary folder");
+        }
+        logs
+    })
+    .await;
+    closed.unwrap_or_default()
 }
 
 /// What the range query prints before the scene's start, end, step and name, so that its
@@ -1193,7 +1209,7 @@ async fn scene_range(
         }
     })
     .await?;
-    drop(folder);
+    close_folder(folder).await;
     let program = executable.file_name();
     let tail = report.tail.clone();
     let exited = matches!(report.end, ProcessEnd::Exited { code: Some(_), .. });
