@@ -2,9 +2,10 @@
 //!
 //! For each target, a release build, then a folder `buildcat-VERSION-TARGET/` with the
 //! binary, README.md and LICENSE (the Apache License 2.0), packed as
-//! `target/dist/buildcat-VERSION-TARGET.tar.gz` (Linux, by the system's `tar`) or `.zip` (Windows, by Python's `zipfile`, as the Blender
-//! add-on is): standard library only, so xtask stays quick to compile. macOS is not built:
-//! it cannot be built or tested here (README says so).
+//! `target/dist/buildcat-VERSION-TARGET.tar.gz` (Linux, by the system's `tar`) or `.zip`
+//! (Windows, by Python's `zipfile`, as the Blender add-on is): standard library only, so
+//! xtask stays quick to compile. macOS is not built: it cannot be built or tested here
+//! (README says so).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
