@@ -1,10 +1,11 @@
 //! `cargo xtask dist`: release archives of the `buildcat` binary for Linux and Windows.
 //!
 //! For each target, a release build, then a folder `buildcat-VERSION-TARGET/` with the
-//! binary, README.md and the licence, packed as `target/dist/buildcat-VERSION-TARGET.tar.gz`
-//! (Linux, by the system's `tar`) or `.zip` (Windows, by Python's `zipfile`, as the Blender
-//! add-on is): standard library only, so xtask stays quick to compile. macOS is not built:
-//! it cannot be built or tested here (README says so).
+//! binary, README.md and LICENSE (the Apache License 2.0), packed as
+//! `target/dist/buildcat-VERSION-TARGET.tar.gz` (Linux, by the system's `tar`) or `.zip`
+//! (Windows, by Python's `zipfile`, as the Blender add-on is): standard library only, so
+//! xtask stays quick to compile. macOS is not built: it cannot be built or tested here
+//! (README says so).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,9 +27,10 @@ enum Archive {
     Zip,
 }
 
-/// Where the licence text is, when the repository has none of these files.
-const LICENCE_NOTICE: &str = "buildcat is licensed under the Apache License, Version 2.0 \
-(SPDX: Apache-2.0).\nThe full text: https://www.apache.org/licenses/LICENSE-2.0\n";
+/// The licence text at the repository's root (the Apache License 2.0, as Cargo.toml's
+/// `license` says): every archive carries it unchanged, because the licence asks that
+/// redistributions include a copy.
+const LICENCE_FILE: &str = "LICENSE";
 
 /// Builds every target's archive into `target/dist/`.
 pub fn dist() -> Result<(), String> {
@@ -119,29 +121,18 @@ fn workspace_version(root: &Path) -> Result<String, String> {
         })
 }
 
-/// Copies the licence files of the repository (`LICENSE*`, `LICENCE*`, `COPYING*`) into
-/// `folder`, or, where there are none, a `LICENSE.txt` naming the licence and its text.
+/// Copies the repository's licence text (`LICENSE` at its root) into `folder`; a checkout
+/// without it is an error, so no archive ships without the licence.
 fn licence(root: &Path, folder: &Path) -> Result<(), String> {
-    let entries =
-        std::fs::read_dir(root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
-    let mut copied = false;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_ascii_uppercase();
-        if ["LICENSE", "LICENCE", "COPYING"]
-            .iter()
-            .any(|stem| name.starts_with(stem))
-            && entry.path().is_file()
-        {
-            copy(&entry.path(), &folder.join(entry.file_name()))?;
-            copied = true;
-        }
+    let from = root.join(LICENCE_FILE);
+    if !from.is_file() {
+        return Err(format!(
+            "{} is missing; restore it (`git checkout -- {LICENCE_FILE}`) before packing, \
+             since every archive must carry the licence text",
+            from.display()
+        ));
     }
-    if !copied {
-        let path = folder.join("LICENSE.txt");
-        std::fs::write(&path, LICENCE_NOTICE)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    Ok(())
+    copy(&from, &folder.join(LICENCE_FILE))
 }
 
 /// Copies one file, saying which on failure.
@@ -179,20 +170,28 @@ mod tests {
     }
 
     #[test]
-    fn a_repository_without_a_licence_file_gets_a_notice() {
-        let root = std::env::temp_dir().join(format!("xtask-dist-{}", std::process::id()));
-        let folder = root.join("out");
+    fn the_repository_licence_is_the_apache_text_and_is_packed() {
+        let root = workspace_root();
+        let text =
+            std::fs::read_to_string(root.join(LICENCE_FILE)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(text.contains("Apache License"), "{text}");
+        assert!(text.contains("Version 2.0, January 2004"), "{text}");
+        assert!(text.contains("END OF TERMS AND CONDITIONS"), "{text}");
+        let folder = std::env::temp_dir().join(format!("xtask-dist-{}", std::process::id()));
         std::fs::create_dir_all(&folder).unwrap_or_else(|e| panic!("{e}"));
         licence(&root, &folder).unwrap_or_else(|e| panic!("{e}"));
-        let notice =
-            std::fs::read_to_string(folder.join("LICENSE.txt")).unwrap_or_else(|e| panic!("{e}"));
-        assert!(notice.contains("Apache-2.0"), "{notice}");
-        std::fs::write(root.join("LICENSE-MIT"), "MIT").unwrap_or_else(|e| panic!("{e}"));
-        let second = root.join("second");
-        std::fs::create_dir_all(&second).unwrap_or_else(|e| panic!("{e}"));
-        licence(&root, &second).unwrap_or_else(|e| panic!("{e}"));
-        assert!(second.join("LICENSE-MIT").is_file());
-        assert!(!second.join("LICENSE.txt").exists());
+        let packed =
+            std::fs::read_to_string(folder.join(LICENCE_FILE)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(packed, text);
+        std::fs::remove_dir_all(&folder).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn a_checkout_without_the_licence_is_refused() {
+        let root = std::env::temp_dir().join(format!("xtask-dist-bare-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("{e}"));
+        let error = licence(&root, &root).err().unwrap_or_default();
+        assert!(error.contains("LICENSE is missing"), "{error}");
         std::fs::remove_dir_all(&root).unwrap_or_else(|e| panic!("{e}"));
     }
 }

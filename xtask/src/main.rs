@@ -34,6 +34,9 @@ tasks:
                    cargo-fuzz`) for SECONDS (default 300): every byte string a peer can send,
                    decoded as each side decodes it; a crash leaves its input in
                    fuzz/artifacts/
+  windows          what ci does for Windows: the debug buildcat.exe the Wine test runs, a
+                   check that the tests compile for Windows, the worker's unit tests under
+                   Wine (needs the target, mingw's gcc and wine64)
   dist             release builds for x86_64-unknown-linux-gnu and x86_64-pc-windows-gnu,
                    packed with README.md and the licence into target/dist/ (a .tar.gz and a
                    .zip); needs `rustup target add x86_64-pc-windows-gnu` and mingw's gcc";
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&rest),
         Some("python") => python_task(&rest),
         Some("dist") => dist::dist(),
+        Some("windows") => windows_build(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -94,19 +98,17 @@ fn ci() -> Result<(), String> {
     )?;
     // The end-to-end tests run the real `buildcat` binary; build it first.
     cargo(&["build", "--workspace", "--bins"], &[])?;
-    // The Windows binary the Wine test runs (tests/tests/it/windows.rs). A plain Rust
-    // toolchain has neither the target nor mingw's linker: then it is skipped with a line
-    // (and the Wine test skips too), except under CI, where the build must run.
+    // The Windows binary the Wine test runs (tests/tests/it/windows.rs), and the Windows
+    // check of the tests. A plain Rust toolchain has neither the target nor mingw's linker:
+    // then both are skipped with a line (and the Wine test skips too), except under CI,
+    // where they must run.
     let strict = std::env::var_os("BUILDCAT_CI").is_some_and(|v| v == "1");
     match windows_toolchain() {
         Err(missing) if !strict => eprintln!(
-            "xtask: skipping the Windows build ({missing}; `rustup target add {WINDOWS_TARGET}` \
+            "xtask: skipping the Windows build and check ({missing}; `rustup target add {WINDOWS_TARGET}` \
              and mingw's gcc, Debian's gcc-mingw-w64-x86-64, add it)"
         ),
-        _ => cargo(
-            &["build", "-p", "buildcat-cli", "--target", WINDOWS_TARGET],
-            &[],
-        )?,
+        _ => windows_build()?,
     }
     cargo(&["test", "--workspace", "--no-fail-fast"], &[])?;
     cargo(
@@ -120,6 +122,119 @@ fn ci() -> Result<(), String> {
     python::test(&workspace_root(), &target_dir(), true)?;
     eprintln!("xtask: ci passed");
     Ok(())
+}
+
+/// The packages whose tests are checked to compile for Windows: the ones a Windows host
+/// runs (the worker and the CLI with its client) and the wire types they share. Their tests
+/// run on Linux only here (no Windows machine in CI), so this keeps the Windows side of
+/// their `cfg` gates compiling.
+const WINDOWS_CHECKED: &[&str] = &[
+    "buildcat-proto",
+    "buildcat-client",
+    "buildcat-worker",
+    "buildcat-cli",
+];
+
+/// How much debug information the Wine test's `buildcat.exe` carries: line tables only,
+/// enough for a panic's backtrace to name files and lines. Full debug information made the
+/// debug `.exe` 381 MB, written and read again on every CI run for one test.
+const WINDOWS_DEBUG: (&str, &str) = ("CARGO_PROFILE_DEV_DEBUG", "line-tables-only");
+
+/// Builds the debug `buildcat.exe` the Wine test runs (tests/tests/it/windows.rs finds it
+/// beside the Linux binary, in `target/x86_64-pc-windows-gnu/debug/`), then checks that the
+/// tests of [`WINDOWS_CHECKED`] compile for Windows.
+fn windows_build() -> Result<(), String> {
+    cargo(
+        &["build", "-p", "buildcat-cli", "--target", WINDOWS_TARGET],
+        &[WINDOWS_DEBUG],
+    )?;
+    let mut args = vec!["check", "--tests", "--target", WINDOWS_TARGET];
+    for package in WINDOWS_CHECKED {
+        args.extend(["-p", package]);
+    }
+    cargo(&args, &[])?;
+    windows_unit_tests()
+}
+
+/// Runs the worker's unit tests built for Windows under Wine (its job objects, slot locks,
+/// tool lookup), in a Wine prefix of their own under `target/` with the test-only
+/// `bcryptprimitives.dll` stand-in of `tests/windows/` (Wine 8.0 lacks the real one, see
+/// tests/tests/it/windows.rs). Without Wine it is skipped with a line, except under CI.
+fn windows_unit_tests() -> Result<(), String> {
+    let strict = std::env::var_os("BUILDCAT_CI").is_some_and(|v| v == "1");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let wine = ["wine64", "wine"].iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    let Some(wine) = wine else {
+        let missing = "Wine is not installed (Debian's wine64 adds it)";
+        if strict {
+            return Err(format!("BUILDCAT_CI=1 but {missing}"));
+        }
+        eprintln!("xtask: skipping the worker's unit tests under Wine: {missing}");
+        return Ok(());
+    };
+    let prefix = target_dir().join("wine-prefix");
+    let wine_env = |command: &mut Command| {
+        command
+            .env("WINEPREFIX", &prefix)
+            .env("WINEDEBUG", "-all")
+            .env("WINEDLLOVERRIDES", "mscoree,mshtml=");
+    };
+    let system32 = prefix.join("drive_c/windows/system32");
+    if !system32.is_dir() {
+        let mut boot = Command::new(&wine);
+        boot.args(["wineboot", "--init"]);
+        wine_env(&mut boot);
+        run_to_success(&mut boot)?;
+    }
+    let source = workspace_root().join("tests/windows/bcryptprimitives.c");
+    run_to_success(
+        Command::new("x86_64-w64-mingw32-gcc")
+            .args(["-shared", "-O2", "-o"])
+            .arg(system32.join("bcryptprimitives.dll"))
+            .arg(&source)
+            .arg("-ladvapi32"),
+    )?;
+    let prefix_text = prefix.to_string_lossy();
+    let wine_text = wine.to_string_lossy();
+    let tested = cargo(
+        &[
+            "test",
+            "--target",
+            WINDOWS_TARGET,
+            "-p",
+            "buildcat-worker",
+            "--lib",
+        ],
+        &[
+            WINDOWS_DEBUG,
+            ("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER", &wine_text),
+            ("WINEPREFIX", &prefix_text),
+            ("WINEDEBUG", "-all"),
+            ("WINEDLLOVERRIDES", "mscoree,mshtml="),
+        ],
+    );
+    // Wine's server for the prefix stays up a while after its last program; stop it now.
+    let mut stop = Command::new("wineserver");
+    stop.arg("-k");
+    wine_env(&mut stop);
+    let _ = stop.status();
+    tested
+}
+
+/// Runs `command` to success, saying which failed.
+fn run_to_success(command: &mut Command) -> Result<(), String> {
+    let status = command
+        .status()
+        .map_err(|e| format!("could not run {command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed ({status})"))
+    }
 }
 
 /// Whether the Windows target's standard library and mingw's linker are installed, or

@@ -76,7 +76,8 @@ pub(crate) fn resolve_program(root: &Path, program: &str) -> Result<PathBuf, Fai
         .map_err(|error| Failure::new(format!("cannot run `{program}`: {error}")))
 }
 
-#[cfg(test)]
+// Unix paths: `/usr/bin/env` is absolute there, not on Windows (it has no drive).
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

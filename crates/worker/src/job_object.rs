@@ -206,3 +206,71 @@ pub(crate) fn has_live(pid: u32) -> bool {
     dying.swap_remove(index);
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::windows::io::AsRawHandle;
+    use std::os::windows::process::CommandExt;
+    use std::process::{Child, Command};
+    use std::time::{Duration, Instant};
+
+    use windows_sys::Win32::System::Threading::CREATE_SUSPENDED;
+
+    use super::*;
+
+    /// How long the system may take to start or end a job's processes: generous, for a
+    /// loaded machine or Wine.
+    const PATIENCE: Duration = Duration::from_secs(60);
+
+    /// How often a wait looks again.
+    const LOOK_AGAIN: Duration = Duration::from_millis(10);
+
+    /// Polls `done` until it holds, failing the test after [`PATIENCE`].
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(LOOK_AGAIN);
+        }
+    }
+
+    /// `cmd` running a long `ping` (a program that starts another), started suspended in a
+    /// new job as the process runner starts programs; waits until both run in the job.
+    fn contained() -> (Child, JobObject) {
+        let child = Command::new("cmd")
+            .args(["/c", "ping -n 120 127.0.0.1 > NUL"])
+            .creation_flags(CREATE_SUSPENDED)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start cmd: {e}"));
+        let job = JobObject::new().unwrap_or_else(|e| panic!("{e}"));
+        job.adopt(child.as_raw_handle(), child.id())
+            .unwrap_or_else(|e| panic!("{e}"));
+        wait_for("cmd and its ping to run in the job", || {
+            job.active_processes().is_ok_and(|count| count >= 2)
+        });
+        (child, job)
+    }
+
+    /// Guards issue 16: terminating the job ends the program and what it started.
+    #[test]
+    fn a_terminated_job_ends_the_program_and_its_children() {
+        let (mut child, job) = contained();
+        job.terminate().unwrap_or_else(|e| panic!("{e}"));
+        wait_for("the terminated job to be empty", || {
+            job.active_processes().is_ok_and(|count| count == 0)
+        });
+        let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status.code(), i32::try_from(TERMINATED_EXIT_CODE).ok());
+    }
+
+    /// Guards issue 16: closing the job's only handle (what the system does when the
+    /// worker dies) kills what is in it.
+    #[test]
+    fn closing_the_job_kills_its_processes() {
+        let (mut child, job) = contained();
+        drop(job);
+        wait_for("cmd to be killed with its job", || {
+            child.try_wait().is_ok_and(|status| status.is_some())
+        });
+    }
+}

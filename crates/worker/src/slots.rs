@@ -3,8 +3,9 @@
 //! has the same name on every start (its history and quarantine follow it) and two workers
 //! started side by side never share one.
 //!
-//! A slot is held by an exclusive `flock` on `STATE_DIR/slot-N.lock` for as long as the
-//! worker lives; the kernel releases it when the process dies, however it dies.
+//! A slot is held by an exclusive lock on `STATE_DIR/slot-N.lock` (`flock` on Unix,
+//! `LockFileEx` on Windows) for as long as the worker lives; the system releases it when the
+//! process dies, however it dies.
 
 use std::fs::File;
 use std::io;
@@ -69,8 +70,44 @@ fn try_lock(file: &File) -> io::Result<bool> {
     }
 }
 
+/// Locks `file` exclusively without waiting (`LockFileEx` on its first byte); `false` when
+/// another process holds it. The system drops the lock when the handle closes, so also
+/// when the worker dies, however it dies, as the kernel drops a `flock`.
+#[cfg(windows)]
+fn try_lock(file: &File) -> io::Result<bool> {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Foundation::ERROR_LOCK_VIOLATION;
+    use windows_sys::Win32::Storage::FileSystem::{
+        LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY, LockFileEx,
+    };
+    use windows_sys::Win32::System::IO::OVERLAPPED;
+    // SAFETY: an all-zero OVERLAPPED is valid: it names offset 0 and no event.
+    let mut at: OVERLAPPED = unsafe { std::mem::zeroed() };
+    // SAFETY: the handle is this `File`'s own, open for the call; `at` outlives the call,
+    // which (the file not being opened for overlapped I/O) completes before returning.
+    let locked = unsafe {
+        LockFileEx(
+            file.as_raw_handle(),
+            LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY,
+            0,
+            1,
+            0,
+            &raw mut at,
+        )
+    };
+    if locked != 0 {
+        return Ok(true);
+    }
+    let error = io::Error::last_os_error();
+    if error.raw_os_error() == i32::try_from(ERROR_LOCK_VIOLATION).ok() {
+        Ok(false)
+    } else {
+        Err(error)
+    }
+}
+
 /// Elsewhere, slots are not shared between processes: each worker counts from 1.
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 fn try_lock(_file: &File) -> io::Result<bool> {
     Ok(true)
 }

@@ -106,7 +106,9 @@ impl Wine {
         let exe = windows_exe();
         if !exe.is_file() {
             return missing(&format!(
-                "{} is not built (cargo build -p buildcat-cli --target x86_64-pc-windows-gnu)",
+                "{} is not built (`cargo xtask ci` builds it; by hand: \
+                 CARGO_PROFILE_DEV_DEBUG=line-tables-only \
+                 cargo build -p buildcat-cli --target x86_64-pc-windows-gnu)",
                 exe.display()
             ));
         }

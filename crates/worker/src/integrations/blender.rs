@@ -1348,6 +1348,7 @@ mod tests {
         check(&[], None);
     }
 
+    #[cfg(unix)]
     fn folders() -> JobFolders {
         JobFolders::new(
             Path::new("/run/buildcat/blender/render01-1"),
@@ -1355,10 +1356,13 @@ mod tests {
         )
     }
 
+    #[cfg(unix)]
     fn args(spec: &ProcessSpec) -> Vec<&str> {
         spec.args.iter().filter_map(|arg| arg.to_str()).collect()
     }
 
+    // Its expected profile paths are Unix paths (`/run/buildcat/...`).
+    #[cfg(unix)]
     #[test]
     fn the_command_line_puts_the_scene_first_and_the_frames_last() {
         let blender = Executable::new("/usr/bin/blender");

@@ -683,6 +683,7 @@ mod tests {
     /// first tool of a session and outlives it, in a session of its own, holding the
     /// output the tool gave it. The task ends without waiting out the kill grace (600 s
     /// here) for it, and the helper is left running, as the service it is.
+    #[cfg(unix)]
     #[tokio::test]
     async fn a_licence_helper_that_outlives_the_task_does_not_hold_it_up() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

@@ -317,6 +317,7 @@ mod tests {
     use super::*;
 
     /// Writes an executable `sh` script `name` into `dir`.
+    #[cfg(unix)]
     fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         let path = dir.join(name);
@@ -328,6 +329,7 @@ mod tests {
     /// Each tool's version is read from what it prints; one that hangs is stopped at the
     /// limit and listed without a version, and the others are read all the same; mantra,
     /// which is asked nothing, has none.
+    #[cfg(unix)]
     #[tokio::test]
     async fn tool_versions_are_read_and_a_hung_tool_gets_none() {
         let dir = tempfile::tempdir().unwrap();

@@ -573,15 +573,15 @@ mod tests {
     }
 
     /// Writes an executable (or, with `mode` 0o644, a plain file) named `name` in `dir`.
+    /// Unix only, as the tests that use it: they take a name without `.exe` for a program
+    /// and a file's mode for whether it may run.
+    #[cfg(unix)]
     fn file(dir: &Path, name: &str, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
         let path = dir.join(name);
         std::fs::write(&path, "#!/bin/sh\n").unwrap_or_else(|e| panic!("{e}"));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("{e}"));
         path
     }
 
@@ -593,6 +593,7 @@ mod tests {
         BTreeMap::from([(tool, path.to_path_buf())])
     }
 
+    #[cfg(unix)]
     #[test]
     fn the_search_takes_the_first_executable_on_path() {
         let first = temp();
@@ -619,6 +620,7 @@ mod tests {
         assert!(none.is_empty());
     }
 
+    #[cfg(unix)]
     #[test]
     fn on_wsl_the_windows_program_comes_first() {
         let linux = temp();
@@ -636,6 +638,7 @@ mod tests {
         assert_eq!(found.get(Tool::ModoCl), Some(&Executable::new(native)));
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_given_path_must_be_an_executable_file() {
         let dir = temp();
@@ -662,6 +665,7 @@ mod tests {
         refuse(Tool::Mantra, Path::new("mantra-20.5"), "not found on PATH");
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_given_bare_name_is_looked_up_on_path() {
         let dir = temp();
@@ -674,5 +678,40 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(found.get(Tool::Blender), Some(&Executable::new(renderer)));
+    }
+
+    /// Guards issue 16: on Windows a tool is found on PATH by its `.exe` name, a file
+    /// without it is not taken for the program, and a bare name given (`--blender
+    /// blender`) means `blender.exe`, as a shell would take it.
+    #[cfg(windows)]
+    #[test]
+    fn on_windows_tools_are_found_by_their_exe_names() {
+        assert_eq!(executable_names(Tool::Blender, false), ["blender.exe"]);
+        let dir = temp();
+        let put = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, b"MZ").unwrap_or_else(|e| panic!("{e}"));
+            path
+        };
+        let blender = put("blender.exe");
+        put("modo_cl");
+        let path = dir.path().as_os_str();
+
+        let found = Toolbox::discover_in(&BTreeMap::new(), true, path, false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(found.get(Tool::Blender), Some(&Executable::new(&blender)));
+        assert_ne!(
+            found.get(Tool::ModoCl).map(Executable::path),
+            Some(dir.path().join("modo_cl").as_path())
+        );
+
+        let named = Toolbox::discover_in(
+            &given(Tool::Blender, Path::new("blender")),
+            false,
+            path,
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(named.get(Tool::Blender), Some(&Executable::new(&blender)));
     }
 }

@@ -238,6 +238,7 @@ impl FakeConnection {
     /// The tools with their versions, once the worker has read them and sent them
     /// (`UpdateTools`); heartbeats and previews on the way are acknowledged, anything else
     /// fails the test.
+    #[cfg(target_os = "linux")]
     pub async fn expect_tools(&mut self) -> Vec<buildcat_proto::ToolVersion> {
         loop {
             if let Some(tools) = &self.tools {

@@ -5,8 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use tracing::warn;
-
 /// What a connection is to, to match the password file's lines against.
 #[derive(Debug)]
 pub(super) struct Target<'a> {
@@ -40,7 +38,7 @@ fn read_private(file: &Path) -> Option<String> {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(file).ok()?.permissions().mode();
         if mode & 0o077 != 0 {
-            warn!(
+            tracing::warn!(
                 file = %file.display(),
                 "the password file has group or world access and is ignored; make it private with chmod 600"
             );
