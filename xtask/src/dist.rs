@@ -70,22 +70,26 @@ pub fn dist() -> Result<(), String> {
         let path = match archive {
             Archive::TarGz => {
                 let path = out.join(format!("{name}.tar.gz"));
-                run(Command::new("tar")
-                    .arg("-czf")
-                    .arg(&path)
-                    .arg("-C")
-                    .arg(&out)
-                    .arg(&name))?;
+                crate::run_to_success(
+                    Command::new("tar")
+                        .arg("-czf")
+                        .arg(&path)
+                        .arg("-C")
+                        .arg(&out)
+                        .arg(&name),
+                )?;
                 path
             }
             Archive::Zip => {
                 let path = out.join(format!("{name}.zip"));
                 let _ = std::fs::remove_file(&path);
-                run(Command::new("python3")
-                    .args(["-m", "zipfile", "-c"])
-                    .arg(&path)
-                    .arg(&name)
-                    .current_dir(&out))?;
+                crate::run_to_success(
+                    Command::new("python3")
+                        .args(["-m", "zipfile", "-c"])
+                        .arg(&path)
+                        .arg(&name)
+                        .current_dir(&out),
+                )?;
                 path
             }
         };
@@ -140,18 +144,6 @@ fn copy(from: &Path, to: &PathBuf) -> Result<(), String> {
     std::fs::copy(from, to)
         .map(drop)
         .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
-}
-
-/// Runs a packing command to success.
-fn run(command: &mut Command) -> Result<(), String> {
-    let status = command
-        .status()
-        .map_err(|e| format!("could not run {command:?}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{command:?} failed ({status})"))
-    }
 }
 
 #[cfg(test)]

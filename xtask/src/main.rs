@@ -226,7 +226,7 @@ fn windows_unit_tests() -> Result<(), String> {
 }
 
 /// Runs `command` to success, saying which failed.
-fn run_to_success(command: &mut Command) -> Result<(), String> {
+pub(crate) fn run_to_success(command: &mut Command) -> Result<(), String> {
     let status = command
         .status()
         .map_err(|e| format!("could not run {command:?}: {e}"))?;

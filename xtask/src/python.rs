@@ -22,19 +22,10 @@ pub struct Built {
     pub addon: PathBuf,
 }
 
-/// Runs a command in `dir`, failing with what it was when it fails.
+/// Runs a command in `dir`, saying it first, failing with what it was when it fails.
 fn run(command: &mut Command, dir: &Path) -> Result<(), String> {
-    let shown = format!("{command:?}");
-    eprintln!("xtask: {shown}");
-    let status = command
-        .current_dir(dir)
-        .status()
-        .map_err(|e| format!("could not run {shown}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{shown} failed ({status})"))
-    }
+    eprintln!("xtask: {command:?}");
+    crate::run_to_success(command.current_dir(dir))
 }
 
 /// Whether `program --version` runs.
