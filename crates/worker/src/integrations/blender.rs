@@ -421,6 +421,21 @@ fn frame_line(line: &str) -> Option<i64> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
+/// How far the frame is, in percent, from the last field of a Cycles `Fra:` status line:
+/// `Fra:1 Mem:9.94M (Peak 10.83M) | Time:00:00.06 | Remaining:00:00.01 | Mem:0.78M,
+/// Peak:0.78M | Scene, ViewLayer | Sample 1/8` (printed by Blender 3.4.1, Debian's, for a
+/// Cycles render: one line per sample, from `Sample 0/8` to `Sample 8/8`, then `Finished`).
+/// None for other status lines (Workbench and Eevee print none of this form).
+fn sample_percent(line: &str) -> Option<u8> {
+    let last = line.rsplit('|').next()?.trim();
+    let (done, total) = last.strip_prefix("Sample ")?.split_once('/')?;
+    let (done, total): (u64, u64) = (done.trim().parse().ok()?, total.trim().parse().ok()?);
+    if total == 0 {
+        return None;
+    }
+    u8::try_from(done.min(total) * 100 / total).ok()
+}
+
 /// The text between the first quote after `prefix` and the last quote of the same kind.
 fn quoted_after<'a>(line: &'a str, prefix: &str) -> Option<&'a str> {
     let rest = line.trim_start().strip_prefix(prefix)?.trim();
@@ -548,6 +563,9 @@ pub(super) struct Tracker {
     root_arg: Option<String>,
     /// The last file saved (not skipped) and its frame, not yet taken for a preview.
     saved_file: Option<(i64, String)>,
+    /// How far the frame being rendered is, in percent, from Cycles' `Sample N/M`; None
+    /// once a frame is done until the next says.
+    frame_percent: Option<u8>,
 }
 
 /// Whether `path` is `root` or under it, comparing `\` as `/`, and ignoring case where
@@ -587,6 +605,7 @@ impl Tracker {
             root: root.to_path_buf(),
             root_arg: None,
             saved_file: None,
+            frame_percent: None,
         }
     }
 
@@ -604,7 +623,14 @@ impl Tracker {
         let (level, line) = message(line);
         if let Some(frame) = frame_line(line) {
             self.current = Some(frame);
-            return false;
+            // One line per sample: only a change of the percentage is news.
+            return match sample_percent(line) {
+                Some(percent) if self.frame_percent != Some(percent) => {
+                    self.frame_percent = Some(percent);
+                    true
+                }
+                _ => false,
+            };
         }
         let saved = saved_line(line);
         if let Some(path) = saved.or_else(|| skipped_line(line)) {
@@ -703,6 +729,7 @@ impl Tracker {
         match slot {
             Some(slot) => {
                 self.saved[slot] = true;
+                self.frame_percent = None;
                 true
             }
             None => false,
@@ -719,6 +746,7 @@ impl Tracker {
         match self.unsaved(frame) {
             Some(slot) => {
                 self.saved[slot] = true;
+                self.frame_percent = None;
                 true
             }
             None => false,
@@ -737,7 +765,7 @@ impl Tracker {
             done: self.done(),
             total: u32::try_from(self.frames.len()).unwrap_or(u32::MAX),
             outputs: self.outputs.clone(),
-            frame_percent: None,
+            frame_percent: self.frame_percent,
         }
     }
 
@@ -1501,6 +1529,43 @@ mod tests {
             "{problem}"
         );
         assert_eq!(tracker.problem("blender", true, false), None);
+    }
+
+    /// Issue 19's progress within a frame, for Blender: Cycles' `Sample N/M` status lines
+    /// give the frame's percentage, reported only when it changes and cleared when the
+    /// frame is saved. Recorded from Blender 3.4.1 (Debian), Cycles on the CPU, 8 samples,
+    /// `blender -b cyc.blend -o //out/c_#### -f 1` (paths moved under /farm).
+    #[test]
+    fn cycles_samples_are_the_frame_s_progress() {
+        let text = include_str!("blender_output/3.4-cycles-samples.txt");
+        let mut tracker = Tracker::new(&[1], Path::new("/farm"), Some("out/c_####"), false);
+        let mut reported = Vec::new();
+        for line in text.lines() {
+            if tracker.line(line) {
+                let progress = tracker.progress();
+                reported.push((progress.done, progress.frame_percent));
+            }
+        }
+        assert_eq!(
+            reported,
+            [(0, Some(0)), (0, Some(12)), (0, Some(100)), (1, None)]
+        );
+        assert_eq!(tracker.problem("blender", false, false), None);
+        // Blender 4.2's lines end the same way; a status line of another kind says nothing.
+        assert_eq!(
+            sample_percent(
+                "Fra:1 Mem:41.83M (Peak 42.81M) | Time:00:01.52 | Mem:9.06M, Peak:9.06M | \
+                 Scene, ViewLayer | Sample 16/16"
+            ),
+            Some(100)
+        );
+        for other in [
+            "Fra:1 Mem:9.90M | Scene, ViewLayer | Updating Device | Writing constant memory",
+            "Fra:1 Mem:9.90M | Scene, ViewLayer | Sample 3/0",
+            "Fra:1 Mem:9.90M | Scene, ViewLayer | Sample x/8",
+        ] {
+            assert_eq!(sample_percent(other), None, "{other}");
+        }
     }
 
     #[test]
