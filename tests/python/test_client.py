@@ -7,7 +7,7 @@ import time
 import pytest
 
 import buildcat
-from conftest import PATIENCE, free_port
+from conftest import PATIENCE, free_port, poll_until
 
 
 def test_run_returns_the_commands_result_and_names_the_job(client, farm):
@@ -30,6 +30,51 @@ def test_a_failing_command_raises_job_failed_with_the_reason(client):
     assert f"task {job.number}.0 failed" in failed.message
     assert "exit code 3" in str(failed)
     assert "broken input" in "\n".join(failed.output_tail)
+    assert failed.gpu_fault is None
+
+
+def test_a_gpu_fault_is_on_job_failed(client, farm):
+    # A worker slot owning GPU 0 (declared: CI has no GPU) on a queue of its own, and a job
+    # failing with the line PyTorch printed on a real H200 when out of GPU memory (issue 13).
+    farm.start(
+        "gpu-worker",
+        [
+            "worker",
+            "--port",
+            str(farm.port),
+            "--root",
+            str(farm.root),
+            "--name",
+            "pytest-gpu",
+            "--state-dir",
+            str(farm.base / "gpu-state"),
+            "--gpus",
+            "0",
+            "--gpus-per-slot",
+            "1",
+            "pytest-gpu",
+        ],
+    )
+    worker = farm.processes[-1]
+    try:
+        poll_until(
+            "the GPU worker to register",
+            lambda: any(w["name"] == "pytest-gpu" for w in client.info()["workers"]),
+        )
+        oom = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 400.00 GiB."
+        job = client.run(["sh", "-c", f"echo '{oom}' >&2; exit 1"], queue="pytest-gpu", gpus=1)
+        with pytest.raises(buildcat.JobFailed) as raised:
+            job.wait(timeout=PATIENCE)
+        fault = raised.value.gpu_fault
+        assert fault is not None and fault.startswith("GPU 0") and fault.endswith(oom), fault
+    finally:
+        # Gone before the next test, which lists the workers.
+        worker.terminate()
+        worker.wait(timeout=PATIENCE)
+        poll_until(
+            "the GPU worker to leave",
+            lambda: all(w["name"] != "pytest-gpu" for w in client.info()["workers"]),
+        )
 
 
 def test_cancel_ends_a_waiting_job(client):
