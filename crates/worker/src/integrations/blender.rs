@@ -726,14 +726,13 @@ impl Tracker {
             .current
             .and_then(|frame| self.unsaved(frame))
             .or_else(|| self.saved.iter().position(|saved| !saved));
-        match slot {
-            Some(slot) => {
-                self.saved[slot] = true;
-                self.frame_percent = None;
-                true
-            }
-            None => false,
-        }
+        slot.map(|slot| self.mark_saved(slot)).is_some()
+    }
+
+    /// Marks the frame in `slot` saved: the next frame's percentage is not known yet.
+    fn mark_saved(&mut self, slot: usize) {
+        self.saved[slot] = true;
+        self.frame_percent = None;
     }
 
     /// The slot of `frame` if it is one of the job's and not saved yet.
@@ -743,14 +742,9 @@ impl Tracker {
 
     /// Marks `frame` done; true if it was one of the job's not done yet.
     fn credit(&mut self, frame: i64) -> bool {
-        match self.unsaved(frame) {
-            Some(slot) => {
-                self.saved[slot] = true;
-                self.frame_percent = None;
-                true
-            }
-            None => false,
-        }
+        self.unsaved(frame)
+            .map(|slot| self.mark_saved(slot))
+            .is_some()
     }
 
     /// Frames saved.
