@@ -5,7 +5,10 @@
 //! tools' output, without Houdini, Modo or Redshift installed.
 //!
 //! `hython` runs `tests/fake_dcc/hython.py` with the stand-in `hou` module beside it
-//! (ROP, LOP and SOP nodes; a scene is a JSON file, described in `hou.py`). The others take
+//! (ROP, LOP and SOP nodes; a scene is a JSON file, described in `hou.py`), and `modo_cl`
+//! runs `tests/fake_dcc/modo_cl.py`, which runs the worker's render script with the
+//! stand-in `lx` and `modo` modules (render outputs; a scene is a JSON file, described in
+//! `lx.py`) and records each command the script runs in `calls`. The others take
 //! what they do from the scene file they are given, line by line:
 //! - `print TEXT`: print TEXT (a licence error, a warning) as the tool's own output;
 //! - `image PATH`: write PATH under the working directory and print the tool's line for a
@@ -20,10 +23,7 @@
 //! `parsers/mantra.py`; Alfred-style progress as `output_progress` asks of it); husk `ALF_PROGRESS N%`
 //! per frame (SideFX's husk page: `--verbose` with `a` for Alfred-style progress) and
 //! `Image: PATH` (CGRU's `parsers/karma.py`); redshiftCmdLine `Saving: PATH` and `Frame
-//! rendering done` (CGRU's `parsers/redshift.py`); modo_cl starts with the banner, licensee
-//! and `>` prompt of Foundry's Headless page (SDK: general/systems/Headless.html) and
-//! answers a query after `> : ` (the original Buildcat's reading of it); it prints no line
-//! for a frame written or a command failed, since none is documented.
+//! rendering done` (CGRU's `parsers/redshift.py`); modo_cl's lines are in `modo_cl.py`.
 //!
 //! Each run takes the next numbered folder under the record directory (named by the
 //! `BUILDCAT_FAKE_REC` environment variable of the worker, which its children inherit), so
@@ -164,18 +164,11 @@ exit $status
     ),
     (
         "modo_cl",
-        // modo_cl echoes each query, then answers it.
-        r#"if grep -q 'platformservice appversion' "$rec/stdin"; then
-    echo ": query platformservice appversion ?"
-    echo "> : @MODO_VERSION@"
-else
-    echo "@start  modo [@MODO_VERSION@]  Luxology LLC"
-    echo "Buildcat Render Farm"
-    echo ">"
-    scene=$(sed -n 's/^scene.open "\(.*\)"$/\1/p' "$rec/stdin")
-    act "$scene" '%s'
-fi
-exit $status
+        // The stand-in of modo_cl.py: the version query, and the worker's render script
+        // run with the stand-in `lx` and `modo` (a scene is JSON, see lx.py).
+        r#"BUILDCAT_FAKE_MODO_VERSION=@MODO_VERSION@ BUILDCAT_FAKE_MODO_BIN="${0%/*}" \
+    BUILDCAT_FAKE_MODO_CALLS="$rec/calls" \
+    exec python3 "@FAKE_DIR@/modo_cl.py" < "$rec/stdin"
 "#,
     ),
     (
@@ -214,6 +207,9 @@ pub struct Run {
     pub stdin: String,
     /// Its environment.
     pub env: BTreeMap<String, String>,
+    /// The commands a script run by modo_cl gave `lx.eval`, one per line (empty for the
+    /// other tools).
+    pub calls: String,
 }
 
 /// The folder of the stand-ins written in Python (`hython.py`, `hou.py`).
@@ -294,6 +290,7 @@ impl FakeTools {
                     .filter_map(|pair| pair.split_once('='))
                     .map(|(key, value)| (key.to_owned(), value.to_owned()))
                     .collect(),
+                calls: std::fs::read_to_string(folder.join("calls")).unwrap_or_default(),
             });
         }
         runs

@@ -133,7 +133,8 @@ fn only_run(runs: &[Run], tool: &str) -> Run {
 /// `houdini-render-hip` runs `hython -c CODE` with the scene and ROP as Python literals
 /// (a name with a quote and a space arrives whole) and every frame range;
 /// `houdini-render-ifd` runs `mantra -f FILE` once per file; `modo-render` makes one job
-/// per frame whose stdin script opens the scene and sets first, last and step; and
+/// per frame, whose modo_cl runs the worker's render script (it opens the scene, sets
+/// first, last and step, renders, and finds each frame's file); and
 /// `redshift-render` passes the archive and each `--redshift-gpu`. Every tool runs in the
 /// worker's root.
 #[test]
@@ -271,9 +272,14 @@ fn fake_tools_named_by_flags_run_the_command_lines_the_integrations_promise() {
     assert_eq!(ran, expected, "{runs:#?}");
     assert_eq!(runs.len(), 2, "{runs:#?}");
 
-    // modo-render: frames 2 and 4 of [2, 5) by 2, one job of a task each, the script on
-    // stdin.
-    farm.scene("scene.lxo", "a modo scene");
+    // modo-render: frames 2 and 4 of [2, 5) by 2, one job of a task each; modo_cl runs
+    // the worker's render script, which opens the scene, sets first, last and step and
+    // renders; each frame's file is the task's output.
+    farm.scene(
+        "scene.lxo",
+        r#"{"outputs": [{"name": "Final Color Output", "filename": "render/modo",
+                         "format": "PNG"}]}"#,
+    );
     let modo = farm.ok(&[
         "modo-render",
         "scene.lxo",
@@ -289,23 +295,27 @@ fn fake_tools_named_by_flags_run_the_command_lines_the_integrations_promise() {
     assert_eq!(submitted(&modo).1, 2, "{}", describe(&modo));
     let mut runs = farm.tools.runs_since(&mut seen);
     assert_eq!(runs.len(), 2, "{runs:#?}");
-    runs.sort_by_key(|run| run.stdin.clone());
+    runs.sort_by_key(|run| run.calls.clone());
     let open = format!("scene.open \"{}\"\n", farm.under_root("scene.lxo"));
     for (run, frame) in runs.iter().zip([2, 4]) {
         assert_eq!(run.tool, "modo_cl", "{run:#?}");
         assert!(run.args.is_empty(), "{run:#?}");
         assert_eq!(run.cwd, root, "{run:#?}");
-        let script = &run.stdin;
-        for line in [
-            open.clone(),
-            format!("item.channel first {frame}\n"),
-            format!("item.channel last {frame}\n"),
-            "item.channel step 1\n".to_owned(),
-            "render.animation {*}\n".to_owned(),
-        ] {
-            assert!(script.contains(&line), "no {line:?} in:\n{script}");
-        }
-        assert!(script.ends_with("app.quit\n"), "{script}");
+        assert!(run.stdin.contains("\n@\""), "{run:#?}");
+        assert!(run.stdin.ends_with("app.quit\n"), "{run:#?}");
+        assert_eq!(
+            run.calls,
+            format!(
+                "{open}select.itemType polyRender\n\
+                 item.channel first {frame}\n\
+                 item.channel last {frame}\n\
+                 item.channel step 1\n\
+                 render.animation {{*}}\n"
+            ),
+            "{run:#?}"
+        );
+        let file = format!("render/modo{frame:04}.png");
+        assert!(Path::new(&farm.under_root(&file)).is_file(), "no {file}");
     }
 
     // redshift-render: the archive, then `-gpu I` for each GPU in the order given.

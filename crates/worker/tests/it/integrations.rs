@@ -110,13 +110,18 @@ def applicationVersionString():
 /// The fake mantra.
 const MANTRA: &str = "echo 'ALF_PROGRESS 50%'\necho 'ALF_PROGRESS 100%'\n";
 
-/// The fake modo_cl: answers the version query as modo_cl does.
+/// The fake modo_cl: the stand-in of `tests/fake_dcc/modo_cl.py` (shared with the
+/// end-to-end tests: it runs the worker's render script with stand-in `lx` and `modo`
+/// modules) fed what the worker gave it; Modo 15.2's version; `modo-no-license` beside it
+/// makes it fail as if no licence were found; each `lx.eval` command goes to `calls`.
 const MODO_CL: &str = r#"
-if grep -q 'appversion' "$record/stdin"; then
-    echo ': query platformservice appversion ?'
-    echo '> : 1520'
-fi
+BUILDCAT_FAKE_MODO_VERSION=1520 BUILDCAT_FAKE_MODO_BIN="$here" \
+    BUILDCAT_FAKE_MODO_CALLS="$record/calls" \
+    exec python3 "@FAKE_DCC@/modo_cl.py" < "$record/stdin"
 "#;
+
+/// Where the stand-ins written in Python for the end-to-end tests are.
+const FAKE_DCC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fake_dcc");
 
 /// The fake redshiftCmdLine.
 const REDSHIFT: &str = r#"
@@ -182,7 +187,7 @@ fn fake_tools(tools: &[Tool]) -> TempDir {
     for &tool in tools {
         write_script(
             &folder.path().join(tool.name()),
-            &format!("{PRELUDE}{}", script(tool)),
+            &format!("{PRELUDE}{}", script(tool)).replace("@FAKE_DCC@", FAKE_DCC),
         );
     }
     let stub = folder.path().join("stub");
@@ -559,33 +564,163 @@ async fn modo_info_reads_the_version_from_the_query() {
     rig.stop().await;
 }
 
+/// A Modo scene for the stand-in (see `tests/fake_dcc/lx.py`): one render output writing
+/// `render/shot` under the working directory, then `extra` JSON members.
+fn modo_scene(extra: &str) -> String {
+    format!(
+        r#"{{"outputs": [{{"name": "Final Color Output", "filename": "render/shot",
+                        "format": "openexr"}},
+                       {{"name": "Alpha Output", "filename": ""}},
+                       {{"name": "Depth", "filename": "render/depth", "enable": false}}]
+           {extra}}}"#
+    )
+}
+
+impl Rig {
+    /// Writes `text` into `path` under the root.
+    fn write(&self, path: &str, text: &str) -> PathBuf {
+        let path = self.file(path);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+}
+
+/// Guards issue 19's Modo item: the worker runs its render script through modo_cl, the
+/// script sets the range and renders it in one `render.animation`, and each frame counts
+/// once its file is there; the files are the task's outputs.
 #[tokio::test]
-async fn modo_renders_start_to_stop_by_step_from_a_script_on_stdin() {
+async fn modo_renders_through_a_script_and_counts_the_frames_whose_files_exist() {
     let mut rig = Rig::start(&[Tool::ModoCl]).await;
-    let lxo = rig.file("shots/a \"b\".lxo");
+    let lxo = rig.write("shots/a \"b\".lxo", &modo_scene(""));
     let task = ModoRender {
         lxo: "shots/a \"b\".lxo".to_owned(),
         start: 10,
         stop: 21,
         step: 5,
     };
-    let result = output::<ModoRender>(rig.run(&task).await.completion());
+    let report = rig.run(&task).await;
+    let last = last_progress(&report);
+    let result = output::<ModoRender>(report.completion());
+    let files = [
+        "render/shot0010.exr",
+        "render/shot0015.exr",
+        "render/shot0020.exr",
+    ];
     assert_eq!(result.frames, 3);
+    assert_eq!(result.outputs, files);
+    assert_eq!((last.done, last.total), (3, 3), "{last:?}");
+    for file in files {
+        assert!(rig.root().join(file).is_file(), "{file} not written");
+    }
+    let stdin = rig.record(Tool::ModoCl, "stdin").unwrap_or_default();
+    let lines: Vec<&str> = stdin.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdin}");
+    assert_eq!(
+        lines[..3],
+        [
+            "log.toConsole true",
+            "log.toConsoleRolling true",
+            "pref.value render.threads auto"
+        ]
+    );
+    assert!(
+        lines[3].starts_with("@\"") && lines[3].ends_with("/buildcat_render.py\""),
+        "{stdin}"
+    );
+    assert_eq!(lines[4], "app.quit");
+    // The script is the task's: gone once it ran.
+    let script = lines[3].trim_start_matches("@\"").trim_end_matches('"');
+    assert!(!Path::new(script).exists(), "{script} left behind");
     let lxo = lxo.to_string_lossy().replace('"', "\\\"");
     assert_eq!(
-        rig.record(Tool::ModoCl, "stdin"),
+        rig.record(Tool::ModoCl, "calls"),
         Some(format!(
-            "log.toConsole true\n\
-             log.toConsoleRolling true\n\
-             scene.open \"{lxo}\"\n\
-             pref.value render.threads auto\n\
+            "scene.open \"{lxo}\"\n\
              select.itemType polyRender\n\
              item.channel first 10\n\
              item.channel last 20\n\
              item.channel step 5\n\
-             render.animation {{*}}\n\
-             app.quit\n"
+             render.animation {{*}}\n"
         ))
+    );
+    rig.stop().await;
+}
+
+/// Guards issue 19's Modo item: modo_cl exits 0 whatever went wrong, so the task fails
+/// on what the script found, with that as the reason: a command Modo refused (its
+/// message), a frame whose file is missing, a scene whose outputs name no file, and a
+/// modo_cl that never ran the script (no licence, whatever it prints).
+#[tokio::test]
+async fn modo_fails_the_task_on_what_the_script_finds_though_modo_cl_exits_0() {
+    let mut rig = Rig::start(&[Tool::ModoCl]).await;
+    let task = |lxo: &str| ModoRender {
+        lxo: lxo.to_owned(),
+        start: 1,
+        stop: 4,
+        step: 1,
+    };
+    let cases = [
+        (
+            "refused.lxo",
+            modo_scene(r#", "fail": {"render.animation": "Render aborted: out of memory"}"#),
+            "`render.animation {*}` failed: Render aborted: out of memory",
+        ),
+        (
+            "missing.lxo",
+            modo_scene(r#", "skip_frames": [2]"#),
+            "frame 2: render output `Final Color Output` wrote no file numbered 2",
+        ),
+        (
+            "unwritten.lxo",
+            r#"{"outputs": [{"name": "Final Color Output", "filename": "render/x",
+                             "write": false}]}"#
+                .to_owned(),
+            "render output `Final Color Output` wrote no file: nothing new at",
+        ),
+        (
+            "nothing.lxo",
+            r#"{"outputs": [{"name": "Final Color Output", "filename": ""}]}"#.to_owned(),
+            "the scene has no enabled render output with a file name",
+        ),
+        ("corrupt.lxo", "not a scene".to_owned(), "`scene.open \""),
+    ];
+    for (lxo, scene, reason) in cases {
+        rig.write(lxo, &scene);
+        let failure = failure(rig.run(&task(lxo)).await.completion());
+        assert!(
+            failure.reason.contains(reason)
+                && failure.reason.ends_with("(it exited 0 all the same)"),
+            "{lxo}: {}",
+            failure.reason
+        );
+        assert_eq!(failure.exit_code, Some(0), "{lxo}");
+    }
+    // A frame missing fails the task, but the frames before it were rendered and count.
+    rig.write("partial.lxo", &modo_scene(r#", "skip_frames": [3]"#));
+    let report = rig.run(&task("partial.lxo")).await;
+    assert_eq!(last_progress(&report).done, 2, "{report:?}");
+    assert!(failure(report.completion()).reason.contains("frame 3:"));
+
+    std::fs::write(
+        rig.tools.path().join("modo-no-license"),
+        "License error: no license available\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    rig.write("ok.lxo", &modo_scene(""));
+    let failure = failure(rig.run(&task("ok.lxo")).await.completion());
+    assert!(
+        failure
+            .reason
+            .contains("modo_cl ended before Buildcat's render script finished"),
+        "{}",
+        failure.reason
+    );
+    assert!(
+        failure
+            .output_tail
+            .iter()
+            .any(|line| line.contains("no license")),
+        "{failure:?}"
     );
     rig.stop().await;
 }
