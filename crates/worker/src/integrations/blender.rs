@@ -46,7 +46,10 @@ use buildcat_proto::{Failure, NewTask, TaskProgress, codec};
 use tracing::warn;
 
 use super::tools::Executable;
-use super::{output_path, root_relative, scene_file, tool_report, tool_version};
+use super::{
+    output_path, root_relative, scene_file, task_folder, task_folder_prefix, tool_report,
+    tool_version,
+};
 use crate::context::JobContext;
 use crate::process::{ProcessEnd, ProcessSpec, run_process};
 
@@ -1018,18 +1021,10 @@ async fn task_folders(
     context: &JobContext,
     profiles: &ProfileHome,
 ) -> Result<(tempfile::TempDir, JobFolders), Failure> {
-    let prefix = format!("buildcat-task-{}-{}-", context.task, context.attempt);
+    let prefix = task_folder_prefix("task", context);
     let profile = profiles.for_slot(&context.worker);
     tokio::task::spawn_blocking(move || {
-        let folder = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempdir()
-            .map_err(|e| {
-                Failure::new(format!(
-                    "cannot make the task's temporary folder in {}: {e}",
-                    std::env::temp_dir().display()
-                ))
-            })?;
+        let folder = task_folder(&prefix)?;
         let folders = JobFolders::new(&profile, folder.path());
         folders.create(&profile).map_err(|e| {
             Failure::new(format!(

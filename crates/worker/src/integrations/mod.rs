@@ -303,6 +303,27 @@ fn count_frames(ranges: &[FrameRange]) -> Result<u32, Failure> {
         .map_err(|_| Failure::new(format!("the job names {total} frames; too many")))
 }
 
+/// The name a task's private temporary folder starts with: `buildcat-KIND-TASK-ATTEMPT-`,
+/// so a folder left by a crash says whose it was.
+fn task_folder_prefix(kind: &str, context: &JobContext) -> String {
+    format!("buildcat-{kind}-{}-{}-", context.task, context.attempt)
+}
+
+/// Makes a task's private temporary folder (named by `prefix`, see [`task_folder_prefix`])
+/// in the system's temporary folder; it is removed when dropped. Blocking: call it off the
+/// runtime's threads.
+fn task_folder(prefix: &str) -> Result<tempfile::TempDir, Failure> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| {
+            Failure::new(format!(
+                "cannot make the task's temporary folder in {}: {e}",
+                std::env::temp_dir().display()
+            ))
+        })
+}
+
 /// A file a tool says it wrote, relative to the root when it is under it (as outputs are
 /// reported), as printed otherwise.
 fn root_relative(root: &Path, printed: &str) -> String {

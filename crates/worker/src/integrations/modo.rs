@@ -72,7 +72,9 @@ use buildcat_proto::frames::FrameRange;
 use super::quote::{modo_string, python_literal};
 use super::tools::Executable;
 use super::watch::RenderWatch;
-use super::{count_frames, path_text, scene_file, tool_report, tool_version};
+use super::{
+    count_frames, path_text, scene_file, task_folder, task_folder_prefix, tool_report, tool_version,
+};
 use crate::context::JobContext;
 use crate::process::{ProcessSpec, run_process};
 
@@ -412,17 +414,9 @@ async fn write_script(
     context: &JobContext,
     code: String,
 ) -> Result<(tempfile::TempDir, PathBuf), Failure> {
-    let prefix = format!("buildcat-modo-{}-{}-", context.task, context.attempt);
+    let prefix = task_folder_prefix("modo", context);
     tokio::task::spawn_blocking(move || {
-        let folder = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempdir()
-            .map_err(|e| {
-                Failure::new(format!(
-                    "cannot make the task's temporary folder in {}: {e}",
-                    std::env::temp_dir().display()
-                ))
-            })?;
+        let folder = task_folder(&prefix)?;
         let script = folder.path().join("buildcat_render.py");
         std::fs::write(&script, code).map_err(|e| {
             Failure::new(format!(
