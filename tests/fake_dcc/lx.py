@@ -81,6 +81,17 @@ def _frame_name(pattern, frame):
     return re.sub(r"<(F+)>", lambda m: "%0*d" % (len(m.group(1)), frame), pattern)
 
 
+def _picture(extension, frame):
+    """A file's bytes: a PNG or JPEG starts and ends as a whole one does (the worker
+    checks the ends of the files a render wrote), with the frame between."""
+    body = ("frame %d" % frame).encode()
+    if extension == "png":
+        return b"\x89PNG\r\n\x1a\n" + body + b"\0\0\0\0IEND\xaeB`\x82"
+    if extension == "jpg":
+        return b"\xff\xd8" + body + b"\xff\xd9"
+    return body + b"\n"
+
+
 def _render():
     scene = _state["scene"]
     item = _state["render"]
@@ -101,8 +112,8 @@ def _render():
             folder = os.path.dirname(path)
             if folder and not os.path.isdir(folder):
                 os.makedirs(folder)
-            with open(path, "w") as f:
-                f.write("frame %d\n" % frame)
+            with open(path, "wb") as f:
+                f.write(_picture(extension, frame))
         frame += step
     sys.stdout.flush()
 

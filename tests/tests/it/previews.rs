@@ -323,10 +323,12 @@ fn blender_frames_become_previews_on_the_jobs_page() {
 }
 
 /// A stand-in for Blender that "saves" frame 1 as a file of garbage under the root written
-/// into it (`@ROOT@`); only shell built-ins, since the worker runs it with no PATH.
+/// into it (`@ROOT@`): it ends as a whole PNG does (the worker's check of the files written
+/// looks no further), but no decoder can read it. Only shell built-ins, since the worker
+/// runs it with no PATH.
 const GARBAGE_BLENDER: &str = r#"#!/bin/sh
 if [ "$1" = "--version" ]; then echo 'Blender 4.2.1 LTS'; exit 0; fi
-printf 'this is no PNG at all' > '@ROOT@/out/f_0001.png'
+printf 'this is no PNG at all\0\0\0\0IEND\256B`\202' > '@ROOT@/out/f_0001.png'
 echo "Saved: '@ROOT@/out/f_0001.png'"
 echo " Time: 00:00.10 (Saving: 00:00.01)"
 "#;

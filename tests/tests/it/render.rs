@@ -671,13 +671,15 @@ fn blender_renders_an_animation_over_two_workers_and_reports_a_broken_scene() {
 }
 
 /// A stand-in for Blender that records its arguments (NUL-separated, into `argv` beside
-/// itself) and says it saved frames 1 to 3 under the root written into it (`@ROOT@`);
-/// only shell built-ins, since the worker runs it with no PATH.
+/// itself) and saves frames 1 to 3 (the bytes a PNG starts and ends with) under the root
+/// written into it (`@ROOT@`, whose `out` folder the test makes); only shell built-ins,
+/// since the worker runs it with no PATH.
 const FAKE_BLENDER: &str = r#"#!/bin/sh
 here="${0%/*}"
 if [ "$1" = "--version" ]; then echo 'Blender 4.2.1 LTS'; exit 0; fi
 printf '%s\0' "$@" > "$here/argv"
 for frame in 1 2 3; do
+    printf '\211PNG\r\n\032\n\0\0\0\0IEND\256B`\202' > "@ROOT@/out/f_000$frame.png"
     echo "Saved: '@ROOT@/out/f_000$frame.png'"
     echo " Time: 00:00.10 (Saving: 00:00.01)"
 done
@@ -704,6 +706,7 @@ fn blender_flags_reach_blenders_command_line() {
     std::fs::set_permissions(&blender, std::fs::Permissions::from_mode(0o755))
         .expect("could not make the fake blender executable");
     write_file(&root.join("shot.blend"), b"scene");
+    std::fs::create_dir_all(root.join("out")).expect("could not create out/");
     let port = farm.port.to_string();
     let mut command = buildcat_command(["worker", "--port", &port, "--name", "gpu"]);
     command

@@ -107,7 +107,7 @@ if [ "$1" = "--version" ]; then
 fi
 while [ ! -e go ]; do sleep 0.05; done
 echo "Fra:1 Mem:1M"
-: > frame_0001.png
+printf '\211PNG\r\n\032\n\0\0\0\0IEND\256B`\202' > frame_0001.png
 echo "Saved: '$PWD/frame_0001.png'"
 "#;
 

@@ -48,7 +48,7 @@ use tracing::warn;
 use super::tools::Executable;
 use super::{
     output_path, root_relative, scene_file, task_folder, task_folder_prefix, tool_report,
-    tool_version,
+    tool_version, written,
 };
 use crate::context::JobContext;
 use crate::process::{ProcessEnd, ProcessSpec, run_process};
@@ -1005,6 +1005,7 @@ pub(super) async fn render(
             gpu_fault: None,
         }));
     }
+    written::check_outputs(&context.root, &program, &tracker.outputs).await?;
     Ok(RenderReport {
         frames: tracker.done(),
         outputs: tracker.outputs,

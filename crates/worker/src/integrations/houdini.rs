@@ -335,7 +335,7 @@ pub(super) async fn render_hip(
     );
     let mut watch = RenderWatch::new(&context, total, task.frames.clone(), HYTHON_FAILURES);
     let report = run_process(spec, &context, |line| hython_line(&mut watch, line)).await?;
-    watch.finish(report, &executable.file_name())
+    watch.conclude(report, &executable.file_name()).await
 }
 
 /// Reads one line of a hip render: our code's markers (a frame done, a failure), images
@@ -375,7 +375,7 @@ pub(super) async fn render_ifd(
         watch.check(line);
     })
     .await?;
-    watch.finish(report, &executable.file_name())
+    watch.conclude(report, &executable.file_name()).await
 }
 
 #[cfg(test)]
@@ -695,7 +695,8 @@ mod tests {
             "#!/bin/sh
              setsid sleep 300 &
              echo $! > hserver.pid
-             echo 'Generating Image: /nowhere/a.exr (64x64)'
+             echo image > a.exr
+             echo \"Generating Image: $PWD/a.exr (64x64)\"
              echo 'ALF_PROGRESS 100%'
 ",
         )
@@ -731,7 +732,7 @@ mod tests {
         let report = rendered
             .unwrap_or_else(|_| panic!("the task waited on the helper"))
             .unwrap_or_else(|f| panic!("{f}"));
-        assert_eq!(report.outputs, ["/nowhere/a.exr"]);
+        assert_eq!(report.outputs, ["a.exr"]);
         assert!(alive, "the helper did not outlive the task");
     }
 

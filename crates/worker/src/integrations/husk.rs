@@ -119,7 +119,7 @@ pub(super) async fn render(
         watch.check(line);
     })
     .await?;
-    watch.finish(report, &executable.file_name())
+    watch.conclude(report, &executable.file_name()).await
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ mod quote;
 mod redshift;
 pub mod tools;
 mod watch;
+mod written;
 
 pub(crate) use blender::ProfileHome;
 pub use blender::{BlenderOptions, PROFILE_MARK};

@@ -481,7 +481,7 @@ pub(super) async fn render(
                 .to_owned(),
         );
     }
-    watch.finish(report, &executable.file_name())
+    watch.conclude(report, &executable.file_name()).await
 }
 
 #[cfg(test)]

@@ -138,7 +138,7 @@ pub(super) async fn render(
         watch.check(line);
     })
     .await?;
-    watch.finish(report, &executable.file_name())
+    watch.conclude(report, &executable.file_name()).await
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use buildcat_proto::dcc::RenderReport;
 use buildcat_proto::frames::FrameRange;
 use buildcat_proto::{Failure, TaskProgress};
 
-use super::root_relative;
+use super::{root_relative, written};
 use crate::context::JobContext;
 use crate::process::ProcessReport;
 
@@ -167,6 +167,19 @@ impl<'a> RenderWatch<'a> {
             outputs: self.outputs.clone(),
             frame_percent: self.frame_percent,
         });
+    }
+
+    /// [`RenderWatch::finish`], then the files written checked (see `written.rs`): a file
+    /// the tool said it wrote that is missing, empty or cut short fails the task.
+    pub(super) async fn conclude(
+        self,
+        report: ProcessReport,
+        program: &str,
+    ) -> Result<RenderReport, Failure> {
+        let root = self.context.root.clone();
+        let result = self.finish(report, program)?;
+        written::check_outputs(&root, program, &result.outputs).await?;
+        Ok(result)
     }
 
     /// The task's end: a failure when the tool failed or printed a failure line (that line

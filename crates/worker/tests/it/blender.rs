@@ -218,6 +218,33 @@ async fn blender_renders_frames_of_a_scene_into_the_root() {
     for file in &outputs {
         assert_eq!(png_size(&canonical.join(file)), (64, 48), "{file}");
     }
+
+    // A disk that takes none of the frame's bytes (every write fails with ENOSPC, as
+    // /dev/full answers; a full disk does the same): Blender 3.4 still prints `Saved:` for
+    // the frame and exits 0. The task fails naming the file instead of passing it as done.
+    #[cfg(target_os = "linux")]
+    {
+        std::os::unix::fs::symlink("/dev/full", canonical.join("out/frame_0004.png"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let full = BlenderRender {
+            frames: vec![4],
+            ..task
+        };
+        connection.assign(assignment(&full)).await;
+        let report = connection.expect_report().await;
+        assert!(
+            report.lines().iter().any(|line| line.contains("Saved:")),
+            "{:?}",
+            report.lines()
+        );
+        let reason = failure(report.completion()).reason;
+        assert!(
+            reason.starts_with(
+                "out/frame_0004.png is empty (0 bytes), though `blender` said it wrote it"
+            ),
+            "{reason}"
+        );
+    }
     worker.stop().await;
 }
 
@@ -287,10 +314,12 @@ async fn blender_in_production_drivers_stereo_skipped_frames_libraries_and_outsi
     )
     .await;
     std::fs::remove_file(&library).unwrap_or_else(|e| panic!("{e}"));
-    // Frame 1 is there already: with Overwrite off Blender skips it, and it is done.
+    // Frame 1 is there already (whole PNGs, as far as their ends show): with Overwrite off
+    // Blender skips it, and it is done.
     std::fs::create_dir(canonical.join("out")).unwrap_or_else(|e| panic!("{e}"));
+    let old_png = b"\x89PNG\r\n\x1a\n(an older render)\0\0\0\0IEND\xaeB`\x82";
     for eye in ["L", "R"] {
-        std::fs::write(canonical.join(format!("out/f_0001_{eye}.png")), "old")
+        std::fs::write(canonical.join(format!("out/f_0001_{eye}.png")), old_png)
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
