@@ -681,7 +681,8 @@ pub struct SubmitOptions {
     /// restarts (reconnecting for up to 10 minutes).
     #[arg(long)]
     pub wait: bool,
-    /// Print JSON.
+    /// Print the submitted job as JSON (`job`, `number`, `tasks`). With `run --wait`,
+    /// stdout holds only that JSON: everything the program prints goes to stderr.
     #[arg(long)]
     pub json: bool,
 }

@@ -189,15 +189,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let (job_id, job_number) = (submitted.id, submitted.number);
     print_submitted(submitted, args.submit.json);
-    crate::unserved::warn(&client, queue, Some(kind), &gpus).await;
+    let said = crate::unserved::warn(&client, queue, Some(kind), &gpus).await;
     if !args.submit.wait {
         return Ok(ExitCode::SUCCESS);
     }
     // Follow the output while it runs, each line where the program printed it: stdout on
-    // stdout, stderr on stderr, so `run --wait -- CMD > out.txt` keeps what CMD would.
+    // stdout, stderr on stderr, so `run --wait -- CMD > out.txt` keeps what CMD would. With
+    // --json stdout is the JSON alone (a script parses it), so all of it goes to stderr.
     let task = TaskRef::from(TaskId::new(job_id, 0));
-    let mut print = |page: &LogPage| write_page(page, Dropped::OnStderr);
+    let streams = if args.submit.json {
+        Streams::AllOnStderr
+    } else {
+        Streams::AsPrinted
+    };
+    let mut print = |page: &LogPage| write_page(page, Dropped::OnStderr, streams);
     let follow = crate::watch::follow_output(&client, task, 0, &mut print);
+    // While it sits queued because every worker that could run it is quarantined or
+    // paused, say so (again when that changes) instead of waiting silently.
+    let held = crate::unserved::tell_while_held(
+        &client,
+        job_id,
+        job_number,
+        queue,
+        kind,
+        said,
+        |line: &str| eprintln!("{line}"),
+    );
     // Nothing can run it: give up after a short wait instead of waiting forever, and leave
     // nothing queued. Ctrl-C: the job goes on, and `buildcat wait` attaches again.
     let unserved = async {
@@ -217,6 +234,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{}", crate::stop::still_running(&[job_number]));
             return Ok(ExitCode::from(crate::stop::STOPPED_NOW));
         }
+        never = held => match never {},
     }
     let status = crate::watch::wait_job(&client, JobRef::Id(job_id)).await?;
     if status.job.state == JobState::Finished {
@@ -330,7 +348,7 @@ pub async fn ended_badly(client: &Client, status: &JobStatus) -> Vec<String> {
 pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let task = parse_task(&args.task)?;
     let client = args.connection.connect().await?;
-    let print = &mut |page: &LogPage| write_page(page, Dropped::OnStdout);
+    let print = &mut |page: &LogPage| write_page(page, Dropped::OnStdout, Streams::AsPrinted);
     if args.follow {
         crate::watch::follow_output(&client, task, args.from, print).await?;
         return Ok(ExitCode::SUCCESS);
@@ -355,10 +373,19 @@ enum Dropped {
     OnStderr,
 }
 
+/// Where [`write_page`] puts the lines the program wrote to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Streams {
+    /// Each line on the stream the program wrote it to.
+    AsPrinted,
+    /// Everything on stderr (`run --json --wait`, whose stdout is the JSON alone).
+    AllOnStderr,
+}
+
 /// Prints a page of output, after a line saying what was dropped before it: the lines the
 /// program wrote to stderr on stderr, the others on stdout (issue 14). A reader that stops
 /// reading (`logs JOB | head`) ends the command quietly, as `outln!` does; the job goes on.
-fn write_page(page: &LogPage, dropped: Dropped) -> std::io::Result<()> {
+fn write_page(page: &LogPage, dropped: Dropped, streams: Streams) -> std::io::Result<()> {
     let written = (|| {
         let mut out = std::io::stdout().lock();
         let mut err = std::io::stderr().lock();
@@ -369,7 +396,7 @@ fn write_page(page: &LogPage, dropped: Dropped) -> std::io::Result<()> {
             }
         }
         for (line, from_stderr) in page.lines_with_streams() {
-            if from_stderr {
+            if from_stderr || streams == Streams::AllOnStderr {
                 // What went to stdout before it shows first, as the program printed it.
                 out.flush()?;
                 writeln!(err, "{line}")?;
@@ -462,14 +489,41 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let status = client.job(target.job).await?;
+    let waits = wait_reason(&client, &status).await;
     if args.json {
-        let view = JobStatusView::from(&status);
+        let mut view = serde_json::to_value(JobStatusView::from(&status))?;
+        if let (Some(reason), Some(map)) = (&waits, view.as_object_mut()) {
+            map.insert("waiting".to_owned(), reason.clone().into());
+        }
         outln!("{}", serde_json::to_string_pretty(&view)?);
     } else {
         let after = waiting_for(&client, &status.job.options.after).await;
-        print_job(&status, &after, Timestamp::now());
+        print_job(&status, &after, waits.as_deref(), Timestamp::now());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why the job's queued tasks wait, when no connected worker takes them now (none can, or
+/// every one that can is quarantined or paused); `None` while one can, or nothing is
+/// queued, or the job or its queue is paused (which the state line says).
+async fn wait_reason(client: &Client, status: &JobStatus) -> Option<String> {
+    let job = &status.job;
+    let queued = status
+        .tasks
+        .iter()
+        .any(|task| task.state == TaskState::Queued);
+    if !queued || job.paused {
+        return None;
+    }
+    let info = client.info().await.ok()?;
+    if info
+        .queues
+        .iter()
+        .any(|queue| queue.name == job.queue && queue.paused)
+    {
+        return None;
+    }
+    crate::unserved::waits(&info, &job.queue, Some(&job.kind), &job.options.gpus)
 }
 
 /// The dependencies as people name them, with where each is: `job 41 (started)`,
@@ -501,7 +555,7 @@ async fn waiting_for(client: &Client, after: &[Dependency]) -> Vec<String> {
 }
 
 /// A job's header and its tasks as a table.
-fn print_job(status: &JobStatus, after: &[String], now: Timestamp) {
+fn print_job(status: &JobStatus, after: &[String], waits: Option<&str>, now: Timestamp) {
     let job = &status.job;
     outln!("job {}: {}", job.number, job.name);
     outln!("  id: {}", job.id);
@@ -541,6 +595,9 @@ fn print_job(status: &JobStatus, after: &[String], now: Timestamp) {
         );
     }
     outln!("  tasks: {}", counts_text(job));
+    if let Some(reason) = waits {
+        outln!("  waiting: {reason}");
+    }
     outln!();
     let rows: Vec<[String; 6]> = status
         .tasks

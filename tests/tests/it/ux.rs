@@ -1,0 +1,142 @@
+//! What a new user meets (tester findings 4, 7, 12, 13 and 14), end to end with the real
+//! binary: a submit says when every worker that could run the job is quarantined or paused
+//! (and how to let it back), `run --wait` says so while the job waits and `status` shows
+//! why; `--json --wait` keeps stdout JSON; mistyped queues, zero limits and the messages
+//! the tester found confusing.
+
+use crate::harness::{Farm, PATIENCE, Proc, describe, json, poll_until, stderr, stdout, worker};
+
+/// Quarantines the only worker, `name`, with failing jobs: the server quarantines after
+/// two different failed jobs (`--quarantine-after 2`).
+fn quarantined_farm(name: &str) -> (Farm, Proc) {
+    let farm = Farm::start_with(&["--quarantine-after", "2"]);
+    let vm = farm.worker(&["--name", name]);
+    for code in ["1", "2"] {
+        let failed = farm.run(&["run", "--wait", "--", "sh", "-c", &format!("exit {code}")]);
+        assert_eq!(
+            failed.status.code(),
+            code.parse().ok(),
+            "{}",
+            describe(&failed)
+        );
+    }
+    farm.wait_for_info("the worker quarantined", |info| {
+        worker(info, name).is_some_and(|w| w["state"] == "quarantined")
+    });
+    (farm, vm)
+}
+
+/// Guards finding 4: after ordinary failures quarantine the only worker, a submit warns
+/// which worker is out, why, when that ends by itself and how to end it now; `status`
+/// shows the same; `run --wait` says it once while the job waits and runs it once the
+/// worker is enabled.
+#[test]
+fn a_submit_to_a_quarantined_farm_says_which_worker_and_the_way_out() {
+    let (farm, _vm) = quarantined_farm("vm-1");
+    let submitted = farm.ok(&["run", "--", "echo", "hello"]);
+    let warning = stderr(&submitted);
+    assert!(
+        warning.contains("warning: no worker serving queue `default` takes work now")
+            && warning.contains("vm-1 is quarantined (failed 2 different jobs in a row")
+            && warning.contains("it ends by itself at ")
+            && warning.contains("`buildcat worker-enable vm-1`"),
+        "{}",
+        describe(&submitted)
+    );
+    let number = stdout(&submitted).trim().to_owned();
+    let status = farm.ok(&["status", &number]);
+    assert!(
+        stdout(&status).contains(
+            "  waiting: no worker serving queue `default` takes work now: vm-1 is quarantined"
+        ),
+        "{}",
+        describe(&status)
+    );
+    let status = json(&farm.ok(&["status", &number, "--json"]));
+    assert!(
+        status["waiting"]
+            .as_str()
+            .is_some_and(|why| why.contains("vm-1 is quarantined")),
+        "{status:#}"
+    );
+
+    let mut waiting = Proc::spawn(
+        "run --wait",
+        farm.client
+            .command(&["run", "--wait", "--", "echo", "waited"]),
+        farm.path(),
+    );
+    poll_until("run --wait to say why its job waits", || {
+        if waiting.log().contains("vm-1 is quarantined") {
+            Ok(())
+        } else {
+            Err(waiting.logs())
+        }
+    });
+    farm.ok(&["worker-enable", "vm-1"]);
+    let status = waiting.wait_exit(PATIENCE);
+    assert!(status.success(), "{}", waiting.logs());
+    let said = waiting.log();
+    assert_eq!(
+        said.matches("vm-1 is quarantined").count(),
+        1,
+        "said more than once:\n{said}"
+    );
+    let logs = waiting.logs();
+    let printed = logs.split(" stderr ===").next().unwrap_or_default();
+    assert!(printed.contains("\nwaited\n"), "{logs}");
+}
+
+/// Guards finding 4: with the only worker paused, a submit says so and names
+/// `worker-resume`; resuming it runs the job.
+#[test]
+fn a_submit_while_the_only_worker_is_paused_says_so() {
+    let farm = Farm::start();
+    let _worker = farm.worker(&["--name", "p1"]);
+    farm.wait_for_info("the worker idle", |info| {
+        worker(info, "p1").is_some_and(|w| w["state"] == "idle")
+    });
+    farm.ok(&["worker-pause", "p1"]);
+    let submitted = farm.ok(&["run", "--", "true"]);
+    assert!(
+        stderr(&submitted).contains(
+            "warning: no worker serving queue `default` takes work now: p1 is paused; `buildcat worker-resume p1` lets it take work"
+        ),
+        "{}",
+        describe(&submitted)
+    );
+    let number = stdout(&submitted).trim().to_owned();
+    farm.ok(&["worker-resume", "p1"]);
+    farm.wait_for_job(&number, "finished", |job| job["state"] == "finished");
+    // Nothing holds the next one: no warning.
+    let quiet = farm.ok(&["run", "--", "true"]);
+    assert!(!stderr(&quiet).contains("warning"), "{}", describe(&quiet));
+}
+
+/// Guards finding 12: `run --json --wait` prints only the JSON on stdout; the program's
+/// output (both streams) goes to stderr.
+#[test]
+fn run_json_wait_keeps_stdout_json() {
+    let farm = Farm::start();
+    let _worker = farm.worker(&["--name", "j1"]);
+    let output = farm.ok(&[
+        "run",
+        "--json",
+        "--wait",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    let parsed: serde_json::Value =
+        serde_json::from_str(&stdout(&output)).unwrap_or_else(|error| {
+            panic!("stdout is not JSON alone ({error}):\n{}", describe(&output))
+        });
+    assert!(parsed["number"].is_u64(), "{parsed:#}");
+    let err = stderr(&output);
+    assert!(
+        err.contains("out\n") && err.contains("err\n"),
+        "{}",
+        describe(&output)
+    );
+}
