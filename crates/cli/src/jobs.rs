@@ -34,12 +34,31 @@ const BAR_CELLS: usize = 10;
 
 /// A job as typed on the command line: `42` or a full id.
 pub fn parse_job(text: &str) -> anyhow::Result<JobRef> {
-    text.parse().map_err(|error: String| anyhow::anyhow!(error))
+    text.parse().map_err(|error: String| handle_error(error))
 }
 
 /// A job or one of its tasks as typed on the command line: `42`, `42.3`, an id, `ID.3`.
 pub fn parse_task(text: &str) -> anyhow::Result<TaskRef> {
-    text.parse().map_err(|error: String| anyhow::anyhow!(error))
+    text.parse().map_err(|error: String| handle_error(error))
+}
+
+/// A refused handle's error as a person reads it. The parser takes any few hex digits for
+/// the start of an id: `status abc` said `abc is only part of a job id` (tester finding
+/// 13), so that case says first that it is no job number or id.
+fn handle_error(error: String) -> anyhow::Error {
+    const PREFIX_SAID: &str = "` is only part of a job id";
+    let part = error
+        .strip_prefix('`')
+        .and_then(|rest| rest.split_once(PREFIX_SAID))
+        .map(|(part, _)| part);
+    match part {
+        Some(part) => anyhow::anyhow!(
+            "`{part}` is not a job number or a job id: give the job's number (`42`, as \
+             `buildcat jobs` lists it) or its whole id (36 characters; the start of an id is \
+             not accepted, since ids made hours apart share their first characters)"
+        ),
+        None => anyhow::anyhow!(error),
+    }
 }
 
 /// Parses every handle before anything is sent, so a typo fails the whole command.
@@ -90,15 +109,29 @@ pub async fn resolve_after(client: &Client, after: &[String]) -> anyhow::Result<
     let mut dependencies = Vec::with_capacity(after.len());
     for text in after {
         let target = parse_task(text)?;
-        let job = match target.job {
-            JobRef::Id(id) => id,
-            JobRef::Number(_) => {
-                client
+        let job = match (target.job, target.index) {
+            (JobRef::Id(id), None) => id,
+            _ => {
+                let status = client
                     .job(target.job)
                     .await
-                    .with_context(|| format!("--after {text}"))?
-                    .job
-                    .id
+                    .with_context(|| format!("--after {text}"))?;
+                // A task the job lacks is named here by its job's number: the server would
+                // only know the id (tester finding 13).
+                if let Some(index) = target.index
+                    && u64::from(index) >= status.job.tasks.total
+                {
+                    let number = status.job.number;
+                    bail!(
+                        "--after {text}: job {number} has no task {index}; its tasks are {}",
+                        match status.job.tasks.total {
+                            0 => "none yet".to_owned(),
+                            1 => format!("{number}.0 only"),
+                            total => format!("{number}.0 to {number}.{}", total - 1),
+                        }
+                    );
+                }
+                status.job.id
             }
         };
         dependencies.push(match target.index {
@@ -137,9 +170,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| file_name(&program).to_owned());
     let env = parse_env(&args.env)?;
     if let Some(dir) = &args.cwd {
-        buildcat_proto::paths::check_relative(dir).map_err(|error| {
-            anyhow::anyhow!("--cwd {dir}: {error}; give a directory relative to the farm root")
-        })?;
+        buildcat_proto::paths::check_relative(dir).map_err(|error| cwd_error(dir, &error))?;
     }
     let mut runs = command_line(
         env.iter()
@@ -249,6 +280,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             eprintln!("error: {error:#}");
             Ok(ExitCode::from(code))
         }
+    }
+}
+
+/// Why `--cwd DIR` was refused, with what to give instead said once: most of the path
+/// errors already say it (tester finding 13 read `give a path inside the root; give a
+/// directory relative to the farm root`).
+fn cwd_error(dir: &str, error: &buildcat_proto::paths::PathError) -> anyhow::Error {
+    use buildcat_proto::paths::PathError;
+    match error {
+        PathError::Nul(_) => {
+            anyhow::anyhow!("--cwd {dir:?}: {error}; give a directory relative to the farm root")
+        }
+        _ => anyhow::anyhow!("--cwd {dir}: {error}"),
     }
 }
 
@@ -791,6 +835,10 @@ fn print_task(task: &TaskStatus, waits: &[String]) {
 
 /// `buildcat jobs`.
 pub async fn list(args: JobsArgs) -> anyhow::Result<ExitCode> {
+    if args.limit == 0 {
+        // The server reads 0 as its default: refused rather than listing what was not asked.
+        bail!("--limit must be at least 1 (--all lists as many as fit in one reply)");
+    }
     let state = args
         .state
         .as_deref()
@@ -870,12 +918,23 @@ fn tasks_bar(job: &JobSummary) -> String {
 /// `buildcat worker-enable NAME`.
 pub async fn worker_enable(args: WorkerEnableArgs) -> anyhow::Result<ExitCode> {
     let client = args.connection.connect().await?;
-    client
-        .enable_worker(&args.name)
-        .await
-        .with_context(|| format!("could not enable worker {}", args.name))?;
-    outln!("{} takes work again", args.name);
-    Ok(ExitCode::SUCCESS)
+    // Each name on its own, as `worker-pause` does: one the server refuses is said and
+    // the others are still enabled; the exit code says whether any was refused.
+    let mut refused = false;
+    for name in &args.names {
+        match client.enable_worker(name).await {
+            Ok(()) => outln!("{name} takes work again"),
+            Err(error) => {
+                refused = true;
+                eprintln!("error: could not enable worker {name}: {error:#}");
+            }
+        }
+    }
+    Ok(if refused {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// One reading of a queue's length.
@@ -925,6 +984,7 @@ pub async fn eta(args: EtaArgs) -> anyhow::Result<ExitCode> {
         bail!("--count must be at least 2 (the rate needs two samples)");
     }
     let client: Client = args.connection.connect().await?;
+    crate::unserved::warn_unknown_queue(&client, &args.queue).await;
     let interval = Duration::from_secs_f64(args.interval);
     let terminal = std::io::stdout().is_terminal();
     let mut samples: VecDeque<Sample> = VecDeque::with_capacity(args.count);
@@ -1061,9 +1121,18 @@ mod tests {
         assert_eq!((task.job, task.index), (JobRef::Number(42), Some(3)));
         let error = parse_job("0190f0c0").unwrap_err().to_string();
         assert!(
-            error.contains("`0190f0c0` is only part of a job id"),
+            error.starts_with("`0190f0c0` is not a job number or a job id: give the job's number"),
             "{error}"
         );
+        // Tester finding 13: a few letters are no job number or id, not "part of an id".
+        let error = parse_job("abc").unwrap_err().to_string();
+        assert!(
+            error.starts_with("`abc` is not a job number or a job id")
+                && !error.contains("only part"),
+            "{error}"
+        );
+        let error = parse_task("abc.2").unwrap_err().to_string();
+        assert!(error.contains("is not a job number or a job id"), "{error}");
         let error = parse_task("42.x").unwrap_err().to_string();
         assert!(error.contains("`42.x` names no task"), "{error}");
     }

@@ -128,6 +128,46 @@ pub fn waits(
     reason(info, queue, kind, gpus).or_else(|| held(info, queue, kind?, gpus))
 }
 
+/// A warning when no job the server holds and no connected worker uses `queue` (likely a
+/// mistyped name), naming the queues that are in use; `None` for a known queue, or when
+/// the picture is partial.
+pub fn unknown_queue(info: &FarmInfo, queue: &str) -> Option<String> {
+    if info.truncated {
+        return None;
+    }
+    let known: BTreeSet<&str> = info
+        .queues
+        .iter()
+        .map(|summary| summary.name.as_str())
+        .chain(
+            info.workers
+                .iter()
+                .flat_map(|worker| worker.queues.iter().map(String::as_str)),
+        )
+        .collect();
+    if known.contains(queue) {
+        return None;
+    }
+    let listed = if known.is_empty() {
+        "none yet".to_owned()
+    } else {
+        known.into_iter().collect::<Vec<_>>().join(", ")
+    };
+    Some(format!(
+        "no job or worker uses queue `{queue}` (is it mistyped?); queues in use: {listed}"
+    ))
+}
+
+/// Says on stderr when `queue` is one nothing uses (see [`unknown_queue`]). Asking is a
+/// courtesy: a failure to ask says nothing.
+pub async fn warn_unknown_queue(client: &Client, queue: &str) {
+    if let Ok(info) = client.info().await
+        && let Some(warning) = unknown_queue(&info, queue)
+    {
+        eprintln!("warning: {warning}");
+    }
+}
+
 /// Why tasks that need `gpus` wait in `queue` when workers serve it but none has them.
 pub fn gpu_reason(gpus: &GpuRequirement, queue: &str) -> String {
     format!(
@@ -340,6 +380,31 @@ mod tests {
             )
             .is_some_and(|why| why.contains("vm-1 is quarantined") && !why.contains("`w`"))
         );
+    }
+
+    /// Tester finding 12: a queue nothing uses is named with the queues in use.
+    #[test]
+    fn a_queue_nothing_uses_is_said_with_the_known_ones() {
+        let mut info = FarmInfo {
+            workers: vec![worker(&["render", "default"])],
+            ..FarmInfo::default()
+        };
+        info.queues = vec![buildcat_proto::QueueSummary {
+            name: "comp".to_owned(),
+            jobs: 1,
+            tasks: buildcat_proto::TaskCounts::default(),
+            paused: false,
+        }];
+        assert_eq!(
+            unknown_queue(&info, "rendr").as_deref(),
+            Some(
+                "no job or worker uses queue `rendr` (is it mistyped?); queues in use: comp, default, render"
+            )
+        );
+        for known in ["comp", "render", "default"] {
+            assert_eq!(unknown_queue(&info, known), None);
+        }
+        assert!(unknown_queue(&FarmInfo::default(), "x").is_some_and(|w| w.ends_with("none yet")));
     }
 
     /// Issue 13: workers serve the queue with the kind, but none has the GPUs.

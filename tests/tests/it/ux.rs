@@ -140,3 +140,136 @@ fn run_json_wait_keeps_stdout_json() {
         describe(&output)
     );
 }
+
+/// `buildcat ARGS` that must fail: its stderr, for the message.
+#[track_caller]
+fn refused(farm: &Farm, args: &[&str]) -> String {
+    let output = farm.run(args);
+    assert!(!output.status.success(), "accepted:\n{}", describe(&output));
+    stderr(&output)
+}
+
+/// Guards findings 12, 13 and 14: zero limits are refused like everywhere else, mistyped
+/// queues are said, and the messages the tester found confusing say what is wrong once.
+#[test]
+fn rough_edges_of_the_cli_are_smoothed() {
+    let farm = Farm::start();
+    let _worker = farm.worker(&["--name", "e1", "default", "render"]);
+    farm.wait_for_info("the worker idle", |info| {
+        worker(info, "e1").is_some_and(|w| w["state"] == "idle")
+    });
+
+    // Finding 12: worker-info --timeout 0 is refused as run's is; jobs --limit 0 too.
+    let said = refused(&farm, &["worker-info", "--timeout", "0"]);
+    assert!(
+        said.contains("--timeout must be a positive number of seconds"),
+        "{said}"
+    );
+    let said = refused(&farm, &["jobs", "--limit", "0"]);
+    assert!(said.contains("--limit must be at least 1"), "{said}");
+
+    // Finding 12: a queue nothing uses is said, with the queues in use.
+    let paused = farm.ok(&["pause", "--queue", "nosuchqueue"]);
+    assert!(
+        stderr(&paused).contains(
+            "warning: no job or worker uses queue `nosuchqueue` (is it mistyped?); queues in use: default, render"
+        ),
+        "{}",
+        describe(&paused)
+    );
+    farm.ok(&["resume", "--queue", "nosuchqueue"]);
+    let quiet = farm.ok(&["pause", "--queue", "render"]);
+    assert!(!stderr(&quiet).contains("warning"), "{}", describe(&quiet));
+    farm.ok(&["resume", "--queue", "render"]);
+    let eta = Proc::spawn(
+        "eta",
+        farm.client
+            .command(&["eta", "--queue", "nosuch", "--interval", "0.2"]),
+        farm.path(),
+    );
+    poll_until("eta to warn of the unknown queue", || {
+        if eta.log().contains("no job or worker uses queue `nosuch`") {
+            Ok(())
+        } else {
+            Err(eta.logs())
+        }
+    });
+    drop(eta);
+
+    // Finding 13: --cwd says what to give once.
+    let said = refused(&farm, &["run", "--cwd", "../..", "--", "true"]);
+    assert_eq!(
+        said.matches("give").count(),
+        1,
+        "the advice is given more than once: {said}"
+    );
+    // Finding 13: `abc` is no job number or id, not "part of an id".
+    let said = refused(&farm, &["status", "abc"]);
+    assert!(
+        said.contains("`abc` is not a job number or a job id") && !said.contains("only part"),
+        "{said}"
+    );
+    // Finding 13: a task the job lacks is named by the job's number.
+    let number = farm.submit(&["--", "true"]);
+    let said = refused(
+        &farm,
+        &["run", "--after", &format!("{number}.7"), "--", "true"],
+    );
+    assert!(
+        said.contains(&format!(
+            "--after {number}.7: job {number} has no task 7; its tasks are {number}.0 only"
+        )),
+        "{said}"
+    );
+    farm.ok(&["run", "--after", &format!("{number}.0"), "--", "true"]);
+
+    // Finding 14: worker-enable takes several names, as worker-pause does.
+    let enabled = farm.run(&["worker-enable", "e1", "nobody"]);
+    assert!(!enabled.status.success(), "{}", describe(&enabled));
+    assert!(
+        stdout(&enabled).contains("e1 takes work again")
+            && stderr(&enabled).contains("could not enable worker nobody"),
+        "{}",
+        describe(&enabled)
+    );
+
+    // Finding 14: repeated frames are named as frames.
+    let submitted = farm.ok(&[
+        "blender-render",
+        "shot.blend",
+        "--frames",
+        "1-3,3,1",
+        "--queue",
+        "render",
+    ]);
+    assert!(
+        stderr(&submitted)
+            .contains("warning: frames 3 and 1 are listed more than once; each renders once"),
+        "{}",
+        describe(&submitted)
+    );
+}
+
+/// Guards finding 14: with `$USER` unset the submitter is the user database's name for
+/// the user id (`root` for uid 0), not `unknown`.
+#[test]
+fn the_submitter_without_user_is_the_login_name() {
+    let farm = Farm::start();
+    let expected = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("`id -un` runs");
+    let expected = String::from_utf8_lossy(&expected.stdout).trim().to_owned();
+    assert!(!expected.is_empty(), "`id -un` printed no name");
+    let mut command = farm.client.command(&["run", "--", "true"]);
+    command.env_remove("USER").env_remove("USERNAME");
+    let output = crate::harness::run_command(command, PATIENCE);
+    assert!(output.status.success(), "{}", describe(&output));
+    let number = stdout(&output).trim().to_owned();
+    let status = json(&farm.ok(&["status", &number, "--json"]));
+    let submitter = status["submitter"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        submitter.starts_with(&format!("{expected}@")),
+        "{submitter} (expected {expected}@HOST)\n{status:#}"
+    );
+}
