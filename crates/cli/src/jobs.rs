@@ -12,9 +12,9 @@ use buildcat_proto::dcc::{RenderReport, ToolInfoReport};
 use buildcat_proto::frames::{FrameRange, FrameSpec};
 use buildcat_proto::view::{JobStatusView, JobView, TaskStatusView};
 use buildcat_proto::{
-    AttemptOutcome, CommandResult, Dependency, DroppedOutput, JobOptions, JobQuery, JobRef,
-    JobState, JobStatus, JobSummary, LogPage, RunCommand, RunCommandIn, Submitted, Task, TaskId,
-    TaskProgress, TaskRef, TaskState, TaskStatus, Timestamp, WorkerInfo, codec,
+    Attempt, AttemptOutcome, CommandResult, Dependency, DroppedOutput, JobOptions, JobQuery,
+    JobRef, JobState, JobStatus, JobSummary, LogPage, RunCommand, RunCommandIn, Submitted, Task,
+    TaskId, TaskProgress, TaskRef, TaskState, TaskStatus, Timestamp, WorkerInfo, codec,
 };
 use serde_json::{Value, json};
 
@@ -763,35 +763,10 @@ fn print_task(task: &TaskStatus, waits: &[String]) {
             outln!("    wrote {output}");
         }
     }
-    // Only failures the task reports use up attempts; a lost worker or an interruption
-    // does not, so those are counted apart rather than read "attempt 3 of 2". A requeue
-    // gives one more attempt, so after it the second reads "attempt 2 of 2".
-    let failed = task
-        .attempts
-        .iter()
-        .filter(|attempt| matches!(attempt.outcome, Some(AttemptOutcome::Failed(_))))
-        .count();
-    let current = task
-        .attempts
-        .last()
-        .is_some_and(|attempt| !matches!(attempt.outcome, Some(AttemptOutcome::Failed(_))))
-        && !task.state.is_terminal()
-        || task.state == TaskState::Finished;
-    let counted = failed + usize::from(current);
-    let uncounted = task.attempts.len().saturating_sub(counted);
-    if task.attempts.is_empty() {
-        outln!("  attempts: none yet (at most {})", task.max_attempts);
-    } else {
-        outln!(
-            "  attempt {counted} of {}{}",
-            task.max_attempts,
-            if uncounted > 0 {
-                format!(" ({uncounted} more not counted: worker lost or stopped)")
-            } else {
-                String::new()
-            }
-        );
-    }
+    outln!(
+        "  {}",
+        attempts_line(task.state, task.max_attempts, &task.attempts)
+    );
     for attempt in &task.attempts {
         let (outcome, reason) = outcome_json(attempt.outcome.as_ref());
         let outcome = outcome.as_str().unwrap_or("").to_owned();
@@ -831,6 +806,69 @@ fn print_task(task: &TaskStatus, waits: &[String]) {
     if !result.is_null() {
         outln!("  result: {result}");
     }
+}
+
+/// The attempts line of `status TASK`: how many attempts there were, how many count toward
+/// the task's limit (only failures it reports, its finished end and the one running: a
+/// requeue raises the limit to one more than it has failed), the worker's number of the
+/// attempt running or to run next, and each kind that did not count, read from the
+/// attempts' own ends (tester finding 7: two canceled attempts read "2 more not counted:
+/// worker lost or stopped").
+fn attempts_line(state: TaskState, max_attempts: u32, attempts: &[Attempt]) -> String {
+    let Some(last) = attempts.last() else {
+        return format!("attempts: none yet (at most {max_attempts})");
+    };
+    let running = last.outcome.is_none() && state == TaskState::Started;
+    let mut counted = 0;
+    let (mut canceled, mut lost, mut stopped, mut requeued) = (0, 0, 0, 0);
+    for (place, attempt) in attempts.iter().enumerate() {
+        let is_last = place + 1 == attempts.len();
+        match &attempt.outcome {
+            Some(AttemptOutcome::Failed(_)) => counted += 1,
+            // The end it was asked for; once requeued, the next one is.
+            Some(AttemptOutcome::Finished) if is_last && state == TaskState::Finished => {
+                counted += 1;
+            }
+            Some(AttemptOutcome::Finished) => requeued += 1,
+            Some(AttemptOutcome::Canceled) => canceled += 1,
+            Some(AttemptOutcome::WorkerLost) => lost += 1,
+            Some(AttemptOutcome::Interrupted) => stopped += 1,
+            None if is_last && running => counted += 1,
+            // Ended without a word (a record from before outcomes were kept).
+            None => {}
+        }
+    }
+    let mut line = format!(
+        "attempts: {}; {counted} of {max_attempts} counted toward its limit",
+        attempts.len()
+    );
+    let pending = matches!(
+        state,
+        TaskState::Queued | TaskState::Deferred | TaskState::Paused
+    );
+    if running {
+        line.push_str(&format!("; #{} running", last.number));
+    } else if pending {
+        line.push_str(&format!(
+            "; #{} runs next, as {} of {max_attempts}",
+            last.number.saturating_add(1),
+            counted + 1
+        ));
+    }
+    let not_counted: Vec<String> = [
+        (canceled, "canceled"),
+        (requeued, "finished, then requeued"),
+        (lost, "worker lost"),
+        (stopped, "stopped by its worker shutting down"),
+    ]
+    .into_iter()
+    .filter(|(count, _)| *count > 0)
+    .map(|(count, what)| format!("{count} {what}"))
+    .collect();
+    if !not_counted.is_empty() {
+        line.push_str(&format!(" (not counted: {})", not_counted.join(", ")));
+    }
+    line
 }
 
 /// `buildcat jobs`.
@@ -1112,6 +1150,69 @@ mod tests {
             "{line}"
         );
         assert_eq!(eta_line("default", 0, None), "default: empty");
+    }
+
+    /// Guards tester finding 7: the attempts line counts and names what did not count
+    /// toward the limit from the attempts' ends, and numbers the next attempt as the
+    /// worker will.
+    #[test]
+    fn attempts_name_what_did_not_count() {
+        use buildcat_proto::Failure;
+        let attempt = |number: u32, outcome: Option<AttemptOutcome>| Attempt {
+            number,
+            worker: "w".to_owned(),
+            started_at: Timestamp(1),
+            ended_at: outcome.is_some().then_some(Timestamp(2)),
+            outcome,
+        };
+        let failed = || Some(AttemptOutcome::Failed(Failure::new("exit 1")));
+        let check = |state, max, attempts: &[Attempt], expected: &str| {
+            assert_eq!(attempts_line(state, max, attempts), expected);
+        };
+        check(TaskState::Queued, 3, &[], "attempts: none yet (at most 3)");
+        // Canceled, requeued, canceled again: neither counts, both are said as canceled.
+        check(
+            TaskState::Canceled,
+            1,
+            &[
+                attempt(1, Some(AttemptOutcome::Canceled)),
+                attempt(2, Some(AttemptOutcome::Canceled)),
+            ],
+            "attempts: 2; 0 of 1 counted toward its limit (not counted: 2 canceled)",
+        );
+        // `requeue --all` of a finished task, finished again.
+        check(
+            TaskState::Finished,
+            1,
+            &[
+                attempt(1, Some(AttemptOutcome::Finished)),
+                attempt(2, Some(AttemptOutcome::Finished)),
+            ],
+            "attempts: 2; 1 of 1 counted toward its limit (not counted: 1 finished, then requeued)",
+        );
+        // Stopped by its worker and back in line: the next is the worker's #2.
+        check(
+            TaskState::Queued,
+            1,
+            &[attempt(1, Some(AttemptOutcome::Interrupted))],
+            "attempts: 1; 0 of 1 counted toward its limit; #2 runs next, as 1 of 1 (not counted: 1 stopped by its worker shutting down)",
+        );
+        check(
+            TaskState::Started,
+            3,
+            &[
+                attempt(1, Some(AttemptOutcome::WorkerLost)),
+                attempt(2, failed()),
+                attempt(3, None),
+            ],
+            "attempts: 3; 2 of 3 counted toward its limit; #3 running (not counted: 1 worker lost)",
+        );
+        check(
+            TaskState::Failed,
+            2,
+            &[attempt(1, failed()), attempt(2, failed())],
+            "attempts: 2; 2 of 2 counted toward its limit",
+        );
     }
 
     #[test]

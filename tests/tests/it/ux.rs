@@ -273,3 +273,50 @@ fn the_submitter_without_user_is_the_login_name() {
         "{submitter} (expected {expected}@HOST)\n{status:#}"
     );
 }
+
+/// Guards finding 7: a task canceled by a person, requeued and canceled again shows two
+/// attempts, neither counted, both named as canceled; one finished, requeued and finished
+/// again says the first was requeued.
+#[test]
+fn status_names_attempts_that_did_not_count() {
+    let farm = Farm::start();
+    let _worker = farm.worker(&["--name", "a1"]);
+    let long = farm.submit(&["--name", "long", "--", "sleep", "300"]);
+    let task = format!("{long}.0");
+    for round in 1..=2_usize {
+        farm.wait_for_status(&task, "running", |status| {
+            status["state"] == "started"
+                && status["attempts"].as_array().map(Vec::len) == Some(round)
+        });
+        farm.ok(&["cancel", if round == 1 { &long } else { &task }]);
+        farm.wait_for_status(&task, "canceled", |status| {
+            status["state"] == "canceled"
+                && status["attempts"].as_array().is_some_and(|a| {
+                    a.len() == round && a.iter().all(|a| a["outcome"] != "running")
+                })
+        });
+        if round == 1 {
+            farm.ok(&["requeue", &long]);
+        }
+    }
+    let shown = stdout(&farm.ok(&["status", &task]));
+    assert!(
+        shown.contains("attempts: 2; 0 of 1 counted toward its limit (not counted: 2 canceled)"),
+        "{shown}"
+    );
+
+    let quick = farm.submit(&["--", "true"]);
+    let task = format!("{quick}.0");
+    farm.wait_for_status(&task, "finished", |status| status["state"] == "finished");
+    farm.ok(&["requeue", &quick, "--all"]);
+    farm.wait_for_status(&task, "finished again", |status| {
+        status["state"] == "finished" && status["attempts"].as_array().map(Vec::len) == Some(2)
+    });
+    let shown = stdout(&farm.ok(&["status", &task]));
+    assert!(
+        shown.contains(
+            "attempts: 2; 1 of 1 counted toward its limit (not counted: 1 finished, then requeued)"
+        ),
+        "{shown}"
+    );
+}
