@@ -521,14 +521,20 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&task_json(&task))?);
         } else {
-            // A deferred task waits for its job's dependencies: name them.
-            let waits = if task.state == TaskState::Deferred {
-                let job = client.job(JobRef::Id(task.id.job)).await?;
-                waiting_for(&client, &job.job.options.after).await
-            } else {
-                Vec::new()
+            // A deferred task waits for its job's dependencies: name them. A queued one may
+            // wait because no worker takes it: say why.
+            let (waits, reason) = match task.state {
+                TaskState::Deferred => {
+                    let job = client.job(JobRef::Id(task.id.job)).await?;
+                    (waiting_for(&client, &job.job.options.after).await, None)
+                }
+                TaskState::Queued => {
+                    let job = client.job(JobRef::Id(task.id.job)).await?;
+                    (Vec::new(), wait_reason(&client, &job).await)
+                }
+                _ => (Vec::new(), None),
             };
-            print_task(&task, &waits);
+            print_task(&task, &waits, reason.as_deref());
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -744,7 +750,7 @@ fn print_table<const N: usize>(titles: &[&str; N], rows: &[[String; N]]) {
 }
 
 /// One task: its state, attempts (worker and outcome of each), reason, output tail, result.
-fn print_task(task: &TaskStatus, waits: &[String]) {
+fn print_task(task: &TaskStatus, waits: &[String], reason: Option<&str>) {
     outln!("task {}", task.label());
     outln!("  job: {}  kind: {}", task.id.job, task.kind);
     if let Some(frames) = &task.frames {
@@ -753,6 +759,9 @@ fn print_task(task: &TaskStatus, waits: &[String]) {
     outln!("  state: {}", task.state);
     if !waits.is_empty() {
         outln!("  waits for: {}", waits.join(", "));
+    }
+    if let Some(reason) = reason {
+        outln!("  waiting: {reason}");
     }
     if let Some(progress) = &task.progress {
         outln!(

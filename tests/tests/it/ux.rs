@@ -52,6 +52,12 @@ fn a_submit_to_a_quarantined_farm_says_which_worker_and_the_way_out() {
         "{}",
         describe(&status)
     );
+    let task = farm.ok(&["status", &format!("{number}.0")]);
+    assert!(
+        stdout(&task).contains("  waiting: no worker serving queue `default` takes work now"),
+        "{}",
+        describe(&task)
+    );
     let status = json(&farm.ok(&["status", &number, "--json"]));
     assert!(
         status["waiting"]
