@@ -539,15 +539,14 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let status = client.job(target.job).await?;
-    let waits = wait_reason(&client, &status).await;
     if args.json {
-        let mut view = serde_json::to_value(JobStatusView::from(&status))?;
-        if let (Some(reason), Some(map)) = (&waits, view.as_object_mut()) {
-            map.insert("waiting".to_owned(), reason.clone().into());
-        }
+        // The same JSON as the HTTP API's: the wait reason, worked out here from `info`, is
+        // for people (scripts read `info --json`'s workers and `unserved`).
+        let view = JobStatusView::from(&status);
         outln!("{}", serde_json::to_string_pretty(&view)?);
     } else {
         let after = waiting_for(&client, &status.job.options.after).await;
+        let waits = wait_reason(&client, &status).await;
         print_job(&status, &after, waits.as_deref(), Timestamp::now());
     }
     Ok(ExitCode::SUCCESS)
