@@ -118,7 +118,7 @@ def test_an_absolute_path_raises_before_anything_is_sent(client):
         client.blender_render("/home/me/shot.blend", frames="1-10")
     with pytest.raises(buildcat.InvalidRequest, match="climbs out"):
         client.houdini_render_ifd(["a.ifd", "../b.ifd"])
-    with pytest.raises(buildcat.InvalidRequest, match="--chunk must be at least 1"):
+    with pytest.raises(buildcat.InvalidRequest, match="^chunk must be at least 1"):
         client.blender_render("shot.blend", chunk=0)
     with pytest.raises(buildcat.InvalidRequest, match="bad frame spec"):
         client.blender_render("shot.blend", frames="1-x")

@@ -54,7 +54,7 @@ pub enum Command {
     Wait(WaitArgs),
     /// Remove ended jobs now, with their output and results.
     Delete(DeleteArgs),
-    /// Let a quarantined worker take work again (`info` shows which are, and why).
+    /// Let quarantined workers take work again (`info` shows which are, and why).
     WorkerEnable(WorkerEnableArgs),
     /// Pause workers: each finishes the task it runs and takes no new one until resumed
     /// (held while it reconnects; a server restart forgets it).
@@ -681,7 +681,8 @@ pub struct SubmitOptions {
     /// restarts (reconnecting for up to 10 minutes).
     #[arg(long)]
     pub wait: bool,
-    /// Print JSON.
+    /// Print the submitted job as JSON (`job`, `number`, `tasks`). With `run --wait`,
+    /// stdout holds only that JSON: everything the program prints goes to stderr.
     #[arg(long)]
     pub json: bool,
 }
@@ -753,7 +754,7 @@ pub struct JobsArgs {
     /// As many as the server lists in one reply (up to 1000), not only the newest 50.
     #[arg(long, conflicts_with = "limit")]
     pub all: bool,
-    /// At most this many, newest first (up to 1000).
+    /// At most this many, newest first (1 to 1000; 0 is refused).
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
     /// Print JSON.
@@ -779,8 +780,9 @@ pub struct CancelArgs {
 pub struct WorkerEnableArgs {
     #[command(flatten)]
     pub connection: Connection,
-    /// The worker's name, as `buildcat info` shows it.
-    pub name: String,
+    /// The workers' names, as `buildcat info` shows them.
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
 }
 
 /// `buildcat worker-pause` and `buildcat worker-resume`.
@@ -806,7 +808,8 @@ pub struct PreviewArgs {
     #[arg(value_name = "JOB")]
     pub job: String,
     /// Where to save the image (default: `preview-JOB.jpg` or `.png` in the current
-    /// directory).
+    /// directory). It is saved as the worker made it, never converted: a name ending in
+    /// another format's extension (`.png` for a JPEG preview) is refused.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
@@ -846,7 +849,8 @@ pub struct PauseArgs {
     /// The jobs.
     #[arg(required_unless_present = "queue", value_name = "JOB")]
     pub jobs: Vec<String>,
-    /// The whole queue instead (held until resumed, across server restarts).
+    /// The whole queue instead (held until resumed, across server restarts); a queue no
+    /// job or worker uses gets a warning naming the queues in use.
     #[arg(long, conflicts_with = "jobs")]
     pub queue: Option<String>,
     /// Print JSON.
@@ -897,7 +901,7 @@ pub struct DeleteArgs {
 pub struct EtaArgs {
     #[command(flatten)]
     pub connection: Connection,
-    /// The queue to watch.
+    /// The queue to watch (a queue no job or worker uses gets a warning).
     #[arg(long, default_value = "default")]
     pub queue: String,
     /// Seconds between samples.

@@ -12,9 +12,9 @@ use buildcat_proto::dcc::{RenderReport, ToolInfoReport};
 use buildcat_proto::frames::{FrameRange, FrameSpec};
 use buildcat_proto::view::{JobStatusView, JobView, TaskStatusView};
 use buildcat_proto::{
-    AttemptOutcome, CommandResult, Dependency, DroppedOutput, JobOptions, JobQuery, JobRef,
-    JobState, JobStatus, JobSummary, LogPage, RunCommand, RunCommandIn, Submitted, Task, TaskId,
-    TaskProgress, TaskRef, TaskState, TaskStatus, Timestamp, WorkerInfo, codec,
+    Attempt, AttemptOutcome, CommandResult, Dependency, DroppedOutput, JobOptions, JobQuery,
+    JobRef, JobState, JobStatus, JobSummary, LogPage, RunCommand, RunCommandIn, Submitted, Task,
+    TaskId, TaskProgress, TaskRef, TaskState, TaskStatus, Timestamp, WorkerInfo, codec,
 };
 use serde_json::{Value, json};
 
@@ -34,12 +34,31 @@ const BAR_CELLS: usize = 10;
 
 /// A job as typed on the command line: `42` or a full id.
 pub fn parse_job(text: &str) -> anyhow::Result<JobRef> {
-    text.parse().map_err(|error: String| anyhow::anyhow!(error))
+    text.parse().map_err(|error: String| handle_error(error))
 }
 
 /// A job or one of its tasks as typed on the command line: `42`, `42.3`, an id, `ID.3`.
 pub fn parse_task(text: &str) -> anyhow::Result<TaskRef> {
-    text.parse().map_err(|error: String| anyhow::anyhow!(error))
+    text.parse().map_err(|error: String| handle_error(error))
+}
+
+/// A refused handle's error as a person reads it. The parser takes any few hex digits for
+/// the start of an id: `status abc` said `abc is only part of a job id` (tester finding
+/// 13), so that case says first that it is no job number or id.
+fn handle_error(error: String) -> anyhow::Error {
+    const PREFIX_SAID: &str = "` is only part of a job id";
+    let part = error
+        .strip_prefix('`')
+        .and_then(|rest| rest.split_once(PREFIX_SAID))
+        .map(|(part, _)| part);
+    match part {
+        Some(part) => anyhow::anyhow!(
+            "`{part}` is not a job number or a job id: give the job's number (`42`, as \
+             `buildcat jobs` lists it) or its whole id (36 characters; the start of an id is \
+             not accepted, since ids made hours apart share their first characters)"
+        ),
+        None => anyhow::anyhow!(error),
+    }
 }
 
 /// Parses every handle before anything is sent, so a typo fails the whole command.
@@ -90,15 +109,29 @@ pub async fn resolve_after(client: &Client, after: &[String]) -> anyhow::Result<
     let mut dependencies = Vec::with_capacity(after.len());
     for text in after {
         let target = parse_task(text)?;
-        let job = match target.job {
-            JobRef::Id(id) => id,
-            JobRef::Number(_) => {
-                client
+        let job = match (target.job, target.index) {
+            (JobRef::Id(id), None) => id,
+            _ => {
+                let status = client
                     .job(target.job)
                     .await
-                    .with_context(|| format!("--after {text}"))?
-                    .job
-                    .id
+                    .with_context(|| format!("--after {text}"))?;
+                // A task the job lacks is named here by its job's number: the server would
+                // only know the id (tester finding 13).
+                if let Some(index) = target.index
+                    && u64::from(index) >= status.job.tasks.total
+                {
+                    let number = status.job.number;
+                    bail!(
+                        "--after {text}: job {number} has no task {index}; its tasks are {}",
+                        match status.job.tasks.total {
+                            0 => "none yet".to_owned(),
+                            1 => format!("{number}.0 only"),
+                            total => format!("{number}.0 to {number}.{}", total - 1),
+                        }
+                    );
+                }
+                status.job.id
             }
         };
         dependencies.push(match target.index {
@@ -137,9 +170,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| file_name(&program).to_owned());
     let env = parse_env(&args.env)?;
     if let Some(dir) = &args.cwd {
-        buildcat_proto::paths::check_relative(dir).map_err(|error| {
-            anyhow::anyhow!("--cwd {dir}: {error}; give a directory relative to the farm root")
-        })?;
+        buildcat_proto::paths::check_relative(dir).map_err(|error| cwd_error(dir, &error))?;
     }
     let mut runs = command_line(
         env.iter()
@@ -189,15 +220,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let (job_id, job_number) = (submitted.id, submitted.number);
     print_submitted(submitted, args.submit.json);
-    crate::unserved::warn(&client, queue, Some(kind), &gpus).await;
+    let said = crate::unserved::warn(&client, queue, Some(kind), &gpus).await;
     if !args.submit.wait {
         return Ok(ExitCode::SUCCESS);
     }
     // Follow the output while it runs, each line where the program printed it: stdout on
-    // stdout, stderr on stderr, so `run --wait -- CMD > out.txt` keeps what CMD would.
+    // stdout, stderr on stderr, so `run --wait -- CMD > out.txt` keeps what CMD would. With
+    // --json stdout is the JSON alone (a script parses it), so all of it goes to stderr.
     let task = TaskRef::from(TaskId::new(job_id, 0));
-    let mut print = |page: &LogPage| write_page(page, Dropped::OnStderr);
+    let streams = if args.submit.json {
+        Streams::AllOnStderr
+    } else {
+        Streams::AsPrinted
+    };
+    let mut print = |page: &LogPage| write_page(page, Dropped::OnStderr, streams);
     let follow = crate::watch::follow_output(&client, task, 0, &mut print);
+    // While it sits queued because every worker that could run it is quarantined or
+    // paused, say so (again when that changes) instead of waiting silently.
+    let held = crate::unserved::tell_while_held(
+        &client,
+        job_id,
+        job_number,
+        queue,
+        kind,
+        said,
+        |line: &str| eprintln!("{line}"),
+    );
     // Nothing can run it: give up after a short wait instead of waiting forever, and leave
     // nothing queued. Ctrl-C: the job goes on, and `buildcat wait` attaches again.
     let unserved = async {
@@ -217,6 +265,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{}", crate::stop::still_running(&[job_number]));
             return Ok(ExitCode::from(crate::stop::STOPPED_NOW));
         }
+        never = held => match never {},
     }
     let status = crate::watch::wait_job(&client, JobRef::Id(job_id)).await?;
     if status.job.state == JobState::Finished {
@@ -231,6 +280,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             eprintln!("error: {error:#}");
             Ok(ExitCode::from(code))
         }
+    }
+}
+
+/// Why `--cwd DIR` was refused, with what to give instead said once: most of the path
+/// errors already say it (tester finding 13 read `give a path inside the root; give a
+/// directory relative to the farm root`).
+fn cwd_error(dir: &str, error: &buildcat_proto::paths::PathError) -> anyhow::Error {
+    use buildcat_proto::paths::PathError;
+    match error {
+        PathError::Nul(_) => {
+            anyhow::anyhow!("--cwd {dir:?}: {error}; give a directory relative to the farm root")
+        }
+        _ => anyhow::anyhow!("--cwd {dir}: {error}"),
     }
 }
 
@@ -330,7 +392,7 @@ pub async fn ended_badly(client: &Client, status: &JobStatus) -> Vec<String> {
 pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let task = parse_task(&args.task)?;
     let client = args.connection.connect().await?;
-    let print = &mut |page: &LogPage| write_page(page, Dropped::OnStdout);
+    let print = &mut |page: &LogPage| write_page(page, Dropped::OnStdout, Streams::AsPrinted);
     if args.follow {
         crate::watch::follow_output(&client, task, args.from, print).await?;
         return Ok(ExitCode::SUCCESS);
@@ -355,10 +417,19 @@ enum Dropped {
     OnStderr,
 }
 
+/// Where [`write_page`] puts the lines the program wrote to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Streams {
+    /// Each line on the stream the program wrote it to.
+    AsPrinted,
+    /// Everything on stderr (`run --json --wait`, whose stdout is the JSON alone).
+    AllOnStderr,
+}
+
 /// Prints a page of output, after a line saying what was dropped before it: the lines the
 /// program wrote to stderr on stderr, the others on stdout (issue 14). A reader that stops
 /// reading (`logs JOB | head`) ends the command quietly, as `outln!` does; the job goes on.
-fn write_page(page: &LogPage, dropped: Dropped) -> std::io::Result<()> {
+fn write_page(page: &LogPage, dropped: Dropped, streams: Streams) -> std::io::Result<()> {
     let written = (|| {
         let mut out = std::io::stdout().lock();
         let mut err = std::io::stderr().lock();
@@ -369,7 +440,7 @@ fn write_page(page: &LogPage, dropped: Dropped) -> std::io::Result<()> {
             }
         }
         for (line, from_stderr) in page.lines_with_streams() {
-            if from_stderr {
+            if from_stderr || streams == Streams::AllOnStderr {
                 // What went to stdout before it shows first, as the program printed it.
                 out.flush()?;
                 writeln!(err, "{line}")?;
@@ -450,26 +521,58 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&task_json(&task))?);
         } else {
-            // A deferred task waits for its job's dependencies: name them.
-            let waits = if task.state == TaskState::Deferred {
-                let job = client.job(JobRef::Id(task.id.job)).await?;
-                waiting_for(&client, &job.job.options.after).await
-            } else {
-                Vec::new()
+            // A deferred task waits for its job's dependencies: name them. A queued one may
+            // wait because no worker takes it: say why.
+            let (waits, reason) = match task.state {
+                TaskState::Deferred => {
+                    let job = client.job(JobRef::Id(task.id.job)).await?;
+                    (waiting_for(&client, &job.job.options.after).await, None)
+                }
+                TaskState::Queued => {
+                    let job = client.job(JobRef::Id(task.id.job)).await?;
+                    (Vec::new(), wait_reason(&client, &job).await)
+                }
+                _ => (Vec::new(), None),
             };
-            print_task(&task, &waits);
+            print_task(&task, &waits, reason.as_deref());
         }
         return Ok(ExitCode::SUCCESS);
     }
     let status = client.job(target.job).await?;
     if args.json {
+        // The same JSON as the HTTP API's: the wait reason, worked out here from `info`, is
+        // for people (scripts read `info --json`'s workers and `unserved`).
         let view = JobStatusView::from(&status);
         outln!("{}", serde_json::to_string_pretty(&view)?);
     } else {
         let after = waiting_for(&client, &status.job.options.after).await;
-        print_job(&status, &after, Timestamp::now());
+        let waits = wait_reason(&client, &status).await;
+        print_job(&status, &after, waits.as_deref(), Timestamp::now());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why the job's queued tasks wait, when no connected worker takes them now (none can, or
+/// every one that can is quarantined or paused); `None` while one can, or nothing is
+/// queued, or the job or its queue is paused (which the state line says).
+async fn wait_reason(client: &Client, status: &JobStatus) -> Option<String> {
+    let job = &status.job;
+    let queued = status
+        .tasks
+        .iter()
+        .any(|task| task.state == TaskState::Queued);
+    if !queued || job.paused {
+        return None;
+    }
+    let info = client.info().await.ok()?;
+    if info
+        .queues
+        .iter()
+        .any(|queue| queue.name == job.queue && queue.paused)
+    {
+        return None;
+    }
+    crate::unserved::waits(&info, &job.queue, Some(&job.kind), &job.options.gpus)
 }
 
 /// The dependencies as people name them, with where each is: `job 41 (started)`,
@@ -501,7 +604,7 @@ async fn waiting_for(client: &Client, after: &[Dependency]) -> Vec<String> {
 }
 
 /// A job's header and its tasks as a table.
-fn print_job(status: &JobStatus, after: &[String], now: Timestamp) {
+fn print_job(status: &JobStatus, after: &[String], waits: Option<&str>, now: Timestamp) {
     let job = &status.job;
     outln!("job {}: {}", job.number, job.name);
     outln!("  id: {}", job.id);
@@ -541,6 +644,9 @@ fn print_job(status: &JobStatus, after: &[String], now: Timestamp) {
         );
     }
     outln!("  tasks: {}", counts_text(job));
+    if let Some(reason) = waits {
+        outln!("  waiting: {reason}");
+    }
     outln!();
     let rows: Vec<[String; 6]> = status
         .tasks
@@ -643,7 +749,7 @@ fn print_table<const N: usize>(titles: &[&str; N], rows: &[[String; N]]) {
 }
 
 /// One task: its state, attempts (worker and outcome of each), reason, output tail, result.
-fn print_task(task: &TaskStatus, waits: &[String]) {
+fn print_task(task: &TaskStatus, waits: &[String], reason: Option<&str>) {
     outln!("task {}", task.label());
     outln!("  job: {}  kind: {}", task.id.job, task.kind);
     if let Some(frames) = &task.frames {
@@ -652,6 +758,9 @@ fn print_task(task: &TaskStatus, waits: &[String]) {
     outln!("  state: {}", task.state);
     if !waits.is_empty() {
         outln!("  waits for: {}", waits.join(", "));
+    }
+    if let Some(reason) = reason {
+        outln!("  waiting: {reason}");
     }
     if let Some(progress) = &task.progress {
         outln!(
@@ -662,35 +771,10 @@ fn print_task(task: &TaskStatus, waits: &[String]) {
             outln!("    wrote {output}");
         }
     }
-    // Only failures the task reports use up attempts; a lost worker or an interruption
-    // does not, so those are counted apart rather than read "attempt 3 of 2". A requeue
-    // gives one more attempt, so after it the second reads "attempt 2 of 2".
-    let failed = task
-        .attempts
-        .iter()
-        .filter(|attempt| matches!(attempt.outcome, Some(AttemptOutcome::Failed(_))))
-        .count();
-    let current = task
-        .attempts
-        .last()
-        .is_some_and(|attempt| !matches!(attempt.outcome, Some(AttemptOutcome::Failed(_))))
-        && !task.state.is_terminal()
-        || task.state == TaskState::Finished;
-    let counted = failed + usize::from(current);
-    let uncounted = task.attempts.len().saturating_sub(counted);
-    if task.attempts.is_empty() {
-        outln!("  attempts: none yet (at most {})", task.max_attempts);
-    } else {
-        outln!(
-            "  attempt {counted} of {}{}",
-            task.max_attempts,
-            if uncounted > 0 {
-                format!(" ({uncounted} more not counted: worker lost or stopped)")
-            } else {
-                String::new()
-            }
-        );
-    }
+    outln!(
+        "  {}",
+        attempts_line(task.state, task.max_attempts, &task.attempts)
+    );
     for attempt in &task.attempts {
         let (outcome, reason) = outcome_json(attempt.outcome.as_ref());
         let outcome = outcome.as_str().unwrap_or("").to_owned();
@@ -732,8 +816,75 @@ fn print_task(task: &TaskStatus, waits: &[String]) {
     }
 }
 
+/// The attempts line of `status TASK`: how many attempts there were, how many count toward
+/// the task's limit (only failures it reports, its finished end and the one running: a
+/// requeue raises the limit to one more than it has failed), the worker's number of the
+/// attempt running or to run next, and each kind that did not count, read from the
+/// attempts' own ends (tester finding 7: two canceled attempts read "2 more not counted:
+/// worker lost or stopped").
+fn attempts_line(state: TaskState, max_attempts: u32, attempts: &[Attempt]) -> String {
+    let Some(last) = attempts.last() else {
+        return format!("attempts: none yet (at most {max_attempts})");
+    };
+    let running = last.outcome.is_none() && state == TaskState::Started;
+    let mut counted = 0;
+    let (mut canceled, mut lost, mut stopped, mut requeued) = (0, 0, 0, 0);
+    for (place, attempt) in attempts.iter().enumerate() {
+        let is_last = place + 1 == attempts.len();
+        match &attempt.outcome {
+            Some(AttemptOutcome::Failed(_)) => counted += 1,
+            // The end it was asked for; once requeued, the next one is.
+            Some(AttemptOutcome::Finished) if is_last && state == TaskState::Finished => {
+                counted += 1;
+            }
+            Some(AttemptOutcome::Finished) => requeued += 1,
+            Some(AttemptOutcome::Canceled) => canceled += 1,
+            Some(AttemptOutcome::WorkerLost) => lost += 1,
+            Some(AttemptOutcome::Interrupted) => stopped += 1,
+            None if is_last && running => counted += 1,
+            // Ended without a word (a record from before outcomes were kept).
+            None => {}
+        }
+    }
+    let mut line = format!(
+        "attempts: {}; {counted} of {max_attempts} counted toward its limit",
+        attempts.len()
+    );
+    let pending = matches!(
+        state,
+        TaskState::Queued | TaskState::Deferred | TaskState::Paused
+    );
+    if running {
+        line.push_str(&format!("; #{} running", last.number));
+    } else if pending {
+        line.push_str(&format!(
+            "; #{} runs next, as {} of {max_attempts}",
+            last.number.saturating_add(1),
+            counted + 1
+        ));
+    }
+    let not_counted: Vec<String> = [
+        (canceled, "canceled"),
+        (requeued, "finished, then requeued"),
+        (lost, "worker lost"),
+        (stopped, "stopped by its worker shutting down"),
+    ]
+    .into_iter()
+    .filter(|(count, _)| *count > 0)
+    .map(|(count, what)| format!("{count} {what}"))
+    .collect();
+    if !not_counted.is_empty() {
+        line.push_str(&format!(" (not counted: {})", not_counted.join(", ")));
+    }
+    line
+}
+
 /// `buildcat jobs`.
 pub async fn list(args: JobsArgs) -> anyhow::Result<ExitCode> {
+    if args.limit == 0 {
+        // The server reads 0 as its default: refused rather than listing what was not asked.
+        bail!("--limit must be at least 1 (--all lists as many as fit in one reply)");
+    }
     let state = args
         .state
         .as_deref()
@@ -813,12 +964,23 @@ fn tasks_bar(job: &JobSummary) -> String {
 /// `buildcat worker-enable NAME`.
 pub async fn worker_enable(args: WorkerEnableArgs) -> anyhow::Result<ExitCode> {
     let client = args.connection.connect().await?;
-    client
-        .enable_worker(&args.name)
-        .await
-        .with_context(|| format!("could not enable worker {}", args.name))?;
-    outln!("{} takes work again", args.name);
-    Ok(ExitCode::SUCCESS)
+    // Each name on its own, as `worker-pause` does: one the server refuses is said and
+    // the others are still enabled; the exit code says whether any was refused.
+    let mut refused = false;
+    for name in &args.names {
+        match client.enable_worker(name).await {
+            Ok(()) => outln!("{name} takes work again"),
+            Err(error) => {
+                refused = true;
+                eprintln!("error: could not enable worker {name}: {error:#}");
+            }
+        }
+    }
+    Ok(if refused {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// One reading of a queue's length.
@@ -868,6 +1030,7 @@ pub async fn eta(args: EtaArgs) -> anyhow::Result<ExitCode> {
         bail!("--count must be at least 2 (the rate needs two samples)");
     }
     let client: Client = args.connection.connect().await?;
+    crate::unserved::warn_unknown_queue(&client, &args.queue).await;
     let interval = Duration::from_secs_f64(args.interval);
     let terminal = std::io::stdout().is_terminal();
     let mut samples: VecDeque<Sample> = VecDeque::with_capacity(args.count);
@@ -997,6 +1160,69 @@ mod tests {
         assert_eq!(eta_line("default", 0, None), "default: empty");
     }
 
+    /// Guards tester finding 7: the attempts line counts and names what did not count
+    /// toward the limit from the attempts' ends, and numbers the next attempt as the
+    /// worker will.
+    #[test]
+    fn attempts_name_what_did_not_count() {
+        use buildcat_proto::Failure;
+        let attempt = |number: u32, outcome: Option<AttemptOutcome>| Attempt {
+            number,
+            worker: "w".to_owned(),
+            started_at: Timestamp(1),
+            ended_at: outcome.is_some().then_some(Timestamp(2)),
+            outcome,
+        };
+        let failed = || Some(AttemptOutcome::Failed(Failure::new("exit 1")));
+        let check = |state, max, attempts: &[Attempt], expected: &str| {
+            assert_eq!(attempts_line(state, max, attempts), expected);
+        };
+        check(TaskState::Queued, 3, &[], "attempts: none yet (at most 3)");
+        // Canceled, requeued, canceled again: neither counts, both are said as canceled.
+        check(
+            TaskState::Canceled,
+            1,
+            &[
+                attempt(1, Some(AttemptOutcome::Canceled)),
+                attempt(2, Some(AttemptOutcome::Canceled)),
+            ],
+            "attempts: 2; 0 of 1 counted toward its limit (not counted: 2 canceled)",
+        );
+        // `requeue --all` of a finished task, finished again.
+        check(
+            TaskState::Finished,
+            1,
+            &[
+                attempt(1, Some(AttemptOutcome::Finished)),
+                attempt(2, Some(AttemptOutcome::Finished)),
+            ],
+            "attempts: 2; 1 of 1 counted toward its limit (not counted: 1 finished, then requeued)",
+        );
+        // Stopped by its worker and back in line: the next is the worker's #2.
+        check(
+            TaskState::Queued,
+            1,
+            &[attempt(1, Some(AttemptOutcome::Interrupted))],
+            "attempts: 1; 0 of 1 counted toward its limit; #2 runs next, as 1 of 1 (not counted: 1 stopped by its worker shutting down)",
+        );
+        check(
+            TaskState::Started,
+            3,
+            &[
+                attempt(1, Some(AttemptOutcome::WorkerLost)),
+                attempt(2, failed()),
+                attempt(3, None),
+            ],
+            "attempts: 3; 2 of 3 counted toward its limit; #3 running (not counted: 1 worker lost)",
+        );
+        check(
+            TaskState::Failed,
+            2,
+            &[attempt(1, failed()), attempt(2, failed())],
+            "attempts: 2; 2 of 2 counted toward its limit",
+        );
+    }
+
     #[test]
     fn handles_are_numbers_tasks_or_full_ids() {
         assert_eq!(parse_job("42").unwrap(), JobRef::Number(42));
@@ -1004,9 +1230,18 @@ mod tests {
         assert_eq!((task.job, task.index), (JobRef::Number(42), Some(3)));
         let error = parse_job("0190f0c0").unwrap_err().to_string();
         assert!(
-            error.contains("`0190f0c0` is only part of a job id"),
+            error.starts_with("`0190f0c0` is not a job number or a job id: give the job's number"),
             "{error}"
         );
+        // Tester finding 13: a few letters are no job number or id, not "part of an id".
+        let error = parse_job("abc").unwrap_err().to_string();
+        assert!(
+            error.starts_with("`abc` is not a job number or a job id")
+                && !error.contains("only part"),
+            "{error}"
+        );
+        let error = parse_task("abc.2").unwrap_err().to_string();
+        assert!(error.contains("is not a job number or a job id"), "{error}");
         let error = parse_task("42.x").unwrap_err().to_string();
         assert!(error.contains("`42.x` names no task"), "{error}");
     }

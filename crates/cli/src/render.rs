@@ -124,12 +124,42 @@ fn blender_frames(spec: &FrameSpec) -> anyhow::Result<Vec<i64>> {
 
 /// Says which frames the spec listed more than once.
 fn warn_repeated(repeated: &[i64]) {
-    if !repeated.is_empty() {
-        eprintln!(
-            "warning: {} listed more than once; each renders once",
-            buildcat_client::render::frames_text(repeated)
-        );
+    if let Some(warning) = repeated_warning(repeated) {
+        eprintln!("warning: {warning}");
     }
+}
+
+/// How many repeated frames the warning names one by one; more are summed up as a frame
+/// spec, so that `1-500,1-500` does not print 500 numbers.
+const REPEATED_NAMED: usize = 8;
+
+/// `frames 1 and 3 are listed more than once; ...` (tester finding 14: it read `1-3:2
+/// listed more than once`, a spec to decode rather than the frames).
+fn repeated_warning(repeated: &[i64]) -> Option<String> {
+    let (last, before) = repeated.split_last()?;
+    if before.is_empty() {
+        return Some(format!(
+            "frame {last} is listed more than once; it renders once"
+        ));
+    }
+    let named = if repeated.len() <= REPEATED_NAMED {
+        let before: Vec<String> = before.iter().map(i64::to_string).collect();
+        format!("{} and {last}", before.join(", "))
+    } else {
+        let shown: Vec<String> = repeated[..REPEATED_NAMED]
+            .iter()
+            .map(i64::to_string)
+            .collect();
+        format!(
+            "{} and {} more ({})",
+            shown.join(", "),
+            repeated.len() - REPEATED_NAMED,
+            buildcat_client::render::frames_text(repeated)
+        )
+    };
+    Some(format!(
+        "frames {named} are listed more than once; each renders once"
+    ))
 }
 
 /// `buildcat blender-render`: one job of one task per chunk of frames (one task for all
@@ -173,7 +203,32 @@ fn blender_request(args: &BlenderRenderArgs) -> BlenderRenderPlan {
 
 #[cfg(test)]
 mod tests {
-    use super::{blender_frames, blender_plan, frames_text};
+    use super::{blender_frames, blender_plan, frames_text, repeated_warning};
+
+    /// Tester finding 14: the warning names the repeated frames, not a spec of them.
+    #[test]
+    fn repeated_frames_are_named() {
+        assert_eq!(repeated_warning(&[]), None);
+        assert_eq!(
+            repeated_warning(&[4]).as_deref(),
+            Some("frame 4 is listed more than once; it renders once")
+        );
+        assert_eq!(
+            repeated_warning(&[1, 3]).as_deref(),
+            Some("frames 1 and 3 are listed more than once; each renders once")
+        );
+        assert_eq!(
+            repeated_warning(&[1, 2, 5]).as_deref(),
+            Some("frames 1, 2 and 5 are listed more than once; each renders once")
+        );
+        let many: Vec<i64> = (1..=20).collect();
+        assert_eq!(
+            repeated_warning(&many).as_deref(),
+            Some(
+                "frames 1, 2, 3, 4, 5, 6, 7, 8 and 12 more (1-20) are listed more than once; each renders once"
+            )
+        );
+    }
     use crate::args::{Cli, Command};
     use buildcat_proto::dcc::{BlenderPlanRange, BlenderRender};
     use buildcat_proto::frames::FrameSpec;

@@ -117,6 +117,9 @@ async fn hold(args: PauseArgs, paused: bool) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--queue is empty; name the queue, such as `default`");
         }
         let client = args.connection.connect().await?;
+        // Still done (a queue may be held before its first job), but a mistyped name is
+        // said rather than held silently.
+        crate::unserved::warn_unknown_queue(&client, queue).await;
         client.pause_queue(queue, paused).await?;
         if args.json {
             outln!("{}", json!({ "queue": queue, "paused": paused }));

@@ -32,10 +32,12 @@ pub async fn info_task<T: Task>(
     };
     let limit = match args.timeout {
         None => None,
-        Some(seconds) if seconds >= 0.0 && seconds.is_finite() && seconds < 1e9 => {
+        // Zero would give up before any worker could answer, leaving the job queued: it is
+        // refused as every other command's --timeout is.
+        Some(seconds) if seconds > 0.0 && seconds.is_finite() && seconds < 1e9 => {
             Some(Duration::from_secs_f64(seconds))
         }
-        Some(_) => anyhow::bail!("--timeout must be a number of seconds, zero or more"),
+        Some(_) => anyhow::bail!("--timeout must be a positive number of seconds"),
     };
     let client = args.connection.connect().await?;
     let handle = client
@@ -46,13 +48,23 @@ pub async fn info_task<T: Task>(
         .submit()
         .await?;
     let id = handle.number();
-    crate::unserved::warn(
+    let said = crate::unserved::warn(
         &client,
         &args.queue,
         Some(T::KIND),
         &buildcat_proto::GpuRequirement::NONE,
     )
     .await;
+    let held = crate::unserved::tell_while_held(
+        &client,
+        handle.id(),
+        id,
+        &args.queue,
+        T::KIND,
+        said.clone(),
+        |line: &str| eprintln!("{line}"),
+    );
+    tokio::pin!(held);
     let wait = async {
         crate::watch::wait_job(&client, JobRef::Id(handle.id())).await?;
         let only = TaskRef::from(TaskId::new(handle.id(), 0));
@@ -62,6 +74,7 @@ pub async fn info_task<T: Task>(
     tokio::pin!(wait);
     let report = tokio::select! {
         report = &mut wait => report?,
+        never = &mut held => match never {},
         () = sleep_or_forever(limit) => {
             anyhow::bail!(
                 "job {id} did not finish within {}s; it stays in queue `{}` (is a worker running and serving that queue?)",
@@ -76,9 +89,12 @@ pub async fn info_task<T: Task>(
             {
                 return Err(crate::unserved::give_up(&client, handle.id(), id, &reason).await);
             }
-            eprintln!("waiting for job {id} in queue `{}` (a worker serving it is busy)", args.queue);
+            if said.is_none() {
+                eprintln!("waiting for job {id} in queue `{}` (a worker serving it is busy)", args.queue);
+            }
             tokio::select! {
                 report = &mut wait => report?,
+                never = &mut held => match never {},
                 () = sleep_or_forever(limit.map(|l| l.saturating_sub(PATIENCE))) => {
                     anyhow::bail!(
                         "job {id} did not finish within {}s; it stays in queue `{}` (is a worker running and serving that queue?)",

@@ -298,13 +298,16 @@ pub async fn follow_jobs_with(
             )
         })
         .collect();
-    // Said at once; given up on (or said again) after the grace.
+    // Said at once; given up on (or said again) after the grace. What was said is not
+    // said again while it stays true.
+    let mut said: Vec<Option<String>> = vec![None; pending.len()];
     if unserved == WhenUnserved::Cancel {
-        for (_, number, queue, kind, gpus) in &pending {
+        for ((_, number, queue, kind, gpus), said) in pending.iter().zip(&mut said) {
             if let Ok(info) = client.info().await
-                && let Some(reason) = crate::unserved::reason(&info, queue, Some(kind), gpus)
+                && let Some(reason) = crate::unserved::waits(&info, queue, Some(kind), gpus)
             {
                 eprintln!("warning: job {number}: {reason}");
+                *said = Some(reason);
             }
         }
     }
@@ -336,6 +339,15 @@ pub async fn follow_jobs_with(
     }
     let progress = bar(followed.tasks.len() as u64, "tasks");
     progress.set_position(followed.done());
+    // A queued job whose every able worker is quarantined or paused is said (again when
+    // that changes) rather than waited for silently.
+    let say = |line: &str| progress.suspend(|| eprintln!("{line}"));
+    let held = futures_util::future::join_all(pending.iter().zip(said).map(
+        |((id, number, queue, kind, _), said)| {
+            crate::unserved::tell_while_held(client, *id, *number, queue, kind, said, say)
+        },
+    ));
+    tokio::pin!(held);
     loop {
         let remaining: Vec<JobRef> = order
             .iter()
@@ -361,6 +373,7 @@ pub async fn follow_jobs_with(
                     None => break watch.await,
                 },
                 result = &mut watch => break result,
+                _ = &mut held, if !pending.is_empty() => {}
                 () = crate::stop::shutdown_signal() => {
                     progress.finish_and_clear();
                     let going: Vec<u64> = order

@@ -110,9 +110,52 @@ pub fn client_error(py: Python<'_>, error: ClientError) -> PyErr {
     }
 }
 
-/// A render refused before sending, as `InvalidRequest`.
+/// A render refused before sending, as `InvalidRequest`, naming the Python arguments where
+/// the shared message names the command's flags.
 pub fn plan_error(py: Python<'_>, error: PlanError) -> PyErr {
-    raise(py, "InvalidRequest", error.to_string(), None)
+    raise(py, "InvalidRequest", python_words(&error.to_string()), None)
+}
+
+/// `message` with each `--flag` the render plans name (they are the CLI's words) as the
+/// Python keyword argument: `--chunk must be at least 1` reads `chunk must be at least 1`
+/// (tester finding 14: a Python user passed `chunk=0`, not `--chunk`), `--cycles-device`
+/// reads `cycles_device`, and a switch reads as set: `pass --movie` is `pass movie=True`.
+fn python_words(message: &str) -> String {
+    /// Switches, which Python takes as `NAME=True`.
+    const SWITCHES: [&str; 4] = [
+        "movie",
+        "gpu",
+        "allow_missing_libraries",
+        "allow_outside_root",
+    ];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("--") {
+        let after = &rest[at + 2..];
+        let length = after
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '-'))
+            .unwrap_or(after.len());
+        let flag = &after[..length];
+        let starts_word = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || c == '(' || c == '`');
+        out.push_str(&rest[..at]);
+        if flag.is_empty() || !starts_word || flag.starts_with('-') {
+            out.push_str("--");
+            rest = after;
+            continue;
+        }
+        let name = flag.replace('-', "_");
+        if SWITCHES.contains(&name.as_str()) {
+            out.push_str(&format!("{name}=True"));
+        } else {
+            out.push_str(&name);
+        }
+        rest = &after[length..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Turns client errors into Python exceptions with `?`.

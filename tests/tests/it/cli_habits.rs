@@ -344,7 +344,10 @@ fn status_counts_attempts_after_a_requeue_and_names_what_a_deferred_task_waits_f
         },
     );
     let shown = stdout(&farm.ok(&["status", &format!("{failed}.0")]));
-    assert!(shown.contains("attempt 2 of 2"), "{shown}");
+    assert!(
+        shown.contains("attempts: 2; 2 of 2 counted toward its limit"),
+        "{shown}"
+    );
 
     let waiting_on = farm.submit(&["--queue", "nobody", "--", "true"]);
     let deferred = farm.submit(&["--after", &waiting_on, "--", "true"]);

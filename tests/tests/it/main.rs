@@ -52,6 +52,7 @@ mod streams;
 mod tidy;
 mod tls;
 mod tutorial;
+mod ux;
 mod watching;
 mod web;
 mod windows;

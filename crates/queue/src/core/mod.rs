@@ -710,7 +710,17 @@ impl Core {
             .collect();
         let quarantine = |worker: &Worker| {
             let record = self.records.get(&worker.registration.name)?;
-            Some(record.quarantine.as_ref()?.reason.clone())
+            let quarantine = record.quarantine.as_ref()?;
+            // The absolute end, so whoever reads it later (a submit's warning) can say when
+            // the worker comes back by itself without knowing when it was quarantined.
+            Some(match quarantine.until {
+                Some(until) => format!(
+                    "{}; it ends by itself at {}",
+                    quarantine.reason,
+                    buildcat_proto::view::rfc3339(until)
+                ),
+                None => quarantine.reason.clone(),
+            })
         };
         let mut workers: Vec<WorkerSummary> = self
             .workers

@@ -262,6 +262,15 @@ fn quarantine_counts_different_jobs_in_a_row_and_cools_down() {
     let (b, _) = farm.submit_one("default", INFO);
     fail(&mut farm, 10, b, 1);
     assert!(farm.core.quarantined("w"));
+    // `info` says when it ends by itself, so a submit's warning can (tester finding 4).
+    let ends = buildcat_proto::view::rfc3339(farm.now.plus(Duration::from_secs(60)));
+    let reason = farm.core.info().workers[0].quarantine.clone();
+    assert!(
+        reason
+            .as_deref()
+            .is_some_and(|r| r.ends_with(&format!("; it ends by itself at {ends}"))),
+        "{reason:?}"
+    );
     farm.advance(Duration::from_secs(60));
     farm.request(10, Request::Heartbeat);
     let (c, frames) = farm.submit_one("default", INFO);
