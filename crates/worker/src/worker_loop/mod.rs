@@ -18,7 +18,14 @@
 //! from the moment the request was sent. Cut off from the server past its lease, on this
 //! connection or between connections, the loop kills the task's process tree itself, because
 //! the server is about to hand the task on; it neither names nor reports that attempt when it
-//! reconnects, and the server, seeing it back without the task, hands the task on at once. An
+//! reconnects, and the server, seeing it back without the task, hands the task on at once.
+//! The lease stops only a task still running: one that ended first (while the server was out
+//! of reach, say; the loop watches for the end while reconnecting too) keeps its result in
+//! `unacked` until the server acknowledges it, however long the outage, and the registration
+//! names it, so the server takes the result instead of running the task again. A result the
+//! server could not store is sent again on a new connection, the wait growing with each
+//! refusal (the backoff is not reset by such a session). A registration refused because
+//! another live worker holds a name given explicitly stops the loop. An
 //! assignment while a task still runs means the server no longer counts that task as this
 //! loop's: the loop kills it and starts the new task only once the old one has stopped (its
 //! processes gone, not only signaled: see `running`), so a slot never runs two.
