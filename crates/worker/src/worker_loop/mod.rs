@@ -503,6 +503,8 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
                     SessionEnd::Lost(error) => {
                         if !matches!(error, LinkError::ResultRefused { .. }) {
                             backoff.reset();
+                            // Lost for another reason: the next refusal is news again.
+                            state.refusals = 0;
                         }
                         (error, true)
                     }
