@@ -545,9 +545,11 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
         };
         let delay = backoff.next_delay();
         let server = &config.server;
-        if let LinkError::ResultRefused { task, error } = &error {
+        if let LinkError::ResultRefused { task, .. } = &error {
             state.refusals = state.refusals.saturating_add(1);
             if state.refusals == 1 {
+                // The whole error: it names the task and says why (`the server could not
+                // take the result of task 42.3: ... database or disk is full`).
                 warn!(
                     server = %server,
                     task = %task,
