@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const MAGIC: [u8; 8] = *b"BUILDCAT";
 
 /// The version of the protocol spoken by this build. Bumped on any change to the encoding.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// What the connecting side is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -600,6 +600,17 @@ pub enum RequestError {
     /// No worker of that name is connected or known.
     #[error("no worker named {0} is known to the server; `buildcat info` lists the workers")]
     UnknownWorker(String),
+    /// Another live worker holds the name a worker registered with (protocol 9). Retrying
+    /// does not help while that worker runs, so a worker given its name explicitly stops.
+    #[error(
+        "a worker named `{name}` is already connected ({holder}); two workers may not share a name: give this one another --name, or stop the other first"
+    )]
+    NameTaken {
+        /// The name asked for.
+        name: String,
+        /// Which process holds it (`pid 4242 on render01`), so the person can find it.
+        holder: String,
+    },
 }
 
 /// A task handed to a worker.

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use buildcat_proto::HandshakeError;
+use buildcat_proto::{HandshakeError, RequestError};
 
 /// Why a worker could not be built or had to stop.
 ///
@@ -50,6 +50,15 @@ pub enum WorkerError {
         server: String,
         /// The server's answer to the handshake.
         reason: HandshakeError,
+    },
+    /// Another live worker holds the name this one was given (`--name`): the server refuses
+    /// a second worker of one name, and waiting would not end while the other runs.
+    #[error("the buildcat server at {server} refused this worker: {reason}")]
+    NameTaken {
+        /// The server's address as configured.
+        server: String,
+        /// The server's answer to the registration, naming the process that holds the name.
+        reason: RequestError,
     },
     /// A worker loop ended abnormally (its task panicked or was aborted).
     #[error("worker loop {name} stopped unexpectedly: {reason}")]

@@ -504,6 +504,7 @@ impl WorkerBuilder {
 
         let host = host_name();
         let state_dir = self.state_dir.unwrap_or_else(default_state_dir);
+        let named = self.name.is_some();
         let (names, slots): (Vec<String>, Vec<Slot>) = match self.name {
             Some(name) if name.trim().is_empty() => {
                 return Err(config("the worker name is empty"));
@@ -584,6 +585,7 @@ impl WorkerBuilder {
             .map(|(name, gpus)| LoopConfig {
                 groups: Arc::new(GroupRecord::new(&state_dir, &name)),
                 name,
+                named,
                 server: server.clone(),
                 host: host.clone(),
                 queues: queues.clone(),

@@ -319,7 +319,16 @@ fn default_worker_names_are_stable_and_a_name_is_held_by_one_live_worker() {
     let _one = farm.worker_in(&root, &["--name", "twin"]);
     farm.wait_for_info("the first twin", |info| worker(info, "twin").is_some());
     let mut other = farm.worker_in(&root, &["--name", "twin"]);
-    other.wait_for_log("a worker named `twin` is already connected");
+    // Given by name, the second stops rather than retrying (tester finding 10).
+    let status = other.wait_exit(PATIENCE);
+    assert!(!status.success(), "{status}");
+    assert!(
+        other
+            .log()
+            .contains("a worker named `twin` is already connected"),
+        "{}",
+        other.logs()
+    );
     let info = farm.info();
     let twins = info["workers"].as_array().map_or(0, |workers| {
         workers.iter().filter(|w| w["name"] == "twin").count()

@@ -39,6 +39,8 @@ mod multihost;
 mod netns;
 mod notify;
 mod original;
+// Real processes and a killed server: results kept across outages.
+mod outage;
 mod output;
 mod postgres;
 mod previews;

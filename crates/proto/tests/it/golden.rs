@@ -462,7 +462,7 @@ pub(crate) fn frame_preview() -> FramePreview {
 #[test]
 fn constants() {
     assert_eq!(MAGIC, *b"BUILDCAT");
-    assert_eq!(PROTOCOL_VERSION, 8);
+    assert_eq!(PROTOCOL_VERSION, 9);
     assert_eq!(MAX_PREVIEW_BYTES, 256 * 1024);
     assert_eq!(MAX_PREVIEW_SIDE, 512);
     assert_eq!(DEFAULT_MAX_FRAME, 16 * 1024 * 1024);
@@ -474,11 +474,11 @@ fn hello() {
     // Laid out field by field; see the module doc.
     check(
         &hello_from(Role::Client),
-        "00000010 4255494c44434154 08 00 05 302e362e30",
+        "00000010 4255494c44434154 09 00 05 302e362e30",
     );
     check(
         &hello_from(Role::Worker),
-        "00000010 4255494c44434154 08 01 05 302e362e30",
+        "00000010 4255494c44434154 09 01 05 302e362e30",
     );
 }
 
@@ -487,7 +487,7 @@ fn hello() {
 fn hello_layout_from_parts() {
     let mut body = Vec::new();
     body.extend_from_slice(b"BUILDCAT");
-    body.push(8); // protocol version, a varint below 251: one byte
+    body.push(9); // protocol version, a varint below 251: one byte
     body.push(0); // Role::Client
     body.push(5); // software: length, then the bytes
     body.extend_from_slice(b"0.6.0");
@@ -497,7 +497,7 @@ fn hello_layout_from_parts() {
         frame(&body)
     );
     assert_eq!(
-        unhex("00000010 4255494c44434154 08 00 05 302e362e30"),
+        unhex("00000010 4255494c44434154 09 00 05 302e362e30"),
         frame(&body)
     );
 }
@@ -510,7 +510,7 @@ fn hello_reply() {
             software: "0.6.0".to_owned(),
             max_frame: 16 * 1024 * 1024,
         }),
-        "0000000d 000805302e362e30fc00000001",
+        "0000000d 000905302e362e30fc00000001",
     );
     check(
         &HelloReply::Refused(HandshakeError::BadMagic),
@@ -1214,6 +1214,14 @@ fn request_error() {
     check(
         &RequestError::UnknownWorker("render01".to_owned()),
         "0000000a 0a0872656e6465723031",
+    );
+    // Variant 11, then the name and the holder, each a length and its bytes.
+    check(
+        &RequestError::NameTaken {
+            name: "w1".to_owned(),
+            holder: "pid 7".to_owned(),
+        },
+        "0000000a 0b027731 057069642037",
     );
 }
 

@@ -534,10 +534,10 @@ impl Core {
         });
         if let Some(twin) = twin {
             let other = &twin.registration;
-            let error = RequestError::Invalid(format!(
-                "a worker named `{}` is already connected (pid {} on {}); two workers may not share a name: give this one another --name, or stop the other first",
-                registration.name, other.pid, other.host
-            ));
+            let error = RequestError::NameTaken {
+                name: registration.name.clone(),
+                holder: format!("pid {} on {}", other.pid, other.host),
+            };
             self.reply(conn, id, Err(error));
             return;
         }
@@ -569,9 +569,13 @@ impl Core {
                 continue;
             }
             if self.awaits_resend(task_id, attempt, &name) {
-                // A result it kept when its commit failed (its slot went on to the next
-                // task meanwhile): the worker sends it again next. The task stays an orphan,
-                // within its grace, until then.
+                // A result it kept when its commit failed, or that came while the server was
+                // away (its slot went on to the next task meanwhile): the worker sends it
+                // again next. The task stays an orphan, within its grace, until then.
+                continue;
+            }
+            if self.readopt(now, task_id, attempt, &name) {
+                // The same, counted lost after the grace but not handed on yet.
                 continue;
             }
             // It runs an attempt that is not (or no longer) its own: the task was canceled,
@@ -634,6 +638,42 @@ impl Core {
             .get(&id)
             .is_some_and(|orphan| orphan.worker == name && orphan.attempt == attempt)
             && self.task(id).is_some_and(|task| task.runs(attempt))
+    }
+
+    /// A returning worker whose slot is taken lists `id`'s attempt `attempt`, which this
+    /// server counted lost (past its grace) but has not handed to another worker: the worker
+    /// holds its result (a worker runs one task, named first), so the task is started again
+    /// as an orphan of that worker, waiting one grace for the result rather than running
+    /// again. Whether it was.
+    fn readopt(&mut self, now: Timestamp, id: TaskId, attempt: u32, name: &str) -> bool {
+        let Some(task) = self.task_mut(id) else {
+            return false;
+        };
+        if task.state != TaskState::Queued
+            || task.current_attempt() != attempt
+            || task.completing > 0
+        {
+            return false;
+        }
+        let retry_at = task.retry_at;
+        let Some(last) = task.attempts.last_mut() else {
+            return false;
+        };
+        if last.worker != name || last.outcome != Some(AttemptOutcome::WorkerLost) {
+            return false;
+        }
+        last.ended_at = None;
+        last.outcome = None;
+        task.retry_at = None;
+        if let Some(due) = retry_at {
+            self.delayed.remove(&(due, id));
+        }
+        self.unqueue(id);
+        self.set_state(id, TaskState::Started);
+        self.record(id);
+        tracing::info!(worker = %name, task = %id, attempt, "a returning worker holds the result of an attempt counted lost; waiting for it");
+        self.orphan(now, now, id, attempt, name.to_owned());
+        true
     }
 
     /// A returning worker still runs `id`'s attempt `attempt`: give it back to `conn` if that

@@ -18,7 +18,14 @@
 //! from the moment the request was sent. Cut off from the server past its lease, on this
 //! connection or between connections, the loop kills the task's process tree itself, because
 //! the server is about to hand the task on; it neither names nor reports that attempt when it
-//! reconnects, and the server, seeing it back without the task, hands the task on at once. An
+//! reconnects, and the server, seeing it back without the task, hands the task on at once.
+//! The lease stops only a task still running: one that ended first (while the server was out
+//! of reach, say; the loop watches for the end while reconnecting too) keeps its result in
+//! `unacked` until the server acknowledges it, however long the outage, and the registration
+//! names it, so the server takes the result instead of running the task again. A result the
+//! server could not store is sent again on a new connection, the wait growing with each
+//! refusal (the backoff is not reset by such a session). A registration refused because
+//! another live worker holds a name given explicitly stops the loop. An
 //! assignment while a task still runs means the server no longer counts that task as this
 //! loop's: the loop kills it and starts the new task only once the old one has stopped (its
 //! processes gone, not only signaled: see `running`), so a slot never runs two.
@@ -77,6 +84,9 @@ const MAX_LOG_FRAME_BYTES: usize = 256 << 10;
 pub(crate) struct LoopConfig {
     /// The name this loop registers under.
     pub(crate) name: String,
+    /// Whether the name was given (`--name`) rather than made from the host: then another
+    /// live worker holding it is a mistake to report, not a wait to sit out.
+    pub(crate) named: bool,
     /// The server's address, `host:port`.
     pub(crate) server: String,
     /// This machine's host name, for the registration.
@@ -157,6 +167,9 @@ struct LoopState {
     /// Previews of the frames this loop's tasks saved: at most one waits to be sent, and it
     /// outlives its task (the last frame's preview is made after the frame was saved).
     previews: Arc<PreviewSlot>,
+    /// Sessions in a row that ended with the server refusing to store a result (disk full):
+    /// the first is said at warn, the repeats quietly, until a result is stored again.
+    refusals: u32,
 }
 
 impl LoopState {
@@ -199,6 +212,57 @@ impl LoopState {
                  the server hands it to another worker"
             );
             task.halt(Halt::LeaseExpired);
+        }
+    }
+
+    /// The running task ended (`completion`): its result is kept until the server
+    /// acknowledges it, connected or not, unless the task is no longer this loop's (abandoned
+    /// for another, stopped when its lease ran out, or ended only after the lease ran out:
+    /// the server hands such a task on). Returns the result to send, with the task's label
+    /// and what is left of its output.
+    fn keep_result(
+        &mut self,
+        completion: Completion,
+    ) -> Option<(Completion, String, Arc<TaskOutput>)> {
+        let ended = self.task.take();
+        let label = ended
+            .as_ref()
+            .map_or_else(|| completion.task.to_string(), |run| run.label.clone());
+        let lease_ran_out = self.lease_ran_out();
+        let abandoned = ended
+            .as_ref()
+            .is_some_and(|task| !still_ours(task) || lease_ran_out);
+        let output = match ended {
+            Some(ended) => Arc::clone(&ended.output),
+            None => Arc::default(),
+        };
+        // Whatever the handler's leftovers write from now on goes nowhere.
+        output.close();
+        if abandoned {
+            debug!(task = %label, "the abandoned task has stopped");
+            return None;
+        }
+        self.unacked.push(Report {
+            completion: completion.clone(),
+            label: label.clone(),
+            output: Arc::clone(&output),
+        });
+        Some((completion, label, output))
+    }
+
+    /// The running task ended while no server was connected: its result waits for the next
+    /// connection, however long that takes (the lease stops running tasks; a finished one
+    /// has nothing left to stop, and the server takes its result while the attempt is still
+    /// current).
+    fn ended_away(&mut self, completion: Completion) {
+        let attempt = completion.attempt;
+        if let Some((_, label, _)) = self.keep_result(completion) {
+            info!(
+                task = %label,
+                attempt,
+                "the task ended while the buildcat server was out of reach; keeping its result \
+                 to send when the server is back"
+            );
         }
     }
 
@@ -365,6 +429,8 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
     // This loop's view of the tools' versions: what was registered is marked seen, so a
     // session sends only what came after.
     let mut tools = config.tools.clone();
+    // Grows while sessions end without progress (the server refused to store a result), and
+    // starts over once one ends otherwise.
     let mut backoff = Backoff::new();
     // Whether the loop said that the peer is no buildcat server since it last registered:
     // said once, then retried quietly (with the same backoff).
@@ -390,6 +456,7 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
         );
         tokio::pin!(open);
         let attempt = loop {
+            let lease_end = state.lease_end();
             tokio::select! {
                 // An idle loop stops at once, even in the middle of connecting.
                 () = control.stop().cancelled(), if state.is_idle() => return Ok(()),
@@ -397,13 +464,13 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
                     stop_disconnected(&mut state).await;
                     return Ok(());
                 }
-                () = sleep_until_some(state.lease_end()) => state.expire_lease(),
+                completion = task_end(&mut state.task) => state.ended_away(completion),
+                () = sleep_until_some(lease_end) => state.expire_lease(),
                 attempt = &mut open => break attempt,
             }
         };
         let (error, lost) = match attempt {
             Ok((link, registered)) => {
-                backoff.reset();
                 said_not_buildcat = false;
                 let lease = lease(registered.reconnect_grace, registered.heartbeat);
                 if !lease.ends_first {
@@ -419,17 +486,28 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
                 }
                 state.lease = Some(lease.length);
                 state.confirm(sent);
-                info!(
-                    server = %config.server,
-                    worker = %registered.name,
-                    heartbeat = ?registered.heartbeat,
-                    lease = ?lease.length,
-                    resumed = state.held_tasks().len(),
-                    "registered"
-                );
+                if state.refusals == 0 {
+                    info!(
+                        server = %config.server,
+                        worker = %registered.name,
+                        heartbeat = ?registered.heartbeat,
+                        lease = ?lease.length,
+                        resumed = state.held_tasks().len(),
+                        "registered"
+                    );
+                } else {
+                    debug!(server = %config.server, worker = %registered.name, "registered again to resend a refused result");
+                }
                 match session(link, registered, &config, &control, &mut state, &mut tools).await {
                     SessionEnd::Stopped => return Ok(()),
-                    SessionEnd::Lost(error) => (error, true),
+                    SessionEnd::Lost(error) => {
+                        if !matches!(error, LinkError::ResultRefused { .. }) {
+                            backoff.reset();
+                            // Lost for another reason: the next refusal is news again.
+                            state.refusals = 0;
+                        }
+                        (error, true)
+                    }
                 }
             }
             Err(error) => {
@@ -445,12 +523,52 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
                         reason: reason.clone(),
                     });
                 }
+                if let LinkError::RegistrationRefused(reason @ RequestError::NameTaken { .. }) =
+                    &error
+                    && config.named
+                {
+                    // The same process coming back is never refused (the server knows it by
+                    // host and pid), so this is another worker: waiting would not end.
+                    error!(
+                        server = %config.server,
+                        error = %reason,
+                        "another live worker holds this worker's name; stopping"
+                    );
+                    stop_disconnected(&mut state).await;
+                    return Err(WorkerError::NameTaken {
+                        server: config.server.clone(),
+                        reason: reason.clone(),
+                    });
+                }
                 (error, false)
             }
         };
         let delay = backoff.next_delay();
         let server = &config.server;
-        if lost {
+        if let LinkError::ResultRefused { task, .. } = &error {
+            state.refusals = state.refusals.saturating_add(1);
+            if state.refusals == 1 {
+                // The whole error: it names the task and says why (`the server could not
+                // take the result of task 42.3: ... database or disk is full`).
+                warn!(
+                    server = %server,
+                    task = %task,
+                    error = %error,
+                    retry_in = ?delay,
+                    "the server could not store this task's result; keeping it and sending it \
+                     again (repeats are logged at debug)"
+                );
+            } else {
+                debug!(
+                    server = %server,
+                    task = %task,
+                    error = %error,
+                    refusals = state.refusals,
+                    retry_in = ?delay,
+                    "the server still cannot store this task's result"
+                );
+            }
+        } else if lost {
             warn!(
                 server = %server,
                 error = %error,
@@ -468,6 +586,13 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
                     "not a buildcat server; retrying with backoff, quietly"
                 );
             }
+        } else if matches!(error, LinkError::RegistrationRefused(_)) {
+            warn!(
+                server = %server,
+                error = %error,
+                retry_in = ?delay,
+                "the buildcat server refused this worker's registration; retrying"
+            );
         } else {
             warn!(
                 server = %server,
@@ -478,13 +603,15 @@ pub(crate) async fn run_loop(config: LoopConfig, control: Arc<Control>) -> Resul
         }
         let retry_at = Instant::now() + delay;
         loop {
+            let lease_end = state.lease_end();
             tokio::select! {
                 () = control.stop().cancelled(), if state.is_idle() => return Ok(()),
                 () = control.interrupt().cancelled() => {
                     stop_disconnected(&mut state).await;
                     return Ok(());
                 }
-                () = sleep_until_some(state.lease_end()) => state.expire_lease(),
+                completion = task_end(&mut state.task) => state.ended_away(completion),
+                () = sleep_until_some(lease_end) => state.expire_lease(),
                 () = sleep_until(retry_at) => break,
             }
         }
@@ -569,6 +696,21 @@ async fn session(
             return SessionEnd::Lost(error);
         }
     }
+    // A task assigned while the previous one still ran, which ended while the server was
+    // out of reach: the slot is free, and the registration named this one first.
+    if state.task.is_none()
+        && let Err(error) = start_next(
+            &mut link,
+            &registered,
+            config,
+            control,
+            state,
+            &mut in_flight,
+        )
+        .await
+    {
+        return SessionEnd::Lost(error);
+    }
 
     let period = registered.heartbeat;
     let mut heartbeat = interval_at(Instant::now() + period, period);
@@ -643,53 +785,23 @@ async fn session(
                 }
             }
             Event::TaskEnded(completion) => {
-                let ended = state.task.take();
-                let label = ended
-                    .as_ref()
-                    .map_or_else(|| completion.task.to_string(), |run| run.label.clone());
-                let lease_ran_out = state.lease_ran_out();
-                let abandoned = ended
-                    .as_ref()
-                    .is_some_and(|task| !still_ours(task) || lease_ran_out);
-                let output = match ended {
-                    Some(ended) => Arc::clone(&ended.output),
-                    None => Arc::default(),
-                };
-                // Whatever the handler's leftovers write from now on goes nowhere.
-                output.close();
+                let kept = state.keep_result(completion);
                 // The slot is free only now: start what the server assigned meanwhile.
-                let mut declined = None;
-                if let Some(next) = state.next.take() {
-                    if control.interrupting() {
-                        info!(task = %next.label(), "declining a task: this worker is stopping now");
-                        let (completion, output) = state.decline(&next);
-                        declined = Some((completion, next.label(), output));
-                    } else {
-                        start_task(next, &registered, config, control, state);
-                    }
+                if let Err(error) = start_next(
+                    &mut link,
+                    &registered,
+                    config,
+                    control,
+                    state,
+                    &mut in_flight,
+                )
+                .await
+                {
+                    return SessionEnd::Lost(error);
                 }
-                if let Some((completion, next_label, output)) = declined {
-                    let sent = send_report(
-                        &mut link,
-                        state,
-                        &mut in_flight,
-                        (completion, &next_label),
-                        &output,
-                        log_frame,
-                    );
-                    if let Err(error) = sent.await {
-                        return SessionEnd::Lost(error);
-                    }
-                }
-                if abandoned {
-                    debug!(task = %label, "the abandoned task has stopped");
+                let Some((completion, label, output)) = kept else {
                     continue;
-                }
-                state.unacked.push(Report {
-                    completion: completion.clone(),
-                    label: label.clone(),
-                    output: Arc::clone(&output),
-                });
+                };
                 let sent = send_report(
                     &mut link,
                     state,
@@ -832,7 +944,17 @@ fn handle_frame(
             let label = state.label_of(task);
             match reply {
                 Ok(Reply::Ack) => {
-                    debug!(task = %label, attempt, "result acknowledged");
+                    if state.refusals > 0 {
+                        info!(
+                            task = %label,
+                            attempt,
+                            refusals = state.refusals,
+                            "the server stored the result it had refused"
+                        );
+                        state.refusals = 0;
+                    } else {
+                        debug!(task = %label, attempt, "result acknowledged");
+                    }
                 }
                 Ok(_) => {
                     return Err(LinkError::Unexpected(format!(
@@ -890,6 +1012,37 @@ fn handle_frame(
             Ok(None)
         }
     }
+}
+
+/// The slot is free: starts the task the server assigned while the last one still ran, if
+/// any, or declines it (reported as interrupted) when the worker is stopping now.
+async fn start_next(
+    link: &mut ServerLink,
+    registered: &Registered,
+    config: &LoopConfig,
+    control: &Control,
+    state: &mut LoopState,
+    in_flight: &mut InFlight,
+) -> Result<(), LinkError> {
+    let Some(next) = state.next.take() else {
+        return Ok(());
+    };
+    if !control.interrupting() {
+        start_task(next, registered, config, control, state);
+        return Ok(());
+    }
+    info!(task = %next.label(), "declining a task: this worker is stopping now");
+    let (completion, output) = state.decline(&next);
+    let label = next.label();
+    send_report(
+        link,
+        state,
+        in_flight,
+        (completion, &label),
+        &output,
+        config.log_frame(),
+    )
+    .await
 }
 
 /// Starts the handler of `assignment` on this loop's free slot.

@@ -22,6 +22,7 @@ mod heartbeat;
 mod integrations;
 mod jobs;
 mod lifecycle;
+mod outage;
 mod output;
 #[cfg(target_os = "linux")]
 mod process;

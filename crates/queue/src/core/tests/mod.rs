@@ -17,6 +17,7 @@ mod jobs;
 mod logs;
 mod memstore;
 mod notices;
+mod outage;
 mod output_bytes;
 mod previews;
 mod randomized;
@@ -1277,9 +1278,16 @@ fn a_second_live_worker_of_one_name_is_refused() {
     };
     let frames = farm.request(11, Request::Register(registration));
     let refused = replies(&frames, 11);
+    assert_eq!(
+        refused,
+        vec![Err(RequestError::NameTaken {
+            name: "host-1".to_owned(),
+            holder: "pid 42 on render01".to_owned(),
+        })]
+    );
     assert!(
-        matches!(&refused[..], [Err(RequestError::Invalid(reason))]
-            if reason.contains("`host-1` is already connected (pid 42 on render01)")),
+        matches!(&refused[..], [Err(error)]
+            if error.to_string().contains("`host-1` is already connected (pid 42 on render01)")),
         "{refused:?}"
     );
     assert_eq!(farm.core.info().workers.len(), 1);
