@@ -437,47 +437,188 @@ impl NotifyArgs {
     }
 }
 
-/// Server settings shared by `server` and `farm`.
+/// Server settings shared by `server` and `farm`. Each is bounded where it is parsed (the
+/// parsers under [`ServerTuning`]'s impl): zero or absurd values would start a server no
+/// one can use, or one that fails later with a message about something else.
 #[derive(Debug, Clone, Args)]
 pub struct ServerTuning {
     /// How long a finished or canceled job (its tasks, output and results) is kept after it
-    /// ended, in hours (7 days by default); failed jobs are kept until `buildcat delete`.
+    /// ended, in hours (7 days by default; at most 87600, ten years); failed jobs are kept
+    /// until `buildcat delete`.
     #[arg(
         long = "retention",
         visible_alias = "retention-hours",
         value_name = "HOURS",
-        default_value_t = 168.0
+        default_value_t = 168.0,
+        value_parser = retention_hours
     )]
     pub retention_hours: f64,
-    /// How often workers heartbeat, in seconds; three missed heartbeats lose a worker.
-    #[arg(long, default_value_t = 5.0)]
+    /// How often workers heartbeat, in seconds (0.1 to 600); three missed heartbeats lose a
+    /// worker.
+    #[arg(long, default_value_t = 5.0, value_parser = heartbeat)]
     pub heartbeat: f64,
-    /// The largest message accepted, in bytes.
-    #[arg(long, default_value_t = buildcat_proto::DEFAULT_MAX_FRAME)]
+    /// The largest message accepted, in bytes (512 KiB to 1 GiB).
+    #[arg(long, default_value_t = buildcat_proto::DEFAULT_MAX_FRAME, value_parser = max_frame)]
     pub max_frame: usize,
-    /// Connections beyond this many are refused.
-    #[arg(long, default_value_t = 20_000)]
+    /// Connections beyond this many are refused (1 to 1000000).
+    #[arg(long, default_value_t = 20_000, value_parser = max_connections)]
     pub max_connections: usize,
     /// How long a worker whose connection dropped has to come back and keep its job, in
-    /// seconds (workers stop a job themselves before this, so it never runs twice).
-    #[arg(long, default_value_t = 60.0)]
+    /// seconds (at most a day; workers stop a job themselves before this, so it never runs
+    /// twice).
+    #[arg(long, default_value_t = 60.0, value_parser = reconnect_grace)]
     pub reconnect_grace: f64,
     /// Different jobs a worker may fail in a row before it is quarantined (gets no work);
     /// 0 turns quarantine off.
     #[arg(long, default_value_t = 5)]
     pub quarantine_after: u32,
-    /// How long a quarantine lasts, in seconds; 0: until `buildcat worker-enable NAME`.
-    #[arg(long, default_value_t = 900.0)]
+    /// How long a quarantine lasts, in seconds (at most a week); 0: until `buildcat
+    /// worker-enable NAME`.
+    #[arg(long, default_value_t = 900.0, value_parser = quarantine_cooldown)]
     pub quarantine_cooldown: f64,
-    /// Bytes of output the server keeps per job (on disk, beside the jobs); past it, the
-    /// first quarter and the newest three quarters are kept and `logs` says what was dropped
-    /// between them.
-    #[arg(long, value_name = "BYTES", default_value_t = buildcat_queue::core::DEFAULT_MAX_LOG_BYTES)]
+    /// Bytes of output the server keeps per job (on disk, beside the jobs; 1 MiB to 1 TiB);
+    /// past it, the first quarter and the newest three quarters are kept and `logs` says
+    /// what was dropped between them.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = buildcat_queue::core::DEFAULT_MAX_LOG_BYTES,
+        value_parser = max_log_bytes
+    )]
     pub max_log_bytes: u64,
     /// Do not wait for the disk on commit (UNSAFE: a power loss can lose acknowledged
     /// jobs; for measuring what durability costs).
     #[arg(long, hide = true)]
     pub unsafe_no_sync: bool,
+}
+
+/// The smallest `--max-frame`: the largest messages whose size the protocol bounds are a
+/// frame preview and a worker's batch of output lines (256 KiB each, plus their fields);
+/// below this, workers and clients would fail with a frame error on ordinary messages.
+const MIN_MAX_FRAME: usize = 512 << 10;
+
+/// The most `--max-connections`: beyond any farm, and within what a hello's refusal can
+/// name.
+const MAX_CONNECTIONS: usize = 1_000_000;
+
+/// The fastest heartbeat, in seconds: faster only loads the server with heartbeats.
+const MIN_HEARTBEAT: f64 = 0.1;
+
+/// The slowest heartbeat, in seconds: three missed lose a worker, and a dead worker
+/// noticed after more than half an hour holds its task for nothing.
+const MAX_HEARTBEAT: f64 = 600.0;
+
+/// The longest `--retention`, in hours (ten years): longer is forever in practice, and
+/// far larger values overflow the server's clock.
+const MAX_RETENTION_HOURS: f64 = 87_600.0;
+
+/// The longest `--reconnect-grace`, in seconds (a day): a lost worker's task waits that
+/// long before it runs elsewhere.
+const MAX_RECONNECT_GRACE: f64 = 86_400.0;
+
+/// The longest `--quarantine-cooldown`, in seconds (a week); 0 already means "until
+/// enabled by hand".
+const MAX_QUARANTINE_COOLDOWN: f64 = 604_800.0;
+
+/// The smallest `--max-log-bytes`: one page of output, so a job keeps the start and the
+/// end of what it printed rather than almost nothing.
+const MIN_MAX_LOG_BYTES: u64 = 1 << 20;
+
+/// The largest `--max-log-bytes` (1 TiB): beyond any disk meant for job output.
+const MAX_MAX_LOG_BYTES: u64 = 1 << 40;
+
+/// A whole number of `what` from `text`, within `range`; outside it, the error says the
+/// range and `why` it is bounded.
+fn whole_in<T>(
+    text: &str,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+    why: &str,
+) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    let value: T = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number of {what}"))?;
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{value} is outside {}..={} {what}: {why}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+/// A number of seconds or hours from `text`, within `range`.
+fn number_in(text: &str, range: std::ops::RangeInclusive<f64>, unit: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of {unit}"))?;
+    if value.is_finite() && range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "must be from {} to {} {unit}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+/// `--max-frame`.
+fn max_frame(text: &str) -> Result<usize, String> {
+    whole_in(
+        text,
+        MIN_MAX_FRAME..=buildcat_proto::codec::MAX_FRAME_LIMIT,
+        "bytes",
+        "smaller frames cannot carry a worker's output or a frame preview (512 KiB at least), \
+         larger ones no codec takes (1 GiB at most)",
+    )
+}
+
+/// `--max-connections`.
+fn max_connections(text: &str) -> Result<usize, String> {
+    whole_in(
+        text,
+        1..=MAX_CONNECTIONS,
+        "connections",
+        "with none the server would refuse everyone",
+    )
+}
+
+/// `--heartbeat`.
+fn heartbeat(text: &str) -> Result<f64, String> {
+    number_in(text, MIN_HEARTBEAT..=MAX_HEARTBEAT, "seconds")
+}
+
+/// `--retention`.
+fn retention_hours(text: &str) -> Result<f64, String> {
+    number_in(text, 0.0..=MAX_RETENTION_HOURS, "hours")
+}
+
+/// `--reconnect-grace`.
+fn reconnect_grace(text: &str) -> Result<f64, String> {
+    number_in(text, 0.0..=MAX_RECONNECT_GRACE, "seconds")
+}
+
+/// `--quarantine-cooldown`.
+fn quarantine_cooldown(text: &str) -> Result<f64, String> {
+    number_in(text, 0.0..=MAX_QUARANTINE_COOLDOWN, "seconds")
+}
+
+/// `--max-log-bytes`.
+fn max_log_bytes(text: &str) -> Result<u64, String> {
+    whole_in(
+        text,
+        MIN_MAX_LOG_BYTES..=MAX_MAX_LOG_BYTES,
+        "bytes",
+        "a job keeps at least a page of output (1 MiB), and at most 1 TiB",
+    )
 }
 
 /// `buildcat worker`.
@@ -1208,4 +1349,32 @@ pub struct TunnelArgs {
     /// Whatever the old command took; ignored.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     pub rest: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tester finding 11: values that start a server nobody can use are refused at start.
+    #[test]
+    fn server_flags_refuse_values_that_make_the_server_useless() {
+        assert!(max_frame("1").is_err_and(|e| e.contains("512 KiB")));
+        assert_eq!(max_frame("1000000"), Ok(1_000_000));
+        assert!(max_frame("2000000000").is_err());
+        assert!(max_connections("0").is_err_and(|e| e.contains("refuse everyone")));
+        assert_eq!(max_connections("1"), Ok(1));
+        assert!(heartbeat("0").is_err());
+        assert!(heartbeat("1e300").is_err());
+        assert!(heartbeat("NaN").is_err());
+        assert_eq!(heartbeat("0.5"), Ok(0.5));
+        assert!(retention_hours("-1").is_err());
+        assert!(retention_hours("inf").is_err());
+        assert_eq!(retention_hours("0.0005"), Ok(0.0005));
+        assert!(reconnect_grace("1e20").is_err());
+        assert!(quarantine_cooldown("1e20").is_err());
+        assert!(max_log_bytes("0").is_err());
+        assert!(max_log_bytes("ten").is_err_and(|e| e.contains("not a whole number")));
+        let parsed = Cli::try_parse_from(["buildcat", "server", "--max-connections", "0"]);
+        assert!(parsed.is_err_and(|e| e.to_string().contains("--max-connections")));
+    }
 }

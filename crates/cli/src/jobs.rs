@@ -72,10 +72,14 @@ pub fn parse_all<T>(
 /// Job options from the command line, without the dependencies (which need the server to
 /// turn numbers into ids: [`resolve_after`]); checked before connecting.
 pub fn job_options(submit: &SubmitOptions) -> anyhow::Result<JobOptions> {
+    let longest = buildcat_client::MAX_TIMEOUT_MS / 1000;
     let timeout_ms = match submit.timeout {
         None => None,
-        Some(seconds) if seconds > 0.0 && seconds.is_finite() => {
+        Some(seconds) if seconds > 0.0 && seconds <= longest as f64 => {
             Some((seconds * 1000.0).round() as u64)
+        }
+        Some(seconds) if seconds > 0.0 => {
+            bail!("--timeout {seconds} is too long: the longest is {longest} seconds (365 days)")
         }
         Some(_) => bail!("--timeout must be a positive number of seconds"),
     };
@@ -93,6 +97,14 @@ pub fn job_options(submit: &SubmitOptions) -> anyhow::Result<JobOptions> {
     }
     if submit.gpu_memory == Some(0) {
         bail!("--gpu-memory must be at least 1 MiB; leave it out to take a GPU of any memory");
+    }
+    if let Some(memory) = submit.gpu_memory
+        && memory > buildcat_client::MAX_GPU_MEMORY_MIB
+    {
+        bail!(
+            "--gpu-memory {memory} is more than any GPU has: the most is {} MiB",
+            buildcat_client::MAX_GPU_MEMORY_MIB
+        );
     }
     Ok(JobOptions {
         timeout_ms,

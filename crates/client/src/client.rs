@@ -282,8 +282,10 @@ impl Client {
     /// count, in the same order.
     ///
     /// Returns once the server has stored every job. An empty list sends nothing. A job
-    /// with an empty queue or kind, or without tasks, is refused before anything is sent
-    /// ([`ClientError::Invalid`]). A job whose `submitter` is empty is sent with
+    /// with an empty queue or kind, without tasks, or past a limit of the server's (more
+    /// than [`MAX_TASKS`](crate::MAX_TASKS) tasks, a timeout over
+    /// [`MAX_TIMEOUT_MS`](crate::MAX_TIMEOUT_MS)) is refused before anything is encoded or
+    /// sent ([`ClientError::Invalid`]). A job whose `submitter` is empty is sent with
     /// [`submitter()`](crate::submitter)'s.
     pub async fn submit_jobs(&self, mut jobs: Vec<NewJob>) -> Result<Vec<Submitted>, ClientError> {
         if jobs.is_empty() {
@@ -291,7 +293,7 @@ impl Client {
         }
         let who = submitter();
         for job in &mut jobs {
-            check_job(job)?;
+            crate::limits::check_job(job)?;
             if job.submitter.is_empty() {
                 job.submitter.clone_from(&who);
             }
@@ -603,29 +605,6 @@ pub(crate) fn new_task<T: Task>(frames: Option<&str>, task: &T) -> Result<NewTas
         frames: frames.map(str::to_owned),
         args: codec::encode_value(task).map_err(ClientError::Encode)?,
     })
-}
-
-/// Refuses, before anything is sent, a job the server would refuse.
-fn check_job(job: &NewJob) -> Result<(), ClientError> {
-    if job.queue.trim().is_empty() {
-        return Err(ClientError::Invalid(
-            "the queue name is empty; every job goes into a named queue, such as `default`"
-                .to_owned(),
-        ));
-    }
-    if job.kind.trim().is_empty() {
-        return Err(ClientError::Invalid(format!(
-            "a job for queue `{}` has an empty kind",
-            job.queue
-        )));
-    }
-    if job.tasks.is_empty() {
-        return Err(ClientError::Invalid(format!(
-            "job `{}` for queue `{}` has no tasks; add at least one",
-            job.name, job.queue
-        )));
-    }
-    Ok(())
 }
 
 /// Whether a job's record is that of the job `asked` names.

@@ -25,6 +25,8 @@
 //! - [`render`]: a render's checks, name and tasks before it is sent
 //!   ([`render::BlenderRenderPlan`] and its siblings), shared by the command line, the Python
 //!   package and the Blender add-on.
+//! - `limits`: what a server accepts in a submission ([`MAX_TASKS`], [`MAX_TIMEOUT_MS`]),
+//!   checked before anything is encoded, so the message names the limit.
 //! - `submitter`: [`submitter()`], `user@host`, which every submission records.
 //! - `connect`: opening a connection. Resolves the address, connects over TCP and
 //!   exchanges hellos, each step bounded by its timeout.
@@ -45,6 +47,7 @@ mod connect;
 mod connection;
 mod error;
 mod handle;
+mod limits;
 mod reconnect;
 pub mod render;
 mod submitter;
@@ -61,6 +64,7 @@ pub use builder::JobBuilder;
 pub use client::{Client, ClientOptions, JobListing};
 pub use error::{ClientError, ErrorKind};
 pub use handle::JobHandle;
+pub use limits::{MAX_GPU_MEMORY_MIB, MAX_TASKS, MAX_TIMEOUT_MS};
 pub use reconnect::Reconnect;
 pub use submitter::{submitter, submitter_user};
 pub use tls::TlsOptions;

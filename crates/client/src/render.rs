@@ -87,6 +87,40 @@ pub fn check_path(what: &'static str, path: &str) -> Result<(), PlanError> {
     paths::check_relative(path).map_err(|error| PlanError::Path { what, error })
 }
 
+/// Refuses a render of more tasks than a job may have ([`crate::MAX_TASKS`]), before its
+/// tasks are built: a million one-frame tasks would otherwise be built and encoded only to
+/// be refused. `fix` says what to change.
+fn check_task_count(tasks: u128, fix: &str) -> Result<(), PlanError> {
+    if tasks > crate::MAX_TASKS as u128 {
+        return Err(PlanError::Invalid(format!(
+            "this render would be {tasks} tasks, and a job may have at most {}; {fix}",
+            crate::MAX_TASKS
+        )));
+    }
+    Ok(())
+}
+
+/// What to change when chunks of frames are too many: the chunk that makes `frames` fit.
+fn larger_chunk(frames: u128) -> String {
+    format!(
+        "give each task more frames with a larger chunk (--chunk {} or more) or submit \
+         several jobs",
+        frames.div_ceil(crate::MAX_TASKS as u128)
+    )
+}
+
+/// How many frames `range` names, without listing them.
+fn range_len(range: &FrameRange) -> u128 {
+    let span = i128::from(range.stop) - i128::from(range.start);
+    let step = i128::from(range.step.max(1));
+    u128::try_from((span + step - 1) / step).unwrap_or(0)
+}
+
+/// How many chunks of `chunk` frames `range` is cut into (as [`chunks`] cuts it).
+fn range_chunks(range: &FrameRange, chunk: usize) -> u128 {
+    range_len(range).div_ceil(chunk.max(1) as u128)
+}
+
 /// The last part of a path, for a job's name (`scenes/shot.blend` is `shot.blend`).
 pub fn file_name(path: &str) -> &str {
     path.rsplit(['/', '\\'])
@@ -334,6 +368,10 @@ impl BlenderRenderPlan {
         } else {
             self.chunk
         };
+        check_task_count(
+            frames.len().div_ceil(chunk_size.max(1)) as u128,
+            &larger_chunk(frames.len() as u128),
+        )?;
         Ok(RenderPlan {
             name: format!("{} {shown}", file_name(&self.blend)),
             runs: self.runs(Some(&shown)),
@@ -429,6 +467,10 @@ impl HoudiniIfdPlan {
         for ifd in &self.ifds {
             check_path(".ifd file", ifd)?;
         }
+        check_task_count(
+            self.ifds.len() as u128,
+            "one task renders one file: submit the files as several jobs",
+        )?;
         let name = match self.ifds.as_slice() {
             [] => return Err(PlanError::Invalid("give at least one .ifd file".to_owned())),
             [one] => file_name(one).to_owned(),
@@ -481,6 +523,16 @@ impl ModoRenderPlan {
                 self.stop, self.start
             )));
         }
+        let range = FrameRange {
+            start: self.start,
+            stop: self.stop,
+            step: self.step,
+        };
+        check_task_count(
+            range_len(&range),
+            "one task renders one frame: render fewer frames per job (a larger --step, or \
+             several jobs)",
+        )?;
         let step = usize::try_from(self.step).unwrap_or(usize::MAX);
         let frames: Vec<i64> = (self.start..self.stop).step_by(step).collect();
         let (start, stop, step_text) = (
@@ -595,6 +647,15 @@ impl HoudiniUsdPlan {
             ));
         }
         let spec: Option<FrameSpec> = self.frames.as_deref().map(str::parse).transpose()?;
+        if let Some(spec) = &spec {
+            check_task_count(
+                spec.ranges
+                    .iter()
+                    .map(|range| range_chunks(range, self.chunk))
+                    .sum(),
+                &larger_chunk(spec.ranges.iter().map(range_len).sum()),
+            )?;
+        }
         let shown = spec.as_ref().map(ToString::to_string);
         let chunk = self.chunk.to_string();
         let mut words = vec!["houdini-render-usd", self.usd.as_str()];
@@ -747,5 +808,66 @@ mod usd_tests {
         plan.cycles_device = Some("CPU".to_owned());
         let refused = plan.plan().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(refused.contains("--gpu renders on a GPU"), "{refused}");
+    }
+}
+
+#[cfg(test)]
+mod task_count_tests {
+    use super::*;
+
+    fn refusal<T>(planned: Result<RenderPlan<T>, PlanError>) -> String {
+        match planned {
+            Err(PlanError::Invalid(message)) => message,
+            Err(other) => panic!("expected a refusal of the task count, got {other}"),
+            Ok(_) => panic!("expected a refusal of the task count, got a plan"),
+        }
+    }
+
+    /// Tester finding 9: every render kind that makes a task per chunk, frame or file
+    /// refuses more tasks than a job may have before building them, naming the limit and
+    /// the chunk that fits.
+    #[test]
+    fn renders_of_more_tasks_than_a_job_may_have_are_refused_before_they_are_built() {
+        let mut blender = BlenderRenderPlan::new("cube.blend", "1-1000000");
+        blender.chunk = 1;
+        let message = refusal(blender.plan());
+        assert!(
+            message.contains("1000000 tasks") && message.contains("at most 10000"),
+            "{message}"
+        );
+        assert!(message.contains("--chunk 100 or more"), "{message}");
+        blender.chunk = 100;
+        assert_eq!(
+            blender.plan().map(|plan| plan.tasks.len()).ok(),
+            Some(10_000)
+        );
+
+        let usd = HoudiniUsdPlan {
+            usd: "a.usd".to_owned(),
+            frames: Some("1-20000,30001-40000:2".to_owned()),
+            chunk: 1,
+            renderer: None,
+            output: None,
+        };
+        let message = refusal(usd.plan());
+        assert!(
+            message.contains("25000 tasks") && message.contains("--chunk 3 or more"),
+            "{message}"
+        );
+        let usd = HoudiniUsdPlan { chunk: 3, ..usd };
+        assert!(usd.plan().is_ok());
+
+        let modo = ModoRenderPlan {
+            lxo: "a.lxo".to_owned(),
+            start: 0,
+            stop: i64::MAX,
+            step: 1,
+        };
+        assert!(refusal(modo.plan()).contains("at most 10000"));
+
+        let ifd = HoudiniIfdPlan {
+            ifds: vec!["a.ifd".to_owned(); crate::MAX_TASKS + 1],
+        };
+        assert!(refusal(ifd.plan()).contains("several jobs"));
     }
 }

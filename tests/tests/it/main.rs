@@ -29,6 +29,7 @@ mod harness;
 mod hostile;
 mod houdini;
 mod http;
+mod input;
 mod jobs;
 mod lifecycle;
 mod memory;

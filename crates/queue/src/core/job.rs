@@ -589,6 +589,16 @@ pub(super) const MAX_DEPENDENCIES: usize = 10_000;
 /// the farm's root, with their paths as the result.
 pub(super) const MAX_RESULT_BYTES: usize = 4 << 20;
 
+/// The longest timeout a job may set, in milliseconds (365 days): a render that may run
+/// longer has no timeout worth setting, and every timeout below it is a deadline the
+/// clock and both stores keep (a `u64` past `i64::MAX` is not). `buildcat-client` refuses
+/// the same before sending (`buildcat_client::MAX_TIMEOUT_MS`).
+pub(super) const MAX_TIMEOUT_MS: u64 = 365 * 24 * 60 * 60 * 1000;
+
+/// The most memory per GPU a job may require, in MiB (1 PiB): far beyond any GPU, and
+/// within what both stores keep. `buildcat-client` refuses the same before sending.
+pub(super) const MAX_GPU_MEMORY_MIB: u64 = 1 << 30;
+
 /// The longest failure reason kept, in bytes.
 const MAX_REASON_BYTES: usize = 2 << 10;
 
@@ -714,6 +724,21 @@ pub(super) fn check_bounds(new: &NewJob) -> Result<(), String> {
         return Err(format!(
             "a job may have at most {MAX_ATTEMPTS} attempts per task, not {}",
             new.options.max_attempts
+        ));
+    }
+    if let Some(timeout) = new.options.timeout_ms
+        && timeout > MAX_TIMEOUT_MS
+    {
+        return Err(format!(
+            "a job's timeout may be at most {MAX_TIMEOUT_MS} ms ({} s, 365 days), not {timeout} \
+             ms; give a shorter timeout, or none",
+            MAX_TIMEOUT_MS / 1000
+        ));
+    }
+    if new.options.gpus.memory_mib > MAX_GPU_MEMORY_MIB {
+        return Err(format!(
+            "a job may require at most {MAX_GPU_MEMORY_MIB} MiB of memory per GPU, not {}",
+            new.options.gpus.memory_mib
         ));
     }
     if new.options.gpus.count > buildcat_proto::MAX_GPUS_REQUIRED {

@@ -23,7 +23,7 @@ use buildcat_proto::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AppState, auth, events, login, metrics, openapi, page, previews, throughput};
+use super::{AppState, auth, events, login, metrics, openapi, origin, page, previews, throughput};
 use crate::server::CoreHandle;
 use crate::server::HubClosed;
 
@@ -69,6 +69,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/login", post(login::login))
         .route("/api/v1/login", get(login::signed_in))
         .merge(page::router())
+        // Outermost, so it covers every route above, the login and the page included: a
+        // request from another site's page is refused before the token check counts it.
+        .layer(middleware::from_fn_with_state(state.clone(), origin::check))
         .with_state(state)
 }
 

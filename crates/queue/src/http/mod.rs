@@ -21,6 +21,9 @@
 //! - `throughput`: tasks finished per minute over the last hour, for the page's chart,
 //!   counted from the core's notices with the task metrics.
 //! - `previews`: a job's frame previews, listed and the newest served as an image.
+//! - `origin`: requests from other sites' pages (a foreign `Origin`, `Sec-Fetch-Site:
+//!   cross-site`) may not change anything, and without a token a foreign `Host` (DNS
+//!   rebinding) gets no answer; checked before anything else, on every route.
 //! - `standby`: what the HTTP port of a standby server answers (503, naming the active
 //!   server); not the shell, which runs only on the active server.
 
@@ -40,6 +43,7 @@ mod guesses;
 mod login;
 mod metrics;
 mod openapi;
+mod origin;
 mod page;
 mod previews;
 pub(crate) mod standby;
@@ -108,6 +112,9 @@ pub(crate) struct AppState {
     pub(crate) throughput: throughput::Throughput,
     /// Wrong tokens per peer address, to slow down guessing.
     pub(crate) guesses: guesses::Guesses,
+    /// The server's own scheme and address, which a browser's `Origin` and `Host` must
+    /// name (other sites' pages may not steer the farm).
+    pub(crate) own: origin::Own,
 }
 
 /// Serves the HTTP API and metrics on `listener` until `shutdown` resolves; requests in
@@ -124,6 +131,10 @@ pub(crate) async fn serve(
     let addr = listener
         .local_addr()
         .map_or_else(|e| format!("unknown ({e})"), |addr| addr.to_string());
+    let own = origin::Own {
+        https: tls.is_some(),
+        listen: listener.local_addr().ok().map(|addr| addr.ip()),
+    };
     let stopping = tokio_util::sync::CancellationToken::new();
     let core = Arc::new(RwLock::new(Some(core)));
     let state = AppState {
@@ -137,6 +148,7 @@ pub(crate) async fn serve(
         tasks: measures.tasks,
         in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         guesses: guesses::Guesses::default(),
+        own,
     };
     let shell_stopping = stopping.clone();
     let state_stopping = stopping;

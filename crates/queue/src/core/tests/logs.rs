@@ -689,3 +689,58 @@ fn lines_keep_their_stream_through_follows_and_pages() {
     assert_eq!(page.lines, ["err b", "out again"]);
     assert_eq!(page.stderr, [0]);
 }
+
+/// Tester finding 8: a timeout or GPU memory no store can keep is refused at submission as
+/// bad input (not a storage error after the job took a number), and takes no job number.
+#[test]
+fn a_submission_no_store_could_keep_is_refused_before_it_takes_a_number() {
+    let mut stored = Stored::new(CoreConfig::default());
+    let (first, _) = stored.farm.submit_one("default", INFO);
+    let absurd = [
+        buildcat_proto::JobOptions {
+            timeout_ms: Some(u64::MAX),
+            ..Default::default()
+        },
+        buildcat_proto::JobOptions {
+            gpus: buildcat_proto::GpuRequirement {
+                count: 1,
+                memory_mib: u64::MAX,
+            },
+            ..Default::default()
+        },
+    ];
+    for (options, expected) in absurd.into_iter().zip(["at most 31536000000 ms", "MiB"]) {
+        let (_, frames) = stored.request(
+            CLIENT,
+            Request::Submit(vec![super::job("default", INFO, options)]),
+        );
+        assert!(
+            matches!(
+                replies(&frames, CLIENT).as_slice(),
+                [Err(RequestError::Invalid(message))] if message.contains(expected)
+            ),
+            "{frames:?}"
+        );
+    }
+    let longest = buildcat_proto::JobOptions {
+        timeout_ms: Some(365 * 24 * 3600 * 1000),
+        ..Default::default()
+    };
+    let (ids, _) = stored
+        .farm
+        .submit(vec![super::job("default", INFO, longest)]);
+    let number = |id: buildcat_proto::TaskId| {
+        stored
+            .farm
+            .core
+            .jobs
+            .get(&id.job)
+            .map(|job| job.number)
+            .expect("the job")
+    };
+    assert_eq!(
+        number(ids[0]),
+        number(first) + 1,
+        "a refused submission took a job number"
+    );
+}
