@@ -214,7 +214,7 @@ def test_modo_and_redshift_renders_are_planned_like_the_cli(client):
     assert modo.status()["name"] == "a.lxo 1-5:2"
     redshift = client.redshift_render("archives/a.rs", queue="nobody-serves-this")
     assert redshift.status()["name"] == "a.rs"
-    with pytest.raises(buildcat.InvalidRequest, match="--stop \\(1\\) must be greater"):
+    with pytest.raises(buildcat.InvalidRequest, match="^stop \\(1\\) must be greater"):
         client.modo_render("scenes/a.lxo", start=3, stop=1)
     with pytest.raises(buildcat.InvalidRequest, match="timeout must be a positive number"):
         client.redshift_render("archives/a.rs", timeout=-1)
@@ -242,7 +242,7 @@ def test_gpu_renders_ask_for_one_gpu_and_refuse_the_cpu(client):
     job.cancel()
     with pytest.raises(buildcat.InvalidRequest) as refused:
         client.blender_render("shot.blend", frames="1", gpu=True, cycles_device="CPU")
-    assert "--cycles-device CPU" in str(refused.value)
+    assert "cycles_device CPU" in str(refused.value)
     with pytest.raises(buildcat.InvalidRequest):
         client.run(["true"], gpu_memory=0)
 
