@@ -655,25 +655,36 @@ impl Core {
         {
             return false;
         }
-        let retry_at = task.retry_at;
-        let Some(last) = task.attempts.last_mut() else {
+        let Some(last) = task.attempts.last() else {
             return false;
         };
         if last.worker != name || last.outcome != Some(AttemptOutcome::WorkerLost) {
             return false;
         }
-        last.ended_at = None;
-        last.outcome = None;
-        task.retry_at = None;
+        self.take_back(id);
+        tracing::info!(worker = %name, task = %id, attempt, "a returning worker holds the result of an attempt counted lost; waiting for it");
+        self.orphan(now, now, id, attempt, name.to_owned());
+        true
+    }
+
+    /// Takes back `id`'s last attempt, counted lost, for the worker that ran it and came back
+    /// with it: the attempt is open again, and the task leaves its queue and any retry wait
+    /// and is started (recorded).
+    fn take_back(&mut self, id: TaskId) {
+        let Some(task) = self.task_mut(id) else {
+            return;
+        };
+        let retry_at = task.retry_at.take();
+        if let Some(last) = task.attempts.last_mut() {
+            last.ended_at = None;
+            last.outcome = None;
+        }
         if let Some(due) = retry_at {
             self.delayed.remove(&(due, id));
         }
         self.unqueue(id);
         self.set_state(id, TaskState::Started);
         self.record(id);
-        tracing::info!(worker = %name, task = %id, attempt, "a returning worker holds the result of an attempt counted lost; waiting for it");
-        self.orphan(now, now, id, attempt, name.to_owned());
-        true
     }
 
     /// A returning worker still runs `id`'s attempt `attempt`: give it back to `conn` if that
@@ -693,8 +704,7 @@ impl Core {
             return false;
         }
         let state = task.state;
-        let retry_at = task.retry_at;
-        let Some(last) = task.attempts.last_mut() else {
+        let Some(last) = task.attempts.last() else {
             return false;
         };
         // Only the worker the attempt was given to: attempt numbers are durable before a
@@ -704,15 +714,7 @@ impl Core {
         }
         match state {
             TaskState::Queued if last.outcome == Some(AttemptOutcome::WorkerLost) => {
-                last.ended_at = None;
-                last.outcome = None;
-                task.retry_at = None;
-                if let Some(due) = retry_at {
-                    self.delayed.remove(&(due, id));
-                }
-                self.unqueue(id);
-                self.set_state(id, TaskState::Started);
-                self.record(id);
+                self.take_back(id);
             }
             TaskState::Started => {
                 // Back within the grace period, or the old connection's loss has not been
