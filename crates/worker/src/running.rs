@@ -106,6 +106,17 @@ pub(crate) enum Halt {
     Abandoned,
 }
 
+impl std::fmt::Display for Halt {
+    /// The reason in the words the worker's log gives it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Halt::Interrupted => "the worker is stopping now",
+            Halt::LeaseExpired => "no answer from the server within the lease",
+            Halt::Abandoned => "the server handed the task to another worker",
+        })
+    }
+}
+
 /// One running task in the worker's count of them, for as long as this lives: it is held by
 /// the tokio task that runs the handler, so the count drops the moment the handler ends or is dropped.
 #[derive(Debug)]
@@ -224,7 +235,7 @@ impl TaskRun {
     /// as the future is dropped. The first reason given is kept.
     pub(crate) fn halt(&mut self, why: Halt) {
         if self.halted.is_none() {
-            warn!(task = %self.label, attempt = self.attempt, reason = ?why, "stopping the task now");
+            warn!(task = %self.label, attempt = self.attempt, reason = %why, "stopping the task now");
             self.halted = Some(why);
         }
         self.handler.abort();
@@ -263,7 +274,8 @@ impl TaskRun {
             // A handler that ended before the halt took effect reports how it ended.
             Ok(outcome) => outcome,
             Err(join_error) if join_error.is_cancelled() && self.halted.is_some() => {
-                info!(task = %self.label, kind = %self.kind, reason = ?self.halted, "task stopped");
+                let reason = self.halted.map(|why| why.to_string()).unwrap_or_default();
+                info!(task = %self.label, kind = %self.kind, reason = %reason, "task stopped");
                 Outcome::Interrupted
             }
             Err(join_error) => {
