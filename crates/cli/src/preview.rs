@@ -19,6 +19,21 @@ pub async fn preview(args: PreviewArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("could not read the previews of job {}", args.job))?;
     let (Some(newest), Some(image)) = (previews.previews.first(), previews.latest) else {
+        // An ended job gets no more: "try again later" would send the user waiting.
+        let ended = client
+            .job(job)
+            .await
+            .ok()
+            .map(|status| status.job.state)
+            .filter(|state| state.is_terminal());
+        if let Some(state) = ended {
+            anyhow::bail!(
+                "job {} ended ({}) without a preview: none of its tasks saved a frame one can \
+                 be made of (PNG, JPEG, TIFF or OpenEXR)",
+                previews.number,
+                state.as_str()
+            );
+        }
         anyhow::bail!(
             "job {} has no preview yet: one comes when a task of it saves a frame (PNG, JPEG, \
              TIFF or OpenEXR); try again later",

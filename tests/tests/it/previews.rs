@@ -398,7 +398,8 @@ fn a_frame_that_is_no_image_gets_no_preview_and_its_task_finishes() {
     );
     let none = farm.run(&["preview", &job]);
     assert!(
-        !none.status.success() && stderr(&none).contains("has no preview yet"),
+        !none.status.success()
+            && stderr(&none).contains(&format!("job {job} ended (finished) without a preview")),
         "{}",
         describe(&none)
     );
