@@ -3,25 +3,14 @@
 //! a frame error from the encoder (a render of a million one-frame tasks is far over the
 //! frame limit) or a refusal from the server after the request was built.
 //!
-//! The server checks the same limits itself (every client is untrusted); these copies only
-//! make the message earlier and clearer.
+//! The server checks the same limits itself (every client is untrusted), defined once in
+//! `buildcat-proto`; checking them here only makes the message earlier and clearer.
 
 use buildcat_proto::NewJob;
 
 use crate::error::ClientError;
 
-/// The most tasks one job may have (the server's limit: a job's status lists every task in
-/// one reply). A render of more frames is submitted with more frames per task (a larger
-/// chunk) or as several jobs.
-pub const MAX_TASKS: usize = 10_000;
-
-/// The longest timeout a job may set, in milliseconds (365 days, the server's limit): a
-/// task that may run longer has no timeout worth setting.
-pub const MAX_TIMEOUT_MS: u64 = 365 * 24 * 60 * 60 * 1000;
-
-/// The most memory per GPU a job may require, in MiB (1 PiB, the server's limit): far
-/// beyond any GPU.
-pub const MAX_GPU_MEMORY_MIB: u64 = 1 << 30;
+pub use buildcat_proto::{MAX_GPU_MEMORY_MIB, MAX_TASKS, MAX_TIMEOUT_MS};
 
 /// Refuses, before anything is encoded or sent, a job the server would refuse.
 pub(crate) fn check_job(job: &NewJob) -> Result<(), ClientError> {

@@ -504,6 +504,23 @@ impl TaskCounts {
     }
 }
 
+/// The most tasks one job may have: its status lists every task in one reply (a task's
+/// summary is bounded to well under a kilobyte), and a render of more frames than this is
+/// submitted in chunks of several frames per task, or as several jobs. The server refuses
+/// more; `buildcat-client` refuses the same before anything is encoded.
+pub const MAX_TASKS: usize = 10_000;
+
+/// The longest timeout a job may set, in milliseconds (365 days): a render that may run
+/// longer has no timeout worth setting, and every timeout below it is a deadline the
+/// server's clock and both of its stores keep (a `u64` past `i64::MAX` is not). The server
+/// refuses more; `buildcat-client` refuses the same before sending.
+pub const MAX_TIMEOUT_MS: u64 = 365 * 24 * 60 * 60 * 1000;
+
+/// The most memory per GPU a job may require, in MiB (1 PiB): far beyond any GPU, and
+/// within what the server's stores keep. The server refuses more; `buildcat-client` refuses
+/// the same before sending.
+pub const MAX_GPU_MEMORY_MIB: u64 = 1 << 30;
+
 /// What a submitter may set on a job; it applies to each of its tasks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobOptions {

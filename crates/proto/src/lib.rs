@@ -43,8 +43,8 @@ pub use gpu::{Gpu, GpuRequirement, GpuVendor, MAX_GPU_TEXT, MAX_GPUS, MAX_GPUS_R
 pub use handshake::{HandshakeError, Hello, HelloReply, MAGIC, PROTOCOL_VERSION, Role, Welcome};
 pub use job::{
     Attempt, AttemptOutcome, Dependency, Failure, JobId, JobOptions, JobRef, JobState, JobStatus,
-    JobSummary, NewJob, NewTask, TaskCounts, TaskId, TaskProgress, TaskRef, TaskState, TaskStatus,
-    TaskSummary, Timestamp,
+    JobSummary, MAX_GPU_MEMORY_MIB, MAX_TASKS, MAX_TIMEOUT_MS, NewJob, NewTask, TaskCounts, TaskId,
+    TaskProgress, TaskRef, TaskState, TaskStatus, TaskSummary, Timestamp,
 };
 pub use message::{
     Assignment, Change, Changed, ClientFrame, Completion, DroppedOutput, FarmInfo, JobEvent,

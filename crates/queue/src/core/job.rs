@@ -558,10 +558,9 @@ fn last_end(tasks: &[Task]) -> Option<Timestamp> {
 /// it whole): a job of many failed tasks must fit in one reply.
 const MAX_SUMMARY_REASON_BYTES: usize = 256;
 
-/// The most tasks one job may have: its status lists every task in one reply (a task's
-/// summary is bounded to well under a kilobyte), and a render of more frames than this is
-/// submitted in chunks of several frames per task.
-pub(super) const MAX_TASKS: usize = 10_000;
+/// The submission limits shared with `buildcat-client` (which refuses the same before
+/// sending), defined once in the protocol crate.
+pub(super) use buildcat_proto::{MAX_GPU_MEMORY_MIB, MAX_TASKS, MAX_TIMEOUT_MS};
 
 /// The longest job name or submitter accepted, and `runs` text kept, in bytes: they are
 /// in every listing.
@@ -588,16 +587,6 @@ pub(super) const MAX_DEPENDENCIES: usize = 10_000;
 /// status reply beside the attempts, within one frame. Larger outputs belong in files in
 /// the farm's root, with their paths as the result.
 pub(super) const MAX_RESULT_BYTES: usize = 4 << 20;
-
-/// The longest timeout a job may set, in milliseconds (365 days): a render that may run
-/// longer has no timeout worth setting, and every timeout below it is a deadline the
-/// clock and both stores keep (a `u64` past `i64::MAX` is not). `buildcat-client` refuses
-/// the same before sending (`buildcat_client::MAX_TIMEOUT_MS`).
-pub(super) const MAX_TIMEOUT_MS: u64 = 365 * 24 * 60 * 60 * 1000;
-
-/// The most memory per GPU a job may require, in MiB (1 PiB): far beyond any GPU, and
-/// within what both stores keep. `buildcat-client` refuses the same before sending.
-pub(super) const MAX_GPU_MEMORY_MIB: u64 = 1 << 30;
 
 /// The longest failure reason kept, in bytes.
 const MAX_REASON_BYTES: usize = 2 << 10;
